@@ -1,0 +1,455 @@
+//! Runtime settings: where a gateway runs (`conf/micro-gw.toml`), never what its APIs are.
+//!
+//! Loading is in two stages: the file is read into a TOML table, overrides from the environment
+//! (`MGW_<SECTION>_<KEY>`) and arguments (`--<section>.<key>=<value>`) are applied to known keys,
+//! then the table is deserialized with unknown keys refused, so a typo is an error, not a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the runtime settings file inside a project's `conf/`.
+pub const CONFIG_FILE_NAME: &str = "micro-gw.toml";
+/// Environment variable naming a directory that holds `micro-gw.toml`.
+pub const CONF_DIR_ENV: &str = "MGW_CONF_DIR";
+/// Prefix of environment variables that override settings.
+pub const ENV_PREFIX: &str = "MGW_";
+
+/// All runtime settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Listeners.
+    pub listener: ListenerConfig,
+    /// The HTTPS listener's certificate.
+    pub tls: TlsConfig,
+    /// Connections to upstream endpoints.
+    pub upstream: UpstreamConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[listener]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerConfig {
+    /// Address both listeners bind.
+    pub host: String,
+    /// Plain HTTP port (HTTP/1.1 and h2c with prior knowledge); 0 picks a free port.
+    pub http_port: u16,
+    /// HTTPS port (ALPN h2 and http/1.1); 0 picks a free port.
+    pub https_port: u16,
+    /// Serve plain HTTP.
+    pub http_enabled: bool,
+    /// Serve HTTPS.
+    pub https_enabled: bool,
+    /// Worker threads; 0 means one per CPU core.
+    pub worker_threads: usize,
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    pub shutdown_timeout_seconds: u64,
+    /// Seconds a TLS handshake may take.
+    pub tls_handshake_timeout_seconds: u64,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; relative paths are relative to the config file's directory.
+    pub certificate: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: PathBuf,
+}
+
+/// `[upstream]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Roots trusted for HTTPS endpoints: `"system"` or a PEM bundle path.
+    pub truststore: String,
+    /// Milliseconds to establish a TCP connection to an endpoint.
+    pub connect_timeout_ms: u64,
+    /// Seconds an idle pooled connection is kept (keep it below the upstream's keep-alive).
+    pub pool_idle_timeout_seconds: u64,
+    /// Idle pooled connections kept per upstream host.
+    pub pool_max_idle_per_host: usize,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter directive).
+    pub level: String,
+    /// One line per request on the `access` target.
+    pub access_log: bool,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            http_port: 9090,
+            https_port: 9095,
+            http_enabled: true,
+            https_enabled: true,
+            worker_threads: 0,
+            shutdown_timeout_seconds: 30,
+            tls_handshake_timeout_seconds: 10,
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            certificate: PathBuf::from("tls/cert.pem"),
+            private_key: PathBuf::from("tls/key.pem"),
+        }
+    }
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            truststore: "system".into(),
+            connect_timeout_ms: 10_000,
+            pool_idle_timeout_seconds: 30,
+            pool_max_idle_per_host: 128,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            access_log: true,
+        }
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            listener: ListenerConfig::default(),
+            tls: TlsConfig::default(),
+            upstream: UpstreamConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// A settings file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No file where one was looked for.
+    #[error("config file {path} does not exist{hint}")]
+    Missing {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// How it was chosen, and what to do.
+        hint: String,
+    },
+    /// The file exists but cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Syntax error, unknown key or wrong type.
+    #[error("{path}{line}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// `:<line>` when known.
+        line: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An override from the environment or an argument is not usable.
+    #[error("{0}")]
+    Override(String),
+}
+
+/// Where the settings file comes from, in order of precedence:
+/// an explicit `--config`, then `$MGW_CONF_DIR/micro-gw.toml`, then the project's
+/// `conf/micro-gw.toml` found from the binary at `<project>/target/<name>`.
+pub fn locate(
+    explicit: Option<&Path>,
+    conf_dir_env: Option<&str>,
+    binary: &Path,
+) -> Result<PathBuf, ConfigError> {
+    if let Some(path) = explicit {
+        return existing(path.to_path_buf(), " (given with --config)");
+    }
+    if let Some(dir) = conf_dir_env.filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        if !dir.is_dir() {
+            return Err(ConfigError::Missing {
+                path: dir,
+                hint: format!(" (the directory named by {CONF_DIR_ENV}): create it or unset the variable"),
+            });
+        }
+        return existing(dir.join(CONFIG_FILE_NAME), &format!(" (from {CONF_DIR_ENV})"));
+    }
+    let project_conf = binary
+        .parent()
+        .and_then(Path::parent)
+        .map(|project| project.join("conf").join(CONFIG_FILE_NAME))
+        .unwrap_or_else(|| PathBuf::from("conf").join(CONFIG_FILE_NAME));
+    existing(
+        project_conf,
+        &format!(
+            ": a gateway binary reads <project>/conf/{CONFIG_FILE_NAME} when it sits in <project>/target/; pass --config <file> or set {CONF_DIR_ENV}"
+        ),
+    )
+}
+
+fn existing(path: PathBuf, hint: &str) -> Result<PathBuf, ConfigError> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(ConfigError::Missing {
+            path,
+            hint: hint.to_string(),
+        })
+    }
+}
+
+/// A loaded configuration and the directory its relative paths are relative to.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The settings.
+    pub config: RuntimeConfig,
+    /// The file they came from.
+    pub path: PathBuf,
+}
+
+impl LoadedConfig {
+    /// Resolves a path from the settings against the config file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.path
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join(path)
+        }
+    }
+}
+
+/// Reads the file at `path` and applies overrides: `env` is the process environment (injected,
+/// so tests need not mutate it) and `args` holds `section.key=value` pairs from the command line.
+pub fn load(
+    path: &Path,
+    env: &[(String, String)],
+    args: &[(String, String)],
+) -> Result<LoadedConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let config = parse(&text, path, env, args)?;
+    Ok(LoadedConfig {
+        config,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Parses settings text (see [`load`]).
+pub fn parse(
+    text: &str,
+    path: &Path,
+    env: &[(String, String)],
+    args: &[(String, String)],
+) -> Result<RuntimeConfig, ConfigError> {
+    let invalid = |err: toml::de::Error| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line: err
+            .span()
+            .map(|span| format!(":{}", line_of(text, span.start)))
+            .unwrap_or_default(),
+        message: err.message().trim().to_string(),
+    };
+    // Validate the file on its own first, so an error points at the file's own line.
+    let _: RuntimeConfig = toml::from_str(text).map_err(invalid)?;
+    let mut table: toml::Table = toml::from_str(text).map_err(invalid)?;
+    apply_overrides(&mut table, env, args)?;
+    let config = RuntimeConfig::deserialize(toml::Value::Table(table))
+        .map_err(|err| ConfigError::Override(format!("an override is invalid: {}", err.message().trim())))?;
+    config.validate(path)?;
+    Ok(config)
+}
+
+impl RuntimeConfig {
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: String::new(),
+            message,
+        };
+        if self.listener.host.parse::<std::net::IpAddr>().is_err() {
+            return Err(bad(format!(
+                "listener.host = {:?} is not an IP address: use for example \"0.0.0.0\", \"127.0.0.1\" or \"::\"",
+                self.listener.host
+            )));
+        }
+        if !self.listener.http_enabled && !self.listener.https_enabled {
+            return Err(bad(
+                "both listeners are disabled: set listener.http_enabled or listener.https_enabled to true".into(),
+            ));
+        }
+        if self.upstream.connect_timeout_ms == 0 {
+            return Err(bad("upstream.connect_timeout_ms must be above 0".into()));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(bad(format!(
+                "log.level = {:?} is not a level: use error, warn, info, debug or trace",
+                self.log.level
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Applies `MGW_<SECTION>_<KEY>` variables and `section.key=value` arguments to keys that exist.
+fn apply_overrides(
+    table: &mut toml::Table,
+    env: &[(String, String)],
+    args: &[(String, String)],
+) -> Result<(), ConfigError> {
+    let defaults = toml::Table::try_from(RuntimeConfig::default()).expect("defaults serialize");
+    for (section, keys) in &defaults {
+        let Some(keys) = keys.as_table() else { continue };
+        for (key, default) in keys {
+            let env_name = format!("{ENV_PREFIX}{}_{}", section.to_uppercase(), key.to_uppercase());
+            let dotted = format!("{section}.{key}");
+            let value = args
+                .iter()
+                .rev()
+                .find(|(name, _)| *name == dotted)
+                .map(|(_, v)| (dotted.clone(), v))
+                .or_else(|| {
+                    env.iter()
+                        .find(|(name, _)| *name == env_name)
+                        .map(|(_, v)| (env_name.clone(), v))
+                });
+            if let Some((source, raw)) = value {
+                let parsed = typed_value(raw, default).ok_or_else(|| {
+                    ConfigError::Override(format!(
+                        "{source}={raw:?} is not a valid {}: expected a value like {default}",
+                        default.type_str()
+                    ))
+                })?;
+                table
+                    .entry(section.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| ConfigError::Override(format!("[{section}] must be a table")))?
+                    .insert(key.clone(), parsed);
+            }
+        }
+    }
+    for (name, _) in args {
+        let known = name
+            .split_once('.')
+            .and_then(|(s, k)| defaults.get(s)?.as_table()?.get(k))
+            .is_some();
+        if !known {
+            return Err(ConfigError::Override(format!(
+                "--{name}: there is no setting {name}; see conf/{CONFIG_FILE_NAME} for the keys"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn typed_value(raw: &str, like: &toml::Value) -> Option<toml::Value> {
+    Some(match like {
+        toml::Value::String(_) => toml::Value::String(raw.to_string()),
+        toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().ok()?),
+        toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse().ok()?),
+        toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().ok()?),
+        _ => return None,
+    })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> RuntimeConfig {
+        parse(text, Path::new("micro-gw.toml"), &[], &[]).unwrap()
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(parse_ok(""), RuntimeConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_file_and_line() {
+        let err = parse("[listener]\nhttp_port = 1\nhtp_port = 2\n", Path::new("c.toml"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:3:"), "{err}");
+        assert!(err.contains("htp_port"), "{err}");
+    }
+
+    #[test]
+    fn bad_type_is_an_error() {
+        let err = parse("[listener]\nhttp_port = \"x\"\n", Path::new("c.toml"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml:2"), "{err}");
+    }
+
+    #[test]
+    fn env_and_args_override_known_keys() {
+        let env = vec![("MGW_LISTENER_HTTP_PORT".to_string(), "0".to_string())];
+        let args = vec![("log.level".to_string(), "debug".to_string())];
+        let cfg = parse("[listener]\nhttp_port = 1\n", Path::new("c"), &env, &args).unwrap();
+        assert_eq!(cfg.listener.http_port, 0);
+        assert_eq!(cfg.log.level, "debug");
+    }
+
+    #[test]
+    fn bad_override_value_and_unknown_argument_are_errors() {
+        let env = vec![("MGW_LISTENER_HTTP_PORT".to_string(), "many".to_string())];
+        assert!(parse("", Path::new("c"), &env, &[]).is_err());
+        let args = vec![("listener.nope".to_string(), "1".to_string())];
+        assert!(parse("", Path::new("c"), &[], &args).is_err());
+    }
+
+    #[test]
+    fn invalid_host_and_level_are_rejected() {
+        assert!(parse("[listener]\nhost = \"example\"\n", Path::new("c"), &[], &[]).is_err());
+        assert!(parse("[log]\nlevel = \"loud=[\"\n", Path::new("c"), &[], &[]).is_err());
+    }
+
+    #[test]
+    fn locate_prefers_explicit_then_env_then_project() {
+        let dir = std::env::temp_dir().join(format!("mgw-locate-{}", std::process::id()));
+        let conf = dir.join("conf");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::create_dir_all(dir.join("target")).unwrap();
+        std::fs::write(conf.join(CONFIG_FILE_NAME), "").unwrap();
+        let binary = dir.join("target").join("p");
+        assert_eq!(locate(None, None, &binary).unwrap(), conf.join(CONFIG_FILE_NAME));
+        assert_eq!(
+            locate(None, Some(conf.to_str().unwrap()), Path::new("/nowhere/x")).unwrap(),
+            conf.join(CONFIG_FILE_NAME)
+        );
+        assert!(locate(Some(&dir.join("missing.toml")), None, &binary).is_err());
+        assert!(locate(None, Some("/definitely/not/here"), &binary).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,97 @@
+//! Rejections in the WSO2 fault shape: `{"fault":{"code":..,"message":..,"description":..}}`.
+//!
+//! Existing WSO2 clients parse this body, so every gateway-made error of a WSO2-style API uses it.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+/// A gateway-made error response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// WSO2 error code (9009xx, 9008xx, 1025xx).
+    pub code: u32,
+    /// Short message.
+    pub message: &'static str,
+    /// What happened, for a person.
+    pub description: &'static str,
+}
+
+/// No API or resource matches the path.
+pub const NO_MATCHING_RESOURCE: Fault = Fault {
+    status: StatusCode::NOT_FOUND,
+    code: 900906,
+    message: "No matching resource found in the API for the given request",
+    description: "No matching resource found for given API Request",
+};
+
+/// The path matches but the method does not.
+pub const METHOD_NOT_ALLOWED: Fault = Fault {
+    status: StatusCode::METHOD_NOT_ALLOWED,
+    code: 900906,
+    message: "Method not allowed",
+    description: "Method not allowed for given API resource",
+};
+
+/// The upstream refused or dropped the connection.
+pub const UPSTREAM_UNREACHABLE: Fault = Fault {
+    status: StatusCode::BAD_GATEWAY,
+    code: 102503,
+    message: "Error connecting to the back end",
+    description: "The upstream endpoint could not be reached or closed the connection",
+};
+
+/// The upstream did not answer within the endpoint's timeout.
+pub const UPSTREAM_TIMEOUT: Fault = Fault {
+    status: StatusCode::GATEWAY_TIMEOUT,
+    code: 102504,
+    message: "Gateway Timeout",
+    description: "The upstream endpoint did not respond within the endpoint timeout",
+};
+
+/// The resource has no endpoint for the key type in use.
+pub const NO_PRODUCTION_ENDPOINT: Fault = Fault {
+    status: StatusCode::FORBIDDEN,
+    code: 900901,
+    message: "Invalid Credentials",
+    description: "Production key offered to an API with no production endpoint",
+};
+
+impl Fault {
+    /// The JSON body.
+    pub fn body(&self) -> Bytes {
+        let value = serde_json::json!({
+            "fault": {
+                "code": self.code,
+                "message": self.message,
+                "description": self.description,
+            }
+        });
+        Bytes::from(value.to_string())
+    }
+
+    /// A complete response with `Content-Type: application/json`.
+    pub fn response<B: From<Bytes>>(&self) -> Response<B> {
+        let mut response = Response::new(B::from(self.body()));
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_the_wso2_shape() {
+        let body: serde_json::Value = serde_json::from_slice(&NO_MATCHING_RESOURCE.body()).unwrap();
+        assert_eq!(body["fault"]["code"], 900906);
+        assert!(body["fault"]["message"].is_string());
+        assert!(body["fault"]["description"].is_string());
+    }
+}

@@ -1,0 +1,166 @@
+//! The request path: health check, route lookup, then the proxy. One instance serves every
+//! connection; everything it needs was resolved at start-up.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::access_log::{AccessRecord, LoggedBody};
+use crate::fault::{self, Fault};
+use crate::model::GatewayModel;
+use crate::proxy::body::GatewayBody;
+use crate::proxy::upstream::Upstream;
+use crate::proxy::{self, headers, UpstreamClient};
+use crate::router::{Match, Router};
+
+/// The response type of every listener.
+pub type GatewayResponse = Response<LoggedBody<GatewayBody>>;
+
+const HEALTH_PATH: &str = "/health";
+const HEALTH_BODY: &str = r#"{"status":"healthy"}"#;
+
+/// Routes, upstreams and the client, shared by all connections.
+pub struct Gateway {
+    model: GatewayModel,
+    router: Router,
+    upstreams: Vec<Upstream>,
+    client: UpstreamClient,
+    access_log: bool,
+}
+
+impl Gateway {
+    /// Assembles a gateway from parts resolved at start-up.
+    pub fn new(
+        model: GatewayModel,
+        router: Router,
+        upstreams: Vec<Upstream>,
+        client: UpstreamClient,
+        access_log: bool,
+    ) -> Self {
+        Self {
+            model,
+            router,
+            upstreams,
+            client,
+            access_log,
+        }
+    }
+
+    /// The compiled-in model.
+    pub fn model(&self) -> &GatewayModel {
+        &self.model
+    }
+
+    /// Serves one request from `client` on a listener speaking `proto` (`http` or `https`).
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        client: SocketAddr,
+        proto: &'static str,
+    ) -> Result<GatewayResponse, Infallible> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let record = |status: StatusCode, upstream: Option<String>, latency| {
+            self.access_log.then(|| {
+                Box::new(AccessRecord {
+                    client,
+                    method: method.clone(),
+                    path: request_target(&request),
+                    status,
+                    upstream,
+                    started,
+                    upstream_latency: latency,
+                })
+            })
+        };
+        let path = request.uri().path();
+        if path == HEALTH_PATH && (method == Method::GET || method == Method::HEAD) {
+            let mut response = Response::new(GatewayBody::from(Bytes::from_static(HEALTH_BODY.as_bytes())));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let record = record(StatusCode::OK, None, None);
+            return Ok(response.map(|b| LoggedBody::new(b, record)));
+        }
+        let route = match self.router.lookup(&method, path) {
+            Match::Found(route) => self.router.route(route),
+            Match::MethodNotAllowed(allow) => {
+                let mut response: Response<GatewayBody> = fault::METHOD_NOT_ALLOWED.response();
+                response.headers_mut().insert(header::ALLOW, allow.clone());
+                let record = record(StatusCode::METHOD_NOT_ALLOWED, None, None);
+                return Ok(response.map(|b| LoggedBody::new(b, record)));
+            }
+            Match::NotFound => {
+                let record = record(StatusCode::NOT_FOUND, None, None);
+                return Ok(fault_response(&fault::NO_MATCHING_RESOURCE, record));
+            }
+        };
+        let resource = &self.model.apis[route.api].resources[route.resource];
+        let Some(endpoint) = resource.production else {
+            let record = record(fault::NO_PRODUCTION_ENDPOINT.status, None, None);
+            return Ok(fault_response(&fault::NO_PRODUCTION_ENDPOINT, record));
+        };
+        let upstream = &self.upstreams[endpoint];
+
+        let rest = {
+            let path = &path[route.base_path_len..];
+            match request.uri().query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.to_string(),
+            }
+        };
+        let access_path = self.access_log.then(|| request_target(&request));
+        let (mut parts, body) = request.into_parts();
+        let host = parts
+            .headers
+            .remove(header::HOST)
+            .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        headers::strip_hop_by_hop(&mut parts.headers);
+        headers::add_forwarded(&mut parts.headers, client.ip(), proto, host);
+
+        let record = |status, target, latency| {
+            access_path.map(|path| {
+                Box::new(AccessRecord {
+                    client,
+                    method: method.clone(),
+                    path,
+                    status,
+                    upstream: target,
+                    started,
+                    upstream_latency: latency,
+                })
+            })
+        };
+        match proxy::forward(&self.client, upstream, parts, body, &rest).await {
+            Ok(forwarded) => {
+                let record = record(forwarded.response.status(), Some(forwarded.target), Some(forwarded.latency));
+                Ok(forwarded
+                    .response
+                    .map(|body| LoggedBody::new(GatewayBody::upstream(body), record)))
+            }
+            Err(err) => {
+                let record = record(err.fault.status, err.target, None);
+                Ok(fault_response(&err.fault, record))
+            }
+        }
+    }
+}
+
+fn request_target(request: &Request<Incoming>) -> String {
+    request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| "/".into())
+}
+
+fn fault_response(fault: &Fault, record: Option<Box<AccessRecord>>) -> GatewayResponse {
+    fault
+        .response::<GatewayBody>()
+        .map(|body| LoggedBody::new(body, record))
+}

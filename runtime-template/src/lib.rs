@@ -1,0 +1,211 @@
+//! # mgw-runtime
+//!
+//! The shared runtime behind every gateway that `micro-gw build` produces. A generated gateway
+//! crate holds only its validated [`model::GatewayModel`] as embedded JSON and a `main` that
+//! calls [`launch`]; all behaviour (listeners, routing, proxying, logging) lives here, compiled
+//! once into the shared target directory and linked into each project binary.
+//!
+//! What an API *is* comes from the model and cannot change without a rebuild; where it *runs*
+//! comes from `conf/micro-gw.toml`, environment variables and arguments ([`config`]).
+
+pub mod access_log;
+pub mod config;
+pub mod fault;
+pub mod gateway;
+pub mod model;
+pub mod proxy;
+pub mod router;
+pub mod server;
+pub mod tls;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{LoadedConfig, CONF_DIR_ENV};
+use crate::gateway::Gateway;
+use crate::model::GatewayModel;
+use crate::router::Router;
+use crate::server::ServerSettings;
+
+/// Version of this runtime (printed by `version`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs a gateway: the single, non-generic entry point that generated binaries call.
+/// Returns exit code 1 with a one-line message on any start-up error.
+pub fn launch(model_json: &[u8]) -> ExitCode {
+    let started = Instant::now();
+    let program = std::env::args().next().unwrap_or_else(|| "gateway".into());
+    let name = std::path::Path::new(&program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gateway".into());
+    match run(model_json, started) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Command-line arguments of a gateway binary.
+#[derive(Debug, Default, PartialEq)]
+struct Args {
+    version: bool,
+    help: bool,
+    config: Option<PathBuf>,
+    settings: Vec<(String, String)>,
+    endpoints: Vec<(String, String)>,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "version" | "--version" | "-V" => parsed.version = true,
+            "help" | "--help" | "-h" => parsed.help = true,
+            "--config" | "-c" => {
+                let file = args.next().ok_or("--config needs a file: --config <path/to/micro-gw.toml>")?;
+                parsed.config = Some(file.into());
+            }
+            _ => {
+                let Some(flag) = arg.strip_prefix("--") else {
+                    return Err(format!("unexpected argument '{arg}'; see --help"));
+                };
+                let Some((name, value)) = flag.split_once('=') else {
+                    return Err(format!("--{flag} needs a value: --{flag}=<value>"));
+                };
+                if name == "config" {
+                    parsed.config = Some(value.into());
+                } else if name.contains('.') {
+                    parsed.settings.push((name.to_string(), value.to_string()));
+                } else if name.contains("_prod_endpoint_") || name.contains("_sand_endpoint_") {
+                    parsed.endpoints.push((name.to_string(), value.to_string()));
+                } else {
+                    return Err(format!(
+                        "unknown argument --{name}; use --<section>.<key>=<value> for settings or --<endpoint>_prod_endpoint_<i>=<url> for endpoints"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+const HELP: &str = "Runs this gateway.
+
+Usage: <gateway> [--config <file>] [--<section>.<key>=<value>]... [--<endpoint>_prod_endpoint_<i>=<url>]...
+       <gateway> version
+
+Settings come from --config, else $MGW_CONF_DIR/micro-gw.toml, else <project>/conf/micro-gw.toml
+(this binary sitting in <project>/target/). Environment variables MGW_<SECTION>_<KEY> and
+--<section>.<key>=<value> arguments override single settings. Endpoint URLs can be replaced with
+--<endpoint>_prod_endpoint_<i>=<url> (or _sand_) arguments or environment variables of that name.";
+
+fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
+    let args = parse_args(std::env::args().skip(1))?;
+    let model = GatewayModel::from_json(model_json).map_err(|e| e.to_string())?;
+    if args.version {
+        println!("{} (micro-gw runtime {VERSION})", model.project);
+        return Ok(());
+    }
+    if args.help {
+        println!("{HELP}");
+        return Ok(());
+    }
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let binary = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&model.project));
+    let conf_dir = std::env::var(CONF_DIR_ENV).ok();
+    let path = config::locate(args.config.as_deref(), conf_dir.as_deref(), &binary).map_err(|e| e.to_string())?;
+    let loaded = config::load(&path, &env, &args.settings).map_err(|e| e.to_string())?;
+    let upstreams = proxy::upstream::resolve(&model, &args.endpoints, &env).map_err(|e| e.to_string())?;
+    let router = Router::build(&model).map_err(|e| e.to_string())?;
+
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if loaded.config.listener.worker_threads > 0 {
+        runtime.worker_threads(loaded.config.listener.worker_threads);
+    }
+    let runtime = runtime.build().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let _log_guard = init_logging(&loaded.config.log.level);
+    runtime.block_on(async move {
+        let settings = server_settings(&loaded)?;
+        let tls = tls::client_config(&loaded.config.upstream.truststore, &|p| loaded.resolve(p))
+            .map_err(|e| format!("{} (upstream.truststore in {})", e, loaded.path.display()))?;
+        let client = proxy::client(&loaded.config.upstream, tls);
+        let gateway = Arc::new(Gateway::new(model, router, upstreams, client, loaded.config.log.access_log));
+        server::serve(gateway, settings, started).await.map_err(|e| e.to_string())
+    })
+}
+
+fn server_settings(loaded: &LoadedConfig) -> Result<ServerSettings, String> {
+    let listener = &loaded.config.listener;
+    let host: IpAddr = listener
+        .host
+        .parse()
+        .map_err(|_| format!("listener.host {:?} is not an IP address", listener.host))?;
+    let https = if listener.https_enabled {
+        let certificate = loaded.resolve(&loaded.config.tls.certificate);
+        let private_key = loaded.resolve(&loaded.config.tls.private_key);
+        let tls = tls::server_config(&certificate, &private_key)
+            .map_err(|e| format!("{e} ([tls] in {}; or set listener.https_enabled = false)", loaded.path.display()))?;
+        Some((SocketAddr::new(host, listener.https_port), TlsAcceptor::from(Arc::new(tls))))
+    } else {
+        None
+    };
+    Ok(ServerSettings {
+        http: listener.http_enabled.then(|| SocketAddr::new(host, listener.http_port)),
+        https,
+        handshake_timeout: Duration::from_secs(listener.tls_handshake_timeout_seconds),
+        shutdown_timeout: Duration::from_secs(listener.shutdown_timeout_seconds),
+    })
+}
+
+fn init_logging(level: &str) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init();
+    guard
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args, String> {
+        parse_args(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_config_settings_and_endpoint_overrides() {
+        let parsed = args(&[
+            "--config",
+            "c.toml",
+            "--listener.http_port=0",
+            "--myEp_prod_endpoint_0=http://x",
+        ])
+        .unwrap();
+        assert_eq!(parsed.config, Some(PathBuf::from("c.toml")));
+        assert_eq!(parsed.settings, vec![("listener.http_port".into(), "0".into())]);
+        assert_eq!(parsed.endpoints, vec![("myEp_prod_endpoint_0".into(), "http://x".into())]);
+        assert!(args(&["version"]).unwrap().version);
+    }
+
+    #[test]
+    fn rejects_unknown_arguments() {
+        assert!(args(&["--bogus=1"]).is_err());
+        assert!(args(&["stray"]).is_err());
+        assert!(args(&["--config"]).is_err());
+        assert!(args(&["--listener.http_port"]).is_err());
+    }
+}

@@ -1,0 +1,241 @@
+//! Upstream endpoints as the runtime uses them: parsed URLs (after runtime overrides), the
+//! round-robin cursor, and the order in which URLs are tried.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use http::Uri;
+
+use crate::model::{Endpoint, EndpointKind, GatewayModel};
+
+/// One upstream URL split into what the proxy needs per request.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// `host:port`.
+    pub authority: Authority,
+    /// Path prefix without a trailing `/` (may be empty).
+    pub prefix: String,
+    /// The URL as configured, for logs.
+    pub display: String,
+}
+
+impl Target {
+    /// Parses an absolute `http`/`https` URL.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("{url:?} is not a valid URL ({e})"))?;
+        let scheme = uri.scheme().cloned().ok_or_else(|| format!("{url:?} has no scheme: use http:// or https://"))?;
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(format!("{url:?} uses scheme {scheme}: only http and https are supported"));
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("{url:?} has no host"))?;
+        if uri.query().is_some() {
+            return Err(format!("{url:?} has a query string: endpoint URLs take a path only"));
+        }
+        Ok(Target {
+            scheme,
+            authority,
+            prefix: uri.path().trim_end_matches('/').to_string(),
+            display: url.to_string(),
+        })
+    }
+
+    /// The upstream URI for a request whose path after the base path is `rest` (raw, with query).
+    pub fn uri_for(&self, rest: &str) -> Result<Uri, http::Error> {
+        let mut path = String::with_capacity(self.prefix.len() + rest.len() + 1);
+        path.push_str(&self.prefix);
+        if !rest.starts_with('/') {
+            path.push('/');
+        }
+        path.push_str(rest);
+        Ok(Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()?)
+    }
+}
+
+/// An endpoint ready for traffic.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The endpoint's name (for logs).
+    pub name: String,
+    /// Distribution across targets.
+    pub kind: EndpointKind,
+    /// The URLs, in order.
+    pub targets: Vec<Target>,
+    /// Upstream response timeout.
+    pub timeout: Duration,
+    cursor: AtomicUsize,
+}
+
+impl Upstream {
+    /// Index of the first target to try for the next request.
+    pub fn first(&self) -> usize {
+        match self.kind {
+            EndpointKind::LoadBalance if self.targets.len() > 1 => {
+                self.cursor.fetch_add(1, Ordering::Relaxed) % self.targets.len()
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// An override argument or variable that cannot be applied.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OverrideError(pub String);
+
+/// Endpoint URL overrides, as WSO2 users give them: `<name>_prod_endpoint_<i>=<url>` (or
+/// `_sand_`) from arguments (`--` stripped) and from the environment; arguments win.
+/// An argument naming an unknown endpoint is an error; unrelated environment variables are not.
+pub fn resolve(
+    model: &GatewayModel,
+    args: &[(String, String)],
+    env: &[(String, String)],
+) -> Result<Vec<Upstream>, OverrideError> {
+    let mut upstreams = Vec::with_capacity(model.endpoints.len());
+    let mut used_args = vec![false; args.len()];
+    for endpoint in &model.endpoints {
+        let urls = overridden_urls(endpoint, args, env, &mut used_args)?;
+        let targets = urls
+            .iter()
+            .map(|url| Target::parse(url))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| OverrideError(format!("endpoint '{}': {e}", endpoint.name)))?;
+        upstreams.push(Upstream {
+            name: endpoint.name.clone(),
+            kind: endpoint.kind,
+            targets,
+            timeout: Duration::from_millis(endpoint.timeout_ms),
+            cursor: AtomicUsize::new(0),
+        });
+    }
+    if let Some(i) = used_args.iter().position(|used| !used) {
+        let mut names: Vec<String> = model
+            .endpoints
+            .iter()
+            .map(|e| format!("{}_{}_endpoint_<i>", e.name, e.environment.override_infix()))
+            .collect();
+        names.sort();
+        names.dedup();
+        return Err(OverrideError(format!(
+            "--{}: no endpoint of this gateway has that name; known overrides: {}",
+            args[i].0,
+            names.join(", ")
+        )));
+    }
+    Ok(upstreams)
+}
+
+fn overridden_urls(
+    endpoint: &Endpoint,
+    args: &[(String, String)],
+    env: &[(String, String)],
+    used_args: &mut [bool],
+) -> Result<Vec<String>, OverrideError> {
+    let prefix = format!("{}_{}_endpoint_", endpoint.name, endpoint.environment.override_infix());
+    let mut urls = endpoint.urls.clone();
+    let mut apply = |name: &str, value: &str| -> Result<(), OverrideError> {
+        let Some(index) = name.strip_prefix(&prefix) else {
+            return Ok(());
+        };
+        let index: usize = index
+            .parse()
+            .map_err(|_| OverrideError(format!("{name}: the suffix after {prefix} must be a URL index (0, 1, ...)")))?;
+        match index.cmp(&urls.len()) {
+            std::cmp::Ordering::Less => urls[index] = value.to_string(),
+            std::cmp::Ordering::Equal => urls.push(value.to_string()),
+            std::cmp::Ordering::Greater => {
+                return Err(OverrideError(format!(
+                    "{name}: endpoint '{}' has {} URL(s); override index {} or below",
+                    endpoint.name,
+                    urls.len(),
+                    urls.len()
+                )))
+            }
+        }
+        Ok(())
+    };
+    let mut sorted_env: Vec<&(String, String)> = env.iter().filter(|(n, _)| n.starts_with(&prefix)).collect();
+    sorted_env.sort();
+    for (name, value) in sorted_env {
+        apply(name, value)?;
+    }
+    let mut arg_order: Vec<usize> = (0..args.len()).filter(|&i| args[i].0.starts_with(&prefix)).collect();
+    arg_order.sort_by(|&a, &b| args[a].0.cmp(&args[b].0));
+    for i in arg_order {
+        used_args[i] = true;
+        apply(&args[i].0, &args[i].1)?;
+    }
+    Ok(urls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Environment, MODEL_FORMAT};
+
+    fn model() -> GatewayModel {
+        GatewayModel {
+            format: MODEL_FORMAT,
+            project: "p".into(),
+            apis: vec![],
+            endpoints: vec![Endpoint {
+                name: "myEndpoint".into(),
+                environment: Environment::Production,
+                kind: EndpointKind::LoadBalance,
+                urls: vec!["http://a:1/v1".into(), "http://b:2".into()],
+                timeout_ms: 1000,
+            }],
+        }
+    }
+
+    #[test]
+    fn uri_keeps_prefix_path_and_query() {
+        let t = Target::parse("http://localhost:8080/api/").unwrap();
+        assert_eq!(t.uri_for("/pet/a%2Fb?x=1&y=%20").unwrap().to_string(), "http://localhost:8080/api/pet/a%2Fb?x=1&y=%20");
+        assert_eq!(t.uri_for("").unwrap().to_string(), "http://localhost:8080/api/");
+        let root = Target::parse("http://localhost:8080").unwrap();
+        assert_eq!(root.uri_for("?q").unwrap().to_string(), "http://localhost:8080/?q");
+        assert!(Target::parse("ftp://x").is_err());
+        assert!(Target::parse("/relative").is_err());
+    }
+
+    #[test]
+    fn overrides_from_args_beat_env() {
+        let env = vec![("myEndpoint_prod_endpoint_0".to_string(), "http://env:1".to_string())];
+        let args = vec![("myEndpoint_prod_endpoint_0".to_string(), "http://arg:1".to_string())];
+        let up = resolve(&model(), &args, &env).unwrap();
+        assert_eq!(up[0].targets[0].display, "http://arg:1");
+        assert_eq!(up[0].targets[1].display, "http://b:2");
+        let up = resolve(&model(), &[], &env).unwrap();
+        assert_eq!(up[0].targets[0].display, "http://env:1");
+    }
+
+    #[test]
+    fn override_errors_are_clear() {
+        let args = vec![("other_prod_endpoint_0".to_string(), "http://x".to_string())];
+        let err = resolve(&model(), &args, &[]).unwrap_err().to_string();
+        assert!(err.contains("myEndpoint_prod_endpoint_<i>"), "{err}");
+        let args = vec![("myEndpoint_prod_endpoint_5".to_string(), "http://x".to_string())];
+        assert!(resolve(&model(), &args, &[]).is_err());
+        let args = vec![("myEndpoint_prod_endpoint_0".to_string(), "not a url".to_string())];
+        assert!(resolve(&model(), &args, &[]).is_err());
+    }
+
+    #[test]
+    fn load_balance_rotates() {
+        let up = resolve(&model(), &[], &[]).unwrap();
+        let picks: Vec<usize> = (0..4).map(|_| up[0].first()).collect();
+        assert_eq!(picks, vec![0, 1, 0, 1]);
+    }
+}

@@ -1,0 +1,187 @@
+//! Listeners: plain HTTP (HTTP/1.1 and h2c prior knowledge) and HTTPS (rustls, ALPN h2 and
+//! http/1.1), one accept loop, and a graceful drain on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::gateway::Gateway;
+
+/// A listener that could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} for {what}: {source} (is another process using the port? change listener.{key} in the config)")]
+pub struct BindError {
+    what: &'static str,
+    addr: SocketAddr,
+    key: &'static str,
+    source: std::io::Error,
+}
+
+/// What the server needs besides the gateway.
+pub struct ServerSettings {
+    /// Plain HTTP address, when enabled.
+    pub http: Option<SocketAddr>,
+    /// HTTPS address and TLS acceptor, when enabled.
+    pub https: Option<(SocketAddr, TlsAcceptor)>,
+    /// Time a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// Time in-flight requests get after a stop signal.
+    pub shutdown_timeout: Duration,
+}
+
+async fn bind(addr: SocketAddr, what: &'static str, key: &'static str) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { what, addr, key, source })
+}
+
+async fn accept(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves until SIGINT or SIGTERM, then drains in-flight requests (bounded).
+pub async fn serve(gateway: Arc<Gateway>, settings: ServerSettings, started: Instant) -> Result<(), BindError> {
+    let http = match settings.http {
+        Some(addr) => Some(bind(addr, "HTTP", "http_port").await?),
+        None => None,
+    };
+    let (https, acceptor) = match settings.https {
+        Some((addr, acceptor)) => (Some(bind(addr, "HTTPS", "https_port").await?), Some(acceptor)),
+        None => (None, None),
+    };
+    if let Some(Ok(addr)) = http.as_ref().map(TcpListener::local_addr) {
+        tracing::info!("HTTP listener is active on http://{addr}");
+    }
+    if let Some(Ok(addr)) = https.as_ref().map(TcpListener::local_addr) {
+        tracing::info!("HTTPS listener is active on https://{addr}");
+    }
+    let model = gateway.model();
+    tracing::info!(
+        "gateway '{}' serving {} API(s) with {} resource(s); ready in {} ms",
+        model.project,
+        model.apis.len(),
+        model.resource_count(),
+        started.elapsed().as_millis()
+    );
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop_signal());
+    loop {
+        tokio::select! {
+            accepted = accept(&http) => match accepted {
+                Ok((stream, peer)) => spawn_plain(&gateway, &builder, graceful.watcher(), stream, peer),
+                Err(err) => accept_failed(err).await,
+            },
+            accepted = accept(&https) => match accepted {
+                Ok((stream, peer)) => {
+                    if let Some(acceptor) = &acceptor {
+                        spawn_tls(&gateway, &builder, graceful.watcher(), acceptor.clone(), settings.handshake_timeout, stream, peer);
+                    }
+                }
+                Err(err) => accept_failed(err).await,
+            },
+            signal = &mut stop => {
+                tracing::info!("{signal} received: no new connections; letting in-flight requests finish (up to {} s)", settings.shutdown_timeout.as_secs());
+                break;
+            }
+        }
+    }
+    drop(http);
+    drop(https);
+    match tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed; gateway stopped"),
+        Err(_) => tracing::warn!("shutdown timeout reached with connections still open; gateway stopped"),
+    }
+    Ok(())
+}
+
+async fn accept_failed(err: std::io::Error) {
+    // Running out of file descriptors must not spin the loop.
+    tracing::warn!("accepting a connection failed: {err}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+fn spawn_plain(
+    gateway: &Arc<Gateway>,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let gateway = gateway.clone();
+    let service = service_fn(move |request| gateway.clone().handle(request, peer, "http"));
+    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+    tokio::spawn(async move {
+        if let Err(err) = watcher.watch(connection).await {
+            tracing::debug!(%peer, "connection ended with an error: {err}");
+        }
+    });
+}
+
+fn spawn_tls(
+    gateway: &Arc<Gateway>,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let gateway = gateway.clone();
+    let builder = builder.clone();
+    tokio::spawn(async move {
+        let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(err)) => {
+                tracing::debug!(%peer, "TLS handshake failed: {err}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+        let service = service_fn(move |request| gateway.clone().handle(request, peer, "https"));
+        let connection = builder.serve_connection(TokioIo::new(tls), service);
+        if let Err(err) = watcher.watch(connection).await {
+            tracing::debug!(%peer, "connection ended with an error: {err}");
+        }
+    });
+}
+
+async fn stop_signal() -> &'static str {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    };
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return ctrl_c.await,
+        };
+        tokio::select! {
+            name = ctrl_c => name,
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        ctrl_c.await
+    }
+}
