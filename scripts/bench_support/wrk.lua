@@ -1,0 +1,30 @@
+-- wrk script for scripts/bench. Environment:
+--   BENCH_METHOD (GET|POST), BENCH_BODY_BYTES (request body size for POST),
+--   BENCH_AUTH (value of the Authorization header, optional).
+-- done() prints one JSON line prefixed with "BENCH_JSON " (latencies in microseconds).
+local method = os.getenv("BENCH_METHOD") or "GET"
+local body_bytes = tonumber(os.getenv("BENCH_BODY_BYTES") or "0")
+local auth = os.getenv("BENCH_AUTH")
+
+wrk.method = method
+if body_bytes > 0 then
+  wrk.body = string.rep("x", body_bytes)
+  wrk.headers["Content-Type"] = "application/octet-stream"
+end
+if auth and auth ~= "" then
+  wrk.headers["Authorization"] = auth
+end
+
+-- No response() callback on purpose: it makes wrk copy every response into Lua.
+-- Non-2xx/3xx responses are counted by wrk itself (summary.errors.status).
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f,' ..
+    '"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,"err_timeout":%d}\n',
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end

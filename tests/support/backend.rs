@@ -1,0 +1,150 @@
+//! A real HTTP upstream for tests, benchmarks and the quickstart, bound to a free loopback port.
+//!
+//! Routes (all methods):
+//! - `/bytes/<n>`: answers `n` bytes of `x` (benchmarks: 1 KiB GET).
+//! - `/delay/<ms>/...`: waits, then echoes (timeouts, graceful shutdown).
+//! - anything else: echoes the request as JSON: backend name, method, raw path and query,
+//!   headers, and the body's size and a checksum, counted while streaming (never buffered).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A running backend; stops when dropped.
+pub struct Backend {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Requests it has received.
+    pub requests: Arc<AtomicU64>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Backend {
+    /// `http://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests received so far.
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts a backend named `name` on `addr` (use port 0 for a free port).
+pub async fn spawn(name: &str, addr: SocketAddr) -> std::io::Result<Backend> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let requests = Arc::new(AtomicU64::new(0));
+    let (stop_tx, mut stop_rx) = oneshot::channel();
+    let name: Arc<str> = name.into();
+    let counter = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stop_rx => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let name = name.clone();
+                    let counter = counter.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |req| {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            handle(name.clone(), req)
+                        });
+                        let _ = auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            }
+        }
+    });
+    Ok(Backend {
+        addr,
+        requests,
+        stop: Some(stop_tx),
+    })
+}
+
+async fn handle(name: Arc<str>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_string();
+    if let Some(n) = path.strip_prefix("/bytes/").and_then(|n| n.parse::<usize>().ok()) {
+        drain(request.into_body()).await;
+        let mut response = Response::new(Full::new(Bytes::from(vec![b'x'; n.min(64 << 20)])));
+        response
+            .headers_mut()
+            .insert("x-backend", http::HeaderValue::from_str(&name).unwrap_or(http::HeaderValue::from_static("backend")));
+        return Ok(response);
+    }
+    if let Some(ms) = path
+        .strip_prefix("/delay/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms.min(600_000))).await;
+    }
+    let method = request.method().to_string();
+    let version = format!("{:?}", request.version());
+    let query = request.uri().query().map(str::to_string);
+    let headers: serde_json::Map<String, serde_json::Value> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned().into()))
+        .collect();
+    let (size, checksum) = drain(request.into_body()).await;
+    let body = serde_json::json!({
+        "backend": &*name,
+        "method": method,
+        "path": path,
+        "query": query,
+        "version": version,
+        "headers": headers,
+        "body_bytes": size,
+        "body_checksum": checksum,
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    if let Ok(value) = http::HeaderValue::from_str(&name) {
+        headers.insert("x-backend", value);
+    }
+    // A hop-by-hop header the gateway must not pass on.
+    headers.insert("keep-alive", http::HeaderValue::from_static("timeout=30"));
+    Ok(response)
+}
+
+/// Reads a body to its end frame by frame: returns its size and a simple additive checksum.
+async fn drain(mut body: Incoming) -> (u64, u64) {
+    let mut size = 0u64;
+    let mut checksum = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Some(data) = frame.data_ref() {
+            size += data.len() as u64;
+            checksum = data.iter().fold(checksum, |acc, b| acc.wrapping_add(u64::from(*b)));
+        }
+    }
+    (size, checksum)
+}

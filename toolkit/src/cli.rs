@@ -1,0 +1,136 @@
+//! The `micro-gw` command line: argument model, dispatch, and the one place where errors are
+//! printed and turned into exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+
+use crate::commands::{build, import, init};
+
+/// micro-gw: compile API definitions into a dedicated, immutable gateway binary.
+#[derive(Debug, Parser)]
+#[command(name = "micro-gw", version, about, long_about = None, disable_help_subcommand = false)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a project: api_definitions/, conf/ (settings, TLS certificate), interceptors/, policies.yaml.
+    Init {
+        /// Project directory to create (its last component names the gateway binary).
+        project: PathBuf,
+        /// Replace an existing project directory.
+        #[arg(short, long)]
+        force: bool,
+        /// First API definition: an OpenAPI/Swagger file or http(s) URL.
+        #[arg(short = 'a', long = "api-definition", value_name = "FILE|URL")]
+        api_definition: Option<String>,
+        /// Deployment configuration to copy to conf/deployment-config.toml.
+        #[arg(short = 'd', long = "deployment-config", value_name = "FILE")]
+        deployment_config: Option<PathBuf>,
+        /// Do not verify the TLS certificate when downloading the definition.
+        #[arg(short = 'k', long)]
+        insecure: bool,
+    },
+    /// Add an API definition to a project (validated first; nothing is written if it is invalid).
+    Import {
+        /// The project directory.
+        project: PathBuf,
+        /// OpenAPI 3.x or Swagger 2.0 definition: a file or http(s) URL.
+        #[arg(long = "openapi", short = 'o', value_name = "FILE|URL")]
+        openapi: Option<String>,
+        /// Do not verify the TLS certificate of a URL.
+        #[arg(short = 'k', long)]
+        insecure: bool,
+        /// API Manager label (not available yet).
+        #[arg(short = 'l', long, hide = true)]
+        label: Option<String>,
+        /// API Manager API name (not available yet).
+        #[arg(short = 'a', long = "api-name", hide = true)]
+        api_name: Option<String>,
+        /// API Manager API version (not available yet).
+        #[arg(short = 'v', long = "version", hide = true)]
+        api_version: Option<String>,
+    },
+    /// Validate the project, generate its gateway crate and compile <project>/target/<project>.
+    Build {
+        /// The project directory.
+        project: PathBuf,
+        /// Build without network access (every crate must already be in cargo's cache).
+        #[arg(long)]
+        offline: bool,
+        /// Show cargo's output instead of a progress bar.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Print the toolkit version.
+    Version,
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = err.print();
+                return if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { ExitCode::from(1) } else { ExitCode::SUCCESS };
+            }
+            let rendered = err.render().to_string();
+            let message = rendered.trim_start_matches("error: ").trim_end();
+            eprintln!("micro-gw: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("micro-gw: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init {
+            project,
+            force,
+            api_definition,
+            deployment_config,
+            insecure,
+        } => init::run(&init::InitOptions {
+            project,
+            force,
+            api_definition,
+            deployment_config,
+            insecure,
+        }),
+        Command::Import {
+            project,
+            openapi,
+            insecure,
+            label,
+            api_name,
+            api_version,
+        } => {
+            if label.is_some() || api_name.is_some() || api_version.is_some() {
+                bail!("importing from WSO2 API Manager (-l, -a, -v) is not available in this version yet: export the API's OpenAPI definition and use --openapi <file|URL>");
+            }
+            let Some(openapi) = openapi else {
+                bail!("missing \"--openapi <file|URL>\": give the OpenAPI or Swagger definition to import");
+            };
+            import::run(&import::ImportOptions { project, openapi, insecure })
+        }
+        Command::Build { project, offline, verbose } => build::run(&build::BuildOptions { project, offline, verbose }),
+        Command::Version => {
+            println!("micro-gw {} (runtime {})", env!("CARGO_PKG_VERSION"), mgw_runtime::VERSION);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Generating the per-project gateway crate from askama templates.
+//!
+//! The crate is data and wiring only: a constant `main.rs` that hands the embedded model to
+//! the runtime, the model as JSON, a manifest and the pinned lock file. No API name, path or
+//! URL is ever written into Rust source.
+
+use std::path::Path;
+
+use anyhow::Context;
+use askama::Template;
+use mgw_runtime::model::GatewayModel;
+
+use crate::fsutil::write_atomic;
+
+/// The lock file every generated crate uses (kept current by `scripts/update-gateway-lock.sh`).
+pub const PINNED_LOCK: &str = include_str!("../../templates/gateway/Cargo.lock");
+
+#[derive(Template)]
+#[template(path = "gateway/Cargo.toml", escape = "none")]
+struct Manifest<'a> {
+    toolkit_version: &'a str,
+    binary: &'a str,
+    runtime_path_literal: String,
+}
+
+#[derive(Template)]
+#[template(path = "gateway/main.rs", escape = "none")]
+struct Main;
+
+/// The generated files, by name.
+pub fn render(model: &GatewayModel, binary: &str, runtime_dir: &Path) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    let runtime_path = runtime_dir.to_str().context("the cache directory path is not valid UTF-8")?;
+    let manifest = Manifest {
+        toolkit_version: env!("CARGO_PKG_VERSION"),
+        binary,
+        // A TOML string literal, escaped by the TOML serializer.
+        runtime_path_literal: toml::Value::String(runtime_path.to_string()).to_string(),
+    }
+    .render()
+    .context("rendering Cargo.toml")?;
+    let main = Main.render().context("rendering main.rs")?;
+    let model_json = serde_json::to_vec_pretty(model).context("serializing the gateway model")?;
+    Ok(vec![
+        ("Cargo.toml", manifest.into_bytes()),
+        ("Cargo.lock", PINNED_LOCK.as_bytes().to_vec()),
+        ("main.rs", main.into_bytes()),
+        ("model.json", model_json),
+    ])
+}
+
+/// Writes the generated crate into `gen_dir`. Unchanged files are left alone so a no-change
+/// build is a no-op for cargo.
+pub fn write(gen_dir: &Path, files: &[(&'static str, Vec<u8>)]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(gen_dir).with_context(|| format!("creating {}", gen_dir.display()))?;
+    for (name, content) in files {
+        let path = gen_dir.join(name);
+        if std::fs::read(&path).is_ok_and(|existing| existing == *content) {
+            continue;
+        }
+        write_atomic(&path, content, None).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mgw_runtime::model::{Api, Resource, MODEL_FORMAT};
+
+    #[test]
+    fn untrusted_names_stay_out_of_rust_source() {
+        let evil = r#"x"); std::process::exit(1); ("#;
+        let model = GatewayModel {
+            format: MODEL_FORMAT,
+            project: "p".into(),
+            apis: vec![Api {
+                id: "api_1".into(),
+                name: evil.into(),
+                version: "1".into(),
+                base_path: format!("/{evil}"),
+                source: "a.yaml".into(),
+                resources: vec![Resource {
+                    method: "GET".into(),
+                    path: "/\"}\n".into(),
+                    operation_id: None,
+                    production: None,
+                    sandbox: None,
+                }],
+            }],
+            endpoints: vec![],
+        };
+        let files = render(&model, "p", Path::new("/cache/runtime/\"quoted\" dir")).unwrap();
+        let text = |name: &str| String::from_utf8(files.iter().find(|(n, _)| *n == name).unwrap().1.clone()).unwrap();
+        assert!(!text("main.rs").contains(evil));
+        let manifest: toml::Table = toml::from_str(&text("Cargo.toml")).expect("the manifest is valid TOML");
+        assert_eq!(
+            manifest["dependencies"]["mgw-runtime"]["path"].as_str(),
+            Some("/cache/runtime/\"quoted\" dir")
+        );
+        assert_eq!(manifest["bin"][0]["name"].as_str(), Some("p"));
+        let round_trip = GatewayModel::from_json(files.iter().find(|(n, _)| *n == "model.json").unwrap().1.as_slice()).unwrap();
+        assert_eq!(round_trip, model);
+    }
+}

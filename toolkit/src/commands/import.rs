@@ -1,0 +1,69 @@
+//! `micro-gw import <project> --openapi <file|URL>`
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+use crate::fetch;
+use crate::fsutil::write_atomic;
+use crate::loader::{self, SourceFile};
+use crate::project::Project;
+
+/// Options of `import`.
+#[derive(Debug)]
+pub struct ImportOptions {
+    /// The project directory.
+    pub project: PathBuf,
+    /// A definition file or URL.
+    pub openapi: String,
+    /// Skip certificate checks for a URL.
+    pub insecure: bool,
+}
+
+/// Validates the definition together with the project's other definitions (base paths and
+/// routes must not clash), then writes it atomically into `api_definitions/`.
+pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
+    let project = Project::existing(&options.project)?;
+    let fetched = fetch::fetch(&options.openapi, options.insecure)?;
+    let target = project.api_definitions().join(&fetched.file_name);
+    let target_name = project.display(&target);
+    let mut files: Vec<SourceFile> = project
+        .definition_files()
+        .with_context(|| format!("reading the definitions of {}", project.root.display()))?
+        .into_iter()
+        .filter(|f| f.name != target_name)
+        .collect();
+    let replacing = target.exists();
+    files.push(SourceFile {
+        name: target_name.clone(),
+        text: fetched.text.clone(),
+    });
+    let loaded = match loader::load(&project.name, &files) {
+        Ok(loaded) => loaded,
+        Err(failed) => {
+            super::print_warnings(&failed.warnings);
+            bail!("{} was not imported, and the project is unchanged:\n{}", options.openapi, failed.error);
+        }
+    };
+    let own: Vec<_> = loaded.warnings.iter().filter(|w| w.file == target_name).cloned().collect();
+    super::print_warnings(&own);
+    write_atomic(&target, fetched.text.as_bytes(), None).with_context(|| format!("writing {}", target.display()))?;
+    let api = loaded
+        .model
+        .apis
+        .iter()
+        .find(|api| api.source == target_name)
+        .context("the imported API is missing from the model")?;
+    println!(
+        "{} API '{}' {} (base path {}, {} resource(s)) as {}",
+        if replacing { "Replaced" } else { "Imported" },
+        api.name,
+        api.version,
+        api.base_path,
+        api.resources.len(),
+        target.display()
+    );
+    println!("ID for API with name {} : {}", api.name, api.id);
+    println!("(Use \"micro-gw build {}\" to build the project)", project.root.display());
+    Ok(())
+}

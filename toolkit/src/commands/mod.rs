@@ -1,0 +1,14 @@
+//! One module per `micro-gw` command.
+
+pub mod build;
+pub mod import;
+pub mod init;
+
+use crate::loader::Diagnostic;
+
+/// Prints load warnings the way every command does.
+pub fn print_warnings(warnings: &[Diagnostic]) {
+    for warning in warnings {
+        eprintln!("micro-gw: warning: {warning}");
+    }
+}

@@ -1,0 +1,170 @@
+//! Loading a project's API definitions into one validated gateway model.
+//!
+//! Every check that can fail a build runs here, before any code is generated: parse errors,
+//! unresolved references, invalid URLs, resources without endpoints, duplicate base paths and
+//! routes that conflict. All problems are collected and reported together.
+
+pub mod diagnostics;
+pub mod document;
+pub mod endpoints;
+pub mod openapi;
+pub mod refs;
+
+use std::collections::BTreeMap;
+
+use mgw_runtime::model::{GatewayModel, MODEL_FORMAT};
+use mgw_runtime::router::Router;
+
+pub use diagnostics::{Diagnostic, Diagnostics, LoadError};
+use document::Document;
+
+/// File name endings that hold API definitions.
+pub const DEFINITION_EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
+
+/// One definition file's name (as shown in messages) and text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Shown in messages, e.g. `api_definitions/petstore.yaml`.
+    pub name: String,
+    /// The content.
+    pub text: String,
+}
+
+/// A validated model and the warnings found on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The model to compile in.
+    pub model: GatewayModel,
+    /// Warnings to show the user.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Loading failed; warnings are kept so they can still be shown.
+#[derive(Debug)]
+pub struct Failed {
+    /// The errors.
+    pub error: LoadError,
+    /// Warnings found before giving up.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Loads and validates a set of definition files as one gateway.
+pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
+    let mut diags = Diagnostics::default();
+    let mut apis = Vec::new();
+    for file in files {
+        let doc = match Document::parse(&file.name, &file.text) {
+            Ok(doc) => doc,
+            Err(err) => {
+                diags.error(&file.name, err.line, format!("{}; fix the syntax", err.message));
+                continue;
+            }
+        };
+        if let Some(api) = openapi::load_definition(&doc, &mut diags) {
+            apis.push(api);
+        }
+    }
+    // Base paths must be unique across the project.
+    let mut by_base: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for api in &apis {
+        by_base.entry(&api.api.base_path).or_default().push(&api.api.source);
+    }
+    for (base, sources) in &by_base {
+        if sources.len() > 1 {
+            diags.error(
+                sources[1],
+                None,
+                format!(
+                    "the base path '{base}' is duplicated in these definitions: {}; give each API its own x-wso2-basePath",
+                    sources.join(", ")
+                ),
+            );
+        }
+    }
+    if !diags.is_ok() {
+        return Err(failed(diags));
+    }
+
+    apis.sort_by(|a, b| a.api.base_path.cmp(&b.api.base_path));
+    let mut model = GatewayModel {
+        format: MODEL_FORMAT,
+        project: project.to_string(),
+        apis: Vec::with_capacity(apis.len()),
+        endpoints: Vec::new(),
+    };
+    for loaded in apis {
+        let offset = model.endpoints.len();
+        let mut api = loaded.api;
+        for resource in &mut api.resources {
+            resource.production = resource.production.map(|i| i + offset);
+            resource.sandbox = resource.sandbox.map(|i| i + offset);
+        }
+        model.endpoints.extend(loaded.endpoints);
+        model.apis.push(api);
+    }
+    if let Err(err) = Router::build(&model) {
+        let file = match &err {
+            mgw_runtime::router::RouteError::Conflict { source_file, .. }
+            | mgw_runtime::router::RouteError::Unsupported { source_file, .. } => source_file.clone(),
+        };
+        diags.error(&file, None, err.to_string());
+        return Err(failed(diags));
+    }
+    Ok(Loaded {
+        model,
+        warnings: diags.warnings,
+    })
+}
+
+fn failed(diags: Diagnostics) -> Failed {
+    Failed {
+        error: LoadError { errors: diags.errors },
+        warnings: diags.warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, base: &str, paths: &str) -> SourceFile {
+        SourceFile {
+            name: name.into(),
+            text: format!(
+                "openapi: 3.0.0\ninfo: {{title: {name}, version: '1'}}\nx-wso2-basePath: {base}\nx-wso2-production-endpoints: {{urls: ['http://a']}}\npaths:\n{paths}"
+            ),
+        }
+    }
+
+    #[test]
+    fn duplicate_base_paths_name_both_files() {
+        let files = [file("a.yaml", "/x", "  /p:\n    get: {}\n"), file("b.yaml", "/x/", "  /q:\n    get: {}\n")];
+        let err = load("p", &files).unwrap_err().error.to_string();
+        assert!(err.contains("a.yaml, b.yaml") && err.contains("duplicated"), "{err}");
+    }
+
+    #[test]
+    fn conflicting_routes_across_apis_are_reported() {
+        let files = [file("a.yaml", "/x", "  /y/{id}:\n    get: {}\n"), file("b.yaml", "/x/y", "  /{other}:\n    get: {}\n")];
+        let err = load("p", &files).unwrap_err().error.to_string();
+        assert!(err.contains("conflicts"), "{err}");
+    }
+
+    #[test]
+    fn endpoints_are_offset_per_api() {
+        let files = [file("a.yaml", "/a", "  /p:\n    get: {}\n"), file("b.yaml", "/b", "  /q:\n    get: {}\n")];
+        let loaded = load("p", &files).unwrap();
+        assert_eq!(loaded.model.endpoints.len(), 2);
+        assert_eq!(loaded.model.apis[1].resources[0].production, Some(1));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let files = [
+            SourceFile { name: "bad.yaml".into(), text: "openapi: 3.0.0\ninfo: [\n".into() },
+            file("c.yaml", "/c", "  /p:\n    get:\n      x-wso2-production-endpoints: '#/x-wso2-endpoints/none'\n"),
+        ];
+        let err = load("p", &files).unwrap_err().error;
+        assert_eq!(err.errors.len(), 2, "{err}");
+    }
+}

@@ -1,0 +1,507 @@
+//! One OpenAPI 3.0/3.1 or Swagger 2.0 document (with `x-wso2-*` extensions) into an API of
+//! the gateway model. Works on the JSON value rather than typed OpenAPI structs, so 2.0, 3.0
+//! and 3.1 share one path and every vendor extension stays visible.
+
+use std::collections::BTreeMap;
+
+use mgw_runtime::model::{Api, Endpoint, Environment, Resource};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::diagnostics::Diagnostics;
+use super::document::{child, Document};
+use super::endpoints::{declared_endpoint, named_endpoints, DeclaredEndpoint, EndpointSpec};
+use super::refs;
+
+/// HTTP methods an OpenAPI path item can hold.
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// Extensions this version applies.
+const APPLIED: [&str; 4] = [
+    "x-wso2-basePath",
+    "x-wso2-production-endpoints",
+    "x-wso2-sandbox-endpoints",
+    "x-wso2-endpoints",
+];
+
+/// Extensions of WSO2 API Microgateway 3.x that are recognised but not enforced yet.
+const NOT_YET_APPLIED: [&str; 14] = [
+    "x-wso2-throttling-tier",
+    "x-throttling-tier",
+    "x-wso2-cors",
+    "x-wso2-disable-security",
+    "x-wso2-application-security",
+    "x-wso2-auth-header",
+    "x-wso2-transports",
+    "x-wso2-mutual-ssl",
+    "x-wso2-request-interceptor",
+    "x-wso2-response-interceptor",
+    "x-wso2-response-cache",
+    "x-auth-type",
+    "x-scope",
+    "x-wso2-owner",
+];
+
+/// Which specification a document follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecVersion {
+    /// Swagger 2.0.
+    Swagger2,
+    /// OpenAPI 3.0.x or 3.1.x.
+    OpenApi3,
+}
+
+/// An API read from one document; resource endpoint indices point into `endpoints`.
+#[derive(Debug, Clone)]
+pub struct LoadedApi {
+    /// The API.
+    pub api: Api,
+    /// Its endpoints.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// WSO2's API id: `api_` + hex SHA-256 of `name:version`.
+pub fn api_id(name: &str, version: &str) -> String {
+    let digest = Sha256::digest(format!("{name}:{version}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("api_{hex}")
+}
+
+/// Detects the specification version, or says what is missing.
+pub fn spec_version(doc: &Document) -> Result<SpecVersion, String> {
+    if let Some(swagger) = doc.get("/swagger") {
+        let is_two = swagger.as_str() == Some("2.0") || swagger.as_f64() == Some(2.0);
+        return if is_two {
+            Ok(SpecVersion::Swagger2)
+        } else {
+            Err(format!("swagger: {swagger} is not supported: only Swagger \"2.0\" and OpenAPI 3.0/3.1 are"))
+        };
+    }
+    match doc.get("/openapi").and_then(Value::as_str) {
+        Some(v) if v.starts_with("3.0") || v.starts_with("3.1") => Ok(SpecVersion::OpenApi3),
+        Some(v) => Err(format!("openapi: {v} is not supported: use OpenAPI 3.0.x or 3.1.x, or Swagger 2.0")),
+        None => Err("not an API definition: there is no `openapi: 3.x` or `swagger: \"2.0\"` field at the top".into()),
+    }
+}
+
+/// Reads one document; problems go to `diags`, and `None` means it had errors.
+pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<LoadedApi> {
+    let errors_before = diags.errors.len();
+    let file = doc.file.clone();
+    let version = match spec_version(doc) {
+        Ok(v) => v,
+        Err(message) => {
+            diags.error(&file, doc.line("/openapi").or(doc.line("/swagger")).or(Some(1)), message);
+            return None;
+        }
+    };
+    refs::check_all(doc, diags);
+    let name = required_string(doc, "/info/title", "info.title (the API name)", diags);
+    let api_version = required_string(doc, "/info/version", "info.version", diags);
+    let (Some(name), Some(api_version)) = (name, api_version) else {
+        return None;
+    };
+    let id = api_id(&name, &api_version);
+    check_extensions(doc, "", diags);
+    let base_path = base_path(doc, version, diags);
+
+    let named = named_endpoints(doc, diags);
+    let mut endpoints = Endpoints::default();
+    let api_production = declared_endpoint(doc, "/x-wso2-production-endpoints", &named, diags)
+        .or_else(|| server_endpoint(doc, version, diags));
+    let api_sandbox = declared_endpoint(doc, "/x-wso2-sandbox-endpoints", &named, diags);
+    let mut resources = Vec::new();
+    match doc.get("/paths").map(Value::as_object) {
+        Some(Some(paths)) => {
+            for (path, _) in paths {
+                let path_pointer = child("/paths", path);
+                if !path.starts_with('/') || path.contains('?') || path.contains('#') {
+                    diags.error(&file, doc.line(&path_pointer), format!("path {path:?} must start with '/' and hold no query or fragment"));
+                    continue;
+                }
+                if let Err(message) = check_template(path) {
+                    diags.error(&file, doc.line(&path_pointer), format!("path {path:?}: {message}"));
+                    continue;
+                }
+                let (item, item_pointer) = match refs::resolve(doc, &path_pointer) {
+                    Ok(found) => found,
+                    Err(err) => {
+                        diags.error(&file, doc.line(&path_pointer), err.to_string());
+                        continue;
+                    }
+                };
+                let Some(item) = item.as_object() else {
+                    diags.error(&file, doc.line(&item_pointer), format!("path {path:?} must map to a path item (operations by method)"));
+                    continue;
+                };
+                check_extensions(doc, &item_pointer, diags);
+                for method in METHODS {
+                    let Some(operation) = item.get(method) else { continue };
+                    let op_pointer = child(&item_pointer, method);
+                    if !operation.is_object() {
+                        diags.error(&file, doc.line(&op_pointer), format!("{} {path} must be an operation object", method.to_uppercase()));
+                        continue;
+                    }
+                    check_extensions(doc, &op_pointer, diags);
+                    let operation_id = operation.get("operationId").and_then(Value::as_str).map(str::to_string);
+                    let inline_name = operation_id
+                        .clone()
+                        .unwrap_or_else(|| format!("{id}_{method}_{}", sanitize(path)));
+                    let production = declared_endpoint(doc, &child(&op_pointer, "x-wso2-production-endpoints"), &named, diags)
+                        .map(|e| (e, inline_name.clone()))
+                        .or_else(|| api_production.clone().map(|e| (e, id.clone())));
+                    let sandbox = declared_endpoint(doc, &child(&op_pointer, "x-wso2-sandbox-endpoints"), &named, diags)
+                        .map(|e| (e, inline_name.clone()))
+                        .or_else(|| api_sandbox.clone().map(|e| (e, id.clone())));
+                    if production.is_none() && sandbox.is_none() {
+                        diags.error(
+                            &file,
+                            doc.line(&op_pointer),
+                            format!(
+                                "{} {path} has no endpoint: add x-wso2-production-endpoints to the API or to this operation, or a `servers` URL",
+                                method.to_uppercase()
+                            ),
+                        );
+                        continue;
+                    }
+                    resources.push(Resource {
+                        method: method.to_uppercase(),
+                        path: path.clone(),
+                        operation_id,
+                        production: production.map(|(e, n)| endpoints.add(e, n, Environment::Production)),
+                        sandbox: sandbox.map(|(e, n)| endpoints.add(e, n, Environment::Sandbox)),
+                    });
+                }
+            }
+        }
+        Some(None) => diags.error(&file, doc.line("/paths"), "`paths` must be a mapping of path templates to path items"),
+        None => diags.error(&file, Some(1), "the definition has no `paths`: add at least one resource"),
+    }
+    if resources.is_empty() && diags.errors.len() == errors_before {
+        diags.error(&file, doc.line("/paths"), "the definition has no operations under `paths`: add at least one (get, post, ...)");
+    }
+    if diags.errors.len() > errors_before {
+        return None;
+    }
+    diags.warn(
+        &file,
+        None,
+        format!("API '{name}' {api_version}: authentication is not enforced by this micro-gw version yet; its resources are served without credentials"),
+    );
+    Some(LoadedApi {
+        api: Api {
+            id,
+            name,
+            version: api_version,
+            base_path,
+            source: file,
+            resources,
+        },
+        endpoints: endpoints.list,
+    })
+}
+
+/// Endpoints of one API, deduplicated by name and environment so references share one
+/// round-robin cursor.
+#[derive(Default)]
+struct Endpoints {
+    list: Vec<Endpoint>,
+    index: BTreeMap<(String, bool), usize>,
+}
+
+impl Endpoints {
+    fn add(&mut self, declared: DeclaredEndpoint, inline_name: String, environment: Environment) -> usize {
+        let name = declared.reference.unwrap_or(inline_name);
+        let key = (name.clone(), environment == Environment::Production);
+        if let Some(&i) = self.index.get(&key) {
+            if spec_of(&self.list[i]) == declared.spec {
+                return i;
+            }
+        }
+        let EndpointSpec { kind, urls, timeout_ms } = declared.spec;
+        self.list.push(Endpoint {
+            name,
+            environment,
+            kind,
+            urls,
+            timeout_ms,
+        });
+        self.index.insert(key, self.list.len() - 1);
+        self.list.len() - 1
+    }
+}
+
+fn spec_of(endpoint: &Endpoint) -> EndpointSpec {
+    EndpointSpec {
+        kind: endpoint.kind,
+        urls: endpoint.urls.clone(),
+        timeout_ms: endpoint.timeout_ms,
+    }
+}
+
+fn required_string(doc: &Document, pointer: &str, what: &str, diags: &mut Diagnostics) -> Option<String> {
+    match doc.get(pointer) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => {
+            diags.error(&doc.file, doc.line(pointer).or(doc.line("/info")).or(Some(1)), format!("{what} is required"));
+            None
+        }
+    }
+}
+
+fn base_path(doc: &Document, version: SpecVersion, diags: &mut Diagnostics) -> String {
+    let file = &doc.file;
+    match doc.get("/x-wso2-basePath") {
+        Some(Value::String(path)) => return normalise_base_path(path),
+        Some(other) => {
+            diags.error(file, doc.line("/x-wso2-basePath"), format!("x-wso2-basePath must be a string like \"/petstore/v1\", not {other}"));
+            return "/".into();
+        }
+        None => {}
+    }
+    let fallback = match version {
+        SpecVersion::OpenApi3 => first_server_url(doc).and_then(|url| {
+            let path = if url.starts_with('/') {
+                url.clone()
+            } else {
+                url::Url::parse(&url).ok()?.path().to_string()
+            };
+            Some((path, "the path of the first `servers` URL"))
+        }),
+        SpecVersion::Swagger2 => doc
+            .get("/basePath")
+            .and_then(Value::as_str)
+            .map(|p| (p.to_string(), "`basePath`")),
+    };
+    match fallback {
+        Some((path, source)) if normalise_base_path(&path) != "/" => {
+            let path = normalise_base_path(&path);
+            diags.warn(file, Some(1), format!("no x-wso2-basePath: using {source}, '{path}', as the base path; add x-wso2-basePath to choose it"));
+            path
+        }
+        _ => {
+            diags.warn(file, Some(1), "no x-wso2-basePath and no usable server path: the base path defaults to '/'; add x-wso2-basePath");
+            "/".into()
+        }
+    }
+}
+
+fn normalise_base_path(path: &str) -> String {
+    let trimmed = path.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".into()
+    } else if trimmed.starts_with('/') {
+        trimmed.to_string()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// The first server URL with its variables replaced by their defaults.
+fn first_server_url(doc: &Document) -> Option<String> {
+    let server = doc.get("/servers/0")?;
+    let mut url = server.get("url")?.as_str()?.to_string();
+    if let Some(vars) = server.get("variables").and_then(Value::as_object) {
+        for (name, var) in vars {
+            if let Some(default) = var.get("default").and_then(Value::as_str) {
+                url = url.replace(&format!("{{{name}}}"), default);
+            }
+        }
+    }
+    Some(url)
+}
+
+/// Without x-wso2-production-endpoints, the definition's own server is the endpoint.
+fn server_endpoint(doc: &Document, version: SpecVersion, diags: &mut Diagnostics) -> Option<DeclaredEndpoint> {
+    let (url, pointer) = match version {
+        SpecVersion::OpenApi3 => (first_server_url(doc)?, "/servers/0/url"),
+        SpecVersion::Swagger2 => {
+            let host = doc.get("/host")?.as_str()?;
+            let schemes: Vec<&str> = doc
+                .get("/schemes")
+                .and_then(Value::as_array)
+                .map(|s| s.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let scheme = if schemes.contains(&"http") || schemes.is_empty() { "http" } else { "https" };
+            let base = doc.get("/basePath").and_then(Value::as_str).unwrap_or("");
+            (format!("{scheme}://{host}{base}"), "/host")
+        }
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return None;
+    }
+    let parsed = url::Url::parse(&url).ok();
+    if parsed.as_ref().and_then(url::Url::host_str).is_none() {
+        diags.warn(&doc.file, doc.line(pointer), format!("server URL {url:?} is not usable as an endpoint"));
+        return None;
+    }
+    Some(DeclaredEndpoint {
+        reference: None,
+        spec: EndpointSpec {
+            kind: mgw_runtime::model::EndpointKind::Http,
+            urls: vec![url.trim_end_matches('/').to_string()],
+            timeout_ms: mgw_runtime::model::DEFAULT_ENDPOINT_TIMEOUT_MS,
+        },
+    })
+}
+
+/// Checks `{parameter}` syntax: balanced, named, one per segment.
+fn check_template(path: &str) -> Result<(), String> {
+    for segment in path.split('/') {
+        let opens = segment.matches('{').count();
+        let closes = segment.matches('}').count();
+        if opens != closes {
+            return Err("has an unbalanced '{' or '}'".into());
+        }
+        if opens > 1 {
+            return Err("has more than one {parameter} in one segment, which cannot be routed".into());
+        }
+        if segment.contains("{}") {
+            return Err("has an unnamed {} parameter".into());
+        }
+    }
+    Ok(())
+}
+
+fn sanitize(path: &str) -> String {
+    path.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect::<String>()
+        .trim_matches('_')
+        .to_string()
+}
+
+/// Warns about extensions at one level: unknown `x-wso2-*` names, and known ones not applied yet.
+fn check_extensions(doc: &Document, pointer: &str, diags: &mut Diagnostics) {
+    let Some(map) = doc.get(if pointer.is_empty() { "" } else { pointer }).and_then(Value::as_object) else {
+        return;
+    };
+    for (key, value) in map {
+        let key_pointer = child(pointer, key);
+        if APPLIED.contains(&key.as_str()) {
+            continue;
+        }
+        if key == "x-wso2-disable-security" && !value.is_boolean() {
+            diags.error(&doc.file, doc.line(&key_pointer), format!("x-wso2-disable-security must be true or false, not {value}"));
+            continue;
+        }
+        if key == "x-wso2-owner" {
+            continue; // informational only
+        }
+        if NOT_YET_APPLIED.contains(&key.as_str()) {
+            diags.warn(&doc.file, doc.line(&key_pointer), format!("{key} is recognised but not applied yet by this micro-gw version"));
+        } else if key.starts_with("x-wso2-") {
+            diags.warn(&doc.file, doc.line(&key_pointer), format!("unknown extension {key} is ignored (check its spelling)"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> (Option<LoadedApi>, Diagnostics) {
+        let doc = Document::parse("api.yaml", text).unwrap();
+        let mut d = Diagnostics::default();
+        (load_definition(&doc, &mut d), d)
+    }
+
+    const PETSTORE: &str = "openapi: 3.0.0
+info: {title: Petstore, version: 1.0.0}
+x-wso2-basePath: petstore/v1/
+x-wso2-production-endpoints:
+  urls: [http://localhost:8080/api]
+paths:
+  /pet/{petId}:
+    get: {operationId: getPet}
+    delete: {}
+  /pet/findByStatus:
+    get:
+      x-wso2-production-endpoints:
+        urls: [http://a:1, http://b:2]
+        type: failover
+";
+
+    #[test]
+    fn loads_openapi3_with_api_and_resource_endpoints() {
+        let (api, d) = load(PETSTORE);
+        assert!(d.is_ok(), "{:?}", d.errors);
+        let api = api.unwrap();
+        assert_eq!(api.api.base_path, "/petstore/v1");
+        assert_eq!(api.api.id, api_id("Petstore", "1.0.0"));
+        assert_eq!(api.api.resources.len(), 3);
+        let find = &api.api.resources[2];
+        let ep = &api.endpoints[find.production.unwrap()];
+        assert!(ep.name.starts_with(&api.api.id) && ep.name.ends_with("get_pet_findByStatus"), "{}", ep.name);
+        assert_eq!(ep.kind, mgw_runtime::model::EndpointKind::Failover);
+        // The two API-level uses share one endpoint.
+        assert_eq!(api.api.resources[0].production, api.api.resources[1].production);
+        assert_eq!(api.endpoints[api.api.resources[0].production.unwrap()].name, api.api.id);
+    }
+
+    #[test]
+    fn api_id_matches_wso2() {
+        assert_eq!(api_id("PizzaShackAPI", "1.0.0").len(), 4 + 64);
+        assert!(api_id("a", "b").starts_with("api_"));
+    }
+
+    #[test]
+    fn swagger2_uses_base_path_and_host_with_warnings() {
+        let (api, d) = load("swagger: '2.0'\ninfo: {title: S, version: v1}\nhost: backend:9000\nbasePath: /s/v1\nschemes: [https]\npaths:\n  /x:\n    get: {}\n");
+        let api = api.unwrap();
+        assert_eq!(api.api.base_path, "/s/v1");
+        assert_eq!(api.endpoints[0].urls, vec!["https://backend:9000/s/v1"]);
+        assert!(d.warnings.iter().any(|w| w.message.contains("basePath")), "{:?}", d.warnings);
+    }
+
+    #[test]
+    fn openapi31_servers_fallback() {
+        let (api, d) = load("openapi: 3.1.0\ninfo: {title: T, version: '2'}\nservers:\n  - url: 'http://{host}:8080/t/v2'\n    variables: {host: {default: be}}\npaths:\n  /a:\n    post: {}\n");
+        assert!(d.is_ok(), "{:?}", d.errors);
+        let api = api.unwrap();
+        assert_eq!(api.api.base_path, "/t/v2");
+        assert_eq!(api.endpoints[0].urls, vec!["http://be:8080/t/v2"]);
+    }
+
+    #[test]
+    fn resource_without_endpoint_is_an_error_with_line() {
+        let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\npaths:\n  /a:\n    get: {}\n");
+        assert!(api.is_none());
+        assert_eq!(d.errors[0].line, Some(6));
+        assert!(d.errors[0].message.contains("no endpoint"));
+    }
+
+    #[test]
+    fn unknown_and_pending_extensions_warn_by_name() {
+        let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-bogus: 1\nx-wso2-cors: {}\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a:\n    get: {x-wso2-throttling-tier: Gold}\n");
+        assert!(api.is_some());
+        let text: Vec<String> = d.warnings.iter().map(ToString::to_string).collect();
+        assert!(text.iter().any(|w| w.contains("x-wso2-bogus") && w.starts_with("api.yaml:4:")), "{text:?}");
+        assert!(text.iter().any(|w| w.contains("x-wso2-cors")), "{text:?}");
+        assert!(text.iter().any(|w| w.contains("x-wso2-throttling-tier") && w.starts_with("api.yaml:9:")), "{text:?}");
+    }
+
+    #[test]
+    fn bad_documents_are_rejected() {
+        assert!(load("openapi: 2.5\ninfo: {title: T, version: '1'}\npaths: {}\n").0.is_none());
+        assert!(load("info: {title: T}\n").0.is_none());
+        let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a/{x}{y}:\n    get: {}\n");
+        assert!(api.is_none());
+        assert!(d.errors[0].message.contains("more than one"), "{:?}", d.errors);
+        let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-disable-security: 'yes'\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a:\n    get: {}\n");
+        assert!(api.is_none());
+        assert_eq!(d.errors[0].line, Some(3));
+    }
+
+    #[test]
+    fn path_item_refs_and_cycles() {
+        let ok = "openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a: {$ref: '#/x-items/a'}\nx-items:\n  a: {get: {}}\n";
+        let (api, d) = load(ok);
+        assert!(api.is_some(), "{:?}", d.errors);
+        let cyc = "openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a: {$ref: '#/x-items/a'}\nx-items:\n  a: {$ref: '#/x-items/b'}\n  b: {$ref: '#/x-items/a'}\n";
+        let (api, d) = load(cyc);
+        assert!(api.is_none());
+        assert!(d.errors.iter().any(|e| e.message.contains("circular")), "{:?}", d.errors);
+    }
+}
