@@ -93,12 +93,18 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     *this.bytes += data.len() as u64;
+                }
+                // hyper stops polling a body that reports its end, so log it now.
+                if this.inner.is_end_stream() {
+                    if let Some(record) = this.record.take() {
+                        emit(&record, *this.bytes, true);
+                    }
                 }
             }
             Poll::Ready(None) => {

@@ -61,14 +61,25 @@ pub const NO_PRODUCTION_ENDPOINT: Fault = Fault {
 impl Fault {
     /// The JSON body.
     pub fn body(&self) -> Bytes {
-        let value = serde_json::json!({
-            "fault": {
-                "code": self.code,
-                "message": self.message,
-                "description": self.description,
-            }
-        });
-        Bytes::from(value.to_string())
+        // A struct, not a map, keeps WSO2's field order: code, message, description.
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            code: u32,
+            message: &'a str,
+            description: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Envelope<'a> {
+            fault: Body<'a>,
+        }
+        let envelope = Envelope {
+            fault: Body {
+                code: self.code,
+                message: self.message,
+                description: self.description,
+            },
+        };
+        Bytes::from(serde_json::to_vec(&envelope).expect("a fault serializes"))
     }
 
     /// A complete response with `Content-Type: application/json`.

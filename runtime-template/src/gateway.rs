@@ -107,13 +107,7 @@ impl Gateway {
         };
         let upstream = &self.upstreams[endpoint];
 
-        let rest = {
-            let path = &path[route.base_path_len..];
-            match request.uri().query() {
-                Some(query) => format!("{path}?{query}"),
-                None => path.to_string(),
-            }
-        };
+        let rest = path[route.base_path_len..].to_string();
         let access_path = self.access_log.then(|| request_target(&request));
         let (mut parts, body) = request.into_parts();
         let host = parts

@@ -59,7 +59,8 @@ pub struct ForwardError {
     pub target: Option<String>,
 }
 
-/// Sends the request to `upstream`. `rest` is the raw path after the base path, with query.
+/// Sends the request to `upstream`. `rest` is the raw path after the base path; the query is
+/// taken from the request.
 /// When a URL refuses the connection before any of the body was sent, the next URL is tried
 /// (failover, and load balancing past a dead node); everything shares one deadline.
 pub async fn forward(
@@ -74,12 +75,13 @@ pub async fn forward(
     parts.version = Version::HTTP_11;
     let count = upstream.targets.len();
     let first = upstream.first();
+    let query = parts.uri.query().map(str::to_string);
     let slot = BodySlot::new(body);
     let mut last_target = None;
     for attempt in 0..count {
         let target = &upstream.targets[(first + attempt) % count];
         last_target = Some(target.display.clone());
-        let uri = target.uri_for(rest).map_err(|_| ForwardError {
+        let uri = target.uri_for(rest, query.as_deref()).map_err(|_| ForwardError {
             fault: fault::UPSTREAM_UNREACHABLE,
             target: last_target.clone(),
         })?;

@@ -18,6 +18,8 @@ pub struct Target {
     pub authority: Authority,
     /// Path prefix without a trailing `/` (may be empty).
     pub prefix: String,
+    /// A query the endpoint URL carries; the request's query is appended to it.
+    pub query: Option<String>,
     /// The URL as configured, for logs.
     pub display: String,
 }
@@ -36,25 +38,41 @@ impl Target {
             .authority()
             .cloned()
             .ok_or_else(|| format!("{url:?} has no host"))?;
-        if uri.query().is_some() {
-            return Err(format!("{url:?} has a query string: endpoint URLs take a path only"));
-        }
         Ok(Target {
             scheme,
             authority,
             prefix: uri.path().trim_end_matches('/').to_string(),
+            query: uri.query().filter(|q| !q.is_empty()).map(str::to_string),
             display: url.to_string(),
         })
     }
 
-    /// The upstream URI for a request whose path after the base path is `rest` (raw, with query).
-    pub fn uri_for(&self, rest: &str) -> Result<Uri, http::Error> {
-        let mut path = String::with_capacity(self.prefix.len() + rest.len() + 1);
+    /// The upstream URI for a request whose path after the base path is `rest` (raw) with
+    /// the raw `query`, if any.
+    pub fn uri_for(&self, rest: &str, query: Option<&str>) -> Result<Uri, http::Error> {
+        let extra = self.query.as_ref().map_or(0, String::len) + query.map_or(0, str::len);
+        let mut path = String::with_capacity(self.prefix.len() + rest.len() + extra + 3);
         path.push_str(&self.prefix);
-        if !rest.starts_with('/') {
+        if !rest.starts_with('/') && !(rest.is_empty() && !self.prefix.is_empty()) {
             path.push('/');
         }
         path.push_str(rest);
+        if path.is_empty() {
+            path.push('/');
+        }
+        match (self.query.as_deref(), query) {
+            (Some(own), Some(query)) => {
+                path.push('?');
+                path.push_str(own);
+                path.push('&');
+                path.push_str(query);
+            }
+            (Some(only), None) | (None, Some(only)) => {
+                path.push('?');
+                path.push_str(only);
+            }
+            (None, None) => {}
+        }
         Ok(Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -202,10 +220,13 @@ mod tests {
     #[test]
     fn uri_keeps_prefix_path_and_query() {
         let t = Target::parse("http://localhost:8080/api/").unwrap();
-        assert_eq!(t.uri_for("/pet/a%2Fb?x=1&y=%20").unwrap().to_string(), "http://localhost:8080/api/pet/a%2Fb?x=1&y=%20");
-        assert_eq!(t.uri_for("").unwrap().to_string(), "http://localhost:8080/api/");
+        assert_eq!(t.uri_for("/pet/a%2Fb", Some("x=1&y=%20")).unwrap().to_string(), "http://localhost:8080/api/pet/a%2Fb?x=1&y=%20");
+        assert_eq!(t.uri_for("", None).unwrap().to_string(), "http://localhost:8080/api");
         let root = Target::parse("http://localhost:8080").unwrap();
-        assert_eq!(root.uri_for("?q").unwrap().to_string(), "http://localhost:8080/?q");
+        assert_eq!(root.uri_for("", Some("q")).unwrap().to_string(), "http://localhost:8080/?q");
+        let with_query = Target::parse("https://h:1/v1/find?a=1").unwrap();
+        assert_eq!(with_query.uri_for("/x", Some("b=2")).unwrap().to_string(), "https://h:1/v1/find/x?a=1&b=2");
+        assert_eq!(with_query.uri_for("", None).unwrap().to_string(), "https://h:1/v1/find?a=1");
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("/relative").is_err());
     }

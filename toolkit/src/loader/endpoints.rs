@@ -238,8 +238,8 @@ fn endpoint_url(text: &str) -> Result<(String, Option<String>), String> {
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!("endpoint URL {text:?} has no host"));
     }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(format!("endpoint URL {text:?} has a query or fragment: an endpoint URL takes a path only"));
+    if parsed.fragment().is_some() {
+        return Err(format!("endpoint URL {text:?} has a #fragment: remove it"));
     }
     // The runtime parses it too: make sure it agrees.
     mgw_runtime::proxy::upstream::Target::parse(trimmed).map_err(|e| format!("endpoint URL {e}"))?;

@@ -168,3 +168,34 @@ mod tests {
         assert_eq!(err.errors.len(), 2, "{err}");
     }
 }
+
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+
+    /// Real definitions written by WSO2 users (`../shared/fixtures/wso2-openapi`) must load.
+    #[test]
+    fn every_wso2_fixture_loads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/wso2-openapi");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            panic!("fixtures not found at {}", dir.display());
+        };
+        let mut checked = 0;
+        let mut failures = Vec::new();
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !crate::project::is_definition_name(&name) || name == "policies.yaml" {
+                continue;
+            }
+            let file = SourceFile { name: name.clone(), text: std::fs::read_to_string(&path).unwrap() };
+            match load("fixture", &[file]) {
+                Ok(loaded) => assert!(!loaded.model.apis[0].resources.is_empty(), "{name}"),
+                Err(failed) => failures.push(failed.error.to_string()),
+            }
+            checked += 1;
+        }
+        assert!(checked >= 18, "only {checked} fixtures found");
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}

@@ -110,6 +110,8 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
     let api_production = declared_endpoint(doc, "/x-wso2-production-endpoints", &named, diags)
         .or_else(|| server_endpoint(doc, version, diags));
     let api_sandbox = declared_endpoint(doc, "/x-wso2-sandbox-endpoints", &named, diags);
+    let api_open = doc.get("/x-wso2-disable-security") == Some(&Value::Bool(true));
+    let mut secured_resources = 0usize;
     let mut resources = Vec::new();
     match doc.get("/paths").map(Value::as_object) {
         Some(Some(paths)) => {
@@ -164,6 +166,13 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                         );
                         continue;
                     }
+                    let open = match operation.get("x-wso2-disable-security").and_then(Value::as_bool) {
+                        Some(disabled) => disabled,
+                        None => api_open || operation.get("x-auth-type").and_then(Value::as_str) == Some("None"),
+                    };
+                    if !open {
+                        secured_resources += 1;
+                    }
                     resources.push(Resource {
                         method: method.to_uppercase(),
                         path: path.clone(),
@@ -183,11 +192,15 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
     if diags.errors.len() > errors_before {
         return None;
     }
-    diags.warn(
-        &file,
-        None,
-        format!("API '{name}' {api_version}: authentication is not enforced by this micro-gw version yet; its resources are served without credentials"),
-    );
+    if secured_resources > 0 {
+        diags.warn(
+            &file,
+            None,
+            format!(
+                "API '{name}' {api_version}: {secured_resources} resource(s) would require credentials in WSO2, but authentication is not enforced by this micro-gw version yet; they are served without credentials"
+            ),
+        );
+    }
     Some(LoadedApi {
         api: Api {
             id,
@@ -386,8 +399,9 @@ fn check_extensions(doc: &Document, pointer: &str, diags: &mut Diagnostics) {
             diags.error(&doc.file, doc.line(&key_pointer), format!("x-wso2-disable-security must be true or false, not {value}"));
             continue;
         }
-        if key == "x-wso2-owner" {
-            continue; // informational only
+        // Informational, or (security disabled) exactly what this version does anyway.
+        if key == "x-wso2-owner" || (key == "x-wso2-disable-security" && value == &Value::Bool(true)) || (key == "x-auth-type" && value == "None") {
+            continue;
         }
         if NOT_YET_APPLIED.contains(&key.as_str()) {
             diags.warn(&doc.file, doc.line(&key_pointer), format!("{key} is recognised but not applied yet by this micro-gw version"));

@@ -69,7 +69,8 @@ pub fn resolve<'a>(doc: &'a Document, pointer: &str) -> Result<(&'a Value, Strin
     }
 }
 
-/// Checks every local `$ref` in the document: each must resolve, and no chain may loop.
+/// Checks every local `$ref` in the document: a chain that loops is an error, a reference to
+/// nothing a warning.
 pub fn check_all(doc: &Document, diagnostics: &mut Diagnostics) {
     let mut stack = vec![(String::new(), &doc.value)];
     let mut reported_cycles: Vec<Vec<String>> = Vec::new();
@@ -96,8 +97,11 @@ pub fn check_all(doc: &Document, diagnostics: &mut Diagnostics) {
                             }
                         }
                         Err(err @ RefError::Dangling(_)) => {
+                            // Schemas are not used by the gateway, and real definitions carry
+                            // stale schema references: a warning here, an error where the
+                            // gateway itself follows a reference (path items, endpoints).
                             let _ = reference;
-                            diagnostics.error(&doc.file, doc.line(&child(&pointer, "$ref")), err.to_string());
+                            diagnostics.warn(&doc.file, doc.line(&child(&pointer, "$ref")), err.to_string());
                         }
                     }
                 }
@@ -140,9 +144,9 @@ mod tests {
         assert!(matches!(resolve(&d, "/a"), Err(RefError::Circular(_))));
         let mut diags = Diagnostics::default();
         check_all(&d, &mut diags);
-        assert_eq!(diags.errors.len(), 2, "{:?}", diags.errors);
-        let text: Vec<String> = diags.errors.iter().map(ToString::to_string).collect();
-        assert!(text.iter().any(|t| t.contains("circular $ref")), "{text:?}");
-        assert!(text.iter().any(|t| t.starts_with("t.yaml:5:") && t.contains("does not resolve")), "{text:?}");
+        assert_eq!(diags.errors.len(), 1, "{:?}", diags.errors);
+        assert!(diags.errors[0].to_string().contains("circular $ref"), "{:?}", diags.errors);
+        assert!(diags.warnings[0].to_string().starts_with("t.yaml:5:"), "{:?}", diags.warnings);
+        assert!(diags.warnings[0].to_string().contains("does not resolve"), "{:?}", diags.warnings);
     }
 }
