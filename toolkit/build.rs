@@ -36,16 +36,30 @@ fn main() {
     let mut hash = 0xcbf2_9ce4_8422_2325_u64;
     let mut table = String::from("/// The runtime crate's files: path relative to the crate, content.\npub const RUNTIME_FILES: &[(&str, &[u8])] = &[\n");
     for file in &files {
-        let relative = file.strip_prefix(&runtime).expect("inside runtime").to_string_lossy().replace('\\', "/");
-        let content = std::fs::read(file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        let relative = file
+            .strip_prefix(&runtime)
+            .expect("inside runtime")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let content =
+            std::fs::read(file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
         fnv1a(&mut hash, relative.as_bytes());
         fnv1a(&mut hash, &content);
         let absolute = file.canonicalize().expect("canonical path");
-        writeln!(table, "    ({relative:?}, include_bytes!({:?})),", absolute.to_string_lossy()).unwrap();
+        writeln!(
+            table,
+            "    ({relative:?}, include_bytes!({:?})),",
+            absolute.to_string_lossy()
+        )
+        .unwrap();
         println!("cargo:rerun-if-changed={}", file.display());
     }
     table.push_str("];\n");
-    writeln!(table, "/// Hash of the runtime's files.\npub const RUNTIME_HASH: &str = \"{hash:016x}\";").unwrap();
+    writeln!(
+        table,
+        "/// Hash of the runtime's files.\npub const RUNTIME_HASH: &str = \"{hash:016x}\";"
+    )
+    .unwrap();
     println!("cargo:rerun-if-changed={}", runtime.join("src").display());
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("runtime_sources.rs");
     std::fs::write(out, table).expect("writing runtime_sources.rs");

@@ -190,10 +190,15 @@ pub fn locate(
         if !dir.is_dir() {
             return Err(ConfigError::Missing {
                 path: dir,
-                hint: format!(" (the directory named by {CONF_DIR_ENV}): create it or unset the variable"),
+                hint: format!(
+                    " (the directory named by {CONF_DIR_ENV}): create it or unset the variable"
+                ),
             });
         }
-        return existing(dir.join(CONFIG_FILE_NAME), &format!(" (from {CONF_DIR_ENV})"));
+        return existing(
+            dir.join(CONFIG_FILE_NAME),
+            &format!(" (from {CONF_DIR_ENV})"),
+        );
     }
     let project_conf = binary
         .parent()
@@ -279,8 +284,9 @@ pub fn parse(
     let _: RuntimeConfig = toml::from_str(text).map_err(invalid)?;
     let mut table: toml::Table = toml::from_str(text).map_err(invalid)?;
     apply_overrides(&mut table, env, args)?;
-    let config = RuntimeConfig::deserialize(toml::Value::Table(table))
-        .map_err(|err| ConfigError::Override(format!("an override is invalid: {}", err.message().trim())))?;
+    let config = RuntimeConfig::deserialize(toml::Value::Table(table)).map_err(|err| {
+        ConfigError::Override(format!("an override is invalid: {}", err.message().trim()))
+    })?;
     config.validate(path)?;
     Ok(config)
 }
@@ -324,9 +330,15 @@ fn apply_overrides(
 ) -> Result<(), ConfigError> {
     let defaults = toml::Table::try_from(RuntimeConfig::default()).expect("defaults serialize");
     for (section, keys) in &defaults {
-        let Some(keys) = keys.as_table() else { continue };
+        let Some(keys) = keys.as_table() else {
+            continue;
+        };
         for (key, default) in keys {
-            let env_name = format!("{ENV_PREFIX}{}_{}", section.to_uppercase(), key.to_uppercase());
+            let env_name = format!(
+                "{ENV_PREFIX}{}_{}",
+                section.to_uppercase(),
+                key.to_uppercase()
+            );
             let dotted = format!("{section}.{key}");
             let value = args
                 .iter()
@@ -397,18 +409,28 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_file_and_line() {
-        let err = parse("[listener]\nhttp_port = 1\nhtp_port = 2\n", Path::new("c.toml"), &[], &[])
-            .unwrap_err()
-            .to_string();
+        let err = parse(
+            "[listener]\nhttp_port = 1\nhtp_port = 2\n",
+            Path::new("c.toml"),
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("c.toml:3:"), "{err}");
         assert!(err.contains("htp_port"), "{err}");
     }
 
     #[test]
     fn bad_type_is_an_error() {
-        let err = parse("[listener]\nhttp_port = \"x\"\n", Path::new("c.toml"), &[], &[])
-            .unwrap_err()
-            .to_string();
+        let err = parse(
+            "[listener]\nhttp_port = \"x\"\n",
+            Path::new("c.toml"),
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("c.toml:2"), "{err}");
     }
 
@@ -443,7 +465,10 @@ mod tests {
         std::fs::create_dir_all(dir.join("target")).unwrap();
         std::fs::write(conf.join(CONFIG_FILE_NAME), "").unwrap();
         let binary = dir.join("target").join("p");
-        assert_eq!(locate(None, None, &binary).unwrap(), conf.join(CONFIG_FILE_NAME));
+        assert_eq!(
+            locate(None, None, &binary).unwrap(),
+            conf.join(CONFIG_FILE_NAME)
+        );
         assert_eq!(
             locate(None, Some(conf.to_str().unwrap()), Path::new("/nowhere/x")).unwrap(),
             conf.join(CONFIG_FILE_NAME)

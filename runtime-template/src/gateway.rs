@@ -80,10 +80,13 @@ impl Gateway {
         };
         let path = request.uri().path();
         if path == HEALTH_PATH && (method == Method::GET || method == Method::HEAD) {
-            let mut response = Response::new(GatewayBody::from(Bytes::from_static(HEALTH_BODY.as_bytes())));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let mut response = Response::new(GatewayBody::from(Bytes::from_static(
+                HEALTH_BODY.as_bytes(),
+            )));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             let record = record(StatusCode::OK, None, None);
             return Ok(response.map(|b| LoggedBody::new(b, record)));
         }
@@ -110,10 +113,12 @@ impl Gateway {
         let rest = path[route.base_path_len..].to_string();
         let access_path = self.access_log.then(|| request_target(&request));
         let (mut parts, body) = request.into_parts();
-        let host = parts
-            .headers
-            .remove(header::HOST)
-            .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let host = parts.headers.remove(header::HOST).or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         headers::strip_hop_by_hop(&mut parts.headers);
         headers::add_forwarded(&mut parts.headers, client.ip(), proto, host);
 
@@ -132,7 +137,11 @@ impl Gateway {
         };
         match proxy::forward(&self.client, upstream, parts, body, &rest).await {
             Ok(forwarded) => {
-                let record = record(forwarded.response.status(), Some(forwarded.target), Some(forwarded.latency));
+                let record = record(
+                    forwarded.response.status(),
+                    Some(forwarded.target),
+                    Some(forwarded.latency),
+                );
                 Ok(forwarded
                     .response
                     .map(|body| LoggedBody::new(GatewayBody::upstream(body), record)))

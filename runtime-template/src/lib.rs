@@ -71,7 +71,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "version" | "--version" | "-V" => parsed.version = true,
             "help" | "--help" | "-h" => parsed.help = true,
             "--config" | "-c" => {
-                let file = args.next().ok_or("--config needs a file: --config <path/to/micro-gw.toml>")?;
+                let file = args
+                    .next()
+                    .ok_or("--config needs a file: --config <path/to/micro-gw.toml>")?;
                 parsed.config = Some(file.into());
             }
             _ => {
@@ -122,9 +124,11 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let binary = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&model.project));
     let conf_dir = std::env::var(CONF_DIR_ENV).ok();
-    let path = config::locate(args.config.as_deref(), conf_dir.as_deref(), &binary).map_err(|e| e.to_string())?;
+    let path = config::locate(args.config.as_deref(), conf_dir.as_deref(), &binary)
+        .map_err(|e| e.to_string())?;
     let loaded = config::load(&path, &env, &args.settings).map_err(|e| e.to_string())?;
-    let upstreams = proxy::upstream::resolve(&model, &args.endpoints, &env).map_err(|e| e.to_string())?;
+    let upstreams =
+        proxy::upstream::resolve(&model, &args.endpoints, &env).map_err(|e| e.to_string())?;
     let router = Router::build(&model).map_err(|e| e.to_string())?;
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -132,15 +136,25 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     if loaded.config.listener.worker_threads > 0 {
         runtime.worker_threads(loaded.config.listener.worker_threads);
     }
-    let runtime = runtime.build().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = runtime
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let _log_guard = init_logging(&loaded.config.log.level);
     runtime.block_on(async move {
         let settings = server_settings(&loaded)?;
         let tls = tls::client_config(&loaded.config.upstream.truststore, &|p| loaded.resolve(p))
             .map_err(|e| format!("{} (upstream.truststore in {})", e, loaded.path.display()))?;
         let client = proxy::client(&loaded.config.upstream, tls);
-        let gateway = Arc::new(Gateway::new(model, router, upstreams, client, loaded.config.log.access_log));
-        server::serve(gateway, settings, started).await.map_err(|e| e.to_string())
+        let gateway = Arc::new(Gateway::new(
+            model,
+            router,
+            upstreams,
+            client,
+            loaded.config.log.access_log,
+        ));
+        server::serve(gateway, settings, started)
+            .await
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -153,14 +167,23 @@ fn server_settings(loaded: &LoadedConfig) -> Result<ServerSettings, String> {
     let https = if listener.https_enabled {
         let certificate = loaded.resolve(&loaded.config.tls.certificate);
         let private_key = loaded.resolve(&loaded.config.tls.private_key);
-        let tls = tls::server_config(&certificate, &private_key)
-            .map_err(|e| format!("{e} ([tls] in {}; or set listener.https_enabled = false)", loaded.path.display()))?;
-        Some((SocketAddr::new(host, listener.https_port), TlsAcceptor::from(Arc::new(tls))))
+        let tls = tls::server_config(&certificate, &private_key).map_err(|e| {
+            format!(
+                "{e} ([tls] in {}; or set listener.https_enabled = false)",
+                loaded.path.display()
+            )
+        })?;
+        Some((
+            SocketAddr::new(host, listener.https_port),
+            TlsAcceptor::from(Arc::new(tls)),
+        ))
     } else {
         None
     };
     Ok(ServerSettings {
-        http: listener.http_enabled.then(|| SocketAddr::new(host, listener.http_port)),
+        http: listener
+            .http_enabled
+            .then(|| SocketAddr::new(host, listener.http_port)),
         https,
         handshake_timeout: Duration::from_secs(listener.tls_handshake_timeout_seconds),
         shutdown_timeout: Duration::from_secs(listener.shutdown_timeout_seconds),
@@ -169,7 +192,8 @@ fn server_settings(loaded: &LoadedConfig) -> Result<ServerSettings, String> {
 
 fn init_logging(level: &str) -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
-    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -196,8 +220,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(parsed.config, Some(PathBuf::from("c.toml")));
-        assert_eq!(parsed.settings, vec![("listener.http_port".into(), "0".into())]);
-        assert_eq!(parsed.endpoints, vec![("myEp_prod_endpoint_0".into(), "http://x".into())]);
+        assert_eq!(
+            parsed.settings,
+            vec![("listener.http_port".into(), "0".into())]
+        );
+        assert_eq!(
+            parsed.endpoints,
+            vec![("myEp_prod_endpoint_0".into(), "http://x".into())]
+        );
         assert!(args(&["version"]).unwrap().version);
     }
 

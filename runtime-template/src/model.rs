@@ -156,7 +156,10 @@ mod tests {
     #[test]
     fn join_path_handles_root_and_slashes() {
         assert_eq!(join_path("/", "/pet"), "/pet");
-        assert_eq!(join_path("/petstore/v1", "/pet/{id}"), "/petstore/v1/pet/{id}");
+        assert_eq!(
+            join_path("/petstore/v1", "/pet/{id}"),
+            "/petstore/v1/pet/{id}"
+        );
         assert_eq!(join_path("/petstore/v1/", "pet"), "/petstore/v1/pet");
         assert_eq!(join_path("/a", "/"), "/a/");
     }
@@ -164,6 +167,9 @@ mod tests {
     #[test]
     fn rejects_other_format() {
         let json = br#"{"format":99,"project":"p","apis":[],"endpoints":[]}"#;
-        assert!(matches!(GatewayModel::from_json(json), Err(ModelError::Format(99))));
+        assert!(matches!(
+            GatewayModel::from_json(json),
+            Err(ModelError::Format(99))
+        ));
     }
 }

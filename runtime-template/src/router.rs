@@ -104,7 +104,11 @@ impl Router {
         // matchit template -> (entry index, api index, display path)
         let mut by_template: HashMap<String, (usize, usize, String)> = HashMap::new();
         for (api_idx, api) in model.apis.iter().enumerate() {
-            let base_path_len = if api.base_path == "/" { 0 } else { api.base_path.len() };
+            let base_path_len = if api.base_path == "/" {
+                0
+            } else {
+                api.base_path.len()
+            };
             for (res_idx, resource) in api.resources.iter().enumerate() {
                 let full = join_path(&api.base_path, &resource.path);
                 let method = Method::from_bytes(resource.method.as_bytes()).map_err(|_| {
@@ -202,7 +206,8 @@ impl Router {
             let mut names: Vec<&str> = entry.methods.iter().map(|(m, _)| m.as_str()).collect();
             names.sort_unstable();
             names.dedup();
-            entry.allow = HeaderValue::from_str(&names.join(", ")).expect("method names are tokens");
+            entry.allow =
+                HeaderValue::from_str(&names.join(", ")).expect("method names are tokens");
         }
         Ok(Router {
             paths,
@@ -278,11 +283,21 @@ mod tests {
         let m = model(vec![api(
             "pets",
             "/petstore/v1",
-            &[("GET", "/pet/{petId}"), ("DELETE", "/pet/{petId}"), ("GET", "/pet/findByStatus")],
+            &[
+                ("GET", "/pet/{petId}"),
+                ("DELETE", "/pet/{petId}"),
+                ("GET", "/pet/findByStatus"),
+            ],
         )]);
         let router = Router::build(&m).unwrap();
-        assert!(matches!(router.lookup(&Method::GET, "/petstore/v1/pet/1"), Match::Found(0)));
-        assert!(matches!(router.lookup(&Method::DELETE, "/petstore/v1/pet/1"), Match::Found(1)));
+        assert!(matches!(
+            router.lookup(&Method::GET, "/petstore/v1/pet/1"),
+            Match::Found(0)
+        ));
+        assert!(matches!(
+            router.lookup(&Method::DELETE, "/petstore/v1/pet/1"),
+            Match::Found(1)
+        ));
         assert!(matches!(
             router.lookup(&Method::GET, "/petstore/v1/pet/findByStatus"),
             Match::Found(2)
@@ -291,8 +306,14 @@ mod tests {
             Match::MethodNotAllowed(allow) => assert_eq!(allow, "DELETE, GET"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(router.lookup(&Method::GET, "/petstore/v2/pet/1"), Match::NotFound));
-        assert!(matches!(router.lookup(&Method::GET, "/petstore/v1/pet/a%2Fb"), Match::Found(0)));
+        assert!(matches!(
+            router.lookup(&Method::GET, "/petstore/v2/pet/1"),
+            Match::NotFound
+        ));
+        assert!(matches!(
+            router.lookup(&Method::GET, "/petstore/v1/pet/a%2Fb"),
+            Match::Found(0)
+        ));
         assert_eq!(router.route(0).base_path_len, "/petstore/v1".len());
     }
 
@@ -303,8 +324,14 @@ mod tests {
             api("root", "/r", &[("GET", "/")]),
         ]);
         let router = Router::build(&m).unwrap();
-        assert!(matches!(router.lookup(&Method::GET, "/any/a/b/c"), Match::Found(0)));
-        assert!(matches!(router.lookup(&Method::GET, "/r/"), Match::Found(1)));
+        assert!(matches!(
+            router.lookup(&Method::GET, "/any/a/b/c"),
+            Match::Found(0)
+        ));
+        assert!(matches!(
+            router.lookup(&Method::GET, "/r/"),
+            Match::Found(1)
+        ));
         assert!(matches!(router.lookup(&Method::GET, "/r"), Match::Found(1)));
     }
 

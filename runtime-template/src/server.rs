@@ -36,10 +36,17 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
 }
 
-async fn bind(addr: SocketAddr, what: &'static str, key: &'static str) -> Result<TcpListener, BindError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| BindError { what, addr, key, source })
+async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+    key: &'static str,
+) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr).await.map_err(|source| BindError {
+        what,
+        addr,
+        key,
+        source,
+    })
 }
 
 async fn accept(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
@@ -50,13 +57,20 @@ async fn accept(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, S
 }
 
 /// Serves until SIGINT or SIGTERM, then drains in-flight requests (bounded).
-pub async fn serve(gateway: Arc<Gateway>, settings: ServerSettings, started: Instant) -> Result<(), BindError> {
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    settings: ServerSettings,
+    started: Instant,
+) -> Result<(), BindError> {
     let http = match settings.http {
         Some(addr) => Some(bind(addr, "HTTP", "http_port").await?),
         None => None,
     };
     let (https, acceptor) = match settings.https {
-        Some((addr, acceptor)) => (Some(bind(addr, "HTTPS", "https_port").await?), Some(acceptor)),
+        Some((addr, acceptor)) => (
+            Some(bind(addr, "HTTPS", "https_port").await?),
+            Some(acceptor),
+        ),
         None => (None, None),
     };
     if let Some(Ok(addr)) = http.as_ref().map(TcpListener::local_addr) {
@@ -103,7 +117,9 @@ pub async fn serve(gateway: Arc<Gateway>, settings: ServerSettings, started: Ins
     drop(https);
     match tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections closed; gateway stopped"),
-        Err(_) => tracing::warn!("shutdown timeout reached with connections still open; gateway stopped"),
+        Err(_) => {
+            tracing::warn!("shutdown timeout reached with connections still open; gateway stopped")
+        }
     }
     Ok(())
 }
@@ -124,7 +140,9 @@ fn spawn_plain(
     let _ = stream.set_nodelay(true);
     let gateway = gateway.clone();
     let service = service_fn(move |request| gateway.clone().handle(request, peer, "http"));
-    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .into_owned();
     tokio::spawn(async move {
         if let Err(err) = watcher.watch(connection).await {
             tracing::debug!(%peer, "connection ended with an error: {err}");
@@ -171,10 +189,11 @@ async fn stop_signal() -> &'static str {
     };
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return ctrl_c.await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return ctrl_c.await,
+            };
         tokio::select! {
             name = ctrl_c => name,
             _ = term.recv() => "SIGTERM",

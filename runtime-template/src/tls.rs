@@ -37,7 +37,9 @@ fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'sta
         reason,
     };
     if !path.is_file() {
-        return Err(file_err("does not exist: check the path in conf/micro-gw.toml".into()));
+        return Err(file_err(
+            "does not exist: check the path in conf/micro-gw.toml".into(),
+        ));
     }
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| file_err(format!("cannot be read: {e}")))?
@@ -50,13 +52,18 @@ fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'sta
 }
 
 /// Server configuration for the HTTPS listener, offering h2 and http/1.1 by ALPN.
-pub fn server_config(certificate: &Path, private_key: &Path) -> Result<rustls::ServerConfig, TlsError> {
+pub fn server_config(
+    certificate: &Path,
+    private_key: &Path,
+) -> Result<rustls::ServerConfig, TlsError> {
     install_crypto_provider();
     let certs = read_certs(certificate, "certificate")?;
     let key = PrivateKeyDer::from_pem_file(private_key).map_err(|e| TlsError::File {
         what: "private key",
         path: private_key.to_path_buf(),
-        reason: format!("cannot be used ({e}): it must be a PEM private key (PKCS#8, PKCS#1 or SEC1)"),
+        reason: format!(
+            "cannot be used ({e}): it must be a PEM private key (PKCS#8, PKCS#1 or SEC1)"
+        ),
     })?;
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
@@ -66,7 +73,10 @@ pub fn server_config(certificate: &Path, private_key: &Path) -> Result<rustls::S
 }
 
 /// Client configuration for HTTPS endpoints: `"system"` roots or a PEM bundle.
-pub fn client_config(truststore: &str, base: &dyn Fn(&Path) -> PathBuf) -> Result<rustls::ClientConfig, TlsError> {
+pub fn client_config(
+    truststore: &str,
+    base: &dyn Fn(&Path) -> PathBuf,
+) -> Result<rustls::ClientConfig, TlsError> {
     install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     if truststore == "system" {

@@ -88,14 +88,21 @@ pub async fn spawn(name: &str, addr: SocketAddr) -> std::io::Result<Backend> {
     })
 }
 
-async fn handle(name: Arc<str>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    name: Arc<str>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_string();
-    if let Some(n) = path.strip_prefix("/bytes/").and_then(|n| n.parse::<usize>().ok()) {
+    if let Some(n) = path
+        .strip_prefix("/bytes/")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
         drain(request.into_body()).await;
         let mut response = Response::new(Full::new(Bytes::from(vec![b'x'; n.min(64 << 20)])));
-        response
-            .headers_mut()
-            .insert("x-backend", http::HeaderValue::from_str(&name).unwrap_or(http::HeaderValue::from_static("backend")));
+        response.headers_mut().insert(
+            "x-backend",
+            http::HeaderValue::from_str(&name).unwrap_or(http::HeaderValue::from_static("backend")),
+        );
         return Ok(response);
     }
     if let Some(ms) = path
@@ -111,7 +118,12 @@ async fn handle(name: Arc<str>, request: Request<Incoming>) -> Result<Response<F
     let headers: serde_json::Map<String, serde_json::Value> = request
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned().into()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned().into(),
+            )
+        })
         .collect();
     let (size, checksum) = drain(request.into_body()).await;
     let body = serde_json::json!({
@@ -126,7 +138,10 @@ async fn handle(name: Arc<str>, request: Request<Incoming>) -> Result<Response<F
     });
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     if let Ok(value) = http::HeaderValue::from_str(&name) {
         headers.insert("x-backend", value);
     }
@@ -143,8 +158,49 @@ async fn drain(mut body: Incoming) -> (u64, u64) {
         let Ok(frame) = frame else { break };
         if let Some(data) = frame.data_ref() {
             size += data.len() as u64;
-            checksum = data.iter().fold(checksum, |acc, b| acc.wrapping_add(u64::from(*b)));
+            checksum = data
+                .iter()
+                .fold(checksum, |acc, b| acc.wrapping_add(u64::from(*b)));
         }
     }
     (size, checksum)
+}
+
+/// Starts a server that answers every request with `status` and `body` (e.g. a definition
+/// to download). Stops when the returned guard is dropped.
+pub async fn spawn_fixed(status: u16, body: String) -> std::io::Result<Backend> {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let addr = listener.local_addr()?;
+    let requests = Arc::new(AtomicU64::new(0));
+    let (stop_tx, mut stop_rx) = oneshot::channel();
+    let body = Bytes::from(body);
+    let counter = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stop_rx => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let body = body.clone();
+                    let counter = counter.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |_req: Request<Incoming>| {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            let mut response = Response::new(Full::new(body.clone()));
+                            *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+                            async move { Ok::<_, Infallible>(response) }
+                        });
+                        let _ = auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            }
+        }
+    });
+    Ok(Backend {
+        addr,
+        requests,
+        stop: Some(stop_tx),
+    })
 }

@@ -1,4 +1,7 @@
-//! Test support for micro-gw's end-to-end tests: a real backend, process guards and a
-//! project harness. Also builds `mgw-echo-backend`, used by the quickstart and benchmarks.
+//! Test support for micro-gw's end-to-end tests: a real backend, a harness that drives the
+//! real toolkit and gateway processes, and a small HTTP client. Also builds
+//! `mgw-echo-backend`, used by the quickstart and the benchmarks.
 
 pub mod backend;
+pub mod client;
+pub mod harness;

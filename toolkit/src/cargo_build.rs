@@ -21,7 +21,12 @@ pub struct CargoOptions {
 }
 
 /// Builds the crate in `gen_dir` and returns the path of the binary named `binary`.
-pub fn build(gen_dir: &Path, binary: &str, package_estimate: u64, options: &CargoOptions) -> anyhow::Result<PathBuf> {
+pub fn build(
+    gen_dir: &Path,
+    binary: &str,
+    package_estimate: u64,
+    options: &CargoOptions,
+) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
     command
@@ -37,7 +42,11 @@ pub fn build(gen_dir: &Path, binary: &str, package_estimate: u64, options: &Carg
         .arg(binary)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(if options.verbose { Stdio::inherit() } else { Stdio::piped() });
+        .stderr(if options.verbose {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        });
     if options.offline {
         command.arg("--offline");
     }
@@ -64,10 +73,15 @@ pub fn build(gen_dir: &Path, binary: &str, package_estimate: u64, options: &Carg
     let stdout = child.stdout.take().context("reading cargo's output")?;
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
         match message.get("reason").and_then(|r| r.as_str()) {
             Some("compiler-artifact") => {
-                let name = message["target"]["name"].as_str().unwrap_or_default().to_string();
+                let name = message["target"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 progress.inc(1);
                 progress.set_message(name.clone());
                 if name == binary {
@@ -82,7 +96,9 @@ pub fn build(gen_dir: &Path, binary: &str, package_estimate: u64, options: &Carg
     }
     let status = child.wait().context("waiting for cargo")?;
     progress.finish_and_clear();
-    let stderr = stderr_reader.and_then(|h| h.join().ok()).unwrap_or_default();
+    let stderr = stderr_reader
+        .and_then(|h| h.join().ok())
+        .unwrap_or_default();
     if !status.success() {
         let mut message = String::from("cargo build failed");
         if !stderr.trim().is_empty() {
@@ -100,7 +116,10 @@ pub fn build(gen_dir: &Path, binary: &str, package_estimate: u64, options: &Carg
     }
     let built = executable.unwrap_or_else(|| options.target_dir.join("release").join(binary));
     if !built.is_file() {
-        bail!("cargo reported success but {} does not exist", built.display());
+        bail!(
+            "cargo reported success but {} does not exist",
+            built.display()
+        );
     }
     Ok(built)
 }

@@ -22,17 +22,24 @@ pub fn write_self_signed(cert_path: &Path, key_path: &Path) -> anyhow::Result<St
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + time::Duration::days(VALIDITY_DAYS);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "micro-gw development certificate");
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "micro-gw development certificate",
+    );
     let key = rcgen::KeyPair::generate().context("generating the TLS key")?;
-    let cert = params.self_signed(&key).context("signing the development certificate")?;
+    let cert = params
+        .self_signed(&key)
+        .context("signing the development certificate")?;
     write_atomic(key_path, key.serialize_pem().as_bytes(), Some(0o600))
         .with_context(|| format!("writing {}", key_path.display()))?;
     write_atomic(cert_path, cert.pem().as_bytes(), Some(0o644))
         .with_context(|| format!("writing {}", cert_path.display()))?;
     let digest = Sha256::digest(cert.der());
-    Ok(digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
+    Ok(digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":"))
 }
 
 #[cfg(test)]
@@ -49,7 +56,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 }

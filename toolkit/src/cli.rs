@@ -77,9 +77,18 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             use clap::error::ErrorKind;
-            if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = err.print();
-                return if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { ExitCode::from(1) } else { ExitCode::SUCCESS };
+                return if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                };
             }
             let rendered = err.render().to_string();
             let message = rendered.trim_start_matches("error: ").trim_end();
@@ -125,11 +134,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let Some(openapi) = openapi else {
                 bail!("missing \"--openapi <file|URL>\": give the OpenAPI or Swagger definition to import");
             };
-            import::run(&import::ImportOptions { project, openapi, insecure })
+            import::run(&import::ImportOptions {
+                project,
+                openapi,
+                insecure,
+            })
         }
-        Command::Build { project, offline, verbose } => build::run(&build::BuildOptions { project, offline, verbose }),
+        Command::Build {
+            project,
+            offline,
+            verbose,
+        } => build::run(&build::BuildOptions {
+            project,
+            offline,
+            verbose,
+        }),
         Command::Version => {
-            println!("micro-gw {} (runtime {})", env!("CARGO_PKG_VERSION"), mgw_runtime::VERSION);
+            println!(
+                "micro-gw {} (runtime {})",
+                env!("CARGO_PKG_VERSION"),
+                mgw_runtime::VERSION
+            );
             Ok(())
         }
     }

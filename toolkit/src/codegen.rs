@@ -28,8 +28,14 @@ struct Manifest<'a> {
 struct Main;
 
 /// The generated files, by name.
-pub fn render(model: &GatewayModel, binary: &str, runtime_dir: &Path) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
-    let runtime_path = runtime_dir.to_str().context("the cache directory path is not valid UTF-8")?;
+pub fn render(
+    model: &GatewayModel,
+    binary: &str,
+    runtime_dir: &Path,
+) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    let runtime_path = runtime_dir
+        .to_str()
+        .context("the cache directory path is not valid UTF-8")?;
     let manifest = Manifest {
         toolkit_version: env!("CARGO_PKG_VERSION"),
         binary,
@@ -57,7 +63,8 @@ pub fn write(gen_dir: &Path, files: &[(&'static str, Vec<u8>)]) -> anyhow::Resul
         if std::fs::read(&path).is_ok_and(|existing| existing == *content) {
             continue;
         }
-        write_atomic(&path, content, None).with_context(|| format!("writing {}", path.display()))?;
+        write_atomic(&path, content, None)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -90,15 +97,26 @@ mod tests {
             endpoints: vec![],
         };
         let files = render(&model, "p", Path::new("/cache/runtime/\"quoted\" dir")).unwrap();
-        let text = |name: &str| String::from_utf8(files.iter().find(|(n, _)| *n == name).unwrap().1.clone()).unwrap();
+        let text = |name: &str| {
+            String::from_utf8(files.iter().find(|(n, _)| *n == name).unwrap().1.clone()).unwrap()
+        };
         assert!(!text("main.rs").contains(evil));
-        let manifest: toml::Table = toml::from_str(&text("Cargo.toml")).expect("the manifest is valid TOML");
+        let manifest: toml::Table =
+            toml::from_str(&text("Cargo.toml")).expect("the manifest is valid TOML");
         assert_eq!(
             manifest["dependencies"]["mgw-runtime"]["path"].as_str(),
             Some("/cache/runtime/\"quoted\" dir")
         );
         assert_eq!(manifest["bin"][0]["name"].as_str(), Some("p"));
-        let round_trip = GatewayModel::from_json(files.iter().find(|(n, _)| *n == "model.json").unwrap().1.as_slice()).unwrap();
+        let round_trip = GatewayModel::from_json(
+            files
+                .iter()
+                .find(|(n, _)| *n == "model.json")
+                .unwrap()
+                .1
+                .as_slice(),
+        )
+        .unwrap();
         assert_eq!(round_trip, model);
     }
 }

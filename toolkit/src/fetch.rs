@@ -35,10 +35,17 @@ pub fn fetch(source: &str, insecure: bool) -> anyhow::Result<Fetched> {
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {source}"))?;
     if bytes.len() > MAX_DEFINITION_BYTES {
-        bail!("{source} is larger than {} MiB; that is not an API definition", MAX_DEFINITION_BYTES >> 20);
+        bail!(
+            "{source} is larger than {} MiB; that is not an API definition",
+            MAX_DEFINITION_BYTES >> 20
+        );
     }
-    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{source} is not UTF-8 text"))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let text =
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{source} is not UTF-8 text"))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     Ok(Fetched {
         file_name: file_name_for(&name, &text),
         text,
@@ -51,29 +58,46 @@ fn fetch_url(url: &str, insecure: bool) -> anyhow::Result<Fetched> {
         .enable_all()
         .build()
         .context("starting the download")?;
-    let trust = if insecure { Trust::Insecure } else { Trust::System };
+    let trust = if insecure {
+        Trust::Insecure
+    } else {
+        Trust::System
+    };
     let client = http_client::client(trust, Duration::from_secs(60))?;
     let text = runtime.block_on(async {
-        let response = client
-            .get(parsed.clone())
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("downloading {url} failed: {}", http_client::explain(&e, url)))?;
+        let response = client.get(parsed.clone()).send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "downloading {url} failed: {}",
+                http_client::explain(&e, url)
+            )
+        })?;
         let status = response.status();
         if !status.is_success() {
             bail!("downloading {url} failed: the server answered {status}");
         }
-        if response.content_length().is_some_and(|n| n as usize > MAX_DEFINITION_BYTES) {
-            bail!("{url} is larger than {} MiB; that is not an API definition", MAX_DEFINITION_BYTES >> 20);
+        if response
+            .content_length()
+            .is_some_and(|n| n as usize > MAX_DEFINITION_BYTES)
+        {
+            bail!(
+                "{url} is larger than {} MiB; that is not an API definition",
+                MAX_DEFINITION_BYTES >> 20
+            );
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| anyhow::anyhow!("downloading {url} failed: {}", http_client::explain(&e, url)))?;
+        let bytes = response.bytes().await.map_err(|e| {
+            anyhow::anyhow!(
+                "downloading {url} failed: {}",
+                http_client::explain(&e, url)
+            )
+        })?;
         if bytes.len() > MAX_DEFINITION_BYTES {
-            bail!("{url} is larger than {} MiB; that is not an API definition", MAX_DEFINITION_BYTES >> 20);
+            bail!(
+                "{url} is larger than {} MiB; that is not an API definition",
+                MAX_DEFINITION_BYTES >> 20
+            );
         }
-        String::from_utf8(bytes.to_vec()).map_err(|_| anyhow::anyhow!("{url} did not return UTF-8 text"))
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| anyhow::anyhow!("{url} did not return UTF-8 text"))
     })?;
     let name = parsed
         .path_segments()
@@ -91,7 +115,9 @@ fn fetch_url(url: &str, insecure: bool) -> anyhow::Result<Fetched> {
 fn file_name_for(name: &str, text: &str) -> String {
     let plain = !name.is_empty()
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     let known = crate::project::is_definition_name(name);
     if plain && known {
         return name.to_string();
@@ -103,7 +129,11 @@ fn file_name_for(name: &str, text: &str) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
         .collect();
-    let stem = if stem.is_empty() { "openapi".to_string() } else { stem };
+    let stem = if stem.is_empty() {
+        "openapi".to_string()
+    } else {
+        stem
+    };
     if text.trim_start().starts_with('{') {
         format!("{stem}.json")
     } else {

@@ -6,13 +6,19 @@ use std::path::Path;
 
 /// Atomically replaces `path` with `contents`; `mode` sets Unix permissions (e.g. 0o600).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut temp = tempfile::Builder::new().prefix(".mgw-tmp-").tempfile_in(dir)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".mgw-tmp-")
+        .tempfile_in(dir)?;
     #[cfg(unix)]
     if let Some(mode) = mode {
         use std::os::unix::fs::PermissionsExt;
-        temp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+        temp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
     #[cfg(not(unix))]
     let _ = mode;
@@ -24,9 +30,14 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> std::io:
 
 /// Atomically copies `from` to `to` (a binary: mode 0755).
 pub fn copy_atomic(from: &Path, to: &Path) -> std::io::Result<()> {
-    let dir = to.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = to
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let temp = tempfile::Builder::new().prefix(".mgw-tmp-").tempfile_in(dir)?;
+    let temp = tempfile::Builder::new()
+        .prefix(".mgw-tmp-")
+        .tempfile_in(dir)?;
     std::fs::copy(from, temp.path())?;
     #[cfg(unix)]
     {
@@ -52,7 +63,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let leftovers = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
         assert_eq!(leftovers, 1);

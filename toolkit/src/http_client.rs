@@ -73,7 +73,12 @@ impl ServerCertVerifier for AcceptAnything {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -82,7 +87,12 @@ impl ServerCertVerifier for AcceptAnything {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -103,7 +113,9 @@ pub fn explain(err: &reqwest::Error, url: &str) -> String {
         source = cause.source();
     }
     if certificate {
-        text.push_str(" (the server's certificate did not verify: pass -k/--insecure to skip verification)");
+        text.push_str(
+            " (the server's certificate did not verify: pass -k/--insecure to skip verification)",
+        );
     } else if err.is_connect() {
         text.push_str(&format!(" (is the server running at {url}?)"));
     } else if err.is_timeout() {

@@ -31,7 +31,11 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     };
     match first.as_str() {
         "version" | "--version" | "-V" => {
-            println!("micro-gw gateway launcher {} (runtime {})", env!("CARGO_PKG_VERSION"), mgw_runtime::VERSION);
+            println!(
+                "micro-gw gateway launcher {} (runtime {})",
+                env!("CARGO_PKG_VERSION"),
+                mgw_runtime::VERSION
+            );
             return Ok(ExitCode::SUCCESS);
         }
         "help" | "--help" | "-h" => {
@@ -49,7 +53,8 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     }
     let (explicit, rest) = split_config(&args[1..])?;
     let conf_dir = std::env::var(CONF_DIR_ENV).ok();
-    let config_path = config::locate(explicit.as_deref(), conf_dir.as_deref(), &binary).map_err(|e| e.to_string())?;
+    let config_path = config::locate(explicit.as_deref(), conf_dir.as_deref(), &binary)
+        .map_err(|e| e.to_string())?;
     let settings: Vec<(String, String)> = rest
         .iter()
         .filter_map(|a| a.strip_prefix("--")?.split_once('='))
@@ -71,7 +76,9 @@ fn split_config(args: &[String]) -> Result<(Option<PathBuf>, Vec<String>), Strin
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         if arg == "--config" || arg == "-c" {
-            let file = iter.next().ok_or("--config needs a file: --config <path/to/micro-gw.toml>")?;
+            let file = iter
+                .next()
+                .ok_or("--config needs a file: --config <path/to/micro-gw.toml>")?;
             config = Some(PathBuf::from(file));
         } else if let Some(file) = arg.strip_prefix("--config=") {
             config = Some(PathBuf::from(file));
@@ -95,7 +102,9 @@ fn exec(mut command: Command, binary: &Path) -> Result<ExitCode, String> {
 
 #[cfg(not(unix))]
 fn exec(mut command: Command, binary: &Path) -> Result<ExitCode, String> {
-    let status = command.status().map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
     Ok(ExitCode::from(status.code().unwrap_or(1) as u8))
 }
 
@@ -105,10 +114,15 @@ mod tests {
 
     #[test]
     fn config_is_split_from_passed_arguments() {
-        let args: Vec<String> = ["--config", "c.toml", "--a_prod_endpoint_0=http://x", "--config=d.toml"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "--config",
+            "c.toml",
+            "--a_prod_endpoint_0=http://x",
+            "--config=d.toml",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let (config, rest) = split_config(&args).unwrap();
         assert_eq!(config, Some(PathBuf::from("d.toml")));
         assert_eq!(rest, vec!["--a_prod_endpoint_0=http://x".to_string()]);

@@ -55,7 +55,9 @@ impl Project {
             .next()
             .is_some_and(|c| c.is_ascii_alphanumeric())
             && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid {
             return Err(ProjectError::InvalidName(arg.display().to_string()));
         }
@@ -177,9 +179,9 @@ pub fn is_definition(path: &Path) -> bool {
 /// True for a visible file name ending in .yaml, .yml or .json (any case).
 pub fn is_definition_name(name: &str) -> bool {
     !name.starts_with('.')
-        && name
-            .rsplit_once('.')
-            .is_some_and(|(_, ext)| DEFINITION_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+        && name.rsplit_once('.').is_some_and(|(_, ext)| {
+            DEFINITION_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+        })
 }
 
 #[cfg(test)]
@@ -188,7 +190,10 @@ mod tests {
 
     #[test]
     fn names_are_checked() {
-        assert_eq!(Project::from_arg(Path::new("a/b/petstore")).unwrap().name, "petstore");
+        assert_eq!(
+            Project::from_arg(Path::new("a/b/petstore")).unwrap().name,
+            "petstore"
+        );
         assert!(Project::from_arg(Path::new("pet store")).is_err());
         assert!(Project::from_arg(Path::new("-x")).is_err());
         assert!(Project::from_arg(Path::new("deps")).is_err());

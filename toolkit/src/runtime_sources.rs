@@ -25,7 +25,8 @@ pub fn unpack(cache: &Path) -> anyhow::Result<PathBuf> {
     for (relative, content) in RUNTIME_FILES {
         let path = temp.path().join(relative);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -33,7 +34,8 @@ pub fn unpack(cache: &Path) -> anyhow::Result<PathBuf> {
     if let Err(err) = std::fs::rename(&staged, &dir) {
         let _ = std::fs::remove_dir_all(&staged);
         if !dir.join("Cargo.toml").is_file() {
-            return Err(err).with_context(|| format!("installing the runtime sources into {}", dir.display()));
+            return Err(err)
+                .with_context(|| format!("installing the runtime sources into {}", dir.display()));
         }
     }
     Ok(dir)

@@ -81,13 +81,19 @@ pub async fn forward(
     for attempt in 0..count {
         let target = &upstream.targets[(first + attempt) % count];
         last_target = Some(target.display.clone());
-        let uri = target.uri_for(rest, query.as_deref()).map_err(|_| ForwardError {
-            fault: fault::UPSTREAM_UNREACHABLE,
-            target: last_target.clone(),
-        })?;
+        let uri = target
+            .uri_for(rest, query.as_deref())
+            .map_err(|_| ForwardError {
+                fault: fault::UPSTREAM_UNREACHABLE,
+                target: last_target.clone(),
+            })?;
         let more = attempt + 1 < count;
         let mut request = Request::from_parts(
-            if more { clone_parts(&parts) } else { std::mem::replace(&mut parts, empty_parts()) },
+            if more {
+                clone_parts(&parts)
+            } else {
+                std::mem::replace(&mut parts, empty_parts())
+            },
             slot.attempt(),
         );
         *request.uri_mut() = uri;

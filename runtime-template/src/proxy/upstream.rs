@@ -30,9 +30,14 @@ impl Target {
         let uri: Uri = url
             .parse()
             .map_err(|e| format!("{url:?} is not a valid URL ({e})"))?;
-        let scheme = uri.scheme().cloned().ok_or_else(|| format!("{url:?} has no scheme: use http:// or https://"))?;
+        let scheme = uri
+            .scheme()
+            .cloned()
+            .ok_or_else(|| format!("{url:?} has no scheme: use http:// or https://"))?;
         if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
-            return Err(format!("{url:?} uses scheme {scheme}: only http and https are supported"));
+            return Err(format!(
+                "{url:?} uses scheme {scheme}: only http and https are supported"
+            ));
         }
         let authority = uri
             .authority()
@@ -160,15 +165,21 @@ fn overridden_urls(
     env: &[(String, String)],
     used_args: &mut [bool],
 ) -> Result<Vec<String>, OverrideError> {
-    let prefix = format!("{}_{}_endpoint_", endpoint.name, endpoint.environment.override_infix());
+    let prefix = format!(
+        "{}_{}_endpoint_",
+        endpoint.name,
+        endpoint.environment.override_infix()
+    );
     let mut urls = endpoint.urls.clone();
     let mut apply = |name: &str, value: &str| -> Result<(), OverrideError> {
         let Some(index) = name.strip_prefix(&prefix) else {
             return Ok(());
         };
-        let index: usize = index
-            .parse()
-            .map_err(|_| OverrideError(format!("{name}: the suffix after {prefix} must be a URL index (0, 1, ...)")))?;
+        let index: usize = index.parse().map_err(|_| {
+            OverrideError(format!(
+                "{name}: the suffix after {prefix} must be a URL index (0, 1, ...)"
+            ))
+        })?;
         match index.cmp(&urls.len()) {
             std::cmp::Ordering::Less => urls[index] = value.to_string(),
             std::cmp::Ordering::Equal => urls.push(value.to_string()),
@@ -183,12 +194,15 @@ fn overridden_urls(
         }
         Ok(())
     };
-    let mut sorted_env: Vec<&(String, String)> = env.iter().filter(|(n, _)| n.starts_with(&prefix)).collect();
+    let mut sorted_env: Vec<&(String, String)> =
+        env.iter().filter(|(n, _)| n.starts_with(&prefix)).collect();
     sorted_env.sort();
     for (name, value) in sorted_env {
         apply(name, value)?;
     }
-    let mut arg_order: Vec<usize> = (0..args.len()).filter(|&i| args[i].0.starts_with(&prefix)).collect();
+    let mut arg_order: Vec<usize> = (0..args.len())
+        .filter(|&i| args[i].0.starts_with(&prefix))
+        .collect();
     arg_order.sort_by(|&a, &b| args[a].0.cmp(&args[b].0));
     for i in arg_order {
         used_args[i] = true;
@@ -220,21 +234,44 @@ mod tests {
     #[test]
     fn uri_keeps_prefix_path_and_query() {
         let t = Target::parse("http://localhost:8080/api/").unwrap();
-        assert_eq!(t.uri_for("/pet/a%2Fb", Some("x=1&y=%20")).unwrap().to_string(), "http://localhost:8080/api/pet/a%2Fb?x=1&y=%20");
-        assert_eq!(t.uri_for("", None).unwrap().to_string(), "http://localhost:8080/api");
+        assert_eq!(
+            t.uri_for("/pet/a%2Fb", Some("x=1&y=%20"))
+                .unwrap()
+                .to_string(),
+            "http://localhost:8080/api/pet/a%2Fb?x=1&y=%20"
+        );
+        assert_eq!(
+            t.uri_for("", None).unwrap().to_string(),
+            "http://localhost:8080/api"
+        );
         let root = Target::parse("http://localhost:8080").unwrap();
-        assert_eq!(root.uri_for("", Some("q")).unwrap().to_string(), "http://localhost:8080/?q");
+        assert_eq!(
+            root.uri_for("", Some("q")).unwrap().to_string(),
+            "http://localhost:8080/?q"
+        );
         let with_query = Target::parse("https://h:1/v1/find?a=1").unwrap();
-        assert_eq!(with_query.uri_for("/x", Some("b=2")).unwrap().to_string(), "https://h:1/v1/find/x?a=1&b=2");
-        assert_eq!(with_query.uri_for("", None).unwrap().to_string(), "https://h:1/v1/find?a=1");
+        assert_eq!(
+            with_query.uri_for("/x", Some("b=2")).unwrap().to_string(),
+            "https://h:1/v1/find/x?a=1&b=2"
+        );
+        assert_eq!(
+            with_query.uri_for("", None).unwrap().to_string(),
+            "https://h:1/v1/find?a=1"
+        );
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("/relative").is_err());
     }
 
     #[test]
     fn overrides_from_args_beat_env() {
-        let env = vec![("myEndpoint_prod_endpoint_0".to_string(), "http://env:1".to_string())];
-        let args = vec![("myEndpoint_prod_endpoint_0".to_string(), "http://arg:1".to_string())];
+        let env = vec![(
+            "myEndpoint_prod_endpoint_0".to_string(),
+            "http://env:1".to_string(),
+        )];
+        let args = vec![(
+            "myEndpoint_prod_endpoint_0".to_string(),
+            "http://arg:1".to_string(),
+        )];
         let up = resolve(&model(), &args, &env).unwrap();
         assert_eq!(up[0].targets[0].display, "http://arg:1");
         assert_eq!(up[0].targets[1].display, "http://b:2");
@@ -247,9 +284,15 @@ mod tests {
         let args = vec![("other_prod_endpoint_0".to_string(), "http://x".to_string())];
         let err = resolve(&model(), &args, &[]).unwrap_err().to_string();
         assert!(err.contains("myEndpoint_prod_endpoint_<i>"), "{err}");
-        let args = vec![("myEndpoint_prod_endpoint_5".to_string(), "http://x".to_string())];
+        let args = vec![(
+            "myEndpoint_prod_endpoint_5".to_string(),
+            "http://x".to_string(),
+        )];
         assert!(resolve(&model(), &args, &[]).is_err());
-        let args = vec![("myEndpoint_prod_endpoint_0".to_string(), "not a url".to_string())];
+        let args = vec![(
+            "myEndpoint_prod_endpoint_0".to_string(),
+            "not a url".to_string(),
+        )];
         assert!(resolve(&model(), &args, &[]).is_err());
     }
 

@@ -57,9 +57,18 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     println!("[DONE]");
     super::print_warnings(&loaded.warnings);
     if options.verbose {
-        println!("micro-gw: [verbose] generated crate: {}", project.gen_dir().display());
-        println!("micro-gw: [verbose] runtime sources: {}", runtime_dir.display());
-        println!("micro-gw: [verbose] shared target directory: {}", paths::target_dir().display());
+        println!(
+            "micro-gw: [verbose] generated crate: {}",
+            project.gen_dir().display()
+        );
+        println!(
+            "micro-gw: [verbose] runtime sources: {}",
+            runtime_dir.display()
+        );
+        println!(
+            "micro-gw: [verbose] shared target directory: {}",
+            paths::target_dir().display()
+        );
     }
     println!(
         "Compiling gateway '{}' ({} API(s), {} resource(s))...",
@@ -85,9 +94,13 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         }
     };
     let target = project.binary();
-    copy_atomic(&built, &target).with_context(|| format!("copying the gateway to {}", target.display()))?;
+    copy_atomic(&built, &target)
+        .with_context(|| format!("copying the gateway to {}", target.display()))?;
     let target = std::path::absolute(&target).unwrap_or(target);
-    println!("BUILD SUCCESSFUL ({:.1} s)", started.elapsed().as_secs_f64());
+    println!(
+        "BUILD SUCCESSFUL ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
     println!("Target: {}", target.display());
     println!("(Use \"gateway {}\" to start it)", target.display());
     Ok(())
@@ -97,12 +110,18 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
 fn check_settings(project: &Project) {
     let config = project.config_file();
     if let Err(err) = mgw_runtime::config::load(&config, &[], &[]) {
-        eprintln!("micro-gw: warning: {err} (the gateway will refuse to start until this is fixed)");
+        eprintln!(
+            "micro-gw: warning: {err} (the gateway will refuse to start until this is fixed)"
+        );
     }
     let deployment = project.deployment_config();
     if let Ok(text) = std::fs::read_to_string(&deployment) {
         if let Err(err) = toml::from_str::<toml::Table>(&text) {
-            eprintln!("micro-gw: warning: {}: {} (the content is invalid TOML)", deployment.display(), err.message());
+            eprintln!(
+                "micro-gw: warning: {}: {} (the content is invalid TOML)",
+                deployment.display(),
+                err.message()
+            );
         }
     }
 }

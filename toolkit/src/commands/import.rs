@@ -42,12 +42,22 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
         Ok(loaded) => loaded,
         Err(failed) => {
             super::print_warnings(&failed.warnings);
-            bail!("{} was not imported, and the project is unchanged:\n{}", options.openapi, failed.error);
+            bail!(
+                "{} was not imported, and the project is unchanged:\n{}",
+                options.openapi,
+                failed.error
+            );
         }
     };
-    let own: Vec<_> = loaded.warnings.iter().filter(|w| w.file == target_name).cloned().collect();
+    let own: Vec<_> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.file == target_name)
+        .cloned()
+        .collect();
     super::print_warnings(&own);
-    write_atomic(&target, fetched.text.as_bytes(), None).with_context(|| format!("writing {}", target.display()))?;
+    write_atomic(&target, fetched.text.as_bytes(), None)
+        .with_context(|| format!("writing {}", target.display()))?;
     let api = loaded
         .model
         .apis
@@ -64,6 +74,9 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
         target.display()
     );
     println!("ID for API with name {} : {}", api.name, api.id);
-    println!("(Use \"micro-gw build {}\" to build the project)", project.root.display());
+    println!(
+        "(Use \"micro-gw build {}\" to build the project)",
+        project.root.display()
+    );
     Ok(())
 }

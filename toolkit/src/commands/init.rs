@@ -44,14 +44,21 @@ pub fn run(options: &InitOptions) -> anyhow::Result<()> {
         Some(source) => {
             let fetched = fetch::fetch(source, options.insecure)?;
             let file = SourceFile {
-                name: format!("{}/api_definitions/{}", project.root.display(), fetched.file_name),
+                name: format!(
+                    "{}/api_definitions/{}",
+                    project.root.display(),
+                    fetched.file_name
+                ),
                 text: fetched.text,
             };
             match loader::load(&project.name, std::slice::from_ref(&file)) {
                 Ok(loaded) => super::print_warnings(&loaded.warnings),
                 Err(failed) => {
                     super::print_warnings(&failed.warnings);
-                    bail!("{source} is not a valid API definition, so no project was created:\n{}", failed.error);
+                    bail!(
+                        "{source} is not a valid API definition, so no project was created:\n{}",
+                        failed.error
+                    );
                 }
             }
             Some((fetched.file_name, file.text))
@@ -83,7 +90,10 @@ pub fn run(options: &InitOptions) -> anyhow::Result<()> {
     println!("TLS: a self-signed development certificate is in {} (SHA-256 {fingerprint}); replace it for production.", project.tls_dir().display());
     let name = project.root.display();
     if let Some((file, _)) = &definition {
-        println!("API definition: {}", project.api_definitions().join(file).display());
+        println!(
+            "API definition: {}",
+            project.api_definitions().join(file).display()
+        );
         println!("(Use \"micro-gw build {name}\" to build the project)");
     } else {
         println!("(Use \"micro-gw import {name} --openapi <file|URL>\" or copy definitions into {}, then \"micro-gw build {name}\")", project.api_definitions().display());
@@ -108,14 +118,26 @@ fn read_deployment_config(path: &Path) -> anyhow::Result<String> {
     Ok(text)
 }
 
-fn write_skeleton(project: &Project, definition: Option<&(String, String)>, deployment: Option<&str>) -> anyhow::Result<String> {
-    for dir in [project.api_definitions(), project.interceptors(), project.tls_dir()] {
+fn write_skeleton(
+    project: &Project,
+    definition: Option<&(String, String)>,
+    deployment: Option<&str>,
+) -> anyhow::Result<String> {
+    for dir in [
+        project.api_definitions(),
+        project.interceptors(),
+        project.tls_dir(),
+    ] {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     write_atomic(&project.api_definitions().join(".keep"), b"", None)?;
     write_atomic(&project.interceptors().join(".keep"), b"", None)?;
     write_atomic(&project.config_file(), MICRO_GW_TOML.as_bytes(), None)?;
-    write_atomic(&project.deployment_config(), deployment.unwrap_or(DEPLOYMENT_CONFIG).as_bytes(), None)?;
+    write_atomic(
+        &project.deployment_config(),
+        deployment.unwrap_or(DEPLOYMENT_CONFIG).as_bytes(),
+        None,
+    )?;
     write_atomic(&project.policies(), POLICIES.as_bytes(), None)?;
     if let Some((file, text)) = definition {
         write_atomic(&project.api_definitions().join(file), text.as_bytes(), None)?;
@@ -128,7 +150,8 @@ fn write_skeleton(project: &Project, definition: Option<&(String, String)>, depl
 fn install(staging: tempfile::TempDir, target: &Path) -> anyhow::Result<()> {
     let staged = staging.keep();
     if !target.exists() {
-        return std::fs::rename(&staged, target).with_context(|| format!("creating {}", target.display()));
+        return std::fs::rename(&staged, target)
+            .with_context(|| format!("creating {}", target.display()));
     }
     let parent = staged.parent().unwrap_or(Path::new("."));
     let old = tempfile::Builder::new()
@@ -137,13 +160,15 @@ fn install(staging: tempfile::TempDir, target: &Path) -> anyhow::Result<()> {
         .context("preparing to replace the project")?
         .keep();
     let old_project = old.join("project");
-    std::fs::rename(target, &old_project).with_context(|| format!("moving the old {} aside", target.display()))?;
+    std::fs::rename(target, &old_project)
+        .with_context(|| format!("moving the old {} aside", target.display()))?;
     if let Err(err) = std::fs::rename(&staged, target) {
         let _ = std::fs::rename(&old_project, target);
         let _ = std::fs::remove_dir_all(&staged);
         return Err(err).with_context(|| format!("replacing {}", target.display()));
     }
-    std::fs::remove_dir_all(&old).with_context(|| format!("removing the old project copy {}", old.display()))?;
+    std::fs::remove_dir_all(&old)
+        .with_context(|| format!("removing the old project copy {}", old.display()))?;
     Ok(())
 }
 
@@ -153,18 +178,27 @@ mod tests {
 
     #[test]
     fn the_config_template_is_every_default() {
-        let parsed = mgw_runtime::config::parse(MICRO_GW_TOML, Path::new("micro-gw.toml"), &[], &[]).unwrap();
+        let parsed =
+            mgw_runtime::config::parse(MICRO_GW_TOML, Path::new("micro-gw.toml"), &[], &[])
+                .unwrap();
         assert_eq!(parsed, mgw_runtime::config::RuntimeConfig::default());
         // Every key is present, so users see each setting with its comment.
         let table: toml::Table = toml::from_str(MICRO_GW_TOML).unwrap();
-        let defaults = toml::Table::try_from(mgw_runtime::config::RuntimeConfig::default()).unwrap();
+        let defaults =
+            toml::Table::try_from(mgw_runtime::config::RuntimeConfig::default()).unwrap();
         for (section, keys) in &defaults {
             for key in keys.as_table().unwrap().keys() {
-                assert!(table[section].as_table().unwrap().contains_key(key), "{section}.{key} missing from the template");
+                assert!(
+                    table[section].as_table().unwrap().contains_key(key),
+                    "{section}.{key} missing from the template"
+                );
                 let comment = format!("\n{key} = ");
                 let at = MICRO_GW_TOML.find(&comment).unwrap();
                 let before = MICRO_GW_TOML[..at].lines().last().unwrap();
-                assert!(before.trim_start().starts_with('#'), "{section}.{key} has no comment");
+                assert!(
+                    before.trim_start().starts_with('#'),
+                    "{section}.{key} has no comment"
+                );
             }
         }
     }
@@ -173,10 +207,24 @@ mod tests {
     fn policies_have_the_wso2_default_tiers() {
         let value: serde_json::Value = serde_yaml::from_str(POLICIES).unwrap();
         let names = |list: &str| -> Vec<String> {
-            value[list].as_array().unwrap().iter().map(|p| p.as_object().unwrap().keys().next().unwrap().clone()).collect()
+            value[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_object().unwrap().keys().next().unwrap().clone())
+                .collect()
         };
-        assert_eq!(names("resourcePolicies"), ["50kPerMin", "20kPerMin", "10kPerMin"]);
-        assert_eq!(names("applicationPolicies"), ["50PerMin", "20PerMin", "10PerMin"]);
-        assert_eq!(names("subscriptionPolicies"), ["Gold", "Silver", "Bronze", "Unauthenticated", "Default"]);
+        assert_eq!(
+            names("resourcePolicies"),
+            ["50kPerMin", "20kPerMin", "10kPerMin"]
+        );
+        assert_eq!(
+            names("applicationPolicies"),
+            ["50PerMin", "20PerMin", "10PerMin"]
+        );
+        assert_eq!(
+            names("subscriptionPolicies"),
+            ["Gold", "Silver", "Bronze", "Unauthenticated", "Default"]
+        );
     }
 }

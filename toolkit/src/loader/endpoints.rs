@@ -40,7 +40,11 @@ pub fn named_endpoints(doc: &Document, diags: &mut Diagnostics) -> BTreeMap<Stri
         return named;
     };
     let Some(items) = list.as_array() else {
-        diags.error(&doc.file, doc.line(pointer), "x-wso2-endpoints must be a list of `- <name>: {urls: [...]}` entries");
+        diags.error(
+            &doc.file,
+            doc.line(pointer),
+            "x-wso2-endpoints must be a list of `- <name>: {urls: [...]}` entries",
+        );
         return named;
     };
     for (i, item) in items.iter().enumerate() {
@@ -56,7 +60,11 @@ pub fn named_endpoints(doc: &Document, diags: &mut Diagnostics) -> BTreeMap<Stri
         };
         let value_pointer = child(&item_pointer, name);
         if named.contains_key(name) {
-            diags.error(&doc.file, doc.line(&value_pointer), format!("endpoint '{name}' is defined twice in x-wso2-endpoints: rename one"));
+            diags.error(
+                &doc.file,
+                doc.line(&value_pointer),
+                format!("endpoint '{name}' is defined twice in x-wso2-endpoints: rename one"),
+            );
             continue;
         }
         if let Some(spec) = endpoint_object(doc, &value_pointer, value, diags) {
@@ -104,10 +112,12 @@ pub fn declared_endpoint(
                 }
             }
         }
-        Value::Object(_) => endpoint_object(doc, pointer, value, diags).map(|spec| DeclaredEndpoint {
-            reference: None,
-            spec,
-        }),
+        Value::Object(_) => {
+            endpoint_object(doc, pointer, value, diags).map(|spec| DeclaredEndpoint {
+                reference: None,
+                spec,
+            })
+        }
         _ => {
             diags.error(
                 &doc.file,
@@ -119,15 +129,32 @@ pub fn declared_endpoint(
     }
 }
 
-fn endpoint_object(doc: &Document, pointer: &str, value: &Value, diags: &mut Diagnostics) -> Option<EndpointSpec> {
+fn endpoint_object(
+    doc: &Document,
+    pointer: &str,
+    value: &Value,
+    diags: &mut Diagnostics,
+) -> Option<EndpointSpec> {
     let file = &doc.file;
     let Some(map) = value.as_object() else {
-        diags.error(file, doc.line(pointer), "an endpoint must be a mapping with `urls`");
+        diags.error(
+            file,
+            doc.line(pointer),
+            "an endpoint must be a mapping with `urls`",
+        );
         return None;
     };
     let urls_pointer = child(pointer, "urls");
-    let Some(raw_urls) = map.get("urls").and_then(Value::as_array).filter(|u| !u.is_empty()) else {
-        diags.error(file, doc.line(&urls_pointer), "an endpoint needs `urls`: a non-empty list of http:// or https:// URLs");
+    let Some(raw_urls) = map
+        .get("urls")
+        .and_then(Value::as_array)
+        .filter(|u| !u.is_empty())
+    else {
+        diags.error(
+            file,
+            doc.line(&urls_pointer),
+            "an endpoint needs `urls`: a non-empty list of http:// or https:// URLs",
+        );
         return None;
     };
     let mut urls = Vec::with_capacity(raw_urls.len());
@@ -135,7 +162,11 @@ fn endpoint_object(doc: &Document, pointer: &str, value: &Value, diags: &mut Dia
     for (i, raw) in raw_urls.iter().enumerate() {
         let url_pointer = format!("{urls_pointer}/{i}");
         let Some(text) = raw.as_str() else {
-            diags.error(file, doc.line(&url_pointer), "endpoint URLs must be strings");
+            diags.error(
+                file,
+                doc.line(&url_pointer),
+                "endpoint URLs must be strings",
+            );
             ok = false;
             continue;
         };
@@ -165,13 +196,17 @@ fn endpoint_object(doc: &Document, pointer: &str, value: &Value, diags: &mut Dia
             }
         }
         Some(Value::String(t)) if t.eq_ignore_ascii_case("http") => EndpointKind::Http,
-        Some(Value::String(t)) if t.eq_ignore_ascii_case("load_balance") => EndpointKind::LoadBalance,
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("load_balance") => {
+            EndpointKind::LoadBalance
+        }
         Some(Value::String(t)) if t.eq_ignore_ascii_case("failover") => EndpointKind::Failover,
         Some(other) => {
             diags.error(
                 file,
                 doc.line(&child(pointer, "type")),
-                format!("endpoint type {other} is not supported: use http, load_balance or failover"),
+                format!(
+                    "endpoint type {other} is not supported: use http, load_balance or failover"
+                ),
             );
             ok = false;
             EndpointKind::Http
@@ -202,7 +237,11 @@ fn endpoint_object(doc: &Document, pointer: &str, value: &Value, diags: &mut Dia
                 }
             }
             None => {
-                diags.error(file, doc.line(&advance_pointer), "advanceEndpointConfig must be a mapping");
+                diags.error(
+                    file,
+                    doc.line(&advance_pointer),
+                    "advanceEndpointConfig must be a mapping",
+                );
                 ok = false;
             }
         }
@@ -218,22 +257,34 @@ fn endpoint_object(doc: &Document, pointer: &str, value: &Value, diags: &mut Dia
             other => diags.warn(file, doc.line(&child(pointer, key)), format!("unknown endpoint key '{other}' is ignored")),
         }
     }
-    ok.then_some(EndpointSpec { kind, urls, timeout_ms })
+    ok.then_some(EndpointSpec {
+        kind,
+        urls,
+        timeout_ms,
+    })
 }
 
 /// Validates one endpoint URL. `etcd(<key>, <default URL>)` yields the default and the key.
 fn endpoint_url(text: &str) -> Result<(String, Option<String>), String> {
     let trimmed = text.trim();
-    if let Some(inner) = trimmed.strip_prefix("etcd(").and_then(|rest| rest.strip_suffix(')')) {
+    if let Some(inner) = trimmed
+        .strip_prefix("etcd(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
         let Some((key, default)) = inner.split_once(',') else {
             return Err(format!("{text:?} is not etcd(<key>, <default URL>)"));
         };
         let (url, _) = endpoint_url(default.trim())?;
         return Ok((url, Some(key.trim().to_string())));
     }
-    let parsed = url::Url::parse(trimmed).map_err(|e| format!("endpoint URL {text:?} is not valid ({e}): use an absolute http:// or https:// URL"))?;
+    let parsed = url::Url::parse(trimmed).map_err(|e| {
+        format!("endpoint URL {text:?} is not valid ({e}): use an absolute http:// or https:// URL")
+    })?;
     if parsed.scheme() != "http" && parsed.scheme() != "https" {
-        return Err(format!("endpoint URL {text:?} uses scheme '{}': only http and https are supported", parsed.scheme()));
+        return Err(format!(
+            "endpoint URL {text:?} uses scheme '{}': only http and https are supported",
+            parsed.scheme()
+        ));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!("endpoint URL {text:?} has no host"));
@@ -242,7 +293,8 @@ fn endpoint_url(text: &str) -> Result<(String, Option<String>), String> {
         return Err(format!("endpoint URL {text:?} has a #fragment: remove it"));
     }
     // The runtime parses it too: make sure it agrees.
-    mgw_runtime::proxy::upstream::Target::parse(trimmed).map_err(|e| format!("endpoint URL {e}"))?;
+    mgw_runtime::proxy::upstream::Target::parse(trimmed)
+        .map_err(|e| format!("endpoint URL {e}"))?;
     Ok((trimmed.to_string(), None))
 }
 
@@ -251,7 +303,10 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> (Document, Diagnostics) {
-        (Document::parse("e.yaml", text).unwrap(), Diagnostics::default())
+        (
+            Document::parse("e.yaml", text).unwrap(),
+            Diagnostics::default(),
+        )
     }
 
     #[test]
@@ -274,7 +329,13 @@ x-wso2-sandbox-endpoints:\n  urls: [http://s:1, http://s:2]\n  type: failover\n"
     #[test]
     fn several_urls_without_type_load_balance() {
         let (doc, mut d) = load("x-wso2-production-endpoints:\n  urls: [http://a, http://b]\n");
-        let ep = declared_endpoint(&doc, "/x-wso2-production-endpoints", &BTreeMap::new(), &mut d).unwrap();
+        let ep = declared_endpoint(
+            &doc,
+            "/x-wso2-production-endpoints",
+            &BTreeMap::new(),
+            &mut d,
+        )
+        .unwrap();
         assert_eq!(ep.spec.kind, EndpointKind::LoadBalance);
         assert_eq!(ep.spec.timeout_ms, DEFAULT_ENDPOINT_TIMEOUT_MS);
     }
@@ -282,11 +343,23 @@ x-wso2-sandbox-endpoints:\n  urls: [http://s:1, http://s:2]\n  type: failover\n"
     #[test]
     fn errors_name_the_line() {
         let (doc, mut d) = load("x-wso2-production-endpoints:\n  urls:\n    - ftp://a\n    - 'not a url'\n  type: round_robin\n");
-        assert!(declared_endpoint(&doc, "/x-wso2-production-endpoints", &BTreeMap::new(), &mut d).is_none());
+        assert!(declared_endpoint(
+            &doc,
+            "/x-wso2-production-endpoints",
+            &BTreeMap::new(),
+            &mut d
+        )
+        .is_none());
         let text: Vec<String> = d.errors.iter().map(ToString::to_string).collect();
-        assert!(text[0].starts_with("e.yaml:3:") && text[0].contains("scheme 'ftp'"), "{text:?}");
+        assert!(
+            text[0].starts_with("e.yaml:3:") && text[0].contains("scheme 'ftp'"),
+            "{text:?}"
+        );
         assert!(text[1].starts_with("e.yaml:4:"), "{text:?}");
-        assert!(text[2].starts_with("e.yaml:5:") && text[2].contains("round_robin"), "{text:?}");
+        assert!(
+            text[2].starts_with("e.yaml:5:") && text[2].contains("round_robin"),
+            "{text:?}"
+        );
     }
 
     #[test]
@@ -300,8 +373,15 @@ x-wso2-sandbox-endpoints:\n  urls: [http://s:1, http://s:2]\n  type: failover\n"
 
     #[test]
     fn etcd_urls_fall_back_with_a_warning() {
-        let (doc, mut d) = load("x-wso2-production-endpoints:\n  urls: ['etcd(k, http://localhost:1/x)']\n");
-        let ep = declared_endpoint(&doc, "/x-wso2-production-endpoints", &BTreeMap::new(), &mut d).unwrap();
+        let (doc, mut d) =
+            load("x-wso2-production-endpoints:\n  urls: ['etcd(k, http://localhost:1/x)']\n");
+        let ep = declared_endpoint(
+            &doc,
+            "/x-wso2-production-endpoints",
+            &BTreeMap::new(),
+            &mut d,
+        )
+        .unwrap();
         assert_eq!(ep.spec.urls, vec!["http://localhost:1/x"]);
         assert_eq!(d.warnings.len(), 1);
     }

@@ -56,7 +56,11 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
         let doc = match Document::parse(&file.name, &file.text) {
             Ok(doc) => doc,
             Err(err) => {
-                diags.error(&file.name, err.line, format!("{}; fix the syntax", err.message));
+                diags.error(
+                    &file.name,
+                    err.line,
+                    format!("{}; fix the syntax", err.message),
+                );
                 continue;
             }
         };
@@ -67,7 +71,10 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
     // Base paths must be unique across the project.
     let mut by_base: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for api in &apis {
-        by_base.entry(&api.api.base_path).or_default().push(&api.api.source);
+        by_base
+            .entry(&api.api.base_path)
+            .or_default()
+            .push(&api.api.source);
     }
     for (base, sources) in &by_base {
         if sources.len() > 1 {
@@ -105,7 +112,9 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
     if let Err(err) = Router::build(&model) {
         let file = match &err {
             mgw_runtime::router::RouteError::Conflict { source_file, .. }
-            | mgw_runtime::router::RouteError::Unsupported { source_file, .. } => source_file.clone(),
+            | mgw_runtime::router::RouteError::Unsupported { source_file, .. } => {
+                source_file.clone()
+            }
         };
         diags.error(&file, None, err.to_string());
         return Err(failed(diags));
@@ -118,7 +127,9 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
 
 fn failed(diags: Diagnostics) -> Failed {
     Failed {
-        error: LoadError { errors: diags.errors },
+        error: LoadError {
+            errors: diags.errors,
+        },
         warnings: diags.warnings,
     }
 }
@@ -138,21 +149,33 @@ mod tests {
 
     #[test]
     fn duplicate_base_paths_name_both_files() {
-        let files = [file("a.yaml", "/x", "  /p:\n    get: {}\n"), file("b.yaml", "/x/", "  /q:\n    get: {}\n")];
+        let files = [
+            file("a.yaml", "/x", "  /p:\n    get: {}\n"),
+            file("b.yaml", "/x/", "  /q:\n    get: {}\n"),
+        ];
         let err = load("p", &files).unwrap_err().error.to_string();
-        assert!(err.contains("a.yaml, b.yaml") && err.contains("duplicated"), "{err}");
+        assert!(
+            err.contains("a.yaml, b.yaml") && err.contains("duplicated"),
+            "{err}"
+        );
     }
 
     #[test]
     fn conflicting_routes_across_apis_are_reported() {
-        let files = [file("a.yaml", "/x", "  /y/{id}:\n    get: {}\n"), file("b.yaml", "/x/y", "  /{other}:\n    get: {}\n")];
+        let files = [
+            file("a.yaml", "/x", "  /y/{id}:\n    get: {}\n"),
+            file("b.yaml", "/x/y", "  /{other}:\n    get: {}\n"),
+        ];
         let err = load("p", &files).unwrap_err().error.to_string();
         assert!(err.contains("conflicts"), "{err}");
     }
 
     #[test]
     fn endpoints_are_offset_per_api() {
-        let files = [file("a.yaml", "/a", "  /p:\n    get: {}\n"), file("b.yaml", "/b", "  /q:\n    get: {}\n")];
+        let files = [
+            file("a.yaml", "/a", "  /p:\n    get: {}\n"),
+            file("b.yaml", "/b", "  /q:\n    get: {}\n"),
+        ];
         let loaded = load("p", &files).unwrap();
         assert_eq!(loaded.model.endpoints.len(), 2);
         assert_eq!(loaded.model.apis[1].resources[0].production, Some(1));
@@ -161,8 +184,15 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once() {
         let files = [
-            SourceFile { name: "bad.yaml".into(), text: "openapi: 3.0.0\ninfo: [\n".into() },
-            file("c.yaml", "/c", "  /p:\n    get:\n      x-wso2-production-endpoints: '#/x-wso2-endpoints/none'\n"),
+            SourceFile {
+                name: "bad.yaml".into(),
+                text: "openapi: 3.0.0\ninfo: [\n".into(),
+            },
+            file(
+                "c.yaml",
+                "/c",
+                "  /p:\n    get:\n      x-wso2-production-endpoints: '#/x-wso2-endpoints/none'\n",
+            ),
         ];
         let err = load("p", &files).unwrap_err().error;
         assert_eq!(err.errors.len(), 2, "{err}");
@@ -176,7 +206,8 @@ mod fixture_tests {
     /// Real definitions written by WSO2 users (`../shared/fixtures/wso2-openapi`) must load.
     #[test]
     fn every_wso2_fixture_loads() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/wso2-openapi");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fixtures/wso2-openapi");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             panic!("fixtures not found at {}", dir.display());
         };
@@ -188,7 +219,10 @@ mod fixture_tests {
             if !crate::project::is_definition_name(&name) || name == "policies.yaml" {
                 continue;
             }
-            let file = SourceFile { name: name.clone(), text: std::fs::read_to_string(&path).unwrap() };
+            let file = SourceFile {
+                name: name.clone(),
+                text: std::fs::read_to_string(&path).unwrap(),
+            };
             match load("fixture", &[file]) {
                 Ok(loaded) => assert!(!loaded.model.apis[0].resources.is_empty(), "{name}"),
                 Err(failed) => failures.push(failed.error.to_string()),

@@ -14,7 +14,9 @@ use super::endpoints::{declared_endpoint, named_endpoints, DeclaredEndpoint, End
 use super::refs;
 
 /// HTTP methods an OpenAPI path item can hold.
-const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 /// Extensions this version applies.
 const APPLIED: [&str; 4] = [
@@ -74,7 +76,9 @@ pub fn spec_version(doc: &Document) -> Result<SpecVersion, String> {
         return if is_two {
             Ok(SpecVersion::Swagger2)
         } else {
-            Err(format!("swagger: {swagger} is not supported: only Swagger \"2.0\" and OpenAPI 3.0/3.1 are"))
+            Err(format!(
+                "swagger: {swagger} is not supported: only Swagger \"2.0\" and OpenAPI 3.0/3.1 are"
+            ))
         };
     }
     match doc.get("/openapi").and_then(Value::as_str) {
@@ -91,7 +95,11 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
     let version = match spec_version(doc) {
         Ok(v) => v,
         Err(message) => {
-            diags.error(&file, doc.line("/openapi").or(doc.line("/swagger")).or(Some(1)), message);
+            diags.error(
+                &file,
+                doc.line("/openapi").or(doc.line("/swagger")).or(Some(1)),
+                message,
+            );
             return None;
         }
     };
@@ -118,11 +126,19 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
             for (path, _) in paths {
                 let path_pointer = child("/paths", path);
                 if !path.starts_with('/') || path.contains('?') || path.contains('#') {
-                    diags.error(&file, doc.line(&path_pointer), format!("path {path:?} must start with '/' and hold no query or fragment"));
+                    diags.error(
+                        &file,
+                        doc.line(&path_pointer),
+                        format!("path {path:?} must start with '/' and hold no query or fragment"),
+                    );
                     continue;
                 }
                 if let Err(message) = check_template(path) {
-                    diags.error(&file, doc.line(&path_pointer), format!("path {path:?}: {message}"));
+                    diags.error(
+                        &file,
+                        doc.line(&path_pointer),
+                        format!("path {path:?}: {message}"),
+                    );
                     continue;
                 }
                 let (item, item_pointer) = match refs::resolve(doc, &path_pointer) {
@@ -133,28 +149,54 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                     }
                 };
                 let Some(item) = item.as_object() else {
-                    diags.error(&file, doc.line(&item_pointer), format!("path {path:?} must map to a path item (operations by method)"));
+                    diags.error(
+                        &file,
+                        doc.line(&item_pointer),
+                        format!("path {path:?} must map to a path item (operations by method)"),
+                    );
                     continue;
                 };
                 check_extensions(doc, &item_pointer, diags);
                 for method in METHODS {
-                    let Some(operation) = item.get(method) else { continue };
+                    let Some(operation) = item.get(method) else {
+                        continue;
+                    };
                     let op_pointer = child(&item_pointer, method);
                     if !operation.is_object() {
-                        diags.error(&file, doc.line(&op_pointer), format!("{} {path} must be an operation object", method.to_uppercase()));
+                        diags.error(
+                            &file,
+                            doc.line(&op_pointer),
+                            format!(
+                                "{} {path} must be an operation object",
+                                method.to_uppercase()
+                            ),
+                        );
                         continue;
                     }
                     check_extensions(doc, &op_pointer, diags);
-                    let operation_id = operation.get("operationId").and_then(Value::as_str).map(str::to_string);
+                    let operation_id = operation
+                        .get("operationId")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     let inline_name = operation_id
                         .clone()
                         .unwrap_or_else(|| format!("{id}_{method}_{}", sanitize(path)));
-                    let production = declared_endpoint(doc, &child(&op_pointer, "x-wso2-production-endpoints"), &named, diags)
-                        .map(|e| (e, inline_name.clone()))
-                        .or_else(|| api_production.clone().map(|e| (e, id.clone())));
-                    let sandbox = declared_endpoint(doc, &child(&op_pointer, "x-wso2-sandbox-endpoints"), &named, diags)
-                        .map(|e| (e, inline_name.clone()))
-                        .or_else(|| api_sandbox.clone().map(|e| (e, id.clone())));
+                    let production = declared_endpoint(
+                        doc,
+                        &child(&op_pointer, "x-wso2-production-endpoints"),
+                        &named,
+                        diags,
+                    )
+                    .map(|e| (e, inline_name.clone()))
+                    .or_else(|| api_production.clone().map(|e| (e, id.clone())));
+                    let sandbox = declared_endpoint(
+                        doc,
+                        &child(&op_pointer, "x-wso2-sandbox-endpoints"),
+                        &named,
+                        diags,
+                    )
+                    .map(|e| (e, inline_name.clone()))
+                    .or_else(|| api_sandbox.clone().map(|e| (e, id.clone())));
                     if production.is_none() && sandbox.is_none() {
                         diags.error(
                             &file,
@@ -166,9 +208,16 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                         );
                         continue;
                     }
-                    let open = match operation.get("x-wso2-disable-security").and_then(Value::as_bool) {
+                    let open = match operation
+                        .get("x-wso2-disable-security")
+                        .and_then(Value::as_bool)
+                    {
                         Some(disabled) => disabled,
-                        None => api_open || operation.get("x-auth-type").and_then(Value::as_str) == Some("None"),
+                        None => {
+                            api_open
+                                || operation.get("x-auth-type").and_then(Value::as_str)
+                                    == Some("None")
+                        }
                     };
                     if !open {
                         secured_resources += 1;
@@ -177,17 +226,30 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                         method: method.to_uppercase(),
                         path: path.clone(),
                         operation_id,
-                        production: production.map(|(e, n)| endpoints.add(e, n, Environment::Production)),
+                        production: production
+                            .map(|(e, n)| endpoints.add(e, n, Environment::Production)),
                         sandbox: sandbox.map(|(e, n)| endpoints.add(e, n, Environment::Sandbox)),
                     });
                 }
             }
         }
-        Some(None) => diags.error(&file, doc.line("/paths"), "`paths` must be a mapping of path templates to path items"),
-        None => diags.error(&file, Some(1), "the definition has no `paths`: add at least one resource"),
+        Some(None) => diags.error(
+            &file,
+            doc.line("/paths"),
+            "`paths` must be a mapping of path templates to path items",
+        ),
+        None => diags.error(
+            &file,
+            Some(1),
+            "the definition has no `paths`: add at least one resource",
+        ),
     }
     if resources.is_empty() && diags.errors.len() == errors_before {
-        diags.error(&file, doc.line("/paths"), "the definition has no operations under `paths`: add at least one (get, post, ...)");
+        diags.error(
+            &file,
+            doc.line("/paths"),
+            "the definition has no operations under `paths`: add at least one (get, post, ...)",
+        );
     }
     if diags.errors.len() > errors_before {
         return None;
@@ -223,7 +285,12 @@ struct Endpoints {
 }
 
 impl Endpoints {
-    fn add(&mut self, declared: DeclaredEndpoint, inline_name: String, environment: Environment) -> usize {
+    fn add(
+        &mut self,
+        declared: DeclaredEndpoint,
+        inline_name: String,
+        environment: Environment,
+    ) -> usize {
         let name = declared.reference.unwrap_or(inline_name);
         let key = (name.clone(), environment == Environment::Production);
         if let Some(&i) = self.index.get(&key) {
@@ -231,7 +298,11 @@ impl Endpoints {
                 return i;
             }
         }
-        let EndpointSpec { kind, urls, timeout_ms } = declared.spec;
+        let EndpointSpec {
+            kind,
+            urls,
+            timeout_ms,
+        } = declared.spec;
         self.list.push(Endpoint {
             name,
             environment,
@@ -252,12 +323,21 @@ fn spec_of(endpoint: &Endpoint) -> EndpointSpec {
     }
 }
 
-fn required_string(doc: &Document, pointer: &str, what: &str, diags: &mut Diagnostics) -> Option<String> {
+fn required_string(
+    doc: &Document,
+    pointer: &str,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<String> {
     match doc.get(pointer) {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => {
-            diags.error(&doc.file, doc.line(pointer).or(doc.line("/info")).or(Some(1)), format!("{what} is required"));
+            diags.error(
+                &doc.file,
+                doc.line(pointer).or(doc.line("/info")).or(Some(1)),
+                format!("{what} is required"),
+            );
             None
         }
     }
@@ -268,7 +348,11 @@ fn base_path(doc: &Document, version: SpecVersion, diags: &mut Diagnostics) -> S
     match doc.get("/x-wso2-basePath") {
         Some(Value::String(path)) => return normalise_base_path(path),
         Some(other) => {
-            diags.error(file, doc.line("/x-wso2-basePath"), format!("x-wso2-basePath must be a string like \"/petstore/v1\", not {other}"));
+            diags.error(
+                file,
+                doc.line("/x-wso2-basePath"),
+                format!("x-wso2-basePath must be a string like \"/petstore/v1\", not {other}"),
+            );
             return "/".into();
         }
         None => {}
@@ -326,7 +410,11 @@ fn first_server_url(doc: &Document) -> Option<String> {
 }
 
 /// Without x-wso2-production-endpoints, the definition's own server is the endpoint.
-fn server_endpoint(doc: &Document, version: SpecVersion, diags: &mut Diagnostics) -> Option<DeclaredEndpoint> {
+fn server_endpoint(
+    doc: &Document,
+    version: SpecVersion,
+    diags: &mut Diagnostics,
+) -> Option<DeclaredEndpoint> {
     let (url, pointer) = match version {
         SpecVersion::OpenApi3 => (first_server_url(doc)?, "/servers/0/url"),
         SpecVersion::Swagger2 => {
@@ -336,7 +424,11 @@ fn server_endpoint(doc: &Document, version: SpecVersion, diags: &mut Diagnostics
                 .and_then(Value::as_array)
                 .map(|s| s.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            let scheme = if schemes.contains(&"http") || schemes.is_empty() { "http" } else { "https" };
+            let scheme = if schemes.contains(&"http") || schemes.is_empty() {
+                "http"
+            } else {
+                "https"
+            };
             let base = doc.get("/basePath").and_then(Value::as_str).unwrap_or("");
             (format!("{scheme}://{host}{base}"), "/host")
         }
@@ -346,7 +438,11 @@ fn server_endpoint(doc: &Document, version: SpecVersion, diags: &mut Diagnostics
     }
     let parsed = url::Url::parse(&url).ok();
     if parsed.as_ref().and_then(url::Url::host_str).is_none() {
-        diags.warn(&doc.file, doc.line(pointer), format!("server URL {url:?} is not usable as an endpoint"));
+        diags.warn(
+            &doc.file,
+            doc.line(pointer),
+            format!("server URL {url:?} is not usable as an endpoint"),
+        );
         return None;
     }
     Some(DeclaredEndpoint {
@@ -368,7 +464,9 @@ fn check_template(path: &str) -> Result<(), String> {
             return Err("has an unbalanced '{' or '}'".into());
         }
         if opens > 1 {
-            return Err("has more than one {parameter} in one segment, which cannot be routed".into());
+            return Err(
+                "has more than one {parameter} in one segment, which cannot be routed".into(),
+            );
         }
         if segment.contains("{}") {
             return Err("has an unnamed {} parameter".into());
@@ -387,7 +485,10 @@ fn sanitize(path: &str) -> String {
 
 /// Warns about extensions at one level: unknown `x-wso2-*` names, and known ones not applied yet.
 fn check_extensions(doc: &Document, pointer: &str, diags: &mut Diagnostics) {
-    let Some(map) = doc.get(if pointer.is_empty() { "" } else { pointer }).and_then(Value::as_object) else {
+    let Some(map) = doc
+        .get(if pointer.is_empty() { "" } else { pointer })
+        .and_then(Value::as_object)
+    else {
         return;
     };
     for (key, value) in map {
@@ -396,17 +497,32 @@ fn check_extensions(doc: &Document, pointer: &str, diags: &mut Diagnostics) {
             continue;
         }
         if key == "x-wso2-disable-security" && !value.is_boolean() {
-            diags.error(&doc.file, doc.line(&key_pointer), format!("x-wso2-disable-security must be true or false, not {value}"));
+            diags.error(
+                &doc.file,
+                doc.line(&key_pointer),
+                format!("x-wso2-disable-security must be true or false, not {value}"),
+            );
             continue;
         }
         // Informational, or (security disabled) exactly what this version does anyway.
-        if key == "x-wso2-owner" || (key == "x-wso2-disable-security" && value == &Value::Bool(true)) || (key == "x-auth-type" && value == "None") {
+        if key == "x-wso2-owner"
+            || (key == "x-wso2-disable-security" && value == &Value::Bool(true))
+            || (key == "x-auth-type" && value == "None")
+        {
             continue;
         }
         if NOT_YET_APPLIED.contains(&key.as_str()) {
-            diags.warn(&doc.file, doc.line(&key_pointer), format!("{key} is recognised but not applied yet by this micro-gw version"));
+            diags.warn(
+                &doc.file,
+                doc.line(&key_pointer),
+                format!("{key} is recognised but not applied yet by this micro-gw version"),
+            );
         } else if key.starts_with("x-wso2-") {
-            diags.warn(&doc.file, doc.line(&key_pointer), format!("unknown extension {key} is ignored (check its spelling)"));
+            diags.warn(
+                &doc.file,
+                doc.line(&key_pointer),
+                format!("unknown extension {key} is ignored (check its spelling)"),
+            );
         }
     }
 }
@@ -447,11 +563,21 @@ paths:
         assert_eq!(api.api.resources.len(), 3);
         let find = &api.api.resources[2];
         let ep = &api.endpoints[find.production.unwrap()];
-        assert!(ep.name.starts_with(&api.api.id) && ep.name.ends_with("get_pet_findByStatus"), "{}", ep.name);
+        assert!(
+            ep.name.starts_with(&api.api.id) && ep.name.ends_with("get_pet_findByStatus"),
+            "{}",
+            ep.name
+        );
         assert_eq!(ep.kind, mgw_runtime::model::EndpointKind::Failover);
         // The two API-level uses share one endpoint.
-        assert_eq!(api.api.resources[0].production, api.api.resources[1].production);
-        assert_eq!(api.endpoints[api.api.resources[0].production.unwrap()].name, api.api.id);
+        assert_eq!(
+            api.api.resources[0].production,
+            api.api.resources[1].production
+        );
+        assert_eq!(
+            api.endpoints[api.api.resources[0].production.unwrap()].name,
+            api.api.id
+        );
     }
 
     #[test]
@@ -466,7 +592,11 @@ paths:
         let api = api.unwrap();
         assert_eq!(api.api.base_path, "/s/v1");
         assert_eq!(api.endpoints[0].urls, vec!["https://backend:9000/s/v1"]);
-        assert!(d.warnings.iter().any(|w| w.message.contains("basePath")), "{:?}", d.warnings);
+        assert!(
+            d.warnings.iter().any(|w| w.message.contains("basePath")),
+            "{:?}",
+            d.warnings
+        );
     }
 
     #[test]
@@ -491,18 +621,34 @@ paths:
         let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-bogus: 1\nx-wso2-cors: {}\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a:\n    get: {x-wso2-throttling-tier: Gold}\n");
         assert!(api.is_some());
         let text: Vec<String> = d.warnings.iter().map(ToString::to_string).collect();
-        assert!(text.iter().any(|w| w.contains("x-wso2-bogus") && w.starts_with("api.yaml:4:")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|w| w.contains("x-wso2-bogus") && w.starts_with("api.yaml:4:")),
+            "{text:?}"
+        );
         assert!(text.iter().any(|w| w.contains("x-wso2-cors")), "{text:?}");
-        assert!(text.iter().any(|w| w.contains("x-wso2-throttling-tier") && w.starts_with("api.yaml:9:")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|w| w.contains("x-wso2-throttling-tier") && w.starts_with("api.yaml:9:")),
+            "{text:?}"
+        );
     }
 
     #[test]
     fn bad_documents_are_rejected() {
-        assert!(load("openapi: 2.5\ninfo: {title: T, version: '1'}\npaths: {}\n").0.is_none());
+        assert!(
+            load("openapi: 2.5\ninfo: {title: T, version: '1'}\npaths: {}\n")
+                .0
+                .is_none()
+        );
         assert!(load("info: {title: T}\n").0.is_none());
         let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a/{x}{y}:\n    get: {}\n");
         assert!(api.is_none());
-        assert!(d.errors[0].message.contains("more than one"), "{:?}", d.errors);
+        assert!(
+            d.errors[0].message.contains("more than one"),
+            "{:?}",
+            d.errors
+        );
         let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-disable-security: 'yes'\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a:\n    get: {}\n");
         assert!(api.is_none());
         assert_eq!(d.errors[0].line, Some(3));
@@ -516,6 +662,10 @@ paths:
         let cyc = "openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a: {$ref: '#/x-items/a'}\nx-items:\n  a: {$ref: '#/x-items/b'}\n  b: {$ref: '#/x-items/a'}\n";
         let (api, d) = load(cyc);
         assert!(api.is_none());
-        assert!(d.errors.iter().any(|e| e.message.contains("circular")), "{:?}", d.errors);
+        assert!(
+            d.errors.iter().any(|e| e.message.contains("circular")),
+            "{:?}",
+            d.errors
+        );
     }
 }

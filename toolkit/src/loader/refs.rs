@@ -101,7 +101,11 @@ pub fn check_all(doc: &Document, diagnostics: &mut Diagnostics) {
                             // stale schema references: a warning here, an error where the
                             // gateway itself follows a reference (path items, endpoints).
                             let _ = reference;
-                            diagnostics.warn(&doc.file, doc.line(&child(&pointer, "$ref")), err.to_string());
+                            diagnostics.warn(
+                                &doc.file,
+                                doc.line(&child(&pointer, "$ref")),
+                                err.to_string(),
+                            );
                         }
                     }
                 }
@@ -140,13 +144,26 @@ mod tests {
 
     #[test]
     fn reports_cycles_and_dangling_refs_with_lines() {
-        let d = doc("openapi: 3.0.0\na: {$ref: '#/b'}\nb: {$ref: '#/a'}\nc:\n  $ref: '#/nowhere'\n");
+        let d =
+            doc("openapi: 3.0.0\na: {$ref: '#/b'}\nb: {$ref: '#/a'}\nc:\n  $ref: '#/nowhere'\n");
         assert!(matches!(resolve(&d, "/a"), Err(RefError::Circular(_))));
         let mut diags = Diagnostics::default();
         check_all(&d, &mut diags);
         assert_eq!(diags.errors.len(), 1, "{:?}", diags.errors);
-        assert!(diags.errors[0].to_string().contains("circular $ref"), "{:?}", diags.errors);
-        assert!(diags.warnings[0].to_string().starts_with("t.yaml:5:"), "{:?}", diags.warnings);
-        assert!(diags.warnings[0].to_string().contains("does not resolve"), "{:?}", diags.warnings);
+        assert!(
+            diags.errors[0].to_string().contains("circular $ref"),
+            "{:?}",
+            diags.errors
+        );
+        assert!(
+            diags.warnings[0].to_string().starts_with("t.yaml:5:"),
+            "{:?}",
+            diags.warnings
+        );
+        assert!(
+            diags.warnings[0].to_string().contains("does not resolve"),
+            "{:?}",
+            diags.warnings
+        );
     }
 }

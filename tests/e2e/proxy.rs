@@ -1,0 +1,350 @@
+//! The runtime behind a built gateway: routing, proxying, protocols, faults, shutdown.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode, Version};
+use mgw_e2e::backend::{self, Backend};
+use mgw_e2e::client::{self, Protocol};
+use mgw_e2e::harness::{self, GatewayProcess};
+
+use crate::routing_project;
+
+async fn backend(name: &str) -> Backend {
+    backend::spawn(name, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("starting a backend")
+}
+
+fn override_arg(endpoint: &str, index: usize, url: &str) -> String {
+    format!("--{endpoint}_prod_endpoint_{index}={url}")
+}
+
+/// Starts the routing gateway with petstoreBackend pointing at `backend`.
+fn gateway_for(backend: &Backend, extra: &[String]) -> GatewayProcess {
+    let mut args = vec![override_arg("petstoreBackend", 0, &backend.url())];
+    args.extend_from_slice(extra);
+    GatewayProcess::start(&routing_project().binary, &args, true)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxies_path_parameters_query_strings_and_forwarding_headers() {
+    let be = backend("b1").await;
+    let gw = gateway_for(&be, &[]);
+    let reply = client::send(
+        Protocol::Http1,
+        Method::GET,
+        &format!(
+            "http://{}/petstore/v1/pet/a%2Fb?status=a%20b&x=%2F",
+            gw.http
+        ),
+        &[
+            ("connection", "x-drop-me"),
+            ("x-drop-me", "1"),
+            ("x-keep", "yes"),
+            ("proxy-authorization", "Basic eA=="),
+        ],
+        client::empty(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    let echo = reply.json();
+    assert_eq!(
+        echo["path"], "/pet/a%2Fb",
+        "percent-encoding reaches the upstream intact"
+    );
+    assert_eq!(echo["query"], "status=a%20b&x=%2F");
+    let headers = &echo["headers"];
+    assert_eq!(headers["x-keep"], "yes");
+    assert!(
+        headers.get("x-drop-me").is_none(),
+        "headers named in Connection are dropped: {headers}"
+    );
+    assert!(headers.get("proxy-authorization").is_none(), "{headers}");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(headers["x-forwarded-host"], gw.http.to_string());
+    assert_eq!(
+        headers["host"],
+        be.addr.to_string(),
+        "Host is the upstream's"
+    );
+    assert!(
+        reply.headers.get("keep-alive").is_none(),
+        "hop-by-hop response headers are dropped"
+    );
+    assert_eq!(reply.header("x-backend"), Some("b1"));
+
+    // Static segments win over parameters.
+    let reply = client::get(&format!(
+        "http://{}/petstore/v1/pet/findByStatus?status=sold",
+        gw.http
+    ))
+    .await;
+    assert_eq!(reply.json()["path"], "/pet/findByStatus");
+
+    // The access log has one line per request, with the upstream.
+    let line = gw
+        .wait_for_log("GET /petstore/v1/pet/findByStatus", Duration::from_secs(5))
+        .expect("an access-log line");
+    assert!(line.contains(" 200 ") && line.contains(&be.url()), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_404_405_and_health_with_wso2_bodies() {
+    let be = backend("b1").await;
+    let gw = gateway_for(&be, &[]);
+    let reply = client::get(&format!("http://{}/no/such/api", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.json()["fault"]["code"], 900906);
+
+    let reply = client::send(
+        Protocol::Http1,
+        Method::PUT,
+        &format!("http://{}/petstore/v1/pet/7", gw.http),
+        &[],
+        client::full("{}"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.header("allow"), Some("DELETE, GET"));
+    assert!(reply.json()["fault"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("Method not allowed"));
+
+    for url in [
+        format!("http://{}/health", gw.http),
+        format!("https://{}/health", gw.https),
+    ] {
+        let protocol = if url.starts_with("https") {
+            Protocol::Http1Tls(&routing_project().cert)
+        } else {
+            Protocol::Http1
+        };
+        let reply = client::send(
+            protocol,
+            Method::GET,
+            &url,
+            &[],
+            client::empty(),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{url}");
+        assert_eq!(reply.json(), serde_json::json!({"status": "healthy"}));
+    }
+    assert_eq!(be.request_count(), 0, "nothing above reaches the upstream");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn speaks_h2_over_tls_and_h2c_with_prior_knowledge() {
+    let be = backend("b1").await;
+    let gw = gateway_for(&be, &[]);
+    let cert = &routing_project().cert;
+    let reply = client::send(
+        Protocol::H2Tls(cert),
+        Method::GET,
+        &format!("https://{}/petstore/v1/pet/3?q=1", gw.https),
+        &[],
+        client::empty(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.version, Version::HTTP_2);
+    let echo = reply.json();
+    assert_eq!(echo["path"], "/pet/3");
+    assert_eq!(echo["query"], "q=1");
+    assert_eq!(echo["version"], "HTTP/1.1", "the upstream leg is HTTP/1.1");
+    assert_eq!(echo["headers"]["x-forwarded-proto"], "https");
+
+    let reply = client::send(
+        Protocol::H2c,
+        Method::GET,
+        &format!("http://{}/petstore/v1/pet/4", gw.http),
+        &[],
+        client::empty(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.version, Version::HTTP_2);
+    assert_eq!(reply.json()["path"], "/pet/4");
+
+    let reply = client::send(
+        Protocol::Http1Tls(cert),
+        Method::GET,
+        &format!("https://{}/petstore/v1/pet/5", gw.https),
+        &[],
+        client::empty(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.version, Version::HTTP_11);
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_a_50_mb_body_without_buffering_it() {
+    let be = backend("b1").await;
+    let gw = gateway_for(&be, &["--listener.worker_threads=2".to_string()]);
+    // Warm up, then take the baseline peak.
+    let _ = client::get(&format!("http://{}/petstore/v1/pet/1", gw.http)).await;
+    let baseline = gw.memory_kb("VmHWM");
+    let total: u64 = 50 * 1024 * 1024;
+    for protocol in [Protocol::Http1, Protocol::H2c] {
+        let reply = client::send(
+            protocol,
+            Method::POST,
+            &format!("http://{}/petstore/v1/pet", gw.http),
+            &[("content-type", "application/octet-stream")],
+            client::streamed(total),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        let echo = reply.json();
+        assert_eq!(echo["body_bytes"], total, "{protocol:?}");
+        assert_eq!(
+            echo["body_checksum"],
+            total * u64::from(b'z'),
+            "{protocol:?}"
+        );
+    }
+    let peak = gw.memory_kb("VmHWM");
+    assert!(
+        peak < baseline + 20 * 1024,
+        "the gateway's peak RSS grew from {baseline} kB to {peak} kB while streaming 2 x 50 MB"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_balances_round_robin_and_fails_over() {
+    let (b1, b2) = (backend("b1").await, backend("b2").await);
+    let dead = format!("http://127.0.0.1:{}", harness::closed_port());
+    let petstore = backend("p").await;
+    let gw = gateway_for(
+        &petstore,
+        &[
+            override_arg("lbBackend", 0, &b1.url()),
+            override_arg("lbBackend", 1, &b2.url()),
+            override_arg("foBackend", 0, &dead),
+            override_arg("foBackend", 1, &b2.url()),
+        ],
+    );
+    let mut order = Vec::new();
+    for _ in 0..6 {
+        let reply = client::get(&format!("http://{}/lb/who", gw.http)).await;
+        order.push(reply.header("x-backend").unwrap().to_string());
+    }
+    assert_eq!(order, ["b1", "b2", "b1", "b2", "b1", "b2"]);
+
+    for _ in 0..3 {
+        let reply = client::get(&format!("http://{}/fo/who", gw.http)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.header("x-backend"), Some("b2"));
+    }
+    // A body that was never sent to the refused URL goes to the next one intact.
+    let reply = client::send(
+        Protocol::Http1,
+        Method::POST,
+        &format!("http://{}/fo/who", gw.http),
+        &[],
+        client::full("hello"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.json()["body_bytes"], 5);
+    assert_eq!(b1.request_count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_upstream_is_502_and_slow_upstream_is_504() {
+    let be = backend("b1").await;
+    let slow = backend("slow").await;
+    let dead = format!("http://127.0.0.1:{}", harness::closed_port());
+    let gw = gateway_for(
+        &be,
+        &[
+            override_arg("downBackend", 0, &dead),
+            override_arg("slowBackend", 0, &slow.url()),
+        ],
+    );
+
+    let started = Instant::now();
+    let reply = client::get(&format!("http://{}/down/x", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(reply.json()["fault"]["code"], 102503);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a refused connection fails fast"
+    );
+
+    let started = Instant::now();
+    let reply = client::get(&format!("http://{}/slow/delay/5000", gw.http)).await;
+    let waited = started.elapsed();
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(reply.json()["fault"]["code"], 102504);
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_secs(3),
+        "timed out after {waited:?} (endpoint timeout 500 ms)"
+    );
+
+    // Under the timeout, the same route answers.
+    let reply = client::get(&format!("http://{}/slow/delay/10", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_the_request_in_flight_finish() {
+    let be = backend("b1").await;
+    let mut gw = gateway_for(&be, &[override_arg("waitBackend", 0, &be.url())]);
+    let url = format!("http://{}/wait/delay/1500", gw.http);
+    let in_flight = tokio::spawn(async move { client::get(&url).await });
+    // Let the request reach the backend before stopping.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while be.request_count() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(be.request_count(), 1);
+    gw.terminate();
+    gw.wait_for_log("SIGTERM received", Duration::from_secs(5))
+        .expect("the gateway logs the signal");
+    // New connections are refused while the old one drains.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        std::net::TcpStream::connect(gw.http).is_err(),
+        "the listener is closed after SIGTERM"
+    );
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .expect("the gateway exits after draining");
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starts_quickly_and_idles_small() {
+    let be = backend("b1").await;
+    let gw = gateway_for(&be, &[]);
+    let ready = gw.spawned.elapsed();
+    // Generous bounds: these catch regressions by an order of magnitude, the figures are
+    // measured by scripts/bench.
+    assert!(ready < Duration::from_secs(5), "ready after {ready:?}");
+    let rss = gw.memory_kb("VmRSS");
+    assert!(rss < 64 * 1024, "idle RSS {rss} kB");
+    let line = gw.wait_for_log("serving", Duration::from_secs(1)).unwrap();
+    assert!(line.contains("6 API(s)"), "{line}");
+}

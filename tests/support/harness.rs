@@ -1,0 +1,288 @@
+//! Drives the real toolkit and the real gateway binaries: every test gets its own directory,
+//! every gateway listens on free loopback ports (port 0, read back from its log), and every
+//! process is stopped when its guard is dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The workspace root (this crate lives in `<root>/tests`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// `../shared/fixtures` beside the checkout.
+pub fn fixtures_dir() -> PathBuf {
+    workspace_root().join("..").join("shared").join("fixtures")
+}
+
+/// The cargo profile directory the tests were built into (e.g. `target/debug`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("profile directory")
+        .to_path_buf()
+}
+
+/// One cache (runtime sources + shared gateway target directory) for every test and run, so
+/// the runtime compiles once. `MGW_CACHE_DIR` from the environment wins.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("MGW_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            profile_dir()
+                .parent()
+                .expect("target dir")
+                .join("mgw-e2e-cache")
+        })
+}
+
+/// Path of a toolkit binary (`micro-gw` or `gateway`). The e2e tests are the toolkit's
+/// integration test, so cargo has built both, fresh, next to the test executable.
+pub fn toolkit_bin(name: &str) -> PathBuf {
+    let path = profile_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// Runs `micro-gw` with `args` in `dir`, with the shared cache.
+pub fn micro_gw(dir: &Path, args: &[&str]) -> Output {
+    Command::new(toolkit_bin("micro-gw"))
+        .args(args)
+        .current_dir(dir)
+        .env("MGW_CACHE_DIR", cache_dir())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running micro-gw")
+}
+
+/// stdout and stderr of a command, for assertion messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("creating a directory");
+    }
+    std::fs::write(&path, text).expect("writing a file");
+    path
+}
+
+/// `micro-gw init` + `build` of a project made from `definitions` (file name, content);
+/// panics with the toolkit's output on failure. Returns the binary.
+pub fn build_project(dir: &Path, name: &str, definitions: &[(&str, &str)]) -> PathBuf {
+    let init = micro_gw(dir, &["init", name]);
+    assert!(init.status.success(), "init failed\n{}", text(&init));
+    for (file, content) in definitions {
+        write_file(&dir.join(name).join("api_definitions"), file, content);
+    }
+    let build = micro_gw(dir, &["build", name]);
+    assert!(build.status.success(), "build failed\n{}", text(&build));
+    let binary = dir.join(name).join("target").join(name);
+    assert!(
+        binary.is_file(),
+        "no binary at {}\n{}",
+        binary.display(),
+        text(&build)
+    );
+    binary
+}
+
+/// A running gateway process; killed when dropped.
+pub struct GatewayProcess {
+    child: Child,
+    /// The plain HTTP listener.
+    pub http: SocketAddr,
+    /// The HTTPS listener.
+    pub https: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+    /// When the process was spawned.
+    pub spawned: Instant,
+}
+
+impl GatewayProcess {
+    /// Starts `binary` (directly, or through the `gateway` launcher) on free loopback ports
+    /// and waits (bounded) until both listeners are up.
+    pub fn start(binary: &Path, extra_args: &[String], via_launcher: bool) -> GatewayProcess {
+        Self::start_with_env(binary, extra_args, via_launcher, &[])
+    }
+
+    /// Like [`GatewayProcess::start`], with extra environment variables for that process.
+    pub fn start_with_env(
+        binary: &Path,
+        extra_args: &[String],
+        via_launcher: bool,
+        env: &[(&str, &str)],
+    ) -> GatewayProcess {
+        let mut command = if via_launcher {
+            let mut c = Command::new(toolkit_bin("gateway"));
+            c.arg(binary);
+            c
+        } else {
+            Command::new(binary)
+        };
+        command
+            .args([
+                "--listener.host=127.0.0.1",
+                "--listener.http_port=0",
+                "--listener.https_port=0",
+            ])
+            .args(extra_args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let spawned = Instant::now();
+        let mut child = command.spawn().expect("starting the gateway");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    logs.lock().expect("log lock").push(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (http, https) = {
+                let lines = logs.lock().expect("log lock");
+                (find_addr(&lines, "http://"), find_addr(&lines, "https://"))
+            };
+            if let (Some(http), Some(https)) = (http, https) {
+                return GatewayProcess {
+                    child,
+                    http,
+                    https,
+                    logs,
+                    spawned,
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "the gateway exited with {status} before listening:\n{}",
+                    logs.lock().expect("log lock").join("\n")
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the gateway did not start within 20 s:\n{}",
+                    logs.lock().expect("log lock").join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything the gateway printed so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("log lock").clone()
+    }
+
+    /// Waits (bounded) until a log line contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(line) = self.logs().into_iter().find(|l| l.contains(needle)) {
+                return Some(line);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// A field of `/proc/<pid>/status` in kB (e.g. `VmRSS`, `VmHWM`).
+    pub fn memory_kb(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("reading /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{field} not in /proc status"))
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_addr(lines: &[String], scheme: &str) -> Option<SocketAddr> {
+    lines.iter().find_map(|line| {
+        let rest = line.split("listener is active on ").nth(1)?;
+        rest.strip_prefix(scheme)?.trim().parse().ok()
+    })
+}
+
+/// A loopback port that refuses connections (bound, then closed).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    port
+}
