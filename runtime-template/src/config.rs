@@ -16,7 +16,7 @@ pub const CONF_DIR_ENV: &str = "MGW_CONF_DIR";
 pub const ENV_PREFIX: &str = "MGW_";
 
 /// All runtime settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
     /// Listeners.
@@ -129,16 +129,6 @@ impl Default for LogConfig {
     }
 }
 
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        Self {
-            listener: ListenerConfig::default(),
-            tls: TlsConfig::default(),
-            upstream: UpstreamConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
-}
 
 /// A settings file that cannot be used.
 #[derive(Debug, thiserror::Error)]

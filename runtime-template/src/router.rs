@@ -97,7 +97,7 @@ fn to_matchit(template: &str) -> String {
 
 impl Router {
     /// Builds the table, reporting the first conflict.
-    pub fn build(model: &GatewayModel) -> Result<Router, RouteError> {
+    pub fn build(model: &GatewayModel) -> Result<Router, Box<RouteError>> {
         let mut paths = matchit::Router::new();
         let mut entries: Vec<PathEntry> = Vec::new();
         let mut routes = Vec::new();
@@ -112,13 +112,13 @@ impl Router {
             for (res_idx, resource) in api.resources.iter().enumerate() {
                 let full = join_path(&api.base_path, &resource.path);
                 let method = Method::from_bytes(resource.method.as_bytes()).map_err(|_| {
-                    RouteError::Unsupported {
+                    Box::new(RouteError::Unsupported {
                         method: resource.method.clone(),
                         path: full.clone(),
                         api: api.name.clone(),
                         source_file: api.source.clone(),
                         reason: "not an HTTP method".into(),
-                    }
+                    })
                 })?;
                 let route_id = routes.len();
                 routes.push(Route {
@@ -141,7 +141,7 @@ impl Router {
                                 continue; // the alias of a path that is itself declared
                             }
                             let other = &model.apis[routes[*existing].api];
-                            return Err(RouteError::Conflict {
+                            return Err(Box::new(RouteError::Conflict {
                                 method: method.to_string(),
                                 path: full,
                                 api: api.name.clone(),
@@ -150,7 +150,7 @@ impl Router {
                                 other_api: model.apis[*other_api].name.clone(),
                                 other_source: other.source.clone(),
                                 reason: "the same method and path are declared twice".into(),
-                            });
+                            }));
                         }
                         entry.methods.push((method.clone(), route_id));
                         continue;
@@ -175,7 +175,7 @@ impl Router {
                                     )
                                 }
                                 _ => {
-                                    return Err(RouteError::Unsupported {
+                                    return Err(Box::new(RouteError::Unsupported {
                                         method: method.to_string(),
                                         path: full,
                                         api: api.name.clone(),
@@ -183,11 +183,11 @@ impl Router {
                                         reason: format!(
                                             "the path template cannot be routed ({err}); use one {{parameter}} per segment, and a wildcard only at the end"
                                         ),
-                                    })
+                                    }))
                                 }
                             };
                             let other_api = other_api.unwrap_or(api_idx);
-                            return Err(RouteError::Conflict {
+                            return Err(Box::new(RouteError::Conflict {
                                 method: method.to_string(),
                                 path: full,
                                 api: api.name.clone(),
@@ -196,7 +196,7 @@ impl Router {
                                 other_api: model.apis[other_api].name.clone(),
                                 other_source: model.apis[other_api].source.clone(),
                                 reason: "the templates match the same paths (they differ only in parameter names)".into(),
-                            });
+                            }));
                         }
                     }
                 }

@@ -58,7 +58,7 @@ impl Target {
         let extra = self.query.as_ref().map_or(0, String::len) + query.map_or(0, str::len);
         let mut path = String::with_capacity(self.prefix.len() + rest.len() + extra + 3);
         path.push_str(&self.prefix);
-        if !rest.starts_with('/') && !(rest.is_empty() && !self.prefix.is_empty()) {
+        if !rest.starts_with('/') && (!rest.is_empty() || self.prefix.is_empty()) {
             path.push('/');
         }
         path.push_str(rest);
@@ -78,11 +78,11 @@ impl Target {
             }
             (None, None) => {}
         }
-        Ok(Uri::builder()
+        Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
             .path_and_query(path)
-            .build()?)
+            .build()
     }
 }
 

@@ -110,7 +110,7 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
         model.apis.push(api);
     }
     if let Err(err) = Router::build(&model) {
-        let file = match &err {
+        let file = match err.as_ref() {
             mgw_runtime::router::RouteError::Conflict { source_file, .. }
             | mgw_runtime::router::RouteError::Unsupported { source_file, .. } => {
                 source_file.clone()
