@@ -25,8 +25,87 @@ pub struct RuntimeConfig {
     pub tls: TlsConfig,
     /// Connections to upstream endpoints.
     pub upstream: UpstreamConfig,
+    /// Size and count limits on what clients send.
+    pub limits: LimitsConfig,
+    /// Deadlines for slow and idle clients.
+    pub timeouts: TimeoutsConfig,
+    /// HTTP/2 abuse limits.
+    pub http2: Http2Config,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Longest request target (path and query) in bytes; longer gets 414.
+    pub max_uri_bytes: usize,
+    /// Largest request head (HTTP/1) or header list (HTTP/2) in bytes; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Most request headers; more gets 431.
+    pub max_headers: usize,
+    /// Largest request body in bytes (0: no limit); larger gets 413.
+    pub max_request_body_bytes: u64,
+    /// Largest upstream response head in bytes; larger gets 502.
+    pub max_upstream_header_bytes: usize,
+    /// Most client connections at once; further ones are closed on accept.
+    pub max_connections: usize,
+}
+
+/// `[timeouts]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    /// Seconds a client has to send a whole request head, counted from when the connection
+    /// is ready for it (so it is also the keep-alive idle timeout); then the connection closes.
+    pub request_header_seconds: u64,
+    /// Seconds a request body may go without data; then 408.
+    pub request_body_idle_seconds: u64,
+}
+
+/// `[http2]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http2Config {
+    /// Streams a client may have open at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// Streams reset by the client before the gateway saw them, kept at once (rapid reset).
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams the gateway itself may reset per connection before closing it (MadeYouReset).
+    pub max_local_error_reset_streams: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_uri_bytes: 8192,
+            max_header_bytes: 16384,
+            max_headers: 100,
+            max_request_body_bytes: 100 * 1024 * 1024,
+            max_upstream_header_bytes: 16384,
+            max_connections: 10_000,
+        }
+    }
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        Self {
+            request_header_seconds: 30,
+            request_body_idle_seconds: 30,
+        }
+    }
+}
+
+impl Default for Http2Config {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 100,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
+        }
+    }
 }
 
 /// `[listener]`
@@ -128,7 +207,6 @@ impl Default for LogConfig {
         }
     }
 }
-
 
 /// A settings file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -298,6 +376,29 @@ impl RuntimeConfig {
             return Err(bad(
                 "both listeners are disabled: set listener.http_enabled or listener.https_enabled to true".into(),
             ));
+        }
+        if self.limits.max_header_bytes < 8192 {
+            return Err(bad("limits.max_header_bytes must be at least 8192".into()));
+        }
+        if self.limits.max_upstream_header_bytes < 8192 {
+            return Err(bad(
+                "limits.max_upstream_header_bytes must be at least 8192".into(),
+            ));
+        }
+        if self.limits.max_uri_bytes == 0
+            || self.limits.max_headers == 0
+            || self.limits.max_connections == 0
+        {
+            return Err(bad(
+                "limits.max_uri_bytes, max_headers and max_connections must be above 0".into(),
+            ));
+        }
+        if self.timeouts.request_header_seconds == 0 || self.timeouts.request_body_idle_seconds == 0
+        {
+            return Err(bad("timeouts must be at least 1 second".into()));
+        }
+        if self.http2.max_concurrent_streams == 0 {
+            return Err(bad("http2.max_concurrent_streams must be above 0".into()));
         }
         if self.upstream.connect_timeout_ms == 0 {
             return Err(bad("upstream.connect_timeout_ms must be above 0".into()));

@@ -34,6 +34,46 @@ pub const METHOD_NOT_ALLOWED: Fault = Fault {
     description: "Method not allowed for given API resource",
 };
 
+/// The request path is not acceptable (see [`crate::path`]).
+pub const INVALID_PATH: Fault = Fault {
+    status: StatusCode::BAD_REQUEST,
+    code: 900906,
+    message: "Invalid request path",
+    description: "The path has a backslash, an encoded backslash, NUL or slash the API does not allow, a double encoding, or a bad %-escape",
+};
+
+/// A request framing the gateway will not forward.
+pub const BAD_FRAMING: Fault = Fault {
+    status: StatusCode::BAD_REQUEST,
+    code: 900900,
+    message: "Bad request",
+    description: "Transfer-Encoding other than a single 'chunked' is not accepted",
+};
+
+/// The request target is longer than `limits.max_uri_bytes`.
+pub const URI_TOO_LONG: Fault = Fault {
+    status: StatusCode::URI_TOO_LONG,
+    code: 900900,
+    message: "URI too long",
+    description: "The request target is longer than the gateway accepts",
+};
+
+/// The request body is larger than `limits.max_request_body_bytes`.
+pub const PAYLOAD_TOO_LARGE: Fault = Fault {
+    status: StatusCode::PAYLOAD_TOO_LARGE,
+    code: 900900,
+    message: "Payload too large",
+    description: "The request body is larger than the gateway accepts",
+};
+
+/// The client stopped sending its body.
+pub const REQUEST_TIMEOUT: Fault = Fault {
+    status: StatusCode::REQUEST_TIMEOUT,
+    code: 900900,
+    message: "Request timeout",
+    description: "The client sent no request body data within the idle timeout",
+};
+
 /// The upstream refused or dropped the connection.
 pub const UPSTREAM_UNREACHABLE: Fault = Fault {
     status: StatusCode::BAD_GATEWAY,

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use crate::access_log::{AccessRecord, LoggedBody};
 use crate::fault::{self, Fault};
 use crate::model::GatewayModel;
-use crate::proxy::body::GatewayBody;
+use crate::proxy::body::{BodyLimits, GatewayBody};
 use crate::proxy::upstream::Upstream;
 use crate::proxy::{self, headers, UpstreamClient};
 use crate::router::{Match, Router};
@@ -24,12 +24,24 @@ pub type GatewayResponse = Response<LoggedBody<GatewayBody>>;
 const HEALTH_PATH: &str = "/health";
 const HEALTH_BODY: &str = r#"{"status":"healthy"}"#;
 
+/// Per-request limits from `[limits]` and `[timeouts]`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Longest request target.
+    pub max_uri_bytes: usize,
+    /// Largest body (0: none).
+    pub max_body_bytes: u64,
+    /// Longest pause in a body.
+    pub body_idle: std::time::Duration,
+}
+
 /// Routes, upstreams and the client, shared by all connections.
 pub struct Gateway {
     model: GatewayModel,
     router: Router,
     upstreams: Vec<Upstream>,
     client: UpstreamClient,
+    limits: RequestLimits,
     access_log: bool,
 }
 
@@ -40,6 +52,7 @@ impl Gateway {
         router: Router,
         upstreams: Vec<Upstream>,
         client: UpstreamClient,
+        limits: RequestLimits,
         access_log: bool,
     ) -> Self {
         Self {
@@ -47,6 +60,7 @@ impl Gateway {
             router,
             upstreams,
             client,
+            limits,
             access_log,
         }
     }
@@ -78,7 +92,22 @@ impl Gateway {
                 })
             })
         };
-        let path = request.uri().path();
+        if let Some(fault) = self.framing_fault(&request) {
+            let record = record(fault.status, None, None);
+            let mut response = fault_response(&fault, record);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(response);
+        }
+        let normalised = match crate::path::normalise(request.uri().path()) {
+            Ok(normalised) => normalised,
+            Err(_) => {
+                let record = record(fault::INVALID_PATH.status, None, None);
+                return Ok(fault_response(&fault::INVALID_PATH, record));
+            }
+        };
+        let path: &str = &normalised.path;
         if path == HEALTH_PATH && (method == Method::GET || method == Method::HEAD) {
             let mut response = Response::new(GatewayBody::from(Bytes::from_static(
                 HEALTH_BODY.as_bytes(),
@@ -103,7 +132,12 @@ impl Gateway {
                 return Ok(fault_response(&fault::NO_MATCHING_RESOURCE, record));
             }
         };
-        let resource = &self.model.apis[route.api].resources[route.resource];
+        let api = &self.model.apis[route.api];
+        if normalised.encoded_slash && !api.allow_encoded_slash {
+            let record = record(fault::INVALID_PATH.status, None, None);
+            return Ok(fault_response(&fault::INVALID_PATH, record));
+        }
+        let resource = &api.resources[route.resource];
         let Some(endpoint) = resource.production else {
             let record = record(fault::NO_PRODUCTION_ENDPOINT.status, None, None);
             return Ok(fault_response(&fault::NO_PRODUCTION_ENDPOINT, record));
@@ -111,6 +145,7 @@ impl Gateway {
         let upstream = &self.upstreams[endpoint];
 
         let rest = path[route.base_path_len..].to_string();
+        drop(normalised);
         let access_path = self.access_log.then(|| request_target(&request));
         let (mut parts, body) = request.into_parts();
         let host = parts.headers.remove(header::HOST).or_else(|| {
@@ -135,7 +170,11 @@ impl Gateway {
                 })
             })
         };
-        match proxy::forward(&self.client, upstream, parts, body, &rest).await {
+        let body_limits = BodyLimits {
+            max_bytes: self.limits.max_body_bytes,
+            idle: self.limits.body_idle,
+        };
+        match proxy::forward(&self.client, upstream, parts, body, body_limits, &rest).await {
             Ok(forwarded) => {
                 let record = record(
                     forwarded.response.status(),
@@ -151,6 +190,41 @@ impl Gateway {
                 Ok(fault_response(&err.fault, record))
             }
         }
+    }
+}
+
+impl Gateway {
+    /// Rejections decided by the request head alone, before routing: an over-long target,
+    /// a Transfer-Encoding other than one plain `chunked`, a declared body over the limit.
+    fn framing_fault(&self, request: &Request<Incoming>) -> Option<Fault> {
+        let target_len = request
+            .uri()
+            .path_and_query()
+            .map_or(0, |pq| pq.as_str().len());
+        if target_len > self.limits.max_uri_bytes {
+            return Some(fault::URI_TOO_LONG);
+        }
+        let mut codings = request.headers().get_all(header::TRANSFER_ENCODING).iter();
+        if let Some(first) = codings.next() {
+            let plain_chunked = first
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"chunked");
+            if !plain_chunked || codings.next().is_some() {
+                return Some(fault::BAD_FRAMING);
+            }
+        }
+        if self.limits.max_body_bytes > 0 {
+            let declared = request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|len| len > self.limits.max_body_bytes) {
+                return Some(fault::PAYLOAD_TOO_LARGE);
+            }
+        }
+        None
     }
 }
 

@@ -13,6 +13,7 @@ pub mod config;
 pub mod fault;
 pub mod gateway;
 pub mod model;
+pub mod path;
 pub mod proxy;
 pub mod router;
 pub mod server;
@@ -30,7 +31,7 @@ use crate::config::{LoadedConfig, CONF_DIR_ENV};
 use crate::gateway::Gateway;
 use crate::model::GatewayModel;
 use crate::router::Router;
-use crate::server::ServerSettings;
+use crate::server::{ProtocolSettings, ServerSettings};
 
 /// Version of this runtime (printed by `version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -144,12 +145,18 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
         let settings = server_settings(&loaded)?;
         let tls = tls::client_config(&loaded.config.upstream.truststore, &|p| loaded.resolve(p))
             .map_err(|e| format!("{} (upstream.truststore in {})", e, loaded.path.display()))?;
-        let client = proxy::client(&loaded.config.upstream, tls);
+        let client = proxy::client(&loaded.config.upstream, &loaded.config.limits, tls);
+        let request_limits = gateway::RequestLimits {
+            max_uri_bytes: loaded.config.limits.max_uri_bytes,
+            max_body_bytes: loaded.config.limits.max_request_body_bytes,
+            body_idle: Duration::from_secs(loaded.config.timeouts.request_body_idle_seconds),
+        };
         let gateway = Arc::new(Gateway::new(
             model,
             router,
             upstreams,
             client,
+            request_limits,
             loaded.config.log.access_log,
         ));
         server::serve(gateway, settings, started)
@@ -187,6 +194,15 @@ fn server_settings(loaded: &LoadedConfig) -> Result<ServerSettings, String> {
         https,
         handshake_timeout: Duration::from_secs(listener.tls_handshake_timeout_seconds),
         shutdown_timeout: Duration::from_secs(listener.shutdown_timeout_seconds),
+        protocol: ProtocolSettings {
+            max_header_bytes: loaded.config.limits.max_header_bytes,
+            max_headers: loaded.config.limits.max_headers,
+            max_connections: loaded.config.limits.max_connections,
+            header_timeout: Duration::from_secs(loaded.config.timeouts.request_header_seconds),
+            max_concurrent_streams: loaded.config.http2.max_concurrent_streams,
+            max_pending_accept_reset_streams: loaded.config.http2.max_pending_accept_reset_streams,
+            max_local_error_reset_streams: loaded.config.http2.max_local_error_reset_streams,
+        },
     })
 }
 

@@ -42,6 +42,9 @@ pub struct Api {
     pub source: String,
     /// One entry per operation (method + path template).
     pub resources: Vec<Resource>,
+    /// Accept `%2F` (kept encoded) in request paths (`x-mgw-allow-encoded-slash`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_encoded_slash: bool,
 }
 
 /// One operation of an API.

@@ -266,6 +266,7 @@ mod tests {
                     sandbox: None,
                 })
                 .collect(),
+            allow_encoded_slash: false,
         }
     }
 

@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::gateway::Gateway;
@@ -34,6 +35,27 @@ pub struct ServerSettings {
     pub handshake_timeout: Duration,
     /// Time in-flight requests get after a stop signal.
     pub shutdown_timeout: Duration,
+    /// Limits, timeouts and HTTP/2 settings for client connections.
+    pub protocol: ProtocolSettings,
+}
+
+/// Protocol-level protections, from `[limits]`, `[timeouts]` and `[http2]`.
+#[derive(Debug, Clone)]
+pub struct ProtocolSettings {
+    /// HTTP/1 head buffer (request line and headers), bytes.
+    pub max_header_bytes: usize,
+    /// Most headers.
+    pub max_headers: usize,
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Deadline for a request head (and keep-alive idle).
+    pub header_timeout: Duration,
+    /// HTTP/2 concurrent streams.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 pending client resets.
+    pub max_pending_accept_reset_streams: usize,
+    /// HTTP/2 resets caused by client errors.
+    pub max_local_error_reset_streams: usize,
 }
 
 async fn bind(
@@ -88,21 +110,25 @@ pub async fn serve(
         started.elapsed().as_millis()
     );
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
+    let builder = connection_builder(&settings.protocol);
+    let connections = Arc::new(Semaphore::new(settings.protocol.max_connections));
+    let mut last_refusal_log: Option<Instant> = None;
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop_signal());
     loop {
         tokio::select! {
             accepted = accept(&http) => match accepted {
-                Ok((stream, peer)) => spawn_plain(&gateway, &builder, graceful.watcher(), stream, peer),
+                Ok((stream, peer)) => {
+                    if let Some(permit) = admit(&connections, &mut last_refusal_log, settings.protocol.max_connections) {
+                        spawn_plain(&gateway, &builder, graceful.watcher(), stream, peer, permit);
+                    }
+                }
                 Err(err) => accept_failed(err).await,
             },
             accepted = accept(&https) => match accepted {
                 Ok((stream, peer)) => {
-                    if let Some(acceptor) = &acceptor {
-                        spawn_tls(&gateway, &builder, graceful.watcher(), acceptor.clone(), settings.handshake_timeout, stream, peer);
+                    if let (Some(acceptor), Some(permit)) = (&acceptor, admit(&connections, &mut last_refusal_log, settings.protocol.max_connections)) {
+                        spawn_tls(&gateway, &builder, graceful.watcher(), acceptor.clone(), settings.handshake_timeout, stream, peer, permit);
                     }
                 }
                 Err(err) => accept_failed(err).await,
@@ -124,6 +150,46 @@ pub async fn serve(
     Ok(())
 }
 
+/// The connection builder with every protocol limit applied.
+fn connection_builder(protocol: &ProtocolSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .max_buf_size(protocol.max_header_bytes)
+        .max_headers(protocol.max_headers)
+        .header_read_timeout(protocol.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(protocol.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(protocol.max_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(protocol.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(protocol.max_local_error_reset_streams);
+    builder
+}
+
+/// A connection slot, or `None` (the connection is dropped) when all are taken. The refusal
+/// is logged at most once a second so a flood cannot flood the log too.
+fn admit(
+    connections: &Arc<Semaphore>,
+    last_log: &mut Option<Instant>,
+    max: usize,
+) -> Option<OwnedSemaphorePermit> {
+    match connections.clone().try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        Err(_) => {
+            if last_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                *last_log = Some(Instant::now());
+                tracing::warn!(
+                    "connection limit reached ({max} open): closing new connections until some end (limits.max_connections)"
+                );
+            }
+            None
+        }
+    }
+}
+
 async fn accept_failed(err: std::io::Error) {
     // Running out of file descriptors must not spin the loop.
     tracing::warn!("accepting a connection failed: {err}");
@@ -136,6 +202,7 @@ fn spawn_plain(
     watcher: Watcher,
     stream: TcpStream,
     peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
     let gateway = gateway.clone();
@@ -147,9 +214,11 @@ fn spawn_plain(
         if let Err(err) = watcher.watch(connection).await {
             tracing::debug!(%peer, "connection ended with an error: {err}");
         }
+        drop(permit);
     });
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spawn_tls(
     gateway: &Arc<Gateway>,
     builder: &auto::Builder<TokioExecutor>,
@@ -158,6 +227,7 @@ fn spawn_tls(
     handshake_timeout: Duration,
     stream: TcpStream,
     peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
     let gateway = gateway.clone();
@@ -179,6 +249,7 @@ fn spawn_tls(
         if let Err(err) = watcher.watch(connection).await {
             tracing::debug!(%peer, "connection ended with an error: {err}");
         }
+        drop(permit);
     });
 }
 

@@ -3,6 +3,7 @@
 
 mod cli;
 mod fixtures;
+mod hardening;
 mod proxy;
 
 use std::path::PathBuf;

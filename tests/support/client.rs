@@ -85,9 +85,32 @@ pub fn streamed(total: u64) -> TestBody {
     .boxed()
 }
 
+/// Like [`streamed`], but without a known size, so HTTP/1 sends it chunked.
+pub fn streamed_chunked(total: u64) -> TestBody {
+    UnsizedBody(RepeatBody {
+        remaining: total,
+        chunk: Bytes::from(vec![b'z'; 1024]),
+    })
+    .boxed()
+}
+
 struct RepeatBody {
     remaining: u64,
     chunk: Bytes,
+}
+
+struct UnsizedBody(RepeatBody);
+
+impl Body for UnsizedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.0).poll_frame(cx)
+    }
 }
 
 impl Body for RepeatBody {

@@ -93,6 +93,7 @@ mod tests {
                     production: None,
                     sandbox: None,
                 }],
+                allow_encoded_slash: false,
             }],
             endpoints: vec![],
         };

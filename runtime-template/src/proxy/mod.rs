@@ -14,16 +14,20 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::config::UpstreamConfig;
+use crate::config::{LimitsConfig, UpstreamConfig};
 use crate::fault::{self, Fault};
-use body::{BodySlot, ReclaimableBody};
+use body::{BodyLimitError, BodyLimits, BodySlot, ReclaimableBody};
 use upstream::Upstream;
 
 /// The pooled upstream client.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ReclaimableBody>;
 
 /// Builds the client: HTTP and HTTPS (rustls, trust from conf), keep-alive pooling.
-pub fn client(config: &UpstreamConfig, tls: rustls::ClientConfig) -> UpstreamClient {
+pub fn client(
+    config: &UpstreamConfig,
+    limits: &LimitsConfig,
+    tls: rustls::ClientConfig,
+) -> UpstreamClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -38,6 +42,7 @@ pub fn client(config: &UpstreamConfig, tls: rustls::ClientConfig) -> UpstreamCli
         .pool_max_idle_per_host(config.pool_max_idle_per_host)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
+        .http1_max_buf_size(limits.max_upstream_header_bytes)
         .build(https)
 }
 
@@ -68,6 +73,7 @@ pub async fn forward(
     upstream: &Upstream,
     mut parts: Parts,
     body: Incoming,
+    body_limits: BodyLimits,
     rest: &str,
 ) -> Result<Forwarded, ForwardError> {
     let started = Instant::now();
@@ -76,7 +82,7 @@ pub async fn forward(
     let count = upstream.targets.len();
     let first = upstream.first();
     let query = parts.uri.query().map(str::to_string);
-    let slot = BodySlot::new(body);
+    let slot = BodySlot::new(body, body_limits);
     let mut last_target = None;
     for attempt in 0..count {
         let target = &upstream.targets[(first + attempt) % count];
@@ -113,6 +119,15 @@ pub async fn forward(
                 });
             }
             Ok(Err(err)) => {
+                if let Some(limit) = cause::<BodyLimitError>(&err) {
+                    return Err(ForwardError {
+                        fault: match limit {
+                            BodyLimitError::TooLarge => fault::PAYLOAD_TOO_LARGE,
+                            BodyLimitError::Idle => fault::REQUEST_TIMEOUT,
+                        },
+                        target: last_target,
+                    });
+                }
                 let retry = err.is_connect() && more && slot.is_untouched();
                 tracing::warn!(
                     endpoint = %upstream.name,
@@ -144,6 +159,20 @@ fn clone_parts(parts: &Parts) -> Parts {
     *request.version_mut() = parts.version;
     *request.headers_mut() = parts.headers.clone();
     request.into_parts().0
+}
+
+/// The first error of type `E` in the chain of causes.
+fn cause<E: std::error::Error + Copy + 'static>(
+    err: &(dyn std::error::Error + 'static),
+) -> Option<E> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(*found);
+        }
+        current = e.source();
+    }
+    None
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

@@ -19,7 +19,8 @@ const METHODS: [&str; 8] = [
 ];
 
 /// Extensions this version applies.
-const APPLIED: [&str; 4] = [
+const APPLIED: [&str; 5] = [
+    "x-mgw-allow-encoded-slash",
     "x-wso2-basePath",
     "x-wso2-production-endpoints",
     "x-wso2-sandbox-endpoints",
@@ -118,6 +119,18 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
     let api_production = declared_endpoint(doc, "/x-wso2-production-endpoints", &named, diags)
         .or_else(|| server_endpoint(doc, version, diags));
     let api_sandbox = declared_endpoint(doc, "/x-wso2-sandbox-endpoints", &named, diags);
+    let allow_encoded_slash = match doc.get("/x-mgw-allow-encoded-slash") {
+        None => false,
+        Some(Value::Bool(allowed)) => *allowed,
+        Some(other) => {
+            diags.error(
+                &file,
+                doc.line("/x-mgw-allow-encoded-slash"),
+                format!("x-mgw-allow-encoded-slash must be true or false, not {other}"),
+            );
+            false
+        }
+    };
     let api_open = doc.get("/x-wso2-disable-security") == Some(&Value::Bool(true));
     let mut secured_resources = 0usize;
     let mut resources = Vec::new();
@@ -271,6 +284,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
             base_path,
             source: file,
             resources,
+            allow_encoded_slash,
         },
         endpoints: endpoints.list,
     })

@@ -1,0 +1,241 @@
+//! Request path normalisation: one canonical form, used for routing, for every policy that
+//! looks at the path, and for the path sent upstream, so no spelling of a path can reach a
+//! route (or skip its security) that its canonical form would not.
+//!
+//! The canonical form:
+//! - percent-encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded, and every
+//!   other escape is kept, with upper-case hex digits;
+//! - dot segments (`.`, `..`, including encoded ones such as `%2e%2E`) are removed;
+//! - runs of `/` are merged;
+//! - a raw `\`, and the escapes `%5C`, `%00` and double-encoded `%252e`/`%252f`/`%255c`/`%2500`
+//!   are rejected; `%2F` (an encoded `/`) is kept encoded and reported, so the caller can
+//!   refuse it unless the API opts in.
+//!
+//! Matching stays case-sensitive (`/Pets` is not `/pets`), as in nginx and HAProxy.
+
+use std::borrow::Cow;
+
+/// A path the gateway refuses (answered with 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// Not an origin-form path starting with `/`.
+    #[error("the request target must be a path starting with '/'")]
+    NotOriginForm,
+    /// A raw backslash.
+    #[error("a backslash is not allowed in a path")]
+    Backslash,
+    /// `%5C`
+    #[error("an encoded backslash (%5C) is not allowed in a path")]
+    EncodedBackslash,
+    /// `%00`
+    #[error("an encoded NUL (%00) is not allowed in a path")]
+    EncodedNul,
+    /// `%25` followed by the escape of `.`, `/`, `\` or NUL.
+    #[error("a double-encoded '.', '/', '\\' or NUL is not allowed in a path")]
+    DoubleEncoded,
+    /// `%` not followed by two hex digits.
+    #[error("a '%' in a path must start a %XX escape")]
+    BadEscape,
+}
+
+/// A normalised path and whether it keeps an encoded `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalised<'a> {
+    /// The canonical path.
+    pub path: Cow<'a, str>,
+    /// True when the path contains `%2F`.
+    pub encoded_slash: bool,
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// True when the path may need work (the common case, a clean path, returns quickly).
+fn needs_work(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.iter().any(|&b| b == b'%' || b == b'\\')
+        || path.contains("//")
+        || path.contains("/./")
+        || path.contains("/../")
+        || path.ends_with("/.")
+        || path.ends_with("/..")
+}
+
+/// Normalises a raw request path (without the query).
+pub fn normalise(raw: &str) -> Result<Normalised<'_>, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotOriginForm);
+    }
+    if !needs_work(raw) {
+        return Ok(Normalised {
+            path: Cow::Borrowed(raw),
+            encoded_slash: false,
+        });
+    }
+    // First pass: decode unreserved escapes, canonicalise the rest, reject the dangerous.
+    let bytes = raw.as_bytes();
+    let mut decoded = String::with_capacity(raw.len());
+    let mut encoded_slash = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\\' => return Err(PathError::Backslash),
+            b'%' => {
+                let (Some(h), Some(l)) = (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) else {
+                    return Err(PathError::BadEscape);
+                };
+                let value = h * 16 + l;
+                match value {
+                    0x00 => return Err(PathError::EncodedNul),
+                    b'\\' => return Err(PathError::EncodedBackslash),
+                    b'/' => {
+                        encoded_slash = true;
+                        decoded.push_str("%2F");
+                    }
+                    b'%' => {
+                        // %25 followed by an escape of '.', '/', '\' or NUL decodes, a second
+                        // time, into something this normalisation exists to catch.
+                        let twice = (
+                            bytes.get(i + 3).copied().and_then(hex),
+                            bytes.get(i + 4).copied().and_then(hex),
+                        );
+                        if let (Some(h2), Some(l2)) = twice {
+                            if matches!(h2 * 16 + l2, b'.' | b'/' | b'\\' | 0) {
+                                return Err(PathError::DoubleEncoded);
+                            }
+                        }
+                        decoded.push_str("%25");
+                    }
+                    v if is_unreserved(v) => decoded.push(v as char),
+                    v => {
+                        decoded.push('%');
+                        decoded.push(char::from(b"0123456789ABCDEF"[usize::from(v >> 4)]));
+                        decoded.push(char::from(b"0123456789ABCDEF"[usize::from(v & 15)]));
+                    }
+                }
+                i += 3;
+                continue;
+            }
+            _ => decoded.push(b as char),
+        }
+        i += 1;
+    }
+    // Second pass: merge slashes and remove dot segments.
+    let trailing_slash =
+        decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut path = String::with_capacity(decoded.len());
+    for segment in &segments {
+        path.push('/');
+        path.push_str(segment);
+    }
+    if path.is_empty() || trailing_slash {
+        path.push('/');
+    }
+    Ok(Normalised {
+        path: Cow::Owned(path),
+        encoded_slash,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(p: &str) -> String {
+        normalise(p).unwrap().path.into_owned()
+    }
+
+    #[test]
+    fn clean_paths_are_borrowed_unchanged() {
+        for p in ["/", "/petstore/v1/pet/1", "/a/b/", "/a.b/c..d/.e"] {
+            assert!(
+                matches!(normalise(p).unwrap().path, Cow::Borrowed(_)),
+                "{p}"
+            );
+            assert_eq!(norm(p), p);
+        }
+    }
+
+    #[test]
+    fn dot_segments_slashes_and_unreserved_escapes() {
+        assert_eq!(norm("/api/./admin"), "/api/admin");
+        assert_eq!(norm("/api//admin"), "/api/admin");
+        assert_eq!(norm("/api/x/../admin"), "/api/admin");
+        assert_eq!(norm("/api/x/%2e%2E/admin"), "/api/admin");
+        assert_eq!(norm("/api/x/.%2E/admin"), "/api/admin");
+        assert_eq!(norm("/%61dmin"), "/admin");
+        assert_eq!(norm("/../../etc"), "/etc");
+        assert_eq!(norm("/a/b/.."), "/a/");
+        assert_eq!(norm("/a/b/."), "/a/b/");
+        assert_eq!(norm("//"), "/");
+        assert_eq!(norm("/a%20b/%7e"), "/a%20b/~");
+        assert_eq!(norm("/a%3a"), "/a%3A");
+        assert_eq!(norm("/a;x/b"), "/a;x/b");
+    }
+
+    #[test]
+    fn dangerous_escapes_are_rejected_and_encoded_slashes_reported() {
+        assert_eq!(normalise("/a\\b"), Err(PathError::Backslash));
+        assert_eq!(normalise("/a%5cb"), Err(PathError::EncodedBackslash));
+        assert_eq!(normalise("/a%00"), Err(PathError::EncodedNul));
+        assert_eq!(
+            normalise("/a%252e%252e/admin"),
+            Err(PathError::DoubleEncoded)
+        );
+        assert_eq!(normalise("/a%252F"), Err(PathError::DoubleEncoded));
+        assert_eq!(normalise("/a%zz"), Err(PathError::BadEscape));
+        assert_eq!(normalise("/a%2"), Err(PathError::BadEscape));
+        assert_eq!(normalise("*"), Err(PathError::NotOriginForm));
+        let n = normalise("/x%2f..%2fadmin").unwrap();
+        assert!(n.encoded_slash);
+        assert_eq!(
+            n.path, "/x%2F..%2Fadmin",
+            "an encoded slash never splits a segment"
+        );
+        assert_eq!(
+            norm("/a%2541"),
+            "/a%2541",
+            "other %25 escapes stay as they are"
+        );
+    }
+
+    #[test]
+    fn normalising_is_idempotent() {
+        let samples = [
+            "/a/./b/../c//d/%2e/%2E%2e/e%41%7E%20/",
+            "/x/%2F/../y",
+            "/../a/..//b/./",
+            "/%7euser/%2525",
+            "/a/b/c/../../../../..",
+        ];
+        for raw in samples {
+            let once = normalise(raw).unwrap().path.into_owned();
+            let twice = normalise(&once).unwrap().path.into_owned();
+            assert_eq!(once, twice, "{raw}");
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The proxy core as a security boundary: framing, limits, path normalisation, slow and
+//! idle clients, connection caps. Raw bytes on real sockets against the real binary, with
+//! assertions on what the upstream saw.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use mgw_e2e::backend::{self, Backend};
+use mgw_e2e::client::{self, Protocol};
+use mgw_e2e::harness::GatewayProcess;
+use mgw_e2e::raw;
+
+use crate::routing_project;
+
+async fn setup(extra: &[&str]) -> (Backend, GatewayProcess) {
+    let be = backend::spawn("hb", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let mut args = vec![format!("--petstoreBackend_prod_endpoint_0={}", be.url())];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let gw = GatewayProcess::start(&routing_project().binary, &args, false);
+    (be, gw)
+}
+
+const SMUGGLED: &str = "GET /petstore/v1/pet/2 HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ambiguous_framing_is_rejected_before_the_upstream() {
+    let (be, gw) = setup(&[]).await;
+    let cases: &[(&str, String)] = &[
+        ("two different Content-Lengths", format!("POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello{SMUGGLED}")),
+        ("a signed Content-Length", format!("POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello{SMUGGLED}")),
+        ("an unknown transfer coding", format!("POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n{SMUGGLED}")),
+        ("chunked not last", format!("POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n{SMUGGLED}")),
+        ("a coding before chunked", format!("POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n{SMUGGLED}")),
+        ("two Transfer-Encoding headers", format!("POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n{SMUGGLED}")),
+        ("a space before the colon", format!("POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n{SMUGGLED}")),
+        ("an obs-folded header", format!("GET /petstore/v1/pet/1 HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n{SMUGGLED}")),
+    ];
+    for (case, bytes) in cases {
+        let reply = raw::exchange(
+            gw.http,
+            &[bytes.as_bytes()],
+            Duration::ZERO,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(
+            reply.statuses(),
+            vec![400],
+            "{case}: exactly one 400, nothing smuggled behind it:\n{}",
+            reply.text
+        );
+        assert!(reply.closed, "{case}: the connection is closed");
+    }
+    assert_eq!(
+        be.request_count(),
+        0,
+        "no rejected request reached the upstream"
+    );
+
+    // Methods are case-sensitive: `get` is not GET, so it is not allowed on the resource.
+    let reply = raw::exchange(
+        gw.http,
+        &[b"get /petstore/v1/pet/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
+        Duration::ZERO,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(reply.statuses(), vec![405], "{}", reply.text);
+    assert_eq!(be.request_count(), 0);
+
+    // Content-Length and Transfer-Encoding together: the chunked framing wins (RFC 9112 §6.3),
+    // Content-Length is dropped, and the connection is closed after the response, so the
+    // bytes behind it are never read as a request.
+    let reply = raw::exchange(
+        gw.http,
+        &[format!("POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n{SMUGGLED}").as_bytes()],
+        Duration::ZERO,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(reply.statuses(), vec![200], "{}", reply.text);
+    assert!(reply.closed);
+    assert!(
+        reply.text.contains("\"body_bytes\":5"),
+        "the upstream got the chunked body: {}",
+        reply.text
+    );
+    assert!(
+        !reply.text.contains("content-length\":\"3"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(be.request_count(), 1);
+
+    // Broken chunk syntax mid-body: the upstream never sees a complete request, and the
+    // pipelined request behind it is not served.
+    let reply = raw::exchange(
+        gw.http,
+        &[format!("POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n{SMUGGLED}").as_bytes()],
+        Duration::ZERO,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.statuses().iter().all(|s| *s != 200), "{}", reply.text);
+    assert!(reply.closed);
+    assert!(reply.statuses().len() <= 1, "{}", reply.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_hold_even_when_bytes_arrive_in_pieces() {
+    let (be, gw) = setup(&[
+        "--limits.max_uri_bytes=1024",
+        "--limits.max_header_bytes=8192",
+        "--limits.max_headers=50",
+        "--limits.max_request_body_bytes=1000",
+    ])
+    .await;
+    let long_uri = format!(
+        "GET /petstore/v1/pet/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(2000)
+    );
+    let reply = raw::exchange(
+        gw.http,
+        &[long_uri.as_bytes()],
+        Duration::ZERO,
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(reply.statuses(), vec![414], "{}", reply.text);
+
+    // A 10 KiB head sent in ten writes with pauses.
+    let big_head = format!(
+        "GET /petstore/v1/pet/1 HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(10 * 1024)
+    );
+    let pieces: Vec<&[u8]> = big_head.as_bytes().chunks(1024).collect();
+    let reply = raw::exchange(
+        gw.http,
+        &pieces,
+        Duration::from_millis(30),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(reply.statuses(), vec![431], "{}", reply.text);
+    assert!(reply.closed);
+
+    let many: String = (0..60).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let request = format!("GET /petstore/v1/pet/1 HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let reply = raw::exchange(
+        gw.http,
+        &[request.as_bytes()],
+        Duration::ZERO,
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(reply.statuses(), vec![431], "{}", reply.text);
+
+    // A declared body over the limit is refused without reading it.
+    let request = "POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n";
+    let reply = raw::exchange(
+        gw.http,
+        &[request.as_bytes()],
+        Duration::ZERO,
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(
+        reply.statuses(),
+        vec![413],
+        "no 100 Continue, straight 413: {}",
+        reply.text
+    );
+    assert_eq!(be.request_count(), 0);
+
+    // A streamed body that grows over the limit.
+    let reply = client::send(
+        Protocol::Http1,
+        Method::POST,
+        &format!("http://{}/petstore/v1/pet", gw.http),
+        &[],
+        client::streamed_chunked(5000),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Within the limit, all is well.
+    let reply = client::send(
+        Protocol::Http1,
+        Method::POST,
+        &format!("http://{}/petstore/v1/pet", gw.http),
+        &[],
+        client::full("x".repeat(900)),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paths_are_normalised_before_routing_and_forwarding() {
+    let (be, gw) = setup(&[]).await;
+    let forwarded = [
+        ("/petstore/v1/pet/./7", "/pet/7"),
+        ("/petstore/v1//pet/7", "/pet/7"),
+        ("/petstore/v1/pet/x/../7", "/pet/7"),
+        ("/petstore/v1/pet/x/%2e%2E/7", "/pet/7"),
+        ("/petstore/v1/%70et/7", "/pet/7"),
+        ("/petstore/v2/../v1/pet/7", "/pet/7"),
+    ];
+    for (spelling, upstream) in forwarded {
+        let reply = client::get(&format!("http://{}{spelling}", gw.http)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{spelling}");
+        assert_eq!(reply.json()["path"], upstream, "{spelling}");
+    }
+    let before = be.request_count();
+    for (spelling, status) in [
+        ("/petstore/v1/pet/a%2Fb", StatusCode::BAD_REQUEST),
+        ("/petstore/v1/pet/a%5cb", StatusCode::BAD_REQUEST),
+        ("/petstore/v1/pet/a%00", StatusCode::BAD_REQUEST),
+        ("/petstore/v1/pet/%252e%252e", StatusCode::BAD_REQUEST),
+        ("/PETSTORE/v1/pet/1", StatusCode::NOT_FOUND),
+        ("/petstore/v1/pet/../../lb/who", StatusCode::NOT_FOUND),
+    ] {
+        let reply = client::get(&format!("http://{}{spelling}", gw.http)).await;
+        assert_eq!(
+            reply.status,
+            status,
+            "{spelling}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    // A raw backslash.
+    let reply = raw::exchange(
+        gw.http,
+        &[b"GET /petstore/v1/pet\\7 HTTP/1.1\r\nHost: x\r\n\r\n"],
+        Duration::ZERO,
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        reply.statuses().first().is_some_and(|s| *s == 400),
+        "{}",
+        reply.text
+    );
+    assert_eq!(
+        be.request_count(),
+        before,
+        "refused spellings never reach the upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_cut_off_while_others_are_served() {
+    let (_be, gw) = setup(&[
+        "--timeouts.request_header_seconds=1",
+        "--timeouts.request_body_idle_seconds=1",
+    ])
+    .await;
+    let addr = gw.http;
+    // Slowloris: one byte of the head every 150 ms, forever.
+    let head = b"GET /petstore/v1/pet/1 HTTP/1.1\r\nHost: x\r\nX-A: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    let pieces: Vec<&[u8]> = head.chunks(1).collect();
+    let slow = tokio::spawn(async move {
+        raw::exchange(
+            addr,
+            &pieces,
+            Duration::from_millis(150),
+            Duration::from_secs(3),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reply = client::get(&format!("http://{}/petstore/v1/pet/1", gw.http)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "other clients are served meanwhile"
+    );
+    let slow = slow.await.unwrap();
+    assert!(slow.closed, "the slow client is disconnected");
+    assert!(
+        slow.elapsed < Duration::from_secs(4),
+        "after {:?}",
+        slow.elapsed
+    );
+    assert!(
+        slow.statuses().is_empty() || slow.statuses() == vec![408],
+        "{}",
+        slow.text
+    );
+
+    // A body that stops arriving.
+    let reply = raw::exchange(
+        gw.http,
+        &[b"POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab"],
+        Duration::ZERO,
+        Duration::from_secs(4),
+    )
+    .await;
+    assert_eq!(reply.statuses(), vec![408], "{}", reply.text);
+
+    // An idle keep-alive connection is closed too.
+    let reply = raw::exchange(
+        gw.http,
+        &[b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"],
+        Duration::ZERO,
+        Duration::from_secs(4),
+    )
+    .await;
+    assert_eq!(reply.statuses(), vec![200]);
+    assert!(
+        reply.closed && reply.elapsed < Duration::from_secs(3),
+        "{:?}",
+        reply.elapsed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connection_cap_holds_and_is_logged() {
+    let (_be, gw) = setup(&["--limits.max_connections=2"]).await;
+    let first = raw::idle_connection(gw.http).await;
+    let _second = raw::idle_connection(gw.http).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = raw::exchange(
+        gw.http,
+        &[b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"],
+        Duration::ZERO,
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        refused.closed && refused.statuses().is_empty(),
+        "{refused:?}"
+    );
+    assert!(gw
+        .wait_for_log("connection limit reached", Duration::from_secs(3))
+        .is_some());
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reply = client::get(&format!("http://{}/health", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::OK, "a freed slot is usable again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn h2_header_lists_over_the_limit_never_reach_the_upstream() {
+    let (be, gw) = setup(&["--limits.max_header_bytes=8192"]).await;
+    let big = "v".repeat(12 * 1024);
+    let result = client::send(
+        Protocol::H2c,
+        Method::GET,
+        &format!("http://{}/petstore/v1/pet/1", gw.http),
+        &[("x-big", &big)],
+        client::empty(),
+        Duration::from_secs(5),
+    )
+    .await;
+    match result {
+        Ok(reply) => assert_eq!(reply.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(err) => assert!(
+            !err.contains("no complete response"),
+            "the stream is refused, not left hanging: {err}"
+        ),
+    }
+    assert_eq!(be.request_count(), 0);
+    let reply = client::send(
+        Protocol::H2c,
+        Method::GET,
+        &format!("http://{}/petstore/v1/pet/1", gw.http),
+        &[],
+        client::empty(),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+}
