@@ -31,6 +31,8 @@ pub struct RuntimeConfig {
     pub timeouts: TimeoutsConfig,
     /// HTTP/2 abuse limits.
     pub http2: Http2Config,
+    /// Which peers may speak for the client in `X-Forwarded-*`.
+    pub forwarding: ForwardingConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -74,6 +76,44 @@ pub struct Http2Config {
     pub max_pending_accept_reset_streams: usize,
     /// Streams the gateway itself may reset per connection before closing it (MadeYouReset).
     pub max_local_error_reset_streams: usize,
+}
+
+/// `[forwarding]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardingConfig {
+    /// Addresses or CIDR blocks of proxies in front of the gateway. Their `X-Forwarded-For`
+    /// is appended to and their `X-Forwarded-Proto`/`-Host` kept; from anyone else those
+    /// headers are replaced with what the gateway itself sees.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Reads `"10.0.0.0/8"` as a block and a bare `"127.0.0.1"` as that one address.
+fn networks<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|text| {
+            let text = text.trim();
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{text:?} is not an IP address or CIDR block (like \"10.0.0.0/8\")"
+                    ))
+                })
+        })
+        .collect()
+}
+
+impl ForwardingConfig {
+    /// True when `peer` is one of the trusted proxies.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
 }
 
 impl Default for LimitsConfig {
@@ -477,6 +517,19 @@ fn typed_value(raw: &str, like: &toml::Value) -> Option<toml::Value> {
         toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().ok()?),
         toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse().ok()?),
         toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().ok()?),
+        // A TOML array (`["a", "b"]`) or a comma-separated list (`a,b`).
+        toml::Value::Array(_) => match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+            Ok(mut table) if table.get("v").is_some_and(toml::Value::is_array) => {
+                table.remove("v")?
+            }
+            _ => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| toml::Value::String(item.to_string()))
+                    .collect(),
+            ),
+        },
         _ => return None,
     })
 }
@@ -532,6 +585,29 @@ mod tests {
         let cfg = parse("[listener]\nhttp_port = 1\n", Path::new("c"), &env, &args).unwrap();
         assert_eq!(cfg.listener.http_port, 0);
         assert_eq!(cfg.log.level, "debug");
+    }
+
+    #[test]
+    fn list_settings_take_toml_arrays_or_comma_lists() {
+        let env = vec![(
+            "MGW_FORWARDING_TRUSTED_PROXIES".to_string(),
+            "10.0.0.0/8, 127.0.0.1".to_string(),
+        )];
+        let cfg = parse("", Path::new("c"), &env, &[]).unwrap();
+        assert!(cfg.forwarding.trusts("10.1.2.3".parse().unwrap()));
+        assert!(cfg.forwarding.trusts("127.0.0.1".parse().unwrap()));
+        assert!(!cfg.forwarding.trusts("192.0.2.1".parse().unwrap()));
+        let args = vec![(
+            "forwarding.trusted_proxies".to_string(),
+            "[\"::1/128\"]".to_string(),
+        )];
+        let cfg = parse("", Path::new("c"), &[], &args).unwrap();
+        assert!(cfg.forwarding.trusts("::1".parse().unwrap()));
+        let args = vec![(
+            "forwarding.trusted_proxies".to_string(),
+            "not-an-ip".to_string(),
+        )];
+        assert!(parse("", Path::new("c"), &[], &args).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::access_log::{AccessRecord, LoggedBody};
+use crate::config::ForwardingConfig;
 use crate::fault::{self, Fault};
 use crate::model::GatewayModel;
 use crate::proxy::body::{BodyLimits, GatewayBody};
@@ -42,6 +43,7 @@ pub struct Gateway {
     upstreams: Vec<Upstream>,
     client: UpstreamClient,
     limits: RequestLimits,
+    forwarding: ForwardingConfig,
     access_log: bool,
 }
 
@@ -53,6 +55,7 @@ impl Gateway {
         upstreams: Vec<Upstream>,
         client: UpstreamClient,
         limits: RequestLimits,
+        forwarding: ForwardingConfig,
         access_log: bool,
     ) -> Self {
         Self {
@@ -61,6 +64,7 @@ impl Gateway {
             upstreams,
             client,
             limits,
+            forwarding,
             access_log,
         }
     }
@@ -155,7 +159,8 @@ impl Gateway {
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
         headers::strip_hop_by_hop(&mut parts.headers);
-        headers::add_forwarded(&mut parts.headers, client.ip(), proto, host);
+        let trusted = self.forwarding.trusts(client.ip());
+        headers::add_forwarded(&mut parts.headers, client.ip(), trusted, proto, host);
 
         let record = |status, target, latency| {
             access_path.map(|path| {

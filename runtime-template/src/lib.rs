@@ -157,6 +157,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             upstreams,
             client,
             request_limits,
+            loaded.config.forwarding.clone(),
             loaded.config.log.access_log,
         ));
         server::serve(gateway, settings, started)

@@ -379,3 +379,85 @@ async fn h2_header_lists_over_the_limit_never_reach_the_upstream() {
     .unwrap();
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn h2_advertises_its_limits_and_survives_a_continuation_flood() {
+    use mgw_e2e::h2raw::{self, CONTINUATION, END_STREAM, HEADERS};
+    let (be, gw) = setup(&[
+        "--http2.max_concurrent_streams=50",
+        "--limits.max_header_bytes=8192",
+    ])
+    .await;
+    let mut stream = h2raw::connect(gw.http).await;
+    // HEADERS without END_HEADERS, then CONTINUATION frames far past the header list limit.
+    let mut flood = Vec::new();
+    h2raw::frame(
+        &mut flood,
+        HEADERS,
+        END_STREAM,
+        1,
+        &h2raw::get_block("/petstore/v1/pet/1"),
+    );
+    let filler: Vec<u8> = (0..40)
+        .flat_map(|i| h2raw::literal(&format!("x-f{i}"), &"v".repeat(100)))
+        .collect();
+    for _ in 0..400 {
+        h2raw::frame(&mut flood, CONTINUATION, 0, 1, &filler);
+    }
+    let (frames, closed) =
+        h2raw::send_and_collect(&mut stream, &flood, Duration::from_secs(5)).await;
+    assert_eq!(
+        h2raw::setting(&frames, 0x3),
+        Some(50),
+        "SETTINGS_MAX_CONCURRENT_STREAMS is advertised"
+    );
+    assert_eq!(
+        h2raw::setting(&frames, 0x6),
+        Some(8192),
+        "SETTINGS_MAX_HEADER_LIST_SIZE is advertised"
+    );
+    let refused = closed
+        || h2raw::goaway_code(&frames).is_some()
+        || frames
+            .iter()
+            .any(|f| f.0 == h2raw::RST_STREAM || f.0 == HEADERS);
+    assert!(
+        refused,
+        "the flood ends in GOAWAY, a reset, an error response or a closed connection: {:?}",
+        frames.iter().map(|f| f.0).collect::<Vec<_>>()
+    );
+    assert_eq!(be.request_count(), 0, "nothing of it reaches the upstream");
+    let reply = client::get(&format!("http://{}/petstore/v1/pet/1", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::OK, "the gateway keeps serving");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn h2_rapid_reset_is_cut_short() {
+    use mgw_e2e::h2raw::{self, END_HEADERS, END_STREAM, HEADERS, RST_STREAM};
+    let (be, gw) = setup(&[]).await;
+    let mut stream = h2raw::connect(gw.http).await;
+    let block = h2raw::get_block("/petstore/v1/pet/1");
+    let mut burst = Vec::new();
+    for i in 0..2000u32 {
+        let id = 2 * i + 1;
+        h2raw::frame(&mut burst, HEADERS, END_HEADERS | END_STREAM, id, &block);
+        h2raw::frame(&mut burst, RST_STREAM, 0, id, &8u32.to_be_bytes()); // CANCEL
+    }
+    let (frames, closed) =
+        h2raw::send_and_collect(&mut stream, &burst, Duration::from_secs(5)).await;
+    let code = h2raw::goaway_code(&frames);
+    assert!(
+        closed || code.is_some(),
+        "the connection is closed or told to go away"
+    );
+    if let Some(code) = code {
+        assert_eq!(code, 0xb, "GOAWAY ENHANCE_YOUR_CALM");
+    }
+    let forwarded = be.request_count();
+    assert!(
+        forwarded < 200,
+        "{forwarded} of 2000 reset streams reached the upstream"
+    );
+    let reply = client::get(&format!("http://{}/petstore/v1/pet/1", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::OK, "the gateway keeps serving");
+}

@@ -43,6 +43,8 @@ async fn proxies_path_parameters_query_strings_and_forwarding_headers() {
             ("x-drop-me", "1"),
             ("x-keep", "yes"),
             ("proxy-authorization", "Basic eA=="),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
         ],
         client::empty(),
         Duration::from_secs(10),
@@ -63,7 +65,10 @@ async fn proxies_path_parameters_query_strings_and_forwarding_headers() {
         "headers named in Connection are dropped: {headers}"
     );
     assert!(headers.get("proxy-authorization").is_none(), "{headers}");
-    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(
+        headers["x-forwarded-for"], "127.0.0.1",
+        "an untrusted client cannot spoof it"
+    );
     assert_eq!(headers["x-forwarded-proto"], "http");
     assert_eq!(headers["x-forwarded-host"], gw.http.to_string());
     assert_eq!(
@@ -90,6 +95,33 @@ async fn proxies_path_parameters_query_strings_and_forwarding_headers() {
         .wait_for_log("GET /petstore/v1/pet/findByStatus", Duration::from_secs(5))
         .expect("an access-log line");
     assert!(line.contains(" 200 ") && line.contains(&be.url()), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trusted_proxies_keep_their_forwarding_headers() {
+    let be = backend("b1").await;
+    let gw = gateway_for(
+        &be,
+        &["--forwarding.trusted_proxies=127.0.0.0/8".to_string()],
+    );
+    let reply = client::send(
+        Protocol::Http1,
+        Method::GET,
+        &format!("http://{}/petstore/v1/pet/1", gw.http),
+        &[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "api.example.com"),
+        ],
+        client::empty(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let headers = &reply.json()["headers"];
+    assert_eq!(headers["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "https");
+    assert_eq!(headers["x-forwarded-host"], "api.example.com");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,5 +4,6 @@
 
 pub mod backend;
 pub mod client;
+pub mod h2raw;
 pub mod harness;
 pub mod raw;

@@ -45,22 +45,43 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(PROXY_CONNECTION);
 }
 
-/// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` and `-Host`.
+/// Sets `X-Forwarded-For`, `-Proto` and `-Host`. From a trusted proxy the client's
+/// `X-Forwarded-For` is appended to and its `-Proto`/`-Host` kept; from anyone else all three
+/// are replaced, so a client cannot make the upstream believe it is someone else.
 pub fn add_forwarded(
     headers: &mut HeaderMap,
     client: IpAddr,
+    trusted: bool,
     proto: &'static str,
     host: Option<HeaderValue>,
 ) {
     let client = client.to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {client}"),
-        _ => client,
+    let forwarded_for = if trusted {
+        let existing: Vec<&str> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        if existing.is_empty() {
+            client
+        } else {
+            format!("{}, {client}", existing.join(", "))
+        }
+    } else {
+        client
     };
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
         headers.insert(X_FORWARDED_FOR, value);
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    // A TLS-terminating proxy in front knows the original scheme and host.
+    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    }
+    if trusted && headers.contains_key(&X_FORWARDED_HOST) {
+        return;
+    }
     match host {
         Some(host) => {
             headers.insert(X_FORWARDED_HOST, host);
@@ -100,12 +121,31 @@ mod tests {
     }
 
     #[test]
-    fn appends_forwarded_for() {
+    fn untrusted_clients_cannot_spoof_forwarding_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        h.insert(X_FORWARDED_HOST, HeaderValue::from_static("evil"));
+        add_forwarded(
+            &mut h,
+            "127.0.0.1".parse().unwrap(),
+            false,
+            "http",
+            Some(HeaderValue::from_static("real")),
+        );
+        assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert_eq!(h[&X_FORWARDED_HOST], "real");
+    }
+
+    #[test]
+    fn trusted_proxies_are_appended_to() {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         add_forwarded(
             &mut h,
             "127.0.0.1".parse().unwrap(),
+            true,
             "https",
             Some(HeaderValue::from_static("example.com")),
         );
