@@ -222,7 +222,14 @@ impl Router {
             return Match::NotFound;
         };
         let entry = &self.entries[*found.value];
-        match entry.methods.iter().find(|(m, _)| m == method) {
+        let find = |wanted: &Method| entry.methods.iter().find(|(m, _)| m == wanted);
+        // HEAD is answered by the GET resource when there is no HEAD of its own (RFC 9110 §9.3.2).
+        let found = find(method).or_else(|| {
+            (method == Method::HEAD)
+                .then(|| find(&Method::GET))
+                .flatten()
+        });
+        match found {
             Some((_, route)) => Match::Found(*route),
             None => Match::MethodNotAllowed(&entry.allow),
         }

@@ -52,6 +52,17 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         ));
     }
     let (explicit, rest) = split_config(&args[1..])?;
+    // The binary answers these itself; they need no settings.
+    if rest.iter().any(|a| {
+        matches!(
+            a.as_str(),
+            "version" | "--version" | "-V" | "help" | "--help" | "-h"
+        )
+    }) {
+        let mut command = Command::new(absolute_program(&binary));
+        command.args(&rest);
+        return exec(command, &binary);
+    }
     let conf_dir = std::env::var(CONF_DIR_ENV).ok();
     let config_path = config::locate(explicit.as_deref(), conf_dir.as_deref(), &binary)
         .map_err(|e| e.to_string())?;

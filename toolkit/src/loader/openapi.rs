@@ -82,7 +82,13 @@ pub fn spec_version(doc: &Document) -> Result<SpecVersion, String> {
             ))
         };
     }
-    match doc.get("/openapi").and_then(Value::as_str) {
+    let version = doc.get("/openapi").and_then(|v| match v {
+        Value::String(s) => Some(s.clone()),
+        // `openapi: 3.0` unquoted is a YAML number.
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    match version.as_deref() {
         Some(v) if v.starts_with("3.0") || v.starts_with("3.1") => Ok(SpecVersion::OpenApi3),
         Some(v) => Err(format!("openapi: {v} is not supported: use OpenAPI 3.0.x or 3.1.x, or Swagger 2.0")),
         None => Err("not an API definition: there is no `openapi: 3.x` or `swagger: \"2.0\"` field at the top".into()),
@@ -111,7 +117,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
         return None;
     };
     let id = api_id(&name, &api_version);
-    check_extensions(doc, "", diags);
+    check_extensions(doc, "", Level::Api, diags);
     let base_path = base_path(doc, version, diags);
 
     let named = named_endpoints(doc, diags);
@@ -169,7 +175,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                     );
                     continue;
                 };
-                check_extensions(doc, &item_pointer, diags);
+                check_extensions(doc, &item_pointer, Level::PathItem, diags);
                 for method in METHODS {
                     let Some(operation) = item.get(method) else {
                         continue;
@@ -186,7 +192,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                         );
                         continue;
                     }
-                    check_extensions(doc, &op_pointer, diags);
+                    check_extensions(doc, &op_pointer, Level::Operation, diags);
                     let operation_id = operation
                         .get("operationId")
                         .and_then(Value::as_str)
@@ -220,6 +226,16 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                             ),
                         );
                         continue;
+                    }
+                    if production.is_none() {
+                        diags.warn(
+                            &file,
+                            doc.line(&op_pointer),
+                            format!(
+                                "{} {path} has only a sandbox endpoint: requests get 403 (900901) until sandbox keys can be presented",
+                                method.to_uppercase()
+                            ),
+                        );
                     }
                     let open = match operation
                         .get("x-wso2-disable-security")
@@ -459,6 +475,11 @@ fn server_endpoint(
         );
         return None;
     }
+    diags.warn(
+        &doc.file,
+        doc.line(pointer),
+        format!("no x-wso2-production-endpoints at the top level: resources without their own endpoint go to {url} (from the definition's server)"),
+    );
     Some(DeclaredEndpoint {
         reference: None,
         spec: EndpointSpec {
@@ -498,7 +519,27 @@ fn sanitize(path: &str) -> String {
 }
 
 /// Warns about extensions at one level: unknown `x-wso2-*` names, and known ones not applied yet.
-fn check_extensions(doc: &Document, pointer: &str, diags: &mut Diagnostics) {
+/// Where in a definition an extension is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Api,
+    PathItem,
+    Operation,
+}
+
+/// Extensions this version reads at `level`.
+fn applied_at(key: &str, level: Level) -> bool {
+    match level {
+        Level::Api => APPLIED.contains(&key),
+        Level::Operation => matches!(
+            key,
+            "x-wso2-production-endpoints" | "x-wso2-sandbox-endpoints"
+        ),
+        Level::PathItem => false,
+    }
+}
+
+fn check_extensions(doc: &Document, pointer: &str, level: Level, diags: &mut Diagnostics) {
     let Some(map) = doc
         .get(if pointer.is_empty() { "" } else { pointer })
         .and_then(Value::as_object)
@@ -507,7 +548,27 @@ fn check_extensions(doc: &Document, pointer: &str, diags: &mut Diagnostics) {
     };
     for (key, value) in map {
         let key_pointer = child(pointer, key);
+        if applied_at(key, level) {
+            continue;
+        }
         if APPLIED.contains(&key.as_str()) {
+            let place = match level {
+                Level::Api => "the top level",
+                Level::PathItem => "a path item",
+                Level::Operation => "an operation",
+            };
+            diags.warn(
+                &doc.file,
+                doc.line(&key_pointer),
+                format!(
+                    "{key} is ignored on {place}: it is read at the top level{}",
+                    if key.ends_with("-endpoints") && key != "x-wso2-endpoints" {
+                        " and on operations"
+                    } else {
+                        ""
+                    }
+                ),
+            );
             continue;
         }
         if key == "x-wso2-disable-security" && !value.is_boolean() {

@@ -80,7 +80,15 @@ pub fn check_all(doc: &Document, diagnostics: &mut Diagnostics) {
                 if let Some(reference) = ref_of(value) {
                     match resolve(doc, &pointer) {
                         Ok(_) => {}
-                        Err(RefError::External(_)) => {} // external references are left to tools that fetch them
+                        Err(err @ RefError::External(_)) => {
+                            // Only a problem where the gateway follows it (path items); there
+                            // it is an error, elsewhere the user should still know.
+                            diagnostics.warn(
+                                &doc.file,
+                                doc.line(&child(&pointer, "$ref")),
+                                err.to_string(),
+                            );
+                        }
                         Err(RefError::Circular(mut chain)) => {
                             // Report each loop once, whichever member we met first.
                             chain.pop();
