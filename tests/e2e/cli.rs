@@ -275,6 +275,20 @@ fn build_errors_name_file_and_line_and_keep_the_previous_binary() {
     let dir = tempfile::tempdir().unwrap();
     let binary = harness::build_project(dir.path(), "keep", &[("mini.yaml", MINIMAL)]);
     let good = std::fs::read(&binary).unwrap();
+    // The generated crate builds against the runtime sources the toolkit carries, unpacked
+    // into the cache, never against this checkout: an installed micro-gw works without it.
+    let manifest = std::fs::read_to_string(dir.path().join("keep/target/gen/Cargo.toml")).unwrap();
+    let runtime_root = harness::cache_dir().join("runtime");
+    assert!(
+        manifest.contains(runtime_root.to_str().unwrap()),
+        "{manifest}"
+    );
+    assert!(!manifest.contains("runtime-template"), "{manifest}");
+    assert!(
+        std::fs::read_to_string(dir.path().join("keep/target/gen/main.rs"))
+            .unwrap()
+            .contains("include_bytes!(\"model.json\")")
+    );
     let defs = dir.path().join("keep/api_definitions");
     let cases: &[(&str, &str, &str)] = &[
         ("a.yaml", "openapi: 3.0.0\ninfo: {title: A, version: '1'}\nx-wso2-basePath: /a\npaths:\n  /x:\n    get:\n      x-wso2-production-endpoints: '#/x-wso2-endpoints/nope'\n", "a.yaml:7: x-wso2-production-endpoints: reference \"#/x-wso2-endpoints/nope\" does not resolve"),

@@ -380,3 +380,36 @@ async fn starts_quickly_and_idles_small() {
     let line = gw.wait_for_log("serving", Duration::from_secs(1)).unwrap();
     assert!(line.contains("6 API(s)"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_endpoints_are_verified_against_the_configured_trust_store() {
+    let certificate = backend::TestCertificate::new();
+    let secure = backend::spawn_tls("secure", &certificate).await.unwrap();
+    let plain = backend("p").await;
+    let endpoint = override_arg("waitBackend", 0, &secure.https_url());
+    // Trusting the backend's certificate: proxied, over pooled connections.
+    let gw = gateway_for(
+        &plain,
+        &[
+            endpoint.clone(),
+            format!("--upstream.truststore={}", certificate.cert_path.display()),
+        ],
+    );
+    for i in 0..3 {
+        let reply = client::get(&format!("http://{}/wait/delay/0?i={i}", gw.http)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.header("x-backend"), Some("secure"));
+    }
+    drop(gw);
+    // With the system roots (the default), the self-signed certificate does not verify: 502.
+    let gw = gateway_for(&plain, &[endpoint]);
+    let reply = client::get(&format!("http://{}/wait/delay/0", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(secure.request_count(), 3);
+    assert!(
+        gw.wait_for_log("certificate", Duration::from_secs(3))
+            .is_some(),
+        "the log says why: {:?}",
+        gw.logs()
+    );
+}

@@ -37,6 +37,11 @@ impl Backend {
         format!("http://{}", self.addr)
     }
 
+    /// `https://127.0.0.1:<port>`
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
     /// Requests received so far.
     pub fn request_count(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
@@ -53,6 +58,61 @@ impl Drop for Backend {
 
 /// Starts a backend named `name` on `addr` (use port 0 for a free port).
 pub async fn spawn(name: &str, addr: SocketAddr) -> std::io::Result<Backend> {
+    spawn_inner(name, addr, None).await
+}
+
+/// A certificate made for a test server: PEM files in a temporary directory.
+pub struct TestCertificate {
+    _dir: tempfile::TempDir,
+    /// The PEM certificate (for localhost, 127.0.0.1 and ::1) to trust.
+    pub cert_path: std::path::PathBuf,
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl TestCertificate {
+    /// Generates a self-signed certificate and its key.
+    pub fn new() -> TestCertificate {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let certified = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ])
+        .expect("generating a certificate");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert_path = dir.path().join("backend-cert.pem");
+        std::fs::write(&cert_path, certified.cert.pem()).expect("writing the certificate");
+        let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der())
+            .expect("a private key");
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .expect("a TLS server configuration");
+        TestCertificate {
+            _dir: dir,
+            cert_path,
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl Default for TestCertificate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Starts an HTTPS backend (HTTP/1.1) with `certificate`.
+pub async fn spawn_tls(name: &str, certificate: &TestCertificate) -> std::io::Result<Backend> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(certificate.config.clone());
+    spawn_inner(name, SocketAddr::from(([127, 0, 0, 1], 0)), Some(acceptor)).await
+}
+
+async fn spawn_inner(
+    name: &str,
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<Backend> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let requests = Arc::new(AtomicU64::new(0));
@@ -68,14 +128,23 @@ pub async fn spawn(name: &str, addr: SocketAddr) -> std::io::Result<Backend> {
                     let _ = stream.set_nodelay(true);
                     let name = name.clone();
                     let counter = counter.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |req| {
                             counter.fetch_add(1, Ordering::SeqCst);
                             handle(name.clone(), req)
                         });
-                        let _ = auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let builder = auto::Builder::new(TokioExecutor::new());
+                        match tls {
+                            Some(acceptor) => {
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                                }
+                            }
+                            None => {
+                                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
                     });
                 }
             }
@@ -169,6 +238,28 @@ async fn drain(mut body: Incoming) -> (u64, u64) {
 /// Starts a server that answers every request with `status` and `body` (e.g. a definition
 /// to download). Stops when the returned guard is dropped.
 pub async fn spawn_fixed(status: u16, body: String) -> std::io::Result<Backend> {
+    spawn_fixed_inner(status, body, None).await
+}
+
+/// Like [`spawn_fixed`], over HTTPS with `certificate`.
+pub async fn spawn_fixed_tls(
+    status: u16,
+    body: String,
+    certificate: &TestCertificate,
+) -> std::io::Result<Backend> {
+    spawn_fixed_inner(
+        status,
+        body,
+        Some(tokio_rustls::TlsAcceptor::from(certificate.config.clone())),
+    )
+    .await
+}
+
+async fn spawn_fixed_inner(
+    status: u16,
+    body: String,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<Backend> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener.local_addr()?;
     let requests = Arc::new(AtomicU64::new(0));
@@ -183,6 +274,7 @@ pub async fn spawn_fixed(status: u16, body: String) -> std::io::Result<Backend> 
                     let Ok((stream, _)) = accepted else { continue };
                     let body = body.clone();
                     let counter = counter.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |_req: Request<Incoming>| {
                             counter.fetch_add(1, Ordering::SeqCst);
@@ -190,9 +282,17 @@ pub async fn spawn_fixed(status: u16, body: String) -> std::io::Result<Backend> 
                             *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
                             async move { Ok::<_, Infallible>(response) }
                         });
-                        let _ = auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let builder = auto::Builder::new(TokioExecutor::new());
+                        match tls {
+                            Some(acceptor) => {
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                                }
+                            }
+                            None => {
+                                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
                     });
                 }
             }
