@@ -64,7 +64,58 @@ pub struct Resource {
     /// Index into [`GatewayModel::endpoints`] for sandbox traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<usize>,
+    /// Who may call this resource; `None` means anyone (security disabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<Security>,
 }
+
+/// The credentials a resource accepts, decided at build time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Security {
+    /// Any one of these authenticates a request.
+    pub schemes: Vec<AuthScheme>,
+    /// Requests without credentials pass (WSO2 `optional: true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+    /// Scopes the credential must carry (all of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Header carrying bearer and basic credentials.
+    pub auth_header: String,
+}
+
+/// One way to authenticate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthScheme {
+    /// OAuth2 access tokens: signed JWTs validated offline, opaque tokens by introspection.
+    Oauth2,
+    /// HTTP basic authentication.
+    Basic,
+    /// A WSO2 API key in a header or query parameter.
+    ApiKey {
+        /// Where the key is.
+        location: ApiKeyLocation,
+        /// The header or parameter name.
+        name: String,
+    },
+}
+
+/// Where an API key travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyLocation {
+    /// A request header.
+    Header,
+    /// A query parameter.
+    Query,
+}
+
+/// The header WSO2 reads bearer and basic credentials from by default.
+pub const DEFAULT_AUTH_HEADER: &str = "Authorization";
+/// The API key header/parameter name WSO2 uses when none is declared.
+pub const DEFAULT_API_KEY_NAME: &str = "apikey";
 
 /// Production or sandbox: which key type an endpoint serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -271,6 +271,7 @@ mod tests {
                     operation_id: None,
                     production: Some(0),
                     sandbox: None,
+                    security: None,
                 })
                 .collect(),
             allow_encoded_slash: false,

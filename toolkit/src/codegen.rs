@@ -92,6 +92,7 @@ mod tests {
                     operation_id: None,
                     production: None,
                     sandbox: None,
+                    security: None,
                 }],
                 allow_encoded_slash: false,
             }],

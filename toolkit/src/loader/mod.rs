@@ -9,6 +9,7 @@ pub mod document;
 pub mod endpoints;
 pub mod openapi;
 pub mod refs;
+pub mod security;
 
 use std::collections::BTreeMap;
 

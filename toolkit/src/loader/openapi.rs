@@ -12,6 +12,7 @@ use super::diagnostics::Diagnostics;
 use super::document::{child, Document};
 use super::endpoints::{declared_endpoint, named_endpoints, DeclaredEndpoint, EndpointSpec};
 use super::refs;
+use super::security;
 
 /// HTTP methods an OpenAPI path item can hold.
 const METHODS: [&str; 8] = [
@@ -27,21 +28,26 @@ const APPLIED: [&str; 5] = [
     "x-wso2-endpoints",
 ];
 
-/// Extensions of WSO2 API Microgateway 3.x that are recognised but not enforced yet.
-const NOT_YET_APPLIED: [&str; 14] = [
-    "x-wso2-throttling-tier",
-    "x-throttling-tier",
-    "x-wso2-cors",
+/// Security extensions: read into each resource's security (see [`super::security`]), which
+/// the build reports once per API while the runtime does not enforce it yet.
+const SECURITY: [&str; 5] = [
     "x-wso2-disable-security",
     "x-wso2-application-security",
     "x-wso2-auth-header",
+    "x-auth-type",
+    "x-scope",
+];
+
+/// Extensions of WSO2 API Microgateway 3.x that are recognised but not enforced yet.
+const NOT_YET_APPLIED: [&str; 9] = [
+    "x-wso2-throttling-tier",
+    "x-throttling-tier",
+    "x-wso2-cors",
     "x-wso2-transports",
     "x-wso2-mutual-ssl",
     "x-wso2-request-interceptor",
     "x-wso2-response-interceptor",
     "x-wso2-response-cache",
-    "x-auth-type",
-    "x-scope",
     "x-wso2-owner",
 ];
 
@@ -137,8 +143,9 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
             false
         }
     };
-    let api_open = doc.get("/x-wso2-disable-security") == Some(&Value::Bool(true));
+    let api_security = security::api_security(doc, version, diags);
     let mut secured_resources = 0usize;
+    let mut scheme_labels: Vec<&str> = Vec::new();
     let mut resources = Vec::new();
     match doc.get("/paths").map(Value::as_object) {
         Some(Some(paths)) => {
@@ -237,19 +244,20 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                             ),
                         );
                     }
-                    let open = match operation
-                        .get("x-wso2-disable-security")
-                        .and_then(Value::as_bool)
-                    {
-                        Some(disabled) => disabled,
-                        None => {
-                            api_open
-                                || operation.get("x-auth-type").and_then(Value::as_str)
-                                    == Some("None")
-                        }
-                    };
-                    if !open {
+                    let security =
+                        security::resource_security(doc, &api_security, &op_pointer, diags);
+                    if let Some(security) = &security {
                         secured_resources += 1;
+                        for scheme in &security.schemes {
+                            let label = match scheme {
+                                mgw_runtime::model::AuthScheme::Oauth2 => "OAuth2",
+                                mgw_runtime::model::AuthScheme::Basic => "basic auth",
+                                mgw_runtime::model::AuthScheme::ApiKey { .. } => "API keys",
+                            };
+                            if !scheme_labels.contains(&label) {
+                                scheme_labels.push(label);
+                            }
+                        }
                     }
                     resources.push(Resource {
                         method: method.to_uppercase(),
@@ -258,6 +266,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                         production: production
                             .map(|(e, n)| endpoints.add(e, n, Environment::Production)),
                         sandbox: sandbox.map(|(e, n)| endpoints.add(e, n, Environment::Sandbox)),
+                        security,
                     });
                 }
             }
@@ -288,7 +297,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
             &file,
             None,
             format!(
-                "API '{name}' {api_version}: {secured_resources} resource(s) would require credentials in WSO2, but authentication is not enforced by this micro-gw version yet; they are served without credentials"
+                "API '{name}' {api_version}: {secured_resources} resource(s) require credentials ({}), but authentication is not enforced by this micro-gw version yet; they are served without credentials", scheme_labels.join(", ")
             ),
         );
     }
@@ -571,6 +580,16 @@ fn check_extensions(doc: &Document, pointer: &str, level: Level, diags: &mut Dia
             );
             continue;
         }
+        if SECURITY.contains(&key.as_str()) && level == Level::PathItem {
+            diags.warn(
+                &doc.file,
+                doc.line(&key_pointer),
+                format!(
+                    "{key} is ignored on a path item: put it on the operations or at the top level"
+                ),
+            );
+            continue;
+        }
         if key == "x-wso2-disable-security" && !value.is_boolean() {
             diags.error(
                 &doc.file,
@@ -579,11 +598,8 @@ fn check_extensions(doc: &Document, pointer: &str, level: Level, diags: &mut Dia
             );
             continue;
         }
-        // Informational, or (security disabled) exactly what this version does anyway.
-        if key == "x-wso2-owner"
-            || (key == "x-wso2-disable-security" && value == &Value::Bool(true))
-            || (key == "x-auth-type" && value == "None")
-        {
+        // Informational, or read into the resource's security.
+        if key == "x-wso2-owner" || SECURITY.contains(&key.as_str()) {
             continue;
         }
         if NOT_YET_APPLIED.contains(&key.as_str()) {
