@@ -33,6 +33,8 @@ pub struct RuntimeConfig {
     pub http2: Http2Config,
     /// Which peers may speak for the client in `X-Forwarded-*`.
     pub forwarding: ForwardingConfig,
+    /// Credential validation.
+    pub security: SecurityConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -76,6 +78,72 @@ pub struct Http2Config {
     pub max_pending_accept_reset_streams: usize,
     /// Streams the gateway itself may reset per connection before closing it (MadeYouReset).
     pub max_local_error_reset_streams: usize,
+}
+
+/// `[security]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    pub leeway_seconds: u64,
+    /// Remove the credential header before the request goes upstream.
+    pub remove_credential_header: bool,
+    /// Verified tokens remembered (until they expire) so signatures are not checked again.
+    pub token_cache_entries: usize,
+    /// Longest credential accepted, in bytes; longer ones are refused unread.
+    pub max_token_bytes: usize,
+    /// Issuers of signed JWT access tokens (`[[security.jwt_issuers]]`).
+    pub jwt_issuers: Vec<JwtIssuerConfig>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            leeway_seconds: 60,
+            remove_credential_header: true,
+            token_cache_entries: 10_000,
+            max_token_bytes: 16_384,
+            jwt_issuers: Vec::new(),
+        }
+    }
+}
+
+/// One `[[security.jwt_issuers]]` entry: who signs tokens and with which key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtIssuerConfig {
+    /// The `iss` claim tokens of this issuer carry.
+    pub issuer: String,
+    /// When set, the `aud` claim must contain it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// PEM certificate or public key that verifies RS*, PS*, ES* or EdDSA signatures
+    /// (relative paths: to the config file's directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<PathBuf>,
+    /// Name of an environment variable holding the HMAC secret for HS* tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_secret_env: Option<String>,
+    /// A file holding the HMAC secret for HS* tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_secret_file: Option<PathBuf>,
+    /// Accepted algorithms, all of the key's family (the token's `alg` is never trusted).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// When set, the token's `kid` header must equal it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Claim holding the scopes (space-separated string or list); `scp` is also read.
+    #[serde(default = "default_scope_claim")]
+    pub scope_claim: String,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".to_string()]
+}
+
+fn default_scope_claim() -> String {
+    "scope".to_string()
 }
 
 /// `[forwarding]`

@@ -74,6 +74,55 @@ pub const REQUEST_TIMEOUT: Fault = Fault {
     description: "The client sent no request body data within the idle timeout",
 };
 
+/// No credential where the resource requires one.
+pub const MISSING_CREDENTIALS: Fault = Fault {
+    status: StatusCode::UNAUTHORIZED,
+    code: 900902,
+    message: "Missing Credentials",
+    description: "Invalid Credentials. Make sure your API invocation call has a header: 'Authorization : Bearer ACCESS_TOKEN'",
+};
+
+/// A credential that does not validate.
+pub const INVALID_CREDENTIALS: Fault = Fault {
+    status: StatusCode::UNAUTHORIZED,
+    code: 900901,
+    message: "Invalid Credentials",
+    description:
+        "Invalid Credentials. Make sure you have provided the correct security credentials",
+};
+
+/// A token past its `exp`.
+pub const TOKEN_EXPIRED: Fault = Fault {
+    status: StatusCode::UNAUTHORIZED,
+    code: 900903,
+    message: "Access Token Expired",
+    description: "Access token expired. Renew it and try again",
+};
+
+/// The token lacks a scope the resource requires.
+pub const INVALID_SCOPE: Fault = Fault {
+    status: StatusCode::FORBIDDEN,
+    code: 900910,
+    message: "The access token does not allow you to access the requested resource",
+    description: "User is NOT authorized to access the Resource: a required scope is missing",
+};
+
+/// An opaque (non-JWT) token: needs a key manager, not available in this version.
+pub const OPAQUE_TOKEN_UNSUPPORTED: Fault = Fault {
+    status: StatusCode::UNAUTHORIZED,
+    code: 900901,
+    message: "Invalid Credentials",
+    description: "Opaque access tokens need a key manager, which this gateway version does not support: use a signed JWT",
+};
+
+/// Basic credentials on a resource that accepts them: not available in this version.
+pub const BASIC_AUTH_UNSUPPORTED: Fault = Fault {
+    status: StatusCode::UNAUTHORIZED,
+    code: 900911,
+    message: "Invalid Credentials",
+    description: "Basic authentication is not supported by this gateway version yet",
+};
+
 /// The upstream refused or dropped the connection.
 pub const UPSTREAM_UNREACHABLE: Fault = Fault {
     status: StatusCode::BAD_GATEWAY,

@@ -11,6 +11,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::access_log::{AccessRecord, LoggedBody};
+use crate::auth::Authenticator;
 use crate::config::ForwardingConfig;
 use crate::fault::{self, Fault};
 use crate::model::GatewayModel;
@@ -44,7 +45,23 @@ pub struct Gateway {
     client: UpstreamClient,
     limits: RequestLimits,
     forwarding: ForwardingConfig,
+    auth: Authenticator,
+    remove_credential_header: bool,
     access_log: bool,
+}
+
+/// What the gateway needs besides routes and upstreams.
+pub struct GatewayOptions {
+    /// Per-request limits.
+    pub limits: RequestLimits,
+    /// Trusted proxies.
+    pub forwarding: ForwardingConfig,
+    /// Credential validation.
+    pub auth: Authenticator,
+    /// Strip the credential header before forwarding.
+    pub remove_credential_header: bool,
+    /// One log line per request.
+    pub access_log: bool,
 }
 
 impl Gateway {
@@ -54,18 +71,18 @@ impl Gateway {
         router: Router,
         upstreams: Vec<Upstream>,
         client: UpstreamClient,
-        limits: RequestLimits,
-        forwarding: ForwardingConfig,
-        access_log: bool,
+        options: GatewayOptions,
     ) -> Self {
         Self {
             model,
             router,
             upstreams,
             client,
-            limits,
-            forwarding,
-            access_log,
+            limits: options.limits,
+            forwarding: options.forwarding,
+            auth: options.auth,
+            remove_credential_header: options.remove_credential_header,
+            access_log: options.access_log,
         }
     }
 
@@ -142,6 +159,19 @@ impl Gateway {
             return Ok(fault_response(&fault::INVALID_PATH, record));
         }
         let resource = &api.resources[route.resource];
+        if let Some(security) = &resource.security {
+            if let Err(rejection) = self.auth.authenticate(security, request.headers()) {
+                let record = record(rejection.fault.status, None, None);
+                let mut response = fault_response(&rejection.fault, record);
+                if let Some(challenge) = rejection.challenge {
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(challenge),
+                    );
+                }
+                return Ok(response);
+            }
+        }
         let Some(endpoint) = resource.production else {
             let record = record(fault::NO_PRODUCTION_ENDPOINT.status, None, None);
             return Ok(fault_response(&fault::NO_PRODUCTION_ENDPOINT, record));
@@ -159,6 +189,13 @@ impl Gateway {
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
         headers::strip_hop_by_hop(&mut parts.headers);
+        if let Some(security) = resource
+            .security
+            .as_ref()
+            .filter(|_| self.remove_credential_header)
+        {
+            parts.headers.remove(security.auth_header.as_str());
+        }
         let trusted = self.forwarding.trusts(client.ip());
         headers::add_forwarded(&mut parts.headers, client.ip(), trusted, proto, host);
 

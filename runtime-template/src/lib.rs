@@ -9,6 +9,7 @@
 //! comes from `conf/micro-gw.toml`, environment variables and arguments ([`config`]).
 
 pub mod access_log;
+pub mod auth;
 pub mod config;
 pub mod fault;
 pub mod gateway;
@@ -131,6 +132,27 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let upstreams =
         proxy::upstream::resolve(&model, &args.endpoints, &env).map_err(|e| e.to_string())?;
     let router = Router::build(&model).map_err(|e| e.to_string())?;
+    let jwt =
+        auth::jwt::JwtVerifier::new(&loaded.config.security, &|p| loaded.resolve(p), &|name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .map_err(|e| format!("{e} (in {})", loaded.path.display()))?;
+    let oauth2_resources = model
+        .apis
+        .iter()
+        .flat_map(|api| &api.resources)
+        .filter(|r| {
+            r.security
+                .as_ref()
+                .is_some_and(|s| s.schemes.contains(&model::AuthScheme::Oauth2))
+        })
+        .count();
+    let no_issuers = jwt.is_empty();
+    let authenticator = auth::Authenticator::new(
+        jwt,
+        loaded.config.security.token_cache_entries,
+        loaded.config.security.max_token_bytes,
+    );
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
@@ -141,6 +163,12 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let _log_guard = init_logging(&loaded.config.log.level);
+    if oauth2_resources > 0 && no_issuers {
+        tracing::warn!(
+            "{oauth2_resources} resource(s) require OAuth2 tokens but [[security.jwt_issuers]] is empty in {}: every request to them gets 401",
+            loaded.path.display()
+        );
+    }
     runtime.block_on(async move {
         let settings = server_settings(&loaded)?;
         let tls = tls::client_config(&loaded.config.upstream.truststore, &|p| loaded.resolve(p))
@@ -156,9 +184,13 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             router,
             upstreams,
             client,
-            request_limits,
-            loaded.config.forwarding.clone(),
-            loaded.config.log.access_log,
+            gateway::GatewayOptions {
+                limits: request_limits,
+                forwarding: loaded.config.forwarding.clone(),
+                auth: authenticator,
+                remove_credential_header: loaded.config.security.remove_credential_header,
+                access_log: loaded.config.log.access_log,
+            },
         ));
         server::serve(gateway, settings, started)
             .await

@@ -5,6 +5,7 @@ mod cli;
 mod fixtures;
 mod hardening;
 mod proxy;
+mod security;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -18,6 +19,7 @@ const ROUTING_DEFINITIONS: &[(&str, &str)] = &[
         "openapi: 3.0.0
 info: {title: Balanced, version: '1'}
 x-wso2-basePath: /lb
+x-wso2-disable-security: true
 x-wso2-endpoints:
   - lbBackend:
       urls: [http://127.0.0.1:1, http://127.0.0.1:2]
@@ -32,6 +34,7 @@ paths:
         "openapi: 3.0.0
 info: {title: Failover, version: '1'}
 x-wso2-basePath: /fo
+x-wso2-disable-security: true
 x-wso2-endpoints:
   - foBackend:
       urls: [http://127.0.0.1:1, http://127.0.0.1:2]
@@ -47,6 +50,7 @@ paths:
   "swagger": "2.0",
   "info": {"title": "Slow", "version": "1"},
   "basePath": "/slow",
+  "x-wso2-disable-security": true,
   "x-wso2-endpoints": [{"slowBackend": {"urls": ["http://127.0.0.1:1"], "advanceEndpointConfig": {"timeoutInMillis": 500}}}],
   "x-wso2-production-endpoints": "#/x-wso2-endpoints/slowBackend",
   "paths": {"/delay/{ms}": {"get": {}}}
@@ -58,6 +62,7 @@ paths:
         "openapi: 3.1.0
 info: {title: Waiting, version: '1'}
 x-wso2-basePath: /wait
+x-wso2-disable-security: true
 x-wso2-endpoints:
   - waitBackend: {urls: ['http://127.0.0.1:1']}
 x-wso2-production-endpoints: '#/x-wso2-endpoints/waitBackend'
@@ -70,6 +75,7 @@ paths:
         "openapi: 3.0.0
 info: {title: Down, version: '1'}
 x-wso2-basePath: /down
+x-wso2-disable-security: true
 x-wso2-endpoints:
   - downBackend: {urls: ['http://127.0.0.1:1']}
 x-wso2-production-endpoints: '#/x-wso2-endpoints/downBackend'

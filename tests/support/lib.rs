@@ -7,3 +7,4 @@ pub mod client;
 pub mod h2raw;
 pub mod harness;
 pub mod raw;
+pub mod tokens;

@@ -144,7 +144,6 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
         }
     };
     let api_security = security::api_security(doc, version, diags);
-    let mut secured_resources = 0usize;
     let mut scheme_labels: Vec<&str> = Vec::new();
     let mut resources = Vec::new();
     match doc.get("/paths").map(Value::as_object) {
@@ -247,7 +246,6 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                     let security =
                         security::resource_security(doc, &api_security, &op_pointer, diags);
                     if let Some(security) = &security {
-                        secured_resources += 1;
                         for scheme in &security.schemes {
                             let label = match scheme {
                                 mgw_runtime::model::AuthScheme::Oauth2 => "OAuth2",
@@ -292,12 +290,18 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
     if diags.errors.len() > errors_before {
         return None;
     }
-    if secured_resources > 0 {
+    let unenforced: Vec<&str> = scheme_labels
+        .iter()
+        .copied()
+        .filter(|l| *l != "OAuth2")
+        .collect();
+    if !unenforced.is_empty() {
         diags.warn(
             &file,
             None,
             format!(
-                "API '{name}' {api_version}: {secured_resources} resource(s) require credentials ({}), but authentication is not enforced by this micro-gw version yet; they are served without credentials", scheme_labels.join(", ")
+                "API '{name}' {api_version}: {} is not supported by this micro-gw version yet: requests that present only such credentials get 401",
+                unenforced.join(" and ")
             ),
         );
     }

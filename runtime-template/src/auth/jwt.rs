@@ -1,0 +1,668 @@
+//! Offline validation of signed JWT access tokens against configured issuers.
+//!
+//! The rules that keep keys and algorithms from being confused: the issuer (from the `iss`
+//! claim, read before verification only to pick the configuration) pins its key and allowed
+//! algorithms; the token's `alg` must be one of them and of the key's family; `none` does not
+//! parse; tokens naming their own keys (`jku`, `x5u`, `jwk` headers) are refused outright, so
+//! no token ever causes an outbound request; `exp` and `sub` are required, `nbf` and `aud`
+//! checked, with a configurable leeway.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+use super::cache::Grant;
+use crate::config::{JwtIssuerConfig, SecurityConfig};
+
+/// Why a token is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Bad signature, format, issuer, audience, algorithm or header.
+    Invalid,
+    /// `exp` has passed (beyond the leeway).
+    Expired,
+}
+
+/// An issuer set up for verification.
+struct Issuer {
+    key: DecodingKey,
+    validation: Validation,
+    kid: Option<String>,
+    scope_claim: String,
+}
+
+/// The configured issuers, by `iss`.
+pub struct JwtVerifier {
+    issuers: HashMap<String, Issuer>,
+}
+
+/// An issuer configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("security.jwt_issuers '{issuer}': {reason}")]
+pub struct IssuerError {
+    issuer: String,
+    reason: String,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("issuers", &self.issuers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Installs the pure-Rust crypto provider of jsonwebtoken once per process.
+pub fn install_crypto_provider() {
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+}
+
+impl JwtVerifier {
+    /// Builds the verifier; `resolve` makes config-relative paths absolute and `env` reads
+    /// environment variables (injected for tests).
+    pub fn new(
+        config: &SecurityConfig,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, IssuerError> {
+        install_crypto_provider();
+        let mut issuers = HashMap::new();
+        for entry in &config.jwt_issuers {
+            let issuer =
+                build_issuer(entry, config.leeway_seconds, resolve, env).map_err(|reason| {
+                    IssuerError {
+                        issuer: entry.issuer.clone(),
+                        reason,
+                    }
+                })?;
+            issuers.insert(entry.issuer.clone(), issuer);
+        }
+        Ok(JwtVerifier { issuers })
+    }
+
+    /// True when no issuer is configured (every JWT will be refused).
+    pub fn is_empty(&self) -> bool {
+        self.issuers.is_empty()
+    }
+
+    /// Verifies `token` and returns what it grants.
+    pub fn verify(&self, token: &str) -> Result<Grant, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() {
+            return Err(TokenError::Invalid);
+        }
+        // The issuer is read unverified only to choose the key that then verifies everything.
+        let unverified: serde_json::Map<String, Value> =
+            jsonwebtoken::dangerous::insecure_decode(token)
+                .map(|data| data.claims)
+                .map_err(|_| TokenError::Invalid)?;
+        let iss = unverified
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or(TokenError::Invalid)?;
+        let issuer = self.issuers.get(iss).ok_or(TokenError::Invalid)?;
+        if let Some(kid) = &issuer.kid {
+            if header.kid.as_deref() != Some(kid.as_str()) {
+                return Err(TokenError::Invalid);
+            }
+        }
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
+            token,
+            &issuer.key,
+            &issuer.validation,
+        )
+        .map_err(|err| match err.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid,
+        })?;
+        let claims = data.claims;
+        if claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(TokenError::Invalid);
+        }
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or(TokenError::Invalid)?;
+        Ok(Grant {
+            exp,
+            scopes: Arc::from(scopes(&claims, &issuer.scope_claim)),
+        })
+    }
+}
+
+fn scopes(claims: &serde_json::Map<String, Value>, claim: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for name in [claim, "scp"] {
+        match claims.get(name) {
+            Some(Value::String(text)) => found.extend(text.split_whitespace().map(str::to_string)),
+            Some(Value::Array(items)) => {
+                found.extend(items.iter().filter_map(Value::as_str).map(str::to_string))
+            }
+            _ => {}
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+fn build_issuer(
+    entry: &JwtIssuerConfig,
+    leeway: u64,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Issuer, String> {
+    let algorithms = entry
+        .algorithms
+        .iter()
+        .map(|name| {
+            if name.eq_ignore_ascii_case("none") {
+                return Err("algorithm 'none' is never accepted".to_string());
+            }
+            Algorithm::from_str(name).map_err(|_| format!("unknown algorithm {name:?}: use RS256/384/512, PS256/384/512, ES256/384, EdDSA or HS256/384/512"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if algorithms.is_empty() {
+        return Err("algorithms is empty: list the algorithms this issuer signs with".into());
+    }
+    let hmac = algorithms
+        .iter()
+        .all(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+    let asymmetric = algorithms
+        .iter()
+        .all(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+    if !hmac && !asymmetric {
+        return Err(
+            "algorithms mixes HMAC (HS*) with public-key algorithms: one issuer key has one family"
+                .into(),
+        );
+    }
+    let key = if hmac {
+        let secret = match (&entry.hmac_secret_env, &entry.hmac_secret_file) {
+            (Some(var), None) => env(var).ok_or_else(|| format!("environment variable {var} (hmac_secret_env) is not set"))?,
+            (None, Some(file)) => {
+                let path = resolve(file);
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read hmac_secret_file {}: {e}", path.display()))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string()
+            }
+            _ => return Err("HS* algorithms need exactly one of hmac_secret_env or hmac_secret_file (secrets never go in this file)".into()),
+        };
+        if secret.len() < 32 {
+            return Err(
+                "the HMAC secret is shorter than 32 bytes: use a longer random secret".into(),
+            );
+        }
+        if entry.certificate.is_some() {
+            return Err(
+                "certificate is set for HS* algorithms: use it with public-key algorithms only"
+                    .into(),
+            );
+        }
+        DecodingKey::from_secret(secret.as_bytes())
+    } else {
+        let path =
+            entry.certificate.as_ref().map(|p| resolve(p)).ok_or(
+                "public-key algorithms need `certificate`: a PEM certificate or public key",
+            )?;
+        let pem = std::fs::read(&path)
+            .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?;
+        let family = algorithms[0];
+        let key = match family {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => DecodingKey::from_rsa_pem(&pem),
+            Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
+            Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
+            _ => unreachable!("HMAC handled above"),
+        }
+        .map_err(|e| {
+            format!(
+                "certificate {} is not a {family:?} key ({e})",
+                path.display()
+            )
+        })?;
+        let same_family = |a: &Algorithm| match family {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => {
+                matches!(
+                    a,
+                    Algorithm::RS256
+                        | Algorithm::RS384
+                        | Algorithm::RS512
+                        | Algorithm::PS256
+                        | Algorithm::PS384
+                        | Algorithm::PS512
+                )
+            }
+            other => {
+                *a == other
+                    || (matches!(other, Algorithm::ES256 | Algorithm::ES384)
+                        && matches!(a, Algorithm::ES256 | Algorithm::ES384))
+            }
+        };
+        if !algorithms.iter().all(same_family) {
+            return Err("algorithms must all belong to the certificate's key family".into());
+        }
+        key
+    };
+    let mut validation = Validation::new(algorithms[0]);
+    validation.algorithms = algorithms;
+    validation.leeway = leeway;
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.required_spec_claims =
+        HashSet::from(["exp".to_string(), "sub".to_string(), "iss".to_string()]);
+    validation.set_issuer(&[entry.issuer.as_str()]);
+    match &entry.audience {
+        Some(audience) => {
+            validation.set_audience(&[audience.as_str()]);
+            validation.required_spec_claims.insert("aud".to_string());
+        }
+        None => validation.validate_aud = false,
+    }
+    Ok(Issuer {
+        key,
+        validation,
+        kid: entry.kid.clone(),
+        scope_claim: entry.scope_claim.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    const ISS: &str = "https://idp.test/oauth2/token";
+    const SECRET: &str = "a-test-hmac-secret-that-is-long-enough-for-hs256";
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn claims(extra: serde_json::Value) -> serde_json::Value {
+        let mut base =
+            json!({"iss": ISS, "sub": "alice", "exp": now() + 300, "scope": "read write"});
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                base.as_object_mut().unwrap().remove(k);
+            } else {
+                base[k] = v.clone();
+            }
+        }
+        base
+    }
+
+    struct Keys {
+        _dir: tempfile_dir::Dir,
+        verifier: JwtVerifier,
+    }
+
+    mod tempfile_dir {
+        /// A temporary directory removed on drop (no extra crate for it).
+        pub struct Dir(pub std::path::PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        pub fn new(tag: &str) -> Dir {
+            let n = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let dir =
+                std::env::temp_dir().join(format!("mgw-jwt-{tag}-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Dir(dir)
+        }
+    }
+
+    fn issuer(
+        algorithms: &[&str],
+        certificate: Option<&str>,
+        hmac_env: Option<&str>,
+    ) -> JwtIssuerConfig {
+        JwtIssuerConfig {
+            issuer: ISS.into(),
+            audience: None,
+            certificate: certificate.map(PathBuf::from),
+            hmac_secret_env: hmac_env.map(str::to_string),
+            hmac_secret_file: None,
+            algorithms: algorithms.iter().map(|s| s.to_string()).collect(),
+            kid: None,
+            scope_claim: "scope".into(),
+        }
+    }
+
+    fn verifier(entries: Vec<JwtIssuerConfig>, dir: &Path) -> JwtVerifier {
+        let config = SecurityConfig {
+            jwt_issuers: entries,
+            ..SecurityConfig::default()
+        };
+        JwtVerifier::new(&config, &|p| dir.join(p), &|name| {
+            (name == "JWT_SECRET").then(|| SECRET.to_string())
+        })
+        .unwrap()
+    }
+
+    fn hmac_keys() -> Keys {
+        let dir = tempfile_dir::new("hs");
+        let verifier = verifier(vec![issuer(&["HS256"], None, Some("JWT_SECRET"))], &dir.0);
+        Keys {
+            _dir: dir,
+            verifier,
+        }
+    }
+
+    fn hs256(claims: &serde_json::Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    /// An EC or Ed25519 key pair from rcgen: (private key PEM, certificate PEM).
+    fn rcgen_pair(alg: &'static rcgen::SignatureAlgorithm) -> (String, String) {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["idp.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (key.serialize_pem(), cert.pem())
+    }
+
+    fn b64(json: &serde_json::Value) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
+    }
+
+    #[test]
+    fn valid_hmac_token_grants_its_scopes() {
+        let keys = hmac_keys();
+        let grant = keys.verifier.verify(&hs256(&claims(json!({})))).unwrap();
+        assert_eq!(&*grant.scopes, &["read".to_string(), "write".to_string()]);
+        let grant = keys
+            .verifier
+            .verify(&hs256(&claims(json!({"scope": null, "scp": ["x", "y"]}))))
+            .unwrap();
+        assert_eq!(&*grant.scopes, &["x".to_string(), "y".to_string()]);
+    }
+
+    #[test]
+    fn alg_none_in_every_spelling_is_refused() {
+        let keys = hmac_keys();
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let token = format!(
+                "{}.{}.",
+                b64(&json!({"alg": alg, "typ": "JWT"})),
+                b64(&claims(json!({})))
+            );
+            assert_eq!(
+                keys.verifier.verify(&token),
+                Err(TokenError::Invalid),
+                "{alg}"
+            );
+            let signed = format!("{token}c2ln");
+            assert_eq!(
+                keys.verifier.verify(&signed),
+                Err(TokenError::Invalid),
+                "{alg}"
+            );
+        }
+        let dir = tempfile_dir::new("none");
+        let config = SecurityConfig {
+            jwt_issuers: vec![issuer(&["none"], None, None)],
+            ..SecurityConfig::default()
+        };
+        assert!(
+            JwtVerifier::new(&config, &|p| dir.0.join(p), &|_| None).is_err(),
+            "none cannot be configured"
+        );
+    }
+
+    #[test]
+    fn expiry_and_not_before_respect_the_leeway() {
+        let keys = hmac_keys();
+        let t = now();
+        assert_eq!(
+            keys.verifier
+                .verify(&hs256(&claims(json!({"exp": t - 120})))),
+            Err(TokenError::Expired)
+        );
+        assert!(
+            keys.verifier
+                .verify(&hs256(&claims(json!({"exp": t - 30}))))
+                .is_ok(),
+            "within the 60 s leeway"
+        );
+        assert_eq!(
+            keys.verifier
+                .verify(&hs256(&claims(json!({"nbf": t + 120})))),
+            Err(TokenError::Invalid)
+        );
+        assert!(keys
+            .verifier
+            .verify(&hs256(&claims(json!({"nbf": t + 30}))))
+            .is_ok());
+        assert_eq!(
+            keys.verifier.verify(&hs256(&claims(json!({"exp": null})))),
+            Err(TokenError::Invalid),
+            "exp is required"
+        );
+        assert_eq!(
+            keys.verifier.verify(&hs256(&claims(json!({"sub": null})))),
+            Err(TokenError::Invalid),
+            "sub is required"
+        );
+    }
+
+    #[test]
+    fn issuer_audience_and_malformed_tokens_are_refused() {
+        let dir = tempfile_dir::new("aud");
+        let mut entry = issuer(&["HS256"], None, Some("JWT_SECRET"));
+        entry.audience = Some("gateway".into());
+        let v = verifier(vec![entry], &dir.0);
+        assert!(v.verify(&hs256(&claims(json!({"aud": "gateway"})))).is_ok());
+        assert!(v
+            .verify(&hs256(&claims(json!({"aud": ["other", "gateway"]}))))
+            .is_ok());
+        assert_eq!(
+            v.verify(&hs256(&claims(json!({"aud": "other"})))),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            v.verify(&hs256(&claims(json!({"aud": null})))),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            v.verify(&hs256(&claims(json!({"iss": "https://evil/"})))),
+            Err(TokenError::Invalid)
+        );
+        for junk in [
+            "",
+            "a.b.c",
+            "!!!.???.###",
+            "eyJhbGciOiJIUzI1NiJ9.not-json.sig",
+            "onlyonepart",
+        ] {
+            assert_eq!(v.verify(junk), Err(TokenError::Invalid), "{junk}");
+        }
+        let huge = format!(
+            "{}.{}.{}",
+            b64(&json!({"alg": "HS256"})),
+            "A".repeat(100_000),
+            "B".repeat(100)
+        );
+        let started = std::time::Instant::now();
+        assert_eq!(v.verify(&huge), Err(TokenError::Invalid));
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+    }
+
+    #[test]
+    fn header_supplied_keys_are_refused() {
+        let keys = hmac_keys();
+        for field in ["jku", "x5u"] {
+            let mut header = Header::new(Algorithm::HS256);
+            match field {
+                "jku" => header.jku = Some("http://127.0.0.1:1/jwks".into()),
+                _ => header.x5u = Some("http://127.0.0.1:1/cert".into()),
+            }
+            let token = encode(
+                &header,
+                &claims(json!({})),
+                &EncodingKey::from_secret(SECRET.as_bytes()),
+            )
+            .unwrap();
+            assert_eq!(
+                keys.verifier.verify(&token),
+                Err(TokenError::Invalid),
+                "{field}"
+            );
+        }
+        // An embedded jwk header, hand-made (signature valid for our secret, still refused).
+        let header = json!({"alg": "HS256", "jwk": {"kty": "oct", "k": "AAAA"}});
+        let signing_input = format!("{}.{}", b64(&header), b64(&claims(json!({}))));
+        let signature = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        assert_eq!(
+            keys.verifier
+                .verify(&format!("{signing_input}.{signature}")),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn public_key_algorithms_are_pinned_to_their_family() {
+        for (alg, name) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, "ES256"),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, "ES384"),
+            (&rcgen::PKCS_ED25519, "EdDSA"),
+        ] {
+            let dir = tempfile_dir::new(name);
+            let (private_pem, cert_pem) = rcgen_pair(alg);
+            std::fs::write(dir.0.join("issuer.pem"), &cert_pem).unwrap();
+            let v = verifier(vec![issuer(&[name], Some("issuer.pem"), None)], &dir.0);
+            let algorithm = Algorithm::from_str(name).unwrap();
+            let key = match algorithm {
+                Algorithm::EdDSA => EncodingKey::from_ed_pem(private_pem.as_bytes()).unwrap(),
+                _ => EncodingKey::from_ec_pem(private_pem.as_bytes()).unwrap(),
+            };
+            let good = encode(&Header::new(algorithm), &claims(json!({})), &key).unwrap();
+            assert!(v.verify(&good).is_ok(), "{name}");
+            // HS256 signed with the public certificate's bytes as the secret (key confusion).
+            let confused = encode(
+                &Header::new(Algorithm::HS256),
+                &claims(json!({})),
+                &EncodingKey::from_secret(cert_pem.as_bytes()),
+            )
+            .unwrap();
+            assert_eq!(v.verify(&confused), Err(TokenError::Invalid), "{name}");
+            // A token signed by another key of the same kind.
+            let (other_private, _) = rcgen_pair(alg);
+            let other_key = match algorithm {
+                Algorithm::EdDSA => EncodingKey::from_ed_pem(other_private.as_bytes()).unwrap(),
+                _ => EncodingKey::from_ec_pem(other_private.as_bytes()).unwrap(),
+            };
+            let forged = encode(&Header::new(algorithm), &claims(json!({})), &other_key).unwrap();
+            assert_eq!(v.verify(&forged), Err(TokenError::Invalid), "{name}");
+        }
+    }
+
+    #[test]
+    fn rsa_tokens_verify_and_kid_is_enforced_when_configured() {
+        use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+        let public_pem = private
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        let private_pem = private.to_pkcs8_pem(LineEnding::LF).unwrap();
+        let dir = tempfile_dir::new("rsa");
+        std::fs::write(dir.0.join("issuer.pem"), &public_pem).unwrap();
+        let mut entry = issuer(&["RS256", "PS256"], Some("issuer.pem"), None);
+        entry.kid = Some("key-1".into());
+        let v = verifier(vec![entry], &dir.0);
+        let key = EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap();
+        for alg in [Algorithm::RS256, Algorithm::PS256] {
+            let mut header = Header::new(alg);
+            header.kid = Some("key-1".into());
+            assert!(
+                v.verify(&encode(&header, &claims(json!({})), &key).unwrap())
+                    .is_ok(),
+                "{alg:?}"
+            );
+            header.kid = Some("key-2".into());
+            assert_eq!(
+                v.verify(&encode(&header, &claims(json!({})), &key).unwrap()),
+                Err(TokenError::Invalid),
+                "mismatched kid"
+            );
+        }
+        // RS512 is of the family but not configured.
+        let mut header = Header::new(Algorithm::RS512);
+        header.kid = Some("key-1".into());
+        assert_eq!(
+            v.verify(&encode(&header, &claims(json!({})), &key).unwrap()),
+            Err(TokenError::Invalid)
+        );
+        // HS256 with the RSA public key as the HMAC secret.
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("key-1".into());
+        let confused = encode(
+            &header,
+            &claims(json!({})),
+            &EncodingKey::from_secret(public_pem.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(v.verify(&confused), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn bad_issuer_configurations_are_refused() {
+        let dir = tempfile_dir::new("bad");
+        let make = |entry: JwtIssuerConfig| {
+            let config = SecurityConfig {
+                jwt_issuers: vec![entry],
+                ..SecurityConfig::default()
+            };
+            JwtVerifier::new(&config, &|p| dir.0.join(p), &|_| Some("short".into()))
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(make(issuer(&["HS256", "RS256"], None, Some("X"))).contains("mixes"));
+        assert!(make(issuer(&["HS256"], None, Some("X"))).contains("shorter than 32"));
+        assert!(make(issuer(&["HS256"], None, None)).contains("hmac_secret_env"));
+        assert!(make(issuer(&["RS256"], None, None)).contains("certificate"));
+        assert!(make(issuer(&["RS256"], Some("missing.pem"), None)).contains("cannot read"));
+        assert!(make(issuer(&["XS999"], None, None)).contains("unknown algorithm"));
+    }
+}
