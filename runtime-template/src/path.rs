@@ -84,7 +84,9 @@ pub fn normalise(raw: &str) -> Result<Normalised<'_>, PathError> {
     }
     // First pass: decode unreserved escapes, canonicalise the rest, reject the dangerous.
     let bytes = raw.as_bytes();
-    let mut decoded = String::with_capacity(raw.len());
+    // Bytes, not chars: a path may hold UTF-8, and only ASCII is ever decoded or inserted,
+    // so the result stays valid UTF-8.
+    let mut decoded: Vec<u8> = Vec::with_capacity(raw.len());
     let mut encoded_slash = false;
     let mut i = 0;
     while i < bytes.len() {
@@ -104,36 +106,33 @@ pub fn normalise(raw: &str) -> Result<Normalised<'_>, PathError> {
                     b'\\' => return Err(PathError::EncodedBackslash),
                     b'/' => {
                         encoded_slash = true;
-                        decoded.push_str("%2F");
+                        decoded.extend_from_slice(b"%2F");
                     }
-                    b'%' => {
-                        // %25 followed by an escape of '.', '/', '\' or NUL decodes, a second
-                        // time, into something this normalisation exists to catch.
-                        let twice = (
-                            bytes.get(i + 3).copied().and_then(hex),
-                            bytes.get(i + 4).copied().and_then(hex),
-                        );
-                        if let (Some(h2), Some(l2)) = twice {
-                            if matches!(h2 * 16 + l2, b'.' | b'/' | b'\\' | 0) {
-                                return Err(PathError::DoubleEncoded);
-                            }
-                        }
-                        decoded.push_str("%25");
-                    }
-                    v if is_unreserved(v) => decoded.push(v as char),
-                    v => {
-                        decoded.push('%');
-                        decoded.push(char::from(b"0123456789ABCDEF"[usize::from(v >> 4)]));
-                        decoded.push(char::from(b"0123456789ABCDEF"[usize::from(v & 15)]));
-                    }
+                    b'%' => decoded.extend_from_slice(b"%25"),
+                    v if is_unreserved(v) => decoded.push(v),
+                    v => decoded.extend_from_slice(&[
+                        b'%',
+                        b"0123456789ABCDEF"[usize::from(v >> 4)],
+                        b"0123456789ABCDEF"[usize::from(v & 15)],
+                    ]),
                 }
                 i += 3;
                 continue;
             }
-            _ => decoded.push(b as char),
+            _ => decoded.push(b),
         }
         i += 1;
     }
+    // `%25` followed by an escape of '.', '/', '\' or NUL decodes, a second time, into
+    // something this normalisation exists to catch. Checked on the decoded bytes, so spellings
+    // like `%25%32e` (which decode to `%252e`) are caught too.
+    if decoded.windows(5).any(|w| {
+        w.starts_with(b"%25")
+            && matches!((hex(w[3]), hex(w[4])), (Some(h), Some(l)) if matches!(h * 16 + l, b'.' | b'/' | b'\\' | 0))
+    }) {
+        return Err(PathError::DoubleEncoded);
+    }
+    let decoded = String::from_utf8(decoded).map_err(|_| PathError::BadEscape)?;
     // Second pass: merge slashes and remove dot segments.
     let trailing_slash =
         decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
@@ -221,6 +220,15 @@ mod tests {
             "/a%2541",
             "other %25 escapes stay as they are"
         );
+    }
+
+    #[test]
+    fn utf8_paths_survive_normalisation() {
+        // Found by fuzzing: non-ASCII bytes were turned into one char each.
+        assert_eq!(norm("//caf\u{e9}/./x"), "/caf\u{e9}/x");
+        assert_eq!(norm("/%2F\u{318}"), "/%2F\u{318}");
+        let once = norm("/%2F\u{318}");
+        assert_eq!(norm(&once), once);
     }
 
     #[test]

@@ -28,16 +28,15 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(connection) = headers.get(header::CONNECTION) {
-        if let Ok(value) = connection.to_str() {
-            let named: Vec<HeaderName> = value
-                .split(',')
-                .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-                .collect();
-            for name in named {
-                headers.remove(name);
-            }
-        }
+    // Every Connection header counts, and a value that is not plain ASCII is still read.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
     }
     for name in &HOP_BY_HOP {
         headers.remove(name);
@@ -118,6 +117,21 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::ACCEPT));
+    }
+
+    #[test]
+    fn every_connection_header_is_honoured() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.append(header::CONNECTION, HeaderValue::from_static("x-second"));
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"x-third, \xe9t\xe9").unwrap(),
+        );
+        h.insert("x-second", HeaderValue::from_static("1"));
+        h.insert("x-third", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]
