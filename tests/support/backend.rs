@@ -114,10 +114,24 @@ async fn spawn_inner(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<Backend> {
     let listener = TcpListener::bind(addr).await?;
+    let name: Arc<str> = name.into();
+    serve(listener, tls, move |req| handle(name.clone(), req))
+}
+
+/// Accepts connections on `listener` (over TLS when `tls` is set) until the returned guard is
+/// dropped, counting requests and answering each with `respond`.
+fn serve<F, Fut>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    respond: F,
+) -> std::io::Result<Backend>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     let addr = listener.local_addr()?;
     let requests = Arc::new(AtomicU64::new(0));
     let (stop_tx, mut stop_rx) = oneshot::channel();
-    let name: Arc<str> = name.into();
     let counter = requests.clone();
     tokio::spawn(async move {
         loop {
@@ -126,13 +140,13 @@ async fn spawn_inner(
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
-                    let name = name.clone();
+                    let respond = respond.clone();
                     let counter = counter.clone();
                     let tls = tls.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |req| {
                             counter.fetch_add(1, Ordering::SeqCst);
-                            handle(name.clone(), req)
+                            respond(req)
                         });
                         let builder = auto::Builder::new(TokioExecutor::new());
                         match tls {
@@ -261,46 +275,11 @@ async fn spawn_fixed_inner(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<Backend> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let addr = listener.local_addr()?;
-    let requests = Arc::new(AtomicU64::new(0));
-    let (stop_tx, mut stop_rx) = oneshot::channel();
     let body = Bytes::from(body);
-    let counter = requests.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = &mut stop_rx => break,
-                accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    let body = body.clone();
-                    let counter = counter.clone();
-                    let tls = tls.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |_req: Request<Incoming>| {
-                            counter.fetch_add(1, Ordering::SeqCst);
-                            let mut response = Response::new(Full::new(body.clone()));
-                            *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
-                            async move { Ok::<_, Infallible>(response) }
-                        });
-                        let builder = auto::Builder::new(TokioExecutor::new());
-                        match tls {
-                            Some(acceptor) => {
-                                if let Ok(stream) = acceptor.accept(stream).await {
-                                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
-                                }
-                            }
-                            None => {
-                                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
-                            }
-                        }
-                    });
-                }
-            }
-        }
-    });
-    Ok(Backend {
-        addr,
-        requests,
-        stop: Some(stop_tx),
+    let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    serve(listener, tls, move |_req: Request<Incoming>| {
+        let mut response = Response::new(Full::new(body.clone()));
+        *response.status_mut() = status;
+        async move { Ok::<_, Infallible>(response) }
     })
 }
