@@ -83,15 +83,16 @@ pub async fn forward(
     let first = upstream.first();
     let query = parts.uri.query().map(str::to_string);
     let slot = BodySlot::new(body, body_limits);
-    let mut last_target = None;
+    // The URL tried last, cloned only when an error needs it.
+    let mut last: Option<&upstream::Target> = None;
     for attempt in 0..count {
         let target = &upstream.targets[(first + attempt) % count];
-        last_target = Some(target.display.clone());
+        last = Some(target);
         let uri = target
             .uri_for(rest, query.as_deref())
             .map_err(|_| ForwardError {
                 fault: fault::UPSTREAM_UNREACHABLE,
-                target: last_target.clone(),
+                target: last.map(|t| t.display.clone()),
             })?;
         let more = attempt + 1 < count;
         let mut request = Request::from_parts(
@@ -107,7 +108,7 @@ pub async fn forward(
             Err(_elapsed) => {
                 return Err(ForwardError {
                     fault: fault::UPSTREAM_TIMEOUT,
-                    target: last_target,
+                    target: last.map(|t| t.display.clone()),
                 })
             }
             Ok(Ok(mut response)) => {
@@ -125,7 +126,7 @@ pub async fn forward(
                             BodyLimitError::TooLarge => fault::PAYLOAD_TOO_LARGE,
                             BodyLimitError::Idle => fault::REQUEST_TIMEOUT,
                         },
-                        target: last_target,
+                        target: last.map(|t| t.display.clone()),
                     });
                 }
                 let retry = err.is_connect() && more && slot.is_untouched();
@@ -144,7 +145,7 @@ pub async fn forward(
     }
     Err(ForwardError {
         fault: fault::UPSTREAM_UNREACHABLE,
-        target: last_target,
+        target: last.map(|t| t.display.clone()),
     })
 }
 
