@@ -26,6 +26,8 @@ pub struct AccessRecord {
     pub started: Instant,
     /// Time until the upstream's response headers, if proxied.
     pub upstream_latency: Option<std::time::Duration>,
+    /// The application or user a verified credential names.
+    pub consumer: Option<std::sync::Arc<str>>,
 }
 
 pin_project_lite::pin_project! {
@@ -69,7 +71,7 @@ fn emit(record: &AccessRecord, bytes: u64, complete: bool) {
         .unwrap_or(0.0);
     tracing::info!(
         target: "access",
-        "{} {} {} {} {} bytes_out={} upstream={} upstream_ms={:.2} total_ms={:.2}",
+        "{} {} {} {} {} bytes_out={} upstream={} upstream_ms={:.2} total_ms={:.2} consumer={}",
         record.client.ip(),
         record.method,
         record.path,
@@ -79,6 +81,10 @@ fn emit(record: &AccessRecord, bytes: u64, complete: bool) {
         record.upstream.as_deref().unwrap_or("-"),
         upstream_ms,
         total_ms,
+        record
+            .consumer
+            .as_deref()
+            .map_or_else(|| "-".to_string(), |c| c.escape_debug().to_string()),
     );
 }
 

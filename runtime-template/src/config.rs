@@ -94,6 +94,19 @@ pub struct SecurityConfig {
     pub max_token_bytes: usize,
     /// Issuers of signed JWT access tokens (`[[security.jwt_issuers]]`).
     pub jwt_issuers: Vec<JwtIssuerConfig>,
+    /// How JWKS documents of issuers with a `jwks_url` are fetched and kept.
+    pub jwks: JwksConfig,
+    /// RFC 7662 introspection of opaque access tokens (absent: opaque tokens are refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_manager: Option<KeyManagerConfig>,
+    /// Validation of WSO2 API keys (absent: API keys are refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<ApiKeyConfig>,
+    /// The `GET /apikey` token service on the HTTPS listener (absent: not served).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apikey_issuer: Option<ApiKeyIssuerConfig>,
+    /// Basic-auth users (`[[security.users]]`), also the callers of `GET /apikey`.
+    pub users: Vec<UserConfig>,
 }
 
 impl Default for SecurityConfig {
@@ -104,6 +117,11 @@ impl Default for SecurityConfig {
             token_cache_entries: 10_000,
             max_token_bytes: 16_384,
             jwt_issuers: Vec::new(),
+            jwks: JwksConfig::default(),
+            key_manager: None,
+            api_keys: None,
+            apikey_issuer: None,
+            users: Vec::new(),
         }
     }
 }
@@ -136,6 +154,167 @@ pub struct JwtIssuerConfig {
     /// Claim holding the scopes (space-separated string or list); `scp` is also read.
     #[serde(default = "default_scope_claim")]
     pub scope_claim: String,
+    /// A JWKS URL serving this issuer's public keys (instead of `certificate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// Claim naming the application (consumer key); reported in the access log.
+    #[serde(default = "default_consumer_key_claim")]
+    pub consumer_key_claim: String,
+    /// Require the API (name and version) in the token's `subscribedAPIs` claim.
+    #[serde(default)]
+    pub validate_subscription: bool,
+}
+
+/// `[security.jwks]`: applies to every issuer with a `jwks_url`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwksConfig {
+    /// Longest time keys are used before they are fetched again, whatever the server's
+    /// `Cache-Control: max-age` says (a shorter max-age is honoured, down to 60 s).
+    pub max_age_seconds: u64,
+    /// After a failed fetch, keys fetched last keep verifying tokens this long.
+    pub max_stale_seconds: u64,
+    /// A token with an unknown `kid` triggers at most one fetch per this many seconds.
+    pub refetch_cooldown_seconds: u64,
+    /// Deadline of one fetch, connection included.
+    pub timeout_ms: u64,
+    /// Largest JWKS document accepted.
+    pub max_bytes: usize,
+}
+
+impl Default for JwksConfig {
+    fn default() -> Self {
+        Self {
+            max_age_seconds: 600,
+            max_stale_seconds: 86_400,
+            refetch_cooldown_seconds: 30,
+            timeout_ms: 5_000,
+            max_bytes: 512 * 1024,
+        }
+    }
+}
+
+/// `[security.key_manager]`: where opaque tokens are introspected (RFC 7662).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyManagerConfig {
+    /// The introspection endpoint, e.g. `https://localhost:9443/oauth2/introspect`.
+    pub introspection_url: String,
+    /// Basic-auth user (or OAuth2 client id) the gateway calls the endpoint as.
+    pub username: String,
+    /// Environment variable holding the password (or client secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// File holding the password (or client secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// When set, the gateway first gets a token here with the client-credentials grant
+    /// (`username`/password as client id/secret) and calls introspection with it as a bearer
+    /// token; otherwise it calls introspection with basic auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    /// Deadline of one call to the key manager.
+    #[serde(default = "default_key_manager_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Longest time an active token's answer is reused (never past its `exp`).
+    #[serde(default = "default_introspection_cache_seconds")]
+    pub cache_seconds: u64,
+    /// How long an inactive token's answer is reused.
+    #[serde(default = "default_introspection_negative_cache_seconds")]
+    pub negative_cache_seconds: u64,
+}
+
+fn default_key_manager_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_introspection_cache_seconds() -> u64 {
+    300
+}
+
+fn default_introspection_negative_cache_seconds() -> u64 {
+    30
+}
+
+/// `[security.api_keys]`: the issuer whose signed API keys (JWTs with `allowedAPIs`) are accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// The `iss` of accepted keys.
+    pub issuer: String,
+    /// PEM certificate or public key that verifies them.
+    pub certificate: PathBuf,
+    /// Accepted algorithms, all of the key's family.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// When set, the `aud` claim must contain it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Require the API (name and version) in the key's `allowedAPIs` claim.
+    #[serde(default)]
+    pub validate_allowed_apis: bool,
+}
+
+/// `[security.apikey_issuer]`: `GET /apikey` signs API keys for basic-auth users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyIssuerConfig {
+    /// The `iss` written into keys.
+    pub issuer: String,
+    /// PEM private key (PKCS#8) that signs keys.
+    pub private_key: PathBuf,
+    /// Signing algorithm, of the private key's family.
+    #[serde(default = "default_signing_algorithm")]
+    pub algorithm: String,
+    /// `kid` header of issued keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// `aud` written into keys, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Seconds a key is valid; -1 issues keys without `exp` (WSO2's default, weaker).
+    #[serde(default = "default_apikey_validity")]
+    pub validity_seconds: i64,
+    /// APIs written into `allowedAPIs`; empty means every API of this gateway.
+    #[serde(default)]
+    pub apis: Vec<AllowedApiConfig>,
+}
+
+fn default_signing_algorithm() -> String {
+    "ES256".to_string()
+}
+
+fn default_apikey_validity() -> i64 {
+    86_400
+}
+
+/// One `[[security.apikey_issuer.apis]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedApiConfig {
+    /// API name (`info.title`).
+    pub name: String,
+    /// Versions, e.g. `["1.0.0", "v1"]`, or `["*"]` for all.
+    #[serde(default = "default_all_versions")]
+    pub versions: Vec<String>,
+}
+
+fn default_all_versions() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+/// One `[[security.users]]` entry: a basic-auth user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The user name.
+    pub username: String,
+    /// `micro-gw hash` output (argon2id or bcrypt); WSO2's SHA-1 hex and `@sha256:`/`@sha512:`
+    /// forms are accepted for migration but are fast to brute-force.
+    pub password_hash: String,
+    /// Scopes the user holds.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -144,6 +323,10 @@ fn default_algorithms() -> Vec<String> {
 
 fn default_scope_claim() -> String {
     "scope".to_string()
+}
+
+fn default_consumer_key_claim() -> String {
+    "aud".to_string()
 }
 
 /// `[forwarding]`

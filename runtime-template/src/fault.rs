@@ -107,20 +107,54 @@ pub const INVALID_SCOPE: Fault = Fault {
     description: "User is NOT authorized to access the Resource: a required scope is missing",
 };
 
-/// An opaque (non-JWT) token: needs a key manager, not available in this version.
+/// An opaque (non-JWT) token while no key manager is configured to introspect it.
 pub const OPAQUE_TOKEN_UNSUPPORTED: Fault = Fault {
     status: StatusCode::UNAUTHORIZED,
     code: 900901,
     message: "Invalid Credentials",
-    description: "Opaque access tokens need a key manager, which this gateway version does not support: use a signed JWT",
+    description: "Opaque access tokens are not accepted by this gateway: use a signed JWT",
 };
 
-/// Basic credentials on a resource that accepts them: not available in this version.
-pub const BASIC_AUTH_UNSUPPORTED: Fault = Fault {
+/// The key manager could not be asked about an opaque token (down, slow, or answering
+/// something else than RFC 7662): the token is neither accepted nor called invalid.
+pub const KEY_MANAGER_UNAVAILABLE: Fault = Fault {
+    status: StatusCode::SERVICE_UNAVAILABLE,
+    code: 900900,
+    message: "Key manager unavailable",
+    description: "The access token could not be validated because the key manager is unreachable. Try again later",
+};
+
+/// Basic credentials that are not `base64(user:password)`.
+pub const BASIC_AUTH_FORMAT: Fault = Fault {
+    status: StatusCode::UNAUTHORIZED,
+    code: 900912,
+    message: "Invalid Credentials",
+    description: "Invalid authorization header format for basic authentication: use 'Basic base64(username:password)'",
+};
+
+/// An unknown user or a wrong password.
+pub const BASIC_AUTH_INVALID: Fault = Fault {
     status: StatusCode::UNAUTHORIZED,
     code: 900911,
     message: "Invalid Credentials",
-    description: "Basic authentication is not supported by this gateway version yet",
+    description: "Invalid username or password",
+};
+
+/// A token whose `subscribedAPIs` does not include this API.
+pub const RESOURCE_FORBIDDEN: Fault = Fault {
+    status: StatusCode::FORBIDDEN,
+    code: 900908,
+    message: "Resource forbidden",
+    description:
+        "User is NOT authorized to access the Resource. API Subscription validation failed.",
+};
+
+/// The gateway failed on its own side (e.g. signing an API key).
+pub const INTERNAL_ERROR: Fault = Fault {
+    status: StatusCode::INTERNAL_SERVER_ERROR,
+    code: 900808,
+    message: "Internal error",
+    description: "The gateway could not complete the request",
 };
 
 /// The upstream refused or dropped the connection.
@@ -145,6 +179,14 @@ pub const NO_PRODUCTION_ENDPOINT: Fault = Fault {
     code: 900901,
     message: "Invalid Credentials",
     description: "Production key offered to an API with no production endpoint",
+};
+
+/// A sandbox key on a resource without sandbox endpoints.
+pub const NO_SANDBOX_ENDPOINT: Fault = Fault {
+    status: StatusCode::FORBIDDEN,
+    code: 900901,
+    message: "Invalid Credentials",
+    description: "Sandbox key offered to an API with no sandbox endpoint",
 };
 
 impl Fault {

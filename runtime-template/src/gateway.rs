@@ -11,10 +11,11 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::access_log::{AccessRecord, LoggedBody};
-use crate::auth::Authenticator;
+use crate::auth::cache::KeyType;
+use crate::auth::{query_param, Authenticator, Rejection};
 use crate::config::ForwardingConfig;
 use crate::fault::{self, Fault};
-use crate::model::GatewayModel;
+use crate::model::{ApiKeyLocation, AuthScheme, GatewayModel, Security};
 use crate::proxy::body::{BodyLimits, GatewayBody};
 use crate::proxy::upstream::Upstream;
 use crate::proxy::{self, headers, UpstreamClient};
@@ -25,6 +26,8 @@ pub type GatewayResponse = Response<LoggedBody<GatewayBody>>;
 
 const HEALTH_PATH: &str = "/health";
 const HEALTH_BODY: &str = r#"{"status":"healthy"}"#;
+/// WSO2's API key service, on the HTTPS listener.
+const APIKEY_PATH: &str = "/apikey";
 
 /// Per-request limits from `[limits]` and `[timeouts]`.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +113,7 @@ impl Gateway {
                     upstream,
                     started,
                     upstream_latency: latency,
+                    consumer: None,
                 })
             })
         };
@@ -140,6 +144,24 @@ impl Gateway {
             let record = record(StatusCode::OK, None, None);
             return Ok(response.map(|b| LoggedBody::new(b, record)));
         }
+        if path == APIKEY_PATH && proto == "https" && method == Method::GET {
+            if let Some(issued) = self.auth.issue_api_key(request.headers()).await {
+                return Ok(match issued {
+                    Ok(key) => {
+                        let mut response = Response::new(GatewayBody::from(Bytes::from(key)));
+                        response
+                            .headers_mut()
+                            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                        response
+                            .headers_mut()
+                            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                        let record = record(StatusCode::OK, None, None);
+                        response.map(|b| LoggedBody::new(b, record))
+                    }
+                    Err(rejection) => rejection_response(rejection, record),
+                });
+            }
+        }
         let route = match self.router.lookup(&method, path) {
             Match::Found(route) => self.router.route(route),
             Match::MethodNotAllowed(allow) => {
@@ -159,24 +181,34 @@ impl Gateway {
             return Ok(fault_response(&fault::INVALID_PATH, record));
         }
         let resource = &api.resources[route.resource];
+        let mut grant = None;
         if let Some(security) = &resource.security {
-            if let Err(rejection) = self.auth.authenticate(security, request.headers()) {
-                let record = record(rejection.fault.status, None, None);
-                let mut response = fault_response(&rejection.fault, record);
-                if let Some(challenge) = rejection.challenge {
-                    response.headers_mut().insert(
-                        header::WWW_AUTHENTICATE,
-                        HeaderValue::from_static(challenge),
-                    );
-                }
-                return Ok(response);
+            match self
+                .auth
+                .authenticate(security, api, request.headers(), request.uri().query())
+                .await
+            {
+                Ok(granted) => grant = granted,
+                Err(rejection) => return Ok(rejection_response(rejection, record)),
             }
         }
-        let Some(endpoint) = resource.production else {
-            let record = record(fault::NO_PRODUCTION_ENDPOINT.status, None, None);
-            return Ok(fault_response(&fault::NO_PRODUCTION_ENDPOINT, record));
+        let sandbox = grant
+            .as_ref()
+            .is_some_and(|g| g.key_type == KeyType::Sandbox);
+        let endpoint = if sandbox {
+            resource.sandbox.ok_or(fault::NO_SANDBOX_ENDPOINT)
+        } else {
+            resource.production.ok_or(fault::NO_PRODUCTION_ENDPOINT)
+        };
+        let endpoint = match endpoint {
+            Ok(endpoint) => endpoint,
+            Err(fault) => {
+                let record = record(fault.status, None, None);
+                return Ok(fault_response(&fault, record));
+            }
         };
         let upstream = &self.upstreams[endpoint];
+        let consumer = grant.and_then(|g| g.consumer);
 
         let rest = path[route.base_path_len..].to_string();
         drop(normalised);
@@ -194,7 +226,7 @@ impl Gateway {
             .as_ref()
             .filter(|_| self.remove_credential_header)
         {
-            parts.headers.remove(security.auth_header.as_str());
+            remove_credentials(security, &mut parts);
         }
         let trusted = self.forwarding.trusts(client.ip());
         headers::add_forwarded(&mut parts.headers, client.ip(), trusted, proto, host);
@@ -209,6 +241,7 @@ impl Gateway {
                     upstream: target,
                     started,
                     upstream_latency: latency,
+                    consumer: consumer.clone(),
                 })
             })
         };
@@ -276,6 +309,69 @@ fn request_target(request: &Request<Incoming>) -> String {
         .path_and_query()
         .map(|pq| pq.as_str().to_string())
         .unwrap_or_else(|| "/".into())
+}
+
+fn rejection_response(
+    rejection: Rejection,
+    record: impl FnOnce(
+        StatusCode,
+        Option<String>,
+        Option<std::time::Duration>,
+    ) -> Option<Box<AccessRecord>>,
+) -> GatewayResponse {
+    let record = record(rejection.fault.status, None, None);
+    let mut response = fault_response(&rejection.fault, record);
+    if let Some(challenge) = rejection.challenge {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
+    response
+}
+
+/// Removes every credential the resource accepts — its auth header, API-key headers and
+/// API-key query parameters — so the upstream never sees them.
+fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
+    parts.headers.remove(security.auth_header.as_str());
+    for scheme in &security.schemes {
+        let AuthScheme::ApiKey { location, name } = scheme else {
+            continue;
+        };
+        match location {
+            ApiKeyLocation::Header => {
+                parts.headers.remove(name.as_str());
+            }
+            ApiKeyLocation::Query => {
+                let Some(query) = parts.uri.query() else {
+                    continue;
+                };
+                if query_param(query, name).is_none() {
+                    continue;
+                }
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
+                    .collect();
+                let path = parts.uri.path();
+                let target = if kept.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{path}?{}", kept.join("&"))
+                };
+                let mut uri = http::uri::Builder::new();
+                if let Some(scheme) = parts.uri.scheme() {
+                    uri = uri.scheme(scheme.clone());
+                }
+                if let Some(authority) = parts.uri.authority() {
+                    uri = uri.authority(authority.clone());
+                }
+                if let Ok(rebuilt) = uri.path_and_query(target).build() {
+                    parts.uri = rebuilt;
+                }
+            }
+        }
+    }
 }
 
 fn fault_response(fault: &Fault, record: Option<Box<AccessRecord>>) -> GatewayResponse {

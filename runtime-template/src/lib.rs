@@ -132,28 +132,6 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let upstreams =
         proxy::upstream::resolve(&model, &args.endpoints, &env).map_err(|e| e.to_string())?;
     let router = Router::build(&model).map_err(|e| e.to_string())?;
-    let jwt =
-        auth::jwt::JwtVerifier::new(&loaded.config.security, &|p| loaded.resolve(p), &|name| {
-            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-        })
-        .map_err(|e| format!("{e} (in {})", loaded.path.display()))?;
-    let oauth2_resources = model
-        .apis
-        .iter()
-        .flat_map(|api| &api.resources)
-        .filter(|r| {
-            r.security
-                .as_ref()
-                .is_some_and(|s| s.schemes.contains(&model::AuthScheme::Oauth2))
-        })
-        .count();
-    let no_issuers = jwt.is_empty();
-    let authenticator = auth::Authenticator::new(
-        jwt,
-        loaded.config.security.token_cache_entries,
-        loaded.config.security.max_token_bytes,
-    );
-
     // One worker needs no work stealing: the single-threaded scheduler does the same job
     // with less synchronisation on every task wake-up.
     let mut runtime = match loaded.config.listener.worker_threads {
@@ -170,16 +148,15 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let _log_guard = init_logging(&loaded.config.log.level);
-    if oauth2_resources > 0 && no_issuers {
-        tracing::warn!(
-            "{oauth2_resources} resource(s) require OAuth2 tokens but [[security.jwt_issuers]] is empty in {}: every request to them gets 401",
-            loaded.path.display()
-        );
-    }
     runtime.block_on(async move {
         let settings = server_settings(&loaded)?;
         let tls = tls::client_config(&loaded.config.upstream.truststore, &|p| loaded.resolve(p))
             .map_err(|e| format!("{} (upstream.truststore in {})", e, loaded.path.display()))?;
+        let authenticator = build_authenticator(&model, &loaded, &env, tls.clone())?;
+        for source in authenticator.jwks_sources() {
+            // Warm the keys now so the first request does not wait for them.
+            tokio::spawn(async move { source.refresh().await });
+        }
         let client = proxy::client(&loaded.config.upstream, &loaded.config.limits, tls);
         let request_limits = gateway::RequestLimits {
             max_uri_bytes: loaded.config.limits.max_uri_bytes,
@@ -203,6 +180,116 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())
     })
+}
+
+/// Sets up every credential validator the settings and the model ask for, and says at
+/// start-up what will be refused for want of configuration.
+fn build_authenticator(
+    model: &GatewayModel,
+    loaded: &LoadedConfig,
+    env: &[(String, String)],
+    tls: rustls::ClientConfig,
+) -> Result<auth::Authenticator, String> {
+    let security = &loaded.config.security;
+    let in_file = |e: &dyn std::fmt::Display| format!("{e} (in {})", loaded.path.display());
+    let client = auth::outbound::OutboundClient::new(tls);
+    let read_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let resolve = |p: &std::path::Path| loaded.resolve(p);
+    let sources = auth::jwt::Sources {
+        resolve: &resolve,
+        env: &read_env,
+        client: &client,
+    };
+    let jwt = auth::jwt::JwtVerifier::new(security, &sources).map_err(|e| in_file(&e))?;
+    let api_keys = security
+        .api_keys
+        .as_ref()
+        .map(|config| auth::jwt::JwtVerifier::for_api_keys(config, security, &sources))
+        .transpose()
+        .map_err(|e| in_file(&e))?;
+    let introspector = security
+        .key_manager
+        .as_ref()
+        .map(|config| {
+            auth::introspection::Introspector::new(
+                config,
+                security.token_cache_entries,
+                client.clone(),
+                &resolve,
+                &read_env,
+            )
+        })
+        .transpose()
+        .map_err(|e| in_file(&e))?;
+    let (users, legacy) =
+        auth::basic::BasicUsers::new(&security.users, security.token_cache_entries)
+            .map_err(|e| in_file(&e))?;
+    if !legacy.is_empty() {
+        tracing::warn!(
+            "users {} have unsalted SHA password hashes (WSO2 format): replace them with `micro-gw hash` output",
+            legacy.join(", ")
+        );
+    }
+    let apikey_issuer = security
+        .apikey_issuer
+        .as_ref()
+        .map(|config| auth::apikey_issuer::ApiKeyIssuer::new(config, model, &resolve))
+        .transpose()
+        .map_err(|e| in_file(&e))?;
+    if apikey_issuer.is_some() && users.is_empty() {
+        tracing::warn!("[security.apikey_issuer] is set but [[security.users]] is empty: nobody can get an API key");
+    }
+    let count = |wanted: &dyn Fn(&model::AuthScheme) -> bool| {
+        model
+            .apis
+            .iter()
+            .flat_map(|api| &api.resources)
+            .filter(|r| {
+                r.security
+                    .as_ref()
+                    .is_some_and(|s| s.schemes.iter().any(wanted))
+            })
+            .count()
+    };
+    let unconfigured = [
+        (
+            count(&|s| matches!(s, model::AuthScheme::Oauth2)),
+            jwt.is_empty() && introspector.is_none(),
+            "OAuth2 tokens",
+            "[[security.jwt_issuers]] and [security.key_manager] are",
+        ),
+        (
+            count(&|s| matches!(s, model::AuthScheme::ApiKey { .. })),
+            api_keys.is_none(),
+            "API keys",
+            "[security.api_keys] is",
+        ),
+        (
+            count(&|s| matches!(s, model::AuthScheme::Basic)),
+            users.is_empty(),
+            "basic authentication",
+            "[[security.users]] is",
+        ),
+    ];
+    for (resources, missing, what, setting) in unconfigured {
+        if resources > 0 && missing {
+            tracing::warn!(
+                "{resources} resource(s) accept {what} but {setting} not configured in {}: those credentials get 401",
+                loaded.path.display()
+            );
+        }
+    }
+    Ok(auth::Authenticator::new(
+        auth::Validators {
+            jwt,
+            api_keys,
+            introspector,
+            users,
+            apikey_issuer,
+        },
+        security.token_cache_entries,
+        security.max_token_bytes,
+    ))
 }
 
 fn server_settings(loaded: &LoadedConfig) -> Result<ServerSettings, String> {

@@ -6,13 +6,58 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
-/// What a verified token grants.
+/// What a verified credential grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
-    /// Expiry, seconds since the epoch.
-    pub exp: u64,
-    /// Scopes the token carries.
+    /// Until when (seconds since the epoch) this grant may be reused: the token's `exp`, or
+    /// sooner for answers that must be asked again (introspection, basic auth).
+    pub valid_until: u64,
+    /// What kind of credential was verified.
+    pub kind: CredentialKind,
+    /// Scopes the credential carries.
     pub scopes: Arc<[String]>,
+    /// Production or sandbox keys.
+    pub key_type: KeyType,
+    /// APIs the credential may call (`subscribedAPIs`, `allowedAPIs`), when they are checked.
+    pub apis: Option<Arc<[ApiRef]>>,
+    /// The application or user, for the access log.
+    pub consumer: Option<Arc<str>>,
+}
+
+/// The kind of a verified credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// An OAuth2 access token (JWT or introspected opaque token).
+    Oauth2,
+    /// A WSO2 API key.
+    ApiKey,
+    /// Basic authentication.
+    Basic,
+}
+
+/// Which endpoints a credential reaches (WSO2's `keytype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// Production endpoints.
+    Production,
+    /// Sandbox endpoints.
+    Sandbox,
+}
+
+/// An API named in `subscribedAPIs` or `allowedAPIs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRef {
+    /// `info.title` of the API.
+    pub name: String,
+    /// Its version, or `*` for all.
+    pub version: String,
+}
+
+impl ApiRef {
+    /// True when this entry names the API `name` `version`.
+    pub fn matches(&self, name: &str, version: &str) -> bool {
+        self.name == name && (self.version == version || self.version == "*")
+    }
 }
 
 /// A bounded map from token digest to grant.
@@ -22,9 +67,13 @@ pub struct TokenCache {
     capacity: usize,
 }
 
-/// The cache key of a token.
-pub fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+/// The cache key of a credential of `kind` (the same bytes presented as another kind of
+/// credential are a different entry).
+pub fn digest(kind: CredentialKind, token: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update([kind as u8]);
+    hasher.update(token.as_bytes());
+    hasher.finalize().into()
 }
 
 impl TokenCache {
@@ -39,7 +88,10 @@ impl TokenCache {
     /// The grant of a token verified before and not yet expired at `now`.
     pub fn get(&self, key: &[u8; 32], now: u64) -> Option<Grant> {
         let entries = self.entries.read().ok()?;
-        entries.get(key).filter(|grant| grant.exp > now).cloned()
+        entries
+            .get(key)
+            .filter(|grant| grant.valid_until > now)
+            .cloned()
     }
 
     /// Remembers a verified token. When full, expired entries go first, then everything
@@ -52,7 +104,7 @@ impl TokenCache {
             return;
         };
         if entries.len() >= self.capacity {
-            entries.retain(|_, g| g.exp > now);
+            entries.retain(|_, g| g.valid_until > now);
             if entries.len() >= self.capacity {
                 entries.clear();
             }
@@ -65,11 +117,19 @@ impl TokenCache {
 mod tests {
     use super::*;
 
-    fn grant(exp: u64) -> Grant {
+    fn grant(valid_until: u64) -> Grant {
         Grant {
-            exp,
+            valid_until,
+            kind: CredentialKind::Oauth2,
             scopes: Arc::from(vec!["a".to_string()]),
+            key_type: KeyType::Production,
+            apis: None,
+            consumer: None,
         }
+    }
+
+    fn digest(token: &str) -> [u8; 32] {
+        super::digest(CredentialKind::Oauth2, token)
     }
 
     #[test]
@@ -85,5 +145,9 @@ mod tests {
         cache.insert(digest("t4"), grant(300), 150);
         assert!(cache.entries.read().unwrap().len() <= 2);
         assert!(TokenCache::new(0).get(&digest("x"), 0).is_none());
+        assert_ne!(
+            super::digest(CredentialKind::ApiKey, "t"),
+            super::digest(CredentialKind::Oauth2, "t")
+        );
     }
 }

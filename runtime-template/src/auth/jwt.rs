@@ -1,11 +1,13 @@
-//! Offline validation of signed JWT access tokens against configured issuers.
+//! Offline validation of signed JWTs — OAuth2 access tokens and WSO2 API keys — against
+//! configured issuers.
 //!
 //! The rules that keep keys and algorithms from being confused: the issuer (from the `iss`
-//! claim, read before verification only to pick the configuration) pins its key and allowed
-//! algorithms; the token's `alg` must be one of them and of the key's family; `none` does not
-//! parse; tokens naming their own keys (`jku`, `x5u`, `jwk` headers) are refused outright, so
-//! no token ever causes an outbound request; `exp` and `sub` are required, `nbf` and `aud`
-//! checked, with a configurable leeway.
+//! claim, read before verification only to pick the configuration) pins its key (a PEM file or
+//! its JWKS URL) and allowed algorithms; the token's `alg` must be one of them and of the key's
+//! family; `none` does not parse; tokens naming or carrying their own keys (`jku`, `x5u`, `jwk`,
+//! `x5c` headers) or critical extensions (`crit`) are refused outright, so no token ever causes
+//! a request to a place it chose; `exp` and `sub` are required, `nbf` and `aud` checked, with a
+//! configurable leeway.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,8 +17,13 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
-use super::cache::Grant;
-use crate::config::{JwtIssuerConfig, SecurityConfig};
+use super::cache::{ApiRef, CredentialKind, Grant, KeyType};
+use super::jwks::JwksSource;
+use super::outbound::OutboundClient;
+use crate::config::{ApiKeyConfig, JwtIssuerConfig, SecurityConfig};
+
+/// Longest a verified token without `exp` (an API key issued with validity -1) stays cached.
+const NO_EXPIRY_CACHE_SECONDS: u64 = 900;
 
 /// Why a token is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,12 +34,31 @@ pub enum TokenError {
     Expired,
 }
 
+/// Where an issuer's verification key comes from.
+enum KeySource {
+    /// A PEM file or HMAC secret, optionally pinned to one `kid`.
+    Static {
+        key: DecodingKey,
+        kid: Option<String>,
+    },
+    /// The issuer's JWKS URL.
+    Jwks(Arc<JwksSource>),
+}
+
+/// What a verified token of an issuer grants, beyond its validity.
+struct GrantRules {
+    kind: CredentialKind,
+    scope_claim: String,
+    consumer_key_claim: String,
+    /// `subscribedAPIs` or `allowedAPIs`, when the issuer checks them.
+    apis_claim: Option<&'static str>,
+}
+
 /// An issuer set up for verification.
 struct Issuer {
-    key: DecodingKey,
+    keys: KeySource,
     validation: Validation,
-    kid: Option<String>,
-    scope_claim: String,
+    rules: GrantRules,
 }
 
 /// The configured issuers, by `iss`.
@@ -42,8 +68,9 @@ pub struct JwtVerifier {
 
 /// An issuer configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("security.jwt_issuers '{issuer}': {reason}")]
+#[error("{section} '{issuer}': {reason}")]
 pub struct IssuerError {
+    section: &'static str,
     issuer: String,
     reason: String,
 }
@@ -61,27 +88,76 @@ pub fn install_crypto_provider() {
     let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
 }
 
+/// Reads config-relative files and environment variables (injected for tests).
+pub struct Sources<'a> {
+    /// Makes a config-relative path absolute.
+    pub resolve: &'a dyn Fn(&Path) -> PathBuf,
+    /// Reads an environment variable.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Fetches JWKS documents.
+    pub client: &'a OutboundClient,
+}
+
 impl JwtVerifier {
-    /// Builds the verifier; `resolve` makes config-relative paths absolute and `env` reads
-    /// environment variables (injected for tests).
-    pub fn new(
-        config: &SecurityConfig,
-        resolve: &dyn Fn(&Path) -> PathBuf,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, IssuerError> {
+    /// Builds the verifier of OAuth2 access tokens from `[[security.jwt_issuers]]`.
+    pub fn new(config: &SecurityConfig, sources: &Sources<'_>) -> Result<Self, IssuerError> {
         install_crypto_provider();
         let mut issuers = HashMap::new();
         for entry in &config.jwt_issuers {
-            let issuer =
-                build_issuer(entry, config.leeway_seconds, resolve, env).map_err(|reason| {
-                    IssuerError {
-                        issuer: entry.issuer.clone(),
-                        reason,
-                    }
-                })?;
+            let rules = GrantRules {
+                kind: CredentialKind::Oauth2,
+                scope_claim: entry.scope_claim.clone(),
+                consumer_key_claim: entry.consumer_key_claim.clone(),
+                apis_claim: entry.validate_subscription.then_some("subscribedAPIs"),
+            };
+            let issuer = build_issuer(entry, config, true, rules, sources).map_err(|reason| {
+                IssuerError {
+                    section: "security.jwt_issuers",
+                    issuer: entry.issuer.clone(),
+                    reason,
+                }
+            })?;
             issuers.insert(entry.issuer.clone(), issuer);
         }
         Ok(JwtVerifier { issuers })
+    }
+
+    /// Builds the verifier of WSO2 API keys from `[security.api_keys]` (keys may lack `exp`:
+    /// WSO2 issues keys that never expire when their validity is -1).
+    pub fn for_api_keys(
+        api_keys: &ApiKeyConfig,
+        config: &SecurityConfig,
+        sources: &Sources<'_>,
+    ) -> Result<Self, IssuerError> {
+        install_crypto_provider();
+        let entry = JwtIssuerConfig {
+            issuer: api_keys.issuer.clone(),
+            audience: api_keys.audience.clone(),
+            certificate: Some(api_keys.certificate.clone()),
+            hmac_secret_env: None,
+            hmac_secret_file: None,
+            algorithms: api_keys.algorithms.clone(),
+            kid: None,
+            scope_claim: "scope".into(),
+            jwks_url: None,
+            consumer_key_claim: "sub".into(),
+            validate_subscription: false,
+        };
+        let rules = GrantRules {
+            kind: CredentialKind::ApiKey,
+            scope_claim: "scope".into(),
+            consumer_key_claim: "sub".into(),
+            apis_claim: api_keys.validate_allowed_apis.then_some("allowedAPIs"),
+        };
+        let issuer =
+            build_issuer(&entry, config, false, rules, sources).map_err(|reason| IssuerError {
+                section: "security.api_keys",
+                issuer: entry.issuer.clone(),
+                reason,
+            })?;
+        Ok(JwtVerifier {
+            issuers: HashMap::from([(entry.issuer, issuer)]),
+        })
     }
 
     /// True when no issuer is configured (every JWT will be refused).
@@ -89,10 +165,26 @@ impl JwtVerifier {
         self.issuers.is_empty()
     }
 
+    /// The JWKS sources of the issuers, to warm at start-up.
+    pub fn jwks_sources(&self) -> Vec<Arc<JwksSource>> {
+        self.issuers
+            .values()
+            .filter_map(|issuer| match &issuer.keys {
+                KeySource::Jwks(source) => Some(source.clone()),
+                KeySource::Static { .. } => None,
+            })
+            .collect()
+    }
+
     /// Verifies `token` and returns what it grants.
-    pub fn verify(&self, token: &str) -> Result<Grant, TokenError> {
+    pub async fn verify(&self, token: &str) -> Result<Grant, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() {
+        if header.jku.is_some()
+            || header.x5u.is_some()
+            || header.jwk.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some()
+        {
             return Err(TokenError::Invalid);
         }
         // The issuer is read unverified only to choose the key that then verifies everything.
@@ -105,37 +197,82 @@ impl JwtVerifier {
             .and_then(Value::as_str)
             .ok_or(TokenError::Invalid)?;
         let issuer = self.issuers.get(iss).ok_or(TokenError::Invalid)?;
-        if let Some(kid) = &issuer.kid {
-            if header.kid.as_deref() != Some(kid.as_str()) {
-                return Err(TokenError::Invalid);
-            }
-        }
-        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
-            token,
-            &issuer.key,
-            &issuer.validation,
-        )
-        .map_err(|err| match err.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid,
-        })?;
-        let claims = data.claims;
-        if claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
+        if !issuer.validation.algorithms.contains(&header.alg) {
             return Err(TokenError::Invalid);
         }
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or(TokenError::Invalid)?;
-        Ok(Grant {
-            exp,
-            scopes: Arc::from(scopes(&claims, &issuer.scope_claim)),
-        })
+        let fetched;
+        let key = match &issuer.keys {
+            KeySource::Static { key, kid } => {
+                if kid.is_some() && header.kid != *kid {
+                    return Err(TokenError::Invalid);
+                }
+                key
+            }
+            KeySource::Jwks(source) => {
+                fetched = source
+                    .key_for(header.kid.as_deref(), header.alg)
+                    .await
+                    .map_err(|_| TokenError::Invalid)?;
+                &*fetched.key
+            }
+        };
+        let data =
+            jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, &issuer.validation)
+                .map_err(|err| match err.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                })?;
+        grant(&data.claims, &issuer.rules)
     }
+}
+
+fn grant(claims: &serde_json::Map<String, Value>, rules: &GrantRules) -> Result<Grant, TokenError> {
+    if claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(TokenError::Invalid);
+    }
+    let valid_until = match claims.get("exp") {
+        Some(exp) => exp.as_u64().ok_or(TokenError::Invalid)?,
+        None => super::now() + NO_EXPIRY_CACHE_SECONDS,
+    };
+    let key_type = match claims.get("keytype").and_then(Value::as_str) {
+        Some(kind) if kind.eq_ignore_ascii_case("SANDBOX") => KeyType::Sandbox,
+        _ => KeyType::Production,
+    };
+    let apis = rules
+        .apis_claim
+        .map(|claim| Arc::from(api_refs(claims.get(claim))));
+    let consumer = match claims.get(&rules.consumer_key_claim) {
+        Some(Value::String(text)) => Some(Arc::from(text.as_str())),
+        Some(Value::Array(items)) => items.first().and_then(Value::as_str).map(Arc::from),
+        _ => None,
+    };
+    Ok(Grant {
+        valid_until,
+        kind: rules.kind,
+        scopes: Arc::from(scopes(claims, &rules.scope_claim)),
+        key_type,
+        apis,
+        consumer,
+    })
+}
+
+/// `[{name, version, …}]` entries of `subscribedAPIs` / `allowedAPIs`; anything else is none.
+fn api_refs(claim: Option<&Value>) -> Vec<ApiRef> {
+    claim
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            Some(ApiRef {
+                name: entry.get("name")?.as_str()?.to_string(),
+                version: entry.get("version")?.as_str()?.to_string(),
+            })
+        })
+        .collect()
 }
 
 fn scopes(claims: &serde_json::Map<String, Value>, claim: &str) -> Vec<String> {
@@ -154,14 +291,13 @@ fn scopes(claims: &serde_json::Map<String, Value>, claim: &str) -> Vec<String> {
     found
 }
 
-fn build_issuer(
-    entry: &JwtIssuerConfig,
-    leeway: u64,
-    resolve: &dyn Fn(&Path) -> PathBuf,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Issuer, String> {
-    let algorithms = entry
-        .algorithms
+fn is_hmac(alg: &Algorithm) -> bool {
+    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+/// Parses the configured algorithm names of one issuer, refusing `none` and mixed families.
+pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
+    let algorithms = names
         .iter()
         .map(|name| {
             if name.eq_ignore_ascii_case("none") {
@@ -173,23 +309,48 @@ fn build_issuer(
     if algorithms.is_empty() {
         return Err("algorithms is empty: list the algorithms this issuer signs with".into());
     }
-    let hmac = algorithms
-        .iter()
-        .all(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
-    let asymmetric = algorithms
-        .iter()
-        .all(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
-    if !hmac && !asymmetric {
+    if !algorithms.iter().all(is_hmac) && algorithms.iter().any(is_hmac) {
         return Err(
             "algorithms mixes HMAC (HS*) with public-key algorithms: one issuer key has one family"
                 .into(),
         );
     }
-    let key = if hmac {
+    Ok(algorithms)
+}
+
+/// True when `a` can be verified with a key that verifies `family`.
+pub fn same_family(family: Algorithm, a: Algorithm) -> bool {
+    let rsa = |x: Algorithm| {
+        matches!(
+            x,
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
+        )
+    };
+    if rsa(family) {
+        rsa(a)
+    } else {
+        a == family
+    }
+}
+
+fn build_issuer(
+    entry: &JwtIssuerConfig,
+    config: &SecurityConfig,
+    require_exp: bool,
+    rules: GrantRules,
+    sources: &Sources<'_>,
+) -> Result<Issuer, String> {
+    let algorithms = parse_algorithms(&entry.algorithms)?;
+    let keys = if algorithms.iter().all(is_hmac) {
         let secret = match (&entry.hmac_secret_env, &entry.hmac_secret_file) {
-            (Some(var), None) => env(var).ok_or_else(|| format!("environment variable {var} (hmac_secret_env) is not set"))?,
+            (Some(var), None) => (sources.env)(var).ok_or_else(|| format!("environment variable {var} (hmac_secret_env) is not set"))?,
             (None, Some(file)) => {
-                let path = resolve(file);
+                let path = (sources.resolve)(file);
                 std::fs::read_to_string(&path)
                     .map_err(|e| format!("cannot read hmac_secret_file {}: {e}", path.display()))?
                     .trim_end_matches(['\r', '\n'])
@@ -202,73 +363,62 @@ fn build_issuer(
                 "the HMAC secret is shorter than 32 bytes: use a longer random secret".into(),
             );
         }
-        if entry.certificate.is_some() {
+        if entry.certificate.is_some() || entry.jwks_url.is_some() {
             return Err(
-                "certificate is set for HS* algorithms: use it with public-key algorithms only"
+                "certificate or jwks_url is set for HS* algorithms: use them with public-key algorithms only"
                     .into(),
             );
         }
-        DecodingKey::from_secret(secret.as_bytes())
+        KeySource::Static {
+            key: DecodingKey::from_secret(secret.as_bytes()),
+            kid: entry.kid.clone(),
+        }
     } else {
-        let path =
-            entry.certificate.as_ref().map(|p| resolve(p)).ok_or(
-                "public-key algorithms need `certificate`: a PEM certificate or public key",
-            )?;
-        let pem = std::fs::read(&path)
-            .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?;
-        let family = algorithms[0];
-        let key = match family {
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512 => DecodingKey::from_rsa_pem(&pem),
-            Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
-            Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
-            _ => unreachable!("HMAC handled above"),
-        }
-        .map_err(|e| {
-            format!(
-                "certificate {} is not a {family:?} key ({e})",
-                path.display()
-            )
-        })?;
-        let same_family = |a: &Algorithm| match family {
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512 => {
-                matches!(
-                    a,
-                    Algorithm::RS256
-                        | Algorithm::RS384
-                        | Algorithm::RS512
-                        | Algorithm::PS256
-                        | Algorithm::PS384
-                        | Algorithm::PS512
-                )
+        match (&entry.certificate, &entry.jwks_url) {
+            (Some(_), Some(_)) => {
+                return Err("set either certificate or jwks_url, not both".into());
             }
-            other => {
-                *a == other
-                    || (matches!(other, Algorithm::ES256 | Algorithm::ES384)
-                        && matches!(a, Algorithm::ES256 | Algorithm::ES384))
+            (None, None) => {
+                return Err("public-key algorithms need `certificate` (a PEM certificate or public key) or `jwks_url`".into());
             }
-        };
-        if !algorithms.iter().all(same_family) {
-            return Err("algorithms must all belong to the certificate's key family".into());
+            (None, Some(url)) => {
+                let uri: http::Uri = url
+                    .parse()
+                    .map_err(|_| format!("jwks_url {url:?} is not a URL"))?;
+                if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                    return Err(format!("jwks_url {url:?} must be an http(s) URL"));
+                }
+                if entry.kid.is_some() {
+                    return Err("kid pins the key of a certificate; with jwks_url the token's kid selects the key".into());
+                }
+                KeySource::Jwks(Arc::new(JwksSource::new(
+                    url.clone(),
+                    sources.client.clone(),
+                    config.jwks.clone(),
+                )))
+            }
+            (Some(certificate), None) => {
+                let path = (sources.resolve)(certificate);
+                let key = read_public_key(&path, algorithms[0])?;
+                if !algorithms.iter().all(|a| same_family(algorithms[0], *a)) {
+                    return Err("algorithms must all belong to the certificate's key family".into());
+                }
+                KeySource::Static {
+                    key,
+                    kid: entry.kid.clone(),
+                }
+            }
         }
-        key
     };
     let mut validation = Validation::new(algorithms[0]);
     validation.algorithms = algorithms;
-    validation.leeway = leeway;
+    validation.leeway = config.leeway_seconds;
     validation.validate_exp = true;
     validation.validate_nbf = true;
-    validation.required_spec_claims =
-        HashSet::from(["exp".to_string(), "sub".to_string(), "iss".to_string()]);
+    validation.required_spec_claims = HashSet::from(["sub".to_string(), "iss".to_string()]);
+    if require_exp {
+        validation.required_spec_claims.insert("exp".to_string());
+    }
     validation.set_issuer(&[entry.issuer.as_str()]);
     match &entry.audience {
         Some(audience) => {
@@ -278,10 +428,32 @@ fn build_issuer(
         None => validation.validate_aud = false,
     }
     Ok(Issuer {
-        key,
+        keys,
         validation,
-        kid: entry.kid.clone(),
-        scope_claim: entry.scope_claim.clone(),
+        rules,
+    })
+}
+
+/// Reads a PEM certificate or public key for `family`.
+pub fn read_public_key(path: &Path, family: Algorithm) -> Result<DecodingKey, String> {
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?;
+    match family {
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => DecodingKey::from_rsa_pem(&pem),
+        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
+        _ => return Err("HMAC algorithms have no certificate".into()),
+    }
+    .map_err(|e| {
+        format!(
+            "certificate {} is not a {family:?} key ({e})",
+            path.display()
+        )
     })
 }
 
@@ -354,7 +526,51 @@ mod tests {
             algorithms: algorithms.iter().map(|s| s.to_string()).collect(),
             kid: None,
             scope_claim: "scope".into(),
+            jwks_url: None,
+            consumer_key_claim: "aud".into(),
+            validate_subscription: false,
         }
+    }
+
+    /// Runs the async verifier to completion (these tests need no network).
+    trait Check {
+        fn check(&self, token: &str) -> Result<Grant, TokenError>;
+    }
+
+    impl Check for JwtVerifier {
+        fn check(&self, token: &str) -> Result<Grant, TokenError> {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(self.verify(token))
+        }
+    }
+
+    fn client() -> OutboundClient {
+        crate::tls::install_crypto_provider();
+        OutboundClient::new(
+            rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        )
+    }
+
+    fn build(
+        config: &SecurityConfig,
+        dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<JwtVerifier, IssuerError> {
+        let client = client();
+        let resolve = |p: &Path| dir.join(p);
+        JwtVerifier::new(
+            config,
+            &Sources {
+                resolve: &resolve,
+                env,
+                client: &client,
+            },
+        )
     }
 
     fn verifier(entries: Vec<JwtIssuerConfig>, dir: &Path) -> JwtVerifier {
@@ -362,7 +578,7 @@ mod tests {
             jwt_issuers: entries,
             ..SecurityConfig::default()
         };
-        JwtVerifier::new(&config, &|p| dir.join(p), &|name| {
+        build(&config, dir, &|name| {
             (name == "JWT_SECRET").then(|| SECRET.to_string())
         })
         .unwrap()
@@ -403,11 +619,11 @@ mod tests {
     #[test]
     fn valid_hmac_token_grants_its_scopes() {
         let keys = hmac_keys();
-        let grant = keys.verifier.verify(&hs256(&claims(json!({})))).unwrap();
+        let grant = keys.verifier.check(&hs256(&claims(json!({})))).unwrap();
         assert_eq!(&*grant.scopes, &["read".to_string(), "write".to_string()]);
         let grant = keys
             .verifier
-            .verify(&hs256(&claims(json!({"scope": null, "scp": ["x", "y"]}))))
+            .check(&hs256(&claims(json!({"scope": null, "scp": ["x", "y"]}))))
             .unwrap();
         assert_eq!(&*grant.scopes, &["x".to_string(), "y".to_string()]);
     }
@@ -422,13 +638,13 @@ mod tests {
                 b64(&claims(json!({})))
             );
             assert_eq!(
-                keys.verifier.verify(&token),
+                keys.verifier.check(&token),
                 Err(TokenError::Invalid),
                 "{alg}"
             );
             let signed = format!("{token}c2ln");
             assert_eq!(
-                keys.verifier.verify(&signed),
+                keys.verifier.check(&signed),
                 Err(TokenError::Invalid),
                 "{alg}"
             );
@@ -439,7 +655,7 @@ mod tests {
             ..SecurityConfig::default()
         };
         assert!(
-            JwtVerifier::new(&config, &|p| dir.0.join(p), &|_| None).is_err(),
+            build(&config, &dir.0, &|_| None).is_err(),
             "none cannot be configured"
         );
     }
@@ -450,31 +666,31 @@ mod tests {
         let t = now();
         assert_eq!(
             keys.verifier
-                .verify(&hs256(&claims(json!({"exp": t - 120})))),
+                .check(&hs256(&claims(json!({"exp": t - 120})))),
             Err(TokenError::Expired)
         );
         assert!(
             keys.verifier
-                .verify(&hs256(&claims(json!({"exp": t - 30}))))
+                .check(&hs256(&claims(json!({"exp": t - 30}))))
                 .is_ok(),
             "within the 60 s leeway"
         );
         assert_eq!(
             keys.verifier
-                .verify(&hs256(&claims(json!({"nbf": t + 120})))),
+                .check(&hs256(&claims(json!({"nbf": t + 120})))),
             Err(TokenError::Invalid)
         );
         assert!(keys
             .verifier
-            .verify(&hs256(&claims(json!({"nbf": t + 30}))))
+            .check(&hs256(&claims(json!({"nbf": t + 30}))))
             .is_ok());
         assert_eq!(
-            keys.verifier.verify(&hs256(&claims(json!({"exp": null})))),
+            keys.verifier.check(&hs256(&claims(json!({"exp": null})))),
             Err(TokenError::Invalid),
             "exp is required"
         );
         assert_eq!(
-            keys.verifier.verify(&hs256(&claims(json!({"sub": null})))),
+            keys.verifier.check(&hs256(&claims(json!({"sub": null})))),
             Err(TokenError::Invalid),
             "sub is required"
         );
@@ -486,20 +702,20 @@ mod tests {
         let mut entry = issuer(&["HS256"], None, Some("JWT_SECRET"));
         entry.audience = Some("gateway".into());
         let v = verifier(vec![entry], &dir.0);
-        assert!(v.verify(&hs256(&claims(json!({"aud": "gateway"})))).is_ok());
+        assert!(v.check(&hs256(&claims(json!({"aud": "gateway"})))).is_ok());
         assert!(v
-            .verify(&hs256(&claims(json!({"aud": ["other", "gateway"]}))))
+            .check(&hs256(&claims(json!({"aud": ["other", "gateway"]}))))
             .is_ok());
         assert_eq!(
-            v.verify(&hs256(&claims(json!({"aud": "other"})))),
+            v.check(&hs256(&claims(json!({"aud": "other"})))),
             Err(TokenError::Invalid)
         );
         assert_eq!(
-            v.verify(&hs256(&claims(json!({"aud": null})))),
+            v.check(&hs256(&claims(json!({"aud": null})))),
             Err(TokenError::Invalid)
         );
         assert_eq!(
-            v.verify(&hs256(&claims(json!({"iss": "https://evil/"})))),
+            v.check(&hs256(&claims(json!({"iss": "https://evil/"})))),
             Err(TokenError::Invalid)
         );
         for junk in [
@@ -509,7 +725,7 @@ mod tests {
             "eyJhbGciOiJIUzI1NiJ9.not-json.sig",
             "onlyonepart",
         ] {
-            assert_eq!(v.verify(junk), Err(TokenError::Invalid), "{junk}");
+            assert_eq!(v.check(junk), Err(TokenError::Invalid), "{junk}");
         }
         let huge = format!(
             "{}.{}.{}",
@@ -518,7 +734,7 @@ mod tests {
             "B".repeat(100)
         );
         let started = std::time::Instant::now();
-        assert_eq!(v.verify(&huge), Err(TokenError::Invalid));
+        assert_eq!(v.check(&huge), Err(TokenError::Invalid));
         assert!(started.elapsed() < std::time::Duration::from_millis(500));
     }
 
@@ -538,7 +754,7 @@ mod tests {
             )
             .unwrap();
             assert_eq!(
-                keys.verifier.verify(&token),
+                keys.verifier.check(&token),
                 Err(TokenError::Invalid),
                 "{field}"
             );
@@ -553,8 +769,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            keys.verifier
-                .verify(&format!("{signing_input}.{signature}")),
+            keys.verifier.check(&format!("{signing_input}.{signature}")),
             Err(TokenError::Invalid)
         );
     }
@@ -576,7 +791,7 @@ mod tests {
                 _ => EncodingKey::from_ec_pem(private_pem.as_bytes()).unwrap(),
             };
             let good = encode(&Header::new(algorithm), &claims(json!({})), &key).unwrap();
-            assert!(v.verify(&good).is_ok(), "{name}");
+            assert!(v.check(&good).is_ok(), "{name}");
             // HS256 signed with the public certificate's bytes as the secret (key confusion).
             let confused = encode(
                 &Header::new(Algorithm::HS256),
@@ -584,7 +799,7 @@ mod tests {
                 &EncodingKey::from_secret(cert_pem.as_bytes()),
             )
             .unwrap();
-            assert_eq!(v.verify(&confused), Err(TokenError::Invalid), "{name}");
+            assert_eq!(v.check(&confused), Err(TokenError::Invalid), "{name}");
             // A token signed by another key of the same kind.
             let (other_private, _) = rcgen_pair(alg);
             let other_key = match algorithm {
@@ -592,7 +807,7 @@ mod tests {
                 _ => EncodingKey::from_ec_pem(other_private.as_bytes()).unwrap(),
             };
             let forged = encode(&Header::new(algorithm), &claims(json!({})), &other_key).unwrap();
-            assert_eq!(v.verify(&forged), Err(TokenError::Invalid), "{name}");
+            assert_eq!(v.check(&forged), Err(TokenError::Invalid), "{name}");
         }
     }
 
@@ -615,13 +830,13 @@ mod tests {
             let mut header = Header::new(alg);
             header.kid = Some("key-1".into());
             assert!(
-                v.verify(&encode(&header, &claims(json!({})), &key).unwrap())
+                v.check(&encode(&header, &claims(json!({})), &key).unwrap())
                     .is_ok(),
                 "{alg:?}"
             );
             header.kid = Some("key-2".into());
             assert_eq!(
-                v.verify(&encode(&header, &claims(json!({})), &key).unwrap()),
+                v.check(&encode(&header, &claims(json!({})), &key).unwrap()),
                 Err(TokenError::Invalid),
                 "mismatched kid"
             );
@@ -630,7 +845,7 @@ mod tests {
         let mut header = Header::new(Algorithm::RS512);
         header.kid = Some("key-1".into());
         assert_eq!(
-            v.verify(&encode(&header, &claims(json!({})), &key).unwrap()),
+            v.check(&encode(&header, &claims(json!({})), &key).unwrap()),
             Err(TokenError::Invalid)
         );
         // HS256 with the RSA public key as the HMAC secret.
@@ -642,7 +857,7 @@ mod tests {
             &EncodingKey::from_secret(public_pem.as_bytes()),
         )
         .unwrap();
-        assert_eq!(v.verify(&confused), Err(TokenError::Invalid));
+        assert_eq!(v.check(&confused), Err(TokenError::Invalid));
     }
 
     #[test]
@@ -653,7 +868,7 @@ mod tests {
                 jwt_issuers: vec![entry],
                 ..SecurityConfig::default()
             };
-            JwtVerifier::new(&config, &|p| dir.0.join(p), &|_| Some("short".into()))
+            build(&config, &dir.0, &|_| Some("short".into()))
                 .map(|_| ())
                 .unwrap_err()
                 .to_string()

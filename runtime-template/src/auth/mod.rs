@@ -1,20 +1,36 @@
 //! Authentication and authorization of a request against its resource's [`Security`]:
-//! find the credential, validate it, check scopes, and answer a failure the WSO2 way.
+//! find the credential the resource accepts, validate it, check scopes and API access, and
+//! answer a failure the WSO2 way.
 //!
-//! Supported now: OAuth2 access tokens that are signed JWTs, validated offline ([`jwt`]).
-//! Opaque tokens (introspection), WSO2 API keys and basic auth are refused with a 401 that
-//! says so, so a resource that asks for them fails closed.
+//! - OAuth2 bearer tokens: signed JWTs offline ([`jwt`], keys from PEM files or [`jwks`]);
+//!   opaque tokens by RFC 7662 introspection at the key manager ([`introspection`]).
+//! - WSO2 API keys (signed JWTs with `allowedAPIs`) in the header or query parameter the
+//!   resource names, verified offline; [`apikey_issuer`] signs them for `GET /apikey`.
+//! - Basic authentication against `[[security.users]]` ([`basic`]).
 
+pub mod apikey_issuer;
+pub mod basic;
 pub mod cache;
+pub mod introspection;
+pub mod jwks;
 pub mod jwt;
+pub mod outbound;
+
+#[cfg(test)]
+mod remote_tests;
+#[cfg(test)]
+mod test_server;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderValue};
 
 use crate::fault::{self, Fault};
-use crate::model::{AuthScheme, Security};
-use cache::{digest, TokenCache};
+use crate::model::{Api, ApiKeyLocation, AuthScheme, Security};
+use apikey_issuer::ApiKeyIssuer;
+use basic::{BasicError, BasicUsers};
+use cache::{digest, CredentialKind, Grant, TokenCache};
+use introspection::{Introspected, Introspector};
 use jwt::{JwtVerifier, TokenError};
 
 /// A refused request: the fault to answer with.
@@ -29,88 +45,181 @@ pub struct Rejection {
 const CHALLENGE: &str = "Bearer realm=\"micro-gw\"";
 const CHALLENGE_INVALID: &str = "Bearer realm=\"micro-gw\", error=\"invalid_token\"";
 const CHALLENGE_SCOPE: &str = "Bearer realm=\"micro-gw\", error=\"insufficient_scope\"";
+const CHALLENGE_BASIC: &str = "Basic realm=\"micro-gw\"";
 
 /// Validates credentials; built once at start-up.
 #[derive(Debug)]
 pub struct Authenticator {
     jwt: JwtVerifier,
+    api_keys: Option<JwtVerifier>,
+    introspector: Option<Introspector>,
+    users: BasicUsers,
+    apikey_issuer: Option<ApiKeyIssuer>,
     cache: TokenCache,
     max_token_bytes: usize,
 }
 
+/// The validators an [`Authenticator`] puts together.
+#[derive(Debug)]
+pub struct Validators {
+    /// OAuth2 JWT issuers.
+    pub jwt: JwtVerifier,
+    /// The API-key issuer, when API keys are accepted.
+    pub api_keys: Option<JwtVerifier>,
+    /// The key manager, when opaque tokens are accepted.
+    pub introspector: Option<Introspector>,
+    /// Basic-auth users.
+    pub users: BasicUsers,
+    /// The `GET /apikey` signer, when served.
+    pub apikey_issuer: Option<ApiKeyIssuer>,
+}
+
+/// A credential found in a request, by the scheme that accepts it.
+enum Credential<'a> {
+    Bearer(&'a str),
+    Basic(&'a str),
+    ApiKey(std::borrow::Cow<'a, str>),
+}
+
 impl Authenticator {
-    /// Puts the verifier and the cache together.
-    pub fn new(jwt: JwtVerifier, cache_entries: usize, max_token_bytes: usize) -> Self {
+    /// Puts the validators and the verified-token cache together.
+    pub fn new(validators: Validators, cache_entries: usize, max_token_bytes: usize) -> Self {
         Self {
-            jwt,
+            jwt: validators.jwt,
+            api_keys: validators.api_keys,
+            introspector: validators.introspector,
+            users: validators.users,
+            apikey_issuer: validators.apikey_issuer,
             cache: TokenCache::new(cache_entries),
             max_token_bytes,
         }
     }
 
-    /// Checks the request's credentials against `security`.
-    pub fn authenticate(&self, security: &Security, headers: &HeaderMap) -> Result<(), Rejection> {
-        let credential = headers.get(security.auth_header.as_str());
-        let Some(credential) = credential else {
+    /// The JWT verifiers' JWKS sources, to warm at start-up.
+    pub fn jwks_sources(&self) -> Vec<std::sync::Arc<jwks::JwksSource>> {
+        let mut sources = self.jwt.jwks_sources();
+        if let Some(api_keys) = &self.api_keys {
+            sources.extend(api_keys.jwks_sources());
+        }
+        sources
+    }
+
+    /// Checks the request's credentials against `security` for a call to `api`. Returns what
+    /// the credential grants, or `None` for an optional resource called without one.
+    pub async fn authenticate(
+        &self,
+        security: &Security,
+        api: &Api,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Option<Grant>, Rejection> {
+        let mut auth_values = headers.get_all(security.auth_header.as_str()).iter();
+        let auth_value = auth_values.next();
+        if auth_values.next().is_some() {
+            // Two credentials: never let one of them win silently.
+            return Err(invalid());
+        }
+        let Some(credential) = find_credential(security, auth_value, headers, query) else {
+            if auth_value.is_some() {
+                // A credential of a kind this resource does not accept.
+                return Err(invalid());
+            }
             if security.optional {
-                return Ok(());
+                return Ok(None);
             }
             return Err(Rejection {
                 fault: fault::MISSING_CREDENTIALS,
-                challenge: Some(CHALLENGE),
+                challenge: Some(first_challenge(security)),
             });
         };
-        if credential.len() > self.max_token_bytes {
-            return Err(invalid());
-        }
-        let wants_oauth2 = security.schemes.contains(&AuthScheme::Oauth2);
-        let token = bearer_token(credential);
-        match token {
-            Some(token) if wants_oauth2 => {
-                let grant = self.verify(token)?;
-                if security
-                    .scopes
-                    .iter()
-                    .all(|needed| grant.scopes.iter().any(|s| s == needed))
-                {
-                    Ok(())
-                } else {
-                    Err(Rejection {
-                        fault: fault::INVALID_SCOPE,
-                        challenge: Some(CHALLENGE_SCOPE),
-                    })
-                }
-            }
-            _ if security
-                .schemes
-                .iter()
-                .any(|s| matches!(s, AuthScheme::Basic))
-                && is_basic(credential) =>
-            {
-                Err(Rejection {
-                    fault: fault::BASIC_AUTH_UNSUPPORTED,
-                    challenge: Some("Basic realm=\"micro-gw\""),
-                })
-            }
-            _ => Err(invalid()),
-        }
+        let grant = match credential {
+            Credential::Bearer(token) => self.oauth2(token).await?,
+            Credential::ApiKey(key) => self.api_key(&key).await?,
+            Credential::Basic(encoded) => self.basic(encoded).await?,
+        };
+        authorize(&grant, security, api)?;
+        Ok(Some(grant))
     }
 
-    fn verify(&self, token: &str) -> Result<cache::Grant, Rejection> {
-        // Only a JWT (three dot-separated parts) can be validated offline; opaque tokens need
-        // a key manager.
-        if token.split('.').count() != 3 {
-            return Err(Rejection {
-                fault: fault::OPAQUE_TOKEN_UNSUPPORTED,
-                challenge: Some(CHALLENGE_INVALID),
-            });
+    /// `GET /apikey`: a signed API key for the basic-auth user in `headers`, or `None` when
+    /// this gateway does not issue API keys.
+    pub async fn issue_api_key(&self, headers: &HeaderMap) -> Option<Result<String, Rejection>> {
+        let issuer = self.apikey_issuer.as_ref()?;
+        let encoded = match headers.get(http::header::AUTHORIZATION).map(scheme_value) {
+            Some(Some(("basic", value))) => value,
+            Some(_) => return Some(Err(basic_rejection(BasicError::Format))),
+            None => {
+                return Some(Err(Rejection {
+                    fault: fault::MISSING_CREDENTIALS,
+                    challenge: Some(CHALLENGE_BASIC),
+                }))
+            }
+        };
+        let grant = match self.basic(encoded).await {
+            Ok(grant) => grant,
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        let user = grant.consumer.as_deref().unwrap_or_default();
+        Some(issuer.issue(user).map_err(|err| {
+            tracing::error!("cannot sign an API key: {err}");
+            Rejection {
+                fault: fault::INTERNAL_ERROR,
+                challenge: None,
+            }
+        }))
+    }
+
+    async fn oauth2(&self, token: &str) -> Result<Grant, Rejection> {
+        if token.len() > self.max_token_bytes {
+            return Err(invalid());
         }
+        // A JWT has three dot-separated parts; anything else is an opaque token.
+        if token.split('.').count() != 3 {
+            let Some(introspector) = &self.introspector else {
+                return Err(Rejection {
+                    fault: fault::OPAQUE_TOKEN_UNSUPPORTED,
+                    challenge: Some(CHALLENGE_INVALID),
+                });
+            };
+            return match introspector.introspect(token).await {
+                Ok(Introspected::Active(grant)) => Ok(grant),
+                Ok(Introspected::Inactive) => Err(invalid()),
+                Err(unavailable) => {
+                    tracing::warn!("opaque token not checked: {unavailable}");
+                    Err(Rejection {
+                        fault: fault::KEY_MANAGER_UNAVAILABLE,
+                        challenge: None,
+                    })
+                }
+            };
+        }
+        self.cached_jwt(CredentialKind::Oauth2, &self.jwt, token)
+            .await
+    }
+
+    async fn api_key(&self, key: &str) -> Result<Grant, Rejection> {
+        if key.len() > self.max_token_bytes {
+            return Err(invalid());
+        }
+        let Some(verifier) = &self.api_keys else {
+            tracing::debug!("an API key was offered but [security.api_keys] is not configured");
+            return Err(invalid());
+        };
+        self.cached_jwt(CredentialKind::ApiKey, verifier, key).await
+    }
+
+    async fn cached_jwt(
+        &self,
+        kind: CredentialKind,
+        verifier: &JwtVerifier,
+        token: &str,
+    ) -> Result<Grant, Rejection> {
         let now = now();
-        let key = digest(token);
+        let key = digest(kind, token);
         if let Some(grant) = self.cache.get(&key, now) {
             return Ok(grant);
         }
-        match self.jwt.verify(token) {
+        match verifier.verify(token).await {
             Ok(grant) => {
                 self.cache.insert(key, grant.clone(), now);
                 Ok(grant)
@@ -122,6 +231,135 @@ impl Authenticator {
             Err(TokenError::Invalid) => Err(invalid()),
         }
     }
+
+    async fn basic(&self, encoded: &str) -> Result<Grant, Rejection> {
+        if encoded.len() > self.max_token_bytes {
+            return Err(basic_rejection(BasicError::Format));
+        }
+        self.users.verify(encoded).await.map_err(basic_rejection)
+    }
+}
+
+/// Scopes (for OAuth2 tokens and users; API keys carry none) and the APIs a credential may call.
+fn authorize(grant: &Grant, security: &Security, api: &Api) -> Result<(), Rejection> {
+    if grant.kind != CredentialKind::ApiKey
+        && !security
+            .scopes
+            .iter()
+            .all(|needed| grant.scopes.iter().any(|s| s == needed))
+    {
+        return Err(Rejection {
+            fault: fault::INVALID_SCOPE,
+            challenge: Some(CHALLENGE_SCOPE),
+        });
+    }
+    if let Some(apis) = &grant.apis {
+        if !apis.iter().any(|a| a.matches(&api.name, &api.version)) {
+            return Err(match grant.kind {
+                CredentialKind::ApiKey => invalid(),
+                _ => Rejection {
+                    fault: fault::RESOURCE_FORBIDDEN,
+                    challenge: None,
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The first credential, in the order of the resource's schemes, that the request carries.
+fn find_credential<'a>(
+    security: &Security,
+    auth_value: Option<&'a HeaderValue>,
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+) -> Option<Credential<'a>> {
+    let scheme = auth_value.and_then(scheme_value);
+    security.schemes.iter().find_map(|accepted| match accepted {
+        AuthScheme::Oauth2 => match scheme {
+            Some(("bearer", token)) => Some(Credential::Bearer(token)),
+            _ => None,
+        },
+        AuthScheme::Basic => match scheme {
+            Some(("basic", encoded)) => Some(Credential::Basic(encoded)),
+            _ => None,
+        },
+        AuthScheme::ApiKey { location, name } => match location {
+            ApiKeyLocation::Header => headers
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(|v| Credential::ApiKey(v.trim().into())),
+            ApiKeyLocation::Query => query_param(query?, name).map(Credential::ApiKey),
+        },
+    })
+}
+
+/// `("bearer" | "basic" | other, value)` of an `Authorization`-style header, scheme lowercased
+/// only for the two schemes we know (RFC 9110: the scheme is case-insensitive).
+fn scheme_value(value: &HeaderValue) -> Option<(&'static str, &str)> {
+    let text = value.to_str().ok()?;
+    let (scheme, rest) = text.trim().split_once(' ')?;
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some(("bearer", rest))
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        Some(("basic", rest))
+    } else {
+        Some(("other", rest))
+    }
+}
+
+/// The (percent-decoded) value of query parameter `name`.
+pub fn query_param<'a>(query: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name && !value.is_empty()).then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['%', '+']) {
+        return value.into();
+    }
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned().into()
+}
+
+fn first_challenge(security: &Security) -> &'static str {
+    match security.schemes.first() {
+        Some(AuthScheme::Basic) => CHALLENGE_BASIC,
+        _ => CHALLENGE,
+    }
+}
+
+fn basic_rejection(error: BasicError) -> Rejection {
+    Rejection {
+        fault: match error {
+            BasicError::Format => fault::BASIC_AUTH_FORMAT,
+            BasicError::Credentials => fault::BASIC_AUTH_INVALID,
+        },
+        challenge: Some(CHALLENGE_BASIC),
+    }
 }
 
 fn invalid() -> Rejection {
@@ -131,29 +369,12 @@ fn invalid() -> Rejection {
     }
 }
 
-fn now() -> u64 {
+/// Seconds since the epoch.
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// `Bearer <token>` (scheme case-insensitive).
-fn bearer_token(value: &HeaderValue) -> Option<&str> {
-    let text = value.to_str().ok()?;
-    let (scheme, token) = text.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-fn is_basic(value: &HeaderValue) -> bool {
-    value
-        .to_str()
-        .ok()
-        .and_then(|t| t.trim().split_once(' '))
-        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
 }
 
 #[cfg(test)]
@@ -161,16 +382,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bearer_tokens_are_found_case_insensitively() {
+    fn schemes_are_found_case_insensitively() {
+        let value = |s: &'static str| HeaderValue::from_static(s);
+        assert_eq!(scheme_value(&value("Bearer abc")), Some(("bearer", "abc")));
         assert_eq!(
-            bearer_token(&HeaderValue::from_static("Bearer abc")),
-            Some("abc")
+            scheme_value(&value("bearer  abc ")),
+            Some(("bearer", "abc"))
         );
+        assert_eq!(scheme_value(&value("BASIC xyz")), Some(("basic", "xyz")));
+        assert_eq!(scheme_value(&value("Digest xyz")), Some(("other", "xyz")));
+        assert_eq!(scheme_value(&value("Bearer")), None);
+        assert_eq!(scheme_value(&value("Bearer   ")), None);
+    }
+
+    #[test]
+    fn query_parameters_are_found_and_decoded() {
         assert_eq!(
-            bearer_token(&HeaderValue::from_static("bearer  abc ")),
-            Some("abc")
+            query_param("a=1&api_key=k%2Ey+z&b", "api_key").as_deref(),
+            Some("k.y z")
         );
-        assert_eq!(bearer_token(&HeaderValue::from_static("Basic abc")), None);
-        assert_eq!(bearer_token(&HeaderValue::from_static("Bearer")), None);
+        assert_eq!(query_param("api_key=&x=1", "api_key"), None);
+        assert_eq!(query_param("api_keyx=1", "api_key"), None);
+        assert_eq!(query_param("k=%zz%", "k").as_deref(), Some("%zz%"));
+        assert_eq!(query_param("k=%C3%A9", "k").as_deref(), Some("é"));
     }
 }
