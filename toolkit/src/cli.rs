@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 
-use crate::commands::{build, import, init};
+use crate::commands::{build, hash, import, init};
 
 /// micro-gw: compile API definitions into a dedicated, immutable gateway binary.
 #[derive(Debug, Parser)]
@@ -66,6 +66,13 @@ enum Command {
         /// Show cargo's output instead of a progress bar.
         #[arg(short, long)]
         verbose: bool,
+    },
+    /// Print a password hash for [[security.users]] in conf/micro-gw.toml (reads the password
+    /// from a hidden prompt, or the first line of stdin when it is not a terminal).
+    Hash {
+        /// Hash algorithm.
+        #[arg(long, value_enum, default_value = "argon2id")]
+        algorithm: hash::HashAlgorithm,
     },
     /// Print the toolkit version.
     Version,
@@ -149,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             offline,
             verbose,
         }),
+        Command::Hash { algorithm } => hash::run(algorithm),
         Command::Version => {
             println!(
                 "micro-gw {} (runtime {})",

@@ -142,6 +142,11 @@ fn write_skeleton(
     if let Some((file, text)) = definition {
         write_atomic(&project.api_definitions().join(file), text.as_bytes(), None)?;
     }
+    let apikey = project.conf_dir().join("apikey");
+    certificate::write_apikey_signing_pair(
+        &apikey.join("signing-cert.pem"),
+        &apikey.join("signing-key.pem"),
+    )?;
     let tls = project.tls_dir();
     certificate::write_self_signed(&tls.join("cert.pem"), &tls.join("key.pem"))
 }
@@ -186,26 +191,61 @@ mod tests {
         let table: toml::Table = toml::from_str(MICRO_GW_TOML).unwrap();
         let defaults =
             toml::Table::try_from(mgw_runtime::config::RuntimeConfig::default()).unwrap();
+        let has_comment = |key: &str, from: usize| {
+            let at = from + MICRO_GW_TOML[from..].find(&format!("\n{key} = ")).unwrap();
+            let before = MICRO_GW_TOML[..at].lines().last().unwrap();
+            before.trim_start().starts_with('#')
+        };
         for (section, keys) in &defaults {
-            for key in keys.as_table().unwrap().keys() {
-                if section == "security" && key == "jwt_issuers" {
-                    // An array of tables: shown as a commented example, since an empty
-                    // `jwt_issuers = []` would clash with the `[[security.jwt_issuers]]` users add.
-                    assert!(MICRO_GW_TOML.contains("#   [[security.jwt_issuers]]"));
-                    continue;
+            for (key, default) in keys.as_table().unwrap() {
+                match default {
+                    // Arrays of tables are shown as commented examples, since an empty
+                    // `users = []` would clash with the `[[security.users]]` users add.
+                    toml::Value::Array(items)
+                        if items.is_empty()
+                            && !table[section].as_table().unwrap().contains_key(key) =>
+                    {
+                        assert!(
+                            MICRO_GW_TOML.contains(&format!("#   [[{section}.{key}]]")),
+                            "{section}.{key} has no commented example"
+                        );
+                    }
+                    toml::Value::Table(sub) => {
+                        let header = format!("\n[{section}.{key}]\n");
+                        let from = MICRO_GW_TOML.find(&header).unwrap_or_else(|| {
+                            panic!("[{section}.{key}] missing from the template")
+                        });
+                        for sub_key in sub.keys() {
+                            assert!(
+                                table[section][key]
+                                    .as_table()
+                                    .unwrap()
+                                    .contains_key(sub_key),
+                                "{section}.{key}.{sub_key} missing from the template"
+                            );
+                            assert!(
+                                has_comment(sub_key, from),
+                                "{section}.{key}.{sub_key} has no comment"
+                            );
+                        }
+                    }
+                    _ => {
+                        assert!(
+                            table[section].as_table().unwrap().contains_key(key),
+                            "{section}.{key} missing from the template"
+                        );
+                        assert!(has_comment(key, 0), "{section}.{key} has no comment");
+                    }
                 }
-                assert!(
-                    table[section].as_table().unwrap().contains_key(key),
-                    "{section}.{key} missing from the template"
-                );
-                let comment = format!("\n{key} = ");
-                let at = MICRO_GW_TOML.find(&comment).unwrap();
-                let before = MICRO_GW_TOML[..at].lines().last().unwrap();
-                assert!(
-                    before.trim_start().starts_with('#'),
-                    "{section}.{key} has no comment"
-                );
             }
+        }
+        // Optional blocks are documented as commented examples.
+        for block in [
+            "[security.key_manager]",
+            "[security.api_keys]",
+            "[security.apikey_issuer]",
+        ] {
+            assert!(MICRO_GW_TOML.contains(&format!("#   {block}")), "{block}");
         }
     }
 

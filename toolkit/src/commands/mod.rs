@@ -1,6 +1,7 @@
 //! One module per `micro-gw` command.
 
 pub mod build;
+pub mod hash;
 pub mod import;
 pub mod init;
 
