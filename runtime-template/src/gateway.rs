@@ -51,6 +51,7 @@ pub struct Gateway {
     auth: Authenticator,
     remove_credential_header: bool,
     access_log: bool,
+    secret_query_params: Vec<String>,
 }
 
 /// What the gateway needs besides routes and upstreams.
@@ -77,6 +78,7 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Self {
         Self {
+            secret_query_params: credential_query_params(&model),
             model,
             router,
             upstreams,
@@ -108,7 +110,7 @@ impl Gateway {
                 Box::new(AccessRecord {
                     client,
                     method: method.clone(),
-                    path: request_target(&request),
+                    path: self.request_target(&request),
                     status,
                     upstream,
                     started,
@@ -212,7 +214,7 @@ impl Gateway {
 
         let rest = path[route.base_path_len..].to_string();
         drop(normalised);
-        let access_path = self.access_log.then(|| request_target(&request));
+        let access_path = self.access_log.then(|| self.request_target(&request));
         let (mut parts, body) = request.into_parts();
         let host = parts.headers.remove(header::HOST).or_else(|| {
             parts
@@ -269,6 +271,12 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// The request target as the access log shows it.
+    fn request_target(&self, request: &Request<Incoming>) -> String {
+        let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        redacted_target(target, &self.secret_query_params)
+    }
+
     /// Rejections decided by the request head alone, before routing: an over-long target,
     /// a Transfer-Encoding other than one plain `chunked`, a declared body over the limit.
     fn framing_fault(&self, request: &Request<Incoming>) -> Option<Fault> {
@@ -303,12 +311,44 @@ impl Gateway {
     }
 }
 
-fn request_target(request: &Request<Incoming>) -> String {
-    request
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str().to_string())
-        .unwrap_or_else(|| "/".into())
+/// Names of query parameters that carry API keys somewhere in the model: their values are
+/// never written to the access log.
+fn credential_query_params(model: &GatewayModel) -> Vec<String> {
+    let mut names: Vec<String> = model
+        .apis
+        .iter()
+        .flat_map(|api| &api.resources)
+        .filter_map(|r| r.security.as_ref())
+        .flat_map(|s| &s.schemes)
+        .filter_map(|scheme| match scheme {
+            AuthScheme::ApiKey {
+                location: ApiKeyLocation::Query,
+                name,
+            } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The request target for the access log, with API-key query values replaced by `***`.
+fn redacted_target(target: &str, secret_params: &[String]) -> String {
+    let Some((path, query)) = target.split_once('?') else {
+        return target.to_string();
+    };
+    if secret_params.is_empty() {
+        return target.to_string();
+    }
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if secret_params.iter().any(|p| p == key) => format!("{key}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
 }
 
 fn rejection_response(
@@ -378,4 +418,20 @@ fn fault_response(fault: &Fault, record: Option<Box<AccessRecord>>) -> GatewayRe
     fault
         .response::<GatewayBody>()
         .map(|body| LoggedBody::new(body, record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_key_query_values_are_redacted_for_the_log() {
+        let secret = vec!["api_key".to_string()];
+        assert_eq!(
+            redacted_target("/p?a=1&api_key=SECRET&b", &secret),
+            "/p?a=1&api_key=***&b"
+        );
+        assert_eq!(redacted_target("/p?api_keyx=1", &secret), "/p?api_keyx=1");
+        assert_eq!(redacted_target("/p", &secret), "/p");
+    }
 }

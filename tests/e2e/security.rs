@@ -115,7 +115,7 @@ async fn jwt_secured_resources_answer_the_wso2_way() {
     assert_eq!(
         reply.status,
         StatusCode::UNAUTHORIZED,
-        "basic auth fails closed until it is supported"
+        "no [[security.users]]: every basic credential is refused"
     );
     assert_eq!(reply.json()["fault"]["code"], 900911);
 

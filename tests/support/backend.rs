@@ -132,32 +132,44 @@ where
     let addr = listener.local_addr()?;
     let requests = Arc::new(AtomicU64::new(0));
     let (stop_tx, mut stop_rx) = oneshot::channel();
+    // Open connections end with the backend too, like a server that went down.
+    let (closed_tx, closed_rx) = tokio::sync::watch::channel(false);
     let counter = requests.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = &mut stop_rx => break,
+                _ = &mut stop_rx => {
+                    let _ = closed_tx.send(true);
+                    break;
+                }
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
                     let respond = respond.clone();
                     let counter = counter.clone();
                     let tls = tls.clone();
+                    let mut closed = closed_rx.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |req| {
                             counter.fetch_add(1, Ordering::SeqCst);
                             respond(req)
                         });
                         let builder = auto::Builder::new(TokioExecutor::new());
-                        match tls {
-                            Some(acceptor) => {
-                                if let Ok(stream) = acceptor.accept(stream).await {
+                        let connection = async {
+                            match tls {
+                                Some(acceptor) => {
+                                    if let Ok(stream) = acceptor.accept(stream).await {
+                                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                                    }
+                                }
+                                None => {
                                     let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                                 }
                             }
-                            None => {
-                                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
-                            }
+                        };
+                        tokio::select! {
+                            _ = connection => {}
+                            _ = closed.wait_for(|closed| *closed) => {}
                         }
                     });
                 }
@@ -281,5 +293,40 @@ async fn spawn_fixed_inner(
         let mut response = Response::new(Full::new(body.clone()));
         *response.status_mut() = status;
         async move { Ok::<_, Infallible>(response) }
+    })
+}
+
+/// Starts a server that answers each request with `respond(path and query, headers, body)`,
+/// which returns a status and a JSON body (a key manager, a JWKS endpoint). Stops when the
+/// returned guard is dropped.
+pub async fn spawn_with<F>(respond: F) -> std::io::Result<Backend>
+where
+    F: Fn(&str, &http::HeaderMap, &[u8]) -> (u16, String) + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let respond = Arc::new(respond);
+    serve(listener, None, move |request: Request<Incoming>| {
+        let respond = respond.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let target = parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |pq| pq.to_string());
+            let (status, text) = respond(&target, &parts.headers, &body);
+            let mut response = Response::new(Full::new(Bytes::from(text)));
+            *response.status_mut() =
+                http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            Ok::<_, Infallible>(response)
+        }
     })
 }

@@ -36,3 +36,55 @@ pub fn token(scopes: &str, valid_for: i64) -> String {
     )
     .expect("signing a token")
 }
+
+/// An ES256 issuer made in the test: its signing key and the JWKS document that publishes
+/// the public key under `kid`.
+pub struct EcIssuer {
+    key: EncodingKey,
+    /// The key id.
+    pub kid: String,
+    /// `{"keys":[…]}` with the public key.
+    pub jwks: String,
+}
+
+impl EcIssuer {
+    /// A fresh P-256 key pair.
+    pub fn new(kid: &str) -> EcIssuer {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .expect("generating a P-256 key");
+        let raw = pair.public_key_raw();
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+            "x": b64(&raw[1..33]), "y": b64(&raw[33..65]),
+        }]})
+        .to_string();
+        EcIssuer {
+            key: EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).expect("an EC key"),
+            kid: kid.to_string(),
+            jwks,
+        }
+    }
+
+    /// A token of `issuer` with `claims` (plus `exp` in five minutes unless given).
+    pub fn token(&self, issuer: &str, mut claims: serde_json::Value) -> String {
+        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+        claims["iss"] = issuer.into();
+        if claims.get("exp").is_none() {
+            claims["exp"] = (now() + 300).into();
+        }
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        encode(&header, &claims, &self.key).expect("signing a token")
+    }
+}
+
+/// An `Authorization` value for basic authentication.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
