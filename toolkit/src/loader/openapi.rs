@@ -144,7 +144,6 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
         }
     };
     let api_security = security::api_security(doc, version, diags);
-    let mut scheme_labels: Vec<&str> = Vec::new();
     let mut resources = Vec::new();
     match doc.get("/paths").map(Value::as_object) {
         Some(Some(paths)) => {
@@ -238,25 +237,13 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                             &file,
                             doc.line(&op_pointer),
                             format!(
-                                "{} {path} has only a sandbox endpoint: requests get 403 (900901) until sandbox keys can be presented",
+                                "{} {path} has only a sandbox endpoint: only SANDBOX tokens and keys reach it, production ones get 403 (900901)",
                                 method.to_uppercase()
                             ),
                         );
                     }
                     let security =
                         security::resource_security(doc, &api_security, &op_pointer, diags);
-                    if let Some(security) = &security {
-                        for scheme in &security.schemes {
-                            let label = match scheme {
-                                mgw_runtime::model::AuthScheme::Oauth2 => "OAuth2",
-                                mgw_runtime::model::AuthScheme::Basic => "basic auth",
-                                mgw_runtime::model::AuthScheme::ApiKey { .. } => "API keys",
-                            };
-                            if !scheme_labels.contains(&label) {
-                                scheme_labels.push(label);
-                            }
-                        }
-                    }
                     resources.push(Resource {
                         method: method.to_uppercase(),
                         path: path.clone(),
@@ -289,21 +276,6 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
     }
     if diags.errors.len() > errors_before {
         return None;
-    }
-    let unenforced: Vec<&str> = scheme_labels
-        .iter()
-        .copied()
-        .filter(|l| *l != "OAuth2")
-        .collect();
-    if !unenforced.is_empty() {
-        diags.warn(
-            &file,
-            None,
-            format!(
-                "API '{name}' {api_version}: {} is not supported by this micro-gw version yet: requests that present only such credentials get 401",
-                unenforced.join(" and ")
-            ),
-        );
     }
     Some(LoadedApi {
         api: Api {
