@@ -774,6 +774,84 @@ mod tests {
         );
     }
 
+    /// A token with a hand-made header, validly signed with the test secret.
+    fn hand_signed(header: &serde_json::Value, claims: &serde_json::Value) -> String {
+        let signing_input = format!("{}.{}", b64(header), b64(claims));
+        let signature = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{signing_input}.{signature}")
+    }
+
+    #[test]
+    fn critical_extensions_embedded_certificates_and_malformed_parts_are_refused() {
+        let keys = hmac_keys();
+        let good = claims(json!({}));
+        assert!(keys
+            .verifier
+            .check(&hand_signed(&json!({"alg": "HS256"}), &good))
+            .is_ok());
+        for header in [
+            json!({"alg": "HS256", "crit": ["exp-ext"], "exp-ext": 1}),
+            json!({"alg": "HS256", "x5c": ["MIIB"]}),
+            json!(["HS256"]),
+            json!({"alg": "HS256", "kid": 7}),
+        ] {
+            assert_eq!(
+                keys.verifier.check(&hand_signed(&header, &good)),
+                Err(TokenError::Invalid),
+                "{header}"
+            );
+        }
+        // Duplicate alg keys: whichever the parser keeps, it never verifies as none.
+        let signing_input = format!(
+            "{}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(r#"{"alg":"HS256","alg":"none"}"#),
+            b64(&good)
+        );
+        assert_eq!(
+            keys.verifier.check(&format!("{signing_input}.")),
+            Err(TokenError::Invalid)
+        );
+        // Claims that are not an object; a non-numeric exp.
+        assert_eq!(
+            keys.verifier
+                .check(&hand_signed(&json!({"alg": "HS256"}), &json!([1, 2]))),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            keys.verifier.check(&hand_signed(
+                &json!({"alg": "HS256"}),
+                &claims(json!({"exp": "tomorrow"}))
+            )),
+            Err(TokenError::Invalid)
+        );
+        // Standard base64 (padding, + and /) where base64url is required, whitespace, 2 or 4 parts.
+        let token = hs256(&good);
+        let parts: Vec<&str> = token.split('.').collect();
+        for bad in [
+            format!("{}=.{}.{}", parts[0], parts[1], parts[2]),
+            format!("{}.{}.{}+/", parts[0], parts[1], parts[2]),
+            format!("{} .{}.{}", parts[0], parts[1], parts[2]),
+            format!("{}\n.{}.{}", parts[0], parts[1], parts[2]),
+            format!("{}.{}", parts[0], parts[1]),
+            format!("{token}.{}", parts[2]),
+        ] {
+            assert_eq!(keys.verifier.check(&bad), Err(TokenError::Invalid), "{bad}");
+        }
+        // Exact issuer match: a trailing slash or other case is another issuer.
+        for iss in [format!("{ISS}/"), ISS.to_uppercase()] {
+            assert_eq!(
+                keys.verifier.check(&hs256(&claims(json!({"iss": iss})))),
+                Err(TokenError::Invalid)
+            );
+        }
+    }
+
     #[test]
     fn public_key_algorithms_are_pinned_to_their_family() {
         for (alg, name) in [
