@@ -2,7 +2,9 @@
 
 pub mod build;
 pub mod import;
+pub mod import_apim;
 pub mod init;
+pub mod reset;
 
 use crate::loader::Diagnostic;
 
