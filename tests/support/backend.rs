@@ -96,6 +96,13 @@ impl TestCertificate {
     }
 }
 
+impl TestCertificate {
+    /// A TLS acceptor serving this certificate (for other test servers, e.g. the fake API Manager).
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.clone())
+    }
+}
+
 impl Default for TestCertificate {
     fn default() -> Self {
         Self::new()
@@ -120,7 +127,7 @@ async fn spawn_inner(
 
 /// Accepts connections on `listener` (over TLS when `tls` is set) until the returned guard is
 /// dropped, counting requests and answering each with `respond`.
-fn serve<F, Fut>(
+pub(crate) fn serve<F, Fut>(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     respond: F,

@@ -4,7 +4,9 @@
 
 pub mod backend;
 pub mod client;
+pub mod fake_apim;
 pub mod h2raw;
 pub mod harness;
 pub mod raw;
+pub mod terminal;
 pub mod tokens;

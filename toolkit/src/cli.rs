@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 
-use crate::commands::{build, hash, import, init};
+use crate::commands::{build, hash, import, import_apim, init, reset};
 
 /// micro-gw: compile API definitions into a dedicated, immutable gateway binary.
 #[derive(Debug, Parser)]
@@ -36,25 +36,19 @@ enum Command {
         #[arg(short = 'k', long)]
         insecure: bool,
     },
-    /// Add an API definition to a project (validated first; nothing is written if it is invalid).
+    /// Add API definitions to a project: a file or URL (--openapi), or from WSO2 API Manager
+    /// (-a <name> -v <version>, or -l <label>). Validated first; nothing is written if invalid.
     Import {
         /// The project directory.
         project: PathBuf,
         /// OpenAPI 3.x or Swagger 2.0 definition: a file or http(s) URL.
         #[arg(long = "openapi", short = 'o', value_name = "FILE|URL")]
         openapi: Option<String>,
-        /// Do not verify the TLS certificate of a URL.
+        /// Do not verify TLS certificates (of the URL, or of the API Manager).
         #[arg(short = 'k', long)]
         insecure: bool,
-        /// API Manager label (not available yet).
-        #[arg(short = 'l', long, hide = true)]
-        label: Option<String>,
-        /// API Manager API name (not available yet).
-        #[arg(short = 'a', long = "api-name", hide = true)]
-        api_name: Option<String>,
-        /// API Manager API version (not available yet).
-        #[arg(short = 'v', long = "version", hide = true)]
-        api_version: Option<String>,
+        #[command(flatten)]
+        apim: import_apim::ApimArgs,
     },
     /// Validate the project, generate its gateway crate and compile <project>/target/<project>.
     Build {
@@ -74,6 +68,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "argon2id")]
         algorithm: hash::HashAlgorithm,
     },
+    /// Forget the saved API Manager username and client (its secret in the OS keyring too).
+    Reset,
     /// Print the toolkit version.
     Version,
 }
@@ -131,22 +127,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             project,
             openapi,
             insecure,
-            label,
-            api_name,
-            api_version,
-        } => {
-            if label.is_some() || api_name.is_some() || api_version.is_some() {
-                bail!("importing from WSO2 API Manager (-l, -a, -v) is not available in this version yet: export the API's OpenAPI definition and use --openapi <file|URL>");
+            apim,
+        } => match openapi {
+            Some(openapi) => {
+                if apim.any() {
+                    bail!("--openapi imports a definition file; the API Manager options (-l, -a, -v, -u, -p, -s, -t) cannot be combined with it");
+                }
+                import::run(&import::ImportOptions {
+                    project,
+                    openapi,
+                    insecure,
+                })
             }
-            let Some(openapi) = openapi else {
-                bail!("missing \"--openapi <file|URL>\": give the OpenAPI or Swagger definition to import");
-            };
-            import::run(&import::ImportOptions {
-                project,
-                openapi,
-                insecure,
-            })
-        }
+            None => import_apim::run(&project, insecure, &apim),
+        },
         Command::Build {
             project,
             offline,
@@ -157,6 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             verbose,
         }),
         Command::Hash { algorithm } => hash::run(algorithm),
+        Command::Reset => reset::run(),
         Command::Version => {
             println!(
                 "micro-gw {} (runtime {})",

@@ -2,7 +2,7 @@
 //! flush it, then rename it over the target.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Atomically replaces `path` with `contents`; `mode` sets Unix permissions (e.g. 0o600).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> std::io::Result<()> {
@@ -49,6 +49,53 @@ pub fn copy_atomic(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes several files so that either all of them change or none does: every content is
+/// written and flushed to a temporary file first, then each is renamed into place; if a rename
+/// fails, the files already replaced get their previous content back (new ones are removed).
+pub fn write_all_atomic(files: &[(PathBuf, Vec<u8>)], mode: Option<u32>) -> std::io::Result<()> {
+    let mut staged = Vec::with_capacity(files.len());
+    for (path, contents) in files {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(".mgw-tmp-")
+            .tempfile_in(dir)?;
+        #[cfg(unix)]
+        if let Some(mode) = mode {
+            use std::os::unix::fs::PermissionsExt;
+            temp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        temp.write_all(contents)?;
+        temp.as_file().sync_all()?;
+        let previous = match std::fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        staged.push((path, temp, previous));
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut done: Vec<(&PathBuf, Option<Vec<u8>>)> = Vec::new();
+    for (path, temp, previous) in staged {
+        if let Err(err) = temp.persist(path) {
+            for (path, previous) in done {
+                let _ = match previous {
+                    Some(bytes) => write_atomic(path, &bytes, mode),
+                    None => std::fs::remove_file(path),
+                };
+            }
+            return Err(err.error);
+        }
+        done.push((path, previous));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +117,42 @@ mod tests {
         }
         let leftovers = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
         assert_eq!(leftovers, 1);
+    }
+
+    #[test]
+    fn all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("gen").join("a.json");
+        write_atomic(&a, b"old", None).unwrap();
+        let b = dir.path().join("gen").join("b.json");
+        // A directory in the way of the second rename: the first file gets its old content back.
+        let blocked = dir.path().join("gen").join("blocked");
+        std::fs::create_dir_all(blocked.join("inside")).unwrap();
+        let err = write_all_atomic(
+            &[
+                (a.clone(), b"new".to_vec()),
+                (b.clone(), b"b".to_vec()),
+                (blocked.clone(), b"x".to_vec()),
+            ],
+            None,
+        );
+        assert!(err.is_err());
+        assert_eq!(std::fs::read(&a).unwrap(), b"old");
+        assert!(!b.exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("gen"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.starts_with(".mgw-tmp-")),
+            "{names:?}"
+        );
+        write_all_atomic(
+            &[(a.clone(), b"new".to_vec()), (b.clone(), b"b".to_vec())],
+            None,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"new");
+        assert_eq!(std::fs::read(&b).unwrap(), b"b");
     }
 }

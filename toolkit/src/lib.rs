@@ -7,6 +7,7 @@
 //! target directory, a pinned lock file), then copies the binary into the project atomically.
 //! The `gateway` launcher ([`launcher`]) runs a built binary with its project's settings.
 
+pub mod apim;
 pub mod cargo_build;
 pub mod certificate;
 pub mod cli;

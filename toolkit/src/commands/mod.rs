@@ -3,7 +3,9 @@
 pub mod build;
 pub mod hash;
 pub mod import;
+pub mod import_apim;
 pub mod init;
+pub mod reset;
 
 use crate::loader::Diagnostic;
 

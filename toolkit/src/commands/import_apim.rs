@@ -1,0 +1,561 @@
+//! `micro-gw import <project> (-a <name> -v <version> | -l <label>)`: definitions from WSO2 API
+//! Manager. Settings come from flags, then the saved settings, then prompts (only on a
+//! terminal); the definitions are validated with the project's own before anything is written.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use crate::apim::client::{ApimClient, ClientCredentials, TokenError};
+use crate::apim::definition::{self, Prepared};
+use crate::apim::secrets::{self, SecretStore, Secrets};
+use crate::apim::settings::{self, Flow, Settings, DEFAULT_BASE_URL};
+use crate::apim::{export, publisher, ApimApi, ApimError, Selection};
+use crate::fsutil::write_all_atomic;
+use crate::http_client::Trust;
+use crate::loader::{self, SourceFile};
+use crate::project::Project;
+
+/// The API Manager flags of `import`.
+#[derive(Debug, Default, clap::Args)]
+#[command(next_help_heading = "Import from WSO2 API Manager")]
+pub struct ApimArgs {
+    /// Microgateway label (API Manager 3.x) or gateway environment (4.x).
+    #[arg(short = 'l', long, value_name = "LABEL")]
+    pub label: Option<String>,
+    /// API name (with -v).
+    #[arg(short = 'a', long = "api-name", value_name = "NAME")]
+    pub api_name: Option<String>,
+    /// API version (with -a).
+    #[arg(short = 'v', long = "version", value_name = "VERSION")]
+    pub api_version: Option<String>,
+    /// Publisher user (saved; prompted on a terminal when missing).
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub username: Option<String>,
+    /// Password (never saved; prompted on a terminal when missing).
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "PASSWORD",
+        conflicts_with = "password_stdin"
+    )]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// API Manager base URL, e.g. https://apim.example.com:9443 (saved).
+    #[arg(short = 's', long = "server-url", value_name = "URL")]
+    pub server_url: Option<String>,
+    /// PEM bundle of the certificates to trust for the API Manager (saved).
+    #[arg(short = 't', long, value_name = "PEM")]
+    pub truststore: Option<PathBuf>,
+    /// API Manager version: 3.x uses the publisher REST API, 4.x the gateway export (saved).
+    #[arg(long = "apim-version", value_name = "VERSION")]
+    pub apim_version: Option<String>,
+}
+
+impl ApimArgs {
+    /// True when any API Manager flag was given.
+    pub fn any(&self) -> bool {
+        self.label.is_some()
+            || self.api_name.is_some()
+            || self.api_version.is_some()
+            || self.username.is_some()
+            || self.password.is_some()
+            || self.password_stdin
+            || self.server_url.is_some()
+            || self.truststore.is_some()
+            || self.apim_version.is_some()
+    }
+}
+
+/// `-l`, or `-a` with `-v`, as each API Manager version allows.
+fn selection(flow: Flow, args: &ApimArgs) -> anyhow::Result<Selection> {
+    let name_version = match (&args.api_name, &args.api_version) {
+        (Some(name), Some(version)) => Some((name.clone(), version.clone())),
+        (None, None) => None,
+        _ => bail!("-a <api-name> and -v <version> go together: give both"),
+    };
+    match flow {
+        Flow::V3 => match (&args.label, name_version) {
+            (Some(label), None) => Ok(Selection {
+                label: Some(label.clone()),
+                name_version: None,
+            }),
+            (None, Some(nv)) => Ok(Selection {
+                label: None,
+                name_version: Some(nv),
+            }),
+            _ => bail!("missing \"-l <label>\" or \"-a <api-name> -v <version>\" parameters (give one of them; --openapi <file|URL> imports a definition file instead)"),
+        },
+        Flow::V4 => match &args.label {
+            Some(label) => Ok(Selection {
+                label: Some(label.clone()),
+                name_version,
+            }),
+            None => bail!("missing \"-l <label>\" parameter: with API Manager 4.x the label names the gateway environment to import from (-a/-v narrow it to one API)"),
+        },
+    }
+}
+
+/// Asks for what is missing, or says which flag to pass when there is no terminal.
+struct Prompter {
+    interactive: bool,
+}
+
+impl Prompter {
+    fn detect() -> Prompter {
+        Prompter {
+            interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn missing(what: &str, flag: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "missing {what}: pass {flag} (standard input is not a terminal, so micro-gw does not ask)"
+        )
+    }
+
+    fn input(
+        &self,
+        prompt: &str,
+        default: Option<&str>,
+        what: &str,
+        flag: &str,
+    ) -> anyhow::Result<String> {
+        if !self.interactive {
+            return Err(Self::missing(what, flag));
+        }
+        let mut input = dialoguer::Input::<String>::new().with_prompt(prompt);
+        if let Some(default) = default {
+            input = input.default(default.to_string());
+        }
+        let answer = input.interact_text().context("reading the answer")?;
+        Ok(answer.trim().to_string())
+    }
+
+    fn optional(&self, prompt: &str) -> anyhow::Result<String> {
+        let answer = dialoguer::Input::<String>::new()
+            .with_prompt(prompt)
+            .allow_empty(true)
+            .interact_text()
+            .context("reading the answer")?;
+        Ok(answer.trim().to_string())
+    }
+
+    fn password(&self, user: &str) -> anyhow::Result<String> {
+        if !self.interactive {
+            return Err(Self::missing(
+                &format!("password for {user}"),
+                "-p/--password or --password-stdin",
+            ));
+        }
+        for prompt in [
+            format!("Enter password for {user}"),
+            format!("Password can't be empty; enter password for {user}"),
+        ] {
+            let password = dialoguer::Password::new()
+                .with_prompt(prompt)
+                .allow_empty_password(true)
+                .interact()
+                .context("reading the password")?;
+            if !password.is_empty() {
+                return Ok(password);
+            }
+        }
+        bail!("empty password: nothing was imported")
+    }
+}
+
+/// Imports from the API Manager into `project_arg`.
+pub fn run(project_arg: &Path, insecure: bool, args: &ApimArgs) -> anyhow::Result<()> {
+    let project = Project::existing(project_arg)?;
+    let path = settings::default_path();
+    let mut settings = Settings::load(&path)?;
+    let saved = settings.clone();
+    if let Some(version) = &args.apim_version {
+        settings.set_apim_version(version);
+    }
+    let selection = selection(settings.flow(), args)?;
+    let prompter = Prompter::detect();
+
+    let base_url = match &args.server_url {
+        Some(url) => url.trim().to_string(),
+        None if !settings.token.base_url.trim().is_empty() => settings.token.base_url.clone(),
+        None => prompter.input(
+            "Enter APIM base URL",
+            Some(DEFAULT_BASE_URL),
+            "API Manager base URL",
+            "-s/--server-url <URL>",
+        )?,
+    };
+    let base_url = base_url.trim_end_matches('/').to_string();
+    match url::Url::parse(&base_url) {
+        Ok(url) if matches!(url.scheme(), "https" | "http") && url.has_host() => {}
+        _ => bail!("{base_url} is not an API Manager base URL: give one like {DEFAULT_BASE_URL}"),
+    }
+    if settings.token.base_url.trim_end_matches('/') != base_url {
+        settings.token.client_id.clear();
+    }
+    settings.token.base_url = base_url.clone();
+    eprintln!(
+        "micro-gw: API Manager {} at {base_url}: publisher REST version {}, client registration version {} (change them in {})",
+        match settings.flow() {
+            Flow::V3 => "3.x",
+            Flow::V4 => "4.x",
+        },
+        settings.rest_version(),
+        settings.dcr_version(),
+        path.display()
+    );
+
+    let username = match &args.username {
+        Some(user) => user.trim().to_string(),
+        None if !settings.token.username.trim().is_empty() => settings.token.username.clone(),
+        None => prompter.input("Enter username", None, "username", "-u/--username <USER>")?,
+    };
+    if username.is_empty() {
+        bail!("the username is empty: pass -u/--username <USER>");
+    }
+    if settings.token.username != username {
+        settings.token.client_id.clear();
+    }
+    settings.token.username = username.clone();
+
+    let password = if let Some(password) = &args.password {
+        password.clone()
+    } else if args.password_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the password from standard input")?;
+        let password = text.trim_end_matches(['\n', '\r']).to_string();
+        if password.is_empty() {
+            bail!("--password-stdin: standard input was empty");
+        }
+        password
+    } else {
+        prompter.password(&username)?
+    };
+
+    let trust_store = if insecure {
+        eprintln!(
+            "micro-gw: warning: -k/--insecure: the API Manager's certificate is not verified"
+        );
+        None
+    } else {
+        if let Some(store) = &args.truststore {
+            let store = std::path::absolute(store).unwrap_or_else(|_| store.clone());
+            settings.token.trust_store_location = Some(store.display().to_string());
+        } else if settings.token.trust_store_location.is_none() && prompter.interactive {
+            let answer = prompter.optional(
+                "Enter trust store location (a PEM bundle; empty for the system's roots)",
+            )?;
+            let answer = if answer.is_empty() {
+                answer
+            } else {
+                let store = PathBuf::from(answer);
+                std::path::absolute(&store)
+                    .unwrap_or(store)
+                    .display()
+                    .to_string()
+            };
+            settings.token.trust_store_location = Some(answer);
+        }
+        match settings.token.trust_store_location.as_deref() {
+            Some(location) if !location.is_empty() => {
+                let location = PathBuf::from(location);
+                if !location.is_file() {
+                    bail!(
+                        "the trust store {} does not exist: pass -t/--truststore with a PEM bundle, or fix trustStoreLocation in {}",
+                        location.display(),
+                        path.display()
+                    );
+                }
+                Some(location)
+            }
+            _ => None,
+        }
+    };
+    let trust = match (&trust_store, insecure) {
+        (_, true) => Trust::Insecure,
+        (Some(bundle), false) => Trust::Bundle(bundle),
+        (None, false) => Trust::System,
+    };
+
+    let endpoints = settings.endpoints(&base_url, &path)?;
+    let client = ApimClient::new(trust, settings.timeout(), endpoints, &base_url)?;
+    let secrets = secrets::open();
+    let store: Option<&dyn SecretStore> = match &secrets {
+        Secrets::Keyring(store) => Some(store),
+        Secrets::Unavailable(reason) => {
+            eprintln!("micro-gw: note: {reason}: the API Manager client's secret is not kept, so a client is registered again next time");
+            None
+        }
+    };
+    let stored = stored_client(&settings, store);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the HTTP client")?;
+    let (token, credentials, fresh) =
+        runtime.block_on(authenticate(&client, stored, &username, &password))?;
+    if fresh {
+        remember_client(&mut settings, &saved, store, &credentials, &base_url);
+    }
+    if settings != saved {
+        settings
+            .save(&path)
+            .context("saving the API Manager settings")?;
+    }
+
+    let (apis, skipped) = runtime.block_on(async {
+        match settings.flow() {
+            Flow::V3 => publisher::fetch(&client, &token, &selection)
+                .await
+                .map(|apis| (apis, Vec::new())),
+            Flow::V4 => export::fetch(&client, &token, &selection)
+                .await
+                .map(|e| (e.apis, e.skipped)),
+        }
+    })?;
+    for item in &skipped {
+        eprintln!("micro-gw: warning: skipped {item}: only APIs can be imported, not API Products");
+    }
+    let written = write_definitions(&project, &apis)?;
+    for (api, prepared) in apis.iter().zip(&written) {
+        println!("ID for API with name {} : {}", api.name, prepared.id);
+    }
+    println!(
+        "(Use \"micro-gw build {}\" to build the project)",
+        project.root.display()
+    );
+    Ok(())
+}
+
+/// The saved client, when its secret is in the keyring.
+fn stored_client(
+    settings: &Settings,
+    store: Option<&dyn SecretStore>,
+) -> Option<ClientCredentials> {
+    let id = settings.token.client_id.trim();
+    if id.is_empty() {
+        return None;
+    }
+    let key = secrets::client_key(id, &settings.token.base_url);
+    match store?.get(&key) {
+        Ok(Some(secret)) => Some(ClientCredentials {
+            id: id.to_string(),
+            secret,
+        }),
+        Ok(None) => None,
+        Err(err) => {
+            eprintln!("micro-gw: note: {err}; registering a new client");
+            None
+        }
+    }
+}
+
+/// A token, using the saved client when there is one and registering a new client when there
+/// is none or the server no longer knows it. Returns the client used and whether it is new.
+async fn authenticate(
+    client: &ApimClient,
+    stored: Option<ClientCredentials>,
+    username: &str,
+    password: &str,
+) -> Result<(String, ClientCredentials, bool), ApimError> {
+    if let Some(credentials) = stored {
+        match client
+            .password_token(&credentials, username, password)
+            .await
+        {
+            Ok(token) => return Ok((token, credentials, false)),
+            Err(TokenError::InvalidClient) => {}
+            Err(TokenError::Apim(err)) => return Err(err),
+        }
+    }
+    let credentials = client.register(username, password).await?;
+    match client
+        .password_token(&credentials, username, password)
+        .await
+    {
+        Ok(token) => Ok((token, credentials, true)),
+        Err(TokenError::InvalidClient) => Err(ApimError::Unauthorized {
+            call: format!("token request (POST {})", client.endpoints.token),
+            status: 401,
+        }),
+        Err(TokenError::Apim(err)) => Err(err),
+    }
+}
+
+/// Keeps a newly registered client: its secret in the keyring and its id in the settings, or
+/// neither when the keyring cannot take it.
+fn remember_client(
+    settings: &mut Settings,
+    saved: &Settings,
+    store: Option<&dyn SecretStore>,
+    credentials: &ClientCredentials,
+    base_url: &str,
+) {
+    settings.token.client_id.clear();
+    let Some(store) = store else { return };
+    let old = saved.token.client_id.trim();
+    if !old.is_empty() && old != credentials.id {
+        let _ = store.delete(&secrets::client_key(old, &saved.token.base_url));
+    }
+    match store.set(&secrets::client_key(&credentials.id, base_url), &credentials.secret) {
+        Ok(()) => settings.token.client_id = credentials.id.clone(),
+        Err(err) => eprintln!(
+            "micro-gw: note: {err}: the client's secret is not kept, so a client is registered again next time"
+        ),
+    }
+}
+
+/// Validates the definitions together with the project's others, then writes all of them or
+/// none into `gen/api_definitions/`.
+fn write_definitions(project: &Project, apis: &[ApimApi]) -> anyhow::Result<Vec<Prepared>> {
+    let prepared = apis
+        .iter()
+        .map(definition::prepare)
+        .collect::<Result<Vec<_>, _>>()?;
+    let dir = project.imported_definitions();
+    let targets: Vec<(PathBuf, String)> = prepared
+        .iter()
+        .map(|p| {
+            let path = dir.join(&p.file_name);
+            let name = project.display(&path);
+            (path, name)
+        })
+        .collect();
+    let mut files: Vec<SourceFile> = project
+        .definition_files()
+        .with_context(|| format!("reading the definitions of {}", project.root.display()))?
+        .into_iter()
+        .filter(|f| !targets.iter().any(|(_, name)| *name == f.name))
+        .collect();
+    for ((_, name), p) in targets.iter().zip(&prepared) {
+        files.push(SourceFile {
+            name: name.clone(),
+            text: p.text.clone(),
+        });
+    }
+    match loader::load(&project.name, &files) {
+        Ok(loaded) => {
+            let own: Vec<_> = loaded
+                .warnings
+                .iter()
+                .filter(|w| targets.iter().any(|(_, name)| *name == w.file))
+                .cloned()
+                .collect();
+            super::print_warnings(&own);
+        }
+        Err(failed) => {
+            super::print_warnings(&failed.warnings);
+            bail!(
+                "nothing was imported, and the project is unchanged: the API Manager's definitions do not load:\n{}",
+                failed.error
+            );
+        }
+    }
+    let writes: Vec<(PathBuf, Vec<u8>)> = targets
+        .iter()
+        .zip(&prepared)
+        .map(|((path, _), p)| (path.clone(), p.text.clone().into_bytes()))
+        .collect();
+    let created_dir = !dir.exists();
+    if let Err(err) = write_all_atomic(&writes, None) {
+        if created_dir {
+            let _ = std::fs::remove_dir(&dir);
+            let _ = std::fs::remove_dir(project.root.join("gen"));
+        }
+        return Err(err).with_context(|| format!("writing into {}", dir.display()));
+    }
+    Ok(prepared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct MemoryStore(RefCell<HashMap<String, String>>);
+
+    impl SecretStore for MemoryStore {
+        fn get(&self, key: &str) -> Result<Option<String>, secrets::SecretError> {
+            Ok(self.0.borrow().get(key).cloned())
+        }
+        fn set(&self, key: &str, secret: &str) -> Result<(), secrets::SecretError> {
+            self.0.borrow_mut().insert(key.into(), secret.into());
+            Ok(())
+        }
+        fn delete(&self, key: &str) -> Result<bool, secrets::SecretError> {
+            Ok(self.0.borrow_mut().remove(key).is_some())
+        }
+    }
+
+    fn args(label: Option<&str>, name: Option<&str>, version: Option<&str>) -> ApimArgs {
+        ApimArgs {
+            label: label.map(Into::into),
+            api_name: name.map(Into::into),
+            api_version: version.map(Into::into),
+            ..ApimArgs::default()
+        }
+    }
+
+    #[test]
+    fn each_flow_takes_its_own_selection() {
+        assert!(selection(Flow::V3, &args(Some("l"), None, None)).is_ok());
+        assert!(selection(Flow::V3, &args(None, Some("a"), Some("1"))).is_ok());
+        let err = selection(Flow::V3, &args(Some("l"), Some("a"), Some("1")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing \"-l <label>\" or"), "{err}");
+        let err = selection(Flow::V3, &args(None, Some("a"), None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("go together"), "{err}");
+        let err = selection(Flow::V4, &args(None, Some("a"), Some("1")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing \"-l <label>\" parameter"), "{err}");
+        let both = selection(Flow::V4, &args(Some("env"), Some("a"), Some("1"))).unwrap();
+        assert_eq!(both.name_version, Some(("a".into(), "1".into())));
+    }
+
+    #[test]
+    fn a_new_client_replaces_the_old_one_in_the_keyring() {
+        let store = MemoryStore::default();
+        let mut saved = Settings::default();
+        saved.token.base_url = "https://apim:9443".into();
+        saved.token.client_id = "old".into();
+        store.set("old@https://apim:9443", "old-secret").unwrap();
+        assert_eq!(
+            stored_client(&saved, Some(&store)).map(|c| c.secret),
+            Some("old-secret".into())
+        );
+        let mut settings = saved.clone();
+        let fresh = ClientCredentials {
+            id: "new".into(),
+            secret: "new-secret".into(),
+        };
+        remember_client(
+            &mut settings,
+            &saved,
+            Some(&store),
+            &fresh,
+            "https://apim:9443",
+        );
+        assert_eq!(settings.token.client_id, "new");
+        assert_eq!(store.get("old@https://apim:9443").unwrap(), None);
+        assert_eq!(stored_client(&settings, Some(&store)), Some(fresh.clone()));
+        // Without a keyring nothing is kept, not even the id.
+        let mut settings = saved.clone();
+        remember_client(&mut settings, &saved, None, &fresh, "https://apim:9443");
+        assert_eq!(settings.token.client_id, "");
+        assert_eq!(stored_client(&saved, None), None);
+    }
+}
