@@ -311,8 +311,8 @@ impl Gateway {
     }
 }
 
-/// Names of query parameters that carry API keys somewhere in the model: their values are
-/// never written to the access log.
+/// Names of API keys anywhere in the model: their values in a query string are never written
+/// to the access log (header-scheme names too, since clients do put keys in the wrong place).
 fn credential_query_params(model: &GatewayModel) -> Vec<String> {
     let mut names: Vec<String> = model
         .apis
@@ -321,10 +321,7 @@ fn credential_query_params(model: &GatewayModel) -> Vec<String> {
         .filter_map(|r| r.security.as_ref())
         .flat_map(|s| &s.schemes)
         .filter_map(|scheme| match scheme {
-            AuthScheme::ApiKey {
-                location: ApiKeyLocation::Query,
-                name,
-            } => Some(name.clone()),
+            AuthScheme::ApiKey { name, .. } => Some(name.clone()),
             _ => None,
         })
         .collect();
