@@ -6,6 +6,18 @@ use std::path::{Path, PathBuf};
 
 /// Atomically replaces `path` with `contents`; `mode` sets Unix permissions (e.g. 0o600).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> std::io::Result<()> {
+    let temp = stage(path, contents, mode)?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes `contents` (with `mode`) to a flushed temporary file beside `path`, ready to be
+/// renamed over it.
+fn stage(
+    path: &Path,
+    contents: &[u8],
+    mode: Option<u32>,
+) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -24,8 +36,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> std::io:
     let _ = mode;
     temp.write_all(contents)?;
     temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(temp)
 }
 
 /// Atomically copies `from` to `to` (a binary: mode 0755).
@@ -55,22 +66,7 @@ pub fn copy_atomic(from: &Path, to: &Path) -> std::io::Result<()> {
 pub fn write_all_atomic(files: &[(PathBuf, Vec<u8>)], mode: Option<u32>) -> std::io::Result<()> {
     let mut staged = Vec::with_capacity(files.len());
     for (path, contents) in files {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(".mgw-tmp-")
-            .tempfile_in(dir)?;
-        #[cfg(unix)]
-        if let Some(mode) = mode {
-            use std::os::unix::fs::PermissionsExt;
-            temp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(mode))?;
-        }
-        temp.write_all(contents)?;
-        temp.as_file().sync_all()?;
+        let temp = stage(path, contents, mode)?;
         let previous = match std::fs::read(path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -78,8 +74,6 @@ pub fn write_all_atomic(files: &[(PathBuf, Vec<u8>)], mode: Option<u32>) -> std:
         };
         staged.push((path, temp, previous));
     }
-    #[cfg(not(unix))]
-    let _ = mode;
     let mut done: Vec<(&PathBuf, Option<Vec<u8>>)> = Vec::new();
     for (path, temp, previous) in staged {
         if let Err(err) = temp.persist(path) {

@@ -547,21 +547,12 @@ mod tests {
         }
     }
 
-    fn client() -> OutboundClient {
-        crate::tls::install_crypto_provider();
-        OutboundClient::new(
-            rustls::ClientConfig::builder()
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-        )
-    }
-
     fn build(
         config: &SecurityConfig,
         dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<JwtVerifier, IssuerError> {
-        let client = client();
+        let client = crate::auth::outbound::test_client();
         let resolve = |p: &Path| dir.join(p);
         JwtVerifier::new(
             config,

@@ -12,6 +12,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::proxy::error_chain;
+
 /// Why a call failed; the text goes to the log, never to the client.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -193,15 +195,15 @@ impl OutboundClient {
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+/// A client that trusts no HTTPS server: the tests' servers speak plain HTTP on loopback.
+#[cfg(test)]
+pub(crate) fn test_client() -> OutboundClient {
+    crate::tls::install_crypto_provider();
+    OutboundClient::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+    )
 }
 
 /// `max-age` of a `Cache-Control` header, if any.

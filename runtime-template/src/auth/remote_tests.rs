@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::introspection::{Introspected, Introspector};
 use super::jwt::{JwtVerifier, Sources, TokenError};
-use super::outbound::OutboundClient;
+use super::outbound::test_client;
 use super::test_server::{Reply, TestServer};
 use super::*;
 use crate::config::{
@@ -72,15 +72,6 @@ fn token(key: &EcKey, kid: Option<&str>, extra: serde_json::Value) -> String {
     encode(&header, &claims, &key.encoding).unwrap()
 }
 
-fn client() -> OutboundClient {
-    crate::tls::install_crypto_provider();
-    OutboundClient::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
-    )
-}
-
 fn jwks_issuer(url: String) -> JwtIssuerConfig {
     JwtIssuerConfig {
         issuer: ISS.into(),
@@ -103,7 +94,7 @@ fn verifier(issuers: Vec<JwtIssuerConfig>, jwks: JwksConfig) -> JwtVerifier {
         jwks,
         ..SecurityConfig::default()
     };
-    let client = client();
+    let client = test_client();
     JwtVerifier::new(
         &config,
         &Sources {
@@ -323,7 +314,7 @@ fn key_manager(server: &TestServer, token_url: Option<String>) -> KeyManagerConf
 }
 
 fn introspector(config: &KeyManagerConfig) -> Introspector {
-    Introspector::new(config, 100, client(), &|p| p.to_path_buf(), &|name| {
+    Introspector::new(config, 100, test_client(), &|p| p.to_path_buf(), &|name| {
         (name == "KM_PASSWORD").then(|| "km-secret".to_string())
     })
     .unwrap()
@@ -523,7 +514,7 @@ fn fixture(validate_allowed_apis: bool) -> Fixture {
         }],
         ..SecurityConfig::default()
     };
-    let client = client();
+    let client = test_client();
     let base = dir.0.clone();
     let resolve = move |p: &Path| base.join(p);
     let sources = Sources {

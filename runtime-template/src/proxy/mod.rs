@@ -176,7 +176,8 @@ fn cause<E: std::error::Error + Copy + 'static>(
     None
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its sources, joined with `: ` (for log lines).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
