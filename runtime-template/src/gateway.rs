@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 
 use crate::access_log::{AccessRecord, LoggedBody};
 use crate::auth::cache::KeyType;
-use crate::auth::{query_param, Authenticator, Rejection};
+use crate::auth::{query_param, uses_auth_header, Authenticator, Rejection};
 use crate::config::ForwardingConfig;
 use crate::fault::{self, Fault};
 use crate::model::{ApiKeyLocation, AuthScheme, GatewayModel, Security};
@@ -367,10 +367,12 @@ fn rejection_response(
     response
 }
 
-/// Removes every credential the resource accepts — its auth header, API-key headers and
-/// API-key query parameters — so the upstream never sees them.
+/// Removes every credential the resource accepts — its auth header (when it takes OAuth2 or
+/// basic), API-key headers and API-key query parameters — so the upstream never sees them.
 fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
-    parts.headers.remove(security.auth_header.as_str());
+    if uses_auth_header(security) {
+        parts.headers.remove(security.auth_header.as_str());
+    }
     for scheme in &security.schemes {
         let AuthScheme::ApiKey { location, name } = scheme else {
             continue;

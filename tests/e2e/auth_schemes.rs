@@ -286,12 +286,20 @@ scopes = ["read"]
     // The key in its header, and in its query parameter; both removed before the upstream.
     let reply = get(
         &http("/header-key"),
-        &[("api_key", &api_key)],
+        &[
+            ("api_key", &api_key),
+            ("authorization", "Basic Zm9yOnVwc3RyZWFt"),
+        ],
         Protocol::Http1,
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.json()["headers"].get("api_key").is_none());
+    assert_eq!(
+        reply.json()["headers"]["authorization"],
+        "Basic Zm9yOnVwc3RyZWFt",
+        "an API-key-only resource leaves Authorization to the upstream"
+    );
     let reply = get(
         &http(&format!("/query-key?x=1&api_key_query={api_key}")),
         &[],

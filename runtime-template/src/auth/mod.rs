@@ -120,7 +120,7 @@ impl Authenticator {
             return Err(invalid());
         }
         let Some(credential) = find_credential(security, auth_value, headers, query) else {
-            if auth_value.is_some() {
+            if auth_value.is_some() && uses_auth_header(security) {
                 // A credential of a kind this resource does not accept.
                 return Err(invalid());
             }
@@ -265,6 +265,15 @@ fn authorize(grant: &Grant, security: &Security, api: &Api) -> Result<(), Reject
         }
     }
     Ok(())
+}
+
+/// True when the resource reads its auth header at all (OAuth2 or basic); a resource that takes
+/// only API keys leaves that header to the upstream.
+pub fn uses_auth_header(security: &Security) -> bool {
+    security
+        .schemes
+        .iter()
+        .any(|s| matches!(s, AuthScheme::Oauth2 | AuthScheme::Basic))
 }
 
 /// The first credential, in the order of the resource's schemes, that the request carries.

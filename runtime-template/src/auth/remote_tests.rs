@@ -656,6 +656,13 @@ async fn api_keys_are_read_from_their_header_or_query_and_check_allowed_apis() {
         .authenticate(&in_query, &api(), &HeaderMap::new(), Some(&query))
         .await
         .is_ok());
+    // An API-key-only resource ignores the Authorization header (it belongs to the upstream).
+    let rejection = f
+        .auth
+        .authenticate(&in_query, &api(), &bearer("for-the-backend"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(rejection.fault.code, 900902);
     // Not allowed for this API, an empty list, or signed by the OAuth2 key: 401.
     for bad in [
         api_key_token(&f, json!([{"name": "Other", "version": "1.0.0"}])),
