@@ -691,6 +691,38 @@ impl RuntimeConfig {
         if self.http2.max_concurrent_streams == 0 {
             return Err(bad("http2.max_concurrent_streams must be above 0".into()));
         }
+        let jwks = &self.security.jwks;
+        if jwks.timeout_ms == 0 || jwks.max_bytes == 0 {
+            return Err(bad(
+                "security.jwks.timeout_ms and max_bytes must be above 0".into(),
+            ));
+        }
+        if self
+            .security
+            .key_manager
+            .as_ref()
+            .is_some_and(|km| km.timeout_ms == 0)
+        {
+            return Err(bad("security.key_manager.timeout_ms must be above 0".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for user in &self.security.users {
+            if !names.insert(user.username.as_str()) {
+                return Err(bad(format!(
+                    "security.users: user {:?} is listed twice: keep one entry",
+                    user.username
+                )));
+            }
+        }
+        let mut issuers = std::collections::HashSet::new();
+        for issuer in &self.security.jwt_issuers {
+            if !issuers.insert(issuer.issuer.as_str()) {
+                return Err(bad(format!(
+                    "security.jwt_issuers: issuer {:?} is listed twice: merge the entries (one key source per issuer)",
+                    issuer.issuer
+                )));
+            }
+        }
         if self.upstream.connect_timeout_ms == 0 {
             return Err(bad("upstream.connect_timeout_ms must be above 0".into()));
         }
@@ -894,5 +926,28 @@ mod tests {
         assert!(locate(Some(&dir.join("missing.toml")), None, &binary).is_err());
         assert!(locate(None, Some("/definitely/not/here"), &binary).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn security_settings_that_cannot_work_are_refused() {
+        let path = Path::new("micro-gw.toml");
+        for (text, needle) in [
+            ("[security.jwks]\ntimeout_ms = 0\n", "security.jwks.timeout_ms"),
+            (
+                "[[security.users]]\nusername = \"a\"\npassword_hash = \"x\"\n[[security.users]]\nusername = \"a\"\npassword_hash = \"y\"\n",
+                "listed twice",
+            ),
+            (
+                "[[security.jwt_issuers]]\nissuer = \"i\"\n[[security.jwt_issuers]]\nissuer = \"i\"\n",
+                "listed twice",
+            ),
+            (
+                "[security.key_manager]\nintrospection_url = \"http://km\"\nusername = \"u\"\ntimeout_ms = 0\n",
+                "key_manager.timeout_ms",
+            ),
+        ] {
+            let err = parse(text, path, &[], &[]).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 }
