@@ -21,8 +21,28 @@ pub enum Trust<'a> {
     Insecure,
 }
 
-/// Builds a client with sensible timeouts.
+/// Whether the client follows redirects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirects {
+    /// Follow up to 5 (plain downloads that send no credentials).
+    Follow,
+    /// Never: a 3xx is answered to the caller. Calls carrying credentials (the API Manager
+    /// client) use this, so a password or token is never re-sent to wherever a redirect points.
+    Refuse,
+}
+
+/// Builds a client with sensible timeouts that follows redirects: for plain downloads only,
+/// which send no credentials (`import --openapi <URL>`).
 pub fn client(trust: Trust<'_>, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    client_with(trust, timeout, Redirects::Follow)
+}
+
+/// Builds a client with sensible timeouts and the given redirect policy.
+pub fn client_with(
+    trust: Trust<'_>,
+    timeout: Duration,
+    redirects: Redirects,
+) -> anyhow::Result<reqwest::Client> {
     mgw_runtime::tls::install_crypto_provider();
     let tls = match trust {
         Trust::System => mgw_runtime::tls::client_config("system", &|p| p.to_path_buf())?,
@@ -45,7 +65,10 @@ pub fn client(trust: Trust<'_>, timeout: Duration) -> anyhow::Result<reqwest::Cl
         .connect_timeout(Duration::from_secs(10))
         .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .redirect(match redirects {
+            Redirects::Follow => reqwest::redirect::Policy::limited(5),
+            Redirects::Refuse => reqwest::redirect::Policy::none(),
+        })
         .user_agent(concat!("micro-gw/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("creating the HTTP client")

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::settings::Endpoints;
 use super::{excerpt, ApimError};
-use crate::http_client::{self, Trust};
+use crate::http_client::{self, Redirects, Trust};
 
 /// The scopes the import asks for, as WSO2's toolkit does.
 pub const SCOPES: &str = "apim:tier_view apim:api_view apim:api_create apim:api_publish apim:api_import_export apim:api_manage";
@@ -17,12 +17,22 @@ pub const CLIENT_NAME: &str = "Micro_Gateway_Cli";
 pub const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// A registered OAuth client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
     /// `clientId`
     pub id: String,
     /// `clientSecret`
     pub secret: String,
+}
+
+/// The secret is never shown, not even in debug output.
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// The token call failed.
@@ -54,9 +64,11 @@ impl ApimClient {
         endpoints: Endpoints,
         base_url: &str,
     ) -> Result<ApimClient, ApimError> {
-        let http = http_client::client(trust, timeout).map_err(|e| ApimError::Transport {
-            call: "setting up TLS".into(),
-            detail: format!("{e:#}"),
+        let http = http_client::client_with(trust, timeout, Redirects::Refuse).map_err(|e| {
+            ApimError::Transport {
+                call: "setting up TLS".into(),
+                detail: format!("{e:#}"),
+            }
         })?;
         Ok(ApimClient {
             http,
@@ -186,6 +198,18 @@ impl ApimClient {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        if response.status().is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| "(no Location)".to_string(), str::to_string);
+            return Err(ApimError::Redirect {
+                call: call.to_string(),
+                status,
+                location,
+            });
+        }
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -270,8 +294,63 @@ fn oauth_error(body: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::apim::settings::Settings;
+    use crate::apim::test_server::TestServer;
+
+    /// A client for a plain-HTTP test server at `base`.
+    pub(crate) fn client_for(base: &str) -> ApimClient {
+        let endpoints = Settings::default()
+            .endpoints(base, std::path::Path::new("t.toml"))
+            .unwrap();
+        ApimClient::new(Trust::System, Duration::from_secs(5), endpoints, base).unwrap()
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let credentials = ClientCredentials {
+            id: "id-1".into(),
+            secret: "s3cret".into(),
+        };
+        let text = format!("{credentials:?}");
+        assert!(text.contains("id-1") && !text.contains("s3cret"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_reported_and_never_followed() {
+        let elsewhere =
+            TestServer::start(|_| (200, vec![], r#"{"access_token":"t"}"#.into())).await;
+        let target = format!("{}/steal", elsewhere.url);
+        let apim =
+            TestServer::start(move |_| (307, vec![("Location", target.clone())], String::new()))
+                .await;
+        let client = client_for(&apim.url);
+        let credentials = ClientCredentials {
+            id: "id".into(),
+            secret: "secret".into(),
+        };
+        let err = client
+            .password_token(&credentials, "admin", "hunter2")
+            .await
+            .unwrap_err();
+        let TokenError::Apim(err) = err else {
+            panic!("expected a redirect error")
+        };
+        assert!(
+            matches!(err, ApimError::Redirect { status: 307, .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("{}/steal", elsewhere.url)) && !text.contains("hunter2"),
+            "{text}"
+        );
+        let err = client.register("admin", "hunter2").await.unwrap_err();
+        assert!(matches!(err, ApimError::Redirect { .. }), "{err}");
+        assert_eq!(apim.seen().len(), 2);
+        assert!(elsewhere.seen().is_empty(), "the password went elsewhere");
+    }
 
     #[test]
     fn required_fields_name_the_call_and_field() {

@@ -12,6 +12,8 @@ pub mod export;
 pub mod publisher;
 pub mod secrets;
 pub mod settings;
+#[cfg(test)]
+pub(crate) mod test_server;
 
 /// What to import.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +79,16 @@ pub enum ApimError {
         call: String,
         /// The transport's message.
         detail: String,
+    },
+    /// A redirect, which is never followed: the request carried credentials.
+    #[error("{call}: the server answered {status} redirecting to {location}; redirects are not followed, so credentials are never sent elsewhere: set the API Manager base URL (-s/--server-url) or the endpoint in the toolkit settings to the final address")]
+    Redirect {
+        /// The call.
+        call: String,
+        /// The HTTP status (3xx).
+        status: u16,
+        /// The `Location` header, or `(no Location)`.
+        location: String,
     },
     /// An unexpected status.
     #[error("{call}: the server answered {status}{body}")]

@@ -2,7 +2,7 @@
 //! Manager. Settings come from flags, then the saved settings, then prompts (only on a
 //! terminal); the definitions are validated with the project's own before anything is written.
 
-use std::io::{IsTerminal, Read};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -18,7 +18,7 @@ use crate::loader::{self, SourceFile};
 use crate::project::Project;
 
 /// The API Manager flags of `import`.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Default, clap::Args)]
 #[command(next_help_heading = "Import from WSO2 API Manager")]
 pub struct ApimArgs {
     /// Microgateway label (API Manager 3.x) or gateway environment (4.x).
@@ -53,6 +53,48 @@ pub struct ApimArgs {
     /// API Manager version: 3.x uses the publisher REST API, 4.x the gateway export (saved).
     #[arg(long = "apim-version", value_name = "VERSION")]
     pub apim_version: Option<String>,
+}
+
+/// The password is never shown, not even in debug output.
+impl std::fmt::Debug for ApimArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApimArgs")
+            .field("label", &self.label)
+            .field("api_name", &self.api_name)
+            .field("api_version", &self.api_version)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_stdin", &self.password_stdin)
+            .field("server_url", &self.server_url)
+            .field("truststore", &self.truststore)
+            .field("apim_version", &self.apim_version)
+            .finish()
+    }
+}
+
+/// The longest password line `--password-stdin` reads.
+const MAX_PASSWORD_BYTES: usize = 4096;
+
+/// Reads the password for `--password-stdin`: the first line of `input`, at most
+/// [`MAX_PASSWORD_BYTES`], without its line ending.
+fn read_password_line(input: impl std::io::BufRead) -> anyhow::Result<String> {
+    let mut line = Vec::new();
+    input
+        .take(MAX_PASSWORD_BYTES as u64 + 1)
+        .read_until(b'\n', &mut line)
+        .context("reading the password from standard input")?;
+    if line.len() > MAX_PASSWORD_BYTES && !line.ends_with(b"\n") {
+        bail!("--password-stdin: the first line of standard input is longer than {MAX_PASSWORD_BYTES} bytes; that is not a password");
+    }
+    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        line.pop();
+    }
+    let password = String::from_utf8(line)
+        .map_err(|_| anyhow::anyhow!("--password-stdin: the password is not UTF-8 text"))?;
+    if password.is_empty() {
+        bail!("Micro gateway init failed: empty password. (--password-stdin: the first line of standard input was empty)");
+    }
+    Ok(password)
 }
 
 impl ApimArgs {
@@ -226,15 +268,10 @@ pub fn run(project_arg: &Path, insecure: bool, args: &ApimArgs) -> anyhow::Resul
     let password = if let Some(password) = &args.password {
         password.clone()
     } else if args.password_stdin {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading the password from standard input")?;
-        let password = text.trim_end_matches(['\n', '\r']).to_string();
-        if password.is_empty() {
-            bail!("--password-stdin: standard input was empty");
+        if std::io::stdin().is_terminal() {
+            bail!("--password-stdin: standard input is a terminal; pipe the password in (e.g. `pass show apim | micro-gw import … --password-stdin`), or leave out --password-stdin to be asked for it");
         }
-        password
+        read_password_line(std::io::stdin().lock())?
     } else {
         prompter.password(&username)?
     };
@@ -504,6 +541,43 @@ mod tests {
             api_version: version.map(Into::into),
             ..ApimArgs::default()
         }
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let args = ApimArgs {
+            username: Some("admin".into()),
+            password: Some("hunter2".into()),
+            ..ApimArgs::default()
+        };
+        let text = format!("{args:?}");
+        assert!(
+            text.contains("admin") && text.contains("<redacted>"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn password_stdin_reads_one_bounded_line() {
+        assert_eq!(
+            read_password_line(&b"pa ss\r\nsecond line\n"[..]).unwrap(),
+            "pa ss"
+        );
+        assert_eq!(
+            read_password_line(&b"no newline"[..]).unwrap(),
+            "no newline"
+        );
+        let exact = "x".repeat(MAX_PASSWORD_BYTES);
+        assert_eq!(read_password_line(exact.as_bytes()).unwrap(), exact);
+        let long = "x".repeat(MAX_PASSWORD_BYTES + 1);
+        let err = read_password_line(long.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("longer than 4096 bytes"), "{err}");
+        // An endless stream is not read to its end.
+        let endless = std::io::BufReader::new(std::io::repeat(b'y'));
+        assert!(read_password_line(endless).is_err());
+        let err = read_password_line(&b"\nlater"[..]).unwrap_err().to_string();
+        assert!(err.contains("empty password"), "{err}");
     }
 
     #[test]
