@@ -90,6 +90,55 @@ pub fn write_all_atomic(files: &[(PathBuf, Vec<u8>)], mode: Option<u32>) -> std:
     Ok(())
 }
 
+/// Like [`write_all_atomic`], and also removes `removals` in the same all-or-nothing step: they
+/// are first moved aside (beside themselves), then the files are written, then the moved-aside
+/// copies are deleted. If anything fails, the moved-aside files are put back.
+pub fn write_and_remove_atomic(
+    files: &[(PathBuf, Vec<u8>)],
+    removals: &[PathBuf],
+    mode: Option<u32>,
+) -> std::io::Result<()> {
+    fn put_back(aside: Vec<(&PathBuf, tempfile::TempPath)>) {
+        for (path, holder) in aside.into_iter().rev() {
+            if std::fs::rename(&holder, path).is_ok() {
+                let _ = holder.keep();
+            }
+        }
+    }
+    let mut aside = Vec::new();
+    for path in removals {
+        if std::fs::symlink_metadata(path).is_err() {
+            continue;
+        }
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let holder = match tempfile::Builder::new()
+            .prefix(".mgw-old-")
+            .tempfile_in(dir)
+        {
+            Ok(holder) => holder.into_temp_path(),
+            Err(err) => {
+                put_back(aside);
+                return Err(err);
+            }
+        };
+        if let Err(err) = std::fs::rename(path, &holder) {
+            put_back(aside);
+            return Err(err);
+        }
+        aside.push((path, holder));
+    }
+    if let Err(err) = write_all_atomic(files, mode) {
+        put_back(aside);
+        return Err(err);
+    }
+    // Dropping the holders deletes the moved-aside files.
+    drop(aside);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +197,43 @@ mod tests {
         .unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), b"new");
         assert_eq!(std::fs::read(&b).unwrap(), b"b");
+    }
+
+    #[test]
+    fn removals_happen_with_the_writes_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let gen = dir.path().join("gen");
+        let old = gen.join("a.yaml");
+        write_atomic(&old, b"old format", None).unwrap();
+        let new = gen.join("a.json");
+        // The write fails (a file where its directory should be): the removal is undone.
+        let blocked = gen.join("file");
+        std::fs::write(&blocked, b"x").unwrap();
+        let err = write_and_remove_atomic(
+            &[
+                (new.clone(), b"new".to_vec()),
+                (blocked.join("x"), b"x".to_vec()),
+            ],
+            std::slice::from_ref(&old),
+            None,
+        );
+        assert!(err.is_err());
+        assert_eq!(std::fs::read(&old).unwrap(), b"old format");
+        assert!(!new.exists());
+        // Success: written and removed, nothing left over; a missing removal is fine.
+        write_and_remove_atomic(
+            &[(new.clone(), b"new".to_vec())],
+            &[old.clone(), gen.join("never-there")],
+            None,
+        )
+        .unwrap();
+        assert!(!old.exists());
+        assert_eq!(std::fs::read(&new).unwrap(), b"new");
+        let mut names: Vec<_> = std::fs::read_dir(&gen)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.json", "file"]);
     }
 }

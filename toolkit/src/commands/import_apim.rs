@@ -12,7 +12,7 @@ use crate::apim::definition::{self, Prepared};
 use crate::apim::secrets::{self, SecretStore, Secrets};
 use crate::apim::settings::{self, Flow, Settings, DEFAULT_BASE_URL};
 use crate::apim::{export, publisher, ApimApi, ApimError, Selection};
-use crate::fsutil::write_all_atomic;
+use crate::fsutil::write_and_remove_atomic;
 use crate::http_client::Trust;
 use crate::loader::{self, SourceFile};
 use crate::project::Project;
@@ -450,6 +450,15 @@ fn remember_client(
     }
 }
 
+/// The file name the same API has in the other format.
+fn other_format_name(prepared: &Prepared) -> String {
+    if prepared.file_name.ends_with("swagger.json") {
+        format!("{}openAPI.yaml", prepared.id)
+    } else {
+        format!("{}swagger.json", prepared.id)
+    }
+}
+
 /// Validates the definitions together with the project's others, then writes all of them or
 /// none into `gen/api_definitions/`.
 fn write_definitions(project: &Project, apis: &[ApimApi]) -> anyhow::Result<Vec<Prepared>> {
@@ -466,11 +475,27 @@ fn write_definitions(project: &Project, apis: &[ApimApi]) -> anyhow::Result<Vec<
             (path, name)
         })
         .collect();
+    // The same API saved earlier in the other format (`swagger.json` vs `openAPI.yaml`) is
+    // replaced too: removed in the same all-or-nothing write.
+    let removals: Vec<(PathBuf, String)> = prepared
+        .iter()
+        .map(|p| {
+            let path = dir.join(other_format_name(p));
+            let name = project.display(&path);
+            (path, name)
+        })
+        .filter(|(path, _)| !targets.iter().any(|(target, _)| target == path))
+        .collect();
     let mut files: Vec<SourceFile> = project
         .definition_files()
         .with_context(|| format!("reading the definitions of {}", project.root.display()))?
         .into_iter()
-        .filter(|f| !targets.iter().any(|(_, name)| *name == f.name))
+        .filter(|f| {
+            !targets
+                .iter()
+                .chain(&removals)
+                .any(|(_, name)| *name == f.name)
+        })
         .collect();
     for ((_, name), p) in targets.iter().zip(&prepared) {
         files.push(SourceFile {
@@ -501,8 +526,9 @@ fn write_definitions(project: &Project, apis: &[ApimApi]) -> anyhow::Result<Vec<
         .zip(&prepared)
         .map(|((path, _), p)| (path.clone(), p.text.clone().into_bytes()))
         .collect();
+    let removals: Vec<PathBuf> = removals.into_iter().map(|(path, _)| path).collect();
     let created_dir = !dir.exists();
-    if let Err(err) = write_all_atomic(&writes, None) {
+    if let Err(err) = write_and_remove_atomic(&writes, &removals, None) {
         if created_dir {
             let _ = std::fs::remove_dir(&dir);
             let _ = std::fs::remove_dir(project.root.join("gen"));
@@ -541,6 +567,55 @@ mod tests {
             api_version: version.map(Into::into),
             ..ApimArgs::default()
         }
+    }
+
+    fn menu_api(swagger2: bool) -> ApimApi {
+        let definition = if swagger2 {
+            serde_json::json!({
+                "swagger": "2.0",
+                "info": {"title": "x", "version": "1"},
+                "basePath": "/menu",
+                "x-wso2-production-endpoints": {"urls": ["http://127.0.0.1:9"], "type": "http"},
+                "paths": {"/items": {"get": {"responses": {"200": {"description": "OK"}}}}}
+            })
+        } else {
+            serde_json::json!({
+                "openapi": "3.0.1",
+                "info": {"title": "x", "version": "1"},
+                "x-wso2-basePath": "/menu",
+                "x-wso2-production-endpoints": {"urls": ["http://127.0.0.1:9"], "type": "http"},
+                "paths": {"/items": {"get": {"responses": {"200": {"description": "OK"}}}}}
+            })
+        };
+        ApimApi {
+            name: "Menu".into(),
+            version: "1".into(),
+            definition: definition.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_format_change_replaces_the_other_format_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = Project::from_arg(&dir.path().join("shop")).unwrap();
+        std::fs::create_dir_all(project.imported_definitions()).unwrap();
+        let first = write_definitions(&project, &[menu_api(false)]).unwrap();
+        let yaml = project.imported_definitions().join(&first[0].file_name);
+        assert!(yaml.to_string_lossy().ends_with("openAPI.yaml"));
+        assert!(yaml.is_file());
+        // The API Manager now answers Swagger 2.0: same id, other file name, old file gone.
+        let second = write_definitions(&project, &[menu_api(true)]).unwrap();
+        assert_eq!(first[0].id, second[0].id);
+        let json = project.imported_definitions().join(&second[0].file_name);
+        assert!(json.is_file() && !yaml.exists());
+        let names: Vec<_> = std::fs::read_dir(project.imported_definitions())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        // And back again.
+        write_definitions(&project, &[menu_api(false)]).unwrap();
+        assert!(yaml.is_file() && !json.exists());
     }
 
     #[test]
