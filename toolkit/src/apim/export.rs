@@ -13,6 +13,8 @@ use super::{excerpt, ApimApi, ApimError, Selection};
 
 /// At most this many entries in one zip (an export holds a few files per API).
 const MAX_ENTRIES: usize = 10_000;
+/// At most this many bytes unpacked from one export, all entries of all inner zips together.
+pub const MAX_UNPACKED_BYTES: usize = 128 << 20;
 
 /// What the export held.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -103,10 +105,14 @@ pub async fn fetch(
         }
         return Err(ApimError::NothingMatched(err));
     }
-    exported
-        .apis
-        .dedup_by(|a, b| a.name == b.name && a.version == b.version);
+    dedupe(&mut exported.apis);
     Ok(exported)
+}
+
+/// Keeps the first API of each name and version, wherever the repeats are.
+fn dedupe(apis: &mut Vec<ApimApi>) {
+    let mut seen = std::collections::HashSet::new();
+    apis.retain(|api| seen.insert((api.name.clone(), api.version.clone())));
 }
 
 fn nothing(label: &str, selection: &Selection) -> ApimError {
@@ -118,8 +124,15 @@ fn nothing(label: &str, selection: &Selection) -> ApimError {
     })
 }
 
-/// Unpacks an export: every deployment's inner zip, in `deployments.json` order.
+/// Unpacks an export: every deployment's inner zip, in `deployments.json` order, unpacking at
+/// most [`MAX_UNPACKED_BYTES`] in all.
 pub fn parse_export(call: &str, body: &[u8]) -> Result<Exported, ApimError> {
+    parse_export_within(call, body, MAX_UNPACKED_BYTES)
+}
+
+/// [`parse_export`] with `limit` bytes to unpack at most; an inner zip named twice is read once.
+fn parse_export_within(call: &str, body: &[u8], limit: usize) -> Result<Exported, ApimError> {
+    let mut budget = limit;
     let malformed = |problem: String| ApimError::Malformed {
         call: call.to_string(),
         problem,
@@ -129,7 +142,7 @@ pub fn parse_export(call: &str, body: &[u8]) -> Result<Exported, ApimError> {
         name == "deployments.json" || name.ends_with("/deployments.json")
     })
     .ok_or_else(|| malformed("the zip has no deployments.json".into()))?;
-    let deployments = read_entry(&mut outer, &deployments_name)
+    let deployments = read_entry(&mut outer, &deployments_name, &mut budget)
         .map_err(|e| malformed(format!("cannot read deployments.json ({e})")))?;
     let deployments_call = format!("{call} deployments.json");
     let json = parse_json(&deployments_call, &deployments)?;
@@ -143,6 +156,7 @@ pub fn parse_export(call: &str, body: &[u8]) -> Result<Exported, ApimError> {
         ));
     }
     let mut exported = Exported::default();
+    let mut read = std::collections::HashSet::new();
     for (index, deployment) in list.iter().enumerate() {
         let at = format!("{deployments_call} data.deployments[{index}]");
         let file = required_str(&at, deployment, "apiFile")?;
@@ -154,9 +168,12 @@ pub fn parse_export(call: &str, body: &[u8]) -> Result<Exported, ApimError> {
                 "deployments.json names {file}, which is not in the zip"
             ))
         })?;
-        let inner = read_entry(&mut outer, &inner_name)
+        if !read.insert(inner_name.clone()) {
+            continue;
+        }
+        let inner = read_entry(&mut outer, &inner_name, &mut budget)
             .map_err(|e| malformed(format!("cannot read {inner_name} ({e})")))?;
-        match parse_project(&format!("{call} {inner_name}"), &inner)? {
+        match parse_project(&format!("{call} {inner_name}"), &inner, &mut budget)? {
             Project::Api(api) => exported.apis.push(api),
             Project::Other(name) => exported.skipped.push(name),
         }
@@ -170,7 +187,7 @@ enum Project {
 }
 
 /// One inner zip: an API project (`api.json` + `Definitions/swagger.json`) or something else.
-fn parse_project(call: &str, bytes: &[u8]) -> Result<Project, ApimError> {
+fn parse_project(call: &str, bytes: &[u8], budget: &mut usize) -> Result<Project, ApimError> {
     let malformed = |problem: String| ApimError::Malformed {
         call: call.to_string(),
         problem,
@@ -184,7 +201,7 @@ fn parse_project(call: &str, bytes: &[u8]) -> Result<Project, ApimError> {
         // API Products (api_product.json) and other project types: not APIs this gateway serves.
         let product = find_entry(&zip, |n| at_depth(n, "api_product.json"));
         let name = product
-            .and_then(|p| read_entry(&mut zip, &p).ok())
+            .and_then(|p| read_entry(&mut zip, &p, budget).ok())
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
             .and_then(|v| {
                 let data = v.get("data")?;
@@ -200,7 +217,7 @@ fn parse_project(call: &str, bytes: &[u8]) -> Result<Project, ApimError> {
         return Ok(Project::Other(name.trim().to_string()));
     };
     let dir = api_json.split('/').next().unwrap_or_default().to_string();
-    let meta = read_entry(&mut zip, &api_json)
+    let meta = read_entry(&mut zip, &api_json, budget)
         .map_err(|e| malformed(format!("cannot read {api_json} ({e})")))?;
     let meta_call = format!("{call} {api_json}");
     let meta = parse_json(&meta_call, &meta)?;
@@ -210,8 +227,11 @@ fn parse_project(call: &str, bytes: &[u8]) -> Result<Project, ApimError> {
     let name = required_str(&meta_call, data, "name")?;
     let version = required_str(&meta_call, data, "version")?;
     let definition_name = format!("{dir}/Definitions/swagger.json");
-    let definition = read_entry(&mut zip, &definition_name)
-        .map_err(|_| malformed(format!("{definition_name} is missing")))?;
+    if find_entry(&zip, |n| n == definition_name).is_none() {
+        return Err(malformed(format!("{definition_name} is missing")));
+    }
+    let definition = read_entry(&mut zip, &definition_name, budget)
+        .map_err(|e| malformed(format!("cannot read {definition_name} ({e})")))?;
     let definition = String::from_utf8(definition)
         .map_err(|_| malformed(format!("{definition_name} is not UTF-8 text")))?;
     Ok(Project::Api(ApimApi {
@@ -240,17 +260,30 @@ fn find_entry(
         .map(|n| n.into_owned())
 }
 
-/// Reads one entry, refusing to inflate past [`MAX_ANSWER_BYTES`] (zip bombs).
-fn read_entry(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<Vec<u8>, String> {
+/// Reads one entry, refusing to inflate past [`MAX_ANSWER_BYTES`] or past what is left of the
+/// export's `budget` (zip bombs), and takes what it read from the budget.
+fn read_entry(
+    zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    name: &str,
+    budget: &mut usize,
+) -> Result<Vec<u8>, String> {
     let entry = zip.by_name(name).map_err(|e| e.to_string())?;
+    let cap = MAX_ANSWER_BYTES.min(*budget);
     let mut bytes = Vec::new();
     entry
-        .take(MAX_ANSWER_BYTES as u64 + 1)
+        .take(cap as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())?;
+    if bytes.len() > *budget {
+        return Err(format!(
+            "the export unpacks to more than {} MiB in all",
+            MAX_UNPACKED_BYTES >> 20
+        ));
+    }
     if bytes.len() > MAX_ANSWER_BYTES {
         return Err(format!("larger than {} MiB", MAX_ANSWER_BYTES >> 20));
     }
+    *budget -= bytes.len();
     Ok(bytes)
 }
 
@@ -323,6 +356,47 @@ mod tests {
         assert_eq!(names, ["Pets", "Shop"]);
         assert_eq!(exported.skipped, ["API Product Bundle 1"]);
         assert!(exported.apis[0].definition.contains("openapi"));
+    }
+
+    #[test]
+    fn repeats_are_dropped_even_when_not_adjacent() {
+        let api = |name: &str, version: &str, definition: &str| ApimApi {
+            name: name.into(),
+            version: version.into(),
+            definition: definition.into(),
+        };
+        let mut apis = vec![
+            api("A", "1", "first"),
+            api("B", "1", "b"),
+            api("A", "1", "second"),
+            api("A", "2", "a2"),
+            api("B", "1", "b again"),
+        ];
+        dedupe(&mut apis);
+        let kept: Vec<_> = apis.iter().map(|a| a.definition.as_str()).collect();
+        assert_eq!(kept, ["first", "b", "a2"]);
+    }
+
+    #[test]
+    fn the_whole_export_has_one_size_limit_and_repeats_are_read_once() {
+        let pets = api_zip("Pets-1", "Pets", "1");
+        let deployments: &[u8] = br#"{"data":{"deployments":[
+                    {"apiFile":"Pets-1.zip"},{"apiFile":"Pets-1.zip"},{"apiFile":"Pets-1.zip"}]}}"#;
+        let outer = zip_of(&[("deployments.json", deployments), ("Pets-1.zip", &pets)]);
+        // Enough for deployments.json and one copy of the API (its zip and what it holds).
+        let one = deployments.len() + pets.len() + 200;
+        assert!(one < deployments.len() + 2 * pets.len());
+        let exported = parse_export_within("export", &outer, one).unwrap();
+        assert_eq!(exported.apis.len(), 1, "the repeated apiFile is read once");
+        let err = parse_export_within("export", &outer, 100)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 128 MiB in all"), "{err}");
+        // The limit counts the inner zips' entries too.
+        let err = parse_export_within("export", &outer, deployments.len() + pets.len() + 20)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in all"), "{err}");
     }
 
     #[test]
