@@ -80,6 +80,9 @@ pub struct Settings {
     pub token: TokenSection,
     #[serde(flatten)]
     other: toml::Table,
+    /// True when the file read held a `clientSecret` (WSO2's, encrypted), which was dropped.
+    #[serde(skip)]
+    dropped_client_secret: bool,
 }
 
 /// `[client]`
@@ -186,8 +189,14 @@ impl Settings {
     /// encrypted with the user's password and would otherwise be written back as is.
     pub fn parse(text: &str) -> Result<Settings, String> {
         let mut settings: Settings = toml::from_str(text).map_err(|e| e.message().to_string())?;
-        settings.token.other.remove("clientSecret");
+        settings.dropped_client_secret = settings.token.other.remove("clientSecret").is_some();
         Ok(settings)
+    }
+
+    /// True when the file held a `clientSecret` that [`Settings::parse`] dropped, so saving
+    /// the settings removes it from the file.
+    pub fn dropped_client_secret(&self) -> bool {
+        self.dropped_client_secret
     }
 
     /// Writes the file atomically, readable by the user only.
@@ -346,7 +355,11 @@ corsConfigurationEnabled = false
         let written = std::fs::read_to_string(&path).unwrap();
         assert!(!written.contains("clientSecret"), "{written}");
         assert!(written.contains("adminEndpoint") && written.contains("corsConfigurationEnabled"));
-        assert_eq!(Settings::load(&path).unwrap(), settings);
+        assert!(settings.dropped_client_secret());
+        let reloaded = Settings::load(&path).unwrap();
+        assert!(!reloaded.dropped_client_secret());
+        assert_eq!(reloaded.token, settings.token);
+        assert_eq!(reloaded.client, settings.client);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

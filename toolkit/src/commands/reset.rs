@@ -1,6 +1,8 @@
 //! `micro-gw reset`: forgets who the toolkit is to the API Manager (the saved username and
 //! registered client, keyring entry included) and keeps where the API Manager is.
 
+use std::path::Path;
+
 use anyhow::bail;
 
 use crate::apim::secrets::{self, SecretStore, Secrets};
@@ -8,14 +10,18 @@ use crate::apim::settings::{self, Settings};
 
 /// Clears the username, client id and client secret, and says what it cleared.
 pub fn run() -> anyhow::Result<()> {
-    let path = settings::default_path();
+    run_at(&settings::default_path())
+}
+
+/// [`run`] on the settings file at `path`.
+fn run_at(path: &Path) -> anyhow::Result<()> {
     if !path.is_file() {
         bail!(
             "nothing to reset: {} does not exist (no API Manager settings are saved)",
             path.display()
         );
     }
-    let mut settings = Settings::load(&path)?;
+    let mut settings = Settings::load(path)?;
     let mut cleared = Vec::new();
     let username = std::mem::take(&mut settings.token.username);
     if !username.trim().is_empty() {
@@ -37,6 +43,9 @@ pub fn run() -> anyhow::Result<()> {
         };
         cleared.push(format!("the client id ({client_id}) {secret}"));
     }
+    if settings.dropped_client_secret() {
+        cleared.push("the client secret WSO2's toolkit left (encrypted) in the file".to_string());
+    }
     if cleared.is_empty() {
         println!(
             "Nothing to clear: {} holds no username or client",
@@ -44,7 +53,35 @@ pub fn run() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    settings.save(&path)?;
+    settings.save(path)?;
     println!("Cleared {} in {}", cleared.join(" and "), path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wso2_client_secret_is_blanked_even_without_a_client_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(settings::FILE_NAME);
+        std::fs::write(
+            &path,
+            "[token]\nbaseURL = \"https://apim:9443\"\nusername = \"\"\nclientId = \"\"\nclientSecret = \"k+KUSUEt+jGHTCkm+O0IGZQHnz4xn2wEHHRrBp8CBj4=\"\n",
+        )
+        .unwrap();
+        run_at(&path).unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert!(!after.contains("k+KUSUEt"), "{after}");
+        assert!(after.contains("baseURL = \"https://apim:9443\""), "{after}");
+        // Nothing left to clear: the file is not rewritten.
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        run_at(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            before
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+    }
 }
