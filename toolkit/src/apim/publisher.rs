@@ -105,17 +105,46 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// What a 3.x import fetched.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Fetched {
+    /// The APIs.
+    pub apis: Vec<ApimApi>,
+    /// Things the user should know (e.g. a search answer cut short), one sentence each.
+    pub warnings: Vec<String>,
+}
+
+/// A warning when the search answer says it matched more APIs (`count`, `pagination.total`)
+/// than its `list` holds: the search asks for at most 500, and the rest are not imported.
+pub fn truncation_warning(body: &[u8]) -> Option<String> {
+    let json: Value = serde_json::from_slice(body).ok()?;
+    let received = json.get("list")?.as_array()?.len() as u64;
+    let total = [
+        json.get("count").and_then(Value::as_u64),
+        json.pointer("/pagination/total").and_then(Value::as_u64),
+    ]
+    .into_iter()
+    .flatten()
+    .max()?;
+    (total > received).then(|| {
+        format!(
+            "the API Manager matched {total} APIs but answered with {received} (the search asks for at most 500); only those {received} are imported: use labels that select fewer APIs"
+        )
+    })
+}
+
 /// Searches, then fetches every match's definition.
 pub async fn fetch(
     client: &ApimClient,
     token: &str,
     selection: &Selection,
-) -> Result<Vec<ApimApi>, ApimError> {
+) -> Result<Fetched, ApimError> {
     let url = search_url(&client.endpoints.publisher, selection)?;
     let call = format!("API search (GET {url})");
     let (status, body, _) = client.get(&call, url, token).await?;
     check_status(&call, status, &body)?;
     let listed = parse_list(&call, &body, selection)?;
+    let warnings: Vec<String> = truncation_warning(&body).into_iter().collect();
     if listed.is_empty() {
         return Err(ApimError::NothingMatched(
             match (&selection.label, &selection.name_version) {
@@ -150,7 +179,7 @@ pub async fn fetch(
             definition,
         });
     }
-    Ok(apis)
+    Ok(Fetched { apis, warnings })
 }
 
 fn check_status(call: &str, status: u16, body: &[u8]) -> Result<(), ApimError> {
@@ -208,6 +237,21 @@ mod tests {
         let apis = parse_list("search", body, &by_name("PetStore", "1.0.0")).unwrap();
         assert_eq!(apis.len(), 1);
         assert_eq!(apis[0].id, "1");
+    }
+
+    #[test]
+    fn a_truncated_search_answer_is_noticed() {
+        let full = br#"{"count":2,"list":[{"id":"1"},{"id":"2"}],"pagination":{"offset":0,"limit":500,"total":2}}"#;
+        assert_eq!(truncation_warning(full), None);
+        let cut = br#"{"count":2,"list":[{"id":"1"},{"id":"2"}],"pagination":{"offset":0,"limit":2,"total":612}}"#;
+        let warning = truncation_warning(cut).unwrap();
+        assert!(
+            warning.contains("matched 612 APIs but answered with 2"),
+            "{warning}"
+        );
+        let counted = br#"{"count":700,"list":[{"id":"1"}]}"#;
+        assert!(truncation_warning(counted).is_some());
+        assert_eq!(truncation_warning(br#"{"list":[]}"#), None);
     }
 
     #[test]

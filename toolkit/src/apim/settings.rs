@@ -55,6 +55,14 @@ pub enum SettingsError {
         /// Why.
         source: std::io::Error,
     },
+    /// API Manager 2.x's publisher REST API (v0.x), which this toolkit does not implement.
+    #[error("restVersion = \"{version}\" in {path}: only the publisher REST API v1.x of API Manager 3.x (e.g. v1.2) is supported; the legacy mode of API Manager 2.x (REST v0.x, expand=true) is not implemented. Set restVersion = \"v1.2\", or apimVersion = \"4.x\" for API Manager 4.x")]
+    LegacyRest {
+        /// The configured version.
+        version: String,
+        /// The file.
+        path: String,
+    },
     /// An endpoint template does not make a URL.
     #[error("{key} = \"{value}\" in {path} does not make a valid URL ({message}); fix it or remove the line to use the default")]
     BadEndpoint {
@@ -252,6 +260,30 @@ impl Settings {
         }
     }
 
+    /// Refuses a 3.x publisher REST version that does not start with `v1.` (API Manager 2.x's
+    /// legacy mode, not implemented).
+    pub fn check_rest_version(&self, path: &Path) -> Result<(), SettingsError> {
+        let version = self.rest_version();
+        if self.flow() == Flow::V3 && !version.starts_with("v1.") {
+            return Err(SettingsError::LegacyRest {
+                version: version.to_string(),
+                path: path.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the REST and DCR versions in effect where the file leaves them empty, so the
+    /// saved file says what was used.
+    pub fn fill_versions(&mut self) {
+        if self.token.rest_version.trim().is_empty() {
+            self.token.rest_version = self.rest_version().to_string();
+        }
+        if self.token.dcr_version.trim().is_empty() {
+            self.token.dcr_version = self.dcr_version().to_string();
+        }
+    }
+
     /// Call timeout.
     pub fn timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(
@@ -382,6 +414,38 @@ corsConfigurationEnabled = false
         settings.token.rest_version = "v3".into();
         settings.set_apim_version("4.4.0");
         assert_eq!(settings.rest_version(), "v3", "same major keeps it");
+    }
+
+    #[test]
+    fn versions_in_effect_are_written_and_legacy_rest_refused() {
+        let path = Path::new("t.toml");
+        let mut settings = Settings::default();
+        settings.fill_versions();
+        assert_eq!(
+            (
+                settings.token.rest_version.as_str(),
+                settings.token.dcr_version.as_str()
+            ),
+            ("v1.2", "v0.17")
+        );
+        assert!(settings.check_rest_version(path).is_ok());
+        let mut v4 = Settings::default();
+        v4.set_apim_version("4.2.0");
+        v4.fill_versions();
+        assert_eq!(v4.token.rest_version, DEFAULT_REST_VERSION_4);
+        assert!(v4.check_rest_version(path).is_ok());
+        // Once filled, a switch of major version still resets the REST version.
+        settings.set_apim_version("4.1.0");
+        assert_eq!(settings.rest_version(), DEFAULT_REST_VERSION_4);
+        let mut legacy = Settings::default();
+        legacy.token.rest_version = "v0.14".into();
+        let err = legacy.check_rest_version(path).unwrap_err().to_string();
+        assert!(
+            err.contains("v0.14") && err.contains("not implemented"),
+            "{err}"
+        );
+        legacy.token.rest_version = "v1.0".into();
+        assert!(legacy.check_rest_version(path).is_ok());
     }
 
     #[test]

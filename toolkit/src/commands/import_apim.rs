@@ -220,6 +220,7 @@ pub fn run(project_arg: &Path, insecure: bool, args: &ApimArgs) -> anyhow::Resul
         settings.set_apim_version(version);
     }
     let selection = selection(settings.flow(), args)?;
+    settings.check_rest_version(&path)?;
     let prompter = Prompter::detect();
 
     let base_url = match &args.server_url {
@@ -339,29 +340,64 @@ pub fn run(project_arg: &Path, insecure: bool, args: &ApimArgs) -> anyhow::Resul
         .context("starting the HTTP client")?;
     let (token, credentials, fresh) =
         runtime.block_on(authenticate(&client, stored, &username, &password))?;
+    // A newly registered client is saved now (it exists at the server whatever happens next);
+    // every other changed value only once the import has succeeded.
+    let mut on_disk = saved.clone();
     if fresh {
-        remember_client(&mut settings, &saved, store, &credentials, &base_url);
-    }
-    if settings != saved {
-        settings
-            .save(&path)
-            .context("saving the API Manager settings")?;
+        remember_client(&mut settings, store, &credentials, &base_url);
+        if let Some(interim) = client_only_update(&saved, &settings) {
+            interim
+                .save(&path)
+                .context("saving the newly registered API Manager client")?;
+            forget_replaced_client(&saved, &interim, store);
+            on_disk = interim;
+        }
     }
 
-    let (apis, skipped) = runtime.block_on(async {
+    let fetched = runtime.block_on(async {
         match settings.flow() {
             Flow::V3 => publisher::fetch(&client, &token, &selection)
                 .await
-                .map(|apis| (apis, Vec::new())),
+                .map(|f| (f.apis, Vec::new(), f.warnings)),
             Flow::V4 => export::fetch(&client, &token, &selection)
                 .await
-                .map(|e| (e.apis, e.skipped)),
+                .map(|e| (e.apis, e.skipped, Vec::new())),
         }
-    })?;
-    for item in &skipped {
-        eprintln!("micro-gw: warning: skipped {item}: only APIs can be imported, not API Products");
+    });
+    let written = fetched
+        .map_err(anyhow::Error::from)
+        .and_then(|(apis, skipped, warnings)| {
+            for warning in &warnings {
+                eprintln!("micro-gw: warning: {warning}");
+            }
+            for item in &skipped {
+                eprintln!(
+                    "micro-gw: warning: skipped {item}: only APIs can be imported, not API Products"
+                );
+            }
+            let written = write_definitions(&project, &apis)?;
+            Ok((apis, written))
+        });
+    let (apis, written) = match written {
+        Ok(done) => done,
+        Err(err) => {
+            // A client registered for settings that are not saved would never be used again.
+            let unsaved = settings.token.client_id.trim();
+            if fresh && !unsaved.is_empty() && on_disk.token.client_id.trim() != unsaved {
+                if let Some(store) = store {
+                    let _ = store.delete(&secrets::client_key(unsaved, &base_url));
+                }
+            }
+            return Err(err);
+        }
+    };
+    settings.fill_versions();
+    if settings != on_disk {
+        settings
+            .save(&path)
+            .context("saving the API Manager settings")?;
+        forget_replaced_client(&on_disk, &settings, store);
     }
-    let written = write_definitions(&project, &apis)?;
     for (api, prepared) in apis.iter().zip(&written) {
         println!("ID for API with name {} : {}", api.name, prepared.id);
     }
@@ -428,25 +464,50 @@ async fn authenticate(
 }
 
 /// Keeps a newly registered client: its secret in the keyring and its id in the settings, or
-/// neither when the keyring cannot take it.
+/// neither when the keyring cannot take it. The client it replaces is forgotten once the new
+/// one is saved ([`forget_replaced_client`]).
 fn remember_client(
     settings: &mut Settings,
-    saved: &Settings,
     store: Option<&dyn SecretStore>,
     credentials: &ClientCredentials,
     base_url: &str,
 ) {
     settings.token.client_id.clear();
     let Some(store) = store else { return };
-    let old = saved.token.client_id.trim();
-    if !old.is_empty() && old != credentials.id {
-        let _ = store.delete(&secrets::client_key(old, &saved.token.base_url));
-    }
     match store.set(&secrets::client_key(&credentials.id, base_url), &credentials.secret) {
         Ok(()) => settings.token.client_id = credentials.id.clone(),
         Err(err) => eprintln!(
             "micro-gw: note: {err}: the client's secret is not kept, so a client is registered again next time"
         ),
+    }
+}
+
+/// The saved settings with only the newly registered client changed, when that client belongs
+/// to the saved base URL and user (otherwise it is saved with them, after a successful import).
+fn client_only_update(saved: &Settings, settings: &Settings) -> Option<Settings> {
+    let same_server =
+        saved.token.base_url.trim_end_matches('/') == settings.token.base_url.trim_end_matches('/');
+    let same_user = saved.token.username.trim() == settings.token.username.trim();
+    if !same_server || !same_user || saved.token.client_id == settings.token.client_id {
+        return None;
+    }
+    let mut interim = saved.clone();
+    interim.token.client_id = settings.token.client_id.clone();
+    Some(interim)
+}
+
+/// Deletes the keyring entry of the client `before` named, once `after` (now saved) names
+/// another one.
+fn forget_replaced_client(before: &Settings, after: &Settings, store: Option<&dyn SecretStore>) {
+    let old = before.token.client_id.trim();
+    let same = old == after.token.client_id.trim()
+        && before.token.base_url.trim_end_matches('/')
+            == after.token.base_url.trim_end_matches('/');
+    if old.is_empty() || same {
+        return;
+    }
+    if let Some(store) = store {
+        let _ = store.delete(&secrets::client_key(old, &before.token.base_url));
     }
 }
 
@@ -675,6 +736,143 @@ mod tests {
         assert_eq!(both.name_version, Some(("a".into(), "1".into())));
     }
 
+    /// An API Manager that knows one client (`new-id`/`new-secret`), issues it on registration,
+    /// and refuses every other client at the token endpoint with 401.
+    async fn apim_knowing_one_client() -> crate::apim::test_server::TestServer {
+        use base64::Engine;
+        crate::apim::test_server::TestServer::start(|seen| {
+            let basic = |id: &str, secret: &str| {
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+                )
+            };
+            match (seen.method.as_str(), seen.target.as_str()) {
+                ("POST", "/client-registration/v0.17/register")
+                    if seen.header("content-type") == Some("application/json") =>
+                {
+                    if seen.header("authorization") == Some(&basic("admin", "pw")) {
+                        (
+                            200,
+                            vec![],
+                            r#"{"clientId":"new-id","clientSecret":"new-secret"}"#.into(),
+                        )
+                    } else {
+                        (401, vec![], String::new())
+                    }
+                }
+                ("POST", "/oauth2/token")
+                    if seen.header("content-type") == Some("application/x-www-form-urlencoded")
+                        && seen.body.contains("grant_type=password") =>
+                {
+                    if seen.header("authorization") == Some(&basic("new-id", "new-secret")) {
+                        (200, vec![], r#"{"access_token":"tok"}"#.into())
+                    } else {
+                        (401, vec![], r#"{"error":"invalid_client"}"#.into())
+                    }
+                }
+                _ => (415, vec![], String::new()),
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_saved_client_the_server_forgot_is_registered_again_once() {
+        let server = apim_knowing_one_client().await;
+        let client = crate::apim::client::tests::client_for(&server.url);
+        let forgotten = ClientCredentials {
+            id: "old-id".into(),
+            secret: "old-secret".into(),
+        };
+        let (token, credentials, fresh) = authenticate(&client, Some(forgotten), "admin", "pw")
+            .await
+            .unwrap();
+        assert_eq!(token, "tok");
+        assert_eq!(credentials.id, "new-id");
+        assert!(fresh);
+        let calls: Vec<_> = server.seen().iter().map(|s| s.target.clone()).collect();
+        assert_eq!(
+            calls,
+            [
+                "/oauth2/token",
+                "/client-registration/v0.17/register",
+                "/oauth2/token"
+            ]
+        );
+        // A saved client the server knows is used as is.
+        let known = credentials.clone();
+        let (_, used, fresh) = authenticate(&client, Some(known.clone()), "admin", "pw")
+            .await
+            .unwrap();
+        assert_eq!((used, fresh), (known, false));
+        assert_eq!(server.seen().len(), 4);
+        // A wrong password: registration answers 401 and nothing loops.
+        let err = authenticate(&client, None, "admin", "wrong")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApimError::Unauthorized { status: 401, .. }),
+            "{err}"
+        );
+        assert_eq!(server.seen().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_new_client_refused_at_once_is_not_registered_again() {
+        // Registration works, but the token endpoint refuses every client.
+        let server =
+            crate::apim::test_server::TestServer::start(|seen| match seen.target.as_str() {
+                "/client-registration/v0.17/register" => {
+                    (200, vec![], r#"{"clientId":"c","clientSecret":"s"}"#.into())
+                }
+                _ => (401, vec![], r#"{"error":"invalid_client"}"#.into()),
+            })
+            .await;
+        let client = crate::apim::client::tests::client_for(&server.url);
+        let stale = ClientCredentials {
+            id: "old".into(),
+            secret: "old".into(),
+        };
+        let err = authenticate(&client, Some(stale), "admin", "pw")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApimError::Unauthorized { status: 401, .. }),
+            "{err}"
+        );
+        assert_eq!(
+            server.seen().len(),
+            3,
+            "token, register, token: then it stops"
+        );
+    }
+
+    #[test]
+    fn only_a_new_client_is_saved_before_the_import_succeeds() {
+        let mut saved = Settings::default();
+        saved.token.base_url = "https://apim:9443".into();
+        saved.token.username = "admin".into();
+        saved.token.client_id = "old".into();
+        let mut settings = saved.clone();
+        settings.token.client_id = "new".into();
+        settings.token.trust_store_location = Some("/tmp/ca.pem".into());
+        settings.set_apim_version("4.2.0");
+        let interim = client_only_update(&saved, &settings).unwrap();
+        assert_eq!(interim.token.client_id, "new");
+        assert_eq!(interim.token.trust_store_location, None);
+        assert_eq!(interim.token.apim_version, "");
+        // A client of another server or user waits for the import to succeed.
+        let mut elsewhere = settings.clone();
+        elsewhere.token.base_url = "https://other:9443".into();
+        assert!(client_only_update(&saved, &elsewhere).is_none());
+        let mut someone = settings.clone();
+        someone.token.username = "bob".into();
+        assert!(client_only_update(&saved, &someone).is_none());
+        // Nothing new, nothing to save.
+        assert!(client_only_update(&saved, &saved.clone()).is_none());
+    }
+
     #[test]
     fn a_new_client_replaces_the_old_one_in_the_keyring() {
         let store = MemoryStore::default();
@@ -691,19 +889,16 @@ mod tests {
             id: "new".into(),
             secret: "new-secret".into(),
         };
-        remember_client(
-            &mut settings,
-            &saved,
-            Some(&store),
-            &fresh,
-            "https://apim:9443",
-        );
+        remember_client(&mut settings, Some(&store), &fresh, "https://apim:9443");
         assert_eq!(settings.token.client_id, "new");
-        assert_eq!(store.get("old@https://apim:9443").unwrap(), None);
         assert_eq!(stored_client(&settings, Some(&store)), Some(fresh.clone()));
+        // The old secret goes once the new client is saved.
+        assert!(store.get("old@https://apim:9443").unwrap().is_some());
+        forget_replaced_client(&saved, &settings, Some(&store));
+        assert_eq!(store.get("old@https://apim:9443").unwrap(), None);
         // Without a keyring nothing is kept, not even the id.
         let mut settings = saved.clone();
-        remember_client(&mut settings, &saved, None, &fresh, "https://apim:9443");
+        remember_client(&mut settings, None, &fresh, "https://apim:9443");
         assert_eq!(settings.token.client_id, "");
         assert_eq!(stored_client(&saved, None), None);
     }
