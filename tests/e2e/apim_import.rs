@@ -270,6 +270,10 @@ async fn v3_import_by_name_and_version_builds_and_serves_the_api() {
     assert!(settings.contains("username = \"admin\""), "{settings}");
     assert!(settings.contains("trustStoreLocation"), "{settings}");
     assert!(
+        settings.contains("restVersion = \"v1.2\"") && settings.contains("dcrVersion = \"v0.17\""),
+        "the versions in effect are written: {settings}"
+    );
+    assert!(
         !settings.contains("pa ss") && !settings.contains("secret-"),
         "{settings}"
     );
@@ -468,7 +472,7 @@ async fn v4_export_imports_a_gateway_environment_and_skips_api_products() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("missing \"-l <label>\" parameter"),
+        stderr(&out).contains("micro-gw: Missing \"-l <label>\" parameter"),
         "{}",
         text(&out)
     );
@@ -480,10 +484,18 @@ async fn v4_export_imports_a_gateway_environment_and_skips_api_products() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(!stdout(&out).contains("Menu"), "{}", text(&out));
+    // The raw query: name and version as given, the label in Base64 (percent-encoded).
+    let export = apim.requests_to("/api/am/publisher/v4/apis/export");
+    assert_eq!(
+        export.last().unwrap().query.as_deref(),
+        Some("name=Orders&version=2&gatewayEnvironment=RGVmYXVsdA%3D%3D")
+    );
     let out = ws.micro_gw(&["import", "shop", "-l", "Nowhere", "-p", PASSWORD], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("gateway environment (label) Nowhere"),
+        stderr(&out).contains(
+            "No APIs found with the provided information for the given gateway label: Nowhere"
+        ),
         "{}",
         text(&out)
     );
@@ -512,8 +524,8 @@ async fn wrong_credentials_and_empty_results_say_so_and_change_nothing() {
     let out = ws.import(&apim, &cert, &["-a", "Menu", "-v", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("client registration")
-            && stderr(&out).contains("invalid user credentials"),
+        stderr(&out).contains("micro-gw: Invalid user credentials or the user does not have required permissions (client registration (POST ")
+            && stderr(&out).contains("answered 401)"),
         "{}",
         text(&out)
     );
@@ -526,19 +538,25 @@ async fn wrong_credentials_and_empty_results_say_so_and_change_nothing() {
         args.extend_from_slice(extra);
         ws.micro_gw(&args, None)
     };
+    assert_eq!(ws.settings(), "", "a failed import saves no settings");
     let out = ok(&["-a", "Menu", "-v", "2"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("no published API matched name Menu, version 2"),
+        stderr(&out).contains("No Published APIs matched for name:Menu, version:2"),
         "{}",
         text(&out)
     );
     let out = ok(&["-l", "nolabel"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("no published APIs found for the label nolabel"),
+        stderr(&out).contains("No APIs found for the given label: nolabel"),
         "{}",
         text(&out)
+    );
+    assert_eq!(
+        ws.settings(),
+        "",
+        "settings are saved only after a successful import"
     );
     assert_eq!(ws.snapshot(), before, "nothing was written");
 }
@@ -681,7 +699,19 @@ async fn connection_certificate_and_missing_value_errors_say_what_to_do() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains(&format!("Is the server running at {closed}?")),
+        stderr(&out).contains(&format!(
+            "micro-gw: Error occurred while trying to connect with server. Is the server running at {closed}?"
+        )),
+        "{}",
+        text(&out)
+    );
+
+    let out = ws.micro_gw(&["import", "nosuch", "-l", "edge"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "Project nosuch does not exist. Please use 'micro-gw init nosuch' to initialize the project."
+        ),
         "{}",
         text(&out)
     );
@@ -750,15 +780,15 @@ async fn prompts_on_a_terminal_then_reset_forgets_the_user() {
         &["DBUS_SESSION_BUS_ADDRESS"],
     );
     let wait = Duration::from_secs(20);
-    terminal.expect("Enter APIM base URL [https://localhost:9443]", wait);
+    terminal.expect("Enter APIM base URL [https://localhost:9443]: ", wait);
     terminal.send_line(&base);
-    terminal.expect("Enter username", wait);
+    terminal.expect("Enter Username: ", wait);
     terminal.send_line(USER);
-    terminal.expect("Enter password for admin", wait);
+    terminal.expect("Enter Password for admin: ", wait);
     terminal.send_line("");
     terminal.expect("Password can't be empty; enter password for admin", wait);
     terminal.send_line(PASSWORD);
-    terminal.expect("Enter trust store location", wait);
+    terminal.expect("Enter Trust store location: [", wait);
     terminal.send_line(&cert_path);
     terminal.expect("ID for API with name Menu", wait);
     assert!(terminal.wait(wait), "{}", terminal.screen());
@@ -795,4 +825,56 @@ async fn prompts_on_a_terminal_then_reset_forgets_the_user() {
     assert!(after.contains(&format!("baseURL = \"{base}\"")), "{after}");
     let out = ws.micro_gw(&["reset"], None);
     assert!(stdout(&out).contains("Nothing to clear"), "{}", text(&out));
+}
+
+/// The fake answers 415 to a registration that is not JSON and a token request that is not a
+/// form, as the real server does; the toolkit's requests (above) pass that check.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fake_refuses_the_wrong_content_types() {
+    let cert = TestCertificate::new();
+    let apim = FakeApim::start(&cert, USER, PASSWORD, Vec::new(), Fault::None).await;
+    let send = |path: &str, content_type: &str, body: &str| {
+        let url = format!("{}{path}", apim.base_url());
+        let cert_path = cert.cert_path.clone();
+        let content_type = content_type.to_string();
+        let body = body.to_string();
+        async move {
+            client::send(
+                Protocol::Http1Tls(&cert_path),
+                Method::POST,
+                &url,
+                &[("content-type", content_type.as_str())],
+                client::full(body),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let registration = r#"{"callbackUrl":"https://wso2.org"}"#;
+    let reply = send(
+        "/client-registration/v0.17/register",
+        "application/x-www-form-urlencoded",
+        registration,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let reply = send(
+        "/client-registration/v0.17/register",
+        "application/json",
+        registration,
+    )
+    .await;
+    assert_ne!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let form = "grant_type=password&username=admin";
+    let reply = send("/oauth2/token", "application/json", form).await;
+    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let reply = send(
+        "/oauth2/token",
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        form,
+    )
+    .await;
+    assert_ne!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(apim.requests().len(), 4);
 }

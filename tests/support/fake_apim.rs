@@ -2,9 +2,12 @@
 //! it serves only the calls the toolkit makes, with the paths, bodies and status codes the
 //! documented REST contract gives (see docs/api-manager-import.md):
 //!
-//! - `POST /client-registration/v0.17/register` (Basic user:password) → `clientId`/`clientSecret`, or 401
-//! - `POST /oauth2/token` (Basic client, password grant) → `access_token`; 401 `invalid_client`,
-//!   400 `invalid_grant` for a wrong user password, 400 `invalid_scope` when a scope is missing
+//! - `POST /client-registration/v0.17/register` (Basic user:password, `Content-Type:
+//!   application/json`) → `clientId`/`clientSecret`, or 401; 415 for another content type
+//! - `POST /oauth2/token` (Basic client, password grant, `Content-Type:
+//!   application/x-www-form-urlencoded`) → `access_token`; 401 `invalid_client`, 400
+//!   `invalid_grant` for a wrong user password, 400 `invalid_scope` when a scope is missing; 415
+//!   for another content type
 //! - `GET /api/am/publisher/v1.2/apis?query=…` (Bearer) → APIListDTO; like the real search it
 //!   matches names by substring, so the client must filter exactly
 //! - `GET /api/am/publisher/v1.2/apis/{id}/swagger` → the definition
@@ -100,6 +103,8 @@ pub struct Recorded {
     pub query: Option<String>,
     /// The Authorization header.
     pub authorization: Option<String>,
+    /// The Content-Type header.
+    pub content_type: Option<String>,
     /// Body text.
     pub body: String,
 }
@@ -213,6 +218,11 @@ async fn handle(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Answer 
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let content_type = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = request
         .into_body()
         .collect()
@@ -226,6 +236,7 @@ async fn handle(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Answer 
             path: path.clone(),
             query: query.clone(),
             authorization: authorization.clone(),
+            content_type: content_type.clone(),
             body: body.clone(),
         });
         state.fault.clone()
@@ -236,7 +247,31 @@ async fn handle(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Answer 
             json!({"code": 401, "message": "Unauthorized", "description": "Unauthenticated request", "moreInfo": "", "error": []}),
         )
     };
+    // Like the real server: registration takes JSON, the token endpoint a form.
+    let media_type = content_type.as_deref().map(|t| {
+        t.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let unsupported = || {
+        json_answer(
+            415,
+            json!({"code": 415, "message": "Unsupported Media Type", "description": content_type}),
+        )
+    };
     match (method.as_str(), path.as_str()) {
+        ("POST", "/client-registration/v0.17/register")
+            if media_type.as_deref() != Some("application/json") =>
+        {
+            unsupported()
+        }
+        ("POST", "/oauth2/token")
+            if media_type.as_deref() != Some("application/x-www-form-urlencoded") =>
+        {
+            unsupported()
+        }
         ("POST", "/client-registration/v0.17/register") => {
             let mut state = state.lock().expect("state");
             let Some((user, password)) = basic(authorization.as_deref()) else {

@@ -105,7 +105,7 @@ impl ApimClient {
             200 | 201 => {}
             401 | 403 => return Err(ApimError::Unauthorized { call, status }),
             _ => {
-                return Err(ApimError::Status {
+                return Err(ApimError::RegistrationStatus {
                     call,
                     status,
                     body: excerpt(&bytes),
@@ -153,7 +153,7 @@ impl ApimClient {
                 return Err(ApimError::Unauthorized { call, status }.into())
             }
             _ => {
-                return Err(ApimError::Status {
+                return Err(ApimError::TokenStatus {
                     call,
                     status,
                     body: excerpt(&bytes),

@@ -116,11 +116,13 @@ fn dedupe(apis: &mut Vec<ApimApi>) {
 }
 
 fn nothing(label: &str, selection: &Selection) -> ApimError {
+    let sentence =
+        format!("No APIs found with the provided information for the given gateway label: {label}");
     ApimError::NothingMatched(match &selection.name_version {
-        Some((name, version)) => format!(
-            "no API named {name}, version {version} is deployed to the gateway environment (label) {label}"
-        ),
-        None => format!("no APIs are deployed to the gateway environment (label) {label}"),
+        Some((name, version)) => {
+            format!("{sentence} (no API named {name}, version {version} is deployed there)")
+        }
+        None => sentence,
     })
 }
 
@@ -141,7 +143,11 @@ fn parse_export_within(call: &str, body: &[u8], limit: usize) -> Result<Exported
     let deployments_name = find_entry(&outer, |name| {
         name == "deployments.json" || name.ends_with("/deployments.json")
     })
-    .ok_or_else(|| malformed("the zip has no deployments.json".into()))?;
+    .ok_or_else(|| ApimError::Deployments {
+        message: "Deployment file does not exist",
+        call: call.to_string(),
+        detail: "the export zip has no deployments.json".into(),
+    })?;
     let deployments = read_entry(&mut outer, &deployments_name, &mut budget)
         .map_err(|e| malformed(format!("cannot read deployments.json ({e})")))?;
     let deployments_call = format!("{call} deployments.json");
@@ -151,9 +157,11 @@ fn parse_export_within(call: &str, body: &[u8], limit: usize) -> Result<Exported
         .and_then(Value::as_array)
         .ok_or_else(|| malformed("deployments.json has no data.deployments array".into()))?;
     if list.is_empty() {
-        return Err(ApimError::NothingMatched(
-            "the gateway environment has no deployments (deployments.json lists none)".into(),
-        ));
+        return Err(ApimError::Deployments {
+            message: "No deployments found in the deployments file",
+            call: call.to_string(),
+            detail: "deployments.json lists none".into(),
+        });
     }
     let mut exported = Exported::default();
     let mut read = std::collections::HashSet::new();
@@ -409,12 +417,17 @@ mod tests {
         let err = parse_export("export", &no_deployments)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("no deployments.json"), "{err}");
+        assert!(
+            err.starts_with("Deployment file does not exist (export: ")
+                && err.contains("no deployments.json"),
+            "{err}"
+        );
         let empty = zip_of(&[("deployments.json", br#"{"data":{"deployments":[]}}"#)]);
-        assert!(matches!(
-            parse_export("export", &empty),
-            Err(ApimError::NothingMatched(_))
-        ));
+        let err = parse_export("export", &empty).unwrap_err().to_string();
+        assert!(
+            err.starts_with("No deployments found in the deployments file"),
+            "{err}"
+        );
         let dangling = zip_of(&[(
             "deployments.json",
             br#"{"data":{"deployments":[{"apiFile":"gone.zip"}]}}"#,

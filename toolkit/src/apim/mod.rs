@@ -35,11 +35,12 @@ pub struct ApimApi {
     pub definition: String,
 }
 
-/// Why an import from the API Manager failed; each message says which call and what to do.
+/// Why an import from the API Manager failed. Each message starts with WSO2's toolkit sentence
+/// for the case, word for word, then says which call and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ApimError {
     /// 401 (or 400 invalid_grant from the token endpoint).
-    #[error("{call}: invalid user credentials, or the user does not have the permissions required (the server answered {status})")]
+    #[error("Invalid user credentials or the user does not have required permissions ({call} answered {status})")]
     Unauthorized {
         /// e.g. `client registration (POST https://…/register)`.
         call: String,
@@ -47,7 +48,7 @@ pub enum ApimError {
         status: u16,
     },
     /// Nothing listens there.
-    #[error("{call}: cannot connect ({detail}). Is the server running at {base_url}?")]
+    #[error("Error occurred while trying to connect with server. Is the server running at {base_url}? ({call}: {detail})")]
     Connect {
         /// The call.
         call: String,
@@ -90,6 +91,28 @@ pub enum ApimError {
         /// The `Location` header, or `(no Location)`.
         location: String,
     },
+    /// Client registration answered an unexpected status.
+    #[error(
+        "Error occurred while creating oAuth application Status code: {status} ({call}{body})"
+    )]
+    RegistrationStatus {
+        /// The call.
+        call: String,
+        /// The HTTP status.
+        status: u16,
+        /// `: <start of the body>` or empty.
+        body: String,
+    },
+    /// The token endpoint answered an unexpected status.
+    #[error("Error occurred while getting the token. Status code: {status} ({call}{body})")]
+    TokenStatus {
+        /// The call.
+        call: String,
+        /// The HTTP status.
+        status: u16,
+        /// `: <start of the body>` or empty.
+        body: String,
+    },
     /// An unexpected status.
     #[error("{call}: the server answered {status}{body}")]
     Status {
@@ -111,6 +134,16 @@ pub enum ApimError {
     /// Nothing matched.
     #[error("{0}")]
     NothingMatched(String),
+    /// A 4.x export without deployments: WSO2's sentence, then the details.
+    #[error("{message} ({call}: {detail})")]
+    Deployments {
+        /// `Deployment file does not exist` or `No deployments found in the deployments file`.
+        message: &'static str,
+        /// The call.
+        call: String,
+        /// What was found.
+        detail: String,
+    },
 }
 
 /// The text of a response body, cut to a line for an error message.

@@ -148,9 +148,9 @@ pub async fn fetch(
     if listed.is_empty() {
         return Err(ApimError::NothingMatched(
             match (&selection.label, &selection.name_version) {
-                (Some(label), _) => format!("no published APIs found for the label {label}"),
+                (Some(label), _) => format!("No APIs found for the given label: {label}"),
                 (None, Some((name, version))) => {
-                    format!("no published API matched name {name}, version {version}")
+                    format!("No Published APIs matched for name:{name}, version:{version}")
                 }
                 (None, None) => "nothing to search for".into(),
             },

@@ -2,7 +2,7 @@
 //! Manager. Settings come from flags, then the saved settings, then prompts (only on a
 //! terminal); the definitions are validated with the project's own before anything is written.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -15,7 +15,7 @@ use crate::apim::{export, publisher, ApimApi, ApimError, Selection};
 use crate::fsutil::write_and_remove_atomic;
 use crate::http_client::Trust;
 use crate::loader::{self, SourceFile};
-use crate::project::Project;
+use crate::project::{Project, ProjectError};
 
 /// The API Manager flags of `import`.
 #[derive(Default, clap::Args)]
@@ -112,12 +112,22 @@ impl ApimArgs {
     }
 }
 
+/// WSO2's message for a 3.x import without a valid selection.
+const MISSING_V3: &str = "Missing \"-l <label>\" or \"-a <api-name> -v <version>\" parameters";
+
 /// `-l`, or `-a` with `-v`, as each API Manager version allows.
 fn selection(flow: Flow, args: &ApimArgs) -> anyhow::Result<Selection> {
     let name_version = match (&args.api_name, &args.api_version) {
         (Some(name), Some(version)) => Some((name.clone(), version.clone())),
         (None, None) => None,
-        _ => bail!("-a <api-name> and -v <version> go together: give both"),
+        _ => match flow {
+            Flow::V3 => {
+                bail!("{MISSING_V3} (-a <api-name> and -v <version> go together: give both)")
+            }
+            Flow::V4 => {
+                bail!("-a <api-name> and -v <version> go together: give both (with -l <label>)")
+            }
+        },
     };
     match flow {
         Flow::V3 => match (&args.label, name_version) {
@@ -129,14 +139,14 @@ fn selection(flow: Flow, args: &ApimArgs) -> anyhow::Result<Selection> {
                 label: None,
                 name_version: Some(nv),
             }),
-            _ => bail!("missing \"-l <label>\" or \"-a <api-name> -v <version>\" parameters (give one of them; --openapi <file|URL> imports a definition file instead)"),
+            _ => bail!("{MISSING_V3} (give one of them; --openapi <file|URL> imports a definition file instead)"),
         },
         Flow::V4 => match &args.label {
             Some(label) => Ok(Selection {
                 label: Some(label.clone()),
                 name_version,
             }),
-            None => bail!("missing \"-l <label>\" parameter: with API Manager 4.x the label names the gateway environment to import from (-a/-v narrow it to one API)"),
+            None => bail!("Missing \"-l <label>\" parameter (with API Manager 4.x the label names the gateway environment to import from; -a/-v narrow it to one API)"),
         },
     }
 }
@@ -194,7 +204,7 @@ impl Prompter {
             ));
         }
         for prompt in [
-            format!("Enter password for {user}"),
+            format!("Enter Password for {user}"),
             format!("Password can't be empty; enter password for {user}"),
         ] {
             let password = dialoguer::Password::new()
@@ -206,13 +216,18 @@ impl Prompter {
                 return Ok(password);
             }
         }
-        bail!("empty password: nothing was imported")
+        bail!("Micro gateway init failed: empty password. (nothing was imported)")
     }
 }
 
 /// Imports from the API Manager into `project_arg`.
 pub fn run(project_arg: &Path, insecure: bool, args: &ApimArgs) -> anyhow::Result<()> {
-    let project = Project::existing(project_arg)?;
+    let project = match Project::existing(project_arg) {
+        Err(ProjectError::Missing(name)) => bail!(
+            "Project {name} does not exist. Please use 'micro-gw init {name}' to initialize the project."
+        ),
+        other => other?,
+    };
     let path = settings::default_path();
     let mut settings = Settings::load(&path)?;
     let saved = settings.clone();
@@ -243,11 +258,7 @@ pub fn run(project_arg: &Path, insecure: bool, args: &ApimArgs) -> anyhow::Resul
     }
     settings.token.base_url = base_url.clone();
     eprintln!(
-        "micro-gw: API Manager {} at {base_url}: publisher REST version {}, client registration version {} (change them in {})",
-        match settings.flow() {
-            Flow::V3 => "3.x",
-            Flow::V4 => "4.x",
-        },
+        "You are using REST version - {} and dynamic client registration version - {} of API Manager. \n (If you want to change this, go to {})",
         settings.rest_version(),
         settings.dcr_version(),
         path.display()
@@ -256,7 +267,7 @@ pub fn run(project_arg: &Path, insecure: bool, args: &ApimArgs) -> anyhow::Resul
     let username = match &args.username {
         Some(user) => user.trim().to_string(),
         None if !settings.token.username.trim().is_empty() => settings.token.username.clone(),
-        None => prompter.input("Enter username", None, "username", "-u/--username <USER>")?,
+        None => prompter.input("Enter Username", None, "username", "-u/--username <USER>")?,
     };
     if username.is_empty() {
         bail!("the username is empty: pass -u/--username <USER>");
@@ -288,7 +299,7 @@ pub fn run(project_arg: &Path, insecure: bool, args: &ApimArgs) -> anyhow::Resul
             settings.token.trust_store_location = Some(store.display().to_string());
         } else if settings.token.trust_store_location.is_none() && prompter.interactive {
             let answer = prompter.optional(
-                "Enter trust store location (a PEM bundle; empty for the system's roots)",
+                "Enter Trust store location: [a PEM bundle; empty for the system's roots]",
             )?;
             let answer = if answer.is_empty() {
                 answer
@@ -306,11 +317,12 @@ pub fn run(project_arg: &Path, insecure: bool, args: &ApimArgs) -> anyhow::Resul
                 let location = PathBuf::from(location);
                 if !location.is_file() {
                     bail!(
-                        "the trust store {} does not exist: pass -t/--truststore with a PEM bundle, or fix trustStoreLocation in {}",
+                        "Provided trust store location does not exist. ({}: pass -t/--truststore with a PEM bundle, or fix trustStoreLocation in {})",
                         location.display(),
                         path.display()
                     );
                 }
+                check_pem_trust_store(&location, &path)?;
                 Some(location)
             }
             _ => None,
@@ -405,6 +417,34 @@ pub fn run(project_arg: &Path, insecure: bool, args: &ApimArgs) -> anyhow::Resul
         "(Use \"micro-gw build {}\" to build the project)",
         project.root.display()
     );
+    Ok(())
+}
+
+/// Refuses a trust store that is not a PEM bundle (WSO2's toolkit took a PKCS12 file, and a
+/// copied `toolkit-config.toml` may still point at one), saying how to convert it.
+fn check_pem_trust_store(location: &Path, settings_path: &Path) -> anyhow::Result<()> {
+    let extension = location
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut head = Vec::new();
+    std::fs::File::open(location)
+        .and_then(|f| f.take(1 << 20).read_to_end(&mut head))
+        .with_context(|| format!("reading the trust store {}", location.display()))?;
+    let pem = String::from_utf8_lossy(&head).contains("-----BEGIN CERTIFICATE-----");
+    if matches!(extension.as_str(), "p12" | "pfx" | "jks") || !pem {
+        bail!(
+            "the trust store {} is not a PEM bundle of certificates{}: micro-gw reads PEM, not the PKCS12 trust store WSO2's toolkit used. Convert it with `openssl pkcs12 -in {} -nokeys -out ts.pem` (it asks for the trust store password, `ballerina` by default), then pass -t ts.pem or set trustStoreLocation in {}",
+            location.display(),
+            if matches!(extension.as_str(), "p12" | "pfx" | "jks") {
+                format!(" (.{extension})")
+            } else {
+                String::new()
+            },
+            location.display(),
+            settings_path.display()
+        );
+    }
     Ok(())
 }
 
@@ -680,6 +720,34 @@ mod tests {
     }
 
     #[test]
+    fn pkcs12_trust_stores_are_refused_with_the_conversion() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = dir.path().join("toolkit-config.toml");
+        let p12 = dir.path().join("ballerinaTruststore.p12");
+        std::fs::write(&p12, [0x30u8, 0x82, 0x0a, 0x1f, 0x02, 0x01, 0x03]).unwrap();
+        let err = check_pem_trust_store(&p12, &settings)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not a PEM bundle")
+                && err.contains("openssl pkcs12 -in")
+                && err.contains("-nokeys -out ts.pem"),
+            "{err}"
+        );
+        // Binary content under a PEM-looking name is refused too.
+        let renamed = dir.path().join("ts.pem");
+        std::fs::write(&renamed, [0x30u8, 0x82, 0x00]).unwrap();
+        assert!(check_pem_trust_store(&renamed, &settings).is_err());
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(check_pem_trust_store(&pem, &settings).is_ok());
+    }
+
+    #[test]
     fn debug_output_hides_the_password() {
         let args = ApimArgs {
             username: Some("admin".into()),
@@ -723,15 +791,21 @@ mod tests {
         let err = selection(Flow::V3, &args(Some("l"), Some("a"), Some("1")))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("missing \"-l <label>\" or"), "{err}");
+        assert!(
+            err.starts_with("Missing \"-l <label>\" or \"-a <api-name> -v <version>\" parameters"),
+            "{err}"
+        );
         let err = selection(Flow::V3, &args(None, Some("a"), None))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("go together"), "{err}");
+        assert!(
+            err.starts_with(MISSING_V3) && err.contains("go together"),
+            "{err}"
+        );
         let err = selection(Flow::V4, &args(None, Some("a"), Some("1")))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("missing \"-l <label>\" parameter"), "{err}");
+        assert!(err.starts_with("Missing \"-l <label>\" parameter"), "{err}");
         let both = selection(Flow::V4, &args(Some("env"), Some("a"), Some("1"))).unwrap();
         assert_eq!(both.name_version, Some(("a".into(), "1".into())));
     }
