@@ -173,6 +173,24 @@ fn pizza(name: &str, version: &str, labels: &[&str], base_path: &str, backend: &
     )
 }
 
+/// A fake API Manager with one published API, `Menu` 1 labelled `edge`.
+async fn menu_apim(cert: &TestCertificate) -> FakeApim {
+    FakeApim::start(
+        cert,
+        USER,
+        PASSWORD,
+        vec![pizza(
+            "Menu",
+            "1",
+            &["edge"],
+            "/menu/1",
+            "http://127.0.0.1:1",
+        )],
+        Fault::None,
+    )
+    .await
+}
+
 /// The one test that builds and serves: 3.x by name and version, then the gateway answers
 /// with the imported API's extensions applied (base path, endpoint, per-resource security).
 #[tokio::test(flavor = "multi_thread")]
@@ -656,20 +674,7 @@ async fn a_slow_server_hits_the_client_timeout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn connection_certificate_and_missing_value_errors_say_what_to_do() {
     let cert = TestCertificate::new();
-    let apim = FakeApim::start(
-        &cert,
-        USER,
-        PASSWORD,
-        vec![pizza(
-            "Menu",
-            "1",
-            &["edge"],
-            "/menu/1",
-            "http://127.0.0.1:1",
-        )],
-        Fault::None,
-    )
-    .await;
+    let apim = menu_apim(&cert).await;
     let ws = Workspace::new();
     let base = apim.base_url();
     let args = [
@@ -749,20 +754,7 @@ async fn connection_certificate_and_missing_value_errors_say_what_to_do() {
 #[tokio::test(flavor = "multi_thread")]
 async fn prompts_on_a_terminal_then_reset_forgets_the_user() {
     let cert = TestCertificate::new();
-    let apim = FakeApim::start(
-        &cert,
-        USER,
-        PASSWORD,
-        vec![pizza(
-            "Menu",
-            "1",
-            &["edge"],
-            "/menu/1",
-            "http://127.0.0.1:1",
-        )],
-        Fault::None,
-    )
-    .await;
+    let apim = menu_apim(&cert).await;
     let ws = Workspace::new();
     let base = apim.base_url();
     let cert_path = cert.cert_path.display().to_string();
