@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 
 use crate::access_log::{AccessRecord, LoggedBody};
 use crate::auth::cache::KeyType;
-use crate::auth::{query_param, uses_auth_header, Authenticator, Rejection};
+use crate::auth::{query_param, split_pair, uses_auth_header, Authenticator, Rejection};
 use crate::config::ForwardingConfig;
 use crate::fault::{self, Fault};
 use crate::model::{ApiKeyLocation, AuthScheme, GatewayModel, Security};
@@ -332,17 +332,22 @@ fn credential_query_params(model: &GatewayModel) -> Vec<String> {
 
 /// The request target for the access log, with API-key query values replaced by `***`.
 fn redacted_target(target: &str, secret_params: &[String]) -> String {
+    let secret = |pair: &&str| secret_params.iter().any(|p| p == split_pair(pair).0);
     let Some((path, query)) = target.split_once('?') else {
         return target.to_string();
     };
-    if secret_params.is_empty() {
+    // Most requests carry no key: no rebuilding for them.
+    if !query.split('&').any(|pair| secret(&pair)) {
         return target.to_string();
     }
     let pairs: Vec<String> = query
         .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if secret_params.iter().any(|p| p == key) => format!("{key}=***"),
-            _ => pair.to_string(),
+        .map(|pair| {
+            if secret(&pair) {
+                format!("{}=***", split_pair(pair).0)
+            } else {
+                pair.to_string()
+            }
         })
         .collect();
     format!("{path}?{}", pairs.join("&"))
@@ -390,7 +395,7 @@ fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
                 }
                 let kept: Vec<&str> = query
                     .split('&')
-                    .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
+                    .filter(|pair| split_pair(pair).0 != name)
                     .collect();
                 let path = parts.uri.path();
                 let target = if kept.is_empty() {

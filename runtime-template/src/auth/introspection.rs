@@ -139,9 +139,6 @@ impl Introspector {
                     .into(),
             )),
         };
-        if config.timeout_ms == 0 {
-            return Err(KeyManagerError("timeout_ms must be above 0".into()));
-        }
         let basic = basic_header(&config.username, &password)?;
         let credentials = match &config.token_url {
             None => Credentials::Basic(basic),

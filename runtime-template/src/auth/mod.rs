@@ -324,9 +324,14 @@ fn scheme_value(value: &HeaderValue) -> Option<(&'static str, &str)> {
 /// The (percent-decoded) value of query parameter `name`.
 pub fn query_param<'a>(query: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
     query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = split_pair(pair);
         (key == name && !value.is_empty()).then(|| percent_decode(value))
     })
+}
+
+/// `(key, value)` of one `key=value` query pair (a bare `key` has an empty value).
+pub fn split_pair(pair: &str) -> (&str, &str) {
+    pair.split_once('=').unwrap_or((pair, ""))
 }
 
 fn percent_decode(value: &str) -> std::borrow::Cow<'_, str> {
