@@ -6,8 +6,6 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
@@ -89,22 +87,20 @@ async fn every_credential_kind_is_validated_end_to_end() {
 
     let idp = EcIssuer::new("e2e-key-1");
     let jwks = backend::spawn_fixed(200, idp.jwks.clone()).await.unwrap();
-    let introspections = Arc::new(AtomicU64::new(0));
-    let seen = introspections.clone();
     let expected_auth = basic("gateway", KM_PASSWORD);
-    let key_manager = backend::spawn_with(move |_, headers, body| {
-        seen.fetch_add(1, Ordering::SeqCst);
-        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&expected_auth) {
-            return (401, String::new());
+    let key_manager = backend::spawn_scripted(move |request| {
+        let json = vec![("content-type", "application/json".to_string())];
+        if request.header("authorization") != Some(expected_auth.as_str()) {
+            return (401, vec![], String::new());
         }
-        let form = String::from_utf8_lossy(body);
-        if form.contains("token=opaque-good") {
+        if request.body.contains("token=opaque-good") {
             (
                 200,
+                json,
                 json!({"active": true, "scope": "read", "client_id": "opaque-app"}).to_string(),
             )
         } else {
-            (200, r#"{"active":false}"#.to_string())
+            (200, json, r#"{"active":false}"#.to_string())
         }
     })
     .await
@@ -218,7 +214,7 @@ scopes = ["read"]
         .await;
         assert_eq!(reply.status, StatusCode::OK);
     }
-    assert_eq!(introspections.load(Ordering::SeqCst), 1, "cached");
+    assert_eq!(key_manager.seen().len(), 1, "cached");
     let reply = get(
         &http("/oauth"),
         &[("authorization", "Bearer opaque-revoked")],

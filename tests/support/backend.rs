@@ -303,17 +303,60 @@ async fn spawn_fixed_inner(
     })
 }
 
-/// Starts a server that answers each request with `respond(path and query, headers, body)`,
-/// which returns a status and a JSON body (a key manager, a JWKS endpoint). Stops when the
-/// returned guard is dropped.
-pub async fn spawn_with<F>(respond: F) -> std::io::Result<Backend>
+/// A request as a [`Scripted`] server received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// The request headers.
+    pub headers: http::HeaderMap,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl Seen {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// An answer of a [`Scripted`] server: status, extra headers, body.
+pub type ScriptedReply = (u16, Vec<(&'static str, String)>, String);
+
+/// A server that answers each request with what a closure returns and records every request
+/// (a key manager, an API Manager endpoint). Stops when dropped.
+pub struct Scripted {
+    backend: Backend,
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+impl Scripted {
+    /// `http://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        self.backend.url()
+    }
+
+    /// Every request so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("request log").clone()
+    }
+}
+
+/// Starts a [`Scripted`] server answering with `respond`.
+pub async fn spawn_scripted<F>(respond: F) -> std::io::Result<Scripted>
 where
-    F: Fn(&str, &http::HeaderMap, &[u8]) -> (u16, String) + Send + Sync + 'static,
+    F: Fn(&Seen) -> ScriptedReply + Send + Sync + 'static,
 {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let respond = Arc::new(respond);
-    serve(listener, None, move |request: Request<Incoming>| {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let backend = serve(listener, None, move |request: Request<Incoming>| {
         let respond = respond.clone();
+        let log = log.clone();
         async move {
             let (parts, body) = request.into_parts();
             let body = body
@@ -321,19 +364,27 @@ where
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            let target = parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| "/".to_string(), |pq| pq.to_string());
-            let (status, text) = respond(&target, &parts.headers, &body);
+            let request = Seen {
+                method: parts.method.to_string(),
+                target: parts
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| "/".to_string(), |pq| pq.to_string()),
+                headers: parts.headers,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            };
+            let (status, headers, text) = respond(&request);
+            log.lock().expect("request log").push(request);
             let mut response = Response::new(Full::new(Bytes::from(text)));
             *response.status_mut() =
                 http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
+            for (name, value) in headers {
+                if let Ok(value) = http::HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
             Ok::<_, Infallible>(response)
         }
-    })
+    })?;
+    Ok(Scripted { backend, seen })
 }

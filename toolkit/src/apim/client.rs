@@ -297,7 +297,7 @@ fn oauth_error(body: &[u8]) -> Option<String> {
 pub(crate) mod tests {
     use super::*;
     use crate::apim::settings::Settings;
-    use crate::apim::test_server::TestServer;
+    use mgw_e2e::backend::spawn_scripted;
 
     /// A client for a plain-HTTP test server at `base`.
     pub(crate) fn client_for(base: &str) -> ApimClient {
@@ -319,13 +319,15 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn redirects_are_reported_and_never_followed() {
-        let elsewhere =
-            TestServer::start(|_| (200, vec![], r#"{"access_token":"t"}"#.into())).await;
-        let target = format!("{}/steal", elsewhere.url);
+        let elsewhere = spawn_scripted(|_| (200, vec![], r#"{"access_token":"t"}"#.into()))
+            .await
+            .unwrap();
+        let target = format!("{}/steal", elsewhere.url());
         let apim =
-            TestServer::start(move |_| (307, vec![("Location", target.clone())], String::new()))
-                .await;
-        let client = client_for(&apim.url);
+            spawn_scripted(move |_| (307, vec![("Location", target.clone())], String::new()))
+                .await
+                .unwrap();
+        let client = client_for(&apim.url());
         let credentials = ClientCredentials {
             id: "id".into(),
             secret: "secret".into(),
@@ -343,7 +345,7 @@ pub(crate) mod tests {
         );
         let text = err.to_string();
         assert!(
-            text.contains(&format!("{}/steal", elsewhere.url)) && !text.contains("hunter2"),
+            text.contains(&format!("{}/steal", elsewhere.url())) && !text.contains("hunter2"),
             "{text}"
         );
         let err = client.register("admin", "hunter2").await.unwrap_err();

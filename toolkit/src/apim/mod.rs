@@ -12,8 +12,6 @@ pub mod export;
 pub mod publisher;
 pub mod secrets;
 pub mod settings;
-#[cfg(test)]
-pub(crate) mod test_server;
 
 /// What to import.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -812,15 +812,9 @@ mod tests {
 
     /// An API Manager that knows one client (`new-id`/`new-secret`), issues it on registration,
     /// and refuses every other client at the token endpoint with 401.
-    async fn apim_knowing_one_client() -> crate::apim::test_server::TestServer {
-        use base64::Engine;
-        crate::apim::test_server::TestServer::start(|seen| {
-            let basic = |id: &str, secret: &str| {
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
-                )
-            };
+    async fn apim_knowing_one_client() -> mgw_e2e::backend::Scripted {
+        use mgw_e2e::tokens::basic;
+        mgw_e2e::backend::spawn_scripted(|seen| {
             match (seen.method.as_str(), seen.target.as_str()) {
                 ("POST", "/client-registration/v0.17/register")
                     if seen.header("content-type") == Some("application/json") =>
@@ -849,12 +843,13 @@ mod tests {
             }
         })
         .await
+        .unwrap()
     }
 
     #[tokio::test]
     async fn a_saved_client_the_server_forgot_is_registered_again_once() {
         let server = apim_knowing_one_client().await;
-        let client = crate::apim::client::tests::client_for(&server.url);
+        let client = crate::apim::client::tests::client_for(&server.url());
         let forgotten = ClientCredentials {
             id: "old-id".into(),
             secret: "old-secret".into(),
@@ -895,15 +890,15 @@ mod tests {
     #[tokio::test]
     async fn a_new_client_refused_at_once_is_not_registered_again() {
         // Registration works, but the token endpoint refuses every client.
-        let server =
-            crate::apim::test_server::TestServer::start(|seen| match seen.target.as_str() {
-                "/client-registration/v0.17/register" => {
-                    (200, vec![], r#"{"clientId":"c","clientSecret":"s"}"#.into())
-                }
-                _ => (401, vec![], r#"{"error":"invalid_client"}"#.into()),
-            })
-            .await;
-        let client = crate::apim::client::tests::client_for(&server.url);
+        let server = mgw_e2e::backend::spawn_scripted(|seen| match seen.target.as_str() {
+            "/client-registration/v0.17/register" => {
+                (200, vec![], r#"{"clientId":"c","clientSecret":"s"}"#.into())
+            }
+            _ => (401, vec![], r#"{"error":"invalid_client"}"#.into()),
+        })
+        .await
+        .unwrap();
+        let client = crate::apim::client::tests::client_for(&server.url());
         let stale = ClientCredentials {
             id: "old".into(),
             secret: "old".into(),
