@@ -19,7 +19,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a project: api_definitions/, conf/ (settings, TLS certificate), interceptors/, policies.yaml.
+    /// Create a project: api_definitions/, conf/ (settings, TLS certificate, API-key signing key), interceptors/, policies.yaml.
     Init {
         /// Project directory to create (its last component names the gateway binary).
         project: PathBuf,
