@@ -1,4 +1,4 @@
-//! Real WSO2 definitions (`../shared/fixtures/wso2-openapi`) that use only endpoint features
+//! Real WSO2 definitions (`tests/fixtures/wso2-openapi`) that use only endpoint features
 //! build into one gateway, and every one of their resources routes to a backend.
 
 use std::net::SocketAddr;
@@ -29,7 +29,9 @@ async fn endpoint_fixtures_build_and_every_resource_routes() {
         .map(|name| {
             (
                 name.to_string(),
-                std::fs::read_to_string(sources.join(name)).expect("fixture"),
+                std::fs::read_to_string(sources.join(name)).unwrap_or_else(|err| {
+                    panic!("fixture {}: {err}", sources.join(name).display())
+                }),
             )
         })
         .collect();

@@ -17,9 +17,10 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `../shared/fixtures` beside the checkout.
+/// `tests/fixtures` in the checkout: real configurations written by users of both gateway
+/// families (see its README for where each comes from).
 pub fn fixtures_dir() -> PathBuf {
-    workspace_root().join("..").join("shared").join("fixtures")
+    workspace_root().join("tests").join("fixtures")
 }
 
 /// The cargo profile directory the tests were built into (e.g. `target/debug`).

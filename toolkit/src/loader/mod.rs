@@ -204,11 +204,11 @@ mod tests {
 mod fixture_tests {
     use super::*;
 
-    /// Real definitions written by WSO2 users (`../shared/fixtures/wso2-openapi`) must load.
+    /// Real definitions written by WSO2 users (`tests/fixtures/wso2-openapi`) must load.
     #[test]
     fn every_wso2_fixture_loads() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/wso2-openapi");
+            .join("../tests/fixtures/wso2-openapi");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             panic!("fixtures not found at {}", dir.display());
         };
