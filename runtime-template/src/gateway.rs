@@ -168,7 +168,7 @@ impl Gateway {
             Match::Found(route) => self.router.route(route),
             Match::MethodNotAllowed(allow) => {
                 let mut response: Response<GatewayBody> = fault::METHOD_NOT_ALLOWED.response();
-                response.headers_mut().insert(header::ALLOW, allow.clone());
+                response.headers_mut().insert(header::ALLOW, allow);
                 let record = record(StatusCode::METHOD_NOT_ALLOWED, None, None);
                 return Ok(response.map(|b| LoggedBody::new(b, record)));
             }
@@ -177,12 +177,20 @@ impl Gateway {
                 return Ok(fault_response(&fault::NO_MATCHING_RESOURCE, record));
             }
         };
-        let api = &self.model.apis[route.api];
+        // The router was built from this model, so both exist; still never an index panic.
+        let Some((api, resource)) = self
+            .model
+            .apis
+            .get(route.api)
+            .and_then(|api| Some((api, api.resources.get(route.resource)?)))
+        else {
+            let record = record(fault::INTERNAL_ERROR.status, None, None);
+            return Ok(fault_response(&fault::INTERNAL_ERROR, record));
+        };
         if normalised.encoded_slash && !api.allow_encoded_slash {
             let record = record(fault::INVALID_PATH.status, None, None);
             return Ok(fault_response(&fault::INVALID_PATH, record));
         }
-        let resource = &api.resources[route.resource];
         let mut grant = None;
         if let Some(security) = &resource.security {
             match self
@@ -202,17 +210,18 @@ impl Gateway {
         } else {
             resource.production.ok_or(fault::NO_PRODUCTION_ENDPOINT)
         };
-        let endpoint = match endpoint {
-            Ok(endpoint) => endpoint,
+        let upstream = match endpoint
+            .and_then(|i| self.upstreams.get(i).ok_or(fault::INTERNAL_ERROR))
+        {
+            Ok(upstream) => upstream,
             Err(fault) => {
                 let record = record(fault.status, None, None);
                 return Ok(fault_response(&fault, record));
             }
         };
-        let upstream = &self.upstreams[endpoint];
         let consumer = grant.and_then(|g| g.consumer);
 
-        let rest = path[route.base_path_len..].to_string();
+        let rest = route.remainder(path).to_string();
         drop(normalised);
         let access_path = self.access_log.then(|| self.request_target(&request));
         let (mut parts, body) = request.into_parts();

@@ -131,7 +131,13 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let loaded = config::load(&path, &env, &args.settings).map_err(|e| e.to_string())?;
     let upstreams =
         proxy::upstream::resolve(&model, &args.endpoints, &env).map_err(|e| e.to_string())?;
-    let router = Router::build(&model).map_err(|e| e.to_string())?;
+    let router = Router::build(&model).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
     // One worker needs no work stealing: the single-threaded scheduler does the same job
     // with less synchronisation on every task wake-up.
     let mut runtime = match loaded.config.listener.worker_threads {

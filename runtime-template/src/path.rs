@@ -7,6 +7,9 @@
 //!   other escape is kept, with upper-case hex digits;
 //! - dot segments (`.`, `..`, including encoded ones such as `%2e%2E`) are removed;
 //! - runs of `/` are merged;
+//! - raw bytes that RFC 3986 does not allow in a path (non-ASCII UTF-8, space, `"`, `<`, `>`,
+//!   `^`, `` ` ``, `{`, `|`, `}`, controls) are percent-encoded, so `/städte` and `/st%C3%A4dte`
+//!   are one path (RFC 3987 §3.1 maps an IRI's non-ASCII characters to their encoded UTF-8);
 //! - a raw `\`, and the escapes `%5C`, `%00` and double-encoded `%252e`/`%252f`/`%255c`/`%2500`
 //!   are rejected; `%2F` (an encoded `/`) is kept encoded and reported, so the caller can
 //!   refuse it unless the API opts in.
@@ -60,10 +63,69 @@ fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
+/// True for a byte that may stand in a path as it is: unreserved, sub-delims, `:`, `@`, `/`
+/// (RFC 3986 §3.3 `pchar`) and `%` (checked separately as the start of an escape).
+fn allowed_raw(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@'
+                | b'/'
+                | b'%'
+        )
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Appends `%XX` (upper-case hex) for `b`.
+fn push_escape(out: &mut Vec<u8>, b: u8) {
+    out.extend_from_slice(&[
+        b'%',
+        HEX_DIGITS[usize::from(b >> 4)],
+        HEX_DIGITS[usize::from(b & 15)],
+    ]);
+}
+
+/// The canonical form of a literal piece of a path template (the text between parameters):
+/// the same form [`normalise`] gives a request path, so a template and the requests it names
+/// compare byte for byte. Non-ASCII characters become their percent-encoded UTF-8
+/// (RFC 3987 §3.1), escapes of unreserved characters are decoded, other escapes get upper-case
+/// hex, and a `%` that starts no escape is itself encoded (`%25`).
+pub fn canonical_literal(literal: &str) -> String {
+    let bytes = literal.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
+                let value = h * 16 + l;
+                if is_unreserved(value) {
+                    out.push(value);
+                } else {
+                    push_escape(&mut out, value);
+                }
+                i += 3;
+                continue;
+            }
+            push_escape(&mut out, b);
+        } else if allowed_raw(b) {
+            out.push(b);
+        } else {
+            push_escape(&mut out, b);
+        }
+        i += 1;
+    }
+    // Only ASCII is ever pushed.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// True when the path may need work (the common case, a clean path, returns quickly).
 fn needs_work(path: &str) -> bool {
     let bytes = path.as_bytes();
-    bytes.iter().any(|&b| b == b'%' || b == b'\\')
+    bytes.iter().any(|&b| b == b'%' || !allowed_raw(b))
         || path.contains("//")
         || path.contains("/./")
         || path.contains("/../")
@@ -84,8 +146,8 @@ pub fn normalise(raw: &str) -> Result<Normalised<'_>, PathError> {
     }
     // First pass: decode unreserved escapes, canonicalise the rest, reject the dangerous.
     let bytes = raw.as_bytes();
-    // Bytes, not chars: a path may hold UTF-8, and only ASCII is ever decoded or inserted,
-    // so the result stays valid UTF-8.
+    // Bytes, not chars: raw UTF-8 is encoded byte by byte, and only ASCII is ever decoded or
+    // inserted, so the result is ASCII.
     let mut decoded: Vec<u8> = Vec::with_capacity(raw.len());
     let mut encoded_slash = false;
     let mut i = 0;
@@ -110,16 +172,13 @@ pub fn normalise(raw: &str) -> Result<Normalised<'_>, PathError> {
                     }
                     b'%' => decoded.extend_from_slice(b"%25"),
                     v if is_unreserved(v) => decoded.push(v),
-                    v => decoded.extend_from_slice(&[
-                        b'%',
-                        b"0123456789ABCDEF"[usize::from(v >> 4)],
-                        b"0123456789ABCDEF"[usize::from(v & 15)],
-                    ]),
+                    v => push_escape(&mut decoded, v),
                 }
                 i += 3;
                 continue;
             }
-            _ => decoded.push(b),
+            _ if allowed_raw(b) => decoded.push(b),
+            _ => push_escape(&mut decoded, b),
         }
         i += 1;
     }
@@ -225,10 +284,27 @@ mod tests {
     #[test]
     fn utf8_paths_survive_normalisation() {
         // Found by fuzzing: non-ASCII bytes were turned into one char each.
-        assert_eq!(norm("//caf\u{e9}/./x"), "/caf\u{e9}/x");
-        assert_eq!(norm("/%2F\u{318}"), "/%2F\u{318}");
+        assert_eq!(norm("//caf\u{e9}/./x"), "/caf%C3%A9/x");
+        assert_eq!(norm("/%2F\u{318}"), "/%2F%CC%98");
         let once = norm("/%2F\u{318}");
         assert_eq!(norm(&once), once);
+    }
+
+    /// Issue 10 item 3: raw UTF-8 and its percent-encoded form are one path, and a template
+    /// literal takes the same form.
+    #[test]
+    fn raw_non_ascii_and_other_unsafe_bytes_are_encoded() {
+        assert_eq!(norm("/geo/st\u{e4}dte/k\u{f6}ln"), "/geo/st%C3%A4dte/k%C3%B6ln");
+        assert_eq!(norm("/geo/st%c3%a4dte"), "/geo/st%C3%A4dte");
+        assert_eq!(norm("/a\"b{c}|d^e`f g"), "/a%22b%7Bc%7D%7Cd%5Ee%60f%20g");
+        assert_eq!(
+            canonical_literal("st\u{e4}dte"),
+            norm("/st\u{e4}dte").trim_start_matches('/')
+        );
+        assert_eq!(canonical_literal("a%7eb%2fc"), "a~b%2Fc");
+        assert_eq!(canonical_literal("100%"), "100%25");
+        assert_eq!(canonical_literal("(alg="), "(alg=");
+        assert!(matches!(normalise("/a;b=c").unwrap().path, Cow::Borrowed(_)));
     }
 
     #[test]

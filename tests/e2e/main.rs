@@ -7,6 +7,7 @@ mod cli;
 mod fixtures;
 mod hardening;
 mod proxy;
+mod routing;
 mod security;
 
 use std::path::PathBuf;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 /// A parsed definition file.
@@ -44,10 +45,12 @@ impl Document {
                 message: format!("not valid JSON: {e}"),
             })?
         } else {
-            serde_yaml::from_str(text).map_err(|e| ParseError {
-                line: e.location().map(|l| l.line()),
-                message: format!("not valid YAML: {e}"),
-            })?
+            serde_yaml::from_str::<YamlValue>(text)
+                .map_err(|e| ParseError {
+                    line: e.location().map(|l| l.line()),
+                    message: format!("not valid YAML: {e}"),
+                })?
+                .0
         };
         if !value.is_object() {
             return Err(ParseError {
@@ -84,6 +87,88 @@ impl Document {
     /// The value at `pointer`.
     pub fn get(&self, pointer: &str) -> Option<&Value> {
         self.value.pointer(pointer)
+    }
+}
+
+/// A JSON value read from YAML. Integers outside 64 bits (`18446744073709551616`,
+/// `-9223372036854776000`), which the YAML reader hands over as 128-bit numbers and
+/// `serde_json::Value` refuses, are kept as the nearest float, as serde_json itself reads
+/// them from a JSON document; everything else is read as `serde_json::Value` reads it.
+struct YamlValue(Value);
+
+impl<'de> serde::Deserialize<'de> for YamlValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(YamlVisitor).map(YamlValue)
+    }
+}
+
+struct YamlVisitor;
+
+/// A float as `serde_json::Value` keeps it (`null` for NaN and infinities).
+fn float(v: f64) -> Value {
+    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+impl<'de> serde::de::Visitor<'de> for YamlVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
+        Ok(match (i64::try_from(v), u64::try_from(v)) {
+            (Ok(small), _) => Value::from(small),
+            (_, Ok(small)) => Value::from(small),
+            // Out of 64 bits: the nearest float, as serde_json reads such a number from JSON.
+            _ => float(v as f64),
+        })
+    }
+    fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
+        Ok(match u64::try_from(v) {
+            Ok(small) => Value::from(small),
+            Err(_) => float(v as f64),
+        })
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        YamlValue::deserialize(d).map(|v| v.0)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(YamlValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some((key, YamlValue(value))) = map.next_entry::<String, YamlValue>()? {
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -131,6 +216,24 @@ mod tests {
         let doc = Document::parse("a.json", text).unwrap();
         assert_eq!(doc.value["swagger"], "2.0");
         assert_eq!(doc.line("/paths/~1a"), Some(4));
+    }
+
+    /// Issue 10 item 7: integers outside 64 bits load from YAML as they do from JSON.
+    #[test]
+    fn yaml_integers_beyond_64_bits_load() {
+        let text = "openapi: 3.0.0\nx:\n  minimum: -9223372036854776000\n  maximum: 18446744073709551616\n  small: -5\n  big: 18446744073709551615\n  responses:\n    200: {description: ok}\n";
+        let doc = Document::parse("a.yaml", text).unwrap();
+        let json = Document::parse(
+            "a.json",
+            r#"{"x": {"minimum": -9223372036854776000, "maximum": 18446744073709551616}}"#,
+        )
+        .unwrap();
+        assert_eq!(doc.value["x"]["minimum"], json.value["x"]["minimum"]);
+        assert_eq!(doc.value["x"]["maximum"], json.value["x"]["maximum"]);
+        assert_eq!(doc.value["x"]["minimum"].as_f64(), Some(-9.223372036854776e18));
+        assert_eq!(doc.value["x"]["small"], -5);
+        assert_eq!(doc.value["x"]["big"], u64::MAX);
+        assert!(doc.value["x"]["responses"]["200"].is_object());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod security;
 use std::collections::BTreeMap;
 
 use mgw_runtime::model::{GatewayModel, MODEL_FORMAT};
-use mgw_runtime::router::Router;
+use mgw_runtime::router::{RouteError, Router};
 
 pub use diagnostics::{Diagnostic, Diagnostics, LoadError};
 use document::Document;
@@ -100,6 +100,8 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
         apis: Vec::with_capacity(apis.len()),
         endpoints: Vec::new(),
     };
+    // The line of each resource, by API and resource index, for route errors.
+    let mut lines: Vec<Vec<Option<usize>>> = Vec::with_capacity(apis.len());
     for loaded in apis {
         let offset = model.endpoints.len();
         let mut api = loaded.api;
@@ -109,15 +111,57 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
         }
         model.endpoints.extend(loaded.endpoints);
         model.apis.push(api);
+        lines.push(loaded.lines);
     }
-    if let Err(err) = Router::build(&model) {
-        let file = match err.as_ref() {
-            mgw_runtime::router::RouteError::Conflict { source_file, .. }
-            | mgw_runtime::router::RouteError::Unsupported { source_file, .. } => {
-                source_file.clone()
-            }
+    if let Err(errors) = Router::build(&model) {
+        let line = |api: usize, resource: usize| {
+            lines
+                .get(api)
+                .and_then(|l| l.get(resource))
+                .copied()
+                .flatten()
         };
-        diags.error(&file, None, err.to_string());
+        for err in errors {
+            match err {
+                RouteError::Conflict {
+                    method,
+                    path,
+                    api,
+                    resource,
+                    other_path,
+                    other_api,
+                    other_resource,
+                    other_api_name,
+                    other_source,
+                    reason,
+                    source_file,
+                    ..
+                } => {
+                    let other_at = match line(other_api, other_resource) {
+                        Some(l) => format!("{other_source}:{l}"),
+                        None => other_source,
+                    };
+                    diags.error(
+                        &source_file,
+                        line(api, resource),
+                        format!("{method} {path} conflicts with {method} {other_path} (API '{other_api_name}', {other_at}): {reason}; change one of the paths or base paths"),
+                    );
+                }
+                RouteError::Unsupported {
+                    method,
+                    path,
+                    api,
+                    resource,
+                    source_file,
+                    reason,
+                    ..
+                } => diags.error(
+                    &source_file,
+                    line(api, resource),
+                    format!("{method} {path} cannot be routed: {reason}"),
+                ),
+            }
+        }
         return Err(failed(diags));
     }
     Ok(Loaded {
@@ -169,6 +213,27 @@ mod tests {
         ];
         let err = load("p", &files).unwrap_err().error.to_string();
         assert!(err.contains("conflicts"), "{err}");
+    }
+
+    /// Issue 10 item 5: the method is part of a conflict, and every conflict is reported with
+    /// the lines of both operations.
+    #[test]
+    fn conflicts_are_method_aware_and_all_reported_with_lines() {
+        let ok = [file(
+            "a.yaml",
+            "/v1",
+            "  /{groupName}:\n    get: {}\n  /{name}:\n    put: {}\n",
+        )];
+        assert!(load("p", &ok).is_ok());
+        let files = [
+            file("a.yaml", "/v1", "  /x/{a}:\n    get: {}\n  /x/y/{b}:\n    put: {}\n"),
+            file("b.yaml", "/v1/x", "  /{c}:\n    get: {}\n  /y/{d}:\n    put: {}\n"),
+        ];
+        let err = load("p", &files).unwrap_err().error;
+        let text: Vec<String> = err.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(text[0].starts_with("b.yaml:7: GET /v1/x/{c} conflicts with GET /v1/x/{a} (API 'a.yaml', a.yaml:7)"), "{text:?}");
+        assert!(text[1].starts_with("b.yaml:9: PUT /v1/x/y/{d}") && text[1].contains("a.yaml:9"), "{text:?}");
     }
 
     #[test]

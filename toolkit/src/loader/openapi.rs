@@ -58,6 +58,8 @@ pub enum SpecVersion {
     Swagger2,
     /// OpenAPI 3.0.x or 3.1.x.
     OpenApi3,
+    /// OpenAPI 3.2.x: read as 3.1, plus the `query` method and `additionalOperations`.
+    OpenApi32,
 }
 
 /// An API read from one document; resource endpoint indices point into `endpoints`.
@@ -67,7 +69,10 @@ pub struct LoadedApi {
     pub api: Api,
     /// Its endpoints.
     pub endpoints: Vec<Endpoint>,
+    /// The line of each resource's operation, in the order of `api.resources`.
+    pub lines: Vec<Option<usize>>,
 }
+
 
 /// WSO2's API id: `api_` + hex SHA-256 of `name:version`.
 pub fn api_id(name: &str, version: &str) -> String {
@@ -84,7 +89,7 @@ pub fn spec_version(doc: &Document) -> Result<SpecVersion, String> {
             Ok(SpecVersion::Swagger2)
         } else {
             Err(format!(
-                "swagger: {swagger} is not supported: only Swagger \"2.0\" and OpenAPI 3.0/3.1 are"
+                "swagger: {swagger} is not supported: only Swagger \"2.0\" and OpenAPI 3.0/3.1/3.2 are"
             ))
         };
     }
@@ -96,7 +101,8 @@ pub fn spec_version(doc: &Document) -> Result<SpecVersion, String> {
     });
     match version.as_deref() {
         Some(v) if v.starts_with("3.0") || v.starts_with("3.1") => Ok(SpecVersion::OpenApi3),
-        Some(v) => Err(format!("openapi: {v} is not supported: use OpenAPI 3.0.x or 3.1.x, or Swagger 2.0")),
+        Some(v) if v.starts_with("3.2") => Ok(SpecVersion::OpenApi32),
+        Some(v) => Err(format!("openapi: {v} is not supported: use OpenAPI 3.0.x, 3.1.x or 3.2.x, or Swagger 2.0")),
         None => Err("not an API definition: there is no `openapi: 3.x` or `swagger: \"2.0\"` field at the top".into()),
     }
 }
@@ -124,7 +130,10 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
     };
     let id = api_id(&name, &api_version);
     check_extensions(doc, "", Level::Api, diags);
-    let base_path = base_path(doc, version, diags);
+    let base_path = base_path(doc, version, &api_version, diags);
+    if version == SpecVersion::OpenApi32 {
+        warn_ignored_32_fields(doc, diags);
+    }
 
     let named = named_endpoints(doc, diags);
     let mut endpoints = Endpoints::default();
@@ -145,15 +154,32 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
     };
     let api_security = security::api_security(doc, version, diags);
     let mut resources = Vec::new();
+    let mut lines: Vec<Option<usize>> = Vec::new();
     match doc.get("/paths").map(Value::as_object) {
         Some(Some(paths)) => {
-            for (path, _) in paths {
-                let path_pointer = child("/paths", path);
-                if !path.starts_with('/') || path.contains('?') || path.contains('#') {
+            // (method, path) -> index in `resources`, to find keys that differ only in a fragment.
+            let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+            for (key, _) in paths {
+                let path_pointer = child("/paths", key);
+                // A fragment never reaches a server (RFC 9110 §4.2.4 / RFC 3986 §3.5): keys such as
+                // `/v1/conversations#stream` or `/#Action=Describe` name their path without it.
+                let path = match key.split_once('#') {
+                    Some((path, fragment)) => {
+                        diags.warn(
+                            &file,
+                            doc.line(&path_pointer),
+                            format!("path {key:?}: the fragment '#{fragment}' is dropped (it never reaches a server); the resource is {path:?}"),
+                        );
+                        path
+                    }
+                    None => key.as_str(),
+                };
+                let path = &path.to_string();
+                if !path.starts_with('/') || path.contains('?') {
                     diags.error(
                         &file,
                         doc.line(&path_pointer),
-                        format!("path {path:?} must start with '/' and hold no query or fragment"),
+                        format!("path {key:?} must start with '/' and hold no query"),
                     );
                     continue;
                 }
@@ -181,18 +207,24 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                     continue;
                 };
                 check_extensions(doc, &item_pointer, Level::PathItem, diags);
-                for method in METHODS {
-                    let Some(operation) = item.get(method) else {
+                for (name, op_pointer) in operations(doc, version, item, &item_pointer, diags) {
+                    // Fixed fields are lower case; additionalOperations keys are the method as sent.
+                    let method = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                        name.clone()
+                    } else {
+                        name.to_uppercase()
+                    };
+                    let method = method.as_str();
+                    let Some(operation) = doc.get(&op_pointer) else {
                         continue;
                     };
-                    let op_pointer = child(&item_pointer, method);
                     if !operation.is_object() {
                         diags.error(
                             &file,
                             doc.line(&op_pointer),
                             format!(
                                 "{} {path} must be an operation object",
-                                method.to_uppercase()
+                                method
                             ),
                         );
                         continue;
@@ -204,7 +236,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                         .map(str::to_string);
                     let inline_name = operation_id
                         .clone()
-                        .unwrap_or_else(|| format!("{id}_{method}_{}", sanitize(path)));
+                        .unwrap_or_else(|| format!("{id}_{name}_{}", sanitize(path)));
                     let production = declared_endpoint(
                         doc,
                         &child(&op_pointer, "x-wso2-production-endpoints"),
@@ -227,7 +259,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                             doc.line(&op_pointer),
                             format!(
                                 "{} {path} has no endpoint: add x-wso2-production-endpoints to the API or to this operation, or a `servers` URL",
-                                method.to_uppercase()
+                                method
                             ),
                         );
                         continue;
@@ -238,14 +270,45 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                             doc.line(&op_pointer),
                             format!(
                                 "{} {path} has only a sandbox endpoint: only SANDBOX tokens and keys reach it, production ones get 403 (900901)",
-                                method.to_uppercase()
+                                method
                             ),
                         );
                     }
                     let security =
                         security::resource_security(doc, &api_security, &op_pointer, diags);
+                    let line = doc.line(&op_pointer);
+                    let upper = method.to_string();
+                    if let Some(&earlier) = seen.get(&(upper.clone(), path.clone())) {
+                        let same_endpoint = |index: Option<usize>, new: Option<&EndpointSpec>| {
+                            index.map(|i| spec_of(&endpoints.list[i])).as_ref() == new
+                        };
+                        let first: &Resource = &resources[earlier];
+                        let same = same_endpoint(
+                            first.production,
+                            production.as_ref().map(|(e, _)| &e.spec),
+                        ) && same_endpoint(first.sandbox, sandbox.as_ref().map(|(e, _)| &e.spec))
+                            && first.security == security;
+                        let first_line = lines[earlier]
+                            .map_or_else(|| "?".to_string(), |l: usize| l.to_string());
+                        if same {
+                            diags.warn(
+                                &file,
+                                line,
+                                format!("{upper} {path} is also declared at line {first_line} (the path keys differ only in a fragment); they are merged into one resource"),
+                            );
+                        } else {
+                            diags.error(
+                                &file,
+                                line,
+                                format!("{upper} {path} is also declared at line {first_line} with another endpoint or security (the path keys differ only in a fragment, which never reaches a server); merge the two operations or give them different paths"),
+                            );
+                        }
+                        continue;
+                    }
+                    seen.insert((upper, path.clone()), resources.len());
+                    lines.push(line);
                     resources.push(Resource {
-                        method: method.to_uppercase(),
+                        method: method.to_string(),
                         path: path.clone(),
                         operation_id,
                         production: production
@@ -288,7 +351,72 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
             allow_encoded_slash,
         },
         endpoints: endpoints.list,
+        lines,
     })
+}
+
+/// The operations of a path item as (method, pointer): the fixed fields for every version,
+/// plus, for OpenAPI 3.2, `query` and the custom methods of `additionalOperations`.
+fn operations(
+    doc: &Document,
+    version: SpecVersion,
+    item: &serde_json::Map<String, Value>,
+    item_pointer: &str,
+    diags: &mut Diagnostics,
+) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = METHODS
+        .iter()
+        .filter(|m| item.contains_key(**m))
+        .map(|m| (m.to_string(), child(item_pointer, m)))
+        .collect();
+    if version != SpecVersion::OpenApi32 {
+        return found;
+    }
+    if item.contains_key("query") {
+        found.push(("query".into(), child(item_pointer, "query")));
+    }
+    let additional = child(item_pointer, "additionalOperations");
+    match item.get("additionalOperations") {
+        None => {}
+        Some(Value::Object(map)) => {
+            for name in map.keys() {
+                let pointer = child(&additional, name);
+                let fixed = METHODS.contains(&name.to_ascii_lowercase().as_str())
+                    || name.eq_ignore_ascii_case("query");
+                let token = !name.is_empty()
+                    && name.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+                    });
+                if fixed || !token {
+                    diags.error(
+                        &doc.file,
+                        doc.line(&pointer),
+                        format!("additionalOperations: {name:?} {}; OpenAPI 3.2 keeps this map for other methods (an HTTP token such as COPY or PURGE)", if fixed { "is a method with its own field in the path item" } else { "is not an HTTP method name" }),
+                    );
+                    continue;
+                }
+                found.push((name.clone(), pointer));
+            }
+        }
+        Some(_) => diags.error(
+            &doc.file,
+            doc.line(&additional),
+            "additionalOperations must map method names to operations",
+        ),
+    }
+    found
+}
+
+/// OpenAPI 3.2 fields that do not change what is routed where, named once so the user knows
+/// they are not applied.
+fn warn_ignored_32_fields(doc: &Document, diags: &mut Diagnostics) {
+    if doc.get("/$self").is_some() {
+        diags.warn(
+            &doc.file,
+            doc.line("/$self"),
+            "$self (OpenAPI 3.2) is ignored: references are resolved within this file",
+        );
+    }
 }
 
 /// Endpoints of one API, deduplicated by name and environment so references share one
@@ -358,10 +486,17 @@ fn required_string(
     }
 }
 
-fn base_path(doc: &Document, version: SpecVersion, diags: &mut Diagnostics) -> String {
+fn base_path(
+    doc: &Document,
+    version: SpecVersion,
+    api_version: &str,
+    diags: &mut Diagnostics,
+) -> String {
     let file = &doc.file;
     match doc.get("/x-wso2-basePath") {
-        Some(Value::String(path)) => return normalise_base_path(path),
+        Some(Value::String(path)) => {
+            return expand_base_path(path, api_version, doc, "/x-wso2-basePath", diags)
+        }
         Some(other) => {
             diags.error(
                 file,
@@ -373,11 +508,16 @@ fn base_path(doc: &Document, version: SpecVersion, diags: &mut Diagnostics) -> S
         None => {}
     }
     let fallback = match version {
-        SpecVersion::OpenApi3 => first_server_url(doc).and_then(|url| {
+        SpecVersion::OpenApi3 | SpecVersion::OpenApi32 => first_server_url(doc).and_then(|url| {
             let path = if url.starts_with('/') {
                 url.clone()
             } else {
-                url::Url::parse(&url).ok()?.path().to_string()
+                // The URL parser encodes braces; a template is checked on its own text.
+                url::Url::parse(&url)
+                    .ok()?
+                    .path()
+                    .replace("%7B", "{")
+                    .replace("%7D", "}")
             };
             Some((path, "the path of the first `servers` URL"))
         }),
@@ -388,7 +528,11 @@ fn base_path(doc: &Document, version: SpecVersion, diags: &mut Diagnostics) -> S
     };
     match fallback {
         Some((path, source)) if normalise_base_path(&path) != "/" => {
-            let path = normalise_base_path(&path);
+            let pointer = match version {
+                SpecVersion::Swagger2 => "/basePath",
+                _ => "/servers/0/url",
+            };
+            let path = expand_base_path(&path, api_version, doc, pointer, diags);
             diags.warn(file, Some(1), format!("no x-wso2-basePath: using {source}, '{path}', as the base path; add x-wso2-basePath to choose it"));
             path
         }
@@ -397,6 +541,27 @@ fn base_path(doc: &Document, version: SpecVersion, diags: &mut Diagnostics) -> S
             "/".into()
         }
     }
+}
+
+/// A base path with `{version}` replaced by the API's `info.version`, as WSO2 API Manager does
+/// for API contexts (`/bank/payments/{version}`); any other `{...}` is an error at the line of
+/// `pointer`, since a base path is fixed text that requests must start with.
+fn expand_base_path(
+    path: &str,
+    api_version: &str,
+    doc: &Document,
+    pointer: &str,
+    diags: &mut Diagnostics,
+) -> String {
+    let expanded = path.replace("{version}", api_version);
+    if expanded.contains(['{', '}']) {
+        diags.error(
+            &doc.file,
+            doc.line(pointer),
+            format!("base path {path:?} holds a template other than {{version}} (which stands for info.version, {api_version:?}); a base path is fixed text: write the value instead"),
+        );
+    }
+    normalise_base_path(&expanded)
 }
 
 fn normalise_base_path(path: &str) -> String {
@@ -431,7 +596,9 @@ fn server_endpoint(
     diags: &mut Diagnostics,
 ) -> Option<DeclaredEndpoint> {
     let (url, pointer) = match version {
-        SpecVersion::OpenApi3 => (first_server_url(doc)?, "/servers/0/url"),
+        SpecVersion::OpenApi3 | SpecVersion::OpenApi32 => {
+            (first_server_url(doc)?, "/servers/0/url")
+        }
         SpecVersion::Swagger2 => {
             let host = doc.get("/host")?.as_str()?;
             let schemes: Vec<&str> = doc
@@ -475,24 +642,10 @@ fn server_endpoint(
     })
 }
 
-/// Checks `{parameter}` syntax: balanced, named, one per segment.
+/// Checks `{parameter}` syntax with the router's own parser: balanced, named, not nested.
+/// Several parameters may share a segment (`{category}.{ext}`).
 fn check_template(path: &str) -> Result<(), String> {
-    for segment in path.split('/') {
-        let opens = segment.matches('{').count();
-        let closes = segment.matches('}').count();
-        if opens != closes {
-            return Err("has an unbalanced '{' or '}'".into());
-        }
-        if opens > 1 {
-            return Err(
-                "has more than one {parameter} in one segment, which cannot be routed".into(),
-            );
-        }
-        if segment.contains("{}") {
-            return Err("has an unnamed {} parameter".into());
-        }
-    }
-    Ok(())
+    mgw_runtime::router::check_template(path)
 }
 
 fn sanitize(path: &str) -> String {
@@ -709,13 +862,10 @@ paths:
                 .is_none()
         );
         assert!(load("info: {title: T}\n").0.is_none());
-        let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a/{x}{y}:\n    get: {}\n");
+        let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a/{x{y}}:\n    get: {}\n");
         assert!(api.is_none());
-        assert!(
-            d.errors[0].message.contains("more than one"),
-            "{:?}",
-            d.errors
-        );
+        assert!(d.errors[0].message.contains("nests"), "{:?}", d.errors);
+        assert_eq!(d.errors[0].line, Some(6));
         let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-disable-security: 'yes'\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a:\n    get: {}\n");
         assert!(api.is_none());
         assert_eq!(d.errors[0].line, Some(3));
@@ -734,5 +884,97 @@ paths:
             "{:?}",
             d.errors
         );
+    }
+
+    const HEAD: &str = "info: {title: T, version: '2.1'}\nx-wso2-production-endpoints: {urls: ['http://a']}\n";
+
+    /// Issue 10 item 2: `{version}` in a base path is info.version; any other template is an
+    /// error at the base path's line.
+    #[test]
+    fn base_path_version_template() {
+        let (api, d) = load(&format!(
+            "openapi: 3.0.0\n{HEAD}x-wso2-basePath: /bank/payments/{{version}}\npaths:\n  /a: {{get: {{}}}}\n"
+        ));
+        assert!(d.is_ok(), "{:?}", d.errors);
+        assert_eq!(api.unwrap().api.base_path, "/bank/payments/2.1");
+        let (api, d) = load(&format!(
+            "openapi: 3.0.0\n{HEAD}x-wso2-basePath: /bank/{{tenant}}/{{version}}\npaths:\n  /a: {{get: {{}}}}\n"
+        ));
+        assert!(api.is_none());
+        assert_eq!(d.errors[0].line, Some(4), "{:?}", d.errors);
+        assert!(d.errors[0].message.contains("{version}"), "{:?}", d.errors);
+        // The servers fallback is held to the same rule.
+        let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '3'}\nx-wso2-production-endpoints: {urls: ['http://a']}\nservers: [{url: 'http://h/api/{version}'}]\npaths:\n  /a: {get: {}}\n");
+        assert!(d.is_ok(), "{:?}", d.errors);
+        assert_eq!(api.unwrap().api.base_path, "/api/3");
+    }
+
+    /// Issue 10 item 4: several parameters in one segment load.
+    #[test]
+    fn several_parameters_per_segment_load() {
+        let (api, d) = load(&format!(
+            "openapi: 3.0.0\n{HEAD}x-wso2-basePath: /m\npaths:\n  /profiles/{{id}}{{ext}}: {{get: {{}}}}\n  /search/{{category}}.{{ext}}: {{get: {{}}}}\n  /certificates(alg={{alg}},thumbprint={{tp}}): {{get: {{}}}}\n"
+        ));
+        assert!(d.is_ok(), "{:?}", d.errors);
+        assert_eq!(api.unwrap().api.resources.len(), 3);
+    }
+
+    /// Issue 10 item 6: a fragment is dropped with a warning; keys that then name the same
+    /// operation are merged when they agree, and an error naming both lines when not.
+    #[test]
+    fn fragments_are_dropped_and_duplicates_merged_or_refused() {
+        let (api, d) = load(&format!(
+            "openapi: 3.0.0\n{HEAD}x-wso2-basePath: /c\npaths:\n  /v1/conversations#stream: {{post: {{}}}}\n  /v1/conversations: {{post: {{}}, get: {{}}}}\n  /#Action=Describe: {{get: {{}}}}\n"
+        ));
+        assert!(d.is_ok(), "{:?}", d.errors);
+        let api = api.unwrap();
+        let routes: Vec<(String, String)> = api
+            .api
+            .resources
+            .iter()
+            .map(|r| (r.method.clone(), r.path.clone()))
+            .collect();
+        assert_eq!(
+            routes,
+            [("POST", "/v1/conversations"), ("GET", "/v1/conversations"), ("GET", "/")]
+                .map(|(m, p)| (m.to_string(), p.to_string()))
+        );
+        assert_eq!(api.lines, [Some(6), Some(7), Some(8)]);
+        let text: Vec<String> = d.warnings.iter().map(ToString::to_string).collect();
+        assert!(text.iter().any(|w| w.starts_with("api.yaml:6:") && w.contains("#stream")), "{text:?}");
+        assert!(text.iter().any(|w| w.starts_with("api.yaml:7:") && w.contains("merged") && w.contains("line 6")), "{text:?}");
+
+        let (api, d) = load(&format!(
+            "openapi: 3.0.0\n{HEAD}x-wso2-basePath: /c\npaths:\n  /v1/x#a: {{post: {{}}}}\n  /v1/x#b:\n    post:\n      x-wso2-production-endpoints: {{urls: ['http://other']}}\n"
+        ));
+        assert!(api.is_none());
+        assert_eq!(d.errors[0].line, Some(8), "{:?}", d.errors);
+        assert!(d.errors[0].message.contains("line 6"), "{:?}", d.errors);
+    }
+
+    /// Issue 10 item 8: OpenAPI 3.2 loads, with its `query` method and additionalOperations.
+    #[test]
+    fn openapi_32_loads() {
+        let (api, d) = load(&format!(
+            "openapi: 3.2.0\n$self: https://example.com/api.yaml\n{HEAD}x-wso2-basePath: /q\npaths:\n  /search:\n    get: {{}}\n    query: {{}}\n    additionalOperations:\n      PURGE: {{}}\n"
+        ));
+        assert!(d.is_ok(), "{:?}", d.errors);
+        let methods: Vec<String> = api.unwrap().api.resources.iter().map(|r| r.method.clone()).collect();
+        assert_eq!(methods, ["GET", "QUERY", "PURGE"]);
+        assert!(
+            d.warnings.iter().any(|w| w.message.contains("$self") && w.line == Some(2)),
+            "{:?}",
+            d.warnings
+        );
+        let (api, d) = load(&format!(
+            "openapi: 3.2.0\n{HEAD}x-wso2-basePath: /q\npaths:\n  /s:\n    additionalOperations:\n      get: {{}}\n"
+        ));
+        assert!(api.is_none());
+        assert_eq!(d.errors[0].line, Some(8), "{:?}", d.errors);
+        // `query` is an ordinary extension-free key before 3.2: not an operation.
+        let (api, _) = load(&format!(
+            "openapi: 3.1.0\n{HEAD}x-wso2-basePath: /q\npaths:\n  /s:\n    get: {{}}\n    query: {{}}\n"
+        ));
+        assert_eq!(api.unwrap().api.resources.len(), 1);
     }
 }

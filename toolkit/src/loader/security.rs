@@ -198,7 +198,9 @@ fn scheme_table(
     version: SpecVersion,
 ) -> Option<(&'static str, &serde_json::Map<String, Value>)> {
     let order = match version {
-        SpecVersion::OpenApi3 => ["/components/securitySchemes", "/securityDefinitions"],
+        SpecVersion::OpenApi3 | SpecVersion::OpenApi32 => {
+            ["/components/securitySchemes", "/securityDefinitions"]
+        }
         SpecVersion::Swagger2 => ["/securityDefinitions", "/components/securitySchemes"],
     };
     order
