@@ -210,15 +210,14 @@ impl Gateway {
         } else {
             resource.production.ok_or(fault::NO_PRODUCTION_ENDPOINT)
         };
-        let upstream = match endpoint
-            .and_then(|i| self.upstreams.get(i).ok_or(fault::INTERNAL_ERROR))
-        {
-            Ok(upstream) => upstream,
-            Err(fault) => {
-                let record = record(fault.status, None, None);
-                return Ok(fault_response(&fault, record));
-            }
-        };
+        let upstream =
+            match endpoint.and_then(|i| self.upstreams.get(i).ok_or(fault::INTERNAL_ERROR)) {
+                Ok(upstream) => upstream,
+                Err(fault) => {
+                    let record = record(fault.status, None, None);
+                    return Ok(fault_response(&fault, record));
+                }
+            };
         let consumer = grant.and_then(|g| g.consumer);
 
         let rest = route.remainder(path).to_string();

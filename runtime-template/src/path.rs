@@ -69,7 +69,18 @@ fn allowed_raw(b: u8) -> bool {
     is_unreserved(b)
         || matches!(
             b,
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@'
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
                 | b'/'
                 | b'%'
         )
@@ -294,7 +305,10 @@ mod tests {
     /// literal takes the same form.
     #[test]
     fn raw_non_ascii_and_other_unsafe_bytes_are_encoded() {
-        assert_eq!(norm("/geo/st\u{e4}dte/k\u{f6}ln"), "/geo/st%C3%A4dte/k%C3%B6ln");
+        assert_eq!(
+            norm("/geo/st\u{e4}dte/k\u{f6}ln"),
+            "/geo/st%C3%A4dte/k%C3%B6ln"
+        );
         assert_eq!(norm("/geo/st%c3%a4dte"), "/geo/st%C3%A4dte");
         assert_eq!(norm("/a\"b{c}|d^e`f g"), "/a%22b%7Bc%7D%7Cd%5Ee%60f%20g");
         assert_eq!(
@@ -304,7 +318,10 @@ mod tests {
         assert_eq!(canonical_literal("a%7eb%2fc"), "a~b%2Fc");
         assert_eq!(canonical_literal("100%"), "100%25");
         assert_eq!(canonical_literal("(alg="), "(alg=");
-        assert!(matches!(normalise("/a;b=c").unwrap().path, Cow::Borrowed(_)));
+        assert!(matches!(
+            normalise("/a;b=c").unwrap().path,
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

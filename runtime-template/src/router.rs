@@ -202,7 +202,9 @@ fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
                     };
                     let name = after.get(..close).unwrap_or("");
                     if name.contains('{') {
-                        return Err(format!("segment {segment:?} nests '{{' in a parameter name"));
+                        return Err(format!(
+                            "segment {segment:?} nests '{{' in a parameter name"
+                        ));
                     }
                     if name.trim().is_empty() {
                         return Err(format!("segment {segment:?} has an unnamed {{}} parameter"));
@@ -329,7 +331,11 @@ impl Entry {
                 .find(|(m, _, _)| m == wanted)
                 .map(|(_, r, _)| *r)
         };
-        find(method).or_else(|| (method == Method::HEAD).then(|| find(&Method::GET)).flatten())
+        find(method).or_else(|| {
+            (method == Method::HEAD)
+                .then(|| find(&Method::GET))
+                .flatten()
+        })
     }
 }
 
@@ -420,8 +426,7 @@ impl Router {
                     continue;
                 }
                 // `/base/` also answers `/base`, unless that is declared itself.
-                if segments.len() > 1 && segments.last() == Some(&Segment::Static(String::new()))
-                {
+                if segments.len() > 1 && segments.last() == Some(&Segment::Static(String::new())) {
                     let alias = &segments[..segments.len() - 1];
                     router.insert(alias, &method, route_id, true);
                 }
@@ -743,7 +748,11 @@ mod tests {
         assert_eq!(found(&router, Method::POST, "/"), Some(1));
         assert_eq!(found(&router, Method::POST, "/anything/at/all"), Some(1));
         assert_eq!(found(&router, Method::GET, "/d/a"), Some(2));
-        assert_eq!(found(&router, Method::GET, "/d/a/b"), Some(3), "literal first");
+        assert_eq!(
+            found(&router, Method::GET, "/d/a/b"),
+            Some(3),
+            "literal first"
+        );
         assert_eq!(found(&router, Method::GET, "/d/a/b/c"), Some(2));
         assert_eq!(found(&router, Method::GET, "/ctxs"), None);
         let route = router.route(0);
@@ -778,7 +787,10 @@ mod tests {
         let m = model(vec![api(
             "geo",
             "/geo",
-            &[("GET", "/st\u{e4}dte/{name}"), ("GET", "/caf%c3%a9s/{id}.json")],
+            &[
+                ("GET", "/st\u{e4}dte/{name}"),
+                ("GET", "/caf%c3%a9s/{id}.json"),
+            ],
         )]);
         let router = Router::build(&m).unwrap();
         assert_eq!(
@@ -787,7 +799,10 @@ mod tests {
         );
         let raw = crate::path::normalise("/geo/st\u{e4}dte/k\u{f6}ln").unwrap();
         assert_eq!(found(&router, Method::GET, &raw.path), Some(0));
-        assert_eq!(found(&router, Method::GET, "/geo/caf%C3%A9s/1.json"), Some(1));
+        assert_eq!(
+            found(&router, Method::GET, "/geo/caf%C3%A9s/1.json"),
+            Some(1)
+        );
         assert_eq!(found(&router, Method::GET, "/geo/stadte/x"), None);
     }
 
@@ -809,7 +824,11 @@ mod tests {
         let router = Router::build(&m).unwrap();
         assert_eq!(found(&router, Method::GET, "/m/profiles/7.xml"), Some(0));
         assert_eq!(found(&router, Method::GET, "/m/profiles/ab"), Some(0));
-        assert_eq!(found(&router, Method::GET, "/m/profiles/a"), None, "two parameters, one byte");
+        assert_eq!(
+            found(&router, Method::GET, "/m/profiles/a"),
+            None,
+            "two parameters, one byte"
+        );
         assert_eq!(found(&router, Method::GET, "/m/search/books.csv"), Some(1));
         assert_eq!(
             found(&router, Method::GET, "/m/search/books.json"),
@@ -817,7 +836,11 @@ mod tests {
             "more literal bytes first"
         );
         assert_eq!(found(&router, Method::GET, "/m/search/books"), Some(4));
-        assert_eq!(found(&router, Method::GET, "/m/search/.csv"), Some(4), "parameters are never empty");
+        assert_eq!(
+            found(&router, Method::GET, "/m/search/.csv"),
+            Some(4),
+            "parameters are never empty"
+        );
         assert_eq!(
             found(
                 &router,
@@ -826,7 +849,10 @@ mod tests {
             ),
             Some(2)
         );
-        assert_eq!(found(&router, Method::GET, "/m/certificates(alg=RS256)"), None);
+        assert_eq!(
+            found(&router, Method::GET, "/m/certificates(alg=RS256)"),
+            None
+        );
         assert_eq!(found(&router, Method::GET, "/m/files/a.b.tar.gz"), Some(5));
         assert_eq!(found(&router, Method::GET, "/m/files/.tar.gz"), None);
     }
@@ -854,7 +880,11 @@ mod tests {
             ("/{x}post", "post", false),
         ];
         for (template, segment, expected) in cases {
-            assert_eq!(mixed_matches(&p(template), segment), expected, "{template} {segment}");
+            assert_eq!(
+                mixed_matches(&p(template), segment),
+                expected,
+                "{template} {segment}"
+            );
         }
         for bad in ["/{a", "/a}", "/{}", "/{a{b}}"] {
             assert!(parse_template(bad).is_err(), "{bad}");
@@ -872,7 +902,11 @@ mod tests {
         )]);
         let router = Router::build(&m).unwrap();
         assert_eq!(found(&router, Method::PUT, "/v1/x"), Some(1));
-        assert_eq!(found(&router, Method::PUT, "/v1/me"), Some(1), "method-aware fallback");
+        assert_eq!(
+            found(&router, Method::PUT, "/v1/me"),
+            Some(1),
+            "method-aware fallback"
+        );
         assert_eq!(found(&router, Method::GET, "/v1/me"), Some(2));
         match router.lookup(&Method::DELETE, "/v1/me") {
             Match::MethodNotAllowed(allow) => assert_eq!(allow, "GET, PUT"),
@@ -880,12 +914,27 @@ mod tests {
         }
 
         let clash = model(vec![
-            api("a", "/v1", &[("GET", "/{a}"), ("PUT", "/{b}"), ("POST", "/x/{c}.{d}")]),
-            api("b", "/v1", &[("GET", "/{c}"), ("PUT", "/{d}"), ("POST", "/x/{e}.{f}")]),
+            api(
+                "a",
+                "/v1",
+                &[("GET", "/{a}"), ("PUT", "/{b}"), ("POST", "/x/{c}.{d}")],
+            ),
+            api(
+                "b",
+                "/v1",
+                &[("GET", "/{c}"), ("PUT", "/{d}"), ("POST", "/x/{e}.{f}")],
+            ),
         ]);
         let errors = Router::build(&clash).unwrap_err();
         assert_eq!(errors.len(), 3, "{errors:?}");
-        let RouteError::Conflict { api, resource, other_api, other_resource, .. } = &errors[1] else {
+        let RouteError::Conflict {
+            api,
+            resource,
+            other_api,
+            other_resource,
+            ..
+        } = &errors[1]
+        else {
             panic!("{errors:?}");
         };
         assert_eq!((*api, *resource, *other_api, *other_resource), (1, 1, 0, 1));
@@ -893,7 +942,11 @@ mod tests {
 
     #[test]
     fn trailing_slash_alias_never_displaces_a_declared_path() {
-        let m = model(vec![api("a", "/a", &[("GET", "/"), ("GET", "/x/"), ("GET", "/x")])]);
+        let m = model(vec![api(
+            "a",
+            "/a",
+            &[("GET", "/"), ("GET", "/x/"), ("GET", "/x")],
+        )]);
         let router = Router::build(&m).unwrap();
         assert_eq!(found(&router, Method::GET, "/a"), Some(0));
         assert_eq!(found(&router, Method::GET, "/a/"), Some(0));

@@ -152,7 +152,12 @@ async fn templated_base_path_is_the_version_and_short_paths_answer() {
         get(&gw, "/bank/payments/1.0/accounts/7").await,
         (StatusCode::OK, Some("/accounts/7".into()))
     );
-    for short in ["/bank", "/bank/payments", "/bank/payments/1.0", "/bank/x/y/z"] {
+    for short in [
+        "/bank",
+        "/bank/payments",
+        "/bank/payments/1.0",
+        "/bank/x/y/z",
+    ] {
         assert_eq!(get(&gw, short).await.0, StatusCode::NOT_FOUND, "{short}");
     }
     assert_eq!(
@@ -161,7 +166,11 @@ async fn templated_base_path_is_the_version_and_short_paths_answer() {
     );
     // Raw bytes, one connection: every request answered, the connection kept.
     let request = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();
-    let (a, b, c) = (request("/bank"), request("/bank/p"), request("/bank/payments/1.0/accounts/1"));
+    let (a, b, c) = (
+        request("/bank"),
+        request("/bank/p"),
+        request("/bank/payments/1.0/accounts/1"),
+    );
     let reply = raw::exchange(
         gw.http,
         &[&a, &b, &c],
@@ -225,7 +234,15 @@ async fn several_parameters_in_one_segment() {
             "{target}"
         );
     }
-    for missing in ["/m/search/books", "/m/search/.csv", "/m/certificates(alg=RS256)"] {
-        assert_eq!(get(&gw, missing).await.0, StatusCode::NOT_FOUND, "{missing}");
+    for missing in [
+        "/m/search/books",
+        "/m/search/.csv",
+        "/m/certificates(alg=RS256)",
+    ] {
+        assert_eq!(
+            get(&gw, missing).await.0,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
     }
 }

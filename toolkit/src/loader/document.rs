@@ -230,7 +230,10 @@ mod tests {
         .unwrap();
         assert_eq!(doc.value["x"]["minimum"], json.value["x"]["minimum"]);
         assert_eq!(doc.value["x"]["maximum"], json.value["x"]["maximum"]);
-        assert_eq!(doc.value["x"]["minimum"].as_f64(), Some(-9.223372036854776e18));
+        assert_eq!(
+            doc.value["x"]["minimum"].as_f64(),
+            Some(-9.223372036854776e18)
+        );
         assert_eq!(doc.value["x"]["small"], -5);
         assert_eq!(doc.value["x"]["big"], u64::MAX);
         assert!(doc.value["x"]["responses"]["200"].is_object());

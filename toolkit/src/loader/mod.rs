@@ -226,14 +226,30 @@ mod tests {
         )];
         assert!(load("p", &ok).is_ok());
         let files = [
-            file("a.yaml", "/v1", "  /x/{a}:\n    get: {}\n  /x/y/{b}:\n    put: {}\n"),
-            file("b.yaml", "/v1/x", "  /{c}:\n    get: {}\n  /y/{d}:\n    put: {}\n"),
+            file(
+                "a.yaml",
+                "/v1",
+                "  /x/{a}:\n    get: {}\n  /x/y/{b}:\n    put: {}\n",
+            ),
+            file(
+                "b.yaml",
+                "/v1/x",
+                "  /{c}:\n    get: {}\n  /y/{d}:\n    put: {}\n",
+            ),
         ];
         let err = load("p", &files).unwrap_err().error;
         let text: Vec<String> = err.errors.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 2, "{text:?}");
-        assert!(text[0].starts_with("b.yaml:7: GET /v1/x/{c} conflicts with GET /v1/x/{a} (API 'a.yaml', a.yaml:7)"), "{text:?}");
-        assert!(text[1].starts_with("b.yaml:9: PUT /v1/x/y/{d}") && text[1].contains("a.yaml:9"), "{text:?}");
+        assert!(
+            text[0].starts_with(
+                "b.yaml:7: GET /v1/x/{c} conflicts with GET /v1/x/{a} (API 'a.yaml', a.yaml:7)"
+            ),
+            "{text:?}"
+        );
+        assert!(
+            text[1].starts_with("b.yaml:9: PUT /v1/x/y/{d}") && text[1].contains("a.yaml:9"),
+            "{text:?}"
+        );
     }
 
     #[test]
@@ -272,8 +288,8 @@ mod fixture_tests {
     /// Real definitions written by WSO2 users (`tests/fixtures/wso2-openapi`) must load.
     #[test]
     fn every_wso2_fixture_loads() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/wso2-openapi");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/wso2-openapi");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             panic!("fixtures not found at {}", dir.display());
         };

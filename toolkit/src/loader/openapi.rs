@@ -73,7 +73,6 @@ pub struct LoadedApi {
     pub lines: Vec<Option<usize>>,
 }
 
-
 /// WSO2's API id: `api_` + hex SHA-256 of `name:version`.
 pub fn api_id(name: &str, version: &str) -> String {
     let digest = Sha256::digest(format!("{name}:{version}").as_bytes());
@@ -222,10 +221,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                         diags.error(
                             &file,
                             doc.line(&op_pointer),
-                            format!(
-                                "{} {path} must be an operation object",
-                                method
-                            ),
+                            format!("{method} {path} must be an operation object"),
                         );
                         continue;
                     }
@@ -258,8 +254,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                             &file,
                             doc.line(&op_pointer),
                             format!(
-                                "{} {path} has no endpoint: add x-wso2-production-endpoints to the API or to this operation, or a `servers` URL",
-                                method
+                                "{method} {path} has no endpoint: add x-wso2-production-endpoints to the API or to this operation, or a `servers` URL"
                             ),
                         );
                         continue;
@@ -269,8 +264,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                             &file,
                             doc.line(&op_pointer),
                             format!(
-                                "{} {path} has only a sandbox endpoint: only SANDBOX tokens and keys reach it, production ones get 403 (900901)",
-                                method
+                                "{method} {path} has only a sandbox endpoint: only SANDBOX tokens and keys reach it, production ones get 403 (900901)"
                             ),
                         );
                     }
@@ -286,8 +280,10 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                         let same = same_endpoint(
                             first.production,
                             production.as_ref().map(|(e, _)| &e.spec),
-                        ) && same_endpoint(first.sandbox, sandbox.as_ref().map(|(e, _)| &e.spec))
-                            && first.security == security;
+                        ) && same_endpoint(
+                            first.sandbox,
+                            sandbox.as_ref().map(|(e, _)| &e.spec),
+                        ) && first.security == security;
                         let first_line = lines[earlier]
                             .map_or_else(|| "?".to_string(), |l: usize| l.to_string());
                         if same {
@@ -384,9 +380,9 @@ fn operations(
                 let fixed = METHODS.contains(&name.to_ascii_lowercase().as_str())
                     || name.eq_ignore_ascii_case("query");
                 let token = !name.is_empty()
-                    && name.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-                    });
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
                 if fixed || !token {
                     diags.error(
                         &doc.file,
@@ -886,7 +882,8 @@ paths:
         );
     }
 
-    const HEAD: &str = "info: {title: T, version: '2.1'}\nx-wso2-production-endpoints: {urls: ['http://a']}\n";
+    const HEAD: &str =
+        "info: {title: T, version: '2.1'}\nx-wso2-production-endpoints: {urls: ['http://a']}\n";
 
     /// Issue 10 item 2: `{version}` in a base path is info.version; any other template is an
     /// error at the base path's line.
@@ -936,13 +933,26 @@ paths:
             .collect();
         assert_eq!(
             routes,
-            [("POST", "/v1/conversations"), ("GET", "/v1/conversations"), ("GET", "/")]
-                .map(|(m, p)| (m.to_string(), p.to_string()))
+            [
+                ("POST", "/v1/conversations"),
+                ("GET", "/v1/conversations"),
+                ("GET", "/")
+            ]
+            .map(|(m, p)| (m.to_string(), p.to_string()))
         );
         assert_eq!(api.lines, [Some(6), Some(7), Some(8)]);
         let text: Vec<String> = d.warnings.iter().map(ToString::to_string).collect();
-        assert!(text.iter().any(|w| w.starts_with("api.yaml:6:") && w.contains("#stream")), "{text:?}");
-        assert!(text.iter().any(|w| w.starts_with("api.yaml:7:") && w.contains("merged") && w.contains("line 6")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|w| w.starts_with("api.yaml:6:") && w.contains("#stream")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|w| w.starts_with("api.yaml:7:")
+                && w.contains("merged")
+                && w.contains("line 6")),
+            "{text:?}"
+        );
 
         let (api, d) = load(&format!(
             "openapi: 3.0.0\n{HEAD}x-wso2-basePath: /c\npaths:\n  /v1/x#a: {{post: {{}}}}\n  /v1/x#b:\n    post:\n      x-wso2-production-endpoints: {{urls: ['http://other']}}\n"
@@ -959,10 +969,18 @@ paths:
             "openapi: 3.2.0\n$self: https://example.com/api.yaml\n{HEAD}x-wso2-basePath: /q\npaths:\n  /search:\n    get: {{}}\n    query: {{}}\n    additionalOperations:\n      PURGE: {{}}\n"
         ));
         assert!(d.is_ok(), "{:?}", d.errors);
-        let methods: Vec<String> = api.unwrap().api.resources.iter().map(|r| r.method.clone()).collect();
+        let methods: Vec<String> = api
+            .unwrap()
+            .api
+            .resources
+            .iter()
+            .map(|r| r.method.clone())
+            .collect();
         assert_eq!(methods, ["GET", "QUERY", "PURGE"]);
         assert!(
-            d.warnings.iter().any(|w| w.message.contains("$self") && w.line == Some(2)),
+            d.warnings
+                .iter()
+                .any(|w| w.message.contains("$self") && w.line == Some(2)),
             "{:?}",
             d.warnings
         );
