@@ -449,7 +449,9 @@ pub struct UpstreamConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter directive).
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a list of `target=level` directives with an
+    /// optional bare default level (`info,access=off`), as `tracing_subscriber::filter::Targets`
+    /// parses it.
     pub level: String,
     /// One line per request on the `access` target.
     pub access_log: bool,
@@ -726,7 +728,12 @@ impl RuntimeConfig {
         if self.upstream.connect_timeout_ms == 0 {
             return Err(bad("upstream.connect_timeout_ms must be above 0".into()));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::filter::Targets>()
+            .is_err()
+        {
             return Err(bad(format!(
                 "log.level = {:?} is not a level: use error, warn, info, debug or trace",
                 self.log.level
@@ -859,6 +866,27 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("c.toml:2"), "{err}");
+    }
+
+    #[test]
+    fn log_levels_and_target_directives_are_checked_without_env_filter() {
+        for level in [
+            "debug",
+            "WARN",
+            "info,access=off",
+            "off",
+            "warn,mgw_runtime=debug",
+        ] {
+            let text = format!("[log]\nlevel = {level:?}\n");
+            assert_eq!(parse_ok(&text).log.level, level);
+        }
+        for level in ["info,access=loud", "a=b=c"] {
+            let text = format!("[log]\nlevel = {level:?}\n");
+            let err = parse(&text, Path::new("c.toml"), &[], &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("log.level"), "{level}: {err}");
+        }
     }
 
     #[test]
