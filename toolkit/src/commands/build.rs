@@ -76,6 +76,9 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         loaded.model.apis.len(),
         loaded.model.resource_count()
     );
+    if !cargo_build::runtime_compiled(&paths::target_dir()) {
+        println!("{}", cargo_build::FIRST_BUILD_NOTE);
+    }
     let cargo = CargoOptions {
         target_dir: paths::target_dir(),
         offline: options.offline,
