@@ -31,7 +31,7 @@ with_progress() {
         ticks=$((ticks + 1))
         if [ $((ticks % 5)) -eq 0 ]; then
             now=$(tail -c 4000 "$log" | tr '\r' '\n' \
-                | sed -n 's/^ *\(Building\|Downloading\) \[[^]]*\] */\1 /p' | tail -n 1)
+                | sed -n 's/^ *\(Building\|Downloading\) \[[^]]*\] *\(.*[^ ]\) *$/\1 \2/p' | tail -n 1)
             echo "    $((SECONDS - start)) s: ${now:-starting}"
         fi
     done
