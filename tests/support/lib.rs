@@ -8,5 +8,6 @@ pub mod fake_apim;
 pub mod h2raw;
 pub mod harness;
 pub mod raw;
+pub mod raw_backend;
 pub mod terminal;
 pub mod tokens;
