@@ -8,10 +8,10 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use mgw_e2e::backend::{self, Backend};
 use mgw_e2e::client::{self, Protocol};
+use mgw_e2e::h2raw;
 use mgw_e2e::harness::GatewayProcess;
 use mgw_e2e::raw;
 use mgw_e2e::raw_backend::{spawn_raw, RawAnswer};
-use mgw_e2e::h2raw;
 
 use crate::routing_project;
 
@@ -468,22 +468,38 @@ async fn h2_rapid_reset_is_cut_short() {
 async fn malformed_chunked_bodies_are_the_clients_error() {
     // Issue 10 item 14: each is a 400 with a closed connection, the upstream request is
     // aborted (it never gets a complete body), and nothing is logged as an upstream failure.
-    let upstream = spawn_raw(|_, _| RawAnswer::keep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-        .await
-        .unwrap();
+    let upstream =
+        spawn_raw(|_, _| RawAnswer::keep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+            .await
+            .unwrap();
     let gw = GatewayProcess::start(
         &routing_project().binary,
-        &[format!("--petstoreBackend_prod_endpoint_0={}", upstream.url())],
+        &[format!(
+            "--petstoreBackend_prod_endpoint_0={}",
+            upstream.url()
+        )],
         false,
     );
     let head = "POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
     let cases: &[(&str, &str)] = &[
         ("chunk size zz", "zz\r\nhello\r\n0\r\n\r\n"),
-        ("chunk size zz after a good chunk", "5\r\nhello\r\nzz\r\nhello\r\n0\r\n\r\n"),
-        ("a size of 18 hex digits", "5\r\nhello\r\nfffffffffffffffff1\r\nhello\r\n0\r\n\r\n"),
+        (
+            "chunk size zz after a good chunk",
+            "5\r\nhello\r\nzz\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "a size of 18 hex digits",
+            "5\r\nhello\r\nfffffffffffffffff1\r\nhello\r\n0\r\n\r\n",
+        ),
         ("chunk data without its CRLF", "5\r\nhello0\r\n\r\n"),
-        ("a last chunk without its CRLF", "5\r\nhello\r\n0GET /petstore/v1/pet/2 HTTP/1.1\r\nHost: x\r\n\r\n"),
-        ("a bare LF after a chunk extension", "5;ext=1\nhello\r\n0\r\n\r\n"),
+        (
+            "a last chunk without its CRLF",
+            "5\r\nhello\r\n0GET /petstore/v1/pet/2 HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+        (
+            "a bare LF after a chunk extension",
+            "5;ext=1\nhello\r\n0\r\n\r\n",
+        ),
     ];
     for (case, body) in cases {
         let before = upstream.seen().len();
@@ -525,9 +541,10 @@ async fn malformed_chunked_bodies_are_the_clients_error() {
 async fn a_body_trickling_in_is_cut_off_by_the_minimum_rate() {
     // Issue 10 item 15: one byte every 300 ms never trips the idle timeout, but the body
     // must arrive within 2 s plus 1 s per 100 bytes.
-    let upstream = spawn_raw(|_, _| RawAnswer::keep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-        .await
-        .unwrap();
+    let upstream =
+        spawn_raw(|_, _| RawAnswer::keep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+            .await
+            .unwrap();
     let gw = GatewayProcess::start(
         &routing_project().binary,
         &[
@@ -554,7 +571,10 @@ async fn a_body_trickling_in_is_cut_off_by_the_minimum_rate() {
         reply.elapsed
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(upstream.seen().iter().all(|s| !s.complete), "aborted upstream");
+    assert!(
+        upstream.seen().iter().all(|s| !s.complete),
+        "aborted upstream"
+    );
     // A body at a normal pace is not affected, even a large one.
     let reply = client::send(
         Protocol::Http1,
@@ -598,8 +618,7 @@ async fn after_alpn_h2_the_tls_connection_speaks_only_http2() {
     for preface in invalid {
         let (mut tls, chosen) = h2raw::connect_tls(gw.https, cert, &[b"h2"]).await;
         assert_eq!(chosen.as_deref(), Some(&b"h2"[..]));
-        let (bytes, closed) =
-            h2raw::send_and_read(&mut tls, preface, Duration::from_secs(5)).await;
+        let (bytes, closed) = h2raw::send_and_read(&mut tls, preface, Duration::from_secs(5)).await;
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains("HTTP/1"), "{text}");
         let frames = h2raw::parse_frames(&bytes);
@@ -622,5 +641,9 @@ async fn after_alpn_h2_the_tls_connection_speaks_only_http2() {
         Duration::from_secs(5),
     )
     .await;
-    assert!(bytes.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&bytes));
+    assert!(
+        bytes.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
 }

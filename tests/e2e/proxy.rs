@@ -443,26 +443,32 @@ async fn a_backend_that_closes_kept_alive_connections_gets_idempotent_requests_r
     // Deterministic: every connection answers its first request and closes silently on
     // the second. An idempotent request without a body that meets the closed connection is
     // sent again once, on a fresh connection.
-    let second_dies =
-        spawn_raw(|_, seen| {
-            if seen.nth_on_connection == 0 {
-                RawAnswer::keep(OK)
-            } else {
-                RawAnswer::close("")
-            }
-        })
-        .await
-        .unwrap();
+    let second_dies = spawn_raw(|_, seen| {
+        if seen.nth_on_connection == 0 {
+            RawAnswer::keep(OK)
+        } else {
+            RawAnswer::close("")
+        }
+    })
+    .await
+    .unwrap();
     let gw = gateway_for_raw(&second_dies);
     let url = |path: &str| format!("http://{}/petstore/v1{path}", gw.http);
     assert_eq!(client::get(&url("/pet/1")).await.status, StatusCode::OK);
     let reply = client::get(&url("/pet/2")).await;
-    assert_eq!(reply.status, StatusCode::OK, "GET retried on a fresh connection");
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "GET retried on a fresh connection"
+    );
     let seen = second_dies.seen();
     assert_eq!(seen.len(), 3, "{seen:#?}");
     assert_eq!((seen[2].connection, seen[2].nth_on_connection), (1, 0));
     assert!(gw
-        .wait_for_log("sending it again on a new connection", Duration::from_secs(3))
+        .wait_for_log(
+            "sending it again on a new connection",
+            Duration::from_secs(3)
+        )
         .is_some());
 
     // POST is not idempotent: never sent twice, 502. (The connection of the retry is not

@@ -3,8 +3,8 @@
 //! never depend on pooled state.
 
 use std::convert::Infallible;
-use std::path::Path;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};

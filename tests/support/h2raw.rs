@@ -73,8 +73,12 @@ pub async fn connect_tls(
     use rustls::pki_types::pem::PemObject;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(cert).expect("reading the certificate") {
-        roots.add(cert.expect("a PEM certificate")).expect("a usable certificate");
+    for cert in
+        rustls::pki_types::CertificateDer::pem_file_iter(cert).expect("reading the certificate")
+    {
+        roots
+            .add(cert.expect("a PEM certificate"))
+            .expect("a usable certificate");
     }
     let mut config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
@@ -83,7 +87,10 @@ pub async fn connect_tls(
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
     let tcp = TcpStream::connect(addr).await.expect("connecting");
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("a server name");
-    let tls = connector.connect(name, tcp).await.expect("the TLS handshake");
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .expect("the TLS handshake");
     let chosen = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     (tls, chosen)
 }

@@ -179,8 +179,7 @@ async fn serve_connection<F>(
                 None => (std::mem::take(&mut buf), false),
             }
         } else if let Some(length) = length {
-            let end = read_until(&mut stream, &mut buf, |b| (b.len() >= length).then_some(0))
-                .await;
+            let end = read_until(&mut stream, &mut buf, |b| (b.len() >= length).then_some(0)).await;
             match end {
                 Some(_) => (buf.drain(..length).collect(), true),
                 None => (std::mem::take(&mut buf), false),

@@ -298,3 +298,33 @@ impl Body for ReclaimableBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_deadline_grows_with_the_bytes_received() {
+        let started = tokio::time::Instant::now();
+        let rate = BodyDeadline {
+            base: Duration::from_secs(20),
+            min_rate_bytes: 500,
+        };
+        assert_eq!(rate.at(started, 0) - started, Duration::from_secs(20));
+        assert_eq!(
+            rate.at(started, 250) - started,
+            Duration::from_millis(20_500)
+        );
+        assert_eq!(rate.at(started, 5000) - started, Duration::from_secs(30));
+        // Huge counts saturate instead of overflowing.
+        assert!(rate.at(started, u64::MAX) > started + Duration::from_secs(3600));
+        let fixed = BodyDeadline {
+            base: Duration::from_secs(20),
+            min_rate_bytes: 0,
+        };
+        assert_eq!(
+            fixed.at(started, 1 << 40) - started,
+            Duration::from_secs(20)
+        );
+    }
+}

@@ -160,7 +160,7 @@ pub async fn forward(
                 if let Some(tag) = response.extensions().get::<ConnectionTag>() {
                     tag.mark_answered();
                 }
-                if announces_a_body_it_cannot_have(head, &response) {
+                if announces_a_body_it_cannot_have(head, response.status(), response.headers()) {
                     retire(&capture);
                 }
                 headers::strip_hop_by_hop(response.headers_mut());
@@ -224,13 +224,15 @@ pub async fn forward(
 /// True for a response that cannot have a body (to HEAD, 1xx, 204, 304: RFC 9112 §6.3) whose
 /// head nevertheless announces one. Whatever the upstream sends after it is not part of any
 /// response, so the connection must not carry another request.
-fn announces_a_body_it_cannot_have(head: bool, response: &Response<Incoming>) -> bool {
-    let status = response.status();
+fn announces_a_body_it_cannot_have(
+    head: bool,
+    status: StatusCode,
+    headers: &http::HeaderMap,
+) -> bool {
     let bodiless = head
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let headers = response.headers();
     bodiless
         && (headers.contains_key(header::TRANSFER_ENCODING)
             || headers
@@ -307,4 +309,73 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodiless_responses_that_announce_a_body_retire_the_connection() {
+        let with = |name: header::HeaderName, value: &'static str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static(value));
+            headers
+        };
+        let five = with(header::CONTENT_LENGTH, "5");
+        let zero = with(header::CONTENT_LENGTH, "0");
+        let chunked = with(header::TRANSFER_ENCODING, "chunked");
+        let none = http::HeaderMap::new();
+        assert!(announces_a_body_it_cannot_have(
+            false,
+            StatusCode::NO_CONTENT,
+            &five
+        ));
+        assert!(announces_a_body_it_cannot_have(
+            false,
+            StatusCode::NO_CONTENT,
+            &chunked
+        ));
+        assert!(announces_a_body_it_cannot_have(
+            false,
+            StatusCode::NOT_MODIFIED,
+            &five
+        ));
+        assert!(announces_a_body_it_cannot_have(true, StatusCode::OK, &five));
+        assert!(!announces_a_body_it_cannot_have(
+            false,
+            StatusCode::NO_CONTENT,
+            &zero
+        ));
+        assert!(!announces_a_body_it_cannot_have(
+            false,
+            StatusCode::NO_CONTENT,
+            &none
+        ));
+        assert!(!announces_a_body_it_cannot_have(
+            false,
+            StatusCode::OK,
+            &five
+        ));
+        assert!(!announces_a_body_it_cannot_have(
+            true,
+            StatusCode::OK,
+            &none
+        ));
+    }
+
+    #[test]
+    fn only_a_closed_or_reset_connection_counts_as_lost() {
+        use std::io::{Error, ErrorKind};
+        for kind in [
+            ErrorKind::ConnectionReset,
+            ErrorKind::BrokenPipe,
+            ErrorKind::ConnectionAborted,
+            ErrorKind::UnexpectedEof,
+        ] {
+            assert!(connection_lost(&Error::from(kind)), "{kind:?}");
+        }
+        assert!(!connection_lost(&Error::from(ErrorKind::InvalidData)));
+        assert!(!connection_lost(&Error::from(ErrorKind::TimedOut)));
+    }
 }
