@@ -66,6 +66,13 @@ pub struct TimeoutsConfig {
     pub request_header_seconds: u64,
     /// Seconds a request body may go without data; then 408.
     pub request_body_idle_seconds: u64,
+    /// Seconds every request body gets to arrive, counted from when the gateway starts
+    /// forwarding it; each `request_body_min_rate_bytes` received earn one more second
+    /// (Apache mod_reqtimeout's `body=20,MinRate=500`). Later: 408. 0 turns the deadline off.
+    pub request_body_seconds: u64,
+    /// Bytes per second a request body must average past `request_body_seconds`; 0 makes
+    /// `request_body_seconds` a fixed deadline for the whole body.
+    pub request_body_min_rate_bytes: u64,
 }
 
 /// `[http2]`
@@ -385,6 +392,8 @@ impl Default for TimeoutsConfig {
         Self {
             request_header_seconds: 30,
             request_body_idle_seconds: 30,
+            request_body_seconds: 20,
+            request_body_min_rate_bytes: 500,
         }
     }
 }

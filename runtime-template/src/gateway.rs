@@ -38,6 +38,8 @@ pub struct RequestLimits {
     pub max_body_bytes: u64,
     /// Longest pause in a body.
     pub body_idle: std::time::Duration,
+    /// Time a whole body may take (`None`: no deadline).
+    pub body_deadline: Option<crate::proxy::body::BodyDeadline>,
 }
 
 /// Routes, upstreams and the client, shared by all connections.
@@ -215,6 +217,7 @@ impl Gateway {
         let rest = path[route.base_path_len..].to_string();
         drop(normalised);
         let access_path = self.access_log.then(|| self.request_target(&request));
+        let version = request.version();
         let (mut parts, body) = request.into_parts();
         let host = parts.headers.remove(header::HOST).or_else(|| {
             parts
@@ -250,7 +253,9 @@ impl Gateway {
         let body_limits = BodyLimits {
             max_bytes: self.limits.max_body_bytes,
             idle: self.limits.body_idle,
+            deadline: self.limits.body_deadline,
         };
+        let http1 = version < http::Version::HTTP_2;
         match proxy::forward(&self.client, upstream, parts, body, body_limits, &rest).await {
             Ok(forwarded) => {
                 let record = record(
@@ -264,7 +269,15 @@ impl Gateway {
             }
             Err(err) => {
                 let record = record(err.fault.status, err.target, None);
-                Ok(fault_response(&err.fault, record))
+                let mut response = fault_response(&err.fault, record);
+                if err.blame == proxy::Blame::Client && http1 {
+                    // The rest of the body is unread: the connection cannot carry another
+                    // request.
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok(response)
             }
         }
     }

@@ -198,6 +198,12 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             max_uri_bytes: loaded.config.limits.max_uri_bytes,
             max_body_bytes: loaded.config.limits.max_request_body_bytes,
             body_idle: Duration::from_secs(loaded.config.timeouts.request_body_idle_seconds),
+            body_deadline: (loaded.config.timeouts.request_body_seconds > 0).then(|| {
+                proxy::body::BodyDeadline {
+                    base: Duration::from_secs(loaded.config.timeouts.request_body_seconds),
+                    min_rate_bytes: loaded.config.timeouts.request_body_min_rate_bytes,
+                }
+            }),
         };
         let gateway = Arc::new(Gateway::new(
             model,

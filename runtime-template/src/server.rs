@@ -245,6 +245,14 @@ fn spawn_tls(
             }
         };
         let service = service_fn(move |request| gateway.clone().handle(request, peer, "https"));
+        // Once ALPN has agreed on a protocol, the connection speaks only that one (RFC 9113
+        // §3.3, RFC 7301): an invalid HTTP/2 preface gets a connection error, never an
+        // HTTP/1.1 answer. Without ALPN, the preface decides.
+        let builder = match tls.get_ref().1.alpn_protocol() {
+            Some(b"h2") => builder.http2_only(),
+            Some(b"http/1.1") => builder.http1_only(),
+            _ => builder,
+        };
         let connection = builder.serve_connection(TokioIo::new(tls), service);
         if let Err(err) = watcher.watch(connection).await {
             tracing::debug!(%peer, "connection ended with an error: {err}");

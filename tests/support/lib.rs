@@ -15,6 +15,8 @@ pub mod harness;
 #[cfg(feature = "harness")]
 pub mod raw;
 #[cfg(feature = "harness")]
+pub mod raw_backend;
+#[cfg(feature = "harness")]
 pub mod terminal;
 #[cfg(feature = "harness")]
 pub mod tokens;
