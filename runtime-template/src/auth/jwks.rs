@@ -6,7 +6,6 @@
 //! so a flood of tokens with made-up `kid`s cannot turn the gateway against the identity
 //! provider. When a fetch fails, the keys fetched last keep serving until `max_stale_seconds`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -61,7 +60,10 @@ impl Family {
 }
 
 struct KeySet {
-    keys: HashMap<Option<String>, JwksKey>,
+    /// `(kid, key)` in document order. A set may hold keys of several families, with or
+    /// without a `kid` (and even one `kid` per family), so keys are matched by `kid` *and*
+    /// the token's algorithm, never by `kid` alone.
+    keys: Vec<(Option<String>, JwksKey)>,
     fresh_until: Instant,
     stale_until: Instant,
 }
@@ -233,36 +235,32 @@ impl JwksSource {
 }
 
 fn find(set: &KeySet, kid: Option<&str>, alg: Algorithm) -> Option<JwksKey> {
-    match kid {
-        Some(kid) => set
-            .keys
-            .get(&Some(kid.to_string()))
-            .filter(|k| k.accepts(alg))
-            .cloned(),
-        // Without a kid, only an unambiguous set can answer.
-        None => {
-            let mut usable = set.keys.values().filter(|k| k.accepts(alg));
-            let first = usable.next()?;
-            usable.next().is_none().then(|| first.clone())
-        }
-    }
+    let mut usable = set
+        .keys
+        .iter()
+        .filter(|(key_id, key)| key.accepts(alg) && (kid.is_none() || key_id.as_deref() == kid))
+        .map(|(_, key)| key);
+    let first = usable.next()?;
+    // With a kid, the first key of the token's family under it answers; without one, only an
+    // unambiguous set can answer (one key of the token's family).
+    (kid.is_some() || usable.next().is_none()).then(|| first.clone())
 }
 
 /// Parses a JWKS document, keeping the signature keys this gateway can use. Symmetric (`oct`)
 /// keys are never taken from a JWKS. An unusable entry is skipped; a set with none is an error.
-fn parse_set(body: &[u8]) -> Result<HashMap<Option<String>, JwksKey>, String> {
+fn parse_set(body: &[u8]) -> Result<Vec<(Option<String>, JwksKey)>, String> {
     let document: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     let entries = document
         .get("keys")
         .and_then(Value::as_array)
         .ok_or("no \"keys\" array")?;
-    let mut keys = HashMap::new();
+    let mut keys = Vec::new();
     for entry in entries {
         let Ok(jwk) = serde_json::from_value::<Jwk>(entry.clone()) else {
             continue;
         };
         if let Some(key) = usable_key(&jwk) {
-            keys.insert(jwk.common.key_id.clone(), key);
+            keys.push((jwk.common.key_id.clone(), key));
         }
     }
     if keys.is_empty() {
@@ -342,7 +340,8 @@ mod tests {
         ]}"#;
         let keys = parse_set(body).unwrap();
         assert_eq!(keys.len(), 1);
-        let key = &keys[&Some("sig".to_string())];
+        assert_eq!(keys[0].0.as_deref(), Some("sig"));
+        let key = &keys[0].1;
         assert!(key.accepts(Algorithm::ES256));
         assert!(!key.accepts(Algorithm::ES384));
         assert!(!key.accepts(Algorithm::HS256));
