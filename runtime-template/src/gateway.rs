@@ -373,7 +373,7 @@ fn rejection_response(
 }
 
 /// Removes every credential the resource accepts — its auth header (when it takes OAuth2 or
-/// basic), API-key headers and API-key query parameters — so the upstream never sees them.
+/// basic), API-key headers, query parameters and cookies — so the upstream never sees them.
 fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
     if uses_auth_header(security) {
         parts.headers.remove(security.auth_header.as_str());
@@ -385,6 +385,9 @@ fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
         match location {
             ApiKeyLocation::Header => {
                 parts.headers.remove(name.as_str());
+            }
+            ApiKeyLocation::Cookie => {
+                crate::auth::cookie::remove(&mut parts.headers, name);
             }
             ApiKeyLocation::Query => {
                 let Some(query) = parts.uri.query() else {

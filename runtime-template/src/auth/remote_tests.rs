@@ -773,6 +773,70 @@ async fn api_keys_are_read_from_their_header_or_query_and_check_allowed_apis() {
         .is_ok());
 }
 
+/// Issue 10 item 10: an API key in a cookie (`in: cookie`), among other cookies, in any of
+/// several `Cookie` headers; two different values under the name are refused.
+#[tokio::test]
+async fn api_keys_are_read_from_their_cookie() {
+    let f = fixture(true);
+    let in_cookie = security(
+        vec![AuthScheme::ApiKey {
+            location: ApiKeyLocation::Cookie,
+            name: "MGW_KEY".into(),
+        }],
+        &[],
+    );
+    let key = api_key_token(&f, json!([{"name": "PetStore", "version": "1.0.0"}]));
+    let cookies = |values: &[String]| {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(http::header::COOKIE, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    };
+    for values in [
+        vec![format!("MGW_KEY={key}")],
+        vec![format!("theme=dark;MGW_KEY=\"{key}\" ; lang=en")],
+        vec!["theme=dark".to_string(), format!("MGW_KEY={key}")],
+        vec![format!("MGW_KEY={key}"), format!("MGW_KEY={key}")],
+    ] {
+        assert!(
+            f.auth
+                .authenticate(&in_cookie, &api(), &cookies(&values), None)
+                .await
+                .is_ok(),
+            "{values:?}"
+        );
+    }
+    // Missing (or only in another place) → 900902; two different values, or a bad key → 900901.
+    for (values, query, code) in [
+        (vec!["theme=dark".to_string()], None, 900902),
+        (vec!["MGW_KEY=".to_string()], None, 900902),
+        (vec![], Some(format!("MGW_KEY={key}")), 900902),
+        (
+            vec![format!("MGW_KEY={key}"), "MGW_KEY=other".to_string()],
+            None,
+            900901,
+        ),
+        (vec!["MGW_KEY=not.a.key".to_string()], None, 900901),
+    ] {
+        let rejection = f
+            .auth
+            .authenticate(&in_cookie, &api(), &cookies(&values), query.as_deref())
+            .await
+            .unwrap_err();
+        assert_eq!(rejection.fault.code, code, "{values:?} {query:?}");
+    }
+    // The header of the same name is not the cookie.
+    let mut headers = HeaderMap::new();
+    headers.insert("MGW_KEY", HeaderValue::from_str(&key).unwrap());
+    let rejection = f
+        .auth
+        .authenticate(&in_cookie, &api(), &headers, None)
+        .await
+        .unwrap_err();
+    assert_eq!(rejection.fault.code, 900902);
+}
+
 #[tokio::test]
 async fn basic_auth_and_credential_ambiguity() {
     let f = fixture(false);
