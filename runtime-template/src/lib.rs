@@ -12,6 +12,8 @@ pub mod access_log;
 pub mod auth;
 pub mod config;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod model;
 pub mod path;

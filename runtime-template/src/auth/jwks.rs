@@ -29,7 +29,7 @@ pub struct JwksKey {
 }
 
 impl JwksKey {
-    fn accepts(&self, alg: Algorithm) -> bool {
+    pub(crate) fn accepts(&self, alg: Algorithm) -> bool {
         Family::of(alg) == Some(self.family) && self.algorithm.is_none_or(|a| a == alg)
     }
 }
@@ -235,8 +235,16 @@ impl JwksSource {
 }
 
 fn find(set: &KeySet, kid: Option<&str>, alg: Algorithm) -> Option<JwksKey> {
-    let mut usable = set
-        .keys
+    find_in(&set.keys, kid, alg)
+}
+
+/// The key of `keys` for a token with this `kid` and `alg`.
+pub(crate) fn find_in(
+    keys: &[(Option<String>, JwksKey)],
+    kid: Option<&str>,
+    alg: Algorithm,
+) -> Option<JwksKey> {
+    let mut usable = keys
         .iter()
         .filter(|(key_id, key)| key.accepts(alg) && (kid.is_none() || key_id.as_deref() == kid))
         .map(|(_, key)| key);
@@ -248,7 +256,7 @@ fn find(set: &KeySet, kid: Option<&str>, alg: Algorithm) -> Option<JwksKey> {
 
 /// Parses a JWKS document, keeping the signature keys this gateway can use. Symmetric (`oct`)
 /// keys are never taken from a JWKS. An unusable entry is skipped; a set with none is an error.
-fn parse_set(body: &[u8]) -> Result<Vec<(Option<String>, JwksKey)>, String> {
+pub(crate) fn parse_set(body: &[u8]) -> Result<Vec<(Option<String>, JwksKey)>, String> {
     let document: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     let entries = document
         .get("keys")

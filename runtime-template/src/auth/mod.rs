@@ -314,7 +314,7 @@ fn find_credential<'a>(
 
 /// `("bearer" | "basic" | other, value)` of an `Authorization`-style header, scheme lowercased
 /// only for the two schemes we know (RFC 9110: the scheme is case-insensitive).
-fn scheme_value(value: &HeaderValue) -> Option<(&'static str, &str)> {
+pub(crate) fn scheme_value(value: &HeaderValue) -> Option<(&'static str, &str)> {
     let text = value.to_str().ok()?;
     let (scheme, rest) = text.trim().split_once(' ')?;
     let rest = rest.trim();
