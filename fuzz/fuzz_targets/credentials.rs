@@ -55,9 +55,18 @@ fuzz_target!(|data: &[u8]| {
         schemes: vec![
             AuthScheme::Oauth2,
             AuthScheme::Basic,
-            AuthScheme::ApiKey { location: ApiKeyLocation::Header, name: KEY.into() },
-            AuthScheme::ApiKey { location: ApiKeyLocation::Query, name: KEY.into() },
-            AuthScheme::ApiKey { location: ApiKeyLocation::Cookie, name: KEY.into() },
+            AuthScheme::ApiKey {
+                location: ApiKeyLocation::Header,
+                name: KEY.into(),
+            },
+            AuthScheme::ApiKey {
+                location: ApiKeyLocation::Query,
+                name: KEY.into(),
+            },
+            AuthScheme::ApiKey {
+                location: ApiKeyLocation::Cookie,
+                name: KEY.into(),
+            },
         ],
         scopes: Vec::new(),
         optional: false,

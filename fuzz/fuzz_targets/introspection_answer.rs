@@ -10,7 +10,10 @@ const CACHE: u64 = 300;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some(grant)) = read_introspection_answer(data, NOW, CACHE) {
-        assert!(grant.valid_until > NOW && grant.valid_until <= NOW + CACHE, "{grant:?}");
+        assert!(
+            grant.valid_until > NOW && grant.valid_until <= NOW + CACHE,
+            "{grant:?}"
+        );
         assert!(!grant.scopes.iter().any(String::is_empty));
     }
     let _ = read_introspection_answer(data, u64::MAX - 1, u64::MAX);

@@ -52,6 +52,9 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(grant) = verify_jwt(verifier(), &token) {
         // Only a signed token of a configured issuer, with a subject, gets this far.
-        assert!(grant.scopes.windows(2).all(|w| w[0] < w[1]), "scopes sorted, unique");
+        assert!(
+            grant.scopes.windows(2).all(|w| w[0] < w[1]),
+            "scopes sorted, unique"
+        );
     }
 });

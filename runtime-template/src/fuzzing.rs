@@ -52,7 +52,10 @@ pub fn jwks_document(body: &[u8], message: &[u8], signature: &str) -> Result<usi
     for kid in kids {
         for alg in PUBLIC_KEY_ALGORITHMS {
             if let Some(key) = crate::auth::jwks::find_in(&keys, kid, alg) {
-                assert!(key.accepts(alg), "a key was found for an algorithm it refuses");
+                assert!(
+                    key.accepts(alg),
+                    "a key was found for an algorithm it refuses"
+                );
                 crate::auth::jwt::install_crypto_provider();
                 let _ = jsonwebtoken::crypto::verify(signature, message, &key.key, alg);
             }
@@ -106,7 +109,10 @@ pub fn jwt_verifier() -> crate::auth::jwt::JwtVerifier {
         validate_subscription: index == 0,
     };
     let config = SecurityConfig {
-        jwt_issuers: vec![issuer(0, &["HS256"]), issuer(1, &["HS256", "HS384", "HS512"])],
+        jwt_issuers: vec![
+            issuer(0, &["HS256"]),
+            issuer(1, &["HS256", "HS384", "HS512"]),
+        ],
         ..SecurityConfig::default()
     };
     crate::tls::install_crypto_provider();

@@ -321,7 +321,10 @@ scopes = ["read"]
     // odd spacing) and HTTP/2 (one field per cookie): only that cookie is removed upstream.
     let reply = get(
         &http("/cookie-key"),
-        &[("cookie", &format!("theme=dark;MGW_KEY={api_key} ;  lang=en"))],
+        &[(
+            "cookie",
+            &format!("theme=dark;MGW_KEY={api_key} ;  lang=en"),
+        )],
         Protocol::Http1,
     )
     .await;
@@ -357,8 +360,17 @@ scopes = ["read"]
     )
     .await;
     assert_eq!(reply.json()["fault"]["code"], 900901, "two different keys");
-    let reply = get(&http("/cookie-key"), &[("MGW_KEY", &api_key)], Protocol::Http1).await;
-    assert_eq!(reply.json()["fault"]["code"], 900902, "a header is not the cookie");
+    let reply = get(
+        &http("/cookie-key"),
+        &[("MGW_KEY", &api_key)],
+        Protocol::Http1,
+    )
+    .await;
+    assert_eq!(
+        reply.json()["fault"]["code"],
+        900902,
+        "a header is not the cookie"
+    );
 
     // Key manager down: 503 that says so, quickly, never a hang.
     drop(key_manager);

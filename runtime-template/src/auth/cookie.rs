@@ -36,7 +36,10 @@ pub fn pairs(value: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
             Some(at) => {
                 let (name, value) = pair.split_at(at);
                 // `value` starts with the `=`.
-                (name.trim_ascii(), value.get(1..).unwrap_or_default().trim_ascii())
+                (
+                    name.trim_ascii(),
+                    value.get(1..).unwrap_or_default().trim_ascii(),
+                )
             }
             None => (pair, &b""[..]),
         })
@@ -80,7 +83,8 @@ pub fn find<'a>(headers: &'a HeaderMap, name: &str) -> Lookup<'a> {
 /// on to HTTP/1.1); when none is left the header is dropped. Headers that do not carry the
 /// cookie are left untouched. Returns true when something was removed.
 pub fn remove(headers: &mut HeaderMap, name: &str) -> bool {
-    let carries = |value: &HeaderValue| pairs(value.as_bytes()).any(|(key, _)| key == name.as_bytes());
+    let carries =
+        |value: &HeaderValue| pairs(value.as_bytes()).any(|(key, _)| key == name.as_bytes());
     if !headers.get_all(COOKIE).iter().any(carries) {
         return false;
     }
@@ -185,7 +189,12 @@ mod tests {
         assert!(h.get(COOKIE).is_none(), "nothing left: no Cookie header");
 
         // HTTP/2 style: one field per cookie; odd spacing, empty pairs, repeated keys.
-        let mut h = headers(&[b"a=1", b" apikey = K ", b"b=\"2 3\";;apikey=K2 ;c", b"apikey"]);
+        let mut h = headers(&[
+            b"a=1",
+            b" apikey = K ",
+            b"b=\"2 3\";;apikey=K2 ;c",
+            b"apikey",
+        ]);
         assert!(remove(&mut h, "apikey"));
         assert_eq!(cookies(&h), ["a=1; b=\"2 3\"; c"]);
 

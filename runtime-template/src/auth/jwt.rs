@@ -527,7 +527,9 @@ pub fn read_public_keys(path: &Path) -> Result<Vec<DecodingKey>, String> {
 fn pem_blocks(text: &str) -> impl Iterator<Item = String> + '_ {
     let mut lines = text.lines().map(str::trim);
     std::iter::from_fn(move || {
-        let begin = lines.by_ref().find(|line| line.starts_with("-----BEGIN "))?;
+        let begin = lines
+            .by_ref()
+            .find(|line| line.starts_with("-----BEGIN "))?;
         let mut block = format!("{begin}\n");
         for line in lines.by_ref() {
             block.push_str(line);
@@ -1077,14 +1079,24 @@ mod tests {
         assert_eq!(v.check(&rs512), Err(TokenError::Invalid));
         // A key of another family never verifies: the P-256 key's token relabelled ES384, an
         // Ed25519 signature relabelled ES256, and a foreign key of each family.
-        let es256 = encode(&Header::new(Algorithm::ES256), &claims(json!({})), &signers[2].1).unwrap();
+        let es256 = encode(
+            &Header::new(Algorithm::ES256),
+            &claims(json!({})),
+            &signers[2].1,
+        )
+        .unwrap();
         let relabelled = format!(
             "{}.{}",
             b64(&json!({"typ": "JWT", "alg": "ES384"})),
             es256.split_once('.').unwrap().1
         );
         assert_eq!(v.check(&relabelled), Err(TokenError::Invalid));
-        let eddsa = encode(&Header::new(Algorithm::EdDSA), &claims(json!({})), &signers[4].1).unwrap();
+        let eddsa = encode(
+            &Header::new(Algorithm::EdDSA),
+            &claims(json!({})),
+            &signers[4].1,
+        )
+        .unwrap();
         let relabelled = format!(
             "{}.{}",
             b64(&json!({"typ": "JWT", "alg": "ES256"})),
@@ -1105,7 +1117,12 @@ mod tests {
             assert_eq!(v.check(&forged), Err(TokenError::Invalid), "{alg:?}");
         }
         let (other_rsa, _) = rsa_pair();
-        let forged = encode(&Header::new(Algorithm::PS256), &claims(json!({})), &other_rsa).unwrap();
+        let forged = encode(
+            &Header::new(Algorithm::PS256),
+            &claims(json!({})),
+            &other_rsa,
+        )
+        .unwrap();
         assert_eq!(v.check(&forged), Err(TokenError::Invalid));
     }
 

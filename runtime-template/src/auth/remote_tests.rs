@@ -169,7 +169,9 @@ async fn a_jwks_mixing_key_families_verifies_each_allowed_algorithm() {
     let body = jwks(&keys);
     let server = TestServer::start(move |_| Reply::json(body.clone())).await;
     let mut issuer = jwks_issuer(server.url("/jwks"));
-    issuer.algorithms = ["RS256", "PS256", "ES256", "EdDSA"].map(String::from).to_vec();
+    issuer.algorithms = ["RS256", "PS256", "ES256", "EdDSA"]
+        .map(String::from)
+        .to_vec();
     let v = verifier(vec![issuer], jwks_settings(0));
     let claims = json!({"iss": ISS, "sub": "alice", "exp": now() + 300, "scope": "read"});
     let signers = [

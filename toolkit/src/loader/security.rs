@@ -394,7 +394,9 @@ mod tests {
         assert!(d.is_ok(), "{:?}", d.errors);
         let (_, d) = security_of(&text, "/paths/~1a/post");
         assert!(
-            d.errors[0].message.contains("`in: header`, `in: query` or `in: cookie`"),
+            d.errors[0]
+                .message
+                .contains("`in: header`, `in: query` or `in: cookie`"),
             "{:?}",
             d.errors
         );
