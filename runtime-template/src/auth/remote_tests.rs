@@ -164,7 +164,7 @@ async fn a_jwks_mixing_key_families_verifies_each_allowed_algorithm() {
         json!({"kty": "RSA", "kid": "rsa", "use": "sig",
                "n": b64(&rsa_public.n().to_bytes_be()), "e": b64(&rsa_public.e().to_bytes_be())}),
         jwk(&ec, "ec"),
-        json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": b64(&ed_pair.public_key_raw())}),
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": b64(ed_pair.public_key_raw())}),
     ];
     let body = jwks(&keys);
     let server = TestServer::start(move |_| Reply::json(body.clone())).await;
@@ -204,7 +204,7 @@ async fn a_jwks_mixing_key_families_verifies_each_allowed_algorithm() {
         json!({"kty": "RSA", "kid": "2026", "n": b64(&rsa_public.n().to_bytes_be()),
                "e": b64(&rsa_public.e().to_bytes_be())}),
         json!({"kty": "EC", "crv": "P-256", "kid": "2026", "x": ec.x, "y": ec.y}),
-        json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&ed_pair.public_key_raw())}),
+        json!({"kty": "OKP", "crv": "Ed25519", "x": b64(ed_pair.public_key_raw())}),
     ]);
     let server = TestServer::start(move |_| Reply::json(shared.clone())).await;
     let mut issuer = jwks_issuer(server.url("/jwks"));
