@@ -308,6 +308,9 @@ fn usable_key(jwk: &Jwk) -> Option<JwksKey> {
         }
     };
     let key = DecodingKey::from_jwk(jwk).ok()?;
+    if !super::jwt::is_usable_key(&key) {
+        return None;
+    }
     Some(JwksKey {
         key: Arc::new(key),
         family,
@@ -353,6 +356,24 @@ mod tests {
         assert!(key.accepts(Algorithm::ES256));
         assert!(!key.accepts(Algorithm::ES384));
         assert!(!key.accepts(Algorithm::HS256));
+    }
+
+    /// Found by the `jwks_document` fuzz target: an Ed25519 key shorter than 32 bytes made
+    /// jsonwebtoken panic (slicing `[..32]`) when a token was checked against it. Such keys
+    /// are now skipped when the set is read.
+    #[test]
+    fn short_ed25519_keys_are_skipped_and_never_reach_verification() {
+        let body = br#"{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "short", "x": "11qYAYKxURo"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "long", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURoAAAA"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ok", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+        let keys = parse_set(body).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].0.as_deref(), Some("ok"));
+        // The fuzzer's input itself: parsed, looked up and checked without a panic.
+        let crash = br#"{"keys": [{"kty": "RSA", "kid": "2026", "use": "sig", "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps3aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl96", "kid": "2026", "use": "sig", "alg": null, "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStx_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}, {"kty": "OKP", "crv": "Ed25519", "kid": null, "x": "11qYAYKxURo"}]}"#;
+        let _ = crate::fuzzing::jwks_document(crash, b"a.b", "AAAA");
+        let ok = br#"{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+        assert_eq!(crate::fuzzing::jwks_document(ok, b"a.b", "AAAA"), Ok(1));
     }
 
     #[test]

@@ -476,6 +476,15 @@ fn build_issuer(
     })
 }
 
+/// False for a key jsonwebtoken cannot verify with safely: an Ed25519 key must be exactly 32
+/// bytes (jsonwebtoken 11 slices the first 32 bytes unchecked and panics on a shorter key, which
+/// would take down the connection verifying a token). Every key, from a PEM file or a JWKS
+/// document, passes here before it is kept.
+pub fn is_usable_key(key: &DecodingKey) -> bool {
+    key.family() != AlgorithmFamily::Ed
+        || key.try_get_as_bytes().is_ok_and(|bytes| bytes.len() == 32)
+}
+
 /// How a key family is named in messages.
 fn family_name(family: AlgorithmFamily) -> &'static str {
     match family {
@@ -499,6 +508,13 @@ pub fn read_public_keys(path: &Path) -> Result<Vec<DecodingKey>, String> {
             .or_else(|_| DecodingKey::from_ec_pem(bytes))
             .or_else(|_| DecodingKey::from_ed_pem(bytes));
         match key {
+            Ok(key) if !is_usable_key(&key) => {
+                return Err(format!(
+                    "certificate {}: PEM block {} holds an Ed25519 key that is not 32 bytes long",
+                    path.display(),
+                    index + 1
+                ))
+            }
             Ok(key) => keys.push(key),
             Err(_) if !block.starts_with("-----BEGIN CERTIFICATE-----")
                 && !block.contains("PUBLIC KEY-----") =>
