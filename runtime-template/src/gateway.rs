@@ -344,7 +344,7 @@ fn credential_query_params(model: &GatewayModel) -> Vec<String> {
 }
 
 /// The request target for the access log, with API-key query values replaced by `***`.
-fn redacted_target(target: &str, secret_params: &[String]) -> String {
+pub(crate) fn redacted_target(target: &str, secret_params: &[String]) -> String {
     let secret = |pair: &&str| secret_params.iter().any(|p| p == split_pair(pair).0);
     let Some((path, query)) = target.split_once('?') else {
         return target.to_string();
@@ -386,8 +386,8 @@ fn rejection_response(
 }
 
 /// Removes every credential the resource accepts — its auth header (when it takes OAuth2 or
-/// basic), API-key headers and API-key query parameters — so the upstream never sees them.
-fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
+/// basic), API-key headers, query parameters and cookies — so the upstream never sees them.
+pub(crate) fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
     if uses_auth_header(security) {
         parts.headers.remove(security.auth_header.as_str());
     }
@@ -398,6 +398,9 @@ fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
         match location {
             ApiKeyLocation::Header => {
                 parts.headers.remove(name.as_str());
+            }
+            ApiKeyLocation::Cookie => {
+                crate::auth::cookie::remove(&mut parts.headers, name);
             }
             ApiKeyLocation::Query => {
                 let Some(query) = parts.uri.query() else {

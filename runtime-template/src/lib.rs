@@ -24,6 +24,9 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod fault;
 #[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(feature = "server")]
 pub mod gateway;
 pub mod model;
 pub mod path;
