@@ -34,8 +34,11 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
         .filter(|f| f.name != target_name)
         .collect();
     let replacing = target.exists();
+    // Messages about the new definition name the file (or URL) the user gave, not the copy
+    // that would be written into the project.
+    let given = options.openapi.clone();
     files.push(SourceFile {
-        name: target_name.clone(),
+        name: given.clone(),
         text: fetched.text.clone(),
     });
     let loaded = match loader::load(&project.name, &files) {
@@ -52,7 +55,7 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
     let own: Vec<_> = loaded
         .warnings
         .iter()
-        .filter(|w| w.file == target_name)
+        .filter(|w| w.file == given)
         .cloned()
         .collect();
     super::print_warnings(&own);
@@ -62,7 +65,7 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
         .model
         .apis
         .iter()
-        .find(|api| api.source == target_name)
+        .find(|api| api.source == given)
         .context("the imported API is missing from the model")?;
     println!(
         "{} API '{}' {} (base path {}, {} resource(s)) as {}",

@@ -244,8 +244,8 @@ mod fixture_tests {
     /// Real definitions written by WSO2 users (`tests/fixtures/wso2-openapi`) must load.
     #[test]
     fn every_wso2_fixture_loads() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/wso2-openapi");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/wso2-openapi");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             panic!("fixtures not found at {}", dir.display());
         };
