@@ -39,7 +39,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
             project.root.display()
         );
     }
-    check_settings(&project);
+    let settings = check_settings(&project);
     print!("Generating sources...");
     let loaded = match loader::load(&project.name, &files) {
         Ok(loaded) => loaded,
@@ -56,6 +56,11 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     codegen::write(&project.gen_dir(), &files)?;
     println!("[DONE]");
     super::print_warnings(&loaded.warnings);
+    if let Some(security) = &settings {
+        if let Some(line) = unreachable_resources(&loaded.model, security, &project) {
+            eprintln!("micro-gw: warning: {line}");
+        }
+    }
     if options.verbose {
         println!(
             "micro-gw: [verbose] generated crate: {}",
@@ -107,13 +112,18 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
 }
 
 /// Runtime settings are not compiled in, but a broken file is worth knowing about now.
-fn check_settings(project: &Project) {
+/// Returns the security settings when the configuration is valid.
+fn check_settings(project: &Project) -> Option<mgw_runtime::config::SecurityConfig> {
     let config = project.config_file();
-    if let Err(err) = mgw_runtime::config::load(&config, &[], &[]) {
-        eprintln!(
-            "micro-gw: warning: {err} (the gateway will refuse to start until this is fixed)"
-        );
-    }
+    let security = match mgw_runtime::config::load(&config, &[], &[]) {
+        Ok(parsed) => Some(parsed.config.security),
+        Err(err) => {
+            eprintln!(
+                "micro-gw: warning: {err} (the gateway will refuse to start until this is fixed)"
+            );
+            None
+        }
+    };
     let deployment = project.deployment_config();
     if let Ok(text) = std::fs::read_to_string(&deployment) {
         if let Err(err) = toml::from_str::<toml::Table>(&text) {
@@ -123,5 +133,121 @@ fn check_settings(project: &Project) {
                 err.message()
             );
         }
+    }
+    security
+}
+
+/// One line when resources require credentials that nothing in `conf/micro-gw.toml` can
+/// verify, so every request to them will answer 401: OAuth2 (the WSO2 default when a definition
+/// declares no security) needs `[[security.jwt_issuers]]` or `[security.key_manager]`, basic
+/// auth `[[security.users]]`, API keys `[security.api_keys]`. Resources with optional security
+/// are not counted. The line names the count, the first resource and both fixes.
+pub fn unreachable_resources(
+    model: &mgw_runtime::model::GatewayModel,
+    security: &mgw_runtime::config::SecurityConfig,
+    project: &Project,
+) -> Option<String> {
+    use mgw_runtime::model::AuthScheme;
+    let verifiable = |scheme: &AuthScheme| match scheme {
+        AuthScheme::Oauth2 => !security.jwt_issuers.is_empty() || security.key_manager.is_some(),
+        AuthScheme::Basic => !security.users.is_empty(),
+        AuthScheme::ApiKey { .. } => security.api_keys.is_some(),
+    };
+    let mut first = None;
+    let mut count = 0;
+    let mut needs = std::collections::BTreeSet::new();
+    for api in &model.apis {
+        for resource in &api.resources {
+            let Some(required) = &resource.security else {
+                continue;
+            };
+            if required.optional || required.schemes.iter().any(verifiable) {
+                continue;
+            }
+            count += 1;
+            first.get_or_insert_with(|| {
+                format!(
+                    "{} {}{} ({})",
+                    resource.method,
+                    api.base_path.trim_end_matches('/'),
+                    resource.path,
+                    api.source
+                )
+            });
+            for scheme in &required.schemes {
+                needs.insert(match scheme {
+                    AuthScheme::Oauth2 => {
+                        "an issuer ([[security.jwt_issuers]], see docs/security.md)"
+                    }
+                    AuthScheme::Basic => "a user ([[security.users]])",
+                    AuthScheme::ApiKey { .. } => "[security.api_keys]",
+                });
+            }
+        }
+    }
+    let first = first?;
+    Some(format!(
+        "{count} resource(s), e.g. {first}, require credentials that {} cannot verify, so every request to them answers 401: add {} to {}, or set `x-wso2-disable-security: true` in the definition",
+        project.config_file().display(),
+        needs.into_iter().collect::<Vec<_>>().join(" or "),
+        project.config_file().display(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::{self, SourceFile};
+
+    fn model(text: &str) -> mgw_runtime::model::GatewayModel {
+        let file = SourceFile {
+            name: "api_definitions/a.yaml".into(),
+            text: text.into(),
+        };
+        loader::load("p", &[file]).unwrap().model
+    }
+
+    /// issue 11 #4: a definition with only a base path and an endpoint is OAuth2-secured (the
+    /// WSO2 default); with no issuer configured the build says so in one line with both fixes.
+    #[test]
+    fn oauth2_without_an_issuer_is_one_line_with_both_fixes() {
+        let project = Project::from_arg(std::path::Path::new("shop")).unwrap();
+        let plain = "openapi: 3.0.0\ninfo: {title: A, version: '1'}\nx-wso2-basePath: /a\nx-wso2-production-endpoints: {urls: ['http://b']}\npaths:\n  /x: {get: {}, post: {}}\n";
+        let defaults = mgw_runtime::config::SecurityConfig::default();
+        let line = unreachable_resources(&model(plain), &defaults, &project).unwrap();
+        assert!(!line.contains('\n'), "{line}");
+        for part in [
+            "2 resource(s), e.g. GET /a/x (api_definitions/a.yaml)",
+            "answers 401",
+            "[[security.jwt_issuers]]",
+            "shop/conf/micro-gw.toml",
+            "x-wso2-disable-security: true",
+        ] {
+            assert!(line.contains(part), "{part}: {line}");
+        }
+        // Fixed either way: an issuer in the config, or security disabled.
+        let with_issuer: mgw_runtime::config::RuntimeConfig = mgw_runtime::config::parse(
+            "[[security.jwt_issuers]]\nissuer = 'https://i'\nalgorithms = ['HS256']\nhmac_secret_env = 'X'\n",
+            std::path::Path::new("micro-gw.toml"),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            unreachable_resources(&model(plain), &with_issuer.security, &project),
+            None
+        );
+        let disabled = plain.replace("paths:", "x-wso2-disable-security: true\npaths:");
+        assert_eq!(
+            unreachable_resources(&model(&disabled), &defaults, &project),
+            None
+        );
+        // The kind: basic auth without users is the same dead end.
+        let basic = plain.replace(
+            "paths:",
+            "components: {securitySchemes: {b: {type: http, scheme: basic}}}\nsecurity: [{b: []}]\npaths:",
+        );
+        let line = unreachable_resources(&model(&basic), &defaults, &project).unwrap();
+        assert!(line.contains("[[security.users]]"), "{line}");
     }
 }
