@@ -219,6 +219,40 @@ fn init_force_asks_on_a_terminal_before_replacing() {
     assert_eq!(snapshot(&shop), before, "answering no changes nothing");
 }
 
+/// issue 11 #8: import prints the warnings of the definition it adds, and only a count of
+/// the project's other warnings.
+#[test]
+fn import_prints_its_own_warnings_and_counts_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(micro_gw(dir.path(), &["init", "shop"]).status.success());
+    let warned = MINIMAL.replace("paths:", "x-wso2-unknown-thing: 1\npaths:");
+    write_file(
+        &dir.path().join("shop/api_definitions"),
+        "old.yaml",
+        &warned,
+    );
+    let new = write_file(
+        dir.path(),
+        "new.yaml",
+        &warned
+            .replace("/mini", "/other")
+            .replace("title: Mini", "title: Other"),
+    );
+    let out = micro_gw(dir.path(), &["import", "shop", "--openapi", "new.yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("micro-gw: warning: new.yaml:"), "{err}");
+    assert!(
+        !err.contains("old.yaml"),
+        "old warnings are not repeated: {err}"
+    );
+    assert!(
+        err.contains("1 warning in 1 other definition; micro-gw build --verbose shop lists them"),
+        "{err}"
+    );
+    drop(new);
+}
+
 /// issue 11 #6: errors name the file the user gave, with line and column, never the copy
 /// in a project that does not exist.
 #[test]

@@ -63,7 +63,8 @@ enum Command {
         /// Build without network access (every crate must already be in cargo's cache).
         #[arg(long)]
         offline: bool,
-        /// Show cargo's output instead of a progress bar.
+        /// Show cargo's output instead of a progress bar, and the warnings of every definition
+        /// (otherwise only of those changed since the last successful build, plus a count).
         #[arg(short, long)]
         verbose: bool,
     },

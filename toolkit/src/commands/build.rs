@@ -29,10 +29,10 @@ pub struct BuildOptions {
 pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let project = Project::existing(&options.project)?;
-    let files = project
+    let definitions = project
         .definition_files()
         .with_context(|| format!("reading the definitions of {}", project.root.display()))?;
-    if files.is_empty() {
+    if definitions.is_empty() {
         bail!(
             "Nothing to build: {} has no API definition (.yaml, .yml or .json). Use \"micro-gw import {} --openapi <file|URL>\" to add one",
             project.api_definitions().display(),
@@ -40,12 +40,19 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         );
     }
     let settings = check_settings(&project);
+    let seen = BuiltDefinitions::read(&project);
+    let changed = |file: &str| seen.changed(file, &definitions);
     print!("Generating sources...");
-    let loaded = match loader::load(&project.name, &files) {
+    let loaded = match loader::load(&project.name, &definitions) {
         Ok(loaded) => loaded,
         Err(failed) => {
             println!("[ERROR]");
-            super::print_warnings(&failed.warnings);
+            super::print_changed_warnings(
+                &failed.warnings,
+                &changed,
+                options.verbose,
+                &project.root,
+            );
             println!("BUILD FAILED");
             bail!("{}", failed.error);
         }
@@ -55,7 +62,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let files = codegen::render(&loaded.model, &project.name, &runtime_dir)?;
     codegen::write(&project.gen_dir(), &files)?;
     println!("[DONE]");
-    super::print_warnings(&loaded.warnings);
+    super::print_changed_warnings(&loaded.warnings, &changed, options.verbose, &project.root);
     if let Some(security) = &settings {
         if let Some(line) = unreachable_resources(&loaded.model, security, &project) {
             eprintln!("micro-gw: warning: {line}");
@@ -101,6 +108,9 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let target = project.binary();
     copy_atomic(&built, &target)
         .with_context(|| format!("copying the gateway to {}", target.display()))?;
+    if let Err(err) = BuiltDefinitions::record(&project, &definitions) {
+        eprintln!("micro-gw: warning: cannot record the built definitions: {err:#}");
+    }
     let target = std::path::absolute(&target).unwrap_or(target);
     println!(
         "BUILD SUCCESSFUL ({:.1} s)",
@@ -109,6 +119,56 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     println!("Target: {}", target.display());
     println!("(Use \"gateway {}\" to start it)", target.display());
     Ok(())
+}
+
+/// The SHA-256 of every definition at the last successful build, in
+/// `target/built-definitions.json` (`{"<file as shown>": "<hex>"}`). A definition is
+/// "changed" when it is new or its content differs from that record: `build` prints the
+/// warnings of changed definitions and only a count for the others.
+#[derive(Debug, Default)]
+struct BuiltDefinitions(std::collections::BTreeMap<String, String>);
+
+impl BuiltDefinitions {
+    fn path(project: &Project) -> PathBuf {
+        project.target_dir().join("built-definitions.json")
+    }
+
+    /// The last record; none (every definition changed) when missing or unreadable.
+    fn read(project: &Project) -> BuiltDefinitions {
+        std::fs::read(Self::path(project))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .map(BuiltDefinitions)
+            .unwrap_or_default()
+    }
+
+    fn hash(text: &str) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn changed(&self, file: &str, files: &[loader::SourceFile]) -> bool {
+        let Some(current) = files.iter().find(|f| f.name == file) else {
+            return true;
+        };
+        self.0.get(file) != Some(&Self::hash(&current.text))
+    }
+
+    fn record(project: &Project, files: &[loader::SourceFile]) -> anyhow::Result<()> {
+        let record: std::collections::BTreeMap<&str, String> = files
+            .iter()
+            .map(|f| (f.name.as_str(), Self::hash(&f.text)))
+            .collect();
+        crate::fsutil::write_atomic(
+            &Self::path(project),
+            &serde_json::to_vec_pretty(&record)?,
+            None,
+        )?;
+        Ok(())
+    }
 }
 
 /// Runtime settings are not compiled in, but a broken file is worth knowing about now.
@@ -198,6 +258,46 @@ pub fn unreachable_resources(
 mod tests {
     use super::*;
     use crate::loader::{self, SourceFile};
+
+    /// issue 11 #8: "changed" for build means new or different since the last successful
+    /// build (hashes recorded in target/), and the rest of the warnings are one count line.
+    #[test]
+    fn only_definitions_changed_since_the_last_build_count_as_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = Project::from_arg(&dir.path().join("shop")).unwrap();
+        let file = |name: &str, text: &str| SourceFile {
+            name: name.into(),
+            text: text.into(),
+        };
+        let v1 = [file("a.yaml", "one"), file("b.yaml", "two")];
+        let none = BuiltDefinitions::read(&project);
+        assert!(none.changed("a.yaml", &v1) && none.changed("b.yaml", &v1));
+        BuiltDefinitions::record(&project, &v1).unwrap();
+        let v2 = [
+            file("a.yaml", "one"),
+            file("b.yaml", "two, edited"),
+            file("c.yaml", "new"),
+        ];
+        let seen = BuiltDefinitions::read(&project);
+        assert!(!seen.changed("a.yaml", &v2));
+        assert!(seen.changed("b.yaml", &v2) && seen.changed("c.yaml", &v2));
+        let warning = |f: &str| crate::loader::Diagnostic {
+            file: f.into(),
+            line: Some(1),
+            column: None,
+            subject: None,
+            message: "w".into(),
+        };
+        let others = [warning("a.yaml"), warning("a.yaml"), warning("d.yaml")];
+        assert_eq!(
+            super::super::others_line(&others, &project.root).unwrap(),
+            format!(
+                "3 warnings in 2 other definitions; micro-gw build --verbose {} lists them",
+                project.root.display()
+            )
+        );
+        assert_eq!(super::super::others_line(&[], &project.root), None);
+    }
 
     fn model(text: &str) -> mgw_runtime::model::GatewayModel {
         let file = SourceFile {

@@ -44,7 +44,12 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
     let loaded = match loader::load(&project.name, &files) {
         Ok(loaded) => loaded,
         Err(failed) => {
-            super::print_warnings(&failed.warnings);
+            super::print_changed_warnings(
+                &failed.warnings,
+                &|file| file == given,
+                false,
+                &project.root,
+            );
             bail!(
                 "{} was not imported, and the project is unchanged:\n{}",
                 options.openapi,
@@ -52,13 +57,12 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
             );
         }
     };
-    let own: Vec<_> = loaded
-        .warnings
-        .iter()
-        .filter(|w| w.file == given)
-        .cloned()
-        .collect();
-    super::print_warnings(&own);
+    super::print_changed_warnings(
+        &loaded.warnings,
+        &|file| file == given,
+        false,
+        &project.root,
+    );
     write_atomic(&target, fetched.text.as_bytes(), None)
         .with_context(|| format!("writing {}", target.display()))?;
     let api = loaded

@@ -127,15 +127,19 @@ pub fn run(options: &InitOptions) -> anyhow::Result<()> {
                 );
             }
             match loader::load(&project.name, &files) {
-                Ok(loaded) => super::print_warnings(
-                    &loaded
-                        .warnings
-                        .into_iter()
-                        .filter(|w| w.file == file.name)
-                        .collect::<Vec<_>>(),
+                Ok(loaded) => super::print_changed_warnings(
+                    &loaded.warnings,
+                    &|f| f == file.name,
+                    false,
+                    &project.root,
                 ),
                 Err(failed) => {
-                    super::print_warnings(&failed.warnings);
+                    super::print_changed_warnings(
+                        &failed.warnings,
+                        &|f| f == file.name,
+                        false,
+                        &project.root,
+                    );
                     bail!(
                         "{source} is not a valid API definition, so {}:\n{}",
                         if found == Existing::Project {
