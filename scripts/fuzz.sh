@@ -3,6 +3,7 @@
 #
 #   scripts/fuzz.sh [SECONDS]        # SECONDS per target, default 60
 #   scripts/fuzz.sh 300 path_router  # only the named target(s)
+#   scripts/fuzz.sh --sync-lock      # regenerate fuzz/Cargo.lock from the workspace's Cargo.lock
 #
 # Environment:
 #   FUZZ_SANITIZER  address (default) or none: use none when AddressSanitizer does not link
@@ -12,6 +13,21 @@
 #   definition_loader  OpenAPI/Swagger text -> micro_gw::loader::load (as .yaml and .json)
 #   path_router        mgw_runtime::path::normalise (idempotent, canonical) + Router::lookup
 #   header_helpers     strip_hop_by_hop/add_forwarded on a header block + config::parse
+#   jwt_verify         JwtVerifier::verify: header/claims decoding, issuer lookup, claim reads
+#                      (raw tokens, and header+claims the target signs with an issuer's secret)
+#   credentials        auth scheme values, query parameters and percent-decoding, API-key
+#                      cookies, log redaction, removal of every credential before proxying
+#   basic_auth         Authorization: Basic decoding (base64, UTF-8, user:password)
+#   jwks_document      JWKS parsing, key selection by kid+alg, a signature check per key
+#   introspection_answer  RFC 7662 answers: active, exp, scope, client_id, cache lifetime
+#   cache_control      max-age from Cache-Control headers
+#   apim_export        the API Manager export zip: deployments.json and the inner project zips
+#
+# The lock: fuzz/ is its own workspace (nightly + libFuzzer) with its own fuzz/Cargo.lock, kept
+# in step with the workspace's Cargo.lock: every package both use is pinned at the same version.
+# Each run first checks that (and builds with a lock that needs no change, so a run never
+# rewrites fuzz/Cargo.lock); when Cargo.lock moved, run `scripts/fuzz.sh --sync-lock` and commit
+# fuzz/Cargo.lock.
 #
 # Seeds are read from fuzz/corpus/<target>/ (committed, kept small), tokens from
 # fuzz/dict/<target>.dict; what the fuzzer learns goes to fuzz/target/corpus/<target>/ (ignored),
@@ -29,16 +45,52 @@
 # fuzz/corpus/<target>/ so it stays covered.
 set -euo pipefail
 
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+toolchain="${FUZZ_TOOLCHAIN:-nightly}"
+
+# `name version` of every package of a Cargo.lock.
+lock_pairs() {
+    awk '/^name = /{name=$3} /^version = /{print name, $3}' "$1" | tr -d '"' | sort -u
+}
+
+sync_lock() {
+    cp "$root/Cargo.lock" "$root/fuzz/Cargo.lock"
+    # Drops what the fuzz crate does not use and adds what only it uses (libfuzzer-sys).
+    cargo "+$toolchain" metadata --manifest-path "$root/fuzz/Cargo.toml" --format-version 1 >/dev/null
+    echo "==> fuzz/Cargo.lock regenerated from Cargo.lock"
+}
+
+check_lock() {
+    local drift
+    drift="$(awk 'NR == FNR { shared[$0] = 1; names[$1] = 1; next } ($1 in names) && !($0 in shared)' \
+        <(lock_pairs "$root/Cargo.lock") <(lock_pairs "$root/fuzz/Cargo.lock"))"
+    if [ -n "$drift" ]; then
+        echo "fuzz/Cargo.lock pins these at other versions than Cargo.lock:" >&2
+        echo "$drift" | sed 's/^/    /' >&2
+        echo "run: scripts/fuzz.sh --sync-lock   (then commit fuzz/Cargo.lock)" >&2
+        exit 2
+    fi
+    if ! cargo "+$toolchain" metadata --locked --manifest-path "$root/fuzz/Cargo.toml" \
+        --format-version 1 >/dev/null; then
+        echo "fuzz/Cargo.lock does not match fuzz/Cargo.toml; run: scripts/fuzz.sh --sync-lock" >&2
+        exit 2
+    fi
+}
+
+if [ "${1:-}" = "--sync-lock" ]; then
+    sync_lock
+    check_lock
+    exit 0
+fi
+
 seconds="${1:-60}"
 shift || true
 case "$seconds" in
     '' | *[!0-9]*) echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fuzz_dir="$root/fuzz"
 target_dir="$fuzz_dir/target"
-toolchain="${FUZZ_TOOLCHAIN:-nightly}"
 sanitizer="${FUZZ_SANITIZER:-address}"
 
 if ! cargo "+$toolchain" fuzz --version >/dev/null 2>&1; then
@@ -48,15 +100,18 @@ fi
 
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(definition_loader path_router header_helpers)
+    targets=(definition_loader path_router header_helpers jwt_verify credentials basic_auth
+        jwks_document introspection_answer cache_control apim_export)
 fi
 
 max_len_for() {
     case "$1" in
-        definition_loader) echo 65536 ;;
+        definition_loader | apim_export) echo 65536 ;;
         *) echo 4096 ;;
     esac
 }
+
+check_lock
 
 cd "$root"
 fuzz=(cargo "+$toolchain" fuzz)

@@ -12,9 +12,60 @@ bin=${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-step "Installing micro-gw and gateway (cargo install --path toolkit)"
-cargo install --quiet --locked --path "$root/toolkit"
-cargo install --quiet --locked --path "$root/tests" --bin mgw-echo-backend
+# Runs a cargo command and shows how far it is: cargo's own progress bar on a terminal; in a
+# log (not a terminal), cargo's progress is forced on into a temporary file and its last state
+# printed every 5 s ("97/205: hyper, tokio"). On failure, cargo's messages are printed.
+with_progress() {
+    if [ -t 2 ]; then
+        "$@"
+        return
+    fi
+    local log start rc=0 ticks=0 now
+    log=$(mktemp)
+    start=$SECONDS
+    CARGO_TERM_PROGRESS_WHEN=always CARGO_TERM_PROGRESS_WIDTH=120 CARGO_TERM_COLOR=never \
+        "$@" 2>"$log" &
+    local pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        ticks=$((ticks + 1))
+        if [ $((ticks % 5)) -eq 0 ]; then
+            now=$(tail -c 4000 "$log" | tr '\r' '\n' \
+                | sed -n 's/^ *\(Building\|Downloading\) \[[^]]*\] *\(.*[^ ]\) *$/\1 \2/p' | tail -n 1)
+            echo "    $((SECONDS - start)) s: ${now:-starting}"
+        fi
+    done
+    wait "$pid" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        tr '\r' '\n' <"$log" | grep -v -E '^ *(Building|Downloading) \[' >&2 || true
+    fi
+    rm -f "$log"
+    return "$rc"
+}
+
+# Both installs share one target directory (kept for the next run, which is then quick), and
+# the echo backend is built without the test harness (--no-default-features): only what it needs.
+# For scripts/bench --build-times: MGW_INSTALL_TARGET_DIR, extra cargo install flags
+# (MGW_QUICKSTART_CARGO_FLAGS, e.g. --timings) and the CPU used after each step (MGW_QUICKSTART_TIMES).
+install_dir=${MGW_INSTALL_TARGET_DIR:-"$root/target/install"}
+read -r -a cargo_flags <<<"${MGW_QUICKSTART_CARGO_FLAGS:-}"
+report_cpu() {  # `times` in this shell (a subshell would count from zero): children's user and sys
+    if [ -n "${MGW_QUICKSTART_TIMES:-}" ]; then
+        local file
+        file=$(mktemp)
+        times >"$file"
+        echo "cpu-after-$1: $(tail -n 1 "$file")"
+        rm -f "$file"
+    fi
+}
+step "Installing micro-gw and gateway (cargo install --path toolkit; the first time takes a few minutes)"
+started=$SECONDS
+with_progress cargo install --locked ${cargo_flags[@]+"${cargo_flags[@]}"} --target-dir "$install_dir" \
+    --path "$root/toolkit"
+with_progress cargo install --locked ${cargo_flags[@]+"${cargo_flags[@]}"} --target-dir "$install_dir" \
+    --path "$root/tests" --no-default-features --bin mgw-echo-backend
+echo "installed in $((SECONDS - started)) s"
+report_cpu install
 export PATH="$bin:$PATH"
 micro-gw version
 
@@ -23,8 +74,9 @@ cd "$work"
 step "micro-gw init petstore -a docs/examples/petstore.yaml"
 micro-gw init petstore --force -a "$root/docs/examples/petstore.yaml"
 
-step "micro-gw build petstore (the first build compiles the shared runtime once)"
+step "micro-gw build petstore (the first build on a machine compiles the shared runtime once)"
 micro-gw build petstore
+report_cpu build
 
 pids=()
 cleanup() {

@@ -66,6 +66,13 @@ pub struct TimeoutsConfig {
     pub request_header_seconds: u64,
     /// Seconds a request body may go without data; then 408.
     pub request_body_idle_seconds: u64,
+    /// Seconds every request body gets to arrive, counted from when the gateway starts
+    /// forwarding it; each `request_body_min_rate_bytes` received earn one more second
+    /// (Apache mod_reqtimeout's `body=20,MinRate=500`). Later: 408. 0 turns the deadline off.
+    pub request_body_seconds: u64,
+    /// Bytes per second a request body must average past `request_body_seconds`; 0 makes
+    /// `request_body_seconds` a fixed deadline for the whole body.
+    pub request_body_min_rate_bytes: u64,
 }
 
 /// `[http2]`
@@ -385,6 +392,8 @@ impl Default for TimeoutsConfig {
         Self {
             request_header_seconds: 30,
             request_body_idle_seconds: 30,
+            request_body_seconds: 20,
+            request_body_min_rate_bytes: 500,
         }
     }
 }
@@ -449,7 +458,9 @@ pub struct UpstreamConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter directive).
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a list of `target=level` directives with an
+    /// optional bare default level (`info,access=off`), as `tracing_subscriber::filter::Targets`
+    /// parses it.
     pub level: String,
     /// One line per request on the `access` target.
     pub access_log: bool,
@@ -726,7 +737,12 @@ impl RuntimeConfig {
         if self.upstream.connect_timeout_ms == 0 {
             return Err(bad("upstream.connect_timeout_ms must be above 0".into()));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::filter::Targets>()
+            .is_err()
+        {
             return Err(bad(format!(
                 "log.level = {:?} is not a level: use error, warn, info, debug or trace",
                 self.log.level
@@ -859,6 +875,27 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("c.toml:2"), "{err}");
+    }
+
+    #[test]
+    fn log_levels_and_target_directives_are_checked_without_env_filter() {
+        for level in [
+            "debug",
+            "WARN",
+            "info,access=off",
+            "off",
+            "warn,mgw_runtime=debug",
+        ] {
+            let text = format!("[log]\nlevel = {level:?}\n");
+            assert_eq!(parse_ok(&text).log.level, level);
+        }
+        for level in ["info,access=loud", "a=b=c"] {
+            let text = format!("[log]\nlevel = {level:?}\n");
+            let err = parse(&text, Path::new("c.toml"), &[], &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("log.level"), "{level}: {err}");
+        }
     }
 
     #[test]

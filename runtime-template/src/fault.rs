@@ -74,6 +74,23 @@ pub const REQUEST_TIMEOUT: Fault = Fault {
     description: "The client sent no request body data within the idle timeout",
 };
 
+/// The client's request body broke off or had invalid chunked framing (the client's error:
+/// the upstream request is aborted).
+pub const MALFORMED_BODY: Fault = Fault {
+    status: StatusCode::BAD_REQUEST,
+    code: 900900,
+    message: "Bad request",
+    description: "The request body is malformed (invalid chunked encoding) or ended early",
+};
+
+/// The client sent its body slower than `timeouts.request_body_min_rate_bytes` allows.
+pub const REQUEST_BODY_TOO_SLOW: Fault = Fault {
+    status: StatusCode::REQUEST_TIMEOUT,
+    code: 900900,
+    message: "Request timeout",
+    description: "The client sent the request body too slowly",
+};
+
 /// No credential where the resource requires one.
 pub const MISSING_CREDENTIALS: Fault = Fault {
     status: StatusCode::UNAUTHORIZED,

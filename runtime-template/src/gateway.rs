@@ -38,6 +38,8 @@ pub struct RequestLimits {
     pub max_body_bytes: u64,
     /// Longest pause in a body.
     pub body_idle: std::time::Duration,
+    /// Time a whole body may take (`None`: no deadline).
+    pub body_deadline: Option<crate::proxy::body::BodyDeadline>,
 }
 
 /// Routes, upstreams and the client, shared by all connections.
@@ -223,6 +225,7 @@ impl Gateway {
         let rest = route.remainder(path).to_string();
         drop(normalised);
         let access_path = self.access_log.then(|| self.request_target(&request));
+        let version = request.version();
         let (mut parts, body) = request.into_parts();
         let host = parts.headers.remove(header::HOST).or_else(|| {
             parts
@@ -258,7 +261,9 @@ impl Gateway {
         let body_limits = BodyLimits {
             max_bytes: self.limits.max_body_bytes,
             idle: self.limits.body_idle,
+            deadline: self.limits.body_deadline,
         };
+        let http1 = version < http::Version::HTTP_2;
         match proxy::forward(&self.client, upstream, parts, body, body_limits, &rest).await {
             Ok(forwarded) => {
                 let record = record(
@@ -272,7 +277,15 @@ impl Gateway {
             }
             Err(err) => {
                 let record = record(err.fault.status, err.target, None);
-                Ok(fault_response(&err.fault, record))
+                let mut response = fault_response(&err.fault, record);
+                if err.blame == proxy::Blame::Client && http1 {
+                    // The rest of the body is unread: the connection cannot carry another
+                    // request.
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok(response)
             }
         }
     }
@@ -339,7 +352,7 @@ fn credential_query_params(model: &GatewayModel) -> Vec<String> {
 }
 
 /// The request target for the access log, with API-key query values replaced by `***`.
-fn redacted_target(target: &str, secret_params: &[String]) -> String {
+pub(crate) fn redacted_target(target: &str, secret_params: &[String]) -> String {
     let secret = |pair: &&str| secret_params.iter().any(|p| p == split_pair(pair).0);
     let Some((path, query)) = target.split_once('?') else {
         return target.to_string();
@@ -381,8 +394,8 @@ fn rejection_response(
 }
 
 /// Removes every credential the resource accepts — its auth header (when it takes OAuth2 or
-/// basic), API-key headers and API-key query parameters — so the upstream never sees them.
-fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
+/// basic), API-key headers, query parameters and cookies — so the upstream never sees them.
+pub(crate) fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
     if uses_auth_header(security) {
         parts.headers.remove(security.auth_header.as_str());
     }
@@ -393,6 +406,9 @@ fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
         match location {
             ApiKeyLocation::Header => {
                 parts.headers.remove(name.as_str());
+            }
+            ApiKeyLocation::Cookie => {
+                crate::auth::cookie::remove(&mut parts.headers, name);
             }
             ApiKeyLocation::Query => {
                 let Some(query) = parts.uri.query() else {

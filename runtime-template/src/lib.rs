@@ -7,36 +7,71 @@
 //!
 //! What an API *is* comes from the model and cannot change without a rebuild; where it *runs*
 //! comes from `conf/micro-gw.toml`, environment variables and arguments ([`config`]).
+//!
+//! ## Cargo features
+//!
+//! - `server` (default): the server half, [`launch`] and everything it runs (listeners, proxy,
+//!   credential validation, access log) with their dependencies (hyper, tokio, jsonwebtoken,
+//!   password hashing). Every gateway is built with it. Without it only [`config`], [`model`],
+//!   [`path`], [`router`], [`tls`] and `proxy::upstream` are compiled: what the toolkit needs to
+//!   validate a project, which keeps its cold `cargo install` short.
 
+#[cfg(feature = "server")]
 pub mod access_log;
+#[cfg(feature = "server")]
 pub mod auth;
 pub mod config;
+#[cfg(feature = "server")]
 pub mod fault;
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(feature = "server")]
 pub mod gateway;
 pub mod model;
 pub mod path;
+#[cfg(feature = "server")]
 pub mod proxy;
+/// Without the `server` feature only the upstream URL model is built (the toolkit checks
+/// endpoint URLs with it); the files are the same as with the feature.
+#[cfg(not(feature = "server"))]
+pub mod proxy {
+    pub mod upstream;
+}
 pub mod router;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod tls;
 
+#[cfg(feature = "server")]
 use std::net::{IpAddr, SocketAddr};
+#[cfg(feature = "server")]
 use std::path::PathBuf;
+#[cfg(feature = "server")]
 use std::process::ExitCode;
+#[cfg(feature = "server")]
 use std::sync::Arc;
+#[cfg(feature = "server")]
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "server")]
 use tokio_rustls::TlsAcceptor;
 
+#[cfg(feature = "server")]
 use crate::config::{LoadedConfig, CONF_DIR_ENV};
+#[cfg(feature = "server")]
 use crate::gateway::Gateway;
+#[cfg(feature = "server")]
 use crate::model::GatewayModel;
+#[cfg(feature = "server")]
 use crate::router::Router;
+#[cfg(feature = "server")]
 use crate::server::{ProtocolSettings, ServerSettings};
 
 /// Version of this runtime (printed by `version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+#[cfg(feature = "server")]
 /// Runs a gateway: the single, non-generic entry point that generated binaries call.
 /// Returns exit code 1 with a one-line message on any start-up error.
 pub fn launch(model_json: &[u8]) -> ExitCode {
@@ -55,6 +90,7 @@ pub fn launch(model_json: &[u8]) -> ExitCode {
     }
 }
 
+#[cfg(feature = "server")]
 /// Command-line arguments of a gateway binary.
 #[derive(Debug, Default, PartialEq)]
 struct Args {
@@ -65,6 +101,7 @@ struct Args {
     endpoints: Vec<(String, String)>,
 }
 
+#[cfg(feature = "server")]
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args::default();
     let mut args = args.into_iter();
@@ -102,6 +139,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     Ok(parsed)
 }
 
+#[cfg(feature = "server")]
 const HELP: &str = "Runs this gateway.
 
 Usage: <gateway> [--config <file>] [--<section>.<key>=<value>]... [--<endpoint>_prod_endpoint_<i>=<url>]...
@@ -112,6 +150,7 @@ Settings come from --config, else $MGW_CONF_DIR/micro-gw.toml, else <project>/co
 --<section>.<key>=<value> arguments override single settings. Endpoint URLs can be replaced with
 --<endpoint>_prod_endpoint_<i>=<url> (or _sand_) arguments or environment variables of that name.";
 
+#[cfg(feature = "server")]
 fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let args = parse_args(std::env::args().skip(1))?;
     let model = GatewayModel::from_json(model_json).map_err(|e| e.to_string())?;
@@ -168,6 +207,12 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             max_uri_bytes: loaded.config.limits.max_uri_bytes,
             max_body_bytes: loaded.config.limits.max_request_body_bytes,
             body_idle: Duration::from_secs(loaded.config.timeouts.request_body_idle_seconds),
+            body_deadline: (loaded.config.timeouts.request_body_seconds > 0).then(|| {
+                proxy::body::BodyDeadline {
+                    base: Duration::from_secs(loaded.config.timeouts.request_body_seconds),
+                    min_rate_bytes: loaded.config.timeouts.request_body_min_rate_bytes,
+                }
+            }),
         };
         let gateway = Arc::new(Gateway::new(
             model,
@@ -188,6 +233,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     })
 }
 
+#[cfg(feature = "server")]
 /// Sets up every credential validator the settings and the model ask for, and says at
 /// start-up what will be refused for want of configuration.
 fn build_authenticator(
@@ -298,6 +344,7 @@ fn build_authenticator(
     ))
 }
 
+#[cfg(feature = "server")]
 fn server_settings(loaded: &LoadedConfig) -> Result<ServerSettings, String> {
     let listener = &loaded.config.listener;
     let host: IpAddr = listener
@@ -339,18 +386,27 @@ fn server_settings(loaded: &LoadedConfig) -> Result<ServerSettings, String> {
     })
 }
 
+#[cfg(feature = "server")]
 fn init_logging(level: &str) -> tracing_appender::non_blocking::WorkerGuard {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(false)
+    // Target/level directives only (no span or field filters): that needs no regex engine.
+    let filter: tracing_subscriber::filter::Targets = level.parse().unwrap_or_else(|_| {
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+    });
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false),
+        )
+        .with(filter)
         .try_init();
     guard
 }
 
+#[cfg(feature = "server")]
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,11 +93,11 @@ pub enum AuthScheme {
     Oauth2,
     /// HTTP basic authentication.
     Basic,
-    /// A WSO2 API key in a header or query parameter.
+    /// A WSO2 API key in a header, query parameter or cookie.
     ApiKey {
         /// Where the key is.
         location: ApiKeyLocation,
-        /// The header or parameter name.
+        /// The header, parameter or cookie name.
         name: String,
     },
 }
@@ -110,6 +110,8 @@ pub enum ApiKeyLocation {
     Header,
     /// A query parameter.
     Query,
+    /// A cookie of the `Cookie` header (OpenAPI `in: cookie`).
+    Cookie,
 }
 
 /// The header WSO2 reads bearer and basic credentials from by default.

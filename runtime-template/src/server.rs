@@ -15,9 +15,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::gateway::Gateway;
 
-/// A listener that could not be opened.
+/// A listener that could not be opened. The message names both ways to choose another port:
+/// the setting in `conf/micro-gw.toml`, and the one-run override `--listener.<key>=<port>`
+/// (the `--<section>.<key>=<value>` argument form read by [`crate::config`]).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr} for {what}: {source} (is another process using the port? change listener.{key} in the config)")]
+#[error("cannot listen on {addr} for {what}: {source} (is another process using the port? change listener.{key} in the config, or run once with --listener.{key}=<port>)")]
 pub struct BindError {
     what: &'static str,
     addr: SocketAddr,
@@ -245,6 +247,14 @@ fn spawn_tls(
             }
         };
         let service = service_fn(move |request| gateway.clone().handle(request, peer, "https"));
+        // Once ALPN has agreed on a protocol, the connection speaks only that one (RFC 9113
+        // §3.3, RFC 7301): an invalid HTTP/2 preface gets a connection error, never an
+        // HTTP/1.1 answer. Without ALPN, the preface decides.
+        let builder = match tls.get_ref().1.alpn_protocol() {
+            Some(b"h2") => builder.http2_only(),
+            Some(b"http/1.1") => builder.http1_only(),
+            _ => builder,
+        };
         let connection = builder.serve_connection(TokioIo::new(tls), service);
         if let Err(err) = watcher.watch(connection).await {
             tracing::debug!(%peer, "connection ended with an error: {err}");
@@ -273,5 +283,41 @@ async fn stop_signal() -> &'static str {
     #[cfg(not(unix))]
     {
         ctrl_c.await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port in use names the setting and the one-run override with the setting's real key.
+    #[tokio::test]
+    async fn a_taken_port_names_the_setting_and_the_override() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = bind(addr, "HTTP", "http_port").await.unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("cannot listen on {addr} for HTTP: ")),
+            "{message}"
+        );
+        assert!(
+            message.contains("change listener.http_port in the config")
+                && message.contains("run once with --listener.http_port=<port>"),
+            "{message}"
+        );
+        // The named override, with a port filled in, is an argument the gateway accepts.
+        let start = message.find("--listener.").unwrap();
+        let named = message[start..].split_whitespace().next().unwrap();
+        let argument = named.replace("<port>)", "0").replace("<port>", "0");
+        let args = crate::parse_args([argument]).unwrap();
+        let parsed = crate::config::parse(
+            "",
+            std::path::Path::new("micro-gw.toml"),
+            &[],
+            &args.settings,
+        )
+        .unwrap();
+        assert_eq!(parsed.listener.http_port, 0);
     }
 }

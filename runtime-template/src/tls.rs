@@ -4,8 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 
 /// TLS material that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -91,15 +94,441 @@ pub fn client_config(
         }
     } else {
         let path = base(Path::new(truststore));
-        for cert in read_certs(&path, "trust store")? {
-            roots.add(cert).map_err(|e| TlsError::File {
+        let certs = read_certs(&path, "trust store")?;
+        for cert in &certs {
+            roots.add(cert.clone()).map_err(|e| TlsError::File {
                 what: "trust store",
                 path: path.clone(),
                 reason: format!("holds a certificate rustls cannot use: {e}"),
             })?;
         }
+        let verifier = TrustStoreVerifier::new(Arc::new(roots), certs)?;
+        return Ok(rustls::ClientConfig::builder()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth());
     }
     Ok(rustls::ClientConfig::builder()
         .with_root_certificates(Arc::new(roots))
         .with_no_client_auth())
+}
+
+/// Server certificate verification against a PEM trust store: WebPKI path validation, plus the
+/// certificates people pin by hand.
+///
+/// A self-signed certificate made the usual way (`openssl req -x509 -newkey rsa:2048 -subj
+/// /CN=localhost`) carries `basicConstraints CA:TRUE`; webpki refuses it as the server's own
+/// certificate (`CaUsedAsEndEntity`), where curl (OpenSSL) and Java accept it when it is the
+/// trusted certificate itself. So when — and only when — webpki's verdict is
+/// `CaUsedAsEndEntity` and the server presented a certificate byte-equal to one of the trust
+/// store, it is accepted, still checked for:
+/// - validity dates: webpki checks the end entity's validity at `now` *before* its basic
+///   constraints (rustls-webpki 0.103 `check_issuer_independent_properties`), so an expired or
+///   not-yet-valid certificate fails with `Expired`/`NotValidYet` and never reaches here (the
+///   tests hold this order to account);
+/// - the server name: the certificate's subjectAltName by webpki; when it has no DNS name at
+///   all (that `openssl req` line makes none), the subject's common name, compared exactly
+///   without wildcards, as OpenSSL and Java do (RFC 6125 §6.4.4, for pinned certificates only);
+/// - the handshake signature, verified by webpki as for any certificate, so the server must
+///   hold the certificate's private key.
+#[derive(Debug)]
+pub struct TrustStoreVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl TrustStoreVerifier {
+    /// A verifier trusting `roots`, which were read from the PEM `certificates`.
+    pub fn new(
+        roots: Arc<rustls::RootCertStore>,
+        certificates: Vec<CertificateDer<'static>>,
+    ) -> Result<Self, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+            .build()
+            .map_err(|e| Error::General(format!("trust store: {e}")))?;
+        Ok(Self {
+            webpki,
+            pinned: certificates,
+        })
+    }
+}
+
+impl ServerCertVerifier for TrustStoreVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(Error::InvalidCertificate(CertificateError::Other(other)))
+                if matches!(
+                    other.0.downcast_ref::<webpki::Error>(),
+                    Some(webpki::Error::CaUsedAsEndEntity)
+                ) && self
+                    .pinned
+                    .iter()
+                    .any(|pinned| pinned.as_ref() == end_entity.as_ref()) =>
+            {
+                verify_pinned_name(end_entity, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            verdict => verdict,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// The name check of a pinned certificate: subjectAltName, else (no DNS name in it) the
+/// subject's common name for a DNS server name.
+fn verify_pinned_name(
+    end_entity: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+) -> Result<(), Error> {
+    let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+    let Err(mismatch) = rustls::client::verify_server_name(&parsed, server_name) else {
+        return Ok(());
+    };
+    let cert = webpki::EndEntityCert::try_from(end_entity)
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    if cert.valid_dns_names().next().is_some() {
+        return Err(mismatch);
+    }
+    match server_name {
+        ServerName::DnsName(dns)
+            if common_names(cert.subject()).any(|cn| cn.eq_ignore_ascii_case(dns.as_ref())) =>
+        {
+            Ok(())
+        }
+        _ => Err(mismatch),
+    }
+}
+
+/// The common names (OID 2.5.4.3) of a DER `Name`'s contents (the RDN sequence without its
+/// outer tag, as webpki gives it). Malformed input yields nothing; nothing is indexed unchecked.
+fn common_names(subject: &[u8]) -> impl Iterator<Item = &str> {
+    const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+    let mut rdns = subject;
+    std::iter::from_fn(move || loop {
+        let (tag, rdn, rest) = der_next(rdns)?;
+        rdns = rest;
+        if tag != 0x31 {
+            return None;
+        }
+        // One RDN: a SET of AttributeTypeAndValue SEQUENCEs.
+        let mut attributes = rdn;
+        while let Some((0x30, attribute, rest)) = der_next(attributes) {
+            attributes = rest;
+            let Some((0x06, oid, value)) = der_next(attribute) else {
+                continue;
+            };
+            // UTF8String, PrintableString or IA5String.
+            if let Some((0x0c | 0x13 | 0x16, text, _)) = der_next(value) {
+                if oid == COMMON_NAME {
+                    if let Ok(text) = std::str::from_utf8(text) {
+                        return Some(text);
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// One DER element: `(tag, contents, rest)`, for definite lengths of up to 4 length bytes.
+fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let bytes = rest.get(..count)?;
+        let len = bytes
+            .iter()
+            .fold(0usize, |len, b| (len << 8) | usize::from(*b));
+        (len, rest.get(count..)?)
+    };
+    Some((tag, rest.get(..len)?, rest.get(len..)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use rustls::pki_types::PrivatePkcs8KeyDer;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A temporary directory removed on drop.
+    struct Dir(PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    fn temp_dir(tag: &str) -> Dir {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("mgw-tls-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+
+    /// A certificate and its key, as PEM.
+    struct Made {
+        cert_pem: String,
+        key_pem: String,
+    }
+
+    /// The shape `openssl req -x509 -newkey … -subj /CN=<cn>` makes: self-signed, subject CN
+    /// only, `basicConstraints CA:TRUE`, no subjectAltName (unless `sans` are given).
+    fn self_signed_ca(cn: &str, sans: &[&str], expired: bool) -> Made {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let cert = params.self_signed(&key).unwrap();
+        Made {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// Serves one TLS handshake with `server` (cert and key PEM) and connects to it as
+    /// `name`, trusting the PEM file `truststore`. Ok when the client accepted the server.
+    async fn handshake(server: (&str, &str), truststore: &Path, name: &str) -> Result<(), String> {
+        let certs = CertificateDer::pem_slice_iter(server.0.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(server.1.as_bytes()).unwrap();
+        install_crypto_provider();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            if let Ok(mut tls) = acceptor.accept(tcp).await {
+                let _ = tls.write_all(b"hi").await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        let client = client_config(truststore.to_str().unwrap(), &|p| p.to_path_buf())
+            .map_err(|e| e.to_string())?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from(name.to_string()).unwrap();
+        let result = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let mut tls = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut greeting = Vec::new();
+            tls.read_to_end(&mut greeting)
+                .await
+                .map_err(|e| e.to_string())?;
+            assert_eq!(greeting, b"hi");
+            Ok(())
+        })
+        .await
+        .expect("the handshake finishes");
+        served.abort();
+        result
+    }
+
+    fn write(dir: &Dir, name: &str, text: &str) -> PathBuf {
+        let path = dir.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Issue 10 item 18: the self-signed `CA:TRUE` certificate given as the trust store was
+    /// refused with `CaUsedAsEndEntity`; presented by the server as it is, it is accepted.
+    #[tokio::test]
+    async fn a_self_signed_ca_certificate_of_the_trust_store_is_accepted_as_the_server() {
+        let dir = temp_dir("pinned");
+        let made = self_signed_ca("localhost", &[], false);
+        let store = write(&dir, "trust.pem", &made.cert_pem);
+        let server = (made.cert_pem.as_str(), made.key_pem.as_str());
+        handshake(server, &store, "localhost").await.unwrap();
+        handshake(server, &store, "LOCALHOST").await.unwrap();
+        // Among other certificates of a bundle, too.
+        let other = self_signed_ca("other.test", &[], false);
+        let bundle = write(
+            &dir,
+            "bundle.pem",
+            &format!("{}{}", other.cert_pem, made.cert_pem),
+        );
+        handshake(server, &bundle, "localhost").await.unwrap();
+        // With a subjectAltName, that name (and only that) counts.
+        let with_san = self_signed_ca("localhost", &["api.test"], false);
+        let store = write(&dir, "san.pem", &with_san.cert_pem);
+        let server = (with_san.cert_pem.as_str(), with_san.key_pem.as_str());
+        handshake(server, &store, "api.test").await.unwrap();
+        let refused = handshake(server, &store, "localhost").await.unwrap_err();
+        assert!(refused.contains("not valid for name"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn pinned_certificates_still_need_their_dates_their_name_and_their_bytes() {
+        let dir = temp_dir("negatives");
+        // Expired.
+        let expired = self_signed_ca("localhost", &[], true);
+        let store = write(&dir, "expired.pem", &expired.cert_pem);
+        let refused = handshake(
+            (expired.cert_pem.as_str(), expired.key_pem.as_str()),
+            &store,
+            "localhost",
+        )
+        .await
+        .unwrap_err();
+        assert!(refused.contains("certificate expired"), "{refused}");
+        // Another name.
+        let made = self_signed_ca("localhost", &[], false);
+        let store = write(&dir, "trust.pem", &made.cert_pem);
+        for name in ["example.com", "127.0.0.1", "localhost.evil"] {
+            let refused = handshake(
+                (made.cert_pem.as_str(), made.key_pem.as_str()),
+                &store,
+                name,
+            )
+            .await
+            .unwrap_err();
+            assert!(refused.contains("not valid for name"), "{name}: {refused}");
+        }
+        // A different self-signed certificate, even with the same subject.
+        let impostor = self_signed_ca("localhost", &[], false);
+        let refused = handshake(
+            (impostor.cert_pem.as_str(), impostor.key_pem.as_str()),
+            &store,
+            "localhost",
+        )
+        .await
+        .unwrap_err();
+        assert!(refused.contains("CaUsedAsEndEntity"), "{refused}");
+        // The trusted certificate presented with another key: the handshake signature fails
+        // (or the server cannot even pair them).
+        let wrong_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let certs = CertificateDer::pem_slice_iter(made.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(wrong_key.serialize_der()));
+        if rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .is_ok()
+        {
+            let refused = handshake(
+                (made.cert_pem.as_str(), wrong_key.serialize_pem().as_str()),
+                &store,
+                "localhost",
+            )
+            .await
+            .unwrap_err();
+            assert!(!refused.is_empty());
+        }
+    }
+
+    /// The certificate made exactly as people make it, by the `openssl` command (RSA 2048,
+    /// `CA:TRUE`, no subjectAltName), when `openssl` is installed.
+    #[tokio::test]
+    async fn a_certificate_made_by_openssl_req_x509_is_accepted() {
+        let dir = temp_dir("openssl");
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .args(["-days", "2", "-keyout", "key.pem", "-out", "cert.pem"])
+            .current_dir(&dir.0)
+            .output();
+        match made {
+            Ok(output) if output.status.success() => {}
+            _ => {
+                eprintln!(
+                    "NOTICE: openssl is not installed: skipping the openssl-made certificate test"
+                );
+                return;
+            }
+        }
+        let cert = std::fs::read_to_string(dir.0.join("cert.pem")).unwrap();
+        let key = std::fs::read_to_string(dir.0.join("key.pem")).unwrap();
+        let store = dir.0.join("cert.pem");
+        handshake((cert.as_str(), key.as_str()), &store, "localhost")
+            .await
+            .unwrap();
+        let refused = handshake((cert.as_str(), key.as_str()), &store, "127.0.0.2.nip.io")
+            .await
+            .unwrap_err();
+        assert!(refused.contains("not valid for name"), "{refused}");
+    }
+
+    #[test]
+    fn common_names_are_read_from_any_subject_and_garbage_yields_none() {
+        let made = self_signed_ca("böse.test", &[], false);
+        let der = CertificateDer::from_pem_slice(made.cert_pem.as_bytes()).unwrap();
+        let cert = webpki::EndEntityCert::try_from(&der).unwrap();
+        assert_eq!(
+            common_names(cert.subject()).collect::<Vec<_>>(),
+            ["böse.test"]
+        );
+        for junk in [
+            &b""[..],
+            &[0x31],
+            &[0x31, 0x85, 1, 2, 3, 4, 5],
+            &[0x31, 0x84, 0xff, 0xff, 0xff, 0xff],
+            &[0x31, 0x05, 0x30, 0x03, 0x06, 0x01],
+            &[0x30, 0x00],
+        ] {
+            assert_eq!(common_names(junk).count(), 0, "{junk:?}");
+        }
+    }
 }

@@ -29,6 +29,7 @@ components:
     basicAuth: {type: http, scheme: basic}
     headerKey: {type: apiKey, in: header, name: api_key}
     queryKey: {type: apiKey, in: query, name: api_key_query}
+    cookieKey: {type: apiKey, in: cookie, name: MGW_KEY}
 paths:
   /oauth:
     get:
@@ -42,6 +43,9 @@ paths:
   /query-key:
     get:
       security: [{queryKey: []}]
+  /cookie-key:
+    get:
+      security: [{cookieKey: []}]
 ";
 
 const JWKS_ISSUER: &str = "https://idp.e2e.test/oauth2/token";
@@ -312,6 +316,61 @@ scopes = ["read"]
     )
     .await;
     assert_eq!(reply.json()["fault"]["code"], 900902);
+
+    // Issue 10 item 10: the key in a cookie, among others, over HTTP/1.1 (one Cookie header,
+    // odd spacing) and HTTP/2 (one field per cookie): only that cookie is removed upstream.
+    let reply = get(
+        &http("/cookie-key"),
+        &[(
+            "cookie",
+            &format!("theme=dark;MGW_KEY={api_key} ;  lang=en"),
+        )],
+        Protocol::Http1,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.json()["headers"]["cookie"], "theme=dark; lang=en");
+    let reply = get(
+        &http("/cookie-key"),
+        &[
+            ("cookie", "theme=dark"),
+            ("cookie", &format!("MGW_KEY={api_key}")),
+            ("cookie", "lang=en"),
+        ],
+        Protocol::H2c,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.json()["headers"]["cookie"], "theme=dark; lang=en");
+    let reply = get(
+        &http("/cookie-key"),
+        &[("cookie", &format!("MGW_KEY={api_key}"))],
+        Protocol::Http1,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply.json()["headers"].get("cookie").is_none(),
+        "nothing left: no Cookie header"
+    );
+    let reply = get(
+        &http("/cookie-key"),
+        &[("cookie", &format!("MGW_KEY={api_key}; MGW_KEY=other"))],
+        Protocol::Http1,
+    )
+    .await;
+    assert_eq!(reply.json()["fault"]["code"], 900901, "two different keys");
+    let reply = get(
+        &http("/cookie-key"),
+        &[("MGW_KEY", &api_key)],
+        Protocol::Http1,
+    )
+    .await;
+    assert_eq!(
+        reply.json()["fault"]["code"],
+        900902,
+        "a header is not the cookie"
+    );
 
     // Key manager down: 503 that says so, quickly, never a hang.
     drop(key_manager);

@@ -90,8 +90,8 @@ fn init_lays_out_a_project_and_refuses_to_overwrite_without_force() {
     let forced = micro_gw(dir.path(), &["init", "shop", "-f"]);
     assert!(forced.status.success(), "{}", text(&forced));
     assert!(
-        !project.join("api_definitions/old.yaml").exists(),
-        "-f starts the project afresh"
+        project.join("api_definitions/old.yaml").exists(),
+        "-f keeps the definitions"
     );
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -104,6 +104,208 @@ fn init_lays_out_a_project_and_refuses_to_overwrite_without_force() {
     );
 }
 
+/// issue 11 #5: `init -f` deleted a folder that was never a project, and a project's
+/// definitions, conf, keys and binary. It now changes only a micro-gw project, deletes nothing,
+/// says what it replaces, and keeps definitions, conf and keys unless --reset-conf.
+#[test]
+fn init_force_never_deletes_what_micro_gw_did_not_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("somedir");
+    std::fs::create_dir_all(other.join("notes")).unwrap();
+    write_file(&other, "important.txt", "keep me");
+    let before = snapshot(&other);
+    for args in [
+        &["init", "somedir", "-f"][..],
+        &["init", "somedir"][..],
+        &["init", "somedir", "-f", "--reset-conf"][..],
+    ] {
+        let out = micro_gw(dir.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("somedir already exists and is not a micro-gw project")
+                && err.contains("it holds: important.txt, notes/"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("Project name"),
+            "a non-project is not called a project: {err}"
+        );
+        assert_eq!(snapshot(&other), before, "{args:?} changed somedir");
+    }
+    // An empty directory may become a project.
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let out = micro_gw(dir.path(), &["init", "empty"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // A project with the user's own files, conf edits and a built binary.
+    assert!(micro_gw(dir.path(), &["init", "shop"]).status.success());
+    let shop = dir.path().join("shop");
+    write_file(&shop.join("api_definitions"), "mine.yaml", MINIMAL);
+    let conf = shop.join("conf/micro-gw.toml");
+    let edited = format!("{}\n# my edit\n", std::fs::read_to_string(&conf).unwrap());
+    std::fs::write(&conf, &edited).unwrap();
+    write_file(&shop.join("target"), "shop", "a binary");
+    write_file(&shop, "README.md", "my notes");
+    std::fs::remove_dir_all(shop.join("interceptors")).unwrap();
+    let key = std::fs::read(shop.join("conf/tls/key.pem")).unwrap();
+    let petstore = harness::workspace_root().join("docs/examples/petstore.yaml");
+    let out = micro_gw(
+        dir.path(),
+        &["init", "shop", "-f", "-a", petstore.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("create  shop/api_definitions/petstore.yaml (-a)")
+            && said.contains("create  shop/interceptors/.keep (missing)")
+            && said.contains("keep    shop/api_definitions (1 definition(s))")
+            && said.contains("--reset-conf"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), edited);
+    assert_eq!(std::fs::read(shop.join("conf/tls/key.pem")).unwrap(), key);
+    for kept in ["api_definitions/mine.yaml", "target/shop", "README.md"] {
+        assert!(shop.join(kept).is_file(), "{kept} was removed");
+    }
+    assert!(shop.join("api_definitions/petstore.yaml").is_file());
+
+    // --reset-conf replaces conf and keys with the defaults and says so; definitions stay.
+    let out = micro_gw(dir.path(), &["init", "shop", "-f", "--reset-conf"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("replace shop/conf/micro-gw.toml (--reset-conf)")
+            && stdout(&out).contains("replace shop/conf/tls/key.pem (--reset-conf)"),
+        "{}",
+        text(&out)
+    );
+    assert!(!std::fs::read_to_string(&conf)
+        .unwrap()
+        .contains("# my edit"));
+    assert_ne!(std::fs::read(shop.join("conf/tls/key.pem")).unwrap(), key);
+    for kept in [
+        "api_definitions/mine.yaml",
+        "api_definitions/petstore.yaml",
+        "target/shop",
+        "README.md",
+    ] {
+        assert!(shop.join(kept).is_file(), "{kept} was removed");
+    }
+}
+
+/// On a terminal, `init -f` lists what it would replace and asks; the default is no.
+#[test]
+fn init_force_asks_on_a_terminal_before_replacing() {
+    use mgw_e2e::terminal::Terminal;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    assert!(micro_gw(dir.path(), &["init", "shop"]).status.success());
+    let shop = dir.path().join("shop");
+    let before = snapshot(&shop);
+    let cache = harness::cache_dir();
+    let mut terminal = Terminal::spawn(
+        &harness::toolkit_bin("micro-gw"),
+        &["init", "shop", "-f", "--reset-conf"],
+        dir.path(),
+        &[("MGW_CACHE_DIR", cache.as_os_str())],
+        &[],
+    );
+    let wait = Duration::from_secs(20);
+    terminal.expect("replace shop/conf/micro-gw.toml (--reset-conf)", wait);
+    terminal.expect("Replace 7 file(s)?", wait);
+    terminal.send_line("n");
+    terminal.expect("nothing was changed", wait);
+    assert!(!terminal.wait(wait), "exits with 1: {}", terminal.screen());
+    assert_eq!(snapshot(&shop), before, "answering no changes nothing");
+}
+
+/// issue 11 #8: import prints the warnings of the definition it adds, and only a count of
+/// the project's other warnings.
+#[test]
+fn import_prints_its_own_warnings_and_counts_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(micro_gw(dir.path(), &["init", "shop"]).status.success());
+    let warned = MINIMAL.replace("paths:", "x-wso2-unknown-thing: 1\npaths:");
+    write_file(
+        &dir.path().join("shop/api_definitions"),
+        "old.yaml",
+        &warned,
+    );
+    let new = write_file(
+        dir.path(),
+        "new.yaml",
+        &warned
+            .replace("/mini", "/other")
+            .replace("title: Mini", "title: Other"),
+    );
+    let out = micro_gw(dir.path(), &["import", "shop", "--openapi", "new.yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("micro-gw: warning: new.yaml:"), "{err}");
+    assert!(
+        !err.contains("old.yaml"),
+        "old warnings are not repeated: {err}"
+    );
+    assert!(
+        err.contains("1 warning in 1 other definition; micro-gw build --verbose shop lists them"),
+        "{err}"
+    );
+    drop(new);
+}
+
+/// issue 11 #6: errors name the file the user gave, with line and column, never the copy
+/// in a project that does not exist.
+#[test]
+fn errors_name_the_file_the_user_gave() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "broken.yaml",
+        "openapi: 3.0.0\ninfo: {title: B, version: '1'}\npaths:\n  /a:\n    get: {x: [1, }\n",
+    );
+    let out = micro_gw(dir.path(), &["init", "newproj", "-a", "broken.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("\nbroken.yaml:5:") && !stderr(&out).contains("api_definitions"),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.path().join("newproj").exists());
+    let line_col = stderr(&out)
+        .lines()
+        .find(|l| l.starts_with("broken.yaml:5:"))
+        .unwrap()
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .parse::<usize>();
+    assert!(
+        line_col.is_ok(),
+        "a column follows the line: {}",
+        text(&out)
+    );
+
+    assert!(micro_gw(dir.path(), &["init", "myproj"]).status.success());
+    let out = micro_gw(
+        dir.path(),
+        &["import", "myproj", "--openapi", "broken.yaml"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("\nbroken.yaml:5:") && !stderr(&out).contains("api_definitions"),
+        "{}",
+        text(&out)
+    );
+    // Validation errors too (not only syntax), and warnings.
+    write_file(dir.path(), "noend.yaml", "openapi: 3.0.0\ninfo: {title: N, version: '1'}\nx-wso2-basePath: /n\npaths:\n  /a:\n    get: {}\n");
+    let out = micro_gw(dir.path(), &["import", "myproj", "--openapi", "noend.yaml"]);
+    assert!(
+        stderr(&out).contains("\nnoend.yaml:6: GET /a has no endpoint"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn init_with_an_invalid_definition_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -111,7 +313,7 @@ fn init_with_an_invalid_definition_creates_nothing() {
     let out = micro_gw(dir.path(), &["init", "shop", "-a", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        stderr(&out).contains("api_definitions/bad.yaml:6:") && stderr(&out).contains("ftp"),
+        stderr(&out).contains(&format!("{}:6:", bad.display())) && stderr(&out).contains("ftp"),
         "{}",
         text(&out)
     );

@@ -8,8 +8,10 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use mgw_e2e::backend::{self, Backend};
 use mgw_e2e::client::{self, Protocol};
+use mgw_e2e::h2raw;
 use mgw_e2e::harness::GatewayProcess;
 use mgw_e2e::raw;
+use mgw_e2e::raw_backend::{spawn_raw, RawAnswer};
 
 use crate::routing_project;
 
@@ -460,4 +462,188 @@ async fn h2_rapid_reset_is_cut_short() {
     );
     let reply = client::get(&format!("http://{}/petstore/v1/pet/1", gw.http)).await;
     assert_eq!(reply.status, StatusCode::OK, "the gateway keeps serving");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_chunked_bodies_are_the_clients_error() {
+    // Issue 10 item 14: each is a 400 with a closed connection, the upstream request is
+    // aborted (it never gets a complete body), and nothing is logged as an upstream failure.
+    let upstream =
+        spawn_raw(|_, _| RawAnswer::keep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+            .await
+            .unwrap();
+    let gw = GatewayProcess::start(
+        &routing_project().binary,
+        &[format!(
+            "--petstoreBackend_prod_endpoint_0={}",
+            upstream.url()
+        )],
+        false,
+    );
+    let head = "POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let cases: &[(&str, &str)] = &[
+        ("chunk size zz", "zz\r\nhello\r\n0\r\n\r\n"),
+        (
+            "chunk size zz after a good chunk",
+            "5\r\nhello\r\nzz\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "a size of 18 hex digits",
+            "5\r\nhello\r\nfffffffffffffffff1\r\nhello\r\n0\r\n\r\n",
+        ),
+        ("chunk data without its CRLF", "5\r\nhello0\r\n\r\n"),
+        (
+            "a last chunk without its CRLF",
+            "5\r\nhello\r\n0GET /petstore/v1/pet/2 HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+        (
+            "a bare LF after a chunk extension",
+            "5;ext=1\nhello\r\n0\r\n\r\n",
+        ),
+    ];
+    for (case, body) in cases {
+        let before = upstream.seen().len();
+        let reply = raw::exchange(
+            gw.http,
+            &[head.as_bytes(), body.as_bytes()],
+            Duration::from_millis(100),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(reply.statuses(), vec![400], "{case}:\n{}", reply.text);
+        assert!(reply.closed, "{case}: the connection is closed");
+        assert!(
+            reply.text.contains("900900"),
+            "{case}: a WSO2 fault body:\n{}",
+            reply.text
+        );
+        // The upstream may have started reading it, but never got all of it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let seen = upstream.seen();
+        assert!(
+            seen[before..].iter().all(|s| !s.complete),
+            "{case}: {seen:#?}"
+        );
+    }
+    let logs = gw.logs().join("\n");
+    assert!(!logs.contains("upstream request failed"), "{logs}");
+    assert!(
+        gw.wait_for_log("POST /petstore/v1/pet 400", Duration::from_secs(3))
+            .is_some(),
+        "{logs}"
+    );
+    // The gateway and the upstream keep working.
+    let reply = client::get(&format!("http://{}/petstore/v1/pet/1", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_trickling_in_is_cut_off_by_the_minimum_rate() {
+    // Issue 10 item 15: one byte every 300 ms never trips the idle timeout, but the body
+    // must arrive within 2 s plus 1 s per 100 bytes.
+    let upstream =
+        spawn_raw(|_, _| RawAnswer::keep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+            .await
+            .unwrap();
+    let gw = GatewayProcess::start(
+        &routing_project().binary,
+        &[
+            format!("--petstoreBackend_prod_endpoint_0={}", upstream.url()),
+            "--timeouts.request_body_seconds=2".to_string(),
+            "--timeouts.request_body_min_rate_bytes=100".to_string(),
+        ],
+        false,
+    );
+    let head = b"POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n\r\n";
+    let reply = raw::trickle(
+        gw.http,
+        head,
+        &[b'x'; 60],
+        Duration::from_millis(300),
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(reply.statuses(), vec![408], "{}", reply.text);
+    assert!(reply.closed, "the connection is closed");
+    assert!(
+        reply.elapsed < Duration::from_secs(5),
+        "cut off after {:?}",
+        reply.elapsed
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        upstream.seen().iter().all(|s| !s.complete),
+        "aborted upstream"
+    );
+    // A body at a normal pace is not affected, even a large one.
+    let reply = client::send(
+        Protocol::Http1,
+        Method::POST,
+        &format!("http://{}/petstore/v1/pet", gw.http),
+        &[],
+        client::streamed(4 * 1024 * 1024),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    // Over h2 too.
+    let url = format!("http://{}/petstore/v1/pet", gw.http);
+    let reply = client::send(
+        Protocol::H2c,
+        Method::POST,
+        &url,
+        &[],
+        client::trickled(60, Duration::from_millis(300)),
+        Duration::from_secs(15),
+    )
+    .await;
+    match reply {
+        Ok(reply) => assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT),
+        Err(err) => panic!("h2: {err}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_alpn_h2_the_tls_connection_speaks_only_http2() {
+    // Issue 10 item 16 (RFC 9113 §3.3): an invalid preface after ALPN chose h2 gets a GOAWAY
+    // with PROTOCOL_ERROR or a closed connection, never an HTTP/1.1 answer.
+    let (_be, gw) = setup(&[]).await;
+    let cert = &routing_project().cert;
+    let invalid: &[&[u8]] = &[
+        b"GET /petstore/v1/pet/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",
+        b"PRI * HTTP/1.1\r\n\r\nSM\r\n\r\n",
+    ];
+    for preface in invalid {
+        let (mut tls, chosen) = h2raw::connect_tls(gw.https, cert, &[b"h2"]).await;
+        assert_eq!(chosen.as_deref(), Some(&b"h2"[..]));
+        let (bytes, closed) = h2raw::send_and_read(&mut tls, preface, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("HTTP/1"), "{text}");
+        let frames = h2raw::parse_frames(&bytes);
+        let code = h2raw::goaway_code(&frames);
+        assert!(
+            closed || code.is_some(),
+            "GOAWAY or close: {:?}",
+            String::from_utf8_lossy(preface)
+        );
+        if let Some(code) = code {
+            assert_eq!(code, 0x1, "PROTOCOL_ERROR");
+        }
+    }
+    // ALPN http/1.1 still speaks HTTP/1.1 on the same listener.
+    let (mut tls, chosen) = h2raw::connect_tls(gw.https, cert, &[b"http/1.1"]).await;
+    assert_eq!(chosen.as_deref(), Some(&b"http/1.1"[..]));
+    let (bytes, _) = h2raw::send_and_read(
+        &mut tls,
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        bytes.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
 }

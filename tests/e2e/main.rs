@@ -4,6 +4,7 @@
 mod apim_import;
 mod auth_schemes;
 mod cli;
+mod docs;
 mod fixtures;
 mod hardening;
 mod proxy;

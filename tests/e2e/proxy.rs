@@ -7,6 +7,8 @@ use http::{Method, StatusCode, Version};
 use mgw_e2e::backend::{self, Backend};
 use mgw_e2e::client::{self, Protocol};
 use mgw_e2e::harness::{self, GatewayProcess};
+use mgw_e2e::raw;
+use mgw_e2e::raw_backend::{spawn_raw, RawAnswer, RawBackend};
 
 use crate::routing_project;
 
@@ -411,5 +413,185 @@ async fn https_endpoints_are_verified_against_the_configured_trust_store() {
             .is_some(),
         "the log says why: {:?}",
         gw.logs()
+    );
+}
+
+/// Starts the routing gateway with petstoreBackend pointing at a raw backend.
+fn gateway_for_raw(backend: &RawBackend) -> GatewayProcess {
+    GatewayProcess::start(
+        &routing_project().binary,
+        &[override_arg("petstoreBackend", 0, &backend.url())],
+        false,
+    )
+}
+
+const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_that_closes_kept_alive_connections_gets_idempotent_requests_retried() {
+    // Issue 10 item 11. The backend answers completely, without `Connection: close`, and
+    // closes the connection right away: a GET sent on the pooled connection must not be 502.
+    let closing = spawn_raw(|_, _| RawAnswer::close(OK)).await.unwrap();
+    let gw = gateway_for_raw(&closing);
+    for i in 0..40 {
+        let reply = client::get(&format!("http://{}/petstore/v1/pet/{i}", gw.http)).await;
+        assert_eq!(reply.status, StatusCode::OK, "request {i}");
+        assert_eq!(&reply.body[..], b"ok", "request {i}");
+    }
+    drop(gw);
+
+    // Deterministic: every connection answers its first request and closes silently on
+    // the second. An idempotent request without a body that meets the closed connection is
+    // sent again once, on a fresh connection.
+    let second_dies = spawn_raw(|_, seen| {
+        if seen.nth_on_connection == 0 {
+            RawAnswer::keep(OK)
+        } else {
+            RawAnswer::close("")
+        }
+    })
+    .await
+    .unwrap();
+    let gw = gateway_for_raw(&second_dies);
+    let url = |path: &str| format!("http://{}/petstore/v1{path}", gw.http);
+    assert_eq!(client::get(&url("/pet/1")).await.status, StatusCode::OK);
+    let reply = client::get(&url("/pet/2")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "GET retried on a fresh connection"
+    );
+    let seen = second_dies.seen();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    assert_eq!((seen[2].connection, seen[2].nth_on_connection), (1, 0));
+    assert!(gw
+        .wait_for_log(
+            "sending it again on a new connection",
+            Duration::from_secs(3)
+        )
+        .is_some());
+
+    // POST is not idempotent: never sent twice, 502. (The connection of the retry is not
+    // pooled, so a GET opens the next one.)
+    assert_eq!(client::get(&url("/pet/3")).await.status, StatusCode::OK);
+    let reply = client::send(
+        Protocol::Http1,
+        Method::POST,
+        &url("/pet"),
+        &[],
+        client::empty(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    let seen = second_dies.seen();
+    assert_eq!(seen.len(), 5, "the POST was sent once: {seen:#?}");
+    assert_eq!((seen[4].method(), seen[4].nth_on_connection), ("POST", 1));
+
+    // DELETE is idempotent, but its body was already streamed: not sent twice either.
+    assert_eq!(client::get(&url("/pet/5")).await.status, StatusCode::OK);
+    let reply = client::send(
+        Protocol::Http1,
+        Method::DELETE,
+        &url("/pet/4"),
+        &[],
+        client::full("hello"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    let seen = second_dies.seen();
+    assert_eq!(seen.len(), 7, "the DELETE was sent once: {seen:#?}");
+    assert_eq!((seen[6].method(), seen[6].nth_on_connection), ("DELETE", 1));
+    assert_eq!(seen[6].body, b"hello");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bytes_after_a_response_without_body_never_reach_the_next_request() {
+    // Issue 10 item 12: a 204, a 304 and a HEAD answer followed by stray bytes (at once, and
+    // a moment later). The connection is never reused; the next request gets a clean answer.
+    let stray = spawn_raw(|_, seen| match (seen.method(), seen.target()) {
+        ("HEAD", _) => RawAnswer::keep("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
+        (_, "/pet/nocontent") => {
+            RawAnswer::keep("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello")
+        }
+        (_, "/pet/notmodified") => RawAnswer::keep(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 42\r\nETag: \"a\"\r\n\r\n",
+        )
+        .then_after(
+            Duration::from_millis(30),
+            "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninjected",
+        ),
+        (_, "/pet/late") => {
+            RawAnswer::keep("HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .then_after(Duration::from_millis(30), "5\r\nhello\r\n0\r\n\r\n")
+        }
+        _ => RawAnswer::keep(OK),
+    })
+    .await
+    .unwrap();
+    let gw = gateway_for_raw(&stray);
+    let url = |path: &str| format!("http://{}/petstore/v1{path}", gw.http);
+    let cases = [
+        (Method::GET, "/pet/nocontent", StatusCode::NO_CONTENT),
+        (Method::GET, "/pet/notmodified", StatusCode::NOT_MODIFIED),
+        (Method::GET, "/pet/late", StatusCode::NO_CONTENT),
+        (Method::HEAD, "/pet/1", StatusCode::OK),
+    ];
+    for (method, path, status) in cases {
+        for round in 0..3 {
+            let reply = client::send(
+                Protocol::Http1,
+                method.clone(),
+                &url(path),
+                &[],
+                client::empty(),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+            assert_eq!(reply.status, status, "{method} {path}");
+            assert!(reply.body.is_empty(), "{method} {path}");
+            let next = client::get(&url("/pet/1")).await;
+            assert_eq!(
+                (next.status, &next.body[..]),
+                (StatusCode::OK, &b"ok"[..]),
+                "the request after {method} {path} (round {round})"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_1_0_backend_does_not_downgrade_the_client() {
+    // Issue 10 item 13: HTTP/1.0 answers, with and without Content-Length (the second
+    // delimited by the close), to an HTTP/1.1 client sending two requests on one connection.
+    let old = spawn_raw(|_, seen| {
+        if seen.target().ends_with("/sized") {
+            RawAnswer::close("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold")
+        } else {
+            RawAnswer::close("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nold")
+        }
+    })
+    .await
+    .unwrap();
+    let gw = gateway_for_raw(&old);
+    let two = "GET /petstore/v1/pet/sized HTTP/1.1\r\nHost: x\r\n\r\nGET /petstore/v1/pet/unsized HTTP/1.1\r\nHost: x\r\n\r\n";
+    let reply = raw::exchange(
+        gw.http,
+        &[two.as_bytes()],
+        Duration::ZERO,
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(reply.statuses(), vec![200, 200], "{}", reply.text);
+    assert!(!reply.text.contains("HTTP/1.0"), "{}", reply.text);
+    assert_eq!(reply.text.matches("old").count(), 2, "{}", reply.text);
+    assert!(
+        !reply.closed,
+        "the client's connection stays open: {}",
+        reply.text
     );
 }

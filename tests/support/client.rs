@@ -3,6 +3,7 @@
 //! never depend on pooled state.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -92,6 +93,47 @@ pub fn streamed_chunked(total: u64) -> TestBody {
         chunk: Bytes::from(vec![b'z'; 1024]),
     })
     .boxed()
+}
+
+/// A body of `total` bytes sent one byte every `interval` (a client trickling its body),
+/// of unknown size.
+pub fn trickled(total: u64, interval: Duration) -> TestBody {
+    TrickleBody {
+        remaining: total,
+        interval,
+        sleep: None,
+    }
+    .boxed()
+}
+
+struct TrickleBody {
+    remaining: u64,
+    interval: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Body for TrickleBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let interval = self.interval;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.sleep = None;
+        self.remaining -= 1;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+    }
 }
 
 struct RepeatBody {

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -63,17 +63,61 @@ pub async fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// A TLS connection (nothing sent yet) trusting the PEM certificate at `cert`, offering
+/// `alpn`; returns the stream and the protocol the server chose.
+pub async fn connect_tls(
+    addr: SocketAddr,
+    cert: &std::path::Path,
+    alpn: &[&[u8]],
+) -> (tokio_rustls::client::TlsStream<TcpStream>, Option<Vec<u8>>) {
+    use rustls::pki_types::pem::PemObject;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        rustls::pki_types::CertificateDer::pem_file_iter(cert).expect("reading the certificate")
+    {
+        roots
+            .add(cert.expect("a PEM certificate"))
+            .expect("a usable certificate");
+    }
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.expect("connecting");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a server name");
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .expect("the TLS handshake");
+    let chosen = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    (tls, chosen)
+}
+
 /// Frames read from the server: (type, flags, stream, payload).
 pub type Frame = (u8, u8, u32, Vec<u8>);
 
 /// Writes `bytes` (ignoring a write error: the server may have closed on us), then reads
 /// frames until the server closes or `wait` passes. Returns the frames and whether it closed.
-pub async fn send_and_collect(
-    stream: &mut TcpStream,
+pub async fn send_and_collect<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     bytes: &[u8],
     wait: Duration,
 ) -> (Vec<Frame>, bool) {
+    let (buf, closed) = send_and_read(stream, bytes, wait).await;
+    (parse_frames(&buf), closed)
+}
+
+/// Writes `bytes` (ignoring a write error), then reads raw bytes until the server closes or
+/// `wait` passes. Returns the bytes and whether it closed.
+pub async fn send_and_read<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    wait: Duration,
+) -> (Vec<u8>, bool) {
     let _ = stream.write_all(bytes).await;
+    let _ = stream.flush().await;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
     let deadline = tokio::time::Instant::now() + wait;
@@ -88,6 +132,11 @@ pub async fn send_and_collect(
             Err(_) => break,
         }
     }
+    (buf, closed)
+}
+
+/// Splits `buf` into whole frames (a trailing partial frame is ignored).
+pub fn parse_frames(buf: &[u8]) -> Vec<Frame> {
     let mut frames = Vec::new();
     let mut at = 0;
     while buf.len() >= at + 9 {
@@ -105,7 +154,7 @@ pub async fn send_and_collect(
         ));
         at += 9 + len;
     }
-    (frames, closed)
+    frames
 }
 
 /// The value of a setting in the server's SETTINGS frames, if present.

@@ -73,3 +73,53 @@ pub async fn exchange(
 pub async fn idle_connection(addr: SocketAddr) -> TcpStream {
     TcpStream::connect(addr).await.expect("connecting")
 }
+
+/// Sends `head`, then one byte of `body` every `interval` (a client trickling its body),
+/// stopping as soon as the server answers, closes or `limit` has passed; then reads the
+/// answer until the server closes or 3 s pass.
+pub async fn trickle(
+    addr: SocketAddr,
+    head: &[u8],
+    body: &[u8],
+    interval: Duration,
+    limit: Duration,
+) -> RawReply {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).await.expect("connecting");
+    stream.write_all(head).await.expect("sending the head");
+    let mut received = Vec::new();
+    let mut buf = [0u8; 16384];
+    let mut closed = false;
+    for byte in body {
+        if started.elapsed() > limit {
+            break;
+        }
+        if stream.write_all(std::slice::from_ref(byte)).await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(interval, stream.read(&mut buf)).await {
+            Err(_) => continue,
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(n)) => {
+                received.extend_from_slice(&buf[..n]);
+                break;
+            }
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while !closed {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => closed = true,
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    RawReply {
+        text: String::from_utf8_lossy(&received).into_owned(),
+        closed,
+        elapsed: started.elapsed(),
+    }
+}

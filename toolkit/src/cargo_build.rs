@@ -1,13 +1,23 @@
 //! Running `cargo build` on the generated crate: one shared target directory, the pinned lock
-//! file (`--locked`), and a progress bar instead of cargo's log unless `--verbose`.
+//! file (`--locked`), and progress instead of cargo's log unless `--verbose`.
+//!
+//! Progress comes from cargo itself: with `term.progress.when = "always"` cargo writes its
+//! `Building [...] 97/205: hyper, tokio` line to stderr even through a pipe, which gives the exact
+//! number of compile units (build scripts included) that a crate count from the lock file cannot.
+//! On a terminal that drives an indicatif bar; otherwise a plain line every
+//! [`PLAIN_PROGRESS_EVERY`] so a log shows a long first build advancing.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How often a plain progress line is printed when stderr is not a terminal.
+pub const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// How to run cargo.
 #[derive(Debug, Clone)]
@@ -50,6 +60,13 @@ pub fn build(
     if options.offline {
         command.arg("--offline");
     }
+    if !options.verbose {
+        // cargo's own progress line, parsed from the stderr pipe below.
+        command
+            .env("CARGO_TERM_PROGRESS_WHEN", "always")
+            .env("CARGO_TERM_PROGRESS_WIDTH", "200")
+            .env("CARGO_TERM_COLOR", "never");
+    }
     let mut child = command.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             anyhow::anyhow!(
@@ -60,45 +77,55 @@ pub fn build(
         }
     })?;
 
-    // Collect stderr on a thread so cargo never blocks on a full pipe.
-    let stderr_reader = child.stderr.take().map(|mut stderr| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        })
-    });
-    let progress = progress_bar(package_estimate, options.verbose);
+    // Collect stderr on a thread so cargo never blocks on a full pipe; its progress lines go
+    // to the reporter, everything else is kept for the error message.
+    let (events, received) = mpsc::channel::<Progress>();
+    let artifacts = events.clone();
+    let stderr_reader = child
+        .stderr
+        .take()
+        .map(|stderr| std::thread::spawn(move || read_stderr(stderr, &events)));
+    let reporter = {
+        let mode = if options.verbose {
+            Mode::Quiet
+        } else if console_is_terminal() {
+            Mode::Bar
+        } else {
+            Mode::Plain
+        };
+        std::thread::spawn(move || report(&received, mode, package_estimate))
+    };
     let mut executable: Option<PathBuf> = None;
+    let mut compiled = 0;
     let stdout = child.stdout.take().context("reading cargo's output")?;
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
-        match message.get("reason").and_then(|r| r.as_str()) {
-            Some("compiler-artifact") => {
-                let name = message["target"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                progress.inc(1);
-                progress.set_message(name.clone());
-                if name == binary {
-                    if let Some(path) = message.get("executable").and_then(|e| e.as_str()) {
-                        executable = Some(PathBuf::from(path));
-                    }
+        if message.get("reason").and_then(|r| r.as_str()) == Some("compiler-artifact") {
+            // A fallback count, should this cargo print no progress line.
+            compiled += 1;
+            let name = message["target"]["name"].as_str().unwrap_or_default();
+            let _ = artifacts.send(Progress {
+                action: ARTIFACT.into(),
+                done: compiled,
+                total: package_estimate.max(compiled),
+                current: name.to_string(),
+            });
+            if name == binary {
+                if let Some(path) = message.get("executable").and_then(|e| e.as_str()) {
+                    executable = Some(PathBuf::from(path));
                 }
             }
-            Some("build-script-executed") => progress.tick(),
-            _ => {}
         }
     }
+    drop(artifacts);
     let status = child.wait().context("waiting for cargo")?;
-    progress.finish_and_clear();
     let stderr = stderr_reader
         .and_then(|h| h.join().ok())
         .unwrap_or_default();
+    let _ = reporter.join();
     if !status.success() {
         let mut message = String::from("cargo build failed");
         if !stderr.trim().is_empty() {
@@ -124,16 +151,167 @@ pub fn build(
     Ok(built)
 }
 
-fn progress_bar(estimate: u64, verbose: bool) -> ProgressBar {
-    if verbose || !console_is_terminal() {
-        return ProgressBar::hidden();
+/// One progress report of cargo's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// What cargo is doing: `Building` or `Downloading`.
+    pub action: String,
+    /// Units (or crates) done.
+    pub done: u64,
+    /// Units (or crates) in all.
+    pub total: u64,
+    /// What is in progress now (crate names), possibly empty.
+    pub current: String,
+}
+
+/// [`Progress::action`] of the fallback count of compiled crates from cargo's JSON messages.
+const ARTIFACT: &str = "Compiled";
+
+/// Parses one of cargo's progress lines, `   Building [====>    ] 97/205: hyper, tokio`.
+/// Returns `None` for any other line.
+pub fn parse_progress(line: &str) -> Option<Progress> {
+    let line = line.trim();
+    let (action, rest) = line.split_once(' ')?;
+    if action != "Building" && action != "Downloading" {
+        return None;
     }
+    let rest = rest.trim_start().strip_prefix('[')?;
+    let (_bar, rest) = rest.split_once(']')?;
+    let rest = rest.trim_start();
+    let (ratio, current) = match rest.split_once(':') {
+        Some((ratio, current)) => (ratio, current.trim()),
+        None => (rest, ""),
+    };
+    let (done, total) = ratio.trim().split_once('/')?;
+    Some(Progress {
+        action: action.to_string(),
+        done: done.trim().parse().ok()?,
+        total: total.trim().parse().ok()?,
+        current: current.trim_end_matches("...").trim().to_string(),
+    })
+}
+
+/// Reads cargo's stderr to the end: progress fragments (cargo separates redraws with `\r`)
+/// go to `events`; the other lines are returned.
+fn read_stderr(mut stderr: impl Read, events: &mpsc::Sender<Progress>) -> String {
+    let mut kept = String::new();
+    let mut pending = Vec::new();
+    let mut buffer = [0_u8; 8192];
+    let flush = |fragment: &[u8], kept: &mut String| {
+        let text = String::from_utf8_lossy(fragment);
+        if let Some(progress) = parse_progress(&text) {
+            let _ = events.send(progress);
+        } else if !text.trim().is_empty() && !is_status(&text) {
+            kept.push_str(text.trim_end());
+            kept.push('\n');
+        }
+    };
+    loop {
+        let read = match stderr.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        for &byte in &buffer[..read] {
+            if byte == b'\r' || byte == b'\n' {
+                flush(&pending, &mut kept);
+                pending.clear();
+            } else {
+                pending.push(byte);
+            }
+        }
+    }
+    flush(&pending, &mut kept);
+    kept
+}
+
+/// cargo's per-crate status lines, which would bury an error message.
+fn is_status(line: &str) -> bool {
+    let line = line.trim_start();
+    ["Compiling ", "Downloaded ", "Downloading ", "Fresh "]
+        .iter()
+        .any(|status| line.starts_with(status))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `--verbose`: cargo speaks for itself.
+    Quiet,
+    /// An indicatif bar on stderr.
+    Bar,
+    /// A plain line every [`PLAIN_PROGRESS_EVERY`].
+    Plain,
+}
+
+/// Shows progress until `events` closes (cargo's stderr ended).
+fn report(events: &mpsc::Receiver<Progress>, mode: Mode, estimate: u64) {
+    let started = Instant::now();
+    let bar = (mode == Mode::Bar).then(|| progress_bar(estimate));
+    let mut last: Option<Progress> = None;
+    let mut printed = started;
+    let mut cargo_speaks = false;
+    loop {
+        match events.recv_timeout(Duration::from_millis(500)) {
+            // cargo's own count, once seen, is the one shown.
+            Ok(progress) if progress.action == ARTIFACT && cargo_speaks => {}
+            Ok(progress) => {
+                cargo_speaks |= progress.action != ARTIFACT;
+                if let Some(bar) = &bar {
+                    bar.set_length(progress.total.max(1));
+                    bar.set_position(progress.done);
+                    bar.set_prefix(if progress.action == "Downloading" {
+                        "Downloading"
+                    } else {
+                        "Compiling"
+                    });
+                    bar.set_message(progress.current.clone());
+                }
+                last = Some(progress);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if mode == Mode::Plain && printed.elapsed() >= PLAIN_PROGRESS_EVERY {
+            if let Some(progress) = &last {
+                eprintln!("{}", plain_line(progress, started.elapsed()));
+                printed = Instant::now();
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}
+
+/// The line printed every few seconds when not on a terminal.
+pub fn plain_line(progress: &Progress, elapsed: Duration) -> String {
+    let what = if progress.action == "Downloading" {
+        "downloading crates"
+    } else {
+        "compiling the gateway"
+    };
+    let mut line = format!(
+        "micro-gw: {what}: {}/{} ({} s)",
+        progress.done,
+        progress.total,
+        elapsed.as_secs()
+    );
+    if !progress.current.is_empty() {
+        line.push_str(": ");
+        line.push_str(&progress.current);
+    }
+    line
+}
+
+fn progress_bar(estimate: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(estimate.max(1)), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{spinner} Compiling [{bar:30}] {pos}/{len} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:30}] {pos}/{len} {elapsed} {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
+    bar.set_prefix("Compiling");
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }
@@ -143,7 +321,141 @@ fn console_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// Said before a build whose target directory has no compiled runtime yet.
+pub const FIRST_BUILD_NOTE: &str = "The first build on this machine compiles the shared runtime and its dependencies (about three minutes on two cores); later builds of any project reuse them and take about a second.";
+
+/// Whether `target_dir` already holds a compiled runtime (any version): then a build compiles
+/// only the small generated crate, unless the runtime itself changed.
+pub fn runtime_compiled(target_dir: &Path) -> bool {
+    std::fs::read_dir(target_dir.join("release").join("deps")).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("libmgw_runtime-") && name.ends_with(".rlib")
+        })
+    })
+}
+
 /// The number of packages in a lock file: an estimate of how many crates a cold build compiles.
 pub fn package_count(lock: &str) -> u64 {
     lock.lines().filter(|l| l.trim() == "[[package]]").count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cargos_progress_lines() {
+        let line = "    Building [=======>                 ] 97/205: hyper, tokio, syn(build)...";
+        assert_eq!(
+            parse_progress(line),
+            Some(Progress {
+                action: "Building".into(),
+                done: 97,
+                total: 205,
+                current: "hyper, tokio, syn(build)".into(),
+            })
+        );
+        let download = parse_progress(" Downloading [==>  ] 3/120: serde").unwrap();
+        assert_eq!(
+            (download.action.as_str(), download.done, download.total),
+            ("Downloading", 3, 120)
+        );
+        assert_eq!(parse_progress("    Building [=>] 1/2").unwrap().current, "");
+        for other in [
+            "   Compiling hyper v1.8.0",
+            "error[E0425]: cannot find value `x` in this scope",
+            "Building",
+            "Building [=====",
+            "Building [==] x/2: a",
+            "",
+        ] {
+            assert_eq!(parse_progress(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn stderr_keeps_messages_and_reports_progress() {
+        let stderr = b"   Compiling a v1\r    Building [=> ] 1/4: a\r    Building [==> ] 2/4: b\rerror: it broke\n  --> src/main.rs:1:1\n";
+        let (events, received) = mpsc::channel();
+        let kept = read_stderr(&stderr[..], &events);
+        drop(events);
+        assert_eq!(kept, "error: it broke\n  --> src/main.rs:1:1\n");
+        let seen: Vec<u64> = received.iter().map(|p| p.done).collect();
+        assert_eq!(seen, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_target_directory_without_the_runtime_is_a_first_build() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!runtime_compiled(dir.path()));
+        let deps = dir.path().join("release").join("deps");
+        std::fs::create_dir_all(&deps).unwrap();
+        std::fs::write(deps.join("libmgw_runtime-0123abcd.rmeta"), b"").unwrap();
+        assert!(
+            !runtime_compiled(dir.path()),
+            "metadata alone is no compiled runtime"
+        );
+        std::fs::write(deps.join("libmgw_runtime-0123abcd.rlib"), b"").unwrap();
+        assert!(runtime_compiled(dir.path()));
+    }
+
+    /// What the installed toolkit compiles (`cargo tree -p micro-gw`, normal and build
+    /// dependencies, this platform): never the server half of the runtime, the D-Bus keyring
+    /// stack or a regex engine, each of which cost a cold `cargo install` tens of seconds.
+    #[test]
+    fn the_toolkit_compiles_no_server_half_no_dbus_stack_and_no_regex_engine() {
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let out = Command::new(env!("CARGO"))
+            .args([
+                "tree",
+                "--locked",
+                "--offline",
+                "-e",
+                "normal,build",
+                "--prefix",
+                "none",
+            ])
+            .args([
+                "--format",
+                "{p}",
+                "--manifest-path",
+                manifest,
+                "-p",
+                "micro-gw",
+            ])
+            .output()
+            .expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tree = String::from_utf8_lossy(&out.stdout);
+        let names: Vec<&str> = tree.lines().filter_map(|l| l.split(' ').next()).collect();
+        assert!(names.contains(&"mgw-runtime"), "{tree}");
+        // (hyper-rustls and tokio-rustls come with reqwest, the toolkit's HTTP client.)
+        for heavy in [
+            "jsonwebtoken",
+            "tracing-appender",
+            "zbus",
+            "secret-service",
+            "regex-automata",
+        ] {
+            assert!(
+                !names.contains(&heavy),
+                "the toolkit compiles {heavy}:\n{tree}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_plain_line_says_how_far_and_how_long() {
+        let progress = parse_progress("Building [=> ] 97/205: hyper, tokio").unwrap();
+        assert_eq!(
+            plain_line(&progress, Duration::from_secs(42)),
+            "micro-gw: compiling the gateway: 97/205 (42 s): hyper, tokio"
+        );
+    }
 }

@@ -23,9 +23,15 @@ enum Command {
     Init {
         /// Project directory to create (its last component names the gateway binary).
         project: PathBuf,
-        /// Replace an existing project directory.
+        /// Re-initialize an existing micro-gw project: add -a/-d and recreate what is missing.
+        /// Lists what it replaces and asks on a terminal; definitions, conf and keys are kept,
+        /// and a directory that is not a micro-gw project is never changed.
         #[arg(short, long)]
         force: bool,
+        /// With -f: also replace conf/micro-gw.toml, conf/deployment-config.toml, policies.yaml,
+        /// the TLS certificate and the API-key signing pair with the defaults and new keys.
+        #[arg(long, requires = "force")]
+        reset_conf: bool,
         /// First API definition: an OpenAPI/Swagger file or http(s) URL.
         #[arg(short = 'a', long = "api-definition", value_name = "FILE|URL")]
         api_definition: Option<String>,
@@ -57,7 +63,8 @@ enum Command {
         /// Build without network access (every crate must already be in cargo's cache).
         #[arg(long)]
         offline: bool,
-        /// Show cargo's output instead of a progress bar.
+        /// Show cargo's output instead of a progress bar, and the warnings of every definition
+        /// (otherwise only of those changed since the last successful build, plus a count).
         #[arg(short, long)]
         verbose: bool,
     },
@@ -113,12 +120,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init {
             project,
             force,
+            reset_conf,
             api_definition,
             deployment_config,
             insecure,
         } => init::run(&init::InitOptions {
             project,
             force,
+            reset_conf,
             api_definition,
             deployment_config,
             insecure,

@@ -73,7 +73,7 @@ impl Project {
     /// Like [`Project::from_arg`], and the project must have been initialized.
     pub fn existing(arg: &Path) -> Result<Project, ProjectError> {
         let project = Project::from_arg(arg)?;
-        if !project.root.is_dir() || !project.config_file().is_file() {
+        if !is_project(&project.root) {
             return Err(ProjectError::Missing(arg.display().to_string()));
         }
         Ok(project)
@@ -166,6 +166,15 @@ impl Project {
             Err(_) => path.display().to_string(),
         }
     }
+}
+
+/// True when `dir` is a micro-gw project: it has `conf/micro-gw.toml`, the file `init` always
+/// writes and no gateway starts without. `import` and `build` accept only such a directory, and
+/// `init -f` changes no other.
+pub fn is_project(dir: &Path) -> bool {
+    dir.join("conf")
+        .join(mgw_runtime::config::CONFIG_FILE_NAME)
+        .is_file()
 }
 
 /// True for a visible file ending in .yaml, .yml or .json.

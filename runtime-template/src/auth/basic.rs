@@ -194,17 +194,10 @@ impl BasicUsers {
         if let Some(grant) = self.verified.get(&key, now) {
             return Ok(grant);
         }
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(credentials.trim())
-            .map_err(|_| BasicError::Format)?;
-        let text = String::from_utf8(decoded).map_err(|_| BasicError::Format)?;
-        let (name, password) = text.split_once(':').ok_or(BasicError::Format)?;
-        if password.is_empty() {
-            return Err(BasicError::Format);
-        }
+        let (name, password) = decode_credentials(credentials)?;
         let user = self
             .users
-            .get(name)
+            .get(&name)
             .cloned()
             .ok_or(BasicError::Credentials)?;
         let password = password.as_bytes().to_vec();
@@ -235,6 +228,22 @@ impl BasicUsers {
         self.verified.insert(key, grant.clone(), now);
         Ok(grant)
     }
+}
+
+/// `(user, password)` of the part of an `Authorization: Basic` header after the scheme
+/// (RFC 7617 §2: base64 of `user-id ":" password`, UTF-8). The user is everything before the
+/// first `:` (so it never contains one); an empty password, invalid base64 or a text that is not
+/// UTF-8 is [`BasicError::Format`].
+pub fn decode_credentials(credentials: &str) -> Result<(String, String), BasicError> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(credentials.trim())
+        .map_err(|_| BasicError::Format)?;
+    let text = String::from_utf8(decoded).map_err(|_| BasicError::Format)?;
+    let (name, password) = text.split_once(':').ok_or(BasicError::Format)?;
+    if password.is_empty() {
+        return Err(BasicError::Format);
+    }
+    Ok((name.to_string(), password.to_string()))
 }
 
 #[cfg(test)]

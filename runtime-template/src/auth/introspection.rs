@@ -183,31 +183,13 @@ impl Introspector {
             // A 401/403 here means the gateway's own credentials are wrong: not the caller's fault.
             return Err(self.unavailable(format!("status {}", answer.status)));
         }
-        let parsed: IntrospectionAnswer = serde_json::from_slice(&answer.body)
-            .map_err(|e| self.unavailable(format!("the answer is not RFC 7662 JSON ({e})")))?;
         let now = super::now();
-        let expired = parsed.exp.is_some_and(|exp| exp <= now);
-        if !parsed.active || expired {
+        let grant = read_answer(&answer.body, now, self.cache_seconds)
+            .map_err(|reason| self.unavailable(reason))?;
+        let Some(grant) = grant else {
             self.negative
                 .insert(key, inactive_marker(now + self.negative_cache_seconds), now);
             return Ok(Introspected::Inactive);
-        }
-        let cache_until = now + self.cache_seconds;
-        let grant = Grant {
-            valid_until: parsed.exp.map_or(cache_until, |exp| exp.min(cache_until)),
-            kind: CredentialKind::Oauth2,
-            scopes: Arc::from(
-                parsed
-                    .scope
-                    .as_deref()
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>(),
-            ),
-            key_type: KeyType::Production,
-            apis: None,
-            consumer: parsed.client_id.or(parsed.username).map(Arc::from),
         };
         self.cache.insert(key, grant.clone(), now);
         Ok(Introspected::Active(grant))
@@ -268,6 +250,35 @@ impl Introspector {
             }
         }
     }
+}
+
+/// Reads an RFC 7662 answer received at `now` (seconds since the epoch): `Some(grant)` for an
+/// active token (kept at most `cache_seconds`, never past its `exp`), `None` for an inactive or
+/// expired one, an error (the reason) for anything that is not RFC 7662 JSON.
+pub fn read_answer(body: &[u8], now: u64, cache_seconds: u64) -> Result<Option<Grant>, String> {
+    let parsed: IntrospectionAnswer = serde_json::from_slice(body)
+        .map_err(|e| format!("the answer is not RFC 7662 JSON ({e})"))?;
+    let expired = parsed.exp.is_some_and(|exp| exp <= now);
+    if !parsed.active || expired {
+        return Ok(None);
+    }
+    let cache_until = now.saturating_add(cache_seconds);
+    Ok(Some(Grant {
+        valid_until: parsed.exp.map_or(cache_until, |exp| exp.min(cache_until)),
+        kind: CredentialKind::Oauth2,
+        scopes: Arc::from(
+            parsed
+                .scope
+                .as_deref()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        ),
+        key_type: KeyType::Production,
+        apis: None,
+        consumer: parsed.client_id.or(parsed.username).map(Arc::from),
+    }))
 }
 
 fn inactive_marker(valid_until: u64) -> Grant {

@@ -6,7 +6,6 @@
 //! so a flood of tokens with made-up `kid`s cannot turn the gateway against the identity
 //! provider. When a fetch fails, the keys fetched last keep serving until `max_stale_seconds`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,7 @@ pub struct JwksKey {
 }
 
 impl JwksKey {
-    fn accepts(&self, alg: Algorithm) -> bool {
+    pub(crate) fn accepts(&self, alg: Algorithm) -> bool {
         Family::of(alg) == Some(self.family) && self.algorithm.is_none_or(|a| a == alg)
     }
 }
@@ -61,7 +60,10 @@ impl Family {
 }
 
 struct KeySet {
-    keys: HashMap<Option<String>, JwksKey>,
+    /// `(kid, key)` in document order. A set may hold keys of several families, with or
+    /// without a `kid` (and even one `kid` per family), so keys are matched by `kid` *and*
+    /// the token's algorithm, never by `kid` alone.
+    keys: Vec<(Option<String>, JwksKey)>,
     fresh_until: Instant,
     stale_until: Instant,
 }
@@ -233,36 +235,40 @@ impl JwksSource {
 }
 
 fn find(set: &KeySet, kid: Option<&str>, alg: Algorithm) -> Option<JwksKey> {
-    match kid {
-        Some(kid) => set
-            .keys
-            .get(&Some(kid.to_string()))
-            .filter(|k| k.accepts(alg))
-            .cloned(),
-        // Without a kid, only an unambiguous set can answer.
-        None => {
-            let mut usable = set.keys.values().filter(|k| k.accepts(alg));
-            let first = usable.next()?;
-            usable.next().is_none().then(|| first.clone())
-        }
-    }
+    find_in(&set.keys, kid, alg)
+}
+
+/// The key of `keys` for a token with this `kid` and `alg`.
+pub(crate) fn find_in(
+    keys: &[(Option<String>, JwksKey)],
+    kid: Option<&str>,
+    alg: Algorithm,
+) -> Option<JwksKey> {
+    let mut usable = keys
+        .iter()
+        .filter(|(key_id, key)| key.accepts(alg) && (kid.is_none() || key_id.as_deref() == kid))
+        .map(|(_, key)| key);
+    let first = usable.next()?;
+    // With a kid, the first key of the token's family under it answers; without one, only an
+    // unambiguous set can answer (one key of the token's family).
+    (kid.is_some() || usable.next().is_none()).then(|| first.clone())
 }
 
 /// Parses a JWKS document, keeping the signature keys this gateway can use. Symmetric (`oct`)
 /// keys are never taken from a JWKS. An unusable entry is skipped; a set with none is an error.
-fn parse_set(body: &[u8]) -> Result<HashMap<Option<String>, JwksKey>, String> {
+pub(crate) fn parse_set(body: &[u8]) -> Result<Vec<(Option<String>, JwksKey)>, String> {
     let document: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     let entries = document
         .get("keys")
         .and_then(Value::as_array)
         .ok_or("no \"keys\" array")?;
-    let mut keys = HashMap::new();
+    let mut keys = Vec::new();
     for entry in entries {
         let Ok(jwk) = serde_json::from_value::<Jwk>(entry.clone()) else {
             continue;
         };
         if let Some(key) = usable_key(&jwk) {
-            keys.insert(jwk.common.key_id.clone(), key);
+            keys.push((jwk.common.key_id.clone(), key));
         }
     }
     if keys.is_empty() {
@@ -302,6 +308,9 @@ fn usable_key(jwk: &Jwk) -> Option<JwksKey> {
         }
     };
     let key = DecodingKey::from_jwk(jwk).ok()?;
+    if !super::jwt::is_usable_key(&key) {
+        return None;
+    }
     Some(JwksKey {
         key: Arc::new(key),
         family,
@@ -342,10 +351,29 @@ mod tests {
         ]}"#;
         let keys = parse_set(body).unwrap();
         assert_eq!(keys.len(), 1);
-        let key = &keys[&Some("sig".to_string())];
+        assert_eq!(keys[0].0.as_deref(), Some("sig"));
+        let key = &keys[0].1;
         assert!(key.accepts(Algorithm::ES256));
         assert!(!key.accepts(Algorithm::ES384));
         assert!(!key.accepts(Algorithm::HS256));
+    }
+
+    /// Found by the `jwks_document` fuzz target: an Ed25519 key shorter than 32 bytes made
+    /// jsonwebtoken panic (slicing `[..32]`) when a token was checked against it. Such keys
+    /// are now skipped when the set is read.
+    #[test]
+    fn short_ed25519_keys_are_skipped_and_never_reach_verification() {
+        let body = br#"{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "short", "x": "11qYAYKxURo"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "long", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURoAAAA"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ok", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+        let keys = parse_set(body).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].0.as_deref(), Some("ok"));
+        // The fuzzer's input itself: parsed, looked up and checked without a panic.
+        let crash = br#"{"keys": [{"kty": "RSA", "kid": "2026", "use": "sig", "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps3aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl96", "kid": "2026", "use": "sig", "alg": null, "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStx_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}, {"kty": "OKP", "crv": "Ed25519", "kid": null, "x": "11qYAYKxURo"}]}"#;
+        let _ = crate::fuzzing::jwks_document(crash, b"a.b", "AAAA");
+        let ok = br#"{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+        assert_eq!(crate::fuzzing::jwks_document(ok, b"a.b", "AAAA"), Ok(1));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::Value;
 
 use super::cache::{ApiRef, CredentialKind, Grant, KeyType};
@@ -34,11 +34,12 @@ pub enum TokenError {
     Expired,
 }
 
-/// Where an issuer's verification key comes from.
+/// Where an issuer's verification keys come from.
 enum KeySource {
-    /// A PEM file or HMAC secret, optionally pinned to one `kid`.
+    /// The keys of a PEM file (one or more certificates or public keys, of any public-key
+    /// families) or one HMAC secret, optionally pinned to one `kid`.
     Static {
-        key: DecodingKey,
+        keys: Vec<DecodingKey>,
         kid: Option<String>,
     },
     /// The issuer's JWKS URL.
@@ -57,8 +58,20 @@ struct GrantRules {
 /// An issuer set up for verification.
 struct Issuer {
     keys: KeySource,
-    validation: Validation,
+    /// One validation per allowed algorithm, each listing only that algorithm: jsonwebtoken
+    /// refuses the key when any listed algorithm is of another family than the key, so an
+    /// allow-list spanning families (`RS256, ES256, EdDSA`) must never be passed as one.
+    validations: Vec<(Algorithm, Validation)>,
     rules: GrantRules,
+}
+
+impl Issuer {
+    /// The validation for a token signed with `alg`, when the issuer allows `alg`.
+    fn validation_for(&self, alg: Algorithm) -> Option<&Validation> {
+        self.validations
+            .iter()
+            .find_map(|(allowed, validation)| (*allowed == alg).then_some(validation))
+    }
 }
 
 /// The configured issuers, by `iss`.
@@ -197,31 +210,47 @@ impl JwtVerifier {
             .and_then(Value::as_str)
             .ok_or(TokenError::Invalid)?;
         let issuer = self.issuers.get(iss).ok_or(TokenError::Invalid)?;
-        if !issuer.validation.algorithms.contains(&header.alg) {
-            return Err(TokenError::Invalid);
-        }
-        let fetched;
-        let key = match &issuer.keys {
-            KeySource::Static { key, kid } => {
+        // The token's own algorithm, which must be allowed, picks the key family.
+        let validation = issuer
+            .validation_for(header.alg)
+            .ok_or(TokenError::Invalid)?;
+        let decode = |key: &DecodingKey| {
+            jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, validation).map_err(
+                |err| match err.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                },
+            )
+        };
+        let data = match &issuer.keys {
+            KeySource::Static { keys, kid } => {
                 if kid.is_some() && header.kid != *kid {
                     return Err(TokenError::Invalid);
                 }
-                key
+                // Each key of the token's family in turn (a PEM file may hold a P-256 and a
+                // P-384 certificate, or an old and a new one during a rotation). Claims are
+                // checked only after a valid signature, so the first verdict other than a
+                // failed signature is final.
+                let mut verdict = Err(TokenError::Invalid);
+                for key in keys
+                    .iter()
+                    .filter(|key| key.family() == header.alg.family())
+                {
+                    verdict = decode(key);
+                    if !matches!(verdict, Err(TokenError::Invalid)) {
+                        break;
+                    }
+                }
+                verdict?
             }
             KeySource::Jwks(source) => {
-                fetched = source
+                let fetched = source
                     .key_for(header.kid.as_deref(), header.alg)
                     .await
                     .map_err(|_| TokenError::Invalid)?;
-                &*fetched.key
+                decode(&fetched.key)?
             }
         };
-        let data =
-            jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, &issuer.validation)
-                .map_err(|err| match err.kind() {
-                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                    _ => TokenError::Invalid,
-                })?;
         grant(&data.claims, &issuer.rules)
     }
 }
@@ -370,7 +399,7 @@ fn build_issuer(
             );
         }
         KeySource::Static {
-            key: DecodingKey::from_secret(secret.as_bytes()),
+            keys: vec![DecodingKey::from_secret(secret.as_bytes())],
             kid: entry.kid.clone(),
         }
     } else {
@@ -399,19 +428,24 @@ fn build_issuer(
             }
             (Some(certificate), None) => {
                 let path = (sources.resolve)(certificate);
-                let key = read_public_key(&path, algorithms[0])?;
-                if !algorithms.iter().all(|a| same_family(algorithms[0], *a)) {
-                    return Err("algorithms must all belong to the certificate's key family".into());
+                let keys = read_public_keys(&path)?;
+                for alg in &algorithms {
+                    if !keys.iter().any(|key| key.family() == alg.family()) {
+                        return Err(format!(
+                            "algorithm {alg:?} needs {} key, but certificate {} holds none: add the issuer's {alg:?} certificate or public key to that file, or remove {alg:?} from algorithms",
+                            family_name(alg.family()),
+                            path.display()
+                        ));
+                    }
                 }
                 KeySource::Static {
-                    key,
+                    keys,
                     kid: entry.kid.clone(),
                 }
             }
         }
     };
     let mut validation = Validation::new(algorithms[0]);
-    validation.algorithms = algorithms;
     validation.leeway = config.leeway_seconds;
     validation.validate_exp = true;
     validation.validate_nbf = true;
@@ -427,33 +461,100 @@ fn build_issuer(
         }
         None => validation.validate_aud = false,
     }
+    let validations = algorithms
+        .iter()
+        .map(|alg| {
+            let mut one = validation.clone();
+            one.algorithms = vec![*alg];
+            (*alg, one)
+        })
+        .collect();
     Ok(Issuer {
         keys,
-        validation,
+        validations,
         rules,
     })
 }
 
-/// Reads a PEM certificate or public key for `family`.
-pub fn read_public_key(path: &Path, family: Algorithm) -> Result<DecodingKey, String> {
-    let pem = std::fs::read(path)
-        .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?;
+/// False for a key jsonwebtoken cannot verify with safely: an Ed25519 key must be exactly 32
+/// bytes (jsonwebtoken 11 slices the first 32 bytes unchecked and panics on a shorter key, which
+/// would take down the connection verifying a token). Every key, from a PEM file or a JWKS
+/// document, passes here before it is kept.
+pub fn is_usable_key(key: &DecodingKey) -> bool {
+    key.family() != AlgorithmFamily::Ed
+        || key.try_get_as_bytes().is_ok_and(|bytes| bytes.len() == 32)
+}
+
+/// How a key family is named in messages.
+fn family_name(family: AlgorithmFamily) -> &'static str {
     match family {
-        Algorithm::RS256
-        | Algorithm::RS384
-        | Algorithm::RS512
-        | Algorithm::PS256
-        | Algorithm::PS384
-        | Algorithm::PS512 => DecodingKey::from_rsa_pem(&pem),
-        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
-        Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
-        _ => return Err("HMAC algorithms have no certificate".into()),
+        AlgorithmFamily::Rsa => "an RSA",
+        AlgorithmFamily::Ec => "an EC (P-256 or P-384)",
+        AlgorithmFamily::Ed => "an Ed25519",
+        _ => "an HMAC",
     }
-    .map_err(|e| {
-        format!(
-            "certificate {} is not a {family:?} key ({e})",
+}
+
+/// Reads every certificate and public key of a PEM file (`CERTIFICATE`, `PUBLIC KEY` or
+/// `RSA PUBLIC KEY` blocks; RSA, EC P-256/P-384 and Ed25519 keys), in file order. Other blocks
+/// are skipped; a file without any usable key is an error naming it.
+pub fn read_public_keys(path: &Path) -> Result<Vec<DecodingKey>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?;
+    let mut keys = Vec::new();
+    for (index, block) in pem_blocks(&text).enumerate() {
+        let bytes = block.as_bytes();
+        let key = DecodingKey::from_rsa_pem(bytes)
+            .or_else(|_| DecodingKey::from_ec_pem(bytes))
+            .or_else(|_| DecodingKey::from_ed_pem(bytes));
+        match key {
+            Ok(key) if !is_usable_key(&key) => {
+                return Err(format!(
+                    "certificate {}: PEM block {} holds an Ed25519 key that is not 32 bytes long",
+                    path.display(),
+                    index + 1
+                ))
+            }
+            Ok(key) => keys.push(key),
+            Err(_) if !block.starts_with("-----BEGIN CERTIFICATE-----")
+                && !block.contains("PUBLIC KEY-----") =>
+            {
+                // A private key or parameters next to the certificate: not ours to read.
+            }
+            Err(e) => {
+                return Err(format!(
+                    "certificate {}: PEM block {} is not an RSA, EC (P-256/P-384) or Ed25519 certificate or public key ({e})",
+                    path.display(),
+                    index + 1
+                ))
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err(format!(
+            "certificate {} holds no PEM certificate or public key: give the issuer's certificate (-----BEGIN CERTIFICATE-----) or public key",
             path.display()
-        )
+        ));
+    }
+    Ok(keys)
+}
+
+/// The `-----BEGIN …-----` to `-----END …-----` blocks of a PEM text, each with its lines.
+fn pem_blocks(text: &str) -> impl Iterator<Item = String> + '_ {
+    let mut lines = text.lines().map(str::trim);
+    std::iter::from_fn(move || {
+        let begin = lines
+            .by_ref()
+            .find(|line| line.starts_with("-----BEGIN "))?;
+        let mut block = format!("{begin}\n");
+        for line in lines.by_ref() {
+            block.push_str(line);
+            block.push('\n');
+            if line.starts_with("-----END ") {
+                break;
+            }
+        }
+        Some(block)
     })
 }
 
@@ -927,6 +1028,152 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v.check(&confused), Err(TokenError::Invalid));
+    }
+
+    /// An RSA key pair made in the test: (private key, public key PEM).
+    fn rsa_pair() -> (EncodingKey, String) {
+        use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+        let public_pem = private
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        let private_pem = private.to_pkcs8_pem(LineEnding::LF).unwrap();
+        (
+            EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap(),
+            public_pem,
+        )
+    }
+
+    /// Issue 10 item 17: an allow-list spanning key families (`RS256, PS256, ES256, ES384,
+    /// EdDSA`) used to refuse every token, because all of them were handed to jsonwebtoken with
+    /// one key. A PEM file holding one key per family now verifies each family's tokens.
+    #[test]
+    fn every_family_of_a_mixed_allow_list_verifies_against_its_own_pem_key() {
+        let dir = tempfile_dir::new("mixed");
+        let (rsa_key, rsa_public) = rsa_pair();
+        let (p256_private, p256_cert) = rcgen_pair(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let (p384_private, p384_cert) = rcgen_pair(&rcgen::PKCS_ECDSA_P384_SHA384);
+        let (ed_private, ed_cert) = rcgen_pair(&rcgen::PKCS_ED25519);
+        // Odd but real: CRLF line ends, indentation and text between the blocks.
+        let bundle = format!(
+            "issuer keys\r\n{rsa_public}\n  {p256_cert}\nrotated 2026:\n{p384_cert}{}",
+            ed_cert.replace('\n', "\r\n")
+        );
+        std::fs::write(dir.0.join("issuer.pem"), bundle).unwrap();
+        let allowed = ["RS256", "PS256", "ES256", "ES384", "EdDSA"];
+        let v = verifier(vec![issuer(&allowed, Some("issuer.pem"), None)], &dir.0);
+        let signers = [
+            (Algorithm::RS256, rsa_key.clone()),
+            (Algorithm::PS256, rsa_key.clone()),
+            (
+                Algorithm::ES256,
+                EncodingKey::from_ec_pem(p256_private.as_bytes()).unwrap(),
+            ),
+            (
+                Algorithm::ES384,
+                EncodingKey::from_ec_pem(p384_private.as_bytes()).unwrap(),
+            ),
+            (
+                Algorithm::EdDSA,
+                EncodingKey::from_ed_pem(ed_private.as_bytes()).unwrap(),
+            ),
+        ];
+        for (alg, key) in &signers {
+            let token = encode(&Header::new(*alg), &claims(json!({})), key).unwrap();
+            assert!(v.check(&token).is_ok(), "{alg:?}");
+            let expired = encode(
+                &Header::new(*alg),
+                &claims(json!({"exp": now() - 600})),
+                key,
+            )
+            .unwrap();
+            assert_eq!(v.check(&expired), Err(TokenError::Expired), "{alg:?}");
+        }
+        // The token's alg must be allowed even though a key of its family is there.
+        let rs512 = encode(&Header::new(Algorithm::RS512), &claims(json!({})), &rsa_key).unwrap();
+        assert_eq!(v.check(&rs512), Err(TokenError::Invalid));
+        // A key of another family never verifies: the P-256 key's token relabelled ES384, an
+        // Ed25519 signature relabelled ES256, and a foreign key of each family.
+        let es256 = encode(
+            &Header::new(Algorithm::ES256),
+            &claims(json!({})),
+            &signers[2].1,
+        )
+        .unwrap();
+        let relabelled = format!(
+            "{}.{}",
+            b64(&json!({"typ": "JWT", "alg": "ES384"})),
+            es256.split_once('.').unwrap().1
+        );
+        assert_eq!(v.check(&relabelled), Err(TokenError::Invalid));
+        let eddsa = encode(
+            &Header::new(Algorithm::EdDSA),
+            &claims(json!({})),
+            &signers[4].1,
+        )
+        .unwrap();
+        let relabelled = format!(
+            "{}.{}",
+            b64(&json!({"typ": "JWT", "alg": "ES256"})),
+            eddsa.split_once('.').unwrap().1
+        );
+        assert_eq!(v.check(&relabelled), Err(TokenError::Invalid));
+        for (alg, scheme) in [
+            (Algorithm::ES256, &rcgen::PKCS_ECDSA_P256_SHA256),
+            (Algorithm::ES384, &rcgen::PKCS_ECDSA_P384_SHA384),
+            (Algorithm::EdDSA, &rcgen::PKCS_ED25519),
+        ] {
+            let (other, _) = rcgen_pair(scheme);
+            let key = match alg {
+                Algorithm::EdDSA => EncodingKey::from_ed_pem(other.as_bytes()).unwrap(),
+                _ => EncodingKey::from_ec_pem(other.as_bytes()).unwrap(),
+            };
+            let forged = encode(&Header::new(alg), &claims(json!({})), &key).unwrap();
+            assert_eq!(v.check(&forged), Err(TokenError::Invalid), "{alg:?}");
+        }
+        let (other_rsa, _) = rsa_pair();
+        let forged = encode(
+            &Header::new(Algorithm::PS256),
+            &claims(json!({})),
+            &other_rsa,
+        )
+        .unwrap();
+        assert_eq!(v.check(&forged), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn an_allowed_algorithm_without_a_key_of_its_family_is_a_configuration_error() {
+        let dir = tempfile_dir::new("nofamily");
+        let (_, rsa_public) = rsa_pair();
+        std::fs::write(dir.0.join("rsa.pem"), &rsa_public).unwrap();
+        std::fs::write(dir.0.join("empty.pem"), "no PEM here\n").unwrap();
+        std::fs::write(
+            dir.0.join("broken.pem"),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let make = |entry: JwtIssuerConfig| {
+            let config = SecurityConfig {
+                jwt_issuers: vec![entry],
+                ..SecurityConfig::default()
+            };
+            build(&config, &dir.0, &|_| None)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        let message = make(issuer(&["RS256", "ES256"], Some("rsa.pem"), None));
+        assert!(
+            message.contains("ES256 needs an EC (P-256 or P-384) key")
+                && message.contains("rsa.pem")
+                && message.contains("remove ES256"),
+            "{message}"
+        );
+        let message = make(issuer(&["RS256"], Some("empty.pem"), None));
+        assert!(message.contains("holds no PEM certificate"), "{message}");
+        let message = make(issuer(&["RS256"], Some("broken.pem"), None));
+        assert!(message.contains("PEM block 1 is not"), "{message}");
     }
 
     #[test]

@@ -4,13 +4,14 @@
 //!
 //! - OAuth2 bearer tokens: signed JWTs offline ([`jwt`], keys from PEM files or [`jwks`]);
 //!   opaque tokens by RFC 7662 introspection at the key manager ([`introspection`]).
-//! - WSO2 API keys (signed JWTs with `allowedAPIs`) in the header or query parameter the
-//!   resource names, verified offline; [`apikey_issuer`] signs them for `GET /apikey`.
+//! - WSO2 API keys (signed JWTs with `allowedAPIs`) in the header, query parameter or cookie
+//!   ([`cookie`]) the resource names, verified offline; [`apikey_issuer`] signs them for `GET /apikey`.
 //! - Basic authentication against `[[security.users]]` ([`basic`]).
 
 pub mod apikey_issuer;
 pub mod basic;
 pub mod cache;
+pub mod cookie;
 pub mod introspection;
 pub mod jwks;
 pub mod jwt;
@@ -79,6 +80,8 @@ enum Credential<'a> {
     Bearer(&'a str),
     Basic(&'a str),
     ApiKey(std::borrow::Cow<'a, str>),
+    /// The same credential offered twice with different values.
+    Conflicting,
 }
 
 impl Authenticator {
@@ -136,6 +139,7 @@ impl Authenticator {
             Credential::Bearer(token) => self.oauth2(token).await?,
             Credential::ApiKey(key) => self.api_key(&key).await?,
             Credential::Basic(encoded) => self.basic(encoded).await?,
+            Credential::Conflicting => return Err(invalid()),
         };
         authorize(&grant, security, api)?;
         Ok(Some(grant))
@@ -299,13 +303,18 @@ fn find_credential<'a>(
                 .and_then(|v| v.to_str().ok())
                 .map(|v| Credential::ApiKey(v.trim().into())),
             ApiKeyLocation::Query => query_param(query?, name).map(Credential::ApiKey),
+            ApiKeyLocation::Cookie => match cookie::find(headers, name) {
+                cookie::Lookup::Absent => None,
+                cookie::Lookup::Found(value) => Some(Credential::ApiKey(value)),
+                cookie::Lookup::Conflict => Some(Credential::Conflicting),
+            },
         },
     })
 }
 
 /// `("bearer" | "basic" | other, value)` of an `Authorization`-style header, scheme lowercased
 /// only for the two schemes we know (RFC 9110: the scheme is case-insensitive).
-fn scheme_value(value: &HeaderValue) -> Option<(&'static str, &str)> {
+pub(crate) fn scheme_value(value: &HeaderValue) -> Option<(&'static str, &str)> {
     let text = value.to_str().ok()?;
     let (scheme, rest) = text.trim().split_once(' ')?;
     let rest = rest.trim();

@@ -143,6 +143,86 @@ async fn jwks_keys_verify_and_a_new_kid_is_fetched_on_rotation() {
     );
 }
 
+/// Issue 10 item 17: a JWKS with RSA, EC and Ed25519 keys (normal for an identity provider
+/// during an algorithm migration) and an issuer allowing `RS256, PS256, ES256, EdDSA` used to
+/// refuse every token. Each token now verifies against the key of its own algorithm's family,
+/// with or without a `kid`, and even when two families share one `kid`.
+#[tokio::test]
+async fn a_jwks_mixing_key_families_verifies_each_allowed_algorithm() {
+    use rsa::traits::PublicKeyParts;
+    let rsa_private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    let rsa_public = rsa_private.to_public_key();
+    let rsa_encoding = {
+        use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+        EncodingKey::from_rsa_pem(rsa_private.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes())
+            .unwrap()
+    };
+    let ec = ec_key();
+    let ed_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let ed_encoding = EncodingKey::from_ed_pem(ed_pair.serialize_pem().as_bytes()).unwrap();
+    let keys = [
+        json!({"kty": "RSA", "kid": "rsa", "use": "sig",
+               "n": b64(&rsa_public.n().to_bytes_be()), "e": b64(&rsa_public.e().to_bytes_be())}),
+        jwk(&ec, "ec"),
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": b64(ed_pair.public_key_raw())}),
+    ];
+    let body = jwks(&keys);
+    let server = TestServer::start(move |_| Reply::json(body.clone())).await;
+    let mut issuer = jwks_issuer(server.url("/jwks"));
+    issuer.algorithms = ["RS256", "PS256", "ES256", "EdDSA"]
+        .map(String::from)
+        .to_vec();
+    let v = verifier(vec![issuer], jwks_settings(0));
+    let claims = json!({"iss": ISS, "sub": "alice", "exp": now() + 300, "scope": "read"});
+    let signers = [
+        (Algorithm::RS256, "rsa", &rsa_encoding),
+        (Algorithm::PS256, "rsa", &rsa_encoding),
+        (Algorithm::ES256, "ec", &ec.encoding),
+        (Algorithm::EdDSA, "ed", &ed_encoding),
+    ];
+    for (alg, kid, key) in signers {
+        for kid in [Some(kid), None] {
+            let mut header = Header::new(alg);
+            header.kid = kid.map(str::to_string);
+            let token = encode(&header, &claims, key).unwrap();
+            assert!(v.verify(&token).await.is_ok(), "{alg:?} kid {kid:?}");
+        }
+        // The right key material under another family's kid finds no key.
+        let mut header = Header::new(alg);
+        header.kid = Some(if kid == "ec" { "rsa" } else { "ec" }.into());
+        let token = encode(&header, &claims, key).unwrap();
+        assert_eq!(v.verify(&token).await, Err(TokenError::Invalid), "{alg:?}");
+    }
+    // Allowed by the key set but not by the issuer.
+    let mut header = Header::new(Algorithm::RS384);
+    header.kid = Some("rsa".into());
+    let token = encode(&header, &claims, &rsa_encoding).unwrap();
+    assert_eq!(v.verify(&token).await, Err(TokenError::Invalid));
+
+    // One kid for two families, and keys without any kid: matched by kid *and* algorithm.
+    let shared = jwks(&[
+        json!({"kty": "RSA", "kid": "2026", "n": b64(&rsa_public.n().to_bytes_be()),
+               "e": b64(&rsa_public.e().to_bytes_be())}),
+        json!({"kty": "EC", "crv": "P-256", "kid": "2026", "x": ec.x, "y": ec.y}),
+        json!({"kty": "OKP", "crv": "Ed25519", "x": b64(ed_pair.public_key_raw())}),
+    ]);
+    let server = TestServer::start(move |_| Reply::json(shared.clone())).await;
+    let mut issuer = jwks_issuer(server.url("/jwks"));
+    issuer.algorithms = ["RS256", "ES256", "EdDSA"].map(String::from).to_vec();
+    let v = verifier(vec![issuer], jwks_settings(0));
+    for (alg, kid, key) in [
+        (Algorithm::RS256, Some("2026"), &rsa_encoding),
+        (Algorithm::ES256, Some("2026"), &ec.encoding),
+        (Algorithm::EdDSA, None, &ed_encoding),
+        (Algorithm::RS256, None, &rsa_encoding),
+    ] {
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_string);
+        let token = encode(&header, &claims, key).unwrap();
+        assert!(v.verify(&token).await.is_ok(), "{alg:?} kid {kid:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_burst_of_unknown_kids_fetches_at_most_once_per_cooldown() {
     let k1 = ec_key();
@@ -693,6 +773,70 @@ async fn api_keys_are_read_from_their_header_or_query_and_check_allowed_apis() {
         .authenticate(&in_query, &api(), &HeaderMap::new(), Some(&query))
         .await
         .is_ok());
+}
+
+/// Issue 10 item 10: an API key in a cookie (`in: cookie`), among other cookies, in any of
+/// several `Cookie` headers; two different values under the name are refused.
+#[tokio::test]
+async fn api_keys_are_read_from_their_cookie() {
+    let f = fixture(true);
+    let in_cookie = security(
+        vec![AuthScheme::ApiKey {
+            location: ApiKeyLocation::Cookie,
+            name: "MGW_KEY".into(),
+        }],
+        &[],
+    );
+    let key = api_key_token(&f, json!([{"name": "PetStore", "version": "1.0.0"}]));
+    let cookies = |values: &[String]| {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(http::header::COOKIE, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    };
+    for values in [
+        vec![format!("MGW_KEY={key}")],
+        vec![format!("theme=dark;MGW_KEY=\"{key}\" ; lang=en")],
+        vec!["theme=dark".to_string(), format!("MGW_KEY={key}")],
+        vec![format!("MGW_KEY={key}"), format!("MGW_KEY={key}")],
+    ] {
+        assert!(
+            f.auth
+                .authenticate(&in_cookie, &api(), &cookies(&values), None)
+                .await
+                .is_ok(),
+            "{values:?}"
+        );
+    }
+    // Missing (or only in another place) → 900902; two different values, or a bad key → 900901.
+    for (values, query, code) in [
+        (vec!["theme=dark".to_string()], None, 900902),
+        (vec!["MGW_KEY=".to_string()], None, 900902),
+        (vec![], Some(format!("MGW_KEY={key}")), 900902),
+        (
+            vec![format!("MGW_KEY={key}"), "MGW_KEY=other".to_string()],
+            None,
+            900901,
+        ),
+        (vec!["MGW_KEY=not.a.key".to_string()], None, 900901),
+    ] {
+        let rejection = f
+            .auth
+            .authenticate(&in_cookie, &api(), &cookies(&values), query.as_deref())
+            .await
+            .unwrap_err();
+        assert_eq!(rejection.fault.code, code, "{values:?} {query:?}");
+    }
+    // The header of the same name is not the cookie.
+    let mut headers = HeaderMap::new();
+    headers.insert("MGW_KEY", HeaderValue::from_str(&key).unwrap());
+    let rejection = f
+        .auth
+        .authenticate(&in_cookie, &api(), &headers, None)
+        .await
+        .unwrap_err();
+    assert_eq!(rejection.fault.code, 900902);
 }
 
 #[tokio::test]

@@ -1,28 +1,38 @@
 //! Forwarding to upstream endpoints over pooled keep-alive connections.
 
 pub mod body;
+pub mod connection;
 pub mod headers;
 pub mod upstream;
 
 use std::time::{Duration, Instant};
 
 use http::request::Parts;
-use http::{Request, Response, Version};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{capture_connection, CaptureConnection, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::{LimitsConfig, UpstreamConfig};
 use crate::fault::{self, Fault};
-use body::{BodyLimitError, BodyLimits, BodySlot, ReclaimableBody};
+use body::{BodyLimits, BodySlot, ClientBodyError, ReclaimableBody};
+use connection::{ConnectionTag, TaggingConnector};
 use upstream::Upstream;
 
-/// The pooled upstream client.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ReclaimableBody>;
+type Connector = HttpsConnector<TaggingConnector<HttpConnector>>;
 
-/// Builds the client: HTTP and HTTPS (rustls, trust from conf), keep-alive pooling.
+/// The upstream clients: one with keep-alive pooling for every request, and one that always
+/// opens a new connection, for the single retry of a request whose pooled connection turned
+/// out to be closed (RFC 9112 §9.3.1).
+#[derive(Clone)]
+pub struct UpstreamClient {
+    pooled: Client<Connector, ReclaimableBody>,
+    fresh: Client<Connector, ReclaimableBody>,
+}
+
+/// Builds the clients: HTTP and HTTPS (rustls, trust from conf), keep-alive pooling.
 pub fn client(
     config: &UpstreamConfig,
     limits: &LimitsConfig,
@@ -36,14 +46,21 @@ pub fn client(
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(config.pool_idle_timeout_seconds))
-        .pool_max_idle_per_host(config.pool_max_idle_per_host)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .http1_max_buf_size(limits.max_upstream_header_bytes)
-        .build(https)
+        .wrap_connector(TaggingConnector(http));
+    let builder = |max_idle: usize| {
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(config.pool_idle_timeout_seconds))
+            .pool_max_idle_per_host(max_idle)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http1_max_buf_size(limits.max_upstream_header_bytes)
+            .build(https.clone())
+    };
+    UpstreamClient {
+        pooled: builder(config.pool_max_idle_per_host),
+        // No idle connections: every request opens its own and nothing is pooled after it.
+        fresh: builder(0),
+    }
 }
 
 /// A forwarded response and what the access log needs to know about it.
@@ -62,12 +79,33 @@ pub struct ForwardError {
     pub fault: Fault,
     /// The URL tried last.
     pub target: Option<String>,
+    /// Who failed. For [`Blame::Client`] the request body was left unfinished, so the
+    /// client's HTTP/1 connection must be closed after the answer.
+    pub blame: Blame,
+}
+
+/// Who caused a failed forward ("errors know who failed": client 4xx, upstream 5xx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// The client: its request body broke a limit, was malformed, or stopped.
+    Client,
+    /// The upstream: refused, closed, timed out or answered something unusable.
+    Upstream,
 }
 
 /// Sends the request to `upstream`. `rest` is the raw path after the base path; the query is
 /// taken from the request.
-/// When a URL refuses the connection before any of the body was sent, the next URL is tried
-/// (failover, and load balancing past a dead node); everything shares one deadline.
+///
+/// - When a URL refuses the connection before any of the body was sent, the next URL is tried
+///   (failover, and load balancing past a dead node); everything shares one deadline.
+/// - When an idempotent request (RFC 9110 §9.2.2) fails on a *reused* pooled connection that
+///   the upstream closed or reset before answering, and none of its body was sent, it is sent
+///   once more on a new connection (RFC 9112 §9.3.1).
+/// - A response that has no body by definition (to HEAD, 204, 304) but whose head announces
+///   one (`Content-Length` other than 0, `Transfer-Encoding`) leaves the connection unfit for
+///   reuse: it is closed, so late bytes can never be read as the next request's response.
+/// - The upstream's protocol version never reaches the client: responses are HTTP/1.1 for
+///   the client's connection to use as it negotiated.
 pub async fn forward(
     client: &UpstreamClient,
     upstream: &Upstream,
@@ -79,24 +117,34 @@ pub async fn forward(
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + upstream.timeout;
     parts.version = Version::HTTP_11;
+    let head = parts.method == Method::HEAD;
+    if head {
+        // A HEAD answer is bodiless whatever it announces, and a backend that sends the body
+        // anyway would desynchronise the connection: it is used for this request only.
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let count = upstream.targets.len();
     let first = upstream.first();
     let query = parts.uri.query().map(str::to_string);
     let slot = BodySlot::new(body, body_limits);
-    // The URL tried last, cloned only when an error needs it.
-    let mut last: Option<&upstream::Target> = None;
-    for attempt in 0..count {
+    let mut may_resend = parts.method.is_idempotent();
+    let mut fresh = false;
+    let mut attempt = 0;
+    let upstream_error = |fault, target: &upstream::Target| ForwardError {
+        fault,
+        target: Some(target.display.clone()),
+        blame: Blame::Upstream,
+    };
+    loop {
         let target = &upstream.targets[(first + attempt) % count];
-        last = Some(target);
         let uri = target
             .uri_for(rest, query.as_deref())
-            .map_err(|_| ForwardError {
-                fault: fault::UPSTREAM_UNREACHABLE,
-                target: last.map(|t| t.display.clone()),
-            })?;
+            .map_err(|_| upstream_error(fault::UPSTREAM_UNREACHABLE, target))?;
         let more = attempt + 1 < count;
         let mut request = Request::from_parts(
-            if more {
+            if more || may_resend {
                 clone_parts(&parts)
             } else {
                 std::mem::replace(&mut parts, empty_parts())
@@ -104,49 +152,124 @@ pub async fn forward(
             slot.attempt(),
         );
         *request.uri_mut() = uri;
-        match tokio::time::timeout_at(deadline, client.request(request)).await {
-            Err(_elapsed) => {
-                return Err(ForwardError {
-                    fault: fault::UPSTREAM_TIMEOUT,
-                    target: last.map(|t| t.display.clone()),
-                })
-            }
+        let capture = capture_connection(&mut request);
+        let pool = if fresh { &client.fresh } else { &client.pooled };
+        let err = match tokio::time::timeout_at(deadline, pool.request(request)).await {
+            Err(_elapsed) => return Err(upstream_error(fault::UPSTREAM_TIMEOUT, target)),
             Ok(Ok(mut response)) => {
+                if let Some(tag) = response.extensions().get::<ConnectionTag>() {
+                    tag.mark_answered();
+                }
+                if announces_a_body_it_cannot_have(head, response.status(), response.headers()) {
+                    retire(&capture);
+                }
                 headers::strip_hop_by_hop(response.headers_mut());
+                *response.version_mut() = Version::HTTP_11;
                 return Ok(Forwarded {
                     response,
                     target: target.display.clone(),
                     latency: started.elapsed(),
                 });
             }
-            Ok(Err(err)) => {
-                if let Some(limit) = cause::<BodyLimitError>(&err) {
-                    return Err(ForwardError {
-                        fault: match limit {
-                            BodyLimitError::TooLarge => fault::PAYLOAD_TOO_LARGE,
-                            BodyLimitError::Idle => fault::REQUEST_TIMEOUT,
-                        },
-                        target: last.map(|t| t.display.clone()),
-                    });
-                }
-                let retry = err.is_connect() && more && slot.is_untouched();
-                tracing::warn!(
-                    endpoint = %upstream.name,
-                    url = %target.display,
-                    "upstream request failed: {}{}",
-                    error_chain(&err),
-                    if retry { "; trying the next URL" } else { "" }
-                );
-                if !retry {
-                    break;
-                }
+            Ok(Err(err)) => err,
+        };
+        if let Some(client_error) = cause::<ClientBodyError>(&err) {
+            tracing::debug!(
+                endpoint = %upstream.name,
+                url = %target.display,
+                "client error, upstream request aborted: {}",
+                error_chain(client_error)
+            );
+            return Err(ForwardError {
+                fault: match client_error {
+                    ClientBodyError::TooLarge => fault::PAYLOAD_TOO_LARGE,
+                    ClientBodyError::Idle => fault::REQUEST_TIMEOUT,
+                    ClientBodyError::TooSlow => fault::REQUEST_BODY_TOO_SLOW,
+                    ClientBodyError::Broken(_) => fault::MALFORMED_BODY,
+                },
+                target: Some(target.display.clone()),
+                blame: Blame::Client,
+            });
+        }
+        let resend = may_resend
+            && slot.is_untouched()
+            && connection_lost(&err)
+            && ConnectionTag::of(&capture).is_some_and(|tag| tag.answered());
+        let next = !resend && err.is_connect() && more && slot.is_untouched();
+        tracing::warn!(
+            endpoint = %upstream.name,
+            url = %target.display,
+            "upstream request failed: {}{}",
+            error_chain(&err),
+            if resend {
+                "; the kept-alive connection was closed by the upstream, sending it again on a new connection"
+            } else if next {
+                "; trying the next URL"
+            } else {
+                ""
             }
+        );
+        if resend {
+            may_resend = false;
+            fresh = true;
+        } else if next {
+            attempt += 1;
+            fresh = false;
+        } else {
+            return Err(upstream_error(fault::UPSTREAM_UNREACHABLE, target));
         }
     }
-    Err(ForwardError {
-        fault: fault::UPSTREAM_UNREACHABLE,
-        target: last.map(|t| t.display.clone()),
-    })
+}
+
+/// True for a response that cannot have a body (to HEAD, 1xx, 204, 304: RFC 9112 §6.3) whose
+/// head nevertheless announces one. Whatever the upstream sends after it is not part of any
+/// response, so the connection must not carry another request.
+fn announces_a_body_it_cannot_have(
+    head: bool,
+    status: StatusCode,
+    headers: &http::HeaderMap,
+) -> bool {
+    let bodiless = head
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    bodiless
+        && (headers.contains_key(header::TRANSFER_ENCODING)
+            || headers
+                .get_all(header::CONTENT_LENGTH)
+                .iter()
+                .any(|v| v != HeaderValue::from_static("0")))
+}
+
+/// Takes the connection a request went out on out of the pool for good.
+fn retire(capture: &CaptureConnection) {
+    if let Some(connected) = capture.connection_metadata().as_ref() {
+        connected.poison();
+    }
+}
+
+/// True when the upstream closed or reset the connection before a complete response head:
+/// the failure of a kept-alive connection the upstream had already given up on.
+fn connection_lost(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
+                return true;
+            }
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        current = e.source();
+    }
+    false
 }
 
 fn empty_parts() -> Parts {
@@ -163,13 +286,13 @@ fn clone_parts(parts: &Parts) -> Parts {
 }
 
 /// The first error of type `E` in the chain of causes.
-fn cause<E: std::error::Error + Copy + 'static>(
-    err: &(dyn std::error::Error + 'static),
-) -> Option<E> {
+fn cause<'a, E: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
         if let Some(found) = e.downcast_ref::<E>() {
-            return Some(*found);
+            return Some(found);
         }
         current = e.source();
     }
@@ -186,4 +309,73 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodiless_responses_that_announce_a_body_retire_the_connection() {
+        let with = |name: header::HeaderName, value: &'static str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static(value));
+            headers
+        };
+        let five = with(header::CONTENT_LENGTH, "5");
+        let zero = with(header::CONTENT_LENGTH, "0");
+        let chunked = with(header::TRANSFER_ENCODING, "chunked");
+        let none = http::HeaderMap::new();
+        assert!(announces_a_body_it_cannot_have(
+            false,
+            StatusCode::NO_CONTENT,
+            &five
+        ));
+        assert!(announces_a_body_it_cannot_have(
+            false,
+            StatusCode::NO_CONTENT,
+            &chunked
+        ));
+        assert!(announces_a_body_it_cannot_have(
+            false,
+            StatusCode::NOT_MODIFIED,
+            &five
+        ));
+        assert!(announces_a_body_it_cannot_have(true, StatusCode::OK, &five));
+        assert!(!announces_a_body_it_cannot_have(
+            false,
+            StatusCode::NO_CONTENT,
+            &zero
+        ));
+        assert!(!announces_a_body_it_cannot_have(
+            false,
+            StatusCode::NO_CONTENT,
+            &none
+        ));
+        assert!(!announces_a_body_it_cannot_have(
+            false,
+            StatusCode::OK,
+            &five
+        ));
+        assert!(!announces_a_body_it_cannot_have(
+            true,
+            StatusCode::OK,
+            &none
+        ));
+    }
+
+    #[test]
+    fn only_a_closed_or_reset_connection_counts_as_lost() {
+        use std::io::{Error, ErrorKind};
+        for kind in [
+            ErrorKind::ConnectionReset,
+            ErrorKind::BrokenPipe,
+            ErrorKind::ConnectionAborted,
+            ErrorKind::UnexpectedEof,
+        ] {
+            assert!(connection_lost(&Error::from(kind)), "{kind:?}");
+        }
+        assert!(!connection_lost(&Error::from(ErrorKind::InvalidData)));
+        assert!(!connection_lost(&Error::from(ErrorKind::TimedOut)));
+    }
 }

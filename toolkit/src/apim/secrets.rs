@@ -1,6 +1,7 @@
 //! The registered client's secret, kept in the OS keyring (keyring-core with the Secret Service
-//! store on Linux). Where no keyring service is reachable the secret is simply not kept: the
-//! toolkit says so once and registers a client again next time. It is never written to a file.
+//! store on Linux, in builds with the cargo feature `keyring`). Where no keyring service is
+//! reachable, or the build has none, the secret is simply not kept: the toolkit says so once and
+//! registers a client again next time. It is never written to a file.
 
 use std::sync::Arc;
 
@@ -46,7 +47,11 @@ pub fn open() -> Secrets {
     platform_store()
 }
 
-#[cfg(target_os = "linux")]
+/// How to get a build with the keyring, for the one-line note of a build without it.
+pub const KEYRING_FEATURE_HINT: &str =
+    "this micro-gw was built without the OS keyring (reinstall with `cargo install --path toolkit --features keyring` to keep the client between imports)";
+
+#[cfg(all(target_os = "linux", feature = "keyring"))]
 fn platform_store() -> Secrets {
     // zbus looks for the session bus here, or in $XDG_RUNTIME_DIR/bus.
     let has_bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
@@ -62,6 +67,11 @@ fn platform_store() -> Secrets {
         }
         Err(err) => Secrets::Unavailable(format!("no Secret Service keyring ({err})")),
     }
+}
+
+#[cfg(all(target_os = "linux", not(feature = "keyring")))]
+fn platform_store() -> Secrets {
+    Secrets::Unavailable(KEYRING_FEATURE_HINT.into())
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -112,6 +122,18 @@ impl SecretStore for KeyringStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(all(target_os = "linux", not(feature = "keyring")))]
+    fn a_build_without_the_keyring_says_how_to_get_it() {
+        // A D-Bus session or not, the reason names the feature and the install command.
+        match platform_store() {
+            Secrets::Unavailable(reason) => {
+                assert!(reason.contains("--features keyring"), "{reason}");
+            }
+            Secrets::Keyring(_) => panic!("a build without the feature has no keyring"),
+        }
+    }
 
     #[test]
     fn keyring_store_round_trips_through_keyring_core() {

@@ -29,23 +29,30 @@ pub struct BuildOptions {
 pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let project = Project::existing(&options.project)?;
-    let files = project
+    let definitions = project
         .definition_files()
         .with_context(|| format!("reading the definitions of {}", project.root.display()))?;
-    if files.is_empty() {
+    if definitions.is_empty() {
         bail!(
             "Nothing to build: {} has no API definition (.yaml, .yml or .json). Use \"micro-gw import {} --openapi <file|URL>\" to add one",
             project.api_definitions().display(),
             project.root.display()
         );
     }
-    check_settings(&project);
+    let settings = check_settings(&project);
+    let seen = BuiltDefinitions::read(&project);
+    let changed = |file: &str| seen.changed(file, &definitions);
     print!("Generating sources...");
-    let loaded = match loader::load(&project.name, &files) {
+    let loaded = match loader::load(&project.name, &definitions) {
         Ok(loaded) => loaded,
         Err(failed) => {
             println!("[ERROR]");
-            super::print_warnings(&failed.warnings);
+            super::print_changed_warnings(
+                &failed.warnings,
+                &changed,
+                options.verbose,
+                &project.root,
+            );
             println!("BUILD FAILED");
             bail!("{}", failed.error);
         }
@@ -55,7 +62,12 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let files = codegen::render(&loaded.model, &project.name, &runtime_dir)?;
     codegen::write(&project.gen_dir(), &files)?;
     println!("[DONE]");
-    super::print_warnings(&loaded.warnings);
+    super::print_changed_warnings(&loaded.warnings, &changed, options.verbose, &project.root);
+    if let Some(security) = &settings {
+        if let Some(line) = unreachable_resources(&loaded.model, security, &project) {
+            eprintln!("micro-gw: warning: {line}");
+        }
+    }
     if options.verbose {
         println!(
             "micro-gw: [verbose] generated crate: {}",
@@ -76,6 +88,9 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         loaded.model.apis.len(),
         loaded.model.resource_count()
     );
+    if !cargo_build::runtime_compiled(&paths::target_dir()) {
+        println!("{}", cargo_build::FIRST_BUILD_NOTE);
+    }
     let cargo = CargoOptions {
         target_dir: paths::target_dir(),
         offline: options.offline,
@@ -96,6 +111,9 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let target = project.binary();
     copy_atomic(&built, &target)
         .with_context(|| format!("copying the gateway to {}", target.display()))?;
+    if let Err(err) = BuiltDefinitions::record(&project, &definitions) {
+        eprintln!("micro-gw: warning: cannot record the built definitions: {err:#}");
+    }
     let target = std::path::absolute(&target).unwrap_or(target);
     println!(
         "BUILD SUCCESSFUL ({:.1} s)",
@@ -106,14 +124,69 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runtime settings are not compiled in, but a broken file is worth knowing about now.
-fn check_settings(project: &Project) {
-    let config = project.config_file();
-    if let Err(err) = mgw_runtime::config::load(&config, &[], &[]) {
-        eprintln!(
-            "micro-gw: warning: {err} (the gateway will refuse to start until this is fixed)"
-        );
+/// The SHA-256 of every definition at the last successful build, in
+/// `target/built-definitions.json` (`{"<file as shown>": "<hex>"}`). A definition is
+/// "changed" when it is new or its content differs from that record: `build` prints the
+/// warnings of changed definitions and only a count for the others.
+#[derive(Debug, Default)]
+struct BuiltDefinitions(std::collections::BTreeMap<String, String>);
+
+impl BuiltDefinitions {
+    fn path(project: &Project) -> PathBuf {
+        project.target_dir().join("built-definitions.json")
     }
+
+    /// The last record; none (every definition changed) when missing or unreadable.
+    fn read(project: &Project) -> BuiltDefinitions {
+        std::fs::read(Self::path(project))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .map(BuiltDefinitions)
+            .unwrap_or_default()
+    }
+
+    fn hash(text: &str) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn changed(&self, file: &str, files: &[loader::SourceFile]) -> bool {
+        let Some(current) = files.iter().find(|f| f.name == file) else {
+            return true;
+        };
+        self.0.get(file) != Some(&Self::hash(&current.text))
+    }
+
+    fn record(project: &Project, files: &[loader::SourceFile]) -> anyhow::Result<()> {
+        let record: std::collections::BTreeMap<&str, String> = files
+            .iter()
+            .map(|f| (f.name.as_str(), Self::hash(&f.text)))
+            .collect();
+        crate::fsutil::write_atomic(
+            &Self::path(project),
+            &serde_json::to_vec_pretty(&record)?,
+            None,
+        )?;
+        Ok(())
+    }
+}
+
+/// Runtime settings are not compiled in, but a broken file is worth knowing about now.
+/// Returns the security settings when the configuration is valid.
+fn check_settings(project: &Project) -> Option<mgw_runtime::config::SecurityConfig> {
+    let config = project.config_file();
+    let security = match mgw_runtime::config::load(&config, &[], &[]) {
+        Ok(parsed) => Some(parsed.config.security),
+        Err(err) => {
+            eprintln!(
+                "micro-gw: warning: {err} (the gateway will refuse to start until this is fixed)"
+            );
+            None
+        }
+    };
     let deployment = project.deployment_config();
     if let Ok(text) = std::fs::read_to_string(&deployment) {
         if let Err(err) = toml::from_str::<toml::Table>(&text) {
@@ -123,5 +196,161 @@ fn check_settings(project: &Project) {
                 err.message()
             );
         }
+    }
+    security
+}
+
+/// One line when resources require credentials that nothing in `conf/micro-gw.toml` can
+/// verify, so every request to them will answer 401: OAuth2 (the WSO2 default when a definition
+/// declares no security) needs `[[security.jwt_issuers]]` or `[security.key_manager]`, basic
+/// auth `[[security.users]]`, API keys `[security.api_keys]`. Resources with optional security
+/// are not counted. The line names the count, the first resource and both fixes.
+pub fn unreachable_resources(
+    model: &mgw_runtime::model::GatewayModel,
+    security: &mgw_runtime::config::SecurityConfig,
+    project: &Project,
+) -> Option<String> {
+    use mgw_runtime::model::AuthScheme;
+    let verifiable = |scheme: &AuthScheme| match scheme {
+        AuthScheme::Oauth2 => !security.jwt_issuers.is_empty() || security.key_manager.is_some(),
+        AuthScheme::Basic => !security.users.is_empty(),
+        AuthScheme::ApiKey { .. } => security.api_keys.is_some(),
+    };
+    let mut first = None;
+    let mut count = 0;
+    let mut needs = std::collections::BTreeSet::new();
+    for api in &model.apis {
+        for resource in &api.resources {
+            let Some(required) = &resource.security else {
+                continue;
+            };
+            if required.optional || required.schemes.iter().any(verifiable) {
+                continue;
+            }
+            count += 1;
+            first.get_or_insert_with(|| {
+                format!(
+                    "{} {}{} ({})",
+                    resource.method,
+                    api.base_path.trim_end_matches('/'),
+                    resource.path,
+                    api.source
+                )
+            });
+            for scheme in &required.schemes {
+                needs.insert(match scheme {
+                    AuthScheme::Oauth2 => {
+                        "an issuer ([[security.jwt_issuers]], see docs/security.md)"
+                    }
+                    AuthScheme::Basic => "a user ([[security.users]])",
+                    AuthScheme::ApiKey { .. } => "[security.api_keys]",
+                });
+            }
+        }
+    }
+    let first = first?;
+    Some(format!(
+        "{count} resource(s), e.g. {first}, require credentials that {} cannot verify, so every request to them answers 401: add {} to {}, or set `x-wso2-disable-security: true` in the definition",
+        project.config_file().display(),
+        needs.into_iter().collect::<Vec<_>>().join(" or "),
+        project.config_file().display(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::{self, SourceFile};
+
+    /// issue 11 #8: "changed" for build means new or different since the last successful
+    /// build (hashes recorded in target/), and the rest of the warnings are one count line.
+    #[test]
+    fn only_definitions_changed_since_the_last_build_count_as_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = Project::from_arg(&dir.path().join("shop")).unwrap();
+        let file = |name: &str, text: &str| SourceFile {
+            name: name.into(),
+            text: text.into(),
+        };
+        let v1 = [file("a.yaml", "one"), file("b.yaml", "two")];
+        let none = BuiltDefinitions::read(&project);
+        assert!(none.changed("a.yaml", &v1) && none.changed("b.yaml", &v1));
+        BuiltDefinitions::record(&project, &v1).unwrap();
+        let v2 = [
+            file("a.yaml", "one"),
+            file("b.yaml", "two, edited"),
+            file("c.yaml", "new"),
+        ];
+        let seen = BuiltDefinitions::read(&project);
+        assert!(!seen.changed("a.yaml", &v2));
+        assert!(seen.changed("b.yaml", &v2) && seen.changed("c.yaml", &v2));
+        let warning = |f: &str| crate::loader::Diagnostic {
+            file: f.into(),
+            line: Some(1),
+            column: None,
+            subject: None,
+            message: "w".into(),
+        };
+        let others = [warning("a.yaml"), warning("a.yaml"), warning("d.yaml")];
+        assert_eq!(
+            super::super::others_line(&others, &project.root).unwrap(),
+            format!(
+                "3 warnings in 2 other definitions; micro-gw build --verbose {} lists them",
+                project.root.display()
+            )
+        );
+        assert_eq!(super::super::others_line(&[], &project.root), None);
+    }
+
+    fn model(text: &str) -> mgw_runtime::model::GatewayModel {
+        let file = SourceFile {
+            name: "api_definitions/a.yaml".into(),
+            text: text.into(),
+        };
+        loader::load("p", &[file]).unwrap().model
+    }
+
+    /// issue 11 #4: a definition with only a base path and an endpoint is OAuth2-secured (the
+    /// WSO2 default); with no issuer configured the build says so in one line with both fixes.
+    #[test]
+    fn oauth2_without_an_issuer_is_one_line_with_both_fixes() {
+        let project = Project::from_arg(std::path::Path::new("shop")).unwrap();
+        let plain = "openapi: 3.0.0\ninfo: {title: A, version: '1'}\nx-wso2-basePath: /a\nx-wso2-production-endpoints: {urls: ['http://b']}\npaths:\n  /x: {get: {}, post: {}}\n";
+        let defaults = mgw_runtime::config::SecurityConfig::default();
+        let line = unreachable_resources(&model(plain), &defaults, &project).unwrap();
+        assert!(!line.contains('\n'), "{line}");
+        for part in [
+            "2 resource(s), e.g. GET /a/x (api_definitions/a.yaml)",
+            "answers 401",
+            "[[security.jwt_issuers]]",
+            "shop/conf/micro-gw.toml",
+            "x-wso2-disable-security: true",
+        ] {
+            assert!(line.contains(part), "{part}: {line}");
+        }
+        // Fixed either way: an issuer in the config, or security disabled.
+        let with_issuer: mgw_runtime::config::RuntimeConfig = mgw_runtime::config::parse(
+            "[[security.jwt_issuers]]\nissuer = 'https://i'\nalgorithms = ['HS256']\nhmac_secret_env = 'X'\n",
+            std::path::Path::new("micro-gw.toml"),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            unreachable_resources(&model(plain), &with_issuer.security, &project),
+            None
+        );
+        let disabled = plain.replace("paths:", "x-wso2-disable-security: true\npaths:");
+        assert_eq!(
+            unreachable_resources(&model(&disabled), &defaults, &project),
+            None
+        );
+        // The kind: basic auth without users is the same dead end.
+        let basic = plain.replace(
+            "paths:",
+            "components: {securitySchemes: {b: {type: http, scheme: basic}}}\nsecurity: [{b: []}]\npaths:",
+        );
+        let line = unreachable_resources(&model(&basic), &defaults, &project).unwrap();
+        assert!(line.contains("[[security.users]]"), "{line}");
     }
 }

@@ -34,14 +34,22 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
         .filter(|f| f.name != target_name)
         .collect();
     let replacing = target.exists();
+    // Messages about the new definition name the file (or URL) the user gave, not the copy
+    // that would be written into the project.
+    let given = options.openapi.clone();
     files.push(SourceFile {
-        name: target_name.clone(),
+        name: given.clone(),
         text: fetched.text.clone(),
     });
     let loaded = match loader::load(&project.name, &files) {
         Ok(loaded) => loaded,
         Err(failed) => {
-            super::print_warnings(&failed.warnings);
+            super::print_changed_warnings(
+                &failed.warnings,
+                &|file| file == given,
+                false,
+                &project.root,
+            );
             bail!(
                 "{} was not imported, and the project is unchanged:\n{}",
                 options.openapi,
@@ -49,20 +57,19 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
             );
         }
     };
-    let own: Vec<_> = loaded
-        .warnings
-        .iter()
-        .filter(|w| w.file == target_name)
-        .cloned()
-        .collect();
-    super::print_warnings(&own);
+    super::print_changed_warnings(
+        &loaded.warnings,
+        &|file| file == given,
+        false,
+        &project.root,
+    );
     write_atomic(&target, fetched.text.as_bytes(), None)
         .with_context(|| format!("writing {}", target.display()))?;
     let api = loaded
         .model
         .apis
         .iter()
-        .find(|api| api.source == target_name)
+        .find(|api| api.source == given)
         .context("the imported API is missing from the model")?;
     println!(
         "{} API '{}' {} (base path {}, {} resource(s)) as {}",

@@ -21,6 +21,8 @@ pub struct Document {
 pub struct ParseError {
     /// 1-based line, when the parser knows it.
     pub line: Option<usize>,
+    /// 1-based column, when the parser knows it.
+    pub column: Option<usize>,
     /// The parser's message.
     pub message: String,
 }
@@ -42,12 +44,14 @@ impl Document {
         let value: Value = if is_json {
             serde_json::from_str(text).map_err(|e| ParseError {
                 line: Some(e.line()),
+                column: Some(e.column()).filter(|c| *c > 0),
                 message: format!("not valid JSON: {e}"),
             })?
         } else {
             serde_yaml::from_str::<YamlValue>(text)
                 .map_err(|e| ParseError {
                     line: e.location().map(|l| l.line()),
+                    column: e.location().map(|l| l.column()),
                     message: format!("not valid YAML: {e}"),
                 })?
                 .0
@@ -55,6 +59,7 @@ impl Document {
         if !value.is_object() {
             return Err(ParseError {
                 line: Some(1),
+                column: None,
                 message: "an API definition must be a mapping with `openapi: 3.x` or `swagger: \"2.0\"` at the top".into(),
             });
         }

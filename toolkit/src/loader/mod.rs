@@ -57,9 +57,10 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
         let doc = match Document::parse(&file.name, &file.text) {
             Ok(doc) => doc,
             Err(err) => {
-                diags.error(
+                diags.parse_error(
                     &file.name,
                     err.line,
+                    err.column,
                     format!("{}; fix the syntax", err.message),
                 );
                 continue;
@@ -261,6 +262,42 @@ mod tests {
         let loaded = load("p", &files).unwrap();
         assert_eq!(loaded.model.endpoints.len(), 2);
         assert_eq!(loaded.model.apis[1].resources[0].production, Some(1));
+    }
+
+    /// issue 11 #7: an unresolved path-item `$ref` was a warning and an error; now one error.
+    #[test]
+    fn an_unresolved_path_item_ref_is_reported_once() {
+        for (target, expected) in [
+            ("'#/nowhere'", "does not resolve"),
+            ("'other.yaml#/paths/~1a'", "points outside this file"),
+            ("'#/paths/~1b'", "circular $ref"),
+        ] {
+            let files = [file(
+                "a.yaml",
+                "/a",
+                &format!("  /a:\n    $ref: {target}\n  /b:\n    $ref: '#/paths/~1a'\n  /c:\n    get: {{}}\n"),
+            )];
+            let failed = load("p", &files).unwrap_err();
+            let about_a: Vec<String> = failed
+                .error
+                .errors
+                .iter()
+                .chain(&failed.warnings)
+                .map(ToString::to_string)
+                .filter(|m| m.starts_with("a.yaml:6:"))
+                .collect();
+            assert_eq!(about_a.len(), 1, "{target}: {about_a:?}");
+            assert!(about_a[0].contains(expected), "{about_a:?}");
+            assert!(failed.warnings.is_empty(), "{:?}", failed.warnings);
+        }
+        // A schema reference to nothing stays a warning.
+        let files = [file(
+            "a.yaml",
+            "/a",
+            "  /c:\n    get:\n      responses: {'200': {content: {a/b: {schema: {$ref: '#/nope'}}}}}\n",
+        )];
+        let loaded = load("p", &files).unwrap();
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
     }
 
     #[test]

@@ -250,22 +250,20 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                     .map(|e| (e, inline_name.clone()))
                     .or_else(|| api_sandbox.clone().map(|e| (e, id.clone())));
                     if production.is_none() && sandbox.is_none() {
-                        diags.error(
+                        diags.error_about(
                             &file,
                             doc.line(&op_pointer),
-                            format!(
-                                "{method} {path} has no endpoint: add x-wso2-production-endpoints to the API or to this operation, or a `servers` URL"
-                            ),
+                            format!("{method} {path}"),
+                            "has no endpoint: add x-wso2-production-endpoints to the API or to this operation, or a `servers` URL",
                         );
                         continue;
                     }
                     if production.is_none() {
-                        diags.warn(
+                        diags.warn_about(
                             &file,
                             doc.line(&op_pointer),
-                            format!(
-                                "{method} {path} has only a sandbox endpoint: only SANDBOX tokens and keys reach it, production ones get 403 (900901)"
-                            ),
+                            format!("{method} {path}"),
+                            "has only a sandbox endpoint: only SANDBOX tokens and keys reach it, production ones get 403 (900901)",
                         );
                     }
                     let security =

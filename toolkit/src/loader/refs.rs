@@ -69,25 +69,43 @@ pub fn resolve<'a>(doc: &'a Document, pointer: &str) -> Result<(&'a Value, Strin
     }
 }
 
-/// Checks every local `$ref` in the document: a chain that loops is an error, a reference to
-/// nothing a warning.
+/// True for the pointer of a path item (`/paths/<template>`): the one kind of reference the
+/// gateway follows itself, so the loader reports its problems as errors where it follows it.
+pub fn is_path_item(pointer: &str) -> bool {
+    pointer
+        .strip_prefix("/paths/")
+        .is_some_and(|rest| !rest.contains('/'))
+}
+
+/// Checks every local `$ref` in the document except path items (the loader follows those and
+/// reports their problems as errors, once): a chain that loops is an error, a reference to
+/// nothing or to another file a warning.
 pub fn check_all(doc: &Document, diagnostics: &mut Diagnostics) {
     let mut stack = vec![(String::new(), &doc.value)];
     let mut reported_cycles: Vec<Vec<String>> = Vec::new();
     while let Some((pointer, value)) = stack.pop() {
         match value {
             Value::Object(map) => {
-                if let Some(reference) = ref_of(value) {
+                if ref_of(value).is_some() && is_path_item(&pointer) {
+                    // Reported by the loader when it follows the path item.
+                } else if let Some(reference) = ref_of(value) {
                     match resolve(doc, &pointer) {
                         Ok(_) => {}
                         Err(err @ RefError::External(_)) => {
-                            // Only a problem where the gateway follows it (path items); there
-                            // it is an error, elsewhere the user should still know.
+                            // Only a problem where the gateway follows it (path items, an
+                            // error reported by the loader); elsewhere the user should know.
                             diagnostics.warn(
                                 &doc.file,
                                 doc.line(&child(&pointer, "$ref")),
                                 err.to_string(),
                             );
+                        }
+                        Err(RefError::Circular(chain))
+                            if chain
+                                .iter()
+                                .any(|p| is_path_item(p.trim_start_matches('#'))) =>
+                        {
+                            // A loop through a path item: the loader reports it there.
                         }
                         Err(RefError::Circular(mut chain)) => {
                             // Report each loop once, whichever member we met first.

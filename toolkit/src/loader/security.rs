@@ -181,6 +181,7 @@ fn api_key_of(scheme: &Value) -> Option<AuthScheme> {
     let location = match scheme.get("in").and_then(Value::as_str)? {
         "header" => ApiKeyLocation::Header,
         "query" => ApiKeyLocation::Query,
+        "cookie" => ApiKeyLocation::Cookie,
         _ => return None,
     };
     let name = scheme
@@ -301,7 +302,7 @@ fn requirement_schemes(
                     None => diags.error(
                         &doc.file,
                         doc.line(&child(&requirement_pointer, name)),
-                        format!("API key scheme {name:?} must be `in: header` or `in: query`"),
+                        format!("API key scheme {name:?} must be `in: header`, `in: query` or `in: cookie`"),
                     ),
                 },
                 _ => diags.error(
@@ -373,6 +374,35 @@ mod tests {
                 }
             ]
         );
+    }
+
+    /// Issue 10 item 10: `in: cookie` was refused; it is an API key read from that cookie,
+    /// from the OpenAPI requirement and from `x-wso2-application-security: [api_key]` alike.
+    /// Anything else (`in: body`) stays an error naming the line.
+    #[test]
+    fn api_keys_in_a_cookie_are_accepted_and_other_locations_are_errors() {
+        let text = format!(
+            "{BASE}components:\n  securitySchemes:\n    session: {{type: apiKey, in: cookie, name: MGW_KEY}}\n    weird: {{type: apiKey, in: body, name: k}}\npaths:\n  /a:\n    get:\n      security: [{{session: []}}]\n    put:\n      x-wso2-application-security: {{security-types: [api_key]}}\n    post:\n      security:\n        - weird: []\n"
+        );
+        let cookie = AuthScheme::ApiKey {
+            location: ApiKeyLocation::Cookie,
+            name: "MGW_KEY".into(),
+        };
+        let (get, d) = security_of(&text, "/paths/~1a/get");
+        assert_eq!(get.unwrap().schemes, vec![cookie.clone()]);
+        assert!(d.is_ok(), "{:?}", d.errors);
+        let (put, d) = security_of(&text, "/paths/~1a/put");
+        assert_eq!(put.unwrap().schemes, vec![cookie]);
+        assert!(d.is_ok(), "{:?}", d.errors);
+        let (_, d) = security_of(&text, "/paths/~1a/post");
+        assert!(
+            d.errors[0]
+                .message
+                .contains("`in: header`, `in: query` or `in: cookie`"),
+            "{:?}",
+            d.errors
+        );
+        assert_eq!(d.errors[0].line, Some(15));
     }
 
     #[test]
