@@ -33,6 +33,10 @@ pub enum PathError {
     /// `%00`
     #[error("an encoded NUL (%00) is not allowed in a path")]
     EncodedNul,
+    /// A raw NUL byte (HTTP parsers refuse it; other callers may not). Refused like `%00`,
+    /// because its canonical form would be `%00`.
+    #[error("a NUL byte is not allowed in a path")]
+    Nul,
     /// `%25` followed by the escape of `.`, `/`, `\` or NUL.
     #[error("a double-encoded '.', '/', '\\' or NUL is not allowed in a path")]
     DoubleEncoded,
@@ -166,6 +170,7 @@ pub fn normalise(raw: &str) -> Result<Normalised<'_>, PathError> {
         let b = bytes[i];
         match b {
             b'\\' => return Err(PathError::Backslash),
+            0 => return Err(PathError::Nul),
             b'%' => {
                 let (Some(h), Some(l)) = (
                     bytes.get(i + 1).copied().and_then(hex),
@@ -271,6 +276,9 @@ mod tests {
         assert_eq!(normalise("/a\\b"), Err(PathError::Backslash));
         assert_eq!(normalise("/a%5cb"), Err(PathError::EncodedBackslash));
         assert_eq!(normalise("/a%00"), Err(PathError::EncodedNul));
+        // Found by the path_router fuzz target: a raw NUL used to become `%00`, a canonical
+        // form that normalising again refuses.
+        assert_eq!(normalise("//2\0\0\0"), Err(PathError::Nul));
         assert_eq!(
             normalise("/a%252e%252e/admin"),
             Err(PathError::DoubleEncoded)
