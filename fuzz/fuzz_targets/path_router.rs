@@ -29,6 +29,7 @@ fn api(name: &str, base_path: &str, resources: &[(&str, &str)]) -> Api {
                 sandbox: None,
                 // Routing does not look at security.
                 security: None,
+                pipeline: 0,
             })
             .collect(),
         allow_encoded_slash: false,
@@ -65,6 +66,8 @@ fn fixture() -> &'static (GatewayModel, Router) {
                 urls: vec!["http://127.0.0.1:9".into()],
                 timeout_ms: 1_000,
             }],
+            pipelines: vec![],
+            express: vec![],
         };
         let router = Router::build(&model).unwrap_or_else(|_| panic!("the fixture model routes"));
         (model, router)

@@ -30,6 +30,7 @@ pub mod fuzzing;
 pub mod gateway;
 pub mod model;
 pub mod path;
+pub mod policies;
 #[cfg(feature = "server")]
 pub mod proxy;
 /// Without the `server` feature only the upstream URL model is built (the toolkit checks

@@ -640,6 +640,7 @@ mod tests {
                     production: Some(0),
                     sandbox: None,
                     security: None,
+                    pipeline: 0,
                 })
                 .collect(),
             allow_encoded_slash: false,
@@ -652,6 +653,8 @@ mod tests {
             project: "p".into(),
             apis,
             endpoints: vec![],
+            pipelines: vec![],
+            express: vec![],
         }
     }
 

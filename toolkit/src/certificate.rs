@@ -106,6 +106,8 @@ mod tests {
             project: "p".into(),
             apis: vec![],
             endpoints: vec![],
+            pipelines: vec![],
+            express: vec![],
         };
         let issuer = mgw_runtime::auth::apikey_issuer::ApiKeyIssuer::new(
             &ApiKeyIssuerConfig {

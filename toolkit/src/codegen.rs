@@ -93,10 +93,13 @@ mod tests {
                     production: None,
                     sandbox: None,
                     security: None,
+                    pipeline: 0,
                 }],
                 allow_encoded_slash: false,
             }],
             endpoints: vec![],
+            pipelines: vec![],
+            express: vec![],
         };
         let files = render(&model, "p", Path::new("/cache/runtime/\"quoted\" dir")).unwrap();
         let text = |name: &str| {

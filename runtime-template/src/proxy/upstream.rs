@@ -228,6 +228,8 @@ mod tests {
                 urls: vec!["http://a:1/v1".into(), "http://b:2".into()],
                 timeout_ms: 1000,
             }],
+            pipelines: vec![],
+            express: vec![],
         }
     }
 

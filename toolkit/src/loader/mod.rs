@@ -100,6 +100,8 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
         project: project.to_string(),
         apis: Vec::with_capacity(apis.len()),
         endpoints: Vec::new(),
+        pipelines: Vec::new(),
+        express: Vec::new(),
     };
     // The line of each resource, by API and resource index, for route errors.
     let mut lines: Vec<Vec<Option<usize>>> = Vec::with_capacity(apis.len());

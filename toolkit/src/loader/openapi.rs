@@ -309,6 +309,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                             .map(|(e, n)| endpoints.add(e, n, Environment::Production)),
                         sandbox: sandbox.map(|(e, n)| endpoints.add(e, n, Environment::Sandbox)),
                         security,
+                        pipeline: 0,
                     });
                 }
             }

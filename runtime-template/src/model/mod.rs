@@ -4,10 +4,21 @@
 //! serializes it to JSON next to the generated crate, and the generated `main` hands those bytes
 //! to [`crate::launch`]. Nothing here is Rust source generated from untrusted names or paths.
 
+pub mod condition;
+pub mod express;
+pub mod pipeline;
+pub mod policy;
+
 use serde::{Deserialize, Serialize};
 
+pub use condition::Condition;
+pub use express::ExpressGateway;
+pub use pipeline::{Dialect, Pipeline, Step};
+pub use policy::PolicySpec;
+
 /// Version of the serialized model layout; bumped when a field changes meaning.
-pub const MODEL_FORMAT: u32 = 1;
+/// 2: pipelines, Express Gateway configurations.
+pub const MODEL_FORMAT: u32 = 2;
 
 /// Default upstream response timeout (WSO2's `advanceEndpointConfig.timeoutInMillis` default).
 pub const DEFAULT_ENDPOINT_TIMEOUT_MS: u64 = 60_000;
@@ -22,8 +33,15 @@ pub struct GatewayModel {
     pub project: String,
     /// The APIs, in a stable order (by base path).
     pub apis: Vec<Api>,
-    /// Every endpoint that a resource refers to, by index.
+    /// Every endpoint that a resource or a proxy step refers to, by index (WSO2 endpoints and
+    /// Express Gateway service endpoints).
     pub endpoints: Vec<Endpoint>,
+    /// Every pipeline a route leads to, by index (shared by routes with equal pipelines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pipelines: Vec<Pipeline>,
+    /// Express Gateway configurations of the project, with their listeners and routes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub express: Vec<ExpressGateway>,
 }
 
 /// One API: a base path and the resources under it.
@@ -67,6 +85,10 @@ pub struct Resource {
     /// Who may call this resource; `None` means anyone (security disabled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<Security>,
+    /// Index into [`GatewayModel::pipelines`]: the steps that serve it, compiled by the toolkit
+    /// from the fields above (and the API's CORS settings). The fields above stay the API's
+    /// contract for build checks, the API key issuer and log redaction; the pipeline is what runs.
+    pub pipeline: usize,
 }
 
 /// The credentials a resource accepts, decided at build time.

@@ -1,0 +1,72 @@
+//! `PolicySpec`: the closed set of built-in policies a step can run, as plain data.
+//!
+//! Each variant's configuration type lives with its policy in `crate::policies::<name>`; the
+//! runtime turns a spec into a ready policy at start-up (keys loaded, patterns compiled) and
+//! dispatches with a `match`, so no step costs a boxed future on the hot path.
+
+use serde::{Deserialize, Serialize};
+
+use super::Security;
+use crate::policies::cors::CorsSpec;
+use crate::policies::log::LogSpec;
+use crate::policies::proxy::ProxySpec;
+use crate::policies::terminate::TerminateSpec;
+use crate::policies::transformer::{HeadersSpec, TransformerSpec};
+use crate::policies::unsupported::UnsupportedSpec;
+
+/// One policy action with its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "kebab-case")]
+pub enum PolicySpec {
+    /// WSO2's `GET /health` answer (`{"status":"healthy"}`), on the WSO2 listeners.
+    Health,
+    /// WSO2's API key service (`GET /apikey` with basic credentials, HTTPS listener).
+    IssueApiKey,
+    /// Cross-origin resource sharing: preflights answered, CORS headers on responses
+    /// (Express Gateway `cors`, WSO2 `x-wso2-cors`).
+    Cors(CorsSpec),
+    /// WSO2 authentication of a resource: OAuth2 tokens, basic, API keys, as its security says.
+    Authenticate(Authenticate),
+    /// Forward to an upstream endpoint (terminal).
+    Proxy(ProxySpec),
+    /// Answer with a fixed status and message (Express Gateway `terminate`, terminal).
+    Terminate(TerminateSpec),
+    /// Write a message built from a template to the log (Express Gateway `log`).
+    Log(LogSpec),
+    /// Set request headers from expressions (Express Gateway's deprecated `headers`).
+    Headers(HeadersSpec),
+    /// Add and remove request headers and JSON/urlencoded body fields.
+    RequestTransformer(TransformerSpec),
+    /// Add and remove response headers and JSON body fields.
+    ResponseTransformer(TransformerSpec),
+    /// A policy this version cannot run yet, kept in place with the behaviour the build
+    /// announced (`micro-gw build --allow-unsupported`).
+    Unsupported(UnsupportedSpec),
+}
+
+impl PolicySpec {
+    /// The policy's name as Express Gateway spells it (WSO2-only policies have names of ours).
+    pub fn name(&self) -> &str {
+        match self {
+            PolicySpec::Health => "health",
+            PolicySpec::IssueApiKey => "apikey",
+            PolicySpec::Cors(_) => "cors",
+            PolicySpec::Authenticate(_) => "authenticate",
+            PolicySpec::Proxy(_) => "proxy",
+            PolicySpec::Terminate(_) => "terminate",
+            PolicySpec::Log(_) => "log",
+            PolicySpec::Headers(_) => "headers",
+            PolicySpec::RequestTransformer(_) => "request-transformer",
+            PolicySpec::ResponseTransformer(_) => "response-transformer",
+            PolicySpec::Unsupported(spec) => &spec.policy,
+        }
+    }
+}
+
+/// The WSO2 `authenticate` step: who may call the resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authenticate {
+    /// Accepted schemes, scopes and the credential header.
+    pub security: Security,
+}

@@ -1,0 +1,12 @@
+//! The built-in policies, one module each: its configuration (the spec held in the model,
+//! always compiled, so the toolkit can build and check it) and, with the `server` feature, its
+//! factory and per-request behaviour.
+//!
+//! A new policy touches its module, [`crate::model::PolicySpec`] and the toolkit's translation.
+
+pub mod cors;
+pub mod log;
+pub mod proxy;
+pub mod terminate;
+pub mod transformer;
+pub mod unsupported;
