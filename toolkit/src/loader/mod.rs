@@ -8,6 +8,7 @@ pub mod diagnostics;
 pub mod document;
 pub mod endpoints;
 pub mod openapi;
+pub mod pipelines;
 pub mod refs;
 pub mod security;
 
@@ -116,6 +117,7 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
         model.apis.push(api);
         lines.push(loaded.lines);
     }
+    pipelines::compile_wso2(&mut model, &[]);
     if let Err(errors) = Router::build(&model) {
         let line = |api: usize, resource: usize| {
             lines
