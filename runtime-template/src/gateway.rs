@@ -1,33 +1,26 @@
-//! The request path: health check, route lookup, then the proxy. One instance serves every
-//! connection; everything it needs was resolved at start-up.
+//! The fixed frame of the request path: framing checks, path normalisation, routing (WSO2
+//! resources, gateway routes, Express Gateway endpoints), then the route's pipeline
+//! ([`crate::pipeline`]) and the log phase. One instance serves every connection; everything it
+//! needs was resolved at start-up.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::access_log::{AccessRecord, LoggedBody};
-use crate::auth::cache::KeyType;
-use crate::auth::{query_param, split_pair, uses_auth_header, Authenticator, Rejection};
-use crate::config::ForwardingConfig;
+use crate::auth::split_pair;
 use crate::fault::{self, Fault};
-use crate::model::{ApiKeyLocation, AuthScheme, GatewayModel, Security};
-use crate::proxy::body::{BodyLimits, GatewayBody};
-use crate::proxy::upstream::Upstream;
-use crate::proxy::{self, headers, UpstreamClient};
+use crate::model::{AuthScheme, Dialect, GatewayModel, PolicySpec};
+use crate::pipeline::{Context, Matched, ReadyPipeline, Services};
+use crate::proxy::body::GatewayBody;
 use crate::router::{Match, Router};
 
 /// The response type of every listener.
 pub type GatewayResponse = Response<LoggedBody<GatewayBody>>;
-
-const HEALTH_PATH: &str = "/health";
-const HEALTH_BODY: &str = r#"{"status":"healthy"}"#;
-/// WSO2's API key service, on the HTTPS listener.
-const APIKEY_PATH: &str = "/apikey";
 
 /// Per-request limits from `[limits]` and `[timeouts]`.
 #[derive(Debug, Clone, Copy)]
@@ -42,32 +35,39 @@ pub struct RequestLimits {
     pub body_deadline: Option<crate::proxy::body::BodyDeadline>,
 }
 
-/// Routes, upstreams and the client, shared by all connections.
+/// What one listener serves.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// `http` or `https`.
+    pub proto: &'static str,
+    /// WSO2 APIs, `/health` and (HTTPS) `/apikey`.
+    pub wso2: bool,
+    /// An Express Gateway configuration's routes (index into the model's `express`), tried
+    /// after the WSO2 routes.
+    pub express: Option<usize>,
+    /// Who answers an unmatched request: Express's `Cannot GET` 404 or WSO2's 900906 fault.
+    pub dialect: Dialect,
+}
+
+/// Routes, pipelines and shared services, for all connections.
 pub struct Gateway {
     model: GatewayModel,
     router: Router,
-    upstreams: Vec<Upstream>,
-    client: UpstreamClient,
-    limits: RequestLimits,
-    forwarding: ForwardingConfig,
-    auth: Authenticator,
-    remove_credential_header: bool,
+    express: Vec<crate::pipeline::ExpressRoutes>,
+    pipelines: Vec<ReadyPipeline>,
+    health: ReadyPipeline,
+    apikey: Option<ReadyPipeline>,
+    services: Services,
     access_log: bool,
     secret_query_params: Vec<String>,
 }
 
-/// What the gateway needs besides routes and upstreams.
-pub struct GatewayOptions {
-    /// Per-request limits.
-    pub limits: RequestLimits,
-    /// Trusted proxies.
-    pub forwarding: ForwardingConfig,
-    /// Credential validation.
-    pub auth: Authenticator,
-    /// Strip the credential header before forwarding.
-    pub remove_credential_header: bool,
-    /// One log line per request.
-    pub access_log: bool,
+/// What a request was routed to.
+enum Routed<'g> {
+    /// Run this pipeline.
+    Pipeline(&'g ReadyPipeline, Matched<'g>, String),
+    /// Answer this directly (no route).
+    Answer(Response<GatewayBody>),
 }
 
 impl Gateway {
@@ -75,21 +75,26 @@ impl Gateway {
     pub fn new(
         model: GatewayModel,
         router: Router,
-        upstreams: Vec<Upstream>,
-        client: UpstreamClient,
-        options: GatewayOptions,
+        express: Vec<crate::pipeline::ExpressRoutes>,
+        pipelines: Vec<ReadyPipeline>,
+        services: Services,
+        access_log: bool,
     ) -> Self {
+        let health = ReadyPipeline::builtin("health", &PolicySpec::Health, &model);
+        let apikey = services
+            .auth
+            .issues_api_keys()
+            .then(|| ReadyPipeline::builtin("apikey", &PolicySpec::IssueApiKey, &model));
         Self {
             secret_query_params: credential_query_params(&model),
             model,
             router,
-            upstreams,
-            client,
-            limits: options.limits,
-            forwarding: options.forwarding,
-            auth: options.auth,
-            remove_credential_header: options.remove_credential_header,
-            access_log: options.access_log,
+            express,
+            pipelines,
+            health,
+            apikey,
+            services,
+            access_log,
         }
     }
 
@@ -98,200 +103,168 @@ impl Gateway {
         &self.model
     }
 
-    /// Serves one request from `client` on a listener speaking `proto` (`http` or `https`).
+    /// Serves one request from `client` on a listener serving `site`.
     pub async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
         client: SocketAddr,
-        proto: &'static str,
+        site: Arc<Site>,
     ) -> Result<GatewayResponse, Infallible> {
         let started = Instant::now();
+        let access_path = self.access_log.then(|| self.request_target(&request));
         let method = request.method().clone();
-        let record = |status: StatusCode, upstream: Option<String>, latency| {
-            self.access_log.then(|| {
-                Box::new(AccessRecord {
-                    client,
-                    method: method.clone(),
-                    path: self.request_target(&request),
-                    status,
-                    upstream,
-                    started,
-                    upstream_latency: latency,
-                    consumer: None,
-                })
-            })
+        let log = |response: Response<GatewayBody>, context: Option<&Context<'_>>| {
+            self.log_phase(
+                response,
+                client,
+                &method,
+                access_path.clone(),
+                started,
+                context,
+            )
         };
         if let Some(fault) = self.framing_fault(&request) {
-            let record = record(fault.status, None, None);
-            let mut response = fault_response(&fault, record);
+            let mut response = fault.response::<GatewayBody>();
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return Ok(response);
+            return Ok(log(response, None));
         }
-        let normalised = match crate::path::normalise(request.uri().path()) {
-            Ok(normalised) => normalised,
-            Err(_) => {
-                let record = record(fault::INVALID_PATH.status, None, None);
-                return Ok(fault_response(&fault::INVALID_PATH, record));
+        let routed = match crate::path::normalise(request.uri().path()) {
+            Ok(normalised) => {
+                self.route(&site, &request, &normalised.path, normalised.encoded_slash)
             }
+            Err(_) => Routed::Answer(fault::INVALID_PATH.response()),
         };
-        let path: &str = &normalised.path;
-        if path == HEALTH_PATH && (method == Method::GET || method == Method::HEAD) {
-            let mut response = Response::new(GatewayBody::from(Bytes::from_static(
-                HEALTH_BODY.as_bytes(),
-            )));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            let record = record(StatusCode::OK, None, None);
-            return Ok(response.map(|b| LoggedBody::new(b, record)));
-        }
-        if path == APIKEY_PATH && proto == "https" && method == Method::GET {
-            if let Some(issued) = self.auth.issue_api_key(request.headers()).await {
-                return Ok(match issued {
-                    Ok(key) => {
-                        let mut response = Response::new(GatewayBody::from(Bytes::from(key)));
-                        response
-                            .headers_mut()
-                            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-                        response
-                            .headers_mut()
-                            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                        let record = record(StatusCode::OK, None, None);
-                        response.map(|b| LoggedBody::new(b, record))
-                    }
-                    Err(rejection) => rejection_response(rejection, record),
-                });
-            }
-        }
-        let route = match self.router.lookup(&method, path) {
-            Match::Found(route) => self.router.route(route),
-            Match::MethodNotAllowed(allow) => {
-                let mut response: Response<GatewayBody> = fault::METHOD_NOT_ALLOWED.response();
-                response.headers_mut().insert(header::ALLOW, allow);
-                let record = record(StatusCode::METHOD_NOT_ALLOWED, None, None);
-                return Ok(response.map(|b| LoggedBody::new(b, record)));
-            }
-            Match::NotFound => {
-                let record = record(StatusCode::NOT_FOUND, None, None);
-                return Ok(fault_response(&fault::NO_MATCHING_RESOURCE, record));
-            }
+        let (pipeline, matched, rest) = match routed {
+            Routed::Pipeline(pipeline, matched, rest) => (pipeline, matched, rest),
+            Routed::Answer(response) => return Ok(log(response, None)),
         };
-        // The router was built from this model, so both exist; still never an index panic.
-        let Some((api, resource)) = self
-            .model
-            .apis
-            .get(route.api)
-            .and_then(|api| Some((api, api.resources.get(route.resource)?)))
-        else {
-            let record = record(fault::INTERNAL_ERROR.status, None, None);
-            return Ok(fault_response(&fault::INTERNAL_ERROR, record));
-        };
-        if normalised.encoded_slash && !api.allow_encoded_slash {
-            let record = record(fault::INVALID_PATH.status, None, None);
-            return Ok(fault_response(&fault::INVALID_PATH, record));
+        let http1 = request.version() < http::Version::HTTP_2;
+        let mut context = Context::new(client, site.proto, started, http1, matched);
+        context.rest = rest;
+        let (parts, body) = request.into_parts();
+        let mut response = pipeline
+            .run(&self.services, &mut context, parts, body)
+            .await;
+        if context.close_connection {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        let mut grant = None;
-        if let Some(security) = &resource.security {
-            match self
-                .auth
-                .authenticate(security, api, request.headers(), request.uri().query())
-                .await
-            {
-                Ok(granted) => grant = granted,
-                Err(rejection) => return Ok(rejection_response(rejection, record)),
-            }
-        }
-        let sandbox = grant
-            .as_ref()
-            .is_some_and(|g| g.key_type == KeyType::Sandbox);
-        let endpoint = if sandbox {
-            resource.sandbox.ok_or(fault::NO_SANDBOX_ENDPOINT)
-        } else {
-            resource.production.ok_or(fault::NO_PRODUCTION_ENDPOINT)
-        };
-        let upstream =
-            match endpoint.and_then(|i| self.upstreams.get(i).ok_or(fault::INTERNAL_ERROR)) {
-                Ok(upstream) => upstream,
-                Err(fault) => {
-                    let record = record(fault.status, None, None);
-                    return Ok(fault_response(&fault, record));
-                }
-            };
-        let consumer = grant.and_then(|g| g.consumer);
-
-        let rest = route.remainder(path).to_string();
-        drop(normalised);
-        let access_path = self.access_log.then(|| self.request_target(&request));
-        let version = request.version();
-        let (mut parts, body) = request.into_parts();
-        let host = parts.headers.remove(header::HOST).or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        headers::strip_hop_by_hop(&mut parts.headers);
-        if let Some(security) = resource
-            .security
-            .as_ref()
-            .filter(|_| self.remove_credential_header)
-        {
-            remove_credentials(security, &mut parts);
-        }
-        let trusted = self.forwarding.trusts(client.ip());
-        headers::add_forwarded(&mut parts.headers, client.ip(), trusted, proto, host);
-
-        let record = |status, target, latency| {
-            access_path.map(|path| {
-                Box::new(AccessRecord {
-                    client,
-                    method: method.clone(),
-                    path,
-                    status,
-                    upstream: target,
-                    started,
-                    upstream_latency: latency,
-                    consumer: consumer.clone(),
-                })
-            })
-        };
-        let body_limits = BodyLimits {
-            max_bytes: self.limits.max_body_bytes,
-            idle: self.limits.body_idle,
-            deadline: self.limits.body_deadline,
-        };
-        let http1 = version < http::Version::HTTP_2;
-        match proxy::forward(&self.client, upstream, parts, body, body_limits, &rest).await {
-            Ok(forwarded) => {
-                let record = record(
-                    forwarded.response.status(),
-                    Some(forwarded.target),
-                    Some(forwarded.latency),
-                );
-                Ok(forwarded
-                    .response
-                    .map(|body| LoggedBody::new(GatewayBody::upstream(body), record)))
-            }
-            Err(err) => {
-                let record = record(err.fault.status, err.target, None);
-                let mut response = fault_response(&err.fault, record);
-                if err.blame == proxy::Blame::Client && http1 {
-                    // The rest of the body is unread: the connection cannot carry another
-                    // request.
-                    response
-                        .headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                Ok(response)
-            }
-        }
+        Ok(log(response, Some(&context)))
     }
-}
 
-impl Gateway {
+    /// Finds what serves the request: gateway routes and WSO2 resources first, then the
+    /// Express Gateway endpoints of the listener, else the site's 404 (or WSO2's 405).
+    fn route<'g>(
+        &'g self,
+        site: &Site,
+        request: &Request<Incoming>,
+        path: &str,
+        encoded_slash: bool,
+    ) -> Routed<'g> {
+        let method = request.method();
+        let mut method_not_allowed = None;
+        if site.wso2 {
+            if path == crate::policies::health::PATH
+                && (method == Method::GET || method == Method::HEAD)
+            {
+                return Routed::Pipeline(&self.health, Matched::Builtin, String::new());
+            }
+            if let Some(apikey) = &self.apikey {
+                if path == crate::policies::apikey::PATH
+                    && site.proto == "https"
+                    && method == Method::GET
+                {
+                    return Routed::Pipeline(apikey, Matched::Builtin, String::new());
+                }
+            }
+            match self.router.lookup(method, path) {
+                Match::Found(id) => {
+                    let route = self.router.route(id);
+                    // The router was built from this model, so both exist; still never an
+                    // index panic.
+                    let found = self.model.apis.get(route.api).and_then(|api| {
+                        let resource = api.resources.get(route.resource)?;
+                        Some((api, resource, self.pipelines.get(resource.pipeline)?))
+                    });
+                    let Some((api, resource, pipeline)) = found else {
+                        return Routed::Answer(fault::INTERNAL_ERROR.response());
+                    };
+                    if encoded_slash && !api.allow_encoded_slash {
+                        return Routed::Answer(fault::INVALID_PATH.response());
+                    }
+                    let rest = route.remainder(path).to_string();
+                    return Routed::Pipeline(pipeline, Matched::Wso2 { api, resource }, rest);
+                }
+                Match::MethodNotAllowed(allow) => method_not_allowed = Some(allow),
+                Match::NotFound => {}
+            }
+        }
+        if let Some(routes) = site.express.and_then(|i| self.express.get(i)) {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| request.uri().authority().map(|a| a.as_str()));
+            if let Some((index, strip_at)) = routes.lookup(method.as_str(), host, path) {
+                let config = site.express.and_then(|i| self.model.express.get(i));
+                let Some(route) = config.and_then(|c| c.routes.get(index)) else {
+                    return Routed::Answer(crate::respond::internal_error(Dialect::ExpressGateway));
+                };
+                let Some(pipeline) = route.pipeline.and_then(|p| self.pipelines.get(p)) else {
+                    // An endpoint no pipeline names: Express's `sendStatus(404)`.
+                    return Routed::Answer(crate::respond::express_send_status(
+                        StatusCode::NOT_FOUND,
+                    ));
+                };
+                return Routed::Pipeline(
+                    pipeline,
+                    Matched::Express { route, strip_at },
+                    path.to_string(),
+                );
+            }
+        }
+        if let Some(allow) = method_not_allowed {
+            let mut response: Response<GatewayBody> = fault::METHOD_NOT_ALLOWED.response();
+            response.headers_mut().insert(header::ALLOW, allow);
+            return Routed::Answer(response);
+        }
+        Routed::Answer(match site.dialect {
+            Dialect::ExpressGateway => crate::respond::express_not_found(
+                method.as_str(),
+                request.uri().path_and_query().map_or("/", |pq| pq.as_str()),
+            ),
+            Dialect::Wso2 => fault::NO_MATCHING_RESOURCE.response(),
+        })
+    }
+
+    /// The log phase: the access-log record, written when the response body ends.
+    fn log_phase(
+        &self,
+        response: Response<GatewayBody>,
+        client: SocketAddr,
+        method: &Method,
+        path: Option<String>,
+        started: Instant,
+        context: Option<&Context<'_>>,
+    ) -> GatewayResponse {
+        let record = path.map(|path| {
+            Box::new(AccessRecord {
+                client,
+                method: method.clone(),
+                path,
+                status: response.status(),
+                upstream: context.and_then(|c| c.upstream.clone()),
+                started,
+                upstream_latency: context.and_then(|c| c.upstream_latency),
+                consumer: context.and_then(|c| c.consumer.clone()),
+            })
+        });
+        response.map(|body| LoggedBody::new(body, record))
+    }
+
     /// The request target as the access log shows it.
     fn request_target(&self, request: &Request<Incoming>) -> String {
         let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
@@ -301,11 +274,12 @@ impl Gateway {
     /// Rejections decided by the request head alone, before routing: an over-long target,
     /// a Transfer-Encoding other than one plain `chunked`, a declared body over the limit.
     fn framing_fault(&self, request: &Request<Incoming>) -> Option<Fault> {
+        let limits = &self.services.limits;
         let target_len = request
             .uri()
             .path_and_query()
             .map_or(0, |pq| pq.as_str().len());
-        if target_len > self.limits.max_uri_bytes {
+        if target_len > limits.max_uri_bytes {
             return Some(fault::URI_TOO_LONG);
         }
         let mut codings = request.headers().get_all(header::TRANSFER_ENCODING).iter();
@@ -318,13 +292,13 @@ impl Gateway {
                 return Some(fault::BAD_FRAMING);
             }
         }
-        if self.limits.max_body_bytes > 0 {
+        if limits.max_body_bytes > 0 {
             let declared = request
                 .headers()
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|len| len > self.limits.max_body_bytes) {
+            if declared.is_some_and(|len| len > limits.max_body_bytes) {
                 return Some(fault::PAYLOAD_TOO_LARGE);
             }
         }
@@ -372,80 +346,6 @@ pub(crate) fn redacted_target(target: &str, secret_params: &[String]) -> String 
         })
         .collect();
     format!("{path}?{}", pairs.join("&"))
-}
-
-fn rejection_response(
-    rejection: Rejection,
-    record: impl FnOnce(
-        StatusCode,
-        Option<String>,
-        Option<std::time::Duration>,
-    ) -> Option<Box<AccessRecord>>,
-) -> GatewayResponse {
-    let record = record(rejection.fault.status, None, None);
-    let mut response = fault_response(&rejection.fault, record);
-    if let Some(challenge) = rejection.challenge {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(challenge),
-        );
-    }
-    response
-}
-
-/// Removes every credential the resource accepts — its auth header (when it takes OAuth2 or
-/// basic), API-key headers, query parameters and cookies — so the upstream never sees them.
-pub(crate) fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
-    if uses_auth_header(security) {
-        parts.headers.remove(security.auth_header.as_str());
-    }
-    for scheme in &security.schemes {
-        let AuthScheme::ApiKey { location, name } = scheme else {
-            continue;
-        };
-        match location {
-            ApiKeyLocation::Header => {
-                parts.headers.remove(name.as_str());
-            }
-            ApiKeyLocation::Cookie => {
-                crate::auth::cookie::remove(&mut parts.headers, name);
-            }
-            ApiKeyLocation::Query => {
-                let Some(query) = parts.uri.query() else {
-                    continue;
-                };
-                if query_param(query, name).is_none() {
-                    continue;
-                }
-                let kept: Vec<&str> = query
-                    .split('&')
-                    .filter(|pair| split_pair(pair).0 != name)
-                    .collect();
-                let path = parts.uri.path();
-                let target = if kept.is_empty() {
-                    path.to_string()
-                } else {
-                    format!("{path}?{}", kept.join("&"))
-                };
-                let mut uri = http::uri::Builder::new();
-                if let Some(scheme) = parts.uri.scheme() {
-                    uri = uri.scheme(scheme.clone());
-                }
-                if let Some(authority) = parts.uri.authority() {
-                    uri = uri.authority(authority.clone());
-                }
-                if let Ok(rebuilt) = uri.path_and_query(target).build() {
-                    parts.uri = rebuilt;
-                }
-            }
-        }
-    }
-}
-
-fn fault_response(fault: &Fault, record: Option<Box<AccessRecord>>) -> GatewayResponse {
-    fault
-        .response::<GatewayBody>()
-        .map(|body| LoggedBody::new(body, record))
 }
 
 #[cfg(test)]

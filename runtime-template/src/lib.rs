@@ -30,9 +30,13 @@ pub mod fuzzing;
 pub mod gateway;
 pub mod model;
 pub mod path;
+#[cfg(feature = "server")]
+pub mod pipeline;
 pub mod policies;
 #[cfg(feature = "server")]
 pub mod proxy;
+#[cfg(feature = "server")]
+pub mod respond;
 /// Without the `server` feature only the upstream URL model is built (the toolkit checks
 /// endpoint URLs with it); the files are the same as with the feature.
 #[cfg(not(feature = "server"))]
@@ -195,7 +199,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let _log_guard = init_logging(&loaded.config.log.level);
     runtime.block_on(async move {
-        let settings = server_settings(&loaded)?;
+        let (settings, (http, https)) = server_settings(&loaded)?;
         let tls = tls::client_config(&loaded.config.upstream.truststore, &|p| loaded.resolve(p))
             .map_err(|e| format!("{} (upstream.truststore in {})", e, loaded.path.display()))?;
         let authenticator = build_authenticator(&model, &loaded, &env, tls.clone())?;
@@ -215,23 +219,169 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                 }
             }),
         };
+        let read_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let pipelines = pipeline::build_all(&model, &read_env).map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+        let express = model
+            .express
+            .iter()
+            .map(pipeline::ExpressRoutes::build)
+            .collect::<Result<Vec<_>, _>>()?;
+        let listeners = listeners(&model, &loaded, &read_env, http, https)?;
+        let settings = ServerSettings {
+            listeners,
+            ..settings
+        };
         let gateway = Arc::new(Gateway::new(
             model,
             router,
-            upstreams,
-            client,
-            gateway::GatewayOptions {
+            express,
+            pipelines,
+            pipeline::Services {
+                upstreams,
+                client,
+                auth: authenticator,
                 limits: request_limits,
                 forwarding: loaded.config.forwarding.clone(),
-                auth: authenticator,
                 remove_credential_header: loaded.config.security.remove_credential_header,
-                access_log: loaded.config.log.access_log,
             },
+            loaded.config.log.access_log,
         ));
         server::serve(gateway, settings, started)
             .await
             .map_err(|e| e.to_string())
     })
+}
+
+#[cfg(feature = "server")]
+/// The listeners to open: WSO2's from `[listener]` (when the project has WSO2 APIs, or nothing
+/// else), each Express Gateway configuration's `http`/`https`; listeners on the same address
+/// are one listener serving both (WSO2 routes first).
+fn listeners(
+    model: &GatewayModel,
+    loaded: &LoadedConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    http: Option<SocketAddr>,
+    https: Option<(SocketAddr, TlsAcceptor)>,
+) -> Result<Vec<server::ListenerSettings>, String> {
+    use gateway::Site;
+    use model::Dialect;
+    let mut out: Vec<server::ListenerSettings> = Vec::new();
+    let wso2 = !model.apis.is_empty() || model.express.is_empty();
+    if wso2 {
+        if let Some(addr) = http {
+            out.push(server::ListenerSettings {
+                addr,
+                tls: None,
+                site: Arc::new(Site {
+                    proto: "http",
+                    wso2: true,
+                    express: None,
+                    dialect: Dialect::Wso2,
+                }),
+                what: "HTTP".into(),
+                setting: "listener.http_port".into(),
+            });
+        }
+        if let Some((addr, acceptor)) = https {
+            out.push(server::ListenerSettings {
+                addr,
+                tls: Some(acceptor),
+                site: Arc::new(Site {
+                    proto: "https",
+                    wso2: true,
+                    express: None,
+                    dialect: Dialect::Wso2,
+                }),
+                what: "HTTPS".into(),
+                setting: "listener.https_port".into(),
+            });
+        }
+    }
+    for (index, config) in model.express.iter().enumerate() {
+        let Some(listen) = &config.http else {
+            continue;
+        };
+        let addr =
+            express_address(listen, env).map_err(|e| format!("{e} (http in {})", config.source))?;
+        if let Some(shared) = out.iter_mut().find(|l| l.addr == addr && l.tls.is_none()) {
+            let mut site = (*shared.site).clone();
+            site.express = Some(index);
+            shared.site = Arc::new(site);
+            continue;
+        }
+        out.push(server::ListenerSettings {
+            addr,
+            tls: None,
+            site: Arc::new(Site {
+                proto: "http",
+                wso2: false,
+                express: Some(index),
+                dialect: Dialect::ExpressGateway,
+            }),
+            what: format!("Express Gateway HTTP ({})", config.source),
+            setting: "express_gateway.http_port".into(),
+        });
+    }
+    let _ = loaded;
+    Ok(out)
+}
+
+#[cfg(feature = "server")]
+/// The address of an Express Gateway listener, its settings expanded.
+fn express_address(
+    listen: &model::express::Listen,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SocketAddr, String> {
+    let port = expand_setting(&listen.port, env)?;
+    let port: u16 = port
+        .trim()
+        .parse()
+        .map_err(|_| format!("port {port:?} is not a port number"))?;
+    let host = match &listen.host {
+        Some(host) => expand_setting(host, env)?,
+        None => "0.0.0.0".into(),
+    };
+    let ip: IpAddr = match host.as_str() {
+        "localhost" => IpAddr::from([127, 0, 0, 1]),
+        other => other
+            .parse()
+            .map_err(|_| format!("hostname {other:?} is not an IP address or localhost"))?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+#[cfg(feature = "server")]
+/// INTERIM until `env_template` lands: `${VAR}` and `${VAR:-default}`.
+fn expand_setting(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let inner = &after[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        match env(name).or_else(|| default.map(str::to_string)) {
+            Some(value) => out.push_str(&value),
+            None => return Err(format!("the variable {name} has no value and no default")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 #[cfg(feature = "server")]
@@ -346,7 +496,11 @@ fn build_authenticator(
 }
 
 #[cfg(feature = "server")]
-fn server_settings(loaded: &LoadedConfig) -> Result<ServerSettings, String> {
+/// The WSO2 listeners' addresses (HTTP, HTTPS with its acceptor) from `[listener]` and `[tls]`.
+type Wso2Listeners = (Option<SocketAddr>, Option<(SocketAddr, TlsAcceptor)>);
+
+#[cfg(feature = "server")]
+fn server_settings(loaded: &LoadedConfig) -> Result<(ServerSettings, Wso2Listeners), String> {
     let listener = &loaded.config.listener;
     let host: IpAddr = listener
         .host
@@ -368,11 +522,11 @@ fn server_settings(loaded: &LoadedConfig) -> Result<ServerSettings, String> {
     } else {
         None
     };
-    Ok(ServerSettings {
-        http: listener
-            .http_enabled
-            .then(|| SocketAddr::new(host, listener.http_port)),
-        https,
+    let http = listener
+        .http_enabled
+        .then(|| SocketAddr::new(host, listener.http_port));
+    let settings = ServerSettings {
+        listeners: Vec::new(),
         handshake_timeout: Duration::from_secs(listener.tls_handshake_timeout_seconds),
         shutdown_timeout: Duration::from_secs(listener.shutdown_timeout_seconds),
         protocol: ProtocolSettings {
@@ -384,7 +538,8 @@ fn server_settings(loaded: &LoadedConfig) -> Result<ServerSettings, String> {
             max_pending_accept_reset_streams: loaded.config.http2.max_pending_accept_reset_streams,
             max_local_error_reset_streams: loaded.config.http2.max_local_error_reset_streams,
         },
-    })
+    };
+    Ok((settings, (http, https)))
 }
 
 #[cfg(feature = "server")]

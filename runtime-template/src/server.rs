@@ -10,29 +10,41 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Site};
 
 /// A listener that could not be opened. The message names both ways to choose another port:
 /// the setting in `conf/micro-gw.toml`, and the one-run override `--listener.<key>=<port>`
 /// (the `--<section>.<key>=<value>` argument form read by [`crate::config`]).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr} for {what}: {source} (is another process using the port? change listener.{key} in the config, or run once with --listener.{key}=<port>)")]
+#[error("cannot listen on {addr} for {what}: {source} (is another process using the port? change {setting} in the config, or run once with --{setting}=<port>)")]
 pub struct BindError {
-    what: &'static str,
+    what: String,
     addr: SocketAddr,
-    key: &'static str,
+    setting: String,
     source: std::io::Error,
+}
+
+/// One listener: where it binds, TLS, and what it serves.
+pub struct ListenerSettings {
+    /// Address to bind (port 0: any free port).
+    pub addr: SocketAddr,
+    /// The TLS acceptor of an HTTPS listener.
+    pub tls: Option<TlsAcceptor>,
+    /// What it serves.
+    pub site: Arc<Site>,
+    /// How the log names it: `HTTP`, `HTTPS`, `Express Gateway HTTP`, ...
+    pub what: String,
+    /// The setting that chooses its port, e.g. `listener.http_port`.
+    pub setting: String,
 }
 
 /// What the server needs besides the gateway.
 pub struct ServerSettings {
-    /// Plain HTTP address, when enabled.
-    pub http: Option<SocketAddr>,
-    /// HTTPS address and TLS acceptor, when enabled.
-    pub https: Option<(SocketAddr, TlsAcceptor)>,
+    /// The listeners (WSO2 and Express Gateway), each on its own address.
+    pub listeners: Vec<ListenerSettings>,
     /// Time a TLS handshake may take.
     pub handshake_timeout: Duration,
     /// Time in-flight requests get after a stop signal.
@@ -60,23 +72,32 @@ pub struct ProtocolSettings {
     pub max_local_error_reset_streams: usize,
 }
 
-async fn bind(
-    addr: SocketAddr,
-    what: &'static str,
-    key: &'static str,
-) -> Result<TcpListener, BindError> {
+async fn bind(addr: SocketAddr, what: &str, setting: &str) -> Result<TcpListener, BindError> {
     TcpListener::bind(addr).await.map_err(|source| BindError {
-        what,
+        what: what.to_string(),
         addr,
-        key,
+        setting: setting.to_string(),
         source,
     })
 }
 
-async fn accept(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
-    match listener {
-        Some(listener) => listener.accept().await,
-        None => std::future::pending().await,
+/// An accepted connection and the listener it came from.
+type Accepted = (TcpStream, SocketAddr, usize);
+
+/// Accepts on one listener and hands connections to the serve loop until it goes away.
+async fn accept_loop(listener: TcpListener, index: usize, to: mpsc::Sender<Accepted>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if to.send((stream, peer, index)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(err) => accept_failed(err).await,
+            },
+            () = to.closed() => return,
+        }
     }
 }
 
@@ -86,29 +107,30 @@ pub async fn serve(
     settings: ServerSettings,
     started: Instant,
 ) -> Result<(), BindError> {
-    let http = match settings.http {
-        Some(addr) => Some(bind(addr, "HTTP", "http_port").await?),
-        None => None,
-    };
-    let (https, acceptor) = match settings.https {
-        Some((addr, acceptor)) => (
-            Some(bind(addr, "HTTPS", "https_port").await?),
-            Some(acceptor),
-        ),
-        None => (None, None),
-    };
-    if let Some(Ok(addr)) = http.as_ref().map(TcpListener::local_addr) {
-        tracing::info!("HTTP listener is active on http://{addr}");
+    let mut bound = Vec::with_capacity(settings.listeners.len());
+    for listener in &settings.listeners {
+        bound.push(bind(listener.addr, &listener.what, &listener.setting).await?);
     }
-    if let Some(Ok(addr)) = https.as_ref().map(TcpListener::local_addr) {
-        tracing::info!("HTTPS listener is active on https://{addr}");
+    for (listener, socket) in settings.listeners.iter().zip(&bound) {
+        if let Ok(addr) = socket.local_addr() {
+            let scheme = if listener.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            tracing::info!("{} listener is active on {scheme}://{addr}", listener.what);
+        }
     }
     let model = gateway.model();
     tracing::info!(
-        "gateway '{}' serving {} API(s) with {} resource(s); ready in {} ms",
+        "gateway '{}' serving {} API(s) with {} resource(s){}; ready in {} ms",
         model.project,
         model.apis.len(),
         model.resource_count(),
+        match model.express.iter().map(|e| e.routes.len()).sum::<usize>() {
+            0 => String::new(),
+            n => format!(" and {n} Express Gateway route(s)"),
+        },
         started.elapsed().as_millis()
     );
 
@@ -117,32 +139,34 @@ pub async fn serve(
     let mut last_refusal_log: Option<Instant> = None;
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop_signal());
+    let (to_serve, mut accepted) = mpsc::channel::<Accepted>(64);
+    let acceptors: Vec<_> = bound
+        .into_iter()
+        .enumerate()
+        .map(|(index, socket)| tokio::spawn(accept_loop(socket, index, to_serve.clone())))
+        .collect();
+    drop(to_serve);
     loop {
         tokio::select! {
-            accepted = accept(&http) => match accepted {
-                Ok((stream, peer)) => {
-                    if let Some(permit) = admit(&connections, &mut last_refusal_log, settings.protocol.max_connections) {
-                        spawn_plain(&gateway, &builder, graceful.watcher(), stream, peer, permit);
-                    }
+            next = accepted.recv() => {
+                let Some((stream, peer, index)) = next else { break };
+                let Some(listener) = settings.listeners.get(index) else { continue };
+                let Some(permit) = admit(&connections, &mut last_refusal_log, settings.protocol.max_connections) else { continue };
+                match &listener.tls {
+                    None => spawn_plain(&gateway, &listener.site, &builder, graceful.watcher(), stream, peer, permit),
+                    Some(acceptor) => spawn_tls(&gateway, &listener.site, &builder, graceful.watcher(), acceptor.clone(), settings.handshake_timeout, stream, peer, permit),
                 }
-                Err(err) => accept_failed(err).await,
-            },
-            accepted = accept(&https) => match accepted {
-                Ok((stream, peer)) => {
-                    if let (Some(acceptor), Some(permit)) = (&acceptor, admit(&connections, &mut last_refusal_log, settings.protocol.max_connections)) {
-                        spawn_tls(&gateway, &builder, graceful.watcher(), acceptor.clone(), settings.handshake_timeout, stream, peer, permit);
-                    }
-                }
-                Err(err) => accept_failed(err).await,
-            },
+            }
             signal = &mut stop => {
                 tracing::info!("{signal} received: no new connections; letting in-flight requests finish (up to {} s)", settings.shutdown_timeout.as_secs());
                 break;
             }
         }
     }
-    drop(http);
-    drop(https);
+    for acceptor in acceptors {
+        acceptor.abort();
+    }
+    drop(accepted);
     match tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections closed; gateway stopped"),
         Err(_) => {
@@ -200,6 +224,7 @@ async fn accept_failed(err: std::io::Error) {
 
 fn spawn_plain(
     gateway: &Arc<Gateway>,
+    site: &Arc<Site>,
     builder: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
     stream: TcpStream,
@@ -208,7 +233,8 @@ fn spawn_plain(
 ) {
     let _ = stream.set_nodelay(true);
     let gateway = gateway.clone();
-    let service = service_fn(move |request| gateway.clone().handle(request, peer, "http"));
+    let site = site.clone();
+    let service = service_fn(move |request| gateway.clone().handle(request, peer, site.clone()));
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)
         .into_owned();
@@ -223,6 +249,7 @@ fn spawn_plain(
 #[allow(clippy::too_many_arguments)]
 fn spawn_tls(
     gateway: &Arc<Gateway>,
+    site: &Arc<Site>,
     builder: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
     acceptor: TlsAcceptor,
@@ -233,6 +260,7 @@ fn spawn_tls(
 ) {
     let _ = stream.set_nodelay(true);
     let gateway = gateway.clone();
+    let site = site.clone();
     let builder = builder.clone();
     tokio::spawn(async move {
         let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
@@ -246,7 +274,8 @@ fn spawn_tls(
                 return;
             }
         };
-        let service = service_fn(move |request| gateway.clone().handle(request, peer, "https"));
+        let service =
+            service_fn(move |request| gateway.clone().handle(request, peer, site.clone()));
         // Once ALPN has agreed on a protocol, the connection speaks only that one (RFC 9113
         // §3.3, RFC 7301): an invalid HTTP/2 preface gets a connection error, never an
         // HTTP/1.1 answer. Without ALPN, the preface decides.
@@ -295,7 +324,7 @@ mod tests {
     async fn a_taken_port_names_the_setting_and_the_override() {
         let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = taken.local_addr().unwrap();
-        let err = bind(addr, "HTTP", "http_port").await.unwrap_err();
+        let err = bind(addr, "HTTP", "listener.http_port").await.unwrap_err();
         let message = err.to_string();
         assert!(
             message.starts_with(&format!("cannot listen on {addr} for HTTP: ")),

@@ -145,6 +145,11 @@ impl Authenticator {
         Ok(Some(grant))
     }
 
+    /// True when `[security.apikey_issuer]` is configured (`GET /apikey` is served).
+    pub fn issues_api_keys(&self) -> bool {
+        self.apikey_issuer.is_some()
+    }
+
     /// `GET /apikey`: a signed API key for the basic-auth user in `headers`, or `None` when
     /// this gateway does not issue API keys.
     pub async fn issue_api_key(&self, headers: &HeaderMap) -> Option<Result<String, Rejection>> {

@@ -4,7 +4,13 @@
 //!
 //! A new policy touches its module, [`crate::model::PolicySpec`] and the toolkit's translation.
 
+#[cfg(feature = "server")]
+pub mod apikey;
+#[cfg(feature = "server")]
+pub mod authenticate;
 pub mod cors;
+#[cfg(feature = "server")]
+pub mod health;
 pub mod log;
 pub mod proxy;
 pub mod terminate;

@@ -93,8 +93,20 @@ pub enum Blame {
     Upstream,
 }
 
-/// Sends the request to `upstream`. `rest` is the raw path after the base path; the query is
-/// taken from the request.
+/// Where a request goes: the endpoint, the raw path to put after the endpoint URL's path, the
+/// raw query, and the time the upstream has to answer.
+pub struct Destination<'a> {
+    /// The endpoint.
+    pub upstream: &'a Upstream,
+    /// Raw path after the endpoint's path (WSO2: after the base path).
+    pub rest: &'a str,
+    /// Raw query, if any.
+    pub query: Option<&'a str>,
+    /// Deadline for the response head, all attempts together.
+    pub timeout: Duration,
+}
+
+/// Sends the request to `destination`.
 ///
 /// - When a URL refuses the connection before any of the body was sent, the next URL is tried
 ///   (failover, and load balancing past a dead node); everything shares one deadline.
@@ -108,14 +120,19 @@ pub enum Blame {
 ///   the client's connection to use as it negotiated.
 pub async fn forward(
     client: &UpstreamClient,
-    upstream: &Upstream,
+    destination: Destination<'_>,
     mut parts: Parts,
     body: Incoming,
     body_limits: BodyLimits,
-    rest: &str,
 ) -> Result<Forwarded, ForwardError> {
+    let Destination {
+        upstream,
+        rest,
+        query,
+        timeout,
+    } = destination;
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + upstream.timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
     parts.version = Version::HTTP_11;
     let head = parts.method == Method::HEAD;
     if head {
@@ -127,7 +144,6 @@ pub async fn forward(
     }
     let count = upstream.targets.len();
     let first = upstream.first();
-    let query = parts.uri.query().map(str::to_string);
     let slot = BodySlot::new(body, body_limits);
     let mut may_resend = parts.method.is_idempotent();
     let mut fresh = false;
@@ -140,7 +156,7 @@ pub async fn forward(
     loop {
         let target = &upstream.targets[(first + attempt) % count];
         let uri = target
-            .uri_for(rest, query.as_deref())
+            .uri_for(rest, query)
             .map_err(|_| upstream_error(fault::UPSTREAM_UNREACHABLE, target))?;
         let more = attempt + 1 < count;
         let mut request = Request::from_parts(

@@ -28,7 +28,7 @@ pub fn wso2_steps(resource: &Resource, cors: Option<&CorsSpec>) -> Vec<Step> {
             sandbox: resource.sandbox,
         },
         path: PathRewrite::Remainder,
-        change_origin: false,
+        change_origin: true,
         forwarded_headers: true,
         request_id_header: false,
         timeout_ms: None,

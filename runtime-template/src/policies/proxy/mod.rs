@@ -52,7 +52,7 @@ pub struct ProxySpec {
     /// How the upstream path is made.
     pub path: PathRewrite,
     /// `changeOrigin` (EG default true): the upstream `Host` is the endpoint's authority instead
-    /// of the client's. WSO2 steps: false (the client's host goes in `X-Forwarded-Host`).
+    /// of the client's. WSO2 steps: true (the client's host goes in `X-Forwarded-Host`).
     pub change_origin: bool,
     /// Add `X-Forwarded-For/-Proto/-Host` and `Forwarded` (WSO2 always; EG `xfwd`, default
     /// false).
@@ -67,3 +67,8 @@ pub struct ProxySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<(String, String)>,
 }
+
+#[cfg(feature = "server")]
+mod step;
+#[cfg(feature = "server")]
+pub use step::{collapse_slashes, stripped_target, ProxyStep};

@@ -32,3 +32,8 @@ pub struct UnsupportedSpec {
     /// Its behaviour until it is supported.
     pub behaviour: UnsupportedBehaviour,
 }
+
+#[cfg(feature = "server")]
+mod step;
+#[cfg(feature = "server")]
+pub use step::UnsupportedStep;

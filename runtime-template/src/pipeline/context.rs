@@ -1,0 +1,143 @@
+//! What the steps of one request share: where it came from, what it matched, who it is, and
+//! what the log phase will write.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::auth::cache::Grant;
+use crate::model::express::ExpressRoute;
+use crate::model::{Api, Resource};
+
+/// What a request matched, as the steps need it.
+#[derive(Debug, Clone, Copy)]
+pub enum Matched<'a> {
+    /// A gateway route of our own (`/health`, `/apikey`).
+    Builtin,
+    /// A WSO2 resource.
+    Wso2 {
+        /// Its API.
+        api: &'a Api,
+        /// The operation.
+        resource: &'a Resource,
+    },
+    /// An Express Gateway API endpoint path.
+    Express {
+        /// The route (endpoint name, scopes).
+        route: &'a ExpressRoute,
+        /// Byte position in the raw request target where `stripPath` cuts (`None`: the route
+        /// path has no `*` or `:`).
+        strip_at: Option<usize>,
+    },
+}
+
+/// Per-request state shared by the steps of a pipeline.
+pub struct Context<'a> {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// `http` or `https`: the listener the request came in on.
+    pub proto: &'static str,
+    /// When the request arrived.
+    pub started: Instant,
+    /// The request was HTTP/1.x (a client error then closes the connection).
+    pub http1: bool,
+    /// What the request matched.
+    pub matched: Matched<'a>,
+    /// The raw path after the API's base path (WSO2 routes).
+    pub rest: String,
+    /// A verified WSO2 credential.
+    pub grant: Option<Grant>,
+    /// The consumer an authentication step identified (access log, `authenticated`).
+    pub consumer: Option<Arc<str>>,
+    /// An authentication step accepted the request (EG `req.isAuthenticated()`).
+    pub authenticated: bool,
+    /// The URL that answered, when proxied (access log).
+    pub upstream: Option<String>,
+    /// Time to the upstream's response head (access log).
+    pub upstream_latency: Option<Duration>,
+    /// The client's HTTP/1 connection cannot carry another request (an unread body).
+    pub close_connection: bool,
+    /// Express Gateway's `egContext.requestID`, made on first use.
+    request_id: Option<Arc<str>>,
+}
+
+impl<'a> Context<'a> {
+    /// A context for a request that matched `matched`.
+    pub fn new(
+        client: SocketAddr,
+        proto: &'static str,
+        started: Instant,
+        http1: bool,
+        matched: Matched<'a>,
+    ) -> Self {
+        Self {
+            client,
+            proto,
+            started,
+            http1,
+            matched,
+            rest: String::new(),
+            grant: None,
+            consumer: None,
+            authenticated: false,
+            upstream: None,
+            upstream_latency: None,
+            close_connection: false,
+            request_id: None,
+        }
+    }
+
+    /// Express Gateway's per-request id (`eg-request-id`): made once, on first use, from the
+    /// arrival time and a process-wide counter, in base 62 as EG's uuid62 ids are.
+    pub fn request_id(&mut self) -> Arc<str> {
+        self.request_id
+            .get_or_insert_with(|| Arc::from(new_request_id()))
+            .clone()
+    }
+}
+
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        now ^ (u128::from(std::process::id()) << 64)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // A bijective mix of the counter so consecutive ids do not look consecutive.
+    let mixed = (u128::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)) ^ seed;
+    base62(mixed)
+}
+
+fn base62(mut value: u128) -> String {
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::with_capacity(22);
+    loop {
+        out.push(DIGITS[(value % 62) as usize]);
+        value /= 62;
+        if value == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_base62_and_distinct() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()), "{a}");
+        assert_eq!(base62(0), "0");
+        assert_eq!(base62(61), "z");
+        assert_eq!(base62(62), "10");
+    }
+}

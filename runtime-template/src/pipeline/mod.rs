@@ -1,0 +1,225 @@
+//! The request path's middle: a route's pipeline of steps, run in a request phase (in order,
+//! until a step answers) and a response phase (the steps that ran, in reverse), then handed to
+//! the log phase (DESIGN.md, "The request path: pipelines").
+//!
+//! Every [`crate::model::PolicySpec`] becomes a [`ReadyPolicy`] when the gateway starts, by
+//! its own factory; a factory error names the pipeline and the step. Dispatch is a `match` on
+//! the closed enum: no boxed future per step.
+
+pub mod condition;
+pub mod context;
+mod patterns;
+pub mod step;
+
+pub use patterns::ExpressRoutes;
+
+use http::request::Parts;
+use http::Response;
+use hyper::body::Incoming;
+
+use crate::config::ForwardingConfig;
+use crate::gateway::RequestLimits;
+use crate::model::{Dialect, GatewayModel, Pipeline, PolicySpec};
+use crate::proxy::body::GatewayBody;
+use crate::proxy::upstream::Upstream;
+use crate::proxy::UpstreamClient;
+use condition::ReadyCondition;
+pub use context::{Context, Matched};
+use step::{Flow, ReadyPolicy};
+
+/// What steps share across requests: upstreams, the client, validators, limits.
+pub struct Services {
+    /// Every endpoint of the model, by index.
+    pub upstreams: Vec<Upstream>,
+    /// The upstream client.
+    pub client: UpstreamClient,
+    /// Credential validation (WSO2 `authenticate`, `/apikey`).
+    pub auth: crate::auth::Authenticator,
+    /// Per-request limits.
+    pub limits: RequestLimits,
+    /// Trusted proxies for `X-Forwarded-*`.
+    pub forwarding: ForwardingConfig,
+    /// Strip credentials before forwarding (`security.remove_credential_header`).
+    pub remove_credential_header: bool,
+}
+
+/// A step that cannot be made ready.
+#[derive(Debug, thiserror::Error)]
+#[error("pipeline '{pipeline}' ({source_file}), step {step} ({policy}): {reason}")]
+pub struct PipelineError {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// Its source file.
+    pub source_file: String,
+    /// 1-based step number.
+    pub step: usize,
+    /// The policy's name.
+    pub policy: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Most steps in one pipeline (the response phase keeps a bit per step).
+pub const MAX_STEPS: usize = 128;
+
+/// A pipeline ready to run.
+pub struct ReadyPipeline {
+    /// The name, for logs.
+    pub name: String,
+    /// Whose conventions its own answers follow.
+    pub dialect: Dialect,
+    steps: Vec<ReadyStep>,
+    /// Some step acts in the response phase (skip the phase entirely when none does).
+    has_response_phase: bool,
+}
+
+struct ReadyStep {
+    condition: Option<ReadyCondition>,
+    policy: ReadyPolicy,
+}
+
+/// Makes every pipeline of `model` ready, in model order; `env` resolves `${VAR}` settings.
+pub fn build_all(
+    model: &GatewayModel,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<ReadyPipeline>, Vec<PipelineError>> {
+    let mut ready = Vec::with_capacity(model.pipelines.len());
+    let mut errors = Vec::new();
+    for pipeline in &model.pipelines {
+        match ReadyPipeline::new(pipeline, model, env) {
+            Ok(p) => ready.push(p),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(ready)
+    } else {
+        Err(errors)
+    }
+}
+
+impl ReadyPipeline {
+    /// Makes one pipeline ready.
+    pub fn new(
+        pipeline: &Pipeline,
+        model: &GatewayModel,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Vec<PipelineError>> {
+        let error = |step: usize, policy: &str, reason: String| PipelineError {
+            pipeline: pipeline.name.clone(),
+            source_file: pipeline.source.clone(),
+            step: step + 1,
+            policy: policy.to_string(),
+            reason,
+        };
+        let mut errors = Vec::new();
+        if pipeline.steps.len() > MAX_STEPS {
+            errors.push(error(
+                MAX_STEPS,
+                "-",
+                format!("a pipeline may have at most {MAX_STEPS} steps"),
+            ));
+        }
+        let mut steps = Vec::with_capacity(pipeline.steps.len());
+        for (i, step) in pipeline.steps.iter().enumerate() {
+            let condition = match step.condition.as_ref().map(ReadyCondition::new).transpose() {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(error(i, step.policy.name(), e.to_string()));
+                    continue;
+                }
+            };
+            match ReadyPolicy::new(&step.policy, pipeline.dialect, model, env) {
+                Ok(policy) => steps.push(ReadyStep { condition, policy }),
+                Err(reason) => errors.push(error(i, step.policy.name(), reason)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            name: pipeline.name.clone(),
+            dialect: pipeline.dialect,
+            has_response_phase: steps.iter().any(|s| s.policy.has_response_phase()),
+            steps,
+        })
+    }
+
+    /// A pipeline of one built-in step (health, API key service).
+    pub fn builtin(name: &str, policy: &PolicySpec, model: &GatewayModel) -> Self {
+        let policy = ReadyPolicy::new(policy, Dialect::Wso2, model, &|_| None)
+            .unwrap_or_else(|_| ReadyPolicy::Health);
+        Self {
+            name: name.to_string(),
+            dialect: Dialect::Wso2,
+            has_response_phase: policy.has_response_phase(),
+            steps: vec![ReadyStep {
+                condition: None,
+                policy,
+            }],
+        }
+    }
+
+    /// Runs the request phase, then the response phase over the steps that ran.
+    pub async fn run(
+        &self,
+        services: &Services,
+        context: &mut Context<'_>,
+        mut parts: Parts,
+        body: Incoming,
+    ) -> Response<GatewayBody> {
+        let mut body = Some(body);
+        let mut ran: u128 = 0;
+        let mut answer = None;
+        for (i, step) in self.steps.iter().enumerate() {
+            if let Some(condition) = &step.condition {
+                if !condition.holds(&parts, context) {
+                    continue;
+                }
+            }
+            ran |= 1u128 << (i % MAX_STEPS);
+            match step
+                .policy
+                .request(
+                    services,
+                    self.dialect,
+                    context,
+                    &mut parts,
+                    &mut body,
+                    self.has_response_phase,
+                )
+                .await
+            {
+                Flow::Continue => {}
+                Flow::Respond(response) => {
+                    answer = Some(response);
+                    break;
+                }
+            }
+        }
+        let mut response = answer.unwrap_or_else(|| self.fell_through(&parts));
+        if self.has_response_phase {
+            for (i, step) in self.steps.iter().enumerate().rev() {
+                if ran & (1u128 << (i % MAX_STEPS)) != 0 {
+                    step.policy.response(context, &parts, &mut response);
+                }
+            }
+        }
+        response
+    }
+
+    /// No step answered. Express would pass the request on to its final handler: a 404
+    /// `Cannot <METHOD> <path>`; a WSO2 pipeline always ends in a proxy, so this is ours.
+    fn fell_through(&self, parts: &Parts) -> Response<GatewayBody> {
+        match self.dialect {
+            Dialect::ExpressGateway => crate::respond::express_not_found(
+                parts.method.as_str(),
+                parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            ),
+            Dialect::Wso2 => {
+                tracing::error!(pipeline = %self.name, "no step answered the request");
+                crate::fault::INTERNAL_ERROR.response()
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `authenticate`: a WSO2 resource's security — OAuth2 tokens (signed JWTs offline, opaque
+//! tokens through the key manager), basic authentication and API keys ([`crate::auth`]). On
+//! success the grant and consumer go into the context and, with
+//! `security.remove_credential_header`, the credentials are removed before forwarding.
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::Response;
+
+use crate::auth::{query_param, split_pair, uses_auth_header, Rejection};
+use crate::model::policy::Authenticate;
+use crate::model::{ApiKeyLocation, AuthScheme, Security};
+use crate::pipeline::step::Flow;
+use crate::pipeline::{Context, Matched, Services};
+use crate::proxy::body::GatewayBody;
+
+/// A ready `authenticate` step.
+pub struct AuthenticateStep {
+    security: Security,
+}
+
+impl AuthenticateStep {
+    /// The step for `spec`.
+    pub fn new(spec: &Authenticate) -> Self {
+        Self {
+            security: spec.security.clone(),
+        }
+    }
+
+    /// Validates the request's credentials against the resource's security.
+    pub async fn request(
+        &self,
+        services: &Services,
+        context: &mut Context<'_>,
+        parts: &mut Parts,
+    ) -> Flow {
+        let Matched::Wso2 { api, .. } = context.matched else {
+            return Flow::Respond(crate::fault::INTERNAL_ERROR.response());
+        };
+        match services
+            .auth
+            .authenticate(&self.security, api, &parts.headers, parts.uri.query())
+            .await
+        {
+            Ok(grant) => {
+                context.consumer = grant.as_ref().and_then(|g| g.consumer.clone());
+                context.authenticated = grant.is_some();
+                context.grant = grant;
+                if services.remove_credential_header {
+                    remove_credentials(&self.security, parts);
+                }
+                Flow::Continue
+            }
+            Err(rejection) => Flow::Respond(rejection_response(rejection)),
+        }
+    }
+}
+
+/// A WSO2 fault answer for a refused credential, with its `WWW-Authenticate` challenge.
+pub fn rejection_response(rejection: Rejection) -> Response<GatewayBody> {
+    let mut response: Response<GatewayBody> = rejection.fault.response();
+    if let Some(challenge) = rejection.challenge {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
+    response
+}
+
+/// Removes every credential the resource accepts — its auth header (when it takes OAuth2 or
+/// basic), API-key headers, query parameters and cookies — so the upstream never sees them.
+pub fn remove_credentials(security: &Security, parts: &mut Parts) {
+    if uses_auth_header(security) {
+        parts.headers.remove(security.auth_header.as_str());
+    }
+    for scheme in &security.schemes {
+        let AuthScheme::ApiKey { location, name } = scheme else {
+            continue;
+        };
+        match location {
+            ApiKeyLocation::Header => {
+                parts.headers.remove(name.as_str());
+            }
+            ApiKeyLocation::Cookie => {
+                crate::auth::cookie::remove(&mut parts.headers, name);
+            }
+            ApiKeyLocation::Query => {
+                let Some(query) = parts.uri.query() else {
+                    continue;
+                };
+                if query_param(query, name).is_none() {
+                    continue;
+                }
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|pair| split_pair(pair).0 != name)
+                    .collect();
+                let path = parts.uri.path();
+                let target = if kept.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{path}?{}", kept.join("&"))
+                };
+                let mut uri = http::uri::Builder::new();
+                if let Some(scheme) = parts.uri.scheme() {
+                    uri = uri.scheme(scheme.clone());
+                }
+                if let Some(authority) = parts.uri.authority() {
+                    uri = uri.authority(authority.clone());
+                }
+                if let Ok(rebuilt) = uri.path_and_query(target).build() {
+                    parts.uri = rebuilt;
+                }
+            }
+        }
+    }
+}

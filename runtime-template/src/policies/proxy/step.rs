@@ -1,0 +1,275 @@
+//! The proxy step at run time: choose the endpoint, make the upstream path and head, forward.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::Response;
+use hyper::body::Incoming;
+
+use super::{EndpointChoice, PathRewrite, ProxySpec};
+use crate::auth::cache::KeyType;
+use crate::fault;
+use crate::model::{Dialect, GatewayModel};
+use crate::pipeline::{Context, Matched, Services};
+use crate::proxy::body::{BodyLimits, GatewayBody};
+use crate::proxy::{self, headers, Blame};
+
+/// Express Gateway's request id header.
+const EG_REQUEST_ID: HeaderName = HeaderName::from_static("eg-request-id");
+
+/// A ready proxy step.
+pub struct ProxyStep {
+    endpoint: EndpointChoice,
+    path: PathRewrite,
+    change_origin: bool,
+    forwarded_headers: bool,
+    request_id_header: bool,
+    timeout: Option<Duration>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    dialect: Dialect,
+}
+
+impl ProxyStep {
+    /// Checks the spec against the model: endpoints exist, extra headers are valid.
+    pub fn new(spec: &ProxySpec, dialect: Dialect, model: &GatewayModel) -> Result<Self, String> {
+        let exists = |i: usize| {
+            if i < model.endpoints.len() {
+                Ok(())
+            } else {
+                Err(format!("endpoint #{i} is not in the model"))
+            }
+        };
+        match spec.endpoint {
+            EndpointChoice::ByKeyType {
+                production,
+                sandbox,
+            } => {
+                production.map(exists).transpose()?;
+                sandbox.map(exists).transpose()?;
+            }
+            EndpointChoice::Service { endpoint } => exists(endpoint)?,
+            EndpointChoice::Missing => {}
+        }
+        let headers = spec
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("proxyOptions.headers: {name:?} is not a header name"))?;
+                let value = HeaderValue::from_str(value).map_err(|_| {
+                    format!("proxyOptions.headers: the value of {name} is not a header value")
+                })?;
+                Ok((name, value))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self {
+            endpoint: spec.endpoint,
+            path: spec.path,
+            change_origin: spec.change_origin,
+            forwarded_headers: spec.forwarded_headers,
+            request_id_header: spec.request_id_header,
+            timeout: spec.timeout_ms.map(Duration::from_millis),
+            headers,
+            dialect,
+        })
+    }
+
+    /// Forwards the request and answers with the upstream's response or the fault.
+    pub async fn forward(
+        &self,
+        services: &Services,
+        context: &mut Context<'_>,
+        mut parts: Parts,
+        body: Incoming,
+    ) -> Response<GatewayBody> {
+        let chosen = match self.endpoint {
+            EndpointChoice::ByKeyType {
+                production,
+                sandbox,
+            } => {
+                let sandbox_key = context
+                    .grant
+                    .as_ref()
+                    .is_some_and(|g| g.key_type == KeyType::Sandbox);
+                if sandbox_key {
+                    sandbox.ok_or(fault::NO_SANDBOX_ENDPOINT)
+                } else {
+                    production.ok_or(fault::NO_PRODUCTION_ENDPOINT)
+                }
+            }
+            EndpointChoice::Service { endpoint } => Ok(endpoint),
+            EndpointChoice::Missing => {
+                return crate::respond::express_bad_gateway();
+            }
+        };
+        let upstream =
+            match chosen.and_then(|i| services.upstreams.get(i).ok_or(fault::INTERNAL_ERROR)) {
+                Ok(upstream) => upstream,
+                Err(fault) => return fault.response(),
+            };
+        let (rest, query) = match self.path {
+            PathRewrite::Remainder => (
+                Cow::Owned(std::mem::take(&mut context.rest)),
+                parts.uri.query().map(str::to_string),
+            ),
+            PathRewrite::Keep | PathRewrite::Strip => {
+                let raw = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+                let strip_at = match context.matched {
+                    Matched::Express { strip_at, .. } => strip_at,
+                    _ => Some(0),
+                };
+                let target = if self.path == PathRewrite::Strip {
+                    stripped_target(raw, strip_at)
+                } else {
+                    Cow::Borrowed(raw)
+                };
+                let (path, query) = match target.split_once('?') {
+                    Some((path, query)) => (path, Some(query.to_string())),
+                    None => (target.as_ref(), None),
+                };
+                (Cow::Owned(collapse_slashes(path)), query)
+            }
+        };
+        let host = parts.headers.remove(header::HOST).or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        headers::strip_hop_by_hop(&mut parts.headers);
+        if self.forwarded_headers {
+            let trusted = services.forwarding.trusts(context.client.ip());
+            headers::add_forwarded(
+                &mut parts.headers,
+                context.client.ip(),
+                trusted,
+                context.proto,
+                host.clone(),
+            );
+        }
+        if !self.change_origin {
+            if let Some(host) = host {
+                parts.headers.insert(header::HOST, host);
+            }
+        }
+        if self.request_id_header {
+            if let Ok(id) = HeaderValue::from_str(&context.request_id()) {
+                parts.headers.insert(EG_REQUEST_ID, id);
+            }
+        }
+        for (name, value) in &self.headers {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        let limits = BodyLimits {
+            max_bytes: services.limits.max_body_bytes,
+            idle: services.limits.body_idle,
+            deadline: services.limits.body_deadline,
+        };
+        let destination = proxy::Destination {
+            upstream,
+            rest: &rest,
+            query: query.as_deref(),
+            timeout: self.timeout.unwrap_or(upstream.timeout),
+        };
+        match proxy::forward(&services.client, destination, parts, body, limits).await {
+            Ok(forwarded) => {
+                context.upstream = Some(forwarded.target);
+                context.upstream_latency = Some(forwarded.latency);
+                forwarded.response.map(GatewayBody::upstream)
+            }
+            Err(err) => {
+                context.upstream = err.target;
+                if err.blame == Blame::Client {
+                    // The rest of the body is unread: the connection cannot carry another
+                    // request.
+                    context.close_connection = context.http1;
+                    return err.fault.response();
+                }
+                match self.dialect {
+                    Dialect::ExpressGateway => crate::respond::express_bad_gateway(),
+                    Dialect::Wso2 => err.fault.response(),
+                }
+            }
+        }
+    }
+}
+
+/// Express Gateway's `stripPath` (EG 1.16 `lib/policies/proxy/proxy.js`, after PR #965): the
+/// raw target cut at `strip_at`, the position of the first `*` or `:` in the matched route path;
+/// without one, `/` and the query; at 0, unchanged. The raw target keeps its percent-encoding.
+pub fn stripped_target(raw: &str, strip_at: Option<usize>) -> Cow<'_, str> {
+    match strip_at {
+        None => match raw.split_once('?') {
+            Some((_, query)) => Cow::Owned(format!("/?{query}")),
+            None => Cow::Borrowed("/"),
+        },
+        Some(0) => Cow::Borrowed(raw),
+        Some(at) => match raw.get(at..) {
+            Some(tail) => Cow::Owned(format!("/{tail}")),
+            None => Cow::Borrowed(raw),
+        },
+    }
+}
+
+/// http-proxy joins the endpoint path and the request path with `/` and turns every run of
+/// slashes in the result into one (`common.urlJoin`); the query is left alone.
+pub fn collapse_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 1);
+    if !path.starts_with('/') {
+        out.push('/');
+    }
+    let mut last_slash = false;
+    for c in path.chars() {
+        if c == '/' {
+            if last_slash {
+                continue;
+            }
+            last_slash = true;
+        } else {
+            last_slash = false;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference §2 (proxy) live examples: route `/wms*` (strip at 4), `/capture` (none).
+    #[test]
+    fn strip_path_as_express_gateway() {
+        let upstream = |raw: &str, at| {
+            let t = stripped_target(raw, at);
+            let (p, q) = t
+                .split_once('?')
+                .map_or((t.as_ref(), None), |(p, q)| (p, Some(q)));
+            let mut s = collapse_slashes(&format!("/cgi-bin/mapserv/{p}"));
+            if let Some(q) = q {
+                s.push('?');
+                s.push_str(q);
+            }
+            s
+        };
+        assert_eq!(upstream("/wms", Some(4)), "/cgi-bin/mapserv/");
+        assert_eq!(
+            upstream("/wms?SERVICE=WMS", Some(4)),
+            "/cgi-bin/mapserv/?SERVICE=WMS"
+        );
+        assert_eq!(upstream("/wms/foo", Some(4)), "/cgi-bin/mapserv/foo");
+        assert_eq!(upstream("/wmsfoo", Some(4)), "/cgi-bin/mapserv/foo");
+        assert_eq!(
+            upstream("/wms/%2Fx%20y", Some(4)),
+            "/cgi-bin/mapserv/%2Fx%20y"
+        );
+        assert_eq!(stripped_target("/capture?x=1", None), "/?x=1");
+        assert_eq!(stripped_target("/k2/a/b?x=1", Some(4)), "/a/b?x=1");
+        assert_eq!(stripped_target("/x", Some(0)), "/x");
+        // A position past the end or inside a character never panics.
+        assert_eq!(stripped_target("/é", Some(2)), "/é");
+        assert_eq!(stripped_target("/a", Some(9)), "/a");
+    }
+}
