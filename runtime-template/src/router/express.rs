@@ -389,13 +389,12 @@ fn path_to_regexp_for(path: &str, runnable: bool) -> String {
             let format = if param.format { "\\." } else { "" };
             let capture = match param.capture {
                 Some((s, e)) => replace_first_escape_or_star(slice(s, e)),
-                None if !backtrack.is_empty() => match one_char(&backtrack).filter(|_| runnable) {
-                    Some(x) => {
-                        let esc = if x.is_ascii_alphanumeric() { "" } else { "\\" };
-                        format!("([^/{esc}{x}\\n\\r\\u2028\\u2029]+?)")
+                None if !backtrack.is_empty() => {
+                    match backtrack_class(&backtrack).filter(|_| runnable) {
+                        Some(extra) => format!("([^/{extra}\\n\\r\\u2028\\u2029]+?)"),
+                        None => format!("((?:(?!/|{backtrack}).)+?)"),
                     }
-                    None => format!("((?:(?!/|{backtrack}).)+?)"),
-                },
+                }
                 None => format!("([^/{format}]+?)"),
             };
             let _ = write!(
@@ -515,18 +514,24 @@ fn parse_param(b: &[u8], at: usize) -> Option<Param> {
     }
 }
 
-/// The character a backtrack of one literal stands for (`-`, or an escape `\\.` of punctuation).
-fn one_char(backtrack: &str) -> Option<char> {
-    let mut it = backtrack.chars();
-    match (it.next(), it.next(), it.next()) {
-        (Some(c), None, None)
-            if c.is_ascii_alphanumeric() || !is_regex_meta(c as u8) && c != '.' && c != '*' =>
-        {
-            Some(c)
-        }
-        (Some('\\'), Some(c), None) if c.is_ascii_punctuation() => Some(c),
-        _ => None,
+/// What `(?:(?!/|X).)` excludes besides `/`, as class members, when a class can say it: a
+/// backtrack `X` of one literal character `c` excludes `c`; one that starts with a literal `/`
+/// (and has no `|`) excludes nothing more, since `/` already is. `None`: it needs the lookahead.
+fn backtrack_class(backtrack: &str) -> Option<String> {
+    if backtrack.starts_with('/') && !backtrack.contains('|') {
+        return Some(String::new());
     }
+    let mut it = backtrack.chars();
+    let c = match (it.next(), it.next(), it.next()) {
+        (Some(c), None, None) if !is_regex_meta(c as u8) && c != '.' && c != '*' => c,
+        (Some('\\'), Some(c), None) if c.is_ascii_punctuation() => c,
+        _ => return None,
+    };
+    Some(if c.is_ascii_alphanumeric() {
+        c.to_string()
+    } else {
+        format!("\\{c}")
+    })
 }
 
 /// `capture.replace(/\\.|\*/, m => m === '*' ? '(.*)' : m)`: only the first escape-or-star.

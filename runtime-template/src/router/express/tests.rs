@@ -518,3 +518,92 @@ fn stripping_is_char_safe() {
     assert_eq!(stripped_target("/😀x", StripAt::At(2)), "/x");
     assert_eq!(StripAt::of_path("/😀*"), StripAt::At(3));
 }
+
+/// The answers of the real JavaScript libraries (`scripts/express-oracle.js`, run on the
+/// node_modules of express-gateway 1.16.11) for a corpus of inputs.
+#[test]
+fn oracle() {
+    let o: serde_json::Value = serde_json::from_str(include_str!("oracle.json")).unwrap();
+    let mut failures = Vec::new();
+    for p in o["paths"].as_array().unwrap() {
+        let route = p["route"].as_str().unwrap();
+        if let Some(src) = p["source"].as_str() {
+            if path_to_regexp(route) != src.replace("\\/", "/") {
+                failures.push(format!(
+                    "source of {route}: {} vs {src}",
+                    path_to_regexp(route)
+                ));
+            }
+        }
+        let compiled = match ExpressPath::compile(route) {
+            Ok(c) => c,
+            Err(e) => {
+                failures.push(format!("{route} refused: {e}"));
+                continue;
+            }
+        };
+        for (req, want) in p["results"].as_object().unwrap() {
+            let got = match compiled.test(req) {
+                PathMatch::Yes => "yes",
+                PathMatch::No => "no",
+                PathMatch::Malformed => "malformed",
+            };
+            if got != want.as_str().unwrap() {
+                failures.push(format!("{route} on {req}: {got}, JS {want}"));
+            }
+        }
+    }
+    for r in o["regexes"].as_array().unwrap() {
+        let src = r["source"].as_str().unwrap();
+        let re = JsRegex::with_flags(src, r["flags"] == "i").unwrap();
+        for case in r["results"].as_array().unwrap() {
+            let (hay, want) = (case[0].as_str().unwrap(), case[1].as_bool().unwrap());
+            if re.is_match(hay) != want {
+                failures.push(format!("regex {src} on {hay:?}: JS {want}"));
+            }
+        }
+    }
+    for g in o["globs"].as_array().unwrap() {
+        let pat = g["pattern"].as_str().unwrap();
+        let glob = super::super::glob::Glob::new(pat).unwrap();
+        for case in g["results"].as_array().unwrap() {
+            let (s, want) = (case[0].as_str().unwrap(), case[1].as_bool().unwrap());
+            if glob.matches(s) != want {
+                failures.push(format!("glob {pat} on {s:?}: JS {want}"));
+            }
+        }
+    }
+    for h in o["hosts"].as_array().unwrap() {
+        let pat = h["pattern"].as_str().unwrap();
+        let m = if h["regex"].as_bool().unwrap() {
+            HostMatcher::regex(pat).unwrap()
+        } else {
+            HostMatcher::vhost(pat).unwrap()
+        };
+        for case in h["results"].as_array().unwrap() {
+            let (hh, want) = (case[0].as_str(), case[1].as_bool().unwrap());
+            if m.matches(hh) != want {
+                failures.push(format!("host {pat} on {hh:?}: JS {want}"));
+            }
+        }
+    }
+    for j in o["joins"].as_array().unwrap() {
+        let (e, t, want) = (
+            j[0].as_str().unwrap(),
+            j[1].as_str().unwrap(),
+            j[2].as_str().unwrap(),
+        );
+        if join_upstream(e, t) != want {
+            failures.push(format!(
+                "urlJoin({e:?}, {t:?}) = {:?}, JS {want:?}",
+                join_upstream(e, t)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
