@@ -130,14 +130,12 @@ fn alt_matches(alt: &Alt, subject: &str) -> bool {
     match alt {
         Alt::Exact(s) => s == seg,
         Alt::Magic { toks, no_dot } => {
-            !seg.is_empty() && !(*no_dot && seg.starts_with('.')) && toks_match(toks, seg)
+            let hidden = *no_dot && seg.starts_with('.');
+            !seg.is_empty() && !hidden && toks_match(toks, seg)
         }
-        Alt::Globstar => unreachable_false(),
+        // Handled above.
+        Alt::Globstar => false,
     }
-}
-
-fn unreachable_false() -> bool {
-    false
 }
 
 fn tok_matches(t: &Tok, c: char) -> bool {

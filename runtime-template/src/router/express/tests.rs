@@ -607,3 +607,52 @@ fn oracle() {
         failures.join("\n")
     );
 }
+
+/// The regex-free matcher and the expression path-to-regexp builds agree on every path over a
+/// small alphabet (all strings up to length 5, plus escapes), for every regex-free shape.
+#[test]
+fn fast_matcher_equals_the_expression() {
+    let patterns = [
+        "/",
+        "/a",
+        "/a/",
+        "/a*",
+        "/a/*",
+        "/:x",
+        "/a/:x",
+        "/:x/a",
+        "/:x/:y",
+        "/a/:x/b/*",
+        "*",
+        "/*",
+        "/a.b",
+        "/a%2F",
+        "/:x/*",
+        "/A/b",
+    ];
+    let alphabet = ["/", "a", "A", "b", ".", "%2F", "%FF", "x"];
+    let mut paths = vec![String::new()];
+    let mut frontier = vec![String::new()];
+    for _ in 0..5 {
+        let mut next = Vec::new();
+        for p in &frontier {
+            for c in alphabet {
+                next.push(format!("{p}{c}"));
+            }
+        }
+        paths.extend(next.iter().cloned());
+        frontier = next;
+    }
+    for pat in patterns {
+        let fast = ExpressPath::compile(pat).unwrap();
+        assert!(fast.is_fast(), "{pat}");
+        let slow = ExpressPath {
+            matcher: PathMatcher::Regex(
+                JsRegex::with_flags(&path_to_regexp_for(pat, true), true).unwrap(),
+            ),
+        };
+        for p in &paths {
+            assert_eq!(fast.test(p), slow.test(p), "{pat} on {p}");
+        }
+    }
+}
