@@ -47,29 +47,72 @@ use crate::model::express::{ExpressRoute, HostPattern, PathPattern};
 /// [`ExpressRouter::build`] (the model's `routes`), for the toolkit to name the file and line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExpressRouteError {
-    /// A path that Express would accept but that cannot be run with the same meaning.
-    #[error("route path '{path}': {reason}")]
+    /// A path that cannot be run with Express's meaning.
+    #[error("route path '{path}': {error}")]
     Path {
         /// Index of the route.
         route: usize,
         /// The path as written.
         path: String,
-        /// What is wrong and what to do.
-        reason: String,
+        /// Why.
+        #[source]
+        error: PathError,
     },
     /// A `host` pattern that cannot be used.
-    #[error("host pattern '{host}': {reason}")]
+    #[error("host pattern '{host}': {error}")]
     Host {
         /// Index of the route.
         route: usize,
         /// The pattern as written (after `${VAR}` substitution).
         host: String,
-        /// What is wrong and what to do.
-        reason: String,
+        /// Why.
+        #[source]
+        error: VhostError,
     },
     /// A `pathRegex` or `hostRegex` that cannot be used.
     #[error("{0}")]
     Regex(#[source] RegexAt),
+}
+
+/// Why an Express route path cannot be compiled ([`ExpressPath::compile`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// A non-ASCII character: Express compares route paths with the raw request path, where
+    /// such a character only appears percent-encoded, so the route could never match.
+    #[error("the character '{character}' is not ASCII; requests carry it percent-encoded, so write it that way ('{encoded}')")]
+    NonAscii {
+        /// The character.
+        character: char,
+        /// Its percent-encoded UTF-8.
+        encoded: String,
+    },
+    /// Express's expression for the path needs a construct `regex-lite` lacks (a parameter
+    /// right after a literal of several characters in one segment, such as `/a-x-:b`, makes a
+    /// lookahead).
+    #[error("Express turns it into the regular expression '{expression}', which uses {what}; this form is not supported: use whole-segment parameters ('/a/:b') or 'pathRegex'")]
+    Unsupported {
+        /// path-to-regexp's expression.
+        expression: String,
+        /// The construct.
+        what: &'static str,
+    },
+    /// Express's expression is not a valid JavaScript regular expression: Express Gateway
+    /// would fail to start.
+    #[error("Express turns it into the invalid regular expression '{expression}' ({what}) and would refuse to start; escape regex characters such as '(' with '\\\\'")]
+    Invalid {
+        /// path-to-regexp's expression.
+        expression: String,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// The expression exceeds the engine's size limits.
+    #[error("its regular expression '{expression}' is too large: {message}")]
+    TooLarge {
+        /// path-to-regexp's expression.
+        expression: String,
+        /// The engine's message.
+        message: String,
+    },
 }
 
 /// A regular expression of a route that cannot be used.
@@ -144,28 +187,29 @@ impl ExpressPath {
     /// valid JavaScript regular expression (Express would fail to start), or one that needs a
     /// construct [`JsRegex`] refuses (a `:param` right after a literal of more than one
     /// character, such as `/a-x:b`, makes a lookahead).
-    pub fn compile(path: &str) -> Result<Self, String> {
+    pub fn compile(path: &str) -> Result<Self, PathError> {
         if let Some(c) = path.chars().find(|c| !c.is_ascii()) {
-            return Err(format!(
-                "the character '{c}' is not ASCII; Express compares route paths with the raw request path, where it is percent-encoded: write it percent-encoded (e.g. '{}')",
-                utf8_escapes(c)
-            ));
+            return Err(PathError::NonAscii {
+                character: c,
+                encoded: utf8_escapes(c),
+            });
         }
         if let Some(pieces) = fast_pieces(path) {
             return Ok(Self {
                 matcher: PathMatcher::Pieces(pieces.into_boxed_slice()),
             });
         }
-        let source = path_to_regexp(path);
-        let regex = JsRegex::with_flags(&path_to_regexp_for(path, true), true).map_err(|e| match e {
-            JsRegexError::Unsupported { what, .. } => format!(
-                "Express turns it into the regular expression '{source}', which uses {what}; this form is not supported, use whole-segment parameters ('/a/:b') or 'pathRegex'"
-            ),
-            JsRegexError::Syntax { what, .. } => format!(
-                "Express turns it into the invalid regular expression '{source}' ({what}) and would refuse to start; escape regex characters with '\\\\'"
-            ),
-            JsRegexError::Engine { message, .. } => {
-                format!("its regular expression '{source}' is too large: {message}")
+        let regex = JsRegex::with_flags(&path_to_regexp_for(path, true), true).map_err(|e| {
+            let expression = path_to_regexp(path);
+            match e {
+                JsRegexError::Unsupported { what, .. } => {
+                    PathError::Unsupported { expression, what }
+                }
+                JsRegexError::Syntax { what, .. } => PathError::Invalid { expression, what },
+                JsRegexError::Engine { message, .. } => PathError::TooLarge {
+                    expression,
+                    message,
+                },
             }
         })?;
         Ok(Self {
@@ -184,10 +228,10 @@ impl ExpressPath {
     /// Compiles a model path pattern.
     pub fn from_pattern(pattern: &PathPattern, route: usize) -> Result<Self, ExpressRouteError> {
         match pattern {
-            PathPattern::Express(p) => Self::compile(p).map_err(|reason| ExpressRouteError::Path {
+            PathPattern::Express(p) => Self::compile(p).map_err(|error| ExpressRouteError::Path {
                 route,
                 path: p.clone(),
-                reason,
+                error,
             }),
             PathPattern::Regex(r) => Self::regex(r).map_err(|error| {
                 ExpressRouteError::Regex(RegexAt {
@@ -206,7 +250,11 @@ impl ExpressPath {
 
     /// Tests a request path (without the query string; anything from a `?` on is ignored).
     pub fn test(&self, path: &str) -> PathMatch {
-        let path = path.split_once('?').map_or(path, |(p, _)| p);
+        self.test_path(path.split_once('?').map_or(path, |(p, _)| p))
+    }
+
+    /// [`ExpressPath::test`] on a path known to have no query.
+    fn test_path(&self, path: &str) -> PathMatch {
         match &self.matcher {
             PathMatcher::Pieces(pieces) => match_pieces(pieces, path),
             PathMatcher::Regex(re) => match re.match_groups(path, decodes) {
@@ -627,6 +675,15 @@ pub fn host_name(host_header: &str) -> &str {
     }
 }
 
+/// Why a `host` (vhost) pattern cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VhostError {
+    /// Non-ASCII: `Host` carries internationalised names in their punycode form, so the
+    /// pattern could never match.
+    #[error("host names reach the gateway in their ASCII (punycode, 'xn--') form: write the pattern that way")]
+    NonAscii,
+}
+
 /// A compiled `host` / `hostRegex`.
 #[derive(Debug, Clone)]
 pub enum HostMatcher {
@@ -645,14 +702,12 @@ impl HostMatcher {
     ///
     /// Errors: a non-ASCII pattern (`Host` carries the punycode `xn--` form of an
     /// internationalised name: write that).
-    pub fn vhost(pattern: &str) -> Result<Self, String> {
+    pub fn vhost(pattern: &str) -> Result<Self, VhostError> {
         if pattern.is_empty() || pattern == "*" {
             return Ok(HostMatcher::Any);
         }
         if !pattern.is_ascii() {
-            return Err(
-                "host names reach the gateway in their ASCII (punycode, 'xn--') form: write the pattern that way".into(),
-            );
+            return Err(VhostError::NonAscii);
         }
         Ok(HostMatcher::Vhost(
             pattern.split('.').map(Box::from).collect(),
@@ -1008,10 +1063,10 @@ impl ExpressRouter {
                     let host = match r.host {
                         HostInput::Any => Ok(HostMatcher::Any),
                         HostInput::Vhost(h) => {
-                            HostMatcher::vhost(h).map_err(|reason| ExpressRouteError::Host {
+                            HostMatcher::vhost(h).map_err(|error| ExpressRouteError::Host {
                                 route: index,
                                 host: h.to_owned(),
-                                reason,
+                                error,
                             })
                         }
                         HostInput::Regex(h) => HostMatcher::regex(h).map_err(|error| {
@@ -1082,7 +1137,7 @@ impl ExpressRouter {
             }
             let mut allow: Option<String> = None;
             for route in &group.routes {
-                let found = route.path.test(path);
+                let found = route.path.test_path(path);
                 if found == PathMatch::No {
                     continue;
                 }

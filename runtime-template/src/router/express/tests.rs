@@ -130,13 +130,14 @@ fn path_to_regexp_sources() {
 fn refused_paths_have_reasons() {
     // A lookahead path-to-regexp makes for a multi-character literal before a parameter.
     let e = ExpressPath::compile("/:a-x-:b").unwrap_err();
-    assert!(e.contains("lookahead"), "{e}");
+    assert!(matches!(e, PathError::Unsupported { .. }), "{e}");
+    assert!(e.to_string().contains("lookahead"), "{e}");
     // Invalid JavaScript: Express would not start.
     let e = ExpressPath::compile("/a(b").unwrap_err();
-    assert!(e.contains("invalid"), "{e}");
+    assert!(matches!(e, PathError::Invalid { .. }), "{e}");
     // Non-ASCII: written percent-encoded.
     let e = ExpressPath::compile("/städte").unwrap_err();
-    assert!(e.contains("%C3%A4"), "{e}");
+    assert!(e.to_string().contains("%C3%A4"), "{e}");
 }
 
 #[test]
