@@ -36,6 +36,34 @@
 //! its first `:` after an IPv6 `[...]`). `hostRegex` is `new RegExp(source)` run by `vhost`: it
 //! is anchored with `^`/`$` unless already anchored, and case-insensitive. A request without a
 //! `Host` header matches only the `*` group.
+//!
+//! # Use
+//!
+//! ```
+//! use mgw_runtime::model::express::{ExpressRoute, HostPattern, PathPattern};
+//! use mgw_runtime::router::express::{
+//!     join_upstream, stripped_target, ExpressRouter, Lookup, RouteInput,
+//! };
+//!
+//! let routes = vec![ExpressRoute {
+//!     api_endpoint: "wms".into(),
+//!     host: HostPattern::Any,
+//!     path: PathPattern::Express("/wms*".into()),
+//!     methods: vec![],
+//!     scopes: vec![],
+//!     pipeline: Some(0),
+//! }];
+//! // At start-up, with `${VAR}` settings in host patterns already substituted:
+//! let router = ExpressRouter::build(routes.iter().map(RouteInput::from)).unwrap();
+//! // Per request: method, Host header, normalised path (no query).
+//! let Lookup::Route(m) = router.resolve("GET", Some("api.example.com"), "/wms/foo") else {
+//!     panic!()
+//! };
+//! assert_eq!(m.route, 0);
+//! // The proxy step with `stripPath: true`, service endpoint http://mapserver/cgi-bin/mapserv:
+//! let target = stripped_target("/wms/foo?SERVICE=WMS", m.strip.unwrap());
+//! assert_eq!(join_upstream("/cgi-bin/mapserv", &target), "/cgi-bin/mapserv/foo?SERVICE=WMS");
+//! ```
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
