@@ -43,6 +43,10 @@
 //! the request segment it is matched against), so its cost is bounded by the size of the
 //! table whatever the request path is.
 
+pub mod express;
+pub mod glob;
+pub mod jsregex;
+
 use std::collections::{BTreeSet, HashMap};
 
 use http::{HeaderValue, Method};
