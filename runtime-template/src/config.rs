@@ -515,14 +515,15 @@ impl Default for CorsConfig {
 impl CorsConfig {
     /// The CORS step this section gives APIs without `x-wso2-cors`, if enabled.
     pub fn spec(&self) -> Option<crate::policies::cors::CorsSpec> {
-        self.enabled
-            .then(|| crate::policies::cors::CorsSpec::wso2(
+        self.enabled.then(|| {
+            crate::policies::cors::CorsSpec::wso2(
                 &self.allow_origins,
                 &self.allow_methods,
                 &self.allow_headers,
                 &self.expose_headers,
                 self.allow_credentials,
-            ))
+            )
+        })
     }
 }
 
@@ -903,6 +904,27 @@ mod tests {
 
     fn parse_ok(text: &str) -> RuntimeConfig {
         parse(text, Path::new("micro-gw.toml"), &[], &[]).unwrap()
+    }
+
+    #[test]
+    fn cors_section_is_off_by_default_and_takes_wso2_key_names() {
+        assert_eq!(parse_ok("").cors.spec(), None);
+        let cfg = parse_ok(
+            "[cors]\ncorsConfigurationEnabled = true\naccessControlAllowOrigins = [\"https://a.example\"]\naccessControlAllowCredentials = true\n",
+        );
+        let spec = cfg.cors.spec().unwrap();
+        assert_eq!(spec.dialect, crate::model::Dialect::Wso2);
+        assert!(spec.credentials);
+        assert_eq!(
+            spec.origin,
+            crate::policies::cors::CorsOrigin::List(vec![
+                crate::policies::cors::OriginPattern::Exact("https://a.example".into())
+            ])
+        );
+        // WSO2's default methods and headers stay when not given.
+        assert_eq!(spec.methods.len(), 6);
+        let err = parse("[cors]\nenable = true\n", Path::new("c"), &[], &[]).unwrap_err();
+        assert!(err.to_string().contains("enable"), "{err}");
     }
 
     #[test]

@@ -382,7 +382,8 @@ impl CorsPolicy {
                     out,
                     &HeaderValue::from_static("Access-Control-Request-Headers"),
                 );
-                if let Some(requested) = joined_request_header(request, &ACCESS_CONTROL_REQUEST_HEADERS)
+                if let Some(requested) =
+                    joined_request_header(request, &ACCESS_CONTROL_REQUEST_HEADERS)
                 {
                     out.insert(ACCESS_CONTROL_ALLOW_HEADERS, requested);
                 }
@@ -455,7 +456,10 @@ impl CorsPolicy {
         if self.credentials {
             out.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
         }
-        out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_str(origin).ok()?);
+        out.insert(
+            ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_str(origin).ok()?,
+        );
         merge_vary(&mut out, &HeaderValue::from_static("Origin"));
         out.insert(ACCESS_CONTROL_ALLOW_METHODS, requested.clone());
         if let Some(echoed) = echoed {

@@ -79,10 +79,9 @@ pub fn express_send(status: StatusCode, body: &str, content_type: &'static str) 
 /// number when it has none. Express answers an API endpoint that no pipeline serves with
 /// `sendStatus(404)`.
 pub fn express_send_status(status: StatusCode) -> Answer {
-    let reason = status.canonical_reason().map_or_else(
-        || status.as_u16().to_string(),
-        |reason| reason.to_string(),
-    );
+    let reason = status
+        .canonical_reason()
+        .map_or_else(|| status.as_u16().to_string(), |reason| reason.to_string());
     express_send(status, &reason, "text/plain; charset=utf-8")
 }
 
@@ -92,8 +91,9 @@ pub fn weak_etag(body: &[u8]) -> HeaderValue {
     let digest = Sha1::digest(body);
     let hash = base64::engine::general_purpose::STANDARD.encode(digest);
     let hash = hash.get(..27).unwrap_or(&hash);
-    HeaderValue::from_str(&format!("W/\"{:x}-{hash}\"", body.len()))
-        .unwrap_or(HeaderValue::from_static("W/\"0-2jmj7l5rSw0yVb/vlWAYkK/YBwk\""))
+    HeaderValue::from_str(&format!("W/\"{:x}-{hash}\"", body.len())).unwrap_or(
+        HeaderValue::from_static("W/\"0-2jmj7l5rSw0yVb/vlWAYkK/YBwk\""),
+    )
 }
 
 /// Express's final handler for a request no route answered (`finalhandler` 1.3): `404`, an
@@ -134,7 +134,9 @@ fn pathname(target: &str) -> &str {
     let Some(after_scheme) = target.find("://").and_then(|i| target.get(i + 3..)) else {
         return target.get(..cut(target)).unwrap_or(target);
     };
-    let after_scheme = after_scheme.get(..cut(after_scheme)).unwrap_or(after_scheme);
+    let after_scheme = after_scheme
+        .get(..cut(after_scheme))
+        .unwrap_or(after_scheme);
     match after_scheme.find('/') {
         Some(slash) => after_scheme.get(slash..).unwrap_or("/"),
         None => "/",
@@ -233,12 +235,19 @@ mod tests {
             .answer();
         assert_eq!(default.0, 400);
         // 204: type, length and body dropped, the ETag of the message kept.
-        let (_, headers, body) = express_send(StatusCode::NO_CONTENT, "gone", "text/html; charset=utf-8");
-        assert_eq!(lines(&headers), ["etag: W/\"4-pt/eqjpEpMUtRChIR9cWCJK0AX4\""]);
+        let (_, headers, body) =
+            express_send(StatusCode::NO_CONTENT, "gone", "text/html; charset=utf-8");
+        assert_eq!(
+            lines(&headers),
+            ["etag: W/\"4-pt/eqjpEpMUtRChIR9cWCJK0AX4\""]
+        );
         assert!(body.is_empty());
         // 205: Content-Length 0, no body.
-        let (_, headers, body) =
-            express_send(StatusCode::RESET_CONTENT, "gone", "text/html; charset=utf-8");
+        let (_, headers, body) = express_send(
+            StatusCode::RESET_CONTENT,
+            "gone",
+            "text/html; charset=utf-8",
+        );
         assert_eq!(
             lines(&headers),
             [
@@ -253,7 +262,8 @@ mod tests {
         assert_eq!(headers["etag"], "W/\"0-2jmj7l5rSw0yVb/vlWAYkK/YBwk\"");
         assert_eq!(headers["content-length"], "0");
         let long = "x".repeat(1200);
-        let (_, headers, _) = express_send(StatusCode::BAD_REQUEST, &long, "text/html; charset=utf-8");
+        let (_, headers, _) =
+            express_send(StatusCode::BAD_REQUEST, &long, "text/html; charset=utf-8");
         assert_eq!(headers["etag"], "W/\"4b0-QSMHiHADaKkg+0QNlPxj8r/5AWU\"");
         for bad in [0, 99, 100, 199, 1000] {
             assert_eq!(

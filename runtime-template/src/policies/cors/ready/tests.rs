@@ -144,15 +144,20 @@ fn origin_as_regexp_echoes_a_match_and_leaves_others_out() {
     assert_eq!(bad.headers["access-control-allow-headers"], "X-TEST");
     assert_eq!(bad.headers["vary"], "Origin");
     // Unanchored, as RegExp.test.
-    assert!(preflight_from(&p, "https://evil.com?http://www.example.com")
-        .headers
-        .contains_key("access-control-allow-origin"));
+    assert!(
+        preflight_from(&p, "https://evil.com?http://www.example.com")
+            .headers
+            .contains_key("access-control-allow-origin")
+    );
 }
 
 #[test]
 fn origin_as_array_of_strings_and_of_regexps() {
     for p in [
-        eg_test_action(exact(&["http://www.example.com", "http://www.example2.com"])),
+        eg_test_action(exact(&[
+            "http://www.example.com",
+            "http://www.example2.com",
+        ])),
         eg_test_action(regexes(&[
             r"http://www\.example\.com",
             r"http://www\.example2\.com",
@@ -512,7 +517,10 @@ fn wso2_wildcard_reflects_the_origin_never_star() {
         &request(&[("origin", "https://app.example")]),
         &mut response,
     );
-    assert_eq!(response["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        response["access-control-allow-origin"],
+        "https://app.example"
+    );
     assert_eq!(response["access-control-allow-credentials"], "true");
     assert_eq!(
         response["access-control-expose-headers"],
@@ -529,7 +537,10 @@ fn wso2_preflight_echoes_method_and_headers_with_200() {
             &request(&[
                 ("origin", "http://www.m3.com"),
                 ("access-control-request-method", "POST"),
-                ("access-control-request-headers", "authorization, content-type"),
+                (
+                    "access-control-request-headers",
+                    "authorization, content-type",
+                ),
             ]),
         )
         .unwrap();
