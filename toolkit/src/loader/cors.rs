@@ -10,7 +10,7 @@
 //! or boolean item is read as its text, as Jackson coerces it); other keys are ignored (here
 //! with a warning naming the key and the likely intended one).
 
-use mgw_runtime::policies::cors::CorsSpec;
+use mgw_runtime::policies::cors::{CorsPolicy, CorsSpec};
 use serde_json::Value;
 
 use super::diagnostics::Diagnostics;
@@ -201,13 +201,14 @@ pub fn api_cors(doc: &Document, diags: &mut Diagnostics) -> Option<CorsSpec> {
     if diags.errors.len() > errors_before {
         return None;
     }
-    Some(CorsSpec::wso2(
-        &origins,
-        &methods,
-        &headers,
-        &exposed,
-        credentials,
-    ))
+    let spec = CorsSpec::wso2(&origins, &methods, &headers, &exposed, credentials);
+    // What the gateway will refuse at start-up is refused here (a value that cannot be sent in
+    // a header, such as a non-ASCII origin).
+    if let Err(e) = CorsPolicy::new(&spec) {
+        diags.error(file, doc.line(POINTER), format!("x-wso2-cors: {e}"));
+        return None;
+    }
+    Some(spec)
 }
 
 /// The first of `names` present in `map`, with its value.
@@ -354,6 +355,19 @@ mod tests {
             text.iter().any(|w| w.starts_with("api.yaml:5:")
                 && w.contains("corsConfigurationEnabled: false is ignored")),
             "{text:?}"
+        );
+    }
+
+    #[test]
+    fn values_a_header_cannot_carry_are_refused_at_build() {
+        let (spec, d) =
+            read("x-wso2-cors:\n  accessControlAllowOrigins: ['https://b\u{fc}cher.example']");
+        assert_eq!(spec, None);
+        assert!(
+            d.errors[0]
+                .to_string()
+                .starts_with("api.yaml:3: x-wso2-cors: the origin \"https://b\u{fc}cher.example\" cannot be an HTTP header value"),
+            "{d:?}"
         );
     }
 

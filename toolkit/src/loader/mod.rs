@@ -72,6 +72,13 @@ pub fn load_with(
     options: &LoadOptions,
 ) -> Result<Loaded, Failed> {
     let mut diags = Diagnostics::default();
+    if let Some(Err(e)) = options
+        .cors_default
+        .as_ref()
+        .map(mgw_runtime::policies::cors::CorsPolicy::new)
+    {
+        diags.error("conf/micro-gw.toml", None, format!("[cors]: {e}"));
+    }
     let mut apis = Vec::new();
     for file in files {
         let doc = match Document::parse(&file.name, &file.text) {

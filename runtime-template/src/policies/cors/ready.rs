@@ -27,8 +27,9 @@ pub enum CorsError {
         /// The compiler's message.
         reason: String,
     },
-    /// A configured value cannot be sent in an HTTP header (a control character, a line break).
-    #[error("{what} {value:?} cannot be sent in an HTTP header (control characters or line breaks); remove them")]
+    /// A configured value cannot be sent in an HTTP header (a control character, a line break,
+    /// a non-ASCII character).
+    #[error("{what} {value:?} cannot be an HTTP header value: use visible ASCII only (an international domain in its xn-- form)")]
     BadHeaderValue {
         /// Which setting.
         what: &'static str,
@@ -103,11 +104,16 @@ const TRUE: HeaderValue = HeaderValue::from_static("true");
 const STAR: HeaderValue = HeaderValue::from_static("*");
 const ZERO: HeaderValue = HeaderValue::from_static("0");
 
+/// A configured value as a header value: visible ASCII only (`http` would also take obs-text
+/// bytes, which no browser sends in these headers).
 fn header_value(what: &'static str, value: &str) -> Result<HeaderValue, CorsError> {
-    HeaderValue::from_str(value).map_err(|_| CorsError::BadHeaderValue {
-        what,
-        value: value.to_string(),
-    })
+    Some(value)
+        .filter(|v| v.is_ascii())
+        .and_then(|v| HeaderValue::from_str(v).ok())
+        .ok_or_else(|| CorsError::BadHeaderValue {
+            what,
+            value: value.to_string(),
+        })
 }
 
 /// A list joined with `separator`, as a header value (`None` when the result is empty, as
@@ -141,7 +147,11 @@ impl CorsPolicy {
                 patterns
                     .iter()
                     .map(|p| match p {
-                        OriginPattern::Exact(exact) => Ok(Pattern::Exact(exact.clone())),
+                        // Browsers send `Origin` in ASCII (a punycode host): an origin that
+                        // cannot be a header value would never match.
+                        OriginPattern::Exact(exact) => {
+                            header_value("the origin", exact).map(|_| Pattern::Exact(exact.clone()))
+                        }
                         OriginPattern::Regex(source) => regex_lite::Regex::new(source)
                             .map(Pattern::Regex)
                             .map_err(|e| CorsError::BadPattern {

@@ -196,6 +196,12 @@ fn a_bad_pattern_or_value_is_refused_when_made_ready() {
     })
     .unwrap_err();
     assert!(matches!(e, CorsError::BadHeaderValue { .. }), "{e}");
+    let e = CorsPolicy::new(&CorsSpec {
+        origin: exact(&["https://b\u{fc}cher.example"]),
+        ..CorsSpec::default()
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("xn--"), "{e}");
     for status in [0, 99, 100, 1000] {
         let e = CorsPolicy::new(&CorsSpec {
             preflight_status: status,
