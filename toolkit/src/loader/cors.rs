@@ -281,6 +281,43 @@ mod tests {
         mgw_runtime::policies::cors::CorsPolicy::new(&spec).unwrap();
     }
 
+    /// The whole fixture through the loader: every resource's pipeline starts with its CORS
+    /// step, before authentication.
+    #[test]
+    fn the_fixture_compiles_to_pipelines_that_start_with_cors() {
+        use mgw_runtime::model::PolicySpec;
+        let text = include_str!("../../../tests/fixtures/wso2-openapi/cors_cors_sample.yaml");
+        let file = crate::loader::SourceFile {
+            name: "cors_cors_sample.yaml".into(),
+            text: text.into(),
+        };
+        let loaded = crate::loader::load("p", &[file]).unwrap();
+        let api = &loaded.model.apis[0];
+        assert!(!api.resources.is_empty());
+        for resource in &api.resources {
+            let steps = &loaded.model.pipelines[resource.pipeline].steps;
+            assert!(
+                matches!(&steps[0].policy, PolicySpec::Cors(spec) if spec.credentials),
+                "{} {}: {:?}",
+                resource.method,
+                resource.path,
+                steps[0].policy
+            );
+            assert!(matches!(
+                steps.last().map(|s| &s.policy),
+                Some(PolicySpec::Proxy(_))
+            ));
+        }
+        assert!(
+            !loaded
+                .warnings
+                .iter()
+                .any(|w| w.message.contains("x-wso2-cors")),
+            "{:?}",
+            loaded.warnings
+        );
+    }
+
     #[test]
     fn absent_or_null_means_none_and_empty_means_wso2_defaults() {
         assert_eq!(read("x-wso2-basePath: /t").0, None);
