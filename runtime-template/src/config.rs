@@ -37,6 +37,9 @@ pub struct RuntimeConfig {
     pub security: SecurityConfig,
     /// Logging.
     pub log: LogConfig,
+    /// CORS for WSO2 APIs without `x-wso2-cors`: read by `micro-gw build` (a change needs a
+    /// rebuild); the running gateway does not use it.
+    pub cors: CorsConfig,
 }
 
 /// `[limits]`
@@ -466,6 +469,64 @@ pub struct LogConfig {
     pub access_log: bool,
 }
 
+/// `[cors]`: the CORS configuration compiled into every WSO2 API that has no `x-wso2-cors` of
+/// its own, as WSO2 API Microgateway 3.x's toolkit `[corsConfiguration]` does. Read by
+/// `micro-gw build`, not by the gateway: CORS is part of what an API is, so a change takes a
+/// rebuild. The keys of WSO2's section (`corsConfigurationEnabled`,
+/// `accessControlAllowOrigins`, ...) are accepted as aliases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Apply this configuration (WSO2's shipped `toolkit-config.toml` has it off; so do we).
+    #[serde(alias = "corsConfigurationEnabled")]
+    pub enabled: bool,
+    /// Allowed origins, exact; `["*"]` allows any origin (reflected, never `*`).
+    #[serde(alias = "accessControlAllowOrigins")]
+    pub allow_origins: Vec<String>,
+    /// Methods a preflight may ask for; `["*"]` or empty: any.
+    #[serde(alias = "accessControlAllowMethods")]
+    pub allow_methods: Vec<String>,
+    /// Request headers a preflight may ask for (case-insensitive); empty: any.
+    #[serde(alias = "accessControlAllowHeaders")]
+    pub allow_headers: Vec<String>,
+    /// `Access-Control-Expose-Headers` on responses.
+    #[serde(alias = "accessControlExposeHeaders")]
+    pub expose_headers: Vec<String>,
+    /// `Access-Control-Allow-Credentials: true`.
+    #[serde(alias = "accessControlAllowCredentials")]
+    pub allow_credentials: bool,
+}
+
+/// WSO2 API Microgateway 3.x's CORS defaults (`CliConstants`), switched off.
+impl Default for CorsConfig {
+    fn default() -> Self {
+        let spec = crate::policies::cors::CorsSpec::wso2_default();
+        Self {
+            enabled: false,
+            allow_origins: vec!["*".into()],
+            allow_methods: spec.methods,
+            allow_headers: spec.allowed_headers.unwrap_or_default(),
+            expose_headers: spec.exposed_headers,
+            allow_credentials: false,
+        }
+    }
+}
+
+impl CorsConfig {
+    /// The CORS step this section gives APIs without `x-wso2-cors`, if enabled.
+    pub fn spec(&self) -> Option<crate::policies::cors::CorsSpec> {
+        self.enabled.then(|| {
+            crate::policies::cors::CorsSpec::wso2(
+                &self.allow_origins,
+                &self.allow_methods,
+                &self.allow_headers,
+                &self.expose_headers,
+                self.allow_credentials,
+            )
+        })
+    }
+}
+
 impl Default for ListenerConfig {
     fn default() -> Self {
         Self {
@@ -843,6 +904,27 @@ mod tests {
 
     fn parse_ok(text: &str) -> RuntimeConfig {
         parse(text, Path::new("micro-gw.toml"), &[], &[]).unwrap()
+    }
+
+    #[test]
+    fn cors_section_is_off_by_default_and_takes_wso2_key_names() {
+        assert_eq!(parse_ok("").cors.spec(), None);
+        let cfg = parse_ok(
+            "[cors]\ncorsConfigurationEnabled = true\naccessControlAllowOrigins = [\"https://a.example\"]\naccessControlAllowCredentials = true\n",
+        );
+        let spec = cfg.cors.spec().unwrap();
+        assert_eq!(spec.dialect, crate::model::Dialect::Wso2);
+        assert!(spec.credentials);
+        assert_eq!(
+            spec.origin,
+            crate::policies::cors::CorsOrigin::List(vec![
+                crate::policies::cors::OriginPattern::Exact("https://a.example".into())
+            ])
+        );
+        // WSO2's default methods and headers stay when not given.
+        assert_eq!(spec.methods.len(), 6);
+        let err = parse("[cors]\nenable = true\n", Path::new("c"), &[], &[]).unwrap_err();
+        assert!(err.to_string().contains("enable"), "{err}");
     }
 
     #[test]

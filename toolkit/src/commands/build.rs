@@ -43,7 +43,10 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let seen = BuiltDefinitions::read(&project);
     let changed = |file: &str| seen.changed(file, &definitions);
     print!("Generating sources...");
-    let loaded = match loader::load(&project.name, &definitions) {
+    let load_options = loader::LoadOptions {
+        cors_default: cors_default(&project),
+    };
+    let loaded = match loader::load_with(&project.name, &definitions, &load_options) {
         Ok(loaded) => loaded,
         Err(failed) => {
             println!("[ERROR]");
@@ -198,6 +201,17 @@ fn check_settings(project: &Project) -> Option<mgw_runtime::config::SecurityConf
         }
     }
     security
+}
+
+/// The `[cors]` section of `conf/micro-gw.toml`, when it is enabled: the CORS step of WSO2
+/// APIs without `x-wso2-cors`. Compiled in (CORS is what an API is); a settings file that does
+/// not load was already reported by [`check_settings`], and then no default applies.
+fn cors_default(project: &Project) -> Option<mgw_runtime::policies::cors::CorsSpec> {
+    mgw_runtime::config::load(&project.config_file(), &[], &[])
+        .ok()?
+        .config
+        .cors
+        .spec()
 }
 
 /// One line when resources require credentials that nothing in `conf/micro-gw.toml` can

@@ -4,6 +4,7 @@
 //! unresolved references, invalid URLs, resources without endpoints, duplicate base paths and
 //! routes that conflict. All problems are collected and reported together.
 
+pub mod cors;
 pub mod diagnostics;
 pub mod document;
 pub mod endpoints;
@@ -15,6 +16,7 @@ pub mod security;
 use std::collections::BTreeMap;
 
 use mgw_runtime::model::{GatewayModel, MODEL_FORMAT};
+use mgw_runtime::policies::cors::CorsSpec;
 use mgw_runtime::router::{RouteError, Router};
 
 pub use diagnostics::{Diagnostic, Diagnostics, LoadError};
@@ -50,9 +52,33 @@ pub struct Failed {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Loads and validates a set of definition files as one gateway.
+/// Project-wide settings the load applies.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The CORS step of WSO2 APIs without `x-wso2-cors` (`[cors]` of `conf/micro-gw.toml`
+    /// when enabled).
+    pub cors_default: Option<CorsSpec>,
+}
+
+/// Loads and validates a set of definition files as one gateway, with default options.
 pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
+    load_with(project, files, &LoadOptions::default())
+}
+
+/// Loads and validates a set of definition files as one gateway.
+pub fn load_with(
+    project: &str,
+    files: &[SourceFile],
+    options: &LoadOptions,
+) -> Result<Loaded, Failed> {
     let mut diags = Diagnostics::default();
+    if let Some(Err(e)) = options
+        .cors_default
+        .as_ref()
+        .map(mgw_runtime::policies::cors::CorsPolicy::new)
+    {
+        diags.error("conf/micro-gw.toml", None, format!("[cors]: {e}"));
+    }
     let mut apis = Vec::new();
     for file in files {
         let doc = match Document::parse(&file.name, &file.text) {
@@ -67,13 +93,14 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
                 continue;
             }
         };
+        let cors = cors::api_cors(&doc, &mut diags);
         if let Some(api) = openapi::load_definition(&doc, &mut diags) {
-            apis.push(api);
+            apis.push((api, cors.or_else(|| options.cors_default.clone())));
         }
     }
     // Base paths must be unique across the project.
     let mut by_base: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for api in &apis {
+    for (api, _) in &apis {
         by_base
             .entry(&api.api.base_path)
             .or_default()
@@ -95,7 +122,7 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
         return Err(failed(diags));
     }
 
-    apis.sort_by(|a, b| a.api.base_path.cmp(&b.api.base_path));
+    apis.sort_by(|(a, _), (b, _)| a.api.base_path.cmp(&b.api.base_path));
     let mut model = GatewayModel {
         format: MODEL_FORMAT,
         project: project.to_string(),
@@ -106,7 +133,9 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
     };
     // The line of each resource, by API and resource index, for route errors.
     let mut lines: Vec<Vec<Option<usize>>> = Vec::with_capacity(apis.len());
-    for loaded in apis {
+    let mut cors: Vec<Option<CorsSpec>> = Vec::with_capacity(apis.len());
+    for (loaded, api_cors) in apis {
+        cors.push(api_cors);
         let offset = model.endpoints.len();
         let mut api = loaded.api;
         for resource in &mut api.resources {
@@ -117,7 +146,7 @@ pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
         model.apis.push(api);
         lines.push(loaded.lines);
     }
-    pipelines::compile_wso2(&mut model, &[]);
+    pipelines::compile_wso2(&mut model, &cors);
     if let Err(errors) = Router::build(&model) {
         let line = |api: usize, resource: usize| {
             lines
@@ -194,6 +223,57 @@ mod tests {
             text: format!(
                 "openapi: 3.0.0\ninfo: {{title: {name}, version: '1'}}\nx-wso2-basePath: {base}\nx-wso2-production-endpoints: {{urls: ['http://a']}}\npaths:\n{paths}"
             ),
+        }
+    }
+
+    #[test]
+    fn cors_steps_come_first_from_x_wso2_cors_or_the_project_default() {
+        use mgw_runtime::model::PolicySpec;
+        use mgw_runtime::policies::cors::{CorsOrigin, OriginPattern};
+        let own = SourceFile {
+            name: "own.yaml".into(),
+            text: "openapi: 3.0.0\ninfo: {title: Own, version: '1'}\nx-wso2-basePath: /own\nx-wso2-production-endpoints: {urls: ['http://a']}\nx-wso2-cors: {accessControlAllowOrigins: ['https://app.example']}\npaths:\n  /a: {get: {}}\n".into(),
+        };
+        let plain = file("plain.yaml", "/plain", "  /b: {get: {}}\n");
+        let first_step = |loaded: &Loaded, base: &str| {
+            let api = loaded
+                .model
+                .apis
+                .iter()
+                .find(|a| a.base_path == base)
+                .unwrap();
+            let pipeline = &loaded.model.pipelines[api.resources[0].pipeline];
+            pipeline.steps[0].policy.clone()
+        };
+        // Without a project default, only the API with x-wso2-cors gets a CORS step.
+        let loaded = load("p", &[own.clone(), plain.clone()]).unwrap();
+        match first_step(&loaded, "/own") {
+            PolicySpec::Cors(spec) => assert_eq!(
+                spec.origin,
+                CorsOrigin::List(vec![OriginPattern::Exact("https://app.example".into())])
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(!matches!(
+            first_step(&loaded, "/plain"),
+            PolicySpec::Cors(_)
+        ));
+        // With `[cors] enabled = true`, the other API gets the default; the first keeps its own.
+        let default = mgw_runtime::config::CorsConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        let options = LoadOptions {
+            cors_default: default.spec(),
+        };
+        let loaded = load_with("p", &[own, plain], &options).unwrap();
+        match first_step(&loaded, "/plain") {
+            PolicySpec::Cors(spec) => assert_eq!(spec.origin, CorsOrigin::Any),
+            other => panic!("{other:?}"),
+        }
+        match first_step(&loaded, "/own") {
+            PolicySpec::Cors(spec) => assert!(matches!(spec.origin, CorsOrigin::List(_))),
+            other => panic!("{other:?}"),
         }
     }
 

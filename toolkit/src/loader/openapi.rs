@@ -20,9 +20,10 @@ const METHODS: [&str; 8] = [
 ];
 
 /// Extensions this version applies.
-const APPLIED: [&str; 5] = [
+const APPLIED: [&str; 6] = [
     "x-mgw-allow-encoded-slash",
     "x-wso2-basePath",
+    "x-wso2-cors",
     "x-wso2-production-endpoints",
     "x-wso2-sandbox-endpoints",
     "x-wso2-endpoints",
@@ -39,10 +40,9 @@ const SECURITY: [&str; 5] = [
 ];
 
 /// Extensions of WSO2 API Microgateway 3.x that are recognised but not enforced yet.
-const NOT_YET_APPLIED: [&str; 9] = [
+const NOT_YET_APPLIED: [&str; 8] = [
     "x-wso2-throttling-tier",
     "x-throttling-tier",
-    "x-wso2-cors",
     "x-wso2-transports",
     "x-wso2-mutual-ssl",
     "x-wso2-request-interceptor",
@@ -833,7 +833,7 @@ paths:
 
     #[test]
     fn unknown_and_pending_extensions_warn_by_name() {
-        let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-bogus: 1\nx-wso2-cors: {}\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a:\n    get: {x-wso2-throttling-tier: Gold}\n");
+        let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-bogus: 1\nx-wso2-response-cache: {}\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a:\n    get: {x-wso2-throttling-tier: Gold, x-wso2-cors: {}}\n");
         assert!(api.is_some());
         let text: Vec<String> = d.warnings.iter().map(ToString::to_string).collect();
         assert!(
@@ -841,10 +841,19 @@ paths:
                 .any(|w| w.contains("x-wso2-bogus") && w.starts_with("api.yaml:4:")),
             "{text:?}"
         );
-        assert!(text.iter().any(|w| w.contains("x-wso2-cors")), "{text:?}");
+        assert!(
+            text.iter().any(|w| w.contains("x-wso2-response-cache")),
+            "{text:?}"
+        );
         assert!(
             text.iter()
                 .any(|w| w.contains("x-wso2-throttling-tier") && w.starts_with("api.yaml:9:")),
+            "{text:?}"
+        );
+        // x-wso2-cors is applied at the top level only (as WSO2 reads it).
+        assert!(
+            text.iter()
+                .any(|w| w.contains("x-wso2-cors is ignored on an operation")),
             "{text:?}"
         );
     }

@@ -1,5 +1,10 @@
 //! `terminate`: answer with a fixed status and message (Express Gateway 1.16
 //! `lib/policies/terminate`: `res.status(statusCode).send(message)`, so `text/html`).
+//!
+//! With the `server` feature this module also holds Express 4's own answers, as pure
+//! functions returning an [`Answer`] (status, headers, body) for the engine: `res.send` of a
+//! string ([`express_send`]), `res.sendStatus` ([`express_send_status`]) and the final
+//! handler's 404 `Cannot GET /path` ([`express_not_found`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -21,3 +26,12 @@ impl Default for TerminateSpec {
         }
     }
 }
+
+#[cfg(feature = "server")]
+mod express;
+
+#[cfg(feature = "server")]
+pub use express::{
+    express_not_found, express_send, express_send_status, weak_etag, Answer, TerminateError,
+    TerminatePolicy,
+};
