@@ -35,8 +35,8 @@ use std::borrow::Cow;
 
 use http::HeaderName;
 
+pub(crate) use scope::form_decode;
 pub use scope::{Consumer, ConsumerInfo, RequestScope};
-pub(crate) use scope::{form_decode, latin1};
 pub use value::{number_to_string, string_to_number, Value};
 
 /// An expression that cannot be run: not JavaScript, or JavaScript beyond the supported forms.

@@ -282,7 +282,9 @@ impl<'s> Parser<'s> {
             Node::Str(self.string_literal(c)?.into())
         } else if c == '`' {
             self.template()?
-        } else if c.is_ascii_digit() || (c == '.' && self.rest()[1..].starts_with(|c: char| c.is_ascii_digit())) {
+        } else if c.is_ascii_digit()
+            || (c == '.' && self.rest()[1..].starts_with(|c: char| c.is_ascii_digit()))
+        {
             Node::Number(self.number()?)
         } else if is_identifier_start(c) {
             let name = self.identifier();
@@ -487,10 +489,9 @@ impl<'s> Parser<'s> {
         match self.peek() {
             Some('n') => Err(self.error(self.pos, "BigInt literals are not supported")),
             Some('_') => Err(self.error(self.pos, "numeric separators are not supported")),
-            Some(c) if is_identifier_part(c) => Err(self.error(
-                self.pos,
-                "an identifier cannot start right after a number",
-            )),
+            Some(c) if is_identifier_part(c) => {
+                Err(self.error(self.pos, "an identifier cannot start right after a number"))
+            }
             _ => Ok(value),
         }
     }
@@ -637,11 +638,13 @@ impl<'s> Parser<'s> {
                     let inner = self.expression()?;
                     self.skip_space()?;
                     if !self.eat("}") {
-                        return Err(if self.pos >= self.src.len() || self.rest().starts_with('`') {
-                            self.error(self.pos, "a `${` substitution is not closed with `}`")
-                        } else {
-                            self.unexpected()
-                        });
+                        return Err(
+                            if self.pos >= self.src.len() || self.rest().starts_with('`') {
+                                self.error(self.pos, "a `${` substitution is not closed with `}`")
+                            } else {
+                                self.unexpected()
+                            },
+                        );
                     }
                     parts.push(TemplatePart::Expr(inner));
                 }

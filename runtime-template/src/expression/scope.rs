@@ -199,7 +199,11 @@ impl<'a> RequestScope<'a> {
         };
         let mut text = latin1(first.as_bytes());
         if !NODE_SINGLE_HEADERS.contains(&name.as_str()) {
-            let separator = if name == http::header::COOKIE { "; " } else { ", " };
+            let separator = if name == http::header::COOKIE {
+                "; "
+            } else {
+                ", "
+            };
             for value in values {
                 let joined = text.to_mut();
                 joined.push_str(separator);

@@ -14,7 +14,9 @@ const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
 
 fn eval_with(source: &str, scope: &RequestScope<'_>) -> String {
     let expression = Expression::parse(source).unwrap_or_else(|e| panic!("{source}: {e}"));
-    let value = expression.eval(scope).unwrap_or_else(|e| panic!("{source}: {e}"));
+    let value = expression
+        .eval(scope)
+        .unwrap_or_else(|e| panic!("{source}: {e}"));
     value.to_js_string().into_owned()
 }
 
@@ -55,7 +57,10 @@ fn literals_and_kargo_basic() {
     // EG's modifier test values.
     assert_eq!(eval_plain("\"world\""), "world");
     assert_eq!(eval_plain("\"baffino\""), "baffino");
-    assert_eq!(eval_plain("'it\\'s \\x41\\u0042\\u{43} \\t'"), "it's ABC \t");
+    assert_eq!(
+        eval_plain("'it\\'s \\x41\\u0042\\u{43} \\t'"),
+        "it's ABC \t"
+    );
     assert_eq!(eval_plain("'\\uD83D\\uDE00'"), "😀");
     assert_eq!(eval_plain("1"), "1");
     assert_eq!(eval_plain("1.5"), "1.5");
@@ -71,7 +76,10 @@ fn literals_and_kargo_basic() {
 
 #[test]
 fn concatenation_follows_javascript() {
-    assert_eq!(eval_plain("'Bearer ' + req.headers.authorization"), "Bearer Bearer a");
+    assert_eq!(
+        eval_plain("'Bearer ' + req.headers.authorization"),
+        "Bearer Bearer a"
+    );
     assert_eq!(eval_plain("'n' + 1 + 2"), "n12");
     assert_eq!(eval_plain("1 + 2 + 'n'"), "3n");
     assert_eq!(eval_plain("1 + 1.5"), "2.5");
@@ -90,7 +98,10 @@ fn logic_and_comparison() {
     assert_eq!(eval_plain("req.headers.missing && 'x'"), "undefined");
     assert_eq!(eval_plain("'' ?? 'x'"), "");
     assert_eq!(eval_plain("req.headers.missing ?? 'x'"), "x");
-    assert_eq!(eval_plain("req.method === 'POST' ? 'write' : 'read'"), "write");
+    assert_eq!(
+        eval_plain("req.method === 'POST' ? 'write' : 'read'"),
+        "write"
+    );
     assert_eq!(eval_plain("req.method !== 'POST'"), "false");
     assert_eq!(eval_plain("req.secure == false"), "true");
     assert_eq!(eval_plain("'1' == 1"), "true");
@@ -126,8 +137,14 @@ fn request_lookups() {
 #[test]
 fn headers_read_as_node_joins_them() {
     // Case-insensitive, unlike Node's lower-case keys (documented difference).
-    assert_eq!(eval_plain("req.headers['X-Forwarded-For']"), "1.1.1.1, 2.2.2.2");
-    assert_eq!(eval_plain("req.headers['x-forwarded-for']"), "1.1.1.1, 2.2.2.2");
+    assert_eq!(
+        eval_plain("req.headers['X-Forwarded-For']"),
+        "1.1.1.1, 2.2.2.2"
+    );
+    assert_eq!(
+        eval_plain("req.headers['x-forwarded-for']"),
+        "1.1.1.1, 2.2.2.2"
+    );
     // Node keeps the first of repeated single headers and joins cookies with "; ".
     assert_eq!(eval_plain("req.headers.authorization"), "Bearer a");
     assert_eq!(eval_plain("req.headers.cookie"), "a=1; b=2");
@@ -163,7 +180,10 @@ fn anonymous_consumer_fields_raise_a_type_error() {
     );
     assert_eq!(eval_with("req.user?.id", &scope), "undefined");
     assert_eq!(eval_with("req.user", &scope), "undefined");
-    assert_eq!(eval_with("req.user ? req.user.id : 'anonymous'", &scope), "anonymous");
+    assert_eq!(
+        eval_with("req.user ? req.user.id : 'anonymous'", &scope),
+        "anonymous"
+    );
     let consumer = ConsumerInfo {
         id: "x",
         ..Default::default()
@@ -195,8 +215,14 @@ fn jwt_payload_consumer() {
     assert_eq!(eval_with("req.user.n + 1", &scope), "4");
     assert_eq!(eval_with("req.user.aud[1]", &scope), "b");
     assert_eq!(eval_with("req.user.sub.x", &scope), "undefined");
-    assert!(Expression::parse("req.user.nil.x").unwrap().eval(&scope).is_err());
-    assert!(Expression::parse("req.user.none.x").unwrap().eval(&scope).is_err());
+    assert!(Expression::parse("req.user.nil.x")
+        .unwrap()
+        .eval(&scope)
+        .is_err());
+    assert!(Expression::parse("req.user.none.x")
+        .unwrap()
+        .eval(&scope)
+        .is_err());
 }
 
 #[test]
@@ -238,23 +264,47 @@ fn error(source: &str) -> ExpressionError {
 fn unsupported_javascript_is_refused_with_its_column() {
     let cases: &[(&str, usize, &str)] = &[
         ("process.exit(1)", 1, "unknown name `process`"),
-        ("req.get('host')", 8, "function calls are not supported (`get(...)`): read req.headers"),
+        (
+            "req.get('host')",
+            8,
+            "function calls are not supported (`get(...)`): read req.headers",
+        ),
         ("req.url = '/x'", 9, "assignments are not supported"),
-        ("req.url + '/67' ; res.test", 17, "statements are not supported"),
+        (
+            "req.url + '/67' ; res.test",
+            17,
+            "statements are not supported",
+        ),
         ("req.foo", 5, "req.foo is not supported"),
-        ("req.headers.host.length", 18, "reading `length` of req.headers.host is not supported"),
+        (
+            "req.headers.host.length",
+            18,
+            "reading `length` of req.headers.host is not supported",
+        ),
         ("req.ip.x", 8, "reading `x` of req.ip"),
         ("res.test", 5, "res.test is not supported"),
         ("egContext.run", 11, "egContext.run is not supported"),
-        ("apiEndpoint.paths", 13, "apiEndpoint.paths is not supported"),
-        ("req.headers[req.method]", 12, "computed property names must be string literals"),
+        (
+            "apiEndpoint.paths",
+            13,
+            "apiEndpoint.paths is not supported",
+        ),
+        (
+            "req.headers[req.method]",
+            12,
+            "computed property names must be string literals",
+        ),
         ("1 - 2", 3, "the operator `-` is not supported"),
         ("a * 2", 1, "unknown name `a`"),
         ("1 * 2", 3, "the operator `*` is not supported"),
         ("'a' < 'b'", 5, "the operator `<` is not supported"),
         ("'unclosed", 1, "this string is not closed"),
         ("`${req.url`", 11, "a `${` substitution is not closed"),
-        ("'a'.length", 4, "properties can only be read from the globals"),
+        (
+            "'a'.length",
+            4,
+            "properties can only be read from the globals",
+        ),
         ("(req.url", 9, "expected `)`"),
         ("", 1, "the expression is empty"),
         ("typeof req", 1, "`typeof` is not supported"),
@@ -324,7 +374,10 @@ fn constants_are_known_before_any_request() {
 #[test]
 fn ipv6_hosts_and_h2_authority() {
     let p = parts("/", &[("host", b"[::1]:8443")]);
-    assert_eq!(eval_with("req.hostname", &RequestScope::new(&p, IP)), "[::1]");
+    assert_eq!(
+        eval_with("req.hostname", &RequestScope::new(&p, IP)),
+        "[::1]"
+    );
     let p = http::Request::builder()
         .uri("https://h2.example:9095/x?y=1")
         .body(())
@@ -337,5 +390,8 @@ fn ipv6_hosts_and_h2_authority() {
     assert_eq!(eval_with("req.url", &scope), "/x?y=1");
     assert_eq!(eval_with("req.protocol", &scope), "https");
     let v6: IpAddr = "2001:db8::1".parse().unwrap();
-    assert_eq!(eval_with("req.ip", &RequestScope::new(&p, v6)), "2001:db8::1");
+    assert_eq!(
+        eval_with("req.ip", &RequestScope::new(&p, v6)),
+        "2001:db8::1"
+    );
 }

@@ -107,9 +107,14 @@ impl Value<'_> {
 fn is_js_space(c: char) -> bool {
     matches!(
         c,
-        '\u{9}' | '\u{a}' | '\u{b}' | '\u{c}' | '\u{d}' | ' ' | '\u{a0}' | '\u{1680}'
-            | '\u{2000}'..='\u{200a}'
-            | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
+        '\u{9}' | '\u{a}' | '\u{b}' | '\u{c}' | '\u{d}' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
     )
 }
 
@@ -293,7 +298,9 @@ mod tests {
         for (s, n) in cases {
             assert_eq!(string_to_number(s), *n, "{s:?}");
         }
-        for s in ["abc", "1a", "inf", "nan", "infinity", ".", "1e", "-0x1", "0x", "1_000"] {
+        for s in [
+            "abc", "1a", "inf", "nan", "infinity", ".", "1e", "-0x1", "0x", "1_000",
+        ] {
             assert!(string_to_number(s).is_nan(), "{s:?}");
         }
     }
