@@ -35,6 +35,7 @@ use std::borrow::Cow;
 
 use http::HeaderName;
 
+#[cfg(feature = "server")]
 pub(crate) use scope::form_decode;
 pub use scope::{Consumer, ConsumerInfo, RequestScope};
 pub use value::{number_to_string, string_to_number, Value};
@@ -208,7 +209,7 @@ pub(crate) enum Path {
     Method,
     Url,
     OriginalUrl,
-    UrlPath,
+    Pathname,
     Protocol,
     Secure,
     RequestId,
@@ -312,7 +313,7 @@ fn lookup<'a>(path: &'a Path, scope: &RequestScope<'a>) -> Result<Value<'a>, Eva
         Path::Hostname => scope.hostname(),
         Path::Method => text(scope.parts.method.as_str()),
         Path::Url | Path::OriginalUrl => text(scope.url()),
-        Path::UrlPath => text(scope.url_path()),
+        Path::Pathname => text(scope.url_path()),
         Path::Protocol => text(if scope.secure { "https" } else { "http" }),
         Path::Secure => Value::Bool(scope.secure),
         Path::RequestId => text(scope.request_id),

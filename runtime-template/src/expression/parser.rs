@@ -763,7 +763,7 @@ fn resolve_req(segments: &[Segment]) -> Resolved {
         "method" => Path::Method,
         "url" => Path::Url,
         "originalUrl" => Path::OriginalUrl,
-        "path" => Path::UrlPath,
+        "path" => Path::Pathname,
         "protocol" => Path::Protocol,
         "secure" => Path::Secure,
         other => {
