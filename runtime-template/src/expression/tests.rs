@@ -395,3 +395,23 @@ fn ipv6_hosts_and_h2_authority() {
         "2001:db8::1"
     );
 }
+
+#[test]
+fn request_text_with_multibyte_characters_never_panics() {
+    // Header values and query parameters reach ToNumber through `==` and unary `+`.
+    let parts = parts(
+        "/?q=a%C3%A9",
+        &[("x-v", "aé".as_bytes()), ("x-w", b"0x\xc3\xa9")],
+    );
+    let scope = RequestScope::new(&parts, IP);
+    for source in [
+        "req.headers['x-v'] == 1",
+        "+req.headers['x-w']",
+        "-req.query.q",
+        "req.query.q == 0",
+        "req.hostname",
+    ] {
+        Expression::parse(source).unwrap().eval(&scope).unwrap();
+    }
+    assert_eq!(eval_with("+req.headers['x-v']", &scope), "NaN");
+}

@@ -138,7 +138,8 @@ pub fn string_to_number(s: &str) -> f64 {
         }
         n
     };
-    let lower = |p: &str| s.len() > 2 && s[..2].eq_ignore_ascii_case(p);
+    // Compared as bytes: the text may be a header value, with a multi-byte character anywhere.
+    let lower = |p: &str| s.len() > 2 && s.as_bytes()[..2].eq_ignore_ascii_case(p.as_bytes());
     if lower("0x") {
         return radix(&s[2..], 16);
     }
@@ -299,7 +300,8 @@ mod tests {
             assert_eq!(string_to_number(s), *n, "{s:?}");
         }
         for s in [
-            "abc", "1a", "inf", "nan", "infinity", ".", "1e", "-0x1", "0x", "1_000",
+            "abc", "1a", "inf", "nan", "infinity", ".", "1e", "-0x1", "0x", "1_000", "aé", "0é",
+            "0xé", "é", "-é", "+",
         ] {
             assert!(string_to_number(s).is_nan(), "{s:?}");
         }
