@@ -6,6 +6,8 @@
 //! One deliberate difference: numbers keep the text they were written with, where JavaScript
 //! would round them to doubles (`12345678901234567890` stays exact; `1.0` stays `1.0`).
 
+use std::collections::HashMap;
+
 use crate::expression::{number_to_string, Value};
 
 /// How deep arrays and objects may nest (parsing, writing and dropping recurse).
@@ -49,10 +51,22 @@ impl Object {
         self.members.retain(|(k, _, _)| k != key);
     }
 
-    fn set_parsed(&mut self, key: String, escaped: String, value: Json) {
-        match self.members.iter_mut().find(|(k, _, _)| *k == key) {
-            Some(member) => member.2 = value,
-            None => self.members.push((key, escaped, value)),
+    /// A member read from the text: a repeated key keeps its first place and takes the last
+    /// value. `seen` maps the keys read so far to their places, so a body with many keys costs
+    /// linear time, not quadratic.
+    fn set_parsed(
+        &mut self,
+        seen: &mut HashMap<String, usize>,
+        key: String,
+        escaped: String,
+        value: Json,
+    ) {
+        match seen.get(&key) {
+            Some(&at) => self.members[at].2 = value,
+            None => {
+                seen.insert(key.clone(), self.members.len());
+                self.members.push((key, escaped, value));
+            }
         }
     }
 }
@@ -175,6 +189,7 @@ impl Reader<'_> {
                 }
                 self.pos += 1;
                 let mut object = Object::default();
+                let mut seen = HashMap::new();
                 self.space();
                 if self.b.get(self.pos) == Some(&b'}') {
                     self.pos += 1;
@@ -193,7 +208,7 @@ impl Reader<'_> {
                     self.pos += 1;
                     self.space();
                     let value = self.value(depth + 1)?;
-                    object.set_parsed(key, escaped, value);
+                    object.set_parsed(&mut seen, key, escaped, value);
                     self.space();
                     match self.b.get(self.pos) {
                         Some(b',') => self.pos += 1,
@@ -467,6 +482,24 @@ mod tests {
         assert!(parse(&deep).is_err());
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert_eq!(round_trip(&ok), ok);
+    }
+
+    #[test]
+    fn many_keys_cost_linear_time() {
+        // 100 000 distinct keys (about 1.2 MB) and one repeated: a search per key for an earlier
+        // one was quadratic (minutes in a debug build).
+        let mut text = String::from("{");
+        for i in 0..100_000 {
+            text.push_str(&format!("\"k{i}\":{i},"));
+        }
+        text.push_str("\"k5\":\"last\"}");
+        let started = std::time::Instant::now();
+        let Json::Object(object) = parse(&text).unwrap() else {
+            panic!("not an object")
+        };
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        assert_eq!(object.members.len(), 100_000);
+        assert_eq!(object.members[5].2, Json::Str("last".into()));
     }
 
     #[test]

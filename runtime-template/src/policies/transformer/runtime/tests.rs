@@ -548,3 +548,37 @@ fn random_inputs_never_panic() {
         }
     }
 }
+
+#[test]
+fn decoded_query_text_cannot_inject_headers() {
+    // `req.query.q` is percent-decoded: CR LF or characters beyond Latin-1 from the client must
+    // not become a header.
+    let policy = TransformerPolicy::new(&TransformerSpec {
+        headers: ops(&[("x-q", "req.query.q")], &[]),
+        body: None,
+    })
+    .unwrap();
+    for (query, expected) in [
+        ("q=a%0D%0AX-Evil:%201", None),
+        ("q=%E2%82%AC", None),
+        ("q=%00", None),
+        ("q=caf%C3%A9", Some(&b"caf\xe9"[..])),
+        ("q=a+b", Some(&b"a b"[..])),
+    ] {
+        let mut parts = http::Request::get(format!("/?{query}"))
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let changes = policy
+            .header_changes(&RequestScope::new(&parts, IP))
+            .unwrap();
+        changes.apply(&mut parts.headers);
+        assert_eq!(
+            parts.headers.get("x-q").map(|v| v.as_bytes()),
+            expected,
+            "{query}"
+        );
+        assert!(!parts.headers.contains_key("x-evil"));
+    }
+}
