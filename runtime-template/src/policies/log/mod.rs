@@ -23,7 +23,7 @@ impl LogSpec {
 }
 
 #[cfg(feature = "server")]
-pub use runtime::LogPolicy;
+pub use runtime::{LogPolicy, TARGET};
 
 #[cfg(feature = "server")]
 mod runtime {
