@@ -39,3 +39,84 @@ pub struct HeadersSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forward: Vec<(String, String)>,
 }
+
+#[cfg(feature = "server")]
+mod form;
+#[cfg(feature = "server")]
+mod json;
+#[cfg(feature = "server")]
+mod runtime;
+#[cfg(feature = "server")]
+pub use runtime::{BodyError, HeaderChanges, HeadersPolicy, TransformedBody, TransformerPolicy};
+
+use crate::expression::{Expression, ExpressionError};
+
+/// An expression or a name in a transformer or `headers` action that cannot be run. The caller
+/// adds the file and the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// A value is not a supported expression.
+    #[error("{field}: the expression {expression:?} cannot be run: {error}")]
+    Expression {
+        /// Where in the action: `headers.add.r-test`, `forwardHeaders.x-user`, `message`.
+        field: String,
+        /// The expression's text.
+        expression: String,
+        /// What is wrong with it.
+        #[source]
+        error: ExpressionError,
+    },
+    /// A header to add has a name no header can have (Express Gateway would fail every request
+    /// with a 500).
+    #[error("{field}: {name:?} is not a valid header name")]
+    HeaderName {
+        /// Where in the action.
+        field: String,
+        /// The name.
+        name: String,
+    },
+}
+
+pub(crate) fn parse_value(field: String, source: &str) -> Result<Expression, SpecError> {
+    Expression::parse(source).map_err(|error| SpecError::Expression {
+        field,
+        expression: source.to_string(),
+        error,
+    })
+}
+
+pub(crate) fn parse_header_name(field: &str, name: &str) -> Result<http::HeaderName, SpecError> {
+    http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| SpecError::HeaderName {
+        field: field.to_string(),
+        name: name.to_string(),
+    })
+}
+
+impl TransformerSpec {
+    /// Checks every expression and added header name, as the toolkit does when it builds a
+    /// project (the gateway checks again when it starts, by building the policy).
+    pub fn check(&self) -> Result<(), SpecError> {
+        for (part, ops) in [("headers", &self.headers), ("body", &self.body)] {
+            for (name, source) in ops.iter().flat_map(|o| &o.add) {
+                let field = format!("{part}.add.{name}");
+                if part == "headers" {
+                    parse_header_name(&field, name)?;
+                }
+                parse_value(field, source)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HeadersSpec {
+    /// Checks every expression and header name (prefix included).
+    pub fn check(&self) -> Result<(), SpecError> {
+        for (name, source) in &self.forward {
+            let field = format!("forwardHeaders.{name}");
+            parse_header_name(&field, &format!("{}{name}", self.prefix))?;
+            parse_value(field, source)?;
+        }
+        Ok(())
+    }
+}
