@@ -45,8 +45,14 @@ fn kargo_imports_unchanged_and_the_build_lists_unsupported_steps() {
     );
     let out = harness::text(&import);
     assert!(import.status.success(), "{out}");
-    assert!(out.contains("Imported Express Gateway configuration"), "{out}");
-    assert!(out.contains("micro-gw build will refuse 34 step(s)"), "{out}");
+    assert!(
+        out.contains("Imported Express Gateway configuration"),
+        "{out}"
+    );
+    assert!(
+        out.contains("micro-gw build will refuse 34 step(s)"),
+        "{out}"
+    );
     let copied = dir.path().join("kargo/express-gateway");
     assert_eq!(
         std::fs::read(copied.join("gateway.config.yml")).unwrap(),
@@ -72,7 +78,10 @@ fn kargo_imports_unchanged_and_the_build_lists_unsupported_steps() {
         ),
         "{out}"
     );
-    assert!(refused.iter().all(|l| l.contains("--allow-unsupported")), "{out}");
+    assert!(
+        refused.iter().all(|l| l.contains("--allow-unsupported")),
+        "{out}"
+    );
     assert!(!dir.path().join("kargo/target/kargo").exists());
 }
 
@@ -87,7 +96,8 @@ fn failed_imports_leave_the_previous_state_and_reimport_replaces() {
         "good.yml",
         "http: {port: 8080}\nserviceEndpoints: {b: {url: 'http://127.0.0.1:1'}}\npolicies: [proxy]\napiEndpoints: {e: {path: /e}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies: [{proxy: {action: {serviceEndpoint: b}}}]\n",
     );
-    let import = |file: &str| harness::micro_gw(dir.path(), &["import", "eg", "--express-gateway", file]);
+    let import =
+        |file: &str| harness::micro_gw(dir.path(), &["import", "eg", "--express-gateway", file]);
     let first = import(good.to_str().unwrap());
     assert!(first.status.success(), "{}", harness::text(&first));
     let copy = dir.path().join("eg/express-gateway/gateway.config.yml");
@@ -110,7 +120,10 @@ fn failed_imports_leave_the_previous_state_and_reimport_replaces() {
     );
     let undeclared = import("undeclared.yml");
     let out = harness::text(&undeclared);
-    assert!(out.contains("undeclared.yml:7: pipeline 'p' uses the policy 'terminate'"), "{out}");
+    assert!(
+        out.contains("undeclared.yml:7: pipeline 'p' uses the policy 'terminate'"),
+        "{out}"
+    );
     assert_eq!(std::fs::read(&copy).unwrap(), before);
 
     let replaced = import(good.to_str().unwrap());
@@ -129,7 +142,16 @@ fn free_port() -> u16 {
 async fn get(url: &str, headers: &[(&str, &str)], method: Method) -> Reply {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match client::send(Protocol::Http1, method.clone(), url, headers, client::empty(), Duration::from_secs(10)).await {
+        match client::send(
+            Protocol::Http1,
+            method.clone(),
+            url,
+            headers,
+            client::empty(),
+            Duration::from_secs(10),
+        )
+        .await
+        {
             Ok(reply) => return reply,
             Err(err) if Instant::now() < deadline => {
                 let _ = err;
@@ -146,7 +168,9 @@ async fn get(url: &str, headers: &[(&str, &str)], method: Method) -> Reply {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the pipeline runtime"]
 async fn kargo_serves_stripped_paths_host_routes_preflights_and_404s() {
-    let be = backend::spawn_scripted(|_| (200, vec![], "ok".to_string())).await.unwrap();
+    let be = backend::spawn_scripted(|_| (200, vec![], "ok".to_string()))
+        .await
+        .unwrap();
     let authority = be.url().trim_start_matches("http://").to_string();
     let text = kargo_text()
         .replace("http://mapserver:80", &be.url())
@@ -157,7 +181,15 @@ async fn kargo_serves_stripped_paths_host_routes_preflights_and_404s() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), "kargo");
     let file = harness::write_file(dir.path(), "gateway.config.yml", &text);
-    let import = harness::micro_gw(dir.path(), &["import", "kargo", "--express-gateway", file.to_str().unwrap()]);
+    let import = harness::micro_gw(
+        dir.path(),
+        &[
+            "import",
+            "kargo",
+            "--express-gateway",
+            file.to_str().unwrap(),
+        ],
+    );
     assert!(import.status.success(), "{}", harness::text(&import));
     let build = harness::micro_gw(dir.path(), &["build", "kargo", "--allow-unsupported"]);
     assert!(build.status.success(), "{}", harness::text(&build));
@@ -170,10 +202,18 @@ async fn kargo_serves_stripped_paths_host_routes_preflights_and_404s() {
     let base = format!("http://127.0.0.1:{port}");
 
     // Host routing: the `admin` endpoint serves only Host express-gateway, with stripPath.
-    let admin = get(&format!("{base}/x"), &[("host", "express-gateway")], Method::GET).await;
+    let admin = get(
+        &format!("{base}/x"),
+        &[("host", "express-gateway")],
+        Method::GET,
+    )
+    .await;
     assert_eq!(admin.status, 200);
     assert_eq!(be.seen().last().unwrap().target, "/x");
-    assert_eq!(be.seen().last().unwrap().header("host"), Some(authority.as_str()));
+    assert_eq!(
+        be.seen().last().unwrap().header("host"),
+        Some(authority.as_str())
+    );
     assert!(be.seen().last().unwrap().header("eg-request-id").is_some());
     // `/metrics` (prometheus, no wildcard) is forwarded to the endpoint path plus `/`.
     let metrics = get(&format!("{base}/metrics"), &[], Method::GET).await;
@@ -182,14 +222,24 @@ async fn kargo_serves_stripped_paths_host_routes_preflights_and_404s() {
     // CORS preflight on /wms answered 204 before the (unsupported, pass-through) auth steps.
     let preflight = get(
         &format!("{base}/wms"),
-        &[("origin", "https://app.example"), ("access-control-request-method", "GET"), ("access-control-request-headers", "authorization")],
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "authorization"),
+        ],
         Method::OPTIONS,
     )
     .await;
     assert_eq!(preflight.status, 204);
     assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
-    assert_eq!(preflight.header("access-control-allow-methods"), Some("GET,HEAD,PUT,PATCH,POST,DELETE"));
-    assert_eq!(preflight.header("access-control-allow-headers"), Some("authorization"));
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("GET,HEAD,PUT,PATCH,POST,DELETE")
+    );
+    assert_eq!(
+        preflight.header("access-control-allow-headers"),
+        Some("authorization")
+    );
     // Anonymous /wms: the response-transformer + terminate steps answer 401 with WWW-Authenticate.
     let anonymous = get(&format!("{base}/WMS?SERVICE=WMS"), &[], Method::GET).await;
     assert_eq!(anonymous.status, 401);
@@ -199,7 +249,10 @@ async fn kargo_serves_stripped_paths_host_routes_preflights_and_404s() {
         let missing = get(&format!("{base}{path}"), &[], Method::GET).await;
         assert_eq!(missing.status, 404, "{path}");
         assert_eq!(missing.body, format!("<pre>Cannot GET {path}</pre>"));
-        assert_eq!(missing.header("content-security-policy"), Some("default-src 'none'"));
+        assert_eq!(
+            missing.header("content-security-policy"),
+            Some("default-src 'none'")
+        );
         assert_eq!(missing.header("x-content-type-options"), Some("nosniff"));
     }
 }
@@ -209,7 +262,9 @@ async fn kargo_serves_stripped_paths_host_routes_preflights_and_404s() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the pipeline runtime"]
 async fn a_mixed_project_serves_both_families() {
-    let be = backend::spawn("mixed", SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let be = backend::spawn("mixed", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), "mixed");
     harness::write_file(
@@ -222,7 +277,10 @@ async fn a_mixed_project_serves_both_families() {
         "gateway.config.yml",
         &format!("http: {{port: 8080}}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy]\napiEndpoints: {{e: {{path: '/eg/*'}}}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies: [{{proxy: {{action: {{serviceEndpoint: b, stripPath: true}}}}}}]\n", be.url()),
     );
-    let import = harness::micro_gw(dir.path(), &["import", "mixed", "--express-gateway", eg.to_str().unwrap()]);
+    let import = harness::micro_gw(
+        dir.path(),
+        &["import", "mixed", "--express-gateway", eg.to_str().unwrap()],
+    );
     assert!(import.status.success(), "{}", harness::text(&import));
     let build = harness::micro_gw(dir.path(), &["build", "mixed"]);
     assert!(build.status.success(), "{}", harness::text(&build));
@@ -246,7 +304,9 @@ async fn a_mixed_project_serves_both_families() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the pipeline runtime"]
 async fn variables_are_substituted_at_start_up_and_a_missing_one_is_named() {
-    let be = backend::spawn("vars", SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let be = backend::spawn("vars", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
     let port = be.url().rsplit(':').next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), "vars");
@@ -255,7 +315,10 @@ async fn variables_are_substituted_at_start_up_and_a_missing_one_is_named() {
         "gateway.config.yml",
         "http: {port: '${EG_HTTP_PORT:-8080}'}\nserviceEndpoints: {b: {url: 'http://${BACKEND_HOST:-127.0.0.1}:${BACKEND_PORT}'}}\npolicies: [proxy]\napiEndpoints: {e: {path: '/*'}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies: [{proxy: {action: {serviceEndpoint: b}}}]\n",
     );
-    let import = harness::micro_gw(dir.path(), &["import", "vars", "--express-gateway", eg.to_str().unwrap()]);
+    let import = harness::micro_gw(
+        dir.path(),
+        &["import", "vars", "--express-gateway", eg.to_str().unwrap()],
+    );
     assert!(import.status.success(), "{}", harness::text(&import));
     let build = harness::micro_gw(dir.path(), &["build", "vars"]);
     assert!(build.status.success(), "{}", harness::text(&build));
@@ -266,7 +329,10 @@ async fn variables_are_substituted_at_start_up_and_a_missing_one_is_named() {
         &binary,
         &[],
         false,
-        &[("EG_HTTP_PORT", &eg_port.to_string()), ("BACKEND_PORT", &port)],
+        &[
+            ("EG_HTTP_PORT", &eg_port.to_string()),
+            ("BACKEND_PORT", &port),
+        ],
     );
     let reply = get(&format!("http://127.0.0.1:{eg_port}/a"), &[], Method::GET).await;
     assert_eq!(reply.status, 200);

@@ -17,6 +17,8 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once per run; boxing the import options would only complicate the matches.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create a project: api_definitions/, conf/ (settings, TLS certificate, API-key signing key), interceptors/, policies.yaml.
@@ -53,10 +55,18 @@ enum Command {
         openapi: Option<String>,
         /// Express Gateway gateway.config.yml (or .json), copied to <project>/express-gateway/
         /// (one per project: importing again replaces it).
-        #[arg(long = "express-gateway", value_name = "FILE", conflicts_with = "openapi")]
+        #[arg(
+            long = "express-gateway",
+            value_name = "FILE",
+            conflicts_with = "openapi"
+        )]
         express_gateway: Option<PathBuf>,
         /// With --express-gateway: its system.config.yml, copied beside it.
-        #[arg(long = "system-config", value_name = "FILE", requires = "express_gateway")]
+        #[arg(
+            long = "system-config",
+            value_name = "FILE",
+            requires = "express_gateway"
+        )]
         system_config: Option<PathBuf>,
         /// Do not verify TLS certificates (of the URL, or of the API Manager).
         #[arg(short = 'k', long)]

@@ -56,25 +56,21 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         allow_unsupported: options.allow_unsupported,
         ports: conf_ports(&project),
     };
-    let loaded = match loader::load_project(
-        &project.name,
-        &definitions,
-        express.as_ref(),
-        &load_options,
-    ) {
-        Ok(loaded) => loaded,
-        Err(failed) => {
-            println!("[ERROR]");
-            super::print_changed_warnings(
-                &failed.warnings,
-                &changed,
-                options.verbose,
-                &project.root,
-            );
-            println!("BUILD FAILED");
-            bail!("{}", failed.error);
-        }
-    };
+    let loaded =
+        match loader::load_project(&project.name, &definitions, express.as_ref(), &load_options) {
+            Ok(loaded) => loaded,
+            Err(failed) => {
+                println!("[ERROR]");
+                super::print_changed_warnings(
+                    &failed.warnings,
+                    &changed,
+                    options.verbose,
+                    &project.root,
+                );
+                println!("BUILD FAILED");
+                bail!("{}", failed.error);
+            }
+        };
     let cache = paths::cache_dir();
     let runtime_dir = runtime_sources::unpack(&cache)?;
     let files = codegen::render(&loaded.model, &project.name, &runtime_dir)?;
@@ -226,9 +222,7 @@ pub fn conf_ports(project: &Project) -> Option<loader::ConfPorts> {
             if let Some(header) = line.strip_prefix('[') {
                 current = header.trim_end_matches(']').trim().to_string();
             } else if current == section
-                && line
-                    .split_once('=')
-                    .is_some_and(|(k, _)| k.trim() == key)
+                && line.split_once('=').is_some_and(|(k, _)| k.trim() == key)
             {
                 return Some(i + 1);
             }

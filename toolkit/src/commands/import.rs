@@ -48,7 +48,8 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
         allow_unsupported: true,
         ports: super::build::conf_ports(&project),
     };
-    let loaded = match loader::load_project(&project.name, &files, express.as_ref(), &load_options) {
+    let loaded = match loader::load_project(&project.name, &files, express.as_ref(), &load_options)
+    {
         Ok(loaded) => loaded,
         Err(failed) => {
             super::print_changed_warnings(

@@ -25,7 +25,10 @@ fn read(path: &Path, what: &str) -> anyhow::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(text),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            bail!("{what} {} does not exist: give the path of the file", path.display())
+            bail!(
+                "{what} {} does not exist: give the path of the file",
+                path.display()
+            )
         }
         Err(err) => bail!("cannot read {what} {}: {err}", path.display()),
     }
@@ -53,10 +56,14 @@ pub fn run(options: &ImportExpressOptions) -> anyhow::Result<()> {
             name: given.clone(),
             text: gateway_text.clone(),
         },
-        system: options.system.as_ref().zip(system_text.as_ref()).map(|(p, t)| SourceFile {
-            name: p.display().to_string(),
-            text: t.clone(),
-        }),
+        system: options
+            .system
+            .as_ref()
+            .zip(system_text.as_ref())
+            .map(|(p, t)| SourceFile {
+                name: p.display().to_string(),
+                text: t.clone(),
+            }),
     };
     let definitions = project
         .definition_files()
@@ -72,18 +79,18 @@ pub fn run(options: &ImportExpressOptions) -> anyhow::Result<()> {
                 .as_ref()
                 .is_some_and(|s| s.display().to_string() == file)
     };
-    let loaded = match loader::load_project(&project.name, &definitions, Some(&source), &load_options)
-    {
-        Ok(loaded) => loaded,
-        Err(failed) => {
-            super::print_changed_warnings(&failed.warnings, &is_given, false, &project.root);
-            bail!(
-                "{} was not imported, and the project is unchanged:\n{}",
-                given,
-                failed.error
-            );
-        }
-    };
+    let loaded =
+        match loader::load_project(&project.name, &definitions, Some(&source), &load_options) {
+            Ok(loaded) => loaded,
+            Err(failed) => {
+                super::print_changed_warnings(&failed.warnings, &is_given, false, &project.root);
+                bail!(
+                    "{} was not imported, and the project is unchanged:\n{}",
+                    given,
+                    failed.error
+                );
+            }
+        };
     super::print_changed_warnings(&loaded.warnings, &is_given, false, &project.root);
 
     // Write: the gateway file under the name Express Gateway would look for, the other
@@ -144,7 +151,11 @@ pub fn run(options: &ImportExpressOptions) -> anyhow::Result<()> {
     }
     println!(
         "{} Express Gateway configuration {} as {} ({} route(s), {} pipeline(s); {})",
-        if replacing { "Replaced the" } else { "Imported" },
+        if replacing {
+            "Replaced the"
+        } else {
+            "Imported"
+        },
         given,
         target.display(),
         eg.routes.len(),
@@ -160,7 +171,9 @@ pub fn run(options: &ImportExpressOptions) -> anyhow::Result<()> {
         None if dir.join(EXPRESS_SYSTEM_FILES[0]).is_file()
             || dir.join(EXPRESS_SYSTEM_FILES[1]).is_file() =>
         {
-            println!("The project's system configuration is kept (give --system-config to replace it)")
+            println!(
+                "The project's system configuration is kept (give --system-config to replace it)"
+            )
         }
         None => {}
     }

@@ -35,6 +35,9 @@ use super::Diagnostics;
 
 pub use policies::check_expression;
 
+/// Service endpoints by name: their index in the model's endpoints and their `proxyOptions`.
+pub(crate) type Services = HashMap<String, (usize, Option<Map<String, Value>>)>;
+
 /// What the build allows.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -282,7 +285,7 @@ pub fn translate(
     };
 
     // Service endpoints, by name, appended to the model's endpoints.
-    let mut services: HashMap<String, (usize, Option<Map<String, Value>>)> = HashMap::new();
+    let mut services: Services = HashMap::new();
     if let Some(value) = root.get("serviceEndpoints") {
         match value {
             Value::Object(map) => {

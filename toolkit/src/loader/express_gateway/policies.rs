@@ -2,8 +2,6 @@
 //! [`Step`]s with the defaults Express Gateway 1.16's schemas fill in (`lib/policies/*/index.js`,
 //! `lib/conditions/json-schemas`).
 
-use std::collections::HashMap;
-
 use mgw_runtime::model::policy::PolicySpec;
 use mgw_runtime::model::{Condition, Dialect, Pipeline, Step};
 use mgw_runtime::policies::cors::{CorsOrigin, CorsSpec, OriginPattern};
@@ -15,7 +13,7 @@ use mgw_runtime::policies::unsupported::{UnsupportedBehaviour, UnsupportedSpec};
 use serde_json::{Map, Value};
 
 use super::super::document::child;
-use super::{kind, Ctx, Options, UnsupportedStep};
+use super::{kind, Ctx, Options, Services, UnsupportedStep};
 
 /// The npm `cors` package's default `methods`.
 pub const CORS_DEFAULT_METHODS: [&str; 6] = ["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"];
@@ -84,7 +82,7 @@ pub(super) fn pipeline(
     pointer: &str,
     map: &Map<String, Value>,
     declared: &[String],
-    services: &HashMap<String, (usize, Option<Map<String, Value>>)>,
+    services: &Services,
     options: &Options,
     unsupported: &mut Vec<UnsupportedStep>,
 ) -> Pipeline {
@@ -377,7 +375,7 @@ fn proxy(
     ctx: &mut Ctx<'_>,
     at: At<'_>,
     action: &Map<String, Value>,
-    services: &HashMap<String, (usize, Option<Map<String, Value>>)>,
+    services: &Services,
 ) -> Option<PolicySpec> {
     let (name, action_pointer, _) = at;
     let mut merged = action.clone();
