@@ -257,4 +257,30 @@ mod tests {
         assert!(Project::from_arg(Path::new("deps")).is_err());
         assert!(Project::from_arg(Path::new("..")).is_err());
     }
+
+    /// A project keeps one Express Gateway configuration: both spellings present is an error
+    /// naming both files; none is no configuration.
+    #[test]
+    fn one_express_gateway_configuration_per_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = Project::from_arg(&dir.path().join("p")).unwrap();
+        assert!(project.express_source().unwrap().is_none());
+        let eg = project.express_gateway();
+        std::fs::create_dir_all(&eg).unwrap();
+        std::fs::write(eg.join("gateway.config.yml"), "http: {port: 1}\n").unwrap();
+        std::fs::write(eg.join("system.config.yml"), "db: {}\n").unwrap();
+        let source = project.express_source().unwrap().unwrap();
+        assert!(source
+            .gateway
+            .name
+            .ends_with("express-gateway/gateway.config.yml"));
+        assert!(source.system.is_some());
+        std::fs::write(eg.join("gateway.config.json"), "{}").unwrap();
+        let err = project.express_source().unwrap_err().to_string();
+        assert!(
+            err.contains("gateway.config.yml and")
+                && err.contains("keeps one Express Gateway configuration"),
+            "{err}"
+        );
+    }
 }

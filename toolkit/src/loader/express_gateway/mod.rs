@@ -266,22 +266,36 @@ pub fn translate(
         .get("http")
         .and_then(|v| listen(&mut ctx, "/http", "http", v, "hostname"));
     let https = root.get("https").and_then(|v| https(&mut ctx, v));
+    // `admin`: EG's schema fills `port: 9876` when the key is absent; an explicit null (or
+    // no `admin` at all) means no admin listener.
     let admin = match root.get("admin") {
-        Some(v) if !v.get("port").is_none_or(Value::is_null) => {
-            let host_key = if v.get("host").is_some() {
+        Some(Value::Object(map)) if !map.get("port").is_some_and(Value::is_null) => {
+            let mut map = map.clone();
+            map.entry("port").or_insert_with(|| Value::from(9876));
+            let host_key = if map.contains_key("host") {
                 "host"
             } else {
                 "hostname"
             };
-            if host_key == "hostname" && v.get("hostname").is_some() {
+            if host_key == "hostname" && map.contains_key("hostname") {
                 ctx.warn(
                     "/admin/hostname",
                     "admin.hostname is deprecated in Express Gateway: write admin.host",
                 );
             }
-            listen(&mut ctx, "/admin", "admin", v, host_key)
+            listen(&mut ctx, "/admin", "admin", &Value::Object(map), host_key)
         }
-        _ => None,
+        Some(Value::Object(_)) | Some(Value::Null) | None => None,
+        Some(other) => {
+            ctx.error(
+                "/admin",
+                format!(
+                    "admin must be a mapping with port and host, not {}",
+                    kind(other)
+                ),
+            );
+            None
+        }
     };
 
     // Service endpoints, by name, appended to the model's endpoints.
