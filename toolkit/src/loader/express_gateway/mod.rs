@@ -159,6 +159,44 @@ impl Ctx<'_> {
         true
     }
 
+    /// False (with one error per string) when any string inside `value` refers to an
+    /// environment variable, keys in `settings` (at the first level) excepted: every field
+    /// that is not a setting must be known at build.
+    pub(crate) fn refuse_variables(
+        &mut self,
+        pointer: &str,
+        value: &Value,
+        what: &str,
+        settings: &[&str],
+    ) -> bool {
+        match value {
+            Value::String(text) => self.no_variables(pointer, what, text),
+            Value::Array(items) => {
+                let mut ok = true;
+                for (i, item) in items.iter().enumerate() {
+                    ok &= self.refuse_variables(&format!("{pointer}/{i}"), item, what, &[]);
+                }
+                ok
+            }
+            Value::Object(map) => {
+                let mut ok = true;
+                for (key, item) in map {
+                    if settings.contains(&key.as_str()) {
+                        continue;
+                    }
+                    ok &= self.refuse_variables(
+                        &child(pointer, key),
+                        item,
+                        &format!("{what} {key}"),
+                        &[],
+                    );
+                }
+                ok
+            }
+            _ => true,
+        }
+    }
+
     /// Warns about keys micro-gw does not read.
     pub(crate) fn unknown_keys(
         &mut self,
@@ -411,6 +449,15 @@ pub fn translate(
             other => vec![(pointer.clone(), other)],
         };
         for (pointer, config) in configs {
+            // Only `host` is a setting; paths, methods and scopes are compiled in.
+            if !ctx.refuse_variables(
+                &pointer,
+                config,
+                &format!("API endpoint '{name}'"),
+                &["host"],
+            ) {
+                continue;
+            }
             let pipeline = endpoint_pipeline.get(name).map(|(i, _)| *i);
             for (group_key, is_regex, route) in
                 api_endpoint(&mut ctx, name, &pointer, config, pipeline)

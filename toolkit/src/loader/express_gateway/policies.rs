@@ -169,6 +169,12 @@ pub(super) fn pipeline(
                 &["condition", "action"],
                 &format!("a step of pipeline '{name}'"),
             );
+            if let Some(c) = step_map.get("condition") {
+                let what = format!("the condition of a {policy} step of pipeline '{name}'");
+                if !ctx.refuse_variables(&child(&step_pointer, "condition"), c, &what, &[]) {
+                    continue;
+                }
+            }
             let condition = match step_map.get("condition") {
                 None | Some(Value::Null) => None,
                 Some(c) => match condition(ctx, name, &child(&step_pointer, "condition"), c) {
@@ -185,6 +191,29 @@ pub(super) fn pipeline(
                     continue;
                 }
             };
+            // Nothing in a supported policy's action or a condition is a setting: `${VAR}` there
+            // would reach the gateway as text. Unsupported policies keep no parameters yet.
+            let supported = matches!(
+                policy.as_str(),
+                "proxy"
+                    | "cors"
+                    | "terminate"
+                    | "log"
+                    | "headers"
+                    | "request-transformer"
+                    | "response-transformer"
+            );
+            let what = format!("the {policy} step of pipeline '{name}'");
+            if supported
+                && !ctx.refuse_variables(
+                    &action_pointer,
+                    &Value::Object(action.clone()),
+                    &what,
+                    &[],
+                )
+            {
+                continue;
+            }
             let at = (name, &action_pointer, &step_pointer);
             let spec = match policy.as_str() {
                 "proxy" => proxy(ctx, at, action, services),

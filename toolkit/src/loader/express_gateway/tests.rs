@@ -373,6 +373,42 @@ fn variables_are_refused_where_the_build_must_know_the_value() {
     );
 }
 
+/// The kind: every string of a supported action, a condition or an endpoint (but `host`) is
+/// compiled in, so a variable anywhere there is refused once, with its line.
+#[test]
+fn variables_anywhere_outside_settings_are_refused_once_each() {
+    let text = format!(
+        "{BASE}apiEndpoints:\n  e: {{path: /e, methods: '${{M}}', scopes: ['${{S}}'], host: '${{H:-a}}'}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n      - proxy: {{action: {{serviceEndpoint: b, headers: {{authorization: 'Bearer ${{TOKEN}}'}}}}}}\n      - cors: {{action: {{allowedHeaders: ['${{H1}}']}}}}\n      - terminate: {{condition: {{name: pathExact, path: '/${{P}}'}}, action: {{message: '${{MSG}}'}}}}\n      - jwt: {{action: {{secretOrPublicKey: '${{SECRET}}'}}}}\n"
+    );
+    let failed = load_eg(&text, true).unwrap_err();
+    let errs: Vec<String> = failed
+        .error
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for name in ["M", "S", "TOKEN", "H1", "P"] {
+        let hits = errs
+            .iter()
+            .filter(|e| e.contains(&format!("${{{name}}}")))
+            .count();
+        assert_eq!(hits, 1, "{name}: {errs:#?}");
+    }
+    // The condition fails first, so the terminate action is not read; the host is a setting;
+    // unsupported policies keep no parameters.
+    assert!(
+        !errs
+            .iter()
+            .any(|e| e.contains("${MSG}") || e.contains("${H:-a}") || e.contains("${SECRET}")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(&format!("{FILE}:13:")) && e.contains("${TOKEN}")),
+        "{errs:#?}"
+    );
+}
+
 #[test]
 fn not_yaml_or_not_a_mapping_is_a_clear_error() {
     let errs = errors("http: [\n");
