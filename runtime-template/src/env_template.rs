@@ -421,6 +421,31 @@ mod tests {
         );
     }
 
+    /// Every short text over the characters that matter (and a multi-byte one) expands,
+    /// checks and lists its variables without panicking.
+    #[test]
+    fn no_text_panics() {
+        let alphabet = ['$', '{', '}', ':', '-', 'A', '\n', 'é'];
+        let mut texts = vec![String::new()];
+        for _ in 0..6 {
+            let mut longer = Vec::new();
+            for t in &texts {
+                for c in alphabet {
+                    let mut n = t.clone();
+                    n.push(c);
+                    longer.push(n);
+                }
+            }
+            for t in &longer {
+                let _ = expand(t, |_| Some("v".into()));
+                let _ = expand(t, |_| None);
+                let _ = check(t);
+                let _ = variables(t);
+            }
+            texts = longer;
+        }
+    }
+
     #[test]
     fn urls_resolve_or_name_the_variable() {
         let urls = vec!["http://${BACKEND:-b}:80/x".to_string(), "${U}".to_string()];

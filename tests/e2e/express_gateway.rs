@@ -251,7 +251,10 @@ async fn kargo_serves_stripped_paths_host_routes_preflights_and_404s() {
         // Express's final handler: an HTML page around `<pre>Cannot GET /x</pre>`
         // (tests/fixtures/eg-observed/kargo).
         let body = String::from_utf8_lossy(&missing.body);
-        assert!(body.contains(&format!("<pre>Cannot GET {path}</pre>")), "{body}");
+        assert!(
+            body.contains(&format!("<pre>Cannot GET {path}</pre>")),
+            "{body}"
+        );
         assert_eq!(
             missing.header("content-security-policy"),
             Some("default-src 'none'")

@@ -221,9 +221,10 @@ impl Ctx<'_> {
     }
 }
 
-/// A loose "did you mean": one extra, missing or different character, or a different case.
+/// A loose "did you mean": the same but for case, or one extra, missing or different character.
 fn similar(a: &str, b: &str) -> bool {
-    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
     if a == b {
         return true;
     }
@@ -236,13 +237,28 @@ fn similar(a: &str, b: &str) -> bool {
         return false;
     }
     let common = short
-        .chars()
-        .zip(long.chars())
+        .iter()
+        .zip(long.iter())
         .take_while(|(x, y)| x == y)
         .count();
-    let tail_short = &short[common.min(short.len())..];
-    let tail_long = &long[common.min(long.len())..];
-    tail_long.get(1..) == Some(tail_short) || tail_short.get(1..) == tail_long.get(1..)
+    let rest_short = short.get(common..).unwrap_or(&[]);
+    let rest_long = long.get(common + 1..).unwrap_or(&[]);
+    // One extra character in the longer name, or one different character at the same place.
+    rest_long == rest_short
+        || (short.len() == long.len() && rest_short.get(1..).unwrap_or(&[]) == rest_long)
+}
+
+#[cfg(test)]
+#[test]
+fn did_you_mean_is_loose_and_never_panics() {
+    assert!(similar("host", "hosts"));
+    assert!(similar("paths", "path"));
+    assert!(similar("methods", "Methods"));
+    assert!(similar("scopes", "scopez"));
+    assert!(!similar("host", "port"));
+    assert!(!similar("host", "hostRegex"));
+    assert!(!similar("é", "ü-long"));
+    assert!(similar("hôst", "hôsts"));
 }
 
 pub(crate) fn kind(value: &Value) -> &'static str {
