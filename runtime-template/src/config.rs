@@ -40,7 +40,31 @@ pub struct RuntimeConfig {
     /// CORS for WSO2 APIs without `x-wso2-cors`: read by `micro-gw build` (a change needs a
     /// rebuild); the running gateway does not use it.
     pub cors: CorsConfig,
+    /// Port overrides for the project's Express Gateway listeners.
+    pub express_gateway: ExpressGatewayConfig,
 }
+
+/// `[express_gateway]`: overrides of the ports written in `express-gateway/gateway.config.yml`
+/// (after `${VAR}` substitution), for tests and operators. Absent keys keep the file's ports;
+/// `0` picks a free port. Also `MGW_EXPRESS_GATEWAY_HTTP_PORT=…` and
+/// `--express_gateway.http_port=…`, like every other setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExpressGatewayConfig {
+    /// Replaces `http.port`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<u16>,
+    /// Replaces `https.port`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https_port: Option<u16>,
+    /// Replaces `admin.port`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_port: Option<u16>,
+}
+
+/// The keys of `[express_gateway]`, which have no default value to serialize but can be
+/// overridden like the others (as integers).
+const EXPRESS_GATEWAY_KEYS: [&str; 3] = ["http_port", "https_port", "admin_port"];
 
 /// `[limits]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -819,7 +843,16 @@ fn apply_overrides(
     env: &[(String, String)],
     args: &[(String, String)],
 ) -> Result<(), ConfigError> {
-    let defaults = toml::Table::try_from(RuntimeConfig::default()).expect("defaults serialize");
+    let mut defaults = toml::Table::try_from(RuntimeConfig::default()).expect("defaults serialize");
+    // Optional keys are absent from the serialized defaults; list them with a value of their type.
+    let express = defaults
+        .entry("express_gateway")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(express) = express.as_table_mut() {
+        for key in EXPRESS_GATEWAY_KEYS {
+            express.insert(key.to_string(), toml::Value::Integer(8080));
+        }
+    }
     for (section, keys) in &defaults {
         let Some(keys) = keys.as_table() else {
             continue;
@@ -987,6 +1020,35 @@ mod tests {
         let cfg = parse("[listener]\nhttp_port = 1\n", Path::new("c"), &env, &args).unwrap();
         assert_eq!(cfg.listener.http_port, 0);
         assert_eq!(cfg.log.level, "debug");
+    }
+
+    /// Issue 12: the Express Gateway listeners' ports can be overridden from the file, the
+    /// environment and arguments; absent, the configuration's own ports apply.
+    #[test]
+    fn express_gateway_ports_are_overridable() {
+        let cfg = parse("", Path::new("c"), &[], &[]).unwrap();
+        assert_eq!(cfg.express_gateway, ExpressGatewayConfig::default());
+        let env = vec![("MGW_EXPRESS_GATEWAY_HTTP_PORT".to_string(), "0".to_string())];
+        let args = vec![("express_gateway.admin_port".to_string(), "7".to_string())];
+        let cfg = parse(
+            "[express_gateway]\nhttps_port = 8443\n",
+            Path::new("c"),
+            &env,
+            &args,
+        )
+        .unwrap();
+        assert_eq!(cfg.express_gateway.http_port, Some(0));
+        assert_eq!(cfg.express_gateway.https_port, Some(8443));
+        assert_eq!(cfg.express_gateway.admin_port, Some(7));
+        let err = parse(
+            "[express_gateway]\nhttp_prt = 1\n",
+            Path::new("c"),
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("http_prt"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod access_log;
 #[cfg(feature = "server")]
 pub mod auth;
 pub mod config;
+pub mod env_template;
 pub mod expression;
 #[cfg(feature = "server")]
 pub mod fault;

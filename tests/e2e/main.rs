@@ -5,6 +5,7 @@ mod apim_import;
 mod auth_schemes;
 mod cli;
 mod docs;
+mod express_gateway;
 mod fixtures;
 mod hardening;
 mod proxy;

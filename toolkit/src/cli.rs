@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 
-use crate::commands::{build, hash, import, import_apim, init, reset};
+use crate::commands::{build, hash, import, import_apim, import_express, init, reset};
 
 /// micro-gw: compile API definitions into a dedicated, immutable gateway binary.
 #[derive(Debug, Parser)]
@@ -17,6 +17,8 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once per run; boxing the import options would only complicate the matches.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create a project: api_definitions/, conf/ (settings, TLS certificate, API-key signing key), interceptors/, policies.yaml.
@@ -42,14 +44,30 @@ enum Command {
         #[arg(short = 'k', long)]
         insecure: bool,
     },
-    /// Add API definitions to a project: a file or URL (--openapi), or from WSO2 API Manager
-    /// (-a <name> -v <version>, or -l <label>). Validated first; nothing is written if invalid.
+    /// Add API definitions to a project: a file or URL (--openapi), an Express Gateway
+    /// configuration (--express-gateway), or from WSO2 API Manager (-a <name> -v <version>, or
+    /// -l <label>). Validated first; nothing is written if invalid.
     Import {
         /// The project directory.
         project: PathBuf,
         /// OpenAPI 3.x or Swagger 2.0 definition: a file or http(s) URL.
         #[arg(long = "openapi", short = 'o', value_name = "FILE|URL")]
         openapi: Option<String>,
+        /// Express Gateway gateway.config.yml (or .json), copied to <project>/express-gateway/
+        /// (one per project: importing again replaces it).
+        #[arg(
+            long = "express-gateway",
+            value_name = "FILE",
+            conflicts_with = "openapi"
+        )]
+        express_gateway: Option<PathBuf>,
+        /// With --express-gateway: its system.config.yml, copied beside it.
+        #[arg(
+            long = "system-config",
+            value_name = "FILE",
+            requires = "express_gateway"
+        )]
+        system_config: Option<PathBuf>,
         /// Do not verify TLS certificates (of the URL, or of the API Manager).
         #[arg(short = 'k', long)]
         insecure: bool,
@@ -67,6 +85,10 @@ enum Command {
         /// (otherwise only of those changed since the last successful build, plus a count).
         #[arg(short, long)]
         verbose: bool,
+        /// Build even when Express Gateway pipelines use policies this version does not
+        /// support yet; each such step then behaves as the build states.
+        #[arg(long)]
+        allow_unsupported: bool,
     },
     /// Print a password hash for [[security.users]] in conf/micro-gw.toml (reads the password
     /// from a hidden prompt, or the first line of stdin when it is not a terminal).
@@ -134,9 +156,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Import {
             project,
+            express_gateway: Some(gateway),
+            system_config,
+            apim,
+            ..
+        } => {
+            if apim.any() {
+                bail!("--express-gateway imports a configuration file; the API Manager options (-l, -a, -v, -u, -p, -s, -t) cannot be combined with it");
+            }
+            import_express::run(&import_express::ImportExpressOptions {
+                project,
+                gateway,
+                system: system_config,
+            })
+        }
+        Command::Import {
+            project,
             openapi,
             insecure,
             apim,
+            ..
         } => match openapi {
             Some(openapi) => {
                 if apim.any() {
@@ -154,10 +193,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             project,
             offline,
             verbose,
+            allow_unsupported,
         } => build::run(&build::BuildOptions {
             project,
             offline,
             verbose,
+            allow_unsupported,
         }),
         Command::Hash { algorithm } => hash::run(algorithm),
         Command::Reset => reset::run(),

@@ -8,6 +8,8 @@
 //!   conf/deployment-config.toml
 //!   conf/tls/cert.pem, key.pem
 //!   interceptors/
+//!   express-gateway/        an imported Express Gateway configuration (one per project):
+//!     gateway.config.yml    (or gateway.config.json) and system.config.yml
 //!   policies.yaml           throttling tiers
 //!   target/gen/             the generated crate
 //!   target/<project>        the gateway binary
@@ -15,7 +17,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::loader::{SourceFile, DEFINITION_EXTENSIONS};
+use crate::loader::{ExpressSource, SourceFile, DEFINITION_EXTENSIONS};
+
+/// File names of an Express Gateway configuration in `express-gateway/`, as Express Gateway
+/// looks for them (`gateway.config.yml`, falling back to `.json`).
+pub const EXPRESS_GATEWAY_FILES: [&str; 2] = ["gateway.config.yml", "gateway.config.json"];
+/// The system configuration's name in `express-gateway/`.
+pub const EXPRESS_SYSTEM_FILES: [&str; 2] = ["system.config.yml", "system.config.json"];
 
 /// Names cargo reserves inside a target directory, so no binary may take them.
 const RESERVED_NAMES: [&str; 6] = ["deps", "examples", "build", "incremental", "gen", "release"];
@@ -114,6 +122,47 @@ impl Project {
         self.root.join("interceptors")
     }
 
+    /// `express-gateway/`: the imported Express Gateway configuration.
+    pub fn express_gateway(&self) -> PathBuf {
+        self.root.join("express-gateway")
+    }
+
+    /// The project's Express Gateway configuration, if it has one. A project keeps one: two
+    /// gateway files (`.yml` and `.json`) are an error saying which to remove.
+    pub fn express_source(&self) -> std::io::Result<Option<ExpressSource>> {
+        let dir = self.express_gateway();
+        let read = |names: &[&str]| -> std::io::Result<Option<SourceFile>> {
+            let present: Vec<PathBuf> = names
+                .iter()
+                .map(|n| dir.join(n))
+                .filter(|p| p.is_file())
+                .collect();
+            if present.len() > 1 {
+                return Err(std::io::Error::other(format!(
+                    "{} and {} are both present; a project keeps one Express Gateway configuration: remove one, or import again with micro-gw import {} --express-gateway <file>",
+                    self.display(&present[0]),
+                    self.display(&present[1]),
+                    self.root.display()
+                )));
+            }
+            let Some(path) = present.into_iter().next() else {
+                return Ok(None);
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
+            })?;
+            Ok(Some(SourceFile {
+                name: self.display(&path),
+                text,
+            }))
+        };
+        let Some(gateway) = read(&EXPRESS_GATEWAY_FILES)? else {
+            return Ok(None);
+        };
+        let system = read(&EXPRESS_SYSTEM_FILES)?;
+        Ok(Some(ExpressSource { gateway, system }))
+    }
+
     /// `policies.yaml`
     pub fn policies(&self) -> PathBuf {
         self.root.join("policies.yaml")
@@ -207,5 +256,31 @@ mod tests {
         assert!(Project::from_arg(Path::new("-x")).is_err());
         assert!(Project::from_arg(Path::new("deps")).is_err());
         assert!(Project::from_arg(Path::new("..")).is_err());
+    }
+
+    /// A project keeps one Express Gateway configuration: both spellings present is an error
+    /// naming both files; none is no configuration.
+    #[test]
+    fn one_express_gateway_configuration_per_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = Project::from_arg(&dir.path().join("p")).unwrap();
+        assert!(project.express_source().unwrap().is_none());
+        let eg = project.express_gateway();
+        std::fs::create_dir_all(&eg).unwrap();
+        std::fs::write(eg.join("gateway.config.yml"), "http: {port: 1}\n").unwrap();
+        std::fs::write(eg.join("system.config.yml"), "db: {}\n").unwrap();
+        let source = project.express_source().unwrap().unwrap();
+        assert!(source
+            .gateway
+            .name
+            .ends_with("express-gateway/gateway.config.yml"));
+        assert!(source.system.is_some());
+        std::fs::write(eg.join("gateway.config.json"), "{}").unwrap();
+        let err = project.express_source().unwrap_err().to_string();
+        assert!(
+            err.contains("gateway.config.yml and")
+                && err.contains("keeps one Express Gateway configuration"),
+            "{err}"
+        );
     }
 }

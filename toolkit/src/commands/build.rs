@@ -23,6 +23,8 @@ pub struct BuildOptions {
     pub offline: bool,
     /// Show cargo's output.
     pub verbose: bool,
+    /// Keep steps of unsupported Express Gateway policies with their stated behaviour.
+    pub allow_unsupported: bool,
 }
 
 /// Builds the project's gateway binary.
@@ -32,40 +34,59 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let definitions = project
         .definition_files()
         .with_context(|| format!("reading the definitions of {}", project.root.display()))?;
-    if definitions.is_empty() {
+    let express = project.express_source()?;
+    if definitions.is_empty() && express.is_none() {
         bail!(
-            "Nothing to build: {} has no API definition (.yaml, .yml or .json). Use \"micro-gw import {} --openapi <file|URL>\" to add one",
+            "Nothing to build: {} has no API definition (.yaml, .yml or .json) and the project has no Express Gateway configuration. Use \"micro-gw import {} --openapi <file|URL>\" (or --express-gateway <gateway.config.yml>) to add one",
             project.api_definitions().display(),
             project.root.display()
         );
     }
+    // Every source file, for the record of what changed since the last build.
+    let mut all_sources = definitions.clone();
+    if let Some(express) = &express {
+        all_sources.push(express.gateway.clone());
+        all_sources.extend(express.system.clone());
+    }
     let settings = check_settings(&project);
     let seen = BuiltDefinitions::read(&project);
-    let changed = |file: &str| seen.changed(file, &definitions);
+    let changed = |file: &str| seen.changed(file, &all_sources);
     print!("Generating sources...");
     let load_options = loader::LoadOptions {
         cors_default: cors_default(&project),
+        allow_unsupported: options.allow_unsupported,
+        ports: conf_ports(&project),
     };
-    let loaded = match loader::load_with(&project.name, &definitions, &load_options) {
-        Ok(loaded) => loaded,
-        Err(failed) => {
-            println!("[ERROR]");
-            super::print_changed_warnings(
-                &failed.warnings,
-                &changed,
-                options.verbose,
-                &project.root,
-            );
-            println!("BUILD FAILED");
-            bail!("{}", failed.error);
-        }
-    };
+    let loaded =
+        match loader::load_project(&project.name, &definitions, express.as_ref(), &load_options) {
+            Ok(loaded) => loaded,
+            Err(failed) => {
+                println!("[ERROR]");
+                super::print_changed_warnings(
+                    &failed.warnings,
+                    &changed,
+                    options.verbose,
+                    &project.root,
+                );
+                println!("BUILD FAILED");
+                bail!("{}", failed.error);
+            }
+        };
     let cache = paths::cache_dir();
     let runtime_dir = runtime_sources::unpack(&cache)?;
     let files = codegen::render(&loaded.model, &project.name, &runtime_dir)?;
     codegen::write(&project.gen_dir(), &files)?;
     println!("[DONE]");
     super::print_changed_warnings(&loaded.warnings, &changed, options.verbose, &project.root);
+    if !loaded.unsupported.is_empty() {
+        println!(
+            "{} step(s) of policies not supported yet are kept (--allow-unsupported); each does this:",
+            loaded.unsupported.len()
+        );
+        for step in &loaded.unsupported {
+            println!("  {step}");
+        }
+    }
     if let Some(security) = &settings {
         if let Some(line) = unreachable_resources(&loaded.model, security, &project) {
             eprintln!("micro-gw: warning: {line}");
@@ -85,12 +106,23 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
             paths::target_dir().display()
         );
     }
-    println!(
-        "Compiling gateway '{}' ({} API(s), {} resource(s))...",
-        project.name,
-        loaded.model.apis.len(),
-        loaded.model.resource_count()
-    );
+    let express_routes: usize = loaded.model.express.iter().map(|e| e.routes.len()).sum();
+    if loaded.model.express.is_empty() {
+        println!(
+            "Compiling gateway '{}' ({} API(s), {} resource(s))...",
+            project.name,
+            loaded.model.apis.len(),
+            loaded.model.resource_count()
+        );
+    } else {
+        println!(
+            "Compiling gateway '{}' ({} API(s), {} resource(s), {} Express Gateway route(s))...",
+            project.name,
+            loaded.model.apis.len(),
+            loaded.model.resource_count(),
+            express_routes
+        );
+    }
     if !cargo_build::runtime_compiled(&paths::target_dir()) {
         println!("{}", cargo_build::FIRST_BUILD_NOTE);
     }
@@ -114,7 +146,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let target = project.binary();
     copy_atomic(&built, &target)
         .with_context(|| format!("copying the gateway to {}", target.display()))?;
-    if let Err(err) = BuiltDefinitions::record(&project, &definitions) {
+    if let Err(err) = BuiltDefinitions::record(&project, &all_sources) {
         eprintln!("micro-gw: warning: cannot record the built definitions: {err:#}");
     }
     let target = std::path::absolute(&target).unwrap_or(target);
@@ -177,6 +209,40 @@ impl BuiltDefinitions {
     }
 }
 
+/// The WSO2 listeners' ports and the `[express_gateway]` overrides of `conf/micro-gw.toml`, for
+/// the mixed-project check; `None` when the file cannot be read (the build warns about it).
+pub fn conf_ports(project: &Project) -> Option<loader::ConfPorts> {
+    let path = project.config_file();
+    let parsed = mgw_runtime::config::load(&path, &[], &[]).ok()?;
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let listener = &parsed.config.listener;
+    let line_of = |section: &str, key: &str| -> Option<usize> {
+        let mut current = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if let Some(header) = line.strip_prefix('[') {
+                current = header.trim_end_matches(']').trim().to_string();
+            } else if current == section
+                && line.split_once('=').is_some_and(|(k, _)| k.trim() == key)
+            {
+                return Some(i + 1);
+            }
+        }
+        None
+    };
+    Some(loader::ConfPorts {
+        file: project.display(&path),
+        http: listener
+            .http_enabled
+            .then(|| (listener.http_port, line_of("listener", "http_port"))),
+        https: listener
+            .https_enabled
+            .then(|| (listener.https_port, line_of("listener", "https_port"))),
+        express_http: parsed.config.express_gateway.http_port,
+        express_https: parsed.config.express_gateway.https_port,
+    })
+}
+
 /// Runtime settings are not compiled in, but a broken file is worth knowing about now.
 /// Returns the security settings when the configuration is valid.
 fn check_settings(project: &Project) -> Option<mgw_runtime::config::SecurityConfig> {
@@ -206,7 +272,7 @@ fn check_settings(project: &Project) -> Option<mgw_runtime::config::SecurityConf
 /// The `[cors]` section of `conf/micro-gw.toml`, when it is enabled: the CORS step of WSO2
 /// APIs without `x-wso2-cors`. Compiled in (CORS is what an API is); a settings file that does
 /// not load was already reported by [`check_settings`], and then no default applies.
-fn cors_default(project: &Project) -> Option<mgw_runtime::policies::cors::CorsSpec> {
+pub(crate) fn cors_default(project: &Project) -> Option<mgw_runtime::policies::cors::CorsSpec> {
     mgw_runtime::config::load(&project.config_file(), &[], &[])
         .ok()?
         .config

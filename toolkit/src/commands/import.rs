@@ -41,7 +41,16 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
         name: given.clone(),
         text: fetched.text.clone(),
     });
-    let loaded = match loader::load(&project.name, &files) {
+    // The project's Express Gateway configuration takes part: a new API must not collide with
+    // its routes on a shared port. Its unsupported steps are the build's business.
+    let express = project.express_source()?;
+    let load_options = loader::LoadOptions {
+        allow_unsupported: true,
+        ports: super::build::conf_ports(&project),
+        cors_default: super::build::cors_default(&project),
+    };
+    let loaded = match loader::load_project(&project.name, &files, express.as_ref(), &load_options)
+    {
         Ok(loaded) => loaded,
         Err(failed) => {
             super::print_changed_warnings(

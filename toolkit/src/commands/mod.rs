@@ -4,6 +4,7 @@ pub mod build;
 pub mod hash;
 pub mod import;
 pub mod import_apim;
+pub mod import_express;
 pub mod init;
 pub mod reset;
 

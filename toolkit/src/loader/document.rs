@@ -40,6 +40,20 @@ pub fn child(pointer: &str, segment: &str) -> String {
 impl Document {
     /// Parses `text`; JSON when the file name ends in `.json` or the text starts with `{`.
     pub fn parse(file: &str, text: &str) -> Result<Document, ParseError> {
+        Self::parse_mapping(
+            file,
+            text,
+            "an API definition must be a mapping with `openapi: 3.x` or `swagger: \"2.0\"` at the top",
+        )
+    }
+
+    /// Like [`Document::parse`] for any file whose top level must be a mapping;
+    /// `not_a_mapping` is the message when it is not.
+    pub fn parse_mapping(
+        file: &str,
+        text: &str,
+        not_a_mapping: &str,
+    ) -> Result<Document, ParseError> {
         let is_json = file.ends_with(".json") || text.trim_start().starts_with('{');
         let value: Value = if is_json {
             serde_json::from_str(text).map_err(|e| ParseError {
@@ -60,7 +74,7 @@ impl Document {
             return Err(ParseError {
                 line: Some(1),
                 column: None,
-                message: "an API definition must be a mapping with `openapi: 3.x` or `swagger: \"2.0\"` at the top".into(),
+                message: not_a_mapping.to_string(),
             });
         }
         let mut lines = HashMap::new();

@@ -8,6 +8,7 @@ pub mod cors;
 pub mod diagnostics;
 pub mod document;
 pub mod endpoints;
+pub mod express_gateway;
 pub mod openapi;
 pub mod pipelines;
 pub mod refs;
@@ -15,8 +16,10 @@ pub mod security;
 
 use std::collections::BTreeMap;
 
-use mgw_runtime::model::{GatewayModel, MODEL_FORMAT};
+use mgw_runtime::model::express::{ExpressGateway, PathPattern};
+use mgw_runtime::model::{GatewayModel, PolicySpec, MODEL_FORMAT};
 use mgw_runtime::policies::cors::CorsSpec;
+use mgw_runtime::policies::proxy::EndpointChoice;
 use mgw_runtime::router::{RouteError, Router};
 
 pub use diagnostics::{Diagnostic, Diagnostics, LoadError};
@@ -34,6 +37,43 @@ pub struct SourceFile {
     pub text: String,
 }
 
+/// A project's Express Gateway configuration (`express-gateway/` in the project).
+#[derive(Debug, Clone)]
+pub struct ExpressSource {
+    /// `gateway.config.yml` (or `.json`).
+    pub gateway: SourceFile,
+    /// `system.config.yml`, when the project has one.
+    pub system: Option<SourceFile>,
+}
+
+/// The WSO2 listeners' ports of `conf/micro-gw.toml`, for the build's check that an Express
+/// Gateway listener sharing one of them has no route that could take a WSO2 API's requests.
+#[derive(Debug, Clone, Default)]
+pub struct ConfPorts {
+    /// The settings file, as shown in messages.
+    pub file: String,
+    /// `[listener] http_port` and its line (`None`: the default), when HTTP is enabled.
+    pub http: Option<(u16, Option<usize>)>,
+    /// `[listener] https_port` and its line, when HTTPS is enabled.
+    pub https: Option<(u16, Option<usize>)>,
+    /// `[express_gateway] http_port`, replacing the Express Gateway file's.
+    pub express_http: Option<u16>,
+    /// `[express_gateway] https_port`.
+    pub express_https: Option<u16>,
+}
+
+/// What the build allows and knows beyond the definitions.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--allow-unsupported`.
+    pub allow_unsupported: bool,
+    /// The WSO2 listeners' ports, when the settings file could be read.
+    pub ports: Option<ConfPorts>,
+    /// The CORS step of WSO2 APIs without `x-wso2-cors` (`[cors]` of `conf/micro-gw.toml`
+    /// when enabled).
+    pub cors_default: Option<CorsSpec>,
+}
+
 /// A validated model and the warnings found on the way.
 #[derive(Debug)]
 pub struct Loaded {
@@ -41,6 +81,9 @@ pub struct Loaded {
     pub model: GatewayModel,
     /// Warnings to show the user.
     pub warnings: Vec<Diagnostic>,
+    /// Steps of policies this version cannot run yet, kept with a stated behaviour
+    /// (only with [`LoadOptions::allow_unsupported`]; otherwise they are errors).
+    pub unsupported: Vec<express_gateway::UnsupportedStep>,
 }
 
 /// Loading failed; warnings are kept so they can still be shown.
@@ -52,23 +95,17 @@ pub struct Failed {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Project-wide settings the load applies.
-#[derive(Debug, Clone, Default)]
-pub struct LoadOptions {
-    /// The CORS step of WSO2 APIs without `x-wso2-cors` (`[cors]` of `conf/micro-gw.toml`
-    /// when enabled).
-    pub cors_default: Option<CorsSpec>,
-}
-
 /// Loads and validates a set of definition files as one gateway, with default options.
 pub fn load(project: &str, files: &[SourceFile]) -> Result<Loaded, Failed> {
-    load_with(project, files, &LoadOptions::default())
+    load_project(project, files, None, &LoadOptions::default())
 }
 
-/// Loads and validates a set of definition files as one gateway.
-pub fn load_with(
+/// Loads and validates a project: its definition files and its Express Gateway configuration
+/// (translated by [`express_gateway::translate`]) as one gateway.
+pub fn load_project(
     project: &str,
     files: &[SourceFile],
+    express: Option<&ExpressSource>,
     options: &LoadOptions,
 ) -> Result<Loaded, Failed> {
     let mut diags = Diagnostics::default();
@@ -78,6 +115,46 @@ pub fn load_with(
         .map(mgw_runtime::policies::cors::CorsPolicy::new)
     {
         diags.error("conf/micro-gw.toml", None, format!("[cors]: {e}"));
+    }
+    // The Express Gateway configuration, translated into a model of its own and merged below.
+    let mut eg_model = GatewayModel {
+        format: MODEL_FORMAT,
+        project: project.to_string(),
+        apis: Vec::new(),
+        endpoints: Vec::new(),
+        pipelines: Vec::new(),
+        express: Vec::new(),
+    };
+    let mut unsupported = Vec::new();
+    let mut eg_port_lines: Vec<Option<usize>> = Vec::new();
+    if let Some(express) = express {
+        if let Some(system) = &express.system {
+            match express_gateway::parse(&system.name, &system.text) {
+                Ok(doc) => express_gateway::system_config(&doc, &mut diags),
+                Err(err) => diags.parse_error(
+                    &system.name,
+                    err.line,
+                    err.column,
+                    format!("{}; fix the syntax", err.message),
+                ),
+            }
+        }
+        match express_gateway::parse(&express.gateway.name, &express.gateway.text) {
+            Ok(doc) => {
+                let eg_options = express_gateway::Options {
+                    allow_unsupported: options.allow_unsupported,
+                };
+                unsupported =
+                    express_gateway::translate(&doc, &mut eg_model, &mut diags, &eg_options);
+                eg_port_lines = vec![doc.line("/http/port"), doc.line("/https/port")];
+            }
+            Err(err) => diags.parse_error(
+                &express.gateway.name,
+                err.line,
+                err.column,
+                format!("{}; fix the syntax", err.message),
+            ),
+        }
     }
     let mut apis = Vec::new();
     for file in files {
@@ -147,6 +224,22 @@ pub fn load_with(
         lines.push(loaded.lines);
     }
     pipelines::compile_wso2(&mut model, &cors);
+    merge_express(&mut model, eg_model);
+    if let (Some(ports), Some(express)) = (&options.ports, express) {
+        for eg in &model.express {
+            mixed_conflicts(
+                &model,
+                eg,
+                ports,
+                &express.gateway.name,
+                &eg_port_lines,
+                &mut diags,
+            );
+        }
+        if !diags.is_ok() {
+            return Err(failed(diags));
+        }
+    }
     if let Err(errors) = Router::build(&model) {
         let line = |api: usize, resource: usize| {
             lines
@@ -201,7 +294,144 @@ pub fn load_with(
     Ok(Loaded {
         model,
         warnings: diags.warnings,
+        unsupported,
     })
+}
+
+/// Appends an Express Gateway model (its own endpoint and pipeline indices from 0) to `model`,
+/// shifting its indices.
+fn merge_express(model: &mut GatewayModel, eg: GatewayModel) {
+    let endpoint_offset = model.endpoints.len();
+    let pipeline_offset = model.pipelines.len();
+    model.endpoints.extend(eg.endpoints);
+    for mut pipeline in eg.pipelines {
+        for step in &mut pipeline.steps {
+            if let PolicySpec::Proxy(proxy) = &mut step.policy {
+                if let EndpointChoice::Service { endpoint } = &mut proxy.endpoint {
+                    *endpoint += endpoint_offset;
+                }
+            }
+        }
+        model.pipelines.push(pipeline);
+    }
+    for mut express in eg.express {
+        for route in &mut express.routes {
+            route.pipeline = route.pipeline.map(|p| p + pipeline_offset);
+        }
+        model.express.push(express);
+    }
+}
+
+/// True when an Express Gateway route path could match a request path at or under a WSO2 base
+/// path (both compared case-insensitively, as Express does; a `pathRegex` may match anything).
+pub fn could_overlap(path: &PathPattern, base_path: &str) -> bool {
+    let PathPattern::Express(path) = path else {
+        return true;
+    };
+    let path = path.to_ascii_lowercase();
+    let base = base_path.to_ascii_lowercase();
+    let base = base.trim_end_matches('/');
+    if base.is_empty() || path == "*" {
+        return true;
+    }
+    let literal_end = path.find(['*', ':', '(', '?', '+']).unwrap_or(path.len());
+    let literal = &path[..literal_end];
+    let wild = literal_end < path.len();
+    // The route's fixed part is the base path or lies under it.
+    if literal.trim_end_matches('/') == base || literal.starts_with(&format!("{base}/")) {
+        return true;
+    }
+    // A wildcard right after a prefix of the base path reaches into it (`/pe*` covers `/pets`).
+    wild && base.starts_with(literal)
+}
+
+fn mixed_conflicts(
+    model: &GatewayModel,
+    eg: &ExpressGateway,
+    ports: &ConfPorts,
+    eg_file: &str,
+    eg_lines: &[Option<usize>],
+    diags: &mut Diagnostics,
+) {
+    use mgw_runtime::env_template::default_value;
+    let eg_port = |listen: &mgw_runtime::model::express::Listen, over: Option<u16>| {
+        over.or_else(|| default_value(&listen.port)?.trim().parse().ok())
+    };
+    let listeners = [
+        (
+            "http",
+            eg.http
+                .as_ref()
+                .and_then(|l| eg_port(l, ports.express_http)),
+            eg_lines.first().copied().flatten(),
+            false,
+        ),
+        (
+            "https",
+            eg.https
+                .as_ref()
+                .and_then(|l| eg_port(&l.listen, ports.express_https)),
+            eg_lines.get(1).copied().flatten(),
+            true,
+        ),
+    ];
+    let conf_at = |line: Option<usize>, key: &str, port: u16| match line {
+        Some(line) => format!("{}:{line}", ports.file),
+        None => format!("{} (default {key} = {port})", ports.file),
+    };
+    for (what, port, line, tls) in listeners {
+        let Some(port) = port.filter(|p| *p != 0) else {
+            continue;
+        };
+        for (conf_key, conf, conf_tls) in [
+            ("http_port", ports.http, false),
+            ("https_port", ports.https, true),
+        ] {
+            let Some((conf_port, conf_line)) = conf else {
+                continue;
+            };
+            if conf_port != port {
+                continue;
+            }
+            if tls != conf_tls {
+                diags.error(
+                    eg_file,
+                    line,
+                    format!(
+                        "{what}.port {port} is also the WSO2 {} port ({}): one port cannot serve plain HTTP and TLS; give the Express Gateway listener another port (or set [express_gateway] {what}_port in {})",
+                        if conf_tls { "HTTPS" } else { "HTTP" },
+                        conf_at(conf_line, conf_key, conf_port),
+                        ports.file
+                    ),
+                );
+                continue;
+            }
+            for route in &eg.routes {
+                if let Some(api) = model
+                    .apis
+                    .iter()
+                    .find(|api| could_overlap(&route.path, &api.base_path))
+                {
+                    let shown = match &route.path {
+                        PathPattern::Express(p) => p.clone(),
+                        PathPattern::Regex(r) => format!("pathRegex {r}"),
+                    };
+                    diags.error(
+                        eg_file,
+                        line,
+                        format!(
+                            "{what}.port {port} is also the WSO2 port of {}, and the route {shown} of API endpoint '{}' could take requests for the API '{}' (base path {}, {}); give the Express Gateway listener another port, or change the path or the base path",
+                            conf_at(conf_line, conf_key, conf_port),
+                            route.api_endpoint,
+                            api.name,
+                            api.base_path,
+                            api.source
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn failed(diags: Diagnostics) -> Failed {
@@ -265,8 +495,9 @@ mod tests {
         };
         let options = LoadOptions {
             cors_default: default.spec(),
+            ..Default::default()
         };
-        let loaded = load_with("p", &[own, plain], &options).unwrap();
+        let loaded = load_project("p", &[own, plain], None, &options).unwrap();
         match first_step(&loaded, "/plain") {
             PolicySpec::Cors(spec) => assert_eq!(spec.origin, CorsOrigin::Any),
             other => panic!("{other:?}"),

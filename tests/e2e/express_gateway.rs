@@ -1,0 +1,356 @@
+//! Express Gateway configurations: `micro-gw import --express-gateway`, the build's report of
+//! unsupported steps, and gateways serving Kargo's real configuration
+//! (`tests/fixtures/kargo/gateway.config.yml`) against test backends; behaviour expected from
+//! `../shared/reference/express-gateway.md` §1, §2, §7 and §9 (EG 1.16.11 observed live).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use http::Method;
+use mgw_e2e::backend;
+use mgw_e2e::client::{self, Protocol, Reply};
+use mgw_e2e::harness::{self, GatewayProcess};
+
+fn kargo_text() -> String {
+    std::fs::read_to_string(harness::fixtures_dir().join("kargo/gateway.config.yml"))
+        .expect("Kargo fixture")
+}
+
+fn init(dir: &Path, name: &str) {
+    let init = harness::micro_gw(dir, &["init", name]);
+    assert!(init.status.success(), "{}", harness::text(&init));
+}
+
+/// Issue 12 items 2 and 5: Kargo's configuration imports unchanged (byte for byte), the import
+/// says what the build will refuse, and the build refuses listing each unsupported step on one
+/// line with file:line, pipeline and policy, before compiling anything.
+#[test]
+fn kargo_imports_unchanged_and_the_build_lists_unsupported_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), "kargo");
+    let fixtures = harness::fixtures_dir().join("kargo");
+    let gateway = fixtures.join("gateway.config.yml");
+    let system = fixtures.join("system.config.yml");
+    let import = harness::micro_gw(
+        dir.path(),
+        &[
+            "import",
+            "kargo",
+            "--express-gateway",
+            gateway.to_str().unwrap(),
+            "--system-config",
+            system.to_str().unwrap(),
+        ],
+    );
+    let out = harness::text(&import);
+    assert!(import.status.success(), "{out}");
+    assert!(
+        out.contains("Imported Express Gateway configuration"),
+        "{out}"
+    );
+    assert!(
+        out.contains("micro-gw build will refuse 34 step(s)"),
+        "{out}"
+    );
+    let copied = dir.path().join("kargo/express-gateway");
+    assert_eq!(
+        std::fs::read(copied.join("gateway.config.yml")).unwrap(),
+        std::fs::read(&gateway).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(copied.join("system.config.yml")).unwrap(),
+        std::fs::read(&system).unwrap()
+    );
+
+    let build = harness::micro_gw(dir.path(), &["build", "kargo"]);
+    let out = harness::text(&build);
+    assert!(!build.status.success(), "{out}");
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    let refused: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("is not supported yet"))
+        .collect();
+    assert_eq!(refused.len(), 34, "{out}");
+    assert!(
+        refused[0].trim_start().starts_with(
+            "kargo/express-gateway/gateway.config.yml:120: pipeline 'wms': policy 'metrics' is not supported yet"
+        ),
+        "{out}"
+    );
+    assert!(
+        refused.iter().all(|l| l.contains("--allow-unsupported")),
+        "{out}"
+    );
+    assert!(!dir.path().join("kargo/target/kargo").exists());
+}
+
+/// A failed import (not YAML, a missing file, an undeclared policy) names the file, line and
+/// column, and leaves the previous import in place; importing again replaces it.
+#[test]
+fn failed_imports_leave_the_previous_state_and_reimport_replaces() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), "eg");
+    let good = harness::write_file(
+        dir.path(),
+        "good.yml",
+        "http: {port: 8080}\nserviceEndpoints: {b: {url: 'http://127.0.0.1:1'}}\npolicies: [proxy]\napiEndpoints: {e: {path: /e}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies: [{proxy: {action: {serviceEndpoint: b}}}]\n",
+    );
+    let import =
+        |file: &str| harness::micro_gw(dir.path(), &["import", "eg", "--express-gateway", file]);
+    let first = import(good.to_str().unwrap());
+    assert!(first.status.success(), "{}", harness::text(&first));
+    let copy = dir.path().join("eg/express-gateway/gateway.config.yml");
+    let before = std::fs::read(&copy).unwrap();
+
+    harness::write_file(dir.path(), "broken.yml", "http:\n  port: [8080\n");
+    let broken = import("broken.yml");
+    let out = harness::text(&broken);
+    assert!(!broken.status.success(), "{out}");
+    assert!(out.contains("broken.yml:3:1: not valid YAML"), "{out}");
+    assert!(out.contains("the project is unchanged"), "{out}");
+
+    let missing = import("nowhere.yml");
+    assert!(harness::text(&missing).contains("nowhere.yml does not exist"));
+
+    harness::write_file(
+        dir.path(),
+        "undeclared.yml",
+        "http: {port: 8080}\npolicies: []\npipelines:\n  p:\n    apiEndpoints: []\n    policies:\n      - terminate:\n",
+    );
+    let undeclared = import("undeclared.yml");
+    let out = harness::text(&undeclared);
+    assert!(
+        out.contains("undeclared.yml:7: pipeline 'p' uses the policy 'terminate'"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+
+    let replaced = import(good.to_str().unwrap());
+    assert!(harness::text(&replaced).contains("Replaced the Express Gateway configuration"));
+}
+
+/// A free loopback port for an Express Gateway listener (`--express_gateway.http_port`).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn get(url: &str, headers: &[(&str, &str)], method: Method) -> Reply {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client::send(
+            Protocol::Http1,
+            method.clone(),
+            url,
+            headers,
+            client::empty(),
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            Ok(reply) => return reply,
+            Err(err) if Instant::now() < deadline => {
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("{url}: {err}"),
+        }
+    }
+}
+
+/// Issue 12 items 5 and 7: Kargo's configuration, its service endpoints pointed at test
+/// backends, builds with --allow-unsupported and answers as EG does (reference §7, §9):
+/// host routing, stripPath, CORS preflights before authentication, Express's 404.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the pipeline runtime"]
+async fn kargo_serves_stripped_paths_host_routes_preflights_and_404s() {
+    let be = backend::spawn_scripted(|_| (200, vec![], "ok".to_string()))
+        .await
+        .unwrap();
+    let authority = be.url().trim_start_matches("http://").to_string();
+    let text = kargo_text()
+        .replace("http://mapserver:80", &be.url())
+        .replace("http://mapcache:80", &be.url())
+        .replace("http://k2:8080", &be.url())
+        .replace("http://kapture:3000", &be.url())
+        .replace("http://localhost:9876", &be.url());
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), "kargo");
+    let file = harness::write_file(dir.path(), "gateway.config.yml", &text);
+    let import = harness::micro_gw(
+        dir.path(),
+        &[
+            "import",
+            "kargo",
+            "--express-gateway",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(import.status.success(), "{}", harness::text(&import));
+    let build = harness::micro_gw(dir.path(), &["build", "kargo", "--allow-unsupported"]);
+    assert!(build.status.success(), "{}", harness::text(&build));
+    let port = free_port();
+    let _gw = GatewayProcess::start(
+        &dir.path().join("kargo/target/kargo"),
+        &[format!("--express_gateway.http_port={port}")],
+        false,
+    );
+    let base = format!("http://127.0.0.1:{port}");
+
+    // Host routing: the `admin` endpoint serves only Host express-gateway, with stripPath.
+    let admin = get(
+        &format!("{base}/x"),
+        &[("host", "express-gateway")],
+        Method::GET,
+    )
+    .await;
+    assert_eq!(admin.status, 200);
+    assert_eq!(be.seen().last().unwrap().target, "/x");
+    assert_eq!(
+        be.seen().last().unwrap().header("host"),
+        Some(authority.as_str())
+    );
+    assert!(be.seen().last().unwrap().header("eg-request-id").is_some());
+    // `/metrics` (prometheus, no wildcard) is forwarded to the endpoint path plus `/`.
+    let metrics = get(&format!("{base}/metrics"), &[], Method::GET).await;
+    assert_eq!(metrics.status, 200);
+    assert_eq!(be.seen().last().unwrap().target, "/metrics/");
+    // CORS preflight on /wms answered 204 before the (unsupported, pass-through) auth steps.
+    let preflight = get(
+        &format!("{base}/wms"),
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "authorization"),
+        ],
+        Method::OPTIONS,
+    )
+    .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("GET,HEAD,PUT,PATCH,POST,DELETE")
+    );
+    assert_eq!(
+        preflight.header("access-control-allow-headers"),
+        Some("authorization")
+    );
+    // Anonymous /wms: the response-transformer + terminate steps answer 401 with WWW-Authenticate.
+    let anonymous = get(&format!("{base}/WMS?SERVICE=WMS"), &[], Method::GET).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.header("www-authenticate"), Some("Basic"));
+    // Express's 404 for what no endpoint serves; `/k2` (no slash) does not match `/k2/*`.
+    for path in ["/nothing/here", "/k2"] {
+        let missing = get(&format!("{base}{path}"), &[], Method::GET).await;
+        assert_eq!(missing.status, 404, "{path}");
+        // Express's final handler: an HTML page around `<pre>Cannot GET /x</pre>`
+        // (tests/fixtures/eg-observed/kargo).
+        let body = String::from_utf8_lossy(&missing.body);
+        assert!(
+            body.contains(&format!("<pre>Cannot GET {path}</pre>")),
+            "{body}"
+        );
+        assert_eq!(
+            missing.header("content-security-policy"),
+            Some("default-src 'none'")
+        );
+        assert_eq!(missing.header("x-content-type-options"), Some("nosniff"));
+    }
+}
+
+/// Issue 12 items 2 and 7: a WSO2 API and an Express Gateway configuration in one project,
+/// on separate ports, each answering in its own dialect.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the pipeline runtime"]
+async fn a_mixed_project_serves_both_families() {
+    let be = backend::spawn("mixed", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), "mixed");
+    harness::write_file(
+        &dir.path().join("mixed/api_definitions"),
+        "pets.yaml",
+        &format!("openapi: 3.0.0\ninfo: {{title: Pets, version: '1'}}\nx-wso2-basePath: /pets\nx-wso2-disable-security: true\nx-wso2-production-endpoints: {{urls: ['{}']}}\npaths:\n  /x: {{get: {{}}}}\n", be.url()),
+    );
+    let eg = harness::write_file(
+        dir.path(),
+        "gateway.config.yml",
+        &format!("http: {{port: 8080}}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy]\napiEndpoints: {{e: {{path: '/eg/*'}}}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies: [{{proxy: {{action: {{serviceEndpoint: b, stripPath: true}}}}}}]\n", be.url()),
+    );
+    let import = harness::micro_gw(
+        dir.path(),
+        &["import", "mixed", "--express-gateway", eg.to_str().unwrap()],
+    );
+    assert!(import.status.success(), "{}", harness::text(&import));
+    let build = harness::micro_gw(dir.path(), &["build", "mixed"]);
+    assert!(build.status.success(), "{}", harness::text(&build));
+    let port = free_port();
+    let gw = GatewayProcess::start(
+        &dir.path().join("mixed/target/mixed"),
+        &[format!("--express_gateway.http_port={port}")],
+        false,
+    );
+    let wso2 = get(&format!("http://{}/pets/x", gw.http), &[], Method::GET).await;
+    assert_eq!(wso2.status, 200);
+    let express = get(&format!("http://127.0.0.1:{port}/eg/a/b"), &[], Method::GET).await;
+    assert_eq!(express.status, 200);
+    let missing = get(&format!("http://127.0.0.1:{port}/pets/x"), &[], Method::GET).await;
+    assert_eq!(missing.status, 404);
+    assert!(String::from_utf8_lossy(&missing.body).contains("<pre>Cannot GET /pets/x</pre>"));
+}
+
+/// Issue 12 item 2: `${VAR}` in settings is substituted when the gateway starts; a variable
+/// without value or default stops the start-up with a message naming it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the pipeline runtime"]
+async fn variables_are_substituted_at_start_up_and_a_missing_one_is_named() {
+    let be = backend::spawn("vars", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let port = be.url().rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), "vars");
+    let eg = harness::write_file(
+        dir.path(),
+        "gateway.config.yml",
+        "http: {port: '${EG_HTTP_PORT:-8080}'}\nserviceEndpoints: {b: {url: 'http://${BACKEND_HOST:-127.0.0.1}:${BACKEND_PORT}'}}\npolicies: [proxy]\napiEndpoints: {e: {path: '/*'}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies: [{proxy: {action: {serviceEndpoint: b}}}]\n",
+    );
+    let import = harness::micro_gw(
+        dir.path(),
+        &["import", "vars", "--express-gateway", eg.to_str().unwrap()],
+    );
+    assert!(import.status.success(), "{}", harness::text(&import));
+    let build = harness::micro_gw(dir.path(), &["build", "vars"]);
+    assert!(build.status.success(), "{}", harness::text(&build));
+    let binary = dir.path().join("vars/target/vars");
+    // The secret-free binary does not contain the value.
+    let eg_port = free_port();
+    let gw = GatewayProcess::start_with_env(
+        &binary,
+        &[],
+        false,
+        &[
+            ("EG_HTTP_PORT", &eg_port.to_string()),
+            ("BACKEND_PORT", &port),
+        ],
+    );
+    let reply = get(&format!("http://127.0.0.1:{eg_port}/a"), &[], Method::GET).await;
+    assert_eq!(reply.status, 200);
+    drop(gw);
+    // Without BACKEND_PORT the gateway refuses to start and names it.
+    let out = std::process::Command::new(&binary)
+        .args(["--listener.http_port=0", "--listener.https_port=0"])
+        .env_remove("BACKEND_PORT")
+        .env("MGW_CONF_DIR", dir.path().join("vars/conf"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("BACKEND_PORT is not set"), "{stderr}");
+}

@@ -1,0 +1,929 @@
+//! Pipeline steps of `gateway.config.yml`: conditions and policy actions translated into
+//! [`Step`]s with the defaults Express Gateway 1.16's schemas fill in (`lib/policies/*/index.js`,
+//! `lib/conditions/json-schemas`).
+
+use mgw_runtime::model::policy::PolicySpec;
+use mgw_runtime::model::{Condition, Dialect, Pipeline, Step};
+use mgw_runtime::policies::cors::{CorsOrigin, CorsSpec, OriginPattern};
+use mgw_runtime::policies::log::LogSpec;
+use mgw_runtime::policies::proxy::{EndpointChoice, PathRewrite, ProxySpec};
+use mgw_runtime::policies::terminate::TerminateSpec;
+use mgw_runtime::policies::transformer::{HeadersSpec, Operations, TransformerSpec};
+use mgw_runtime::policies::unsupported::{UnsupportedBehaviour, UnsupportedSpec};
+use serde_json::{Map, Value};
+
+use super::super::document::child;
+use super::{kind, Ctx, Options, Services, UnsupportedStep};
+
+/// The npm `cors` package's default `methods`.
+pub const CORS_DEFAULT_METHODS: [&str; 6] = ["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"];
+
+/// What a JavaScript text is, for [`check_expression`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpressionKind {
+    /// A JavaScript expression (transformer and `headers` values).
+    Expression,
+    /// The body of a template string (`log` messages): text with `${expression}` parts.
+    Template,
+}
+
+/// THE single call site where the build checks a JavaScript expression or template of the
+/// configuration. `Err` carries the reason, reported as a build error naming the file, the
+/// pipeline and the expression.
+///
+/// TODO(lead): wire to `mgw_runtime::expression`'s parse function (branch `expr`) once it is
+/// merged; until then every text is accepted here and checked when the gateway starts.
+pub fn check_expression(kind: ExpressionKind, text: &str) -> Result<(), String> {
+    let _ = (kind, text);
+    Ok(())
+}
+
+/// Policies whose steps are kept as [`PolicySpec::Unsupported`] (with `--allow-unsupported`).
+fn unsupported_behaviour(
+    policy: &str,
+    action: &Map<String, Value>,
+) -> (UnsupportedBehaviour, String) {
+    match policy {
+        "basic-auth" | "jwt" | "key-auth" | "oauth2" | "oauth2-introspect" => {
+            let pass_through = action
+                .get("passThrough")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let told = if pass_through {
+                "accept no credential; with passThrough the request continues anonymous".to_string()
+            } else {
+                "accept no credential and answer 401 Unauthorized".to_string()
+            };
+            (
+                UnsupportedBehaviour::NoCredentialAccepted { pass_through },
+                told,
+            )
+        }
+        "metrics" | "rate-limit" => (
+            UnsupportedBehaviour::Skip,
+            "be skipped (no effect on requests)".to_string(),
+        ),
+        "scopes" => (
+            UnsupportedBehaviour::Refuse,
+            "answer 401 Unauthorized (no consumer has scopes yet)".to_string(),
+        ),
+        _ => (
+            UnsupportedBehaviour::Refuse,
+            "answer 401 Unauthorized (an unknown policy fails closed)".to_string(),
+        ),
+    }
+}
+
+/// Compiles one pipeline (`pipelines.<name>`) into its steps.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pipeline(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    pointer: &str,
+    map: &Map<String, Value>,
+    declared: &[String],
+    services: &Services,
+    options: &Options,
+    unsupported: &mut Vec<UnsupportedStep>,
+) -> Pipeline {
+    let key = if map.contains_key("policies") {
+        "policies"
+    } else {
+        "policy"
+    };
+    let list_pointer = child(pointer, key);
+    let items: Vec<(String, &Value)> = match map.get(key) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{list_pointer}/{i}"), v))
+            .collect(),
+        Some(other) => vec![(list_pointer.clone(), other)],
+    };
+    let mut steps = Vec::new();
+    for (item_pointer, item) in items {
+        let Some(item_map) = item.as_object() else {
+            ctx.error(
+                &item_pointer,
+                format!(
+                    "pipeline '{name}': each item of {key} is one policy, `- proxy: ...`, not {}",
+                    kind(item)
+                ),
+            );
+            continue;
+        };
+        if item_map.len() != 1 {
+            let keys: Vec<&str> = item_map.keys().map(String::as_str).collect();
+            ctx.error(
+                &item_pointer,
+                format!(
+                    "pipeline '{name}': each item of {key} names one policy, this one has {} keys ({}); write one `- <policy>:` item per policy",
+                    keys.len(),
+                    keys.join(", ")
+                ),
+            );
+            continue;
+        }
+        let Some((policy, actions)) = item_map.iter().next() else {
+            continue;
+        };
+        let policy_pointer = child(&item_pointer, policy);
+        if !declared.contains(policy) {
+            ctx.error(
+                &policy_pointer,
+                format!(
+                    "pipeline '{name}' uses the policy '{policy}', which the `policies` list does not declare (Express Gateway refuses to start: POLICY_NOT_DECLARED); add `- {policy}` to policies"
+                ),
+            );
+            continue;
+        }
+        // null -> one step with no condition and an empty action; one mapping -> one step.
+        let raw_steps: Vec<(String, Option<&Value>)> = match actions {
+            Value::Null => vec![(policy_pointer.clone(), None)],
+            Value::Array(list) if list.is_empty() => vec![(policy_pointer.clone(), None)],
+            Value::Array(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("{policy_pointer}/{i}"), Some(v)))
+                .collect(),
+            other => vec![(policy_pointer.clone(), Some(other))],
+        };
+        for (step_pointer, raw) in raw_steps {
+            let empty = Map::new();
+            let step_map = match raw {
+                None => &empty,
+                Some(Value::Object(m)) => m,
+                Some(Value::Null) => &empty,
+                Some(other) => {
+                    ctx.error(
+                        &step_pointer,
+                        format!("pipeline '{name}', policy '{policy}': a step is a mapping with `condition` and `action`, not {}", kind(other)),
+                    );
+                    continue;
+                }
+            };
+            ctx.unknown_keys(
+                &step_pointer,
+                step_map,
+                &["condition", "action"],
+                &format!("a step of pipeline '{name}'"),
+            );
+            if let Some(c) = step_map.get("condition") {
+                let what = format!("the condition of a {policy} step of pipeline '{name}'");
+                if !ctx.refuse_variables(&child(&step_pointer, "condition"), c, &what, &[]) {
+                    continue;
+                }
+            }
+            let condition = match step_map.get("condition") {
+                None | Some(Value::Null) => None,
+                Some(c) => match condition(ctx, name, &child(&step_pointer, "condition"), c) {
+                    Some(c) => Some(c),
+                    None => continue,
+                },
+            };
+            let action_pointer = child(&step_pointer, "action");
+            let action = match step_map.get("action") {
+                None | Some(Value::Null) => &empty,
+                Some(Value::Object(a)) => a,
+                Some(other) => {
+                    ctx.error(&action_pointer, format!("pipeline '{name}', policy '{policy}': action must be a mapping, not {}", kind(other)));
+                    continue;
+                }
+            };
+            // Nothing in a supported policy's action or a condition is a setting: `${VAR}` there
+            // would reach the gateway as text. Unsupported policies keep no parameters yet.
+            let supported = matches!(
+                policy.as_str(),
+                "proxy"
+                    | "cors"
+                    | "terminate"
+                    | "log"
+                    | "headers"
+                    | "request-transformer"
+                    | "response-transformer"
+            );
+            let what = format!("the {policy} step of pipeline '{name}'");
+            if supported
+                && !ctx.refuse_variables(
+                    &action_pointer,
+                    &Value::Object(action.clone()),
+                    &what,
+                    &[],
+                )
+            {
+                continue;
+            }
+            let at = (name, &action_pointer, &step_pointer);
+            let spec = match policy.as_str() {
+                "proxy" => proxy(ctx, at, action, services),
+                "cors" => cors(ctx, at, action),
+                "terminate" => terminate(ctx, at, action),
+                "log" => log(ctx, at, action),
+                "headers" => headers(ctx, at, action),
+                "request-transformer" => transformer(ctx, at, action, true),
+                "response-transformer" => transformer(ctx, at, action, false),
+                "expression" => {
+                    let code = action.get("jscode").and_then(Value::as_str).unwrap_or("");
+                    ctx.error(
+                        &step_pointer,
+                        format!(
+                            "pipeline '{name}': the expression policy runs arbitrary JavaScript ({code:?}), which micro-gw does not run; remove the step, or express it with conditions, headers or transformers"
+                        ),
+                    );
+                    None
+                }
+                other => {
+                    let (behaviour, told) = unsupported_behaviour(other, action);
+                    unsupported.push(UnsupportedStep {
+                        at: ctx.at(&step_pointer),
+                        pipeline: name.to_string(),
+                        policy: other.to_string(),
+                        behaviour: told,
+                    });
+                    let _ = options;
+                    Some(PolicySpec::Unsupported(UnsupportedSpec {
+                        policy: other.to_string(),
+                        behaviour,
+                    }))
+                }
+            };
+            if let Some(policy) = spec {
+                steps.push(Step { condition, policy });
+            }
+        }
+    }
+    Pipeline {
+        name: name.to_string(),
+        source: ctx.file().to_string(),
+        dialect: Dialect::ExpressGateway,
+        steps,
+    }
+}
+
+/// Where a step is: the pipeline's name, the action's pointer and the step's pointer.
+type At<'a> = (&'a str, &'a String, &'a String);
+
+fn known_action_keys(
+    ctx: &mut Ctx<'_>,
+    at: At<'_>,
+    policy: &str,
+    action: &Map<String, Value>,
+    known: &[&str],
+) {
+    let (name, action_pointer, _) = at;
+    ctx.unknown_keys(
+        action_pointer,
+        action,
+        known,
+        &format!("the {policy} action of pipeline '{name}'"),
+    );
+}
+
+fn condition(ctx: &mut Ctx<'_>, pipeline: &str, pointer: &str, value: &Value) -> Option<Condition> {
+    let Some(map) = value.as_object() else {
+        ctx.error(
+            pointer,
+            format!(
+                "pipeline '{pipeline}': a condition is a mapping with a name, not {}",
+                kind(value)
+            ),
+        );
+        return None;
+    };
+    let Some(name) = map.get("name").and_then(Value::as_str) else {
+        ctx.error(pointer, format!("pipeline '{pipeline}': the condition has no name: add `name: always` (or pathExact, pathMatch, method, hostMatch, allOf, oneOf, not, authenticated, anonymous, never)"));
+        return None;
+    };
+    let string = |ctx: &mut Ctx<'_>, key: &str| -> Option<String> {
+        match map.get(key) {
+            Some(v) => ctx.literal(
+                &child(pointer, key),
+                &format!("the {key} of condition {name}"),
+                v,
+            ),
+            None => {
+                ctx.error(
+                    pointer,
+                    format!("pipeline '{pipeline}': condition {name} needs `{key}`"),
+                );
+                None
+            }
+        }
+    };
+    let list = |ctx: &mut Ctx<'_>, key: &str| -> Option<Vec<Condition>> {
+        let Some(Value::Array(items)) = map.get(key) else {
+            ctx.error(
+                pointer,
+                format!(
+                    "pipeline '{pipeline}': condition {name} needs `{key}`, a list of conditions"
+                ),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            out.push(condition(
+                ctx,
+                pipeline,
+                &format!("{}/{i}", child(pointer, key)),
+                item,
+            )?);
+        }
+        Some(out)
+    };
+    let known: &[&str] = match name {
+        "allOf" | "oneOf" => &["name", "conditions"],
+        "not" => &["name", "condition"],
+        "pathExact" => &["name", "path"],
+        "pathMatch" | "hostMatch" => &["name", "pattern"],
+        "method" => &["name", "methods"],
+        _ => &["name"],
+    };
+    Some(match name {
+        "always" => Condition::Always,
+        "never" => Condition::Never,
+        "authenticated" => Condition::Authenticated,
+        "anonymous" => Condition::Anonymous,
+        "allOf" => Condition::AllOf { conditions: list(ctx, "conditions")? },
+        "oneOf" => Condition::OneOf { conditions: list(ctx, "conditions")? },
+        "not" => {
+            let Some(inner) = map.get("condition") else {
+                ctx.error(pointer, format!("pipeline '{pipeline}': condition not needs `condition`"));
+                return None;
+            };
+            Condition::Not { condition: Box::new(condition(ctx, pipeline, &child(pointer, "condition"), inner)?) }
+        }
+        "pathExact" => Condition::PathExact { path: string(ctx, "path")? },
+        "pathMatch" => Condition::PathMatch { pattern: string(ctx, "pattern")? },
+        "hostMatch" => Condition::HostMatch { pattern: string(ctx, "pattern")? },
+        "method" => {
+            let methods = match map.get("methods") {
+                Some(Value::String(s)) => vec![s.clone()],
+                Some(Value::Array(items)) if items.iter().all(Value::is_string) && !items.is_empty() => {
+                    items.iter().filter_map(Value::as_str).map(str::to_string).collect()
+                }
+                _ => {
+                    ctx.error(pointer, format!("pipeline '{pipeline}': condition method needs `methods`, a method or a list of them"));
+                    return None;
+                }
+            };
+            const ALLOWED: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+            if let Some(bad) = methods.iter().find(|m| !ALLOWED.contains(&m.as_str())) {
+                ctx.error(
+                    &child(pointer, "methods"),
+                    format!("pipeline '{pipeline}': condition method: {bad:?} is not one of {} (compared exactly, as Express Gateway's schema requires)", ALLOWED.join(", ")),
+                );
+                return None;
+            }
+            Condition::Method { methods }
+        }
+        "expression" | "tlsClientAuthenticated" | "json-schema" => {
+            ctx.error(
+                pointer,
+                format!("pipeline '{pipeline}': the condition {name} is not supported by micro-gw (it needs {}); remove it or use always, never, allOf, oneOf, not, pathExact, pathMatch, method, hostMatch, authenticated or anonymous",
+                    match name {
+                        "expression" => "a JavaScript engine",
+                        "tlsClientAuthenticated" => "client certificates on the HTTPS listener",
+                        _ => "request body validation",
+                    }),
+            );
+            return None;
+        }
+        other => {
+            ctx.error(pointer, format!("pipeline '{pipeline}': there is no condition named {other:?} (Express Gateway refuses to start); use always, never, allOf, oneOf, not, pathExact, pathMatch, method, hostMatch, authenticated or anonymous"));
+            return None;
+        }
+    })
+    .inspect(|_| ctx.unknown_keys(pointer, map, known, &format!("condition {name}")))
+}
+
+/// Express Gateway's `proxy`: action params, then the service endpoint's `proxyOptions`, then
+/// the deprecated `action.proxyOptions` (later ones win, as `Object.assign`).
+fn proxy(
+    ctx: &mut Ctx<'_>,
+    at: At<'_>,
+    action: &Map<String, Value>,
+    services: &Services,
+) -> Option<PolicySpec> {
+    let (name, action_pointer, _) = at;
+    let mut merged = action.clone();
+    merged.remove("proxyOptions");
+    let endpoint = match action.get("serviceEndpoint") {
+        None | Some(Value::Null) => {
+            ctx.warn(
+                action_pointer,
+                format!("pipeline '{name}': the proxy step names no serviceEndpoint, so it answers every request 502, as in Express Gateway; add `serviceEndpoint: <name>`"),
+            );
+            EndpointChoice::Missing
+        }
+        Some(Value::String(service)) => match services.get(service) {
+            Some((index, options)) => {
+                if let Some(options) = options {
+                    merged.extend(options.clone());
+                }
+                EndpointChoice::Service { endpoint: *index }
+            }
+            None => {
+                ctx.error(
+                    &child(action_pointer, "serviceEndpoint"),
+                    format!("pipeline '{name}': the proxy step names the service endpoint '{service}', which serviceEndpoints does not declare; add it there or fix the name"),
+                );
+                return None;
+            }
+        },
+        Some(other) => {
+            ctx.error(
+                action_pointer,
+                format!(
+                    "pipeline '{name}': serviceEndpoint must be a name, not {}",
+                    kind(other)
+                ),
+            );
+            return None;
+        }
+    };
+    if let Some(deprecated) = action.get("proxyOptions") {
+        ctx.warn(
+            &child(action_pointer, "proxyOptions"),
+            format!("pipeline '{name}': action.proxyOptions is deprecated in Express Gateway; put these options on the action itself (they are applied last, as Express Gateway does)"),
+        );
+        if let Value::Object(o) = deprecated {
+            merged.extend(o.clone());
+        }
+    }
+    let flag = |ctx: &mut Ctx<'_>, key: &str, default: bool| -> bool {
+        match merged.get(key) {
+            None | Some(Value::Null) => default,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                ctx.error(
+                    &child(action_pointer, key),
+                    format!(
+                        "pipeline '{name}': proxy {key} must be true or false, not {}",
+                        kind(other)
+                    ),
+                );
+                default
+            }
+        }
+    };
+    let change_origin = flag(ctx, "changeOrigin", true);
+    let strip = flag(ctx, "stripPath", false);
+    let xfwd = flag(ctx, "xfwd", false);
+    let mut timeout_ms = None;
+    for key in ["timeout", "proxyTimeout"] {
+        match merged.get(key) {
+            None | Some(Value::Null) => {}
+            Some(v) => match v.as_u64() {
+                Some(ms) => timeout_ms = Some(ms),
+                None => ctx.error(
+                    &child(action_pointer, key),
+                    format!("pipeline '{name}': proxy {key} must be a number of milliseconds"),
+                ),
+            },
+        }
+    }
+    let mut headers = Vec::new();
+    match merged.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(h)) => {
+            for (header, value) in h {
+                match value {
+                    Value::String(s) => headers.push((header.clone(), s.clone())),
+                    Value::Number(n) => headers.push((header.clone(), n.to_string())),
+                    other => ctx.error(
+                        &child(action_pointer, "headers"),
+                        format!(
+                            "pipeline '{name}': proxy header {header} must be a string, not {}",
+                            kind(other)
+                        ),
+                    ),
+                }
+            }
+        }
+        Some(other) => ctx.error(
+            &child(action_pointer, "headers"),
+            format!(
+                "pipeline '{name}': proxy headers must be a mapping, not {}",
+                kind(other)
+            ),
+        ),
+    }
+    // http-proxy options with behaviour micro-gw does not offer: named when not at their
+    // default, so nobody relies on them unknowingly.
+    let defaults: [(&str, Value); 10] = [
+        ("strategy", Value::from("round-robin")),
+        ("ignorePath", Value::Bool(false)),
+        ("prependPath", Value::Bool(true)),
+        ("followRedirects", Value::Bool(false)),
+        ("autoRewrite", Value::Bool(false)),
+        ("preserveHeaderKeyCase", Value::Bool(false)),
+        ("secure", Value::Bool(true)),
+        ("toProxy", Value::Bool(false)),
+        ("ws", Value::Bool(false)),
+        ("xfwd", Value::Bool(false)),
+    ];
+    let handled = [
+        "serviceEndpoint",
+        "changeOrigin",
+        "stripPath",
+        "xfwd",
+        "timeout",
+        "proxyTimeout",
+        "headers",
+    ];
+    for (key, value) in &merged {
+        if handled.contains(&key.as_str()) || value.is_null() {
+            continue;
+        }
+        if defaults.iter().any(|(k, d)| k == key && d == value) {
+            continue;
+        }
+        ctx.warn(
+            &child(action_pointer, key),
+            format!("pipeline '{name}': the proxy option {key} is not supported by micro-gw and is ignored (see docs/express-gateway-migration.md)"),
+        );
+    }
+    Some(PolicySpec::Proxy(ProxySpec {
+        endpoint,
+        path: if strip {
+            PathRewrite::Strip
+        } else {
+            PathRewrite::Keep
+        },
+        change_origin,
+        forwarded_headers: xfwd,
+        request_id_header: true,
+        timeout_ms,
+        headers,
+    }))
+}
+
+/// A string, or a list of strings, as the npm `cors` package takes `methods` and
+/// `allowedHeaders` (a string is sent as written).
+fn string_or_list(
+    ctx: &mut Ctx<'_>,
+    pointer: &str,
+    what: &str,
+    value: &Value,
+) -> Option<Vec<String>> {
+    match value {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(items) if items.iter().all(Value::is_string) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        ),
+        other => {
+            ctx.error(
+                pointer,
+                format!(
+                    "{what} must be a string or a list of strings, not {}",
+                    kind(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Express Gateway's `cors`: the action goes to the npm `cors` 2.8 package, whose defaults
+/// apply. In YAML `origin` can only be a string, a boolean or a list of strings (EG's schema
+/// wants real `RegExp` objects for patterns, which YAML cannot write), so every origin is
+/// compared exactly.
+fn cors(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<PolicySpec> {
+    let (name, action_pointer, _) = at;
+    known_action_keys(
+        ctx,
+        at,
+        "cors",
+        action,
+        &[
+            "origin",
+            "methods",
+            "allowedHeaders",
+            "exposedHeaders",
+            "credentials",
+            "maxAge",
+            "optionsSuccessStatus",
+            "preflightContinue",
+        ],
+    );
+    let p = |key: &str| child(action_pointer, key);
+    let what = |key: &str| format!("pipeline '{name}': cors {key}");
+    let origin = match action.get("origin") {
+        None | Some(Value::Null) => CorsOrigin::Any,
+        Some(Value::Bool(true)) => CorsOrigin::Reflect,
+        Some(Value::Bool(false)) => CorsOrigin::Disabled,
+        Some(Value::String(s)) if s == "*" => CorsOrigin::Any,
+        // npm cors: an empty origin is falsy, so the policy passes the request on untouched.
+        Some(Value::String(s)) if s.is_empty() => CorsOrigin::Disabled,
+        Some(Value::String(s)) => {
+            ctx.no_variables(&p("origin"), &what("origin"), s);
+            CorsOrigin::Fixed(s.clone())
+        }
+        Some(Value::Array(items)) => {
+            let mut list = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Value::String(s) => list.push(OriginPattern::Exact(s.clone())),
+                    other => ctx.error(
+                        &format!("{}/{i}", p("origin")),
+                        format!(
+                            "{}: an origin is a string (compared exactly), not {}",
+                            what("origin"),
+                            kind(other)
+                        ),
+                    ),
+                }
+            }
+            CorsOrigin::List(list)
+        }
+        Some(other) => {
+            ctx.error(
+                &p("origin"),
+                format!(
+                    "{} must be '*', an origin, true, false or a list of origins, not {}",
+                    what("origin"),
+                    kind(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let methods = match action.get("methods") {
+        None | Some(Value::Null) => CORS_DEFAULT_METHODS.iter().map(|m| m.to_string()).collect(),
+        Some(v) => string_or_list(ctx, &p("methods"), &what("methods"), v)?,
+    };
+    let allowed_headers = match action.get("allowedHeaders") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(string_or_list(
+            ctx,
+            &p("allowedHeaders"),
+            &what("allowedHeaders"),
+            v,
+        )?),
+    };
+    let exposed_headers = match action.get("exposedHeaders") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => string_or_list(ctx, &p("exposedHeaders"), &what("exposedHeaders"), v)?,
+    };
+    let boolean = |ctx: &mut Ctx<'_>, key: &str| match action.get(key) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            ctx.error(
+                &p(key),
+                format!("{} must be true or false, not {}", what(key), kind(other)),
+            );
+            false
+        }
+    };
+    let credentials = boolean(ctx, "credentials");
+    let preflight_continue = boolean(ctx, "preflightContinue");
+    let max_age = match action.get("maxAge") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(n) => Some(n),
+            None => {
+                ctx.error(
+                    &p("maxAge"),
+                    format!("{} must be a whole number of seconds", what("maxAge")),
+                );
+                None
+            }
+        },
+    };
+    let preflight_status = match action.get("optionsSuccessStatus") {
+        None | Some(Value::Null) => 204,
+        Some(v) => match v
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|n| (200..=599).contains(n))
+        {
+            Some(n) => n,
+            None => {
+                ctx.error(
+                    &p("optionsSuccessStatus"),
+                    format!(
+                        "{} must be an HTTP status such as 200 or 204",
+                        what("optionsSuccessStatus")
+                    ),
+                );
+                204
+            }
+        },
+    };
+    Some(PolicySpec::Cors(CorsSpec {
+        origin,
+        methods,
+        allowed_headers,
+        exposed_headers,
+        credentials,
+        max_age,
+        preflight_status,
+        preflight_continue,
+        dialect: mgw_runtime::model::Dialect::ExpressGateway,
+    }))
+}
+
+fn terminate(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<PolicySpec> {
+    let (name, action_pointer, _) = at;
+    known_action_keys(ctx, at, "terminate", action, &["statusCode", "message"]);
+    let mut spec = TerminateSpec::default();
+    if let Some(v) = action.get("statusCode").filter(|v| !v.is_null()) {
+        match v
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|n| (100..=599).contains(n))
+        {
+            Some(n) => spec.status = n,
+            None => {
+                ctx.error(&child(action_pointer, "statusCode"), format!("pipeline '{name}': terminate statusCode must be an HTTP status from 100 to 599"));
+                return None;
+            }
+        }
+    }
+    if let Some(v) = action.get("message").filter(|v| !v.is_null()) {
+        spec.message = match v {
+            Value::Number(n) => n.to_string(),
+            _ => ctx.literal(
+                &child(action_pointer, "message"),
+                &format!("the terminate message of pipeline '{name}'"),
+                v,
+            )?,
+        };
+    }
+    Some(PolicySpec::Terminate(spec))
+}
+
+fn log(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<PolicySpec> {
+    let (name, action_pointer, step_pointer) = at;
+    known_action_keys(ctx, at, "log", action, &["message"]);
+    let Some(message) = action.get("message") else {
+        ctx.error(
+            step_pointer,
+            format!(
+                "pipeline '{name}': the log step needs `message` (Express Gateway requires it)"
+            ),
+        );
+        return None;
+    };
+    let pointer = child(action_pointer, "message");
+    let message = ctx.literal(
+        &pointer,
+        &format!("the log message of pipeline '{name}'"),
+        message,
+    )?;
+    expression(ctx, &pointer, name, ExpressionKind::Template, &message)?;
+    Some(PolicySpec::Log(LogSpec { message }))
+}
+
+/// Runs [`check_expression`] and reports a failure naming the file, line, pipeline and text.
+fn expression(
+    ctx: &mut Ctx<'_>,
+    pointer: &str,
+    pipeline: &str,
+    kind: ExpressionKind,
+    text: &str,
+) -> Option<()> {
+    if !ctx.no_variables(
+        pointer,
+        &format!("an expression of pipeline '{pipeline}'"),
+        text,
+    ) {
+        return None;
+    }
+    match check_expression(kind, text) {
+        Ok(()) => Some(()),
+        Err(reason) => {
+            ctx.error(
+                pointer,
+                format!("pipeline '{pipeline}': the expression {text:?} cannot be run by micro-gw: {reason}; use a quoted string ('\"text\"'), req.* or egContext.* lookups, and + between them"),
+            );
+            None
+        }
+    }
+}
+
+/// `name: expression` pairs, each expression checked.
+fn expressions(
+    ctx: &mut Ctx<'_>,
+    pointer: &str,
+    pipeline: &str,
+    value: &Value,
+) -> Option<Vec<(String, String)>> {
+    let Value::Object(map) = value else {
+        ctx.error(
+            pointer,
+            format!(
+                "pipeline '{pipeline}': expected a mapping of names to expressions, not {}",
+                kind(value)
+            ),
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    for (key, v) in map {
+        let p = child(pointer, key);
+        let text = match v {
+            Value::String(s) => s.clone(),
+            // A bare YAML number or boolean is a JavaScript literal too.
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => {
+                ctx.error(&p, format!("pipeline '{pipeline}': {key} must be a JavaScript expression (a string), not {}", kind(other)));
+                return None;
+            }
+        };
+        expression(ctx, &p, pipeline, ExpressionKind::Expression, &text)?;
+        out.push((key.clone(), text));
+    }
+    Some(out)
+}
+
+fn headers(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<PolicySpec> {
+    let (name, action_pointer, step_pointer) = at;
+    known_action_keys(
+        ctx,
+        at,
+        "headers",
+        action,
+        &["headersPrefix", "forwardHeaders"],
+    );
+    ctx.warn(step_pointer, format!("pipeline '{name}': the headers policy is deprecated in Express Gateway; request-transformer does the same"));
+    let prefix = match action.get("headersPrefix") {
+        None | Some(Value::Null) => String::new(),
+        Some(v) => ctx.literal(&child(action_pointer, "headersPrefix"), "headersPrefix", v)?,
+    };
+    let forward = match action.get("forwardHeaders") {
+        None | Some(Value::Null) => {
+            ctx.error(step_pointer, format!("pipeline '{name}': the headers step needs `forwardHeaders` (Express Gateway requires it)"));
+            return None;
+        }
+        Some(v) => expressions(ctx, &child(action_pointer, "forwardHeaders"), name, v)?,
+    };
+    Some(PolicySpec::Headers(HeadersSpec { prefix, forward }))
+}
+
+fn transformer(
+    ctx: &mut Ctx<'_>,
+    at: At<'_>,
+    action: &Map<String, Value>,
+    request: bool,
+) -> Option<PolicySpec> {
+    let (name, action_pointer, step_pointer) = at;
+    let policy = if request {
+        "request-transformer"
+    } else {
+        "response-transformer"
+    };
+    known_action_keys(ctx, at, policy, action, &["headers", "body"]);
+    let part = |ctx: &mut Ctx<'_>, key: &str| -> Result<Option<Operations>, ()> {
+        let pointer = child(action_pointer, key);
+        let map = match action.get(key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(m)) => m,
+            Some(other) => {
+                ctx.error(&pointer, format!("pipeline '{name}': {policy} {key} must be a mapping with add and remove, not {}", kind(other)));
+                return Err(());
+            }
+        };
+        ctx.unknown_keys(
+            &pointer,
+            map,
+            &["add", "remove"],
+            &format!("{policy} {key}"),
+        );
+        let add = match map.get("add") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => expressions(ctx, &child(&pointer, "add"), name, v).ok_or(())?,
+        };
+        let remove = match map.get("remove") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => string_or_list(
+                ctx,
+                &child(&pointer, "remove"),
+                &format!("pipeline '{name}': {policy} {key}.remove"),
+                v,
+            )
+            .ok_or(())?,
+        };
+        Ok(Some(Operations { add, remove }))
+    };
+    let headers = part(ctx, "headers").ok()?;
+    let body = part(ctx, "body").ok()?;
+    if headers.is_none() && body.is_none() {
+        ctx.error(step_pointer, format!("pipeline '{name}': {policy} needs `headers` or `body` (Express Gateway requires at least one)"));
+        return None;
+    }
+    let spec = TransformerSpec { headers, body };
+    Some(if request {
+        PolicySpec::RequestTransformer(spec)
+    } else {
+        PolicySpec::ResponseTransformer(spec)
+    })
+}
