@@ -16,7 +16,9 @@ use crate::auth::split_pair;
 use crate::fault::{self, Fault};
 use crate::model::{AuthScheme, Dialect, GatewayModel, PolicySpec};
 use crate::pipeline::{Context, Matched, ReadyPipeline, Services};
+use crate::policies::terminate::express;
 use crate::proxy::body::GatewayBody;
+use crate::router::express::{ExpressRouter, Lookup};
 use crate::router::{Match, Router};
 
 /// The response type of every listener.
@@ -53,7 +55,7 @@ pub struct Site {
 pub struct Gateway {
     model: GatewayModel,
     router: Router,
-    express: Vec<crate::pipeline::ExpressRoutes>,
+    express: Vec<ExpressRouter>,
     pipelines: Vec<ReadyPipeline>,
     health: ReadyPipeline,
     apikey: Option<ReadyPipeline>,
@@ -75,7 +77,7 @@ impl Gateway {
     pub fn new(
         model: GatewayModel,
         router: Router,
-        express: Vec<crate::pipeline::ExpressRoutes>,
+        express: Vec<ExpressRouter>,
         pipelines: Vec<ReadyPipeline>,
         services: Services,
         access_log: bool,
@@ -198,7 +200,14 @@ impl Gateway {
                     let rest = route.remainder(path).to_string();
                     return Routed::Pipeline(pipeline, Matched::Wso2 { api, resource }, rest);
                 }
-                Match::MethodNotAllowed(allow) => method_not_allowed = Some(allow),
+                Match::MethodNotAllowed(allow) => {
+                    // A CORS preflight to a path without an OPTIONS operation goes to the
+                    // pipeline of the method it asks about, whose CORS step answers it.
+                    if let Some(routed) = self.preflight_route(request, path) {
+                        return routed;
+                    }
+                    method_not_allowed = Some(allow)
+                }
                 Match::NotFound => {}
             }
         }
@@ -208,22 +217,42 @@ impl Gateway {
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .or_else(|| request.uri().authority().map(|a| a.as_str()));
-            if let Some((index, strip_at)) = routes.lookup(method.as_str(), host, path) {
-                let config = site.express.and_then(|i| self.model.express.get(i));
-                let Some(route) = config.and_then(|c| c.routes.get(index)) else {
-                    return Routed::Answer(crate::respond::internal_error(Dialect::ExpressGateway));
-                };
-                let Some(pipeline) = route.pipeline.and_then(|p| self.pipelines.get(p)) else {
-                    // An endpoint no pipeline names: Express's `sendStatus(404)`.
-                    return Routed::Answer(crate::respond::express_send_status(
-                        StatusCode::NOT_FOUND,
+            match routes.resolve(method.as_str(), host, path) {
+                Lookup::Route(found) => {
+                    let config = site.express.and_then(|i| self.model.express.get(i));
+                    let Some(route) = config.and_then(|c| c.routes.get(found.route)) else {
+                        return Routed::Answer(crate::respond::internal_error(
+                            Dialect::ExpressGateway,
+                        ));
+                    };
+                    let Some(pipeline) = route.pipeline.and_then(|p| self.pipelines.get(p)) else {
+                        // An endpoint no pipeline names: Express's `sendStatus(404)`.
+                        return Routed::Answer(crate::respond::express_send_status(
+                            StatusCode::NOT_FOUND,
+                        ));
+                    };
+                    let matched = Matched::Express {
+                        route,
+                        strip: found.strip,
+                    };
+                    return Routed::Pipeline(pipeline, matched, path.to_string());
+                }
+                Lookup::Options(allow) => {
+                    // Express's own answer to OPTIONS on routes that do not take it.
+                    let mut response = crate::respond::answer(express::express_send(
+                        StatusCode::OK,
+                        &allow,
+                        "text/html; charset=utf-8",
                     ));
-                };
-                return Routed::Pipeline(
-                    pipeline,
-                    Matched::Express { route, strip_at },
-                    path.to_string(),
-                );
+                    if let Ok(value) = HeaderValue::from_str(&allow) {
+                        response.headers_mut().insert(header::ALLOW, value);
+                    }
+                    return Routed::Answer(response);
+                }
+                Lookup::MalformedParam => {
+                    return Routed::Answer(crate::respond::answer(express::express_bad_request()));
+                }
+                Lookup::NotFound => {}
             }
         }
         if let Some(allow) = method_not_allowed {
@@ -237,6 +266,41 @@ impl Gateway {
                 request.uri().path_and_query().map_or("/", |pq| pq.as_str()),
             ),
             Dialect::Wso2 => fault::NO_MATCHING_RESOURCE.response(),
+        })
+    }
+
+    /// The route of a WSO2 CORS preflight (`OPTIONS` with `Access-Control-Request-Method`):
+    /// the resource of the requested method (HEAD: GET), when its pipeline starts with CORS.
+    fn preflight_route<'g>(
+        &'g self,
+        request: &Request<Incoming>,
+        path: &str,
+    ) -> Option<Routed<'g>> {
+        if request.method() != Method::OPTIONS {
+            return None;
+        }
+        let asked = request
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)?
+            .to_str()
+            .ok()?;
+        let mut asked = Method::from_bytes(asked.trim().as_bytes()).ok()?;
+        if asked == Method::HEAD {
+            asked = Method::GET;
+        }
+        let Match::Found(id) = self.router.lookup(&asked, path) else {
+            return None;
+        };
+        let route = self.router.route(id);
+        let api = self.model.apis.get(route.api)?;
+        let resource = api.resources.get(route.resource)?;
+        let pipeline = self.pipelines.get(resource.pipeline)?;
+        pipeline.answers_preflights().then(|| {
+            Routed::Pipeline(
+                pipeline,
+                Matched::Wso2 { api, resource },
+                route.remainder(path).to_string(),
+            )
         })
     }
 

@@ -160,7 +160,7 @@ Settings come from --config, else $MGW_CONF_DIR/micro-gw.toml, else <project>/co
 #[cfg(feature = "server")]
 fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let args = parse_args(std::env::args().skip(1))?;
-    let model = GatewayModel::from_json(model_json).map_err(|e| e.to_string())?;
+    let mut model = GatewayModel::from_json(model_json).map_err(|e| e.to_string())?;
     if args.version {
         println!("{} (micro-gw runtime {VERSION})", model.project);
         return Ok(());
@@ -175,6 +175,8 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let path = config::locate(args.config.as_deref(), conf_dir.as_deref(), &binary)
         .map_err(|e| e.to_string())?;
     let loaded = config::load(&path, &env, &args.settings).map_err(|e| e.to_string())?;
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    expand_express_settings(&mut model, &lookup)?;
     let upstreams =
         proxy::upstream::resolve(&model, &args.endpoints, &env).map_err(|e| e.to_string())?;
     let router = Router::build(&model).map_err(|errors| {
@@ -232,7 +234,10 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
         let express = model
             .express
             .iter()
-            .map(pipeline::ExpressRoutes::build)
+            .map(|config| {
+                router::express::ExpressRouter::from_model(&config.routes)
+                    .map_err(|e| format!("{e} ({})", config.source))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let listeners = listeners(&model, &loaded, &read_env, http, https)?;
         let settings = ServerSettings {
@@ -309,8 +314,12 @@ fn listeners(
         let Some(listen) = &config.http else {
             continue;
         };
-        let addr =
-            express_address(listen, env).map_err(|e| format!("{e} (http in {})", config.source))?;
+        let addr = express_address(
+            listen,
+            &format!("{} http", config.source),
+            loaded.config.express_gateway.http_port,
+            env,
+        )?;
         if let Some(shared) = out.iter_mut().find(|l| l.addr == addr && l.tls.is_none()) {
             let mut site = (*shared.site).clone();
             site.express = Some(index);
@@ -330,60 +339,69 @@ fn listeners(
             setting: "express_gateway.http_port".into(),
         });
     }
-    let _ = loaded;
     Ok(out)
 }
 
 #[cfg(feature = "server")]
-/// The address of an Express Gateway listener, its settings expanded.
+/// Substitutes `${VAR}` in the Express Gateway settings the model keeps as written (service
+/// endpoint URLs, host patterns), when the gateway starts, as EG does when it loads its file.
+fn expand_express_settings(
+    model: &mut GatewayModel,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    let express_endpoints: Vec<usize> = model
+        .pipelines
+        .iter()
+        .filter(|p| p.dialect == model::Dialect::ExpressGateway)
+        .flat_map(|p| &p.steps)
+        .filter_map(|s| match &s.policy {
+            model::PolicySpec::Proxy(spec) => match spec.endpoint {
+                policies::proxy::EndpointChoice::Service { endpoint } => Some(endpoint),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    for index in express_endpoints {
+        if let Some(endpoint) = model.endpoints.get_mut(index) {
+            let setting = format!("serviceEndpoints.{}", endpoint.name);
+            endpoint.urls = env_template::resolve_urls(&endpoint.urls, &setting, lookup)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    for config in &mut model.express {
+        for route in &mut config.routes {
+            if let model::express::HostPattern::Vhost(pattern) = &mut route.host {
+                *pattern = env_template::expand(pattern, lookup).map_err(|e| {
+                    format!(
+                        "apiEndpoints.{}.host: {e} ({})",
+                        route.api_endpoint, config.source
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "server")]
+/// The address of an Express Gateway listener: its settings expanded, the port override of
+/// `[express_gateway]` applied.
 fn express_address(
     listen: &model::express::Listen,
+    setting: &str,
+    port_override: Option<u16>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<SocketAddr, String> {
-    let port = expand_setting(&listen.port, env)?;
-    let port: u16 = port
-        .trim()
-        .parse()
-        .map_err(|_| format!("port {port:?} is not a port number"))?;
-    let host = match &listen.host {
-        Some(host) => expand_setting(host, env)?,
-        None => "0.0.0.0".into(),
-    };
-    let ip: IpAddr = match host.as_str() {
+    let resolved = env_template::resolve_listen(listen, setting, "0.0.0.0", port_override, env)
+        .map_err(|e| e.to_string())?;
+    let ip: IpAddr = match resolved.host.as_str() {
         "localhost" => IpAddr::from([127, 0, 0, 1]),
-        other => other
-            .parse()
-            .map_err(|_| format!("hostname {other:?} is not an IP address or localhost"))?,
+        other => other.parse().map_err(|_| {
+            format!("{setting}.hostname {other:?} is not an IP address or localhost")
+        })?,
     };
-    Ok(SocketAddr::new(ip, port))
-}
-
-#[cfg(feature = "server")]
-/// INTERIM until `env_template` lands: `${VAR}` and `${VAR:-default}`.
-fn expand_setting(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            rest = "";
-            break;
-        };
-        let inner = &after[..end];
-        let (name, default) = match inner.split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (inner, None),
-        };
-        match env(name).or_else(|| default.map(str::to_string)) {
-            Some(value) => out.push_str(&value),
-            None => return Err(format!("the variable {name} has no value and no default")),
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    Ok(SocketAddr::new(ip, resolved.port))
 }
 
 #[cfg(feature = "server")]

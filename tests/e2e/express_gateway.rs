@@ -166,7 +166,7 @@ async fn get(url: &str, headers: &[(&str, &str)], method: Method) -> Reply {
 /// backends, builds with --allow-unsupported and answers as EG does (reference §7, §9):
 /// host routing, stripPath, CORS preflights before authentication, Express's 404.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs the pipeline runtime"]
+
 async fn kargo_serves_stripped_paths_host_routes_preflights_and_404s() {
     let be = backend::spawn_scripted(|_| (200, vec![], "ok".to_string()))
         .await
@@ -266,7 +266,7 @@ async fn kargo_serves_stripped_paths_host_routes_preflights_and_404s() {
 /// Issue 12 items 2 and 7: a WSO2 API and an Express Gateway configuration in one project,
 /// on separate ports, each answering in its own dialect.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs the pipeline runtime"]
+
 async fn a_mixed_project_serves_both_families() {
     let be = backend::spawn("mixed", SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
@@ -308,7 +308,7 @@ async fn a_mixed_project_serves_both_families() {
 /// Issue 12 item 2: `${VAR}` in settings is substituted when the gateway starts; a variable
 /// without value or default stops the start-up with a message naming it.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs the pipeline runtime"]
+
 async fn variables_are_substituted_at_start_up_and_a_missing_one_is_named() {
     let be = backend::spawn("vars", SocketAddr::from(([127, 0, 0, 1], 0)))
         .await

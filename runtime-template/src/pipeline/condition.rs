@@ -30,11 +30,11 @@ pub enum ReadyCondition {
     /// `req.url === path` (query string included).
     PathExact(String),
     /// A regular expression searched in `req.url`.
-    PathMatch(super::patterns::Regex),
+    PathMatch(crate::router::jsregex::JsRegex),
     /// One of these methods (exact, case-sensitive).
     Method(Vec<String>),
     /// A glob on the `Host` header (port included).
-    HostMatch(super::patterns::Glob),
+    HostMatch(crate::router::glob::Glob),
     /// A consumer was authenticated.
     Authenticated,
     /// No consumer was authenticated.
@@ -63,17 +63,15 @@ impl ReadyCondition {
                 ReadyCondition::Not(Box::new(ReadyCondition::new(condition)?))
             }
             Condition::PathExact { path } => ReadyCondition::PathExact(path.clone()),
-            Condition::PathMatch { pattern } => {
-                ReadyCondition::PathMatch(super::patterns::js_regex(pattern).map_err(|reason| {
-                    ConditionError {
-                        name: "pathMatch",
-                        reason,
-                    }
-                })?)
-            }
+            Condition::PathMatch { pattern } => ReadyCondition::PathMatch(
+                crate::router::jsregex::JsRegex::new(pattern).map_err(|e| ConditionError {
+                    name: "pathMatch",
+                    reason: e.to_string(),
+                })?,
+            ),
             Condition::Method { methods } => ReadyCondition::Method(methods.clone()),
             Condition::HostMatch { pattern } => {
-                ReadyCondition::HostMatch(super::patterns::Glob::new(pattern).map_err(|e| {
+                ReadyCondition::HostMatch(crate::router::glob::Glob::new(pattern).map_err(|e| {
                     ConditionError {
                         name: "hostMatch",
                         reason: e.to_string(),

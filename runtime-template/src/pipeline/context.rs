@@ -25,9 +25,8 @@ pub enum Matched<'a> {
     Express {
         /// The route (endpoint name, scopes).
         route: &'a ExpressRoute,
-        /// Byte position in the raw request target where `stripPath` cuts (`None`: the route
-        /// path has no `*` or `:`).
-        strip_at: Option<usize>,
+        /// Where `stripPath` cuts (`None` for a `pathRegex` route).
+        strip: Option<crate::router::express::StripAt>,
     },
 }
 

@@ -8,10 +8,7 @@
 
 pub mod condition;
 pub mod context;
-mod patterns;
 pub mod step;
-
-pub use patterns::ExpressRoutes;
 
 use http::request::Parts;
 use http::Response;
@@ -143,6 +140,13 @@ impl ReadyPipeline {
             has_response_phase: steps.iter().any(|s| s.policy.has_response_phase()),
             steps,
         })
+    }
+
+    /// True when the first step is CORS, which answers preflights before anything else.
+    pub fn answers_preflights(&self) -> bool {
+        self.steps
+            .first()
+            .is_some_and(|s| matches!(s.policy, ReadyPolicy::Cors(_)) && s.condition.is_none())
     }
 
     /// A pipeline of one built-in step (health, API key service).

@@ -4,8 +4,9 @@ use http::request::Parts;
 use http::Response;
 use hyper::body::Incoming;
 
-use super::context::Context;
+use super::context::{Context, Matched};
 use super::Services;
+use crate::expression::RequestScope;
 use crate::model::{Dialect, GatewayModel, PolicySpec};
 use crate::policies;
 use crate::proxy::body::GatewayBody;
@@ -30,6 +31,18 @@ pub enum ReadyPolicy {
     Proxy(policies::proxy::ProxyStep),
     /// A policy kept in place of one this version cannot run.
     Unsupported(policies::unsupported::UnsupportedStep),
+    /// CORS.
+    Cors(policies::cors::CorsPolicy),
+    /// A fixed answer.
+    Terminate(policies::terminate::TerminatePolicy),
+    /// A log line from a template.
+    Log(policies::log::LogPolicy),
+    /// Request headers from expressions.
+    Headers(policies::transformer::HeadersPolicy),
+    /// Request header changes.
+    RequestTransformer(policies::transformer::TransformerPolicy),
+    /// Response header changes.
+    ResponseTransformer(policies::transformer::TransformerPolicy),
 }
 
 impl ReadyPolicy {
@@ -53,11 +66,23 @@ impl ReadyPolicy {
             PolicySpec::Unsupported(spec) => {
                 ReadyPolicy::Unsupported(policies::unsupported::UnsupportedStep::new(spec))
             }
-            other => {
-                return Err(format!(
-                    "the policy '{}' is not available in this runtime",
-                    other.name()
-                ))
+            PolicySpec::Cors(spec) => {
+                ReadyPolicy::Cors(policies::cors::CorsPolicy::new(spec).map_err(|e| e.to_string())?)
+            }
+            PolicySpec::Terminate(spec) => ReadyPolicy::Terminate(
+                policies::terminate::TerminatePolicy::new(spec).map_err(|e| e.to_string())?,
+            ),
+            PolicySpec::Log(spec) => {
+                ReadyPolicy::Log(policies::log::LogPolicy::new(spec).map_err(|e| e.to_string())?)
+            }
+            PolicySpec::Headers(spec) => ReadyPolicy::Headers(
+                policies::transformer::HeadersPolicy::new(spec).map_err(|e| e.to_string())?,
+            ),
+            PolicySpec::RequestTransformer(spec) => {
+                ReadyPolicy::RequestTransformer(transformer(spec)?)
+            }
+            PolicySpec::ResponseTransformer(spec) => {
+                ReadyPolicy::ResponseTransformer(transformer(spec)?)
             }
         })
     }
@@ -66,6 +91,7 @@ impl ReadyPolicy {
     pub fn has_response_phase(&self) -> bool {
         match self {
             ReadyPolicy::Unsupported(step) => step.has_response_phase(),
+            ReadyPolicy::Cors(_) | ReadyPolicy::ResponseTransformer(_) => true,
             _ => false,
         }
     }
@@ -98,6 +124,31 @@ impl ReadyPolicy {
                 None => Flow::Respond(crate::respond::internal_error(dialect)),
             },
             ReadyPolicy::Unsupported(step) => step.request(dialect, context),
+            ReadyPolicy::Cors(policy) => match policy.preflight(&parts.method, &parts.headers) {
+                Some(preflight) => {
+                    Flow::Respond(crate::respond::empty(preflight.status, preflight.headers))
+                }
+                None => Flow::Continue,
+            },
+            ReadyPolicy::Terminate(policy) => {
+                Flow::Respond(crate::respond::answer(policy.answer()))
+            }
+            ReadyPolicy::Log(policy) => {
+                let request_id = context.request_id();
+                policy.write(&scope(parts, context, &request_id, None));
+                Flow::Continue
+            }
+            ReadyPolicy::Headers(policy) => {
+                let request_id = context.request_id();
+                let changes = policy.header_changes(&scope(parts, context, &request_id, None));
+                apply_request_changes(changes, parts, dialect)
+            }
+            ReadyPolicy::RequestTransformer(policy) => {
+                let request_id = context.request_id();
+                let changes = policy.header_changes(&scope(parts, context, &request_id, None));
+                apply_request_changes(changes, parts, dialect)
+            }
+            ReadyPolicy::ResponseTransformer(_) => Flow::Continue,
         }
     }
 
@@ -108,9 +159,72 @@ impl ReadyPolicy {
         parts: &Parts,
         response: &mut Response<GatewayBody>,
     ) {
-        let _ = (context, parts);
-        if let ReadyPolicy::Unsupported(step) = self {
-            step.response(response)
+        match self {
+            ReadyPolicy::Unsupported(step) => step.response(response),
+            ReadyPolicy::Cors(policy) => {
+                policy.apply(&parts.method, &parts.headers, response.headers_mut())
+            }
+            ReadyPolicy::ResponseTransformer(policy) => {
+                let request_id = context.request_id();
+                let status = Some(response.status().as_u16());
+                let changes = policy.header_changes(&scope(parts, context, &request_id, status));
+                match changes {
+                    Ok(changes) => changes.apply(response.headers_mut()),
+                    // EG would fail the response; the upstream's answer is kept as it is.
+                    Err(err) => tracing::warn!("response-transformer: {err}"),
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Body rules of the transformers need the body buffered, which this version does not do yet.
+const BODY_NOT_YET: &str =
+    "body changes of request-/response-transformer are not supported yet (headers are)";
+
+fn transformer(
+    spec: &crate::policies::transformer::TransformerSpec,
+) -> Result<policies::transformer::TransformerPolicy, String> {
+    let policy = policies::transformer::TransformerPolicy::new(spec).map_err(|e| e.to_string())?;
+    if policy.changes_body() {
+        return Err(BODY_NOT_YET.to_string());
+    }
+    Ok(policy)
+}
+
+/// What the expressions of a step see: EG's `req` and `egContext`.
+fn scope<'a>(
+    parts: &'a Parts,
+    context: &'a Context<'_>,
+    request_id: &'a str,
+    status: Option<u16>,
+) -> RequestScope<'a> {
+    let mut scope = RequestScope::new(parts, context.client.ip());
+    scope.secure = context.proto == "https";
+    scope.request_id = request_id;
+    scope.status = status;
+    if let Matched::Express { route, .. } = context.matched {
+        scope.api_endpoint = &route.api_endpoint;
+        scope.scopes = &route.scopes;
+    }
+    scope
+}
+
+/// Applies header changes evaluated on the request; an expression that fails is EG's 500.
+fn apply_request_changes(
+    changes: Result<policies::transformer::HeaderChanges, crate::expression::EvalError>,
+    parts: &mut Parts,
+    dialect: Dialect,
+) -> Flow {
+    match changes {
+        Ok(changes) => {
+            changes.apply(&mut parts.headers);
+            Flow::Continue
+        }
+        Err(err) => {
+            tracing::warn!("request header expression failed: {err}");
+            Flow::Respond(crate::respond::internal_error(dialect))
         }
     }
 }

@@ -71,4 +71,4 @@ pub struct ProxySpec {
 #[cfg(feature = "server")]
 mod step;
 #[cfg(feature = "server")]
-pub use step::{collapse_slashes, stripped_target, ProxyStep};
+pub use step::ProxyStep;

@@ -15,6 +15,7 @@ use crate::model::{Dialect, GatewayModel};
 use crate::pipeline::{Context, Matched, Services};
 use crate::proxy::body::{BodyLimits, GatewayBody};
 use crate::proxy::{self, headers, Blame};
+use crate::router::express::{join_upstream, stripped_target};
 
 /// Express Gateway's request id header.
 const EG_REQUEST_ID: HeaderName = HeaderName::from_static("eg-request-id");
@@ -115,21 +116,29 @@ impl ProxyStep {
                 parts.uri.query().map(str::to_string),
             ),
             PathRewrite::Keep | PathRewrite::Strip => {
-                let raw = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-                let strip_at = match context.matched {
-                    Matched::Express { strip_at, .. } => strip_at,
-                    _ => Some(0),
-                };
+                // The canonical path the route matched, then the raw query.
+                let mut target = std::mem::take(&mut context.rest);
+                if let Some(query) = parts.uri.query() {
+                    target.push('?');
+                    target.push_str(query);
+                }
                 let target = if self.path == PathRewrite::Strip {
-                    stripped_target(raw, strip_at)
+                    match context.matched {
+                        Matched::Express {
+                            strip: Some(strip), ..
+                        } => stripped_target(&target, strip).into_owned(),
+                        // EG's stripPath on a `pathRegex` route throws: 500.
+                        _ => return crate::respond::internal_error(self.dialect),
+                    }
                 } else {
-                    Cow::Borrowed(raw)
+                    target
                 };
-                let (path, query) = match target.split_once('?') {
-                    Some((path, query)) => (path, Some(query.to_string())),
-                    None => (target.as_ref(), None),
-                };
-                (Cow::Owned(collapse_slashes(path)), query)
+                // http-proxy's join, with the endpoint's own path added by the proxy.
+                let joined = join_upstream("", &target);
+                match joined.split_once('?') {
+                    Some((path, query)) => (Cow::Owned(path.to_string()), Some(query.to_string())),
+                    None => (Cow::Owned(joined), None),
+                }
             }
         };
         let host = parts.headers.remove(header::HOST).or_else(|| {
@@ -193,83 +202,5 @@ impl ProxyStep {
                 }
             }
         }
-    }
-}
-
-/// Express Gateway's `stripPath` (EG 1.16 `lib/policies/proxy/proxy.js`, after PR #965): the
-/// raw target cut at `strip_at`, the position of the first `*` or `:` in the matched route path;
-/// without one, `/` and the query; at 0, unchanged. The raw target keeps its percent-encoding.
-pub fn stripped_target(raw: &str, strip_at: Option<usize>) -> Cow<'_, str> {
-    match strip_at {
-        None => match raw.split_once('?') {
-            Some((_, query)) => Cow::Owned(format!("/?{query}")),
-            None => Cow::Borrowed("/"),
-        },
-        Some(0) => Cow::Borrowed(raw),
-        Some(at) => match raw.get(at..) {
-            Some(tail) => Cow::Owned(format!("/{tail}")),
-            None => Cow::Borrowed(raw),
-        },
-    }
-}
-
-/// http-proxy joins the endpoint path and the request path with `/` and turns every run of
-/// slashes in the result into one (`common.urlJoin`); the query is left alone.
-pub fn collapse_slashes(path: &str) -> String {
-    let mut out = String::with_capacity(path.len() + 1);
-    if !path.starts_with('/') {
-        out.push('/');
-    }
-    let mut last_slash = false;
-    for c in path.chars() {
-        if c == '/' {
-            if last_slash {
-                continue;
-            }
-            last_slash = true;
-        } else {
-            last_slash = false;
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Reference §2 (proxy) live examples: route `/wms*` (strip at 4), `/capture` (none).
-    #[test]
-    fn strip_path_as_express_gateway() {
-        let upstream = |raw: &str, at| {
-            let t = stripped_target(raw, at);
-            let (p, q) = t
-                .split_once('?')
-                .map_or((t.as_ref(), None), |(p, q)| (p, Some(q)));
-            let mut s = collapse_slashes(&format!("/cgi-bin/mapserv/{p}"));
-            if let Some(q) = q {
-                s.push('?');
-                s.push_str(q);
-            }
-            s
-        };
-        assert_eq!(upstream("/wms", Some(4)), "/cgi-bin/mapserv/");
-        assert_eq!(
-            upstream("/wms?SERVICE=WMS", Some(4)),
-            "/cgi-bin/mapserv/?SERVICE=WMS"
-        );
-        assert_eq!(upstream("/wms/foo", Some(4)), "/cgi-bin/mapserv/foo");
-        assert_eq!(upstream("/wmsfoo", Some(4)), "/cgi-bin/mapserv/foo");
-        assert_eq!(
-            upstream("/wms/%2Fx%20y", Some(4)),
-            "/cgi-bin/mapserv/%2Fx%20y"
-        );
-        assert_eq!(stripped_target("/capture?x=1", None), "/?x=1");
-        assert_eq!(stripped_target("/k2/a/b?x=1", Some(4)), "/a/b?x=1");
-        assert_eq!(stripped_target("/x", Some(0)), "/x");
-        // A position past the end or inside a character never panics.
-        assert_eq!(stripped_target("/é", Some(2)), "/é");
-        assert_eq!(stripped_target("/a", Some(9)), "/a");
     }
 }

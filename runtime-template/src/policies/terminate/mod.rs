@@ -28,7 +28,7 @@ impl Default for TerminateSpec {
 }
 
 #[cfg(feature = "server")]
-mod express;
+pub mod express;
 
 #[cfg(feature = "server")]
 pub use express::{

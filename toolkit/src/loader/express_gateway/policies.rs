@@ -31,11 +31,14 @@ pub enum ExpressionKind {
 /// configuration. `Err` carries the reason, reported as a build error naming the file, the
 /// pipeline and the expression.
 ///
-/// TODO(lead): wire to `mgw_runtime::expression`'s parse function (branch `expr`) once it is
-/// merged; until then every text is accepted here and checked when the gateway starts.
+/// The runtime parses the same text with the same parser when it starts
+/// ([`mgw_runtime::expression`]), so what passes here runs there.
 pub fn check_expression(kind: ExpressionKind, text: &str) -> Result<(), String> {
-    let _ = (kind, text);
-    Ok(())
+    let parsed = match kind {
+        ExpressionKind::Expression => mgw_runtime::expression::Expression::parse(text),
+        ExpressionKind::Template => mgw_runtime::expression::Expression::parse_template(text),
+    };
+    parsed.map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Policies whose steps are kept as [`PolicySpec::Unsupported`] (with `--allow-unsupported`).
