@@ -181,7 +181,12 @@ impl GatewayProcess {
         loop {
             let (http, https) = {
                 let lines = logs.lock().expect("log lock");
-                (find_addr(&lines, "http://"), find_addr(&lines, "https://"))
+                let ready = lines.iter().any(|l| l.contains("; ready in "));
+                let http = find_addr(&lines, "http://");
+                // A project with only an Express Gateway configuration opens no WSO2
+                // listeners: once the gateway says it is ready, its first listener stands in.
+                let https = find_addr(&lines, "https://").or(if ready { http } else { None });
+                (http, https)
             };
             if let (Some(http), Some(https)) = (http, https) {
                 return GatewayProcess {

@@ -16,7 +16,7 @@ use crate::policies::unsupported::UnsupportedSpec;
 
 /// One policy action with its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "policy", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PolicySpec {
     /// WSO2's `GET /health` answer (`{"status":"healthy"}`), on the WSO2 listeners.
     Health,
@@ -69,4 +69,35 @@ impl PolicySpec {
 pub struct Authenticate {
     /// Accepted schemes, scopes and the credential header.
     pub security: Security,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policies::unsupported::UnsupportedBehaviour;
+
+    /// Every variant survives the embedded model's JSON round trip (the tag must not clash with
+    /// a field of a spec, as `policy` did with `UnsupportedSpec::policy`).
+    #[test]
+    fn specs_round_trip_through_json() {
+        let specs = vec![
+            PolicySpec::Health,
+            PolicySpec::Unsupported(UnsupportedSpec {
+                policy: "jwt".into(),
+                behaviour: UnsupportedBehaviour::NoCredentialAccepted { pass_through: true },
+            }),
+            PolicySpec::Terminate(TerminateSpec::default()),
+            PolicySpec::Log(LogSpec {
+                message: "${req.method}".into(),
+            }),
+            PolicySpec::ResponseTransformer(TransformerSpec::default()),
+            PolicySpec::Cors(CorsSpec::default()),
+        ];
+        for spec in specs {
+            let json = serde_json::to_string(&spec).unwrap();
+            let back: PolicySpec =
+                serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(back, spec, "{json}");
+        }
+    }
 }
