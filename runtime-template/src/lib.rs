@@ -311,6 +311,53 @@ fn listeners(
         }
     }
     for (index, config) in model.express.iter().enumerate() {
+        if let Some(https) = &config.https {
+            let addr = express_address(
+                &https.listen,
+                &format!("{} https", config.source),
+                loaded.config.express_gateway.https_port,
+                env,
+            )?;
+            let entries = https
+                .certificates
+                .iter()
+                .map(|c| {
+                    let file = |text: &str, what: &str| {
+                        env_template::expand(text, env)
+                            .map(PathBuf::from)
+                            .map_err(|e| {
+                                format!("{} https.tls.{}.{what}: {e}", config.source, c.pattern)
+                            })
+                    };
+                    Ok(tls::SniCertificateFiles {
+                        pattern: (c.pattern != "default").then(|| c.pattern.clone()),
+                        certificate: file(&c.cert, "cert")?,
+                        private_key: file(&c.key, "key")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let tls = tls::sni_server_config(&entries)
+                .map_err(|e| format!("{e} (https.tls in {})", config.source))?;
+            let acceptor = TlsAcceptor::from(Arc::new(tls));
+            if let Some(shared) = out.iter_mut().find(|l| l.addr == addr) {
+                return Err(format!(
+                    "{} https listens on {addr}, which {} already uses: give one of them another port ([express_gateway] https_port)",
+                    config.source, shared.what
+                ));
+            }
+            out.push(server::ListenerSettings {
+                addr,
+                tls: Some(acceptor),
+                site: Arc::new(Site {
+                    proto: "https",
+                    wso2: false,
+                    express: Some(index),
+                    dialect: Dialect::ExpressGateway,
+                }),
+                what: format!("Express Gateway HTTPS ({})", config.source),
+                setting: "express_gateway.https_port".into(),
+            });
+        }
         let Some(listen) = &config.http else {
             continue;
         };

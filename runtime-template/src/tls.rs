@@ -75,6 +75,86 @@ pub fn server_config(
     Ok(config)
 }
 
+/// One certificate of an SNI-selected set: a glob on the server name (`None`: the default).
+#[derive(Debug, Clone)]
+pub struct SniCertificateFiles {
+    /// Express Gateway's `https.tls` key: a minimatch glob, or `None` for `default`.
+    pub pattern: Option<String>,
+    /// PEM certificate chain.
+    pub certificate: PathBuf,
+    /// PEM private key.
+    pub private_key: PathBuf,
+}
+
+/// Server configuration that picks its certificate by the client's SNI server name, as Express
+/// Gateway's `https.tls` does (EG 1.16 `lib/gateway/server.js`): the globs in order, the first
+/// that matches wins; else the `default` certificate; else the handshake fails.
+pub fn sni_server_config(
+    entries: &[SniCertificateFiles],
+) -> Result<rustls::ServerConfig, TlsError> {
+    install_crypto_provider();
+    let mut resolver = SniResolver {
+        by_name: Vec::new(),
+        default: None,
+    };
+    for entry in entries {
+        let certs = read_certs(&entry.certificate, "certificate")?;
+        let key = PrivateKeyDer::from_pem_file(&entry.private_key).map_err(|e| TlsError::File {
+            what: "private key",
+            path: entry.private_key.clone(),
+            reason: format!(
+                "cannot be used ({e}): it must be a PEM private key (PKCS#8, PKCS#1 or SEC1)"
+            ),
+        })?;
+        let signing = rustls::crypto::ring::sign::any_supported_type(&key)?;
+        let certified = Arc::new(rustls::sign::CertifiedKey::new(certs, signing));
+        match &entry.pattern {
+            None => resolver.default = Some(certified),
+            Some(pattern) => {
+                let glob = crate::router::glob::Glob::new(pattern).map_err(|e| TlsError::File {
+                    what: "SNI pattern",
+                    path: entry.certificate.clone(),
+                    reason: format!("{pattern:?}: {e}"),
+                })?;
+                resolver.by_name.push((glob, certified));
+            }
+        }
+    }
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+#[derive(Debug)]
+struct SniResolver {
+    by_name: Vec<(crate::router::glob::Glob, Arc<rustls::sign::CertifiedKey>)>,
+    default: Option<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl SniResolver {
+    fn choose(&self, server_name: Option<&str>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        server_name
+            .and_then(|name| {
+                self.by_name
+                    .iter()
+                    .find(|(glob, _)| glob.matches(name))
+                    .map(|(_, key)| key.clone())
+            })
+            .or_else(|| self.default.clone())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for SniResolver {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.choose(hello.server_name())
+    }
+}
+
 /// Client configuration for HTTPS endpoints: `"system"` roots or a PEM bundle.
 pub fn client_config(
     truststore: &str,
@@ -332,6 +412,78 @@ mod tests {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         }
+    }
+
+    /// Express Gateway's `https.tls`: globs in declaration order, then `default`; no default and
+    /// no match: no certificate (the handshake fails).
+    #[test]
+    fn sni_chooses_by_glob_then_default() {
+        let dir = temp_dir("sni");
+        let write = |name: &str, made: &Made| {
+            let cert = dir.0.join(format!("{name}.crt"));
+            let key = dir.0.join(format!("{name}.key"));
+            std::fs::write(&cert, &made.cert_pem).unwrap();
+            std::fs::write(&key, &made.key_pem).unwrap();
+            (cert, key)
+        };
+        let entry = |pattern: Option<&str>, (certificate, private_key): (PathBuf, PathBuf)| {
+            SniCertificateFiles {
+                pattern: pattern.map(str::to_string),
+                certificate,
+                private_key,
+            }
+        };
+        let wild = write("wild", &self_signed_ca("wild", &["a.example.com"], false));
+        let api = write("api", &self_signed_ca("api", &["api.example.com"], false));
+        let fallback = write("default", &self_signed_ca("default", &["localhost"], false));
+        let entries = vec![
+            entry(Some("api.example.com"), api.clone()),
+            entry(Some("*.example.com"), wild.clone()),
+            entry(None, fallback.clone()),
+        ];
+        // The config builds (keys usable), and the resolver picks as EG does.
+        sni_server_config(&entries).unwrap();
+        let mut resolver = SniResolver {
+            by_name: Vec::new(),
+            default: None,
+        };
+        let key_of = |(cert, key): &(PathBuf, PathBuf)| {
+            let certs = read_certs(cert, "certificate").unwrap();
+            let key = PrivateKeyDer::from_pem_file(key).unwrap();
+            Arc::new(rustls::sign::CertifiedKey::new(
+                certs,
+                rustls::crypto::ring::sign::any_supported_type(&key).unwrap(),
+            ))
+        };
+        let (api_key, wild_key, default_key) = (key_of(&api), key_of(&wild), key_of(&fallback));
+        resolver.by_name.push((
+            crate::router::glob::Glob::new("api.example.com").unwrap(),
+            api_key.clone(),
+        ));
+        resolver.by_name.push((
+            crate::router::glob::Glob::new("*.example.com").unwrap(),
+            wild_key.clone(),
+        ));
+        let chosen =
+            |r: &SniResolver, name: Option<&str>| r.choose(name).map(|k| k.cert[0].clone());
+        assert_eq!(
+            chosen(&resolver, Some("api.example.com")),
+            Some(api_key.cert[0].clone())
+        );
+        assert_eq!(
+            chosen(&resolver, Some("x.example.com")),
+            Some(wild_key.cert[0].clone())
+        );
+        assert_eq!(chosen(&resolver, Some("other.org")), None);
+        assert_eq!(chosen(&resolver, None), None);
+        resolver.default = Some(default_key.clone());
+        assert_eq!(
+            chosen(&resolver, Some("other.org")),
+            Some(default_key.cert[0].clone())
+        );
+        // A pattern minimatch would refuse is a start-up error, not a silent mismatch.
+        let bad = vec![entry(Some("@(a|b).com"), api)];
+        assert!(sni_server_config(&bad).is_err());
     }
 
     /// Serves one TLS handshake with `server` (cert and key PEM) and connects to it as

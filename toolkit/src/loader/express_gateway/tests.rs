@@ -224,7 +224,7 @@ use policies::CORS_DEFAULT_METHODS;
 #[test]
 fn conditions_terminate_log_and_transformers() {
     let text = format!(
-        "{BASE}pipelines:\n  p:\n    apiEndpoints: []\n    policies:\n      - terminate:\n          - condition:\n              name: allOf\n              conditions:\n                - {{name: pathExact, path: '/a?x=1'}}\n                - {{name: not, condition: {{name: method, methods: [GET, POST]}}}}\n                - {{name: oneOf, conditions: [{{name: pathMatch, pattern: '^/a'}}, {{name: hostMatch, pattern: '*.com'}}]}}\n                - {{name: anonymous}}\n      - terminate: {{action: {{statusCode: 401, message: Unauthorized}}}}\n      - log: {{action: {{message: '${{req.method}} ${{req.originalUrl}}'}}}}\n      - request-transformer: {{action: {{headers: {{add: {{x-a: \"'v'\"}}, remove: [x-b]}}, body: {{remove: [secret]}}}}}}\n      - response-transformer: {{action: {{headers: {{add: {{WWW-Authenticate: \"'Basic'\"}}}}}}}}\n      - headers: {{action: {{headersPrefix: 'x-', forwardHeaders: {{id: 'egContext.requestID'}}}}}}\n"
+        "{BASE}pipelines:\n  p:\n    apiEndpoints: []\n    policies:\n      - terminate:\n          - condition:\n              name: allOf\n              conditions:\n                - {{name: pathExact, path: '/a?x=1'}}\n                - {{name: not, condition: {{name: method, methods: [GET, POST]}}}}\n                - {{name: oneOf, conditions: [{{name: pathMatch, pattern: '^/a'}}, {{name: hostMatch, pattern: '*.com'}}]}}\n                - {{name: anonymous}}\n      - terminate: {{action: {{statusCode: 401, message: Unauthorized}}}}\n      - log: {{action: {{message: '${{req.method}} ${{req.originalUrl}}'}}}}\n      - request-transformer: {{action: {{headers: {{add: {{x-a: \"'v'\"}}, remove: [x-b]}}}}}}\n      - response-transformer: {{action: {{headers: {{add: {{WWW-Authenticate: \"'Basic'\"}}}}}}}}\n      - headers: {{action: {{headersPrefix: 'x-', forwardHeaders: {{id: 'egContext.requestID'}}}}}}\n"
     );
     let l = ok(&text);
     let steps = &l.model.pipelines[0].steps;
@@ -263,7 +263,7 @@ fn conditions_terminate_log_and_transformers() {
         t.headers.as_ref().unwrap().add,
         [("x-a".to_string(), "'v'".to_string())]
     );
-    assert_eq!(t.body.as_ref().unwrap().remove, ["secret"]);
+    assert!(t.body.is_none());
     let PolicySpec::ResponseTransformer(t) = &steps[4].policy else {
         panic!()
     };
@@ -272,6 +272,20 @@ fn conditions_terminate_log_and_transformers() {
         panic!()
     };
     assert_eq!(h.prefix, "x-");
+}
+
+/// Body rewrites need buffered bodies, which the runtime does not do yet: a clear build error.
+#[test]
+fn transformer_bodies_are_refused_for_now() {
+    let text = format!(
+        "{BASE}pipelines:\n  p:\n    apiEndpoints: []\n    policies:\n      - request-transformer: {{action: {{body: {{remove: [secret]}}}}}}\n"
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`body` changes are not supported yet")),
+        "{errs:?}"
+    );
 }
 
 use mgw_runtime::model::Condition;
