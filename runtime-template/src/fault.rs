@@ -50,6 +50,14 @@ pub const BAD_FRAMING: Fault = Fault {
     description: "Transfer-Encoding other than a single 'chunked' is not accepted",
 };
 
+/// An HTTP/1.1 request without a `Host` header (RFC 9112 §3.2: the server must answer 400).
+pub const MISSING_HOST: Fault = Fault {
+    status: StatusCode::BAD_REQUEST,
+    code: 900900,
+    message: "Bad request",
+    description: "An HTTP/1.1 request must carry a Host header",
+};
+
 /// The request target is longer than `limits.max_uri_bytes`.
 pub const URI_TOO_LONG: Fault = Fault {
     status: StatusCode::URI_TOO_LONG,

@@ -126,7 +126,14 @@ impl Gateway {
             )
         };
         if let Some(fault) = self.framing_fault(&request) {
-            let mut response = fault.response::<GatewayBody>();
+            let mut response = match site.dialect {
+                // Node's HTTP server answers a bare 400 to what it cannot take (Express
+                // Gateway users see no JSON fault there).
+                Dialect::ExpressGateway if fault.status == StatusCode::BAD_REQUEST => {
+                    crate::respond::empty(StatusCode::BAD_REQUEST, http::HeaderMap::new())
+                }
+                _ => fault.response::<GatewayBody>(),
+            };
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -345,6 +352,13 @@ impl Gateway {
             .map_or(0, |pq| pq.as_str().len());
         if target_len > limits.max_uri_bytes {
             return Some(fault::URI_TOO_LONG);
+        }
+        // RFC 9112 §3.2 (Node, and so Express Gateway, answers 400 too). HTTP/2 carries
+        // `:authority` instead, and HTTP/1.0 has no such rule.
+        if request.version() == http::Version::HTTP_11
+            && !request.headers().contains_key(header::HOST)
+        {
+            return Some(fault::MISSING_HOST);
         }
         let mut codings = request.headers().get_all(header::TRANSFER_ENCODING).iter();
         if let Some(first) = codings.next() {

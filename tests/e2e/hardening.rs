@@ -62,6 +62,18 @@ async fn ambiguous_framing_is_rejected_before_the_upstream() {
         "no rejected request reached the upstream"
     );
 
+    // An HTTP/1.1 request without Host is refused (RFC 9112 §3.2), as Node (and so Express
+    // Gateway) does. Found by scripts/eg-diff.
+    let reply = raw::exchange(
+        gw.http,
+        &[b"GET /petstore/v1/pet/1 HTTP/1.1\r\nConnection: close\r\n\r\n"],
+        Duration::ZERO,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(reply.statuses(), vec![400], "{}", reply.text);
+    assert_eq!(be.request_count(), 0);
+
     // Methods are case-sensitive: `get` is not GET, so it is not allowed on the resource.
     let reply = raw::exchange(
         gw.http,

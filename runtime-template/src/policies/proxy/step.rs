@@ -127,8 +127,12 @@ impl ProxyStep {
                         Matched::Express {
                             strip: Some(strip), ..
                         } => stripped_target(&target, strip).into_owned(),
-                        // EG's stripPath on a `pathRegex` route throws: 500.
-                        _ => return crate::respond::internal_error(self.dialect),
+                        // EG's stripPath on a `pathRegex` route throws: Express's 500 page.
+                        _ => {
+                            return crate::respond::answer(
+                                crate::policies::terminate::express::express_internal_error(),
+                            )
+                        }
                     }
                 } else {
                     target

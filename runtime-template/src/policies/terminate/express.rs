@@ -114,6 +114,12 @@ pub fn express_bad_request() -> Answer {
     final_handler(StatusCode::BAD_REQUEST, "Bad Request")
 }
 
+/// finalhandler's answer to an error a policy threw: 500 `Internal Server Error` in the same
+/// document as [`express_not_found`] (e.g. EG's `stripPath` on a `pathRegex` route).
+pub fn express_internal_error() -> Answer {
+    final_handler(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+}
+
 /// finalhandler's HTML error document for `message`, with its two security headers.
 fn final_handler(status: StatusCode, message: &str) -> Answer {
     let body = html_document(message);

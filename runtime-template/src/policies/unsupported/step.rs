@@ -50,8 +50,36 @@ impl UnsupportedStep {
 
     /// Adds `eg-consumer-id: anonymous` (EG `getCommonAuthCallback` with `passThrough`).
     pub fn response(&self, response: &mut Response<GatewayBody>) {
+        if !self.has_response_phase() {
+            return;
+        }
         response
             .headers_mut()
             .insert(EG_CONSUMER_ID, HeaderValue::from_static("anonymous"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a pass-through authentication marks the response; a skipped `metrics` step that ran
+    /// before a CORS preflight must not (found with scripts/eg-diff on Kargo's pipelines).
+    #[test]
+    fn only_pass_through_marks_the_response() {
+        let mark = |behaviour| {
+            let step = UnsupportedStep { behaviour };
+            let mut response = Response::new(GatewayBody::from(bytes::Bytes::new()));
+            step.response(&mut response);
+            response.headers().contains_key("eg-consumer-id")
+        };
+        assert!(mark(UnsupportedBehaviour::NoCredentialAccepted {
+            pass_through: true
+        }));
+        assert!(!mark(UnsupportedBehaviour::NoCredentialAccepted {
+            pass_through: false
+        }));
+        assert!(!mark(UnsupportedBehaviour::Skip));
+        assert!(!mark(UnsupportedBehaviour::Refuse));
     }
 }
