@@ -1,10 +1,12 @@
 -- wrk script for scripts/bench. Environment:
 --   BENCH_METHOD (GET|POST), BENCH_BODY_BYTES (request body size for POST),
---   BENCH_AUTH (value of the Authorization header, optional).
+--   BENCH_AUTH (value of the Authorization header, optional),
+--   BENCH_ORIGIN (value of the Origin header, optional).
 -- done() prints one JSON line prefixed with "BENCH_JSON " (latencies in microseconds).
 local method = os.getenv("BENCH_METHOD") or "GET"
 local body_bytes = tonumber(os.getenv("BENCH_BODY_BYTES") or "0")
 local auth = os.getenv("BENCH_AUTH")
+local origin = os.getenv("BENCH_ORIGIN")
 
 wrk.method = method
 if body_bytes > 0 then
@@ -13,6 +15,9 @@ if body_bytes > 0 then
 end
 if auth and auth ~= "" then
   wrk.headers["Authorization"] = auth
+end
+if origin and origin ~= "" then
+  wrk.headers["Origin"] = origin
 end
 
 -- No response() callback on purpose: it makes wrk copy every response into Lua.
