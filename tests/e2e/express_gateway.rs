@@ -354,3 +354,149 @@ async fn variables_are_substituted_at_start_up_and_a_missing_one_is_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("BACKEND_PORT is not set"), "{stderr}");
 }
+
+/// Issue 12 item 3: `request-transformer` and `response-transformer` body rules through a
+/// built gateway: a JSON and a urlencoded request body get fields added and removed with
+/// `Content-Length` and `Content-Type` set (EG `lib/policies/request-transformer`), a body of
+/// another type is replaced by a JSON object of the added fields, a malformed JSON body and a
+/// body over body-parser's 100 kB limit get Express's 400 and 413; a JSON object from the
+/// upstream gets its fields changed, anything else passes unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn transformers_rewrite_json_and_form_bodies() {
+    let be = backend::spawn_scripted(|seen| match seen.target.as_str() {
+        "/text" => (
+            200,
+            vec![("content-type", "text/plain".into())],
+            "plain".into(),
+        ),
+        "/big" => (200, vec![], big_json()),
+        _ => (
+            200,
+            vec![("content-type", "application/json".into())],
+            r#"{"id":7,"secret":"s"}"#.into(),
+        ),
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), "bodies");
+    let eg = harness::write_file(
+        dir.path(),
+        "gateway.config.yml",
+        &format!(
+            "http: {{port: 8080}}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy, request-transformer, response-transformer]\napiEndpoints: {{e: {{path: '/*'}}}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n      - request-transformer:\n          action:\n            body:\n              add: {{gateway: \"'micro-gw'\", method: req.method}}\n              remove: [password]\n      - response-transformer:\n          action:\n            body:\n              add: {{via: \"'gw-' + res.statusCode\"}}\n              remove: [secret]\n      - proxy: {{action: {{serviceEndpoint: b}}}}\n",
+            be.url()
+        ),
+    );
+    let import = harness::micro_gw(
+        dir.path(),
+        &[
+            "import",
+            "bodies",
+            "--express-gateway",
+            eg.to_str().unwrap(),
+        ],
+    );
+    assert!(import.status.success(), "{}", harness::text(&import));
+    let build = harness::micro_gw(dir.path(), &["build", "bodies"]);
+    assert!(build.status.success(), "{}", harness::text(&build));
+    let port = free_port();
+    let _gw = GatewayProcess::start(
+        &dir.path().join("bodies/target/bodies"),
+        &[format!("--express_gateway.http_port={port}")],
+        false,
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    // Wait until it listens.
+    let _ = get(&format!("{base}/text"), &[], Method::GET).await;
+    let post = |path: &'static str, content_type: &'static str, body: String| {
+        let url = format!("{base}{path}");
+        async move {
+            client::send(
+                Protocol::Http1,
+                Method::POST,
+                &url,
+                &[("content-type", content_type)],
+                client::full(body),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap()
+        }
+    };
+
+    // JSON: fields added and removed, order kept, length set; the response object rewritten.
+    let reply = post(
+        "/json",
+        "application/json",
+        r#"{"user":"ann","password":"x"}"#.into(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let seen = be.seen().last().unwrap().clone();
+    assert_eq!(
+        seen.body,
+        r#"{"user":"ann","gateway":"micro-gw","method":"POST"}"#
+    );
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+    assert_eq!(
+        seen.header("content-length"),
+        Some(seen.body.len().to_string().as_str())
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&reply.body),
+        r#"{"id":7,"via":"gw-200"}"#
+    );
+    assert_eq!(
+        reply.header("content-length"),
+        Some(reply.body.len().to_string().as_str())
+    );
+
+    // urlencoded: the form rewritten as a form.
+    let reply = post(
+        "/form",
+        "application/x-www-form-urlencoded",
+        "user=ann&password=x".into(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let seen = be.seen().last().unwrap().clone();
+    assert_eq!(seen.body, "user=ann&gateway=micro-gw&method=POST");
+    assert_eq!(
+        seen.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+
+    // Another type: not read, replaced by the added fields as JSON; a text response untouched.
+    let reply = post("/text", "text/plain", "hello".into()).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(String::from_utf8_lossy(&reply.body), "plain");
+    let seen = be.seen().last().unwrap().clone();
+    assert_eq!(seen.body, r#"{"gateway":"micro-gw","method":"POST"}"#);
+
+    // Malformed JSON: Express's 400 page, nothing forwarded.
+    let before = be.seen().len();
+    let reply = post("/json", "application/json", "{nope".into()).await;
+    assert_eq!(reply.status, 400);
+    assert!(String::from_utf8_lossy(&reply.body).contains("<pre>Bad Request</pre>"));
+    // Over body-parser's 100 kB: 413.
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(110 * 1024));
+    let reply = post("/json", "application/json", big).await;
+    assert_eq!(reply.status, 413);
+    assert!(String::from_utf8_lossy(&reply.body).contains("<pre>Payload Too Large</pre>"));
+    assert_eq!(
+        be.seen().len(),
+        before,
+        "refused bodies never reach the upstream"
+    );
+
+    // A response body over the 1 MiB the transformer reads streams through unchanged.
+    let reply = get(&format!("{base}/big"), &[], Method::GET).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body.len(), big_json().len());
+    assert!(reply.body.ends_with(br#""secret":"s"}"#));
+}
+
+fn big_json() -> String {
+    format!(r#"{{"pad":"{}","secret":"s"}}"#, "y".repeat(1536 * 1024))
+}

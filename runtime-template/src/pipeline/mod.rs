@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use crate::config::ForwardingConfig;
 use crate::gateway::RequestLimits;
 use crate::model::{Dialect, GatewayModel, Pipeline, PolicySpec};
-use crate::proxy::body::GatewayBody;
+use crate::proxy::body::{ClientBody, GatewayBody};
 use crate::proxy::upstream::Upstream;
 use crate::proxy::UpstreamClient;
 use condition::ReadyCondition;
@@ -172,7 +172,7 @@ impl ReadyPipeline {
         mut parts: Parts,
         body: Incoming,
     ) -> Response<GatewayBody> {
-        let mut body = Some(body);
+        let mut body = Some(ClientBody::from(body));
         let mut ran: u128 = 0;
         let mut answer = None;
         for (i, step) in self.steps.iter().enumerate() {
@@ -205,7 +205,7 @@ impl ReadyPipeline {
         if self.has_response_phase {
             for (i, step) in self.steps.iter().enumerate().rev() {
                 if ran & (1u128 << (i % MAX_STEPS)) != 0 {
-                    step.policy.response(context, &parts, &mut response);
+                    step.policy.response(context, &parts, &mut response).await;
                 }
             }
         }

@@ -1,15 +1,16 @@
 //! The closed set of ready policies and their dispatch.
 
+use bytes::Bytes;
 use http::request::Parts;
 use http::Response;
-use hyper::body::Incoming;
+use http_body::Body as _;
 
 use super::context::{Context, Matched};
 use super::Services;
 use crate::expression::RequestScope;
 use crate::model::{Dialect, GatewayModel, PolicySpec};
 use crate::policies;
-use crate::proxy::body::GatewayBody;
+use crate::proxy::body::{ClientBody, GatewayBody};
 
 /// What a step decided in the request phase.
 pub enum Flow {
@@ -103,7 +104,7 @@ impl ReadyPolicy {
         dialect: Dialect,
         context: &mut Context<'_>,
         parts: &mut Parts,
-        body: &mut Option<Incoming>,
+        body: &mut Option<ClientBody>,
         keep_request: bool,
     ) -> Flow {
         match self {
@@ -146,14 +147,20 @@ impl ReadyPolicy {
             ReadyPolicy::RequestTransformer(policy) => {
                 let request_id = context.request_id();
                 let changes = policy.header_changes(&scope(parts, context, &request_id, None));
-                apply_request_changes(changes, parts, dialect)
+                match apply_request_changes(changes, parts, dialect) {
+                    Flow::Continue if policy.changes_body() => {
+                        transform_request_body(policy, services, dialect, context, parts, body)
+                            .await
+                    }
+                    flow => flow,
+                }
             }
             ReadyPolicy::ResponseTransformer(_) => Flow::Continue,
         }
     }
 
     /// The response phase (only for policies where [`Self::has_response_phase`]).
-    pub fn response(
+    pub async fn response(
         &self,
         context: &mut Context<'_>,
         parts: &Parts,
@@ -165,6 +172,9 @@ impl ReadyPolicy {
                 policy.apply(&parts.method, &parts.headers, response.headers_mut())
             }
             ReadyPolicy::ResponseTransformer(policy) => {
+                if policy.changes_body() {
+                    transform_response_body(policy, context, parts, response).await;
+                }
                 let request_id = context.request_id();
                 let status = Some(response.status().as_u16());
                 let changes = policy.header_changes(&scope(parts, context, &request_id, status));
@@ -179,18 +189,196 @@ impl ReadyPolicy {
     }
 }
 
-/// Body rules of the transformers need the body buffered, which this version does not do yet.
-const BODY_NOT_YET: &str =
-    "body changes of request-/response-transformer are not supported yet (headers are)";
-
 fn transformer(
     spec: &crate::policies::transformer::TransformerSpec,
 ) -> Result<policies::transformer::TransformerPolicy, String> {
-    let policy = policies::transformer::TransformerPolicy::new(spec).map_err(|e| e.to_string())?;
-    if policy.changes_body() {
-        return Err(BODY_NOT_YET.to_string());
+    policies::transformer::TransformerPolicy::new(spec).map_err(|e| e.to_string())
+}
+
+/// Express's `json()` and `urlencoded()` parsers read at most 100 kB (body-parser 1.20's
+/// default `limit: '100kb'`, 102,400 bytes; Express Gateway does not change it): a longer body
+/// is their 413.
+pub const EXPRESS_BODY_LIMIT: u64 = 100 * 1024;
+
+/// A response body a `response-transformer` rewrites is read whole up to this many bytes; a
+/// longer one goes out unchanged (Express Gateway parses each written chunk on its own, so a
+/// long body, written in several chunks, is never transformed there either).
+pub const RESPONSE_TRANSFORM_LIMIT: usize = 1024 * 1024;
+
+/// How long reading an upstream body for a `response-transformer` may take before the answer
+/// is a 502.
+const RESPONSE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The body half of `request-transformer` (EG `lib/policies/request-transformer/index.js`): a
+/// JSON or urlencoded body is read under the body-parser limit and rewritten; a body of any
+/// other type is not read and a JSON object of the added fields goes upstream in its place.
+async fn transform_request_body(
+    policy: &policies::transformer::TransformerPolicy,
+    services: &Services,
+    dialect: Dialect,
+    context: &mut Context<'_>,
+    parts: &mut Parts,
+    body: &mut Option<ClientBody>,
+) -> Flow {
+    let read = if policy.parses_request_body(&parts.headers) {
+        let mut limits = crate::proxy::body::BodyLimits {
+            max_bytes: services.limits.max_body_bytes,
+            idle: services.limits.body_idle,
+            deadline: services.limits.body_deadline,
+        };
+        if dialect == Dialect::ExpressGateway
+            && (limits.max_bytes == 0 || limits.max_bytes > EXPRESS_BODY_LIMIT)
+        {
+            limits.max_bytes = EXPRESS_BODY_LIMIT;
+        }
+        // body-parser refuses a declared length over its limit before reading anything.
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if limits.max_bytes > 0 && declared.is_some_and(|len| len > limits.max_bytes) {
+            context.close_connection = context.http1;
+            return Flow::Respond(client_body_error(
+                &crate::proxy::body::ClientBodyError::TooLarge,
+                dialect,
+            ));
+        }
+        match body.take() {
+            Some(stream) => match crate::proxy::body::collect(stream, limits).await {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    tracing::debug!("request-transformer: the request body was not read: {err}");
+                    // The rest of the body is unread: the connection cannot carry another
+                    // request.
+                    context.close_connection = context.http1;
+                    return Flow::Respond(client_body_error(&err, dialect));
+                }
+            },
+            None => Bytes::new(),
+        }
+    } else {
+        // Dropped unread: a body that had bytes left means the connection must close.
+        if body.take().is_some_and(|b| !b.is_end_stream()) {
+            context.close_connection = context.http1;
+        }
+        Bytes::new()
+    };
+    let request_id = context.request_id();
+    let result = policy.transform_request_body(
+        &parts.headers,
+        &read,
+        &scope(parts, context, &request_id, None),
+    );
+    match result {
+        Ok(Some(new)) => {
+            new.apply_headers(&mut parts.headers);
+            *body = Some(ClientBody::Buffered(Some(Bytes::from(new.bytes))));
+            Flow::Continue
+        }
+        Ok(None) => {
+            *body = Some(ClientBody::Buffered(Some(read)));
+            Flow::Continue
+        }
+        Err(err) => {
+            tracing::warn!("request-transformer: {err}");
+            Flow::Respond(match dialect {
+                Dialect::ExpressGateway => crate::respond::express_http_error(err.status()),
+                Dialect::Wso2 => crate::respond::internal_error(dialect),
+            })
+        }
     }
-    Ok(policy)
+}
+
+/// A request body that could not be read whole: Express's error page in EG pipelines (413 over
+/// the limit, 408 too slow, 400 cut off), the WSO2 fault otherwise.
+fn client_body_error(
+    err: &crate::proxy::body::ClientBodyError,
+    dialect: Dialect,
+) -> Response<GatewayBody> {
+    use crate::proxy::body::ClientBodyError;
+    match dialect {
+        Dialect::ExpressGateway => crate::respond::express_http_error(match err {
+            ClientBodyError::TooLarge => http::StatusCode::PAYLOAD_TOO_LARGE,
+            ClientBodyError::Idle | ClientBodyError::TooSlow => http::StatusCode::REQUEST_TIMEOUT,
+            ClientBodyError::Broken(_) => http::StatusCode::BAD_REQUEST,
+        }),
+        Dialect::Wso2 => match err {
+            ClientBodyError::TooLarge => crate::fault::PAYLOAD_TOO_LARGE,
+            ClientBodyError::Idle => crate::fault::REQUEST_TIMEOUT,
+            ClientBodyError::TooSlow => crate::fault::REQUEST_BODY_TOO_SLOW,
+            ClientBodyError::Broken(_) => crate::fault::MALFORMED_BODY,
+        }
+        .response(),
+    }
+}
+
+/// The body half of `response-transformer`: an upstream body (not one the gateway wrote, as
+/// EG only wraps the writes the proxy makes) of at most [`RESPONSE_TRANSFORM_LIMIT`] bytes,
+/// not compressed, is read; when it is a JSON object its fields are changed and
+/// `Content-Length` set; anything else goes out unchanged.
+async fn transform_response_body(
+    policy: &policies::transformer::TransformerPolicy,
+    context: &mut Context<'_>,
+    parts: &Parts,
+    response: &mut Response<GatewayBody>,
+) {
+    use crate::proxy::body::{read_upstream, UpstreamRead};
+    let status = response.status();
+    let compressed = response
+        .headers()
+        .get(http::header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if parts.method == http::Method::HEAD
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED
+        || compressed
+        || !matches!(response.body(), GatewayBody::Upstream { .. })
+    {
+        return;
+    }
+    let body = std::mem::replace(response.body_mut(), GatewayBody::from(Bytes::new()));
+    let GatewayBody::Upstream { body } = body else {
+        *response.body_mut() = body;
+        return;
+    };
+    let read = tokio::time::timeout(
+        RESPONSE_READ_TIMEOUT,
+        read_upstream(body, RESPONSE_TRANSFORM_LIMIT),
+    )
+    .await;
+    let whole = match read {
+        Ok(Ok(UpstreamRead::Whole(bytes))) => bytes,
+        Ok(Ok(UpstreamRead::TooLong(body))) => {
+            *response.body_mut() = body;
+            return;
+        }
+        Ok(Err(err)) => {
+            tracing::warn!("response-transformer: the upstream body failed: {err}");
+            *response = crate::respond::express_bad_gateway();
+            return;
+        }
+        Err(_elapsed) => {
+            tracing::warn!("response-transformer: the upstream body took too long");
+            *response = crate::respond::express_bad_gateway();
+            return;
+        }
+    };
+    let request_id = context.request_id();
+    let transformed = policy.transform_response_body(
+        &whole,
+        &scope(parts, context, &request_id, Some(status.as_u16())),
+    );
+    match transformed {
+        Some(new) => {
+            response.headers_mut().insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from(new.len()),
+            );
+            *response.body_mut() = GatewayBody::from(Bytes::from(new));
+        }
+        None => *response.body_mut() = GatewayBody::from(whole),
+    }
 }
 
 /// What the expressions of a step see: EG's `req` and `egContext`.

@@ -1,4 +1,6 @@
-//! Body types of the proxy path: nothing here buffers a body.
+//! Body types of the proxy path. Request bodies stream unless a step needs them whole
+//! ([`collect`], under the same limits as streaming); responses stream unless a step rewrites
+//! them ([`GatewayBody::Prefixed`] puts back what was read when the rewrite gives up).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,7 +21,123 @@ pin_project_lite::pin_project! {
         Full { #[pin] body: Full<Bytes> },
         /// The upstream response, streamed.
         Upstream { #[pin] body: Incoming },
+        /// An upstream response whose first bytes were already read (a step looked at them
+        /// and left the body as it was): those bytes, then the rest of the stream.
+        Prefixed { prefix: Option<Bytes>, #[pin] body: Incoming },
     }
+}
+
+/// A request body on its way upstream: the client's stream, or bytes a step read whole (and
+/// perhaps rewrote). A buffered body can be sent again on a retry; a stream only once.
+#[derive(Debug)]
+pub enum ClientBody {
+    /// The client's body, not read yet.
+    Streaming(Incoming),
+    /// The whole body (`None` once sent).
+    Buffered(Option<Bytes>),
+}
+
+impl From<Incoming> for ClientBody {
+    fn from(body: Incoming) -> Self {
+        ClientBody::Streaming(body)
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ClientBody::Streaming(body) => Pin::new(body).poll_frame(cx),
+            ClientBody::Buffered(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Streaming(body) => body.is_end_stream(),
+            ClientBody::Buffered(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Streaming(body) => body.size_hint(),
+            ClientBody::Buffered(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
+
+/// What [`read_upstream`] found.
+pub enum UpstreamRead {
+    /// The whole body, within the limit.
+    Whole(Bytes),
+    /// The body is longer than the limit: what was read, then the rest, streamed.
+    TooLong(GatewayBody),
+}
+
+/// Reads an upstream response body whole when it has at most `limit` bytes. A longer body is
+/// given back unread past the limit, to be streamed as it is. The error is the upstream's
+/// (a reset, a cut-off body); the caller bounds the time.
+pub async fn read_upstream(body: Incoming, limit: usize) -> Result<UpstreamRead, hyper::Error> {
+    use http_body_util::BodyExt;
+    if body
+        .size_hint()
+        .lower()
+        .gt(&u64::try_from(limit).unwrap_or(u64::MAX))
+    {
+        return Ok(UpstreamRead::TooLong(GatewayBody::upstream(body)));
+    }
+    let mut body = body;
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            out.extend_from_slice(&data);
+            if out.len() > limit {
+                return Ok(UpstreamRead::TooLong(GatewayBody::Prefixed {
+                    prefix: Some(out.freeze()),
+                    body,
+                }));
+            }
+        }
+    }
+    Ok(UpstreamRead::Whole(out.freeze()))
+}
+
+/// Reads a whole request body under `limits` (size, idle time, deadline), as streaming it
+/// upstream would. The error says whose fault it was; after one, the body is partly read.
+pub async fn collect(body: ClientBody, limits: BodyLimits) -> Result<Bytes, ClientBodyError> {
+    use http_body_util::BodyExt;
+    let mut attempt = BodySlot::new(body, limits).attempt();
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = attempt.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    out.extend_from_slice(&data);
+                }
+            }
+            Err(err) => {
+                return Err(match err.downcast::<ClientBodyError>() {
+                    Ok(err) => *err,
+                    // ReclaimableBody only fails with ClientBodyError.
+                    Err(_) => ClientBodyError::TooLarge,
+                });
+            }
+        }
+    }
+    Ok(out.freeze())
 }
 
 impl From<Bytes> for GatewayBody {
@@ -53,6 +171,10 @@ impl Body for GatewayBody {
                 Poll::Pending => Poll::Pending,
             },
             GatewayBodyProj::Upstream { body } => body.poll_frame(cx),
+            GatewayBodyProj::Prefixed { prefix, body } => match prefix.take() {
+                Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                None => body.poll_frame(cx),
+            },
         }
     }
 
@@ -60,6 +182,7 @@ impl Body for GatewayBody {
         match self {
             GatewayBody::Full { body } => body.is_end_stream(),
             GatewayBody::Upstream { body } => body.is_end_stream(),
+            GatewayBody::Prefixed { prefix, body } => prefix.is_none() && body.is_end_stream(),
         }
     }
 
@@ -67,6 +190,16 @@ impl Body for GatewayBody {
         match self {
             GatewayBody::Full { body } => body.size_hint(),
             GatewayBody::Upstream { body } => body.size_hint(),
+            GatewayBody::Prefixed { prefix, body } => {
+                let extra = prefix.as_ref().map_or(0, |b| b.len() as u64);
+                let inner = body.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower().saturating_add(extra));
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper.saturating_add(extra));
+                }
+                hint
+            }
         }
     }
 }
@@ -152,22 +285,23 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug)]
 enum State {
-    Waiting(Arc<Mutex<Option<Incoming>>>),
-    Streaming(Incoming),
+    Waiting(Arc<Mutex<Option<ClientBody>>>),
+    Streaming(ClientBody),
     Done,
 }
 
 /// The handle that takes a body back after a failed connection attempt.
 #[derive(Debug, Clone)]
 pub struct BodySlot {
-    body: Arc<Mutex<Option<Incoming>>>,
+    body: Arc<Mutex<Option<ClientBody>>>,
     limits: BodyLimits,
     started: tokio::time::Instant,
 }
 
 impl BodySlot {
     /// Holds `body` until a [`ReclaimableBody`] streams it; the body deadline counts from now.
-    pub fn new(body: Incoming, limits: BodyLimits) -> Self {
+    pub fn new(body: impl Into<ClientBody>, limits: BodyLimits) -> Self {
+        let body = body.into();
         BodySlot {
             body: Arc::new(Mutex::new(Some(body))),
             limits,
@@ -187,7 +321,8 @@ impl BodySlot {
         }
     }
 
-    /// True while no attempt has started sending the body, so another attempt may.
+    /// True while no attempt has started sending the body, so another attempt may (always
+    /// for a buffered body, which every attempt sends whole).
     pub fn is_untouched(&self) -> bool {
         self.body.lock().map(|slot| slot.is_some()).unwrap_or(false)
     }
@@ -266,7 +401,11 @@ impl Body for ReclaimableBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let State::Waiting(slot) = &self.state {
-            let taken = slot.lock().ok().and_then(|mut s| s.take());
+            // A buffered body stays in the slot for the next attempt; a stream moves out.
+            let taken = slot.lock().ok().and_then(|mut s| match s.as_ref() {
+                Some(ClientBody::Buffered(bytes)) => Some(ClientBody::Buffered(bytes.clone())),
+                _ => s.take(),
+            });
             self.state = match taken {
                 Some(body) => State::Streaming(body),
                 None => State::Done,
@@ -279,7 +418,7 @@ impl Body for ReclaimableBody {
         match &self.state {
             State::Waiting(slot) => slot
                 .lock()
-                .map(|s| s.as_ref().is_none_or(Body::is_end_stream))
+                .map(|s| s.as_ref().is_none_or(ClientBody::is_end_stream))
                 .unwrap_or(true),
             State::Streaming(body) => body.is_end_stream(),
             State::Done => true,
@@ -291,7 +430,7 @@ impl Body for ReclaimableBody {
             State::Waiting(slot) => slot
                 .lock()
                 .ok()
-                .and_then(|s| s.as_ref().map(Body::size_hint))
+                .and_then(|s| s.as_ref().map(ClientBody::size_hint))
                 .unwrap_or_else(|| SizeHint::with_exact(0)),
             State::Streaming(body) => body.size_hint(),
             State::Done => SizeHint::with_exact(0),

@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::{LimitsConfig, UpstreamConfig};
 use crate::fault::{self, Fault};
-use body::{BodyLimits, BodySlot, ClientBodyError, ReclaimableBody};
+use body::{BodyLimits, BodySlot, ClientBody, ClientBodyError, ReclaimableBody};
 use connection::{ConnectionTag, TaggingConnector};
 use upstream::Upstream;
 
@@ -122,7 +122,7 @@ pub async fn forward(
     client: &UpstreamClient,
     destination: Destination<'_>,
     mut parts: Parts,
-    body: Incoming,
+    body: ClientBody,
     body_limits: BodyLimits,
 ) -> Result<Forwarded, ForwardError> {
     let Destination {

@@ -37,6 +37,11 @@ pub fn express_bad_gateway() -> Response<GatewayBody> {
     ))
 }
 
+/// Express's final handler for an error with this status (body-parser's 400, 413, 415).
+pub fn express_http_error(status: StatusCode) -> Response<GatewayBody> {
+    answer(express::express_http_error(status))
+}
+
 /// A refused credential: EG `401 Unauthorized` (text/plain), WSO2 fault 900902.
 pub fn unauthorized(dialect: Dialect) -> Response<GatewayBody> {
     match dialect {

@@ -6,14 +6,13 @@ use std::time::Duration;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::Response;
-use hyper::body::Incoming;
 
 use super::{EndpointChoice, PathRewrite, ProxySpec};
 use crate::auth::cache::KeyType;
 use crate::fault;
 use crate::model::{Dialect, GatewayModel};
 use crate::pipeline::{Context, Matched, Services};
-use crate::proxy::body::{BodyLimits, GatewayBody};
+use crate::proxy::body::{BodyLimits, ClientBody, GatewayBody};
 use crate::proxy::{self, headers, Blame};
 use crate::router::express::{join_upstream, stripped_target};
 
@@ -83,7 +82,7 @@ impl ProxyStep {
         services: &Services,
         context: &mut Context<'_>,
         mut parts: Parts,
-        body: Incoming,
+        body: ClientBody,
     ) -> Response<GatewayBody> {
         let chosen = match self.endpoint {
             EndpointChoice::ByKeyType {

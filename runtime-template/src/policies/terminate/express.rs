@@ -120,6 +120,13 @@ pub fn express_internal_error() -> Answer {
     final_handler(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
 }
 
+/// finalhandler's answer to an error with a status (`http-errors`, as body-parser raises them):
+/// the same document as [`express_not_found`] with the status's reason phrase
+/// (`Payload Too Large`, `Unsupported Media Type`), as with `NODE_ENV=production`.
+pub fn express_http_error(status: StatusCode) -> Answer {
+    final_handler(status, status.canonical_reason().unwrap_or("Error"))
+}
+
 /// finalhandler's HTML error document for `message`, with its two security headers.
 fn final_handler(status: StatusCode, message: &str) -> Answer {
     let body = html_document(message);

@@ -169,6 +169,16 @@ impl TransformerPolicy {
         self.body.is_some()
     }
 
+    /// Whether [`Self::transform_request_body`] reads the body of a request with these
+    /// headers: JSON and urlencoded bodies (the media types Express's parsers read); any other
+    /// is replaced without being read.
+    pub fn parses_request_body(&self, headers: &HeaderMap) -> bool {
+        matches!(
+            media_type(headers).0.as_deref(),
+            Some("application/json" | "application/x-www-form-urlencoded")
+        )
+    }
+
     /// Evaluates the header changes against `scope` (request headers in the request phase,
     /// response headers in the response phase). Values are evaluated against the message as it
     /// was before the step. A value that cannot be a header (`undefined`, characters beyond

@@ -923,14 +923,6 @@ fn transformer(
         ctx.error(step_pointer, format!("pipeline '{name}': {policy} needs `headers` or `body` (Express Gateway requires at least one)"));
         return None;
     }
-    if body.is_some() {
-        // The runtime streams bodies; buffering them for JSON/form rewrites comes later.
-        ctx.error(
-            &child(action_pointer, "body"),
-            format!("pipeline '{name}': {policy} `body` changes are not supported yet (only `headers`); remove the `body` part or do it in the backend"),
-        );
-        return None;
-    }
     let spec = TransformerSpec { headers, body };
     Some(if request {
         PolicySpec::RequestTransformer(spec)

@@ -274,16 +274,33 @@ fn conditions_terminate_log_and_transformers() {
     assert_eq!(h.prefix, "x-");
 }
 
-/// Body rewrites need buffered bodies, which the runtime does not do yet: a clear build error.
+/// Body rules are translated (the runtime reads JSON and form bodies for them); a body
+/// expression that cannot run is still a build error naming the field.
 #[test]
-fn transformer_bodies_are_refused_for_now() {
+fn transformer_bodies_are_translated() {
     let text = format!(
-        "{BASE}pipelines:\n  p:\n    apiEndpoints: []\n    policies:\n      - request-transformer: {{action: {{body: {{remove: [secret]}}}}}}\n"
+        "{BASE}pipelines:\n  p:\n    apiEndpoints: []\n    policies:\n      - request-transformer: {{action: {{body: {{add: {{who: 'req.ip'}}, remove: [secret]}}}}}}\n      - response-transformer: {{action: {{body: {{add: {{gw: \"'micro-gw'\"}}}}}}}}\n"
+    );
+    let l = ok(&text);
+    let steps = &l.model.pipelines[0].steps;
+    let PolicySpec::RequestTransformer(t) = &steps[0].policy else {
+        panic!("{:?}", steps[0])
+    };
+    let body = t.body.as_ref().unwrap();
+    assert_eq!(body.add, vec![("who".to_string(), "req.ip".to_string())]);
+    assert_eq!(body.remove, vec!["secret".to_string()]);
+    assert!(t.headers.is_none());
+    let PolicySpec::ResponseTransformer(t) = &steps[1].policy else {
+        panic!("{:?}", steps[1])
+    };
+    assert_eq!(t.body.as_ref().unwrap().add[0].1, "'micro-gw'");
+    let text = format!(
+        "{BASE}pipelines:\n  p:\n    apiEndpoints: []\n    policies:\n      - request-transformer: {{action: {{body: {{add: {{who: 'require(\"fs\")'}}}}}}}}\n"
     );
     let errs = errors(&text);
     assert!(
         errs.iter()
-            .any(|e| e.contains("`body` changes are not supported yet")),
+            .any(|e| e.contains("pipeline 'p'") && e.contains("require")),
         "{errs:?}"
     );
 }
