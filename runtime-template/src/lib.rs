@@ -48,6 +48,8 @@ pub mod proxy {
 pub mod router;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod store;
 pub mod tls;
 
 #[cfg(feature = "server")]

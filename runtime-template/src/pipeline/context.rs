@@ -111,7 +111,8 @@ fn new_request_id() -> String {
     base62(mixed)
 }
 
-fn base62(mut value: u128) -> String {
+/// `value` in base 62 (digits, upper-case, then lower-case letters), most significant first.
+pub(crate) fn base62(mut value: u128) -> String {
     const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut out = Vec::with_capacity(22);
     loop {

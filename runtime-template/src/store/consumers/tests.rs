@@ -1,0 +1,208 @@
+use super::*;
+use crate::store::sqlite::SqliteBackend;
+use serde_json::json;
+
+struct Fixture {
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn fixture() -> Fixture {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "mgw-consumers-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    Fixture { dir }
+}
+
+fn open(f: &Fixture) -> Consumers {
+    let backend = SqliteBackend::open(&f.dir.join("consumers.db")).unwrap();
+    Consumers::open(Box::new(backend), 4).unwrap()
+}
+
+fn doc(v: Value) -> Doc {
+    v.as_object().unwrap().clone()
+}
+
+#[test]
+fn users_apps_and_key_auth_credentials_survive_a_restart() {
+    let f = fixture();
+    let store = open(&f);
+    let user = store
+        .create_user(doc(
+            json!({"username": "ann", "firstname": "Ann", "extra": 1}),
+        ))
+        .unwrap();
+    assert_eq!(user["isActive"], json!(true));
+    assert_eq!(user["extra"], json!(1));
+    assert!(user["createdAt"]
+        .as_str()
+        .unwrap()
+        .ends_with("(Coordinated Universal Time)"));
+    assert_eq!(
+        store.create_user(doc(json!({"username": "ann"}))),
+        Err(ConsumerError::Conflict("username already exists".into()))
+    );
+    let app = store
+        .create_app(doc(
+            json!({"name": "viewer", "userId": "ann", "scopes": ["wms"]}),
+        ))
+        .unwrap();
+    assert_eq!(app["userId"], user["id"]);
+    store.create_scopes(&["wms".into()]).unwrap();
+    let key = store
+        .create_credential(
+            "viewer",
+            CredentialType::KeyAuth,
+            doc(json!({"scopes": ["wms"]})),
+        )
+        .unwrap();
+    let key_id = key["keyId"].as_str().unwrap().to_string();
+    let secret = key["keySecret"].as_str().unwrap().to_string();
+    // The secret is shown once; the stored document keeps only its digest, never shown.
+    let shown = store.credential(CredentialType::KeyAuth, &key_id).unwrap();
+    assert!(shown.get("keySecret").is_none() && shown.get("keySecretHmac").is_none());
+    drop(store);
+
+    let store = open(&f);
+    assert_eq!(store.user("ann").unwrap()["id"], user["id"]);
+    assert_eq!(store.app("viewer").unwrap()["id"], app["id"]);
+    let wms = vec!["wms".to_string()];
+    match store.key_auth(&key_id, &secret, &wms) {
+        KeyAuthOutcome::Accepted(c) => {
+            assert_eq!(&*c.id, app["id"].as_str().unwrap());
+            assert_eq!(c.user["type"], json!("application"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.key_auth(&key_id, "wrong", &wms),
+        KeyAuthOutcome::Unauthorized
+    ));
+    assert!(matches!(
+        store.key_auth(&key_id, &secret, &["wfs".to_string()]),
+        KeyAuthOutcome::Forbidden
+    ));
+    // Deactivating the credential, then the owner, refuses the key.
+    assert_eq!(
+        store
+            .set_credential_status(CredentialType::KeyAuth, &key_id, false)
+            .unwrap(),
+        "Deactivated"
+    );
+    assert!(matches!(
+        store.key_auth(&key_id, &secret, &[]),
+        KeyAuthOutcome::Unauthorized
+    ));
+    store
+        .set_credential_status(CredentialType::KeyAuth, &key_id, true)
+        .unwrap();
+    assert_eq!(
+        store.set_app_status("viewer", false).unwrap(),
+        "Deactivated"
+    );
+    assert_eq!(store.set_app_status("viewer", false).unwrap(), "Inactive");
+    assert!(matches!(
+        store.key_auth(&key_id, &secret, &[]),
+        KeyAuthOutcome::Unauthorized
+    ));
+    // Deactivating the user deactivated its app; a generated basic-auth password is shown once.
+    store.set_app_status("viewer", true).unwrap();
+    assert_eq!(store.set_user_status("ann", false).unwrap(), "Deactivated");
+    assert_eq!(store.app("viewer").unwrap()["isActive"], json!(false));
+    let basic = store
+        .create_credential("ann", CredentialType::BasicAuth, Doc::new())
+        .unwrap();
+    assert_eq!(basic["password"].as_str().unwrap().len(), 36);
+    // Deleting the user removes its apps and their credentials.
+    store.delete_user("ann").unwrap();
+    assert_eq!(store.counts().credentials, 0);
+    assert_eq!(store.counts().apps, 0);
+    drop(store);
+    assert_eq!(
+        open(&f).counts(),
+        Counts {
+            scopes: 1,
+            ..Counts::default()
+        }
+    );
+}
+
+#[test]
+fn basic_auth_credentials_are_bcrypt_and_one_per_consumer() {
+    let f = fixture();
+    let store = open(&f);
+    store.create_user(doc(json!({"username": "bob"}))).unwrap();
+    let made = store
+        .create_credential(
+            "bob",
+            CredentialType::BasicAuth,
+            doc(json!({"password": "pw"})),
+        )
+        .unwrap();
+    // A given password is not shown again; a second active one is refused.
+    assert!(made.get("password").is_none());
+    assert_eq!(
+        store.create_credential("bob", CredentialType::BasicAuth, Doc::new()),
+        Err(ConsumerError::Invalid(
+            "Credential already exists and is active".into()
+        ))
+    );
+    let found = store.basic_credential("bob").unwrap();
+    assert!(bcrypt::verify("pw", &found.hash).unwrap());
+    assert_eq!(found.consumer.user["username"], json!("bob"));
+    // Found by id too; an unknown consumer or a missing scope is 422.
+    assert!(store.basic_credential(&found.consumer.id).is_some());
+    assert!(matches!(
+        store.create_credential("nobody", CredentialType::KeyAuth, Doc::new()),
+        Err(ConsumerError::Unprocessable(m)) if m == "No consumer found with id: nobody"
+    ));
+    assert!(matches!(
+        store.create_credential("bob", CredentialType::KeyAuth, doc(json!({"scopes": ["x"]}))),
+        Err(ConsumerError::Invalid(m)) if m == "One or more scopes don't exist"
+    ));
+}
+
+#[test]
+fn scopes_are_created_once_and_leave_credentials_when_deleted() {
+    let f = fixture();
+    let store = open(&f);
+    store.create_scopes(&["a".into(), "b".into()]).unwrap();
+    assert!(matches!(
+        store.create_scopes(&["a".into()]),
+        Err(ConsumerError::Conflict(_))
+    ));
+    store.create_user(doc(json!({"username": "c"}))).unwrap();
+    let key = store
+        .create_credential(
+            "c",
+            CredentialType::KeyAuth,
+            doc(json!({"scopes": ["a", "b"]})),
+        )
+        .unwrap();
+    let id = key["keyId"].as_str().unwrap();
+    store.delete_scope("a").unwrap();
+    assert_eq!(
+        store.credential(CredentialType::KeyAuth, id).unwrap()["scopes"],
+        json!(["b"])
+    );
+    store
+        .change_credential_scopes(CredentialType::KeyAuth, id, ScopeChange::Add("b".into()))
+        .unwrap();
+    store
+        .change_credential_scopes(CredentialType::KeyAuth, id, ScopeChange::Remove("b".into()))
+        .unwrap();
+    assert_eq!(
+        store.credential(CredentialType::KeyAuth, id).unwrap()["scopes"],
+        json!([])
+    );
+    assert_eq!(store.scopes(), vec!["b".to_string()]);
+}
