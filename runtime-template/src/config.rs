@@ -42,6 +42,54 @@ pub struct RuntimeConfig {
     pub cors: CorsConfig,
     /// Port overrides for the project's Express Gateway listeners.
     pub express_gateway: ExpressGatewayConfig,
+    /// Where consumers (users, applications, credentials, scopes) are kept.
+    pub store: StoreConfig,
+    /// The admin API of Express Gateway configurations.
+    pub admin: AdminConfig,
+}
+
+/// `[store]`: the consumer store of Express Gateway configurations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The embedded database file, relative to this file's folder (default
+    /// `../data/consumers.db`: `<project>/data/consumers.db`). Created when missing.
+    pub path: String,
+    /// bcrypt cost of new passwords and oauth2 secrets (Express Gateway's
+    /// `crypto.saltRounds`, 10; 4 to 31).
+    pub bcrypt_cost: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: "../data/consumers.db".into(),
+            bcrypt_cost: 10,
+        }
+    }
+}
+
+/// `[admin]`: access to the admin API (Express Gateway's `admin` listener). Requests carry
+/// `Authorization: Bearer <token>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The token (also `MGW_ADMIN_TOKEN`). Empty: on a loopback address the gateway makes one
+    /// at start-up and writes it to `admin.token` beside the store, for the local CLI; on any
+    /// other address it refuses to start.
+    pub token: String,
+    /// `false` lets requests in without a token, on a loopback address only (as Express
+    /// Gateway's admin API, which has no authentication).
+    pub require_token: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            token: String::new(),
+            require_token: true,
+        }
+    }
 }
 
 /// `[express_gateway]`: overrides of the ports written in `express-gateway/gateway.config.yml`

@@ -49,6 +49,8 @@ pub struct Site {
     pub express: Option<usize>,
     /// Who answers an unmatched request: Express's `Cannot GET` 404 or WSO2's 900906 fault.
     pub dialect: Dialect,
+    /// The admin API, on an Express Gateway `admin` listener (it serves nothing else).
+    pub admin: Option<Arc<crate::admin::AdminApi>>,
 }
 
 /// Routes, pipelines and shared services, for all connections.
@@ -138,6 +140,9 @@ impl Gateway {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return Ok(log(response, None));
+        }
+        if let Some(admin) = &site.admin {
+            return Ok(log(admin.handle(request).await, None));
         }
         let routed = match crate::path::normalise(request.uri().path()) {
             Ok(normalised) => {

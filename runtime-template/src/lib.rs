@@ -19,6 +19,8 @@
 #[cfg(feature = "server")]
 pub mod access_log;
 #[cfg(feature = "server")]
+pub mod admin;
+#[cfg(feature = "server")]
 pub mod auth;
 pub mod config;
 pub mod env_template;
@@ -241,7 +243,11 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                     .map_err(|e| format!("{e} ({})", config.source))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let listeners = listeners(&model, &loaded, &read_env, http, https)?;
+        let consumers = open_consumers(&model, &loaded)?;
+        let mut listeners = listeners(&model, &loaded, &read_env, http, https)?;
+        if let Some(consumers) = &consumers {
+            listeners.extend(admin_listeners(&model, &loaded, &read_env, consumers)?);
+        }
         let settings = ServerSettings {
             listeners,
             ..settings
@@ -258,6 +264,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                 limits: request_limits,
                 forwarding: loaded.config.forwarding.clone(),
                 remove_credential_header: loaded.config.security.remove_credential_header,
+                consumers,
             },
             loaded.config.log.access_log,
         ));
@@ -292,6 +299,7 @@ fn listeners(
                     wso2: true,
                     express: None,
                     dialect: Dialect::Wso2,
+                    admin: None,
                 }),
                 what: "HTTP".into(),
                 setting: "listener.http_port".into(),
@@ -306,6 +314,7 @@ fn listeners(
                     wso2: true,
                     express: None,
                     dialect: Dialect::Wso2,
+                    admin: None,
                 }),
                 what: "HTTPS".into(),
                 setting: "listener.https_port".into(),
@@ -355,6 +364,7 @@ fn listeners(
                     wso2: false,
                     express: Some(index),
                     dialect: Dialect::ExpressGateway,
+                    admin: None,
                 }),
                 what: format!("Express Gateway HTTPS ({})", config.source),
                 setting: "express_gateway.https_port".into(),
@@ -383,12 +393,142 @@ fn listeners(
                 wso2: false,
                 express: Some(index),
                 dialect: Dialect::ExpressGateway,
+                admin: None,
             }),
             what: format!("Express Gateway HTTP ({})", config.source),
             setting: "express_gateway.http_port".into(),
         });
     }
     Ok(out)
+}
+
+#[cfg(feature = "server")]
+/// Opens the consumer store when the project has Express Gateway configurations
+/// (`[store] path`, relative to the settings file).
+fn open_consumers(
+    model: &GatewayModel,
+    loaded: &LoadedConfig,
+) -> Result<Option<Arc<store::Consumers>>, String> {
+    if model.express.is_empty() {
+        return Ok(None);
+    }
+    let path = loaded.resolve(std::path::Path::new(&loaded.config.store.path));
+    let backend = store::sqlite::SqliteBackend::open(&path)
+        .map_err(|e| format!("{e} ([store] path in {})", loaded.path.display()))?;
+    let consumers = store::Consumers::open(Box::new(backend), loaded.config.store.bcrypt_cost)
+        .map_err(|e| format!("{e} ([store] path in {})", loaded.path.display()))?;
+    let counts = consumers.counts();
+    tracing::info!(
+        "consumer store {}: {} user(s), {} application(s), {} credential(s), {} scope(s)",
+        path.display(),
+        counts.users,
+        counts.apps,
+        counts.credentials,
+        counts.scopes
+    );
+    Ok(Some(Arc::new(consumers)))
+}
+
+#[cfg(feature = "server")]
+/// The admin API listener of each Express Gateway configuration with an `admin` key (default
+/// host `localhost`, as EG), and who may use it: `[admin] token`, else on loopback a token
+/// made now and written to `admin.token` beside the store (or no token with
+/// `require_token = false`); another address without a token is refused.
+fn admin_listeners(
+    model: &GatewayModel,
+    loaded: &LoadedConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    consumers: &Arc<store::Consumers>,
+) -> Result<Vec<server::ListenerSettings>, String> {
+    let mut out = Vec::new();
+    for config in &model.express {
+        let Some(listen) = &config.admin else {
+            continue;
+        };
+        let resolved = env_template::resolve_listen(
+            listen,
+            &format!("{} admin", config.source),
+            "localhost",
+            loaded.config.express_gateway.admin_port,
+            env,
+        )
+        .map_err(|e| e.to_string())?;
+        let ip: IpAddr = match resolved.host.as_str() {
+            "localhost" => IpAddr::from([127, 0, 0, 1]),
+            other => other.parse().map_err(|_| {
+                format!(
+                    "{} admin.host {other:?} is not an IP address or localhost",
+                    config.source
+                )
+            })?,
+        };
+        let addr = SocketAddr::new(ip, resolved.port);
+        let access = admin_access(loaded, ip)?;
+        out.push(server::ListenerSettings {
+            addr,
+            tls: None,
+            site: Arc::new(gateway::Site {
+                proto: "http",
+                wso2: false,
+                express: None,
+                dialect: model::Dialect::ExpressGateway,
+                admin: Some(Arc::new(admin::AdminApi::new(consumers.clone(), access))),
+            }),
+            what: format!("Express Gateway admin API ({})", config.source),
+            setting: "express_gateway.admin_port".into(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(feature = "server")]
+fn admin_access(loaded: &LoadedConfig, ip: IpAddr) -> Result<admin::Access, String> {
+    let settings = &loaded.config.admin;
+    if !settings.token.is_empty() {
+        return Ok(admin::Access::Token(settings.token.clone()));
+    }
+    if !ip.is_loopback() {
+        return Err(format!(
+            "the admin API listens on {ip}, beyond this machine, without a token: set [admin] token in {} (or MGW_ADMIN_TOKEN), or listen on 127.0.0.1",
+            loaded.path.display()
+        ));
+    }
+    if !settings.require_token {
+        return Ok(admin::Access::Open);
+    }
+    let store = loaded.resolve(std::path::Path::new(&loaded.config.store.path));
+    let file = store
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."))
+        .join("admin.token");
+    let token = format!("{}{}", store::records::uuid62(), store::records::uuid62());
+    write_private(&file, &token).map_err(|e| {
+        format!(
+            "cannot write the admin token to {}: {e} (set [admin] token instead)",
+            file.display()
+        )
+    })?;
+    tracing::info!(
+        "admin API token written to {} (set [admin] token to choose one)",
+        file.display()
+    );
+    Ok(admin::Access::Token(token))
+}
+
+#[cfg(feature = "server")]
+/// Writes `text` to `path`, readable by its owner only (Unix).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 #[cfg(feature = "server")]

@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::Security;
+use crate::policies::basic_auth::BasicAuthSpec;
 use crate::policies::cors::CorsSpec;
+use crate::policies::key_auth::KeyAuthSpec;
 use crate::policies::log::LogSpec;
 use crate::policies::proxy::ProxySpec;
 use crate::policies::terminate::TerminateSpec;
@@ -39,6 +41,10 @@ pub enum PolicySpec {
     RequestTransformer(TransformerSpec),
     /// Add and remove response headers and JSON body fields.
     ResponseTransformer(TransformerSpec),
+    /// Express Gateway `key-auth`: API keys of the consumer store.
+    KeyAuth(KeyAuthSpec),
+    /// Express Gateway `basic-auth`: passwords of the consumer store.
+    BasicAuth(BasicAuthSpec),
     /// A policy this version cannot run yet, kept in place with the behaviour the build
     /// announced (`micro-gw build --allow-unsupported`).
     Unsupported(UnsupportedSpec),
@@ -58,6 +64,8 @@ impl PolicySpec {
             PolicySpec::Headers(_) => "headers",
             PolicySpec::RequestTransformer(_) => "request-transformer",
             PolicySpec::ResponseTransformer(_) => "response-transformer",
+            PolicySpec::KeyAuth(_) => "key-auth",
+            PolicySpec::BasicAuth(_) => "basic-auth",
             PolicySpec::Unsupported(spec) => &spec.policy,
         }
     }
@@ -92,6 +100,8 @@ mod tests {
             }),
             PolicySpec::ResponseTransformer(TransformerSpec::default()),
             PolicySpec::Cors(CorsSpec::default()),
+            PolicySpec::KeyAuth(KeyAuthSpec::default()),
+            PolicySpec::BasicAuth(BasicAuthSpec { pass_through: true }),
         ];
         for spec in specs {
             let json = serde_json::to_string(&spec).unwrap();

@@ -50,6 +50,11 @@ pub struct Context<'a> {
     pub consumer: Option<Arc<str>>,
     /// An authentication step accepted the request (EG `req.isAuthenticated()`).
     pub authenticated: bool,
+    /// The consumer's document as `req.user` reads it (EG authentication steps).
+    pub user: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// A pass-through authentication step let the request go on anonymous: the response gets
+    /// `eg-consumer-id: anonymous`.
+    pub anonymous_marked: bool,
     /// The URL that answered, when proxied (access log).
     pub upstream: Option<String>,
     /// Time to the upstream's response head (access log).
@@ -79,6 +84,8 @@ impl<'a> Context<'a> {
             grant: None,
             consumer: None,
             authenticated: false,
+            user: None,
+            anonymous_marked: false,
             upstream: None,
             upstream_latency: None,
             close_connection: false,

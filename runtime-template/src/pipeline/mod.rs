@@ -10,6 +10,8 @@ pub mod condition;
 pub mod context;
 pub mod step;
 
+use std::sync::Arc;
+
 use http::request::Parts;
 use http::Response;
 use hyper::body::Incoming;
@@ -38,6 +40,9 @@ pub struct Services {
     pub forwarding: ForwardingConfig,
     /// Strip credentials before forwarding (`security.remove_credential_header`).
     pub remove_credential_header: bool,
+    /// Express Gateway consumers (key-auth, basic-auth), when the project has EG
+    /// configurations.
+    pub consumers: Option<Arc<crate::store::Consumers>>,
 }
 
 /// A step that cannot be made ready.

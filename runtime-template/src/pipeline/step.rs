@@ -44,6 +44,10 @@ pub enum ReadyPolicy {
     RequestTransformer(policies::transformer::TransformerPolicy),
     /// Response header changes.
     ResponseTransformer(policies::transformer::TransformerPolicy),
+    /// Express Gateway `key-auth`.
+    KeyAuth(policies::key_auth::KeyAuthStep),
+    /// Express Gateway `basic-auth`.
+    BasicAuth(policies::basic_auth::BasicAuthStep),
 }
 
 impl ReadyPolicy {
@@ -85,6 +89,12 @@ impl ReadyPolicy {
             PolicySpec::ResponseTransformer(spec) => {
                 ReadyPolicy::ResponseTransformer(transformer(spec)?)
             }
+            PolicySpec::KeyAuth(spec) => {
+                ReadyPolicy::KeyAuth(policies::key_auth::KeyAuthStep::new(spec)?)
+            }
+            PolicySpec::BasicAuth(spec) => ReadyPolicy::BasicAuth(
+                policies::basic_auth::BasicAuthStep::new(spec, BASIC_CACHE_ENTRIES),
+            ),
         })
     }
 
@@ -92,6 +102,8 @@ impl ReadyPolicy {
     pub fn has_response_phase(&self) -> bool {
         match self {
             ReadyPolicy::Unsupported(step) => step.has_response_phase(),
+            ReadyPolicy::KeyAuth(step) => step.has_response_phase(),
+            ReadyPolicy::BasicAuth(step) => step.has_response_phase(),
             ReadyPolicy::Cors(_) | ReadyPolicy::ResponseTransformer(_) => true,
             _ => false,
         }
@@ -156,6 +168,8 @@ impl ReadyPolicy {
                 }
             }
             ReadyPolicy::ResponseTransformer(_) => Flow::Continue,
+            ReadyPolicy::KeyAuth(step) => step.request(services, context, parts),
+            ReadyPolicy::BasicAuth(step) => step.request(services, context, parts).await,
         }
     }
 
@@ -168,6 +182,9 @@ impl ReadyPolicy {
     ) {
         match self {
             ReadyPolicy::Unsupported(step) => step.response(response),
+            ReadyPolicy::KeyAuth(_) | ReadyPolicy::BasicAuth(_) => {
+                policies::consumer_auth::mark_anonymous(context, response)
+            }
             ReadyPolicy::Cors(policy) => {
                 policy.apply(&parts.method, &parts.headers, response.headers_mut())
             }
@@ -188,6 +205,9 @@ impl ReadyPolicy {
         }
     }
 }
+
+/// Verified basic-auth passwords remembered per step.
+const BASIC_CACHE_ENTRIES: usize = 10_000;
 
 fn transformer(
     spec: &crate::policies::transformer::TransformerSpec,
@@ -392,6 +412,10 @@ fn scope<'a>(
     scope.secure = context.proto == "https";
     scope.request_id = request_id;
     scope.status = status;
+    scope.consumer = context
+        .user
+        .as_deref()
+        .map(|user| user as &dyn crate::expression::Consumer);
     if let Matched::Express { route, .. } = context.matched {
         scope.api_endpoint = &route.api_endpoint;
         scope.scopes = &route.scopes;

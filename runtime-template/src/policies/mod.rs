@@ -8,9 +8,13 @@
 pub mod apikey;
 #[cfg(feature = "server")]
 pub mod authenticate;
+pub mod basic_auth;
+#[cfg(feature = "server")]
+pub mod consumer_auth;
 pub mod cors;
 #[cfg(feature = "server")]
 pub mod health;
+pub mod key_auth;
 pub mod log;
 pub mod proxy;
 pub mod terminate;

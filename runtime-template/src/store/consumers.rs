@@ -358,6 +358,15 @@ impl Consumers {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// EG `findConsumer`: a user (by username, then id), else an application (by id, then
+    /// name); its id.
+    pub fn find_consumer(&self, id_or_name: &str) -> Option<String> {
+        let state = self.read();
+        state
+            .user_id(id_or_name)
+            .or_else(|| state.app_id(id_or_name))
+    }
+
     // ---- users ----
 
     /// `POST /users`: `username` (a non-empty string) is required and unique; every other

@@ -4,7 +4,9 @@
 
 use mgw_runtime::model::policy::PolicySpec;
 use mgw_runtime::model::{Condition, Dialect, Pipeline, Step};
+use mgw_runtime::policies::basic_auth::BasicAuthSpec;
 use mgw_runtime::policies::cors::{CorsOrigin, CorsSpec, OriginPattern};
+use mgw_runtime::policies::key_auth::KeyAuthSpec;
 use mgw_runtime::policies::log::LogSpec;
 use mgw_runtime::policies::proxy::{EndpointChoice, PathRewrite, ProxySpec};
 use mgw_runtime::policies::terminate::TerminateSpec;
@@ -47,7 +49,7 @@ fn unsupported_behaviour(
     action: &Map<String, Value>,
 ) -> (UnsupportedBehaviour, String) {
     match policy {
-        "basic-auth" | "jwt" | "key-auth" | "oauth2" | "oauth2-introspect" => {
+        "jwt" | "oauth2" | "oauth2-introspect" => {
             let pass_through = action
                 .get("passThrough")
                 .and_then(Value::as_bool)
@@ -200,6 +202,8 @@ pub(super) fn pipeline(
                 policy.as_str(),
                 "proxy"
                     | "cors"
+                    | "key-auth"
+                    | "basic-auth"
                     | "terminate"
                     | "log"
                     | "headers"
@@ -221,6 +225,8 @@ pub(super) fn pipeline(
             let spec = match policy.as_str() {
                 "proxy" => proxy(ctx, at, action, services),
                 "cors" => cors(ctx, at, action),
+                "key-auth" => key_auth(ctx, at, action),
+                "basic-auth" => basic_auth(ctx, at, action),
                 "terminate" => terminate(ctx, at, action),
                 "log" => log(ctx, at, action),
                 "headers" => headers(ctx, at, action),
@@ -730,6 +736,99 @@ fn cors(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<Po
         preflight_status,
         preflight_continue,
         dialect: mgw_runtime::model::Dialect::ExpressGateway,
+    }))
+}
+
+/// A boolean of an action (EG's schema type `boolean`).
+fn action_flag(
+    ctx: &mut Ctx<'_>,
+    at: At<'_>,
+    policy: &str,
+    action: &Map<String, Value>,
+    key: &str,
+    default: bool,
+) -> bool {
+    let (name, action_pointer, _) = at;
+    match action.get(key) {
+        None | Some(Value::Null) => default,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            ctx.error(
+                &child(action_pointer, key),
+                format!(
+                    "pipeline '{name}': {policy} {key} must be true or false, not {}",
+                    kind(other)
+                ),
+            );
+            default
+        }
+    }
+}
+
+/// `key-auth` (EG `lib/policies/key-auth/index.js` schema and defaults).
+fn key_auth(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<PolicySpec> {
+    let (name, action_pointer, _) = at;
+    known_action_keys(
+        ctx,
+        at,
+        "key-auth",
+        action,
+        &[
+            "apiKeyHeader",
+            "apiKeyHeaderScheme",
+            "apiKeyField",
+            "disableHeaders",
+            "disableHeadersScheme",
+            "disableQueryParam",
+            "passThrough",
+        ],
+    );
+    let defaults = KeyAuthSpec::default();
+    let text = |ctx: &mut Ctx<'_>, key: &str, default: String| -> Option<String> {
+        match action.get(key) {
+            None | Some(Value::Null) => Some(default),
+            Some(v) => ctx.literal(
+                &child(action_pointer, key),
+                &format!("pipeline '{name}': key-auth {key}"),
+                v,
+            ),
+        }
+    };
+    let header = text(ctx, "apiKeyHeader", defaults.header)?;
+    let scheme = text(ctx, "apiKeyHeaderScheme", defaults.scheme)?;
+    let query_field = text(ctx, "apiKeyField", defaults.query_field)?;
+    // RFC 9110 §5.1: a field name is a token.
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if header.is_empty() || !header.bytes().all(token) {
+        ctx.error(
+            &child(action_pointer, "apiKeyHeader"),
+            format!("pipeline '{name}': key-auth apiKeyHeader {header:?} is not a header name"),
+        );
+        return None;
+    }
+    Some(PolicySpec::KeyAuth(KeyAuthSpec {
+        header,
+        scheme,
+        query_field,
+        disable_headers: action_flag(ctx, at, "key-auth", action, "disableHeaders", false),
+        disable_headers_scheme: action_flag(
+            ctx,
+            at,
+            "key-auth",
+            action,
+            "disableHeadersScheme",
+            false,
+        ),
+        disable_query_param: action_flag(ctx, at, "key-auth", action, "disableQueryParam", false),
+        pass_through: action_flag(ctx, at, "key-auth", action, "passThrough", false),
+    }))
+}
+
+/// `basic-auth` (EG `lib/policies/basic-auth/index.js`: `passThrough` only).
+fn basic_auth(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<PolicySpec> {
+    known_action_keys(ctx, at, "basic-auth", action, &["passThrough"]);
+    Some(PolicySpec::BasicAuth(BasicAuthSpec {
+        pass_through: action_flag(ctx, at, "basic-auth", action, "passThrough", false),
     }))
 }
 
