@@ -4,6 +4,7 @@
 mod apim_import;
 mod auth_schemes;
 mod cli;
+mod consumers;
 mod cors;
 mod docs;
 mod express_gateway;

@@ -148,7 +148,7 @@ pub fn run(options: &ImportExpressOptions) -> anyhow::Result<()> {
         listeners.push(format!("https port {}", https.listen.port));
     }
     if let Some(admin) = &eg.admin {
-        listeners.push(format!("admin port {} (not served yet)", admin.port));
+        listeners.push(format!("admin API port {}", admin.port));
     }
     println!(
         "{} Express Gateway configuration {} as {} ({} route(s), {} pipeline(s); {})",

@@ -569,7 +569,10 @@ fn kargo_configuration_translates() {
     // wms, wmts, tms: metrics, jwt, jwt, scopes (basic-auth is supported); wfs, wcs, k2,
     // storage: metrics, jwt, jwt, scopes; capture: metrics, jwt, scopes.
     assert_eq!(lines.len(), 31, "{lines:#?}");
-    assert!(!lines.iter().any(|l| l.contains("'basic-auth'")), "{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("'basic-auth'")),
+        "{lines:#?}"
+    );
     let rendered = refused.error.to_string();
     assert_eq!(rendered.lines().count(), 32, "one line each:\n{rendered}");
     let allowed = load_project(
