@@ -223,6 +223,18 @@ impl Gateway {
                 Match::NotFound => {}
             }
         }
+        let healthcheck = site
+            .express
+            .and_then(|i| self.model.express.get(i))
+            .and_then(|config| config.healthcheck.as_deref());
+        if let Some(route) = healthcheck {
+            // Kargo's healthcheck plugin: a gateway route `GET <path>` answering `sendStatus(200)`.
+            if (method == Method::GET || method == Method::HEAD)
+                && crate::router::express::same_route_path(route, path)
+            {
+                return Routed::Answer(crate::respond::express_send_status(StatusCode::OK));
+            }
+        }
         if let Some(routes) = site.express.and_then(|i| self.express.get(i)) {
             let host = request
                 .headers()

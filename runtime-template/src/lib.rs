@@ -244,9 +244,12 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let consumers = open_consumers(&model, &loaded)?;
+        let metrics = Arc::new(policies::metrics::EgCounter::default());
         let mut listeners = listeners(&model, &loaded, &read_env, http, https)?;
         if let Some(consumers) = &consumers {
-            listeners.extend(admin_listeners(&model, &loaded, &read_env, consumers)?);
+            listeners.extend(admin_listeners(
+                &model, &loaded, &read_env, consumers, &metrics,
+            )?);
         }
         let settings = ServerSettings {
             listeners,
@@ -265,6 +268,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                 forwarding: loaded.config.forwarding.clone(),
                 remove_credential_header: loaded.config.security.remove_credential_header,
                 consumers,
+                metrics,
             },
             loaded.config.log.access_log,
         ));
@@ -439,6 +443,7 @@ fn admin_listeners(
     loaded: &LoadedConfig,
     env: &dyn Fn(&str) -> Option<String>,
     consumers: &Arc<store::Consumers>,
+    metrics: &Arc<policies::metrics::EgCounter>,
 ) -> Result<Vec<server::ListenerSettings>, String> {
     let mut out = Vec::new();
     for config in &model.express {
@@ -472,7 +477,14 @@ fn admin_listeners(
                 wso2: false,
                 express: None,
                 dialect: model::Dialect::ExpressGateway,
-                admin: Some(Arc::new(admin::AdminApi::new(consumers.clone(), access))),
+                admin: Some(Arc::new(admin::AdminApi::new(
+                    consumers.clone(),
+                    access,
+                    config
+                        .metrics_path
+                        .clone()
+                        .map(|path| (path, metrics.clone())),
+                ))),
             }),
             what: format!("Express Gateway admin API ({})", config.source),
             setting: "express_gateway.admin_port".into(),

@@ -11,6 +11,7 @@ use http::Method;
 use mgw_e2e::backend;
 use mgw_e2e::client::{self, Protocol, Reply};
 use mgw_e2e::harness::{self, GatewayProcess};
+use mgw_e2e::tokens;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "test-admin-token";
@@ -252,4 +253,148 @@ async fn admin_api_consumers_authenticate_and_survive_a_restart() {
     .await;
     assert_eq!(off.status, 401);
     drop(gw);
+}
+
+/// Issue 13 items 4–6: Kargo's configuration, unmodified, with its consumers made through the
+/// admin API: a bearer jwt (`sub` = a jwt credential's keyId, `aud` = `${SUBDOMAIN}`, HMAC with
+/// `${EXPRESS_GATEWAY_KEY_SECRET}`) and a query jwt reach the backend when the application holds
+/// the endpoint's scope; the `scopes` step refuses another endpoint; anonymous requests get the
+/// `WWW-Authenticate: Basic` 401; `/healthcheck` answers; the `eg` counter counts them.
+#[tokio::test(flavor = "multi_thread")]
+async fn kargo_serves_its_consumers_with_jwt_scopes_metrics_and_healthcheck() {
+    let be = backend::spawn_scripted(|_| (200, vec![], "ok".to_string()))
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(harness::fixtures_dir().join("kargo/gateway.config.yml"))
+        .unwrap()
+        .replace("http://mapserver:80", &be.url())
+        .replace("http://mapcache:80", &be.url())
+        .replace("http://k2:8080", &be.url())
+        .replace("http://kapture:3000", &be.url());
+    let dir = tempfile::tempdir().unwrap();
+    let init = harness::micro_gw(dir.path(), &["init", "kargo"]);
+    assert!(init.status.success(), "{}", harness::text(&init));
+    let gateway = harness::write_file(dir.path(), "gateway.config.yml", &text);
+    let system = harness::fixtures_dir().join("kargo/system.config.yml");
+    let import = harness::micro_gw(
+        dir.path(),
+        &[
+            "import",
+            "kargo",
+            "--express-gateway",
+            gateway.to_str().unwrap(),
+            "--system-config",
+            system.to_str().unwrap(),
+        ],
+    );
+    assert!(import.status.success(), "{}", harness::text(&import));
+    let build = harness::micro_gw(dir.path(), &["build", "kargo"]);
+    assert!(build.status.success(), "{}", harness::text(&build));
+    let (port, admin_port) = (free_port(), free_port());
+    let _gw = GatewayProcess::start_with_env(
+        &dir.path().join("kargo/target/kargo"),
+        &[
+            format!("--express_gateway.http_port={port}"),
+            format!("--express_gateway.admin_port={admin_port}"),
+        ],
+        false,
+        &[
+            ("MGW_ADMIN_TOKEN", TOKEN),
+            ("EXPRESS_GATEWAY_KEY_SECRET", "kargo-secret"),
+            ("SUBDOMAIN", "kargo.test"),
+        ],
+    );
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let api = format!("http://127.0.0.1:{port}");
+    let bearer = format!("Bearer {TOKEN}");
+    let auth: &[(&str, &str)] = &[("authorization", bearer.as_str())];
+
+    assert_eq!(
+        send(
+            Method::POST,
+            &format!("{admin}/users"),
+            auth,
+            Some(json!({"username": "kalisio"}))
+        )
+        .await
+        .status,
+        200
+    );
+    let app = json_body(
+        &send(
+            Method::POST,
+            &format!("{admin}/apps"),
+            auth,
+            Some(json!({"userId": "kalisio", "name": "viewer", "scopes": ["wms", "wmts"]})),
+        )
+        .await,
+    );
+    let jwt = json_body(
+        &send(
+            Method::POST,
+            &format!("{admin}/credentials"),
+            auth,
+            Some(json!({"consumerId": "viewer", "type": "jwt", "credential": {"keyId": "viewer-key"}})),
+        )
+        .await,
+    );
+    assert_eq!(jwt["keyId"], json!("viewer-key"));
+    let token = tokens::hs256(
+        &json!({"sub": "viewer-key", "aud": "kargo.test", "exp": 4_000_000_000u64}),
+        "kargo-secret",
+    );
+    let bearer_jwt = format!("Bearer {token}");
+
+    let wms = send(
+        Method::GET,
+        &format!("{api}/wms?SERVICE=WMS"),
+        &[("authorization", &bearer_jwt)],
+        None,
+    )
+    .await;
+    assert_eq!(wms.status, 200, "{}", String::from_utf8_lossy(&wms.body));
+    let seen = be.seen().last().unwrap().clone();
+    assert_eq!(seen.target, "/cgi-bin/mapserv/?SERVICE=WMS");
+    assert_eq!(seen.header("eg-consumer-id"), app["id"].as_str());
+    // The query extractor: `?jwt=`.
+    let by_query = send(Method::GET, &format!("{api}/wmts/x?jwt={token}"), &[], None).await;
+    assert_eq!(by_query.status, 200);
+    // The app lacks the wfs scope: the scopes step answers 401.
+    let wfs = send(
+        Method::GET,
+        &format!("{api}/wfs"),
+        &[("authorization", &bearer_jwt)],
+        None,
+    )
+    .await;
+    assert_eq!(wfs.status, 401);
+    // A token signed with another secret, and no token: Kargo's Basic challenge.
+    let forged = tokens::hs256(&json!({"sub": "viewer-key", "aud": "kargo.test"}), "guess");
+    for headers in [vec![("authorization", format!("Bearer {forged}"))], vec![]] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let refused = send(Method::GET, &format!("{api}/wms"), &headers, None).await;
+        assert_eq!(refused.status, 401);
+        assert_eq!(refused.header("www-authenticate"), Some("Basic"));
+        assert_eq!(refused.header("eg-consumer-id"), Some("anonymous"));
+    }
+    // The healthcheck plugin's route.
+    let health = send(Method::GET, &format!("{api}/healthcheck"), &[], None).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(&health.body[..], b"OK");
+    // The metrics plugin's counter on the admin listener.
+    let metrics = send(Method::GET, &format!("{admin}/metrics"), auth, None).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    let consumer = app["id"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "eg{{type=\"SUCCESS\",status_code=\"200\",consumer=\"{consumer}\",api_endpoint=\"wms\"}} 1"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "eg{type=\"FAILED\",status_code=\"401\",consumer=\"anonymous\",api_endpoint=\"wms\"} 2"
+        ),
+        "{text}"
+    );
 }

@@ -37,6 +37,17 @@ pub fn token(scopes: &str, valid_for: i64) -> String {
     .expect("signing a token")
 }
 
+/// An HS256 token of `claims` signed with `secret` (Express Gateway `jwt` steps).
+pub fn hs256(claims: &serde_json::Value, secret: &str) -> String {
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("signing a token")
+}
+
 /// An ES256 issuer made in the test: its signing key and the JWKS document that publishes
 /// the public key under `kid`.
 pub struct EcIssuer {

@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
+use crate::policies::metrics::EgCounter;
 use crate::policies::terminate::express;
 use crate::proxy::body::GatewayBody;
 use crate::store::{ConsumerError, Consumers};
@@ -39,12 +40,22 @@ pub enum Access {
 pub struct AdminApi {
     consumers: Arc<Consumers>,
     access: Access,
+    metrics: Option<(String, Arc<EgCounter>)>,
 }
 
 impl AdminApi {
-    /// The API over `consumers`.
-    pub fn new(consumers: Arc<Consumers>, access: Access) -> Self {
-        Self { consumers, access }
+    /// The API over `consumers`; with `metrics`, `GET <path>` serves the `eg` counter
+    /// (Kargo's `metrics` plugin route).
+    pub fn new(
+        consumers: Arc<Consumers>,
+        access: Access,
+        metrics: Option<(String, Arc<EgCounter>)>,
+    ) -> Self {
+        Self {
+            consumers,
+            access,
+            metrics,
+        }
     }
 
     /// Answers one request.
@@ -64,6 +75,18 @@ impl AdminApi {
                 response
                     .headers_mut()
                     .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+        }
+        if let Some((path, counter)) = &self.metrics {
+            if (request.method() == http::Method::GET || request.method() == http::Method::HEAD)
+                && crate::router::express::same_route_path(path, request.uri().path())
+            {
+                let mut response = Response::new(GatewayBody::from(Bytes::from(counter.render())));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
                 return response;
             }
         }

@@ -501,8 +501,13 @@ fn family_name(family: AlgorithmFamily) -> &'static str {
 pub fn read_public_keys(path: &Path) -> Result<Vec<DecodingKey>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?;
+    parse_public_keys(&text, &path.display().to_string())
+}
+
+/// [`read_public_keys`] of PEM text; `name` says where it came from in messages.
+pub fn parse_public_keys(text: &str, name: &str) -> Result<Vec<DecodingKey>, String> {
     let mut keys = Vec::new();
-    for (index, block) in pem_blocks(&text).enumerate() {
+    for (index, block) in pem_blocks(text).enumerate() {
         let bytes = block.as_bytes();
         let key = DecodingKey::from_rsa_pem(bytes)
             .or_else(|_| DecodingKey::from_ec_pem(bytes))
@@ -511,7 +516,7 @@ pub fn read_public_keys(path: &Path) -> Result<Vec<DecodingKey>, String> {
             Ok(key) if !is_usable_key(&key) => {
                 return Err(format!(
                     "certificate {}: PEM block {} holds an Ed25519 key that is not 32 bytes long",
-                    path.display(),
+                    name,
                     index + 1
                 ))
             }
@@ -524,7 +529,7 @@ pub fn read_public_keys(path: &Path) -> Result<Vec<DecodingKey>, String> {
             Err(e) => {
                 return Err(format!(
                     "certificate {}: PEM block {} is not an RSA, EC (P-256/P-384) or Ed25519 certificate or public key ({e})",
-                    path.display(),
+                    name,
                     index + 1
                 ))
             }
@@ -533,7 +538,7 @@ pub fn read_public_keys(path: &Path) -> Result<Vec<DecodingKey>, String> {
     if keys.is_empty() {
         return Err(format!(
             "certificate {} holds no PEM certificate or public key: give the issuer's certificate (-----BEGIN CERTIFICATE-----) or public key",
-            path.display()
+            name
         ));
     }
     Ok(keys)

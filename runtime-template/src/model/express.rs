@@ -23,6 +23,13 @@ pub struct ExpressGateway {
     /// `admin`: the admin API listener (served by a later version; kept for it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<Listen>,
+    /// Kargo's `healthcheck` plugin (system.config.yml `plugins.healthcheck`): the path of its
+    /// gateway route, `GET` answered `200 OK` (text/plain) on this configuration's listeners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<String>,
+    /// Kargo's `metrics` plugin: the path of its admin route serving the `eg` counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_path: Option<String>,
     /// Routes in the order Express Gateway tries them: host groups in order of first
     /// appearance, and inside a group the endpoints and their paths in declaration order.
     pub routes: Vec<ExpressRoute>,

@@ -9,9 +9,12 @@ use serde::{Deserialize, Serialize};
 use super::Security;
 use crate::policies::basic_auth::BasicAuthSpec;
 use crate::policies::cors::CorsSpec;
+use crate::policies::jwt::JwtSpec;
 use crate::policies::key_auth::KeyAuthSpec;
 use crate::policies::log::LogSpec;
+use crate::policies::metrics::MetricsSpec;
 use crate::policies::proxy::ProxySpec;
+use crate::policies::scopes::ScopesSpec;
 use crate::policies::terminate::TerminateSpec;
 use crate::policies::transformer::{HeadersSpec, TransformerSpec};
 use crate::policies::unsupported::UnsupportedSpec;
@@ -45,6 +48,12 @@ pub enum PolicySpec {
     KeyAuth(KeyAuthSpec),
     /// Express Gateway `basic-auth`: passwords of the consumer store.
     BasicAuth(BasicAuthSpec),
+    /// Express Gateway `jwt`: signed tokens, optionally tied to `jwt` credentials.
+    Jwt(JwtSpec),
+    /// Kargo's `scopes` plugin policy: the consumer's scopes against the endpoint's.
+    Scopes(ScopesSpec),
+    /// Kargo's `metrics` plugin policy: the `eg` response counter.
+    Metrics(MetricsSpec),
     /// A policy this version cannot run yet, kept in place with the behaviour the build
     /// announced (`micro-gw build --allow-unsupported`).
     Unsupported(UnsupportedSpec),
@@ -66,6 +75,9 @@ impl PolicySpec {
             PolicySpec::ResponseTransformer(_) => "response-transformer",
             PolicySpec::KeyAuth(_) => "key-auth",
             PolicySpec::BasicAuth(_) => "basic-auth",
+            PolicySpec::Jwt(_) => "jwt",
+            PolicySpec::Scopes(_) => "scopes",
+            PolicySpec::Metrics(_) => "metrics",
             PolicySpec::Unsupported(spec) => &spec.policy,
         }
     }

@@ -43,6 +43,8 @@ pub struct Services {
     /// Express Gateway consumers (key-auth, basic-auth), when the project has EG
     /// configurations.
     pub consumers: Option<Arc<crate::store::Consumers>>,
+    /// The `eg` counter of `metrics` steps (served on the admin listener).
+    pub metrics: Arc<crate::policies::metrics::EgCounter>,
 }
 
 /// A step that cannot be made ready.
@@ -210,7 +212,9 @@ impl ReadyPipeline {
         if self.has_response_phase {
             for (i, step) in self.steps.iter().enumerate().rev() {
                 if ran & (1u128 << (i % MAX_STEPS)) != 0 {
-                    step.policy.response(context, &parts, &mut response).await;
+                    step.policy
+                        .response(services, context, &parts, &mut response)
+                        .await;
                 }
             }
         }

@@ -48,6 +48,12 @@ pub enum ReadyPolicy {
     KeyAuth(policies::key_auth::KeyAuthStep),
     /// Express Gateway `basic-auth`.
     BasicAuth(policies::basic_auth::BasicAuthStep),
+    /// Express Gateway `jwt`.
+    Jwt(policies::jwt::JwtStep),
+    /// Kargo's `scopes`.
+    Scopes,
+    /// Kargo's `metrics`: the request header naming the consumer.
+    Metrics(http::HeaderName),
 }
 
 impl ReadyPolicy {
@@ -58,7 +64,6 @@ impl ReadyPolicy {
         model: &GatewayModel,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, String> {
-        let _ = env;
         Ok(match spec {
             PolicySpec::Health => ReadyPolicy::Health,
             PolicySpec::IssueApiKey => ReadyPolicy::IssueApiKey,
@@ -95,6 +100,17 @@ impl ReadyPolicy {
             PolicySpec::BasicAuth(spec) => ReadyPolicy::BasicAuth(
                 policies::basic_auth::BasicAuthStep::new(spec, BASIC_CACHE_ENTRIES),
             ),
+            PolicySpec::Jwt(spec) => ReadyPolicy::Jwt(policies::jwt::JwtStep::new(spec, env)?),
+            PolicySpec::Scopes(_) => ReadyPolicy::Scopes,
+            PolicySpec::Metrics(spec) => ReadyPolicy::Metrics(
+                http::HeaderName::from_bytes(spec.consumer_header.to_ascii_lowercase().as_bytes())
+                    .map_err(|_| {
+                        format!(
+                            "consumerIdHeaderName {:?} is not a header name",
+                            spec.consumer_header
+                        )
+                    })?,
+            ),
         })
     }
 
@@ -104,7 +120,10 @@ impl ReadyPolicy {
             ReadyPolicy::Unsupported(step) => step.has_response_phase(),
             ReadyPolicy::KeyAuth(step) => step.has_response_phase(),
             ReadyPolicy::BasicAuth(step) => step.has_response_phase(),
-            ReadyPolicy::Cors(_) | ReadyPolicy::ResponseTransformer(_) => true,
+            ReadyPolicy::Jwt(step) => step.has_response_phase(),
+            ReadyPolicy::Cors(_)
+            | ReadyPolicy::ResponseTransformer(_)
+            | ReadyPolicy::Metrics(_) => true,
             _ => false,
         }
     }
@@ -170,19 +189,55 @@ impl ReadyPolicy {
             ReadyPolicy::ResponseTransformer(_) => Flow::Continue,
             ReadyPolicy::KeyAuth(step) => step.request(services, context, parts),
             ReadyPolicy::BasicAuth(step) => step.request(services, context, parts).await,
+            ReadyPolicy::Jwt(step) => step.request(services, context, parts),
+            ReadyPolicy::Metrics(_) => Flow::Continue,
+            ReadyPolicy::Scopes => {
+                use policies::scopes::{check, ScopesVerdict};
+                let endpoint: &[String] = match context.matched {
+                    Matched::Express { route, .. } => &route.scopes,
+                    _ => &[],
+                };
+                let held = context.user.as_ref().and_then(|user| user.get("scopes"));
+                match check(endpoint, held) {
+                    ScopesVerdict::Allowed => Flow::Continue,
+                    ScopesVerdict::Missing => Flow::Respond(crate::respond::express_send_status(
+                        http::StatusCode::UNAUTHORIZED,
+                    )),
+                    ScopesVerdict::NoScopes => Flow::Respond(crate::respond::answer(
+                        policies::terminate::express::express_internal_error(),
+                    )),
+                }
+            }
         }
     }
 
     /// The response phase (only for policies where [`Self::has_response_phase`]).
     pub async fn response(
         &self,
+        services: &Services,
         context: &mut Context<'_>,
         parts: &Parts,
         response: &mut Response<GatewayBody>,
     ) {
         match self {
+            ReadyPolicy::Metrics(header) => {
+                // The plugin counts on `res.finish`, reading the request's consumer header as
+                // the authentication steps left it.
+                let consumer = parts
+                    .headers
+                    .get(header)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("anonymous");
+                let endpoint = match context.matched {
+                    Matched::Express { route, .. } => route.api_endpoint.as_str(),
+                    _ => "",
+                };
+                services
+                    .metrics
+                    .count(response.status().as_u16(), consumer, endpoint);
+            }
             ReadyPolicy::Unsupported(step) => step.response(response),
-            ReadyPolicy::KeyAuth(_) | ReadyPolicy::BasicAuth(_) => {
+            ReadyPolicy::KeyAuth(_) | ReadyPolicy::BasicAuth(_) | ReadyPolicy::Jwt(_) => {
                 policies::consumer_auth::mark_anonymous(context, response)
             }
             ReadyPolicy::Cors(policy) => {

@@ -14,9 +14,12 @@ pub mod consumer_auth;
 pub mod cors;
 #[cfg(feature = "server")]
 pub mod health;
+pub mod jwt;
 pub mod key_auth;
 pub mod log;
+pub mod metrics;
 pub mod proxy;
+pub mod scopes;
 pub mod terminate;
 pub mod transformer;
 pub mod unsupported;

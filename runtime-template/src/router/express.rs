@@ -626,6 +626,20 @@ fn replace_first_escape_or_star(capture: &str) -> String {
     capture.to_owned()
 }
 
+/// Whether `path` matches the plain Express route path `route` (no parameters or wildcards):
+/// equal ignoring ASCII case, with one optional trailing slash (Express 4's defaults).
+pub fn same_route_path(route: &str, path: &str) -> bool {
+    let route = route
+        .strip_suffix('/')
+        .filter(|r| !r.is_empty())
+        .unwrap_or(route);
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    route.eq_ignore_ascii_case(path)
+}
+
 /// `decodeURIComponent` succeeds: every `%` starts `%XX`, and the decoded bytes are UTF-8.
 pub fn decodes(s: &str) -> bool {
     let b = s.as_bytes();

@@ -1010,6 +1010,22 @@ impl Consumers {
         KeyAuthOutcome::Accepted(view(consumer.0, consumer.1))
     }
 
+    /// jwt's `checkCredentialExistence` (EG `lib/policies/jwt/jwt.js`): `key_id` (the token's
+    /// `sub`) is an active `jwt` credential whose consumer is an active application or user
+    /// with that id (no username lookup).
+    pub fn jwt_consumer(&self, key_id: &str) -> Option<ConsumerView> {
+        let state = self.read();
+        let entry = state
+            .credentials
+            .get(&(CredentialType::Jwt, key_id.to_string()))?;
+        if !records::is_active(&entry.doc) {
+            return None;
+        }
+        let id = records::text(&entry.doc, "consumerId")?;
+        let consumer = state.consumer(id)?;
+        records::is_active(&consumer.doc).then(|| view(id, consumer))
+    }
+
     /// Basic-auth's lookup (EG `lib/policies/basic-auth`): the user or application named
     /// `name` (username, app name, or id), active, with an active basic-auth credential. The
     /// caller checks the password against [`BasicCredential::hash`] off the async threads.

@@ -127,10 +127,11 @@ pub fn load_project(
     };
     let mut unsupported = Vec::new();
     let mut eg_port_lines: Vec<Option<usize>> = Vec::new();
+    let mut system_settings = express_gateway::SystemSettings::default();
     if let Some(express) = express {
         if let Some(system) = &express.system {
             match express_gateway::parse(&system.name, &system.text) {
-                Ok(doc) => express_gateway::system_config(&doc, &mut diags),
+                Ok(doc) => system_settings = express_gateway::system_config(&doc, &mut diags),
                 Err(err) => diags.parse_error(
                     &system.name,
                     err.line,
@@ -146,6 +147,10 @@ pub fn load_project(
                 };
                 unsupported =
                     express_gateway::translate(&doc, &mut eg_model, &mut diags, &eg_options);
+                if let Some(config) = eg_model.express.last_mut() {
+                    config.healthcheck = system_settings.healthcheck.clone();
+                    config.metrics_path = system_settings.metrics_path.clone();
+                }
                 eg_port_lines = vec![doc.line("/http/port"), doc.line("/https/port")];
             }
             Err(err) => diags.parse_error(

@@ -282,23 +282,56 @@ pub fn parse(file: &str, text: &str) -> Result<Document, super::document::ParseE
     )
 }
 
-/// Reads `system.config.yml`: nothing in it changes the gateway yet; plugins are named, since
-/// their policies and routes do not exist in micro-gw (their policies are reported where
+/// What `system.config.yml` changes in the gateway: the routes of Kargo's plugins that
+/// micro-gw has built in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SystemSettings {
+    /// `plugins.healthcheck`: the gateway route's path (`endpointName`, `/healthcheck`).
+    pub healthcheck: Option<String>,
+    /// `plugins.metrics`: the admin route's path (`endpointName`, `/metrics`).
+    pub metrics_path: Option<String>,
+}
+
+/// Reads `system.config.yml`. Kargo's plugins `healthcheck`, `metrics` and `scopes` are built
+/// in (their routes and policies); `populate` is `micro-gw consumers populate`; any other plugin
+/// is named in a warning, as micro-gw runs no JavaScript (its policies are reported where
 /// pipelines use them).
-pub fn system_config(doc: &Document, diags: &mut Diagnostics) {
+pub fn system_config(doc: &Document, diags: &mut Diagnostics) -> SystemSettings {
     let mut ctx = Ctx { doc, diags };
-    if let Some(Value::Object(plugins)) = doc.value.get("plugins") {
-        if !plugins.is_empty() {
-            let names: Vec<&str> = plugins.keys().map(String::as_str).collect();
-            ctx.warn(
-                "/plugins",
-                format!(
-                    "plugins are not loaded (micro-gw runs no JavaScript): {}; the policies they add are reported where pipelines use them, their gateway and admin routes do not exist",
-                    names.join(", ")
-                ),
-            );
+    let mut settings = SystemSettings::default();
+    let Some(Value::Object(plugins)) = doc.value.get("plugins") else {
+        return settings;
+    };
+    let endpoint = |name: &str, default: &str| -> String {
+        plugins
+            .get(name)
+            .and_then(|p| p.get("endpointName"))
+            .and_then(Value::as_str)
+            .map_or_else(|| default.to_string(), str::to_string)
+    };
+    let mut others = Vec::new();
+    for name in plugins.keys() {
+        match name.as_str() {
+            "healthcheck" => settings.healthcheck = Some(endpoint("healthcheck", "/healthcheck")),
+            "metrics" => settings.metrics_path = Some(endpoint("metrics", "/metrics")),
+            "scopes" => {}
+            "populate" => ctx.warn(
+                &format!("/plugins/{name}"),
+                "the populate plugin is not run at start-up: sync the consumers with `micro-gw consumers populate <project> <file>`".to_string(),
+            ),
+            other => others.push(other.to_string()),
         }
     }
+    if !others.is_empty() {
+        ctx.warn(
+            "/plugins",
+            format!(
+                "plugins are not loaded (micro-gw runs no JavaScript): {}; the policies they add are reported where pipelines use them, their gateway and admin routes do not exist",
+                others.join(", ")
+            ),
+        );
+    }
+    settings
 }
 
 /// Translates one `gateway.config.yml` into `model` (its service endpoints appended to
@@ -531,6 +564,8 @@ pub fn translate(
         http,
         https,
         admin,
+        healthcheck: None,
+        metrics_path: None,
         routes,
     });
     unsupported

@@ -6,9 +6,12 @@ use mgw_runtime::model::policy::PolicySpec;
 use mgw_runtime::model::{Condition, Dialect, Pipeline, Step};
 use mgw_runtime::policies::basic_auth::BasicAuthSpec;
 use mgw_runtime::policies::cors::{CorsOrigin, CorsSpec, OriginPattern};
+use mgw_runtime::policies::jwt::{JwtExtractor, JwtSpec};
 use mgw_runtime::policies::key_auth::KeyAuthSpec;
 use mgw_runtime::policies::log::LogSpec;
+use mgw_runtime::policies::metrics::MetricsSpec;
 use mgw_runtime::policies::proxy::{EndpointChoice, PathRewrite, ProxySpec};
+use mgw_runtime::policies::scopes::ScopesSpec;
 use mgw_runtime::policies::terminate::TerminateSpec;
 use mgw_runtime::policies::transformer::{HeadersSpec, Operations, TransformerSpec};
 use mgw_runtime::policies::unsupported::{UnsupportedBehaviour, UnsupportedSpec};
@@ -49,7 +52,7 @@ fn unsupported_behaviour(
     action: &Map<String, Value>,
 ) -> (UnsupportedBehaviour, String) {
     match policy {
-        "jwt" | "oauth2" | "oauth2-introspect" => {
+        "oauth2" | "oauth2-introspect" => {
             let pass_through = action
                 .get("passThrough")
                 .and_then(Value::as_bool)
@@ -64,13 +67,9 @@ fn unsupported_behaviour(
                 told,
             )
         }
-        "metrics" | "rate-limit" => (
+        "rate-limit" => (
             UnsupportedBehaviour::Skip,
             "be skipped (no effect on requests)".to_string(),
-        ),
-        "scopes" => (
-            UnsupportedBehaviour::Refuse,
-            "answer 401 Unauthorized (no consumer has scopes yet)".to_string(),
         ),
         _ => (
             UnsupportedBehaviour::Refuse,
@@ -204,6 +203,9 @@ pub(super) fn pipeline(
                     | "cors"
                     | "key-auth"
                     | "basic-auth"
+                    | "jwt"
+                    | "scopes"
+                    | "metrics"
                     | "terminate"
                     | "log"
                     | "headers"
@@ -216,7 +218,17 @@ pub(super) fn pipeline(
                     &action_pointer,
                     &Value::Object(action.clone()),
                     &what,
-                    &[],
+                    if policy == "jwt" {
+                        // Settings: substituted by the gateway when it starts.
+                        &[
+                            "secretOrPublicKey",
+                            "secretOrPublicKeyFile",
+                            "audience",
+                            "issuer",
+                        ]
+                    } else {
+                        &[]
+                    },
                 )
             {
                 continue;
@@ -227,6 +239,15 @@ pub(super) fn pipeline(
                 "cors" => cors(ctx, at, action),
                 "key-auth" => key_auth(ctx, at, action),
                 "basic-auth" => basic_auth(ctx, at, action),
+                "jwt" => jwt(ctx, at, action),
+                "scopes" => {
+                    known_action_keys(ctx, at, "scopes", action, &[]);
+                    Some(PolicySpec::Scopes(ScopesSpec::default()))
+                }
+                "metrics" => {
+                    known_action_keys(ctx, at, "metrics", action, &[]);
+                    Some(PolicySpec::Metrics(MetricsSpec::default()))
+                }
                 "terminate" => terminate(ctx, at, action),
                 "log" => log(ctx, at, action),
                 "headers" => headers(ctx, at, action),
@@ -829,6 +850,120 @@ fn basic_auth(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Opt
     known_action_keys(ctx, at, "basic-auth", action, &["passThrough"]);
     Some(PolicySpec::BasicAuth(BasicAuthSpec {
         pass_through: action_flag(ctx, at, "basic-auth", action, "passThrough", false),
+    }))
+}
+
+/// `jwt` (EG `lib/policies/jwt/index.js` schema and defaults). The key, audience and issuer
+/// are settings: `${VAR}` in them is kept for the gateway to substitute when it starts.
+fn jwt(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<PolicySpec> {
+    let (name, action_pointer, step_pointer) = at;
+    known_action_keys(
+        ctx,
+        at,
+        "jwt",
+        action,
+        &[
+            "secretOrPublicKey",
+            "secretOrPublicKeyFile",
+            "jwtExtractor",
+            "jwtExtractorField",
+            "audience",
+            "issuer",
+            "algorithms",
+            "checkCredentialExistence",
+            "passThrough",
+        ],
+    );
+    let text = |ctx: &mut Ctx<'_>, key: &str| -> Result<Option<String>, ()> {
+        match action.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => {
+                ctx.error(
+                    &child(action_pointer, key),
+                    format!(
+                        "pipeline '{name}': jwt {key} must be a string, not {}",
+                        kind(other)
+                    ),
+                );
+                Err(())
+            }
+        }
+    };
+    let key = text(ctx, "secretOrPublicKey").ok()?;
+    let key_file = text(ctx, "secretOrPublicKeyFile").ok()?;
+    let extractor_name = text(ctx, "jwtExtractor").ok()?;
+    let field = text(ctx, "jwtExtractorField").ok()?;
+    let audience = text(ctx, "audience").ok()?;
+    let issuer = text(ctx, "issuer").ok()?;
+    if key.is_some() == key_file.is_some() {
+        ctx.error(
+            step_pointer,
+            format!("pipeline '{name}': jwt needs exactly one of secretOrPublicKey and secretOrPublicKeyFile (Express Gateway refuses to start otherwise)"),
+        );
+        return None;
+    }
+    let needs_field = |ctx: &mut Ctx<'_>, what: &str| -> Option<String> {
+        match &field {
+            Some(f) if !f.is_empty() => Some(f.clone()),
+            _ => {
+                ctx.error(
+                    &child(action_pointer, "jwtExtractorField"),
+                    format!("pipeline '{name}': jwt jwtExtractor {what} needs jwtExtractorField"),
+                );
+                None
+            }
+        }
+    };
+    let extractor = match extractor_name.as_deref().unwrap_or("authBearer") {
+        "authBearer" => JwtExtractor::AuthBearer,
+        "authScheme" => JwtExtractor::AuthScheme(needs_field(ctx, "authScheme")?),
+        "header" => JwtExtractor::Header(needs_field(ctx, "header")?),
+        "query" => JwtExtractor::Query(needs_field(ctx, "query")?),
+        other => {
+            ctx.error(
+                &child(action_pointer, "jwtExtractor"),
+                format!("pipeline '{name}': jwt jwtExtractor {other:?} is not one of header, query, authScheme, authBearer"),
+            );
+            return None;
+        }
+    };
+    let algorithms = match action.get("algorithms") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => string_or_list(
+            ctx,
+            &child(action_pointer, "algorithms"),
+            &format!("pipeline '{name}': jwt algorithms"),
+            v,
+        )?,
+    };
+    const ALLOWED: [&str; 6] = ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"];
+    if let Some(bad) = algorithms.iter().find(|a| !ALLOWED.contains(&a.as_str())) {
+        ctx.error(
+            &child(action_pointer, "algorithms"),
+            format!(
+                "pipeline '{name}': jwt algorithm {bad:?} is not one Express Gateway accepts ({})",
+                ALLOWED.join(", ")
+            ),
+        );
+        return None;
+    }
+    Some(PolicySpec::Jwt(JwtSpec {
+        secret_or_public_key: key,
+        secret_or_public_key_file: key_file,
+        extractor,
+        audience,
+        issuer,
+        algorithms,
+        check_credential_existence: action_flag(
+            ctx,
+            at,
+            "jwt",
+            action,
+            "checkCredentialExistence",
+            true,
+        ),
+        pass_through: action_flag(ctx, at, "jwt", action, "passThrough", false),
     }))
 }
 

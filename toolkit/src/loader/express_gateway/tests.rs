@@ -48,7 +48,7 @@ fn errors(text: &str) -> Vec<String> {
         .collect()
 }
 
-const BASE: &str = "http:\n  port: 8080\nserviceEndpoints:\n  b:\n    url: 'http://backend:81/base'\npolicies: [proxy, cors, terminate, log, request-transformer, response-transformer, headers, jwt, basic-auth, scopes, metrics, rate-limit, expression, my-plugin]\n";
+const BASE: &str = "http:\n  port: 8080\nserviceEndpoints:\n  b:\n    url: 'http://backend:81/base'\npolicies: [proxy, cors, terminate, log, request-transformer, response-transformer, headers, jwt, basic-auth, scopes, metrics, rate-limit, oauth2, expression, my-plugin]\n";
 
 #[test]
 fn listeners_keep_settings_raw() {
@@ -334,13 +334,13 @@ fn refused_conditions_policies_and_references_name_file_line_and_pipeline() {
 #[test]
 fn unsupported_policies_are_one_line_each_or_kept_with_their_behaviour() {
     let text = format!(
-        "{BASE}apiEndpoints:\n  e: {{path: /e}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n      - metrics:\n      - jwt: [{{action: {{passThrough: true}}}}, {{action: {{secretOrPublicKey: '${{S}}'}}}}]\n      - scopes:\n      - my-plugin:\n      - proxy: {{action: {{serviceEndpoint: b}}}}\n"
+        "{BASE}apiEndpoints:\n  e: {{path: /e}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n      - rate-limit:\n      - oauth2: [{{action: {{passThrough: true}}}}, {{action: {{}}}}]\n      - my-plugin:\n      - proxy: {{action: {{serviceEndpoint: b}}}}\n"
     );
     let errs = errors(&text);
-    assert_eq!(errs.len(), 5, "{errs:#?}");
+    assert_eq!(errs.len(), 4, "{errs:#?}");
     assert!(
         errs[0].starts_with(&format!(
-            "{FILE}:13: pipeline 'p': policy 'metrics' is not supported yet"
+            "{FILE}:13: pipeline 'p': policy 'rate-limit' is not supported yet"
         )),
         "{errs:#?}"
     );
@@ -348,7 +348,7 @@ fn unsupported_policies_are_one_line_each_or_kept_with_their_behaviour() {
         .iter()
         .all(|e| e.contains("--allow-unsupported") && !e.contains('\n')));
     let l = load_eg(&text, true).unwrap();
-    assert_eq!(l.unsupported.len(), 5);
+    assert_eq!(l.unsupported.len(), 4);
     let behaviours: Vec<UnsupportedBehaviour> = l.model.pipelines[0]
         .steps
         .iter()
@@ -365,7 +365,6 @@ fn unsupported_policies_are_one_line_each_or_kept_with_their_behaviour() {
             UnsupportedBehaviour::NoCredentialAccepted {
                 pass_through: false
             },
-            UnsupportedBehaviour::Refuse,
             UnsupportedBehaviour::Refuse,
         ]
     );
@@ -555,26 +554,31 @@ fn kargo_configuration_translates() {
             text: system,
         }),
     };
-    let refused = load_project("kargo", &[], Some(&src), &LoadOptions::default()).unwrap_err();
-    let lines: Vec<String> = refused
-        .error
-        .errors
+    // Every policy of Kargo's pipelines is built in: no --allow-unsupported needed; the
+    // healthcheck and metrics plugins' routes come from system.config.yml.
+    let strict = load_project("kargo", &[], Some(&src), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{}", e.error));
+    assert!(strict.unsupported.is_empty());
+    let eg = &strict.model.express[0];
+    assert_eq!(eg.healthcheck.as_deref(), Some("/healthcheck"));
+    assert_eq!(eg.metrics_path.as_deref(), Some("/metrics"));
+    let jwt = strict
+        .model
+        .pipelines
         .iter()
-        .map(ToString::to_string)
-        .collect();
-    assert!(
-        lines.iter().all(|l| l.contains("is not supported yet")),
-        "{lines:#?}"
+        .flat_map(|p| &p.steps)
+        .find_map(|s| match &s.policy {
+            PolicySpec::Jwt(j) => Some(j),
+            _ => None,
+        })
+        .unwrap();
+    // The secret stays a setting, substituted when the gateway starts.
+    assert_eq!(
+        jwt.secret_or_public_key.as_deref(),
+        Some("${EXPRESS_GATEWAY_KEY_SECRET}")
     );
-    // wms, wmts, tms: metrics, jwt, jwt, scopes (basic-auth is supported); wfs, wcs, k2,
-    // storage: metrics, jwt, jwt, scopes; capture: metrics, jwt, scopes.
-    assert_eq!(lines.len(), 31, "{lines:#?}");
-    assert!(
-        !lines.iter().any(|l| l.contains("'basic-auth'")),
-        "{lines:#?}"
-    );
-    let rendered = refused.error.to_string();
-    assert_eq!(rendered.lines().count(), 32, "one line each:\n{rendered}");
+    assert_eq!(jwt.audience.as_deref(), Some("${SUBDOMAIN}"));
+    assert!(jwt.check_credential_existence && jwt.pass_through);
     let allowed = load_project(
         "kargo",
         &[],
