@@ -491,3 +491,154 @@ async fn transformers_rewrite_json_and_form_bodies() {
 fn big_json() -> String {
     format!(r#"{{"pad":"{}","secret":"s"}}"#, "y".repeat(1536 * 1024))
 }
+
+/// `openssl req -x509` as users make a certificate for EG's `https.tls` (RSA, PKCS#8 key);
+/// `None`, with a notice, when the openssl CLI is missing or fails.
+fn openssl_self_signed(dir: &Path, stem: &str, name: &str) -> Option<mgw_e2e::sni::PemFiles> {
+    let cert = dir.join(format!("{stem}.crt"));
+    let key = dir.join(format!("{stem}.key"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-subj", &format!("/CN={name}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
+        .output();
+    match out {
+        Ok(out) if out.status.success() => {
+            let der = mgw_e2e::sni::pem_certificate_der(&cert);
+            Some(mgw_e2e::sni::PemFiles { cert, key, der })
+        }
+        Ok(out) => {
+            eprintln!(
+                "NOTICE: openssl req -x509 failed ({}): the default certificate is made with rcgen instead",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            None
+        }
+        Err(err) => {
+            eprintln!(
+                "NOTICE: the openssl CLI is not available ({err}): the default certificate is made with rcgen instead"
+            );
+            None
+        }
+    }
+}
+
+/// Issue 12 item 2: EG's `https` listener through a built gateway. `https.tls` holds two SNI
+/// patterns and `default` (made here: two with rcgen, the default with the real
+/// `openssl req -x509` CLI when it is installed); the port comes from
+/// `--express_gateway.https_port`. Each SNI name gets the certificate of the first pattern
+/// that matches it in declaration order (minimatch: `*` crosses dots), an unknown name and a
+/// connection without SNI get `default`, and a request proxied over TLS (verified against the
+/// wildcard certificate) reaches the backend.
+#[tokio::test(flavor = "multi_thread")]
+async fn https_listener_chooses_certificates_by_sni_and_proxies() {
+    let be = backend::spawn("tls-backend", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let wildcard = mgw_e2e::sni::self_signed(&certs, "wildcard", &["*.example.com"]);
+    let admin = mgw_e2e::sni::self_signed(&certs, "admin", &["admin.test"]);
+    let default = openssl_self_signed(&certs, "default", "default.test")
+        .unwrap_or_else(|| mgw_e2e::sni::self_signed(&certs, "default", &["default.test"]));
+    init(dir.path(), "tls");
+    let tls_entry = |files: &mgw_e2e::sni::PemFiles| {
+        format!(
+            "{{key: '{}', cert: '{}'}}",
+            files.key.display(),
+            files.cert.display()
+        )
+    };
+    let eg = harness::write_file(
+        dir.path(),
+        "gateway.config.yml",
+        &format!(
+            "http: {{port: 8080}}\nhttps:\n  port: 8443\n  hostname: 127.0.0.1\n  tls:\n    '*.example.com': {}\n    'admin.test': {}\n    'api.example.com': {}\n    default: {}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy]\napiEndpoints: {{e: {{path: '/*'}}}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies: [{{proxy: {{action: {{serviceEndpoint: b}}}}}}]\n",
+            tls_entry(&wildcard),
+            tls_entry(&admin),
+            // Declared after the wildcard that also matches it: never chosen.
+            tls_entry(&admin),
+            tls_entry(&default),
+            be.url()
+        ),
+    );
+    let import = harness::micro_gw(
+        dir.path(),
+        &["import", "tls", "--express-gateway", eg.to_str().unwrap()],
+    );
+    assert!(import.status.success(), "{}", harness::text(&import));
+    let build = harness::micro_gw(dir.path(), &["build", "tls"]);
+    assert!(build.status.success(), "{}", harness::text(&build));
+    let (http_port, https_port) = (free_port(), free_port());
+    let _gw = GatewayProcess::start(
+        &dir.path().join("tls/target/tls"),
+        &[
+            format!("--express_gateway.http_port={http_port}"),
+            format!("--express_gateway.https_port={https_port}"),
+        ],
+        false,
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], https_port));
+    // The listener may still be starting.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (name, expected, which) in [
+        (
+            "api.example.com",
+            &wildcard,
+            "the first matching pattern, *.example.com",
+        ),
+        ("deep.a.example.com", &wildcard, "* crosses dots"),
+        ("admin.test", &admin, "admin.test"),
+        ("unknown.test", &default, "default for an unknown name"),
+        ("example.com", &default, "*.example.com needs a label"),
+        ("127.0.0.1", &default, "default without SNI"),
+    ] {
+        let (_, presented) = mgw_e2e::sni::connect(addr, name, None)
+            .await
+            .unwrap_or_else(|e| panic!("TLS handshake offering {name}: {e}"));
+        assert!(
+            presented == expected.der,
+            "{name}: expected {which} ({})",
+            expected.cert.display()
+        );
+    }
+    // A verifying client (trusting only the wildcard certificate) and a proxied request.
+    let (mut tls, _) = mgw_e2e::sni::connect(addr, "api.example.com", Some(&wildcard.cert))
+        .await
+        .expect("a verified TLS handshake");
+    let (status, _head, body) =
+        mgw_e2e::sni::get_close(&mut tls, "api.example.com", "/over/tls?x=1").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains(r#""backend":"tls-backend""#) && text.contains(r#""path":"/over/tls""#),
+        "the backend answered: {text}"
+    );
+    assert_eq!(be.request_count(), 1);
+    // The same gateway keeps its plain http listener.
+    let plain = get(
+        &format!("http://127.0.0.1:{http_port}/plain"),
+        &[],
+        Method::GET,
+    )
+    .await;
+    assert_eq!(plain.status, 200);
+    // A client verifying against the admin certificate refuses the wildcard's name.
+    assert!(
+        mgw_e2e::sni::connect(addr, "api.example.com", Some(&admin.cert))
+            .await
+            .is_err(),
+        "the wildcard certificate does not verify against the admin one"
+    );
+}

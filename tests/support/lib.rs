@@ -17,6 +17,8 @@ pub mod raw;
 #[cfg(feature = "harness")]
 pub mod raw_backend;
 #[cfg(feature = "harness")]
+pub mod sni;
+#[cfg(feature = "harness")]
 pub mod terminal;
 #[cfg(feature = "harness")]
 pub mod tokens;

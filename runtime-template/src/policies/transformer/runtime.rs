@@ -231,7 +231,8 @@ impl TransformerPolicy {
                     return Err(BodyError::Charset(charset.to_ascii_uppercase()));
                 }
                 encoding()?;
-                let text = String::from_utf8_lossy(body);
+                let text = decode_unicode(body, &charset)
+                    .ok_or_else(|| BodyError::Charset(charset.to_ascii_uppercase()))?;
                 let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
                 let value = if body.is_empty() {
                     Json::Object(json::Object::default())
@@ -292,9 +293,13 @@ impl TransformerPolicy {
         }
     }
 
-    /// Rewrites a response body: a JSON object gets its fields added and removed; anything else
-    /// (another JSON value, not JSON, an expression that fails) gives `None`, meaning the body
-    /// goes out unchanged. The caller sets `Content-Length` for a new body.
+    /// Rewrites a response body as Express Gateway does (`JSON.stringify(transformObject(...,
+    /// JSON.parse(data)))`): a JSON object gets its fields added and removed; another JSON value
+    /// but `null` (an array, a string, a number, a boolean: JavaScript ignores fields set on
+    /// them) is written again as `JSON.stringify` writes it, without the spaces between
+    /// tokens; `null`, a body that is not JSON and an expression that fails (EG catches the
+    /// error and writes the original) give `None`, meaning the body goes out unchanged. The
+    /// caller sets `Content-Length` for a new body.
     pub fn transform_response_body(
         &self,
         body: &[u8],
@@ -302,12 +307,101 @@ impl TransformerPolicy {
     ) -> Option<Vec<u8>> {
         let ops = self.body.as_ref()?;
         let text = String::from_utf8_lossy(body);
-        let Ok(Json::Object(object)) = json::parse(&text) else {
-            return None;
+        let value = match json::parse(&text).ok()? {
+            Json::Object(object) => Json::Object(apply_json(ops, object, scope).ok()?),
+            // `null[name] = ...` throws a TypeError.
+            Json::Null => return None,
+            other => {
+                // The values are still evaluated (and may throw) before the assignment that
+                // JavaScript then ignores on a primitive or an array's named property.
+                for (_, expression) in &ops.add {
+                    expression.eval(scope).ok()?;
+                }
+                other
+            }
         };
-        let object = apply_json(ops, object, scope).ok()?;
-        Some(json::stringify(&Json::Object(object)).into_bytes())
+        Some(json::stringify(&value).into_bytes())
     }
+}
+
+/// A JSON body's text in `charset` (lower case, starting with `utf-`), as body-parser decodes
+/// it with iconv-lite: UTF-8 (invalid sequences replaced), UTF-16 and UTF-32 (`utf-16` and
+/// `utf-32` by their byte-order mark, else by where the zero bytes of ASCII text are, else
+/// little-endian), UTF-7 read as UTF-8 (the same for the ASCII of JSON text but `+`). `None`
+/// for a `utf-` charset iconv-lite does not know (body-parser's 415).
+fn decode_unicode<'a>(body: &'a [u8], charset: &str) -> Option<Cow<'a, str>> {
+    let utf16 = |big: bool| -> String {
+        let mut pairs = body.chunks_exact(2);
+        let units = pairs.by_ref().map(|c| match c {
+            [a, b] if big => u16::from_be_bytes([*a, *b]),
+            [a, b] => u16::from_le_bytes([*a, *b]),
+            _ => 0xfffd,
+        });
+        let mut out: String = char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect();
+        if !pairs.remainder().is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+        out
+    };
+    let utf32 = |big: bool| -> String {
+        let mut quads = body.chunks_exact(4);
+        let mut out: String = quads
+            .by_ref()
+            .map(|c| {
+                let bytes = [
+                    c.first().copied().unwrap_or(0),
+                    c.get(1).copied().unwrap_or(0),
+                    c.get(2).copied().unwrap_or(0),
+                    c.get(3).copied().unwrap_or(0),
+                ];
+                let unit = if big {
+                    u32::from_be_bytes(bytes)
+                } else {
+                    u32::from_le_bytes(bytes)
+                };
+                char::from_u32(unit).unwrap_or(char::REPLACEMENT_CHARACTER)
+            })
+            .collect();
+        if !quads.remainder().is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+        out
+    };
+    // iconv-lite's guess without a BOM: ASCII text has its zero byte first in big-endian units.
+    let big_endian_guess = |width: usize| -> bool {
+        let (mut big, mut little) = (0usize, 0usize);
+        for unit in body.chunks_exact(width).take(100) {
+            let first_zero = unit.first() == Some(&0);
+            let last_zero = unit.last() == Some(&0);
+            if first_zero && !last_zero {
+                big += 1;
+            } else if last_zero && !first_zero {
+                little += 1;
+            }
+        }
+        big > little
+    };
+    let text = match charset {
+        "utf-8" | "utf-7" | "utf-7-imap" => String::from_utf8_lossy(body),
+        "utf-16le" => Cow::Owned(utf16(false)),
+        "utf-16be" => Cow::Owned(utf16(true)),
+        "utf-16" => Cow::Owned(match body {
+            [0xff, 0xfe, ..] => utf16(false),
+            [0xfe, 0xff, ..] => utf16(true),
+            _ => utf16(big_endian_guess(2)),
+        }),
+        "utf-32le" => Cow::Owned(utf32(false)),
+        "utf-32be" => Cow::Owned(utf32(true)),
+        "utf-32" => Cow::Owned(match body {
+            [0xff, 0xfe, 0, 0, ..] => utf32(false),
+            [0, 0, 0xfe, 0xff, ..] => utf32(true),
+            _ => utf32(big_endian_guess(4)),
+        }),
+        _ => return None,
+    };
+    Some(text)
 }
 
 /// What EG sends when the body was not JSON or form data: `JSON.stringify` of an empty

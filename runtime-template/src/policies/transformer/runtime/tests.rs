@@ -173,6 +173,11 @@ fn request_bodies_express_refuses() {
         .unwrap_err();
     assert_eq!(e, BodyError::Encoding("gzip".into()));
     assert_eq!(e.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A utf- charset iconv-lite does not know.
+    assert_eq!(
+        status("application/json; charset=utf-99", b"{}"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
     // A BOM is skipped, as body-parser's decoding does.
     assert_eq!(
         body_of(&policy, Some("application/json"), "\u{feff}{}".as_bytes())
@@ -251,8 +256,25 @@ fn eg_modifier_response() {
         .transform_response_body(br#"{"url":"/","hello":"world"}"#, &scope)
         .unwrap();
     assert_eq!(body, br#"{"hello":"world"}"#);
-    // Anything but a JSON object passes unchanged.
-    for unchanged in [&b"[1]"[..], b"\"s\"", b"null", b"not json", b"", b"{\"a\":"] {
+    // Other JSON values but null are written again by JSON.stringify (found with eg-diff:
+    // EG answers `[{"backend":"backend","ok":true},1,"two"]` for the spaced array).
+    for (upstream, rewritten) in [
+        (
+            &b"[ {\"url\": \"/\"}, 1, \"two\" ]"[..],
+            &br#"[{"url":"/"},1,"two"]"#[..],
+        ),
+        (b" \"s\" ", br#""s""#),
+        (b"true", b"true"),
+        (b"\n12\n", b"12"),
+    ] {
+        assert_eq!(
+            policy.transform_response_body(upstream, &scope).as_deref(),
+            Some(rewritten),
+            "{upstream:?}"
+        );
+    }
+    // null (a TypeError in EG) and what is not JSON pass unchanged.
+    for unchanged in [&b"null"[..], b"not json", b"", b"{\"a\":"] {
         assert_eq!(
             policy.transform_response_body(unchanged, &scope),
             None,
@@ -581,4 +603,52 @@ fn decoded_query_text_cannot_inject_headers() {
         );
         assert!(!parts.headers.contains_key("x-evil"));
     }
+}
+
+/// body-parser decodes JSON in every UTF charset iconv-lite knows (found with eg-diff: EG
+/// proxies a UTF-16 body as UTF-8 JSON).
+#[test]
+fn json_bodies_in_utf16_and_utf32_are_decoded() {
+    let policy = modifier_request();
+    let text = r#"{"keep":"é☃"}"#;
+    let le16: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be16: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let le32: Vec<u8> = text
+        .chars()
+        .flat_map(|c| u32::from(c).to_le_bytes())
+        .collect();
+    let be32: Vec<u8> = text
+        .chars()
+        .flat_map(|c| u32::from(c).to_be_bytes())
+        .collect();
+    let with_bom = |bom: &[u8], body: &[u8]| [bom, body].concat();
+    let expected = r#"{"keep":"é☃","hello":"world"}"#;
+    for (charset, body) in [
+        ("utf-16le", le16.clone()),
+        ("utf-16be", be16.clone()),
+        ("utf-16", with_bom(&[0xff, 0xfe], &le16)),
+        ("utf-16", with_bom(&[0xfe, 0xff], &be16)),
+        ("utf-16", le16.clone()),
+        ("utf-16", be16.clone()),
+        ("UTF-16LE", with_bom(&[0xff, 0xfe], &le16)),
+        ("utf-32le", le32.clone()),
+        ("utf-32be", be32.clone()),
+        ("utf-32", be32.clone()),
+        ("utf-32", with_bom(&[0xff, 0xfe, 0, 0], &le32)),
+        ("utf-8", text.as_bytes().to_vec()),
+    ] {
+        let content_type = format!("application/json; charset={charset}");
+        let (out, kind) = body_of(&policy, Some(&content_type), &body).unwrap();
+        assert_eq!(out, expected, "{charset} {body:?}");
+        assert_eq!(kind, "application/json");
+    }
+    // An odd byte at the end is a replacement character, not a panic.
+    let mut odd = le16.clone();
+    odd.push(b'x');
+    assert_eq!(
+        body_of(&policy, Some("application/json; charset=utf-16le"), &odd)
+            .unwrap_err()
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
 }
