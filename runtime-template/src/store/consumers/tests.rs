@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::backend::{Kind, Write};
 use crate::store::sqlite::SqliteBackend;
 use serde_json::json;
 
@@ -205,4 +206,54 @@ fn scopes_are_created_once_and_leave_credentials_when_deleted() {
         json!([])
     );
     assert_eq!(store.scopes(), vec!["b".to_string()]);
+}
+
+/// Issue 13's figure "restart time with 100,000 consumers": 100,000 users, each with a key-auth
+/// credential, written in one batch, then the store opened again as a gateway does at start-up.
+/// A measurement, not a check (run with `--ignored --nocapture`; see docs/benchmarks.md).
+#[test]
+#[ignore]
+fn restart_with_100k_consumers() {
+    let f = fixture();
+    let path = f.dir.join("consumers.db");
+    let backend = SqliteBackend::open(&path).unwrap();
+    let store = Consumers::open(Box::new(backend), 4).unwrap();
+    drop(store);
+    let backend = SqliteBackend::open(&path).unwrap();
+    let mut batch = Vec::with_capacity(200_000);
+    for i in 0..100_000 {
+        let id = format!("00000000-0000-4000-8000-{i:012}");
+        let user = json!({"username": format!("user{i}"), "id": id, "isActive": true,
+            "createdAt": "Mon Nov 23 2026 16:56:02 GMT+0000 (Coordinated Universal Time)",
+            "updatedAt": "Mon Nov 23 2026 16:56:02 GMT+0000 (Coordinated Universal Time)"});
+        batch.push(Write::Put {
+            kind: Kind::User,
+            id: id.clone(),
+            doc: user.to_string(),
+        });
+        let key = format!("key{i}");
+        let credential = json!({"isActive": true, "keyId": key, "id": key, "type": "key-auth",
+            "consumerId": id, "scopes": null, "keySecretHmac": "00".repeat(32)});
+        batch.push(Write::Put {
+            kind: Kind::Credential,
+            id: format!("key-auth:{key}"),
+            doc: credential.to_string(),
+        });
+    }
+    let started = std::time::Instant::now();
+    backend.apply(&batch).unwrap();
+    let written = started.elapsed();
+    drop(backend);
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let store = Consumers::open(Box::new(SqliteBackend::open(&path).unwrap()), 4).unwrap();
+        runs.push(started.elapsed());
+        assert_eq!(store.counts().users, 100_000);
+        assert_eq!(store.counts().credentials, 100_000);
+    }
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "100,000 users + 100,000 key-auth credentials: batch write {written:?}, open (load into memory) {runs:?}, file {size} bytes"
+    );
 }
