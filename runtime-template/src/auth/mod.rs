@@ -228,7 +228,9 @@ impl Authenticator {
         if let Some(grant) = self.cache.get(&key, now) {
             return Ok(grant);
         }
-        match verifier.verify(token).await {
+        // Boxed: only a cache miss pays for it, and the check (which may fetch keys) is a 2 kB
+        // future that would otherwise be part of every request's future, moved with it.
+        match Box::pin(verifier.verify(token)).await {
             Ok(grant) => {
                 self.cache.insert(key, grant.clone(), now);
                 Ok(grant)

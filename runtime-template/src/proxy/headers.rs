@@ -28,6 +28,16 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most heads carry none of them: one pass over the names they have is much cheaper than a
+    // removal (a hash and a probe) per name listed (about 1,500 instructions per request, twice:
+    // request and response; scripts/bench --instructions). The headers `Connection` names only
+    // count when there is a `Connection` header, which the pass finds.
+    if !headers
+        .keys()
+        .any(|name| HOP_BY_HOP.contains(name) || name == PROXY_CONNECTION)
+    {
+        return;
+    }
     // Every Connection header counts, and a value that is not plain ASCII is still read.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -117,6 +127,22 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::ACCEPT));
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_alone_is_stripped_and_others_kept() {
+        let mut plain = HeaderMap::new();
+        plain.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        plain.insert("x-secret", HeaderValue::from_static("1"));
+        let before = plain.clone();
+        strip_hop_by_hop(&mut plain);
+        assert_eq!(plain, before);
+        for name in HOP_BY_HOP.iter().chain([&PROXY_CONNECTION]) {
+            let mut h = before.clone();
+            h.insert(name.clone(), HeaderValue::from_static("x"));
+            strip_hop_by_hop(&mut h);
+            assert_eq!(h, before, "{name}");
+        }
     }
 
     #[test]
