@@ -16,6 +16,9 @@ use crate::proxy::body::{BodyLimits, ClientBody, GatewayBody};
 use crate::proxy::{self, headers, Blame};
 use crate::router::express::{join_upstream, stripped_target};
 
+/// `X-Forwarded-Port` (http-proxy's `xfwd`).
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+
 /// Express Gateway's request id header.
 const EG_REQUEST_ID: HeaderName = HeaderName::from_static("eg-request-id");
 
@@ -101,7 +104,9 @@ impl ProxyStep {
             }
             EndpointChoice::Service { endpoint } => Ok(endpoint),
             EndpointChoice::Missing => {
-                return crate::respond::express_bad_gateway();
+                // EG's proxy policy without a service endpoint: `res.sendStatus(502)`
+                // (observed: tests/fixtures/eg-observed/policies).
+                return crate::respond::express_send_status(http::StatusCode::BAD_GATEWAY);
             }
         };
         let upstream =
@@ -153,6 +158,32 @@ impl ProxyStep {
         headers::strip_hop_by_hop(&mut parts.headers);
         if self.forwarded_headers {
             let trusted = services.forwarding.trusts(context.client.ip());
+            if self.dialect == Dialect::ExpressGateway {
+                // http-proxy's `xfwd` also sends X-Forwarded-Port: the Host header's port, else
+                // the scheme's (appended to a client's value, as its other X-Forwarded-*).
+                let port = host
+                    .as_ref()
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(|h| h.rsplit_once(':'))
+                    .map(|(_, p)| p)
+                    .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                    .unwrap_or(if context.proto == "https" {
+                        "443"
+                    } else {
+                        "80"
+                    });
+                let value = match parts
+                    .headers
+                    .get(X_FORWARDED_PORT)
+                    .and_then(|v| v.to_str().ok())
+                {
+                    Some(existing) => format!("{existing},{port}"),
+                    None => port.to_string(),
+                };
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    parts.headers.insert(X_FORWARDED_PORT, value);
+                }
+            }
             headers::add_forwarded(
                 &mut parts.headers,
                 context.client.ip(),
