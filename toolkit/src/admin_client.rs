@@ -72,8 +72,8 @@ pub fn project_admin(project: &Path) -> anyhow::Result<ProjectAdmin> {
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
         };
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text)
-            .with_context(|| format!("reading {}", file.display()))?;
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&text).with_context(|| format!("reading {}", file.display()))?;
         if let Some(admin) = doc.get("admin") {
             if let Some(h) = admin
                 .get("host")
@@ -198,11 +198,8 @@ pub enum TargetError {
 impl Target {
     /// The admin API at `url`.
     pub fn remote(url: &str, token: Option<String>) -> anyhow::Result<Target> {
-        let client = http_client::client_with(
-            Trust::System,
-            Duration::from_secs(120),
-            Redirects::Refuse,
-        )?;
+        let client =
+            http_client::client_with(Trust::System, Duration::from_secs(120), Redirects::Refuse)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -218,8 +215,8 @@ impl Target {
     /// The store file at `path` (created when missing).
     pub fn local(path: &Path, bcrypt_cost: u32) -> anyhow::Result<Target> {
         let backend = SqliteBackend::open(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let consumers = Consumers::open(Box::new(backend), bcrypt_cost)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let consumers =
+            Consumers::open(Box::new(backend), bcrypt_cost).map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Target::Local {
             consumers: Box::new(consumers),
             path: path.to_path_buf(),
@@ -250,26 +247,24 @@ impl Target {
             Target::Local { consumers, .. } => {
                 let (path, query) = path.split_once('?').unwrap_or((path, ""));
                 let body = body.unwrap_or_else(|| Value::Object(serde_json::Map::new()));
-                Ok(
-                    match dispatch(consumers, &method, path, query, body) {
-                        Some(Answer::Json(status, value)) => Reply {
-                            status: status.as_u16(),
-                            body: value,
-                        },
-                        Some(Answer::Text(status, text)) => Reply {
-                            status: status.as_u16(),
-                            body: Value::String(text),
-                        },
-                        Some(Answer::Empty(status)) => Reply {
-                            status: status.as_u16(),
-                            body: Value::Null,
-                        },
-                        None => Reply {
-                            status: 404,
-                            body: Value::String(format!("Cannot {method} {path}")),
-                        },
+                Ok(match dispatch(consumers, &method, path, query, body) {
+                    Some(Answer::Json(status, value)) => Reply {
+                        status: status.as_u16(),
+                        body: value,
                     },
-                )
+                    Some(Answer::Text(status, text)) => Reply {
+                        status: status.as_u16(),
+                        body: Value::String(text),
+                    },
+                    Some(Answer::Empty(status)) => Reply {
+                        status: status.as_u16(),
+                        body: Value::Null,
+                    },
+                    None => Reply {
+                        status: 404,
+                        body: Value::String(format!("Cannot {method} {path}")),
+                    },
+                })
             }
             Target::Remote {
                 client,
@@ -372,7 +367,11 @@ pub fn connect(args: &AdminArgs) -> anyhow::Result<Target> {
     let token = args
         .admin_token
         .clone()
-        .or_else(|| std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty()))
+        .or_else(|| {
+            std::env::var(ADMIN_TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.is_empty())
+        })
         .or_else(|| project.as_ref().and_then(|p| p.token.clone()));
     let remote = Target::remote(&url, token)?;
     if !args.offline {

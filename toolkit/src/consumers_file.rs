@@ -182,11 +182,7 @@ impl Reader<'_> {
                 }
                 Some(b'/') if self.rest().starts_with(b"/*") => {
                     let start = self.line();
-                    match self
-                        .rest()
-                        .windows(2)
-                        .position(|w| w == b"*/")
-                    {
+                    match self.rest().windows(2).position(|w| w == b"*/") {
                         Some(end) => self.pos += end + 2,
                         None => {
                             return Err(FileError::Invalid(format!(
@@ -388,7 +384,10 @@ fn interpret(root: &Node, name: &str) -> Result<ConsumersFile, FileError> {
     let at = |node: &Node| format!("{name}:{}", node.line);
     let bad = |node: &Node, message: String| FileError::Invalid(format!("{}: {message}", at(node)));
     let Literal::Object(members) = &root.value else {
-        return Err(bad(root, "a consumers file is an object {scopes, users}".into()));
+        return Err(bad(
+            root,
+            "a consumers file is an object {scopes, users}".into(),
+        ));
     };
     let mut file = ConsumersFile::default();
     for (key, node) in members {
@@ -396,7 +395,10 @@ fn interpret(root: &Node, name: &str) -> Result<ConsumersFile, FileError> {
             "scopes" => file.scopes = strings(node, "scopes", &bad)?,
             "users" => {
                 let Literal::Object(users) = &node.value else {
-                    return Err(bad(node, "users must be an object {<username>: {<app>: …}}".into()));
+                    return Err(bad(
+                        node,
+                        "users must be an object {<username>: {<app>: …}}".into(),
+                    ));
                 };
                 for (username, user) in users {
                     let Literal::Object(apps) = &user.value else {
@@ -458,18 +460,33 @@ fn read_app(
             "scopes" => app.scopes = strings(value, &format!("{name}.scopes"), bad)?,
             "credential" => {}
             "type" | "keyId" | "keySecret" | "password" | "secret" if nested.is_none() => {}
-            other => warnings.push(format!(
-                "{}: {name}.{other} is not read",
-                at(value)
-            )),
+            other => warnings.push(format!("{}: {name}.{other} is not read", at(value))),
         }
     }
     let field = |key: &str| -> Result<Option<String>, FileError> {
         match credential_fields.iter().find(|(k, _)| k == key) {
             None => Ok(None),
-            Some((_, Node { value: Literal::Null, .. })) => Ok(None),
-            Some((_, Node { value: Literal::Text(s), .. })) => Ok(Some(s.clone())),
-            Some((_, Node { value: Literal::Number(n), .. })) => Ok(Some(n.clone())),
+            Some((
+                _,
+                Node {
+                    value: Literal::Null,
+                    ..
+                },
+            )) => Ok(None),
+            Some((
+                _,
+                Node {
+                    value: Literal::Text(s),
+                    ..
+                },
+            )) => Ok(Some(s.clone())),
+            Some((
+                _,
+                Node {
+                    value: Literal::Number(n),
+                    ..
+                },
+            )) => Ok(Some(n.clone())),
             Some((_, other)) => Err(bad(other, format!("{name}: {key} must be a string"))),
         }
     };
@@ -550,7 +567,12 @@ fn strings(node: &Node, what: &str, bad: &Bad<'_>) -> Result<Vec<String>, FileEr
                     out.push(s.clone());
                 }
             }
-            _ => return Err(bad(item, format!("{what}: each scope is a non-empty string"))),
+            _ => {
+                return Err(bad(
+                    item,
+                    format!("{what}: each scope is a non-empty string"),
+                ))
+            }
         }
     }
     Ok(out)

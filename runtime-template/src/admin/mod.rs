@@ -15,9 +15,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 #[cfg(feature = "server")]
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::StatusCode;
 #[cfg(feature = "server")]
 use http::{HeaderValue, Request, Response};
-use http::StatusCode;
 #[cfg(feature = "server")]
 use http_body_util::{BodyExt, Limited};
 #[cfg(feature = "server")]

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::cache::Grant;
-use crate::store::records::base62;
 use crate::model::express::ExpressRoute;
 use crate::model::{Api, Resource};
+use crate::store::records::base62;
 
 /// What a request matched, as the steps need it.
 #[derive(Debug, Clone, Copy)]

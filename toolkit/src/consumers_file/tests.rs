@@ -43,7 +43,10 @@ fn reads_kargo_flat_json() {
     assert_eq!(credential.kind, "key-auth");
     assert_eq!(credential.key_id.as_deref(), Some("<KEY_ID>"));
     assert_eq!(credential.key_secret.as_deref(), Some("<KEY_SECRET>"));
-    assert_eq!(file.users[1].apps[0].credential.as_ref().unwrap().kind, "jwt");
+    assert_eq!(
+        file.users[1].apps[0].credential.as_ref().unwrap().kind,
+        "jwt"
+    );
     assert!(file.warnings.is_empty(), "{:?}", file.warnings);
 }
 
@@ -54,7 +57,11 @@ fn auth_key_is_read_as_key_auth_with_a_warning() {
     let credential = file.users[0].apps[0].credential.as_ref().unwrap();
     assert_eq!(credential.kind, "key-auth");
     assert_eq!(file.warnings.len(), 1);
-    assert!(file.warnings[0].starts_with("c.json:1: credential type \"auth-key\""), "{:?}", file.warnings);
+    assert!(
+        file.warnings[0].starts_with("c.json:1: credential type \"auth-key\""),
+        "{:?}",
+        file.warnings
+    );
 }
 
 #[test]
@@ -62,7 +69,10 @@ fn js_literals_comments_quotes_and_trailing_commas() {
     let text = "// consumers\n'use strict'\n";
     // A leading statement is not a literal: refused with its line.
     let err = parse(text, "c.js").unwrap_err().to_string();
-    assert!(err.starts_with("c.js:2:") || err.starts_with("c.js:1:"), "{err}");
+    assert!(
+        err.starts_with("c.js:2:") || err.starts_with("c.js:1:"),
+        "{err}"
+    );
     let text = "/* Kargo */\nmodule.exports = {\n  scopes: [\"a\", 'b',],\n  users: {\n    'u-1': { app: { scopes: ['a'], credential: { type: \"key-auth\", keyId: 'k\\'1', keySecret: 's', }, }, },\n  },\n};\n";
     let file = parse(text, "c.js").unwrap();
     assert_eq!(file.scopes, ["a", "b"]);
@@ -82,15 +92,29 @@ fn javascript_is_never_run_errors_name_the_line() {
     assert!(err.starts_with("c.js:2: expected `,`"), "{err}");
     let text = "{\n  \"scopes\": [\"a\"],\n  \"users\": {\"u\": {\"a\": {\"type\": \"magic\"}}}\n}";
     let err = parse(text, "c.json").unwrap_err().to_string();
-    assert!(err.starts_with("c.json:3: a: unknown credential type \"magic\""), "{err}");
+    assert!(
+        err.starts_with("c.json:3: a: unknown credential type \"magic\""),
+        "{err}"
+    );
     let text = "{\n  \"scopes\": \"a\"\n}";
     let err = parse(text, "c.json").unwrap_err().to_string();
     assert_eq!(err, "c.json:2: scopes must be a list of names");
-    let text = "{\n  \"users\": {\n    \"u\": {\"a\": {\"credential\": {\"password\": \"p\"}}}\n  }\n}";
+    let text =
+        "{\n  \"users\": {\n    \"u\": {\"a\": {\"credential\": {\"password\": \"p\"}}}\n  }\n}";
     let err = parse(text, "c.json").unwrap_err().to_string();
-    assert!(err.starts_with("c.json:3: a.credential has no type"), "{err}");
-    let err = parse("{\"scopes\": [\"a\"", "c.json").unwrap_err().to_string();
+    assert!(
+        err.starts_with("c.json:3: a.credential has no type"),
+        "{err}"
+    );
+    let err = parse("{\"scopes\": [\"a\"", "c.json")
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("c.json:1: "), "{err}");
-    let err = parse("{\n\"users\": {},\n\"users\": {}\n}", "c.json").unwrap_err().to_string();
-    assert_eq!(err, "c.json:3: the key \"users\" appears twice in this object");
+    let err = parse("{\n\"users\": {},\n\"users\": {}\n}", "c.json")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "c.json:3: the key \"users\" appears twice in this object"
+    );
 }
