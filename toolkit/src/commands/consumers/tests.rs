@@ -218,3 +218,18 @@ fn sync_on_a_store_file_converges() {
     let left = read_current(&target).unwrap();
     assert!(left.users.is_empty() && left.apps.is_empty() && left.credentials.is_empty());
 }
+
+/// Kargo's own files use one placeholder keyId for several apps: populate refuses them, naming
+/// the line, instead of letting one app take another's key.
+#[test]
+fn kargo_fixture_placeholders_are_refused_with_their_line() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/kargo");
+    let file = crate::consumers_file::read(&dir.join("consumers.config.js")).unwrap();
+    let err = plan(&file, &Current::default(), Extra::Remove, &mut never)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with("consumers.config.js:22: jwt keyId \"<KEY_ID>\" of cutomer1/kano is already the keyId of cutomer1/leafet: key ids are unique"),
+        "{err}"
+    );
+}
