@@ -284,3 +284,98 @@ async fn populate_offline_then_cli_and_sync_against_the_running_gateway() {
     assert!(offline.status.success(), "{}", harness::text(&offline));
     assert_eq!(stdout(&offline).trim(), "You have no scopes");
 }
+
+/// The flat `consumers.config.json` (with the `auth-key` spelling) on a stopped project's store:
+/// the warning names the line; `--dry-run` changes nothing; `--deactivate` keeps what the file
+/// drops, inactive; the CLI reads the store with `--offline`.
+#[test]
+fn flat_json_offline_dry_run_and_deactivate() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), &["init", "shop"]);
+    let closed = format!("http://127.0.0.1:{}", harness::closed_port());
+    let flat = "{\n  \"scopes\": [\"maps\"],\n  \"users\": {\n    \"ann\": {\n      \"web\": {\"type\": \"auth-key\", \"keyId\": \"annkey\", \"keySecret\": \"s\", \"scopes\": [\"maps\"]},\n      \"old\": {\"type\": \"key-auth\", \"keyId\": \"oldkey\", \"keySecret\": \"s\"}\n    }\n  }\n}\n";
+    let file = harness::write_file(dir.path(), "consumers.config.json", flat);
+    let file = file.to_str().unwrap();
+    let populate = |extra: &[&str]| {
+        let mut args = vec![
+            "consumers",
+            "populate",
+            "shop",
+            file,
+            "--admin-url",
+            &closed,
+        ];
+        args.extend_from_slice(extra);
+        run(dir.path(), &args)
+    };
+    let dry = populate(&["--dry-run"]);
+    assert!(
+        stdout(&dry).contains("populate (dry run, nothing changed): 6 created"),
+        "{}",
+        harness::text(&dry)
+    );
+    let warned = String::from_utf8_lossy(&dry.stderr).into_owned();
+    assert!(
+        warned.contains(
+            "consumers.config.json:5: credential type \"auth-key\" of web read as \"key-auth\""
+        ),
+        "{warned}"
+    );
+    let offline = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--project",
+            "shop",
+            "--offline",
+            "--admin-url",
+            closed.as_str(),
+        ]);
+        run(dir.path(), &all)
+    };
+    assert_eq!(
+        stdout(&offline(&["users", "list", "-q"])).trim(),
+        "You have no users"
+    );
+    let done = populate(&[]);
+    assert!(
+        stdout(&done).contains("populate: 6 created"),
+        "{}",
+        harness::text(&done)
+    );
+    assert_eq!(stdout(&offline(&["users", "list", "-q"])).trim(), "ann");
+    // `old` leaves the file: deactivated, not removed.
+    let fewer = flat.replace(
+        ",\n      \"old\": {\"type\": \"key-auth\", \"keyId\": \"oldkey\", \"keySecret\": \"s\"}",
+        "",
+    );
+    harness::write_file(dir.path(), "consumers.config.json", &fewer);
+    let kept = populate(&["--deactivate"]);
+    let report = stdout(&kept);
+    assert!(
+        report.contains("deactivate app ann/old (not in the file)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("populate: 0 created, 0 updated, 1 deactivated, 0 removed"),
+        "{report}"
+    );
+    let app = offline(&["apps", "info", "old"]);
+    let app: serde_json::Value = serde_json::from_slice(&app.stdout).unwrap();
+    assert_eq!(app["isActive"], false);
+    let removed = populate(&[]);
+    assert!(
+        stdout(&removed).contains("remove app ann/old (not in the file)"),
+        "{}",
+        harness::text(&removed)
+    );
+    let clean = run(
+        dir.path(),
+        &["consumers", "clean", "shop", "--admin-url", &closed],
+    );
+    assert!(
+        stdout(&clean)
+            .contains("clean: removed 1 user(s), 1 application(s), 1 credential(s), 1 scope(s)"),
+        "{}",
+        harness::text(&clean)
+    );
+}
