@@ -183,7 +183,7 @@ impl std::fmt::Debug for Target {
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     /// Nothing listens at the URL.
-    #[error("no gateway is running at {url} ({detail}): start it with `gateway <project>` (or the project's target/<name> binary), or work on its store file with --project <dir> --offline")]
+    #[error("no gateway is running at {url} ({detail}): start it with `gateway <project>/target/<name>`, or work on its store file with --project <dir> --offline")]
     NotRunning {
         /// The admin URL.
         url: String,
@@ -287,11 +287,7 @@ impl Target {
                         if e.is_connect() {
                             TargetError::NotRunning {
                                 url: url.clone(),
-                                detail: http_client::explain(&e, url)
-                                    .split(" (is the server")
-                                    .next()
-                                    .unwrap_or_default()
-                                    .to_string(),
+                                detail: root_cause(&e),
                             }
                         } else {
                             TargetError::Other(http_client::explain(&e, &full))
@@ -349,6 +345,15 @@ impl Target {
             hint
         )
     }
+}
+
+/// The innermost cause of an error ("Connection refused (os error 111)").
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// The target the entity commands use: `--offline` opens the store file (after checking that
