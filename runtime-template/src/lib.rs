@@ -15,10 +15,13 @@
 //!   password hashing). Every gateway is built with it. Without it only [`config`], [`model`],
 //!   [`path`], [`router`], [`tls`] and `proxy::upstream` are compiled: what the toolkit needs to
 //!   validate a project, which keeps its cold `cargo install` short.
+//! - `store` (implied by `server`): the consumer store ([`store`]) and the admin API's route
+//!   table (`admin::routes`) without the server, for the toolkit's consumer commands on a
+//!   stopped gateway's store file.
 
 #[cfg(feature = "server")]
 pub mod access_log;
-#[cfg(feature = "server")]
+#[cfg(feature = "store")]
 pub mod admin;
 #[cfg(feature = "server")]
 pub mod auth;
@@ -50,7 +53,7 @@ pub mod proxy {
 pub mod router;
 #[cfg(feature = "server")]
 pub mod server;
-#[cfg(feature = "server")]
+#[cfg(feature = "store")]
 pub mod store;
 pub mod tls;
 

@@ -339,7 +339,18 @@ fn version_and_help_work_for_every_command() {
     let out = micro_gw(dir.path(), &["version"]);
     assert!(out.status.success());
     assert!(stdout(&out).starts_with("micro-gw "), "{}", text(&out));
-    for command in ["init", "import", "build", "reset", "version"] {
+    for command in [
+        "init",
+        "import",
+        "build",
+        "reset",
+        "version",
+        "users",
+        "apps",
+        "credentials",
+        "scopes",
+        "consumers",
+    ] {
         let out = micro_gw(dir.path(), &[command, "--help"]);
         assert!(out.status.success(), "{command} --help: {}", text(&out));
         assert!(stdout(&out).contains("Usage:"), "{command}: {}", text(&out));

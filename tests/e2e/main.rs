@@ -5,6 +5,7 @@ mod apim_import;
 mod auth_schemes;
 mod cli;
 mod consumers;
+mod consumers_cli;
 mod cors;
 mod docs;
 mod express_gateway;

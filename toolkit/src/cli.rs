@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 
-use crate::commands::{build, hash, import, import_apim, import_express, init, reset};
+use crate::admin_client::AdminArgs;
+use crate::commands::consumers_cli::{
+    self, AppsCommand, Common, CredentialsCommand, ScopesCommand, UsersCommand,
+};
+use crate::commands::{build, consumers, hash, import, import_apim, import_express, init, reset};
 
 /// micro-gw: compile API definitions into a dedicated, immutable gateway binary.
 #[derive(Debug, Parser)]
@@ -97,10 +101,98 @@ enum Command {
         #[arg(long, value_enum, default_value = "argon2id")]
         algorithm: hash::HashAlgorithm,
     },
+    /// Express Gateway users, through a running gateway's admin API (as `eg users`).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Express Gateway applications (as `eg apps`).
+    Apps {
+        #[command(subcommand)]
+        command: AppsCommand,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Express Gateway credentials (as `eg credentials` and `eg credential:scopes`).
+    Credentials {
+        #[command(subcommand)]
+        command: CredentialsCommand,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Express Gateway scopes (as `eg scopes`).
+    Scopes {
+        #[command(subcommand)]
+        command: ScopesCommand,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Sync the consumer store with a Kargo consumers file, or empty it: through the running
+    /// gateway's admin API, or on the store file when the gateway is stopped.
+    Consumers {
+        #[command(subcommand)]
+        command: ConsumersCommand,
+    },
     /// Forget the saved API Manager username and client (its secret in the OS keyring too).
     Reset,
     /// Print the toolkit version.
     Version,
+}
+
+/// `micro-gw consumers …`
+#[derive(Debug, Subcommand)]
+enum ConsumersCommand {
+    /// Make the store equal a consumers file (Kargo's consumers.config.json or
+    /// consumers.config.js): creates, updates, removes, one line per change and a summary.
+    Populate {
+        /// The project directory.
+        project: PathBuf,
+        /// The consumers file.
+        file: PathBuf,
+        /// Deactivate users, apps and credentials the file does not hold instead of removing
+        /// them (scopes are kept).
+        #[arg(long)]
+        deactivate: bool,
+        /// Print the changes without making them.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        admin: ConsumersAdmin,
+    },
+    /// Remove every user, application, credential and scope.
+    Clean {
+        /// The project directory.
+        project: PathBuf,
+        #[command(flatten)]
+        admin: ConsumersAdmin,
+    },
+}
+
+/// How `micro-gw consumers` reaches the running gateway.
+#[derive(Debug, Clone, clap::Args)]
+struct ConsumersAdmin {
+    /// The admin API's URL (default: MGW_ADMIN_URL, else the project's admin host and port).
+    #[arg(long, value_name = "URL")]
+    admin_url: Option<String>,
+    /// The admin API's token (default: MGW_ADMIN_TOKEN, else the project's).
+    #[arg(long, value_name = "TOKEN")]
+    admin_token: Option<String>,
+    /// Refuse to use the admin API: the gateway must be stopped; work on its store file.
+    #[arg(long)]
+    offline: bool,
+}
+
+impl ConsumersAdmin {
+    fn args(&self, project: &std::path::Path) -> AdminArgs {
+        AdminArgs {
+            admin_url: self.admin_url.clone(),
+            admin_token: self.admin_token.clone(),
+            project: Some(project.to_path_buf()),
+            offline: self.offline,
+        }
+    }
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -200,6 +292,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             verbose,
             allow_unsupported,
         }),
+        Command::Users { command, common } => consumers_cli::users(command, &common),
+        Command::Apps { command, common } => consumers_cli::apps(command, &common),
+        Command::Credentials { command, common } => consumers_cli::credentials(command, &common),
+        Command::Scopes { command, common } => consumers_cli::scopes(command, &common),
+        Command::Consumers {
+            command:
+                ConsumersCommand::Populate {
+                    project,
+                    file,
+                    deactivate,
+                    dry_run,
+                    admin,
+                },
+        } => consumers::populate(
+            &project,
+            &file,
+            if deactivate {
+                consumers::Extra::Deactivate
+            } else {
+                consumers::Extra::Remove
+            },
+            dry_run,
+            &admin.args(&project),
+        ),
+        Command::Consumers {
+            command: ConsumersCommand::Clean { project, admin },
+        } => consumers::clean(&project, &admin.args(&project)),
         Command::Hash { algorithm } => hash::run(algorithm),
         Command::Reset => reset::run(),
         Command::Version => {

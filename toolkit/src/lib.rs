@@ -7,12 +7,14 @@
 //! target directory, a pinned lock file), then copies the binary into the project atomically.
 //! The `gateway` launcher ([`launcher`]) runs a built binary with its project's settings.
 
+pub mod admin_client;
 pub mod apim;
 pub mod cargo_build;
 pub mod certificate;
 pub mod cli;
 pub mod codegen;
 pub mod commands;
+pub mod consumers_file;
 pub mod fetch;
 pub mod fsutil;
 pub mod http_client;

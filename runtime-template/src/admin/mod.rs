@@ -6,26 +6,41 @@
 //! turns that off on loopback; key-auth secrets are shown only when created; see
 //! `docs/express-gateway-differences.md`.
 
-mod routes;
+pub mod routes;
 
+#[cfg(feature = "server")]
 use std::sync::Arc;
 
+#[cfg(feature = "server")]
 use bytes::Bytes;
+#[cfg(feature = "server")]
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::StatusCode;
+#[cfg(feature = "server")]
+use http::{HeaderValue, Request, Response};
+#[cfg(feature = "server")]
 use http_body_util::{BodyExt, Limited};
+#[cfg(feature = "server")]
 use hyper::body::Incoming;
 use serde_json::Value;
+#[cfg(feature = "server")]
 use subtle::ConstantTimeEq;
 
+#[cfg(feature = "server")]
 use crate::policies::metrics::EgCounter;
+#[cfg(feature = "server")]
 use crate::policies::terminate::express;
+#[cfg(feature = "server")]
 use crate::proxy::body::GatewayBody;
-use crate::store::{ConsumerError, Consumers};
+use crate::store::ConsumerError;
+#[cfg(feature = "server")]
+use crate::store::Consumers;
 
+#[cfg(feature = "server")]
 /// The admin API's body limit: Express's `json()` default, 100 kB.
 const MAX_BODY_BYTES: usize = 100 * 1024;
 
+#[cfg(feature = "server")]
 /// Who may call the admin API.
 #[derive(Debug, Clone)]
 pub enum Access {
@@ -35,6 +50,7 @@ pub enum Access {
     Open,
 }
 
+#[cfg(feature = "server")]
 /// The admin API, shared by its connections.
 #[derive(Debug)]
 pub struct AdminApi {
@@ -43,6 +59,7 @@ pub struct AdminApi {
     metrics: Option<(String, Arc<EgCounter>)>,
 }
 
+#[cfg(feature = "server")]
 impl AdminApi {
     /// The API over `consumers`; with `metrics`, `GET <path>` serves the `eg` counter
     /// (Kargo's `metrics` plugin route).
@@ -125,6 +142,7 @@ impl AdminApi {
     }
 }
 
+#[cfg(feature = "server")]
 fn is_json(headers: &http::HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
@@ -133,6 +151,7 @@ fn is_json(headers: &http::HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
+#[cfg(feature = "server")]
 /// Express's `json()`: a JSON body (object or array, as its strict mode) when the type is
 /// JSON, else an empty object.
 fn parse_body(json: bool, body: &Bytes) -> Result<Value, String> {
@@ -157,6 +176,7 @@ pub enum Answer {
     Empty(StatusCode),
 }
 
+#[cfg(feature = "server")]
 impl Answer {
     fn into_response(self) -> Response<GatewayBody> {
         match self {
@@ -189,6 +209,7 @@ impl From<ConsumerError> for Answer {
     }
 }
 
+#[cfg(feature = "server")]
 fn text(status: StatusCode, message: &str) -> Response<GatewayBody> {
     crate::respond::answer(express::express_send(
         status,

@@ -126,6 +126,17 @@ pub fn dispatch(
                 consumers.change_credential_scopes(kind, seg(2), ScopeChange::Remove(seg(4).into()))
             })
             .map(|()| Answer::Empty(StatusCode::NO_CONTENT)),
+        // micro-gw extensions (EG has no route to remove a credential, nor to check a secret
+        // without reading it back): `micro-gw consumers populate|clean` use them.
+        (&Method::DELETE, ["credentials", _, _]) => credential_type(seg(1))
+            .and_then(|kind| consumers.delete_credential(kind, seg(2)))
+            .map(|()| Answer::Empty(StatusCode::NO_CONTENT)),
+        (&Method::POST, ["credentials", _, _, "verify"]) => {
+            let secret = body.get("secret").and_then(Value::as_str).unwrap_or("");
+            credential_type(seg(1))
+                .and_then(|kind| consumers.secret_matches(kind, seg(2), secret))
+                .map(|matches| Answer::Json(StatusCode::OK, json!({ "matches": matches })))
+        }
         // ---- scopes ----
         (&Method::GET, ["scopes"]) => {
             let scopes = consumers.scopes();
@@ -192,6 +203,20 @@ fn create_credential(consumers: &Consumers, body: Value) -> Result<Answer, Consu
             ))
         }
     };
+    // micro-gw extension: `passwordHash`, a bcrypt hash kept as it is (an EG export, a Kargo
+    // consumers file holding hashes), for basic-auth and oauth2.
+    if let Some(hash) = fields.get("passwordHash").and_then(Value::as_str) {
+        let scopes = match fields.get("scopes") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        return consumers
+            .import_hashed_credential(&consumer, kind, hash, scopes)
+            .map(|doc| Answer::Json(StatusCode::OK, Value::Object(doc)));
+    }
     consumers
         .create_credential(&consumer, kind, fields)
         .map(|doc| Answer::Json(StatusCode::OK, Value::Object(doc)))

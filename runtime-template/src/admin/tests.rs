@@ -186,3 +186,55 @@ fn users_apps_credentials_and_scopes_answer_as_express_gateway() {
     assert!(dispatch(&c, &Method::GET, "/users//x", "", json!({})).is_none());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// micro-gw's additions for `micro-gw consumers`: remove a credential, check a secret without
+/// reading it, and import a bcrypt hash as it is.
+#[test]
+fn credential_removal_secret_check_and_hash_import() {
+    let (c, dir) = store();
+    json_of(call(&c, Method::POST, "/users", json!({"username": "ann"})));
+    let (status, _) = json_of(call(
+        &c,
+        Method::POST,
+        "/credentials",
+        json!({"consumerId": "ann", "type": "key-auth", "credential": {"keyId": "k", "keySecret": "s"}}),
+    ));
+    assert_eq!(status, StatusCode::OK);
+    let verify = |secret: &str| {
+        json_of(call(
+            &c,
+            Method::POST,
+            "/credentials/key-auth/k/verify",
+            json!({ "secret": secret }),
+        ))
+        .1
+    };
+    assert_eq!(verify("s"), json!({"matches": true}));
+    assert_eq!(verify("t"), json!({"matches": false}));
+    assert_eq!(
+        call(&c, Method::DELETE, "/credentials/key-auth/k", json!({})),
+        Answer::Empty(StatusCode::NO_CONTENT)
+    );
+    assert_eq!(
+        call(&c, Method::DELETE, "/credentials/key-auth/k", json!({})),
+        Answer::Text(StatusCode::NOT_FOUND, "Credential not found: k".into())
+    );
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    let (status, created) = json_of(call(
+        &c,
+        Method::POST,
+        "/credentials",
+        json!({"consumerId": "ann", "type": "basic-auth", "credential": {"passwordHash": hash}}),
+    ));
+    assert_eq!(status, StatusCode::OK);
+    assert!(created.get("passwordHash").is_none() && created.get("password").is_none());
+    let id = created["id"].as_str().unwrap().to_string();
+    let basic = c.basic_credential("ann").unwrap();
+    assert_eq!(&*basic.hash, hash.as_str());
+    let path = format!("/credentials/basic-auth/{id}/verify");
+    for (secret, matches) in [("pw", true), ("nope", false), (hash.as_str(), true)] {
+        let (_, reply) = json_of(call(&c, Method::POST, &path, json!({ "secret": secret })));
+        assert_eq!(reply, json!({ "matches": matches }), "{secret}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -35,7 +35,7 @@ use std::borrow::Cow;
 
 use http::HeaderName;
 
-#[cfg(feature = "server")]
+#[cfg(feature = "store")]
 pub(crate) use scope::form_decode;
 pub use scope::{Consumer, ConsumerInfo, RequestScope};
 pub use value::{number_to_string, string_to_number, Value};

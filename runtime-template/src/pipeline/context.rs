@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::auth::cache::Grant;
 use crate::model::express::ExpressRoute;
 use crate::model::{Api, Resource};
+use crate::store::records::base62;
 
 /// What a request matched, as the steps need it.
 #[derive(Debug, Clone, Copy)]
@@ -116,21 +117,6 @@ fn new_request_id() -> String {
     // A bijective mix of the counter so consecutive ids do not look consecutive.
     let mixed = (u128::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)) ^ seed;
     base62(mixed)
-}
-
-/// `value` in base 62 (digits, upper-case, then lower-case letters), most significant first.
-pub(crate) fn base62(mut value: u128) -> String {
-    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::with_capacity(22);
-    loop {
-        out.push(DIGITS[(value % 62) as usize]);
-        value /= 62;
-        if value == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

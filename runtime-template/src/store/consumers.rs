@@ -882,6 +882,30 @@ impl Consumers {
         self.commit(vec![(Kind::Credential, credential_id(kind, id), Some(doc))])
     }
 
+    /// Whether the credential `kind`/`id` holds `secret` (micro-gw's `POST
+    /// /credentials/:type/:id/verify`, for `micro-gw consumers populate`, which must tell an
+    /// unchanged secret from a changed one without reading it back): key-auth and jwt compare
+    /// the keyed digest; basic-auth and oauth2 verify the password against the bcrypt hash, or
+    /// compare the hash itself when `secret` is a bcrypt hash (an imported one).
+    pub fn secret_matches(
+        &self,
+        kind: CredentialType,
+        id: &str,
+        secret: &str,
+    ) -> Result<bool, ConsumerError> {
+        let doc = self.stored_credential(kind, id)?;
+        if kind.is_keyed() {
+            let stored = records::text(&doc, "keySecretHmac").unwrap_or_default();
+            let given = hex(&self.digest(secret));
+            return Ok(bool::from(stored.as_bytes().ct_eq(given.as_bytes())));
+        }
+        let stored = records::text(&doc, "passwordHash").unwrap_or_default();
+        if secret.starts_with("$2") {
+            return Ok(bool::from(stored.as_bytes().ct_eq(secret.as_bytes())));
+        }
+        Ok(stored.starts_with("$2") && bcrypt::verify(secret, stored).unwrap_or(false))
+    }
+
     /// Removes a credential (used by `consumers clean` and the sync).
     pub fn delete_credential(&self, kind: CredentialType, id: &str) -> Result<(), ConsumerError> {
         let _writer = self.lock_writer();

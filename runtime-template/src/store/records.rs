@@ -97,7 +97,22 @@ pub fn uuid_v4() -> String {
 /// A new uuid v4 in base 62 (the `uuid62` package EG uses for generated `keyId` and
 /// `keySecret`): 22 characters or fewer, `[0-9A-Za-z]`.
 pub fn uuid62() -> String {
-    crate::pipeline::context::base62(uuid::Uuid::new_v4().as_u128())
+    base62(uuid::Uuid::new_v4().as_u128())
+}
+
+/// `value` in base 62 (digits, upper-case, then lower-case letters), most significant first.
+pub(crate) fn base62(mut value: u128) -> String {
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::with_capacity(22);
+    loop {
+        out.push(DIGITS[(value % 62) as usize]);
+        value /= 62;
+        if value == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// A string field of a document.

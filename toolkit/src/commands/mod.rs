@@ -1,6 +1,8 @@
 //! One module per `micro-gw` command.
 
 pub mod build;
+pub mod consumers;
+pub mod consumers_cli;
 pub mod hash;
 pub mod import;
 pub mod import_apim;
