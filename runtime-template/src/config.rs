@@ -58,6 +58,12 @@ pub struct StoreConfig {
     /// bcrypt cost of new passwords and oauth2 secrets (Express Gateway's
     /// `crypto.saltRounds`, 10; 4 to 31).
     pub bcrypt_cost: u32,
+    /// Redis holding the consumers instead of the file, shared by replicas:
+    /// `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS. Empty: the file.
+    pub redis: String,
+    /// The prefix of every key in Redis (`<ns>:doc:…`, `<ns>:changes`), so several
+    /// deployments can share one Redis.
+    pub redis_namespace: String,
 }
 
 impl Default for StoreConfig {
@@ -65,6 +71,8 @@ impl Default for StoreConfig {
         Self {
             path: "../data/consumers.db".into(),
             bcrypt_cost: 10,
+            redis: String::new(),
+            redis_namespace: "mgw".into(),
         }
     }
 }
