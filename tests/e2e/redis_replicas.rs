@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -156,7 +156,7 @@ struct Replica {
     admin: String,
 }
 
-fn start_replica(binary: &PathBuf, redis: &str) -> Replica {
+fn start_replica(binary: &Path, redis: &str) -> Replica {
     let (port, admin_port) = (free_port(), free_port());
     let args = [
         format!("--express_gateway.http_port={port}"),

@@ -126,7 +126,7 @@ impl JwtStep {
             let (first, second) = (words.next()?, words.next()?);
             first
                 .eq_ignore_ascii_case(scheme)
-                .then(|| std::borrow::Cow::Borrowed(second))
+                .then_some(std::borrow::Cow::Borrowed(second))
         };
         match &self.extractor {
             JwtExtractor::AuthBearer => auth_scheme("bearer"),
