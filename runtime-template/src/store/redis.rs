@@ -738,5 +738,8 @@ mod tests {
             .port();
         let e = RedisBackend::open(&format!("redis://:pw@127.0.0.1:{port}"), "mgw").unwrap_err();
         assert!(e.0.contains("unavailable") && !e.0.contains("pw@"), "{e}");
+        // rediss:// is understood (rustls on ring): only the connection fails here.
+        let e = RedisBackend::open(&format!("rediss://:pw@127.0.0.1:{port}/0"), "mgw").unwrap_err();
+        assert!(e.0.contains("unavailable") && !e.0.contains("pw@"), "{e}");
     }
 }
