@@ -426,8 +426,24 @@ fn open_consumers(
             .map_err(|e| format!("{e} ([store] path in {})", loaded.path.display()))?;
         (consumers, None)
     } else {
-        let backend = store::redis::RedisBackend::open(&settings.redis, &settings.redis_namespace)
-            .map_err(|e| format!("{e} ([store] redis in {})", loaded.path.display()))?;
+        let ca = if settings.redis_ca.is_empty() {
+            None
+        } else {
+            let path = loaded.resolve(std::path::Path::new(&settings.redis_ca));
+            Some(std::fs::read(&path).map_err(|e| {
+                format!(
+                    "cannot read {}: {e} ([store] redis_ca in {})",
+                    path.display(),
+                    loaded.path.display()
+                )
+            })?)
+        };
+        let backend = store::redis::RedisBackend::open_with_ca(
+            &settings.redis,
+            &settings.redis_namespace,
+            ca,
+        )
+        .map_err(|e| format!("{e} ([store] redis in {})", loaded.path.display()))?;
         let consumers = store::Consumers::open(Box::new(backend.clone()), settings.bcrypt_cost)
             .map_err(|e| format!("{e} ([store] redis in {})", loaded.path.display()))?;
         (consumers, Some(backend))

@@ -17,6 +17,7 @@ use redis::{Client, Connection, RedisError};
 
 use super::backend::{Backend, BackendError, Kind, Write};
 use super::consumers::Consumers;
+pub use crate::config::redact_url;
 
 /// The bound of every Redis call: connecting, sending a command, waiting for its answer.
 pub const TIMEOUT: Duration = Duration::from_millis(500);
@@ -50,22 +51,6 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
-/// `redis://user:secret@host/` → `redis://user:***@host/`: the URL as messages show it.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        None => url.to_string(),
-    }
-}
-
 /// Escapes the glob characters of `text` for `SCAN … MATCH`.
 fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -82,13 +67,33 @@ impl RedisBackend {
     /// Checks `url` (`redis://[[user]:password@]host[:port][/db]` or `rediss://…`) and
     /// connects once, so a wrong address or password stops the start-up with a clear message.
     pub fn open(url: &str, namespace: &str) -> Result<Self, BackendError> {
+        Self::open_with_ca(url, namespace, None)
+    }
+
+    /// [`RedisBackend::open`]; for `rediss://`, `ca` (PEM certificates) replaces the system's
+    /// roots.
+    pub fn open_with_ca(
+        url: &str,
+        namespace: &str,
+        ca: Option<Vec<u8>>,
+    ) -> Result<Self, BackendError> {
         let shown = redact_url(url);
         if namespace.is_empty() {
             return Err(BackendError(
                 "[store] redis_namespace must not be empty".into(),
             ));
         }
-        let client = Client::open(url).map_err(|e| {
+        let client = match ca {
+            Some(pem) => Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            ),
+            None => Client::open(url),
+        }
+        .map_err(|e| {
             BackendError(format!(
                 "[store] redis = {shown:?} is not a Redis URL ({}): use redis://[:password@]host:port/db or rediss://…",
                 e.detail().unwrap_or("invalid")
@@ -725,6 +730,81 @@ mod tests {
         assert!(b
             .create_user(doc(serde_json::json!({"username": "bob"})))
             .is_err());
+    }
+
+    #[test]
+    fn rediss_with_a_private_ca() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        drop(server);
+        let dir = std::env::temp_dir().join(format!("mgw-rediss-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(dir.join("cert.pem"))
+            .arg("--tls-key-file")
+            .arg(dir.join("key.pem"))
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server (TLS) did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        struct Stop(std::process::Child, std::path::PathBuf);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+                let _ = std::fs::remove_dir_all(&self.1);
+            }
+        }
+        let _stop = Stop(child, dir);
+        let url = format!("rediss://127.0.0.1:{port}/0");
+        // The system's roots do not know this certificate.
+        let refused = RedisBackend::open(&url, "mgw").unwrap_err();
+        assert!(refused.0.contains("unavailable"), "{refused}");
+        let backend =
+            RedisBackend::open_with_ca(&url, "mgw", Some(cert.pem().into_bytes())).unwrap();
+        backend.apply(&[put(Kind::Scope, "tls", "true")]).unwrap();
+        assert_eq!(backend.load().unwrap().len(), 1);
     }
 
     #[test]
