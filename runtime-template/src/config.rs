@@ -48,8 +48,9 @@ pub struct RuntimeConfig {
     pub admin: AdminConfig,
 }
 
-/// `[store]`: the consumer store of Express Gateway configurations.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `[store]`: the consumer store of Express Gateway configurations. Its `Debug` hides the
+/// password of `redis`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// The embedded database file, relative to this file's folder (default
@@ -58,6 +59,43 @@ pub struct StoreConfig {
     /// bcrypt cost of new passwords and oauth2 secrets (Express Gateway's
     /// `crypto.saltRounds`, 10; 4 to 31).
     pub bcrypt_cost: u32,
+    /// Redis holding the consumers instead of the file, shared by replicas:
+    /// `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS. Empty: the file.
+    pub redis: String,
+    /// The prefix of every key in Redis (`<ns>:doc:…`, `<ns>:changes`), so several
+    /// deployments can share one Redis.
+    pub redis_namespace: String,
+    /// For `rediss://`: a PEM bundle (relative to this file's folder) trusted instead of the
+    /// system's roots. Empty: the system's roots.
+    pub redis_ca: String,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("path", &self.path)
+            .field("bcrypt_cost", &self.bcrypt_cost)
+            .field("redis", &redact_url(&self.redis))
+            .field("redis_namespace", &self.redis_namespace)
+            .field("redis_ca", &self.redis_ca)
+            .finish()
+    }
+}
+
+/// `redis://user:secret@host/` → `redis://user:***@host/`: the URL as messages show it.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
 }
 
 impl Default for StoreConfig {
@@ -65,6 +103,9 @@ impl Default for StoreConfig {
         Self {
             path: "../data/consumers.db".into(),
             bcrypt_cost: 10,
+            redis: String::new(),
+            redis_namespace: "mgw".into(),
+            redis_ca: String::new(),
         }
     }
 }

@@ -411,7 +411,8 @@ fn listeners(
 
 #[cfg(feature = "server")]
 /// Opens the consumer store when the project has Express Gateway configurations
-/// (`[store] path`, relative to the settings file).
+/// (`[store] path`, relative to the settings file; or `[store] redis`, then a thread follows
+/// the changes other replicas make).
 fn open_consumers(
     model: &GatewayModel,
     loaded: &LoadedConfig,
@@ -419,21 +420,52 @@ fn open_consumers(
     if model.express.is_empty() {
         return Ok(None);
     }
-    let path = loaded.resolve(std::path::Path::new(&loaded.config.store.path));
-    let backend = store::sqlite::SqliteBackend::open(&path)
-        .map_err(|e| format!("{e} ([store] path in {})", loaded.path.display()))?;
-    let consumers = store::Consumers::open(Box::new(backend), loaded.config.store.bcrypt_cost)
-        .map_err(|e| format!("{e} ([store] path in {})", loaded.path.display()))?;
+    let settings = &loaded.config.store;
+    let (consumers, redis) = if settings.redis.is_empty() {
+        let path = loaded.resolve(std::path::Path::new(&settings.path));
+        let backend = store::sqlite::SqliteBackend::open(&path)
+            .map_err(|e| format!("{e} ([store] path in {})", loaded.path.display()))?;
+        let consumers = store::Consumers::open(Box::new(backend), settings.bcrypt_cost)
+            .map_err(|e| format!("{e} ([store] path in {})", loaded.path.display()))?;
+        (consumers, None)
+    } else {
+        let ca = if settings.redis_ca.is_empty() {
+            None
+        } else {
+            let path = loaded.resolve(std::path::Path::new(&settings.redis_ca));
+            Some(std::fs::read(&path).map_err(|e| {
+                format!(
+                    "cannot read {}: {e} ([store] redis_ca in {})",
+                    path.display(),
+                    loaded.path.display()
+                )
+            })?)
+        };
+        let backend = store::redis::RedisBackend::open_with_ca(
+            &settings.redis,
+            &settings.redis_namespace,
+            ca,
+        )
+        .map_err(|e| format!("{e} ([store] redis in {})", loaded.path.display()))?;
+        let consumers = store::Consumers::open(Box::new(backend.clone()), settings.bcrypt_cost)
+            .map_err(|e| format!("{e} ([store] redis in {})", loaded.path.display()))?;
+        (consumers, Some(backend))
+    };
     let counts = consumers.counts();
     tracing::info!(
         "consumer store {}: {} user(s), {} application(s), {} credential(s), {} scope(s)",
-        path.display(),
+        consumers.describe(),
         counts.users,
         counts.apps,
         counts.credentials,
         counts.scopes
     );
-    Ok(Some(Arc::new(consumers)))
+    let consumers = Arc::new(consumers);
+    if let Some(backend) = redis {
+        store::redis::spawn_subscriber(backend, consumers.clone())
+            .map_err(|e| format!("cannot start the Redis change subscriber: {e}"))?;
+    }
+    Ok(Some(consumers))
 }
 
 #[cfg(feature = "server")]

@@ -2,7 +2,7 @@
 //! start-up and written in atomic batches.
 
 /// What a document is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// A user (`id` → the user document).
     User,
@@ -76,4 +76,32 @@ pub trait Backend: Send + Sync + 'static {
     fn apply(&self, writes: &[Write]) -> Result<(), BackendError>;
     /// Where the data lives, for messages (`/srv/gw/data/consumers.db`).
     fn describe(&self) -> String;
+
+    /// The current text of each document of `keys` (`None`: absent), in order. The default
+    /// reads everything; backends shared by replicas read only what is asked.
+    fn get(&self, keys: &[(Kind, String)]) -> Result<Vec<Option<String>>, BackendError> {
+        let all = self.load()?;
+        Ok(keys
+            .iter()
+            .map(|(kind, id)| {
+                all.iter()
+                    .find(|(k, i, _)| k == kind && i == id)
+                    .map(|(_, _, doc)| doc.clone())
+            })
+            .collect())
+    }
+
+    /// Stores `doc` unless the document exists; the stored text either way (so replicas
+    /// starting together agree on one value).
+    fn put_if_absent(&self, kind: Kind, id: &str, doc: &str) -> Result<String, BackendError> {
+        if let Some(Some(existing)) = self.get(&[(kind, id.to_string())])?.pop() {
+            return Ok(existing);
+        }
+        self.apply(&[Write::Put {
+            kind,
+            id: id.to_string(),
+            doc: doc.to_string(),
+        }])?;
+        Ok(doc.to_string())
+    }
 }

@@ -209,6 +209,36 @@ fn consumer_entry(doc: Doc, kind: ConsumerKind) -> Entry {
     }
 }
 
+/// Every document of `backend` in a new state, and the stored key-auth secret key.
+fn load_state(backend: &dyn Backend) -> Result<(State, Option<[u8; 32]>), BackendError> {
+    let documents = backend.load()?;
+    let mut state = State::default();
+    let mut key = None;
+    let mut bad = 0usize;
+    for (kind, id, text) in documents {
+        if kind == Kind::Meta {
+            if id == "credential-key" {
+                key = serde_json::from_str::<String>(&text)
+                    .ok()
+                    .and_then(|hex| decode_hex32(&hex));
+            }
+            continue;
+        }
+        match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(doc)) => state.put(kind, &id, doc),
+            Ok(_) if kind == Kind::Scope => state.put(kind, &id, Doc::new()),
+            _ => bad += 1,
+        }
+    }
+    if bad > 0 {
+        tracing::warn!(
+            "consumer store {}: {bad} unreadable document(s) ignored",
+            backend.describe()
+        );
+    }
+    Ok((state, key))
+}
+
 /// `<type>:<id>` → the credential's key.
 fn credential_key(id: &str) -> Option<(CredentialType, String)> {
     let (kind, rest) = id.split_once(':')?;
@@ -259,43 +289,28 @@ impl Consumers {
     /// store, or made (32 random bytes) and stored on first use. `bcrypt_cost` hashes new
     /// passwords (Express Gateway's `crypto.saltRounds`, 10 by default; 4 to 31).
     pub fn open(backend: Box<dyn Backend>, bcrypt_cost: u32) -> Result<Self, BackendError> {
-        let documents = backend.load()?;
-        let mut state = State::default();
-        let mut key = None;
-        let mut bad = 0usize;
-        for (kind, id, text) in documents {
-            if kind == Kind::Meta {
-                if id == "credential-key" {
-                    key = serde_json::from_str::<String>(&text)
-                        .ok()
-                        .and_then(|hex| decode_hex32(&hex));
-                }
-                continue;
-            }
-            match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(doc)) => state.put(kind, &id, doc),
-                Ok(_) if kind == Kind::Scope => state.put(kind, &id, Doc::new()),
-                _ => bad += 1,
-            }
-        }
-        if bad > 0 {
-            tracing::warn!(
-                "consumer store {}: {bad} unreadable document(s) ignored",
-                backend.describe()
-            );
-        }
+        let (state, key) = load_state(backend.as_ref())?;
         let key = match key {
             Some(key) => key,
             None => {
                 let mut key = [0u8; 32];
                 key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
                 key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-                backend.apply(&[Write::Put {
-                    kind: Kind::Meta,
-                    id: "credential-key".into(),
-                    doc: Value::String(hex(&key)).to_string(),
-                }])?;
-                key
+                // Replicas starting together on an empty store agree on the first key.
+                let stored = backend.put_if_absent(
+                    Kind::Meta,
+                    "credential-key",
+                    &Value::String(hex(&key)).to_string(),
+                )?;
+                serde_json::from_str::<String>(&stored)
+                    .ok()
+                    .and_then(|hex| decode_hex32(&hex))
+                    .ok_or_else(|| {
+                        BackendError(format!(
+                            "consumer store {}: the stored credential-key is unreadable",
+                            backend.describe()
+                        ))
+                    })?
             }
         };
         Ok(Self {
@@ -305,6 +320,47 @@ impl Consumers {
             key,
             bcrypt_cost: bcrypt_cost.clamp(4, 31),
         })
+    }
+
+    /// Replaces the in-memory state with everything the backend holds (after a replica's
+    /// change subscription comes back: what changed meanwhile is not lost). Local writes wait
+    /// meanwhile.
+    pub fn reload(&self) -> Result<Counts, BackendError> {
+        let _writer = self.lock_writer();
+        let (state, key) = load_state(self.backend.as_ref())?;
+        if key.is_some_and(|key| key != self.key) {
+            tracing::warn!(
+                "consumer store {}: its credential-key differs from the one this gateway started with; restart it to verify key-auth credentials made elsewhere",
+                self.backend.describe()
+            );
+        }
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        Ok(self.counts())
+    }
+
+    /// Applies changes another replica made: re-reads each `(kind, id)` from the backend
+    /// (absent: deleted) and applies them together, so the latest stored version wins.
+    pub fn apply_remote(&self, changes: &[(Kind, String)]) -> Result<(), BackendError> {
+        let changes: Vec<(Kind, String)> = changes
+            .iter()
+            .filter(|(kind, _)| *kind != Kind::Meta)
+            .cloned()
+            .collect();
+        let docs = self.backend.get(&changes)?;
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        for ((kind, id), text) in changes.into_iter().zip(docs) {
+            match text.map(|t| serde_json::from_str::<Value>(&t)) {
+                None => state.delete(kind, &id),
+                Some(Ok(Value::Object(doc))) => state.put(kind, &id, doc),
+                Some(Ok(_)) if kind == Kind::Scope => state.put(kind, &id, Doc::new()),
+                Some(_) => tracing::warn!(
+                    "consumer store {}: the changed {} {id:?} is unreadable; ignored",
+                    self.backend.describe(),
+                    kind.as_str()
+                ),
+            }
+        }
+        Ok(())
     }
 
     /// Where the data lives.

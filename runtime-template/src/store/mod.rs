@@ -3,13 +3,14 @@
 //!
 //! [`Consumers`] holds every consumer in memory, so the request path never waits on disk; every
 //! change is written through a [`Backend`] (the embedded SQLite file by default,
-//! [`sqlite::SqliteBackend`]) before it is applied in memory and acknowledged, so nothing
+//! [`sqlite::SqliteBackend`]; Redis for replicas, [`redis::RedisBackend`]) before it is applied in memory and acknowledged, so nothing
 //! acknowledged is lost when the process dies.
 
 pub mod backend;
 pub mod consumers;
 pub mod date;
 pub mod records;
+pub mod redis;
 pub mod sqlite;
 
 pub use backend::{Backend, BackendError, Kind, Write};
