@@ -10,6 +10,7 @@ pub mod backend;
 pub mod consumers;
 pub mod date;
 pub mod records;
+#[cfg(feature = "server")]
 pub mod redis;
 pub mod sqlite;
 
