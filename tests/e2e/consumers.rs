@@ -1,8 +1,9 @@
 //! Express Gateway consumers end to end: the admin API (token, EG's paths and statuses) fills
 //! the embedded store; `key-auth` and `basic-auth` steps admit its consumers with EG's answers
 //! (401/403 text/plain, `eg-consumer-id`); what was acknowledged survives the gateway being
-//! killed (SIGKILL) and started again. Behaviour from `../shared/reference/express-gateway.md`
-//! §2 and §4.
+//! killed (SIGKILL) and started again. The expected behaviour is Express Gateway 1.16's, as
+//! recorded in `tests/fixtures/eg-observed/kargo/observed.json` and described in
+//! `docs/consumers.md` and `docs/express-gateway-differences.md`.
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Express Gateway configurations: `micro-gw import --express-gateway`, the build's report of
 //! unsupported steps, and gateways serving Kargo's real configuration
 //! (`tests/fixtures/kargo/gateway.config.yml`) against test backends; behaviour expected from
-//! `../shared/reference/express-gateway.md` §1, §2, §7 and §9 (EG 1.16.11 observed live).
+//! what EG 1.16.11 answered live, recorded in `tests/fixtures/eg-observed/` (see its README).
 
 use std::net::SocketAddr;
 use std::path::Path;
