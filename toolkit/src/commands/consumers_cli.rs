@@ -298,6 +298,84 @@ fn field(value: &Value, key: &str) -> String {
 }
 
 /// Runs a list of actions, reporting each failure on one line; fails if any failed.
+/// `POST <collection>` of each body (users and apps): the new id (quiet) or the object; every
+/// failure is one line, and the command fails when any did.
+fn create_each(
+    target: &Target,
+    collection: &str,
+    bodies: Vec<Map<String, Value>>,
+    quiet: bool,
+    what: &str,
+) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for body in bodies {
+        match target.expect(Method::POST, collection, Some(Value::Object(body))) {
+            Ok(reply) if quiet => println!("{}", field(&reply.body, "id")),
+            Ok(reply) => {
+                eprintln!("Created {}", field(&reply.body, "id"));
+                print_json(&reply.body);
+            }
+            Err(e) => {
+                eprintln!("micro-gw: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} {what} not created");
+    }
+    Ok(())
+}
+
+/// `GET <collection>/<id>`.
+fn info(target: &Target, collection: &str, id: &str, quiet: bool) -> anyhow::Result<()> {
+    let reply = target.expect(Method::GET, &format!("{collection}/{}", segment(id)), None)?;
+    if quiet {
+        println!("{}", field(&reply.body, "id"));
+    } else {
+        print_json(&reply.body);
+    }
+    Ok(())
+}
+
+/// `PUT <collection>/<id>` with `-p k=v` properties.
+fn update(
+    target: &Target,
+    collection: &str,
+    id: &str,
+    props: &[String],
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let body = properties(props, false)?;
+    let reply = target.expect(
+        Method::PUT,
+        &format!("{collection}/{}", segment(id)),
+        Some(Value::Object(body)),
+    )?;
+    if quiet {
+        println!("{}", field(&reply.body, "id"));
+    } else {
+        eprintln!("Updated {id}");
+        print_json(&reply.body);
+    }
+    Ok(())
+}
+
+/// `DELETE <collection>/<id>`.
+fn remove(target: &Target, collection: &str, id: &str, quiet: bool) -> anyhow::Result<()> {
+    target.expect(
+        Method::DELETE,
+        &format!("{collection}/{}", segment(id)),
+        None,
+    )?;
+    if quiet {
+        println!("{id}");
+    } else {
+        eprintln!("Removed {id}");
+    }
+    Ok(())
+}
+
 fn each(ids: &[String], mut action: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let mut failed = 0;
     for id in ids {
@@ -373,59 +451,12 @@ pub fn users(command: UsersCommand, common: &Common) -> anyhow::Result<()> {
                 require(&mut body, "username", "-p username=<name>")?;
                 vec![body]
             };
-            let mut failed = 0;
-            for body in bodies {
-                match target.expect(Method::POST, "/users", Some(Value::Object(body))) {
-                    Ok(reply) if q => println!("{}", field(&reply.body, "id")),
-                    Ok(reply) => {
-                        eprintln!("Created {}", field(&reply.body, "id"));
-                        print_json(&reply.body);
-                    }
-                    Err(e) => {
-                        eprintln!("micro-gw: {e:#}");
-                        failed += 1;
-                    }
-                }
-            }
-            if failed > 0 {
-                bail!("{failed} user(s) not created");
-            }
-            Ok(())
+            create_each(&target, "/users", bodies, q, "user(s)")
         }
         UsersCommand::List { all } => list(&target, "users", all, q, "username"),
-        UsersCommand::Info { id } => {
-            let reply = target.expect(Method::GET, &format!("/users/{}", segment(&id)), None)?;
-            if q {
-                println!("{}", field(&reply.body, "id"));
-            } else {
-                print_json(&reply.body);
-            }
-            Ok(())
-        }
-        UsersCommand::Update { id, properties: p } => {
-            let body = properties(&p, false)?;
-            let reply = target.expect(
-                Method::PUT,
-                &format!("/users/{}", segment(&id)),
-                Some(Value::Object(body)),
-            )?;
-            if q {
-                println!("{}", field(&reply.body, "id"));
-            } else {
-                eprintln!("Updated {id}");
-                print_json(&reply.body);
-            }
-            Ok(())
-        }
-        UsersCommand::Remove(ids) => each(&ids.ids, |id| {
-            target.expect(Method::DELETE, &format!("/users/{}", segment(id)), None)?;
-            if q {
-                println!("{id}");
-            } else {
-                eprintln!("Removed {id}");
-            }
-            Ok(())
-        }),
+        UsersCommand::Info { id } => info(&target, "/users", &id, q),
+        UsersCommand::Update { id, properties: p } => update(&target, "/users", &id, &p, q),
+        UsersCommand::Remove(ids) => each(&ids.ids, |id| remove(&target, "/users", id, q)),
         UsersCommand::Activate(ids) => each(&ids.ids, |id| {
             set_status(&target, &format!("/users/{}", segment(id)), id, true, q)
         }),
@@ -454,59 +485,12 @@ pub fn apps(command: AppsCommand, common: &Common) -> anyhow::Result<()> {
                 require(&mut body, "name", "-p name=<app name>")?;
                 vec![body]
             };
-            let mut failed = 0;
-            for body in bodies {
-                match target.expect(Method::POST, "/apps", Some(Value::Object(body))) {
-                    Ok(reply) if q => println!("{}", field(&reply.body, "id")),
-                    Ok(reply) => {
-                        eprintln!("Created {}", field(&reply.body, "id"));
-                        print_json(&reply.body);
-                    }
-                    Err(e) => {
-                        eprintln!("micro-gw: {e:#}");
-                        failed += 1;
-                    }
-                }
-            }
-            if failed > 0 {
-                bail!("{failed} app(s) not created");
-            }
-            Ok(())
+            create_each(&target, "/apps", bodies, q, "app(s)")
         }
         AppsCommand::List { all } => list(&target, "apps", all, q, "id"),
-        AppsCommand::Info { id } => {
-            let reply = target.expect(Method::GET, &format!("/apps/{}", segment(&id)), None)?;
-            if q {
-                println!("{}", field(&reply.body, "id"));
-            } else {
-                print_json(&reply.body);
-            }
-            Ok(())
-        }
-        AppsCommand::Update { id, properties: p } => {
-            let body = properties(&p, false)?;
-            let reply = target.expect(
-                Method::PUT,
-                &format!("/apps/{}", segment(&id)),
-                Some(Value::Object(body)),
-            )?;
-            if q {
-                println!("{}", field(&reply.body, "id"));
-            } else {
-                eprintln!("Updated {id}");
-                print_json(&reply.body);
-            }
-            Ok(())
-        }
-        AppsCommand::Remove(ids) => each(&ids.ids, |id| {
-            target.expect(Method::DELETE, &format!("/apps/{}", segment(id)), None)?;
-            if q {
-                println!("{id}");
-            } else {
-                eprintln!("Removed {id}");
-            }
-            Ok(())
-        }),
+        AppsCommand::Info { id } => info(&target, "/apps", &id, q),
+        AppsCommand::Update { id, properties: p } => update(&target, "/apps", &id, &p, q),
+        AppsCommand::Remove(ids) => each(&ids.ids, |id| remove(&target, "/apps", id, q)),
         AppsCommand::Activate(ids) => each(&ids.ids, |id| {
             set_status(&target, &format!("/apps/{}", segment(id)), id, true, q)
         }),
