@@ -46,6 +46,78 @@ pub struct RuntimeConfig {
     pub store: StoreConfig,
     /// The admin API of Express Gateway configurations.
     pub admin: AdminConfig,
+    /// Where rate-limit counters are kept and what happens when Redis does not answer.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// `[rate_limit]`: the counters of `rate-limit` steps.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// `auto` (Redis when a URL is known, here or in `[store] redis`), `memory` (each replica
+    /// counts on its own) or `redis` (a URL is required).
+    pub backend: CountersBackend,
+    /// The Redis of the counters; empty: `[store] redis` (with its `redis_namespace` and
+    /// `redis_ca`).
+    pub redis: String,
+    /// The bound of one Redis call, in milliseconds; a request never waits longer for it.
+    pub timeout_ms: u64,
+    /// When Redis does not answer: `open` (decide in this replica, with `max / replicas`) or
+    /// `closed` (503 with `Retry-After: 1`).
+    pub on_redis_error: RedisFailure,
+    /// How many replicas share the counters: while Redis does not answer, each admits
+    /// `max / replicas` (rounded up) per window on its own.
+    pub replicas: u64,
+    /// At most one warning about an unavailable Redis per this many seconds.
+    pub warn_interval_seconds: u64,
+}
+
+impl std::fmt::Debug for RateLimitConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitConfig")
+            .field("backend", &self.backend)
+            .field("redis", &redact_url(&self.redis))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("on_redis_error", &self.on_redis_error)
+            .field("replicas", &self.replicas)
+            .field("warn_interval_seconds", &self.warn_interval_seconds)
+            .finish()
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            backend: CountersBackend::Auto,
+            redis: String::new(),
+            timeout_ms: 50,
+            on_redis_error: RedisFailure::Open,
+            replicas: 1,
+            warn_interval_seconds: 60,
+        }
+    }
+}
+
+/// `[rate_limit] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CountersBackend {
+    /// Redis when a URL is known, else memory.
+    Auto,
+    /// Each replica counts on its own.
+    Memory,
+    /// Redis (a URL is required).
+    Redis,
+}
+
+/// `[rate_limit] on_redis_error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisFailure {
+    /// Decide in this replica with its share of the quota.
+    Open,
+    /// Refuse with 503.
+    Closed,
 }
 
 /// `[store]`: the consumer store of Express Gateway configurations. Its `Debug` hides the

@@ -26,6 +26,8 @@ pub mod admin;
 #[cfg(feature = "server")]
 pub mod auth;
 pub mod config;
+#[cfg(feature = "server")]
+pub mod counters;
 pub mod env_template;
 pub mod expression;
 #[cfg(feature = "server")]
@@ -248,6 +250,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             .collect::<Result<Vec<_>, _>>()?;
         let consumers = open_consumers(&model, &loaded)?;
         let metrics = Arc::new(policies::metrics::EgCounter::default());
+        let counters = open_counters(&model, &loaded)?;
         let mut listeners = listeners(&model, &loaded, &read_env, http, https)?;
         if let Some(consumers) = &consumers {
             listeners.extend(admin_listeners(
@@ -272,6 +275,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                 remove_credential_header: loaded.config.security.remove_credential_header,
                 consumers,
                 metrics,
+                counters,
             },
             loaded.config.log.access_log,
         ));
@@ -407,6 +411,84 @@ fn listeners(
         });
     }
     Ok(out)
+}
+
+#[cfg(feature = "server")]
+/// The rate-limit counters of `[rate_limit]`: Redis only when some pipeline has a rate-limit
+/// step and a URL is known (here or in `[store] redis`).
+fn open_counters(
+    model: &GatewayModel,
+    loaded: &LoadedConfig,
+) -> Result<Arc<counters::Counters>, String> {
+    use config::{CountersBackend, RedisFailure};
+    let settings = &loaded.config.rate_limit;
+    let store = &loaded.config.store;
+    let used = model.pipelines.iter().any(|p| {
+        p.steps
+            .iter()
+            .any(|s| matches!(s.policy, model::PolicySpec::RateLimit(_)))
+    });
+    let url = if settings.redis.is_empty() {
+        &store.redis
+    } else {
+        &settings.redis
+    };
+    let shared = match settings.backend {
+        CountersBackend::Memory => false,
+        CountersBackend::Auto => !url.is_empty(),
+        CountersBackend::Redis if url.is_empty() => {
+            return Err(format!(
+                "[rate_limit] backend = \"redis\" needs a URL: set [rate_limit] redis or [store] redis ({})",
+                loaded.path.display()
+            ))
+        }
+        CountersBackend::Redis => true,
+    };
+    if !used || !shared {
+        return Ok(Arc::new(counters::Counters::in_memory()));
+    }
+    if settings.timeout_ms == 0 {
+        return Err(format!(
+            "[rate_limit] timeout_ms must be at least 1 ({})",
+            loaded.path.display()
+        ));
+    }
+    let ca = if store.redis_ca.is_empty() {
+        None
+    } else {
+        let path = loaded.resolve(std::path::Path::new(&store.redis_ca));
+        Some(std::fs::read(&path).map_err(|e| {
+            format!(
+                "cannot read {}: {e} ([store] redis_ca in {})",
+                path.display(),
+                loaded.path.display()
+            )
+        })?)
+    };
+    let redis = counters::RedisCounters::open(
+        url,
+        &store.redis_namespace,
+        ca,
+        Duration::from_millis(settings.timeout_ms),
+        Duration::from_secs(settings.warn_interval_seconds.max(1)),
+    )
+    .map_err(|e| format!("{e} ([rate_limit] in {})", loaded.path.display()))?;
+    tracing::info!(
+        "rate-limit counters in Redis {} (timeout {} ms, fail {})",
+        config::redact_url(url),
+        settings.timeout_ms,
+        match settings.on_redis_error {
+            RedisFailure::Open => "open",
+            RedisFailure::Closed => "closed",
+        }
+    );
+    Ok(Arc::new(counters::Counters::shared(
+        redis,
+        counters::FailurePolicy {
+            fail_closed: settings.on_redis_error == RedisFailure::Closed,
+            replicas: settings.replicas,
+        },
+    )))
 }
 
 #[cfg(feature = "server")]

@@ -14,6 +14,7 @@ use crate::policies::key_auth::KeyAuthSpec;
 use crate::policies::log::LogSpec;
 use crate::policies::metrics::MetricsSpec;
 use crate::policies::proxy::ProxySpec;
+use crate::policies::rate_limit::RateLimitSpec;
 use crate::policies::scopes::ScopesSpec;
 use crate::policies::terminate::TerminateSpec;
 use crate::policies::transformer::{HeadersSpec, TransformerSpec};
@@ -54,6 +55,8 @@ pub enum PolicySpec {
     Scopes(ScopesSpec),
     /// Kargo's `metrics` plugin policy: the `eg` response counter.
     Metrics(MetricsSpec),
+    /// Express Gateway `rate-limit`: `max` hits per window per key.
+    RateLimit(RateLimitSpec),
     /// A policy this version cannot run yet, kept in place with the behaviour the build
     /// announced (`micro-gw build --allow-unsupported`).
     Unsupported(UnsupportedSpec),
@@ -78,6 +81,7 @@ impl PolicySpec {
             PolicySpec::Jwt(_) => "jwt",
             PolicySpec::Scopes(_) => "scopes",
             PolicySpec::Metrics(_) => "metrics",
+            PolicySpec::RateLimit(_) => "rate-limit",
             PolicySpec::Unsupported(spec) => &spec.policy,
         }
     }
@@ -114,6 +118,7 @@ mod tests {
             PolicySpec::Cors(CorsSpec::default()),
             PolicySpec::KeyAuth(KeyAuthSpec::default()),
             PolicySpec::BasicAuth(BasicAuthSpec { pass_through: true }),
+            PolicySpec::RateLimit(RateLimitSpec::default()),
         ];
         for spec in specs {
             let json = serde_json::to_string(&spec).unwrap();

@@ -62,6 +62,8 @@ pub struct Context<'a> {
     pub upstream_latency: Option<Duration>,
     /// The client's HTTP/1 connection cannot carry another request (an unread body).
     pub close_connection: bool,
+    /// What the rate-limit steps decided, for their response phase.
+    pub rate_limits: Vec<crate::policies::rate_limit::step::RateNote>,
     /// Express Gateway's `egContext.requestID`, made on first use.
     request_id: Option<Arc<str>>,
 }
@@ -90,6 +92,7 @@ impl<'a> Context<'a> {
             upstream: None,
             upstream_latency: None,
             close_connection: false,
+            rate_limits: Vec::new(),
             request_id: None,
         }
     }

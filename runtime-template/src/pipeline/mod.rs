@@ -45,6 +45,8 @@ pub struct Services {
     pub consumers: Option<Arc<crate::store::Consumers>>,
     /// The `eg` counter of `metrics` steps (served on the admin listener).
     pub metrics: Arc<crate::policies::metrics::EgCounter>,
+    /// Rate-limit counters (in memory, or in Redis shared by replicas).
+    pub counters: Arc<crate::counters::Counters>,
 }
 
 /// A step that cannot be made ready.

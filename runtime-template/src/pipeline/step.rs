@@ -54,6 +54,8 @@ pub enum ReadyPolicy {
     Scopes,
     /// Kargo's `metrics`: the request header naming the consumer.
     Metrics(http::HeaderName),
+    /// Express Gateway `rate-limit`.
+    RateLimit(policies::rate_limit::step::RateLimitStep),
 }
 
 impl ReadyPolicy {
@@ -102,6 +104,9 @@ impl ReadyPolicy {
             ),
             PolicySpec::Jwt(spec) => ReadyPolicy::Jwt(policies::jwt::JwtStep::new(spec, env)?),
             PolicySpec::Scopes(_) => ReadyPolicy::Scopes,
+            PolicySpec::RateLimit(spec) => {
+                ReadyPolicy::RateLimit(policies::rate_limit::step::RateLimitStep::new(spec)?)
+            }
             PolicySpec::Metrics(spec) => ReadyPolicy::Metrics(
                 http::HeaderName::from_bytes(spec.consumer_header.to_ascii_lowercase().as_bytes())
                     .map_err(|_| {
@@ -121,6 +126,7 @@ impl ReadyPolicy {
             ReadyPolicy::KeyAuth(step) => step.has_response_phase(),
             ReadyPolicy::BasicAuth(step) => step.has_response_phase(),
             ReadyPolicy::Jwt(step) => step.has_response_phase(),
+            ReadyPolicy::RateLimit(step) => step.has_response_phase(),
             ReadyPolicy::Cors(_)
             | ReadyPolicy::ResponseTransformer(_)
             | ReadyPolicy::Metrics(_) => true,
@@ -191,6 +197,7 @@ impl ReadyPolicy {
             ReadyPolicy::BasicAuth(step) => step.request(services, context, parts).await,
             ReadyPolicy::Jwt(step) => step.request(services, context, parts),
             ReadyPolicy::Metrics(_) => Flow::Continue,
+            ReadyPolicy::RateLimit(step) => step.request(services, context, parts).await,
             ReadyPolicy::Scopes => {
                 use policies::scopes::{check, ScopesVerdict};
                 let endpoint: &[String] = match context.matched {
@@ -237,6 +244,7 @@ impl ReadyPolicy {
                     .count(response.status().as_u16(), consumer, endpoint);
             }
             ReadyPolicy::Unsupported(step) => step.response(response),
+            ReadyPolicy::RateLimit(step) => step.response(services, context, response),
             ReadyPolicy::KeyAuth(_) | ReadyPolicy::BasicAuth(_) | ReadyPolicy::Jwt(_) => {
                 policies::consumer_auth::mark_anonymous(context, response)
             }

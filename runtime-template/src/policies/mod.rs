@@ -19,6 +19,7 @@ pub mod key_auth;
 pub mod log;
 pub mod metrics;
 pub mod proxy;
+pub mod rate_limit;
 pub mod scopes;
 pub mod terminate;
 pub mod transformer;

@@ -11,6 +11,7 @@ use mgw_runtime::policies::key_auth::KeyAuthSpec;
 use mgw_runtime::policies::log::LogSpec;
 use mgw_runtime::policies::metrics::MetricsSpec;
 use mgw_runtime::policies::proxy::{EndpointChoice, PathRewrite, ProxySpec};
+use mgw_runtime::policies::rate_limit::{RateAlgorithm, RateLimitSpec};
 use mgw_runtime::policies::scopes::ScopesSpec;
 use mgw_runtime::policies::terminate::TerminateSpec;
 use mgw_runtime::policies::transformer::{HeadersSpec, Operations, TransformerSpec};
@@ -67,10 +68,6 @@ fn unsupported_behaviour(
                 told,
             )
         }
-        "rate-limit" => (
-            UnsupportedBehaviour::Skip,
-            "be skipped (no effect on requests)".to_string(),
-        ),
         _ => (
             UnsupportedBehaviour::Refuse,
             "answer 401 Unauthorized (an unknown policy fails closed)".to_string(),
@@ -211,6 +208,7 @@ pub(super) fn pipeline(
                     | "headers"
                     | "request-transformer"
                     | "response-transformer"
+                    | "rate-limit"
             );
             let what = format!("the {policy} step of pipeline '{name}'");
             if supported
@@ -249,6 +247,7 @@ pub(super) fn pipeline(
                     Some(PolicySpec::Metrics(MetricsSpec::default()))
                 }
                 "terminate" => terminate(ctx, at, action),
+                "rate-limit" => rate_limit(ctx, at, action),
                 "log" => log(ctx, at, action),
                 "headers" => headers(ctx, at, action),
                 "request-transformer" => transformer(ctx, at, action, true),
@@ -995,6 +994,160 @@ fn terminate(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Opti
         };
     }
     Some(PolicySpec::Terminate(spec))
+}
+
+/// `rate-limit` (EG 1.16's schema and express-rate-limit 2.14's defaults).
+fn rate_limit(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<PolicySpec> {
+    let (name, action_pointer, step_pointer) = at;
+    known_action_keys(
+        ctx,
+        at,
+        "rate-limit",
+        action,
+        &[
+            "max",
+            "windowMs",
+            "rateLimitBy",
+            "message",
+            "statusCode",
+            "headers",
+            "skipFailedRequests",
+            "skipSuccessfulRequests",
+            "delayAfter",
+            "delayMs",
+            "algorithm",
+            "burst",
+        ],
+    );
+    let mut spec = RateLimitSpec {
+        scope: step_pointer
+            .strip_prefix("/pipelines/")
+            .unwrap_or(step_pointer)
+            .to_string(),
+        ..RateLimitSpec::default()
+    };
+    let mut ok = true;
+    let mut integer = |ctx: &mut Ctx<'_>, key: &str, target: &mut u64| {
+        if let Some(v) = action.get(key).filter(|v| !v.is_null()) {
+            match v.as_u64() {
+                Some(n) => *target = n,
+                None => {
+                    ctx.error(
+                        &child(action_pointer, key),
+                        format!("pipeline '{name}': rate-limit {key} must be a whole number ≥ 0, not {v}"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+    };
+    integer(ctx, "max", &mut spec.max);
+    integer(ctx, "windowMs", &mut spec.window_ms);
+    integer(ctx, "delayAfter", &mut spec.delay_after);
+    integer(ctx, "delayMs", &mut spec.delay_ms);
+    integer(ctx, "burst", &mut spec.burst);
+    let mut status = u64::from(spec.status);
+    integer(ctx, "statusCode", &mut status);
+    if !ok {
+        return None;
+    }
+    if spec.window_ms == 0 {
+        ctx.error(
+            &child(action_pointer, "windowMs"),
+            format!("pipeline '{name}': rate-limit windowMs must be at least 1"),
+        );
+        return None;
+    }
+    match u16::try_from(status).ok().filter(|s| (200..=599).contains(s)) {
+        Some(s) => spec.status = s,
+        None => {
+            ctx.error(
+                &child(action_pointer, "statusCode"),
+                format!("pipeline '{name}': rate-limit statusCode must be an HTTP status from 200 to 599"),
+            );
+            return None;
+        }
+    }
+    for (key, target) in [
+        ("headers", &mut spec.headers),
+        ("skipFailedRequests", &mut spec.skip_failed),
+        ("skipSuccessfulRequests", &mut spec.skip_successful),
+    ] {
+        if let Some(v) = action.get(key).filter(|v| !v.is_null()) {
+            match v.as_bool() {
+                Some(b) => *target = b,
+                None => {
+                    ctx.error(
+                        &child(action_pointer, key),
+                        format!("pipeline '{name}': rate-limit {key} must be true or false"),
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+    if let Some(v) = action.get("message").filter(|v| !v.is_null()) {
+        spec.message = match v {
+            Value::Number(n) => n.to_string(),
+            _ => ctx.literal(
+                &child(action_pointer, "message"),
+                &format!("the rate-limit message of pipeline '{name}'"),
+                v,
+            )?,
+        };
+    }
+    if let Some(v) = action.get("rateLimitBy").filter(|v| !v.is_null()) {
+        let pointer = child(action_pointer, "rateLimitBy");
+        let template = ctx.literal(
+            &pointer,
+            &format!("the rateLimitBy of pipeline '{name}'"),
+            v,
+        )?;
+        match mgw_runtime::policies::rate_limit::parse_key(&template) {
+            Ok(parts) => spec.key = parts,
+            Err(e) => {
+                ctx.error(&pointer, format!("pipeline '{name}': {e}"));
+                return None;
+            }
+        }
+    }
+    if let Some(v) = action.get("algorithm").filter(|v| !v.is_null()) {
+        spec.algorithm = match v.as_str() {
+            Some("fixed-window") => RateAlgorithm::FixedWindow,
+            Some("gcra") => RateAlgorithm::Gcra,
+            _ => {
+                ctx.error(
+                    &child(action_pointer, "algorithm"),
+                    format!("pipeline '{name}': rate-limit algorithm must be fixed-window (Express Gateway's) or gcra, not {v}"),
+                );
+                return None;
+            }
+        };
+    }
+    if spec.delay_after > 0 && spec.delay_ms > 0 {
+        let explicit = action.contains_key("delayMs");
+        ctx.warn(
+            step_pointer,
+            format!(
+                "pipeline '{name}': rate-limit delays every request after the {} of a window by {} ms per extra request{} (Express Gateway's behaviour, kept); set `delayMs: 0` to answer without delay",
+                ordinal(spec.delay_after),
+                spec.delay_ms,
+                if explicit { "" } else { " (the default delayAfter: 1, delayMs: 1000: the second request waits 1 s, the third 2 s)" }
+            ),
+        );
+    }
+    Some(PolicySpec::RateLimit(spec))
+}
+
+fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 fn log(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<PolicySpec> {

@@ -334,13 +334,13 @@ fn refused_conditions_policies_and_references_name_file_line_and_pipeline() {
 #[test]
 fn unsupported_policies_are_one_line_each_or_kept_with_their_behaviour() {
     let text = format!(
-        "{BASE}apiEndpoints:\n  e: {{path: /e}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n      - rate-limit:\n      - oauth2: [{{action: {{passThrough: true}}}}, {{action: {{}}}}]\n      - my-plugin:\n      - proxy: {{action: {{serviceEndpoint: b}}}}\n"
+        "{BASE}apiEndpoints:\n  e: {{path: /e}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n      - oauth2: [{{action: {{passThrough: true}}}}, {{action: {{}}}}]\n      - my-plugin:\n      - proxy: {{action: {{serviceEndpoint: b}}}}\n"
     );
     let errs = errors(&text);
-    assert_eq!(errs.len(), 4, "{errs:#?}");
+    assert_eq!(errs.len(), 3, "{errs:#?}");
     assert!(
         errs[0].starts_with(&format!(
-            "{FILE}:13: pipeline 'p': policy 'rate-limit' is not supported yet"
+            "{FILE}:13: pipeline 'p': policy 'oauth2' is not supported yet"
         )),
         "{errs:#?}"
     );
@@ -348,7 +348,7 @@ fn unsupported_policies_are_one_line_each_or_kept_with_their_behaviour() {
         .iter()
         .all(|e| e.contains("--allow-unsupported") && !e.contains('\n')));
     let l = load_eg(&text, true).unwrap();
-    assert_eq!(l.unsupported.len(), 4);
+    assert_eq!(l.unsupported.len(), 3);
     let behaviours: Vec<UnsupportedBehaviour> = l.model.pipelines[0]
         .steps
         .iter()
@@ -360,7 +360,6 @@ fn unsupported_policies_are_one_line_each_or_kept_with_their_behaviour() {
     assert_eq!(
         behaviours,
         [
-            UnsupportedBehaviour::Skip,
             UnsupportedBehaviour::NoCredentialAccepted { pass_through: true },
             UnsupportedBehaviour::NoCredentialAccepted {
                 pass_through: false
@@ -368,7 +367,52 @@ fn unsupported_policies_are_one_line_each_or_kept_with_their_behaviour() {
             UnsupportedBehaviour::Refuse,
         ]
     );
-    assert!(l.unsupported[1].to_string().contains("continues anonymous"));
+    assert!(l.unsupported[0].to_string().contains("continues anonymous"));
+}
+
+#[test]
+fn rate_limit_takes_eg_defaults_and_warns_about_the_default_delay() {
+    use mgw_runtime::policies::rate_limit::{KeyPart, RateAlgorithm};
+    let text = format!(
+        "{BASE}apiEndpoints:\n  e: {{path: /e}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n      - rate-limit:\n      - rate-limit: {{action: {{max: 3, windowMs: 1000, delayMs: 0, rateLimitBy: \"${{req.headers['x-key']}}\", statusCode: 503, message: slow down, skipFailedRequests: true, headers: false, algorithm: gcra, burst: 2}}}}\n      - proxy: {{action: {{serviceEndpoint: b}}}}\n"
+    );
+    let l = ok(&text);
+    let specs: Vec<_> = l.model.pipelines[0]
+        .steps
+        .iter()
+        .filter_map(|s| match &s.policy {
+            PolicySpec::RateLimit(spec) => Some(spec.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(specs.len(), 2);
+    let (d, c) = (&specs[0], &specs[1]);
+    assert_eq!((d.max, d.window_ms, d.delay_after, d.delay_ms), (5, 60_000, 1, 1000));
+    assert_eq!(d.key, vec![KeyPart::Ip]);
+    assert_eq!(d.status, 429);
+    assert!(d.headers);
+    assert_eq!((c.max, c.window_ms, c.delay_ms, c.status), (3, 1000, 0, 503));
+    assert_eq!(c.key, vec![KeyPart::Header("x-key".into())]);
+    assert_eq!(c.message, "slow down");
+    assert!(c.skip_failed && !c.skip_successful && !c.headers);
+    assert_eq!((c.algorithm, c.burst), (RateAlgorithm::Gcra, 2));
+    assert_ne!(d.scope, c.scope, "each step counts on its own");
+    let warnings: Vec<String> = l.warnings.iter().map(ToString::to_string).collect();
+    let delay: Vec<&String> = warnings.iter().filter(|w| w.contains("delayMs: 0")).collect();
+    assert_eq!(delay.len(), 1, "{warnings:#?}");
+    assert!(delay[0].starts_with(&format!("{FILE}:13:")), "{delay:?}");
+}
+
+#[test]
+fn rate_limit_keys_other_than_the_known_forms_are_build_errors() {
+    let text = format!(
+        "{BASE}apiEndpoints:\n  e: {{path: /e}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n      - rate-limit:\n          action:\n            rateLimitBy: \"${{req.body.user}}\"\n      - rate-limit: {{action: {{windowMs: 0}}}}\n      - proxy: {{action: {{serviceEndpoint: b}}}}\n"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs[0].starts_with(&format!("{FILE}:15:")), "{errs:#?}");
+    assert!(errs[0].contains("${req.body.user}") && errs[0].contains("${req.ip}"));
+    assert!(errs[1].contains("windowMs must be at least 1"), "{errs:#?}");
 }
 
 #[test]
