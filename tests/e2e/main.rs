@@ -12,6 +12,7 @@ mod express_gateway;
 mod fixtures;
 mod hardening;
 mod proxy;
+mod rate_limit;
 mod redis_replicas;
 mod routing;
 mod security;

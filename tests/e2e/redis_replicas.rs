@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "redis-admin-token";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -27,7 +27,7 @@ fn free_port() -> u16 {
 
 /// A real `redis-server` on a free port, in a temporary folder, without persistence of its
 /// own (`--save '' --appendonly no`); stopped (killed) when dropped.
-struct RedisServer {
+pub(crate) struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
@@ -35,7 +35,7 @@ struct RedisServer {
 
 impl RedisServer {
     /// `None` (after saying why) when `redis-server` is not installed; a failure under `CI=true`.
-    fn start() -> Option<Self> {
+    pub(crate) fn start() -> Option<Self> {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -59,7 +59,7 @@ impl RedisServer {
         Some(server)
     }
 
-    fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -77,12 +77,12 @@ impl RedisServer {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
     /// `SHUTDOWN SAVE`: stopped, its data kept in its folder (as a Redis run with persistence).
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
             let _ = stream.write_all(b"SHUTDOWN SAVE\r\n");
             let _ = stream.read(&mut [0u8; 64]);

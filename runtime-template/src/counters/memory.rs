@@ -204,7 +204,10 @@ mod tests {
         }
         let d = counters.hit("k", &limit, t0 + 10_000);
         assert!(!d.allowed);
-        assert_eq!(d.count, 4, "a refused hit counts, as express-rate-limit does");
+        assert_eq!(
+            d.count, 4,
+            "a refused hit counts, as express-rate-limit does"
+        );
         assert_eq!(d.remaining, 0);
         // The window began at the first hit (t0 + 1 ms) and lasts 1000 ms.
         let d = counters.hit("k", &limit, t0 + 1000 + 999_000);

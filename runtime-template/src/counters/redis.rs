@@ -150,8 +150,7 @@ impl Health {
     }
 
     fn up(&self, shown: &str) {
-        if self.retry_at_ms.swap(0, Ordering::AcqRel) != 0 || self.down.load(Ordering::Relaxed)
-        {
+        if self.retry_at_ms.swap(0, Ordering::AcqRel) != 0 || self.down.load(Ordering::Relaxed) {
             self.backoff_ms.store(FIRST_BACKOFF_MS, Ordering::Relaxed);
             if self.down.swap(false, Ordering::AcqRel) {
                 let missed = self.missed.swap(0, Ordering::Relaxed);
@@ -170,7 +169,9 @@ impl Health {
         } else {
             self.backoff_ms.load(Ordering::Relaxed)
         };
-        let _ = self.retry_at_ms.fetch_max(now_ms + backoff, Ordering::AcqRel);
+        let _ = self
+            .retry_at_ms
+            .fetch_max(now_ms + backoff, Ordering::AcqRel);
         self.skipped(now_ms, shown, reason, fail_closed_hint);
     }
 
@@ -218,7 +219,12 @@ impl RedisCounters {
             ),
             None => Client::open(url),
         }
-        .map_err(|e| error(format!("not a Redis URL ({})", e.detail().unwrap_or("invalid"))))?;
+        .map_err(|e| {
+            error(format!(
+                "not a Redis URL ({})",
+                e.detail().unwrap_or("invalid")
+            ))
+        })?;
         let counters = Self {
             client,
             idle: Mutex::new(Vec::new()),
@@ -269,46 +275,83 @@ impl RedisCounters {
         k
     }
 
-    fn connection(&self) -> Result<Connection, RedisError> {
+    /// An idle connection (and `true`), or a new one.
+    fn connection(&self) -> Result<(Connection, bool), RedisError> {
         let idle = self
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop();
         if let Some(c) = idle {
-            return Ok(c);
+            return Ok((c, true));
         }
+        Ok((self.connect()?, false))
+    }
+
+    fn connect(&self) -> Result<Connection, RedisError> {
         let c = self.client.get_connection_with_timeout(self.timeout)?;
         c.set_read_timeout(Some(self.timeout))?;
         c.set_write_timeout(Some(self.timeout))?;
         Ok(c)
     }
 
-    /// Runs `script` on `key` (blocking): `EVALSHA`, or `EVAL` when Redis lost its scripts.
+    /// Runs `script` on `key` (blocking): `EVALSHA`, or `EVAL` when Redis lost its scripts
+    /// (a restart). An idle connection that turns out broken (Redis restarted) is replaced
+    /// once, and the other idle ones dropped.
     fn eval(&self, script: &Script, key: &str, args: [u64; 2]) -> Result<Vec<i64>, RedisError> {
-        let mut connection = self.connection()?;
+        let (mut connection, pooled) = self.connection()?;
+        let mut result = Self::run(script, key, args, &mut connection);
+        if let Err(e) = &result {
+            if pooled && (e.is_io_error() || e.is_connection_dropped()) && !e.is_timeout() {
+                self.idle
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clear();
+                connection = self.connect()?;
+                result = Self::run(script, key, args, &mut connection);
+            }
+        }
+        match &result {
+            Ok(_) => {
+                let mut idle = self
+                    .idle
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if idle.len() < MAX_IDLE {
+                    idle.push(connection);
+                }
+            }
+            Err(_) => self
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear(),
+        }
+        result
+    }
+
+    fn run(
+        script: &Script,
+        key: &str,
+        args: [u64; 2],
+        connection: &mut Connection,
+    ) -> Result<Vec<i64>, RedisError> {
         let mut call = ::redis::cmd("EVALSHA");
-        call.arg(&script.sha).arg(1).arg(key).arg(args[0]).arg(args[1]);
-        let result = match call.query::<Vec<i64>>(&mut connection) {
+        call.arg(&script.sha)
+            .arg(1)
+            .arg(key)
+            .arg(args[0])
+            .arg(args[1]);
+        match call.query::<Vec<i64>>(connection) {
             Err(e) if e.code() == Some("NOSCRIPT") => ::redis::cmd("EVAL")
                 .arg(script.text)
                 .arg(1)
                 .arg(key)
                 .arg(args[0])
                 .arg(args[1])
-                .query::<Vec<i64>>(&mut connection),
+                .query::<Vec<i64>>(connection),
             other => other,
-        };
-        if result.is_ok() {
-            let mut idle = self
-                .idle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if idle.len() < MAX_IDLE {
-                idle.push(connection);
-            }
         }
-        result
     }
 
     /// One decision from Redis (blocking).
@@ -433,7 +476,10 @@ mod tests {
         // The window's reset is about a minute away.
         let d = a.hit("k", &limit).await.unwrap();
         assert_eq!(d.count, 101);
-        assert!(d.retry_after_ms > 55_000 && d.retry_after_ms <= 60_000, "{d:?}");
+        assert!(
+            d.retry_after_ms > 55_000 && d.retry_after_ms <= 60_000,
+            "{d:?}"
+        );
         a.undo("k", &limit);
     }
 
@@ -454,7 +500,10 @@ mod tests {
             if d.allowed {
                 assert_eq!(d.remaining, 4 - admitted, "hit {i}");
             } else {
-                assert!(d.retry_after_ms > 11_000 && d.retry_after_ms <= 12_000, "{d:?}");
+                assert!(
+                    d.retry_after_ms > 11_000 && d.retry_after_ms <= 12_000,
+                    "{d:?}"
+                );
             }
             admitted += u64::from(d.allowed);
         }

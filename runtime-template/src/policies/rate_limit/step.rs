@@ -80,7 +80,11 @@ impl RateLimitStep {
                 algorithm: match spec.algorithm {
                     RateAlgorithm::FixedWindow => Algorithm::FixedWindow,
                     RateAlgorithm::Gcra => Algorithm::Gcra {
-                        burst: if spec.burst == 0 { spec.max } else { spec.burst },
+                        burst: if spec.burst == 0 {
+                            spec.max
+                        } else {
+                            spec.burst
+                        },
                     },
                 },
             },
@@ -161,8 +165,7 @@ impl RateLimitStep {
         let key = self.key(parts, context);
         let decision = services.counters.hit(&key, &self.limit).await;
         if decision.source == Source::Unavailable {
-            let mut response =
-                crate::respond::express_send_status(StatusCode::SERVICE_UNAVAILABLE);
+            let mut response = crate::respond::express_send_status(StatusCode::SERVICE_UNAVAILABLE);
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(1u32));
@@ -411,7 +414,10 @@ mod tests {
         assert!(r.headers().get("etag").is_none());
         assert_eq!(
             r.headers()["content-length"],
-            "Too many requests, please try again later.".len().to_string().as_str()
+            "Too many requests, please try again later."
+                .len()
+                .to_string()
+                .as_str()
         );
         let r = step.refusal(&accept("text/plain"), &decision);
         assert_eq!(r.status(), 406);

@@ -1058,7 +1058,10 @@ fn rate_limit(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Opt
         );
         return None;
     }
-    match u16::try_from(status).ok().filter(|s| (200..=599).contains(s)) {
+    match u16::try_from(status)
+        .ok()
+        .filter(|s| (200..=599).contains(s))
+    {
         Some(s) => spec.status = s,
         None => {
             ctx.error(

@@ -387,18 +387,27 @@ fn rate_limit_takes_eg_defaults_and_warns_about_the_default_delay() {
         .collect();
     assert_eq!(specs.len(), 2);
     let (d, c) = (&specs[0], &specs[1]);
-    assert_eq!((d.max, d.window_ms, d.delay_after, d.delay_ms), (5, 60_000, 1, 1000));
+    assert_eq!(
+        (d.max, d.window_ms, d.delay_after, d.delay_ms),
+        (5, 60_000, 1, 1000)
+    );
     assert_eq!(d.key, vec![KeyPart::Ip]);
     assert_eq!(d.status, 429);
     assert!(d.headers);
-    assert_eq!((c.max, c.window_ms, c.delay_ms, c.status), (3, 1000, 0, 503));
+    assert_eq!(
+        (c.max, c.window_ms, c.delay_ms, c.status),
+        (3, 1000, 0, 503)
+    );
     assert_eq!(c.key, vec![KeyPart::Header("x-key".into())]);
     assert_eq!(c.message, "slow down");
     assert!(c.skip_failed && !c.skip_successful && !c.headers);
     assert_eq!((c.algorithm, c.burst), (RateAlgorithm::Gcra, 2));
     assert_ne!(d.scope, c.scope, "each step counts on its own");
     let warnings: Vec<String> = l.warnings.iter().map(ToString::to_string).collect();
-    let delay: Vec<&String> = warnings.iter().filter(|w| w.contains("delayMs: 0")).collect();
+    let delay: Vec<&String> = warnings
+        .iter()
+        .filter(|w| w.contains("delayMs: 0"))
+        .collect();
     assert_eq!(delay.len(), 1, "{warnings:#?}");
     assert!(delay[0].starts_with(&format!("{FILE}:13:")), "{delay:?}");
 }
