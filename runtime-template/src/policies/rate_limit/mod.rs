@@ -88,7 +88,8 @@ pub enum KeyPart {
     /// `req.headers.<name>`, `req.headers['<name>']`, `req.get('<name>')`,
     /// `req.header('<name>')`: a request header (lower case), `undefined` when absent.
     Header(String),
-    /// `req.user.id`: the consumer an authentication step identified.
+    /// `req.user.id` (or `consumer.id`, `egContext.consumer.id`, `req.egContext.consumer.id`):
+    /// the consumer an authentication step identified.
     ConsumerId,
 }
 
@@ -103,7 +104,7 @@ pub struct KeyError {
 }
 
 /// The forms `rateLimitBy` accepts, for messages.
-pub const KEY_FORMS: &str = "${req.ip}, ${req.hostname}, ${req.headers.<name>} (or ${req.headers['<name>']}, ${req.get('<name>')}), ${req.user.id}, with literal text around them";
+pub const KEY_FORMS: &str = "${req.ip}, ${req.hostname}, ${req.headers.<name>} (or ${req.headers['<name>']}, ${req.get('<name>')}), ${req.user.id} (or ${egContext.consumer.id}), with literal text around them";
 
 /// Parses a `rateLimitBy` template (a JavaScript template string) into its parts: literal
 /// text and `${…}` of the supported forms.
@@ -146,10 +147,19 @@ pub fn parse_key(template: &str) -> Result<Vec<KeyPart>, KeyError> {
 
 fn key_expression(expr: &str) -> Option<KeyPart> {
     let compact: String = expr.chars().filter(|c| !c.is_whitespace()).collect();
-    match compact.as_str() {
+    // The template runs in EG's egContext, which is also `egContext` and `req.egContext`.
+    let mut compact = compact.as_str();
+    for prefix in ["req.egContext.", "egContext."] {
+        if let Some(rest) = compact.strip_prefix(prefix) {
+            compact = rest;
+            break;
+        }
+    }
+    match compact {
         "req.ip" => return Some(KeyPart::Ip),
         "req.hostname" => return Some(KeyPart::Hostname),
-        "req.user.id" => return Some(KeyPart::ConsumerId),
+        // `egContext.consumer` is `req.user`.
+        "req.user.id" | "consumer.id" => return Some(KeyPart::ConsumerId),
         _ => {}
     }
     let header = |name: &str| {
@@ -192,10 +202,14 @@ mod tests {
             parse_key("${ req.hostname }").unwrap(),
             vec![KeyPart::Hostname]
         );
-        assert_eq!(
-            parse_key("${req.user.id}").unwrap(),
-            vec![KeyPart::ConsumerId]
-        );
+        for t in [
+            "${req.user.id}",
+            "${consumer.id}",
+            "${egContext.consumer.id}",
+            "${req.egContext.consumer.id}",
+        ] {
+            assert_eq!(parse_key(t).unwrap(), vec![KeyPart::ConsumerId], "{t}");
+        }
         for t in [
             "${req.headers.apikey}",
             "${req.headers['ApiKey']}",

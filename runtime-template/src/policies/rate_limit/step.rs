@@ -179,7 +179,11 @@ impl RateLimitStep {
             refused,
         };
         if refused {
-            let response = self.refusal(&parts.headers, &decision);
+            let response = self.refusal(
+                &parts.headers,
+                parts.method == http::Method::HEAD,
+                &decision,
+            );
             context.rate_limits.push(note);
             return Flow::Respond(response);
         }
@@ -195,7 +199,12 @@ impl RateLimitStep {
     }
 
     /// The answer over the limit (express-rate-limit's handler).
-    fn refusal(&self, request: &HeaderMap, decision: &Decision) -> Response<GatewayBody> {
+    fn refusal(
+        &self,
+        request: &HeaderMap,
+        head: bool,
+        decision: &Decision,
+    ) -> Response<GatewayBody> {
         let mut headers = HeaderMap::new();
         if self.headers {
             self.limit_headers(&mut headers, decision);
@@ -207,6 +216,12 @@ impl RateLimitStep {
         }
         headers.insert(VARY, HeaderValue::from_static("Accept"));
         let (status, answer_headers, body) = match negotiate(request) {
+            Some(Format::Html) if head => {
+                // `res.end(message)` on a HEAD request: Node sends no Content-Length.
+                let (status, mut headers, body) = self.html.clone();
+                headers.remove(http::header::CONTENT_LENGTH);
+                (status, headers, body)
+            }
             Some(Format::Html) => self.html.clone(),
             Some(Format::Json) => self.json.clone(),
             None => express_http_error(StatusCode::NOT_ACCEPTABLE),
@@ -400,7 +415,7 @@ mod tests {
             retry_after_ms: 30_000,
             source: Source::Memory,
         };
-        let r = step.refusal(&accept("application/json"), &decision);
+        let r = step.refusal(&accept("application/json"), false, &decision);
         assert_eq!(r.status(), 429);
         let h = r.headers();
         assert_eq!(h["x-ratelimit-limit"], "3");
@@ -409,7 +424,7 @@ mod tests {
         assert_eq!(h["retry-after"], "60");
         assert_eq!(h["vary"], "Accept");
         assert_eq!(h["content-type"], "application/json; charset=utf-8");
-        let r = step.refusal(&HeaderMap::new(), &decision);
+        let r = step.refusal(&HeaderMap::new(), false, &decision);
         assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
         assert!(r.headers().get("etag").is_none());
         assert_eq!(
@@ -419,7 +434,7 @@ mod tests {
                 .to_string()
                 .as_str()
         );
-        let r = step.refusal(&accept("text/plain"), &decision);
+        let r = step.refusal(&accept("text/plain"), false, &decision);
         assert_eq!(r.status(), 406);
         assert_eq!(r.headers()["x-ratelimit-limit"], "3");
     }
