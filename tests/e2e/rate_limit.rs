@@ -55,7 +55,7 @@ fn project() -> &'static Project {
             &format!(
                 r#"http: {{port: 8080}}
 admin: {{port: 9876, host: localhost}}
-serviceEndpoints: {{b: {{url: '{backend}'}}}}
+serviceEndpoints: {{b: {{url: '{backend_url}'}}}}
 policies: [proxy, rate-limit]
 apiEndpoints:
   shared: {{path: '/shared/*'}}
@@ -90,7 +90,6 @@ pipelines:
       - rate-limit:
       - proxy: {{action: {{serviceEndpoint: b}}}}
 "#,
-                backend = backend_url
             ),
         );
         let import = harness::micro_gw(
@@ -279,12 +278,14 @@ async fn two_replicas_on_one_redis_admit_the_quota_and_ride_out_an_outage() {
     let open = start(&[
         format!("--store.redis={url}"),
         "--rate_limit.replicas=2".into(),
-        "--rate_limit.timeout_ms=500".into(),
+        // Generous, so that no decision of the measured load falls back on a loaded machine.
+        "--rate_limit.timeout_ms=2000".into(),
     ]);
     let other = start(&[
         format!("--store.redis={url}"),
         "--rate_limit.replicas=2".into(),
-        "--rate_limit.timeout_ms=500".into(),
+        // Generous, so that no decision of the measured load falls back on a loaded machine.
+        "--rate_limit.timeout_ms=2000".into(),
     ]);
     let closed = start(&[
         format!("--store.redis={url}"),
@@ -314,7 +315,14 @@ async fn two_replicas_on_one_redis_admit_the_quota_and_ride_out_an_outage() {
     // Redis stopped mid-run.
     redis.stop();
     let started = Instant::now();
-    let (ok, refused) = load(&[open.api.clone()], "/shared/x", "outage", 40, 4).await;
+    let (ok, refused) = load(
+        std::slice::from_ref(&open.api),
+        "/shared/x",
+        "outage",
+        40,
+        4,
+    )
+    .await;
     let took = started.elapsed();
     eprintln!("redis down, fail open: {ok} admitted of 40 in {took:?}");
     assert_eq!(ok, 10, "the per-replica share: ceil(20 / 2)");

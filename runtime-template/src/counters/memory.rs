@@ -4,7 +4,7 @@
 //! pass over every shard at once.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use super::{Algorithm, Decision, Limit};
@@ -78,9 +78,7 @@ impl MemoryCounters {
     }
 
     fn shard(&self, key: &str) -> &Mutex<Shard> {
-        let mut hasher = self.hasher.build_hasher();
-        key.hash(&mut hasher);
-        let index = (hasher.finish() as usize) & (SHARDS - 1);
+        let index = (self.hasher.hash_one(key) as usize) & (SHARDS - 1);
         // `index < SHARDS == self.shards.len()`.
         &self.shards[index]
     }

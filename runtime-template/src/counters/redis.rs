@@ -150,6 +150,10 @@ impl Health {
     }
 
     fn up(&self, shown: &str) {
+        // Reads only while Redis answers: no shared write per request.
+        if self.retry_at_ms.load(Ordering::Relaxed) == 0 && !self.down.load(Ordering::Relaxed) {
+            return;
+        }
         if self.retry_at_ms.swap(0, Ordering::AcqRel) != 0 || self.down.load(Ordering::Relaxed) {
             self.backoff_ms.store(FIRST_BACKOFF_MS, Ordering::Relaxed);
             if self.down.swap(false, Ordering::AcqRel) {

@@ -217,10 +217,11 @@ impl RateLimitStep {
         headers.insert(VARY, HeaderValue::from_static("Accept"));
         let (status, answer_headers, body) = match negotiate(request) {
             Some(Format::Html) if head => {
-                // `res.end(message)` on a HEAD request: Node sends no Content-Length.
-                let (status, mut headers, body) = self.html.clone();
+                // `res.end(message)` on a HEAD request: Node sends no Content-Length (and
+                // hyper writes none for an empty HEAD body).
+                let (status, mut headers, _) = self.html.clone();
                 headers.remove(http::header::CONTENT_LENGTH);
-                (status, headers, body)
+                (status, headers, bytes::Bytes::new())
             }
             Some(Format::Html) => self.html.clone(),
             Some(Format::Json) => self.json.clone(),
