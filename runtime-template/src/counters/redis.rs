@@ -514,6 +514,81 @@ mod tests {
         assert_eq!(admitted, 5);
     }
 
+    /// A Redis that accepts connections and never answers (SIGSTOP): each call still ends
+    /// within the timeout, then the back-off skips Redis; after SIGCONT it is used again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_frozen_redis_never_holds_a_request_longer_than_the_timeout() {
+        use std::process::{Command, Stdio};
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let signal = |name: &str| {
+            let ok = Command::new("kill")
+                .args([name, &child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill {name}");
+        };
+        let counters = Arc::new(
+            RedisCounters::open(
+                &format!("redis://127.0.0.1:{port}/0"),
+                "t",
+                None,
+                Duration::from_millis(100),
+                Duration::from_secs(60),
+            )
+            .unwrap(),
+        );
+        let limit = Limit {
+            max: 5,
+            window_ms: 60_000,
+            algorithm: Algorithm::FixedWindow,
+        };
+        assert!(counters.hit("f", &limit).await.is_some());
+        signal("-STOP");
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let started = std::time::Instant::now();
+            assert!(counters.hit("f", &limit).await.is_none());
+            slowest = slowest.max(started.elapsed());
+        }
+        signal("-CONT");
+        assert!(slowest < Duration::from_millis(300), "{slowest:?}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while counters.hit("f", &limit).await.is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no recovery after SIGCONT"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stopped_redis_costs_at_most_the_timeout() {
         let Some(mut server) = RedisServer::start() else {
