@@ -422,11 +422,9 @@ fn read_deployment_config(path: &Path) -> anyhow::Result<String> {
             path.display()
         )
     })?;
-    toml::from_str::<toml::Table>(&text).map_err(|e| {
+    crate::deploy::config::parse(&text, &path.display().to_string()).map_err(|e| {
         anyhow::anyhow!(
-            "Error while reading deployment configuration file {}: {}. The content is invalid TOML.",
-            path.display(),
-            e.message()
+            "Error while reading deployment configuration file: {e}. The content is invalid."
         )
     })?;
     Ok(text)
