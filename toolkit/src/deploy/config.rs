@@ -675,8 +675,8 @@ fn check(config: &DeploymentConfig, text: &str, shown: &str) -> Result<(), Deplo
         if !valid {
             return Err(error(
                 &format!("{DEPLOYMENT}.env"),
-                key,
-                format!("[{DEPLOYMENT}.env] {key:?} is not an environment variable name"),
+                name,
+                format!("[{DEPLOYMENT}.env] {name:?} is not an environment variable name"),
                 "use letters, digits and _ (not starting with a digit)",
             ));
         }

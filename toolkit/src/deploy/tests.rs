@@ -120,6 +120,11 @@ fn errors_name_the_file_the_line_and_the_fix() {
             2,
             "is not a Kubernetes name",
         ),
+        (
+            "[kubernetes.kubernetesDeployment.env]\n\"1BAD\" = \"x\"\n",
+            2,
+            "is not an environment variable name",
+        ),
         ("[docker\n", 1, "conf/deployment-config.toml:1: "),
     ] {
         let err = config::parse(text, "conf/deployment-config.toml")
