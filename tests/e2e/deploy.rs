@@ -28,12 +28,23 @@ fn copy_tree(from: &Path, to: &Path) {
 async fn build_writes_an_image_context_that_runs_and_manifests() {
     let dir = tempfile::tempdir().unwrap();
     harness::build_project(dir.path(), "shop", &[("shop.yaml", DEFINITION)]);
-    harness::write_file(
+    // WSO2's `build -d <file>` replaces conf/deployment-config.toml first.
+    let given = harness::write_file(
         dir.path(),
-        "shop/conf/deployment-config.toml",
+        "k8s.toml",
         "[kubernetes.kubernetesDeployment]\nreplicas = 2\ndrainDelaySeconds = 5\n",
     );
-    let build = harness::micro_gw(dir.path(), &["build", "shop", "--docker", "--kubernetes"]);
+    let build = harness::micro_gw(
+        dir.path(),
+        &[
+            "build",
+            "shop",
+            "-d",
+            given.to_str().unwrap(),
+            "--docker",
+            "--kubernetes",
+        ],
+    );
     let output = harness::text(&build);
     assert!(build.status.success(), "{output}");
     for needle in [
@@ -47,6 +58,10 @@ async fn build_writes_an_image_context_that_runs_and_manifests() {
         assert!(output.contains(needle), "{needle}: {output}");
     }
     let project = dir.path().join("shop");
+    assert_eq!(
+        std::fs::read_to_string(project.join("conf/deployment-config.toml")).unwrap(),
+        std::fs::read_to_string(&given).unwrap()
+    );
     let docker = project.join("target/docker");
     assert_eq!(
         std::fs::read(docker.join("shop")).unwrap(),

@@ -93,6 +93,9 @@ enum Command {
         /// support yet; each such step then behaves as the build states.
         #[arg(long)]
         allow_unsupported: bool,
+        /// Replace conf/deployment-config.toml with this file (checked first) before building.
+        #[arg(short = 'd', long, value_name = "FILE")]
+        deployment_config: Option<PathBuf>,
         /// Also write target/docker/ (a Dockerfile and its build context), whatever
         /// [docker.dockerConfig] enable says in conf/deployment-config.toml.
         #[arg(long)]
@@ -301,6 +304,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             offline,
             verbose,
             allow_unsupported,
+            deployment_config,
             docker,
             docker_image,
             docker_base_image,
@@ -310,6 +314,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             offline,
             verbose,
             allow_unsupported,
+            deployment_config,
             deploy: crate::deploy::DeployOptions {
                 docker,
                 kubernetes,

@@ -25,6 +25,8 @@ pub struct BuildOptions {
     pub verbose: bool,
     /// Keep steps of unsupported Express Gateway policies with their stated behaviour.
     pub allow_unsupported: bool,
+    /// `-d`: a deployment configuration that replaces `conf/deployment-config.toml`.
+    pub deployment_config: Option<PathBuf>,
     /// Docker and Kubernetes artefacts asked for on the command line.
     pub deploy: crate::deploy::DeployOptions,
 }
@@ -49,6 +51,11 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     if let Some(express) = &express {
         all_sources.push(express.gateway.clone());
         all_sources.extend(express.system.clone());
+    }
+    if let Some(file) = &options.deployment_config {
+        let text = super::init::read_deployment_config(file)?;
+        crate::fsutil::write_atomic(&project.deployment_config(), text.as_bytes(), None)
+            .with_context(|| format!("writing {}", project.deployment_config().display()))?;
     }
     let settings = check_settings(&project);
     // A deployment configuration that cannot be used fails before the long compile.

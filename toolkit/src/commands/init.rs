@@ -415,7 +415,8 @@ fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-fn read_deployment_config(path: &Path) -> anyhow::Result<String> {
+/// Reads and checks a deployment configuration given with `-d` (WSO2's messages).
+pub(crate) fn read_deployment_config(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         anyhow::anyhow!(
             "Error while reading deployment configuration file: {e}. Probably the file path '{}' is invalid.",

@@ -1,6 +1,6 @@
 //! `target/docker/`: a Dockerfile and its whole build context (`docker build <this folder>`):
 //! the gateway binary, `conf/` without secrets (when `conf = "copy"`), and an empty `data/`
-//! for the embedded consumer store.
+//! for the consumer store and the admin token of Express Gateway projects.
 //!
 //! The binary is linked dynamically against glibc (`libc`, `libm`, `libgcc_s`; glibc 2.34 or
 //! newer when built on Debian 12), so the default base is distroless's `cc` image of Debian 12:
@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use super::config::ConfMode;
-use super::{image_home, image_reference, replace_dir, uses_file_store, DeployError, Inputs};
+use super::{data_dir, image_home, image_reference, replace_dir, DeployError, Inputs};
 
 /// The default base image.
 pub const DEFAULT_BASE_IMAGE: &str = "gcr.io/distroless/cc-debian12:nonroot";
@@ -57,10 +57,10 @@ pub fn dockerfile(inputs: &Inputs<'_>) -> String {
             "# conf/ is mounted at run time: docker run -v <project>/conf:{home}/conf:ro ...\n"
         )),
     }
-    if uses_file_store(inputs) {
+    if let Some(data) = data_dir(inputs) {
         out.push_str(&format!(
-            "# The embedded consumer store (conf/micro-gw.toml [store] path) must be writable.\n\
-             COPY --chown={USER}:{USER} data/ {home}/data/\n"
+            "# The consumer store and the admin token ([store] path's folder) must be writable.\n\
+             COPY --chown={USER}:{USER} data/ {data}/\n"
         ));
     }
     out.push_str(&format!("WORKDIR {home}\nUSER {USER}:{USER}\n"));
@@ -99,7 +99,7 @@ pub fn write(
             files.push((Path::new("conf").join(file), content));
         }
     }
-    if uses_file_store(inputs) {
+    if data_dir(inputs).is_some() {
         files.push((PathBuf::from("data/.keep"), Vec::new()));
     }
     replace_dir(dir, &files)?;

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use super::{image_home, image_reference, replace_dir, uses_file_store, DeployError, Inputs};
+use super::{
+    data_dir, image_home, image_reference, replace_dir, uses_file_store, DeployError, Inputs,
+};
 
 /// Seconds added to drain delay + shutdown timeout for `terminationGracePeriodSeconds`.
 pub const GRACE_MARGIN_SECONDS: u64 = 5;
@@ -307,9 +309,11 @@ pub fn deployment(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Value {
     if !inputs.secret_files.is_empty() {
         volumes.push(json!({"name": "secrets", "secret": {"secretName": names.secret}}));
     }
-    if uses_file_store(inputs) {
-        mounts.push(json!({"name": "data", "mountPath": format!("{home}/data")}));
+    if let Some(data) = data_dir(inputs) {
+        mounts.push(json!({"name": "data", "mountPath": data}));
         volumes.push(json!({"name": "data", "emptyDir": {}}));
+    }
+    if uses_file_store(inputs) {
         let replicas = if inputs.deployment.kubernetes.kubernetes_hpa.enable {
             inputs.deployment.kubernetes.kubernetes_hpa.max_replicas
         } else {

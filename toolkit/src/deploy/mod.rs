@@ -127,9 +127,31 @@ pub fn image_home(project: &str) -> String {
 }
 
 /// Whether the project keeps consumers in the embedded file (Express Gateway configurations
-/// without `[store] redis`): the image then needs a writable `data/`.
+/// without `[store] redis`): they are then per pod.
 pub fn uses_file_store(inputs: &Inputs<'_>) -> bool {
     !inputs.model.express.is_empty() && inputs.settings.store.redis.is_empty()
+}
+
+/// The folder inside the image the gateway writes to, for Express Gateway projects: the
+/// folder of `[store] path` (default `/mgw/<project>/data`), which holds the embedded consumer
+/// store and the admin API's generated `admin.token` (written with Redis too).
+pub fn data_dir(inputs: &Inputs<'_>) -> Option<String> {
+    if inputs.model.express.is_empty() {
+        return None;
+    }
+    let conf = Path::new(&image_home(&inputs.project)).join("conf");
+    let store = conf.join(&inputs.settings.store.path);
+    let mut parts: Vec<String> = Vec::new();
+    for part in store.parent().unwrap_or(&conf).components() {
+        match part {
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            std::path::Component::Normal(name) => parts.push(name.to_string_lossy().into_owned()),
+            _ => {}
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
 }
 
 /// A Secret key from a path or variable: lowercase, `/` and `_` as `-`.
@@ -427,6 +449,8 @@ pub fn generate(
 }
 
 /// Replaces `dir` with exactly `files` (relative path, content), so no stale file survives.
+/// Every file is world-readable (0644): `COPY` keeps the mode, and the image runs the gateway
+/// as a non-root user who must read its `conf/` (none of these files is a secret).
 fn replace_dir(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<(), DeployError> {
     let io = |what, path: &Path| {
         let path = path.to_path_buf();
@@ -442,7 +466,7 @@ fn replace_dir(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<(), DeployErr
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
         }
-        crate::fsutil::write_atomic(&path, content, None).map_err(io("writing", &path))?;
+        crate::fsutil::write_atomic(&path, content, Some(0o644)).map_err(io("writing", &path))?;
     }
     Ok(())
 }

@@ -208,6 +208,16 @@ fn a_wso2_project_gets_an_image_and_manifests_without_its_secrets() {
         "{:?}",
         report.warnings
     );
+    // The image runs as uid 65532, and COPY keeps modes: its files must be readable by all.
+    #[cfg(unix)]
+    for file in files_under(&docker) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(docker.join(&file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o004, 0o004, "{} mode {mode:o}", file.display());
+    }
     let dockerfile = std::fs::read_to_string(docker.join("Dockerfile")).unwrap();
     for needle in [
         "FROM gcr.io/distroless/cc-debian12:nonroot\n",
@@ -334,19 +344,28 @@ fn an_express_gateway_project_on_redis_reads_the_url_from_the_secret() {
         serde_json::json!({"name": "shop-secrets", "key": "mgw-store-redis", "optional": true})
     );
     assert!(env.iter().any(|e| e["name"] == "MGW_ADMIN_TOKEN"));
+    // With Redis too the admin API's token file needs a writable data/.
     assert!(
-        !container["volumeMounts"]
+        container["volumeMounts"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|m| m["name"] == "data"),
-        "with Redis the store needs no volume"
+            .any(|m| m["name"] == "data" && m["mountPath"] == "/mgw/shop/data"),
+        "{container}"
+    );
+    assert!(
+        !report.warnings.iter().any(|w| w.contains("emptyDir")),
+        "with Redis consumers are shared: {:?}",
+        report.warnings
     );
     let dockerfile =
         std::fs::read_to_string(project.target_dir().join("docker/Dockerfile")).unwrap();
     assert!(dockerfile.contains("FROM debian:bookworm-slim\n"));
     assert!(dockerfile.contains("EXPOSE 8080\n"));
-    assert!(!dockerfile.contains("data/"), "{dockerfile}");
+    assert!(
+        dockerfile.contains("COPY --chown=65532:65532 data/ /mgw/shop/data/\n"),
+        "{dockerfile}"
+    );
     assert!(report.next.iter().any(|n| n.contains("shop-gw:3")));
     validate(
         &project.target_dir().join("docker"),
