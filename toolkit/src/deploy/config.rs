@@ -492,8 +492,19 @@ fn ignored_keys(text: &str, warnings: &mut Vec<String>) {
         ("kubernetes.kubernetesConfigMap", "ballerinaConf"),
         ("kubernetes.kubernetesConfigMap", "enable"),
     ];
+    // WSO2's shipped file (and this project's older skeleton) writes many of these switched
+    // off: only a key that asks for something, or a section that is enabled, is worth a line.
+    let asks = |line: usize| {
+        let value = text
+            .lines()
+            .nth(line - 1)
+            .and_then(|l| l.split_once('='))
+            .map(|(_, v)| v.split('#').next().unwrap_or("").trim().to_string())
+            .unwrap_or_default();
+        !["false", "\"\"", "''", "0", "[]", "{}"].contains(&value.as_str())
+    };
     for (section, key) in IGNORED {
-        if let Some(line) = line_of(text, section, key) {
+        if let Some(line) = line_of(text, section, key).filter(|l| asks(*l)) {
             warnings.push(format!(
                 "line {line}: [{section}] {key} is a WSO2 key micro-gw does not use; it is ignored"
             ));
@@ -515,6 +526,7 @@ fn ignored_keys(text: &str, warnings: &mut Vec<String>) {
                 "kubernetes.kubernetesConfigMap.configMaps",
             ]
             .contains(&header.trim())
+            && section_asks(text, i)
         {
             warnings.push(format!(
                 "line {}: [{}] is a WSO2 section micro-gw does not generate; it is ignored",
@@ -523,6 +535,24 @@ fn ignored_keys(text: &str, warnings: &mut Vec<String>) {
             ));
         }
     }
+}
+
+/// Whether the section whose header is on line index `header` asks for something: it has
+/// `enable = true`, or no `enable` key at all (WSO2's `[[secrets]]`, `[[configMaps]]`).
+fn section_asks(text: &str, header: usize) -> bool {
+    let mut enable = None;
+    for line in text.lines().skip(header + 1) {
+        let line = line.trim();
+        if line.starts_with('[') {
+            break;
+        }
+        if let Some((key, value)) = line.split_once('=') {
+            if key.trim() == "enable" {
+                enable = Some(value.split('#').next().unwrap_or("").trim() == "true");
+            }
+        }
+    }
+    enable.unwrap_or(true)
 }
 
 /// A Kubernetes object name: DNS-1123 label (lowercase letters, digits, `-`; at most 63).

@@ -141,7 +141,7 @@ fn errors_name_the_file_the_line_and_the_fix() {
 
 #[test]
 fn wso2_keys_without_meaning_here_are_ignored_with_a_warning() {
-    let text = "[docker]\n  [docker.dockerConfig]\n    enable = false\n    name = \"shop\"\n    registry = \"\"\n    tag = \"\"\n    buildImage = false\n    password = \"hunter2\"\n  [docker.dockerCopyFiles]\n    enable = false\n[kubernetes]\n  [kubernetes.kubernetesDeployment]\n    enable = false\n    enableLiveness = true\n  [kubernetes.kubernetesIngress]\n    enable = false\n  [kubernetes.kubernetesHpa]\n    cpuPrecentage = 60\n";
+    let text = "[docker]\n  [docker.dockerConfig]\n    enable = false\n    name = \"shop\"\n    registry = \"\"\n    tag = \"\"\n    buildImage = true\n    password = \"hunter2\"\n  [docker.dockerCopyFiles]\n    enable = true\n[kubernetes]\n  [kubernetes.kubernetesDeployment]\n    enable = false\n    enableLiveness = true\n  [kubernetes.kubernetesIngress]\n    enable = true\n  [kubernetes.kubernetesHpa]\n    cpuPrecentage = 60\n  [kubernetes.kubernetesJob]\n    enable = false\n    push = false\n";
     let (parsed, warnings) = config::parse(text, "d.toml").unwrap();
     assert_eq!(parsed.kubernetes.kubernetes_hpa.cpu_percentage, 60);
     let all = warnings.join("\n");
@@ -155,6 +155,15 @@ fn wso2_keys_without_meaning_here_are_ignored_with_a_warning() {
         assert!(all.contains(needle), "{needle}: {all}");
     }
     assert!(!all.contains("hunter2"));
+    assert!(
+        !all.contains("kubernetesJob"),
+        "switched off: no line: {all}"
+    );
+    assert_eq!(warnings.len(), 5, "{all}");
+    // This project's older skeleton (WSO2's keys, all off) builds without a warning.
+    let older = "[docker]\n  [docker.dockerConfig]\n    enable = false\n    name = \"\"\n    registry = \"\"\n    tag = \"\"\n    buildImage = false\n\n[kubernetes]\n  [kubernetes.kubernetesDeployment]\n    enable = false\n  [kubernetes.kubernetesService]\n    enable = false\n";
+    let (_, warnings) = config::parse(older, "d.toml").unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
     // The shipped skeleton parses without a warning.
     let skeleton = include_str!("../../../templates/project/deployment-config.toml");
     let (_, warnings) = config::parse(skeleton, "d.toml").unwrap();
