@@ -443,6 +443,34 @@ async fn sigterm_turns_readiness_off_then_serves_the_drain_delay_then_drains() {
     );
 }
 
+/// A second signal ends the drain delay early (an operator's second Ctrl-C, or a kubelet
+/// that gives up): the gateway stops within a second instead of the 30 s delay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_ends_the_drain_delay() {
+    let be = backend("b1").await;
+    let mut gw = gateway_for(&be, &["--listener.drain_delay_seconds=30".into()]);
+    gw.terminate();
+    gw.wait_for_log("still serving for 30 s", Duration::from_secs(5))
+        .expect("the gateway logs the delay");
+    let health = client::get(&format!("http://{}/health", gw.http)).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    let again = Instant::now();
+    gw.terminate();
+    let status = gw
+        .wait_exit(Duration::from_secs(5))
+        .expect("the second signal ends the delay");
+    assert!(status.success(), "{status}");
+    assert!(
+        again.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        again.elapsed()
+    );
+    assert!(gw
+        .logs()
+        .iter()
+        .any(|l| l.contains("received again: ending the drain delay")));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn starts_quickly_and_idles_small() {
     let be = backend("b1").await;
