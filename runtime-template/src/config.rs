@@ -614,6 +614,11 @@ pub struct ListenerConfig {
     pub worker_threads: usize,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_timeout_seconds: u64,
+    /// Seconds the gateway keeps accepting and serving after SIGINT/SIGTERM while `/health`
+    /// answers 503, so that load balancers (a Kubernetes Service's endpoints) stop sending
+    /// requests before the listeners close; then the `shutdown_timeout_seconds` drain. 0: close
+    /// at once. A second signal ends the delay early.
+    pub drain_delay_seconds: u64,
     /// Seconds a TLS handshake may take.
     pub tls_handshake_timeout_seconds: u64,
 }
@@ -722,6 +727,7 @@ impl Default for ListenerConfig {
             https_enabled: true,
             worker_threads: 0,
             shutdown_timeout_seconds: 30,
+            drain_delay_seconds: 0,
             tls_handshake_timeout_seconds: 10,
         }
     }

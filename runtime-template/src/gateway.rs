@@ -64,6 +64,8 @@ pub struct Gateway {
     services: Services,
     access_log: bool,
     secret_query_params: Vec<String>,
+    /// Set by a stop signal: `/health` (and Kargo's healthcheck route) answer 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// What a request was routed to.
@@ -99,7 +101,20 @@ impl Gateway {
             apikey,
             services,
             access_log,
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// From now on the health routes answer 503 (not ready), so load balancers and
+    /// Kubernetes' readiness probe take the gateway out before its listeners close.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a stop signal was received.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The compiled-in model.
@@ -184,6 +199,9 @@ impl Gateway {
             if path == crate::policies::health::PATH
                 && (method == Method::GET || method == Method::HEAD)
             {
+                if self.is_draining() {
+                    return Routed::Answer(crate::policies::health::draining());
+                }
                 return Routed::Pipeline(&self.health, Matched::Builtin, String::new());
             }
             if let Some(apikey) = &self.apikey {
@@ -232,7 +250,12 @@ impl Gateway {
             if (method == Method::GET || method == Method::HEAD)
                 && crate::router::express::same_route_path(route, path)
             {
-                return Routed::Answer(crate::respond::express_send_status(StatusCode::OK));
+                let status = if self.is_draining() {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                };
+                return Routed::Answer(crate::respond::express_send_status(status));
             }
         }
         if let Some(routes) = site.express.and_then(|i| self.express.get(i)) {

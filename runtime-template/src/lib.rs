@@ -867,6 +867,7 @@ fn server_settings(loaded: &LoadedConfig) -> Result<(ServerSettings, Wso2Listene
         listeners: Vec::new(),
         handshake_timeout: Duration::from_secs(listener.tls_handshake_timeout_seconds),
         shutdown_timeout: Duration::from_secs(listener.shutdown_timeout_seconds),
+        drain_delay: Duration::from_secs(listener.drain_delay_seconds),
         protocol: ProtocolSettings {
             max_header_bytes: loaded.config.limits.max_header_bytes,
             max_headers: loaded.config.limits.max_headers,

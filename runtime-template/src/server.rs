@@ -1,5 +1,7 @@
 //! Listeners: plain HTTP (HTTP/1.1 and h2c prior knowledge) and HTTPS (rustls, ALPN h2 and
-//! http/1.1), one accept loop, and a graceful drain on SIGINT/SIGTERM.
+//! http/1.1), one accept loop, and a graceful stop on SIGINT/SIGTERM in Kubernetes' order:
+//! `/health` turns 503, the listeners go on serving for `listener.drain_delay_seconds`, then
+//! they close and in-flight requests drain (bounded by `listener.shutdown_timeout_seconds`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,6 +51,8 @@ pub struct ServerSettings {
     pub handshake_timeout: Duration,
     /// Time in-flight requests get after a stop signal.
     pub shutdown_timeout: Duration,
+    /// Time the listeners stay open after a stop signal while `/health` answers 503.
+    pub drain_delay: Duration,
     /// Limits, timeouts and HTTP/2 settings for client connections.
     pub protocol: ProtocolSettings,
 }
@@ -101,7 +105,8 @@ async fn accept_loop(listener: TcpListener, index: usize, to: mpsc::Sender<Accep
     }
 }
 
-/// Serves until SIGINT or SIGTERM, then drains in-flight requests (bounded).
+/// Serves until SIGINT or SIGTERM, then (after the drain delay, while `/health` answers 503)
+/// stops accepting and drains in-flight requests (bounded).
 pub async fn serve(
     gateway: Arc<Gateway>,
     settings: ServerSettings,
@@ -139,6 +144,12 @@ pub async fn serve(
     let mut last_refusal_log: Option<Instant> = None;
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop_signal());
+    // Kubernetes' termination sequence: on the signal the readiness probe turns 503 at once,
+    // the listeners keep accepting for the drain delay (the Service's endpoints take a few
+    // seconds to drop the pod), then they close and in-flight requests drain.
+    let delay = tokio::time::sleep(Duration::ZERO);
+    let mut delay = std::pin::pin!(delay);
+    let mut delaying = false;
     let (to_serve, mut accepted) = mpsc::channel::<Accepted>(64);
     let acceptors: Vec<_> = bound
         .into_iter()
@@ -158,11 +169,28 @@ pub async fn serve(
                 }
             }
             signal = &mut stop => {
-                tracing::info!("{signal} received: no new connections; letting in-flight requests finish (up to {} s)", settings.shutdown_timeout.as_secs());
+                if delaying {
+                    tracing::info!("{signal} received again: ending the drain delay");
+                } else {
+                    gateway.start_draining();
+                    if !settings.drain_delay.is_zero() {
+                        tracing::info!("{signal} received: /health answers 503; still serving for {} s (listener.drain_delay_seconds) before closing the listeners", settings.drain_delay.as_secs());
+                        delaying = true;
+                        delay.as_mut().reset(tokio::time::Instant::now() + settings.drain_delay);
+                        stop.set(stop_signal());
+                        continue;
+                    }
+                    tracing::info!("{signal} received: /health answers 503");
+                }
                 break;
             }
+            () = &mut delay, if delaying => break,
         }
     }
+    tracing::info!(
+        "no new connections; letting in-flight requests finish (up to {} s)",
+        settings.shutdown_timeout.as_secs()
+    );
     for acceptor in acceptors {
         acceptor.abort();
     }

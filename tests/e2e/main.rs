@@ -7,6 +7,7 @@ mod cli;
 mod consumers;
 mod consumers_cli;
 mod cors;
+mod deploy;
 mod docs;
 mod express_gateway;
 mod fixtures;

@@ -369,6 +369,108 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     assert!(status.success(), "{status}");
 }
 
+/// Kubernetes' termination sequence (issue 15): on SIGTERM the readiness probe (`/health`)
+/// turns 503 while the listener still accepts and serves new requests for
+/// `listener.drain_delay_seconds`; then the listener closes, the slow request in flight
+/// completes, and the gateway exits 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_turns_readiness_off_then_serves_the_drain_delay_then_drains() {
+    let be = backend("b1").await;
+    let mut gw = gateway_for(
+        &be,
+        &[
+            override_arg("waitBackend", 0, &be.url()),
+            "--listener.drain_delay_seconds=2".into(),
+        ],
+    );
+    let health = format!("http://{}/health", gw.http);
+    assert_eq!(client::get(&health).await.status, StatusCode::OK);
+    // A slow request: longer than the drain delay, so it is still in flight when the
+    // listener closes.
+    let url = format!("http://{}/wait/delay/3500", gw.http);
+    let in_flight = tokio::spawn(async move { client::get(&url).await });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while be.request_count() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(be.request_count(), 1);
+    let signalled = Instant::now();
+    gw.terminate();
+    gw.wait_for_log("SIGTERM received", Duration::from_secs(5))
+        .expect("the gateway logs the signal");
+    // Readiness is off at once, on a new connection: the listener is still open.
+    let reply = client::get(&health).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.json()["status"], "draining");
+    let not_ready_after = signalled.elapsed();
+    // New requests are still served during the delay.
+    let reply = client::get(&format!("http://{}/wait/delay/10", gw.http)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "served during the drain delay"
+    );
+    // Then the listener closes (after the delay, not before).
+    let closed_after = loop {
+        if std::net::TcpStream::connect(gw.http).is_err() {
+            break signalled.elapsed();
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(6),
+            "the listener still accepts 6 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        not_ready_after < closed_after,
+        "readiness turned 503 ({not_ready_after:?}) before the listener closed ({closed_after:?})"
+    );
+    assert!(
+        closed_after >= Duration::from_millis(1900),
+        "the listener closed {closed_after:?} after SIGTERM, before the 2 s drain delay"
+    );
+    gw.wait_for_log("no new connections", Duration::from_secs(1))
+        .expect("the gateway logs the close");
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "the slow request completes");
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .expect("the gateway exits after draining");
+    assert!(status.success(), "{status}");
+    eprintln!(
+        "drain: readiness 503 after {not_ready_after:?}, listener closed after {closed_after:?}, exited after {:?}",
+        signalled.elapsed()
+    );
+}
+
+/// A second signal ends the drain delay early (an operator's second Ctrl-C, or a kubelet
+/// that gives up): the gateway stops within a second instead of the 30 s delay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_ends_the_drain_delay() {
+    let be = backend("b1").await;
+    let mut gw = gateway_for(&be, &["--listener.drain_delay_seconds=30".into()]);
+    gw.terminate();
+    gw.wait_for_log("still serving for 30 s", Duration::from_secs(5))
+        .expect("the gateway logs the delay");
+    let health = client::get(&format!("http://{}/health", gw.http)).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    let again = Instant::now();
+    gw.terminate();
+    let status = gw
+        .wait_exit(Duration::from_secs(5))
+        .expect("the second signal ends the delay");
+    assert!(status.success(), "{status}");
+    assert!(
+        again.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        again.elapsed()
+    );
+    assert!(gw
+        .logs()
+        .iter()
+        .any(|l| l.contains("received again: ending the drain delay")));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn starts_quickly_and_idles_small() {
     let be = backend("b1").await;

@@ -93,6 +93,24 @@ enum Command {
         /// support yet; each such step then behaves as the build states.
         #[arg(long)]
         allow_unsupported: bool,
+        /// Replace conf/deployment-config.toml with this file (checked first) before building.
+        #[arg(short = 'd', long, value_name = "FILE")]
+        deployment_config: Option<PathBuf>,
+        /// Also write target/docker/ (a Dockerfile and its build context), whatever
+        /// [docker.dockerConfig] enable says in conf/deployment-config.toml.
+        #[arg(long)]
+        docker: bool,
+        /// The image's name and tag (`name[:tag]`, e.g. registry.example.com/petstore:v2);
+        /// implies --docker.
+        #[arg(long, value_name = "NAME[:TAG]")]
+        docker_image: Option<String>,
+        /// The image's base image (default gcr.io/distroless/cc-debian12:nonroot); implies --docker.
+        #[arg(long, value_name = "IMAGE")]
+        docker_base_image: Option<String>,
+        /// Also write target/kubernetes/ (Deployment, Service, ConfigMap, optional HPA),
+        /// whatever [kubernetes.kubernetesDeployment] enable says.
+        #[arg(long)]
+        kubernetes: bool,
     },
     /// Print a password hash for [[security.users]] in conf/micro-gw.toml (reads the password
     /// from a hidden prompt, or the first line of stdin when it is not a terminal).
@@ -286,11 +304,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             offline,
             verbose,
             allow_unsupported,
+            deployment_config,
+            docker,
+            docker_image,
+            docker_base_image,
+            kubernetes,
         } => build::run(&build::BuildOptions {
             project,
             offline,
             verbose,
             allow_unsupported,
+            deployment_config,
+            deploy: crate::deploy::DeployOptions {
+                docker,
+                kubernetes,
+                image: docker_image,
+                base_image: docker_base_image,
+            },
         }),
         Command::Users { command, common } => consumers_cli::users(command, &common),
         Command::Apps { command, common } => consumers_cli::apps(command, &common),

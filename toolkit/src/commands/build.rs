@@ -25,6 +25,10 @@ pub struct BuildOptions {
     pub verbose: bool,
     /// Keep steps of unsupported Express Gateway policies with their stated behaviour.
     pub allow_unsupported: bool,
+    /// `-d`: a deployment configuration that replaces `conf/deployment-config.toml`.
+    pub deployment_config: Option<PathBuf>,
+    /// Docker and Kubernetes artefacts asked for on the command line.
+    pub deploy: crate::deploy::DeployOptions,
 }
 
 /// Builds the project's gateway binary.
@@ -48,7 +52,14 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         all_sources.push(express.gateway.clone());
         all_sources.extend(express.system.clone());
     }
+    if let Some(file) = &options.deployment_config {
+        let text = super::init::read_deployment_config(file)?;
+        crate::fsutil::write_atomic(&project.deployment_config(), text.as_bytes(), None)
+            .with_context(|| format!("writing {}", project.deployment_config().display()))?;
+    }
     let settings = check_settings(&project);
+    // A deployment configuration that cannot be used fails before the long compile.
+    check_deployment(&project)?;
     let seen = BuiltDefinitions::read(&project);
     let changed = |file: &str| seen.changed(file, &all_sources);
     print!("Generating sources...");
@@ -149,6 +160,18 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     if let Err(err) = BuiltDefinitions::record(&project, &all_sources) {
         eprintln!("micro-gw: warning: cannot record the built definitions: {err:#}");
     }
+    let deploy = crate::deploy::generate(&project, &loaded.model, &options.deploy)
+        .map_err(|err| anyhow::anyhow!("{err}"));
+    let deploy = match deploy {
+        Ok(report) => report,
+        Err(err) => {
+            println!("BUILD FAILED");
+            return Err(err);
+        }
+    };
+    for warning in &deploy.warnings {
+        eprintln!("micro-gw: warning: {warning}");
+    }
     let target = std::path::absolute(&target).unwrap_or(target);
     println!(
         "BUILD SUCCESSFUL ({:.1} s)",
@@ -156,6 +179,27 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     );
     println!("Target: {}", target.display());
     println!("(Use \"gateway {}\" to start it)", target.display());
+    for dir in &deploy.written {
+        let dir = std::path::absolute(dir).unwrap_or(dir.clone());
+        println!("Deployment artefacts: {}", dir.display());
+    }
+    for command in &deploy.next {
+        println!("  {command}");
+    }
+    Ok(())
+}
+
+/// Parses `conf/deployment-config.toml` (when present) so a wrong key or value stops the
+/// build with its file and line before anything is compiled.
+fn check_deployment(project: &Project) -> anyhow::Result<()> {
+    let path = project.deployment_config();
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    if let Err(err) = crate::deploy::config::parse(&text, &project.display(&path)) {
+        println!("BUILD FAILED");
+        bail!("{err}");
+    }
     Ok(())
 }
 
@@ -256,16 +300,6 @@ fn check_settings(project: &Project) -> Option<mgw_runtime::config::SecurityConf
             None
         }
     };
-    let deployment = project.deployment_config();
-    if let Ok(text) = std::fs::read_to_string(&deployment) {
-        if let Err(err) = toml::from_str::<toml::Table>(&text) {
-            eprintln!(
-                "micro-gw: warning: {}: {} (the content is invalid TOML)",
-                deployment.display(),
-                err.message()
-            );
-        }
-    }
     security
 }
 

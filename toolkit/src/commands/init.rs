@@ -415,18 +415,17 @@ fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-fn read_deployment_config(path: &Path) -> anyhow::Result<String> {
+/// Reads and checks a deployment configuration given with `-d` (WSO2's messages).
+pub(crate) fn read_deployment_config(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         anyhow::anyhow!(
             "Error while reading deployment configuration file: {e}. Probably the file path '{}' is invalid.",
             path.display()
         )
     })?;
-    toml::from_str::<toml::Table>(&text).map_err(|e| {
+    crate::deploy::config::parse(&text, &path.display().to_string()).map_err(|e| {
         anyhow::anyhow!(
-            "Error while reading deployment configuration file {}: {}. The content is invalid TOML.",
-            path.display(),
-            e.message()
+            "Error while reading deployment configuration file: {e}. The content is invalid."
         )
     })?;
     Ok(text)
