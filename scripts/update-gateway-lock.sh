@@ -10,6 +10,7 @@ trap 'rm -rf "$work"' EXIT
 sed -e 's/{{ toolkit_version }}/lock-update/' \
     -e 's/{{ binary }}/gateway/' \
     -e "s|{{ runtime_path_literal }}|\"$root/runtime-template\"|" \
+    -e "s|{{ features }}|, features = [\"storage\"]|" \
     "$root/templates/gateway/Cargo.toml" > "$work/Cargo.toml"
 echo 'fn main() {}' > "$work/main.rs"
 cp "$root/Cargo.lock" "$work/Cargo.lock"
