@@ -15,6 +15,7 @@ mod proxy;
 mod redis_replicas;
 mod routing;
 mod security;
+mod storage;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
