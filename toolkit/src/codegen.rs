@@ -12,8 +12,22 @@ use mgw_runtime::model::GatewayModel;
 
 use crate::fsutil::write_atomic;
 
-/// The lock file every generated crate uses (kept current by `scripts/update-gateway-lock.sh`).
+/// The lock file of generated crates on the runtime's default features (kept current by
+/// `scripts/update-gateway-lock.sh`).
 pub const PINNED_LOCK: &str = include_str!("../../templates/gateway/Cargo.lock");
+
+/// The lock file of generated crates that enable the runtime's `storage` feature (cargo resolves
+/// a path dependency's optional crates only with their feature, so it differs).
+pub const PINNED_LOCK_STORAGE: &str = include_str!("../../templates/gateway/Cargo.storage.lock");
+
+/// The pinned lock file for a model (see [`runtime_features`]).
+pub fn pinned_lock(model: &GatewayModel) -> &'static str {
+    if runtime_features(model).contains(&"storage") {
+        PINNED_LOCK_STORAGE
+    } else {
+        PINNED_LOCK
+    }
+}
 
 #[derive(Template)]
 #[template(path = "gateway/Cargo.toml", escape = "none")]
@@ -52,7 +66,7 @@ pub fn render(
     let model_json = serde_json::to_vec_pretty(model).context("serializing the gateway model")?;
     Ok(vec![
         ("Cargo.toml", manifest.into_bytes()),
-        ("Cargo.lock", PINNED_LOCK.as_bytes().to_vec()),
+        ("Cargo.lock", pinned_lock(model).as_bytes().to_vec()),
         ("main.rs", main.into_bytes()),
         ("model.json", model_json),
     ])
@@ -180,7 +194,13 @@ mod tests {
             manifest(&model)["dependencies"]["mgw-runtime"]["features"],
             toml::Value::Array(vec![toml::Value::String("storage".into())])
         );
+        let lock = |model: &GatewayModel| {
+            let files = render(model, "p", Path::new("/cache/runtime")).unwrap();
+            String::from_utf8(files[1].1.clone()).unwrap()
+        };
+        assert!(lock(&model).contains("name = \"aws-sigv4\""));
         model.express[0].storage = None;
+        assert!(!lock(&model).contains("aws-sigv4"));
         assert!(manifest(&model)["dependencies"]["mgw-runtime"]
             .get("features")
             .is_none());
