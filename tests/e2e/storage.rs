@@ -1,10 +1,12 @@
 //! Issue 13 item 5: Kargo's storage route (`/s3/[<provider>/]<bucket>/<key…>` on the admin
-//! listener) against a real S3-compatible server that verifies AWS Signature V4: `s3rver`
-//! (npm), installed by `.ci/run` into `target/s3rver` (or `MGW_S3RVER_DIR`). Its only account
-//! is `S3RVER` / `S3RVER`; a request signed with another secret gets `403
-//! SignatureDoesNotMatch`. Without s3rver the test says so, and fails under `CI=true`.
+//! listener) against a real S3-compatible server that verifies AWS Signature V4: moto's server
+//! (PyPI `moto[server]`) with IAM authentication on (`INITIAL_NO_AUTH_ACTION_COUNT`: the first
+//! requests, which create the IAM user, its access key, its policy and the bucket, go
+//! unauthenticated; every later one must carry a valid signature, else `403
+//! SignatureDoesNotMatch`). `.ci/run` installs it into `target/moto` (or `MGW_MOTO_DIR`). Without
+//! it the test says so, and fails under `CI=true`. (npm's s3rver was tried first: it accepts
+//! any SigV4 signature — "Signature version 4 calculation is unimplemented" in its source.)
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,76 +17,123 @@ use mgw_e2e::harness::{self, GatewayProcess};
 
 const TOKEN: &str = "storage-admin-token";
 
-/// A running `s3rver` on a free loopback port, with its data in a temporary folder.
-struct S3rver {
+/// The unauthenticated set-up requests moto lets through before it checks signatures.
+const SETUP_REQUESTS: usize = 4;
+
+/// A running moto server on a free loopback port, with an IAM user allowed everything and a
+/// bucket.
+struct Moto {
     child: Child,
     port: u16,
-    _data: tempfile::TempDir,
+    access_key_id: String,
+    secret_access_key: String,
 }
 
-impl S3rver {
-    fn script() -> PathBuf {
-        std::env::var_os("MGW_S3RVER_DIR")
+fn fake_auth(service: &str) -> String {
+    format!("AWS4-HMAC-SHA256 Credential=AKIASETUP/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=0")
+}
+
+fn xml_field(xml: &str, name: &str) -> String {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = xml.find(&open).map(|i| i + open.len());
+    let end = xml.find(&close);
+    match (start, end) {
+        (Some(start), Some(end)) if start <= end => xml.get(start..end).unwrap().to_string(),
+        _ => panic!("no {name} in {xml}"),
+    }
+}
+
+impl Moto {
+    fn server() -> PathBuf {
+        std::env::var_os("MGW_MOTO_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| harness::workspace_root().join("target").join("s3rver"))
-            .join("node_modules/s3rver/bin/s3rver.js")
+            .unwrap_or_else(|| harness::workspace_root().join("target").join("moto"))
+            .join("bin/moto_server")
     }
 
-    /// `None` (after saying why) when s3rver or node is missing; a failure under `CI=true`.
-    fn start(bucket: &str) -> Option<S3rver> {
-        let script = Self::script();
-        let node = Command::new("node").arg("--version").output().is_ok();
-        if !script.is_file() || !node {
+    /// `None` (after saying why) when moto is missing; a failure under `CI=true`.
+    async fn start(bucket: &str) -> Option<Moto> {
+        let server = Self::server();
+        if !server.is_file() {
             let why = format!(
-                "s3rver is not installed at {} (or node is missing): npm install --prefix target/s3rver s3rver@3.7.1 (.ci/run does it)",
-                script.display()
+                "moto is not installed at {}: python3 -m venv target/moto && target/moto/bin/pip install 'moto[server]==5.2.5' (.ci/run does it)",
+                server.display()
             );
             assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
             eprintln!("skipped: {why}");
             return None;
         }
-        let data = tempfile::tempdir().unwrap();
-        let mut child = Command::new("node")
-            .arg(&script)
-            .args([
-                "-d",
-                data.path().to_str().unwrap(),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                "0",
-            ])
-            .args(["--configure-bucket", bucket])
+        let port = free_port();
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_REQUESTS.to_string())
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("node starts s3rver");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(port) = line
-                    .strip_prefix("S3rver listening on 127.0.0.1:")
-                    .and_then(|p| p.trim().parse::<u16>().ok())
-                {
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("s3rver says where it listens");
-        Some(S3rver {
+            .expect("moto_server starts");
+        let mut moto = Moto {
             child,
             port,
-            _data: data,
-        })
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let iam_auth = fake_auth("iam");
+        let iam = |form: String| {
+            let auth = iam_auth.clone();
+            let base = base.clone();
+            async move {
+                let reply = send(
+                    Method::POST,
+                    &format!("{base}/"),
+                    &[
+                        ("authorization", auth.as_str()),
+                        ("x-amz-date", "20260101T000000Z"),
+                        ("content-type", "application/x-www-form-urlencoded"),
+                    ],
+                    client::full(format!("{form}&Version=2010-05-08")),
+                )
+                .await;
+                let text = String::from_utf8_lossy(&reply.body).to_string();
+                assert_eq!(reply.status, 200, "{form}: {text}");
+                text
+            }
+        };
+        iam("Action=CreateUser&UserName=gateway".into()).await;
+        let key = iam("Action=CreateAccessKey&UserName=gateway".into()).await;
+        moto.access_key_id = xml_field(&key, "AccessKeyId");
+        moto.secret_access_key = xml_field(&key, "SecretAccessKey");
+        // {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}
+        iam("Action=PutUserPolicy&UserName=gateway&PolicyName=all&PolicyDocument=%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22*%22%2C%22Resource%22%3A%22*%22%7D%5D%7D".into()).await;
+        let s3_auth = fake_auth("s3");
+        let created = send(
+            Method::PUT,
+            &format!("{base}/{bucket}"),
+            &[
+                ("authorization", s3_auth.as_str()),
+                ("x-amz-date", "20260101T000000Z"),
+            ],
+            client::empty(),
+        )
+        .await;
+        assert_eq!(
+            created.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&created.body)
+        );
+        Some(moto)
     }
 }
 
-impl Drop for S3rver {
+impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -134,7 +183,9 @@ async fn ready(url: &str) {
 /// A Kargo-shaped project: the `storage` API endpoint `/s3/*` proxies (stripPath) to the
 /// admin listener's `/s3`, and system.config.yml's storage plugin names the providers.
 fn build_project(dir: &Path) -> PathBuf {
-    let init = harness::micro_gw(dir, &["init", "kargo"]);
+    // Its own project name: gateways of one name share their binary's path in the shared
+    // target directory, and the Kargo tests build `kargo` at the same time.
+    let init = harness::micro_gw(dir, &["init", "s3kargo"]);
     assert!(init.status.success(), "{}", harness::text(&init));
     let gateway = harness::write_file(
         dir,
@@ -150,7 +201,7 @@ fn build_project(dir: &Path) -> PathBuf {
         dir,
         &[
             "import",
-            "kargo",
+            "s3kargo",
             "--express-gateway",
             gateway.to_str().unwrap(),
             "--system-config",
@@ -158,17 +209,17 @@ fn build_project(dir: &Path) -> PathBuf {
         ],
     );
     assert!(import.status.success(), "{}", harness::text(&import));
-    let build = harness::micro_gw(dir, &["build", "kargo"]);
+    let build = harness::micro_gw(dir, &["build", "s3kargo"]);
     let out = harness::text(&build);
     assert!(build.status.success(), "{out}");
-    let manifest = std::fs::read_to_string(dir.join("kargo/target/gen/Cargo.toml")).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("s3kargo/target/gen/Cargo.toml")).unwrap();
     assert!(manifest.contains("features = [\"storage\"]"), "{manifest}");
-    dir.join("kargo/target/kargo")
+    dir.join("s3kargo/target/s3kargo")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn storage_route_proxies_to_a_signature_checking_s3_server() {
-    let Some(s3) = S3rver::start("maps") else {
+    let Some(s3) = Moto::start("maps").await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -180,12 +231,15 @@ async fn storage_route_proxies_to_a_signature_checking_s3_server() {
     ];
     let endpoint = format!("http://127.0.0.1:{}", s3.port);
     let storage_url = format!("http://127.0.0.1:{admin_port}/s3");
-    let env = |secret: &'static str| -> Vec<(&'static str, String)> {
+    let env = |secret: Option<&str>| -> Vec<(&'static str, String)> {
         vec![
             ("MGW_ADMIN_TOKEN", TOKEN.to_string()),
             ("S3_ENDPOINT", endpoint.clone()),
-            ("S3_ACCESS_KEY", "S3RVER".into()),
-            ("S3_SECRET_ACCESS_KEY", secret.into()),
+            ("S3_ACCESS_KEY", s3.access_key_id.clone()),
+            (
+                "S3_SECRET_ACCESS_KEY",
+                secret.unwrap_or(&s3.secret_access_key).to_string(),
+            ),
             ("STORAGE_URL", storage_url.clone()),
         ]
     };
@@ -197,7 +251,7 @@ async fn storage_route_proxies_to_a_signature_checking_s3_server() {
     };
 
     // A key without its secret: a start-up error naming the variable.
-    let mut missing = env("S3RVER");
+    let mut missing = env(None);
     missing.retain(|(k, _)| *k != "S3_SECRET_ACCESS_KEY");
     let out = Command::new(&binary)
         .args(&args)
@@ -216,7 +270,7 @@ async fn storage_route_proxies_to_a_signature_checking_s3_server() {
         "{text}"
     );
 
-    let gw = start(&env("S3RVER"), &[]);
+    let gw = start(&env(None), &[]);
     let admin = format!("http://127.0.0.1:{admin_port}");
     let bearer = format!("Bearer {TOKEN}");
     let auth = ("authorization", bearer.as_str());
@@ -359,8 +413,8 @@ async fn storage_route_proxies_to_a_signature_checking_s3_server() {
     assert_eq!(gone.status, 404);
     drop(gw);
 
-    // A wrong secret: s3rver refuses the signature and its 403 comes back.
-    let _gw = start(&env("not-the-secret"), &[]);
+    // A wrong secret: moto refuses the signature and its 403 comes back.
+    let _gw = start(&env(Some("not-the-secret")), &[]);
     ready(&format!("{admin}/scopes")).await;
     let refused = send(Method::GET, &big, &[auth], client::empty()).await;
     assert_eq!(refused.status, 403);
