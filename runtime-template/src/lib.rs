@@ -220,7 +220,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             // Warm the keys now so the first request does not wait for them.
             tokio::spawn(async move { source.refresh().await });
         }
-        let client = proxy::client(&loaded.config.upstream, &loaded.config.limits, tls);
+        let client = proxy::client(&loaded.config.upstream, &loaded.config.limits, tls.clone());
         let request_limits = gateway::RequestLimits {
             max_uri_bytes: loaded.config.limits.max_uri_bytes,
             max_body_bytes: loaded.config.limits.max_request_body_bytes,
@@ -254,7 +254,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
         let mut listeners = listeners(&model, &loaded, &read_env, http, https)?;
         if let Some(consumers) = &consumers {
             listeners.extend(admin_listeners(
-                &model, &loaded, &read_env, consumers, &metrics,
+                &model, &loaded, &read_env, consumers, &metrics, &tls,
             )?);
         }
         let settings = ServerSettings {
@@ -561,6 +561,7 @@ fn admin_listeners(
     env: &dyn Fn(&str) -> Option<String>,
     consumers: &Arc<store::Consumers>,
     metrics: &Arc<policies::metrics::EgCounter>,
+    tls: &rustls::ClientConfig,
 ) -> Result<Vec<server::ListenerSettings>, String> {
     let mut out = Vec::new();
     for config in &model.express {
@@ -586,6 +587,15 @@ fn admin_listeners(
         };
         let addr = SocketAddr::new(ip, resolved.port);
         let access = admin_access(loaded, ip)?;
+        let api = admin::AdminApi::new(
+            consumers.clone(),
+            access,
+            config
+                .metrics_path
+                .clone()
+                .map(|path| (path, metrics.clone())),
+        );
+        let api = with_storage(api, config, loaded, env, tls)?;
         out.push(server::ListenerSettings {
             addr,
             tls: None,
@@ -594,20 +604,54 @@ fn admin_listeners(
                 wso2: false,
                 express: None,
                 dialect: model::Dialect::ExpressGateway,
-                admin: Some(Arc::new(admin::AdminApi::new(
-                    consumers.clone(),
-                    access,
-                    config
-                        .metrics_path
-                        .clone()
-                        .map(|path| (path, metrics.clone())),
-                ))),
+                admin: Some(Arc::new(api)),
             }),
             what: format!("Express Gateway admin API ({})", config.source),
             setting: "express_gateway.admin_port".into(),
         });
     }
     Ok(out)
+}
+
+#[cfg(feature = "storage")]
+/// Kargo's storage route on the admin listener, when `system.config.yml` declares the plugin:
+/// its credentials and endpoints resolved from the environment now.
+fn with_storage(
+    api: admin::AdminApi,
+    config: &model::express::ExpressGateway,
+    loaded: &LoadedConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    tls: &rustls::ClientConfig,
+) -> Result<admin::AdminApi, String> {
+    let Some(storage) = &config.storage else {
+        return Ok(api);
+    };
+    let route = admin::storage::StorageRoute::new(
+        storage,
+        env,
+        tls.clone(),
+        Duration::from_millis(loaded.config.upstream.connect_timeout_ms),
+    )
+    .map_err(|e| format!("{e} (plugins.storage of {})", config.source))?;
+    Ok(api.with_storage(Arc::new(route)))
+}
+
+#[cfg(all(feature = "server", not(feature = "storage")))]
+/// Without the `storage` feature a model asking for the route cannot be served.
+fn with_storage(
+    api: admin::AdminApi,
+    config: &model::express::ExpressGateway,
+    _loaded: &LoadedConfig,
+    _env: &dyn Fn(&str) -> Option<String>,
+    _tls: &rustls::ClientConfig,
+) -> Result<admin::AdminApi, String> {
+    match &config.storage {
+        None => Ok(api),
+        Some(_) => Err(format!(
+            "{} declares the storage plugin but this gateway was compiled without the runtime's storage feature: build it again with `micro-gw build`",
+            config.source
+        )),
+    }
 }
 
 #[cfg(feature = "server")]

@@ -17,6 +17,7 @@ mod rate_limit;
 mod redis_replicas;
 mod routing;
 mod security;
+mod storage;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

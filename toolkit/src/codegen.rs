@@ -12,8 +12,22 @@ use mgw_runtime::model::GatewayModel;
 
 use crate::fsutil::write_atomic;
 
-/// The lock file every generated crate uses (kept current by `scripts/update-gateway-lock.sh`).
+/// The lock file of generated crates on the runtime's default features (kept current by
+/// `scripts/update-gateway-lock.sh`).
 pub const PINNED_LOCK: &str = include_str!("../../templates/gateway/Cargo.lock");
+
+/// The lock file of generated crates that enable the runtime's `storage` feature (cargo resolves
+/// a path dependency's optional crates only with their feature, so it differs).
+pub const PINNED_LOCK_STORAGE: &str = include_str!("../../templates/gateway/Cargo.storage.lock");
+
+/// The pinned lock file for a model (see [`runtime_features`]).
+pub fn pinned_lock(model: &GatewayModel) -> &'static str {
+    if runtime_features(model).contains(&"storage") {
+        PINNED_LOCK_STORAGE
+    } else {
+        PINNED_LOCK
+    }
+}
 
 #[derive(Template)]
 #[template(path = "gateway/Cargo.toml", escape = "none")]
@@ -21,6 +35,9 @@ struct Manifest<'a> {
     toolkit_version: &'a str,
     binary: &'a str,
     runtime_path_literal: String,
+    /// `, features = [...]` when the model needs optional runtime features, else empty (the
+    /// manifest of every other project stays the same).
+    features: String,
 }
 
 #[derive(Template)]
@@ -41,6 +58,7 @@ pub fn render(
         binary,
         // A TOML string literal, escaped by the TOML serializer.
         runtime_path_literal: toml::Value::String(runtime_path.to_string()).to_string(),
+        features: features_literal(&runtime_features(model)),
     }
     .render()
     .context("rendering Cargo.toml")?;
@@ -48,10 +66,34 @@ pub fn render(
     let model_json = serde_json::to_vec_pretty(model).context("serializing the gateway model")?;
     Ok(vec![
         ("Cargo.toml", manifest.into_bytes()),
-        ("Cargo.lock", PINNED_LOCK.as_bytes().to_vec()),
+        ("Cargo.lock", pinned_lock(model).as_bytes().to_vec()),
         ("main.rs", main.into_bytes()),
         ("model.json", model_json),
     ])
+}
+
+/// The optional features of `mgw-runtime` the model needs: `storage` when an Express Gateway
+/// configuration declares Kargo's storage plugin. Projects without any keep sharing the runtime
+/// compiled with its default features.
+pub fn runtime_features(model: &GatewayModel) -> Vec<&'static str> {
+    let mut features = Vec::new();
+    if model.express.iter().any(|config| config.storage.is_some()) {
+        features.push("storage");
+    }
+    features
+}
+
+fn features_literal(features: &[&str]) -> String {
+    if features.is_empty() {
+        return String::new();
+    }
+    let list = toml::Value::Array(
+        features
+            .iter()
+            .map(|f| toml::Value::String((*f).to_string()))
+            .collect(),
+    );
+    format!(", features = {list}")
 }
 
 /// Writes the generated crate into `gen_dir`. Unchanged files are left alone so a no-change
@@ -113,6 +155,9 @@ mod tests {
             Some("/cache/runtime/\"quoted\" dir")
         );
         assert_eq!(manifest["bin"][0]["name"].as_str(), Some("p"));
+        assert!(manifest["dependencies"]["mgw-runtime"]
+            .get("features")
+            .is_none());
         let round_trip = GatewayModel::from_json(
             files
                 .iter()
@@ -123,5 +168,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(round_trip, model);
+    }
+
+    #[test]
+    fn the_storage_plugin_turns_on_the_storage_feature() {
+        let mut model = GatewayModel {
+            format: MODEL_FORMAT,
+            project: "p".into(),
+            apis: vec![],
+            endpoints: vec![],
+            pipelines: vec![],
+            express: vec![serde_json::from_value(serde_json::json!({
+                "source": "express-gateway/gateway.config.yml",
+                "routes": [],
+                "storage": {"path": "/s3", "providers": []}
+            }))
+            .unwrap()],
+        };
+        let manifest = |model: &GatewayModel| -> toml::Table {
+            let files = render(model, "p", Path::new("/cache/runtime")).unwrap();
+            let text = String::from_utf8(files[0].1.clone()).unwrap();
+            toml::from_str(&text).unwrap()
+        };
+        assert_eq!(
+            manifest(&model)["dependencies"]["mgw-runtime"]["features"],
+            toml::Value::Array(vec![toml::Value::String("storage".into())])
+        );
+        let lock = |model: &GatewayModel| {
+            let files = render(model, "p", Path::new("/cache/runtime")).unwrap();
+            String::from_utf8(files[1].1.clone()).unwrap()
+        };
+        assert!(lock(&model).contains("name = \"aws-sigv4\""));
+        model.express[0].storage = None;
+        assert!(!lock(&model).contains("aws-sigv4"));
+        assert!(manifest(&model)["dependencies"]["mgw-runtime"]
+            .get("features")
+            .is_none());
     }
 }

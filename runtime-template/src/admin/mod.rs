@@ -7,6 +7,8 @@
 //! `docs/express-gateway-differences.md`.
 
 pub mod routes;
+#[cfg(feature = "storage")]
+pub mod storage;
 
 #[cfg(feature = "server")]
 use std::sync::Arc;
@@ -57,6 +59,8 @@ pub struct AdminApi {
     consumers: Arc<Consumers>,
     access: Access,
     metrics: Option<(String, Arc<EgCounter>)>,
+    #[cfg(feature = "storage")]
+    storage: Option<Arc<storage::StorageRoute>>,
 }
 
 #[cfg(feature = "server")]
@@ -72,7 +76,16 @@ impl AdminApi {
             consumers,
             access,
             metrics,
+            #[cfg(feature = "storage")]
+            storage: None,
         }
+    }
+
+    #[cfg(feature = "storage")]
+    /// Serves Kargo's storage route too (behind the same token rules).
+    pub fn with_storage(mut self, route: Arc<storage::StorageRoute>) -> Self {
+        self.storage = Some(route);
+        self
     }
 
     /// Answers one request.
@@ -105,6 +118,12 @@ impl AdminApi {
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
                 );
                 return response;
+            }
+        }
+        #[cfg(feature = "storage")]
+        if let Some(route) = &self.storage {
+            if route.matches(&request) {
+                return route.forward(request).await;
             }
         }
         let (parts, body) = request.into_parts();

@@ -30,6 +30,9 @@ pub struct ExpressGateway {
     /// Kargo's `metrics` plugin: the path of its admin route serving the `eg` counter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_path: Option<String>,
+    /// Kargo's `storage` plugin: the S3 proxy route on the admin listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
     /// Routes in the order Express Gateway tries them: host groups in order of first
     /// appearance, and inside a group the endpoints and their paths in declaration order.
     pub routes: Vec<ExpressRoute>,
@@ -116,4 +119,49 @@ pub enum PathPattern {
     Express(String),
     /// `pathRegex`: a regular expression tested on the path.
     Regex(String),
+}
+
+/// Kargo's `storage` plugin (system.config.yml `plugins.storage`): `<path>/[<provider>/]<bucket>/<key…>`
+/// on the admin listener, proxied to S3-compatible providers with AWS Signature V4.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// `endpointName`: the route's prefix (`/s3`).
+    pub path: String,
+    /// `providers`, in declaration order.
+    pub providers: Vec<StorageProvider>,
+}
+
+/// One entry of the storage plugin's `providers`. Every string is a setting (`${VAR}`
+/// allowed, expanded at start-up); `secret_access_key` must be one (secrets never enter the
+/// binary).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageProvider {
+    /// The provider's name, the optional first path segment (`aws`, `ovh`).
+    pub name: String,
+    /// `default: true`: serves paths whose first segment is not a provider name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default: bool,
+    /// `endpoint`: the S3 service URL (`https://s3.gra.io.cloud.ovh.net`; no scheme means
+    /// https); absent: AWS (`https://s3.<region>.amazonaws.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// `region`: the signing region; absent: `AWS_REGION`, else `us-east-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `accessKeyId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// `secretAccessKey`: text with a `${VAR}` reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    /// `s3ForcePathStyle: true`: `<endpoint>/<bucket>/<key>` even for DNS-compatible bucket
+    /// names (always so for an IP address or `localhost` endpoint).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_path_style: bool,
+    /// `buckets` (a micro-gw addition): when not empty, the only buckets served; others are
+    /// 404 without asking the provider.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<String>,
 }

@@ -145,7 +145,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let built = match cargo_build::build(
         &project.gen_dir(),
         &project.name,
-        cargo_build::package_count(codegen::PINNED_LOCK),
+        cargo_build::package_count(codegen::pinned_lock(&loaded.model)),
         &cargo,
     ) {
         Ok(built) => built,

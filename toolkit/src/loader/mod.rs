@@ -150,6 +150,14 @@ pub fn load_project(
                 if let Some(config) = eg_model.express.last_mut() {
                     config.healthcheck = system_settings.healthcheck.clone();
                     config.metrics_path = system_settings.metrics_path.clone();
+                    config.storage = system_settings.storage.clone();
+                    if config.storage.is_some() && config.admin.is_none() {
+                        diags.warn(
+                            &express.gateway.name,
+                            None,
+                            "the storage plugin's route lives on the admin listener, and this configuration has no `admin`: the route is not served",
+                        );
+                    }
                 }
                 eg_port_lines = vec![doc.line("/http/port"), doc.line("/https/port")];
             }

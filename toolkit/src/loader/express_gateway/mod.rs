@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use mgw_runtime::env_template;
 use mgw_runtime::model::express::{
     ExpressGateway, ExpressRoute, HostPattern, HttpsListen, Listen, PathPattern, SniCertificate,
+    Storage, StorageProvider,
 };
 use mgw_runtime::model::{
     Endpoint, EndpointKind, Environment, GatewayModel, DEFAULT_ENDPOINT_TIMEOUT_MS,
@@ -290,10 +291,12 @@ pub struct SystemSettings {
     pub healthcheck: Option<String>,
     /// `plugins.metrics`: the admin route's path (`endpointName`, `/metrics`).
     pub metrics_path: Option<String>,
+    /// `plugins.storage`: the S3 route on the admin listener and its providers.
+    pub storage: Option<Storage>,
 }
 
-/// Reads `system.config.yml`. Kargo's plugins `healthcheck`, `metrics` and `scopes` are built
-/// in (their routes and policies); `populate` is `micro-gw consumers populate`; any other plugin
+/// Reads `system.config.yml`. Kargo's plugins `healthcheck`, `metrics`, `scopes` and `storage`
+/// are built in (their routes and policies); `populate` is `micro-gw consumers populate`; any other plugin
 /// is named in a warning, as micro-gw runs no JavaScript (its policies are reported where
 /// pipelines use them).
 pub fn system_config(doc: &Document, diags: &mut Diagnostics) -> SystemSettings {
@@ -315,6 +318,7 @@ pub fn system_config(doc: &Document, diags: &mut Diagnostics) -> SystemSettings 
             "healthcheck" => settings.healthcheck = Some(endpoint("healthcheck", "/healthcheck")),
             "metrics" => settings.metrics_path = Some(endpoint("metrics", "/metrics")),
             "scopes" => {}
+            "storage" => settings.storage = storage(&mut ctx, &plugins[name]),
             "populate" => ctx.warn(
                 &format!("/plugins/{name}"),
                 "the populate plugin is not run at start-up: sync the consumers with `micro-gw consumers populate <project> <file>`".to_string(),
@@ -332,6 +336,172 @@ pub fn system_config(doc: &Document, diags: &mut Diagnostics) -> SystemSettings 
         );
     }
     settings
+}
+
+/// The keys of a storage provider: aws-sdk v2's S3 options that matter, and `buckets`.
+const STORAGE_PROVIDER_KEYS: [&str; 7] = [
+    "accessKeyId",
+    "secretAccessKey",
+    "endpoint",
+    "region",
+    "default",
+    "s3ForcePathStyle",
+    "buckets",
+];
+
+/// `plugins.storage` (Kargo's `storage.js`): `endpointName` (`/s3`) and `providers`, each a
+/// set of aws-sdk options. Credentials, endpoints and regions are settings (`${VAR}`, expanded
+/// when the gateway starts); a secret written in the file would be compiled into the binary,
+/// so `secretAccessKey` must name a variable.
+fn storage(ctx: &mut Ctx<'_>, plugin: &Value) -> Option<Storage> {
+    let path = match plugin.get("endpointName") {
+        None => "/s3".to_string(),
+        Some(value) => {
+            let text = ctx.literal("/plugins/storage/endpointName", "endpointName", value)?;
+            if !text.starts_with('/') || text.len() < 2 {
+                ctx.error(
+                    "/plugins/storage/endpointName",
+                    format!("endpointName {text:?} must be a path such as /s3"),
+                );
+                return None;
+            }
+            text
+        }
+    };
+    let providers = match plugin.get("providers") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(other) => {
+            ctx.error(
+                "/plugins/storage/providers",
+                format!(
+                    "providers must be a mapping of provider names to S3 settings, not {}",
+                    kind(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (name, options) in &providers {
+        let at = format!("/plugins/storage/providers/{name}");
+        let Value::Object(options) = options else {
+            ctx.error(
+                &at,
+                format!("provider '{name}' must be a mapping of S3 settings"),
+            );
+            ok = false;
+            continue;
+        };
+        for key in options.keys() {
+            if !STORAGE_PROVIDER_KEYS.contains(&key.as_str()) {
+                ctx.warn(
+                    &child(&at, key),
+                    format!("'{key}' of storage provider '{name}' is not used by micro-gw (it reads {})", STORAGE_PROVIDER_KEYS.join(", ")),
+                );
+            }
+        }
+        let mut setting = |ctx: &mut Ctx<'_>, key: &str| -> Option<String> {
+            match options.get(key) {
+                None | Some(Value::Null) => None,
+                Some(value) => {
+                    let text = ctx.setting(&child(&at, key), key, value);
+                    if text.is_none() {
+                        ok = false;
+                    }
+                    text
+                }
+            }
+        };
+        let access_key_id = setting(ctx, "accessKeyId");
+        let secret_access_key = setting(ctx, "secretAccessKey");
+        let endpoint = setting(ctx, "endpoint");
+        let region = setting(ctx, "region");
+        if let Some(secret) = &secret_access_key {
+            if !env_template::has_variables(secret) {
+                ctx.error(
+                    &child(&at, "secretAccessKey"),
+                    format!("the secretAccessKey of storage provider '{name}' is written in the file: it would be compiled into the gateway; write ${{VARIABLE}} and set the variable where the gateway runs"),
+                );
+                ok = false;
+            }
+        }
+        let flag = |ctx: &mut Ctx<'_>, key: &str| -> bool {
+            match options.get(key) {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(other) => {
+                    ctx.warn(
+                        &child(&at, key),
+                        format!("{key} of storage provider '{name}' is {}, read as true only when it is the boolean true", kind(other)),
+                    );
+                    false
+                }
+            }
+        };
+        let default = flag(ctx, "default");
+        let force_path_style = flag(ctx, "s3ForcePathStyle");
+        let buckets = match options.get("buckets") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|item| {
+                    let text = item.as_str().map(str::to_string);
+                    if text.is_none() {
+                        ctx.error(
+                            &child(&at, "buckets"),
+                            "buckets must be a list of bucket names",
+                        );
+                    }
+                    text
+                })
+                .collect(),
+            Some(_) => {
+                ctx.error(
+                    &child(&at, "buckets"),
+                    "buckets must be a list of bucket names",
+                );
+                ok = false;
+                Vec::new()
+            }
+        };
+        if access_key_id.is_none() || secret_access_key.is_none() {
+            ctx.warn(
+                &at,
+                format!("storage provider '{name}' has no accessKeyId or secretAccessKey: it is not served (as Kargo skips it)"),
+            );
+        }
+        out.push(StorageProvider {
+            name: name.clone(),
+            default,
+            endpoint,
+            region,
+            access_key_id,
+            secret_access_key,
+            force_path_style,
+            buckets,
+        });
+    }
+    let defaults: Vec<&str> = out
+        .iter()
+        .filter(|p| p.default)
+        .map(|p| p.name.as_str())
+        .collect();
+    if defaults.len() > 1 {
+        ctx.warn(
+            "/plugins/storage/providers",
+            format!("several storage providers say default: true ({}): the first one serves paths without a provider name, as in Kargo", defaults.join(", ")),
+        );
+        let first = defaults.first().map(|s| s.to_string());
+        for provider in &mut out {
+            provider.default = provider.default && Some(&provider.name) == first.as_ref();
+        }
+    }
+    ok.then_some(Storage {
+        path,
+        providers: out,
+    })
 }
 
 /// Translates one `gateway.config.yml` into `model` (its service endpoints appended to
@@ -566,6 +736,7 @@ pub fn translate(
         admin,
         healthcheck: None,
         metrics_path: None,
+        storage: None,
         routes,
     });
     unsupported

@@ -673,10 +673,24 @@ fn kargo_configuration_translates() {
         .warnings
         .iter()
         .any(|w| w.message.contains("'hosts'") && w.message.contains("did you mean 'host'")));
-    assert!(allowed
+    // Every plugin of Kargo is built in now: the storage plugin's providers are settings.
+    assert!(!allowed
         .warnings
         .iter()
         .any(|w| w.message.contains("plugins are not loaded")));
+    let storage = eg.storage.as_ref().expect("the storage plugin");
+    assert_eq!(storage.path, "/s3");
+    let names: Vec<&str> = storage.providers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["aws", "ovh", "scw"]);
+    assert!(storage.providers[0].default && !storage.providers[1].default);
+    assert_eq!(
+        storage.providers[0].secret_access_key.as_deref(),
+        Some("${AWS_S3_SECRET_ACCESS_KEY}")
+    );
+    assert_eq!(
+        storage.providers[1].endpoint.as_deref(),
+        Some("${OVH_S3_ENDPOINT}")
+    );
     // The wms pipeline serves both wms and mapcache_wms.
     let wms = eg
         .routes
@@ -728,5 +742,40 @@ fn kargo_configuration_translates() {
     assert_eq!(
         (proxy.path, proxy.timeout_ms, proxy.change_origin),
         (PathRewrite::Keep, Some(120_000), true)
+    );
+}
+
+/// Kargo's storage plugin: a secret written in the file is refused (it would be compiled in);
+/// a provider without credentials is a warning; unknown aws-sdk options are named.
+#[test]
+fn storage_plugin_settings() {
+    let system = |text: &str| {
+        let doc = parse("express-gateway/system.config.yml", text).unwrap();
+        let mut diags = Diagnostics::default();
+        let settings = system_config(&doc, &mut diags);
+        (settings, diags)
+    };
+    let (settings, diags) = system(
+        "plugins:\n  storage:\n    endpointName: /files\n    providers:\n      local:\n        endpoint: http://127.0.0.1:4568\n        accessKeyId: S3RVER\n        secretAccessKey: ${S3_SECRET}\n        default: true\n        s3ForcePathStyle: true\n        buckets: [maps]\n        signatureVersion: v4\n      empty: {}\n",
+    );
+    let storage = settings.storage.unwrap();
+    assert_eq!(storage.path, "/files");
+    let local = &storage.providers[0];
+    assert!(local.default && local.force_path_style);
+    assert_eq!(local.buckets, ["maps"]);
+    assert_eq!(local.access_key_id.as_deref(), Some("S3RVER"));
+    let text = format!("{diags:?}");
+    assert!(text.contains("signatureVersion"), "{text}");
+    assert!(text.contains("'empty' has no accessKeyId"), "{text}");
+    assert!(diags.is_ok(), "{text}");
+
+    let (settings, diags) = system(
+        "plugins:\n  storage:\n    providers:\n      aws:\n        accessKeyId: AKIA\n        secretAccessKey: written-here\n",
+    );
+    assert!(settings.storage.is_none());
+    let text = format!("{diags:?}");
+    assert!(
+        !diags.is_ok() && text.contains("would be compiled into the gateway"),
+        "{text}"
     );
 }
