@@ -213,7 +213,8 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
         let (settings, (http, https)) = server_settings(&loaded)?;
         let tls = tls::client_config(&loaded.config.upstream.truststore, &|p| loaded.resolve(p))
             .map_err(|e| format!("{} (upstream.truststore in {})", e, loaded.path.display()))?;
-        let authenticator = build_authenticator(&model, &loaded, &env, tls.clone())?;
+        let outbound = auth::outbound::OutboundClient::new(tls.clone());
+        let authenticator = build_authenticator(&model, &loaded, &env, outbound.clone())?;
         for source in authenticator.jwks_sources() {
             // Warm the keys now so the first request does not wait for them.
             tokio::spawn(async move { source.refresh().await });
@@ -231,7 +232,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             }),
         };
         let read_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let pipelines = pipeline::build_all(&model, &read_env).map_err(|errors| {
+        let pipelines = pipeline::build_all(&model, &read_env, &outbound).map_err(|errors| {
             errors
                 .iter()
                 .map(ToString::to_string)
@@ -647,11 +648,10 @@ fn build_authenticator(
     model: &GatewayModel,
     loaded: &LoadedConfig,
     env: &[(String, String)],
-    tls: rustls::ClientConfig,
+    client: auth::outbound::OutboundClient,
 ) -> Result<auth::Authenticator, String> {
     let security = &loaded.config.security;
     let in_file = |e: &dyn std::fmt::Display| format!("{e} (in {})", loaded.path.display());
-    let client = auth::outbound::OutboundClient::new(tls);
     let read_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let resolve = |p: &std::path::Path| loaded.resolve(p);
     let sources = auth::jwt::Sources {

@@ -677,3 +677,68 @@ fn kargo_configuration_translates() {
         (PathRewrite::Keep, Some(120_000), true)
     );
 }
+
+/// Issue 13: `oauth2-introspect` with EG's defaults; `endpoint` and `authorization_value` are
+/// settings (`${VAR}` kept), a clear authorization value warns, a missing endpoint is refused.
+#[test]
+fn oauth2_introspect_translates_with_eg_defaults() {
+    use mgw_runtime::policies::introspect::IntrospectSpec;
+    let head = "http:\n  port: 8080\nserviceEndpoints:\n  b:\n    url: 'http://backend:81'\npolicies: [oauth2-introspect, proxy]\napiEndpoints:\n  e: {path: /e, scopes: [read]}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n";
+    let tail = "      - proxy: {action: {serviceEndpoint: b}}\n";
+    let spec = |l: &crate::loader::Loaded| -> IntrospectSpec {
+        l.model
+            .pipelines
+            .iter()
+            .flat_map(|p| &p.steps)
+            .find_map(|s| match &s.policy {
+                PolicySpec::Introspect(i) => Some(i.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let l = ok(&format!(
+        "{head}      - oauth2-introspect: {{action: {{endpoint: '${{AS}}/introspect', authorization_value: 'Basic ${{AS_CREDENTIALS}}'}}}}\n{tail}"
+    ));
+    assert!(l.unsupported.is_empty());
+    assert_eq!(
+        spec(&l),
+        IntrospectSpec {
+            endpoint: "${AS}/introspect".into(),
+            authorization_value: Some("Basic ${AS_CREDENTIALS}".into()),
+            timeout_ms: 10_000,
+            ttl_seconds: 60,
+            pass_through: false,
+        }
+    );
+    assert!(!l
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("authorization_value")));
+    let l = ok(&format!(
+        "{head}      - oauth2-introspect: {{action: {{endpoint: 'http://as:1/i', authorization_value: 'Basic YXBpMTpzZWNyZXQ=', ttl: 5, timeout: 300, passThrough: true}}}}\n{tail}"
+    ));
+    let s = spec(&l);
+    assert_eq!(
+        (s.ttl_seconds, s.timeout_ms, s.pass_through),
+        (5, 300, true)
+    );
+    assert!(l.warnings.iter().any(|w| w
+        .message
+        .contains("authorization_value is written in clear")));
+    let bad = errors(&format!(
+        "{head}      - oauth2-introspect: {{action: {{ttl: 5}}}}\n{tail}"
+    ));
+    assert!(bad.iter().any(|e| e.contains("needs endpoint")), "{bad:?}");
+    let bad = errors(&format!(
+        "{head}      - oauth2-introspect: {{action: {{endpoint: 'ftp://x/i', ttl: -1}}}}\n{tail}"
+    ));
+    assert!(
+        bad.iter().any(|e| e.contains("not an http(s) URL")),
+        "{bad:?}"
+    );
+    // `${VAR}` anywhere else in the action is refused, as for every supported policy.
+    let bad = errors(&format!(
+        "{head}      - oauth2-introspect: {{action: {{endpoint: 'http://as/i', ttl: '${{TTL}}'}}}}\n{tail}"
+    ));
+    assert!(!bad.is_empty());
+}
