@@ -11,6 +11,7 @@ mod docs;
 mod express_gateway;
 mod fixtures;
 mod hardening;
+mod introspect;
 mod proxy;
 mod redis_replicas;
 mod routing;
