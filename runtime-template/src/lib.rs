@@ -247,7 +247,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                     .map_err(|e| format!("{e} ({})", config.source))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let consumers = open_consumers(&model, &loaded)?;
+        let consumers = open_consumers(&model, &loaded, &read_env)?;
         let metrics = Arc::new(policies::metrics::EgCounter::default());
         let mut listeners = listeners(&model, &loaded, &read_env, http, https)?;
         if let Some(consumers) = &consumers {
@@ -417,6 +417,7 @@ fn listeners(
 fn open_consumers(
     model: &GatewayModel,
     loaded: &LoadedConfig,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Arc<store::Consumers>>, String> {
     if model.express.is_empty() {
         return Ok(None);
@@ -442,12 +443,10 @@ fn open_consumers(
                 )
             })?)
         };
-        let backend = store::redis::RedisBackend::open_with_ca(
-            &settings.redis,
-            &settings.redis_namespace,
-            ca,
-        )
-        .map_err(|e| format!("{e} ([store] redis in {})", loaded.path.display()))?;
+        let url = settings.redis_url(env)?;
+        let namespace = settings.namespace(env)?;
+        let backend = store::redis::RedisBackend::open_with_ca(&url, &namespace, ca)
+            .map_err(|e| format!("{e} ([store] redis in {})", loaded.path.display()))?;
         let consumers = store::Consumers::open(Box::new(backend.clone()), settings.bcrypt_cost)
             .map_err(|e| format!("{e} ([store] redis in {})", loaded.path.display()))?;
         (consumers, Some(backend))

@@ -1,3 +1,4 @@
+use super::StoreMapping;
 use super::*;
 use crate::loader::{load_project, ConfPorts, ExpressSource, LoadOptions, SourceFile};
 use mgw_runtime::model::policy::PolicySpec;
@@ -741,4 +742,72 @@ fn oauth2_introspect_translates_with_eg_defaults() {
         "{head}      - oauth2-introspect: {{action: {{endpoint: 'http://as/i', ttl: '${{TTL}}'}}}}\n{tail}"
     ));
     assert!(!bad.is_empty());
+}
+
+fn store_of(system: &str) -> (Option<StoreMapping>, Vec<String>) {
+    let src = ExpressSource {
+        gateway: SourceFile {
+            name: FILE.into(),
+            text: "http: {port: 8080}\n".into(),
+        },
+        system: Some(SourceFile {
+            name: "/etc/eg/system.config.yml".into(),
+            text: system.into(),
+        }),
+    };
+    let l = load_project("p", &[], Some(&src), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{}", e.error));
+    let warnings = l.warnings.iter().map(|w| w.message.clone()).collect();
+    (l.store, warnings)
+}
+
+/// Issue 13 item 1: `db.redis` of `system.config.yml` maps onto `[store]`.
+#[test]
+fn db_redis_maps_onto_the_store_settings() {
+    // Kargo's own file (tests/fixtures copy).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/kargo");
+    let kargo = std::fs::read_to_string(dir.join("system.config.yml")).unwrap();
+    let redis = |url: &str, password_env: &str, namespace: &str, ca: &str| StoreMapping::Redis {
+        url: url.into(),
+        password_env: password_env.into(),
+        namespace: namespace.into(),
+        ca: ca.into(),
+    };
+    assert_eq!(
+        store_of(&kargo).0,
+        Some(redis("redis://redis:6379", "", "EG", ""))
+    );
+    // emulate: the embedded store; EG's shipped `${EG_DB_EMULATE:-true}` decided at import.
+    assert_eq!(
+        store_of("db: {redis: {emulate: true, namespace: EG}}\n").0,
+        Some(StoreMapping::Embedded)
+    );
+    let (store, warnings) = store_of(
+        "db:\n  redis:\n    emulate: ${MGW_TEST_UNSET_EMULATE:-true}\n    namespace: EG\n",
+    );
+    assert_eq!(store, Some(StoreMapping::Embedded));
+    assert!(warnings.iter().any(|w| w.contains("decided at import")));
+    // Variables are kept; a password variable becomes redis_password_env; TLS with a CA.
+    let (store, warnings) = store_of(
+        "db:\n  redis:\n    host: ${REDIS_HOST}\n    port: 6380\n    db: 2\n    password: ${REDIS_PASSWORD}\n    namespace: kargo\n    tls: {caFile: certs/ca.pem}\n    sentinels: []\n",
+    );
+    assert_eq!(
+        store,
+        Some(redis(
+            "rediss://${REDIS_HOST}:6380/2",
+            "REDIS_PASSWORD",
+            "kargo",
+            "/etc/eg/certs/ca.pem"
+        ))
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("sentinels")),
+        "{warnings:?}"
+    );
+    // A password in clear is URL-encoded into the URL, with a warning.
+    let (store, warnings) = store_of("db: {redis: {host: h, password: 'p@ss', namespace: EG}}\n");
+    assert_eq!(store, Some(redis("redis://:p%40ss@h:6379", "", "EG", "")));
+    assert!(warnings.iter().any(|w| w.contains("written in clear")));
+    // No db section: the project's store is left alone.
+    assert_eq!(store_of("plugins: {}\n").0, None);
 }
