@@ -52,7 +52,7 @@ pub struct Unavailable {
 #[error("security.key_manager: {0}")]
 pub struct KeyManagerError(String);
 
-enum Credentials {
+enum OwnCredentials {
     /// A fixed `Authorization` value, or none (EG's `authorization_value`).
     Fixed(Option<HeaderValue>),
     Basic(HeaderValue),
@@ -66,7 +66,7 @@ enum Credentials {
 /// Introspects opaque tokens at one key manager.
 pub struct Introspector {
     url: String,
-    credentials: Credentials,
+    credentials: OwnCredentials,
     client: OutboundClient,
     timeout: Duration,
     cache_seconds: u64,
@@ -152,8 +152,8 @@ impl Introspector {
         };
         let basic = basic_header(&config.username, &password)?;
         let credentials = match &config.token_url {
-            None => Credentials::Basic(basic),
-            Some(token_url) => Credentials::ClientCredentials {
+            None => OwnCredentials::Basic(basic),
+            Some(token_url) => OwnCredentials::ClientCredentials {
                 token_url: token_url.clone(),
                 basic,
                 token: tokio::sync::Mutex::new(None),
@@ -187,7 +187,7 @@ impl Introspector {
         check_url(url)?;
         Ok(Self {
             url: url.to_string(),
-            credentials: Credentials::Fixed(authorization),
+            credentials: OwnCredentials::Fixed(authorization),
             client,
             timeout,
             cache_seconds: ttl_seconds,
@@ -248,9 +248,9 @@ impl Introspector {
 
     async fn authorization(&self) -> Result<Option<HeaderValue>, Unavailable> {
         match &self.credentials {
-            Credentials::Fixed(value) => Ok(value.clone()),
-            Credentials::Basic(basic) => Ok(Some(basic.clone())),
-            Credentials::ClientCredentials {
+            OwnCredentials::Fixed(value) => Ok(value.clone()),
+            OwnCredentials::Basic(basic) => Ok(Some(basic.clone())),
+            OwnCredentials::ClientCredentials {
                 token_url,
                 basic,
                 token,

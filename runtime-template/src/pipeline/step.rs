@@ -52,7 +52,7 @@ pub enum ReadyPolicy {
     /// Express Gateway `jwt`.
     Jwt(policies::jwt::JwtStep),
     /// Express Gateway `oauth2-introspect`.
-    Introspect(policies::introspect::IntrospectStep),
+    Introspect(Box<policies::introspect::IntrospectStep>),
     /// Kargo's `scopes`.
     Scopes,
     /// Kargo's `metrics`: the request header naming the consumer.
@@ -109,9 +109,9 @@ impl ReadyPolicy {
             PolicySpec::Jwt(spec) => ReadyPolicy::Jwt(policies::jwt::JwtStep::new(spec, env)?),
             PolicySpec::Introspect(spec) => {
                 let client = client.ok_or("no outbound client for the introspection endpoint")?;
-                ReadyPolicy::Introspect(policies::introspect::IntrospectStep::new(
+                ReadyPolicy::Introspect(Box::new(policies::introspect::IntrospectStep::new(
                     spec, env, client,
-                )?)
+                )?))
             }
             PolicySpec::Scopes(_) => ReadyPolicy::Scopes,
             PolicySpec::Metrics(spec) => ReadyPolicy::Metrics(
