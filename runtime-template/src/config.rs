@@ -104,19 +104,26 @@ impl StoreConfig {
                 self.redis_password_env
             )
         })?;
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return Err("[store] redis is not a redis:// or rediss:// URL".to_string());
-        };
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        let (user, host) = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => (userinfo.split_once(':').map_or(userinfo, |(u, _)| u), host),
-            None => ("", authority),
-        };
-        Ok(format!(
-            "{scheme}://{user}:{}@{host}{tail}",
-            percent_encode(&password)
-        ))
+        // Each URL of a Redis Cluster's comma-separated seeds gets the password.
+        let encoded = percent_encode(&password);
+        url.split(',')
+            .map(|one| {
+                let one = one.trim();
+                let Some((scheme, rest)) = one.split_once("://") else {
+                    return Err("[store] redis is not a redis:// or rediss:// URL".to_string());
+                };
+                let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                let (authority, tail) = rest.split_at(authority_end);
+                let (user, host) = match authority.rsplit_once('@') {
+                    Some((userinfo, host)) => {
+                        (userinfo.split_once(':').map_or(userinfo, |(u, _)| u), host)
+                    }
+                    None => ("", authority),
+                };
+                Ok(format!("{scheme}://{user}:{encoded}@{host}{tail}"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|urls| urls.join(","))
     }
 
     /// `redis_namespace` with `${VAR}` substituted from `env`.
@@ -1124,6 +1131,14 @@ mod tests {
             ..store.clone()
         };
         assert!(unset.redis_url(&env).unwrap_err().contains("NOPE"));
+        let cluster = StoreConfig {
+            redis: "redis://a:7000, redis://b:7001".into(),
+            ..with_password.clone()
+        };
+        assert_eq!(
+            cluster.redis_url(&env).unwrap(),
+            "redis://:p%40ss%3Aw%2Frd@a:7000,redis://:p%40ss%3Aw%2Frd@b:7001"
+        );
         let missing = StoreConfig {
             redis: "redis://${MISSING}/".into(),
             ..StoreConfig::default()
