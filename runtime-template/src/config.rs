@@ -133,9 +133,15 @@ pub struct StoreConfig {
     pub bcrypt_cost: u32,
     /// Redis holding the consumers instead of the file, shared by replicas:
     /// `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS. Empty: the file.
+    /// `${VAR}` and `${VAR:-default}` in it are substituted when the gateway starts (Express
+    /// Gateway's rules, `crate::env_template`).
     pub redis: String,
+    /// The name of an environment variable holding the Redis password, put (URL-encoded) into
+    /// `redis` when the gateway starts, so the password is never written in this file. Empty:
+    /// the password of `redis`, if any.
+    pub redis_password_env: String,
     /// The prefix of every key in Redis (`<ns>:doc:…`, `<ns>:changes`), so several
-    /// deployments can share one Redis.
+    /// deployments can share one Redis (`${VAR}` substituted as in `redis`).
     pub redis_namespace: String,
     /// For `rediss://`: a PEM bundle (relative to this file's folder) trusted instead of the
     /// system's roots. Empty: the system's roots.
@@ -148,10 +154,68 @@ impl std::fmt::Debug for StoreConfig {
             .field("path", &self.path)
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("redis", &redact_url(&self.redis))
+            .field("redis_password_env", &self.redis_password_env)
             .field("redis_namespace", &self.redis_namespace)
             .field("redis_ca", &self.redis_ca)
             .finish()
     }
+}
+
+impl StoreConfig {
+    /// `redis` as the gateway connects to it: `${VAR}` substituted from `env`, the password of
+    /// `redis_password_env` put in (URL-encoded). The error names the key at fault.
+    pub fn redis_url(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+        let url = crate::env_template::expand(&self.redis, env)
+            .map_err(|e| format!("[store] redis: {e}"))?;
+        if self.redis_password_env.is_empty() || url.is_empty() {
+            return Ok(url);
+        }
+        let password = env(&self.redis_password_env).ok_or_else(|| {
+            format!(
+                "[store] redis_password_env: the environment variable {} is not set",
+                self.redis_password_env
+            )
+        })?;
+        // Each URL of a Redis Cluster's comma-separated seeds gets the password.
+        let encoded = percent_encode(&password);
+        url.split(',')
+            .map(|one| {
+                let one = one.trim();
+                let Some((scheme, rest)) = one.split_once("://") else {
+                    return Err("[store] redis is not a redis:// or rediss:// URL".to_string());
+                };
+                let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                let (authority, tail) = rest.split_at(authority_end);
+                let (user, host) = match authority.rsplit_once('@') {
+                    Some((userinfo, host)) => {
+                        (userinfo.split_once(':').map_or(userinfo, |(u, _)| u), host)
+                    }
+                    None => ("", authority),
+                };
+                Ok(format!("{scheme}://{user}:{encoded}@{host}{tail}"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|urls| urls.join(","))
+    }
+
+    /// `redis_namespace` with `${VAR}` substituted from `env`.
+    pub fn namespace(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+        crate::env_template::expand(&self.redis_namespace, env)
+            .map_err(|e| format!("[store] redis_namespace: {e}"))
+    }
+}
+
+/// Percent-encoding of every byte but RFC 3986's unreserved characters (a URL's userinfo).
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// `redis://user:secret@host/` → `redis://user:***@host/`: the URL as messages show it.
@@ -176,6 +240,7 @@ impl Default for StoreConfig {
             path: "../data/consumers.db".into(),
             bcrypt_cost: 10,
             redis: String::new(),
+            redis_password_env: String::new(),
             redis_namespace: "mgw".into(),
             redis_ca: String::new(),
         }
@@ -1104,6 +1169,59 @@ mod tests {
 
     fn parse_ok(text: &str) -> RuntimeConfig {
         parse(text, Path::new("micro-gw.toml"), &[], &[]).unwrap()
+    }
+
+    #[test]
+    fn redis_urls_take_variables_and_the_password_from_the_environment() {
+        let env = |name: &str| match name {
+            "REDIS_HOST" => Some("redis.internal".to_string()),
+            "REDIS_PASSWORD" => Some("p@ss:w/rd".to_string()),
+            _ => None,
+        };
+        let store = StoreConfig {
+            redis: "redis://${REDIS_HOST}:${REDIS_PORT:-6379}/2".into(),
+            redis_namespace: "${NS:-EG}".into(),
+            ..StoreConfig::default()
+        };
+        assert_eq!(
+            store.redis_url(&env).unwrap(),
+            "redis://redis.internal:6379/2"
+        );
+        assert_eq!(store.namespace(&env).unwrap(), "EG");
+        let with_password = StoreConfig {
+            redis_password_env: "REDIS_PASSWORD".into(),
+            ..store.clone()
+        };
+        assert_eq!(
+            with_password.redis_url(&env).unwrap(),
+            "redis://:p%40ss%3Aw%2Frd@redis.internal:6379/2"
+        );
+        let replaced = StoreConfig {
+            redis: "rediss://me:old@h:1".into(),
+            ..with_password.clone()
+        };
+        assert_eq!(
+            replaced.redis_url(&env).unwrap(),
+            "rediss://me:p%40ss%3Aw%2Frd@h:1"
+        );
+        let unset = StoreConfig {
+            redis_password_env: "NOPE".into(),
+            ..store.clone()
+        };
+        assert!(unset.redis_url(&env).unwrap_err().contains("NOPE"));
+        let cluster = StoreConfig {
+            redis: "redis://a:7000, redis://b:7001".into(),
+            ..with_password.clone()
+        };
+        assert_eq!(
+            cluster.redis_url(&env).unwrap(),
+            "redis://:p%40ss%3Aw%2Frd@a:7000,redis://:p%40ss%3Aw%2Frd@b:7001"
+        );
+        let missing = StoreConfig {
+            redis: "redis://${MISSING}/".into(),
+            ..StoreConfig::default()
+        };
+        assert!(missing.redis_url(&env).unwrap_err().contains("MISSING"));
     }
 
     #[test]

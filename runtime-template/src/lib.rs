@@ -215,7 +215,8 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
         let (settings, (http, https)) = server_settings(&loaded)?;
         let tls = tls::client_config(&loaded.config.upstream.truststore, &|p| loaded.resolve(p))
             .map_err(|e| format!("{} (upstream.truststore in {})", e, loaded.path.display()))?;
-        let authenticator = build_authenticator(&model, &loaded, &env, tls.clone())?;
+        let outbound = auth::outbound::OutboundClient::new(tls.clone());
+        let authenticator = build_authenticator(&model, &loaded, &env, outbound.clone())?;
         for source in authenticator.jwks_sources() {
             // Warm the keys now so the first request does not wait for them.
             tokio::spawn(async move { source.refresh().await });
@@ -233,7 +234,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             }),
         };
         let read_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let pipelines = pipeline::build_all(&model, &read_env).map_err(|errors| {
+        let pipelines = pipeline::build_all(&model, &read_env, &outbound).map_err(|errors| {
             errors
                 .iter()
                 .map(ToString::to_string)
@@ -248,7 +249,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                     .map_err(|e| format!("{e} ({})", config.source))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let consumers = open_consumers(&model, &loaded)?;
+        let consumers = open_consumers(&model, &loaded, &read_env)?;
         let metrics = Arc::new(policies::metrics::EgCounter::default());
         let counters = open_counters(&model, &loaded)?;
         let mut listeners = listeners(&model, &loaded, &read_env, http, https)?;
@@ -498,6 +499,7 @@ fn open_counters(
 fn open_consumers(
     model: &GatewayModel,
     loaded: &LoadedConfig,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Arc<store::Consumers>>, String> {
     if model.express.is_empty() {
         return Ok(None);
@@ -523,12 +525,10 @@ fn open_consumers(
                 )
             })?)
         };
-        let backend = store::redis::RedisBackend::open_with_ca(
-            &settings.redis,
-            &settings.redis_namespace,
-            ca,
-        )
-        .map_err(|e| format!("{e} ([store] redis in {})", loaded.path.display()))?;
+        let url = settings.redis_url(env)?;
+        let namespace = settings.namespace(env)?;
+        let backend = store::redis::RedisBackend::open_with_ca(&url, &namespace, ca)
+            .map_err(|e| format!("{e} ([store] redis in {})", loaded.path.display()))?;
         let consumers = store::Consumers::open(Box::new(backend.clone()), settings.bcrypt_cost)
             .map_err(|e| format!("{e} ([store] redis in {})", loaded.path.display()))?;
         (consumers, Some(backend))
@@ -773,11 +773,10 @@ fn build_authenticator(
     model: &GatewayModel,
     loaded: &LoadedConfig,
     env: &[(String, String)],
-    tls: rustls::ClientConfig,
+    client: auth::outbound::OutboundClient,
 ) -> Result<auth::Authenticator, String> {
     let security = &loaded.config.security;
     let in_file = |e: &dyn std::fmt::Display| format!("{e} (in {})", loaded.path.display());
-    let client = auth::outbound::OutboundClient::new(tls);
     let read_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let resolve = |p: &std::path::Path| loaded.resolve(p);
     let sources = auth::jwt::Sources {

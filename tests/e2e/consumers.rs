@@ -297,6 +297,9 @@ async fn kargo_serves_its_consumers_with_jwt_scopes_metrics_and_healthcheck() {
         &[
             format!("--express_gateway.http_port={port}"),
             format!("--express_gateway.admin_port={admin_port}"),
+            // Kargo's db.redis (host `redis`) became [store] redis at import: the embedded
+            // store here, as an operator without that Redis would run it.
+            "--store.redis=".to_string(),
         ],
         false,
         &[

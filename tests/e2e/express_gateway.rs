@@ -50,6 +50,17 @@ fn kargo_imports_unchanged_and_the_build_lists_unsupported_steps() {
     );
     // Every policy of Kargo's pipelines is built in (issue 13): nothing to refuse.
     assert!(!out.contains("will refuse"), "{out}");
+    // Its db.redis became the project's [store] (issue 13 item 1).
+    assert!(
+        out.contains("Consumer store: Redis redis://redis:6379 namespace \"EG\""),
+        "{out}"
+    );
+    let conf = std::fs::read_to_string(dir.path().join("kargo/conf/micro-gw.toml")).unwrap();
+    assert!(
+        conf.contains("\nredis = \"redis://redis:6379\"\n"),
+        "{conf}"
+    );
+    assert!(conf.contains("\nredis_namespace = \"EG\"\n"), "{conf}");
     let copied = dir.path().join("kargo/express-gateway");
     assert_eq!(
         std::fs::read(copied.join("gateway.config.yml")).unwrap(),

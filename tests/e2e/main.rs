@@ -12,6 +12,7 @@ mod docs;
 mod express_gateway;
 mod fixtures;
 mod hardening;
+mod introspect;
 mod proxy;
 mod rate_limit;
 mod redis_replicas;

@@ -2,6 +2,8 @@
 //! real `redis-server` (`[store] redis`): a key-auth credential made through gateway A's admin
 //! API authenticates on gateway B within 1 s (measured); with Redis stopped both keep serving
 //! from memory and admin writes answer 503; with Redis back, writes work again and B sees them.
+//! The same sharing through a real three-node Redis Cluster (`redis-server --cluster-enabled
+//! yes`, `redis-cli --cluster create`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -31,11 +33,17 @@ pub(crate) struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    extra: Vec<&'static str>,
 }
 
 impl RedisServer {
     /// `None` (after saying why) when `redis-server` is not installed; a failure under `CI=true`.
     pub(crate) fn start() -> Option<Self> {
+        Self::start_with(Vec::new())
+    }
+
+    /// [`RedisServer::start`] with extra `redis-server` arguments.
+    pub(crate) fn start_with(extra: Vec<&'static str>) -> Option<Self> {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -54,6 +62,7 @@ impl RedisServer {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
+            extra,
         };
         server.spawn();
         Some(server)
@@ -65,6 +74,7 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -322,4 +332,111 @@ async fn replicas_share_consumers_through_redis_and_ride_out_an_outage() {
         .any(|l| l.contains("change subscription back")));
     drop(a);
     drop(b);
+}
+
+/// Three cluster-enabled `redis-server`s joined into one Redis Cluster (no replicas).
+fn start_cluster() -> Option<Vec<RedisServer>> {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(RedisServer::start_with(vec!["--cluster-enabled", "yes"])?);
+    }
+    let addresses: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let created = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addresses)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("redis-cli runs");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for node in &nodes {
+        loop {
+            let info = Command::new("redis-cli")
+                .args(["-p", &node.port.to_string(), "cluster", "info"])
+                .output()
+                .expect("redis-cli runs");
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not form");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Some(nodes)
+}
+
+/// Issue 13 item 1: `[store] redis` given a Redis Cluster (its nodes, comma-separated): two
+/// gateways share their consumers through it, both ways, within 1 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_consumers_through_a_redis_cluster() {
+    let Some(nodes) = start_cluster() else {
+        return;
+    };
+    let seeds: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("redis://127.0.0.1:{}", n.port))
+        .collect();
+    let be = backend::spawn_scripted(|_| (200, vec![], "ok".to_string()))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let init = harness::micro_gw(dir.path(), &["init", "shop"]);
+    assert!(init.status.success(), "{}", harness::text(&init));
+    let eg = harness::write_file(
+        dir.path(),
+        "gateway.config.yml",
+        &format!(
+            "http: {{port: 8080}}\nadmin: {{port: 9876, host: localhost}}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy, key-auth]\napiEndpoints:\n  keys: {{path: '/keys/*'}}\npipelines:\n  keys:\n    apiEndpoints: [keys]\n    policies: [{{key-auth: }}, {{proxy: {{action: {{serviceEndpoint: b}}}}}}]\n",
+            be.url()
+        ),
+    );
+    let import = harness::micro_gw(
+        dir.path(),
+        &["import", "shop", "--express-gateway", eg.to_str().unwrap()],
+    );
+    assert!(import.status.success(), "{}", harness::text(&import));
+    let build = harness::micro_gw(dir.path(), &["build", "shop"]);
+    assert!(build.status.success(), "{}", harness::text(&build));
+    let binary = dir.path().join("shop/target/shop");
+
+    // A knows every node; B only the last one, as a cluster seed.
+    let a = start_replica(&binary, &seeds.join(","));
+    let b = start_replica(
+        &binary,
+        &seeds[2].replacen("redis://", "redis+cluster://", 1),
+    );
+    let (_, ann_key) = create_key(&a.admin, "ann").await;
+    let on_b = until_accepted(
+        &format!("{}/keys/x", b.api),
+        &ann_key,
+        Duration::from_secs(1),
+    )
+    .await;
+    eprintln!("cluster propagation A -> B (credential created, first 200 on B): {on_b:?}");
+    let (_, bob_key) = create_key(&b.admin, "bob").await;
+    let on_a = until_accepted(
+        &format!("{}/keys/x", a.api),
+        &bob_key,
+        Duration::from_secs(1),
+    )
+    .await;
+    eprintln!("cluster propagation B -> A: {on_a:?}");
+    assert!(
+        a.process
+            .logs()
+            .iter()
+            .any(|l| l.contains("Redis, namespace \"{mgw}\"")),
+        "{:?}",
+        a.process.logs()
+    );
+    drop(a);
+    drop(b);
+    drop(nodes);
 }

@@ -22,6 +22,9 @@ pub struct Grant {
     pub apis: Option<Arc<[ApiRef]>>,
     /// The application or user, for the access log.
     pub consumer: Option<Arc<str>>,
+    /// The whole answer that granted it, when a policy exposes it (Express Gateway's
+    /// `oauth2-introspect` makes the introspection answer `req.user`); `None` otherwise.
+    pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// The kind of a verified credential.
@@ -125,6 +128,7 @@ mod tests {
             key_type: KeyType::Production,
             apis: None,
             consumer: None,
+            claims: None,
         }
     }
 

@@ -286,6 +286,7 @@ fn grant(claims: &serde_json::Map<String, Value>, rules: &GrantRules) -> Result<
         key_type,
         apis,
         consumer,
+        claims: None,
     })
 }
 

@@ -902,3 +902,68 @@ async fn basic_auth_and_credential_ambiguity() {
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900901);
 }
+
+/// Express Gateway's dialect of the same verifier: the fixed `authorization_value`, active
+/// answers remembered `ttl`, inactive ones asked again every time (EG caches only active
+/// tokens), the answer kept whole, an unreachable endpoint an error.
+#[tokio::test]
+async fn express_introspection_sends_the_fixed_value_and_caches_only_active_answers() {
+    let server = TestServer::start(|seen| {
+        let form = String::from_utf8_lossy(&seen.body).to_string();
+        if form.contains("token=good") {
+            Reply::json(json!({"active": true, "scopes": "read write", "id": "u1"}).to_string())
+        } else {
+            Reply::json(r#"{"active":false}"#)
+        }
+    })
+    .await;
+    let authorization = HeaderValue::from_static("YXBpMTpzZWNyZXQ=");
+    let eg = Introspector::express(
+        &server.url("/introspect"),
+        Some(authorization),
+        Duration::from_millis(400),
+        60,
+        100,
+        test_client(),
+    )
+    .unwrap();
+    let Ok(Introspected::Active(grant)) = eg.introspect("good").await else {
+        panic!("active token refused");
+    };
+    assert_eq!(&*grant.scopes, ["read", "write"]);
+    assert_eq!(grant.claims.as_ref().unwrap()["id"], "u1");
+    let seen = server.last().unwrap();
+    assert_eq!(seen.headers["authorization"], "YXBpMTpzZWNyZXQ=");
+    assert_eq!(
+        String::from_utf8_lossy(&seen.body),
+        "token=good&token_type_hint=access_token"
+    );
+    assert!(eg.introspect("good").await.is_ok());
+    assert_eq!(server.hits(), 1, "active answers are remembered");
+    for _ in 0..2 {
+        assert_eq!(eg.introspect("bad").await.unwrap(), Introspected::Inactive);
+    }
+    assert_eq!(server.hits(), 3, "inactive answers are not remembered");
+    // ttl 0: nothing remembered; no authorization value: no header.
+    let uncached = Introspector::express(
+        &server.url("/introspect"),
+        None,
+        Duration::from_millis(400),
+        0,
+        100,
+        test_client(),
+    )
+    .unwrap();
+    assert!(uncached.introspect("good").await.is_ok());
+    assert!(uncached.introspect("good").await.is_ok());
+    assert_eq!(server.hits(), 5);
+    assert!(server
+        .last()
+        .unwrap()
+        .headers
+        .get("authorization")
+        .is_none());
+    drop(server);
+    assert!(uncached.introspect("good").await.is_err(), "endpoint down");
+    assert!(Introspector::express("ftp://x/y", None, Duration::ZERO, 1, 1, test_client()).is_err());
+}

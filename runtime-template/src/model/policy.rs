@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::Security;
 use crate::policies::basic_auth::BasicAuthSpec;
 use crate::policies::cors::CorsSpec;
+use crate::policies::introspect::IntrospectSpec;
 use crate::policies::jwt::JwtSpec;
 use crate::policies::key_auth::KeyAuthSpec;
 use crate::policies::log::LogSpec;
@@ -51,6 +52,9 @@ pub enum PolicySpec {
     BasicAuth(BasicAuthSpec),
     /// Express Gateway `jwt`: signed tokens, optionally tied to `jwt` credentials.
     Jwt(JwtSpec),
+    /// Express Gateway `oauth2-introspect`: opaque bearer tokens checked at an RFC 7662
+    /// endpoint.
+    Introspect(IntrospectSpec),
     /// Kargo's `scopes` plugin policy: the consumer's scopes against the endpoint's.
     Scopes(ScopesSpec),
     /// Kargo's `metrics` plugin policy: the `eg` response counter.
@@ -79,6 +83,7 @@ impl PolicySpec {
             PolicySpec::KeyAuth(_) => "key-auth",
             PolicySpec::BasicAuth(_) => "basic-auth",
             PolicySpec::Jwt(_) => "jwt",
+            PolicySpec::Introspect(_) => "oauth2-introspect",
             PolicySpec::Scopes(_) => "scopes",
             PolicySpec::Metrics(_) => "metrics",
             PolicySpec::RateLimit(_) => "rate-limit",
@@ -119,6 +124,13 @@ mod tests {
             PolicySpec::KeyAuth(KeyAuthSpec::default()),
             PolicySpec::BasicAuth(BasicAuthSpec { pass_through: true }),
             PolicySpec::RateLimit(RateLimitSpec::default()),
+            PolicySpec::Introspect(IntrospectSpec {
+                endpoint: "${AS_URL}/introspect".into(),
+                authorization_value: Some("Basic ${AS_CREDENTIALS}".into()),
+                timeout_ms: IntrospectSpec::DEFAULT_TIMEOUT_MS,
+                ttl_seconds: IntrospectSpec::DEFAULT_TTL_SECONDS,
+                pass_through: false,
+            }),
         ];
         for spec in specs {
             let json = serde_json::to_string(&spec).unwrap();

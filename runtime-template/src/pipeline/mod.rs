@@ -84,15 +84,17 @@ struct ReadyStep {
     policy: ReadyPolicy,
 }
 
-/// Makes every pipeline of `model` ready, in model order; `env` resolves `${VAR}` settings.
+/// Makes every pipeline of `model` ready, in model order; `env` resolves `${VAR}` settings,
+/// `client` makes the policies' outbound calls (introspection).
 pub fn build_all(
     model: &GatewayModel,
     env: &dyn Fn(&str) -> Option<String>,
+    client: &crate::auth::outbound::OutboundClient,
 ) -> Result<Vec<ReadyPipeline>, Vec<PipelineError>> {
     let mut ready = Vec::with_capacity(model.pipelines.len());
     let mut errors = Vec::new();
     for pipeline in &model.pipelines {
-        match ReadyPipeline::new(pipeline, model, env) {
+        match ReadyPipeline::new(pipeline, model, env, Some(client)) {
             Ok(p) => ready.push(p),
             Err(mut e) => errors.append(&mut e),
         }
@@ -105,11 +107,12 @@ pub fn build_all(
 }
 
 impl ReadyPipeline {
-    /// Makes one pipeline ready.
+    /// Makes one pipeline ready (`client`: see [`ReadyPolicy::new`]).
     pub fn new(
         pipeline: &Pipeline,
         model: &GatewayModel,
         env: &dyn Fn(&str) -> Option<String>,
+        client: Option<&crate::auth::outbound::OutboundClient>,
     ) -> Result<Self, Vec<PipelineError>> {
         let error = |step: usize, policy: &str, reason: String| PipelineError {
             pipeline: pipeline.name.clone(),
@@ -135,7 +138,7 @@ impl ReadyPipeline {
                     continue;
                 }
             };
-            match ReadyPolicy::new(&step.policy, pipeline.dialect, model, env) {
+            match ReadyPolicy::new(&step.policy, pipeline.dialect, model, env, client) {
                 Ok(policy) => steps.push(ReadyStep { condition, policy }),
                 Err(reason) => errors.push(error(i, step.policy.name(), reason)),
             }
@@ -160,7 +163,7 @@ impl ReadyPipeline {
 
     /// A pipeline of one built-in step (health, API key service).
     pub fn builtin(name: &str, policy: &PolicySpec, model: &GatewayModel) -> Self {
-        let policy = ReadyPolicy::new(policy, Dialect::Wso2, model, &|_| None)
+        let policy = ReadyPolicy::new(policy, Dialect::Wso2, model, &|_| None, None)
             .unwrap_or_else(|_| ReadyPolicy::Health);
         Self {
             name: name.to_string(),

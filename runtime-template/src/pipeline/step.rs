@@ -7,6 +7,7 @@ use http_body::Body as _;
 
 use super::context::{Context, Matched};
 use super::Services;
+use crate::auth::outbound::OutboundClient;
 use crate::expression::RequestScope;
 use crate::model::{Dialect, GatewayModel, PolicySpec};
 use crate::policies;
@@ -50,6 +51,8 @@ pub enum ReadyPolicy {
     BasicAuth(policies::basic_auth::BasicAuthStep),
     /// Express Gateway `jwt`.
     Jwt(policies::jwt::JwtStep),
+    /// Express Gateway `oauth2-introspect`.
+    Introspect(Box<policies::introspect::IntrospectStep>),
     /// Kargo's `scopes`.
     Scopes,
     /// Kargo's `metrics`: the request header naming the consumer.
@@ -60,11 +63,14 @@ pub enum ReadyPolicy {
 
 impl ReadyPolicy {
     /// The policy's factory: checks and compiles its spec; the error says why it cannot run.
+    /// `client` makes the outbound calls of policies that make some (introspection); without
+    /// one, such a policy cannot be made ready.
     pub fn new(
         spec: &PolicySpec,
         dialect: Dialect,
         model: &GatewayModel,
         env: &dyn Fn(&str) -> Option<String>,
+        client: Option<&OutboundClient>,
     ) -> Result<Self, String> {
         Ok(match spec {
             PolicySpec::Health => ReadyPolicy::Health,
@@ -103,6 +109,12 @@ impl ReadyPolicy {
                 policies::basic_auth::BasicAuthStep::new(spec, BASIC_CACHE_ENTRIES),
             ),
             PolicySpec::Jwt(spec) => ReadyPolicy::Jwt(policies::jwt::JwtStep::new(spec, env)?),
+            PolicySpec::Introspect(spec) => {
+                let client = client.ok_or("no outbound client for the introspection endpoint")?;
+                ReadyPolicy::Introspect(Box::new(policies::introspect::IntrospectStep::new(
+                    spec, env, client,
+                )?))
+            }
             PolicySpec::Scopes(_) => ReadyPolicy::Scopes,
             PolicySpec::RateLimit(spec) => {
                 ReadyPolicy::RateLimit(policies::rate_limit::step::RateLimitStep::new(spec)?)
@@ -127,6 +139,7 @@ impl ReadyPolicy {
             ReadyPolicy::BasicAuth(step) => step.has_response_phase(),
             ReadyPolicy::Jwt(step) => step.has_response_phase(),
             ReadyPolicy::RateLimit(step) => step.has_response_phase(),
+            ReadyPolicy::Introspect(step) => step.has_response_phase(),
             ReadyPolicy::Cors(_)
             | ReadyPolicy::ResponseTransformer(_)
             | ReadyPolicy::Metrics(_) => true,
@@ -196,6 +209,7 @@ impl ReadyPolicy {
             ReadyPolicy::KeyAuth(step) => step.request(services, context, parts),
             ReadyPolicy::BasicAuth(step) => step.request(services, context, parts).await,
             ReadyPolicy::Jwt(step) => step.request(services, context, parts),
+            ReadyPolicy::Introspect(step) => step.request(context, parts).await,
             ReadyPolicy::Metrics(_) => Flow::Continue,
             ReadyPolicy::RateLimit(step) => step.request(services, context, parts).await,
             ReadyPolicy::Scopes => {
@@ -245,7 +259,10 @@ impl ReadyPolicy {
             }
             ReadyPolicy::Unsupported(step) => step.response(response),
             ReadyPolicy::RateLimit(step) => step.response(services, context, response),
-            ReadyPolicy::KeyAuth(_) | ReadyPolicy::BasicAuth(_) | ReadyPolicy::Jwt(_) => {
+            ReadyPolicy::KeyAuth(_)
+            | ReadyPolicy::BasicAuth(_)
+            | ReadyPolicy::Jwt(_)
+            | ReadyPolicy::Introspect(_) => {
                 policies::consumer_auth::mark_anonymous(context, response)
             }
             ReadyPolicy::Cors(policy) => {

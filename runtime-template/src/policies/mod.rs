@@ -14,6 +14,7 @@ pub mod consumer_auth;
 pub mod cors;
 #[cfg(feature = "server")]
 pub mod health;
+pub mod introspect;
 pub mod jwt;
 pub mod key_auth;
 pub mod log;

@@ -9,6 +9,16 @@
 //! Every call has a [`TIMEOUT`] (connect, read and write); a failure is a [`BackendError`]
 //! (the admin API answers 503) and the connection is dropped, to be made again by the next
 //! call. The request path never calls Redis: it reads the consumers in memory.
+//!
+//! **Redis Cluster** (`[store] redis` listing several seed nodes, comma-separated, or one
+//! `redis+cluster://` / `rediss+cluster://` seed): the namespace becomes a hash tag, so every
+//! key is `{<ns>}:doc:…` and the channel `{<ns>}:changes`, all in one slot. The backend asks a
+//! seed which primary serves that slot (`CLUSTER KEYSLOT`, `CLUSTER SLOTS`) and talks to it as
+//! to a single node: `MULTI`/`EXEC` stays valid (one slot), `SCAN` on that primary sees every
+//! document, and classic `PUBLISH` reaches subscribers on every node. A failure (a `MOVED`
+//! after a failover or resharding, a node gone) drops the connection and the next call asks
+//! the seeds again. No cluster client of the `redis` crate is linked (its `cluster` feature
+//! adds `rand` 0.10 and `crc16` for routing this design does not need).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,7 +45,7 @@ pub struct RedisBackend {
 }
 
 struct Inner {
-    client: Client,
+    target: Target,
     connection: Mutex<Option<Connection>>,
     namespace: String,
     /// The URL without its password, for messages.
@@ -48,6 +58,54 @@ impl std::fmt::Debug for RedisBackend {
             .field("url", &self.inner.shown)
             .field("namespace", &self.inner.namespace)
             .finish()
+    }
+}
+
+/// Where the backend connects.
+enum Target {
+    /// One Redis.
+    Single(Client),
+    /// A Redis Cluster: its seeds, and the client of the primary serving the namespace's slot
+    /// (found again after any failure).
+    Cluster {
+        seeds: Vec<Client>,
+        /// Scheme and user information of the first seed, for the primaries' URLs.
+        template: (String, String),
+        ca: Option<Vec<u8>>,
+        primary: Mutex<Option<Client>>,
+    },
+}
+
+/// The seed URLs of a cluster setting, or `None` for a single node: several comma-separated
+/// URLs, or one with the `redis+cluster` or `rediss+cluster` scheme (given to the client as
+/// `redis`/`rediss`).
+pub fn cluster_seeds(url: &str) -> Option<Vec<String>> {
+    let parts: Vec<String> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.replacen("redis+cluster://", "redis://", 1).replacen(
+                "rediss+cluster://",
+                "rediss://",
+                1,
+            )
+        })
+        .collect();
+    let marked = url.contains("+cluster://");
+    (parts.len() > 1 || marked).then_some(parts)
+}
+
+fn client(url: &str, ca: Option<Vec<u8>>) -> Result<Client, RedisError> {
+    match ca {
+        Some(pem) => Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            },
+        ),
+        None => Client::open(url),
     }
 }
 
@@ -83,27 +141,46 @@ impl RedisBackend {
                 "[store] redis_namespace must not be empty".into(),
             ));
         }
-        let client = match ca {
-            Some(pem) => Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            ),
-            None => Client::open(url),
-        }
-        .map_err(|e| {
+        let invalid = |e: RedisError| {
             BackendError(format!(
-                "[store] redis = {shown:?} is not a Redis URL ({}): use redis://[:password@]host:port/db or rediss://…",
+                "[store] redis = {shown:?} is not a Redis URL ({}): use redis://[:password@]host:port/db or rediss://…, or for a Redis Cluster several comma-separated seed URLs or redis+cluster://host:port",
                 e.detail().unwrap_or("invalid")
             ))
-        })?;
+        };
+        let (target, namespace) = match cluster_seeds(url) {
+            None => (
+                Target::Single(client(url, ca).map_err(invalid)?),
+                namespace.to_string(),
+            ),
+            Some(seeds) => {
+                let first = seeds.first().cloned().unwrap_or_default();
+                let (scheme, rest) = first.split_once("://").unwrap_or(("redis", &first));
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                let userinfo = authority
+                    .rsplit_once('@')
+                    .map_or(String::new(), |(u, _)| format!("{u}@"));
+                let clients = seeds
+                    .iter()
+                    .map(|seed| client(seed, ca.clone()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(invalid)?;
+                (
+                    Target::Cluster {
+                        seeds: clients,
+                        template: (scheme.to_string(), userinfo),
+                        ca,
+                        primary: Mutex::new(None),
+                    },
+                    // The hash tag that keeps every key of the namespace in one slot.
+                    format!("{{{namespace}}}"),
+                )
+            }
+        };
         let backend = Self {
             inner: Arc::new(Inner {
-                client,
+                target,
                 connection: Mutex::new(None),
-                namespace: namespace.to_string(),
+                namespace,
                 shown,
             }),
         };
@@ -137,10 +214,77 @@ impl RedisBackend {
     }
 
     fn connect(&self) -> Result<Connection, RedisError> {
-        let connection = self.inner.client.get_connection_with_timeout(TIMEOUT)?;
-        connection.set_read_timeout(Some(TIMEOUT))?;
-        connection.set_write_timeout(Some(TIMEOUT))?;
+        let connection = match &self.inner.target {
+            Target::Single(client) => open_connection(client)?,
+            Target::Cluster { primary, .. } => {
+                let mut held = primary.lock().unwrap_or_else(|e| e.into_inner());
+                if held.is_none() {
+                    *held = Some(self.find_primary()?);
+                }
+                let found = held.as_ref().map(open_connection);
+                match found {
+                    Some(Ok(connection)) => connection,
+                    Some(Err(e)) => {
+                        *held = None;
+                        return Err(e);
+                    }
+                    None => unreachable!("set above"),
+                }
+            }
+        };
         Ok(connection)
+    }
+
+    /// Forgets the cluster primary, so the next connection asks the seeds again.
+    fn forget_primary(&self) {
+        if let Target::Cluster { primary, .. } = &self.inner.target {
+            *primary.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    /// Asks the seeds, in order, which primary serves the namespace's slot.
+    fn find_primary(&self) -> Result<Client, RedisError> {
+        let Target::Cluster {
+            seeds,
+            template,
+            ca,
+            ..
+        } = &self.inner.target
+        else {
+            unreachable!("cluster only")
+        };
+        let channel = self.channel();
+        let mut last = None;
+        for seed in seeds {
+            let found = open_connection(seed).and_then(|mut c| {
+                let slot: i64 = redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(&channel)
+                    .query(&mut c)?;
+                let ranges: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut c)?;
+                primary_of(&ranges, slot).ok_or_else(|| {
+                    RedisError::from((
+                        redis::ErrorKind::Client,
+                        "no primary serves the namespace's slot",
+                    ))
+                })
+            });
+            match found {
+                Ok((host, port)) => {
+                    let (scheme, userinfo) = template;
+                    let host = if host.contains(':') {
+                        format!("[{host}]")
+                    } else {
+                        host
+                    };
+                    return client(&format!("{scheme}://{userinfo}{host}:{port}"), ca.clone());
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            RedisError::from((redis::ErrorKind::Client, "no cluster seed given"))
+        }))
     }
 
     /// Runs `call` on the shared connection (made when missing); on failure the connection
@@ -163,7 +307,10 @@ impl RedisBackend {
                 *slot = Some(connection);
                 Ok(value)
             }
-            Err(e) => Err(self.error(&e)),
+            Err(e) => {
+                self.forget_primary();
+                Err(self.error(&e))
+            }
         }
     }
 
@@ -177,6 +324,42 @@ impl RedisBackend {
             .collect();
         serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
     }
+}
+
+fn open_connection(client: &Client) -> Result<Connection, RedisError> {
+    let connection = client.get_connection_with_timeout(TIMEOUT)?;
+    connection.set_read_timeout(Some(TIMEOUT))?;
+    connection.set_write_timeout(Some(TIMEOUT))?;
+    Ok(connection)
+}
+
+/// The primary `(host, port)` serving `slot` in a `CLUSTER SLOTS` answer
+/// (`[[start, end, [host, port, id…], replicas…]…]`).
+fn primary_of(ranges: &[redis::Value], slot: i64) -> Option<(String, u16)> {
+    use redis::Value;
+    let int = |v: &Value| match v {
+        Value::Int(i) => Some(*i),
+        _ => None,
+    };
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    ranges.iter().find_map(|range| {
+        let Value::Array(items) = range else {
+            return None;
+        };
+        let (start, end) = (int(items.first()?)?, int(items.get(1)?)?);
+        if !(start..=end).contains(&slot) {
+            return None;
+        }
+        let Value::Array(node) = items.get(2)? else {
+            return None;
+        };
+        let port = u16::try_from(int(node.get(1)?)?).ok()?;
+        Some((text(node.first()?)?, port))
+    })
 }
 
 /// Reads a change message; `None` when it is not one.
@@ -303,6 +486,7 @@ fn subscribe_forever(backend: &RedisBackend, consumers: &Consumers) {
         match follow(backend, consumers, &channel, &mut down_since) {
             Ok(()) => {}
             Err(e) => {
+                backend.forget_primary();
                 if down_since.is_none() {
                     down_since = Some(Instant::now());
                     tracing::warn!(
@@ -324,7 +508,10 @@ fn follow(
     channel: &str,
     down_since: &mut Option<Instant>,
 ) -> Result<(), String> {
-    let mut connection = backend.connect().map_err(|e| backend.error(&e).0)?;
+    let mut connection = backend.connect().map_err(|e| {
+        backend.forget_primary();
+        backend.error(&e).0
+    })?;
     let mut pubsub = connection.as_pubsub();
     pubsub
         .set_read_timeout(Some(TIMEOUT))
@@ -390,12 +577,19 @@ pub(crate) mod test_server {
         /// Its port.
         pub port: u16,
         dir: PathBuf,
+        extra: Vec<String>,
+        cluster: bool,
     }
 
     impl RedisServer {
         /// Starts one; `None` (after saying why) when `redis-server` is not installed,
         /// a panic when it is missing and `CI=true`.
         pub fn start() -> Option<Self> {
+            Self::start_with(&[])
+        }
+
+        /// [`RedisServer::start`] with extra `redis-server` arguments.
+        pub fn start_with(extra: &[&str]) -> Option<Self> {
             if Command::new("redis-server")
                 .arg("--version")
                 .stdout(Stdio::null())
@@ -422,14 +616,20 @@ pub(crate) mod test_server {
                 child: None,
                 port,
                 dir,
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+                cluster: false,
             };
             server.spawn();
             Some(server)
         }
 
-        /// The URL of its database 0.
+        /// The URL of its database 0 (a cluster node has no other).
         pub fn url(&self) -> String {
-            format!("redis://127.0.0.1:{}/0", self.port)
+            if self.cluster {
+                format!("redis://127.0.0.1:{}", self.port)
+            } else {
+                format!("redis://127.0.0.1:{}/0", self.port)
+            }
         }
 
         fn spawn(&mut self) {
@@ -438,6 +638,7 @@ pub(crate) mod test_server {
                 .args(["--save", "", "--appendonly", "no"])
                 .arg("--dir")
                 .arg(&self.dir)
+                .args(&self.extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -471,6 +672,69 @@ pub(crate) mod test_server {
         /// Starts it again on the same port with the saved data.
         pub fn restart(&mut self) {
             self.spawn();
+        }
+    }
+
+    /// A real Redis Cluster of three primaries (`redis-server --cluster-enabled yes`, joined by
+    /// `redis-cli --cluster create`), each in its own folder; stopped when dropped.
+    pub struct RedisCluster {
+        /// Its nodes.
+        pub nodes: Vec<RedisServer>,
+    }
+
+    impl RedisCluster {
+        /// Starts one; `None` as [`RedisServer::start`].
+        pub fn start() -> Option<Self> {
+            let mut nodes = Vec::new();
+            for _ in 0..3 {
+                let mut node = RedisServer::start_with(&["--cluster-enabled", "yes"])?;
+                node.cluster = true;
+                nodes.push(node);
+            }
+            let addresses: Vec<String> = nodes
+                .iter()
+                .map(|n| format!("127.0.0.1:{}", n.port))
+                .collect();
+            let created = Command::new("redis-cli")
+                .args(["--cluster", "create"])
+                .args(&addresses)
+                .args(["--cluster-replicas", "0", "--cluster-yes"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .expect("redis-cli runs");
+            assert!(
+                created.status.success(),
+                "redis-cli --cluster create: {}",
+                String::from_utf8_lossy(&created.stderr)
+            );
+            let deadline = Instant::now() + Duration::from_secs(20);
+            for node in &nodes {
+                loop {
+                    let info: String = redis::Client::open(node.url())
+                        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                        .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query(&mut c))
+                        .unwrap_or_default();
+                    if info.contains("cluster_state:ok") {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "the cluster did not form: {info}"
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            Some(Self { nodes })
+        }
+
+        /// `[store] redis` for it: every node, comma-separated.
+        pub fn url(&self) -> String {
+            self.nodes
+                .iter()
+                .map(|n| format!("redis://127.0.0.1:{}", n.port))
+                .collect::<Vec<_>>()
+                .join(",")
         }
     }
 
@@ -730,6 +994,92 @@ mod tests {
         assert!(b
             .create_user(doc(serde_json::json!({"username": "bob"})))
             .is_err());
+    }
+
+    #[test]
+    fn cluster_seeds_are_recognised() {
+        assert_eq!(cluster_seeds("redis://a:1/0"), None);
+        assert_eq!(
+            cluster_seeds("redis://a:1, redis://b:2").unwrap(),
+            ["redis://a:1", "redis://b:2"]
+        );
+        assert_eq!(
+            cluster_seeds("rediss+cluster://:pw@a:1").unwrap(),
+            ["rediss://:pw@a:1"]
+        );
+    }
+
+    /// Issue 13 item 1: two replicas share their consumers through a real three-node Redis
+    /// Cluster; every key of the namespace sits in one slot (hash tag), so transactions hold.
+    #[test]
+    fn replicas_share_consumers_through_a_redis_cluster() {
+        use super::test_server::RedisCluster;
+        use crate::store::records::CredentialType;
+        use crate::store::KeyAuthOutcome;
+        let Some(cluster) = RedisCluster::start() else {
+            return;
+        };
+        let open = |url: &str| {
+            let backend = RedisBackend::open(url, "EG").unwrap();
+            let consumers = Arc::new(Consumers::open(Box::new(backend.clone()), 4).unwrap());
+            spawn_subscriber(backend, consumers.clone()).unwrap();
+            consumers
+        };
+        // Two replicas given the seeds in different orders (and one through a single seed).
+        let a = open(&cluster.url());
+        let b = open(&format!(
+            "redis+cluster://127.0.0.1:{}",
+            cluster.nodes[2].port
+        ));
+        let doc = |v: serde_json::Value| v.as_object().unwrap().clone();
+        a.create_user(doc(serde_json::json!({"username": "ann"})))
+            .unwrap();
+        let key = a
+            .create_credential("ann", CredentialType::KeyAuth, doc(serde_json::json!({})))
+            .unwrap();
+        let key_id = key["keyId"].as_str().unwrap().to_string();
+        let secret = key["keySecret"].as_str().unwrap().to_string();
+        let took = wait_for("b sees a's key", Duration::from_secs(1), || {
+            matches!(
+                b.key_auth(&key_id, &secret, &[]),
+                KeyAuthOutcome::Accepted(_)
+            )
+        });
+        eprintln!("propagation a -> b through the cluster: {took:?}");
+        b.set_credential_status(CredentialType::KeyAuth, &key_id, false)
+            .unwrap();
+        let took = wait_for("a sees the deactivation", Duration::from_secs(1), || {
+            matches!(
+                a.key_auth(&key_id, &secret, &[]),
+                KeyAuthOutcome::Unauthorized
+            )
+        });
+        eprintln!("propagation b -> a through the cluster: {took:?}");
+        // Every key carries the hash tag: one slot, on one primary.
+        let backend = RedisBackend::open(&cluster.url(), "EG").unwrap();
+        let loaded = backend.load().unwrap();
+        assert!(loaded.len() >= 3, "{loaded:?}");
+        let mut slots = std::collections::BTreeSet::new();
+        for node in &cluster.nodes {
+            let mut c = redis::Client::open(node.url())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+            for key in keys {
+                assert!(key.starts_with("{EG}:doc:"), "{key}");
+                let slot: i64 = redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(&key)
+                    .query(&mut c)
+                    .unwrap();
+                slots.insert(slot);
+            }
+        }
+        assert_eq!(slots.len(), 1, "{slots:?}");
+        // A fresh replica loads everything.
+        let c = open(&cluster.url());
+        assert!(c.user("ann").is_ok());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 
 use crate::fsutil::write_and_remove_atomic;
+use crate::loader::express_gateway::StoreMapping;
 use crate::loader::{self, ExpressSource, LoadOptions, SourceFile};
 use crate::project::{Project, EXPRESS_GATEWAY_FILES, EXPRESS_SYSTEM_FILES};
 
@@ -120,6 +121,28 @@ pub fn run(options: &ImportExpressOptions) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    // `db.redis` of the system configuration becomes the project's `[store]`.
+    let conf_path = project.root.join("conf").join("micro-gw.toml");
+    let store_keys = match (&system_target, &loaded.store) {
+        (Some(_), Some(mapping)) => Some(store_keys(mapping)),
+        _ => None,
+    };
+    if let Some(keys) = &store_keys {
+        let conf = std::fs::read_to_string(&conf_path)
+            .with_context(|| format!("reading {}", conf_path.display()))?;
+        let edited = set_table_keys(&conf, "store", keys);
+        mgw_runtime::config::parse(&edited, &conf_path, &[], &[]).map_err(|e| {
+            anyhow::anyhow!(
+                "the [store] settings made from {} do not fit {}: {e}; nothing was imported",
+                options
+                    .system
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+                conf_path.display()
+            )
+        })?;
+        files.push((conf_path.clone(), edited.into_bytes()));
+    }
     let created_dir = !dir.exists();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     if let Err(err) = write_and_remove_atomic(&files, &removals, None) {
@@ -167,6 +190,29 @@ pub fn run(options: &ImportExpressOptions) -> anyhow::Result<()> {
             listeners.join(", ")
         }
     );
+    if let (Some(mapping), Some(_)) = (&loaded.store, &store_keys) {
+        match mapping {
+            StoreMapping::Embedded => println!(
+                "Consumer store: db.redis.emulate is true, so the embedded store ([store] redis = \"\" in {})",
+                conf_path.display()
+            ),
+            StoreMapping::Redis {
+                url,
+                password_env,
+                namespace,
+                ..
+            } => println!(
+                "Consumer store: Redis {} namespace {namespace:?}{} ([store] in {})",
+                mgw_runtime::config::redact_url(url),
+                if password_env.is_empty() {
+                    String::new()
+                } else {
+                    format!(", password from ${password_env} at start-up")
+                },
+                conf_path.display()
+            ),
+        }
+    }
     match system_target {
         Some(path) => println!("System configuration copied to {}", path.display()),
         None if dir.join(EXPRESS_SYSTEM_FILES[0]).is_file()
@@ -192,4 +238,102 @@ pub fn run(options: &ImportExpressOptions) -> anyhow::Result<()> {
         project.root.display()
     );
     Ok(())
+}
+
+/// The `[store]` keys of a `db.redis` mapping.
+fn store_keys(mapping: &StoreMapping) -> Vec<(&'static str, String)> {
+    match mapping {
+        StoreMapping::Embedded => vec![
+            ("redis", String::new()),
+            ("redis_password_env", String::new()),
+        ],
+        StoreMapping::Redis {
+            url,
+            password_env,
+            namespace,
+            ca,
+        } => vec![
+            ("redis", url.clone()),
+            ("redis_password_env", password_env.clone()),
+            ("redis_namespace", namespace.clone()),
+            ("redis_ca", ca.clone()),
+        ],
+    }
+}
+
+/// `text` (a TOML settings file) with `keys` of `[table]` set to the given strings: a key's
+/// line is replaced where it is, a missing key is added at the end of the table, a missing
+/// table at the end of the file. Comments and every other line are kept.
+fn set_table_keys(text: &str, table: &str, keys: &[(&str, String)]) -> String {
+    let quoted = |value: &str| toml::Value::String(value.to_string()).to_string();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let header = format!("[{table}]");
+    let start = lines.iter().position(|l| l.trim() == header);
+    let Some(start) = start else {
+        let mut out = text.to_string();
+        if !out.ends_with('\n') && !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!("\n{header}\n"));
+        for (key, value) in keys {
+            out.push_str(&format!("{key} = {}\n", quoted(value)));
+        }
+        return out;
+    };
+    let end = lines
+        .iter()
+        .skip(start + 1)
+        .position(|l| l.trim_start().starts_with('['))
+        .map_or(lines.len(), |i| start + 1 + i);
+    let mut last_key = start;
+    let mut missing = Vec::new();
+    for (key, value) in keys {
+        let at = (start + 1..end).find(|&i| {
+            lines[i].split_once('=').is_some_and(|(name, _)| {
+                name.trim() == *key && !lines[i].trim_start().starts_with('#')
+            })
+        });
+        match at {
+            Some(i) => {
+                lines[i] = format!("{key} = {}", quoted(value));
+                last_key = last_key.max(i);
+            }
+            None => missing.push(format!("{key} = {}", quoted(value))),
+        }
+    }
+    for (i, line) in lines.iter().enumerate().take(end).skip(start + 1) {
+        if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            last_key = last_key.max(i);
+        }
+    }
+    for (offset, line) in missing.into_iter().enumerate() {
+        lines.insert(last_key + 1 + offset, line);
+    }
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_keys_are_set_in_place_and_comments_kept() {
+        let conf = "[listener]\nhttp_port = 9090\n\n[store]\n# the file\npath = \"x.db\"\nredis = \"\"\n\n[admin]\ntoken = \"\"\n";
+        let keys = [
+            ("redis", "redis://:${P}@h:6379".to_string()),
+            ("redis_namespace", "EG".to_string()),
+        ];
+        let out = set_table_keys(conf, "store", &keys);
+        assert_eq!(
+            out,
+            "[listener]\nhttp_port = 9090\n\n[store]\n# the file\npath = \"x.db\"\nredis = \"redis://:${P}@h:6379\"\nredis_namespace = \"EG\"\n\n[admin]\ntoken = \"\"\n"
+        );
+        let appended = set_table_keys("[listener]\n", "store", &keys);
+        assert!(appended
+            .ends_with("[store]\nredis = \"redis://:${P}@h:6379\"\nredis_namespace = \"EG\"\n"));
+    }
 }

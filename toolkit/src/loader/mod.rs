@@ -84,6 +84,9 @@ pub struct Loaded {
     /// Steps of policies this version cannot run yet, kept with a stated behaviour
     /// (only with [`LoadOptions::allow_unsupported`]; otherwise they are errors).
     pub unsupported: Vec<express_gateway::UnsupportedStep>,
+    /// `db.redis` of the Express Gateway system configuration, as `[store]` keys (written
+    /// into the project's settings by `import --system-config`).
+    pub store: Option<express_gateway::StoreMapping>,
 }
 
 /// Loading failed; warnings are kept so they can still be shown.
@@ -131,7 +134,13 @@ pub fn load_project(
     if let Some(express) = express {
         if let Some(system) = &express.system {
             match express_gateway::parse(&system.name, &system.text) {
-                Ok(doc) => system_settings = express_gateway::system_config(&doc, &mut diags),
+                Ok(doc) => {
+                    let base = std::path::Path::new(&system.name)
+                        .parent()
+                        .and_then(|p| std::path::absolute(p).ok());
+                    system_settings =
+                        express_gateway::system_config(&doc, &mut diags, base.as_deref())
+                }
                 Err(err) => diags.parse_error(
                     &system.name,
                     err.line,
@@ -308,6 +317,7 @@ pub fn load_project(
         model,
         warnings: diags.warnings,
         unsupported,
+        store: system_settings.store,
     })
 }
 

@@ -37,10 +37,14 @@ pub fn conclude(
 ) -> Flow {
     match verdict {
         Verdict::Accepted(consumer) => {
-            if let Ok(value) = HeaderValue::from_str(&consumer.id) {
-                parts.headers.insert(EG_CONSUMER_ID, value);
+            // EG: `if (req.egContext.consumer.id)`; a consumer without an id (a JWT payload or
+            // an introspection answer without one) sets no header.
+            if !consumer.id.is_empty() {
+                if let Ok(value) = HeaderValue::from_str(&consumer.id) {
+                    parts.headers.insert(EG_CONSUMER_ID, value);
+                }
+                context.consumer = Some(consumer.id.clone());
             }
-            context.consumer = Some(consumer.id.clone());
             context.user = Some(consumer.user);
             context.authenticated = true;
             Flow::Continue

@@ -293,15 +293,176 @@ pub struct SystemSettings {
     pub metrics_path: Option<String>,
     /// `plugins.storage`: the S3 route on the admin listener and its providers.
     pub storage: Option<Storage>,
+    /// `db.redis`: where the consumers live (`[store]` of `conf/micro-gw.toml`), when given.
+    pub store: Option<StoreMapping>,
+}
+
+/// `db.redis` of `system.config.yml` as `[store]` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreMapping {
+    /// `emulate: true`: EG's in-process store; micro-gw's embedded file (`redis = ""`).
+    Embedded,
+    /// A Redis server.
+    Redis {
+        /// `[store] redis`: `redis[s]://[:password@]host:port/db`, `${VAR}` kept.
+        url: String,
+        /// `[store] redis_password_env`: the variable of a `password: ${VAR}`.
+        password_env: String,
+        /// `[store] redis_namespace` (`namespace`, EG's default `EG`).
+        namespace: String,
+        /// `[store] redis_ca` (`tls.caFile`, made absolute), or empty.
+        ca: String,
+    },
+}
+
+/// Reads `db.redis` (EG `lib/db.js`: `emulate` and `namespace`, the rest given to ioredis).
+/// Settings keep their `${VAR}` references for the gateway to substitute at start-up, except
+/// `emulate`, which decides at import what the project's store is (its variable is read from
+/// the importing environment, with its default, and a warning says so). `base` is the folder
+/// of `system.config.yml`, against which a relative `tls.caFile` is made absolute.
+fn store_mapping(
+    ctx: &mut Ctx<'_>,
+    redis: &Map<String, Value>,
+    base: Option<&std::path::Path>,
+) -> Option<StoreMapping> {
+    const KNOWN: [&str; 7] = [
+        "emulate",
+        "namespace",
+        "host",
+        "port",
+        "password",
+        "db",
+        "tls",
+    ];
+    let pointer = "/db/redis";
+    let text = |value: Option<&Value>| -> Option<String> {
+        match value? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    };
+    let emulate = match redis.get("emulate") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            let raw = text(Some(other)).unwrap_or_default();
+            let value = mgw_runtime::env_template::expand_env(&raw).unwrap_or_default();
+            if !mgw_runtime::env_template::variables(&raw).is_empty() {
+                ctx.warn(
+                    &child(pointer, "emulate"),
+                    format!("db.redis.emulate {raw:?} is decided at import (here {value:?}): the project's [store] is written accordingly; change it later with --store.redis=… or MGW_STORE_REDIS"),
+                );
+            }
+            value == "true"
+        }
+    };
+    if emulate {
+        return Some(StoreMapping::Embedded);
+    }
+    let others: Vec<&str> = redis
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !KNOWN.contains(k))
+        .collect();
+    if !others.is_empty() {
+        ctx.warn(
+            pointer,
+            format!(
+                "db.redis options micro-gw does not use (single node or TLS only): {}",
+                others.join(", ")
+            ),
+        );
+    }
+    let host = text(redis.get("host")).unwrap_or_else(|| "localhost".to_string());
+    let port = text(redis.get("port")).unwrap_or_else(|| "6379".to_string());
+    let db = text(redis.get("db"));
+    let namespace = text(redis.get("namespace")).unwrap_or_else(|| "EG".to_string());
+    let (tls, ca) = match redis.get("tls") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => (false, String::new()),
+        Some(Value::Object(tls)) => {
+            let client: Vec<&str> = ["keyFile", "certFile"]
+                .into_iter()
+                .filter(|k| tls.contains_key(*k))
+                .collect();
+            if !client.is_empty() {
+                ctx.warn(
+                    &child(pointer, "tls"),
+                    format!("db.redis.tls {} (a client certificate) is not supported: the gateway connects with TLS without one", client.join(" and ")),
+                );
+            }
+            let ca = text(tls.get("caFile")).map_or_else(String::new, |file| {
+                let path = std::path::Path::new(&file);
+                match base {
+                    Some(base) if path.is_relative() && !file.contains("${") => {
+                        base.join(path).display().to_string()
+                    }
+                    _ => file,
+                }
+            });
+            (true, ca)
+        }
+        Some(_) => (true, String::new()),
+    };
+    let mut password_env = String::new();
+    let userinfo = match text(redis.get("password")) {
+        None => String::new(),
+        Some(password) => {
+            let variables = mgw_runtime::env_template::variables(&password);
+            let whole = variables.len() == 1
+                && (password == format!("${{{}}}", variables[0])
+                    || (password.starts_with(&format!("${{{}:-", variables[0]))
+                        && password.ends_with('}')
+                        && !password[2..].contains("${")));
+            if whole {
+                password_env = variables[0].to_string();
+                if password.contains(":-") {
+                    ctx.warn(
+                        &child(pointer, "password"),
+                        format!("db.redis.password {password:?}: the password is read from {} when the gateway starts ([store] redis_password_env); its default is not kept", variables[0]),
+                    );
+                }
+                String::new()
+            } else if variables.is_empty() {
+                ctx.warn(
+                    &child(pointer, "password"),
+                    "db.redis.password is written in clear: it is copied into conf/micro-gw.toml ([store] redis); write `password: ${REDIS_PASSWORD}` to have the gateway read it from the environment ([store] redis_password_env)".to_string(),
+                );
+                format!(":{}@", mgw_runtime::config::percent_encode(&password))
+            } else {
+                ctx.warn(
+                    &child(pointer, "password"),
+                    format!("db.redis.password {password:?} mixes text and variables: it is kept in [store] redis and substituted at start-up without URL-encoding; prefer `password: ${{VAR}}`"),
+                );
+                format!(":{password}@")
+            }
+        }
+    };
+    let scheme = if tls { "rediss" } else { "redis" };
+    let db = db.map_or_else(String::new, |db| format!("/{db}"));
+    Some(StoreMapping::Redis {
+        url: format!("{scheme}://{userinfo}{host}:{port}{db}"),
+        password_env,
+        namespace,
+        ca,
+    })
 }
 
 /// Reads `system.config.yml`. Kargo's plugins `healthcheck`, `metrics`, `scopes` and `storage`
 /// are built in (their routes and policies); `populate` is `micro-gw consumers populate`; any other plugin
 /// is named in a warning, as micro-gw runs no JavaScript (its policies are reported where
 /// pipelines use them).
-pub fn system_config(doc: &Document, diags: &mut Diagnostics) -> SystemSettings {
+pub fn system_config(
+    doc: &Document,
+    diags: &mut Diagnostics,
+    base: Option<&std::path::Path>,
+) -> SystemSettings {
     let mut ctx = Ctx { doc, diags };
     let mut settings = SystemSettings::default();
+    if let Some(Value::Object(redis)) = doc.value.get("db").and_then(|db| db.get("redis")) {
+        settings.store = store_mapping(&mut ctx, redis, base);
+    }
     let Some(Value::Object(plugins)) = doc.value.get("plugins") else {
         return settings;
     };

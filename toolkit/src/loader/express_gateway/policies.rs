@@ -6,6 +6,7 @@ use mgw_runtime::model::policy::PolicySpec;
 use mgw_runtime::model::{Condition, Dialect, Pipeline, Step};
 use mgw_runtime::policies::basic_auth::BasicAuthSpec;
 use mgw_runtime::policies::cors::{CorsOrigin, CorsSpec, OriginPattern};
+use mgw_runtime::policies::introspect::IntrospectSpec;
 use mgw_runtime::policies::jwt::{JwtExtractor, JwtSpec};
 use mgw_runtime::policies::key_auth::KeyAuthSpec;
 use mgw_runtime::policies::log::LogSpec;
@@ -53,7 +54,7 @@ fn unsupported_behaviour(
     action: &Map<String, Value>,
 ) -> (UnsupportedBehaviour, String) {
     match policy {
-        "oauth2" | "oauth2-introspect" => {
+        "oauth2" => {
             let pass_through = action
                 .get("passThrough")
                 .and_then(Value::as_bool)
@@ -201,6 +202,7 @@ pub(super) fn pipeline(
                     | "key-auth"
                     | "basic-auth"
                     | "jwt"
+                    | "oauth2-introspect"
                     | "scopes"
                     | "metrics"
                     | "terminate"
@@ -216,16 +218,16 @@ pub(super) fn pipeline(
                     &action_pointer,
                     &Value::Object(action.clone()),
                     &what,
-                    if policy == "jwt" {
-                        // Settings: substituted by the gateway when it starts.
-                        &[
+                    // Settings: substituted by the gateway when it starts.
+                    match policy.as_str() {
+                        "jwt" => &[
                             "secretOrPublicKey",
                             "secretOrPublicKeyFile",
                             "audience",
                             "issuer",
-                        ]
-                    } else {
-                        &[]
+                        ],
+                        "oauth2-introspect" => &["endpoint", "authorization_value"],
+                        _ => &[],
                     },
                 )
             {
@@ -238,6 +240,7 @@ pub(super) fn pipeline(
                 "key-auth" => key_auth(ctx, at, action),
                 "basic-auth" => basic_auth(ctx, at, action),
                 "jwt" => jwt(ctx, at, action),
+                "oauth2-introspect" => introspect(ctx, at, action),
                 "scopes" => {
                     known_action_keys(ctx, at, "scopes", action, &[]);
                     Some(PolicySpec::Scopes(ScopesSpec::default()))
@@ -849,6 +852,97 @@ fn basic_auth(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Opt
     known_action_keys(ctx, at, "basic-auth", action, &["passThrough"]);
     Some(PolicySpec::BasicAuth(BasicAuthSpec {
         pass_through: action_flag(ctx, at, "basic-auth", action, "passThrough", false),
+    }))
+}
+
+/// `oauth2-introspect` (EG `lib/policies/oauth2-introspect/index.js` schema and defaults:
+/// `endpoint` required, `timeout` 10000 ms, `ttl` 60 s). `endpoint` and `authorization_value`
+/// are settings: `${VAR}` in them is kept for the gateway to substitute when it starts; an
+/// `authorization_value` written in clear is compiled in, which the build warns about.
+fn introspect(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<PolicySpec> {
+    let (name, action_pointer, step_pointer) = at;
+    known_action_keys(
+        ctx,
+        at,
+        "oauth2-introspect",
+        action,
+        &[
+            "endpoint",
+            "authorization_value",
+            "timeout",
+            "ttl",
+            "passThrough",
+        ],
+    );
+    let text = |ctx: &mut Ctx<'_>, key: &str| -> Result<Option<String>, ()> {
+        match action.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => {
+                ctx.error(
+                    &child(action_pointer, key),
+                    format!(
+                        "pipeline '{name}': oauth2-introspect {key} must be a string, not {}",
+                        kind(other)
+                    ),
+                );
+                Err(())
+            }
+        }
+    };
+    let endpoint = text(ctx, "endpoint").ok()?;
+    let authorization_value = text(ctx, "authorization_value").ok()?;
+    let Some(endpoint) = endpoint else {
+        ctx.error(
+            step_pointer,
+            format!("pipeline '{name}': oauth2-introspect needs endpoint, the introspection URL (Express Gateway refuses to start otherwise)"),
+        );
+        return None;
+    };
+    if !endpoint.contains("${") {
+        let host = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"))
+            .and_then(|rest| rest.split(['/', '?', '#']).next());
+        if host.is_none_or(|h| h.is_empty() || h.chars().any(char::is_whitespace)) {
+            ctx.error(
+                &child(action_pointer, "endpoint"),
+                format!("pipeline '{name}': oauth2-introspect endpoint {endpoint:?} is not an http(s) URL"),
+            );
+            return None;
+        }
+    }
+    if let Some(value) = &authorization_value {
+        if !value.contains("${") && !value.is_empty() {
+            ctx.warn(
+                &child(action_pointer, "authorization_value"),
+                format!("pipeline '{name}': oauth2-introspect authorization_value is written in clear and is compiled into the gateway; write `${{VAR}}` (for example `Basic ${{INTROSPECT_CREDENTIALS}}`) to take it from the environment when the gateway starts"),
+            );
+        }
+    }
+    let number = |ctx: &mut Ctx<'_>, key: &str, default: u64| -> Option<u64> {
+        match action.get(key) {
+            None | Some(Value::Null) => Some(default),
+            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+            Some(other) => {
+                ctx.error(
+                    &child(action_pointer, key),
+                    format!(
+                        "pipeline '{name}': oauth2-introspect {key} must be a whole number, not {other}"
+                    ),
+                );
+                None
+            }
+        }
+    };
+    let timeout_ms = number(ctx, "timeout", IntrospectSpec::DEFAULT_TIMEOUT_MS)?;
+    let ttl_seconds = number(ctx, "ttl", IntrospectSpec::DEFAULT_TTL_SECONDS)?;
+    Some(PolicySpec::Introspect(IntrospectSpec {
+        endpoint,
+        authorization_value,
+        timeout_ms,
+        ttl_seconds,
+        pass_through: action_flag(ctx, at, "oauth2-introspect", action, "passThrough", false),
     }))
 }
 

@@ -1,3 +1,4 @@
+use super::StoreMapping;
 use super::*;
 use crate::loader::{load_project, ConfPorts, ExpressSource, LoadOptions, SourceFile};
 use mgw_runtime::model::policy::PolicySpec;
@@ -752,7 +753,7 @@ fn storage_plugin_settings() {
     let system = |text: &str| {
         let doc = parse("express-gateway/system.config.yml", text).unwrap();
         let mut diags = Diagnostics::default();
-        let settings = system_config(&doc, &mut diags);
+        let settings = system_config(&doc, &mut diags, None);
         (settings, diags)
     };
     let (settings, diags) = system(
@@ -778,4 +779,137 @@ fn storage_plugin_settings() {
         !diags.is_ok() && text.contains("would be compiled into the gateway"),
         "{text}"
     );
+}
+
+/// Issue 13: `oauth2-introspect` with EG's defaults; `endpoint` and `authorization_value` are
+/// settings (`${VAR}` kept), a clear authorization value warns, a missing endpoint is refused.
+#[test]
+fn oauth2_introspect_translates_with_eg_defaults() {
+    use mgw_runtime::policies::introspect::IntrospectSpec;
+    let head = "http:\n  port: 8080\nserviceEndpoints:\n  b:\n    url: 'http://backend:81'\npolicies: [oauth2-introspect, proxy]\napiEndpoints:\n  e: {path: /e, scopes: [read]}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n";
+    let tail = "      - proxy: {action: {serviceEndpoint: b}}\n";
+    let spec = |l: &crate::loader::Loaded| -> IntrospectSpec {
+        l.model
+            .pipelines
+            .iter()
+            .flat_map(|p| &p.steps)
+            .find_map(|s| match &s.policy {
+                PolicySpec::Introspect(i) => Some(i.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let l = ok(&format!(
+        "{head}      - oauth2-introspect: {{action: {{endpoint: '${{AS}}/introspect', authorization_value: 'Basic ${{AS_CREDENTIALS}}'}}}}\n{tail}"
+    ));
+    assert!(l.unsupported.is_empty());
+    assert_eq!(
+        spec(&l),
+        IntrospectSpec {
+            endpoint: "${AS}/introspect".into(),
+            authorization_value: Some("Basic ${AS_CREDENTIALS}".into()),
+            timeout_ms: 10_000,
+            ttl_seconds: 60,
+            pass_through: false,
+        }
+    );
+    assert!(!l
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("authorization_value")));
+    let l = ok(&format!(
+        "{head}      - oauth2-introspect: {{action: {{endpoint: 'http://as:1/i', authorization_value: 'Basic YXBpMTpzZWNyZXQ=', ttl: 5, timeout: 300, passThrough: true}}}}\n{tail}"
+    ));
+    let s = spec(&l);
+    assert_eq!(
+        (s.ttl_seconds, s.timeout_ms, s.pass_through),
+        (5, 300, true)
+    );
+    assert!(l.warnings.iter().any(|w| w
+        .message
+        .contains("authorization_value is written in clear")));
+    let bad = errors(&format!(
+        "{head}      - oauth2-introspect: {{action: {{ttl: 5}}}}\n{tail}"
+    ));
+    assert!(bad.iter().any(|e| e.contains("needs endpoint")), "{bad:?}");
+    let bad = errors(&format!(
+        "{head}      - oauth2-introspect: {{action: {{endpoint: 'ftp://x/i', ttl: -1}}}}\n{tail}"
+    ));
+    assert!(
+        bad.iter().any(|e| e.contains("not an http(s) URL")),
+        "{bad:?}"
+    );
+    // `${VAR}` anywhere else in the action is refused, as for every supported policy.
+    let bad = errors(&format!(
+        "{head}      - oauth2-introspect: {{action: {{endpoint: 'http://as/i', ttl: '${{TTL}}'}}}}\n{tail}"
+    ));
+    assert!(!bad.is_empty());
+}
+
+fn store_of(system: &str) -> (Option<StoreMapping>, Vec<String>) {
+    let src = ExpressSource {
+        gateway: SourceFile {
+            name: FILE.into(),
+            text: "http: {port: 8080}\n".into(),
+        },
+        system: Some(SourceFile {
+            name: "/etc/eg/system.config.yml".into(),
+            text: system.into(),
+        }),
+    };
+    let l = load_project("p", &[], Some(&src), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{}", e.error));
+    let warnings = l.warnings.iter().map(|w| w.message.clone()).collect();
+    (l.store, warnings)
+}
+
+/// Issue 13 item 1: `db.redis` of `system.config.yml` maps onto `[store]`.
+#[test]
+fn db_redis_maps_onto_the_store_settings() {
+    // Kargo's own file (tests/fixtures copy).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/kargo");
+    let kargo = std::fs::read_to_string(dir.join("system.config.yml")).unwrap();
+    let redis = |url: &str, password_env: &str, namespace: &str, ca: &str| StoreMapping::Redis {
+        url: url.into(),
+        password_env: password_env.into(),
+        namespace: namespace.into(),
+        ca: ca.into(),
+    };
+    assert_eq!(
+        store_of(&kargo).0,
+        Some(redis("redis://redis:6379", "", "EG", ""))
+    );
+    // emulate: the embedded store; EG's shipped `${EG_DB_EMULATE:-true}` decided at import.
+    assert_eq!(
+        store_of("db: {redis: {emulate: true, namespace: EG}}\n").0,
+        Some(StoreMapping::Embedded)
+    );
+    let (store, warnings) = store_of(
+        "db:\n  redis:\n    emulate: ${MGW_TEST_UNSET_EMULATE:-true}\n    namespace: EG\n",
+    );
+    assert_eq!(store, Some(StoreMapping::Embedded));
+    assert!(warnings.iter().any(|w| w.contains("decided at import")));
+    // Variables are kept; a password variable becomes redis_password_env; TLS with a CA.
+    let (store, warnings) = store_of(
+        "db:\n  redis:\n    host: ${REDIS_HOST}\n    port: 6380\n    db: 2\n    password: ${REDIS_PASSWORD}\n    namespace: kargo\n    tls: {caFile: certs/ca.pem}\n    sentinels: []\n",
+    );
+    assert_eq!(
+        store,
+        Some(redis(
+            "rediss://${REDIS_HOST}:6380/2",
+            "REDIS_PASSWORD",
+            "kargo",
+            "/etc/eg/certs/ca.pem"
+        ))
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("sentinels")),
+        "{warnings:?}"
+    );
+    // A password in clear is URL-encoded into the URL, with a warning.
+    let (store, warnings) = store_of("db: {redis: {host: h, password: 'p@ss', namespace: EG}}\n");
+    assert_eq!(store, Some(redis("redis://:p%40ss@h:6379", "", "EG", "")));
+    assert!(warnings.iter().any(|w| w.contains("written in clear")));
+    // No db section: the project's store is left alone.
+    assert_eq!(store_of("plugins: {}\n").0, None);
 }
