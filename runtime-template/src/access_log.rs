@@ -21,7 +21,7 @@ pub struct AccessRecord {
     /// Response status.
     pub status: StatusCode,
     /// Upstream URL used, if any.
-    pub upstream: Option<String>,
+    pub upstream: Option<std::sync::Arc<str>>,
     /// When the request arrived.
     pub started: Instant,
     /// Time until the upstream's response headers, if proxied.

@@ -205,14 +205,22 @@ pub async fn serve(
 }
 
 /// The connection builder with every protocol limit applied.
+/// hyper's HTTP/1 header count limit when none is set (`hyper::proto::h1::role`).
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
 fn connection_builder(protocol: &ProtocolSettings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = builder.http1();
+    http1
         .timer(TokioTimer::new())
         .max_buf_size(protocol.max_header_bytes)
-        .max_headers(protocol.max_headers)
         .header_read_timeout(protocol.header_timeout);
+    // hyper's own limit is 100 headers, parsed into an inline array. Any explicit limit, even
+    // 100, makes it build that array element by element for every request head (about 1,700
+    // instructions per request): set it only when it differs.
+    if protocol.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        http1.max_headers(protocol.max_headers);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())

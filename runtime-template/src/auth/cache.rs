@@ -63,10 +63,22 @@ impl ApiRef {
     }
 }
 
-/// A bounded map from token digest to grant.
+/// What a cache keeps per verified token: anything that knows until when it may be reused.
+pub trait Expiring {
+    /// Seconds since the epoch until which the entry may be served (exclusive).
+    fn valid_until(&self) -> u64;
+}
+
+impl Expiring for Grant {
+    fn valid_until(&self) -> u64 {
+        self.valid_until
+    }
+}
+
+/// A bounded map from token digest to grant (or another [`Expiring`] value).
 #[derive(Debug)]
-pub struct TokenCache {
-    entries: RwLock<HashMap<[u8; 32], Grant>>,
+pub struct TokenCache<V = Grant> {
+    entries: RwLock<HashMap<[u8; 32], V>>,
     capacity: usize,
 }
 
@@ -79,7 +91,7 @@ pub fn digest(kind: CredentialKind, token: &str) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-impl TokenCache {
+impl<V: Expiring + Clone> TokenCache<V> {
     /// A cache of at most `capacity` tokens (0 disables it).
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -89,17 +101,17 @@ impl TokenCache {
     }
 
     /// The grant of a token verified before and not yet expired at `now`.
-    pub fn get(&self, key: &[u8; 32], now: u64) -> Option<Grant> {
+    pub fn get(&self, key: &[u8; 32], now: u64) -> Option<V> {
         let entries = self.entries.read().ok()?;
         entries
             .get(key)
-            .filter(|grant| grant.valid_until > now)
+            .filter(|grant| grant.valid_until() > now)
             .cloned()
     }
 
     /// Remembers a verified token. When full, expired entries go first, then everything
     /// (a simple bound that a flood of distinct valid tokens cannot grow past).
-    pub fn insert(&self, key: [u8; 32], grant: Grant, now: u64) {
+    pub fn insert(&self, key: [u8; 32], grant: V, now: u64) {
         if self.capacity == 0 {
             return;
         }
@@ -107,7 +119,7 @@ impl TokenCache {
             return;
         };
         if entries.len() >= self.capacity {
-            entries.retain(|_, g| g.valid_until > now);
+            entries.retain(|_, g| g.valid_until() > now);
             if entries.len() >= self.capacity {
                 entries.clear();
             }
@@ -148,7 +160,7 @@ mod tests {
         assert!(cache.get(&digest("t3"), 150).is_some());
         cache.insert(digest("t4"), grant(300), 150);
         assert!(cache.entries.read().unwrap().len() <= 2);
-        assert!(TokenCache::new(0).get(&digest("x"), 0).is_none());
+        assert!(TokenCache::<Grant>::new(0).get(&digest("x"), 0).is_none());
         assert_ne!(
             super::digest(CredentialKind::ApiKey, "t"),
             super::digest(CredentialKind::Oauth2, "t")

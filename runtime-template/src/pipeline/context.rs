@@ -57,7 +57,7 @@ pub struct Context<'a> {
     /// `eg-consumer-id: anonymous`.
     pub anonymous_marked: bool,
     /// The URL that answered, when proxied (access log).
-    pub upstream: Option<String>,
+    pub upstream: Option<Arc<str>>,
     /// Time to the upstream's response head (access log).
     pub upstream_latency: Option<Duration>,
     /// The client's HTTP/1 connection cannot carry another request (an unread body).

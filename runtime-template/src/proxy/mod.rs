@@ -68,7 +68,7 @@ pub struct Forwarded {
     /// The upstream's response (hop-by-hop headers already removed).
     pub response: Response<Incoming>,
     /// The URL that answered.
-    pub target: String,
+    pub target: std::sync::Arc<str>,
     /// Time to the upstream's response headers.
     pub latency: Duration,
 }
@@ -78,7 +78,7 @@ pub struct ForwardError {
     /// The client-facing fault.
     pub fault: Fault,
     /// The URL tried last.
-    pub target: Option<String>,
+    pub target: Option<std::sync::Arc<str>>,
     /// Who failed. For [`Blame::Client`] the request body was left unfinished, so the
     /// client's HTTP/1 connection must be closed after the answer.
     pub blame: Blame,
@@ -168,6 +168,13 @@ pub async fn forward(
             slot.attempt(),
         );
         *request.uri_mut() = uri;
+        // The upstream client would make this `Host` itself when there is none (a proxy step
+        // with `changeOrigin`), formatting it for every request: it is rendered once per URL.
+        if !request.headers().contains_key(header::HOST) {
+            request
+                .headers_mut()
+                .insert(header::HOST, target.host_header.clone());
+        }
         let capture = capture_connection(&mut request);
         let pool = if fresh { &client.fresh } else { &client.pooled };
         let err = match tokio::time::timeout_at(deadline, pool.request(request)).await {

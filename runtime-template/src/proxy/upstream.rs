@@ -20,8 +20,11 @@ pub struct Target {
     pub prefix: String,
     /// A query the endpoint URL carries; the request's query is appended to it.
     pub query: Option<String>,
-    /// The URL as configured, for logs.
-    pub display: String,
+    /// The URL as configured, for logs (shared with each request's log record).
+    pub display: std::sync::Arc<str>,
+    /// The `Host` header the upstream client would make for this URL (the host, and the port
+    /// unless it is the scheme's default), rendered once.
+    pub host_header: http::HeaderValue,
 }
 
 impl Target {
@@ -43,12 +46,14 @@ impl Target {
             .authority()
             .cloned()
             .ok_or_else(|| format!("{url:?} has no host"))?;
+        let host_header = host_header(&uri).ok_or_else(|| format!("{url:?} has no valid host"))?;
         Ok(Target {
+            host_header,
             scheme,
             authority,
             prefix: uri.path().trim_end_matches('/').to_string(),
             query: uri.query().filter(|q| !q.is_empty()).map(str::to_string),
-            display: url.to_string(),
+            display: std::sync::Arc::from(url),
         })
     }
 
@@ -84,6 +89,19 @@ impl Target {
             .path_and_query(path)
             .build()
     }
+}
+
+/// The `Host` value hyper-util's client sets on a request to `uri` that has none
+/// (`client::legacy::Client::send_request`): the host, then `:port` unless the port is the
+/// scheme's default (443 for https and wss, 80 otherwise).
+fn host_header(uri: &Uri) -> Option<http::HeaderValue> {
+    let host = uri.host()?;
+    let secure = matches!(uri.scheme_str(), Some("https" | "wss"));
+    let value = match (uri.port().map(|p| p.as_u16()), secure) {
+        (Some(443), true) | (Some(80), false) | (None, _) => host.to_string(),
+        (Some(_), _) => format!("{host}:{}", uri.port()?),
+    };
+    http::HeaderValue::from_str(&value).ok()
 }
 
 /// An endpoint ready for traffic.
@@ -265,6 +283,22 @@ mod tests {
     }
 
     #[test]
+    fn host_headers_are_what_the_upstream_client_would_send() {
+        for (url, host) in [
+            ("http://localhost:8080/api", "localhost:8080"),
+            ("http://localhost:80", "localhost"),
+            ("http://localhost", "localhost"),
+            ("https://h:443/x", "h"),
+            ("https://h:80/x", "h:80"),
+            ("http://h:443", "h:443"),
+            ("http://[::1]:9000/", "[::1]:9000"),
+            ("http://127.0.0.1:08080", "127.0.0.1:8080"),
+        ] {
+            assert_eq!(Target::parse(url).unwrap().host_header, host, "{url}");
+        }
+    }
+
+    #[test]
     fn overrides_from_args_beat_env() {
         let env = vec![(
             "myEndpoint_prod_endpoint_0".to_string(),
@@ -275,10 +309,10 @@ mod tests {
             "http://arg:1".to_string(),
         )];
         let up = resolve(&model(), &args, &env).unwrap();
-        assert_eq!(up[0].targets[0].display, "http://arg:1");
-        assert_eq!(up[0].targets[1].display, "http://b:2");
+        assert_eq!(&*up[0].targets[0].display, "http://arg:1");
+        assert_eq!(&*up[0].targets[1].display, "http://b:2");
         let up = resolve(&model(), &[], &env).unwrap();
-        assert_eq!(up[0].targets[0].display, "http://env:1");
+        assert_eq!(&*up[0].targets[0].display, "http://env:1");
     }
 
     #[test]

@@ -954,6 +954,18 @@ pub fn stripped_target(target: &str, strip: StripAt) -> Cow<'_, str> {
     }
 }
 
+/// True when [`join_upstream`] gives `target` back unchanged: no endpoint path, and nothing in
+/// the target's path that the join may rewrite (a run of `/`; any `:/`, which covers `http:/`
+/// and `https:/`). The common case, which the proxy then uses as it is. One pass over the bytes.
+pub fn join_is_identity(endpoint_path: &str, target: &str) -> bool {
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    endpoint_path.is_empty()
+        && !path
+            .as_bytes()
+            .windows(2)
+            .any(|pair| pair[1] == b'/' && (pair[0] == b'/' || pair[0] == b':'))
+}
+
 /// The upstream request target http-proxy 1.18 sends: `urlJoin(endpoint_path, target)`
 /// (`lib/http-proxy/common.js`). `endpoint_path` is the path of the service endpoint's URL
 /// (`url.parse(url).path`: `/` when the URL has none), `target` the (possibly stripped) request
@@ -965,6 +977,9 @@ pub fn stripped_target(target: &str, strip: StripAt) -> Cow<'_, str> {
 /// becomes `https://` (http-proxy's guard for URLs in paths); the query, if the target had a
 /// `?`, follows unchanged. Percent-encoding is never touched.
 pub fn join_upstream(endpoint_path: &str, target: &str) -> String {
+    if join_is_identity(endpoint_path, target) {
+        return target.to_string();
+    }
     let (tpath, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),

@@ -84,6 +84,8 @@ struct Entry {
     doc: Arc<Doc>,
     /// `req.user` for consumers.
     user: Option<Arc<Doc>>,
+    /// A key-auth credential's `keySecretHmac`, decoded once (not on every request).
+    key_hmac: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Default)]
@@ -162,6 +164,7 @@ impl State {
                     self.credentials.insert(
                         key,
                         Entry {
+                            key_hmac: records::text(&doc, "keySecretHmac").and_then(decode_hex32),
                             doc: Arc::new(doc),
                             user: None,
                         },
@@ -206,6 +209,7 @@ fn consumer_entry(doc: Doc, kind: ConsumerKind) -> Entry {
     Entry {
         doc: Arc::new(doc),
         user: Some(Arc::new(user)),
+        key_hmac: None,
     }
 }
 
@@ -1071,8 +1075,9 @@ impl Consumers {
         else {
             return KeyAuthOutcome::Unauthorized;
         };
-        let stored = records::text(&entry.doc, "keySecretHmac").and_then(decode_hex32);
-        let matches = stored.is_some_and(|stored| bool::from(stored.ct_eq(&digest)));
+        let matches = entry
+            .key_hmac
+            .is_some_and(|stored| bool::from(stored.ct_eq(&digest)));
         if !matches || !records::is_active(&entry.doc) {
             return KeyAuthOutcome::Unauthorized;
         }

@@ -103,16 +103,28 @@ pub fn uuid62() -> String {
 /// `value` in base 62 (digits, upper-case, then lower-case letters), most significant first.
 pub(crate) fn base62(mut value: u128) -> String {
     const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::with_capacity(22);
+    // 62^10 fits in a u64: one (slow) u128 division peels ten digits, which are then made
+    // with u64 arithmetic (every request's `eg-request-id` is one of these).
+    const CHUNK: u128 = 839_299_365_868_340_224;
+    let mut out = [0u8; 22]; // u128::MAX has 22 digits
+    let mut start = out.len();
     loop {
-        out.push(DIGITS[(value % 62) as usize]);
-        value /= 62;
+        let high = value / CHUNK;
+        let mut low = (value % CHUNK) as u64;
+        for _ in 0..10 {
+            start -= 1;
+            out[start] = DIGITS[(low % 62) as usize];
+            low /= 62;
+            if high == 0 && low == 0 {
+                break;
+            }
+        }
+        value = high;
         if value == 0 {
             break;
         }
     }
-    out.reverse();
-    String::from_utf8(out).unwrap_or_default()
+    String::from_utf8(out[start..].to_vec()).unwrap_or_default()
 }
 
 /// A string field of a document.
@@ -148,6 +160,43 @@ pub fn scopes(doc: &Map<String, Value>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base62_is_the_plain_positional_notation() {
+        fn naive(mut value: u128) -> String {
+            const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+            let mut out = Vec::new();
+            loop {
+                out.push(DIGITS[(value % 62) as usize]);
+                value /= 62;
+                if value == 0 {
+                    break;
+                }
+            }
+            out.reverse();
+            String::from_utf8(out).unwrap()
+        }
+        let chunk = 62u128.pow(10);
+        let mut values = vec![
+            0,
+            1,
+            61,
+            62,
+            chunk - 1,
+            chunk,
+            chunk + 1,
+            chunk * chunk,
+            u128::MAX,
+        ];
+        values.extend(
+            (0..200u32).map(|i| {
+                (u128::from(i) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)
+            }),
+        );
+        for v in values {
+            assert_eq!(base62(v), naive(v), "{v}");
+        }
+    }
     use serde_json::json;
 
     #[test]

@@ -8,6 +8,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::{JwtExtractor, JwtSpec};
+use crate::auth::cache::{digest, CredentialKind, Expiring, TokenCache};
 use crate::auth::jwt::{install_crypto_provider, parse_algorithms, parse_public_keys};
 use crate::expression::form_decode;
 use crate::pipeline::step::Flow;
@@ -22,7 +23,28 @@ pub struct JwtStep {
     extractor: JwtExtractor,
     check_credential_existence: bool,
     pass_through: bool,
+    /// Tokens this step verified, until their `exp`: a repeated token costs a digest and a
+    /// lookup instead of two header decodes, a signature and a claims parse.
+    verified: TokenCache<Verified>,
 }
+
+/// A token this step verified: its claims, until its `exp` (forever without one).
+#[derive(Debug, Clone)]
+struct Verified {
+    valid_until: u64,
+    claims: Arc<Map<String, Value>>,
+    /// The claims' `id` (the consumer id without `checkCredentialExistence`).
+    id: Arc<str>,
+}
+
+impl Expiring for Verified {
+    fn valid_until(&self) -> u64 {
+        self.valid_until
+    }
+}
+
+/// Tokens remembered per step (as the WSO2 routes' `security.token_cache_entries` default).
+const CACHE_ENTRIES: usize = 10_000;
 
 impl std::fmt::Debug for JwtStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,6 +127,7 @@ impl JwtStep {
             extractor: spec.extractor.clone(),
             check_credential_existence: spec.check_credential_existence,
             pass_through: spec.pass_through,
+            verified: TokenCache::new(CACHE_ENTRIES),
         })
     }
 
@@ -161,6 +184,32 @@ impl JwtStep {
             })
     }
 
+    /// The token's verified claims, from the cache when this step verified it before and it
+    /// has not expired since (the same answer [`Self::verify`] would give: its checks depend on
+    /// the token and the clock only, and an entry ends at the `exp` that check uses).
+    fn verified(&self, token: &str) -> Option<Verified> {
+        let now = crate::auth::now();
+        let key = digest(CredentialKind::Oauth2, token);
+        if let Some(hit) = self.verified.get(&key, now) {
+            return Some(hit);
+        }
+        let claims = self.verify(token)?;
+        let valid_until = match claims.get("exp") {
+            None => Some(u64::MAX),
+            Some(exp) => exp.as_u64(),
+        };
+        let verified = Verified {
+            valid_until: valid_until.unwrap_or(0),
+            id: Arc::from(claims.get("id").and_then(Value::as_str).unwrap_or("")),
+            claims: Arc::new(claims),
+        };
+        // An `exp` that is not a whole number of seconds: checked again on every request.
+        if valid_until.is_some() {
+            self.verified.insert(key, verified.clone(), now);
+        }
+        Some(verified)
+    }
+
     /// Checks the token and concludes as every EG authentication step does.
     pub fn request(
         &self,
@@ -168,10 +217,11 @@ impl JwtStep {
         context: &mut Context<'_>,
         parts: &mut Parts,
     ) -> Flow {
-        let verdict = match self.token(parts).and_then(|token| self.verify(&token)) {
+        let verdict = match self.token(parts).and_then(|token| self.verified(&token)) {
             None => Verdict::Unauthorized,
-            Some(claims) if self.check_credential_existence => {
-                let consumer = claims
+            Some(verified) if self.check_credential_existence => {
+                let consumer = verified
+                    .claims
                     .get("sub")
                     .and_then(Value::as_str)
                     .zip(services.consumers.as_ref())
@@ -181,9 +231,9 @@ impl JwtStep {
                     None => Verdict::Unauthorized,
                 }
             }
-            Some(claims) => Verdict::Accepted(ConsumerView {
-                id: Arc::from(claims.get("id").and_then(Value::as_str).unwrap_or("")),
-                user: Arc::new(claims),
+            Some(verified) => Verdict::Accepted(ConsumerView {
+                id: verified.id,
+                user: verified.claims,
             }),
         };
         conclude(verdict, self.pass_through, context, parts)
@@ -257,6 +307,26 @@ mod tests {
         let query = JwtStep::new(&spec(JwtExtractor::Query("jwt".into())), &env).unwrap();
         let p = parts(&format!("/wms?SERVICE=WMS&jwt={good}"), None);
         assert!(query.verify(&query.token(&p).unwrap()).is_some());
+        // Verified tokens are remembered until their exp, and only valid ones.
+        let cached = step.verified(&good).unwrap();
+        assert_eq!(cached.valid_until, 4_000_000_000);
+        assert_eq!(step.verified(&good).unwrap().claims["sub"], json!("k1"));
+        let no_exp = token(json!({"aud": "kargo", "id": "c1"}), "s3cret");
+        let forever = step.verified(&no_exp).unwrap();
+        assert_eq!((forever.valid_until, &*forever.id), (u64::MAX, "c1"));
+        let expired = token(json!({"sub": "k1", "aud": "kargo", "exp": 1}), "s3cret");
+        assert!(step.verified(&expired).is_none());
+        assert!(step.verified(&expired).is_none());
+        let key = digest(CredentialKind::Oauth2, &expired);
+        assert!(step.verified.get(&key, 0).is_none());
+        // A token verified once and expired since is verified again (and refused).
+        let soon = token(
+            json!({"sub": "k1", "aud": "kargo", "exp": crate::auth::now() + 1}),
+            "s3cret",
+        );
+        assert!(step.verified(&soon).is_some());
+        let key = digest(CredentialKind::Oauth2, &soon);
+        assert!(step.verified.get(&key, crate::auth::now() + 1).is_none());
         // A missing variable or key is a start-up error naming the key.
         let err = JwtStep::new(&spec(JwtExtractor::AuthBearer), &|_| None).unwrap_err();
         assert!(

@@ -1,5 +1,7 @@
 //! The `key-auth` step at run time.
 
+use std::borrow::Cow;
+
 use http::request::Parts;
 
 use super::KeyAuthSpec;
@@ -44,20 +46,17 @@ impl KeyAuthStep {
 
     /// The key in the request: the header's last space-separated part when its first part is
     /// the scheme (or any, without a scheme), else the query parameter when it appears once.
-    pub fn extract(&self, parts: &Parts) -> Option<String> {
+    pub fn extract<'p>(&self, parts: &'p Parts) -> Option<Cow<'p, str>> {
         if let Some(name) = &self.header {
             if let Some(value) = parts.headers.get(name) {
-                let text = String::from_utf8_lossy(value.as_bytes());
-                let pieces: Vec<&str> = text.split(' ').collect();
-                let key = pieces.last().copied().unwrap_or("");
-                let scheme_ok = match &self.scheme {
-                    None => true,
-                    Some(scheme) => pieces
-                        .first()
-                        .is_some_and(|first| first.eq_ignore_ascii_case(scheme)),
+                let key = match String::from_utf8_lossy(value.as_bytes()) {
+                    Cow::Borrowed(text) => self.header_key(text).map(Cow::Borrowed),
+                    Cow::Owned(text) => self
+                        .header_key(&text)
+                        .map(|key| Cow::Owned(key.to_string())),
                 };
-                if scheme_ok && !key.is_empty() {
-                    return Some(key.to_string());
+                if key.is_some() {
+                    return key;
                 }
             }
         }
@@ -78,7 +77,21 @@ impl KeyAuthStep {
                 return None;
             }
         }
-        found.filter(|k| !k.is_empty())
+        found.filter(|k| !k.is_empty()).map(Cow::Owned)
+    }
+
+    /// The key in a header value: its last space-separated part, when the first part is the
+    /// scheme (or any, without a scheme) and the key is not empty.
+    fn header_key<'t>(&self, text: &'t str) -> Option<&'t str> {
+        let key = text.rsplit(' ').next().unwrap_or("");
+        let scheme_ok = match &self.scheme {
+            None => true,
+            Some(scheme) => text
+                .split(' ')
+                .next()
+                .is_some_and(|first| first.eq_ignore_ascii_case(scheme)),
+        };
+        (scheme_ok && !key.is_empty()).then_some(key)
     }
 
     /// Checks the key and concludes as every EG authentication step does.
@@ -128,7 +141,9 @@ mod tests {
     #[test]
     fn keys_come_from_the_header_scheme_then_the_query() {
         let step = KeyAuthStep::new(&KeyAuthSpec::default()).unwrap();
-        let key = |uri: &str, header: Option<(&str, &str)>| step.extract(&parts(uri, header));
+        let key = |uri: &str, header: Option<(&str, &str)>| {
+            step.extract(&parts(uri, header)).map(Cow::into_owned)
+        };
         assert_eq!(
             key("/", Some(("authorization", "apiKey id:s"))).as_deref(),
             Some("id:s")

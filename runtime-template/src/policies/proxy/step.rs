@@ -14,7 +14,7 @@ use crate::model::{Dialect, GatewayModel};
 use crate::pipeline::{Context, Matched, Services};
 use crate::proxy::body::{BodyLimits, ClientBody, GatewayBody};
 use crate::proxy::{self, headers, Blame};
-use crate::router::express::{join_upstream, stripped_target};
+use crate::router::express::{join_is_identity, join_upstream, stripped_target};
 
 /// `X-Forwarded-Port` (http-proxy's `xfwd`).
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
@@ -141,10 +141,19 @@ impl ProxyStep {
                 } else {
                     target
                 };
-                // http-proxy's join, with the endpoint's own path added by the proxy.
-                let joined = join_upstream("", &target);
-                match joined.split_once('?') {
-                    Some((path, query)) => (Cow::Owned(path.to_string()), Some(query.to_string())),
+                // http-proxy's join, with the endpoint's own path added by the proxy (mostly
+                // the target as it is: no copy then).
+                let mut joined = if join_is_identity("", &target) {
+                    target
+                } else {
+                    join_upstream("", &target)
+                };
+                match joined.find('?') {
+                    Some(at) => {
+                        let query = joined.get(at + 1..).map(str::to_string);
+                        joined.truncate(at);
+                        (Cow::Owned(joined), query)
+                    }
                     None => (Cow::Owned(joined), None),
                 }
             }

@@ -458,6 +458,41 @@ fn upstream(endpoint: &str, route_path: &str, target: &str) -> String {
 }
 
 #[test]
+fn the_identity_join_is_the_join() {
+    for target in [
+        "/",
+        "",
+        "?q",
+        "/a/b?c//d",
+        "/a//b",
+        "//",
+        "/x/http:/y",
+        "/x/https:/y",
+        "/http:",
+        "/a?http://x",
+        "/p/%2F/q",
+        "/a/b/",
+        "/a?",
+    ] {
+        let full = {
+            // join_upstream's own fast path, bypassed: the endpoint path "/" joins the same way
+            // as none for a target starting with '/'.
+            join_upstream("/", target)
+        };
+        if join_is_identity("", target) {
+            assert_eq!(join_upstream("", target), target, "{target}");
+            if target.starts_with('/') {
+                assert_eq!(full, target, "{target}");
+            }
+        }
+    }
+    assert!(!join_is_identity("", "/a//b"));
+    assert!(!join_is_identity("", "/x/http:/y"));
+    assert!(!join_is_identity("/e", "/a"));
+    assert!(join_is_identity("", "/a/b?c//d"));
+}
+
+#[test]
 fn strip_path_live_examples() {
     // Reference §2/§9, Kargo's wms: `/wms*` to http://mapserver:80/cgi-bin/mapserv.
     let e = "/cgi-bin/mapserv";
