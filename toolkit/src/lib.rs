@@ -15,6 +15,7 @@ pub mod cli;
 pub mod codegen;
 pub mod commands;
 pub mod consumers_file;
+pub mod echo;
 pub mod fetch;
 pub mod fsutil;
 pub mod http_client;
