@@ -51,7 +51,8 @@ with_progress() {
 # For scripts/bench --build-times: MGW_INSTALL_TARGET_DIR (another target directory), extra
 # cargo install flags (MGW_QUICKSTART_CARGO_FLAGS, e.g. --timings) and the CPU used after each
 # step (MGW_QUICKSTART_TIMES).
-cache_dir=${MGW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/micro-gw}
+if [ "$(uname -s)" = Darwin ]; then user_cache=$HOME/Library/Caches; else user_cache=${XDG_CACHE_HOME:-$HOME/.cache}; fi
+cache_dir=${MGW_CACHE_DIR:-$user_cache/micro-gw}
 install_dir=${MGW_INSTALL_TARGET_DIR:-${MGW_TARGET_DIR:-$cache_dir/target}}
 read -r -a cargo_flags <<<"${MGW_QUICKSTART_CARGO_FLAGS:-}"
 report_cpu() {  # `times` in this shell (a subshell would count from zero): children's user and sys
