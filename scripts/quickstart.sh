@@ -2,7 +2,7 @@
 # The main job on a bundled example, with no outside service:
 #   installs micro-gw and gateway (cargo install), creates a project from
 #   docs/examples/petstore.yaml, builds its gateway, starts it with the bundled backend
-#   (mgw-echo-backend, which describes every request it receives), sends requests through
+#   (micro-gw echo-backend, which describes every request it receives), sends requests through
 #   it over HTTP/1.1 and HTTPS/h2, prints them, and stops everything it started.
 set -euo pipefail
 
@@ -43,11 +43,17 @@ with_progress() {
     return "$rc"
 }
 
-# Both installs share one target directory (kept for the next run, which is then quick), and
-# the echo backend is built without the test harness (--no-default-features): only what it needs.
-# For scripts/bench --build-times: MGW_INSTALL_TARGET_DIR, extra cargo install flags
-# (MGW_QUICKSTART_CARGO_FLAGS, e.g. --timings) and the CPU used after each step (MGW_QUICKSTART_TIMES).
-install_dir=${MGW_INSTALL_TARGET_DIR:-"$root/target/install"}
+# The toolkit is installed into the target directory that `micro-gw build` uses for every
+# gateway (its shared cache, ~/.cache/micro-gw/target unless MGW_CACHE_DIR or MGW_TARGET_DIR
+# say otherwise): the TLS, HTTP, SQLite and serde crates it compiles are the ones the first
+# gateway build needs, with the same features and settings, so that build finds them compiled.
+# The bundled backend is a subcommand of the toolkit (micro-gw echo-backend): nothing else to build.
+# For scripts/bench --build-times: MGW_INSTALL_TARGET_DIR (another target directory), extra
+# cargo install flags (MGW_QUICKSTART_CARGO_FLAGS, e.g. --timings) and the CPU used after each
+# step (MGW_QUICKSTART_TIMES).
+if [ "$(uname -s)" = Darwin ]; then user_cache=$HOME/Library/Caches; else user_cache=${XDG_CACHE_HOME:-$HOME/.cache}; fi
+cache_dir=${MGW_CACHE_DIR:-$user_cache/micro-gw}
+install_dir=${MGW_INSTALL_TARGET_DIR:-${MGW_TARGET_DIR:-$cache_dir/target}}
 read -r -a cargo_flags <<<"${MGW_QUICKSTART_CARGO_FLAGS:-}"
 report_cpu() {  # `times` in this shell (a subshell would count from zero): children's user and sys
     if [ -n "${MGW_QUICKSTART_TIMES:-}" ]; then
@@ -62,8 +68,6 @@ step "Installing micro-gw and gateway (cargo install --path toolkit; the first t
 started=$SECONDS
 with_progress cargo install --locked ${cargo_flags[@]+"${cargo_flags[@]}"} --target-dir "$install_dir" \
     --path "$root/toolkit"
-with_progress cargo install --locked ${cargo_flags[@]+"${cargo_flags[@]}"} --target-dir "$install_dir" \
-    --path "$root/tests" --no-default-features --bin mgw-echo-backend
 echo "installed in $((SECONDS - started)) s"
 report_cpu install
 export PATH="$bin:$PATH"
@@ -96,7 +100,7 @@ wait_for() {
 }
 
 step "Starting the bundled backend and the gateway on free loopback ports"
-mgw-echo-backend --name petstore-backend > backend.log 2>&1 &
+micro-gw echo-backend --name petstore-backend > backend.log 2>&1 &
 pids+=($!)
 backend=$(wait_for backend.log 'http://127.0.0.1:[0-9]*')
 echo "backend: $backend"

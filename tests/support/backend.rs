@@ -1,6 +1,6 @@
 //! A real HTTP upstream for tests, benchmarks and the quickstart, bound to a free loopback port.
 //!
-//! Routes (all methods):
+//! Routes (all methods), the answers of `micro-gw echo-backend` (one source file, included):
 //! - `/bytes/<n>`: answers `n` bytes of `x` (benchmarks: 1 KiB GET).
 //! - `/delay/<ms>/...`: waits, then echoes (timeouts, graceful shutdown).
 //! - anything else: echoes the request as JSON: backend name, method, raw path and query,
@@ -10,7 +10,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -21,6 +20,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+// The toolkit's echo backend answers; the same file, so the quickstart's backend and the tests'
+// answer alike.
+#[path = "../../toolkit/src/echo/respond.rs"]
+mod echo;
 
 /// A running backend; stops when dropped.
 pub struct Backend {
@@ -122,7 +126,7 @@ async fn spawn_inner(
 ) -> std::io::Result<Backend> {
     let listener = TcpListener::bind(addr).await?;
     let name: Arc<str> = name.into();
-    serve(listener, tls, move |req| handle(name.clone(), req))
+    serve(listener, tls, move |req| echo::handle(name.clone(), req))
 }
 
 /// Accepts connections on `listener` (over TLS when `tls` is set) until the returned guard is
@@ -188,84 +192,6 @@ where
         requests,
         stop: Some(stop_tx),
     })
-}
-
-async fn handle(
-    name: Arc<str>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = request.uri().path().to_string();
-    if let Some(n) = path
-        .strip_prefix("/bytes/")
-        .and_then(|n| n.parse::<usize>().ok())
-    {
-        drain(request.into_body()).await;
-        let mut response = Response::new(Full::new(Bytes::from(vec![b'x'; n.min(64 << 20)])));
-        response.headers_mut().insert(
-            "x-backend",
-            http::HeaderValue::from_str(&name).unwrap_or(http::HeaderValue::from_static("backend")),
-        );
-        return Ok(response);
-    }
-    if let Some(ms) = path
-        .strip_prefix("/delay/")
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|ms| ms.parse::<u64>().ok())
-    {
-        tokio::time::sleep(Duration::from_millis(ms.min(600_000))).await;
-    }
-    let method = request.method().to_string();
-    let version = format!("{:?}", request.version());
-    let query = request.uri().query().map(str::to_string);
-    let headers: serde_json::Map<String, serde_json::Value> = request
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned().into(),
-            )
-        })
-        .collect();
-    let (size, checksum) = drain(request.into_body()).await;
-    let body = serde_json::json!({
-        "backend": &*name,
-        "method": method,
-        "path": path,
-        "query": query,
-        "version": version,
-        "headers": headers,
-        "body_bytes": size,
-        "body_checksum": checksum,
-    });
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    if let Ok(value) = http::HeaderValue::from_str(&name) {
-        headers.insert("x-backend", value);
-    }
-    // A hop-by-hop header the gateway must not pass on.
-    headers.insert("keep-alive", http::HeaderValue::from_static("timeout=30"));
-    Ok(response)
-}
-
-/// Reads a body to its end frame by frame: returns its size and a simple additive checksum.
-async fn drain(mut body: Incoming) -> (u64, u64) {
-    let mut size = 0u64;
-    let mut checksum = 0u64;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { break };
-        if let Some(data) = frame.data_ref() {
-            size += data.len() as u64;
-            checksum = data
-                .iter()
-                .fold(checksum, |acc, b| acc.wrapping_add(u64::from(*b)));
-        }
-    }
-    (size, checksum)
 }
 
 /// Starts a server that answers every request with `status` and `body` (e.g. a definition

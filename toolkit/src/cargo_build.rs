@@ -321,17 +321,20 @@ fn console_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Said before a build whose target directory has no compiled runtime yet.
-pub const FIRST_BUILD_NOTE: &str = "The first build on this machine compiles the shared runtime and its dependencies (about three minutes on two cores); later builds of any project reuse them and take about a second.";
+/// Said before the first gateway build in a target directory.
+pub const FIRST_BUILD_NOTE: &str = "The first build on this machine compiles the shared runtime (about 70 s on two cores when micro-gw was installed through this target directory, as scripts/quickstart.sh does; longer otherwise, as it then compiles the TLS, HTTP and SQLite crates too); later builds of any project reuse it and take about a second.";
 
-/// Whether `target_dir` already holds a compiled runtime (any version): then a build compiles
-/// only the small generated crate, unless the runtime itself changed.
+/// Whether a gateway was built in `target_dir` before (any project, any runtime version): then
+/// the runtime is compiled and a build compiles only the small generated crate, unless the
+/// runtime itself changed. (The toolkit's own `mgw-runtime`, left there by an install through
+/// this directory, is not the gateways' runtime.)
 pub fn runtime_compiled(target_dir: &Path) -> bool {
-    std::fs::read_dir(target_dir.join("release").join("deps")).is_ok_and(|entries| {
+    std::fs::read_dir(target_dir.join("release").join(".fingerprint")).is_ok_and(|entries| {
         entries.flatten().any(|entry| {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("libmgw_runtime-") && name.ends_with(".rlib")
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("mgw-gateway-")
         })
     })
 }
@@ -387,17 +390,16 @@ mod tests {
     }
 
     #[test]
-    fn a_target_directory_without_the_runtime_is_a_first_build() {
+    fn a_target_directory_without_a_gateway_is_a_first_build() {
         let dir = tempfile::tempdir().unwrap();
         assert!(!runtime_compiled(dir.path()));
-        let deps = dir.path().join("release").join("deps");
-        std::fs::create_dir_all(&deps).unwrap();
-        std::fs::write(deps.join("libmgw_runtime-0123abcd.rmeta"), b"").unwrap();
-        assert!(
-            !runtime_compiled(dir.path()),
-            "metadata alone is no compiled runtime"
-        );
-        std::fs::write(deps.join("libmgw_runtime-0123abcd.rlib"), b"").unwrap();
+        let release = dir.path().join("release");
+        std::fs::create_dir_all(release.join("deps")).unwrap();
+        // The toolkit's runtime (an install through this directory) is not the gateways'.
+        std::fs::write(release.join("deps/libmgw_runtime-0123abcd.rlib"), b"").unwrap();
+        std::fs::create_dir_all(release.join(".fingerprint/mgw-runtime-0123abcd")).unwrap();
+        assert!(!runtime_compiled(dir.path()));
+        std::fs::create_dir_all(release.join(".fingerprint/mgw-gateway-4567ef01")).unwrap();
         assert!(runtime_compiled(dir.path()));
     }
 
@@ -446,6 +448,172 @@ mod tests {
             assert!(
                 !names.contains(&heavy),
                 "the toolkit compiles {heavy}:\n{tree}"
+            );
+        }
+    }
+
+    /// `cargo tree` of a manifest: every package with its enabled features (normal and build
+    /// dependencies, this platform), as `name version` -> the feature lists it is built with
+    /// (a package built for the host and for the target may appear with two lists).
+    fn features_by_package(
+        manifest: &Path,
+        package: Option<&str>,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+        let mut command = Command::new(env!("CARGO"));
+        command.args([
+            "tree",
+            "--locked",
+            "--offline",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}|{f}",
+            "--manifest-path",
+        ]);
+        command.arg(manifest);
+        if let Some(package) = package {
+            command.args(["-p", package]);
+        }
+        let out = command.output().expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut packages = std::collections::BTreeMap::<_, std::collections::BTreeSet<_>>::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let line = line.trim_end_matches(" (*)").replace(" (proc-macro)", "");
+            let Some((package, features)) = line.split_once('|') else {
+                continue;
+            };
+            // Only registry crates: path packages (the runtime, the toolkit) are never shared.
+            if package.contains(" (") {
+                continue;
+            }
+            packages
+                .entry(package.to_string())
+                .or_default()
+                .insert(features.to_string());
+        }
+        packages
+    }
+
+    /// The toolkit's `cargo install` into the gateways' shared target directory
+    /// (scripts/quickstart.sh) leaves compiled what the first gateway build needs only when
+    /// both builds enable the same features of every crate they share: the feature pins in
+    /// toolkit/Cargo.toml and templates/gateway/Cargo.toml keep them equal. serde_json is the
+    /// one exception: the toolkit keeps the key order of the documents it rewrites
+    /// (`preserve_order`), gateways keep serde_json's own (sorted) maps.
+    #[test]
+    fn the_toolkit_and_the_gateway_share_compiled_crates() {
+        let toolkit_manifest = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        let templates = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/gateway"));
+        let runtime = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../runtime-template"));
+        let gen = tempfile::tempdir().unwrap();
+        let manifest = std::fs::read_to_string(templates.join("Cargo.toml"))
+            .unwrap()
+            .replace("{{ toolkit_version }}", "test")
+            .replace("{{ binary }}", "gateway")
+            .replace(
+                "{{ runtime_path_literal }}",
+                &format!("{:?}", runtime.canonicalize().unwrap()),
+            );
+        std::fs::write(gen.path().join("Cargo.toml"), manifest).unwrap();
+        std::fs::write(gen.path().join("main.rs"), "fn main() {}\n").unwrap();
+        std::fs::copy(templates.join("Cargo.lock"), gen.path().join("Cargo.lock")).unwrap();
+
+        let toolkit = features_by_package(toolkit_manifest, Some("micro-gw"));
+        let gateway = features_by_package(&gen.path().join("Cargo.toml"), None);
+        let mut differ = Vec::new();
+        for (package, features) in &gateway {
+            if package.starts_with("serde_json ") {
+                continue;
+            }
+            // Every way the gateway builds a crate is a way the toolkit builds it (the toolkit
+            // may build it once more, e.g. for its build scripts).
+            if let Some(theirs) = toolkit.get(package) {
+                if !features.is_subset(theirs) {
+                    differ.push(format!(
+                        "{package}: toolkit {theirs:?}, gateway {features:?}"
+                    ));
+                }
+            }
+        }
+        assert!(
+            differ.is_empty(),
+            "crates the toolkit and a gateway both compile, with different features (pin them in toolkit/Cargo.toml or templates/gateway/Cargo.toml):\n{}",
+            differ.join("\n")
+        );
+        // The same settings too: the gateway's release profile is the workspace's (cargo's
+        // defaults where neither says), and every per-package setting of a shared crate is the
+        // same in both; only the gateway binary itself is stripped.
+        let workspace: toml::Table = toml::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
+                .unwrap(),
+        )
+        .unwrap();
+        let template: toml::Table =
+            toml::from_str(&std::fs::read_to_string(gen.path().join("Cargo.toml")).unwrap())
+                .unwrap();
+        let release = |table: &toml::Table| table["profile"]["release"].as_table().unwrap().clone();
+        let (ours, theirs) = (release(&workspace), release(&template));
+        for key in [
+            "opt-level",
+            "lto",
+            "codegen-units",
+            "debug",
+            "incremental",
+            "strip",
+        ] {
+            let default = match key {
+                "opt-level" => Some(toml::Value::Integer(3)),
+                "lto" | "debug" | "incremental" => Some(toml::Value::Boolean(false)),
+                _ => None,
+            };
+            let value = |t: &toml::Table| t.get(key).cloned().or_else(|| default.clone());
+            assert_eq!(value(&ours), value(&theirs), "[profile.release] {key}");
+        }
+        let overrides = |t: &toml::Table| {
+            t.get("package")
+                .and_then(|p| p.as_table())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (ours, theirs) = (overrides(&ours), overrides(&theirs));
+        let shared = |name: &str| {
+            gateway.keys().any(|p| p.split(' ').next() == Some(name))
+                && toolkit.keys().any(|p| p.split(' ').next() == Some(name))
+        };
+        for name in ours.keys().chain(theirs.keys()) {
+            if shared(name) {
+                assert_eq!(
+                    ours.get(name),
+                    theirs.get(name),
+                    "[profile.release.package.{name}] differs between Cargo.toml and templates/gateway/Cargo.toml"
+                );
+            }
+        }
+        assert_eq!(
+            theirs.get("mgw-gateway").and_then(|p| p.get("strip")),
+            Some(&toml::Value::Boolean(true))
+        );
+
+        // What a gateway shares with the toolkit includes the heavy ones.
+        for heavy in [
+            "rustls ",
+            "ring ",
+            "tokio ",
+            "h2 ",
+            "hyper ",
+            "libsqlite3-sys ",
+            "syn ",
+        ] {
+            assert!(
+                gateway.keys().any(|p| p.starts_with(heavy))
+                    && toolkit.keys().any(|p| p.starts_with(heavy)),
+                "{heavy}is no longer in both builds"
             );
         }
     }

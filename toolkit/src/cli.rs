@@ -155,6 +155,19 @@ enum Command {
     },
     /// Forget the saved API Manager username and client (its secret in the OS keyring too).
     Reset,
+    /// Run a small backend on 127.0.0.1 that answers every request with a JSON description of
+    /// it (method, path, query, headers, body size), to try a gateway without another service.
+    EchoBackend {
+        /// The port (0: a free one; the URL is printed).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// The name in every answer (`backend` field, `x-backend` header).
+        #[arg(long, default_value = "backend")]
+        name: String,
+        /// Worker threads (0: one per CPU).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
     /// Print the toolkit version.
     Version,
 }
@@ -351,6 +364,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => consumers::clean(&project, &admin.args(&project)),
         Command::Hash { algorithm } => hash::run(algorithm),
         Command::Reset => reset::run(),
+        Command::EchoBackend {
+            port,
+            name,
+            threads,
+        } => crate::echo::run(&crate::echo::EchoOptions {
+            port,
+            name,
+            threads,
+        }),
         Command::Version => {
             println!(
                 "micro-gw {} (runtime {})",

@@ -16,6 +16,7 @@ pub mod codegen;
 pub mod commands;
 pub mod consumers_file;
 pub mod deploy;
+pub mod echo;
 pub mod fetch;
 pub mod fsutil;
 pub mod http_client;
