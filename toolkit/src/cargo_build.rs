@@ -519,7 +519,10 @@ mod tests {
             .replace(
                 "{{ runtime_path_literal }}",
                 &format!("{:?}", runtime.canonicalize().unwrap()),
-            );
+            )
+            // A project on the runtime's default features (the common case; the optional
+            // `storage` feature's crates are its own).
+            .replace("{{ features }}", "");
         std::fs::write(gen.path().join("Cargo.toml"), manifest).unwrap();
         std::fs::write(gen.path().join("main.rs"), "fn main() {}\n").unwrap();
         std::fs::copy(templates.join("Cargo.lock"), gen.path().join("Cargo.lock")).unwrap();
