@@ -224,6 +224,7 @@ impl BasicUsers {
             key_type: KeyType::Production,
             apis: None,
             consumer: Some(user.name.clone()),
+            throttling: None,
         };
         self.verified.insert(key, grant.clone(), now);
         Ok(grant)

@@ -22,6 +22,21 @@ pub struct Grant {
     pub apis: Option<Arc<[ApiRef]>>,
     /// The application or user, for the access log.
     pub consumer: Option<Arc<str>>,
+    /// What WSO2's throttling reads from the credential (JWT claims), when it says anything.
+    pub throttling: Option<Arc<ThrottleClaims>>,
+}
+
+/// The claims of a WSO2 token that throttling reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThrottleClaims {
+    /// `application.id` (or `application.uuid`): the application's counters are its own.
+    pub application_id: Option<String>,
+    /// `application.tier`: the application policy.
+    pub application_tier: Option<String>,
+    /// The authorized user (`sub`): WSO2's application key is `<application id>:<user>`.
+    pub user: String,
+    /// `subscribedAPIs[]` entries with a `subscriptionTier`.
+    pub subscriptions: Vec<(ApiRef, String)>,
 }
 
 /// The kind of a verified credential.
@@ -125,6 +140,7 @@ mod tests {
             key_type: KeyType::Production,
             apis: None,
             consumer: None,
+            throttling: None,
         }
     }
 

@@ -278,6 +278,7 @@ pub fn read_answer(body: &[u8], now: u64, cache_seconds: u64) -> Result<Option<G
         key_type: KeyType::Production,
         apis: None,
         consumer: parsed.client_id.or(parsed.username).map(Arc::from),
+        throttling: None,
     }))
 }
 
@@ -289,6 +290,7 @@ fn inactive_marker(valid_until: u64) -> Grant {
         key_type: KeyType::Production,
         apis: None,
         consumer: None,
+        throttling: None,
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::Value;
 
-use super::cache::{ApiRef, CredentialKind, Grant, KeyType};
+use super::cache::{ApiRef, CredentialKind, Grant, KeyType, ThrottleClaims};
 use super::jwks::JwksSource;
 use super::outbound::OutboundClient;
 use crate::config::{ApiKeyConfig, JwtIssuerConfig, SecurityConfig};
@@ -286,6 +286,49 @@ fn grant(claims: &serde_json::Map<String, Value>, rules: &GrantRules) -> Result<
         key_type,
         apis,
         consumer,
+        throttling: throttle_claims(claims).map(Arc::new),
+    })
+}
+
+/// What throttling reads from a WSO2 token: `application.{id,uuid,tier}`, `sub` and
+/// `subscribedAPIs[].subscriptionTier`; `None` when the token names no tier at all.
+fn throttle_claims(claims: &serde_json::Map<String, Value>) -> Option<ThrottleClaims> {
+    let application = claims.get("application");
+    let field = |name: &str| -> Option<String> {
+        match application?.get(name)? {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let subscriptions: Vec<(ApiRef, String)> = claims
+        .get("subscribedAPIs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            Some((
+                ApiRef {
+                    name: entry.get("name")?.as_str()?.to_string(),
+                    version: entry.get("version")?.as_str()?.to_string(),
+                },
+                entry.get("subscriptionTier")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let application_tier = field("tier");
+    if application_tier.is_none() && subscriptions.is_empty() {
+        return None;
+    }
+    Some(ThrottleClaims {
+        application_id: field("id").or_else(|| field("uuid")),
+        application_tier,
+        user: claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        subscriptions,
     })
 }
 

@@ -96,6 +96,7 @@ impl BasicAuthStep {
                     key_type: KeyType::Production,
                     apis: None,
                     consumer: Some(found.consumer.id.clone()),
+                    throttling: None,
                 },
                 now,
             );
