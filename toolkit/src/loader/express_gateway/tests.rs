@@ -26,6 +26,7 @@ fn load_eg(text: &str, allow: bool) -> Result<crate::loader::Loaded, crate::load
             allow_unsupported: allow,
             ports: None,
             cors_default: None,
+            policies: None,
         },
     )
 }
@@ -529,6 +530,7 @@ fn mixed_projects_refuse_shared_ports_only_when_routes_could_collide() {
         allow_unsupported: false,
         ports: Some(ports.clone()),
         cors_default: None,
+        policies: None,
     };
     let load = |path: &str, port: &str, options: &LoadOptions| {
         load_project(
@@ -559,6 +561,7 @@ fn mixed_projects_refuse_shared_ports_only_when_routes_could_collide() {
     assert!(load("/pets/*", "8080", &options).is_ok());
     let moved = LoadOptions {
         cors_default: None,
+        policies: None,
         allow_unsupported: false,
         ports: Some(ConfPorts {
             express_http: Some(0),
@@ -640,6 +643,7 @@ fn kargo_configuration_translates() {
             allow_unsupported: true,
             ports: None,
             cors_default: None,
+            policies: None,
         },
     )
     .unwrap();
