@@ -16,6 +16,7 @@ mod rate_limit;
 mod redis_replicas;
 mod routing;
 mod security;
+mod throttling;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
