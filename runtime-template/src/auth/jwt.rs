@@ -616,6 +616,20 @@ mod tests {
     const ISS: &str = "https://idp.test/oauth2/token";
     const SECRET: &str = "a-test-hmac-secret-that-is-long-enough-for-hs256";
 
+    #[test]
+    fn throttle_claims_read_application_and_subscription_tiers() {
+        let claims = json!({"sub": "alice", "application": {"id": 7, "tier": "Gold"},
+            "subscribedAPIs": [{"name": "A", "version": "1", "subscriptionTier": "Silver"},
+                               {"name": "B", "version": "1"}]});
+        let c = throttle_claims(claims.as_object().unwrap()).unwrap();
+        assert_eq!(c.application_id.as_deref(), Some("7"));
+        assert_eq!(c.application_tier.as_deref(), Some("Gold"));
+        assert_eq!(c.user, "alice");
+        assert_eq!(c.subscriptions.len(), 1);
+        assert_eq!(c.subscriptions[0].1, "Silver");
+        assert!(throttle_claims(json!({"sub": "bob"}).as_object().unwrap()).is_none());
+    }
+
     fn now() -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -584,6 +584,96 @@ mod tests {
         }
     }
 
+    fn throttle_of(loaded: &Loaded, api: usize, resource: usize) -> Option<ThrottleSpec> {
+        let r = &loaded.model.apis[api].resources[resource];
+        let steps = &loaded.model.pipelines[r.pipeline].steps;
+        let names: Vec<&str> = steps.iter().map(|s| s.policy.name()).collect();
+        steps.iter().find_map(|s| match &s.policy {
+            PolicySpec::Throttle(t) => {
+                // Right after authenticate (or first when unsecured), before the proxy.
+                assert_eq!(names.last(), Some(&"proxy"), "{names:?}");
+                Some(t.clone())
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn tiers_become_throttle_steps_and_unknown_tiers_fail_the_build() {
+        let policies = SourceFile {
+            name: "policies.yaml".into(),
+            text: "resourcePolicies:\n  - 3PerMin: {count: 3, unitTime: 1, timeUnit: min}\nsubscriptionPolicies:\n  - Gold: {count: 9, timeUnit: min}\n  - Unauthenticated: {count: 5, timeUnit: min}\n".into(),
+        };
+        let options = LoadOptions {
+            policies: Some(policies),
+            ..Default::default()
+        };
+        let mut api_level = file("a.yaml", "/a", "  /x: {get: {x-wso2-throttling-tier: Unlimited}}\n  /y: {get: {x-wso2-disable-security: true}}\n");
+        api_level.text = api_level
+            .text
+            .replace("paths:", "x-throttling-tier: 3PerMin\npaths:");
+        let resource_level = file(
+            "b.yaml",
+            "/b",
+            "  /x: {get: {x-wso2-throttling-tier: 3PerMin}}\n  /y: {get: {}}\n",
+        );
+        let loaded = load_project("p", &[api_level, resource_level], None, &options).unwrap();
+        let a_x = throttle_of(&loaded, 0, 0).unwrap();
+        assert_eq!(
+            a_x.tier.as_ref().map(|(l, t)| (*l, t.count)),
+            Some((TierLevel::Api, 3))
+        );
+        assert_eq!(a_x.api_key, "/a:1");
+        assert_eq!(a_x.subscriptions.len(), 2);
+        let a_y = throttle_of(&loaded, 0, 1).unwrap();
+        assert!(a_y.unsecured);
+        assert_eq!(
+            a_y.subscriptions
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>(),
+            ["Unauthenticated"]
+        );
+        let b_x = throttle_of(&loaded, 1, 0).unwrap();
+        assert_eq!(
+            b_x.tier.as_ref().map(|(l, _)| *l),
+            Some(TierLevel::Resource)
+        );
+        assert_eq!(b_x.resource_key, "/b/1/x:GET");
+        assert!(throttle_of(&loaded, 1, 1).unwrap().tier.is_none());
+
+        let bad = file(
+            "c.yaml",
+            "/c",
+            "  /x: {get: {x-wso2-throttling-tier: Gold}}\n",
+        );
+        let failed = load_project("p", &[bad], None, &options).unwrap_err();
+        let text = failed.error.to_string();
+        assert!(
+            text.contains("c.yaml:6")
+                && text.contains("API 'c.yaml' 1")
+                && text.contains("'Gold'")
+                && text.contains("subscription policy"),
+            "{text}"
+        );
+
+        // Without policies.yaml nothing is counted and a named tier warns.
+        let loaded = load(
+            "p",
+            &[file(
+                "d.yaml",
+                "/d",
+                "  /x: {get: {x-wso2-throttling-tier: 3PerMin}}\n",
+            )],
+        )
+        .unwrap();
+        assert!(throttle_of(&loaded, 0, 0).is_none());
+        assert!(loaded
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("no policies.yaml")));
+    }
+
     #[test]
     fn cors_steps_come_first_from_x_wso2_cors_or_the_project_default() {
         use mgw_runtime::model::PolicySpec;

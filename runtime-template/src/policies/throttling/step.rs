@@ -8,7 +8,7 @@ use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use http::Response;
 
 use super::{ThrottleSpec, Tier, TierLevel, UNAUTHENTICATED, UNLIMITED};
-use crate::counters::{Algorithm, Decision, Limit, Source};
+use crate::counters::{Algorithm, Counters, Decision, Limit, Source};
 use crate::fault::{self, Fault};
 use crate::pipeline::context::Context;
 use crate::pipeline::step::Flow;
@@ -141,7 +141,9 @@ impl ThrottleStep {
     pub async fn request(&self, services: &Services, context: &mut Context<'_>) -> Flow {
         let mut tightest: Option<(Decision, &ReadyTier)> = None;
         if let Some((tier, key, fault)) = &self.tier {
-            if let Counted::Refuse(r) = count(services, tier, key, fault, &mut tightest).await {
+            if let Counted::Refuse(r) =
+                count(&services.counters, tier, key, fault, &mut tightest).await
+            {
                 return Flow::Respond(r);
             }
         }
@@ -177,7 +179,9 @@ impl ThrottleStep {
             };
             let key = format!("{PREFIX}:sub:{app_id}:{}", self.api_key);
             let fault = &fault::SUBSCRIPTION_THROTTLED;
-            if let Counted::Refuse(r) = count(services, tier, &key, fault, &mut tightest).await {
+            if let Counted::Refuse(r) =
+                count(&services.counters, tier, &key, fault, &mut tightest).await
+            {
                 return Flow::Respond(r);
             }
         }
@@ -189,7 +193,9 @@ impl ThrottleStep {
             };
             let key = format!("{PREFIX}:app:{app_id}:{user}");
             let fault = &fault::APPLICATION_THROTTLED;
-            if let Counted::Refuse(r) = count(services, tier, &key, fault, &mut tightest).await {
+            if let Counted::Refuse(r) =
+                count(&services.counters, tier, &key, fault, &mut tightest).await
+            {
                 return Flow::Respond(r);
             }
         }
@@ -223,13 +229,13 @@ fn ratelimit_value(tier: &ReadyTier, d: &Decision) -> HeaderValue {
 }
 
 async fn count<'t>(
-    services: &Services,
+    counters: &Counters,
     tier: &'t ReadyTier,
     key: &str,
     fault: &Fault,
     tightest: &mut Option<(Decision, &'t ReadyTier)>,
 ) -> Counted {
-    let mut decision = services.counters.hit(key, &tier.limit).await;
+    let mut decision = counters.hit(key, &tier.limit).await;
     if decision.source == Source::Unavailable {
         let mut response: Response<GatewayBody> = fault::THROTTLING_UNAVAILABLE.response();
         response
@@ -278,5 +284,81 @@ mod tests {
         })
         .unwrap();
         assert_eq!(tier.policy, "\"Gold\";q=5000;w=60");
+    }
+
+    fn ready(count: u64, stop: bool) -> ReadyTier {
+        ReadyTier::new(&Tier {
+            name: "T".into(),
+            count,
+            window_ms: 60_000,
+            stop_on_quota_reach: stop,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn over_quota_answers_the_fault_with_retry_after_and_ratelimit() {
+        let counters = Counters::in_memory();
+        let tier = ready(2, true);
+        let mut tightest = None;
+        for _ in 0..2 {
+            let c = count(
+                &counters,
+                &tier,
+                "k",
+                &fault::RESOURCE_THROTTLED,
+                &mut tightest,
+            )
+            .await;
+            assert!(matches!(c, Counted::Pass));
+        }
+        assert_eq!(tightest.as_ref().map(|(d, _)| d.remaining), Some(0));
+        let Counted::Refuse(r) = count(
+            &counters,
+            &tier,
+            "k",
+            &fault::RESOURCE_THROTTLED,
+            &mut tightest,
+        )
+        .await
+        else {
+            panic!("the third request passed");
+        };
+        assert_eq!(r.status(), http::StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = r.headers()[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+        assert!((59..=60).contains(&retry), "{retry}");
+        let rl = r.headers()[RATELIMIT].to_str().unwrap();
+        assert!(rl.starts_with("\"T\";r=0;t="), "{rl}");
+        assert_eq!(r.headers()[RATELIMIT_POLICY], "\"T\";q=2;w=60");
+        // Another key has its own counter.
+        let c = count(
+            &counters,
+            &tier,
+            "other",
+            &fault::RESOURCE_THROTTLED,
+            &mut None,
+        )
+        .await;
+        assert!(matches!(c, Counted::Pass));
+    }
+
+    #[tokio::test]
+    async fn stop_on_quota_reach_false_counts_but_passes_and_zero_admits_nothing() {
+        let counters = Counters::in_memory();
+        let soft = ready(1, false);
+        for _ in 0..3 {
+            let c = count(
+                &counters,
+                &soft,
+                "s",
+                &fault::SUBSCRIPTION_THROTTLED,
+                &mut None,
+            )
+            .await;
+            assert!(matches!(c, Counted::Pass));
+        }
+        let zero = ready(0, true);
+        let c = count(&counters, &zero, "z", &fault::API_THROTTLED, &mut None).await;
+        assert!(matches!(c, Counted::Refuse(_)));
     }
 }
