@@ -205,3 +205,72 @@ fn an_unknown_tier_fails_the_build_naming_file_api_and_tier() {
         "{out}"
     );
 }
+
+/// Two replicas on one Redis share a resource tier: 100 concurrent requests through both admit
+/// exactly the tier's 20 (one fixed window, one atomic script per decision).
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_on_one_redis_admit_the_tier_once() {
+    let Some(redis) = super::redis_replicas::RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let init = harness::micro_gw(dir.path(), &["init", "shared"]);
+    assert!(init.status.success(), "{}", harness::text(&init));
+    let project = dir.path().join("shared");
+    std::fs::write(
+        project.join("policies.yaml"),
+        "resourcePolicies:\n  - 20PerMin: {count: 20, unitTime: 1, timeUnit: min}\n",
+    )
+    .unwrap();
+    let definition = OPEN.replace("paths:", "x-wso2-throttling-tier: 20PerMin\npaths:");
+    harness::write_file(&project.join("api_definitions"), "open.yaml", &definition);
+    let build = harness::micro_gw(dir.path(), &["build", "shared"]);
+    assert!(build.status.success(), "{}", harness::text(&build));
+    let be = backend::spawn("shared", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let args = vec![
+        format!("--openBackend_prod_endpoint_0={}", be.url()),
+        format!("--store.redis={}", redis.url()),
+        "--rate_limit.replicas=2".into(),
+        "--rate_limit.timeout_ms=2000".into(),
+    ];
+    let binary = project.join("target/shared");
+    let replicas = [
+        GatewayProcess::start(&binary, &args, false),
+        GatewayProcess::start(&binary, &args, false),
+    ];
+    let urls: Vec<String> = replicas
+        .iter()
+        .map(|g| format!("http://{}/open/z", g.http))
+        .collect();
+    let mut tasks = Vec::new();
+    for c in 0..10 {
+        let urls = urls.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut refused) = (0, 0);
+            for i in (c..100).step_by(10) {
+                let reply = client::get(&urls[i % 2]).await;
+                match reply.status.as_u16() {
+                    200 => ok += 1,
+                    429 => {
+                        assert_eq!(reply.json()["fault"]["code"], 900800);
+                        refused += 1
+                    }
+                    other => panic!("{other}: {:?}", reply.body),
+                }
+            }
+            (ok, refused)
+        }));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for t in tasks {
+        let (o, r) = t.await.unwrap();
+        ok += o;
+        refused += r;
+    }
+    eprintln!(
+        "throttling, 2 replicas on one Redis, 100 requests: {ok} admitted, {refused} refused"
+    );
+    assert_eq!((ok, refused), (20, 80));
+}
