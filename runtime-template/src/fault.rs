@@ -182,6 +182,54 @@ pub const INTERNAL_ERROR: Fault = Fault {
     description: "The gateway could not complete the request",
 };
 
+/// Over the API's throttling tier (WSO2 `API_THROTTLE_OUT_ERROR_CODE`).
+pub const API_THROTTLED: Fault = Fault {
+    status: StatusCode::TOO_MANY_REQUESTS,
+    code: 900800,
+    message: "Message throttled out",
+    description: "You have exceeded your quota",
+};
+
+/// Over the resource's throttling tier.
+pub const RESOURCE_THROTTLED: Fault = Fault {
+    status: StatusCode::TOO_MANY_REQUESTS,
+    code: 900802,
+    message: "Message throttled out",
+    description: "You have exceeded your quota",
+};
+
+/// Over the application's throttling tier.
+pub const APPLICATION_THROTTLED: Fault = Fault {
+    status: StatusCode::TOO_MANY_REQUESTS,
+    code: 900803,
+    message: "Message throttled out",
+    description: "You have exceeded your quota",
+};
+
+/// Over the subscription's throttling tier.
+pub const SUBSCRIPTION_THROTTLED: Fault = Fault {
+    status: StatusCode::TOO_MANY_REQUESTS,
+    code: 900804,
+    message: "Message throttled out",
+    description: "You have exceeded your quota",
+};
+
+/// The credential names a tier `policies.yaml` does not define (WSO2's 900809, spelling kept).
+pub const POLICY_NOT_FOUND: Fault = Fault {
+    status: StatusCode::INTERNAL_SERVER_ERROR,
+    code: 900809,
+    message: "Internal server error occured",
+    description: "POLICY ENFORCEMENT ERROR",
+};
+
+/// The shared throttling counters did not answer and the configuration says to fail closed.
+pub const THROTTLING_UNAVAILABLE: Fault = Fault {
+    status: StatusCode::SERVICE_UNAVAILABLE,
+    code: 900808,
+    message: "Internal error",
+    description: "The throttling counters are unavailable",
+};
+
 /// The upstream refused or dropped the connection.
 pub const UPSTREAM_UNREACHABLE: Fault = Fault {
     status: StatusCode::BAD_GATEWAY,

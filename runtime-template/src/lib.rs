@@ -424,7 +424,7 @@ fn listeners(
 
 #[cfg(feature = "server")]
 /// The rate-limit counters of `[rate_limit]`: Redis only when some pipeline has a rate-limit
-/// step and a URL is known (here or in `[store] redis`).
+/// or WSO2 throttle step and a URL is known (here or in `[store] redis`).
 fn open_counters(
     model: &GatewayModel,
     loaded: &LoadedConfig,
@@ -433,9 +433,12 @@ fn open_counters(
     let settings = &loaded.config.rate_limit;
     let store = &loaded.config.store;
     let used = model.pipelines.iter().any(|p| {
-        p.steps
-            .iter()
-            .any(|s| matches!(s.policy, model::PolicySpec::RateLimit(_)))
+        p.steps.iter().any(|s| {
+            matches!(
+                s.policy,
+                model::PolicySpec::RateLimit(_) | model::PolicySpec::Throttle(_)
+            )
+        })
     });
     let url = if settings.redis.is_empty() {
         &store.redis

@@ -19,6 +19,7 @@ mod redis_replicas;
 mod routing;
 mod security;
 mod storage;
+mod throttling;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -225,6 +225,7 @@ impl BasicUsers {
             apis: None,
             consumer: Some(user.name.clone()),
             claims: None,
+            throttling: None,
         };
         self.verified.insert(key, grant.clone(), now);
         Ok(grant)

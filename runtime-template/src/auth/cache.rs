@@ -25,6 +25,21 @@ pub struct Grant {
     /// The whole answer that granted it, when a policy exposes it (Express Gateway's
     /// `oauth2-introspect` makes the introspection answer `req.user`); `None` otherwise.
     pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// What WSO2's throttling reads from the credential (JWT claims), when it says anything.
+    pub throttling: Option<Arc<ThrottleClaims>>,
+}
+
+/// The claims of a WSO2 token that throttling reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThrottleClaims {
+    /// `application.id` (or `application.uuid`): the application's counters are its own.
+    pub application_id: Option<String>,
+    /// `application.tier`: the application policy.
+    pub application_tier: Option<String>,
+    /// The authorized user (`sub`): WSO2's application key is `<application id>:<user>`.
+    pub user: String,
+    /// `subscribedAPIs[]` entries with a `subscriptionTier`.
+    pub subscriptions: Vec<(ApiRef, String)>,
 }
 
 /// The kind of a verified credential.
@@ -141,6 +156,7 @@ mod tests {
             apis: None,
             consumer: None,
             claims: None,
+            throttling: None,
         }
     }
 

@@ -324,6 +324,7 @@ pub fn read_answer(body: &[u8], now: u64, cache_seconds: u64) -> Result<Option<G
         apis: None,
         consumer: parsed.client_id.or(parsed.username).map(Arc::from),
         claims: None,
+        throttling: None,
     }))
 }
 
@@ -383,6 +384,7 @@ pub fn read_express_answer(
         apis: None,
         consumer,
         claims: Some(Arc::new(claims)),
+        throttling: None,
     }))
 }
 
@@ -416,6 +418,7 @@ fn inactive_marker(valid_until: u64) -> Grant {
         apis: None,
         consumer: None,
         claims: None,
+        throttling: None,
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::Value;
 
-use super::cache::{ApiRef, CredentialKind, Grant, KeyType};
+use super::cache::{ApiRef, CredentialKind, Grant, KeyType, ThrottleClaims};
 use super::jwks::JwksSource;
 use super::outbound::OutboundClient;
 use crate::config::{ApiKeyConfig, JwtIssuerConfig, SecurityConfig};
@@ -287,6 +287,49 @@ fn grant(claims: &serde_json::Map<String, Value>, rules: &GrantRules) -> Result<
         apis,
         consumer,
         claims: None,
+        throttling: throttle_claims(claims).map(Arc::new),
+    })
+}
+
+/// What throttling reads from a WSO2 token: `application.{id,uuid,tier}`, `sub` and
+/// `subscribedAPIs[].subscriptionTier`; `None` when the token names no tier at all.
+fn throttle_claims(claims: &serde_json::Map<String, Value>) -> Option<ThrottleClaims> {
+    let application = claims.get("application");
+    let field = |name: &str| -> Option<String> {
+        match application?.get(name)? {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let subscriptions: Vec<(ApiRef, String)> = claims
+        .get("subscribedAPIs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            Some((
+                ApiRef {
+                    name: entry.get("name")?.as_str()?.to_string(),
+                    version: entry.get("version")?.as_str()?.to_string(),
+                },
+                entry.get("subscriptionTier")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let application_tier = field("tier");
+    if application_tier.is_none() && subscriptions.is_empty() {
+        return None;
+    }
+    Some(ThrottleClaims {
+        application_id: field("id").or_else(|| field("uuid")),
+        application_tier,
+        user: claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        subscriptions,
     })
 }
 
@@ -573,6 +616,20 @@ mod tests {
 
     const ISS: &str = "https://idp.test/oauth2/token";
     const SECRET: &str = "a-test-hmac-secret-that-is-long-enough-for-hs256";
+
+    #[test]
+    fn throttle_claims_read_application_and_subscription_tiers() {
+        let claims = json!({"sub": "alice", "application": {"id": 7, "tier": "Gold"},
+            "subscribedAPIs": [{"name": "A", "version": "1", "subscriptionTier": "Silver"},
+                               {"name": "B", "version": "1"}]});
+        let c = throttle_claims(claims.as_object().unwrap()).unwrap();
+        assert_eq!(c.application_id.as_deref(), Some("7"));
+        assert_eq!(c.application_tier.as_deref(), Some("Gold"));
+        assert_eq!(c.user, "alice");
+        assert_eq!(c.subscriptions.len(), 1);
+        assert_eq!(c.subscriptions[0].1, "Silver");
+        assert!(throttle_claims(json!({"sub": "bob"}).as_object().unwrap()).is_none());
+    }
 
     fn now() -> u64 {
         std::time::SystemTime::now()

@@ -18,6 +18,7 @@ use crate::policies::proxy::ProxySpec;
 use crate::policies::rate_limit::RateLimitSpec;
 use crate::policies::scopes::ScopesSpec;
 use crate::policies::terminate::TerminateSpec;
+use crate::policies::throttling::ThrottleSpec;
 use crate::policies::transformer::{HeadersSpec, TransformerSpec};
 use crate::policies::unsupported::UnsupportedSpec;
 
@@ -61,6 +62,8 @@ pub enum PolicySpec {
     Metrics(MetricsSpec),
     /// Express Gateway `rate-limit`: `max` hits per window per key.
     RateLimit(RateLimitSpec),
+    /// WSO2 throttling tiers (`policies.yaml`): resource or API, subscription, application.
+    Throttle(ThrottleSpec),
     /// A policy this version cannot run yet, kept in place with the behaviour the build
     /// announced (`micro-gw build --allow-unsupported`).
     Unsupported(UnsupportedSpec),
@@ -87,6 +90,7 @@ impl PolicySpec {
             PolicySpec::Scopes(_) => "scopes",
             PolicySpec::Metrics(_) => "metrics",
             PolicySpec::RateLimit(_) => "rate-limit",
+            PolicySpec::Throttle(_) => "throttle",
             PolicySpec::Unsupported(spec) => &spec.policy,
         }
     }

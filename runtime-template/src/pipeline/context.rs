@@ -64,6 +64,8 @@ pub struct Context<'a> {
     pub close_connection: bool,
     /// What the rate-limit steps decided, for their response phase.
     pub rate_limits: Vec<crate::policies::rate_limit::step::RateNote>,
+    /// What the WSO2 `throttle` step counted, for its response phase.
+    pub throttle: Option<crate::policies::throttling::step::ThrottleNote>,
     /// Express Gateway's `egContext.requestID`, made on first use.
     request_id: Option<Arc<str>>,
 }
@@ -93,6 +95,7 @@ impl<'a> Context<'a> {
             upstream_latency: None,
             close_connection: false,
             rate_limits: Vec::new(),
+            throttle: None,
             request_id: None,
         }
     }

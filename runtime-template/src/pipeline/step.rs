@@ -59,6 +59,8 @@ pub enum ReadyPolicy {
     Metrics(http::HeaderName),
     /// Express Gateway `rate-limit`.
     RateLimit(policies::rate_limit::step::RateLimitStep),
+    /// WSO2 throttling tiers.
+    Throttle(policies::throttling::step::ThrottleStep),
 }
 
 impl ReadyPolicy {
@@ -119,6 +121,9 @@ impl ReadyPolicy {
             PolicySpec::RateLimit(spec) => {
                 ReadyPolicy::RateLimit(policies::rate_limit::step::RateLimitStep::new(spec)?)
             }
+            PolicySpec::Throttle(spec) => {
+                ReadyPolicy::Throttle(policies::throttling::step::ThrottleStep::new(spec)?)
+            }
             PolicySpec::Metrics(spec) => ReadyPolicy::Metrics(
                 http::HeaderName::from_bytes(spec.consumer_header.to_ascii_lowercase().as_bytes())
                     .map_err(|_| {
@@ -141,6 +146,7 @@ impl ReadyPolicy {
             ReadyPolicy::RateLimit(step) => step.has_response_phase(),
             ReadyPolicy::Introspect(step) => step.has_response_phase(),
             ReadyPolicy::Cors(_)
+            | ReadyPolicy::Throttle(_)
             | ReadyPolicy::ResponseTransformer(_)
             | ReadyPolicy::Metrics(_) => true,
             _ => false,
@@ -212,6 +218,7 @@ impl ReadyPolicy {
             ReadyPolicy::Introspect(step) => step.request(context, parts).await,
             ReadyPolicy::Metrics(_) => Flow::Continue,
             ReadyPolicy::RateLimit(step) => step.request(services, context, parts).await,
+            ReadyPolicy::Throttle(step) => step.request(services, context).await,
             ReadyPolicy::Scopes => {
                 use policies::scopes::{check, ScopesVerdict};
                 let endpoint: &[String] = match context.matched {
@@ -259,6 +266,9 @@ impl ReadyPolicy {
             }
             ReadyPolicy::Unsupported(step) => step.response(response),
             ReadyPolicy::RateLimit(step) => step.response(services, context, response),
+            ReadyPolicy::Throttle(_) => {
+                policies::throttling::step::ThrottleStep::response(context, response)
+            }
             ReadyPolicy::KeyAuth(_)
             | ReadyPolicy::BasicAuth(_)
             | ReadyPolicy::Jwt(_)

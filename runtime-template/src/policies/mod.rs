@@ -23,5 +23,6 @@ pub mod proxy;
 pub mod rate_limit;
 pub mod scopes;
 pub mod terminate;
+pub mod throttling;
 pub mod transformer;
 pub mod unsupported;

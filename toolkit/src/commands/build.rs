@@ -67,6 +67,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         cors_default: cors_default(&project),
         allow_unsupported: options.allow_unsupported,
         ports: conf_ports(&project),
+        policies: policies_source(&project),
     };
     let loaded =
         match loader::load_project(&project.name, &definitions, express.as_ref(), &load_options) {
@@ -251,6 +252,16 @@ impl BuiltDefinitions {
         )?;
         Ok(())
     }
+}
+
+/// The project's `policies.yaml` (throttling tiers), when it has one.
+pub fn policies_source(project: &Project) -> Option<loader::SourceFile> {
+    std::fs::read_to_string(project.policies())
+        .ok()
+        .map(|text| loader::SourceFile {
+            name: "policies.yaml".into(),
+            text,
+        })
 }
 
 /// The WSO2 listeners' ports and the `[express_gateway]` overrides of `conf/micro-gw.toml`, for

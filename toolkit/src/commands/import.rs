@@ -48,6 +48,7 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
         allow_unsupported: true,
         ports: super::build::conf_ports(&project),
         cors_default: super::build::cors_default(&project),
+        policies: super::build::policies_source(&project),
     };
     let loaded = match loader::load_project(&project.name, &files, express.as_ref(), &load_options)
     {

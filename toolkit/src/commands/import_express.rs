@@ -73,6 +73,7 @@ pub fn run(options: &ImportExpressOptions) -> anyhow::Result<()> {
         allow_unsupported: true,
         ports: super::build::conf_ports(&project),
         cors_default: super::build::cors_default(&project),
+        policies: super::build::policies_source(&project),
     };
     let is_given = |file: &str| {
         file == given

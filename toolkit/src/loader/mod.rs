@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod pipelines;
 pub mod refs;
 pub mod security;
+pub mod throttling;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,7 @@ use mgw_runtime::model::express::{ExpressGateway, PathPattern};
 use mgw_runtime::model::{GatewayModel, PolicySpec, MODEL_FORMAT};
 use mgw_runtime::policies::cors::CorsSpec;
 use mgw_runtime::policies::proxy::EndpointChoice;
+use mgw_runtime::policies::throttling::{ThrottleSpec, TierLevel, UNAUTHENTICATED, UNLIMITED};
 use mgw_runtime::router::{RouteError, Router};
 
 pub use diagnostics::{Diagnostic, Diagnostics, LoadError};
@@ -72,6 +74,8 @@ pub struct LoadOptions {
     /// The CORS step of WSO2 APIs without `x-wso2-cors` (`[cors]` of `conf/micro-gw.toml`
     /// when enabled).
     pub cors_default: Option<CorsSpec>,
+    /// The project's `policies.yaml` (throttling tiers), when it has one.
+    pub policies: Option<SourceFile>,
 }
 
 /// A validated model and the warnings found on the way.
@@ -178,6 +182,10 @@ pub fn load_project(
             ),
         }
     }
+    let policies = options
+        .policies
+        .as_ref()
+        .map(|file| (file.name.clone(), throttling::parse(file, &mut diags)));
     let mut apis = Vec::new();
     for file in files {
         let doc = match Document::parse(&file.name, &file.text) {
@@ -233,8 +241,10 @@ pub fn load_project(
     // The line of each resource, by API and resource index, for route errors.
     let mut lines: Vec<Vec<Option<usize>>> = Vec::with_capacity(apis.len());
     let mut cors: Vec<Option<CorsSpec>> = Vec::with_capacity(apis.len());
+    let mut throttles = Vec::with_capacity(apis.len());
     for (loaded, api_cors) in apis {
         cors.push(api_cors);
+        throttles.push(throttle_specs(&loaded, policies.as_ref(), &mut diags));
         let offset = model.endpoints.len();
         let mut api = loaded.api;
         for resource in &mut api.resources {
@@ -245,7 +255,10 @@ pub fn load_project(
         model.apis.push(api);
         lines.push(loaded.lines);
     }
-    pipelines::compile_wso2(&mut model, &cors);
+    if !diags.is_ok() {
+        return Err(failed(diags));
+    }
+    pipelines::compile_wso2(&mut model, &cors, &throttles);
     merge_express(&mut model, eg_model);
     if let (Some(ports), Some(express)) = (&options.ports, express) {
         for eg in &model.express {
@@ -457,6 +470,116 @@ fn mixed_conflicts(
     }
 }
 
+/// The `throttle` step of each resource of `loaded` (none when nothing is to be counted). A tier
+/// that `policies.yaml` does not define is an error naming the file, the API and the tier.
+fn throttle_specs(
+    loaded: &openapi::LoadedApi,
+    policies: Option<&(String, throttling::Policies)>,
+    diags: &mut Diagnostics,
+) -> Vec<Option<ThrottleSpec>> {
+    let api = &loaded.api;
+    let Some((policies_file, policies)) = policies else {
+        let named = loaded
+            .api_tier
+            .iter()
+            .chain(loaded.tiers.iter().flatten())
+            .find(|(name, _)| name != UNLIMITED);
+        if let Some((name, line)) = named {
+            diags.warn(
+                &api.source,
+                *line,
+                format!(
+                    "throttling tier '{name}' is not applied: the project has no policies.yaml"
+                ),
+            );
+        }
+        return vec![None; api.resources.len()];
+    };
+    let mut specs = Vec::with_capacity(api.resources.len());
+    for (i, resource) in api.resources.iter().enumerate() {
+        let own = loaded.tiers.get(i).cloned().flatten();
+        // An API-level tier wins over a resource's, as in WSO2 (one counter for the API).
+        let named = match (&loaded.api_tier, own) {
+            (Some((name, line)), _) if name != UNLIMITED => {
+                Some((TierLevel::Api, name.clone(), *line))
+            }
+            (_, Some((name, line))) if name != UNLIMITED => Some((TierLevel::Resource, name, line)),
+            _ => None,
+        };
+        let tier = match named {
+            None => None,
+            Some((level, name, line)) => match policies.resource.iter().find(|t| t.name == name) {
+                Some(tier) => Some((level, tier.clone())),
+                None => {
+                    let elsewhere = if policies
+                        .subscription
+                        .iter()
+                        .chain(&policies.application)
+                        .any(|t| t.name == name)
+                    {
+                        " (it is an application or subscription policy; x-wso2-throttling-tier names resourcePolicies)"
+                    } else {
+                        ""
+                    };
+                    let defined: Vec<&str> =
+                        policies.resource.iter().map(|t| t.name.as_str()).collect();
+                    diags.error(
+                            &api.source,
+                            line,
+                            format!(
+                                "API '{}' {}: throttling tier '{name}' is not a resource policy of {policies_file}{elsewhere}; defined: {}",
+                                api.name,
+                                api.version,
+                                if defined.is_empty() { "none".to_string() } else { defined.join(", ") }
+                            ),
+                        );
+                    None
+                }
+            },
+        };
+        let unsecured = resource.security.is_none();
+        let counts_subscriptions = if unsecured {
+            policies
+                .subscription
+                .iter()
+                .any(|t| t.name == UNAUTHENTICATED)
+        } else {
+            !policies.subscription.is_empty() || !policies.application.is_empty()
+        };
+        if tier.is_none() && !counts_subscriptions {
+            specs.push(None);
+            continue;
+        }
+        specs.push(Some(ThrottleSpec {
+            tier,
+            api_key: format!("{}:{}", api.base_path, api.version),
+            resource_key: format!(
+                "{}/{}{}:{}",
+                api.base_path, api.version, resource.path, resource.method
+            ),
+            api_name: api.name.clone(),
+            api_version: api.version.clone(),
+            applications: if unsecured {
+                Vec::new()
+            } else {
+                policies.application.clone()
+            },
+            subscriptions: if unsecured {
+                policies
+                    .subscription
+                    .iter()
+                    .filter(|t| t.name == UNAUTHENTICATED)
+                    .cloned()
+                    .collect()
+            } else {
+                policies.subscription.clone()
+            },
+            unsecured,
+        }));
+    }
+    specs
+}
+
 fn failed(diags: Diagnostics) -> Failed {
     Failed {
         error: LoadError {
@@ -477,6 +600,96 @@ mod tests {
                 "openapi: 3.0.0\ninfo: {{title: {name}, version: '1'}}\nx-wso2-basePath: {base}\nx-wso2-production-endpoints: {{urls: ['http://a']}}\npaths:\n{paths}"
             ),
         }
+    }
+
+    fn throttle_of(loaded: &Loaded, api: usize, resource: usize) -> Option<ThrottleSpec> {
+        let r = &loaded.model.apis[api].resources[resource];
+        let steps = &loaded.model.pipelines[r.pipeline].steps;
+        let names: Vec<&str> = steps.iter().map(|s| s.policy.name()).collect();
+        steps.iter().find_map(|s| match &s.policy {
+            PolicySpec::Throttle(t) => {
+                // Right after authenticate (or first when unsecured), before the proxy.
+                assert_eq!(names.last(), Some(&"proxy"), "{names:?}");
+                Some(t.clone())
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn tiers_become_throttle_steps_and_unknown_tiers_fail_the_build() {
+        let policies = SourceFile {
+            name: "policies.yaml".into(),
+            text: "resourcePolicies:\n  - 3PerMin: {count: 3, unitTime: 1, timeUnit: min}\nsubscriptionPolicies:\n  - Gold: {count: 9, timeUnit: min}\n  - Unauthenticated: {count: 5, timeUnit: min}\n".into(),
+        };
+        let options = LoadOptions {
+            policies: Some(policies),
+            ..Default::default()
+        };
+        let mut api_level = file("a.yaml", "/a", "  /x: {get: {x-wso2-throttling-tier: Unlimited}}\n  /y: {get: {x-wso2-disable-security: true}}\n");
+        api_level.text = api_level
+            .text
+            .replace("paths:", "x-throttling-tier: 3PerMin\npaths:");
+        let resource_level = file(
+            "b.yaml",
+            "/b",
+            "  /x: {get: {x-wso2-throttling-tier: 3PerMin}}\n  /y: {get: {}}\n",
+        );
+        let loaded = load_project("p", &[api_level, resource_level], None, &options).unwrap();
+        let a_x = throttle_of(&loaded, 0, 0).unwrap();
+        assert_eq!(
+            a_x.tier.as_ref().map(|(l, t)| (*l, t.count)),
+            Some((TierLevel::Api, 3))
+        );
+        assert_eq!(a_x.api_key, "/a:1");
+        assert_eq!(a_x.subscriptions.len(), 2);
+        let a_y = throttle_of(&loaded, 0, 1).unwrap();
+        assert!(a_y.unsecured);
+        assert_eq!(
+            a_y.subscriptions
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>(),
+            ["Unauthenticated"]
+        );
+        let b_x = throttle_of(&loaded, 1, 0).unwrap();
+        assert_eq!(
+            b_x.tier.as_ref().map(|(l, _)| *l),
+            Some(TierLevel::Resource)
+        );
+        assert_eq!(b_x.resource_key, "/b/1/x:GET");
+        assert!(throttle_of(&loaded, 1, 1).unwrap().tier.is_none());
+
+        let bad = file(
+            "c.yaml",
+            "/c",
+            "  /x: {get: {x-wso2-throttling-tier: Gold}}\n",
+        );
+        let failed = load_project("p", &[bad], None, &options).unwrap_err();
+        let text = failed.error.to_string();
+        assert!(
+            text.contains("c.yaml:6")
+                && text.contains("API 'c.yaml' 1")
+                && text.contains("'Gold'")
+                && text.contains("subscription policy"),
+            "{text}"
+        );
+
+        // Without policies.yaml nothing is counted and a named tier warns.
+        let loaded = load(
+            "p",
+            &[file(
+                "d.yaml",
+                "/d",
+                "  /x: {get: {x-wso2-throttling-tier: 3PerMin}}\n",
+            )],
+        )
+        .unwrap();
+        assert!(throttle_of(&loaded, 0, 0).is_none());
+        assert!(loaded
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("no policies.yaml")));
     }
 
     #[test]

@@ -20,8 +20,10 @@ const METHODS: [&str; 8] = [
 ];
 
 /// Extensions this version applies.
-const APPLIED: [&str; 6] = [
+const APPLIED: [&str; 8] = [
     "x-mgw-allow-encoded-slash",
+    "x-wso2-throttling-tier",
+    "x-throttling-tier",
     "x-wso2-basePath",
     "x-wso2-cors",
     "x-wso2-production-endpoints",
@@ -40,9 +42,7 @@ const SECURITY: [&str; 5] = [
 ];
 
 /// Extensions of WSO2 API Microgateway 3.x that are recognised but not enforced yet.
-const NOT_YET_APPLIED: [&str; 8] = [
-    "x-wso2-throttling-tier",
-    "x-throttling-tier",
+const NOT_YET_APPLIED: [&str; 6] = [
     "x-wso2-transports",
     "x-wso2-mutual-ssl",
     "x-wso2-request-interceptor",
@@ -71,6 +71,37 @@ pub struct LoadedApi {
     pub endpoints: Vec<Endpoint>,
     /// The line of each resource's operation, in the order of `api.resources`.
     pub lines: Vec<Option<usize>>,
+    /// The API's `x-wso2-throttling-tier` (or `x-throttling-tier`) and its line.
+    pub api_tier: Option<(String, Option<usize>)>,
+    /// Each resource's own tier and its line, in the order of `api.resources`.
+    pub tiers: Vec<Option<(String, Option<usize>)>>,
+}
+
+/// The throttling tier named at `pointer` (an API or an operation): `x-wso2-throttling-tier`,
+/// else API Manager's `x-throttling-tier`.
+fn throttling_tier(
+    doc: &Document,
+    pointer: &str,
+    diags: &mut Diagnostics,
+) -> Option<(String, Option<usize>)> {
+    for key in ["x-wso2-throttling-tier", "x-throttling-tier"] {
+        let at = child(pointer, key);
+        match doc.get(&at) {
+            None => continue,
+            Some(Value::String(name)) if !name.trim().is_empty() => {
+                return Some((name.trim().to_string(), doc.line(&at)))
+            }
+            Some(other) => {
+                diags.error(
+                    &doc.file,
+                    doc.line(&at),
+                    format!("{key} must name a policy of policies.yaml, not {other}"),
+                );
+                return None;
+            }
+        }
+    }
+    None
 }
 
 /// WSO2's API id: `api_` + hex SHA-256 of `name:version`.
@@ -154,6 +185,8 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
     let api_security = security::api_security(doc, version, diags);
     let mut resources = Vec::new();
     let mut lines: Vec<Option<usize>> = Vec::new();
+    let mut tiers: Vec<Option<(String, Option<usize>)>> = Vec::new();
+    let api_tier = throttling_tier(doc, "", diags);
     match doc.get("/paths").map(Value::as_object) {
         Some(Some(paths)) => {
             // (method, path) -> index in `resources`, to find keys that differ only in a fragment.
@@ -301,6 +334,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                     }
                     seen.insert((upper, path.clone()), resources.len());
                     lines.push(line);
+                    tiers.push(throttling_tier(doc, &op_pointer, diags));
                     resources.push(Resource {
                         method: method.to_string(),
                         path: path.clone(),
@@ -347,6 +381,8 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
         },
         endpoints: endpoints.list,
         lines,
+        api_tier,
+        tiers,
     })
 }
 
@@ -833,7 +869,7 @@ paths:
 
     #[test]
     fn unknown_and_pending_extensions_warn_by_name() {
-        let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-bogus: 1\nx-wso2-response-cache: {}\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a:\n    get: {x-wso2-throttling-tier: Gold, x-wso2-cors: {}}\n");
+        let (api, d) = load("openapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-wso2-basePath: /t\nx-wso2-bogus: 1\nx-wso2-response-cache: {}\nx-wso2-production-endpoints: {urls: ['http://a']}\npaths:\n  /a:\n    get: {x-wso2-transports: [http], x-wso2-cors: {}}\n");
         assert!(api.is_some());
         let text: Vec<String> = d.warnings.iter().map(ToString::to_string).collect();
         assert!(
@@ -847,7 +883,7 @@ paths:
         );
         assert!(
             text.iter()
-                .any(|w| w.contains("x-wso2-throttling-tier") && w.starts_with("api.yaml:9:")),
+                .any(|w| w.contains("x-wso2-transports") && w.starts_with("api.yaml:9:")),
             "{text:?}"
         );
         // x-wso2-cors is applied at the top level only (as WSO2 reads it).

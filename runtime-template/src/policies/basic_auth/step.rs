@@ -97,6 +97,7 @@ impl BasicAuthStep {
                     apis: None,
                     consumer: Some(found.consumer.id.clone()),
                     claims: None,
+                    throttling: None,
                 },
                 now,
             );

@@ -27,6 +27,7 @@ fn load_eg(text: &str, allow: bool) -> Result<crate::loader::Loaded, crate::load
             allow_unsupported: allow,
             ports: None,
             cors_default: None,
+            policies: None,
         },
     )
 }
@@ -530,6 +531,7 @@ fn mixed_projects_refuse_shared_ports_only_when_routes_could_collide() {
         allow_unsupported: false,
         ports: Some(ports.clone()),
         cors_default: None,
+        policies: None,
     };
     let load = |path: &str, port: &str, options: &LoadOptions| {
         load_project(
@@ -560,6 +562,7 @@ fn mixed_projects_refuse_shared_ports_only_when_routes_could_collide() {
     assert!(load("/pets/*", "8080", &options).is_ok());
     let moved = LoadOptions {
         cors_default: None,
+        policies: None,
         allow_unsupported: false,
         ports: Some(ConfPorts {
             express_http: Some(0),
@@ -641,6 +644,7 @@ fn kargo_configuration_translates() {
             allow_unsupported: true,
             ports: None,
             cors_default: None,
+            policies: None,
         },
     )
     .unwrap();
