@@ -259,7 +259,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             .collect::<Result<Vec<_>, _>>()?;
         let consumers = open_consumers(&model, &loaded, &read_env)?;
         let metrics = Arc::new(policies::metrics::EgCounter::default());
-        let counters = open_counters(&model, &loaded)?;
+        let counters = open_counters(&model, &loaded, &read_env)?;
         let mut listeners = listeners(&model, &loaded, &read_env, http, https)?;
         if let Some(consumers) = &consumers {
             listeners.extend(admin_listeners(
@@ -428,6 +428,7 @@ fn listeners(
 fn open_counters(
     model: &GatewayModel,
     loaded: &LoadedConfig,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Arc<counters::Counters>, String> {
     use config::{CountersBackend, RedisFailure};
     let settings = &loaded.config.rate_limit;
@@ -440,11 +441,16 @@ fn open_counters(
             )
         })
     });
+    // The same URL rules as the consumer store: `${VAR}` substituted, `[store]
+    // redis_password_env` applied when the counters share the store's Redis.
+    let in_file = |e: String| format!("{e} ({})", loaded.path.display());
     let url = if settings.redis.is_empty() {
-        &store.redis
+        store.redis_url(env).map_err(in_file)?
     } else {
-        &settings.redis
+        env_template::expand(&settings.redis, env)
+            .map_err(|e| in_file(format!("[rate_limit] redis: {e}")))?
     };
+    let url = &url;
     let shared = match settings.backend {
         CountersBackend::Memory => false,
         CountersBackend::Auto => !url.is_empty(),
@@ -465,6 +471,19 @@ fn open_counters(
             loaded.path.display()
         ));
     }
+    if url.contains(',')
+        || url
+            .split("://")
+            .next()
+            .is_some_and(|s| s.ends_with("+cluster"))
+    {
+        return Err(format!(
+            "the rate-limit counters need one Redis node, and {} is a Redis Cluster: set [rate_limit] redis = \"redis://<node>\" (a single Redis server) or [rate_limit] backend = \"memory\" ({})",
+            if settings.redis.is_empty() { "[store] redis" } else { "[rate_limit] redis" },
+            loaded.path.display()
+        ));
+    }
+    let namespace = store.namespace(env).map_err(in_file)?;
     let ca = if store.redis_ca.is_empty() {
         None
     } else {
@@ -479,7 +498,7 @@ fn open_counters(
     };
     let redis = counters::RedisCounters::open(
         url,
-        &store.redis_namespace,
+        &namespace,
         ca,
         Duration::from_millis(settings.timeout_ms),
         Duration::from_secs(settings.warn_interval_seconds.max(1)),

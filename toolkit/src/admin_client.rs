@@ -57,6 +57,23 @@ pub struct ProjectAdmin {
     pub store: PathBuf,
     /// `[store] bcrypt_cost`.
     pub bcrypt_cost: u32,
+    /// `[store] redis` as written (empty: the embedded store file holds the consumers).
+    pub redis: String,
+}
+
+impl ProjectAdmin {
+    /// The store file to work on with the gateway stopped. Errors when the project keeps its
+    /// consumers in Redis: the file would take changes no gateway of the project reads.
+    pub fn offline_store(&self, project: &Path) -> anyhow::Result<&Path> {
+        if !self.redis.is_empty() {
+            bail!(
+                "project {} keeps its consumers in Redis ([store] redis in conf/micro-gw.toml), not in {}: start a gateway of the project and run the command again without --offline (it then goes through the admin API, which writes to Redis)",
+                project.display(),
+                self.store.display()
+            );
+        }
+        Ok(&self.store)
+    }
 }
 
 /// Reads `project`'s admin URL, token and store path.
@@ -123,6 +140,7 @@ pub fn project_admin(project: &Path) -> anyhow::Result<ProjectAdmin> {
         token,
         store,
         bcrypt_cost: loaded.config.store.bcrypt_cost,
+        redis: loaded.config.store.redis.clone(),
     })
 }
 
@@ -390,7 +408,8 @@ pub fn connect(args: &AdminArgs) -> anyhow::Result<Target> {
             "a gateway is running at {url}: its store file is in use; leave out --offline to go through its admin API"
         );
     }
-    Target::local(&project.store, project.bcrypt_cost)
+    let store = project.offline_store(args.project.as_deref().unwrap_or(Path::new(".")))?;
+    Target::local(store, project.bcrypt_cost)
 }
 
 /// Whether something answers at the target's admin URL.

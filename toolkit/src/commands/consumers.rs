@@ -901,11 +901,12 @@ pub fn target_for(project: &Path, admin: &AdminArgs) -> anyhow::Result<Target> {
     if admin.offline && admin_client::is_running(&remote) {
         bail!("a gateway is running at {url}: its store file is in use; leave out --offline to go through its admin API");
     }
+    let store = settings.offline_store(project)?;
     eprintln!(
         "micro-gw: no gateway answers at {url}: working on the store file {}",
-        settings.store.display()
+        store.display()
     );
-    Target::local(&settings.store, settings.bcrypt_cost)
+    Target::local(store, settings.bcrypt_cost)
 }
 
 /// `micro-gw consumers populate`.

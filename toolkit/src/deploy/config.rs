@@ -177,6 +177,36 @@ fn default_readiness() -> ProbeSection {
     ProbeSection::readiness()
 }
 
+/// A probe table as written: the keys it leaves out take the defaults of its own probe
+/// (readiness 1 / 2 / 1, liveness 5 / 10 / 3), not those of the other one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ProbeKeys {
+    enable: Option<bool>,
+    port: Option<u16>,
+    initial_delay_seconds: Option<u32>,
+    period_seconds: Option<u32>,
+    failure_threshold: Option<u32>,
+}
+
+impl ProbeKeys {
+    fn over(self, base: ProbeSection) -> ProbeSection {
+        ProbeSection {
+            enable: self.enable.unwrap_or(base.enable),
+            port: self.port.or(base.port),
+            initial_delay_seconds: self
+                .initial_delay_seconds
+                .unwrap_or(base.initial_delay_seconds),
+            period_seconds: self.period_seconds.unwrap_or(base.period_seconds),
+            failure_threshold: self.failure_threshold.unwrap_or(base.failure_threshold),
+        }
+    }
+}
+
+fn readiness_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ProbeSection, D::Error> {
+    Ok(ProbeKeys::deserialize(d)?.over(ProbeSection::readiness()))
+}
+
 /// CPU and memory quantities (Kubernetes notation: `250m`, `64Mi`); empty: none.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -240,7 +270,7 @@ pub struct DeploymentSection {
     /// Liveness probe on `/health`.
     pub liveness_probe: ProbeSection,
     /// Readiness probe on `/health`.
-    #[serde(default = "default_readiness")]
+    #[serde(default = "default_readiness", deserialize_with = "readiness_keys")]
     pub readiness_probe: ProbeSection,
     /// WSO2's older liveness keys. Ignored: `livenessProbe`.
     pub enable_liveness: Ignored,

@@ -258,6 +258,21 @@ pub fn secrets(
             true,
             "Redis URL with its password (optional: else the file's)",
         );
+        if !settings.store.redis_password_env.is_empty() {
+            var(
+                &settings.store.redis_password_env,
+                false,
+                "Redis password ([store] redis_password_env)",
+            );
+        }
+    }
+    if mgw_runtime::config::redact_url(&settings.rate_limit.redis) != settings.rate_limit.redis {
+        return Err(inline(
+            "rate_limit",
+            "redis",
+            "[rate_limit] redis holds a password, and this file becomes a Kubernetes ConfigMap",
+            "leave [rate_limit] redis empty: the counters then share [store] redis, whose URL the Deployment takes from the Secret",
+        ));
     }
     Ok((files, env))
 }

@@ -484,3 +484,38 @@ fn validate(docker: &Path, kubernetes: &Path) {
         );
     }
 }
+
+/// A probe table that sets only some keys keeps its own probe's defaults for the others
+/// (readiness 1 / 2 / 1, liveness 5 / 10 / 3), whichever table is partial.
+#[test]
+fn a_partial_probe_table_keeps_its_own_defaults() {
+    let text = "[kubernetes.kubernetesDeployment.readinessProbe]\nport = 9095\n[kubernetes.kubernetesDeployment.livenessProbe]\nperiodSeconds = 30\n";
+    let (parsed, _) = config::parse(text, "d.toml").unwrap();
+    let deployment = &parsed.kubernetes.kubernetes_deployment;
+    let ready = &deployment.readiness_probe;
+    assert_eq!(ready.port, Some(9095));
+    assert_eq!(
+        (
+            ready.initial_delay_seconds,
+            ready.period_seconds,
+            ready.failure_threshold
+        ),
+        (1, 2, 1)
+    );
+    let live = &deployment.liveness_probe;
+    assert_eq!(
+        (
+            live.initial_delay_seconds,
+            live.period_seconds,
+            live.failure_threshold
+        ),
+        (5, 30, 3)
+    );
+    let err = config::parse(
+        "[kubernetes.kubernetesDeployment.readinessProbe]\nperiod = 3\n",
+        "d.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("unknown field"), "{err}");
+}
