@@ -484,18 +484,7 @@ fn open_counters(
         ));
     }
     let namespace = store.namespace(env).map_err(in_file)?;
-    let ca = if store.redis_ca.is_empty() {
-        None
-    } else {
-        let path = loaded.resolve(std::path::Path::new(&store.redis_ca));
-        Some(std::fs::read(&path).map_err(|e| {
-            format!(
-                "cannot read {}: {e} ([store] redis_ca in {})",
-                path.display(),
-                loaded.path.display()
-            )
-        })?)
-    };
+    let ca = redis_ca(loaded)?;
     let redis = counters::RedisCounters::open(
         url,
         &namespace,
@@ -523,6 +512,24 @@ fn open_counters(
 }
 
 #[cfg(feature = "server")]
+/// The PEM of `[store] redis_ca` (relative to the settings file), `None` when it is not set;
+/// the consumer store and the rate-limit counters both trust it.
+fn redis_ca(loaded: &LoadedConfig) -> Result<Option<Vec<u8>>, String> {
+    let file = &loaded.config.store.redis_ca;
+    if file.is_empty() {
+        return Ok(None);
+    }
+    let path = loaded.resolve(std::path::Path::new(file));
+    std::fs::read(&path).map(Some).map_err(|e| {
+        format!(
+            "cannot read {}: {e} ([store] redis_ca in {})",
+            path.display(),
+            loaded.path.display()
+        )
+    })
+}
+
+#[cfg(feature = "server")]
 /// Opens the consumer store when the project has Express Gateway configurations
 /// (`[store] path`, relative to the settings file; or `[store] redis`, then a thread follows
 /// the changes other replicas make).
@@ -543,18 +550,7 @@ fn open_consumers(
             .map_err(|e| format!("{e} ([store] path in {})", loaded.path.display()))?;
         (consumers, None)
     } else {
-        let ca = if settings.redis_ca.is_empty() {
-            None
-        } else {
-            let path = loaded.resolve(std::path::Path::new(&settings.redis_ca));
-            Some(std::fs::read(&path).map_err(|e| {
-                format!(
-                    "cannot read {}: {e} ([store] redis_ca in {})",
-                    path.display(),
-                    loaded.path.display()
-                )
-            })?)
-        };
+        let ca = redis_ca(loaded)?;
         let url = settings.redis_url(env)?;
         let namespace = settings.namespace(env)?;
         let backend = store::redis::RedisBackend::open_with_ca(&url, &namespace, ca)

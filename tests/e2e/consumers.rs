@@ -17,13 +17,7 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "test-admin-token";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use mgw_e2e::harness::free_port;
 
 async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: Option<Value>) -> Reply {
     let deadline = Instant::now() + Duration::from_secs(10);

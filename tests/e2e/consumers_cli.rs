@@ -13,13 +13,7 @@ use mgw_e2e::backend;
 use mgw_e2e::client::{self, Protocol, Reply};
 use mgw_e2e::harness::{self, GatewayProcess};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use mgw_e2e::harness::free_port;
 
 async fn get(url: &str, key: &str) -> Reply {
     let header = format!("apiKey {key}");

@@ -129,13 +129,7 @@ fn failed_imports_leave_the_previous_state_and_reimport_replaces() {
 }
 
 /// A free loopback port for an Express Gateway listener (`--express_gateway.http_port`).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use mgw_e2e::harness::free_port;
 
 async fn get(url: &str, headers: &[(&str, &str)], method: Method) -> Reply {
     let deadline = Instant::now() + Duration::from_secs(10);

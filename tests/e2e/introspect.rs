@@ -17,13 +17,7 @@ use mgw_e2e::harness::{self, GatewayProcess};
 /// What EG's own test sends as `authorization_value`.
 const AUTHORIZATION: &str = "Basic YXBpMTpzZWNyZXQ=";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use mgw_e2e::harness::free_port;
 
 async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     let deadline = Instant::now() + Duration::from_secs(10);

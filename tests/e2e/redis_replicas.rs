@@ -19,13 +19,7 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "redis-admin-token";
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub(crate) use mgw_e2e::harness::free_port;
 
 /// A real `redis-server` on a free port, in a temporary folder, without persistence of its
 /// own (`--save '' --appendonly no`); stopped (killed) when dropped.

@@ -140,13 +140,7 @@ impl Drop for Moto {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use mgw_e2e::harness::free_port;
 
 async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: TestBody) -> Reply {
     client::send(

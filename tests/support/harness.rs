@@ -285,6 +285,14 @@ fn find_addr(lines: &[String], scheme: &str) -> Option<SocketAddr> {
     })
 }
 
+/// A loopback port that is free now, for a process that must be given its port before it
+/// starts (a gateway's `--express_gateway.http_port=…`, a `redis-server --port`). Another
+/// process may take it before that one binds; servers started by the harness itself bind
+/// port 0 instead.
+pub fn free_port() -> u16 {
+    closed_port()
+}
+
 /// A loopback port that refuses connections (bound, then closed).
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");

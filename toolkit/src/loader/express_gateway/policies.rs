@@ -788,6 +788,32 @@ fn action_flag(
     }
 }
 
+/// An optional string of an action (EG's schema type `string`); `Err` after an error naming
+/// the key when it is something else.
+fn action_text(
+    ctx: &mut Ctx<'_>,
+    at: At<'_>,
+    policy: &str,
+    action: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, ()> {
+    let (name, action_pointer, _) = at;
+    match action.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => {
+            ctx.error(
+                &child(action_pointer, key),
+                format!(
+                    "pipeline '{name}': {policy} {key} must be a string, not {}",
+                    kind(other)
+                ),
+            );
+            Err(())
+        }
+    }
+}
+
 /// `key-auth` (EG `lib/policies/key-auth/index.js` schema and defaults).
 fn key_auth(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<PolicySpec> {
     let (name, action_pointer, _) = at;
@@ -874,22 +900,8 @@ fn introspect(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Opt
             "passThrough",
         ],
     );
-    let text = |ctx: &mut Ctx<'_>, key: &str| -> Result<Option<String>, ()> {
-        match action.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => {
-                ctx.error(
-                    &child(action_pointer, key),
-                    format!(
-                        "pipeline '{name}': oauth2-introspect {key} must be a string, not {}",
-                        kind(other)
-                    ),
-                );
-                Err(())
-            }
-        }
-    };
+    let text =
+        |ctx: &mut Ctx<'_>, key: &str| action_text(ctx, at, "oauth2-introspect", action, key);
     let endpoint = text(ctx, "endpoint").ok()?;
     let authorization_value = text(ctx, "authorization_value").ok()?;
     let Some(endpoint) = endpoint else {
@@ -967,22 +979,7 @@ fn jwt(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Option<Pol
             "passThrough",
         ],
     );
-    let text = |ctx: &mut Ctx<'_>, key: &str| -> Result<Option<String>, ()> {
-        match action.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => {
-                ctx.error(
-                    &child(action_pointer, key),
-                    format!(
-                        "pipeline '{name}': jwt {key} must be a string, not {}",
-                        kind(other)
-                    ),
-                );
-                Err(())
-            }
-        }
-    };
+    let text = |ctx: &mut Ctx<'_>, key: &str| action_text(ctx, at, "jwt", action, key);
     let key = text(ctx, "secretOrPublicKey").ok()?;
     let key_file = text(ctx, "secretOrPublicKeyFile").ok()?;
     let extractor_name = text(ctx, "jwtExtractor").ok()?;
