@@ -12,7 +12,6 @@ pub mod basic_auth;
 #[cfg(feature = "server")]
 pub mod consumer_auth;
 pub mod cors;
-#[cfg(feature = "server")]
 pub mod health;
 pub mod introspect;
 pub mod jwt;
