@@ -206,6 +206,28 @@ async fn create_key(admin: &str, consumer: &str) -> (Reply, String) {
     (key, api_key)
 }
 
+/// Builds project `shop` in `dir`: an Express Gateway `[key-auth, proxy]` pipeline on
+/// `/keys/*` to `backend`; the gateway binary's path.
+fn build_key_auth_project(dir: &Path, backend: &str) -> std::path::PathBuf {
+    let init = harness::micro_gw(dir, &["init", "shop"]);
+    assert!(init.status.success(), "{}", harness::text(&init));
+    let eg = harness::write_file(
+        dir,
+        "gateway.config.yml",
+        &format!(
+            "http: {{port: 8080}}\nadmin: {{port: 9876, host: localhost}}\nserviceEndpoints: {{b: {{url: '{backend}'}}}}\npolicies: [proxy, key-auth]\napiEndpoints:\n  keys: {{path: '/keys/*'}}\npipelines:\n  keys:\n    apiEndpoints: [keys]\n    policies: [{{key-auth: }}, {{proxy: {{action: {{serviceEndpoint: b}}}}}}]\n"
+        ),
+    );
+    let import = harness::micro_gw(
+        dir,
+        &["import", "shop", "--express-gateway", eg.to_str().unwrap()],
+    );
+    assert!(import.status.success(), "{}", harness::text(&import));
+    let build = harness::micro_gw(dir, &["build", "shop"]);
+    assert!(build.status.success(), "{}", harness::text(&build));
+    dir.join("shop/target/shop")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_share_consumers_through_redis_and_ride_out_an_outage() {
     let Some(mut redis) = RedisServer::start() else {
@@ -215,24 +237,7 @@ async fn replicas_share_consumers_through_redis_and_ride_out_an_outage() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let init = harness::micro_gw(dir.path(), &["init", "shop"]);
-    assert!(init.status.success(), "{}", harness::text(&init));
-    let eg = harness::write_file(
-        dir.path(),
-        "gateway.config.yml",
-        &format!(
-            "http: {{port: 8080}}\nadmin: {{port: 9876, host: localhost}}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy, key-auth]\napiEndpoints:\n  keys: {{path: '/keys/*'}}\npipelines:\n  keys:\n    apiEndpoints: [keys]\n    policies: [{{key-auth: }}, {{proxy: {{action: {{serviceEndpoint: b}}}}}}]\n",
-            be.url()
-        ),
-    );
-    let import = harness::micro_gw(
-        dir.path(),
-        &["import", "shop", "--express-gateway", eg.to_str().unwrap()],
-    );
-    assert!(import.status.success(), "{}", harness::text(&import));
-    let build = harness::micro_gw(dir.path(), &["build", "shop"]);
-    assert!(build.status.success(), "{}", harness::text(&build));
-    let binary = dir.path().join("shop/target/shop");
+    let binary = build_key_auth_project(dir.path(), &be.url());
 
     let a = start_replica(&binary, &redis.url());
     let b = start_replica(&binary, &redis.url());
@@ -381,24 +386,7 @@ async fn replicas_share_consumers_through_a_redis_cluster() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let init = harness::micro_gw(dir.path(), &["init", "shop"]);
-    assert!(init.status.success(), "{}", harness::text(&init));
-    let eg = harness::write_file(
-        dir.path(),
-        "gateway.config.yml",
-        &format!(
-            "http: {{port: 8080}}\nadmin: {{port: 9876, host: localhost}}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy, key-auth]\napiEndpoints:\n  keys: {{path: '/keys/*'}}\npipelines:\n  keys:\n    apiEndpoints: [keys]\n    policies: [{{key-auth: }}, {{proxy: {{action: {{serviceEndpoint: b}}}}}}]\n",
-            be.url()
-        ),
-    );
-    let import = harness::micro_gw(
-        dir.path(),
-        &["import", "shop", "--express-gateway", eg.to_str().unwrap()],
-    );
-    assert!(import.status.success(), "{}", harness::text(&import));
-    let build = harness::micro_gw(dir.path(), &["build", "shop"]);
-    assert!(build.status.success(), "{}", harness::text(&build));
-    let binary = dir.path().join("shop/target/shop");
+    let binary = build_key_auth_project(dir.path(), &be.url());
 
     // A knows every node; B only the last one, as a cluster seed.
     let a = start_replica(&binary, &seeds.join(","));

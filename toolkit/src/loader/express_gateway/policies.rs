@@ -1162,24 +1162,23 @@ fn rate_limit(ctx: &mut Ctx<'_>, at: At<'_>, action: &Map<String, Value>) -> Opt
             return None;
         }
     }
-    for (key, target) in [
-        ("headers", &mut spec.headers),
-        ("skipFailedRequests", &mut spec.skip_failed),
-        ("skipSuccessfulRequests", &mut spec.skip_successful),
-    ] {
-        if let Some(v) = action.get(key).filter(|v| !v.is_null()) {
-            match v.as_bool() {
-                Some(b) => *target = b,
-                None => {
-                    ctx.error(
-                        &child(action_pointer, key),
-                        format!("pipeline '{name}': rate-limit {key} must be true or false"),
-                    );
-                    return None;
-                }
-            }
-        }
-    }
+    spec.headers = action_flag(ctx, at, "rate-limit", action, "headers", spec.headers);
+    spec.skip_failed = action_flag(
+        ctx,
+        at,
+        "rate-limit",
+        action,
+        "skipFailedRequests",
+        spec.skip_failed,
+    );
+    spec.skip_successful = action_flag(
+        ctx,
+        at,
+        "rate-limit",
+        action,
+        "skipSuccessfulRequests",
+        spec.skip_successful,
+    );
     if let Some(v) = action.get("message").filter(|v| !v.is_null()) {
         spec.message = match v {
             Value::Number(n) => n.to_string(),
