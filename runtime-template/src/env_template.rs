@@ -189,6 +189,18 @@ pub fn variables(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The variables `text` refers to, in order, each with whether that reference has a default
+/// (`${NAME:-default}`, an empty default included).
+pub fn variables_with_defaults(text: &str) -> Vec<(&str, bool)> {
+    pieces(text)
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Var { name, default } => Some((name, default.is_some())),
+            Piece::Text(_) => None,
+        })
+        .collect()
+}
+
 /// True when `text` refers to at least one variable.
 pub fn has_variables(text: &str) -> bool {
     pieces(text).iter().any(|p| matches!(p, Piece::Var { .. }))

@@ -12,21 +12,66 @@ use mgw_runtime::model::GatewayModel;
 
 use crate::fsutil::write_atomic;
 
-/// The lock file of generated crates on the runtime's default features (kept current by
-/// `scripts/update-gateway-lock.sh`).
+/// The lock file of every generated crate (kept current by `scripts/update-gateway-lock.sh`). The
+/// generated manifest forwards all of the runtime's optional features, so cargo resolves their
+/// crates into this one lock whichever the project enables.
 pub const PINNED_LOCK: &str = include_str!("../../templates/gateway/Cargo.lock");
 
-/// The lock file of generated crates that enable the runtime's `storage` feature (cargo resolves
-/// a path dependency's optional crates only with their feature, so it differs).
-pub const PINNED_LOCK_STORAGE: &str = include_str!("../../templates/gateway/Cargo.storage.lock");
+/// The runtime's optional features and the crates that only they bring: a project that does not
+/// enable a feature does not compile what is reachable only through these.
+const FEATURE_ROOTS: &[(&str, &[&str])] = &[("storage", &["aws-sigv4", "aws-credential-types"])];
 
-/// The pinned lock file for a model (see [`runtime_features`]).
-pub fn pinned_lock(model: &GatewayModel) -> &'static str {
-    if runtime_features(model).contains(&"storage") {
-        PINNED_LOCK_STORAGE
-    } else {
-        PINNED_LOCK
+/// An estimate of how many packages a cold build of a project with `features` compiles: the
+/// lock's packages reachable from the gateway crate, not following the crates of the optional
+/// features it leaves off (shown as the progress total).
+pub fn package_estimate(features: &[&str]) -> u64 {
+    let skipped: std::collections::HashSet<&str> = FEATURE_ROOTS
+        .iter()
+        .filter(|(feature, _)| !features.contains(feature))
+        .flat_map(|(_, roots)| roots.iter().copied())
+        .collect();
+    let graph = lock_graph(PINNED_LOCK);
+    let mut seen = std::collections::HashSet::new();
+    let mut next = vec!["mgw-gateway"];
+    while let Some(name) = next.pop() {
+        if skipped.contains(name) || !seen.insert(name) {
+            continue;
+        }
+        if let Some(dependencies) = graph.get(name) {
+            next.extend(dependencies.iter().copied());
+        }
     }
+    seen.len() as u64
+}
+
+/// Package name → the names of its dependencies, from a lock file (a dependency written
+/// `name version` when several versions are locked counts by name).
+fn lock_graph(lock: &str) -> std::collections::HashMap<&str, Vec<&str>> {
+    let mut graph = std::collections::HashMap::new();
+    let mut current: Option<&str> = None;
+    let mut in_dependencies = false;
+    for line in lock.lines() {
+        let line = line.trim();
+        if line == "[[package]]" {
+            current = None;
+            in_dependencies = false;
+        } else if let Some(name) = line.strip_prefix("name = ") {
+            let name = name.trim_matches('"');
+            current = Some(name);
+            graph.entry(name).or_insert_with(Vec::new);
+        } else if line == "dependencies = [" {
+            in_dependencies = true;
+        } else if in_dependencies && line == "]" {
+            in_dependencies = false;
+        } else if in_dependencies {
+            let dependency = line.trim_end_matches(',').trim_matches('"');
+            let dependency = dependency.split(' ').next().unwrap_or(dependency);
+            if let Some(package) = current {
+                graph.entry(package).or_default().push(dependency);
+            }
+        }
+    }
+    graph
 }
 
 #[derive(Template)]
@@ -35,8 +80,7 @@ struct Manifest<'a> {
     toolkit_version: &'a str,
     binary: &'a str,
     runtime_path_literal: String,
-    /// `, features = [...]` when the model needs optional runtime features, else empty (the
-    /// manifest of every other project stays the same).
+    /// The TOML array of the optional runtime features the model needs (`[]` for most).
     features: String,
 }
 
@@ -66,7 +110,7 @@ pub fn render(
     let model_json = serde_json::to_vec_pretty(model).context("serializing the gateway model")?;
     Ok(vec![
         ("Cargo.toml", manifest.into_bytes()),
-        ("Cargo.lock", pinned_lock(model).as_bytes().to_vec()),
+        ("Cargo.lock", PINNED_LOCK.as_bytes().to_vec()),
         ("main.rs", main.into_bytes()),
         ("model.json", model_json),
     ])
@@ -84,16 +128,13 @@ pub fn runtime_features(model: &GatewayModel) -> Vec<&'static str> {
 }
 
 fn features_literal(features: &[&str]) -> String {
-    if features.is_empty() {
-        return String::new();
-    }
-    let list = toml::Value::Array(
+    toml::Value::Array(
         features
             .iter()
             .map(|f| toml::Value::String((*f).to_string()))
             .collect(),
-    );
-    format!(", features = {list}")
+    )
+    .to_string()
 }
 
 /// Writes the generated crate into `gen_dir`. Unchanged files are left alone so a no-change
@@ -190,19 +231,44 @@ mod tests {
             let text = String::from_utf8(files[0].1.clone()).unwrap();
             toml::from_str(&text).unwrap()
         };
-        assert_eq!(
-            manifest(&model)["dependencies"]["mgw-runtime"]["features"],
-            toml::Value::Array(vec![toml::Value::String("storage".into())])
-        );
-        let lock = |model: &GatewayModel| {
-            let files = render(model, "p", Path::new("/cache/runtime")).unwrap();
-            String::from_utf8(files[1].1.clone()).unwrap()
-        };
-        assert!(lock(&model).contains("name = \"aws-sigv4\""));
+        let storage = toml::Value::Array(vec![toml::Value::String("storage".into())]);
+        assert_eq!(manifest(&model)["features"]["default"], storage);
+        let with_storage = package_estimate(&runtime_features(&model));
         model.express[0].storage = None;
-        assert!(!lock(&model).contains("aws-sigv4"));
-        assert!(manifest(&model)["dependencies"]["mgw-runtime"]
-            .get("features")
-            .is_none());
+        assert_eq!(
+            manifest(&model)["features"]["default"],
+            toml::Value::Array(vec![])
+        );
+        // The estimate leaves out what only the storage feature brings.
+        assert!(package_estimate(&runtime_features(&model)) + 2 <= with_storage);
+    }
+
+    /// Every optional feature of the runtime is forwarded by the generated manifest (else a
+    /// project could not enable it) and named in `FEATURE_ROOTS` (else the estimate counts it).
+    #[test]
+    fn every_optional_runtime_feature_is_forwarded() {
+        let runtime: toml::Table =
+            toml::from_str(include_str!("../../runtime-template/Cargo.toml")).unwrap();
+        let template = include_str!("../../templates/gateway/Cargo.toml");
+        for feature in runtime["features"].as_table().unwrap().keys() {
+            if ["default", "server", "store", "mimalloc"].contains(&feature.as_str()) {
+                continue;
+            }
+            assert!(
+                template.contains(&format!("{feature} = [\"mgw-runtime/{feature}\"]")),
+                "templates/gateway/Cargo.toml does not forward `{feature}`"
+            );
+            assert!(
+                FEATURE_ROOTS.iter().any(|(name, _)| name == feature),
+                "FEATURE_ROOTS does not name `{feature}`"
+            );
+        }
+    }
+
+    #[test]
+    fn the_estimate_counts_the_gateways_packages() {
+        let all = PINNED_LOCK.matches("[[package]]").count() as u64;
+        let estimate = package_estimate(&[]);
+        assert!(estimate > 100 && estimate < all, "{estimate} of {all}");
     }
 }

@@ -146,7 +146,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let built = match cargo_build::build(
         &project.gen_dir(),
         &project.name,
-        cargo_build::package_count(codegen::pinned_lock(&loaded.model)),
+        codegen::package_estimate(&codegen::runtime_features(&loaded.model)),
         &cargo,
     ) {
         Ok(built) => built,

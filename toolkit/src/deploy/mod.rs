@@ -266,6 +266,16 @@ pub fn secrets(
             );
         }
     }
+    // `${VAR}` in the Redis settings: substituted at start-up, so from the Secret too.
+    for text in [
+        &settings.store.redis,
+        &settings.store.redis_namespace,
+        &settings.rate_limit.redis,
+    ] {
+        for (name, defaulted) in mgw_runtime::env_template::variables_with_defaults(text) {
+            var(name, defaulted, &format!("${{{name}}} of a Redis setting"));
+        }
+    }
     if mgw_runtime::config::redact_url(&settings.rate_limit.redis) != settings.rate_limit.redis {
         return Err(inline(
             "rate_limit",
@@ -275,6 +285,48 @@ pub fn secrets(
         ));
     }
     Ok((files, env))
+}
+
+/// The environment variables the model's Express Gateway settings refer to (`${NAME}` in
+/// listeners, service endpoint URLs, TLS files, host patterns, the storage plugin's keys, policy
+/// settings such as a jwt secret): the gateway substitutes them at start-up, so the Deployment
+/// takes each from the Secret, optional when every reference has a default. The toolkit has
+/// refused `${NAME}` everywhere else, so every reference found here is a setting's.
+pub fn model_variables(model: &GatewayModel) -> Vec<SecretEnv> {
+    fn walk(value: &serde_json::Value, found: &mut Vec<(String, bool)>) {
+        match value {
+            serde_json::Value::String(text) => {
+                // `${NAME:-default}`: the gateway starts without the variable.
+                for (name, defaulted) in mgw_runtime::env_template::variables_with_defaults(text) {
+                    found.push((name.to_string(), defaulted));
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    for part in [
+        serde_json::to_value(&model.express),
+        serde_json::to_value(&model.pipelines),
+    ] {
+        walk(&part.unwrap_or_default(), &mut found);
+    }
+    let mut out: Vec<SecretEnv> = Vec::new();
+    for (name, defaulted) in found {
+        match out.iter_mut().find(|e| e.name == name) {
+            // Required as soon as one reference has no default.
+            Some(existing) => existing.optional &= defaulted,
+            None => out.push(SecretEnv {
+                key: secret_key(&name),
+                what: format!("${{{name}}} of the Express Gateway configuration"),
+                optional: defaulted,
+                name,
+            }),
+        }
+    }
+    out
 }
 
 /// Whether a file looks like a private key (never copied into an image, whatever names it).
@@ -402,12 +454,20 @@ pub fn generate(
         })?;
     let settings = mgw_runtime::config::parse(&settings_text, &settings_path, &[], &[])
         .map_err(|e| DeployError::Settings(e.to_string()))?;
-    let (secret_files, secret_env) = secrets(
+    let (secret_files, mut secret_env) = secrets(
         &settings,
         &settings_text,
         &settings_shown,
         !model.express.is_empty(),
     )?;
+    for variable in model_variables(model) {
+        if !secret_env.iter().any(|e| e.name == variable.name) {
+            secret_env.push(variable);
+        }
+    }
+    // A literal value in the deployment configuration's `env` wins (one entry per name).
+    let literal = &deployment.kubernetes.kubernetes_deployment.env;
+    secret_env.retain(|e| !literal.contains_key(&e.name));
     let inputs = Inputs {
         project: project.name.clone(),
         model,

@@ -329,6 +329,33 @@ fn a_wso2_project_gets_an_image_and_manifests_without_its_secrets() {
 /// Express Gateway with Redis: the Redis URL's password comes from the Secret, the store needs
 /// no volume; a password in micro-gw.toml (which becomes the ConfigMap) is refused with its line.
 #[test]
+fn the_configurations_variables_are_listed_once_required_when_any_reference_is() {
+    let mut model = express_model(false);
+    model.express[0].storage = Some(
+        serde_json::from_value(serde_json::json!({
+            "path": "/s3",
+            "providers": [
+                {"name": "ovh", "access_key_id": "${S3_KEY_ID:-AKIA}", "secret_access_key": "${S3_SECRET}"},
+                {"name": "aws", "access_key_id": "${S3_KEY_ID}", "secret_access_key": "$${NOT_A_VARIABLE} ${req.ip}"}
+            ]
+        }))
+        .unwrap(),
+    );
+    let found: Vec<(String, bool)> = model_variables(&model)
+        .into_iter()
+        .map(|e| (e.name, e.optional))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("EG_HTTP_PORT".to_string(), true),
+            ("S3_KEY_ID".to_string(), false),
+            ("S3_SECRET".to_string(), false),
+        ]
+    );
+}
+
+#[test]
 fn an_express_gateway_project_on_redis_reads_the_url_from_the_secret() {
     let dir = tempfile::tempdir().unwrap();
     let settings = "[listener]\nhttps_enabled = false\n\n[store]\nredis = \"redis://redis:6379\"\n";
@@ -353,6 +380,12 @@ fn an_express_gateway_project_on_redis_reads_the_url_from_the_secret() {
         serde_json::json!({"name": "shop-secrets", "key": "mgw-store-redis", "optional": true})
     );
     assert!(env.iter().any(|e| e["name"] == "MGW_ADMIN_TOKEN"));
+    // The configuration's own variables come from the Secret too (defaulted: optional).
+    let port = env.iter().find(|e| e["name"] == "EG_HTTP_PORT").unwrap();
+    assert_eq!(
+        port["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "shop-secrets", "key": "eg-http-port", "optional": true})
+    );
     // With Redis too the admin API's token file needs a writable data/.
     assert!(
         container["volumeMounts"]
