@@ -79,7 +79,7 @@ fn kargo_imports_unchanged_and_the_build_lists_unsupported_steps() {
     // and the project's gateway enables the runtime's storage feature.
     assert!(!out.contains("plugins are not loaded"), "{out}");
     let manifest = std::fs::read_to_string(dir.path().join("kargo/target/gen/Cargo.toml")).unwrap();
-    assert!(manifest.contains("features = [\"storage\"]"), "{manifest}");
+    assert!(manifest.contains("default = [\"storage\"]"), "{manifest}");
     assert!(dir.path().join("kargo/target/kargo").exists());
 }
 
