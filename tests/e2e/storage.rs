@@ -189,7 +189,7 @@ fn build_project(dir: &Path) -> PathBuf {
     let system = harness::write_file(
         dir,
         "system.config.yml",
-        "plugins:\n  storage:\n    providers:\n      local:\n        endpoint: ${S3_ENDPOINT}\n        accessKeyId: ${S3_ACCESS_KEY}\n        secretAccessKey: ${S3_SECRET_ACCESS_KEY}\n        default: true\n      down:\n        endpoint: http://127.0.0.1:1\n        accessKeyId: ${S3_ACCESS_KEY}\n        secretAccessKey: ${S3_SECRET_ACCESS_KEY}\n      ovh:\n        endpoint: ${OVH_S3_ENDPOINT}\n        accessKeyId: ${OVH_S3_ACCESS_KEY}\n        secretAccessKey: ${OVH_S3_SECRET_ACCESS_KEY}\n    package: ./plugins/storage\n",
+        "plugins:\n  storage:\n    providers:\n      local:\n        endpoint: ${S3_ENDPOINT}\n        accessKeyId: ${S3_ACCESS_KEY}\n        secretAccessKey: ${S3_SECRET_ACCESS_KEY}\n        default: true\n      down:\n        endpoint: http://127.0.0.1:1\n        accessKeyId: ${S3_ACCESS_KEY}\n        secretAccessKey: ${S3_SECRET_ACCESS_KEY}\n      silent:\n        endpoint: ${SILENT_S3_ENDPOINT}\n        accessKeyId: ${S3_ACCESS_KEY}\n        secretAccessKey: ${S3_SECRET_ACCESS_KEY}\n        httpOptions: {timeout: 400}\n      ovh:\n        endpoint: ${OVH_S3_ENDPOINT}\n        accessKeyId: ${OVH_S3_ACCESS_KEY}\n        secretAccessKey: ${OVH_S3_SECRET_ACCESS_KEY}\n    package: ./plugins/storage\n",
     );
     let import = harness::micro_gw(
         dir,
@@ -225,6 +225,9 @@ async fn storage_route_proxies_to_a_signature_checking_s3_server() {
     ];
     let endpoint = format!("http://127.0.0.1:{}", s3.port);
     let storage_url = format!("http://127.0.0.1:{admin_port}/s3");
+    // A provider that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_endpoint = format!("http://{}", silent.local_addr().unwrap());
     let env = |secret: Option<&str>| -> Vec<(&'static str, String)> {
         vec![
             ("MGW_ADMIN_TOKEN", TOKEN.to_string()),
@@ -235,6 +238,7 @@ async fn storage_route_proxies_to_a_signature_checking_s3_server() {
                 secret.unwrap_or(&s3.secret_access_key).to_string(),
             ),
             ("STORAGE_URL", storage_url.clone()),
+            ("SILENT_S3_ENDPOINT", silent_endpoint.clone()),
         ]
     };
     let start = |vars: &[(&'static str, String)], extra: &[String]| {
@@ -399,6 +403,22 @@ async fn storage_route_proxies_to_a_signature_checking_s3_server() {
     .await;
     assert_eq!(down.status, 502);
     assert_eq!(&down.body[..], b"Bad gateway.");
+    // A provider that does not answer within its httpOptions.timeout (400 ms): the same 502.
+    let asked = Instant::now();
+    let silent_reply = send(
+        Method::GET,
+        &format!("{admin}/s3/silent/maps/x"),
+        &[auth],
+        client::empty(),
+    )
+    .await;
+    assert_eq!(silent_reply.status, 502);
+    assert_eq!(&silent_reply.body[..], b"Bad gateway.");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
 
     // DELETE, then the object is gone.
     let deleted = send(Method::DELETE, &object, &[auth], client::empty()).await;

@@ -170,8 +170,15 @@ struct Provider {
     name: String,
     /// `None`: no credentials in the environment, not served.
     signer: Option<Signer>,
+    /// How long the provider may take to start its answer.
+    timeout: Duration,
     buckets: Vec<String>,
 }
+
+/// How long a provider may take to start its answer (the response head; a body then streams
+/// for as long as it flows) when its `httpOptions.timeout` does not say: aws-sdk v2's default
+/// `httpOptions.timeout`, two minutes.
+const DEFAULT_RESPONSE_TIMEOUT_MS: u64 = 120_000;
 
 /// The storage route, shared by the admin listener's connections.
 pub struct StorageRoute {
@@ -213,6 +220,8 @@ impl StorageRoute {
         let mut providers = Vec::new();
         for provider in &storage.providers {
             let name = provider.name.clone();
+            let timeout =
+                Duration::from_millis(provider.timeout_ms.unwrap_or(DEFAULT_RESPONSE_TIMEOUT_MS));
             let missing = |setting: &'static str, source| StorageError::Missing {
                 provider: name.clone(),
                 setting,
@@ -231,6 +240,7 @@ impl StorageRoute {
                     providers.push(Provider {
                         name,
                         signer: None,
+                        timeout,
                         buckets: provider.buckets.clone(),
                     });
                     continue;
@@ -270,6 +280,7 @@ impl StorageRoute {
             );
             providers.push(Provider {
                 name,
+                timeout,
                 signer: Some(Signer {
                     path_style: provider.force_path_style || endpoint.literal_host,
                     endpoint,
@@ -342,7 +353,16 @@ impl StorageRoute {
                 );
             }
         };
-        match self.client.request(upstream).await {
+        let answer = tokio::time::timeout(provider.timeout, self.client.request(upstream)).await;
+        let Ok(answer) = answer else {
+            tracing::warn!(
+                "storage provider {:?} did not answer within {} ms (httpOptions.timeout)",
+                provider.name,
+                provider.timeout.as_millis()
+            );
+            return crate::respond::express_bad_gateway();
+        };
+        match answer {
             Ok(response) => {
                 let (parts, body) = response.into_parts();
                 if matches!(parts.status.as_u16(), 401 | 403) {
@@ -676,6 +696,7 @@ mod tests {
                     access_key_id: Some("${AK}".into()),
                     secret_access_key: Some("${SK}".into()),
                     force_path_style: false,
+                    timeout_ms: None,
                     buckets: vec![],
                 },
                 crate::model::express::StorageProvider {
@@ -686,6 +707,7 @@ mod tests {
                     access_key_id: Some("${OVH_AK}".into()),
                     secret_access_key: Some("${OVH_SK}".into()),
                     force_path_style: false,
+                    timeout_ms: None,
                     buckets: vec![],
                 },
             ],

@@ -160,6 +160,10 @@ pub struct StorageProvider {
     /// names (always so for an IP address or `localhost` endpoint).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force_path_style: bool,
+    /// `httpOptions.timeout` (aws-sdk v2): milliseconds the provider may take to start its
+    /// answer; absent: the SDK's default, 120,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
     /// `buckets` (a micro-gw addition): when not empty, the only buckets served; others are
     /// 404 without asking the provider.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -500,15 +500,58 @@ pub fn system_config(
 }
 
 /// The keys of a storage provider: aws-sdk v2's S3 options that matter, and `buckets`.
-const STORAGE_PROVIDER_KEYS: [&str; 7] = [
+const STORAGE_PROVIDER_KEYS: [&str; 8] = [
     "accessKeyId",
     "secretAccessKey",
     "endpoint",
     "region",
     "default",
     "s3ForcePathStyle",
+    "httpOptions",
     "buckets",
 ];
+
+/// aws-sdk v2's `httpOptions.timeout`: milliseconds a provider may take to answer; `None`
+/// when absent (the SDK's default applies). Other `httpOptions` keys warn: they are not used.
+fn storage_timeout(
+    ctx: &mut Ctx<'_>,
+    at: &str,
+    name: &str,
+    options: &serde_json::Map<String, Value>,
+) -> Result<Option<u64>, ()> {
+    let at = child(at, "httpOptions");
+    let http = match options.get("httpOptions") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(http)) => http,
+        Some(other) => {
+            ctx.error(
+                &at,
+                format!(
+                    "httpOptions of storage provider '{name}' must be a mapping, not {}",
+                    kind(other)
+                ),
+            );
+            return Err(());
+        }
+    };
+    for key in http.keys().filter(|k| *k != "timeout") {
+        ctx.warn(
+            &child(&at, key),
+            format!("httpOptions.{key} of storage provider '{name}' is not used by micro-gw (it reads httpOptions.timeout; connections time out after [upstream] connect_timeout_ms)"),
+        );
+    }
+    match http.get("timeout") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|ms| ms > 0) => Ok(n.as_u64()),
+        Some(other) => {
+            ctx.error(
+                &child(&at, "timeout"),
+                format!("httpOptions.timeout of storage provider '{name}' must be a whole number of milliseconds above 0, not {other}"),
+            );
+            Err(())
+        }
+    }
+}
 
 /// `plugins.storage` (Kargo's `storage.js`): `endpointName` (`/s3`) and `providers`, each a
 /// set of aws-sdk options. Credentials, endpoints and regions are settings (`${VAR}`, expanded
@@ -603,6 +646,10 @@ fn storage(ctx: &mut Ctx<'_>, plugin: &Value) -> Option<Storage> {
         };
         let default = flag(ctx, "default");
         let force_path_style = flag(ctx, "s3ForcePathStyle");
+        let timeout_ms = storage_timeout(ctx, &at, name, options).unwrap_or_else(|()| {
+            ok = false;
+            None
+        });
         let buckets = match options.get("buckets") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items
@@ -641,6 +688,7 @@ fn storage(ctx: &mut Ctx<'_>, plugin: &Value) -> Option<Storage> {
             access_key_id,
             secret_access_key,
             force_path_style,
+            timeout_ms,
             buckets,
         });
     }

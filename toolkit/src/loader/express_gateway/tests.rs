@@ -761,18 +761,33 @@ fn storage_plugin_settings() {
         (settings, diags)
     };
     let (settings, diags) = system(
-        "plugins:\n  storage:\n    endpointName: /files\n    providers:\n      local:\n        endpoint: http://127.0.0.1:4568\n        accessKeyId: S3RVER\n        secretAccessKey: ${S3_SECRET}\n        default: true\n        s3ForcePathStyle: true\n        buckets: [maps]\n        signatureVersion: v4\n      empty: {}\n",
+        "plugins:\n  storage:\n    endpointName: /files\n    providers:\n      local:\n        endpoint: http://127.0.0.1:4568\n        accessKeyId: S3RVER\n        secretAccessKey: ${S3_SECRET}\n        default: true\n        s3ForcePathStyle: true\n        buckets: [maps]\n        signatureVersion: v4\n        httpOptions: {timeout: 1500, connectTimeout: 100}\n      empty: {}\n",
     );
     let storage = settings.storage.unwrap();
     assert_eq!(storage.path, "/files");
     let local = &storage.providers[0];
     assert!(local.default && local.force_path_style);
+    assert_eq!(local.timeout_ms, Some(1500));
+    assert_eq!(storage.providers[1].timeout_ms, None);
     assert_eq!(local.buckets, ["maps"]);
     assert_eq!(local.access_key_id.as_deref(), Some("S3RVER"));
     let text = format!("{diags:?}");
     assert!(text.contains("signatureVersion"), "{text}");
+    assert!(text.contains("httpOptions.connectTimeout"), "{text}");
     assert!(text.contains("'empty' has no accessKeyId"), "{text}");
     assert!(diags.is_ok(), "{text}");
+
+    let (settings, diags) = system(
+        "plugins:\n  storage:\n    providers:\n      aws:\n        accessKeyId: AKIA\n        secretAccessKey: ${S}\n        httpOptions: {timeout: soon}\n",
+    );
+    assert!(settings.storage.is_none());
+    let text = format!("{diags:?}");
+    assert!(
+        !diags.is_ok()
+            && text
+                .contains("httpOptions.timeout of storage provider 'aws' must be a whole number"),
+        "{text}"
+    );
 
     let (settings, diags) = system(
         "plugins:\n  storage:\n    providers:\n      aws:\n        accessKeyId: AKIA\n        secretAccessKey: written-here\n",
