@@ -35,10 +35,22 @@ const LISTS: [&str; 3] = [
     "subscriptionPolicies",
 ];
 
+/// The error for a `policies.yaml` whose top level is not a mapping.
+const NOT_A_MAPPING: &str =
+    "policies.yaml must be a mapping of resourcePolicies, applicationPolicies and subscriptionPolicies";
+
 /// Reads `policies.yaml`; every problem is an error naming the file, the line and the policy.
 pub fn parse(file: &SourceFile, diags: &mut Diagnostics) -> Policies {
     let name = file.name.as_str();
-    let doc = match Document::parse(name, &file.text) {
+    // An empty file, or one of comments only, declares no tiers (YAML reads it as null).
+    let blank = file.text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#') || line == "---" || line == "..."
+    });
+    if blank {
+        return Policies::default();
+    }
+    let doc = match Document::parse_mapping(name, &file.text, NOT_A_MAPPING) {
         Ok(doc) => doc,
         Err(err) => {
             diags.parse_error(
@@ -66,7 +78,7 @@ pub fn parse(file: &SourceFile, diags: &mut Diagnostics) -> Policies {
         }
         Some(Value::Null) | None => return policies,
         Some(_) => {
-            diags.error(name, Some(1), "policies.yaml must be a mapping of resourcePolicies, applicationPolicies and subscriptionPolicies");
+            diags.error(name, Some(1), NOT_A_MAPPING);
             return policies;
         }
     }
@@ -200,6 +212,23 @@ mod tests {
             ("Gold", 5000, 60_000)
         );
         assert!(gold.stop_on_quota_reach);
+    }
+
+    /// An empty or comment-only file declares no tiers (scripts/bench writes one); a list at
+    /// the top is refused with the policies message, not the API definitions' one.
+    #[test]
+    fn blank_files_declare_nothing_and_a_list_is_refused() {
+        for text in ["", "# no tiers\n", "---\n# none\n\n"] {
+            let (p, d) = read(text);
+            assert!(d.is_ok(), "{text:?}: {:?}", d.errors);
+            assert!(p.resource.is_empty() && p.application.is_empty() && p.subscription.is_empty());
+        }
+        let (_, d) = read("- Gold\n");
+        let errors: Vec<String> = d.errors.iter().map(ToString::to_string).collect();
+        assert!(
+            errors.len() == 1 && errors[0].contains("policies.yaml must be a mapping"),
+            "{errors:?}"
+        );
     }
 
     #[test]
