@@ -66,14 +66,19 @@ async fn json_lines_carry_the_fields_and_the_last_ones_survive_sigterm() {
     assert_eq!(client::get(&format!("{base}/down/x")).await.status, 502);
 
     let proxied = wait_for_json(&gw, 1, |v| v["path"] == "/petstore/v1/pet/42?x=%22q%22");
-    let v = proxied.first().expect("a JSON line for the proxied request");
+    let v = proxied
+        .first()
+        .expect("a JSON line for the proxied request");
     assert_eq!(v["route"], "/petstore/v1/pet/{petId}", "{v}");
     assert_eq!(v["method"], "GET");
     assert_eq!(v["client"], "127.0.0.1");
     assert_eq!(v["status"], 200);
     assert_eq!(v["complete"], true);
     assert!(v["bytes_out"].as_u64().unwrap() > 0, "{v}");
-    assert!(v["upstream"].as_str().unwrap().starts_with(&be.url()), "{v}");
+    assert!(
+        v["upstream"].as_str().unwrap().starts_with(&be.url()),
+        "{v}"
+    );
     let upstream_ms = v["upstream_ms"].as_f64().unwrap();
     assert!(v["total_ms"].as_f64().unwrap() >= upstream_ms, "{v}");
     let time = v["time"].as_str().unwrap();
@@ -105,7 +110,11 @@ async fn json_lines_carry_the_fields_and_the_last_ones_survive_sigterm() {
             .as_str()
             .is_some_and(|p| p.starts_with("/petstore/v1/pet/last-"))
     });
-    assert_eq!(last.len(), LAST, "every line of the last requests is written");
+    assert_eq!(
+        last.len(),
+        LAST,
+        "every line of the last requests is written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -208,7 +217,8 @@ fn a_full_queue_drops_and_reports_instead_of_blocking_requests() {
     // Pipelined requests on one connection, answered while the log's pipe is full.
     let started = Instant::now();
     let mut conn = TcpStream::connect(addr).expect("connecting");
-    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let request = b"GET /health HTTP/1.1\r\nHost: gw\r\n\r\n";
     let all: Vec<u8> = request.repeat(REQUESTS);
     conn.write_all(&all).expect("sending");
@@ -255,7 +265,10 @@ fn a_full_queue_drops_and_reports_instead_of_blocking_requests() {
     let dropped: usize = reports
         .iter()
         .map(|l| {
-            let count = l.split("access log: ").nth(1).and_then(|r| r.split(' ').next());
+            let count = l
+                .split("access log: ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next());
             count.and_then(|c| c.parse::<usize>().ok()).expect(l)
         })
         .sum();
