@@ -722,6 +722,23 @@ pub struct LogConfig {
     pub level: String,
     /// One line per request on the `access` target.
     pub access_log: bool,
+    /// How access-log lines are written: `text` (the `tracing` line of earlier releases) or
+    /// `json` (one object per line, [`crate::access_log`]).
+    pub access_log_format: AccessLogFormat,
+    /// Access-log lines waiting for the writer thread; when the queue is full a line is
+    /// dropped (counted and reported), never waited for.
+    pub access_log_queue: usize,
+}
+
+/// `log.access_log_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    /// `<time>  INFO access: <client> <method> <path> <status> ...`, as before.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[cors]`: the CORS configuration compiled into every WSO2 API that has no `x-wso2-cors` of
@@ -823,6 +840,8 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             access_log: true,
+            access_log_format: AccessLogFormat::Text,
+            access_log_queue: 8192,
         }
     }
 }
@@ -1065,6 +1084,11 @@ impl RuntimeConfig {
                 self.log.level
             )));
         }
+        if self.log.access_log_queue == 0 {
+            return Err(bad(
+                "log.access_log_queue must be above 0 (8192 is the default; use log.access_log = false to turn the access log off)".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -1275,6 +1299,35 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("c.toml:2"), "{err}");
+    }
+
+    #[test]
+    fn access_log_format_and_queue_are_read_and_checked() {
+        let cfg = parse_ok("");
+        assert_eq!(cfg.log.access_log_format, AccessLogFormat::Text);
+        assert_eq!(cfg.log.access_log_queue, 8192);
+        let cfg = parse_ok("[log]\naccess_log_format = \"json\"\naccess_log_queue = 16\n");
+        assert_eq!(cfg.log.access_log_format, AccessLogFormat::Json);
+        assert_eq!(cfg.log.access_log_queue, 16);
+        let env = vec![("MGW_LOG_ACCESS_LOG_FORMAT".to_string(), "json".to_string())];
+        let cfg = parse("", Path::new("c"), &env, &[]).unwrap();
+        assert_eq!(cfg.log.access_log_format, AccessLogFormat::Json);
+        let err = parse(
+            "[log]\naccess_log_format = \"xml\"\n",
+            Path::new("c"),
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("c:2") && err.contains("xml"), "{err}");
+        let err = parse("[log]\naccess_log_queue = 0\n", Path::new("c"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("log.access_log_queue must be above 0"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Instant;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::access_log::{AccessRecord, LoggedBody};
+use crate::access_log::{AccessLog, AccessRecord, LoggedBody, RouteRef};
 use crate::auth::split_pair;
 use crate::fault::{self, Fault};
 use crate::model::{AuthScheme, Dialect, GatewayModel, PolicySpec};
@@ -62,7 +62,8 @@ pub struct Gateway {
     health: ReadyPipeline,
     apikey: Option<ReadyPipeline>,
     services: Services,
-    access_log: bool,
+    /// Where finished requests' records go (`None`: access log off).
+    access_log: Option<Arc<AccessLog>>,
     secret_query_params: Vec<String>,
     /// Set by a stop signal: `/health` (and Kargo's healthcheck route) answer 503 from then on.
     draining: std::sync::atomic::AtomicBool,
@@ -84,7 +85,7 @@ impl Gateway {
         express: Vec<ExpressRouter>,
         pipelines: Vec<ReadyPipeline>,
         services: Services,
-        access_log: bool,
+        access_log: Option<Arc<AccessLog>>,
     ) -> Self {
         let health = ReadyPipeline::builtin("health", &PolicySpec::Health, &model);
         let apikey = services
@@ -130,7 +131,10 @@ impl Gateway {
         site: Arc<Site>,
     ) -> Result<GatewayResponse, Infallible> {
         let started = Instant::now();
-        let access_path = self.access_log.then(|| self.request_target(&request));
+        let access_path = self
+            .access_log
+            .is_some()
+            .then(|| self.request_target(&request));
         let method = request.method().clone();
         let log = |response: Response<GatewayBody>, context: Option<&Context<'_>>| {
             self.log_phase(
@@ -361,17 +365,16 @@ impl Gateway {
         started: Instant,
         context: Option<&Context<'_>>,
     ) -> GatewayResponse {
-        let record = path.map(|path| {
-            Box::new(AccessRecord {
-                client,
-                method: method.clone(),
-                path,
-                status: response.status(),
-                upstream: context.and_then(|c| c.upstream.clone()),
-                started,
-                upstream_latency: context.and_then(|c| c.upstream_latency),
-                consumer: context.and_then(|c| c.consumer.clone()),
-            })
+        let record = path.zip(self.access_log.as_ref()).map(|(path, log)| {
+            let mut record =
+                AccessRecord::new(client, method.clone(), path, response.status(), started);
+            if let Some(context) = context {
+                record.route = RouteRef::of(&self.model, &context.matched);
+                record.upstream = context.upstream.clone();
+                record.upstream_latency = context.upstream_latency;
+                record.consumer = context.consumer.clone();
+            }
+            (Box::new(record), log.clone())
         });
         response.map(|body| LoggedBody::new(body, record))
     }

@@ -45,6 +45,8 @@ pub mod fault;
 pub mod fuzzing;
 #[cfg(feature = "server")]
 pub mod gateway;
+#[cfg(feature = "server")]
+pub mod logging;
 pub mod model;
 pub mod path;
 #[cfg(feature = "server")]
@@ -218,8 +220,24 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let runtime = runtime
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let _log_guard = init_logging(&loaded.config.log.level);
-    runtime.block_on(async move {
+    let filter = logging::filter(
+        &loaded.config.log.level,
+        lookup(logging::RUST_LOG).as_deref(),
+    )?;
+    let access_log = loaded.config.log.access_log && logging::shows_access_log(&filter);
+    let _log_guard = logging::init(filter);
+    let (access_log, access_writer) = if access_log {
+        let (log, writer) = access_log::AccessLog::start(
+            loaded.config.log.access_log_format,
+            loaded.config.log.access_log_queue,
+            &model,
+        )
+        .map_err(|e| format!("cannot start the access-log writer thread: {e}"))?;
+        (Some(log), Some(writer))
+    } else {
+        (None, None)
+    };
+    let served = runtime.block_on(async move {
         let (settings, (http, https)) = server_settings(&loaded)?;
         let tls = tls::client_config(&loaded.config.upstream.truststore, &|p| loaded.resolve(p))
             .map_err(|e| format!("{} (upstream.truststore in {})", e, loaded.path.display()))?;
@@ -286,13 +304,24 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                 metrics,
                 counters,
             },
-            loaded.config.log.access_log,
+            access_log,
         ));
         server::serve(gateway, settings, started)
             .await
             .map_err(|e| e.to_string())
-    })
+    });
+    // Tasks still running (connections past the shutdown timeout) hold access-log handles:
+    // end them, so the writer sees the queue close and writes the last lines.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(writer) = access_writer {
+        writer.finish(ACCESS_LOG_FLUSH_TIMEOUT);
+    }
+    served
 }
+
+#[cfg(feature = "server")]
+/// How long the access-log writer gets at exit to write its queued lines.
+const ACCESS_LOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[cfg(feature = "server")]
 /// The listeners to open: WSO2's from `[listener]` (when the project has WSO2 APIs, or nothing
@@ -948,26 +977,6 @@ fn server_settings(loaded: &LoadedConfig) -> Result<(ServerSettings, Wso2Listene
         },
     };
     Ok((settings, (http, https)))
-}
-
-#[cfg(feature = "server")]
-fn init_logging(level: &str) -> tracing_appender::non_blocking::WorkerGuard {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
-    // Target/level directives only (no span or field filters): that needs no regex engine.
-    let filter: tracing_subscriber::filter::Targets = level.parse().unwrap_or_else(|_| {
-        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
-    });
-    let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                .with_ansi(false),
-        )
-        .with(filter)
-        .try_init();
-    guard
 }
 
 #[cfg(feature = "server")]

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `micro-gw` initializes, imports and builds real projects; the real
 //! gateway binaries serve real HTTP, HTTPS and h2 to real backends on loopback.
 
+mod access_log;
 mod apim_import;
 mod auth_schemes;
 mod cli;

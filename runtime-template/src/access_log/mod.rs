@@ -1,0 +1,296 @@
+//! The access log: one record per request, made when the response body ends (or is dropped),
+//! so streamed responses are logged with their real size and duration, then handed to a
+//! bounded queue ([`queue`]) whose own thread renders it ([`format`]) and writes it to
+//! standard output. The request path only moves a boxed record; it never formats, writes or
+//! waits. Field reference: docs/logging.md.
+
+pub mod format;
+pub mod queue;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use serde::Serialize;
+
+use crate::model::GatewayModel;
+use crate::pipeline::Matched;
+
+pub use queue::{AccessLog, AccessLogWriter};
+
+/// Which route of the model a request matched, by index (its template is looked up on the
+/// writer thread, [`format::RouteTemplates`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteRef {
+    /// `model.apis[api].resources[resource]`.
+    Wso2 {
+        /// Index of the API.
+        api: u32,
+        /// Index of the resource in the API.
+        resource: u32,
+    },
+    /// `model.express[config].routes[route]`.
+    Express {
+        /// Index of the Express Gateway configuration.
+        config: u32,
+        /// Index of the route in it.
+        route: u32,
+    },
+}
+
+impl RouteRef {
+    /// The route `matched` names in `model` (`None` for the gateway's own routes).
+    pub fn of(model: &GatewayModel, matched: &Matched<'_>) -> Option<Self> {
+        match *matched {
+            Matched::Builtin => None,
+            Matched::Wso2 { api, resource } => {
+                let a = index_in(&model.apis, api)?;
+                let r = index_in(&model.apis.get(a)?.resources, resource)?;
+                Some(Self::Wso2 {
+                    api: u32::try_from(a).ok()?,
+                    resource: u32::try_from(r).ok()?,
+                })
+            }
+            Matched::Express { route, .. } => {
+                model.express.iter().enumerate().find_map(|(c, config)| {
+                    let r = index_in(&config.routes, route)?;
+                    Some(Self::Express {
+                        config: u32::try_from(c).ok()?,
+                        route: u32::try_from(r).ok()?,
+                    })
+                })
+            }
+        }
+    }
+}
+
+/// The index of `item` in `slice` when it is one of its elements (by address: O(1)).
+fn index_in<T>(slice: &[T], item: &T) -> Option<usize> {
+    let size = std::mem::size_of::<T>().max(1);
+    let offset = (item as *const T as usize).checked_sub(slice.as_ptr() as usize)? / size;
+    slice
+        .get(offset)
+        .filter(|found| std::ptr::eq(*found, item))
+        .map(|_| offset)
+}
+
+/// Who failed, for an answer of status 400 or above (DESIGN.md "Errors know who failed").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorSide {
+    /// The request itself: 400, 404, 405, 408, 413, 414, 431 and every other 4xx not below.
+    Client,
+    /// A policy refused it: 401, 403, 407, 429.
+    Policy,
+    /// The upstream: 502, 503, 504, and any 5xx the upstream itself answered.
+    Upstream,
+    /// The gateway: any other 5xx it made (500).
+    Gateway,
+}
+
+impl ErrorSide {
+    /// The side of a `status`; `upstream_answered` when the status is the upstream's own.
+    pub fn of(status: StatusCode, upstream_answered: bool) -> Option<Self> {
+        Some(match status.as_u16() {
+            0..=399 => return None,
+            401 | 403 | 407 | 429 => Self::Policy,
+            400..=499 => Self::Client,
+            502..=504 => Self::Upstream,
+            _ if upstream_answered => Self::Upstream,
+            _ => Self::Gateway,
+        })
+    }
+}
+
+/// What is known about a request when its response starts; the body wrapper adds how it ended.
+#[derive(Debug)]
+pub struct AccessRecord {
+    /// Client address.
+    pub client: SocketAddr,
+    /// Request method.
+    pub method: Method,
+    /// Raw request path and query, credentials redacted.
+    pub path: String,
+    /// The route it matched, if any.
+    pub route: Option<RouteRef>,
+    /// Response status.
+    pub status: StatusCode,
+    /// Upstream URL used, if any.
+    pub upstream: Option<Arc<str>>,
+    /// When the request arrived.
+    pub started: Instant,
+    /// Time until the upstream's response headers, if proxied (the status is then the
+    /// upstream's).
+    pub upstream_latency: Option<Duration>,
+    /// The application or user a verified credential names.
+    pub consumer: Option<Arc<str>>,
+    /// The W3C trace id of the request, when tracing knows one (JSON `trace_id`).
+    pub trace_id: Option<[u8; 16]>,
+    /// Response body bytes sent (set when the body ends).
+    pub bytes_out: u64,
+    /// The body was sent to its end (`false`: the client went away or the upstream failed).
+    pub complete: bool,
+    /// Arrival to end of the response body (set when the body ends).
+    pub total: Duration,
+    /// Wall-clock time the response ended (set when the body ends).
+    pub finished: SystemTime,
+}
+
+impl AccessRecord {
+    /// A record of what the request line and the status say; the rest starts empty.
+    pub fn new(
+        client: SocketAddr,
+        method: Method,
+        path: String,
+        status: StatusCode,
+        started: Instant,
+    ) -> Self {
+        Self {
+            client,
+            method,
+            path,
+            route: None,
+            status,
+            upstream: None,
+            started,
+            upstream_latency: None,
+            consumer: None,
+            trace_id: None,
+            bytes_out: 0,
+            complete: false,
+            total: Duration::ZERO,
+            finished: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    /// Who failed, if the status is an error.
+    pub fn error_side(&self) -> Option<ErrorSide> {
+        ErrorSide::of(self.status, self.upstream_latency.is_some())
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that hands the request's record to the access log once it is finished.
+    pub struct LoggedBody<B> {
+        #[pin]
+        inner: B,
+        bytes: u64,
+        // An empty body may be dropped without ever being polled; that is still complete.
+        empty: bool,
+        record: Option<(Box<AccessRecord>, Arc<AccessLog>)>,
+    }
+
+    impl<B> PinnedDrop for LoggedBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some((record, log)) = this.record.take() {
+                finish(record, &log, *this.bytes, *this.empty);
+            }
+        }
+    }
+}
+
+impl<B: Body> LoggedBody<B> {
+    /// Wraps `inner`; `record` is `None` when access logging is off.
+    pub fn new(inner: B, record: Option<(Box<AccessRecord>, Arc<AccessLog>)>) -> Self {
+        Self {
+            empty: inner.is_end_stream(),
+            inner,
+            bytes: 0,
+            record,
+        }
+    }
+}
+
+fn finish(mut record: Box<AccessRecord>, log: &AccessLog, bytes: u64, complete: bool) {
+    record.total = record.started.elapsed();
+    record.finished = SystemTime::now();
+    record.bytes_out = bytes;
+    record.complete = complete;
+    log.send(record);
+}
+
+impl<B> Body for LoggedBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.bytes += data.len() as u64;
+                }
+                // hyper stops polling a body that reports its end, so log it now.
+                if this.inner.is_end_stream() {
+                    if let Some((record, log)) = this.record.take() {
+                        finish(record, &log, *this.bytes, true);
+                    }
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some((record, log)) = this.record.take() {
+                    finish(record, &log, *this.bytes, true);
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_sides_follow_the_status_and_who_answered() {
+        let side =
+            |status: u16, relayed| ErrorSide::of(StatusCode::from_u16(status).unwrap(), relayed);
+        assert_eq!(side(200, false), None);
+        assert_eq!(side(304, true), None);
+        for client in [400, 404, 405, 408, 413, 414, 431] {
+            assert_eq!(side(client, false), Some(ErrorSide::Client), "{client}");
+        }
+        for policy in [401, 403, 429] {
+            assert_eq!(side(policy, false), Some(ErrorSide::Policy), "{policy}");
+        }
+        for upstream in [502, 503, 504] {
+            assert_eq!(
+                side(upstream, false),
+                Some(ErrorSide::Upstream),
+                "{upstream}"
+            );
+        }
+        assert_eq!(side(500, false), Some(ErrorSide::Gateway));
+        assert_eq!(side(500, true), Some(ErrorSide::Upstream));
+    }
+
+    #[test]
+    fn indexes_are_found_by_address_only_for_elements() {
+        let items = vec![1u32, 2, 3];
+        assert_eq!(index_in(&items, &items[2]), Some(2));
+        let other = 2u32;
+        assert_eq!(index_in(&items, &other), None);
+    }
+}
