@@ -48,6 +48,34 @@ pub struct RuntimeConfig {
     pub admin: AdminConfig,
     /// Where rate-limit counters are kept and what happens when Redis does not answer.
     pub rate_limit: RateLimitConfig,
+    /// The Prometheus metrics listener.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: the listener that serves Prometheus metrics at `/metrics` (OpenMetrics text;
+/// series in docs/operations.md). On by default on loopback, so a local Prometheus or a
+/// sidecar can scrape it and nothing else can reach it; WSO2 API Microgateway has its metrics
+/// off by default on the same port, 9797. The series carry no secrets (labels are API names
+/// and route templates), so a non-loopback host (`0.0.0.0` in a container) is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve metrics (and record them: `false` skips the recording on the request path too).
+    pub enabled: bool,
+    /// Address the metrics listener binds.
+    pub host: String,
+    /// Its port; 0 picks a free port (the start-up log names it).
+    pub port: u16,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            host: "127.0.0.1".into(),
+            port: 9797,
+        }
+    }
 }
 
 /// `[rate_limit]`: the counters of `rate-limit` steps.

@@ -20,6 +20,7 @@ use crate::policies::terminate::express;
 use crate::proxy::body::GatewayBody;
 use crate::router::express::{ExpressRouter, Lookup};
 use crate::router::{Match, Router};
+use crate::telemetry::metrics::{Metrics, Outcome, RouteKey};
 
 /// The response type of every listener.
 pub type GatewayResponse = Response<LoggedBody<GatewayBody>>;
@@ -71,8 +72,8 @@ pub struct Gateway {
 
 /// What a request was routed to.
 enum Routed<'g> {
-    /// Run this pipeline.
-    Pipeline(&'g ReadyPipeline, Matched<'g>, String),
+    /// Run this pipeline (the key names the route's metrics slot).
+    Pipeline(&'g ReadyPipeline, Matched<'g>, String, RouteKey),
     /// Answer this directly (no route).
     Answer(Response<GatewayBody>),
 }
@@ -123,6 +124,11 @@ impl Gateway {
         &self.model
     }
 
+    /// The metrics, when `[metrics]` is enabled.
+    pub fn telemetry(&self) -> Option<&Arc<Metrics>> {
+        self.services.telemetry.as_ref()
+    }
+
     /// Serves one request from `client` on a listener serving `site`.
     pub async fn handle(
         self: Arc<Self>,
@@ -131,12 +137,14 @@ impl Gateway {
         site: Arc<Site>,
     ) -> Result<GatewayResponse, Infallible> {
         let started = Instant::now();
+        let _in_flight = self.telemetry().map(|m| m.in_flight());
         let access_path = self
             .access_log
             .is_some()
             .then(|| self.request_target(&request));
         let method = request.method().clone();
         let log = |response: Response<GatewayBody>, context: Option<&Context<'_>>| {
+            self.record_metrics(&response, &method, started, context);
             self.log_phase(
                 response,
                 client,
@@ -161,7 +169,9 @@ impl Gateway {
             return Ok(log(response, None));
         }
         if let Some(admin) = &site.admin {
-            return Ok(log(admin.handle(request).await, None));
+            // The admin API is not API traffic: the access log shows it, the metrics do not.
+            let response = admin.handle(request).await;
+            return Ok(self.log_phase(response, client, &method, access_path, started, None));
         }
         let routed = match crate::path::normalise(request.uri().path()) {
             Ok(normalised) => {
@@ -169,13 +179,14 @@ impl Gateway {
             }
             Err(_) => Routed::Answer(fault::INVALID_PATH.response()),
         };
-        let (pipeline, matched, rest) = match routed {
-            Routed::Pipeline(pipeline, matched, rest) => (pipeline, matched, rest),
+        let (pipeline, matched, rest, route) = match routed {
+            Routed::Pipeline(pipeline, matched, rest, route) => (pipeline, matched, rest, route),
             Routed::Answer(response) => return Ok(log(response, None)),
         };
         let http1 = request.version() < http::Version::HTTP_2;
         let mut context = Context::new(client, site.proto, started, http1, matched);
         context.rest = rest;
+        context.route = route;
         let (parts, body) = request.into_parts();
         let mut response = pipeline
             .run(&self.services, &mut context, parts, body)
@@ -206,14 +217,24 @@ impl Gateway {
                 if self.is_draining() {
                     return Routed::Answer(crate::policies::health::draining());
                 }
-                return Routed::Pipeline(&self.health, Matched::Builtin, String::new());
+                return Routed::Pipeline(
+                    &self.health,
+                    Matched::Builtin,
+                    String::new(),
+                    RouteKey::Health,
+                );
             }
             if let Some(apikey) = &self.apikey {
                 if path == crate::policies::apikey::PATH
                     && site.proto == "https"
                     && method == Method::GET
                 {
-                    return Routed::Pipeline(apikey, Matched::Builtin, String::new());
+                    return Routed::Pipeline(
+                        apikey,
+                        Matched::Builtin,
+                        String::new(),
+                        RouteKey::ApiKey,
+                    );
                 }
             }
             match self.router.lookup(method, path) {
@@ -232,7 +253,8 @@ impl Gateway {
                         return Routed::Answer(fault::INVALID_PATH.response());
                     }
                     let rest = route.remainder(path).to_string();
-                    return Routed::Pipeline(pipeline, Matched::Wso2 { api, resource }, rest);
+                    let key = RouteKey::Wso2(route.api, route.resource);
+                    return Routed::Pipeline(pipeline, Matched::Wso2 { api, resource }, rest, key);
                 }
                 Match::MethodNotAllowed(allow) => {
                     // A CORS preflight to a path without an OPTIONS operation goes to the
@@ -286,7 +308,10 @@ impl Gateway {
                         route,
                         strip: found.strip,
                     };
-                    return Routed::Pipeline(pipeline, matched, path.to_string());
+                    let key = site
+                        .express
+                        .map_or(RouteKey::Unrouted, |i| RouteKey::Express(i, found.route));
+                    return Routed::Pipeline(pipeline, matched, path.to_string(), key);
                 }
                 Lookup::Options(allow) => {
                     // Express's own answer to OPTIONS on routes that do not take it.
@@ -351,8 +376,30 @@ impl Gateway {
                 pipeline,
                 Matched::Wso2 { api, resource },
                 route.remainder(path).to_string(),
+                RouteKey::Wso2(route.api, route.resource),
             )
         })
+    }
+
+    /// The log phase's metrics: the request counted in its route's series (at the response
+    /// head; [`crate::telemetry::metrics`]).
+    fn record_metrics(
+        &self,
+        response: &Response<GatewayBody>,
+        method: &Method,
+        started: Instant,
+        context: Option<&Context<'_>>,
+    ) {
+        if let Some(metrics) = self.telemetry() {
+            metrics.record(Outcome {
+                route: context.map_or(RouteKey::Unrouted, |c| c.route),
+                method,
+                status: response.status(),
+                elapsed: started.elapsed(),
+                upstream_latency: context.and_then(|c| c.upstream_latency),
+                upstream_failure: context.and_then(|c| c.upstream_failure),
+            });
+        }
     }
 
     /// The log phase: the access-log record, written when the response body ends.

@@ -67,6 +67,8 @@ pub mod router;
 pub mod server;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "server")]
+pub mod telemetry;
 pub mod tls;
 
 #[cfg(feature = "server")]
@@ -277,6 +279,11 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             .collect::<Result<Vec<_>, _>>()?;
         let consumers = open_consumers(&model, &loaded, &read_env)?;
         let metrics = Arc::new(policies::metrics::EgCounter::default());
+        let telemetry = loaded
+            .config
+            .metrics
+            .enabled
+            .then(|| Arc::new(telemetry::metrics::Metrics::new(&model)));
         let counters = open_counters(&model, &loaded, &read_env)?;
         let mut listeners = listeners(&model, &loaded, &read_env, http, https)?;
         if let Some(consumers) = &consumers {
@@ -303,6 +310,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                 consumers,
                 metrics,
                 counters,
+                telemetry,
             },
             access_log,
         ));
@@ -975,11 +983,28 @@ fn server_settings(loaded: &LoadedConfig) -> Result<(ServerSettings, Wso2Listene
             max_pending_accept_reset_streams: loaded.config.http2.max_pending_accept_reset_streams,
             max_local_error_reset_streams: loaded.config.http2.max_local_error_reset_streams,
         },
+        metrics: metrics_address(loaded)?,
     };
     Ok((settings, (http, https)))
 }
 
 #[cfg(feature = "server")]
+/// Where the metrics listener binds, from `[metrics]`; `None` when metrics are off.
+fn metrics_address(loaded: &LoadedConfig) -> Result<Option<SocketAddr>, String> {
+    let metrics = &loaded.config.metrics;
+    if !metrics.enabled {
+        return Ok(None);
+    }
+    let host: IpAddr = metrics.host.parse().map_err(|_| {
+        format!(
+            "metrics.host {:?} is not an IP address (in {}): use 127.0.0.1, or 0.0.0.0 to let other hosts scrape",
+            metrics.host,
+            loaded.path.display()
+        )
+    })?;
+    Ok(Some(SocketAddr::new(host, metrics.port)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

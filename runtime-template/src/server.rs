@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::gateway::{Gateway, Site};
+use crate::telemetry::metrics::{GaugeGuard, Metrics};
+use prometheus_client::metrics::gauge::Gauge;
 
 /// A listener that could not be opened. The message names both ways to choose another port:
 /// the setting in `conf/micro-gw.toml`, and the one-run override `--listener.<key>=<port>`
@@ -55,6 +57,8 @@ pub struct ServerSettings {
     pub drain_delay: Duration,
     /// Limits, timeouts and HTTP/2 settings for client connections.
     pub protocol: ProtocolSettings,
+    /// Where the metrics listener binds (`[metrics]`), when metrics are enabled.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Protocol-level protections, from `[limits]`, `[timeouts]` and `[http2]`.
@@ -116,6 +120,27 @@ pub async fn serve(
     for listener in &settings.listeners {
         bound.push(bind(listener.addr, &listener.what, &listener.setting).await?);
     }
+    let metrics_listener = match (settings.metrics, gateway.telemetry()) {
+        (Some(addr), Some(metrics)) => {
+            let socket = bind(addr, "metrics", "metrics.port").await?;
+            if let Ok(addr) = socket.local_addr() {
+                tracing::info!(
+                    "metrics listener is active on http://{addr}{}",
+                    crate::telemetry::exposition::PATH
+                );
+            }
+            Some(tokio::spawn(crate::telemetry::exposition::serve(
+                socket,
+                metrics.clone(),
+            )))
+        }
+        _ => None,
+    };
+    let gauges: Vec<ConnectionGauges> = settings
+        .listeners
+        .iter()
+        .map(|l| ConnectionGauges::new(gateway.telemetry(), l))
+        .collect();
     for (listener, socket) in settings.listeners.iter().zip(&bound) {
         if let Ok(addr) = socket.local_addr() {
             let scheme = if listener.tls.is_some() {
@@ -163,9 +188,10 @@ pub async fn serve(
                 let Some((stream, peer, index)) = next else { break };
                 let Some(listener) = settings.listeners.get(index) else { continue };
                 let Some(permit) = admit(&connections, &mut last_refusal_log, settings.protocol.max_connections) else { continue };
+                let gauges = gauges.get(index).cloned().unwrap_or_default();
                 match &listener.tls {
-                    None => spawn_plain(&gateway, &listener.site, &builder, graceful.watcher(), stream, peer, permit),
-                    Some(acceptor) => spawn_tls(&gateway, &listener.site, &builder, graceful.watcher(), acceptor.clone(), settings.handshake_timeout, stream, peer, permit),
+                    None => spawn_plain(&gateway, &listener.site, &builder, graceful.watcher(), stream, peer, (permit, gauges)),
+                    Some(acceptor) => spawn_tls(&gateway, &listener.site, &builder, graceful.watcher(), acceptor.clone(), settings.handshake_timeout, stream, peer, (permit, gauges)),
                 }
             }
             signal = &mut stop => {
@@ -193,6 +219,9 @@ pub async fn serve(
     );
     for acceptor in acceptors {
         acceptor.abort();
+    }
+    if let Some(metrics) = metrics_listener {
+        metrics.abort();
     }
     drop(accepted);
     match tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown()).await {
@@ -265,9 +294,10 @@ fn spawn_plain(
     watcher: Watcher,
     stream: TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    (permit, gauges): (OwnedSemaphorePermit, ConnectionGauges),
 ) {
     let _ = stream.set_nodelay(true);
+    let open = gauges.cleartext.as_ref().map(GaugeGuard::open);
     let gateway = gateway.clone();
     let site = site.clone();
     let service = service_fn(move |request| gateway.clone().handle(request, peer, site.clone()));
@@ -278,6 +308,7 @@ fn spawn_plain(
         if let Err(err) = watcher.watch(connection).await {
             tracing::debug!(%peer, "connection ended with an error: {err}");
         }
+        drop(open);
         drop(permit);
     });
 }
@@ -292,7 +323,7 @@ fn spawn_tls(
     handshake_timeout: Duration,
     stream: TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    (permit, gauges): (OwnedSemaphorePermit, ConnectionGauges),
 ) {
     let _ = stream.set_nodelay(true);
     let gateway = gateway.clone();
@@ -315,7 +346,14 @@ fn spawn_tls(
         // Once ALPN has agreed on a protocol, the connection speaks only that one (RFC 9113
         // §3.3, RFC 7301): an invalid HTTP/2 preface gets a connection error, never an
         // HTTP/1.1 answer. Without ALPN, the preface decides.
-        let builder = match tls.get_ref().1.alpn_protocol() {
+        let alpn = tls.get_ref().1.alpn_protocol();
+        let open = match alpn {
+            Some(b"h2") => gauges.h2.as_ref(),
+            Some(b"http/1.1") => gauges.http1.as_ref(),
+            _ => gauges.cleartext.as_ref(),
+        }
+        .map(GaugeGuard::open);
+        let builder = match alpn {
             Some(b"h2") => builder.http2_only(),
             Some(b"http/1.1") => builder.http1_only(),
             _ => builder,
@@ -324,8 +362,36 @@ fn spawn_tls(
         if let Err(err) = watcher.watch(connection).await {
             tracing::debug!(%peer, "connection ended with an error: {err}");
         }
+        drop(open);
         drop(permit);
     });
+}
+
+/// The `mgw_connections_open` gauges of one listener, made at start-up: a TLS listener's by
+/// the protocol ALPN chose (`h2`, `http/1.1`; `auto` without ALPN), a cleartext listener's
+/// `auto` (it serves HTTP/1.1 and h2c prior knowledge on the same port, told apart per
+/// connection by the preface). All `None` when metrics are off.
+#[derive(Clone, Default)]
+struct ConnectionGauges {
+    cleartext: Option<Gauge>,
+    h2: Option<Gauge>,
+    http1: Option<Gauge>,
+}
+
+impl ConnectionGauges {
+    fn new(metrics: Option<&Arc<Metrics>>, listener: &ListenerSettings) -> Self {
+        let Some(metrics) = metrics else {
+            return Self::default();
+        };
+        // The listener's name is its port setting's: `listener.http`, `express_gateway.https`.
+        let name = listener.setting.trim_end_matches("_port");
+        let tls = listener.tls.is_some();
+        Self {
+            cleartext: Some(metrics.connections(name, tls, "auto")),
+            h2: tls.then(|| metrics.connections(name, tls, "h2")),
+            http1: tls.then(|| metrics.connections(name, tls, "http/1.1")),
+        }
+    }
 }
 
 async fn stop_signal() -> &'static str {

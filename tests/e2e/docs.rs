@@ -203,3 +203,93 @@ fn wildcards_match() {
     ));
     assert!(!matches("Imported API 'X'", "Imported API 'Y'"));
 }
+
+/// The metrics reference in docs/operations.md names every series the runtime registers, and
+/// the example Grafana dashboard (valid JSON) queries only series of that reference.
+#[test]
+fn the_metrics_reference_and_the_dashboard_match_the_runtime() {
+    let root = harness::workspace_root();
+    let guide = std::fs::read_to_string(root.join("docs/operations.md")).expect("operations.md");
+    let reference = guide
+        .split("## Metrics reference")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a \"## Metrics reference\" section in docs/operations.md");
+    let model = serde_json::json!({
+        "format": mgw_runtime::model::MODEL_FORMAT,
+        "project": "docs",
+        "apis": [],
+        "endpoints": [],
+    });
+    let model =
+        mgw_runtime::model::GatewayModel::from_json(model.to_string().as_bytes()).expect("a model");
+    use mgw_runtime::telemetry::metrics::{
+        AuthOutcome, AuthScheme, LimitPolicy, Metrics, Outcome, RouteKey, UpstreamFailure,
+    };
+    // A family shows in /metrics once it has a series: give each one.
+    let metrics = Metrics::new(&model);
+    let method = http::Method::GET;
+    let outcome = |status: u16| Outcome {
+        route: RouteKey::Unrouted,
+        method: &method,
+        status: http::StatusCode::from_u16(status).expect("a status"),
+        elapsed: Duration::from_millis(1),
+        upstream_latency: None,
+        upstream_failure: None,
+    };
+    metrics.record(Outcome {
+        upstream_latency: Some(Duration::from_millis(1)),
+        ..outcome(200)
+    });
+    metrics.record(Outcome {
+        upstream_failure: Some(UpstreamFailure::Timeout),
+        ..outcome(504)
+    });
+    metrics.record(outcome(414));
+    metrics.auth(AuthScheme::Jwt, AuthOutcome::Success);
+    metrics.limit(LimitPolicy::RateLimit, true);
+    let _connections = metrics.connections("listener.http", false, "auto");
+    let encoded = metrics.encode();
+    let families: Vec<&str> = encoded
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    assert!(families.len() >= 10, "{encoded}");
+    for family in &families {
+        assert!(
+            reference.contains(&format!("`{family}")),
+            "{family} is not in the metrics reference of docs/operations.md"
+        );
+    }
+
+    let dashboard = std::fs::read_to_string(root.join("docs/examples/grafana-dashboard.json"))
+        .expect("the dashboard");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&dashboard).expect("docs/examples/grafana-dashboard.json is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut used = 0;
+    for expr in panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+    {
+        let mut rest = expr;
+        while let Some(at) = rest.find("mgw_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                reference.contains(&format!("`{family}`")),
+                "the dashboard queries {name}, which the metrics reference does not list"
+            );
+            used += 1;
+        }
+    }
+    assert!(used >= 10, "the dashboard queries {used} series");
+}

@@ -14,6 +14,7 @@ mod express_gateway;
 mod fixtures;
 mod hardening;
 mod introspect;
+mod metrics;
 mod proxy;
 mod rate_limit;
 mod redis_replicas;

@@ -147,6 +147,8 @@ impl GatewayProcess {
                 "--listener.host=127.0.0.1",
                 "--listener.http_port=0",
                 "--listener.https_port=0",
+                // Gateways of parallel tests must not all take the default 9797.
+                "--metrics.port=0",
             ])
             .args(extra_args)
             .envs(env.iter().copied())

@@ -60,6 +60,10 @@ pub struct Context<'a> {
     pub upstream: Option<Arc<str>>,
     /// Time to the upstream's response head (access log).
     pub upstream_latency: Option<Duration>,
+    /// Why no upstream answered, when a proxy step failed that way (metrics).
+    pub upstream_failure: Option<crate::telemetry::metrics::UpstreamFailure>,
+    /// The route's metrics slot, set by the router.
+    pub route: crate::telemetry::metrics::RouteKey,
     /// The client's HTTP/1 connection cannot carry another request (an unread body).
     pub close_connection: bool,
     /// What the rate-limit steps decided, for their response phase.
@@ -93,6 +97,8 @@ impl<'a> Context<'a> {
             anonymous_marked: false,
             upstream: None,
             upstream_latency: None,
+            upstream_failure: None,
+            route: crate::telemetry::metrics::RouteKey::Unrouted,
             close_connection: false,
             rate_limits: Vec::new(),
             throttle: None,

@@ -26,6 +26,8 @@ use condition::ReadyCondition;
 pub use context::{Context, Matched};
 use step::{Flow, ReadyPolicy};
 
+use crate::telemetry::metrics::{AuthOutcome, AuthScheme, Metrics, StepTelemetry};
+
 /// What steps share across requests: upstreams, the client, validators, limits.
 pub struct Services {
     /// Every endpoint of the model, by index.
@@ -47,6 +49,8 @@ pub struct Services {
     pub metrics: Arc<crate::policies::metrics::EgCounter>,
     /// Rate-limit counters (in memory, or in Redis shared by replicas).
     pub counters: Arc<crate::counters::Counters>,
+    /// The Prometheus series (`[metrics]`); `None` when metrics are off.
+    pub telemetry: Option<Arc<crate::telemetry::metrics::Metrics>>,
 }
 
 /// A step that cannot be made ready.
@@ -82,6 +86,8 @@ pub struct ReadyPipeline {
 struct ReadyStep {
     condition: Option<ReadyCondition>,
     policy: ReadyPolicy,
+    /// What the step's decision counts in (authentication, rate limits).
+    telemetry: StepTelemetry,
 }
 
 /// Makes every pipeline of `model` ready, in model order; `env` resolves `${VAR}` settings,
@@ -139,7 +145,11 @@ impl ReadyPipeline {
                 }
             };
             match ReadyPolicy::new(&step.policy, pipeline.dialect, model, env, client) {
-                Ok(policy) => steps.push(ReadyStep { condition, policy }),
+                Ok(policy) => steps.push(ReadyStep {
+                    condition,
+                    policy,
+                    telemetry: StepTelemetry::of(&step.policy),
+                }),
                 Err(reason) => errors.push(error(i, step.policy.name(), reason)),
             }
         }
@@ -172,6 +182,7 @@ impl ReadyPipeline {
             steps: vec![ReadyStep {
                 condition: None,
                 policy,
+                telemetry: StepTelemetry::None,
             }],
         }
     }
@@ -194,7 +205,7 @@ impl ReadyPipeline {
                 }
             }
             ran |= 1u128 << (i % MAX_STEPS);
-            match step
+            let flow = step
                 .policy
                 .request(
                     services,
@@ -204,8 +215,13 @@ impl ReadyPipeline {
                     &mut body,
                     self.has_response_phase,
                 )
-                .await
-            {
+                .await;
+            if step.telemetry != StepTelemetry::None {
+                if let Some(metrics) = &services.telemetry {
+                    count_step(metrics, step.telemetry, &flow, context);
+                }
+            }
+            match flow {
                 Flow::Continue => {}
                 Flow::Respond(response) => {
                     answer = Some(response);
@@ -238,6 +254,36 @@ impl ReadyPipeline {
                 tracing::error!(pipeline = %self.name, "no step answered the request");
                 crate::fault::INTERNAL_ERROR.response()
             }
+        }
+    }
+}
+
+/// Counts an authentication or rate-limit step's decision: a step that answered refused the
+/// request; one that let it go on admitted it (authenticated, or anonymous when it passed it
+/// on without a credential).
+fn count_step(metrics: &Metrics, telemetry: StepTelemetry, flow: &Flow, context: &Context<'_>) {
+    let went_on = matches!(flow, Flow::Continue);
+    match telemetry {
+        StepTelemetry::None => {}
+        StepTelemetry::Limit(policy) => metrics.limit(policy, went_on),
+        StepTelemetry::Auth { failure } => {
+            if !went_on {
+                metrics.auth(failure, AuthOutcome::Failure);
+                return;
+            }
+            // A WSO2 step is counted under the credential it verified.
+            let scheme = match context.grant.as_ref().map(|g| g.kind) {
+                Some(crate::auth::cache::CredentialKind::Oauth2) => AuthScheme::Oauth2,
+                Some(crate::auth::cache::CredentialKind::ApiKey) => AuthScheme::Apikey,
+                Some(crate::auth::cache::CredentialKind::Basic) => AuthScheme::Basic,
+                None => failure,
+            };
+            let outcome = if context.authenticated || context.grant.is_some() {
+                AuthOutcome::Success
+            } else {
+                AuthOutcome::Anonymous
+            };
+            metrics.auth(scheme, outcome);
         }
     }
 }

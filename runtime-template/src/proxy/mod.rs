@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::{LimitsConfig, UpstreamConfig};
 use crate::fault::{self, Fault};
+use crate::telemetry::metrics::UpstreamFailure;
 use body::{BodyLimits, BodySlot, ClientBody, ClientBodyError, ReclaimableBody};
 use connection::{ConnectionTag, TaggingConnector};
 use upstream::Upstream;
@@ -82,6 +83,8 @@ pub struct ForwardError {
     /// Who failed. For [`Blame::Client`] the request body was left unfinished, so the
     /// client's HTTP/1 connection must be closed after the answer.
     pub blame: Blame,
+    /// What went wrong with the upstream (metrics), for [`Blame::Upstream`].
+    pub failure: UpstreamFailure,
 }
 
 /// Who caused a failed forward ("errors know who failed": client 4xx, upstream 5xx).
@@ -148,16 +151,17 @@ pub async fn forward(
     let mut may_resend = parts.method.is_idempotent();
     let mut fresh = false;
     let mut attempt = 0;
-    let upstream_error = |fault, target: &upstream::Target| ForwardError {
+    let upstream_error = |fault, target: &upstream::Target, failure| ForwardError {
         fault,
         target: Some(target.display.clone()),
         blame: Blame::Upstream,
+        failure,
     };
     loop {
         let target = &upstream.targets[(first + attempt) % count];
-        let uri = target
-            .uri_for(rest, query)
-            .map_err(|_| upstream_error(fault::UPSTREAM_UNREACHABLE, target))?;
+        let uri = target.uri_for(rest, query).map_err(|_| {
+            upstream_error(fault::UPSTREAM_UNREACHABLE, target, UpstreamFailure::Other)
+        })?;
         let more = attempt + 1 < count;
         let mut request = Request::from_parts(
             if more || may_resend {
@@ -178,7 +182,13 @@ pub async fn forward(
         let capture = capture_connection(&mut request);
         let pool = if fresh { &client.fresh } else { &client.pooled };
         let err = match tokio::time::timeout_at(deadline, pool.request(request)).await {
-            Err(_elapsed) => return Err(upstream_error(fault::UPSTREAM_TIMEOUT, target)),
+            Err(_elapsed) => {
+                return Err(upstream_error(
+                    fault::UPSTREAM_TIMEOUT,
+                    target,
+                    UpstreamFailure::Timeout,
+                ))
+            }
             Ok(Ok(mut response)) => {
                 if let Some(tag) = response.extensions().get::<ConnectionTag>() {
                     tag.mark_answered();
@@ -212,6 +222,7 @@ pub async fn forward(
                 },
                 target: Some(target.display.clone()),
                 blame: Blame::Client,
+                failure: UpstreamFailure::Other,
             });
         }
         let resend = may_resend
@@ -239,7 +250,11 @@ pub async fn forward(
             attempt += 1;
             fresh = false;
         } else {
-            return Err(upstream_error(fault::UPSTREAM_UNREACHABLE, target));
+            return Err(upstream_error(
+                fault::UPSTREAM_UNREACHABLE,
+                target,
+                failure_kind(&err),
+            ));
         }
     }
 }
@@ -293,6 +308,44 @@ fn connection_lost(err: &(dyn std::error::Error + 'static)) -> bool {
         current = e.source();
     }
     false
+}
+
+/// The metrics' kind of a failed upstream request, from its error chain: refused (or not
+/// connectable), timed out, closed or reset before the head, TLS, or other.
+fn failure_kind(err: &(dyn std::error::Error + 'static)) -> UpstreamFailure {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut connect = false;
+    while let Some(e) = current {
+        if let Some(client) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
+            connect |= client.is_connect();
+        }
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return UpstreamFailure::Tls;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            // An io::Error's `source` skips the error it wraps: look at that one too.
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return UpstreamFailure::Tls;
+            }
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                ConnectionRefused => return UpstreamFailure::Refused,
+                TimedOut => return UpstreamFailure::Timeout,
+                _ => {}
+            }
+        }
+        current = e.source();
+    }
+    if connection_lost(err) {
+        UpstreamFailure::Reset
+    } else if connect {
+        UpstreamFailure::Refused
+    } else {
+        UpstreamFailure::Other
+    }
 }
 
 fn empty_parts() -> Parts {

@@ -92,6 +92,28 @@ pub fn container_ports(inputs: &Inputs<'_>) -> Vec<ContainerPort> {
     out
 }
 
+/// The metrics listener's port when Prometheus can scrape it in a pod: `[metrics]` enabled on a
+/// non-loopback address with a fixed port. Loopback (the default) is unreachable from outside
+/// the pod, so it gets a note saying to set `host = "0.0.0.0"` instead of a port.
+pub fn metrics_port(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Option<u16> {
+    let metrics = &inputs.settings.metrics;
+    if !metrics.enabled {
+        return None;
+    }
+    let loopback = metrics
+        .host
+        .parse::<std::net::IpAddr>()
+        .map_or(metrics.host == "localhost", |ip| ip.is_loopback());
+    if loopback {
+        notes.push(format!(
+            "the metrics listener binds {} (loopback), which Prometheus cannot reach in a pod: set [metrics] host = \"0.0.0.0\" in conf/micro-gw.toml to get a `metrics` container port and prometheus.io/scrape annotations (docs/operations.md)",
+            metrics.host
+        ));
+        return None;
+    }
+    (metrics.port != 0).then_some(metrics.port)
+}
+
 /// The object names.
 pub struct Names {
     /// Deployment (and the `app.kubernetes.io/name` label).
@@ -325,10 +347,15 @@ pub fn deployment(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Value {
             notes.push("consumers are kept in the pod's emptyDir and lost when it is replaced: set [store] redis in conf/micro-gw.toml to keep them (docs/replicas.md)".to_string());
         }
     }
-    let ports: Vec<Value> = container_ports(inputs)
+    let mut ports: Vec<Value> = container_ports(inputs)
         .iter()
         .map(|p| json!({"name": p.name, "containerPort": p.port, "protocol": "TCP"}))
         .collect();
+    // The metrics port is the pod's (for Prometheus' pod discovery), not the Service's.
+    let metrics = metrics_port(inputs, notes);
+    if let Some(port) = metrics {
+        ports.push(json!({"name": "metrics", "containerPort": port, "protocol": "TCP"}));
+    }
     let mut resources = Map::new();
     let requests = quantities(&section.resources.requests);
     if !requests.is_empty() {
@@ -395,10 +422,22 @@ pub fn deployment(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Value {
         "strategy".into(),
         json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}),
     );
+    let mut template_metadata = Map::new();
+    template_metadata.insert("labels".into(), Value::Object(labels(inputs)));
+    if let Some(port) = metrics {
+        template_metadata.insert(
+            "annotations".into(),
+            json!({
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": port.to_string(),
+                "prometheus.io/path": "/metrics",
+            }),
+        );
+    }
     spec.insert(
         "template".into(),
         json!({
-            "metadata": {"labels": labels(inputs)},
+            "metadata": Value::Object(template_metadata),
             "spec": Value::Object(pod),
         }),
     );

@@ -198,6 +198,15 @@ fn a_wso2_project_gets_an_image_and_manifests_without_its_secrets() {
     let report = generate(&project, &wso2_model(), &DeployOptions::default()).unwrap();
     let docker = project.target_dir().join("docker");
     let kubernetes = project.target_dir().join("kubernetes");
+    // Metrics on loopback (the default) are unreachable in a pod: a note, no port.
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("[metrics] host = \"0.0.0.0\"")),
+        "{:?}",
+        report.warnings
+    );
     assert_eq!(report.written, vec![docker.clone(), kubernetes.clone()]);
     assert_eq!(
         files_under(&docker),
@@ -358,7 +367,7 @@ fn the_configurations_variables_are_listed_once_required_when_any_reference_is()
 #[test]
 fn an_express_gateway_project_on_redis_reads_the_url_from_the_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = "[listener]\nhttps_enabled = false\n\n[store]\nredis = \"redis://redis:6379\"\n";
+    let settings = "[listener]\nhttps_enabled = false\n\n[store]\nredis = \"redis://redis:6379\"\n\n[metrics]\nhost = \"0.0.0.0\"\n";
     let project = project(dir.path(), settings, "");
     let options = DeployOptions {
         docker: true,
@@ -373,6 +382,23 @@ fn an_express_gateway_project_on_redis_reads_the_url_from_the_secret() {
     assert_eq!(container["image"], "shop-gw:3");
     assert_eq!(container["ports"][0]["containerPort"], 8080);
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/healthz");
+    // [metrics] on 0.0.0.0: a named container port and the scrape annotations.
+    let metrics = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .expect("a metrics port");
+    assert_eq!(metrics["containerPort"], 9797);
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], "9797");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    let service = read_yaml(&kubernetes.join("shop-service.yaml"));
+    assert!(
+        !service.to_string().contains("9797"),
+        "the Service does not carry the metrics: {service}"
+    );
     let env = container["env"].as_array().unwrap();
     let redis = env.iter().find(|e| e["name"] == "MGW_STORE_REDIS").unwrap();
     assert_eq!(

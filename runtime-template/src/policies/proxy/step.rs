@@ -233,6 +233,9 @@ impl ProxyStep {
             }
             Err(err) => {
                 context.upstream = err.target;
+                if err.blame == Blame::Upstream {
+                    context.upstream_failure = Some(err.failure);
+                }
                 if err.blame == Blame::Client {
                     // The rest of the body is unread: the connection cannot carry another
                     // request.

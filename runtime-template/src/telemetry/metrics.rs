@@ -1,0 +1,638 @@
+//! The gateway's Prometheus series (`[metrics]` in `conf/micro-gw.toml`; reference in
+//! docs/operations.md), kept with the `prometheus-client` crate and encoded as OpenMetrics
+//! text.
+//!
+//! **Label values come from the model only**: API names, route templates, endpoint names,
+//! policy names, and fixed sets (method, status class, error kind). Raw paths, query strings,
+//! hosts and credentials never become labels, so the number of series is bounded by the model
+//! whatever clients send. A request no route serves is counted under [`UNROUTED`].
+//!
+//! **No global lock per request.** `prometheus-client`'s `Family` finds a series in a
+//! lock-guarded map. Every label set a request can touch is known from its route, so each route
+//! has a [`RouteMetrics`] slot made at start-up, holding one cell per (method, status class),
+//! per upstream error kind and per histogram. A cell asks the family for its series once (the
+//! first request that needs it) and keeps the handle (an `Arc` of atomics); from then on a
+//! request only increments atomics. Histograms update under their own small per-series mutex
+//! (the crate's), never a lock shared by all routes. Series appear when first used, so an
+//! unused method or status class adds no line to `/metrics`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::model::{GatewayModel, PolicySpec, MODEL_FORMAT};
+
+/// A series' labels: fixed names, values from the model or from fixed sets.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// The `template` label of requests that no route serves (404s, malformed paths, framing
+/// errors caught before routing).
+pub const UNROUTED: &str = "(unrouted)";
+
+/// The `method` label values; any other method counts as `other`.
+pub const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other",
+];
+
+/// The `class` label values (status classes).
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Statuses the gateway answers for a client's own error, counted in
+/// `mgw_client_errors_total{status}`: bad framing or path, body too slow, body too large,
+/// request target too long, headers too large.
+pub const CLIENT_ERROR_STATUSES: [u16; 5] = [400, 408, 413, 414, 431];
+
+/// Upper bounds (seconds) of the latency histograms' buckets: 1 ms to 10 s.
+pub const LATENCY_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Why the gateway could not get a response head from an upstream (`kind` label of
+/// `mgw_upstream_errors_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// The connection was refused or could not be made (no listener, no route, DNS).
+    Refused,
+    /// The endpoint's deadline passed (connecting or waiting for the head).
+    Timeout,
+    /// The upstream closed or reset the connection before a complete head.
+    Reset,
+    /// The TLS handshake with the upstream failed (certificate, protocol).
+    Tls,
+    /// Anything else (a malformed response, an unusable URL).
+    Other,
+}
+
+impl UpstreamFailure {
+    /// Every kind, in label order.
+    pub const ALL: [Self; 5] = [
+        Self::Refused,
+        Self::Timeout,
+        Self::Reset,
+        Self::Tls,
+        Self::Other,
+    ];
+
+    /// The `kind` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::Timeout => "timeout",
+            Self::Reset => "reset",
+            Self::Tls => "tls",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The `scheme` label of `mgw_auth_total`: the credential a step checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// WSO2 OAuth2 access token (a signed JWT or an introspected opaque token).
+    Oauth2,
+    /// WSO2 API key.
+    Apikey,
+    /// WSO2 basic authentication.
+    Basic,
+    /// A WSO2 resource that accepts several schemes, when none was verified.
+    Any,
+    /// Express Gateway `jwt`.
+    Jwt,
+    /// Express Gateway `key-auth`.
+    KeyAuth,
+    /// Express Gateway `basic-auth`.
+    BasicAuth,
+    /// Express Gateway `oauth2-introspect`.
+    Oauth2Introspect,
+}
+
+impl AuthScheme {
+    const COUNT: usize = 8;
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The `scheme` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Oauth2 => "oauth2",
+            Self::Apikey => "apikey",
+            Self::Basic => "basic",
+            Self::Any => "any",
+            Self::Jwt => "jwt",
+            Self::KeyAuth => "key-auth",
+            Self::BasicAuth => "basic-auth",
+            Self::Oauth2Introspect => "oauth2-introspect",
+        }
+    }
+}
+
+/// The `outcome` label of `mgw_auth_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// A credential was verified.
+    Success,
+    /// The request was refused (no credential, or a bad one).
+    Failure,
+    /// The request went on without a credential (WSO2 `optional`, EG `passThrough`).
+    Anonymous,
+}
+
+impl AuthOutcome {
+    const ALL: [Self; 3] = [Self::Success, Self::Failure, Self::Anonymous];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Anonymous => "anonymous",
+        }
+    }
+}
+
+/// The `policy` label of `mgw_rate_limit_decisions_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitPolicy {
+    /// Express Gateway `rate-limit`.
+    RateLimit,
+    /// WSO2 throttling tiers.
+    Throttle,
+}
+
+impl LimitPolicy {
+    fn label(self) -> &'static str {
+        match self {
+            Self::RateLimit => "rate-limit",
+            Self::Throttle => "throttle",
+        }
+    }
+}
+
+/// What telemetry a pipeline step feeds, decided once per step at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepTelemetry {
+    /// Nothing.
+    None,
+    /// An authentication step; `failure` is the scheme a refusal is counted under.
+    Auth {
+        /// The scheme of a refusal (a success is counted under the verified credential's).
+        failure: AuthScheme,
+    },
+    /// A rate-limit decision.
+    Limit(LimitPolicy),
+}
+
+impl StepTelemetry {
+    /// The telemetry of a step running `policy`.
+    pub fn of(policy: &PolicySpec) -> Self {
+        use crate::model::AuthScheme as Model;
+        match policy {
+            PolicySpec::Authenticate(spec) => {
+                let mut schemes = spec.security.schemes.iter().map(|s| match s {
+                    Model::Oauth2 => AuthScheme::Oauth2,
+                    Model::Basic => AuthScheme::Basic,
+                    Model::ApiKey { .. } => AuthScheme::Apikey,
+                });
+                let failure = match (schemes.next(), schemes.next()) {
+                    (Some(only), None) => only,
+                    _ => AuthScheme::Any,
+                };
+                Self::Auth { failure }
+            }
+            PolicySpec::KeyAuth(_) => Self::Auth {
+                failure: AuthScheme::KeyAuth,
+            },
+            PolicySpec::BasicAuth(_) => Self::Auth {
+                failure: AuthScheme::BasicAuth,
+            },
+            PolicySpec::Jwt(_) => Self::Auth {
+                failure: AuthScheme::Jwt,
+            },
+            PolicySpec::Introspect(_) => Self::Auth {
+                failure: AuthScheme::Oauth2Introspect,
+            },
+            PolicySpec::RateLimit(_) => Self::Limit(LimitPolicy::RateLimit),
+            PolicySpec::Throttle(_) => Self::Limit(LimitPolicy::Throttle),
+            _ => Self::None,
+        }
+    }
+}
+
+/// Which route slot a request is counted in, found by the router (indexes into the model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RouteKey {
+    /// No route: a 404, a 405, a malformed path, a framing error.
+    #[default]
+    Unrouted,
+    /// `GET /health`.
+    Health,
+    /// `GET /apikey`.
+    ApiKey,
+    /// A WSO2 resource: API index, resource index.
+    Wso2(usize, usize),
+    /// An Express Gateway route: configuration index, route index.
+    Express(usize, usize),
+}
+
+/// A counter found in its family on first use, then kept.
+#[derive(Debug)]
+struct Cell<M>(OnceLock<M>);
+
+impl<M> Default for Cell<M> {
+    fn default() -> Self {
+        Self(OnceLock::new())
+    }
+}
+
+impl<M: Clone> Cell<M> {
+    fn get(&self, make: impl FnOnce() -> M) -> &M {
+        self.0.get_or_init(make)
+    }
+}
+
+/// The series of one route (one API and template), resolved at start-up.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    api: String,
+    template: String,
+    requests: [[Cell<Counter>; STATUS_CLASSES.len()]; METHODS.len()],
+    duration: Cell<Histogram>,
+    upstream_duration: Cell<Histogram>,
+    upstream_errors: [Cell<Counter>; UpstreamFailure::ALL.len()],
+}
+
+impl RouteMetrics {
+    fn new(api: impl Into<String>, template: impl Into<String>) -> Self {
+        Self {
+            api: api.into(),
+            template: template.into(),
+            requests: Default::default(),
+            duration: Cell::default(),
+            upstream_duration: Cell::default(),
+            upstream_errors: Default::default(),
+        }
+    }
+
+    fn labels(&self) -> Labels {
+        vec![
+            ("api", self.api.clone()),
+            ("template", self.template.clone()),
+        ]
+    }
+}
+
+/// One finished request, as the log phase hands it to [`Metrics::record`].
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome<'a> {
+    /// The route it was counted in.
+    pub route: RouteKey,
+    /// Its method.
+    pub method: &'a Method,
+    /// The response status.
+    pub status: StatusCode,
+    /// Time from arrival to the response head.
+    pub elapsed: Duration,
+    /// Time the upstream took to its response head, when one answered.
+    pub upstream_latency: Option<Duration>,
+    /// Why no upstream answered, when that is what happened.
+    pub upstream_failure: Option<UpstreamFailure>,
+}
+
+/// Every series of the gateway, and the registry that encodes them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    duration: Family<Labels, Histogram, fn() -> Histogram>,
+    upstream_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    upstream_errors: Family<Labels, Counter>,
+    client_errors: Family<Labels, Counter>,
+    client_error_cells: [Cell<Counter>; CLIENT_ERROR_STATUSES.len()],
+    auth: Family<Labels, Counter>,
+    auth_cells: [[Cell<Counter>; AuthOutcome::ALL.len()]; AuthScheme::COUNT],
+    limits: Family<Labels, Counter>,
+    limit_cells: [[Cell<Counter>; 2]; 2],
+    in_flight: Gauge,
+    connections: Family<Labels, Gauge>,
+    wso2: Vec<Vec<RouteMetrics>>,
+    express: Vec<Vec<RouteMetrics>>,
+    health: RouteMetrics,
+    apikey: RouteMetrics,
+    unrouted: RouteMetrics,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+impl Metrics {
+    /// Registers every series and makes a slot for each route of `model`.
+    pub fn new(model: &GatewayModel) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "mgw_requests",
+            "Requests answered, by API, route template, method and status class",
+            requests.clone(),
+        );
+        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register_with_unit(
+            "mgw_request_duration",
+            "Time from a request's arrival to its response head, by API and route template",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        let upstream_duration =
+            Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register_with_unit(
+            "mgw_upstream_duration",
+            "Time an upstream took to its response head, by API and route template",
+            Unit::Seconds,
+            upstream_duration.clone(),
+        );
+        let upstream_errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "mgw_upstream_errors",
+            "Requests no upstream answered, by API, route template and kind (refused, timeout, reset, tls, other)",
+            upstream_errors.clone(),
+        );
+        let client_errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "mgw_client_errors",
+            "Requests the gateway refused for the client's own error (400, 408, 413, 414, 431), by status",
+            client_errors.clone(),
+        );
+        let auth = Family::<Labels, Counter>::default();
+        registry.register(
+            "mgw_auth",
+            "Authentication step outcomes (success, failure, anonymous), by scheme",
+            auth.clone(),
+        );
+        let limits = Family::<Labels, Counter>::default();
+        registry.register(
+            "mgw_rate_limit_decisions",
+            "Rate-limit and throttling decisions (admitted, refused), by policy",
+            limits.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "mgw_requests_in_flight",
+            "Requests being served (arrived, response head not yet sent)",
+            in_flight.clone(),
+        );
+        let connections = Family::<Labels, Gauge>::default();
+        registry.register(
+            "mgw_connections_open",
+            "Open client connections, by listener, TLS and protocol",
+            connections.clone(),
+        );
+        registry.register(
+            "mgw_build",
+            "The gateway's runtime version, model format and project",
+            Info::new(vec![
+                ("version", crate::VERSION.to_string()),
+                ("model_format", MODEL_FORMAT.to_string()),
+                ("project", model.project.clone()),
+            ]),
+        );
+        let wso2 = model
+            .apis
+            .iter()
+            .map(|api| {
+                api.resources
+                    .iter()
+                    .map(|r| RouteMetrics::new(&api.name, wso2_template(&api.base_path, &r.path)))
+                    .collect()
+            })
+            .collect();
+        let express = model
+            .express
+            .iter()
+            .map(|config| {
+                config
+                    .routes
+                    .iter()
+                    .map(|route| {
+                        let template = match &route.path {
+                            crate::model::express::PathPattern::Express(p)
+                            | crate::model::express::PathPattern::Regex(p) => p.clone(),
+                        };
+                        RouteMetrics::new(&route.api_endpoint, template)
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            registry,
+            requests,
+            duration,
+            upstream_duration,
+            upstream_errors,
+            client_errors,
+            client_error_cells: Default::default(),
+            auth,
+            auth_cells: Default::default(),
+            limits,
+            limit_cells: Default::default(),
+            in_flight,
+            connections,
+            wso2,
+            express,
+            health: RouteMetrics::new("", crate::policies::health::PATH),
+            apikey: RouteMetrics::new("", crate::policies::apikey::PATH),
+            unrouted: RouteMetrics::new("", UNROUTED),
+        }
+    }
+
+    /// The slot of `key` (the unrouted slot for an index the model does not have).
+    fn route(&self, key: RouteKey) -> &RouteMetrics {
+        let found = match key {
+            RouteKey::Unrouted => None,
+            RouteKey::Health => Some(&self.health),
+            RouteKey::ApiKey => Some(&self.apikey),
+            RouteKey::Wso2(api, resource) => self.wso2.get(api).and_then(|r| r.get(resource)),
+            RouteKey::Express(config, route) => self.express.get(config).and_then(|r| r.get(route)),
+        };
+        found.unwrap_or(&self.unrouted)
+    }
+
+    /// Counts one answered request (the log phase): atomics only, once each cell exists.
+    pub fn record(&self, outcome: Outcome<'_>) {
+        let route = self.route(outcome.route);
+        let method = method_index(outcome.method);
+        let class = status_class(outcome.status);
+        if let Some(cell) = route.requests.get(method).and_then(|m| m.get(class)) {
+            cell.get(|| {
+                let mut labels = route.labels();
+                labels.push(("method", METHODS[method].to_string()));
+                labels.push(("class", STATUS_CLASSES[class].to_string()));
+                self.requests.get_or_create_owned(&labels)
+            })
+            .inc();
+        }
+        route
+            .duration
+            .get(|| self.duration.get_or_create_owned(&route.labels()))
+            .observe(outcome.elapsed.as_secs_f64());
+        if let Some(latency) = outcome.upstream_latency {
+            route
+                .upstream_duration
+                .get(|| self.upstream_duration.get_or_create_owned(&route.labels()))
+                .observe(latency.as_secs_f64());
+        } else if let Some(kind) = outcome.upstream_failure {
+            let index = UpstreamFailure::ALL
+                .iter()
+                .position(|k| *k == kind)
+                .unwrap_or(UpstreamFailure::ALL.len() - 1);
+            if let Some(cell) = route.upstream_errors.get(index) {
+                cell.get(|| {
+                    let mut labels = route.labels();
+                    labels.push(("kind", kind.label().to_string()));
+                    self.upstream_errors.get_or_create_owned(&labels)
+                })
+                .inc();
+            }
+        } else if let Some(index) = CLIENT_ERROR_STATUSES
+            .iter()
+            .position(|s| *s == outcome.status.as_u16())
+        {
+            // The gateway's own answer (no upstream answered): the client's error.
+            if let Some(cell) = self.client_error_cells.get(index) {
+                cell.get(|| {
+                    let labels = vec![("status", outcome.status.as_str().to_string())];
+                    self.client_errors.get_or_create_owned(&labels)
+                })
+                .inc();
+            }
+        }
+    }
+
+    /// Counts an authentication step's outcome.
+    pub fn auth(&self, scheme: AuthScheme, outcome: AuthOutcome) {
+        let o = AuthOutcome::ALL
+            .iter()
+            .position(|x| *x == outcome)
+            .unwrap_or(0);
+        if let Some(cell) = self.auth_cells.get(scheme.index()).and_then(|c| c.get(o)) {
+            cell.get(|| {
+                let labels = vec![
+                    ("scheme", scheme.label().to_string()),
+                    ("outcome", outcome.label().to_string()),
+                ];
+                self.auth.get_or_create_owned(&labels)
+            })
+            .inc();
+        }
+    }
+
+    /// Counts a rate-limit or throttling decision.
+    pub fn limit(&self, policy: LimitPolicy, admitted: bool) {
+        let p = match policy {
+            LimitPolicy::RateLimit => 0,
+            LimitPolicy::Throttle => 1,
+        };
+        let d = usize::from(!admitted);
+        if let Some(cell) = self.limit_cells.get(p).and_then(|c| c.get(d)) {
+            cell.get(|| {
+                let labels = vec![
+                    ("policy", policy.label().to_string()),
+                    (
+                        "decision",
+                        if admitted { "admitted" } else { "refused" }.to_string(),
+                    ),
+                ];
+                self.limits.get_or_create_owned(&labels)
+            })
+            .inc();
+        }
+    }
+
+    /// Counts a request as in flight until the returned guard is dropped.
+    pub fn in_flight(&self) -> GaugeGuard {
+        GaugeGuard::open(&self.in_flight)
+    }
+
+    /// The open-connections gauge of one listener and protocol (resolved once per listener
+    /// and protocol by the server; `listener` is the name of its port setting).
+    pub fn connections(&self, listener: &str, tls: bool, protocol: &str) -> Gauge {
+        self.connections.get_or_create_owned(&vec![
+            ("listener", listener.to_string()),
+            ("tls", tls.to_string()),
+            ("protocol", protocol.to_string()),
+        ])
+    }
+
+    /// Every series in the OpenMetrics text format (ends with `# EOF`).
+    pub fn encode(&self) -> String {
+        let mut text = String::with_capacity(16 * 1024);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Decrements a gauge when dropped (in-flight requests, open connections).
+#[derive(Debug)]
+pub struct GaugeGuard(Gauge);
+
+impl GaugeGuard {
+    /// Increments `gauge` until the guard is dropped.
+    pub fn open(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// A WSO2 resource's template label: the API's base path and the resource's path template.
+fn wso2_template(base_path: &str, path: &str) -> String {
+    let base = base_path.trim_end_matches('/');
+    if path.is_empty() || path == "/" {
+        if base.is_empty() {
+            "/".to_string()
+        } else {
+            format!("{base}/")
+        }
+    } else if path.starts_with('/') {
+        format!("{base}{path}")
+    } else {
+        format!("{base}/{path}")
+    }
+}
+
+/// The index of `method` in [`METHODS`] (`other` for the rest).
+fn method_index(method: &Method) -> usize {
+    match method.as_str() {
+        "GET" => 0,
+        "HEAD" => 1,
+        "POST" => 2,
+        "PUT" => 3,
+        "DELETE" => 4,
+        "PATCH" => 5,
+        "OPTIONS" => 6,
+        _ => 7,
+    }
+}
+
+/// The index of `status`'s class in [`STATUS_CLASSES`].
+fn status_class(status: StatusCode) -> usize {
+    usize::from(status.as_u16() / 100)
+        .saturating_sub(1)
+        .min(STATUS_CLASSES.len() - 1)
+}
+
+#[cfg(test)]
+mod tests;
