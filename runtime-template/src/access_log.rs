@@ -28,6 +28,8 @@ pub struct AccessRecord {
     pub upstream_latency: Option<std::time::Duration>,
     /// The application or user a verified credential names.
     pub consumer: Option<std::sync::Arc<str>>,
+    /// The W3C trace the request belongs to (`None` with `[tracing] propagate = false`).
+    pub trace_id: Option<crate::telemetry::trace_context::TraceId>,
 }
 
 pin_project_lite::pin_project! {
@@ -71,7 +73,7 @@ fn emit(record: &AccessRecord, bytes: u64, complete: bool) {
         .unwrap_or(0.0);
     tracing::info!(
         target: "access",
-        "{} {} {} {} {} bytes_out={} upstream={} upstream_ms={:.2} total_ms={:.2} consumer={}",
+        "{} {} {} {} {} bytes_out={} upstream={} upstream_ms={:.2} total_ms={:.2} consumer={} trace={}",
         record.client.ip(),
         record.method,
         record.path,
@@ -85,7 +87,20 @@ fn emit(record: &AccessRecord, bytes: u64, complete: bool) {
             .consumer
             .as_deref()
             .map_or_else(|| "-".to_string(), |c| c.escape_debug().to_string()),
+        TraceField(record.trace_id),
     );
+}
+
+/// The `trace=` field: 32 hex digits, or `-`.
+struct TraceField(Option<crate::telemetry::trace_context::TraceId>);
+
+impl std::fmt::Display for TraceField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => id.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 impl<B> Body for LoggedBody<B>

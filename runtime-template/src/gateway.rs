@@ -20,6 +20,7 @@ use crate::policies::terminate::express;
 use crate::proxy::body::GatewayBody;
 use crate::router::express::{ExpressRouter, Lookup};
 use crate::router::{Match, Router};
+use crate::telemetry::trace_context::TraceId;
 
 /// The response type of every listener.
 pub type GatewayResponse = Response<LoggedBody<GatewayBody>>;
@@ -66,6 +67,15 @@ pub struct Gateway {
     secret_query_params: Vec<String>,
     /// Set by a stop signal: `/health` (and Kargo's healthcheck route) answer 503 from then on.
     draining: std::sync::atomic::AtomicBool,
+}
+
+/// What the log phase knows of a request from its arrival.
+struct Arrival {
+    client: SocketAddr,
+    method: Method,
+    started: Instant,
+    /// The request's W3C trace (`[tracing]`), for the access log.
+    trace_id: Option<TraceId>,
 }
 
 /// What a request was routed to.
@@ -131,16 +141,15 @@ impl Gateway {
     ) -> Result<GatewayResponse, Infallible> {
         let started = Instant::now();
         let access_path = self.access_log.then(|| self.request_target(&request));
-        let method = request.method().clone();
+        let trace = self.services.tracing.start(request.headers());
+        let arrival = Arrival {
+            client,
+            method: request.method().clone(),
+            started,
+            trace_id: trace.map(|t| t.trace_id),
+        };
         let log = |response: Response<GatewayBody>, context: Option<&Context<'_>>| {
-            self.log_phase(
-                response,
-                client,
-                &method,
-                access_path.clone(),
-                started,
-                context,
-            )
+            self.log_phase(response, &arrival, access_path.clone(), context)
         };
         if let Some(fault) = self.framing_fault(&request) {
             let mut response = match site.dialect {
@@ -172,6 +181,7 @@ impl Gateway {
         let http1 = request.version() < http::Version::HTTP_2;
         let mut context = Context::new(client, site.proto, started, http1, matched);
         context.rest = rest;
+        context.trace = trace;
         let (parts, body) = request.into_parts();
         let mut response = pipeline
             .run(&self.services, &mut context, parts, body)
@@ -351,26 +361,26 @@ impl Gateway {
         })
     }
 
-    /// The log phase: the access-log record, written when the response body ends.
+    /// The log phase: the access-log record (with the request's trace id), written when the
+    /// response body ends.
     fn log_phase(
         &self,
         response: Response<GatewayBody>,
-        client: SocketAddr,
-        method: &Method,
+        arrival: &Arrival,
         path: Option<String>,
-        started: Instant,
         context: Option<&Context<'_>>,
     ) -> GatewayResponse {
         let record = path.map(|path| {
             Box::new(AccessRecord {
-                client,
-                method: method.clone(),
+                client: arrival.client,
+                method: arrival.method.clone(),
                 path,
                 status: response.status(),
                 upstream: context.and_then(|c| c.upstream.clone()),
-                started,
+                started: arrival.started,
                 upstream_latency: context.and_then(|c| c.upstream_latency),
                 consumer: context.and_then(|c| c.consumer.clone()),
+                trace_id: arrival.trace_id,
             })
         });
         response.map(|body| LoggedBody::new(body, record))

@@ -65,6 +65,8 @@ pub mod router;
 pub mod server;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "server")]
+pub mod telemetry;
 pub mod tls;
 
 #[cfg(feature = "server")]
@@ -285,6 +287,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                 consumers,
                 metrics,
                 counters,
+                tracing: telemetry::trace_context::Propagation::new(&loaded.config.tracing),
             },
             loaded.config.log.access_log,
         ));

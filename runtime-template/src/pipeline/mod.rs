@@ -47,6 +47,8 @@ pub struct Services {
     pub metrics: Arc<crate::policies::metrics::EgCounter>,
     /// Rate-limit counters (in memory, or in Redis shared by replicas).
     pub counters: Arc<crate::counters::Counters>,
+    /// W3C trace context (`[tracing]`): each request's trace, sent upstream by the proxy step.
+    pub tracing: crate::telemetry::trace_context::Propagation,
 }
 
 /// A step that cannot be made ready.
