@@ -50,6 +50,8 @@ pub struct RuntimeConfig {
     pub rate_limit: RateLimitConfig,
     /// The Prometheus metrics listener.
     pub metrics: MetricsConfig,
+    /// W3C trace context: taking part in callers' traces, starting new ones.
+    pub tracing: TracingConfig,
 }
 
 /// `[metrics]`: the listener that serves Prometheus metrics at `/metrics` (OpenMetrics text;
@@ -74,6 +76,29 @@ impl Default for MetricsConfig {
             enabled: true,
             host: "127.0.0.1".into(),
             port: 9797,
+        }
+    }
+}
+
+/// `[tracing]`: W3C Trace Context (`traceparent`, `tracestate`) on proxied requests
+/// (`telemetry::trace_context`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// Take part in trace context (default true): continue the client's trace or start one,
+    /// send `traceparent` upstream, show the trace id in the access log. Off: the client's
+    /// trace headers pass through untouched.
+    pub propagate: bool,
+    /// Share of the traces the gateway starts that are marked sampled (flag `01`), from 0.0
+    /// to 1.0 (default 1.0). A client's own decision is always kept.
+    pub sample_ratio: f64,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self {
+            propagate: true,
+            sample_ratio: 1.0,
         }
     }
 }
@@ -1098,6 +1123,12 @@ impl RuntimeConfig {
                 )));
             }
         }
+        let ratio = self.tracing.sample_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(bad(format!(
+                "tracing.sample_ratio = {ratio} is not between 0.0 and 1.0: use for example 0.1 to sample one new trace in ten"
+            )));
+        }
         if self.upstream.connect_timeout_ms == 0 {
             return Err(bad("upstream.connect_timeout_ms must be above 0".into()));
         }
@@ -1452,6 +1483,33 @@ mod tests {
     fn invalid_host_and_level_are_rejected() {
         assert!(parse("[listener]\nhost = \"example\"\n", Path::new("c"), &[], &[]).is_err());
         assert!(parse("[log]\nlevel = \"loud=[\"\n", Path::new("c"), &[], &[]).is_err());
+    }
+
+    #[test]
+    fn tracing_samples_every_new_trace_by_default_and_checks_the_ratio() {
+        let defaults = parse_ok("");
+        assert!(defaults.tracing.propagate);
+        assert_eq!(defaults.tracing.sample_ratio, 1.0);
+        assert_eq!(
+            parse_ok("[tracing]\nsample_ratio = 0\n")
+                .tracing
+                .sample_ratio,
+            0.0
+        );
+        let err = parse("[tracing]\nsample_ratio = 1.5\n", Path::new("c"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tracing.sample_ratio") && err.contains("between 0.0 and 1.0"));
+        let env = [("MGW_TRACING_SAMPLE_RATIO".to_string(), "0.25".to_string())];
+        let config = parse(
+            "",
+            Path::new("c"),
+            &env,
+            &[("tracing.propagate".into(), "false".into())],
+        )
+        .unwrap();
+        assert_eq!(config.tracing.sample_ratio, 0.25);
+        assert!(!config.tracing.propagate);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::proxy::body::GatewayBody;
 use crate::router::express::{ExpressRouter, Lookup};
 use crate::router::{Match, Router};
 use crate::telemetry::metrics::{Metrics, Outcome, RouteKey};
+use crate::telemetry::trace_context::TraceId;
 
 /// The response type of every listener.
 pub type GatewayResponse = Response<LoggedBody<GatewayBody>>;
@@ -68,6 +69,15 @@ pub struct Gateway {
     secret_query_params: Vec<String>,
     /// Set by a stop signal: `/health` (and Kargo's healthcheck route) answer 503 from then on.
     draining: std::sync::atomic::AtomicBool,
+}
+
+/// What the log phase knows of a request from its arrival.
+struct Arrival {
+    client: SocketAddr,
+    method: Method,
+    started: Instant,
+    /// The request's W3C trace (`[tracing]`), for the access log.
+    trace_id: Option<TraceId>,
 }
 
 /// What a request was routed to.
@@ -142,17 +152,16 @@ impl Gateway {
             .access_log
             .is_some()
             .then(|| self.request_target(&request));
-        let method = request.method().clone();
+        let trace = self.services.tracing.start(request.headers());
+        let arrival = Arrival {
+            client,
+            method: request.method().clone(),
+            started,
+            trace_id: trace.map(|t| t.trace_id),
+        };
         let log = |response: Response<GatewayBody>, context: Option<&Context<'_>>| {
-            self.record_metrics(&response, &method, started, context);
-            self.log_phase(
-                response,
-                client,
-                &method,
-                access_path.clone(),
-                started,
-                context,
-            )
+            self.record_metrics(&response, &arrival.method, started, context);
+            self.log_phase(response, &arrival, access_path.clone(), context)
         };
         if let Some(fault) = self.framing_fault(&request) {
             let mut response = match site.dialect {
@@ -171,7 +180,7 @@ impl Gateway {
         if let Some(admin) = &site.admin {
             // The admin API is not API traffic: the access log shows it, the metrics do not.
             let response = admin.handle(request).await;
-            return Ok(self.log_phase(response, client, &method, access_path, started, None));
+            return Ok(self.log_phase(response, &arrival, access_path, None));
         }
         let routed = match crate::path::normalise(request.uri().path()) {
             Ok(normalised) => {
@@ -186,6 +195,7 @@ impl Gateway {
         let http1 = request.version() < http::Version::HTTP_2;
         let mut context = Context::new(client, site.proto, started, http1, matched);
         context.rest = rest;
+        context.trace = trace;
         context.route = route;
         let (parts, body) = request.into_parts();
         let mut response = pipeline
@@ -406,15 +416,19 @@ impl Gateway {
     fn log_phase(
         &self,
         response: Response<GatewayBody>,
-        client: SocketAddr,
-        method: &Method,
+        arrival: &Arrival,
         path: Option<String>,
-        started: Instant,
         context: Option<&Context<'_>>,
     ) -> GatewayResponse {
         let record = path.zip(self.access_log.as_ref()).map(|(path, log)| {
-            let mut record =
-                AccessRecord::new(client, method.clone(), path, response.status(), started);
+            let mut record = AccessRecord::new(
+                arrival.client,
+                arrival.method.clone(),
+                path,
+                response.status(),
+                arrival.started,
+            );
+            record.trace_id = arrival.trace_id.map(|id| id.0.to_be_bytes());
             if let Some(context) = context {
                 record.route = RouteRef::of(&self.model, &context.matched);
                 record.upstream = context.upstream.clone();

@@ -311,6 +311,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                 metrics,
                 counters,
                 telemetry,
+                tracing: telemetry::trace_context::Propagation::new(&loaded.config.tracing),
             },
             access_log,
         ));

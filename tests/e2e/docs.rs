@@ -167,6 +167,7 @@ fn getting_started_commands_run_as_written() {
                             "upstream_ms=",
                             "total_ms=",
                             "consumer=",
+                            " trace=",
                         ] {
                             assert!(logged.contains(field), "{field}: {logged}");
                         }

@@ -22,6 +22,7 @@ mod routing;
 mod security;
 mod storage;
 mod throttling;
+mod tracing;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

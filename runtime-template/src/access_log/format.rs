@@ -112,12 +112,13 @@ pub fn json(out: &mut Vec<u8>, record: &AccessRecord, templates: &RouteTemplates
 }
 
 /// Appends `record` as the text line of earlier releases (the `tracing` fmt line on target
-/// `access`, field for field; docs/getting-started.md "Access log").
+/// `access`, field for field; docs/getting-started.md "Access log"), with the request's W3C
+/// trace id added at the end (`trace=`).
 pub fn text(out: &mut Vec<u8>, record: &AccessRecord) {
     let _ = write!(out, "{}  INFO access: ", Rfc3339Micros(record.finished));
     let _ = writeln!(
         out,
-        "{} {} {} {} {} bytes_out={} upstream={} upstream_ms={:.2} total_ms={:.2} consumer={}",
+        "{} {} {} {} {} bytes_out={} upstream={} upstream_ms={:.2} total_ms={:.2} consumer={} trace={}",
         record.client.ip(),
         record.method,
         record.path,
@@ -135,7 +136,20 @@ pub fn text(out: &mut Vec<u8>, record: &AccessRecord) {
             .consumer
             .as_deref()
             .map_or_else(|| "-".to_string(), |c| c.escape_debug().to_string()),
+        TraceField(record.trace_id),
     );
+}
+
+/// The text line's `trace=` field: the W3C trace id in 32 lower-case hex digits, or `-`.
+struct TraceField(Option<[u8; 16]>);
+
+impl std::fmt::Display for TraceField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => id.iter().try_for_each(|byte| write!(f, "{byte:02x}")),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 fn millis(d: Duration) -> f64 {
@@ -334,7 +348,7 @@ mod tests {
         text(&mut out, &r);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "2025-12-01T10:39:15.123000Z  INFO access: 192.0.2.7 GET /petstore/v1/pet/42 200 complete bytes_out=612 upstream=http://127.0.0.1:8081 upstream_ms=0.61 total_ms=0.83 consumer=-\n"
+            "2025-12-01T10:39:15.123000Z  INFO access: 192.0.2.7 GET /petstore/v1/pet/42 200 complete bytes_out=612 upstream=http://127.0.0.1:8081 upstream_ms=0.61 total_ms=0.83 consumer=- trace=-\n"
         );
     }
 }

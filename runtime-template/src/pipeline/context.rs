@@ -70,6 +70,9 @@ pub struct Context<'a> {
     pub rate_limits: Vec<crate::policies::rate_limit::step::RateNote>,
     /// What the WSO2 `throttle` step counted, for its response phase.
     pub throttle: Option<crate::policies::throttling::step::ThrottleNote>,
+    /// The request's place in a W3C trace (`None` with `[tracing] propagate = false`): the
+    /// proxy step sends it upstream, the access log shows its trace id.
+    pub trace: Option<crate::telemetry::trace_context::TraceContext>,
     /// Express Gateway's `egContext.requestID`, made on first use.
     request_id: Option<Arc<str>>,
 }
@@ -102,6 +105,7 @@ impl<'a> Context<'a> {
             close_connection: false,
             rate_limits: Vec::new(),
             throttle: None,
+            trace: None,
             request_id: None,
         }
     }

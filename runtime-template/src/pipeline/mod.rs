@@ -51,6 +51,8 @@ pub struct Services {
     pub counters: Arc<crate::counters::Counters>,
     /// The Prometheus series (`[metrics]`); `None` when metrics are off.
     pub telemetry: Option<Arc<crate::telemetry::metrics::Metrics>>,
+    /// W3C trace context (`[tracing]`): each request's trace, sent upstream by the proxy step.
+    pub tracing: crate::telemetry::trace_context::Propagation,
 }
 
 /// A step that cannot be made ready.

@@ -211,6 +211,9 @@ impl ProxyStep {
                 parts.headers.insert(EG_REQUEST_ID, id);
             }
         }
+        if let Some(trace) = &context.trace {
+            trace.forward(&mut parts.headers);
+        }
         for (name, value) in &self.headers {
             parts.headers.insert(name.clone(), value.clone());
         }
