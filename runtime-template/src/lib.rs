@@ -284,7 +284,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             .metrics
             .enabled
             .then(|| Arc::new(telemetry::metrics::Metrics::new(&model)));
-        let counters = open_counters(&model, &loaded, &read_env)?;
+        let counters = open_counters(&model, &loaded, &read_env).await?;
         let mut listeners = listeners(&model, &loaded, &read_env, http, https)?;
         if let Some(consumers) = &consumers {
             listeners.extend(admin_listeners(
@@ -463,7 +463,7 @@ fn listeners(
 #[cfg(feature = "server")]
 /// The rate-limit counters of `[rate_limit]`: Redis only when some pipeline has a rate-limit
 /// or WSO2 throttle step and a URL is known (here or in `[store] redis`).
-fn open_counters(
+async fn open_counters(
     model: &GatewayModel,
     loaded: &LoadedConfig,
     env: &dyn Fn(&str) -> Option<String>,
@@ -509,27 +509,22 @@ fn open_counters(
             loaded.path.display()
         ));
     }
-    if url.contains(',')
-        || url
-            .split("://")
-            .next()
-            .is_some_and(|s| s.ends_with("+cluster"))
-    {
-        return Err(format!(
-            "the rate-limit counters need one Redis node, and {} is a Redis Cluster: set [rate_limit] redis = \"redis://<node>\" (a single Redis server) or [rate_limit] backend = \"memory\" ({})",
-            if settings.redis.is_empty() { "[store] redis" } else { "[rate_limit] redis" },
-            loaded.path.display()
-        ));
-    }
     let namespace = store.namespace(env).map_err(in_file)?;
     let ca = redis_ca(loaded)?;
+    // One multiplexed connection per worker thread (tokio's default: one per core).
+    let workers = match loaded.config.listener.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
     let redis = counters::RedisCounters::open(
         url,
         &namespace,
         ca,
         Duration::from_millis(settings.timeout_ms),
         Duration::from_secs(settings.warn_interval_seconds.max(1)),
+        workers,
     )
+    .await
     .map_err(|e| format!("{e} ([rate_limit] in {})", loaded.path.display()))?;
     tracing::info!(
         "rate-limit counters in Redis {} (timeout {} ms, fail {})",

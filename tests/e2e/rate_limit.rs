@@ -3,7 +3,8 @@
 //! delay. On a real `redis-server`: two replicas under concurrent load admit at most the
 //! quota together (fixed window: exactly `max` in one window; GCRA: at most
 //! `burst + ⌊t·max/windowMs⌋`); Redis stopped mid-run: fail open with the per-replica share,
-//! fail closed with 503, one warning line, and recovery when Redis is back.
+//! fail closed with 503, one warning line, and recovery when Redis is back. On a real
+//! three-node Redis Cluster: the same bound, with the counters spread over the primaries.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -14,7 +15,7 @@ use mgw_e2e::backend;
 use mgw_e2e::client::{self, Protocol, Reply};
 use mgw_e2e::harness::{self, GatewayProcess};
 
-use super::redis_replicas::{free_port, RedisServer};
+use super::redis_replicas::{free_port, start_cluster, RedisServer};
 
 /// The project: one EG configuration with a rate-limited pipeline per case. The backend
 /// answers 500 on `/fail`, 200 elsewhere.
@@ -387,4 +388,80 @@ async fn two_replicas_on_one_redis_admit_the_quota_and_ride_out_an_outage() {
         .process
         .wait_for_log("answers again", Duration::from_secs(1))
         .is_some());
+}
+
+/// Issue 14 item 3 on a Redis Cluster: two replicas (one given every node, one a single
+/// `redis+cluster://` seed) share counters hashed over the three primaries; together they
+/// admit exactly `max` per client and window, and GCRA stays within its bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_on_a_redis_cluster_admit_the_quota() {
+    let Some(nodes) = start_cluster() else {
+        return;
+    };
+    let seeds: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("redis://127.0.0.1:{}", n.port()))
+        .collect();
+    let settings = |redis: String| {
+        vec![
+            format!("--rate_limit.redis={redis}"),
+            "--rate_limit.replicas=2".into(),
+            // Generous, so that no decision of the measured load falls back on a loaded machine.
+            "--rate_limit.timeout_ms=2000".into(),
+        ]
+    };
+    let a = start(&settings(seeds.join(",")));
+    let b = start(&settings(seeds[2].replacen(
+        "redis://",
+        "redis+cluster://",
+        1,
+    )));
+    assert!(a
+        .process
+        .wait_for_log("rate-limit counters in Redis", Duration::from_secs(5))
+        .is_some());
+    let both = [a.api.clone(), b.api.clone()];
+
+    // Fixed window, max 20 per minute, six clients (keys in different slots): 60 requests
+    // each from 10 concurrent connections over both replicas.
+    let started = Instant::now();
+    for client in ["ann", "bob", "cid", "dan", "eve", "fay"] {
+        let (ok, refused) = load(&both, "/shared/x", client, 60, 10).await;
+        assert_eq!((ok, refused), (20, 40), "client {client}");
+    }
+    eprintln!(
+        "cluster, fixed window, 2 replicas, 6 clients x 60 requests in {:?}",
+        started.elapsed()
+    );
+
+    // GCRA, max 20 per minute with bursts of 20: at most 20 + ⌊t · 20 / 60 s⌋.
+    let started = Instant::now();
+    let (ok, _) = load(&both, "/smooth/x", "gcra", 200, 20).await;
+    let t = started.elapsed();
+    let bound = 20 + (t.as_millis() * 20 / 60_000) as usize;
+    eprintln!("cluster, gcra, 2 replicas, 200 requests in {t:?}: {ok} admitted (bound {bound})");
+    assert!(ok <= bound && ok >= 20, "{ok} admitted, bound {bound}");
+
+    // The counters are spread: more than one primary holds some.
+    let holding = nodes
+        .iter()
+        .filter(|n| {
+            let out = std::process::Command::new("redis-cli")
+                .args(["-p", &n.port().to_string(), "dbsize"])
+                .output()
+                .expect("redis-cli runs");
+            String::from_utf8_lossy(&out.stdout).trim() != "0"
+        })
+        .count();
+    assert!(holding >= 2, "counters on {holding} of 3 primaries");
+    for gw in [&a, &b] {
+        assert!(
+            !gw.process
+                .logs()
+                .iter()
+                .any(|l| l.contains("rate-limit counters") && l.contains("unavailable")),
+            "{:#?}",
+            gw.process.logs()
+        );
+    }
 }

@@ -85,6 +85,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// Its port.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `SHUTDOWN SAVE`: stopped, its data kept in its folder (as a Redis run with persistence).
     pub(crate) fn stop(&mut self) {
         if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
@@ -334,7 +339,7 @@ async fn replicas_share_consumers_through_redis_and_ride_out_an_outage() {
 }
 
 /// Three cluster-enabled `redis-server`s joined into one Redis Cluster (no replicas).
-fn start_cluster() -> Option<Vec<RedisServer>> {
+pub(crate) fn start_cluster() -> Option<Vec<RedisServer>> {
     let mut nodes = Vec::new();
     for _ in 0..3 {
         nodes.push(RedisServer::start_with(vec!["--cluster-enabled", "yes"])?);

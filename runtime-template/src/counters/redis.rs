@@ -1,28 +1,41 @@
 //! Counters in Redis, shared by replicas: every decision is one `EVALSHA` of a small Lua
 //! script on one key, so it is atomic on the server and exact across replicas.
 //!
-//! Calls run on tokio's blocking pool over the synchronous client (the one `store::redis`
-//! uses), each bounded by the timeout twice: the socket's read/write/connect timeouts and a
-//! `tokio::time::timeout` around the call, so a request never waits longer, even on a Redis
-//! that accepts connections and never answers (SIGSTOP). After a failure no call is made
-//! until a back-off has passed (100 ms, doubling up to 2 s); then one request probes Redis
-//! while the others keep deciding without it. One warning line per interval says how many
-//! decisions were taken without Redis.
+//! The calls are async, on the `redis` crate's multiplexed connections (many requests in
+//! flight on one socket, answers matched in order): one connection per worker thread (at most
+//! [`MAX_LINKS`]), so a request never waits for a pool or a blocking thread. A Redis Cluster
+//! (comma-separated seeds or a `redis+cluster://` seed, as `[store] redis`) is reached through
+//! the crate's async cluster client: keys are hashed normally, so the counters spread over
+//! every primary, and `MOVED`/`ASK` answers are followed by the client.
+//!
+//! Every call is bounded by the timeout twice: the connection's own connect and response
+//! timeouts and a `tokio::time::timeout` around the whole decision (connecting included), so a
+//! request never waits longer, even on a Redis that accepts connections and never answers
+//! (SIGSTOP). A connection that failed or timed out is dropped and made again by a later call.
+//! After a failure no call is made until a back-off has passed (100 ms, doubling up to 2 s);
+//! then one request probes Redis while the others keep deciding without it. One warning line
+//! per interval says how many decisions were taken without Redis.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ::redis::{Client, Connection, RedisError};
+use ::redis::aio::MultiplexedConnection;
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{AsyncConnectionConfig, Client, Cmd, RedisError, TlsCertificates};
 
 use super::{now_us, Algorithm, Decision, Limit, Source};
 
-/// Idle connections kept for reuse.
-const MAX_IDLE: usize = 64;
+/// The most connections kept to Redis (one per worker thread up to this).
+pub const MAX_LINKS: usize = 16;
 /// The first pause after a failure.
 const FIRST_BACKOFF_MS: u64 = 100;
 /// The longest pause between two attempts.
 const MAX_BACKOFF_MS: u64 = 2_000;
+/// How long the start-up may wait for each connection, and for all of them and the scripts.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(2);
+const STARTUP_TOTAL: Duration = Duration::from_secs(5);
 
 /// Fixed window (rate-limit-redis's `INCR` + `PTTL` + `PEXPIRE`, in one script): returns
 /// `{count, ttl_ms}`.
@@ -97,10 +110,37 @@ pub struct RedisCountersError {
     pub reason: String,
 }
 
-/// Counters in one Redis (single node).
+/// Where the counters live: one Redis server, or a Redis Cluster.
+// One per process, never moved after start-up: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Target {
+    Node(Client),
+    Cluster(ClusterClient),
+}
+
+/// One async connection (cheap to clone: clones share the socket).
+// Cloned for every call: boxing the larger variant would allocate per request instead.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum Link {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl Link {
+    async fn query(&mut self, cmd: &Cmd) -> Result<Vec<i64>, RedisError> {
+        match self {
+            Link::Node(c) => cmd.query_async(c).await,
+            Link::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+}
+
+/// Counters in one Redis server or one Redis Cluster.
 pub struct RedisCounters {
-    client: Client,
-    idle: Mutex<Vec<Connection>>,
+    target: Target,
+    /// `None` until connected, and again after a failure.
+    links: Box<[Mutex<Option<Link>>]>,
     prefix: String,
     timeout: Duration,
     shown: String,
@@ -115,6 +155,8 @@ impl std::fmt::Debug for RedisCounters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisCounters")
             .field("url", &self.shown)
+            .field("cluster", &matches!(self.target, Target::Cluster(_)))
+            .field("connections", &self.links.len())
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -196,16 +238,25 @@ impl Health {
     }
 }
 
+/// Whether an error means the connection should be made again.
+fn breaks_the_link(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
+}
+
 impl RedisCounters {
-    /// Checks `url`, connects once (a wrong address stops the start-up) and loads the scripts.
-    /// Keys are `<namespace>:rl:<step>:<key>`; every call is bounded by `timeout`; a warning
-    /// about an unreachable Redis is written at most once per `warn_every`.
-    pub fn open(
+    /// Checks `url` (one server, or a cluster: comma-separated seeds or `redis+cluster://`),
+    /// opens `connections` connections (1 to [`MAX_LINKS`]; a wrong address stops the
+    /// start-up) and loads the scripts. Keys are `<namespace>:rl:<step>:<key>`; every call is
+    /// bounded by `timeout`; a warning about an unreachable Redis is written at most once per
+    /// `warn_every`. Must run inside the tokio runtime that serves the requests (the
+    /// connections' tasks live there).
+    pub async fn open(
         url: &str,
         namespace: &str,
         ca: Option<Vec<u8>>,
         timeout: Duration,
         warn_every: Duration,
+        connections: usize,
     ) -> Result<Self, RedisCountersError> {
         let shown = crate::config::redact_url(url);
         let url_shown = shown.clone();
@@ -213,15 +264,30 @@ impl RedisCounters {
             url: url_shown.clone(),
             reason,
         };
-        let client = match ca {
-            Some(pem) => Client::build_with_tls(
-                url,
-                ::redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            ),
-            None => Client::open(url),
+        let certs = |pem: Vec<u8>| TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        };
+        let target = match crate::store::redis::cluster_seeds(url) {
+            Some(seeds) => {
+                // The cluster client follows MOVED/ASK and refreshes its slot map; its retries
+                // stay within the timeout around every decision.
+                let mut builder = ClusterClient::builder(seeds)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(2)
+                    .min_retry_wait(1)
+                    .max_retry_wait(timeout.as_millis().try_into().unwrap_or(u64::MAX));
+                if let Some(pem) = ca {
+                    builder = builder.certs(certs(pem));
+                }
+                builder.build().map(Target::Cluster)
+            }
+            None => match ca {
+                Some(pem) => Client::build_with_tls(url, certs(pem)),
+                None => Client::open(url),
+            }
+            .map(Target::Node),
         }
         .map_err(|e| {
             error(format!(
@@ -230,8 +296,10 @@ impl RedisCounters {
             ))
         })?;
         let counters = Self {
-            client,
-            idle: Mutex::new(Vec::new()),
+            target,
+            links: (0..connections.clamp(1, MAX_LINKS))
+                .map(|_| Mutex::new(None))
+                .collect(),
             prefix: format!("{namespace}:rl:"),
             timeout,
             fixed: Script::new(FIXED_WINDOW),
@@ -248,27 +316,45 @@ impl RedisCounters {
             },
             shown,
         };
-        // Start-up may wait longer than a request: a second to connect and load the scripts.
-        let mut connection = counters
-            .client
-            .get_connection_with_timeout(Duration::from_secs(1))
-            .map_err(|e| error(e.to_string()))?;
-        for script in [
-            &counters.fixed,
-            &counters.fixed_undo,
-            &counters.gcra,
-            &counters.gcra_undo,
-        ] {
-            let sha: String = ::redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(script.text)
-                .query(&mut connection)
-                .map_err(|e| error(e.to_string()))?;
-            if sha != script.sha {
-                return Err(error(format!("SCRIPT LOAD answered {sha}")));
+        // Start-up may wait longer than a request: seconds to connect and load the scripts
+        // (on a cluster, SCRIPT LOAD goes to every primary).
+        let started = async {
+            for slot in 0..counters.links.len() {
+                counters.connect(slot, STARTUP_TIMEOUT).await?;
             }
+            let mut link = counters
+                .link(0)
+                .ok_or_else(|| RedisError::from((::redis::ErrorKind::Client, "no connection")))?;
+            for script in [
+                &counters.fixed,
+                &counters.fixed_undo,
+                &counters.gcra,
+                &counters.gcra_undo,
+            ] {
+                let mut load = ::redis::cmd("SCRIPT");
+                load.arg("LOAD").arg(script.text);
+                let sha: String = match &mut link {
+                    Link::Node(c) => load.query_async(c).await?,
+                    Link::Cluster(c) => load.query_async(c).await?,
+                };
+                if sha != script.sha {
+                    return Err(RedisError::from((
+                        ::redis::ErrorKind::Client,
+                        "SCRIPT LOAD answered another digest",
+                        sha,
+                    )));
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(STARTUP_TOTAL, started).await {
+            Ok(Ok(())) => Ok(counters),
+            Ok(Err(e)) => Err(error(e.to_string())),
+            Err(_) => Err(error(format!(
+                "no answer within {} ms",
+                STARTUP_TOTAL.as_millis()
+            ))),
         }
-        Ok(counters)
     }
 
     /// The key of `key` in Redis.
@@ -279,66 +365,96 @@ impl RedisCounters {
         k
     }
 
-    /// An idle connection (and `true`), or a new one.
-    fn connection(&self) -> Result<(Connection, bool), RedisError> {
-        let idle = self
-            .idle
+    /// This thread's connection slot: each thread keeps the one it was given first, so the
+    /// worker threads of the runtime spread over the connections without sharing a counter.
+    fn slot(&self) -> usize {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        SLOT.with(|s| *s) % self.links.len()
+    }
+
+    /// The connection in `slot`, if there is one.
+    fn link(&self, slot: usize) -> Option<Link> {
+        self.links
+            .get(slot)?
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
-        if let Some(c) = idle {
-            return Ok((c, true));
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Drops every connection (the next calls connect again).
+    fn forget(&self) {
+        for link in self.links.iter() {
+            *link.lock().unwrap_or_else(PoisonError::into_inner) = None;
         }
-        Ok((self.connect()?, false))
     }
 
-    fn connect(&self) -> Result<Connection, RedisError> {
-        let c = self.client.get_connection_with_timeout(self.timeout)?;
-        c.set_read_timeout(Some(self.timeout))?;
-        c.set_write_timeout(Some(self.timeout))?;
-        Ok(c)
-    }
-
-    /// Runs `script` on `key` (blocking): `EVALSHA`, or `EVAL` when Redis lost its scripts
-    /// (a restart). An idle connection that turns out broken (Redis restarted) is replaced
-    /// once, and the other idle ones dropped.
-    fn eval(&self, script: &Script, key: &str, args: [u64; 2]) -> Result<Vec<i64>, RedisError> {
-        let (mut connection, pooled) = self.connection()?;
-        let mut result = Self::run(script, key, args, &mut connection);
-        if let Err(e) = &result {
-            if pooled && (e.is_io_error() || e.is_connection_dropped()) && !e.is_timeout() {
-                self.idle
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clear();
-                connection = self.connect()?;
-                result = Self::run(script, key, args, &mut connection);
+    /// Connects `slot`, within `timeout`.
+    async fn connect(&self, slot: usize, timeout: Duration) -> Result<Link, RedisError> {
+        let link = match &self.target {
+            Target::Node(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(self.timeout));
+                Link::Node(
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?,
+                )
             }
+            Target::Cluster(client) => {
+                let connecting = tokio::time::timeout(timeout, client.get_async_connection());
+                Link::Cluster(connecting.await.map_err(|_| {
+                    RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no cluster connection in time",
+                    ))
+                })??)
+            }
+        };
+        if let Some(cell) = self.links.get(slot) {
+            *cell.lock().unwrap_or_else(PoisonError::into_inner) = Some(link.clone());
         }
-        match &result {
-            Ok(_) => {
-                let mut idle = self
-                    .idle
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if idle.len() < MAX_IDLE {
-                    idle.push(connection);
+        Ok(link)
+    }
+
+    /// Runs `script` on `key` in this thread's connection: `EVALSHA`, or `EVAL` when Redis
+    /// lost its scripts (a restart). A kept connection that turns out broken (Redis restarted)
+    /// is made again once, and the other kept ones dropped.
+    async fn eval(
+        &self,
+        script: &Script,
+        key: &str,
+        args: [u64; 2],
+    ) -> Result<Vec<i64>, RedisError> {
+        let slot = self.slot();
+        let (mut link, kept) = match self.link(slot) {
+            Some(link) => (link, true),
+            None => (self.connect(slot, self.timeout).await?, false),
+        };
+        let mut result = Self::run(script, key, args, &mut link).await;
+        if let Err(e) = &result {
+            if breaks_the_link(e) {
+                self.forget();
+                if kept && !e.is_timeout() {
+                    let mut link = self.connect(slot, self.timeout).await?;
+                    result = Self::run(script, key, args, &mut link).await;
+                    if result.as_ref().is_err_and(breaks_the_link) {
+                        self.forget();
+                    }
                 }
             }
-            Err(_) => self
-                .idle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clear(),
         }
         result
     }
 
-    fn run(
+    async fn run(
         script: &Script,
         key: &str,
         args: [u64; 2],
-        connection: &mut Connection,
+        link: &mut Link,
     ) -> Result<Vec<i64>, RedisError> {
         let mut call = ::redis::cmd("EVALSHA");
         call.arg(&script.sha)
@@ -346,24 +462,26 @@ impl RedisCounters {
             .arg(key)
             .arg(args[0])
             .arg(args[1]);
-        match call.query::<Vec<i64>>(connection) {
-            Err(e) if e.code() == Some("NOSCRIPT") => ::redis::cmd("EVAL")
-                .arg(script.text)
-                .arg(1)
-                .arg(key)
-                .arg(args[0])
-                .arg(args[1])
-                .query::<Vec<i64>>(connection),
+        match link.query(&call).await {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                let mut call = ::redis::cmd("EVAL");
+                call.arg(script.text)
+                    .arg(1)
+                    .arg(key)
+                    .arg(args[0])
+                    .arg(args[1]);
+                link.query(&call).await
+            }
             other => other,
         }
     }
 
-    /// One decision from Redis (blocking).
-    fn decide(&self, key: &str, limit: &Limit) -> Result<Decision, RedisError> {
+    /// One decision from Redis.
+    async fn decide(&self, key: &str, limit: &Limit) -> Result<Decision, RedisError> {
         let key = self.key(key);
         let decision = match limit.algorithm {
             Algorithm::FixedWindow => {
-                let reply = self.eval(&self.fixed, &key, [limit.window_ms, 0])?;
+                let reply = self.eval(&self.fixed, &key, [limit.window_ms, 0]).await?;
                 let count = reply.first().copied().unwrap_or(1).max(0) as u64;
                 let ttl = reply.get(1).copied().unwrap_or(0).max(0) as u64;
                 Decision::fixed_window(limit, count, ttl, now_us() / 1000)
@@ -371,7 +489,7 @@ impl RedisCounters {
             Algorithm::Gcra { .. } if limit.max == 0 => super::gcra(limit, 0, now_us()).0,
             Algorithm::Gcra { .. } => {
                 let args = [limit.emission_interval_us(), limit.tolerance_us()];
-                let reply = self.eval(&self.gcra, &key, args)?;
+                let reply = self.eval(&self.gcra, &key, args).await?;
                 let at = |i: usize| reply.get(i).copied().unwrap_or(0).max(0) as u64;
                 Decision::gcra(limit, at(0) == 1, at(1), at(2), now_us())
             }
@@ -384,35 +502,34 @@ impl RedisCounters {
 
     /// Counts one hit in Redis; `None` when Redis is unavailable or too slow (after at most
     /// the timeout), or still in its back-off.
-    pub async fn hit(self: &Arc<Self>, key: &str, limit: &Limit) -> Option<Decision> {
+    pub async fn hit(&self, key: &str, limit: &Limit) -> Option<Decision> {
         let now_ms = now_us() / 1000;
         if !self.health.may_call(now_ms) {
             self.health
                 .skipped(now_ms, &self.shown, "waiting to reconnect", "without it");
             return None;
         }
-        let this = Arc::clone(self);
-        let owned = key.to_owned();
-        let limit_copy = *limit;
-        let call = tokio::task::spawn_blocking(move || this.decide(&owned, &limit_copy));
-        let reason = match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(Ok(decision))) => {
+        let reason = match tokio::time::timeout(self.timeout, self.decide(key, limit)).await {
+            Ok(Ok(decision)) => {
                 self.health.up(&self.shown);
                 return Some(decision);
             }
-            Ok(Ok(Err(e))) if e.is_timeout() => {
+            Ok(Err(e)) if e.is_timeout() => {
                 format!("no answer within {} ms", self.timeout.as_millis())
             }
-            Ok(Ok(Err(e))) => e.to_string(),
-            Ok(Err(e)) => format!("the call failed: {e}"),
-            Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => {
+                // A connection that does not answer may be half open: make it again.
+                self.forget();
+                format!("no answer within {} ms", self.timeout.as_millis())
+            }
         };
         self.health
             .failed(now_us() / 1000, &self.shown, &reason, "without it");
         None
     }
 
-    /// Takes one hit back, in the background.
+    /// Takes one hit back, in the background (bounded by the timeout).
     pub fn undo(self: &Arc<Self>, key: &str, limit: &Limit) {
         if self.health.retry_at_ms.load(Ordering::Relaxed) != 0 {
             return;
@@ -420,15 +537,20 @@ impl RedisCounters {
         let this = Arc::clone(self);
         let key = self.key(key);
         let limit = *limit;
-        drop(tokio::task::spawn_blocking(move || {
-            let result = match limit.algorithm {
-                Algorithm::FixedWindow => this.eval(&this.fixed_undo, &key, [0, 0]),
-                Algorithm::Gcra { .. } => {
-                    this.eval(&this.gcra_undo, &key, [limit.emission_interval_us(), 0])
+        drop(tokio::spawn(async move {
+            let call = async {
+                match limit.algorithm {
+                    Algorithm::FixedWindow => this.eval(&this.fixed_undo, &key, [0, 0]).await,
+                    Algorithm::Gcra { .. } => {
+                        let args = [limit.emission_interval_us(), 0];
+                        this.eval(&this.gcra_undo, &key, args).await
+                    }
                 }
             };
-            if let Err(e) = result {
-                tracing::debug!("rate-limit counters: a hit was not taken back: {e}");
+            match tokio::time::timeout(this.timeout, call).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::debug!("rate-limit counters: a hit was not taken back: {e}"),
+                Err(_) => tracing::debug!("rate-limit counters: a hit was not taken back in time"),
             }
         }));
     }
@@ -439,7 +561,7 @@ mod tests {
     use super::*;
     use crate::store::redis::test_server::RedisServer;
 
-    fn open(server: &RedisServer, timeout_ms: u64) -> Arc<RedisCounters> {
+    async fn open(server: &RedisServer, timeout_ms: u64) -> Arc<RedisCounters> {
         Arc::new(
             RedisCounters::open(
                 &server.url(),
@@ -447,7 +569,9 @@ mod tests {
                 None,
                 Duration::from_millis(timeout_ms),
                 Duration::from_secs(60),
+                2,
             )
+            .await
             .expect("open"),
         )
     }
@@ -458,8 +582,8 @@ mod tests {
             eprintln!("redis-server not installed: skipped");
             return;
         };
-        let a = open(&server, 200);
-        let b = open(&server, 200);
+        let a = open(&server, 200).await;
+        let b = open(&server, 200).await;
         let limit = Limit {
             max: 25,
             window_ms: 60_000,
@@ -492,7 +616,7 @@ mod tests {
         let Some(server) = RedisServer::start() else {
             return;
         };
-        let a = open(&server, 200);
+        let a = open(&server, 200).await;
         let limit = Limit {
             max: 5,
             window_ms: 60_000,
@@ -512,6 +636,101 @@ mod tests {
             admitted += u64::from(d.allowed);
         }
         assert_eq!(admitted, 5);
+    }
+
+    /// Redis forgot its scripts (`SCRIPT FLUSH`, as after a restart): the next decision sends
+    /// the script again and is still exact.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lost_scripts_are_sent_again() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        let a = open(&server, 200).await;
+        let limit = Limit {
+            max: 3,
+            window_ms: 60_000,
+            algorithm: Algorithm::FixedWindow,
+        };
+        assert_eq!(a.hit("n", &limit).await.unwrap().count, 1);
+        let mut admin = ::redis::Client::open(server.url())
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .unwrap();
+        let _: () = ::redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query(&mut admin)
+            .unwrap();
+        assert_eq!(a.hit("n", &limit).await.unwrap().count, 2);
+        let gcra = Limit {
+            algorithm: Algorithm::Gcra { burst: 2 },
+            ..limit
+        };
+        assert!(a.hit("m", &gcra).await.unwrap().allowed);
+    }
+
+    /// A real three-node Redis Cluster: keys are hashed normally (the counters spread over
+    /// every primary, the client follows the slots), and two replicas sharing it admit
+    /// exactly `max` per key.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_redis_cluster_spreads_the_counters_and_stays_exact() {
+        use crate::store::redis::test_server::RedisCluster;
+        let Some(cluster) = RedisCluster::start() else {
+            return;
+        };
+        let open = |url: String| async move {
+            Arc::new(
+                RedisCounters::open(
+                    &url,
+                    "t",
+                    None,
+                    Duration::from_millis(500),
+                    Duration::from_secs(60),
+                    2,
+                )
+                .await
+                .expect("open the cluster"),
+            )
+        };
+        let a = open(cluster.url()).await;
+        let b = open(format!(
+            "redis+cluster://127.0.0.1:{}",
+            cluster.nodes[1].port
+        ))
+        .await;
+        let limit = Limit {
+            max: 7,
+            window_ms: 60_000,
+            algorithm: Algorithm::FixedWindow,
+        };
+        let keys: Vec<String> = (0..12).map(|i| format!("client-{i}")).collect();
+        let mut tasks = Vec::new();
+        for key in &keys {
+            for i in 0..20 {
+                let c = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let key = key.clone();
+                tasks.push(tokio::spawn(async move {
+                    let d = c.hit(&key, &limit).await;
+                    (key, d)
+                }));
+            }
+        }
+        let mut admitted = std::collections::HashMap::new();
+        for t in tasks {
+            let (key, d) = t.await.unwrap();
+            let d = d.expect("the cluster answers");
+            assert_eq!(d.source, Source::Shared);
+            *admitted.entry(key).or_insert(0u64) += u64::from(d.allowed);
+        }
+        assert_eq!(admitted.len(), 12);
+        assert!(admitted.values().all(|&n| n == 7), "{admitted:?}");
+        for node in &cluster.nodes {
+            let mut c = ::redis::Client::open(node.url())
+                .unwrap()
+                .get_connection_with_timeout(Duration::from_secs(1))
+                .unwrap();
+            let keys: i64 = ::redis::cmd("DBSIZE").query(&mut c).unwrap();
+            assert!(keys > 0, "node {} holds no counter", node.port);
+        }
     }
 
     /// A Redis that accepts connections and never answers (SIGSTOP): each call still ends
@@ -559,7 +778,9 @@ mod tests {
                 None,
                 Duration::from_millis(100),
                 Duration::from_secs(60),
+                2,
             )
+            .await
             .unwrap(),
         );
         let limit = Limit {
@@ -594,7 +815,7 @@ mod tests {
         let Some(mut server) = RedisServer::start() else {
             return;
         };
-        let a = open(&server, 100);
+        let a = open(&server, 100).await;
         let limit = Limit {
             max: 5,
             window_ms: 60_000,

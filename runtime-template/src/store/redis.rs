@@ -17,8 +17,8 @@
 //! to a single node: `MULTI`/`EXEC` stays valid (one slot), `SCAN` on that primary sees every
 //! document, and classic `PUBLISH` reaches subscribers on every node. A failure (a `MOVED`
 //! after a failover or resharding, a node gone) drops the connection and the next call asks
-//! the seeds again. No cluster client of the `redis` crate is linked (its `cluster` feature
-//! adds `rand` 0.10 and `crc16` for routing this design does not need).
+//! the seeds again. The `redis` crate's cluster client is not used here (this design needs no
+//! per-key routing); the rate-limit counters use it (`counters::redis`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
