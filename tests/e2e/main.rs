@@ -20,6 +20,7 @@ mod routing;
 mod security;
 mod storage;
 mod throttling;
+mod validation;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
