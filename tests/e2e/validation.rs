@@ -113,7 +113,7 @@ async fn send(gw: &GatewayProcess, method: Method, path: &str, body: &str) -> Re
     .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn text(reply: &Reply) -> String {
+fn body_text(reply: &Reply) -> String {
     String::from_utf8_lossy(&reply.body).into_owned()
 }
 
@@ -161,7 +161,7 @@ async fn requests_and_responses_are_checked_against_the_petstore_schema() {
 
     // A valid body passes, and the upstream receives it byte for byte.
     let reply = send(&gw, Method::POST, "/petstore/pet", VALID_PET).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
+    assert_eq!(reply.status, StatusCode::OK, "{}", body_text(&reply));
     let last = be.seen().pop().unwrap();
     assert_eq!(last.body, VALID_PET);
 
@@ -173,17 +173,31 @@ async fn requests_and_responses_are_checked_against_the_petstore_schema() {
     assert_eq!(fault["fault"]["code"], 400);
     assert_eq!(fault["fault"]["message"], "Bad Request");
     let text = description(&reply);
-    assert!(text.contains(r#"body#: required property "name" is missing"#), "{text}");
-    assert!(text.contains(r#"body#: required property "photoUrls" is missing"#), "{text}");
-    assert!(text.contains(r#"body#/status: "gone" is not one of"#), "{text}");
-    assert_eq!(be.seen().len(), before, "a rejected request never goes upstream");
+    assert!(
+        text.contains(r#"body#: required property "name" is missing"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"body#: required property "photoUrls" is missing"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"body#/status: "gone" is not one of"#),
+        "{text}"
+    );
+    assert_eq!(
+        be.seen().len(),
+        before,
+        "a rejected request never goes upstream"
+    );
 
     // A recursive schema is checked all the way down.
     let deep = r#"{"name":"a","photoUrls":[],"category":{"parent":{"parent":{"id":"x"}}}}"#;
     let reply = send(&gw, Method::POST, "/petstore/pet", deep).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(
-        description(&reply).contains("body#/category/parent/parent/id: \"x\" is not of type \"integer\""),
+        description(&reply)
+            .contains("body#/category/parent/parent/id: \"x\" is not of type \"integer\""),
         "{}",
         description(&reply)
     );
@@ -191,12 +205,20 @@ async fn requests_and_responses_are_checked_against_the_petstore_schema() {
     // Invalid JSON.
     let reply = send(&gw, Method::POST, "/petstore/pet", r#"{"name": "#).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert!(description(&reply).contains("request body: not valid JSON"), "{}", text(&reply));
+    assert!(
+        description(&reply).contains("request body: not valid JSON"),
+        "{}",
+        body_text(&reply)
+    );
 
     // A required body that is empty.
     let reply = send(&gw, Method::POST, "/petstore/pet", "").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert!(description(&reply).contains("required but empty"), "{}", text(&reply));
+    assert!(
+        description(&reply).contains("required but empty"),
+        "{}",
+        body_text(&reply)
+    );
 
     // Over the body limit: 413 before anything is parsed.
     let big = format!(r#"{{"name":"{}","photoUrls":[]}}"#, "x".repeat(8000));
@@ -214,7 +236,7 @@ async fn requests_and_responses_are_checked_against_the_petstore_schema() {
     )
     .await
     .unwrap();
-    assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
+    assert_eq!(reply.status, StatusCode::OK, "{}", body_text(&reply));
 
     // Path and query parameters are read as their types.
     let reply = send(&gw, Method::GET, "/petstore/pet/abc", "").await;
@@ -222,18 +244,36 @@ async fn requests_and_responses_are_checked_against_the_petstore_schema() {
     assert!(
         description(&reply).contains("path parameter 'petId'#: \"abc\" is not of type \"integer\""),
         "{}",
-        text(&reply)
+        body_text(&reply)
     );
-    let reply = send(&gw, Method::GET, "/petstore/pet/findByStatus?status=sold&status=lost&limit=0", "").await;
+    let reply = send(
+        &gw,
+        Method::GET,
+        "/petstore/pet/findByStatus?status=sold&status=lost&limit=0",
+        "",
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     let text = description(&reply);
-    assert!(text.contains("query parameter 'status'#/1: \"lost\" is not one of"), "{text}");
-    assert!(text.contains("query parameter 'limit'#: 0 is less than the minimum of 1"), "{text}");
+    assert!(
+        text.contains("query parameter 'status'#/1: \"lost\" is not one of"),
+        "{text}"
+    );
+    assert!(
+        text.contains("query parameter 'limit'#: 0 is less than the minimum of 1"),
+        "{text}"
+    );
     let reply = send(&gw, Method::GET, "/petstore/pet/findByStatus?limit=5", "").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(description(&reply).contains("query parameter 'status': required but missing"));
-    let reply = send(&gw, Method::GET, "/petstore/pet/findByStatus?status=sold&status=pending&limit=5", "").await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
+    let reply = send(
+        &gw,
+        Method::GET,
+        "/petstore/pet/findByStatus?status=sold&status=pending&limit=5",
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", body_text(&reply));
 
     // Response validation: an enum value the schema does not allow is WSO2's 500 Bad Response.
     let reply = send(&gw, Method::GET, "/petstore/pet/7", "").await;
@@ -241,14 +281,18 @@ async fn requests_and_responses_are_checked_against_the_petstore_schema() {
     let fault = reply.json();
     assert_eq!(fault["fault"]["code"], 500);
     assert_eq!(fault["fault"]["message"], "Bad Response");
-    assert!(description(&reply).contains("body#/status: \"hello\" is not one of"), "{}", text(&reply));
+    assert!(
+        description(&reply).contains("body#/status: \"hello\" is not one of"),
+        "{}",
+        body_text(&reply)
+    );
     let reply = send(&gw, Method::GET, "/petstore/pet/8", "").await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
+    assert_eq!(reply.status, StatusCode::OK, "{}", body_text(&reply));
     assert_eq!(reply.json()["name"], "rex");
 
     // Validation off for one operation: anything passes.
     let reply = send(&gw, Method::POST, "/petstore/loose", r#"{"status":"gone"}"#).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
+    assert_eq!(reply.status, StatusCode::OK, "{}", body_text(&reply));
     assert_eq!(be.seen().pop().unwrap().body, r#"{"status":"gone"}"#);
 }
 

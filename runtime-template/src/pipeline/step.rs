@@ -350,8 +350,15 @@ async fn transform_request_body(
     body: &mut Option<ClientBody>,
 ) -> Flow {
     let read = if policy.parses_request_body(&parts.headers) {
-        match read_request_body(services, dialect, context, parts, body, "request-transformer")
-            .await
+        match read_request_body(
+            services,
+            dialect,
+            context,
+            parts,
+            body,
+            "request-transformer",
+        )
+        .await
         {
             Ok(bytes) => bytes,
             Err(response) => return Flow::Respond(response),

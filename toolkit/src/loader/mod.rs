@@ -12,8 +12,8 @@ pub mod express_gateway;
 pub mod openapi;
 pub mod pipelines;
 pub mod refs;
-pub mod security;
 pub mod schemas;
+pub mod security;
 pub mod throttling;
 pub mod validation;
 
@@ -208,7 +208,10 @@ pub fn load_project(
         let cors = cors::api_cors(&doc, &mut diags);
         if let Some(api) = openapi::load_definition(&doc, &mut diags) {
             let validate = validation::api_validation(&doc, &api, options.validation, &mut diags);
-            apis.push((api, (cors.or_else(|| options.cors_default.clone()), validate)));
+            apis.push((
+                api,
+                (cors.or_else(|| options.cors_default.clone()), validate),
+            ));
         }
     }
     // Base paths must be unique across the project.

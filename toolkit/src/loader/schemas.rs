@@ -219,7 +219,8 @@ impl Bundler<'_> {
                     Value::Object(entries) => {
                         let mut converted = Map::new();
                         for (name, schema) in entries {
-                            converted.insert(name.clone(), self.convert(schema, &child(&at, name))?);
+                            converted
+                                .insert(name.clone(), self.convert(schema, &child(&at, name))?);
                         }
                         Value::Object(converted)
                     }
@@ -323,20 +324,53 @@ mod tests {
     #[test]
     fn openapi_30_nullable_and_boolean_exclusive_bounds_become_json_schema() {
         let d = doc("openapi: 3.0.0\ncomponents:\n  schemas:\n    N:\n      type: integer\n      nullable: true\n      minimum: 0\n      exclusiveMinimum: true\n      maximum: 9\n      exclusiveMaximum: false\n      example: 3\n      x-internal: yes\n    E:\n      type: string\n      nullable: true\n      enum: [a, b]\n");
-        let n = bundle(&d, "/components/schemas/N", None, Dialect::OpenApi30, Direction::Request).unwrap();
-        assert_eq!(n, json!({"type": ["integer", "null"], "exclusiveMinimum": 0, "maximum": 9}));
-        let e = bundle(&d, "/components/schemas/E", None, Dialect::OpenApi30, Direction::Request).unwrap();
-        assert_eq!(e, json!({"type": ["string", "null"], "enum": ["a", "b", null]}));
+        let n = bundle(
+            &d,
+            "/components/schemas/N",
+            None,
+            Dialect::OpenApi30,
+            Direction::Request,
+        )
+        .unwrap();
+        assert_eq!(
+            n,
+            json!({"type": ["integer", "null"], "exclusiveMinimum": 0, "maximum": 9})
+        );
+        let e = bundle(
+            &d,
+            "/components/schemas/E",
+            None,
+            Dialect::OpenApi30,
+            Direction::Request,
+        )
+        .unwrap();
+        assert_eq!(
+            e,
+            json!({"type": ["string", "null"], "enum": ["a", "b", null]})
+        );
     }
 
     #[test]
     fn refs_are_bundled_under_defs_including_recursive_ones() {
         let d = doc("openapi: 3.0.0\ncomponents:\n  schemas:\n    Node:\n      type: object\n      properties:\n        children:\n          type: array\n          items:\n            $ref: '#/components/schemas/Node'\n        tag:\n          $ref: '#/components/schemas/Tag'\n    Tag:\n      type: string\n");
-        let b = bundle(&d, "/components/schemas/Node", None, Dialect::OpenApi30, Direction::Request).unwrap();
-        assert_eq!(b["properties"]["children"]["items"], json!({"$ref": "#/$defs/Node"}));
+        let b = bundle(
+            &d,
+            "/components/schemas/Node",
+            None,
+            Dialect::OpenApi30,
+            Direction::Request,
+        )
+        .unwrap();
+        assert_eq!(
+            b["properties"]["children"]["items"],
+            json!({"$ref": "#/$defs/Node"})
+        );
         assert_eq!(b["properties"]["tag"], json!({"$ref": "#/$defs/Tag"}));
         assert_eq!(b["$defs"]["Tag"], json!({"type": "string"}));
-        assert_eq!(b["$defs"]["Node"]["properties"]["children"]["items"], json!({"$ref": "#/$defs/Node"}));
+        assert_eq!(
+            b["$defs"]["Node"]["properties"]["children"]["items"],
+            json!({"$ref": "#/$defs/Node"})
+        );
         // The bundle compiles and validates recursively.
         let schema = mgw_runtime::policies::validate::compile::Schema::compile(&b, "body").unwrap();
         assert!(schema.is_valid(&json!({"children": [{"children": [], "tag": "x"}]})));
@@ -346,16 +380,37 @@ mod tests {
     #[test]
     fn read_only_properties_are_not_required_in_requests() {
         let d = doc("openapi: 3.0.0\ncomponents:\n  schemas:\n    Pet:\n      required: [id, name, secret]\n      properties:\n        id:\n          type: integer\n          readOnly: true\n        name:\n          type: string\n        secret:\n          $ref: '#/components/schemas/Secret'\n    Secret:\n      type: string\n      writeOnly: true\n");
-        let request = bundle(&d, "/components/schemas/Pet", None, Dialect::OpenApi30, Direction::Request).unwrap();
+        let request = bundle(
+            &d,
+            "/components/schemas/Pet",
+            None,
+            Dialect::OpenApi30,
+            Direction::Request,
+        )
+        .unwrap();
         assert_eq!(request["required"], json!(["name", "secret"]));
-        let response = bundle(&d, "/components/schemas/Pet", None, Dialect::OpenApi30, Direction::Response).unwrap();
+        let response = bundle(
+            &d,
+            "/components/schemas/Pet",
+            None,
+            Dialect::OpenApi30,
+            Direction::Response,
+        )
+        .unwrap();
         assert_eq!(response["required"], json!(["id", "name"]));
     }
 
     #[test]
     fn openapi_31_schemas_keep_their_keywords_and_ref_siblings() {
         let d = doc("openapi: 3.1.0\ncomponents:\n  schemas:\n    A:\n      $ref: '#/components/schemas/B'\n      description: d\n      type: [string, 'null']\n      exclusiveMinimum: 3\n    B:\n      type: string\n");
-        let a = bundle(&d, "/components/schemas/A", None, Dialect::JsonSchema, Direction::Request).unwrap();
+        let a = bundle(
+            &d,
+            "/components/schemas/A",
+            None,
+            Dialect::JsonSchema,
+            Direction::Request,
+        )
+        .unwrap();
         assert_eq!(a["$ref"], json!("#/$defs/B"));
         assert_eq!(a["type"], json!(["string", "null"]));
         assert_eq!(a["exclusiveMinimum"], json!(3));
@@ -364,9 +419,23 @@ mod tests {
     #[test]
     fn swagger_x_nullable_and_file_type() {
         let d = doc("swagger: '2.0'\ndefinitions:\n  A:\n    type: string\n    x-nullable: true\n  F:\n    type: file\n");
-        let a = bundle(&d, "/definitions/A", None, Dialect::Swagger2, Direction::Request).unwrap();
+        let a = bundle(
+            &d,
+            "/definitions/A",
+            None,
+            Dialect::Swagger2,
+            Direction::Request,
+        )
+        .unwrap();
         assert_eq!(a, json!({"type": ["string", "null"]}));
-        let f = bundle(&d, "/definitions/F", None, Dialect::Swagger2, Direction::Request).unwrap();
+        let f = bundle(
+            &d,
+            "/definitions/F",
+            None,
+            Dialect::Swagger2,
+            Direction::Request,
+        )
+        .unwrap();
         assert_eq!(f, json!({}));
     }
 }

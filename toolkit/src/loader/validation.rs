@@ -115,14 +115,22 @@ pub fn api_validation(
 }
 
 /// The `x-mgw-validation` at `pointer` (`""`: the API): its `request` and `response`.
-fn switches(doc: &Document, pointer: &str, diags: &mut Diagnostics) -> (Option<bool>, Option<bool>) {
+fn switches(
+    doc: &Document,
+    pointer: &str,
+    diags: &mut Diagnostics,
+) -> (Option<bool>, Option<bool>) {
     let at = child(pointer, EXTENSION);
     let Some(value) = doc.get(&at) else {
         return (None, None);
     };
     let fix = "write it as {request: true|false, response: true|false}";
     let Some(map) = value.as_object() else {
-        diags.error(&doc.file, doc.line(&at), format!("{EXTENSION} must be a mapping: {fix}"));
+        diags.error(
+            &doc.file,
+            doc.line(&at),
+            format!("{EXTENSION} must be a mapping: {fix}"),
+        );
         return (None, None);
     };
     let mut found = (None, None);
@@ -187,7 +195,10 @@ fn request_schemas(
         let count = doc.get(&list).and_then(Value::as_array).map_or(0, Vec::len);
         for i in 0..count {
             let (param, at) = resolved(doc, &child(&list, &i.to_string()))?;
-            let name = param.get("name").and_then(Value::as_str).unwrap_or_default();
+            let name = param
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let location = param.get("in").and_then(Value::as_str).unwrap_or_default();
             declared.retain(|(n, l, _)| !(n == name && l == location));
             declared.push((name.to_string(), location.to_string(), at));
@@ -215,7 +226,13 @@ fn request_schemas(
                 schemas.body = Some(BodySchema {
                     required,
                     other_types: types.iter().any(|t| !is_json(t)),
-                    schema: schema_of(doc, &child(&at, "schema"), None, dialect, Direction::Request)?,
+                    schema: schema_of(
+                        doc,
+                        &child(&at, "schema"),
+                        None,
+                        dialect,
+                        Direction::Request,
+                    )?,
                 });
                 continue;
             }
@@ -229,7 +246,12 @@ fn request_schemas(
                 for (key, v) in map {
                     if !matches!(
                         key.as_str(),
-                        "name" | "in" | "required" | "description" | "collectionFormat" | "allowEmptyValue"
+                        "name"
+                            | "in"
+                            | "required"
+                            | "description"
+                            | "collectionFormat"
+                            | "allowEmptyValue"
                     ) {
                         inline.insert(key.clone(), v.clone());
                     }
@@ -244,7 +266,10 @@ fn request_schemas(
                 _ => Some(','),
             };
             let value = value_type(doc, &inline, separator);
-            (schema_of(doc, &at, Some(&inline), dialect, Direction::Request)?, value)
+            (
+                schema_of(doc, &at, Some(&inline), dialect, Direction::Request)?,
+                value,
+            )
         } else {
             let schema_at = child(&at, "schema");
             let Some(raw) = doc.get(&schema_at) else {
@@ -252,17 +277,18 @@ fn request_schemas(
                 continue;
             };
             let style = param.get("style").and_then(Value::as_str);
-            let explode = param
-                .get("explode")
-                .and_then(Value::as_bool)
-                .unwrap_or(matches!(style, None | Some("form")) && location == ParameterLocation::Query);
+            let explode = param.get("explode").and_then(Value::as_bool).unwrap_or(
+                matches!(style, None | Some("form")) && location == ParameterLocation::Query,
+            );
             let separator = match (location, style) {
                 (ParameterLocation::Query, Some("spaceDelimited")) => Some(' '),
                 (ParameterLocation::Query, Some("pipeDelimited")) => Some('|'),
                 (ParameterLocation::Query, _) if explode => None,
                 _ => Some(','),
             };
-            let raw = refs::resolve(doc, &schema_at).map(|(v, _)| v).unwrap_or(raw);
+            let raw = refs::resolve(doc, &schema_at)
+                .map(|(v, _)| v)
+                .unwrap_or(raw);
             (
                 schema_of(doc, &schema_at, None, dialect, Direction::Request)?,
                 value_type(doc, raw, separator),
@@ -311,7 +337,10 @@ fn value_type(doc: &Document, schema: &Value, separator: Option<char>) -> ValueT
         Some(Value::String(t)) => Some(t.as_str()),
         // `[integer, "null"]`: the one non-null type.
         Some(Value::Array(types)) => {
-            let mut named = types.iter().filter_map(Value::as_str).filter(|t| *t != "null");
+            let mut named = types
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|t| *t != "null");
             match (named.next(), named.next()) {
                 (Some(t), None) => Some(t),
                 _ => None,
@@ -346,7 +375,13 @@ fn responses(doc: &Document, dialect: Dialect, op: &str) -> Extracted<Vec<Respon
         let (response, at) = resolved(doc, &child(&list, status))?;
         let schema = if dialect == Dialect::Swagger2 {
             match response.get("schema") {
-                Some(_) => Some(schema_of(doc, &child(&at, "schema"), None, dialect, Direction::Response)?),
+                Some(_) => Some(schema_of(
+                    doc,
+                    &child(&at, "schema"),
+                    None,
+                    dialect,
+                    Direction::Response,
+                )?),
                 None => None,
             }
         } else {
@@ -354,8 +389,10 @@ fn responses(doc: &Document, dialect: Dialect, op: &str) -> Extracted<Vec<Respon
             match response
                 .get("content")
                 .and_then(Value::as_object)
-                .and_then(|m| m.iter().find(|(t, m)| is_json(t) && m.get("schema").is_some()))
-            {
+                .and_then(|m| {
+                    m.iter()
+                        .find(|(t, m)| is_json(t) && m.get("schema").is_some())
+                }) {
                 Some((media_type, _)) => Some(schema_of(
                     doc,
                     &child(&child(&content, media_type), "schema"),
@@ -412,12 +449,21 @@ mod tests {
         let text = format!("{HEAD}paths:\n  /p/{{id}}:\n    parameters:\n      - {{name: id, in: path, required: true, schema: {{type: integer}}}}\n    get:\n      parameters:\n        - {{name: tags, in: query, style: form, explode: false, schema: {{type: array, items: {{type: integer}}}}}}\n        - {{name: X-Id, in: header, schema: {{type: string}}}}\n    put:\n      x-mgw-validation: {{request: false}}\n      parameters:\n        - {{name: q, in: query, schema: {{type: string}}}}\n");
         let off = load(&text, ValidationDefault::default()).unwrap();
         assert!(validate_steps(&off).is_empty());
-        let on = load(&text, ValidationDefault { request: true, response: false }).unwrap();
+        let on = load(
+            &text,
+            ValidationDefault {
+                request: true,
+                response: false,
+            },
+        )
+        .unwrap();
         let steps = validate_steps(&on);
         assert_eq!(steps.len(), 1, "PUT turned it off");
         let params = &steps[0].request.as_ref().unwrap().parameters;
-        let names: Vec<(&str, ParameterLocation, bool)> =
-            params.iter().map(|p| (p.name.as_str(), p.location, p.required)).collect();
+        let names: Vec<(&str, ParameterLocation, bool)> = params
+            .iter()
+            .map(|p| (p.name.as_str(), p.location, p.required))
+            .collect();
         assert_eq!(
             names,
             [
@@ -428,7 +474,10 @@ mod tests {
         );
         assert_eq!(
             params[1].value,
-            ValueType::Array { items: Box::new(ValueType::Integer), separator: Some(',') }
+            ValueType::Array {
+                items: Box::new(ValueType::Integer),
+                separator: Some(',')
+            }
         );
     }
 
@@ -447,11 +496,16 @@ mod tests {
         );
         assert_eq!(
             request.parameters[0].value,
-            ValueType::Array { items: Box::new(ValueType::Integer), separator: Some('|') }
+            ValueType::Array {
+                items: Box::new(ValueType::Integer),
+                separator: Some('|')
+            }
         );
         let responses = steps[0].response.as_ref().unwrap();
         assert_eq!(responses.len(), 2);
-        assert!(responses.iter().any(|r| r.status == "201" && r.schema.is_some()));
+        assert!(responses
+            .iter()
+            .any(|r| r.status == "201" && r.schema.is_some()));
     }
 
     #[test]
@@ -472,7 +526,10 @@ mod tests {
         let good = format!("{HEAD}x-mgw-validation: {{request: true}}\npaths:\n  /p: {{get: {{x-mgw-validation: {{response: true}}}}}}\n");
         let loaded = load(&good, ValidationDefault::default()).unwrap();
         assert!(
-            loaded.warnings.iter().all(|w| !w.to_string().contains("x-mgw-validation")),
+            loaded
+                .warnings
+                .iter()
+                .all(|w| !w.to_string().contains("x-mgw-validation")),
             "{:?}",
             loaded.warnings
         );

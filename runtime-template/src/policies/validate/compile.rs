@@ -70,7 +70,11 @@ impl Schema {
                     format!("required property {property} is missing")
                 }
                 // Scalars are short and worth echoing; an object or array is named, not shown.
-                _ if matches!(error.instance().as_ref(), Value::Object(_) | Value::Array(_)) => {
+                _ if matches!(
+                    error.instance().as_ref(),
+                    Value::Object(_) | Value::Array(_)
+                ) =>
+                {
                     error.masked_with("the value").to_string()
                 }
                 _ => error.to_string(),
@@ -202,9 +206,18 @@ mod tests {
         let schema = json!({"type": "object", "required": ["name", "photoUrls"],
             "properties": {"tags": {"type": "array", "items": {"type": "string"}}}});
         let text = problems(schema, json!({"tags": ["a", 3]}));
-        assert!(text.contains("body#: required property \"name\" is missing"), "{text}");
-        assert!(text.contains("body#: required property \"photoUrls\" is missing"), "{text}");
-        assert!(text.contains("body#/tags/1: 3 is not of type \"string\""), "{text}");
+        assert!(
+            text.contains("body#: required property \"name\" is missing"),
+            "{text}"
+        );
+        assert!(
+            text.contains("body#: required property \"photoUrls\" is missing"),
+            "{text}"
+        );
+        assert!(
+            text.contains("body#/tags/1: 3 is not of type \"string\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -212,8 +225,14 @@ mod tests {
         let schema = json!({"properties": {"status": {"enum": ["available", "sold"]},
             "owner": {"type": "string"}}});
         let text = problems(schema, json!({"status": "hello", "owner": {"secret": 1}}));
-        assert!(text.contains("body#/status: \"hello\" is not one of"), "{text}");
-        assert!(text.contains("body#/owner: the value is not of type \"string\""), "{text}");
+        assert!(
+            text.contains("body#/status: \"hello\" is not one of"),
+            "{text}"
+        );
+        assert!(
+            text.contains("body#/owner: the value is not of type \"string\""),
+            "{text}"
+        );
         assert!(!text.contains("secret"), "{text}");
     }
 
@@ -235,7 +254,10 @@ mod tests {
         )
         .unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("request body: the schema is not valid"), "{text}");
+        assert!(
+            text.starts_with("request body: the schema is not valid"),
+            "{text}"
+        );
         assert_eq!(err.pointer, "#/properties/id/type", "{text}");
     }
 }

@@ -196,29 +196,29 @@ impl ValidateStep {
             *response.body_mut() = body;
             return;
         };
-        let whole = match tokio::time::timeout(
-            RESPONSE_READ_TIMEOUT,
-            read_upstream(body, RESPONSE_LIMIT),
-        )
-        .await
-        {
-            Ok(Ok(UpstreamRead::Whole(bytes))) => bytes,
-            Ok(Ok(UpstreamRead::TooLong(body))) => {
-                tracing::debug!("validate: a response body over {RESPONSE_LIMIT} bytes goes out unchecked");
-                *response.body_mut() = body;
-                return;
-            }
-            Ok(Err(err)) => {
-                tracing::warn!("validate: the upstream body failed: {err}");
-                *response = crate::fault::UPSTREAM_UNREACHABLE.response();
-                return;
-            }
-            Err(_elapsed) => {
-                tracing::warn!("validate: the upstream body took too long");
-                *response = crate::fault::UPSTREAM_TIMEOUT.response();
-                return;
-            }
-        };
+        let whole =
+            match tokio::time::timeout(RESPONSE_READ_TIMEOUT, read_upstream(body, RESPONSE_LIMIT))
+                .await
+            {
+                Ok(Ok(UpstreamRead::Whole(bytes))) => bytes,
+                Ok(Ok(UpstreamRead::TooLong(body))) => {
+                    tracing::debug!(
+                        "validate: a response body over {RESPONSE_LIMIT} bytes goes out unchecked"
+                    );
+                    *response.body_mut() = body;
+                    return;
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!("validate: the upstream body failed: {err}");
+                    *response = crate::fault::UPSTREAM_UNREACHABLE.response();
+                    return;
+                }
+                Err(_elapsed) => {
+                    tracing::warn!("validate: the upstream body took too long");
+                    *response = crate::fault::UPSTREAM_TIMEOUT.response();
+                    return;
+                }
+            };
         let mut problems = Problems::default();
         match serde_json::from_slice::<Value>(&whole) {
             Ok(json) => {
