@@ -125,9 +125,15 @@ fn description(reply: &Reply) -> String {
 }
 
 /// The upstream: `GET /pet/{id}` answers a pet whose status is not in the enum (`/pet/7`) or a
-/// valid one; anything else echoes the request body.
+/// valid one; anything else echoes the request body with its `Content-Type`.
 fn upstream(seen: &Seen) -> backend::ScriptedReply {
     let json = vec![("content-type", "application/json".to_string())];
+    let echoed = vec![(
+        "content-type",
+        seen.header("content-type")
+            .unwrap_or("application/json")
+            .to_string(),
+    )];
     match seen.target.as_str() {
         "/pet/7" => (
             200,
@@ -135,7 +141,7 @@ fn upstream(seen: &Seen) -> backend::ScriptedReply {
             r#"{"id":7,"name":"rex","photoUrls":[],"status":"hello"}"#.into(),
         ),
         "/pet/8" => (200, json, r#"{"id":8,"name":"rex","photoUrls":[]}"#.into()),
-        _ => (200, json, seen.body.clone()),
+        _ => (200, echoed, seen.body.clone()),
     }
 }
 
@@ -237,6 +243,7 @@ async fn requests_and_responses_are_checked_against_the_petstore_schema() {
     .await
     .unwrap();
     assert_eq!(reply.status, StatusCode::OK, "{}", body_text(&reply));
+    assert_eq!(be.seen().pop().unwrap().body, "<Pet/>");
 
     // Path and query parameters are read as their types.
     let reply = send(&gw, Method::GET, "/petstore/pet/abc", "").await;
