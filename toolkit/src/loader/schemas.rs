@@ -226,9 +226,9 @@ impl Bundler<'_> {
                     }
                     other => other.clone(),
                 }
-            } else if openapi && key == "type" && v.as_str() == Some("file") {
-                continue;
-            } else if openapi && key == "nullable" {
+            } else if openapi
+                && ((key == "type" && v.as_str() == Some("file")) || key == "nullable")
+            {
                 continue;
             } else {
                 v.clone()
