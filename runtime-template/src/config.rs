@@ -40,6 +40,9 @@ pub struct RuntimeConfig {
     /// CORS for WSO2 APIs without `x-wso2-cors`: read by `micro-gw build` (a change needs a
     /// rebuild); the running gateway does not use it.
     pub cors: CorsConfig,
+    /// Request and response validation of WSO2 APIs: read by `micro-gw build` (it decides what
+    /// is compiled in); the running gateway does not use it.
+    pub validation: ValidationConfig,
     /// Port overrides for the project's Express Gateway listeners.
     pub express_gateway: ExpressGatewayConfig,
     /// Where consumers (users, applications, credentials, scopes) are kept.
@@ -794,6 +797,21 @@ pub enum AccessLogFormat {
     Json,
 }
 
+/// `[validation]`: whether WSO2 resources check requests (parameters and JSON bodies) and
+/// responses against their OpenAPI schemas, as WSO2 API Microgateway 3.x's `[validationConfig]`
+/// (whose key names are accepted as aliases). Both off by default. `x-mgw-validation` on an API
+/// or an operation overrides them. Read by `micro-gw build`: a change takes a rebuild.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationConfig {
+    /// Check requests: 400 `Bad Request` listing the problems.
+    #[serde(alias = "enableRequestValidation")]
+    pub request: bool,
+    /// Check upstream responses: 500 `Bad Response` listing the problems.
+    #[serde(alias = "enableResponseValidation")]
+    pub response: bool,
+}
+
 /// `[cors]`: the CORS configuration compiled into every WSO2 API that has no `x-wso2-cors` of
 /// its own, as WSO2 API Microgateway 3.x's toolkit `[corsConfiguration]` does. Read by
 /// `micro-gw build`, not by the gateway: CORS is part of what an API is, so a change takes a
@@ -1305,6 +1323,14 @@ mod tests {
             ..StoreConfig::default()
         };
         assert!(missing.redis_url(&env).unwrap_err().contains("MISSING"));
+    }
+
+    #[test]
+    fn validation_section_is_off_by_default_and_takes_wso2_key_names() {
+        assert_eq!(parse_ok("").validation, ValidationConfig::default());
+        let cfg = parse_ok("[validation]\nenableRequestValidation = true\nresponse = true\n");
+        assert!(cfg.validation.request && cfg.validation.response);
+        assert!(parse("[validation]\nenabled = true\n", Path::new("c"), &[], &[]).is_err());
     }
 
     #[test]

@@ -265,25 +265,7 @@ pub const NO_SANDBOX_ENDPOINT: Fault = Fault {
 impl Fault {
     /// The JSON body.
     pub fn body(&self) -> Bytes {
-        // A struct, not a map, keeps WSO2's field order: code, message, description.
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            code: u32,
-            message: &'a str,
-            description: &'a str,
-        }
-        #[derive(serde::Serialize)]
-        struct Envelope<'a> {
-            fault: Body<'a>,
-        }
-        let envelope = Envelope {
-            fault: Body {
-                code: self.code,
-                message: self.message,
-                description: self.description,
-            },
-        };
-        Bytes::from(serde_json::to_vec(&envelope).expect("a fault serializes"))
+        body(self.code, self.message, self.description)
     }
 
     /// A complete response with `Content-Type: application/json`.
@@ -296,6 +278,49 @@ impl Fault {
         );
         response
     }
+}
+
+/// A fault body whose description is made per request (a validation step's list of problems).
+pub fn body(code: u32, message: &str, description: &str) -> Bytes {
+    // A struct, not a map, keeps WSO2's field order: code, message, description.
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        code: u32,
+        message: &'a str,
+        description: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        fault: Body<'a>,
+    }
+    let envelope = Envelope {
+        fault: Body {
+            code,
+            message,
+            description,
+        },
+    };
+    Bytes::from(serde_json::to_vec(&envelope).expect("a fault serializes"))
+}
+
+/// A complete fault response with `Content-Type: application/json` and a description made per
+/// request; `code` is the status itself, as WSO2's validation faults have it.
+pub fn response_with<B: From<Bytes>>(
+    status: StatusCode,
+    message: &str,
+    description: &str,
+) -> Response<B> {
+    let mut response = Response::new(B::from(body(
+        u32::from(status.as_u16()),
+        message,
+        description,
+    )));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 -- wrk script for scripts/bench. Environment:
 --   BENCH_METHOD (GET|POST), BENCH_BODY_BYTES (request body size for POST),
+--   BENCH_JSON_BODY (a JSON request body, sent as application/json; optional),
 --   BENCH_AUTH (value of the Authorization header, optional),
 --   BENCH_ORIGIN (value of the Origin header, optional).
 -- done() prints one JSON line prefixed with "BENCH_JSON " (latencies in microseconds).
@@ -7,11 +8,16 @@ local method = os.getenv("BENCH_METHOD") or "GET"
 local body_bytes = tonumber(os.getenv("BENCH_BODY_BYTES") or "0")
 local auth = os.getenv("BENCH_AUTH")
 local origin = os.getenv("BENCH_ORIGIN")
+local json_body = os.getenv("BENCH_JSON_BODY")
 
 wrk.method = method
 if body_bytes > 0 then
   wrk.body = string.rep("x", body_bytes)
   wrk.headers["Content-Type"] = "application/octet-stream"
+end
+if json_body and json_body ~= "" then
+  wrk.body = json_body
+  wrk.headers["Content-Type"] = "application/json"
 end
 if auth and auth ~= "" then
   wrk.headers["Authorization"] = auth

@@ -23,6 +23,7 @@ mod security;
 mod storage;
 mod throttling;
 mod tracing;
+mod validation;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -19,7 +19,10 @@ pub const PINNED_LOCK: &str = include_str!("../../templates/gateway/Cargo.lock")
 
 /// The runtime's optional features and the crates that only they bring: a project that does not
 /// enable a feature does not compile what is reachable only through these.
-const FEATURE_ROOTS: &[(&str, &[&str])] = &[("storage", &["aws-sigv4", "aws-credential-types"])];
+const FEATURE_ROOTS: &[(&str, &[&str])] = &[
+    ("storage", &["aws-sigv4", "aws-credential-types"]),
+    ("validation", &["jsonschema"]),
+];
 
 /// An estimate of how many packages a cold build of a project with `features` compiles: the
 /// lock's packages reachable from the gateway crate, not following the crates of the optional
@@ -117,12 +120,20 @@ pub fn render(
 }
 
 /// The optional features of `mgw-runtime` the model needs: `storage` when an Express Gateway
-/// configuration declares Kargo's storage plugin. Projects without any keep sharing the runtime
-/// compiled with its default features.
+/// configuration declares Kargo's storage plugin, `validation` when a pipeline has a `validate`
+/// step. Projects without any keep sharing the runtime compiled with its default features.
 pub fn runtime_features(model: &GatewayModel) -> Vec<&'static str> {
     let mut features = Vec::new();
     if model.express.iter().any(|config| config.storage.is_some()) {
         features.push("storage");
+    }
+    if model.pipelines.iter().any(|pipeline| {
+        pipeline
+            .steps
+            .iter()
+            .any(|step| matches!(step.policy, mgw_runtime::model::PolicySpec::Validate(_)))
+    }) {
+        features.push("validation");
     }
     features
 }

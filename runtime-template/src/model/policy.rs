@@ -21,6 +21,7 @@ use crate::policies::terminate::TerminateSpec;
 use crate::policies::throttling::ThrottleSpec;
 use crate::policies::transformer::{HeadersSpec, TransformerSpec};
 use crate::policies::unsupported::UnsupportedSpec;
+use crate::policies::validate::ValidateSpec;
 
 /// One policy action with its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +65,9 @@ pub enum PolicySpec {
     RateLimit(RateLimitSpec),
     /// WSO2 throttling tiers (`policies.yaml`): resource or API, subscription, application.
     Throttle(ThrottleSpec),
+    /// Request (and response) validation against the OpenAPI schemas of a WSO2 resource
+    /// (`[validation]`, `x-mgw-validation`).
+    Validate(ValidateSpec),
     /// A policy this version cannot run yet, kept in place with the behaviour the build
     /// announced (`micro-gw build --allow-unsupported`).
     Unsupported(UnsupportedSpec),
@@ -91,6 +95,7 @@ impl PolicySpec {
             PolicySpec::Metrics(_) => "metrics",
             PolicySpec::RateLimit(_) => "rate-limit",
             PolicySpec::Throttle(_) => "throttle",
+            PolicySpec::Validate(_) => "validate",
             PolicySpec::Unsupported(spec) => &spec.policy,
         }
     }
@@ -128,6 +133,10 @@ mod tests {
             PolicySpec::KeyAuth(KeyAuthSpec::default()),
             PolicySpec::BasicAuth(BasicAuthSpec { pass_through: true }),
             PolicySpec::RateLimit(RateLimitSpec::default()),
+            PolicySpec::Validate(ValidateSpec {
+                request: Some(Default::default()),
+                response: Some(vec![]),
+            }),
             PolicySpec::Introspect(IntrospectSpec {
                 endpoint: "${AS_URL}/introspect".into(),
                 authorization_value: Some("Basic ${AS_CREDENTIALS}".into()),

@@ -61,6 +61,9 @@ pub enum ReadyPolicy {
     RateLimit(policies::rate_limit::step::RateLimitStep),
     /// WSO2 throttling tiers.
     Throttle(policies::throttling::step::ThrottleStep),
+    /// Request and response validation (the `validation` feature).
+    #[cfg(feature = "validation")]
+    Validate(Box<policies::validate::step::ValidateStep>),
 }
 
 impl ReadyPolicy {
@@ -124,6 +127,14 @@ impl ReadyPolicy {
             PolicySpec::Throttle(spec) => {
                 ReadyPolicy::Throttle(policies::throttling::step::ThrottleStep::new(spec)?)
             }
+            #[cfg(feature = "validation")]
+            PolicySpec::Validate(spec) => ReadyPolicy::Validate(Box::new(
+                policies::validate::step::ValidateStep::new(spec)?,
+            )),
+            #[cfg(not(feature = "validation"))]
+            PolicySpec::Validate(_) => return Err(
+                "this gateway was built without request validation (the runtime's `validation` feature): run `micro-gw build` again".into(),
+            ),
             PolicySpec::Metrics(spec) => ReadyPolicy::Metrics(
                 http::HeaderName::from_bytes(spec.consumer_header.to_ascii_lowercase().as_bytes())
                     .map_err(|_| {
@@ -145,6 +156,8 @@ impl ReadyPolicy {
             ReadyPolicy::Jwt(step) => step.has_response_phase(),
             ReadyPolicy::RateLimit(step) => step.has_response_phase(),
             ReadyPolicy::Introspect(step) => step.has_response_phase(),
+            #[cfg(feature = "validation")]
+            ReadyPolicy::Validate(step) => step.has_response_phase(),
             ReadyPolicy::Cors(_)
             | ReadyPolicy::Throttle(_)
             | ReadyPolicy::ResponseTransformer(_)
@@ -219,6 +232,10 @@ impl ReadyPolicy {
             ReadyPolicy::Metrics(_) => Flow::Continue,
             ReadyPolicy::RateLimit(step) => step.request(services, context, parts).await,
             ReadyPolicy::Throttle(step) => step.request(services, context).await,
+            #[cfg(feature = "validation")]
+            ReadyPolicy::Validate(step) => {
+                step.request(services, dialect, context, parts, body).await
+            }
             ReadyPolicy::Scopes => {
                 use policies::scopes::{check, ScopesVerdict};
                 let endpoint: &[String] = match context.matched {
@@ -265,6 +282,8 @@ impl ReadyPolicy {
                     .count(response.status().as_u16(), consumer, endpoint);
             }
             ReadyPolicy::Unsupported(step) => step.response(response),
+            #[cfg(feature = "validation")]
+            ReadyPolicy::Validate(step) => step.response(parts, response).await,
             ReadyPolicy::RateLimit(step) => step.response(services, context, response),
             ReadyPolicy::Throttle(_) => {
                 policies::throttling::step::ThrottleStep::response(context, response)
@@ -331,41 +350,18 @@ async fn transform_request_body(
     body: &mut Option<ClientBody>,
 ) -> Flow {
     let read = if policy.parses_request_body(&parts.headers) {
-        let mut limits = crate::proxy::body::BodyLimits {
-            max_bytes: services.limits.max_body_bytes,
-            idle: services.limits.body_idle,
-            deadline: services.limits.body_deadline,
-        };
-        if dialect == Dialect::ExpressGateway
-            && (limits.max_bytes == 0 || limits.max_bytes > EXPRESS_BODY_LIMIT)
+        match read_request_body(
+            services,
+            dialect,
+            context,
+            parts,
+            body,
+            "request-transformer",
+        )
+        .await
         {
-            limits.max_bytes = EXPRESS_BODY_LIMIT;
-        }
-        // body-parser refuses a declared length over its limit before reading anything.
-        let declared = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if limits.max_bytes > 0 && declared.is_some_and(|len| len > limits.max_bytes) {
-            context.close_connection = context.http1;
-            return Flow::Respond(client_body_error(
-                &crate::proxy::body::ClientBodyError::TooLarge,
-                dialect,
-            ));
-        }
-        match body.take() {
-            Some(stream) => match crate::proxy::body::collect(stream, limits).await {
-                Ok(bytes) => bytes,
-                Err(err) => {
-                    tracing::debug!("request-transformer: the request body was not read: {err}");
-                    // The rest of the body is unread: the connection cannot carry another
-                    // request.
-                    context.close_connection = context.http1;
-                    return Flow::Respond(client_body_error(&err, dialect));
-                }
-            },
-            None => Bytes::new(),
+            Ok(bytes) => bytes,
+            Err(response) => return Flow::Respond(response),
         }
     } else {
         // Dropped unread: a body that had bytes left means the connection must close.
@@ -397,6 +393,55 @@ async fn transform_request_body(
                 Dialect::Wso2 => crate::respond::internal_error(dialect),
             })
         }
+    }
+}
+
+/// Reads the request body whole for a step that needs it (`step` names it in the log), under
+/// `[limits] max_request_body_bytes` (and body-parser's 100 kB in Express Gateway pipelines), the
+/// idle and total deadlines: a declared length over the limit is refused before anything is
+/// read. The error is the answer (413, 408, 400 in the pipeline's dialect), and the connection
+/// is then marked to close (the rest of the body is unread).
+pub(crate) async fn read_request_body(
+    services: &Services,
+    dialect: Dialect,
+    context: &mut Context<'_>,
+    parts: &Parts,
+    body: &mut Option<ClientBody>,
+    step: &str,
+) -> Result<Bytes, Response<GatewayBody>> {
+    let mut limits = crate::proxy::body::BodyLimits {
+        max_bytes: services.limits.max_body_bytes,
+        idle: services.limits.body_idle,
+        deadline: services.limits.body_deadline,
+    };
+    if dialect == Dialect::ExpressGateway
+        && (limits.max_bytes == 0 || limits.max_bytes > EXPRESS_BODY_LIMIT)
+    {
+        limits.max_bytes = EXPRESS_BODY_LIMIT;
+    }
+    // body-parser refuses a declared length over its limit before reading anything.
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if limits.max_bytes > 0 && declared.is_some_and(|len| len > limits.max_bytes) {
+        context.close_connection = context.http1;
+        return Err(client_body_error(
+            &crate::proxy::body::ClientBodyError::TooLarge,
+            dialect,
+        ));
+    }
+    match body.take() {
+        Some(stream) => match crate::proxy::body::collect(stream, limits).await {
+            Ok(bytes) => Ok(bytes),
+            Err(err) => {
+                tracing::debug!("{step}: the request body was not read: {err}");
+                context.close_connection = context.http1;
+                Err(client_body_error(&err, dialect))
+            }
+        },
+        None => Ok(Bytes::new()),
     }
 }
 

@@ -25,3 +25,4 @@ pub mod terminate;
 pub mod throttling;
 pub mod transformer;
 pub mod unsupported;
+pub mod validate;

@@ -68,6 +68,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         allow_unsupported: options.allow_unsupported,
         ports: conf_ports(&project),
         policies: policies_source(&project),
+        validation: validation_default(&project),
     };
     let loaded =
         match loader::load_project(&project.name, &definitions, express.as_ref(), &load_options) {
@@ -323,6 +324,18 @@ pub(crate) fn cors_default(project: &Project) -> Option<mgw_runtime::policies::c
         .config
         .cors
         .spec()
+}
+
+/// The `[validation]` section of `conf/micro-gw.toml`: whether WSO2 resources validate
+/// requests and responses unless `x-mgw-validation` says otherwise. Compiled in (it decides
+/// whether the gateway links the validator); a file that does not load means off.
+pub(crate) fn validation_default(project: &Project) -> loader::validation::ValidationDefault {
+    mgw_runtime::config::load(&project.config_file(), &[], &[])
+        .map(|parsed| loader::validation::ValidationDefault {
+            request: parsed.config.validation.request,
+            response: parsed.config.validation.response,
+        })
+        .unwrap_or_default()
 }
 
 /// One line when resources require credentials that nothing in `conf/micro-gw.toml` can

@@ -49,6 +49,7 @@ pub fn run(options: &ImportOptions) -> anyhow::Result<()> {
         ports: super::build::conf_ports(&project),
         cors_default: super::build::cors_default(&project),
         policies: super::build::policies_source(&project),
+        validation: super::build::validation_default(&project),
     };
     let loaded = match loader::load_project(&project.name, &files, express.as_ref(), &load_options)
     {

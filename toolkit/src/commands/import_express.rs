@@ -74,6 +74,7 @@ pub fn run(options: &ImportExpressOptions) -> anyhow::Result<()> {
         ports: super::build::conf_ports(&project),
         cors_default: super::build::cors_default(&project),
         policies: super::build::policies_source(&project),
+        validation: super::build::validation_default(&project),
     };
     let is_given = |file: &str| {
         file == given

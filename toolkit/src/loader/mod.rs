@@ -12,8 +12,10 @@ pub mod express_gateway;
 pub mod openapi;
 pub mod pipelines;
 pub mod refs;
+pub mod schemas;
 pub mod security;
 pub mod throttling;
+pub mod validation;
 
 use std::collections::BTreeMap;
 
@@ -76,6 +78,9 @@ pub struct LoadOptions {
     pub cors_default: Option<CorsSpec>,
     /// The project's `policies.yaml` (throttling tiers), when it has one.
     pub policies: Option<SourceFile>,
+    /// `[validation]` of `conf/micro-gw.toml`: whether resources validate requests and
+    /// responses unless `x-mgw-validation` says otherwise.
+    pub validation: validation::ValidationDefault,
 }
 
 /// A validated model and the warnings found on the way.
@@ -202,7 +207,11 @@ pub fn load_project(
         };
         let cors = cors::api_cors(&doc, &mut diags);
         if let Some(api) = openapi::load_definition(&doc, &mut diags) {
-            apis.push((api, cors.or_else(|| options.cors_default.clone())));
+            let validate = validation::api_validation(&doc, &api, options.validation, &mut diags);
+            apis.push((
+                api,
+                (cors.or_else(|| options.cors_default.clone()), validate),
+            ));
         }
     }
     // Base paths must be unique across the project.
@@ -242,8 +251,10 @@ pub fn load_project(
     let mut lines: Vec<Vec<Option<usize>>> = Vec::with_capacity(apis.len());
     let mut cors: Vec<Option<CorsSpec>> = Vec::with_capacity(apis.len());
     let mut throttles = Vec::with_capacity(apis.len());
-    for (loaded, api_cors) in apis {
+    let mut validations = Vec::with_capacity(apis.len());
+    for (loaded, (api_cors, validate)) in apis {
         cors.push(api_cors);
+        validations.push(validate);
         throttles.push(throttle_specs(&loaded, policies.as_ref(), &mut diags));
         let offset = model.endpoints.len();
         let mut api = loaded.api;
@@ -258,7 +269,7 @@ pub fn load_project(
     if !diags.is_ok() {
         return Err(failed(diags));
     }
-    pipelines::compile_wso2(&mut model, &cors, &throttles);
+    pipelines::compile_wso2(&mut model, &cors, &throttles, &validations);
     merge_express(&mut model, eg_model);
     if let (Some(ports), Some(express)) = (&options.ports, express) {
         for eg in &model.express {

@@ -20,8 +20,9 @@ const METHODS: [&str; 8] = [
 ];
 
 /// Extensions this version applies.
-const APPLIED: [&str; 8] = [
+const APPLIED: [&str; 9] = [
     "x-mgw-allow-encoded-slash",
+    "x-mgw-validation",
     "x-wso2-throttling-tier",
     "x-throttling-tier",
     "x-wso2-basePath",
@@ -75,6 +76,10 @@ pub struct LoadedApi {
     pub api_tier: Option<(String, Option<usize>)>,
     /// Each resource's own tier and its line, in the order of `api.resources`.
     pub tiers: Vec<Option<(String, Option<usize>)>>,
+    /// Each resource's path item and operation pointers, in the order of `api.resources`.
+    pub pointers: Vec<(String, String)>,
+    /// The document's specification version.
+    pub version: SpecVersion,
 }
 
 /// The throttling tier named at `pointer` (an API or an operation): `x-wso2-throttling-tier`,
@@ -186,6 +191,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
     let mut resources = Vec::new();
     let mut lines: Vec<Option<usize>> = Vec::new();
     let mut tiers: Vec<Option<(String, Option<usize>)>> = Vec::new();
+    let mut pointers: Vec<(String, String)> = Vec::new();
     let api_tier = throttling_tier(doc, "", diags);
     match doc.get("/paths").map(Value::as_object) {
         Some(Some(paths)) => {
@@ -334,6 +340,7 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
                     }
                     seen.insert((upper, path.clone()), resources.len());
                     lines.push(line);
+                    pointers.push((item_pointer.clone(), op_pointer.clone()));
                     tiers.push(throttling_tier(doc, &op_pointer, diags));
                     resources.push(Resource {
                         method: method.to_string(),
@@ -383,6 +390,8 @@ pub fn load_definition(doc: &Document, diags: &mut Diagnostics) -> Option<Loaded
         lines,
         api_tier,
         tiers,
+        pointers,
+        version,
     })
 }
 
@@ -702,7 +711,7 @@ fn applied_at(key: &str, level: Level) -> bool {
         Level::Api => APPLIED.contains(&key),
         Level::Operation => matches!(
             key,
-            "x-wso2-production-endpoints" | "x-wso2-sandbox-endpoints"
+            "x-wso2-production-endpoints" | "x-wso2-sandbox-endpoints" | "x-mgw-validation"
         ),
         Level::PathItem => false,
     }

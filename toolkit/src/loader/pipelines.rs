@@ -1,5 +1,5 @@
 //! Compiles each WSO2 resource into the pipeline that serves it (DESIGN.md, "The request path"):
-//! `[cors?, authenticate?, throttle?, proxy]`. Resources with equal pipelines share one entry of
+//! `[cors?, authenticate?, throttle?, validate?, proxy]`. Resources with equal pipelines share one entry of
 //! [`GatewayModel::pipelines`].
 
 use std::collections::HashMap;
@@ -9,16 +9,19 @@ use mgw_runtime::model::{Api, Dialect, GatewayModel, Pipeline, PolicySpec, Resou
 use mgw_runtime::policies::cors::CorsSpec;
 use mgw_runtime::policies::proxy::{EndpointChoice, PathRewrite, ProxySpec};
 use mgw_runtime::policies::throttling::ThrottleSpec;
+use mgw_runtime::policies::validate::ValidateSpec;
 
 /// The steps of one WSO2 resource, in the fixed order: CORS (answers preflights before any
-/// credential is asked for), authentication, then the proxy to the production or sandbox
-/// endpoint by the key type of the grant.
+/// credential is asked for), authentication, throttling, validation (a rejected request has
+/// still counted), then the proxy to the production or sandbox endpoint by the key type of the
+/// grant.
 pub fn wso2_steps(
     resource: &Resource,
     cors: Option<&CorsSpec>,
     throttle: Option<&ThrottleSpec>,
+    validate: Option<&ValidateSpec>,
 ) -> Vec<Step> {
-    let mut steps = Vec::with_capacity(4);
+    let mut steps = Vec::with_capacity(5);
     if let Some(cors) = cors {
         steps.push(Step::always(PolicySpec::Cors(cors.clone())));
     }
@@ -29,6 +32,9 @@ pub fn wso2_steps(
     }
     if let Some(throttle) = throttle {
         steps.push(Step::always(PolicySpec::Throttle(throttle.clone())));
+    }
+    if let Some(validate) = validate {
+        steps.push(Step::always(PolicySpec::Validate(validate.clone())));
     }
     steps.push(Step::always(PolicySpec::Proxy(ProxySpec {
         endpoint: EndpointChoice::ByKeyType {
@@ -47,11 +53,13 @@ pub fn wso2_steps(
 
 /// Gives every resource of `model.apis` its pipeline, appending new pipelines to
 /// `model.pipelines` and reusing equal ones. `cors` is the CORS step of each API (same order
-/// as `model.apis`), if it has one; `throttles` the throttle step of each of its resources.
+/// as `model.apis`), if it has one; `throttles` and `validations` the throttle and validate
+/// steps of each of its resources.
 pub fn compile_wso2(
     model: &mut GatewayModel,
     cors: &[Option<CorsSpec>],
     throttles: &[Vec<Option<ThrottleSpec>>],
+    validations: &[Vec<Option<ValidateSpec>>],
 ) {
     let mut index: HashMap<String, usize> = HashMap::new();
     for (existing, pipeline) in model.pipelines.iter().enumerate() {
@@ -69,15 +77,19 @@ pub fn compile_wso2(
             ..
         } = api;
         let api_throttles = throttles.get(api_index);
+        let api_validations = validations.get(api_index);
         for (resource_index, resource) in resources.iter_mut().enumerate() {
             let throttle = api_throttles
                 .and_then(|t| t.get(resource_index))
+                .and_then(Option::as_ref);
+            let validate = api_validations
+                .and_then(|v| v.get(resource_index))
                 .and_then(Option::as_ref);
             let pipeline = Pipeline {
                 name: format!("{name}: {} {}", resource.method, resource.path),
                 source: source.clone(),
                 dialect: Dialect::Wso2,
-                steps: wso2_steps(resource, api_cors, throttle),
+                steps: wso2_steps(resource, api_cors, throttle, validate),
             };
             let k = key(&pipeline);
             resource.pipeline = *index.entry(k).or_insert_with(|| {
@@ -138,7 +150,7 @@ mod tests {
             pipelines: vec![],
             express: vec![],
         };
-        compile_wso2(&mut model, &[None], &[]);
+        compile_wso2(&mut model, &[None], &[], &[]);
         let r = &model.apis[0].resources;
         assert_eq!((r[0].pipeline, r[1].pipeline, r[2].pipeline), (0, 0, 1));
         assert_eq!(model.pipelines.len(), 2);

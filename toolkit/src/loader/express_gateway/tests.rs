@@ -28,6 +28,7 @@ fn load_eg(text: &str, allow: bool) -> Result<crate::loader::Loaded, crate::load
             ports: None,
             cors_default: None,
             policies: None,
+            validation: Default::default(),
         },
     )
 }
@@ -532,6 +533,7 @@ fn mixed_projects_refuse_shared_ports_only_when_routes_could_collide() {
         ports: Some(ports.clone()),
         cors_default: None,
         policies: None,
+        validation: Default::default(),
     };
     let load = |path: &str, port: &str, options: &LoadOptions| {
         load_project(
@@ -563,6 +565,7 @@ fn mixed_projects_refuse_shared_ports_only_when_routes_could_collide() {
     let moved = LoadOptions {
         cors_default: None,
         policies: None,
+        validation: Default::default(),
         allow_unsupported: false,
         ports: Some(ConfPorts {
             express_http: Some(0),
@@ -645,6 +648,7 @@ fn kargo_configuration_translates() {
             ports: None,
             cors_default: None,
             policies: None,
+            validation: Default::default(),
         },
     )
     .unwrap();
