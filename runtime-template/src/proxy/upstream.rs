@@ -1,12 +1,14 @@
 //! Upstream endpoints as the runtime uses them: parsed URLs (after runtime overrides), the
-//! round-robin cursor, and the order in which URLs are tried.
+//! round-robin cursor, the order in which URLs are tried, and each URL's connection pool.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
 use http::Uri;
 
+use super::pool::HostPool;
 use crate::model::{Endpoint, EndpointKind, GatewayModel};
 
 /// One upstream URL split into what the proxy needs per request.
@@ -25,6 +27,11 @@ pub struct Target {
     /// The `Host` header the upstream client would make for this URL (the host, and the port
     /// unless it is the scheme's default), rendered once.
     pub host_header: http::HeaderValue,
+    /// `scheme://authority`, what the connector opens a connection to.
+    pub origin: Uri,
+    /// The idle connections to this origin, shared by every URL of the same scheme and
+    /// authority ([`resolve`] finds them once at start-up).
+    pub pool: Arc<HostPool>,
 }
 
 impl Target {
@@ -47,8 +54,16 @@ impl Target {
             .cloned()
             .ok_or_else(|| format!("{url:?} has no host"))?;
         let host_header = host_header(&uri).ok_or_else(|| format!("{url:?} has no valid host"))?;
+        let origin = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| format!("{url:?} is not a valid URL ({e})"))?;
         Ok(Target {
             host_header,
+            origin,
+            pool: Arc::default(),
             scheme,
             authority,
             prefix: uri.path().trim_end_matches('/').to_string(),
@@ -57,8 +72,8 @@ impl Target {
         })
     }
 
-    /// The upstream URI for a request whose path after the base path is `rest` (raw) with
-    /// the raw `query`, if any.
+    /// The upstream request target (RFC 9112 §3.2.1 origin form: path and query) for a
+    /// request whose path after the base path is `rest` (raw) with the raw `query`, if any.
     pub fn uri_for(&self, rest: &str, query: Option<&str>) -> Result<Uri, http::Error> {
         let extra = self.query.as_ref().map_or(0, String::len) + query.map_or(0, str::len);
         let mut path = String::with_capacity(self.prefix.len() + rest.len() + extra + 3);
@@ -83,11 +98,7 @@ impl Target {
             }
             (None, None) => {}
         }
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path)
-            .build()
+        Uri::builder().path_and_query(path).build()
     }
 }
 
@@ -145,13 +156,27 @@ pub fn resolve(
 ) -> Result<Vec<Upstream>, OverrideError> {
     let mut upstreams = Vec::with_capacity(model.endpoints.len());
     let mut used_args = vec![false; args.len()];
+    // One pool per origin: URLs that differ only in their path share connections.
+    let mut pools: Vec<(Scheme, Authority, Arc<HostPool>)> = Vec::new();
     for endpoint in &model.endpoints {
         let urls = overridden_urls(endpoint, args, env, &mut used_args)?;
-        let targets = urls
+        let mut targets = urls
             .iter()
             .map(|url| Target::parse(url))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| OverrideError(format!("endpoint '{}': {e}", endpoint.name)))?;
+        for target in &mut targets {
+            match pools.iter().find(|(scheme, authority, _)| {
+                *scheme == target.scheme && *authority == target.authority
+            }) {
+                Some((_, _, pool)) => target.pool = pool.clone(),
+                None => pools.push((
+                    target.scheme.clone(),
+                    target.authority.clone(),
+                    target.pool.clone(),
+                )),
+            }
+        }
         upstreams.push(Upstream {
             name: endpoint.name.clone(),
             kind: endpoint.kind,
@@ -258,25 +283,19 @@ mod tests {
             t.uri_for("/pet/a%2Fb", Some("x=1&y=%20"))
                 .unwrap()
                 .to_string(),
-            "http://localhost:8080/api/pet/a%2Fb?x=1&y=%20"
+            "/api/pet/a%2Fb?x=1&y=%20"
         );
-        assert_eq!(
-            t.uri_for("", None).unwrap().to_string(),
-            "http://localhost:8080/api"
-        );
+        assert_eq!(t.uri_for("", None).unwrap().to_string(), "/api");
         let root = Target::parse("http://localhost:8080").unwrap();
-        assert_eq!(
-            root.uri_for("", Some("q")).unwrap().to_string(),
-            "http://localhost:8080/?q"
-        );
+        assert_eq!(root.uri_for("", Some("q")).unwrap().to_string(), "/?q");
         let with_query = Target::parse("https://h:1/v1/find?a=1").unwrap();
         assert_eq!(
             with_query.uri_for("/x", Some("b=2")).unwrap().to_string(),
-            "https://h:1/v1/find/x?a=1&b=2"
+            "/v1/find/x?a=1&b=2"
         );
         assert_eq!(
             with_query.uri_for("", None).unwrap().to_string(),
-            "https://h:1/v1/find?a=1"
+            "/v1/find?a=1"
         );
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("/relative").is_err());
@@ -330,6 +349,23 @@ mod tests {
             "not a url".to_string(),
         )];
         assert!(resolve(&model(), &args, &[]).is_err());
+    }
+
+    #[test]
+    fn urls_of_one_origin_share_a_pool() {
+        let mut m = model();
+        m.endpoints[0].urls = vec![
+            "http://a:1/v1".into(),
+            "http://A:1/v2".into(),
+            "https://a:1/v1".into(),
+            "http://a:2/v1".into(),
+        ];
+        let up = resolve(&m, &[], &[]).unwrap();
+        let t = &up[0].targets;
+        assert!(Arc::ptr_eq(&t[0].pool, &t[1].pool));
+        assert!(!Arc::ptr_eq(&t[0].pool, &t[2].pool));
+        assert!(!Arc::ptr_eq(&t[0].pool, &t[3].pool));
+        assert_eq!(t[2].origin.to_string(), "https://a:1/");
     }
 
     #[test]
