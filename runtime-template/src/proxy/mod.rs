@@ -19,16 +19,23 @@ use body::{BodyLimits, BodySlot, ClientBody, ClientBodyError};
 use pool::{ConnectError, Lease, PoolLimits, UpstreamBody};
 use upstream::Upstream;
 
-/// The upstream client: how connections are opened, and how long idle ones are kept. The idle
-/// connections themselves are in each URL's [`pool::HostPool`].
+/// The upstream client: how connections are opened. The idle connections, and how long they
+/// are kept, are in each URL's [`pool::HostPool`] ([`pool_limits`]).
 #[derive(Clone)]
 pub struct UpstreamClient {
     connector: pool::Connector<HttpsConnector<HttpConnector>>,
-    limits: PoolLimits,
+}
+
+/// The bounds of every URL's idle connections, from `[upstream]`.
+pub fn pool_limits(config: &UpstreamConfig) -> PoolLimits {
+    PoolLimits {
+        max_idle: config.pool_max_idle_per_host,
+        idle_timeout: Duration::from_secs(config.pool_idle_timeout_seconds),
+    }
 }
 
 /// Builds the client: HTTP and HTTPS (rustls, trust from conf; HTTP/1.1, as ALPN says),
-/// keep-alive pooling as `[upstream]` says.
+/// TCP_NODELAY, the connect timeout of `[upstream]`.
 pub fn client(
     config: &UpstreamConfig,
     limits: &LimitsConfig,
@@ -49,10 +56,6 @@ pub fn client(
         connector: pool::Connector {
             transport: https,
             http1,
-        },
-        limits: PoolLimits {
-            max_idle: config.pool_max_idle_per_host,
-            idle_timeout: Duration::from_secs(config.pool_idle_timeout_seconds),
         },
     }
 }
@@ -126,6 +129,8 @@ pub struct Destination<'a> {
 ///   reuse: it is closed, so late bytes can never be read as the next request's response.
 /// - The upstream's protocol version never reaches the client: responses are HTTP/1.1 for
 ///   the client's connection to use as it negotiated.
+/// - The connection goes back to the URL's pool when the response body ends (see
+///   [`pool`]), unless the upstream closes it or it carried a HEAD or a resend.
 pub async fn forward(
     client: &UpstreamClient,
     destination: Destination<'_>,
@@ -184,9 +189,10 @@ pub async fn forward(
                 .insert(header::HOST, target.host_header.clone());
         }
         let exchange = async {
-            let pooled = match fresh {
-                true => None,
-                false => target.pool.checkout(&client.limits).await,
+            let pooled = if fresh {
+                None
+            } else {
+                target.pool.checkout().await
             };
             let reused = pooled.is_some();
             let mut sender = match pooled {
@@ -212,12 +218,7 @@ pub async fn forward(
                         response.status(),
                         response.headers(),
                     );
-                let mut lease = Some(Lease::new(
-                    sender,
-                    target.pool.clone(),
-                    client.limits,
-                    reusable,
-                ));
+                let mut lease = Some(Lease::new(sender, target.pool.clone(), reusable));
                 if response.body().is_end_stream() {
                     if let Some(lease) = lease.take() {
                         lease.release();

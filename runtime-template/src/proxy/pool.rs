@@ -40,6 +40,7 @@ pub type Sender = http1::SendRequest<ReclaimableBody>;
 #[derive(Debug, Default)]
 pub struct HostPool {
     idle: Mutex<Vec<Idle>>,
+    limits: PoolLimits,
 }
 
 #[derive(Debug)]
@@ -48,8 +49,8 @@ struct Idle {
     since: Instant,
 }
 
-/// How the idle stacks are bounded (`[upstream]` settings).
-#[derive(Debug, Clone, Copy)]
+/// How the idle stacks are bounded (`[upstream]` settings). The default keeps nothing.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct PoolLimits {
     /// Most idle connections kept per origin (`pool_max_idle_per_host`; 0: none).
     pub max_idle: usize,
@@ -58,12 +59,20 @@ pub struct PoolLimits {
 }
 
 impl HostPool {
+    /// An empty pool bounded by `limits`.
+    pub fn new(limits: PoolLimits) -> Self {
+        HostPool {
+            idle: Mutex::default(),
+            limits,
+        }
+    }
+
     /// The most recently returned idle connection that is still open and free, if any.
-    /// Connections past `limits.idle_timeout` are dropped (closing them), with every one below
+    /// Connections past the idle timeout are dropped (closing them), with every one below
     /// them on the stack, which are older.
-    pub async fn checkout(&self, limits: &PoolLimits) -> Option<Sender> {
+    pub async fn checkout(&self) -> Option<Sender> {
         loop {
-            let mut sender = self.pop(limits)?;
+            let mut sender = self.pop()?;
             if sender.is_ready() {
                 return Some(sender);
             }
@@ -81,10 +90,10 @@ impl HostPool {
         }
     }
 
-    fn pop(&self, limits: &PoolLimits) -> Option<Sender> {
+    fn pop(&self) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let top = idle.pop()?;
-        if top.since.elapsed() > limits.idle_timeout {
+        if top.since.elapsed() > self.limits.idle_timeout {
             // Every connection below is older still.
             idle.clear();
             return None;
@@ -94,23 +103,17 @@ impl HostPool {
 
     /// Puts a connection whose exchange has ended back on the stack (or drops it, closing it,
     /// when the stack is full or the connection is closed).
-    pub fn give_back(&self, sender: Sender, limits: &PoolLimits) {
+    pub fn give_back(&self, sender: Sender) {
         if sender.is_closed() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < limits.max_idle {
+        if idle.len() < self.limits.max_idle {
             idle.push(Idle {
                 sender,
                 since: Instant::now(),
             });
         }
-    }
-
-    /// Idle connections held now (for tests).
-    #[cfg(test)]
-    pub fn idle_count(&self) -> usize {
-        self.idle.lock().map(|i| i.len()).unwrap_or(0)
     }
 }
 
@@ -124,18 +127,16 @@ fn ready_now(sender: &mut Sender, cx: &mut Context<'_>) -> Poll<bool> {
 pub struct Lease {
     sender: Sender,
     pool: Arc<HostPool>,
-    limits: PoolLimits,
     reusable: bool,
 }
 
 impl Lease {
     /// Lends `sender`, which belongs to `pool`. A connection that is not `reusable` (the
     /// upstream closes it, or its framing cannot be trusted any more) is dropped at release.
-    pub fn new(sender: Sender, pool: Arc<HostPool>, limits: PoolLimits, reusable: bool) -> Self {
+    pub fn new(sender: Sender, pool: Arc<HostPool>, reusable: bool) -> Self {
         Lease {
             sender,
             pool,
-            limits,
             reusable,
         }
     }
@@ -143,7 +144,7 @@ impl Lease {
     /// Ends the exchange: gives the connection back to its pool when it may carry another.
     pub fn release(self) {
         if self.reusable {
-            self.pool.give_back(self.sender, &self.limits);
+            self.pool.give_back(self.sender);
         }
     }
 }

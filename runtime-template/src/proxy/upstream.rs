@@ -2,13 +2,15 @@
 //! round-robin cursor, the order in which URLs are tried, and each URL's connection pool.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(feature = "server")]
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
 use http::Uri;
 
-use super::pool::HostPool;
+#[cfg(feature = "server")]
+use super::pool::{HostPool, PoolLimits};
 use crate::model::{Endpoint, EndpointKind, GatewayModel};
 
 /// One upstream URL split into what the proxy needs per request.
@@ -28,9 +30,12 @@ pub struct Target {
     /// unless it is the scheme's default), rendered once.
     pub host_header: http::HeaderValue,
     /// `scheme://authority`, what the connector opens a connection to.
+    #[cfg(feature = "server")]
     pub origin: Uri,
     /// The idle connections to this origin, shared by every URL of the same scheme and
-    /// authority ([`resolve`] finds them once at start-up).
+    /// authority ([`resolve`] makes them once at start-up; [`Target::parse`] alone leaves an
+    /// empty pool that keeps nothing).
+    #[cfg(feature = "server")]
     pub pool: Arc<HostPool>,
 }
 
@@ -54,6 +59,7 @@ impl Target {
             .cloned()
             .ok_or_else(|| format!("{url:?} has no host"))?;
         let host_header = host_header(&uri).ok_or_else(|| format!("{url:?} has no valid host"))?;
+        #[cfg(feature = "server")]
         let origin = Uri::builder()
             .scheme(scheme.clone())
             .authority(authority.clone())
@@ -62,7 +68,9 @@ impl Target {
             .map_err(|e| format!("{url:?} is not a valid URL ({e})"))?;
         Ok(Target {
             host_header,
+            #[cfg(feature = "server")]
             origin,
+            #[cfg(feature = "server")]
             pool: Arc::default(),
             scheme,
             authority,
@@ -149,32 +157,40 @@ pub struct OverrideError(pub String);
 /// Endpoint URL overrides, as WSO2 users give them: `<name>_prod_endpoint_<i>=<url>` (or
 /// `_sand_`) from arguments (`--` stripped) and from the environment; arguments win.
 /// An argument naming an unknown endpoint is an error; unrelated environment variables are not.
+/// Every origin (scheme and authority) gets one connection pool bounded by `pool_limits`.
 pub fn resolve(
     model: &GatewayModel,
     args: &[(String, String)],
     env: &[(String, String)],
+    #[cfg(feature = "server")] pool_limits: PoolLimits,
 ) -> Result<Vec<Upstream>, OverrideError> {
     let mut upstreams = Vec::with_capacity(model.endpoints.len());
     let mut used_args = vec![false; args.len()];
     // One pool per origin: URLs that differ only in their path share connections.
+    #[cfg(feature = "server")]
     let mut pools: Vec<(Scheme, Authority, Arc<HostPool>)> = Vec::new();
     for endpoint in &model.endpoints {
         let urls = overridden_urls(endpoint, args, env, &mut used_args)?;
+        #[cfg_attr(not(feature = "server"), allow(unused_mut))]
         let mut targets = urls
             .iter()
             .map(|url| Target::parse(url))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| OverrideError(format!("endpoint '{}': {e}", endpoint.name)))?;
+        #[cfg(feature = "server")]
         for target in &mut targets {
             match pools.iter().find(|(scheme, authority, _)| {
                 *scheme == target.scheme && *authority == target.authority
             }) {
                 Some((_, _, pool)) => target.pool = pool.clone(),
-                None => pools.push((
-                    target.scheme.clone(),
-                    target.authority.clone(),
-                    target.pool.clone(),
-                )),
+                None => {
+                    target.pool = Arc::new(HostPool::new(pool_limits));
+                    pools.push((
+                        target.scheme.clone(),
+                        target.authority.clone(),
+                        target.pool.clone(),
+                    ));
+                }
             }
         }
         upstreams.push(Upstream {
@@ -327,28 +343,30 @@ mod tests {
             "myEndpoint_prod_endpoint_0".to_string(),
             "http://arg:1".to_string(),
         )];
-        let up = resolve(&model(), &args, &env).unwrap();
+        let up = resolve(&model(), &args, &env, PoolLimits::default()).unwrap();
         assert_eq!(&*up[0].targets[0].display, "http://arg:1");
         assert_eq!(&*up[0].targets[1].display, "http://b:2");
-        let up = resolve(&model(), &[], &env).unwrap();
+        let up = resolve(&model(), &[], &env, PoolLimits::default()).unwrap();
         assert_eq!(&*up[0].targets[0].display, "http://env:1");
     }
 
     #[test]
     fn override_errors_are_clear() {
         let args = vec![("other_prod_endpoint_0".to_string(), "http://x".to_string())];
-        let err = resolve(&model(), &args, &[]).unwrap_err().to_string();
+        let err = resolve(&model(), &args, &[], PoolLimits::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("myEndpoint_prod_endpoint_<i>"), "{err}");
         let args = vec![(
             "myEndpoint_prod_endpoint_5".to_string(),
             "http://x".to_string(),
         )];
-        assert!(resolve(&model(), &args, &[]).is_err());
+        assert!(resolve(&model(), &args, &[], PoolLimits::default()).is_err());
         let args = vec![(
             "myEndpoint_prod_endpoint_0".to_string(),
             "not a url".to_string(),
         )];
-        assert!(resolve(&model(), &args, &[]).is_err());
+        assert!(resolve(&model(), &args, &[], PoolLimits::default()).is_err());
     }
 
     #[test]
@@ -360,7 +378,7 @@ mod tests {
             "https://a:1/v1".into(),
             "http://a:2/v1".into(),
         ];
-        let up = resolve(&m, &[], &[]).unwrap();
+        let up = resolve(&m, &[], &[], PoolLimits::default()).unwrap();
         let t = &up[0].targets;
         assert!(Arc::ptr_eq(&t[0].pool, &t[1].pool));
         assert!(!Arc::ptr_eq(&t[0].pool, &t[2].pool));
@@ -370,7 +388,7 @@ mod tests {
 
     #[test]
     fn load_balance_rotates() {
-        let up = resolve(&model(), &[], &[]).unwrap();
+        let up = resolve(&model(), &[], &[], PoolLimits::default()).unwrap();
         let picks: Vec<usize> = (0..4).map(|_| up[0].first()).collect();
         assert_eq!(picks, vec![0, 1, 0, 1]);
     }
