@@ -198,8 +198,13 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let loaded = config::load(&path, &env, &args.settings).map_err(|e| e.to_string())?;
     let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     expand_express_settings(&mut model, &lookup)?;
-    let upstreams =
-        proxy::upstream::resolve(&model, &args.endpoints, &env).map_err(|e| e.to_string())?;
+    let upstreams = proxy::upstream::resolve(
+        &model,
+        &args.endpoints,
+        &env,
+        proxy::pool_limits(&loaded.config.upstream),
+    )
+    .map_err(|e| e.to_string())?;
     let router = Router::build(&model).map_err(|errors| {
         errors
             .iter()

@@ -697,3 +697,51 @@ async fn an_http_1_0_backend_does_not_downgrade_the_client() {
         reply.text
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_connections_are_kept_alive_until_the_upstream_says_close() {
+    // Issue 16, the gateway's own connection pool: sequential requests share one kept-alive
+    // upstream connection (after a sized and after a chunked body); after a response with
+    // `Connection: close` (the backend leaves the socket open) the next request opens a new
+    // connection, with no failed attempt on the old one.
+    let backend = spawn_raw(|_, seen| match seen.target() {
+        t if t.ends_with("/close") => {
+            RawAnswer::keep("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+        }
+        t if t.ends_with("/chunked") => RawAnswer::keep(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        ),
+        _ => RawAnswer::keep(OK),
+    })
+    .await
+    .unwrap();
+    let gw = gateway_for_raw(&backend);
+    let url = |path: &str| format!("http://{}/petstore/v1{path}", gw.http);
+    for path in [
+        "/pet/1",
+        "/pet/chunked",
+        "/pet/2",
+        "/pet/close",
+        "/pet/3",
+        "/pet/4",
+    ] {
+        let reply = client::get(&url(path)).await;
+        assert_eq!(
+            (reply.status, &reply.body[..]),
+            (StatusCode::OK, &b"ok"[..]),
+            "{path}"
+        );
+    }
+    let seen = backend.seen();
+    let placed: Vec<(usize, usize)> = seen
+        .iter()
+        .map(|s| (s.connection, s.nth_on_connection))
+        .collect();
+    assert_eq!(
+        placed,
+        vec![(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1)],
+        "{seen:#?}"
+    );
+    let logs = gw.logs().join("\n");
+    assert!(!logs.contains("upstream request failed"), "{logs}");
+}

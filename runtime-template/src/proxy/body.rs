@@ -13,6 +13,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use super::pool::UpstreamBody;
+
 pin_project_lite::pin_project! {
     /// What the gateway answers with: a small gateway-made body or the upstream's stream.
     #[project = GatewayBodyProj]
@@ -20,10 +22,10 @@ pin_project_lite::pin_project! {
         /// A gateway-made body (faults, health).
         Full { #[pin] body: Full<Bytes> },
         /// The upstream response, streamed.
-        Upstream { #[pin] body: Incoming },
+        Upstream { #[pin] body: UpstreamBody },
         /// An upstream response whose first bytes were already read (a step looked at them
         /// and left the body as it was): those bytes, then the rest of the stream.
-        Prefixed { prefix: Option<Bytes>, #[pin] body: Incoming },
+        Prefixed { prefix: Option<Bytes>, #[pin] body: UpstreamBody },
     }
 }
 
@@ -90,7 +92,7 @@ pub enum UpstreamRead {
 /// Reads an upstream response body whole when it has at most `limit` bytes. A longer body is
 /// given back unread past the limit, to be streamed as it is. The error is the upstream's
 /// (a reset, a cut-off body); the caller bounds the time.
-pub async fn read_upstream(body: Incoming, limit: usize) -> Result<UpstreamRead, hyper::Error> {
+pub async fn read_upstream(body: UpstreamBody, limit: usize) -> Result<UpstreamRead, hyper::Error> {
     use http_body_util::BodyExt;
     if body
         .size_hint()
@@ -149,9 +151,9 @@ impl From<Bytes> for GatewayBody {
 }
 
 impl GatewayBody {
-    /// Streams an upstream response body.
-    pub fn upstream(body: Incoming) -> Self {
-        GatewayBody::Upstream { body }
+    /// Streams an upstream response body (an [`Incoming`] converts into one).
+    pub fn upstream(body: impl Into<UpstreamBody>) -> Self {
+        GatewayBody::Upstream { body: body.into() }
     }
 }
 

@@ -1,39 +1,42 @@
 //! Forwarding to upstream endpoints over pooled keep-alive connections.
 
 pub mod body;
-pub mod connection;
 pub mod headers;
+pub mod pool;
 pub mod upstream;
 
 use std::time::{Duration, Instant};
 
 use http::request::Parts;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
+use http_body::Body as _;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::{capture_connection, CaptureConnection, HttpConnector};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::config::{LimitsConfig, UpstreamConfig};
 use crate::fault::{self, Fault};
 use crate::telemetry::metrics::UpstreamFailure;
-use body::{BodyLimits, BodySlot, ClientBody, ClientBodyError, ReclaimableBody};
-use connection::{ConnectionTag, TaggingConnector};
+use body::{BodyLimits, BodySlot, ClientBody, ClientBodyError};
+use pool::{ConnectError, Lease, PoolLimits, UpstreamBody};
 use upstream::Upstream;
 
-type Connector = HttpsConnector<TaggingConnector<HttpConnector>>;
-
-/// The upstream clients: one with keep-alive pooling for every request, and one that always
-/// opens a new connection, for the single retry of a request whose pooled connection turned
-/// out to be closed (RFC 9112 §9.3.1).
+/// The upstream client: how connections are opened. The idle connections, and how long they
+/// are kept, are in each URL's [`pool::HostPool`] ([`pool_limits`]).
 #[derive(Clone)]
 pub struct UpstreamClient {
-    pooled: Client<Connector, ReclaimableBody>,
-    fresh: Client<Connector, ReclaimableBody>,
+    connector: pool::Connector<HttpsConnector<HttpConnector>>,
 }
 
-/// Builds the clients: HTTP and HTTPS (rustls, trust from conf), keep-alive pooling.
+/// The bounds of every URL's idle connections, from `[upstream]`.
+pub fn pool_limits(config: &UpstreamConfig) -> PoolLimits {
+    PoolLimits {
+        max_idle: config.pool_max_idle_per_host,
+        idle_timeout: Duration::from_secs(config.pool_idle_timeout_seconds),
+    }
+}
+
+/// Builds the client: HTTP and HTTPS (rustls, trust from conf; HTTP/1.1, as ALPN says),
+/// TCP_NODELAY, the connect timeout of `[upstream]`.
 pub fn client(
     config: &UpstreamConfig,
     limits: &LimitsConfig,
@@ -47,27 +50,35 @@ pub fn client(
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(TaggingConnector(http));
-    let builder = |max_idle: usize| {
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(config.pool_idle_timeout_seconds))
-            .pool_max_idle_per_host(max_idle)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http1_max_buf_size(limits.max_upstream_header_bytes)
-            .build(https.clone())
-    };
+        .wrap_connector(http);
+    let mut http1 = hyper::client::conn::http1::Builder::new();
+    http1.max_buf_size(limits.max_upstream_header_bytes);
     UpstreamClient {
-        pooled: builder(config.pool_max_idle_per_host),
-        // No idle connections: every request opens its own and nothing is pooled after it.
-        fresh: builder(0),
+        connector: pool::Connector {
+            transport: https,
+            http1,
+        },
     }
+}
+
+/// Why one attempt failed: no connection, or the exchange on it.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("{}", if *.reused { "request on a kept-alive connection failed" } else { "request failed" })]
+    Exchange {
+        #[source]
+        source: hyper::Error,
+        /// The connection came from the idle pool (it had carried a response before).
+        reused: bool,
+    },
 }
 
 /// A forwarded response and what the access log needs to know about it.
 pub struct Forwarded {
     /// The upstream's response (hop-by-hop headers already removed).
-    pub response: Response<Incoming>,
+    pub response: Response<UpstreamBody>,
     /// The URL that answered.
     pub target: std::sync::Arc<str>,
     /// Time to the upstream's response headers.
@@ -121,6 +132,8 @@ pub struct Destination<'a> {
 ///   reuse: it is closed, so late bytes can never be read as the next request's response.
 /// - The upstream's protocol version never reaches the client: responses are HTTP/1.1 for
 ///   the client's connection to use as it negotiated.
+/// - The connection goes back to the URL's pool when the response body ends (see
+///   [`pool`]), unless the upstream closes it or it carried a HEAD or a resend.
 pub async fn forward(
     client: &UpstreamClient,
     destination: Destination<'_>,
@@ -179,9 +192,23 @@ pub async fn forward(
                 .headers_mut()
                 .insert(header::HOST, target.host_header.clone());
         }
-        let capture = capture_connection(&mut request);
-        let pool = if fresh { &client.fresh } else { &client.pooled };
-        let err = match tokio::time::timeout_at(deadline, pool.request(request)).await {
+        let exchange = async {
+            let pooled = if fresh {
+                None
+            } else {
+                target.pool.checkout().await
+            };
+            let reused = pooled.is_some();
+            let mut sender = match pooled {
+                Some(sender) => sender,
+                None => client.connector.connect(target.origin.clone()).await?,
+            };
+            match sender.send_request(request).await {
+                Ok(response) => Ok((sender, response)),
+                Err(source) => Err(AttemptError::Exchange { source, reused }),
+            }
+        };
+        let err = match tokio::time::timeout_at(deadline, exchange).await {
             Err(_elapsed) => {
                 return Err(upstream_error(
                     fault::UPSTREAM_TIMEOUT,
@@ -189,17 +216,28 @@ pub async fn forward(
                     UpstreamFailure::Timeout,
                 ))
             }
-            Ok(Ok(mut response)) => {
-                if let Some(tag) = response.extensions().get::<ConnectionTag>() {
-                    tag.mark_answered();
-                }
-                if announces_a_body_it_cannot_have(head, response.status(), response.headers()) {
-                    retire(&capture);
+            Ok(Ok((sender, mut response))) => {
+                // Not kept: a HEAD's connection (sent with `Connection: close`), the one
+                // connection of a resend (as before), one the upstream closes, and one whose
+                // framing cannot be trusted any more.
+                let reusable = !head
+                    && !fresh
+                    && pool::keeps_alive(response.version(), response.headers())
+                    && !announces_a_body_it_cannot_have(
+                        head,
+                        response.status(),
+                        response.headers(),
+                    );
+                let mut lease = Some(Lease::new(sender, target.pool.clone(), reusable));
+                if response.body().is_end_stream() {
+                    if let Some(lease) = lease.take() {
+                        lease.release();
+                    }
                 }
                 headers::strip_hop_by_hop(response.headers_mut());
                 *response.version_mut() = Version::HTTP_11;
                 return Ok(Forwarded {
-                    response,
+                    response: pool::with_lease(response, lease),
                     target: target.display.clone(),
                     latency: started.elapsed(),
                 });
@@ -225,11 +263,10 @@ pub async fn forward(
                 failure: UpstreamFailure::Other,
             });
         }
-        let resend = may_resend
-            && slot.is_untouched()
-            && connection_lost(&err)
-            && ConnectionTag::of(&capture).is_some_and(|tag| tag.answered());
-        let next = !resend && err.is_connect() && more && slot.is_untouched();
+        let reused = matches!(err, AttemptError::Exchange { reused: true, .. });
+        let resend = may_resend && slot.is_untouched() && reused && connection_lost(&err);
+        let next =
+            !resend && matches!(err, AttemptError::Connect(_)) && more && slot.is_untouched();
         tracing::warn!(
             endpoint = %upstream.name,
             url = %target.display,
@@ -259,66 +296,12 @@ pub async fn forward(
     }
 }
 
-/// True for a response that cannot have a body (to HEAD, 1xx, 204, 304: RFC 9112 §6.3) whose
-/// head nevertheless announces one. Whatever the upstream sends after it is not part of any
-/// response, so the connection must not carry another request.
-fn announces_a_body_it_cannot_have(
-    head: bool,
-    status: StatusCode,
-    headers: &http::HeaderMap,
-) -> bool {
-    let bodiless = head
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
-    bodiless
-        && (headers.contains_key(header::TRANSFER_ENCODING)
-            || headers
-                .get_all(header::CONTENT_LENGTH)
-                .iter()
-                .any(|v| v != HeaderValue::from_static("0")))
-}
-
-/// Takes the connection a request went out on out of the pool for good.
-fn retire(capture: &CaptureConnection) {
-    if let Some(connected) = capture.connection_metadata().as_ref() {
-        connected.poison();
-    }
-}
-
-/// True when the upstream closed or reset the connection before a complete response head:
-/// the failure of a kept-alive connection the upstream had already given up on.
-fn connection_lost(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
-            if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
-                return true;
-            }
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if matches!(
-                io.kind(),
-                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
-            ) {
-                return true;
-            }
-        }
-        current = e.source();
-    }
-    false
-}
-
 /// The metrics' kind of a failed upstream request, from its error chain: refused (or not
 /// connectable), timed out, closed or reset before the head, TLS, or other.
-fn failure_kind(err: &(dyn std::error::Error + 'static)) -> UpstreamFailure {
+fn failure_kind(err: &AttemptError) -> UpstreamFailure {
+    let connect = matches!(err, AttemptError::Connect(_));
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    let mut connect = false;
     while let Some(e) = current {
-        if let Some(client) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
-            connect |= client.is_connect();
-        }
         if e.downcast_ref::<rustls::Error>().is_some() {
             return UpstreamFailure::Tls;
         }
@@ -346,6 +329,50 @@ fn failure_kind(err: &(dyn std::error::Error + 'static)) -> UpstreamFailure {
     } else {
         UpstreamFailure::Other
     }
+}
+
+/// True for a response that cannot have a body (to HEAD, 1xx, 204, 304: RFC 9112 §6.3) whose
+/// head nevertheless announces one. Whatever the upstream sends after it is not part of any
+/// response, so the connection must not carry another request.
+fn announces_a_body_it_cannot_have(
+    head: bool,
+    status: StatusCode,
+    headers: &http::HeaderMap,
+) -> bool {
+    let bodiless = head
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    bodiless
+        && (headers.contains_key(header::TRANSFER_ENCODING)
+            || headers
+                .get_all(header::CONTENT_LENGTH)
+                .iter()
+                .any(|v| v != HeaderValue::from_static("0")))
+}
+
+/// True when the upstream closed or reset the connection before a complete response head:
+/// the failure of a kept-alive connection the upstream had already given up on.
+fn connection_lost(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
+                return true;
+            }
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        current = e.source();
+    }
+    false
 }
 
 fn empty_parts() -> Parts {

@@ -1,12 +1,16 @@
 //! Upstream endpoints as the runtime uses them: parsed URLs (after runtime overrides), the
-//! round-robin cursor, and the order in which URLs are tried.
+//! round-robin cursor, the order in which URLs are tried, and each URL's connection pool.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(feature = "server")]
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
 use http::Uri;
 
+#[cfg(feature = "server")]
+use super::pool::{HostPool, PoolLimits};
 use crate::model::{Endpoint, EndpointKind, GatewayModel};
 
 /// One upstream URL split into what the proxy needs per request.
@@ -25,6 +29,14 @@ pub struct Target {
     /// The `Host` header the upstream client would make for this URL (the host, and the port
     /// unless it is the scheme's default), rendered once.
     pub host_header: http::HeaderValue,
+    /// `scheme://authority`, what the connector opens a connection to.
+    #[cfg(feature = "server")]
+    pub origin: Uri,
+    /// The idle connections to this origin, shared by every URL of the same scheme and
+    /// authority ([`resolve`] makes them once at start-up; [`Target::parse`] alone leaves an
+    /// empty pool that keeps nothing).
+    #[cfg(feature = "server")]
+    pub pool: Arc<HostPool>,
 }
 
 impl Target {
@@ -47,8 +59,19 @@ impl Target {
             .cloned()
             .ok_or_else(|| format!("{url:?} has no host"))?;
         let host_header = host_header(&uri).ok_or_else(|| format!("{url:?} has no valid host"))?;
+        #[cfg(feature = "server")]
+        let origin = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| format!("{url:?} is not a valid URL ({e})"))?;
         Ok(Target {
             host_header,
+            #[cfg(feature = "server")]
+            origin,
+            #[cfg(feature = "server")]
+            pool: Arc::default(),
             scheme,
             authority,
             prefix: uri.path().trim_end_matches('/').to_string(),
@@ -57,8 +80,8 @@ impl Target {
         })
     }
 
-    /// The upstream URI for a request whose path after the base path is `rest` (raw) with
-    /// the raw `query`, if any.
+    /// The upstream request target (RFC 9112 §3.2.1 origin form: path and query) for a
+    /// request whose path after the base path is `rest` (raw) with the raw `query`, if any.
     pub fn uri_for(&self, rest: &str, query: Option<&str>) -> Result<Uri, http::Error> {
         let extra = self.query.as_ref().map_or(0, String::len) + query.map_or(0, str::len);
         let mut path = String::with_capacity(self.prefix.len() + rest.len() + extra + 3);
@@ -83,11 +106,7 @@ impl Target {
             }
             (None, None) => {}
         }
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path)
-            .build()
+        Uri::builder().path_and_query(path).build()
     }
 }
 
@@ -138,20 +157,42 @@ pub struct OverrideError(pub String);
 /// Endpoint URL overrides, as WSO2 users give them: `<name>_prod_endpoint_<i>=<url>` (or
 /// `_sand_`) from arguments (`--` stripped) and from the environment; arguments win.
 /// An argument naming an unknown endpoint is an error; unrelated environment variables are not.
+/// Every origin (scheme and authority) gets one connection pool bounded by `pool_limits`.
 pub fn resolve(
     model: &GatewayModel,
     args: &[(String, String)],
     env: &[(String, String)],
+    #[cfg(feature = "server")] pool_limits: PoolLimits,
 ) -> Result<Vec<Upstream>, OverrideError> {
     let mut upstreams = Vec::with_capacity(model.endpoints.len());
     let mut used_args = vec![false; args.len()];
+    // One pool per origin: URLs that differ only in their path share connections.
+    #[cfg(feature = "server")]
+    let mut pools: Vec<(Scheme, Authority, Arc<HostPool>)> = Vec::new();
     for endpoint in &model.endpoints {
         let urls = overridden_urls(endpoint, args, env, &mut used_args)?;
-        let targets = urls
+        #[cfg_attr(not(feature = "server"), allow(unused_mut))]
+        let mut targets = urls
             .iter()
             .map(|url| Target::parse(url))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| OverrideError(format!("endpoint '{}': {e}", endpoint.name)))?;
+        #[cfg(feature = "server")]
+        for target in &mut targets {
+            match pools.iter().find(|(scheme, authority, _)| {
+                *scheme == target.scheme && *authority == target.authority
+            }) {
+                Some((_, _, pool)) => target.pool = pool.clone(),
+                None => {
+                    target.pool = Arc::new(HostPool::new(pool_limits));
+                    pools.push((
+                        target.scheme.clone(),
+                        target.authority.clone(),
+                        target.pool.clone(),
+                    ));
+                }
+            }
+        }
         upstreams.push(Upstream {
             name: endpoint.name.clone(),
             kind: endpoint.kind,
@@ -258,25 +299,19 @@ mod tests {
             t.uri_for("/pet/a%2Fb", Some("x=1&y=%20"))
                 .unwrap()
                 .to_string(),
-            "http://localhost:8080/api/pet/a%2Fb?x=1&y=%20"
+            "/api/pet/a%2Fb?x=1&y=%20"
         );
-        assert_eq!(
-            t.uri_for("", None).unwrap().to_string(),
-            "http://localhost:8080/api"
-        );
+        assert_eq!(t.uri_for("", None).unwrap().to_string(), "/api");
         let root = Target::parse("http://localhost:8080").unwrap();
-        assert_eq!(
-            root.uri_for("", Some("q")).unwrap().to_string(),
-            "http://localhost:8080/?q"
-        );
+        assert_eq!(root.uri_for("", Some("q")).unwrap().to_string(), "/?q");
         let with_query = Target::parse("https://h:1/v1/find?a=1").unwrap();
         assert_eq!(
             with_query.uri_for("/x", Some("b=2")).unwrap().to_string(),
-            "https://h:1/v1/find/x?a=1&b=2"
+            "/v1/find/x?a=1&b=2"
         );
         assert_eq!(
             with_query.uri_for("", None).unwrap().to_string(),
-            "https://h:1/v1/find?a=1"
+            "/v1/find?a=1"
         );
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("/relative").is_err());
@@ -308,33 +343,52 @@ mod tests {
             "myEndpoint_prod_endpoint_0".to_string(),
             "http://arg:1".to_string(),
         )];
-        let up = resolve(&model(), &args, &env).unwrap();
+        let up = resolve(&model(), &args, &env, PoolLimits::default()).unwrap();
         assert_eq!(&*up[0].targets[0].display, "http://arg:1");
         assert_eq!(&*up[0].targets[1].display, "http://b:2");
-        let up = resolve(&model(), &[], &env).unwrap();
+        let up = resolve(&model(), &[], &env, PoolLimits::default()).unwrap();
         assert_eq!(&*up[0].targets[0].display, "http://env:1");
     }
 
     #[test]
     fn override_errors_are_clear() {
         let args = vec![("other_prod_endpoint_0".to_string(), "http://x".to_string())];
-        let err = resolve(&model(), &args, &[]).unwrap_err().to_string();
+        let err = resolve(&model(), &args, &[], PoolLimits::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("myEndpoint_prod_endpoint_<i>"), "{err}");
         let args = vec![(
             "myEndpoint_prod_endpoint_5".to_string(),
             "http://x".to_string(),
         )];
-        assert!(resolve(&model(), &args, &[]).is_err());
+        assert!(resolve(&model(), &args, &[], PoolLimits::default()).is_err());
         let args = vec![(
             "myEndpoint_prod_endpoint_0".to_string(),
             "not a url".to_string(),
         )];
-        assert!(resolve(&model(), &args, &[]).is_err());
+        assert!(resolve(&model(), &args, &[], PoolLimits::default()).is_err());
+    }
+
+    #[test]
+    fn urls_of_one_origin_share_a_pool() {
+        let mut m = model();
+        m.endpoints[0].urls = vec![
+            "http://a:1/v1".into(),
+            "http://A:1/v2".into(),
+            "https://a:1/v1".into(),
+            "http://a:2/v1".into(),
+        ];
+        let up = resolve(&m, &[], &[], PoolLimits::default()).unwrap();
+        let t = &up[0].targets;
+        assert!(Arc::ptr_eq(&t[0].pool, &t[1].pool));
+        assert!(!Arc::ptr_eq(&t[0].pool, &t[2].pool));
+        assert!(!Arc::ptr_eq(&t[0].pool, &t[3].pool));
+        assert_eq!(t[2].origin.to_string(), "https://a:1/");
     }
 
     #[test]
     fn load_balance_rotates() {
-        let up = resolve(&model(), &[], &[]).unwrap();
+        let up = resolve(&model(), &[], &[], PoolLimits::default()).unwrap();
         let picks: Vec<usize> = (0..4).map(|_| up[0].first()).collect();
         assert_eq!(picks, vec![0, 1, 0, 1]);
     }

@@ -1,0 +1,312 @@
+//! Keep-alive HTTP/1 connections to one upstream origin (scheme + authority), kept by the
+//! proxy itself instead of a general-purpose client pool.
+//!
+//! Every endpoint URL's [`Target`](super::upstream::Target) holds the [`HostPool`] of its
+//! origin, found once at start-up (targets of one origin share it), so a request reaches its
+//! idle connections through a pointer: no key is hashed or compared per request.
+//!
+//! - A connection is made by the gateway's HTTP(S) connector (TCP_NODELAY, the connect timeout,
+//!   rustls with the upstream trust store, SNI and ALPN `http/1.1`), then handed to hyper's
+//!   HTTP/1 client (`hyper::client::conn::http1`); its I/O task is spawned once per connection.
+//! - After a response, the connection goes back on its pool's idle stack when the response
+//!   body has ENDED ([`UpstreamBody`] does it as it yields the last frame), not before: there is
+//!   no task per request waiting for the connection to become free. A body dropped before its
+//!   end drops the connection, which hyper then closes: its unread rest can never be taken for
+//!   the next response.
+//! - The idle stack is LIFO (the most recently used connection is the warmest, and the oldest
+//!   ones age out at the bottom), holds at most `pool_max_idle_per_host` connections, and forgets
+//!   connections idle longer than `pool_idle_timeout_seconds` when it is next used (no sweeper
+//!   task; the upstream closing an idle connection ends its task, and the closed connection is
+//!   skipped when it comes up).
+//! - Locking: one short `std::sync::Mutex` per origin around a push or a pop. Requests contend
+//!   only with requests to the same origin, for a few instructions.
+
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Response, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+
+use super::body::{BoxError, ReclaimableBody};
+
+/// The request half of one upstream HTTP/1 connection.
+pub type Sender = http1::SendRequest<ReclaimableBody>;
+
+/// The idle connections of one upstream origin.
+#[derive(Debug, Default)]
+pub struct HostPool {
+    idle: Mutex<Vec<Idle>>,
+    limits: PoolLimits,
+}
+
+#[derive(Debug)]
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+/// How the idle stacks are bounded (`[upstream]` settings). The default keeps nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolLimits {
+    /// Most idle connections kept per origin (`pool_max_idle_per_host`; 0: none).
+    pub max_idle: usize,
+    /// Idle time after which a connection is not used again (`pool_idle_timeout_seconds`).
+    pub idle_timeout: Duration,
+}
+
+impl HostPool {
+    /// An empty pool bounded by `limits`.
+    pub fn new(limits: PoolLimits) -> Self {
+        HostPool {
+            idle: Mutex::default(),
+            limits,
+        }
+    }
+
+    /// The most recently returned idle connection that is still open and free, if any.
+    /// Connections past the idle timeout are dropped (closing them), with every one below
+    /// them on the stack, which are older.
+    pub async fn checkout(&self) -> Option<Sender> {
+        loop {
+            let mut sender = self.pop()?;
+            if sender.is_ready() {
+                return Some(sender);
+            }
+            if sender.is_closed() {
+                continue;
+            }
+            // Returned as its response body ended, but its I/O task has not yet marked it
+            // free (it runs on another worker): give that task a turn, once. A connection
+            // that stays busy (still writing a request body the upstream did not wait for)
+            // is dropped rather than waited for.
+            tokio::task::yield_now().await;
+            if std::future::poll_fn(|cx| ready_now(&mut sender, cx)).await {
+                return Some(sender);
+            }
+        }
+    }
+
+    fn pop(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let top = idle.pop()?;
+        if top.since.elapsed() > self.limits.idle_timeout {
+            // Every connection below is older still.
+            idle.clear();
+            return None;
+        }
+        Some(top.sender)
+    }
+
+    /// Puts a connection whose exchange has ended back on the stack (or drops it, closing it,
+    /// when the stack is full or the connection is closed).
+    pub fn give_back(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.limits.max_idle {
+            idle.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+}
+
+/// `poll_ready` once, without waiting: true when the connection can take a request now.
+fn ready_now(sender: &mut Sender, cx: &mut Context<'_>) -> Poll<bool> {
+    Poll::Ready(matches!(sender.poll_ready(cx), Poll::Ready(Ok(()))))
+}
+
+/// A connection lent to one exchange, to be given back when the response body ends.
+#[derive(Debug)]
+pub struct Lease {
+    sender: Sender,
+    pool: Arc<HostPool>,
+    reusable: bool,
+}
+
+impl Lease {
+    /// Lends `sender`, which belongs to `pool`. A connection that is not `reusable` (the
+    /// upstream closes it, or its framing cannot be trusted any more) is dropped at release.
+    pub fn new(sender: Sender, pool: Arc<HostPool>, reusable: bool) -> Self {
+        Lease {
+            sender,
+            pool,
+            reusable,
+        }
+    }
+
+    /// Ends the exchange: gives the connection back to its pool when it may carry another.
+    pub fn release(self) {
+        if self.reusable {
+            self.pool.give_back(self.sender);
+        }
+    }
+}
+
+/// False when the upstream said it closes the connection after this response: `Connection:
+/// close`, or an HTTP/1.0 response without `Connection: keep-alive` (RFC 9112 §9.3). hyper
+/// closes such a connection itself; knowing it here keeps it off the idle stack.
+pub fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
+    let mut keep_alive = version != Version::HTTP_10;
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',').map(str::trim) {
+            if token.eq_ignore_ascii_case("close") {
+                return false;
+            }
+            if token.eq_ignore_ascii_case("keep-alive") {
+                keep_alive = true;
+            }
+        }
+    }
+    keep_alive
+}
+
+pin_project_lite::pin_project! {
+    /// An upstream response body that gives its connection back to the pool as it ends.
+    /// Dropped before the end, it drops the connection instead (hyper closes it).
+    #[derive(Debug)]
+    pub struct UpstreamBody {
+        #[pin]
+        body: Incoming,
+        lease: Option<Lease>,
+    }
+}
+
+impl UpstreamBody {
+    /// `body`, whose connection `lease` is given back at its end (`None`: nothing to give
+    /// back, e.g. a body from another client).
+    pub fn new(body: Incoming, lease: Option<Lease>) -> Self {
+        UpstreamBody { body, lease }
+    }
+}
+
+impl From<Incoming> for UpstreamBody {
+    fn from(body: Incoming) -> Self {
+        UpstreamBody::new(body, None)
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.project();
+        let mut body = this.body;
+        let polled = body.as_mut().poll_frame(cx);
+        match &polled {
+            // The last frame of a body of known length, or the end.
+            Poll::Ready(Some(Ok(_))) if body.is_end_stream() => {
+                if let Some(lease) = this.lease.take() {
+                    lease.release();
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(lease) = this.lease.take() {
+                    lease.release();
+                }
+            }
+            // A broken body: its connection is not reused.
+            Poll::Ready(Some(Err(_))) => *this.lease = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Opens connections: the HTTP(S) connector and hyper's HTTP/1 settings.
+#[derive(Clone)]
+pub struct Connector<C> {
+    /// Makes the transport (TCP, TLS).
+    pub transport: C,
+    /// hyper's HTTP/1 client settings.
+    pub http1: http1::Builder,
+}
+
+/// Why no connection could be opened. The transport's error is kept as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// TCP connect, DNS or TLS failed, or the connect timeout passed.
+    #[error("connect error")]
+    Transport(#[source] BoxError),
+    /// The HTTP/1 handshake failed.
+    #[error("HTTP/1 handshake error")]
+    Handshake(#[source] hyper::Error),
+}
+
+impl<C> Connector<C>
+where
+    C: tower_service::Service<Uri> + Clone + Send + 'static,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    C::Error: Into<BoxError>,
+    C::Future: Send,
+{
+    /// Opens a new connection to `origin` (a URI with scheme and authority) and spawns its
+    /// I/O task, which ends when the connection closes.
+    pub async fn connect(&self, origin: Uri) -> Result<Sender, ConnectError> {
+        let mut transport = self.transport.clone();
+        std::future::poll_fn(|cx| transport.poll_ready(cx))
+            .await
+            .map_err(|e| ConnectError::Transport(e.into()))?;
+        let io = transport
+            .call(origin)
+            .await
+            .map_err(|e| ConnectError::Transport(e.into()))?;
+        let (sender, connection) = self
+            .http1
+            .handshake(io)
+            .await
+            .map_err(ConnectError::Handshake)?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!("upstream connection ended: {err}");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// A response and the connection it came on, given back to its pool at the end of the body.
+pub fn with_lease(response: Response<Incoming>, lease: Option<Lease>) -> Response<UpstreamBody> {
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, UpstreamBody::new(body, lease))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_close_and_http_1_0_are_not_kept_alive() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONNECTION, http::HeaderValue::from_static(value));
+            headers
+        };
+        let none = HeaderMap::new();
+        assert!(keeps_alive(Version::HTTP_11, &none));
+        assert!(!keeps_alive(Version::HTTP_11, &with("close")));
+        assert!(!keeps_alive(Version::HTTP_11, &with("Upgrade, Close")));
+        assert!(!keeps_alive(Version::HTTP_10, &none));
+        assert!(keeps_alive(Version::HTTP_10, &with("Keep-Alive")));
+        assert!(!keeps_alive(Version::HTTP_10, &with("keep-alive, close")));
+    }
+}
