@@ -7,8 +7,8 @@
 //! validates, the loader extracts its parameters (path, query, header; the operation's override
 //! the path item's), its JSON request body (OpenAPI 3 `requestBody` with an `application/json`
 //! or `+json` media type; Swagger 2.0's `in: body` parameter) and its JSON responses by status,
-//! each bundled into self-contained JSON Schema ([`super::schemas`]) and compiled once here
-//! with the gateway's own compiler.
+//! each bundled into self-contained JSON Schema ([`super::schemas`]) and checked for shape here
+//! ([`check_spec`]); the gateway compiles them when it starts.
 
 use serde_json::Value;
 
@@ -104,14 +104,136 @@ pub fn api_validation(
             specs.push(None);
             continue;
         }
-        if let Err(err) = mgw_runtime::policies::validate::compile::compile(&spec) {
-            fail(op, err.to_string());
+        if let Err((pointer, message)) = check_spec(&spec) {
+            fail(op, format!("schema at {pointer}: {message}"));
             specs.push(None);
             continue;
         }
         specs.push(Some(spec));
     }
     specs
+}
+
+/// The JSON Schema types (draft 2020-12, §6.1.1).
+const TYPES: [&str; 7] = [
+    "string", "number", "integer", "boolean", "object", "array", "null",
+];
+
+/// The build's check of every schema of `spec`: the keywords a mistyped definition gets wrong
+/// (`type`, `required`, `pattern`, `enum`, the schema-valued keywords) have the shape JSON
+/// Schema gives them. The toolkit does not link the gateway's JSON Schema compiler (it would
+/// bring a regex engine into every `cargo install`); the gateway compiles the same schemas when
+/// it starts and refuses to start, naming the API and resource, on anything else.
+///
+/// Errors: the schema's own JSON pointer (`#/properties/n/type`) and what is wrong.
+fn check_spec(spec: &ValidateSpec) -> Result<(), (String, String)> {
+    let request = spec.request.iter().flat_map(|r| {
+        r.parameters
+            .iter()
+            .map(|p| &p.schema)
+            .chain(r.body.iter().map(|b| &b.schema))
+    });
+    let responses = spec
+        .response
+        .iter()
+        .flatten()
+        .filter_map(|r| r.schema.as_ref());
+    for schema in request.chain(responses) {
+        check_schema(schema, "#")?;
+    }
+    Ok(())
+}
+
+/// [`check_spec`] for one schema and what it contains.
+fn check_schema(schema: &Value, at: &str) -> Result<(), (String, String)> {
+    let object = match schema {
+        Value::Bool(_) => return Ok(()),
+        Value::Object(object) => object,
+        other => {
+            return Err((
+                at.to_string(),
+                format!("a schema must be an object, not {other}"),
+            ))
+        }
+    };
+    let here = |key: &str| child(at, key);
+    if let Some(kind) = object.get("type") {
+        let names: Vec<&Value> = match kind {
+            Value::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        for name in names {
+            if !name.as_str().is_some_and(|n| TYPES.contains(&n)) {
+                return Err((
+                    here("type"),
+                    format!("{name} is not a JSON Schema type ({})", TYPES.join(", ")),
+                ));
+            }
+        }
+    }
+    if let Some(required) = object.get("required") {
+        if !required
+            .as_array()
+            .is_some_and(|r| r.iter().all(Value::is_string))
+        {
+            return Err((
+                here("required"),
+                "required must be a list of property names".into(),
+            ));
+        }
+    }
+    if let Some(pattern) = object.get("pattern") {
+        if !pattern.is_string() {
+            return Err((here("pattern"), "pattern must be a string".into()));
+        }
+    }
+    if let Some(values) = object.get("enum") {
+        if !values.is_array() {
+            return Err((here("enum"), "enum must be a list".into()));
+        }
+    }
+    for key in [
+        "items",
+        "not",
+        "additionalProperties",
+        "if",
+        "then",
+        "else",
+        "contains",
+        "propertyNames",
+    ] {
+        if let Some(sub) = object.get(key) {
+            if !sub.is_array() {
+                check_schema(sub, &here(key))?;
+            }
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf", "prefixItems"] {
+        if let Some(list) = object.get(key) {
+            let Some(list) = list.as_array() else {
+                return Err((here(key), format!("{key} must be a list of schemas")));
+            };
+            for (i, sub) in list.iter().enumerate() {
+                check_schema(sub, &child(&here(key), &i.to_string()))?;
+            }
+        }
+    }
+    for key in [
+        "properties",
+        "$defs",
+        "patternProperties",
+        "dependentSchemas",
+    ] {
+        if let Some(map) = object.get(key) {
+            let Some(map) = map.as_object() else {
+                return Err((here(key), format!("{key} must be a mapping of schemas")));
+            };
+            for (name, sub) in map {
+                check_schema(sub, &child(&here(key), name))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `x-mgw-validation` at `pointer` (`""`: the API): its `request` and `response`.
