@@ -86,9 +86,18 @@ async fn json_lines_carry_the_fields_and_the_last_ones_survive_sigterm() {
         time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
         "RFC 3339 UTC with milliseconds: {time}"
     );
-    for absent in ["error", "consumer", "trace_id"] {
+    for absent in ["error", "consumer"] {
         assert!(v.get(absent).is_none(), "{absent}: {v}");
     }
+    // Every request has a W3C trace (the client's or a new one): 32 lower-case hex digits.
+    let trace = v["trace_id"].as_str().unwrap_or_default();
+    assert!(
+        trace.len() == 32
+            && trace
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{v}"
+    );
     let missing = wait_for_json(&gw, 1, |v| v["path"] == "/nowhere");
     assert_eq!(missing[0]["error"], "client", "{}", missing[0]);
     assert!(missing[0].get("route").is_none(), "{}", missing[0]);
@@ -138,7 +147,10 @@ async fn text_lines_keep_their_form_and_rust_log_replaces_the_level() {
     assert!(
         rest.starts_with("127.0.0.1 GET /health 200 complete bytes_out=")
             && rest.contains(" upstream=- upstream_ms=0.00 total_ms=")
-            && rest.ends_with(" consumer=-"),
+            && rest.contains(" consumer=- trace=")
+            && rest
+                .rsplit_once(" trace=")
+                .is_some_and(|(_, id)| id.len() == 32),
         "{line}"
     );
     drop(gw);
