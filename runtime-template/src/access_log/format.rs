@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::{AccessRecord, ErrorSide, RouteRef};
-use crate::model::express::PathPattern;
 use crate::model::GatewayModel;
 
 /// The route templates of a model, looked up by [`RouteRef`] when a line is written.
@@ -26,10 +25,9 @@ impl RouteTemplates {
             .apis
             .iter()
             .map(|api| {
-                let base = api.base_path.trim_end_matches('/');
                 api.resources
                     .iter()
-                    .map(|r| format!("{base}{}", r.path))
+                    .map(|r| crate::model::route_template(&api.base_path, &r.path))
                     .collect()
             })
             .collect();
@@ -40,9 +38,7 @@ impl RouteTemplates {
                 config
                     .routes
                     .iter()
-                    .map(|route| match &route.path {
-                        PathPattern::Express(path) | PathPattern::Regex(path) => path.clone(),
-                    })
+                    .map(|route| route.path.text().to_string())
                     .collect()
             })
             .collect();
@@ -173,20 +169,12 @@ impl Serialize for TraceIdHex {
 }
 
 /// UTC calendar fields of a time: (year, month, day, hour, minute, second, nanosecond).
-/// Days to civil date by the usual era-of-400-years arithmetic (proleptic Gregorian).
+/// The date from the store's `civil_from_days` (proleptic Gregorian).
 fn civil(time: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::store::date::civil_from_days(days);
     (
         year,
         month,

@@ -121,6 +121,15 @@ pub enum PathPattern {
     Regex(String),
 }
 
+impl PathPattern {
+    /// The pattern as written: the route's template in the access log and the metrics.
+    pub fn text(&self) -> &str {
+        match self {
+            PathPattern::Express(path) | PathPattern::Regex(path) => path,
+        }
+    }
+}
+
 /// Kargo's `storage` plugin (system.config.yml `plugins.storage`): `<path>/[<provider>/]<bucket>/<key…>`
 /// on the admin listener, proxied to S3-compatible providers with AWS Signature V4.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -227,6 +227,23 @@ pub fn join_path(base_path: &str, resource_path: &str) -> String {
     format!("{base}{resource}")
 }
 
+/// A WSO2 resource's route template as the access log and the metrics show it: the API's base
+/// path and the resource's path template (`/petstore/v1` + `/pet/{petId}`), one `/` between.
+pub fn route_template(base_path: &str, path: &str) -> String {
+    let base = base_path.trim_end_matches('/');
+    if path.is_empty() || path == "/" {
+        if base.is_empty() {
+            "/".to_string()
+        } else {
+            format!("{base}/")
+        }
+    } else if path.starts_with('/') {
+        format!("{base}{path}")
+    } else {
+        format!("{base}/{path}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

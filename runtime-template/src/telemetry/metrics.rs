@@ -409,7 +409,12 @@ impl Metrics {
             .map(|api| {
                 api.resources
                     .iter()
-                    .map(|r| RouteMetrics::new(&api.name, wso2_template(&api.base_path, &r.path)))
+                    .map(|r| {
+                        RouteMetrics::new(
+                            &api.name,
+                            crate::model::route_template(&api.base_path, &r.path),
+                        )
+                    })
                     .collect()
             })
             .collect();
@@ -420,13 +425,7 @@ impl Metrics {
                 config
                     .routes
                     .iter()
-                    .map(|route| {
-                        let template = match &route.path {
-                            crate::model::express::PathPattern::Express(p)
-                            | crate::model::express::PathPattern::Regex(p) => p.clone(),
-                        };
-                        RouteMetrics::new(&route.api_endpoint, template)
-                    })
+                    .map(|route| RouteMetrics::new(&route.api_endpoint, route.path.text()))
                     .collect()
             })
             .collect();
@@ -594,22 +593,6 @@ impl GaugeGuard {
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// A WSO2 resource's template label: the API's base path and the resource's path template.
-fn wso2_template(base_path: &str, path: &str) -> String {
-    let base = base_path.trim_end_matches('/');
-    if path.is_empty() || path == "/" {
-        if base.is_empty() {
-            "/".to_string()
-        } else {
-            format!("{base}/")
-        }
-    } else if path.starts_with('/') {
-        format!("{base}{path}")
-    } else {
-        format!("{base}/{path}")
     }
 }
 
