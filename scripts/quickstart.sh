@@ -106,12 +106,17 @@ backend=$(wait_for backend.log 'http://127.0.0.1:[0-9]*')
 echo "backend: $backend"
 
 gateway petstore/target/petstore \
-    --listener.host=127.0.0.1 --listener.http_port=0 --listener.https_port=0 \
+    --listener.host=127.0.0.1 --listener.http_port=0 --listener.https_port=0 --metrics.port=0 \
     --petstoreBackend_prod_endpoint_0="$backend" > gateway.log 2>&1 &
 pids+=($!)
-http=$(wait_for gateway.log 'http://127.0.0.1:[0-9]*')
-https=$(wait_for gateway.log 'https://127.0.0.1:[0-9]*')
-echo "gateway: $http and $https"
+# Each listener's own start-up line (the metrics listener's comes first).
+http=$(wait_for gateway.log 'HTTP listener is active on http://127.0.0.1:[0-9]*')
+http=${http##* }
+https=$(wait_for gateway.log 'HTTPS listener is active on https://127.0.0.1:[0-9]*')
+https=${https##* }
+metrics=$(wait_for gateway.log 'metrics listener is active on http://127.0.0.1:[0-9]*/metrics')
+metrics=${metrics##* }
+echo "gateway: $http and $https (metrics: $metrics)"
 
 show() {
     echo
@@ -126,6 +131,10 @@ show -X POST -H 'content-type: application/json' -d '{"name":"Rex"}' "$http/pets
 show -X PUT "$http/petstore/v1/pet/42"
 show "$http/petstore/v2/unknown"
 show "$http/health"
+
+step "Metrics (Prometheus text; docs/operations.md)"
+echo "\$ curl $metrics | grep '^mgw_requests_total'"
+curl --silent --show-error --max-time 10 "$metrics" | grep '^mgw_requests_total' || true
 
 step "Access log"
 grep ' access: ' gateway.log || true
