@@ -430,7 +430,7 @@ impl Gateway {
             );
             record.trace_id = arrival.trace_id.map(|id| id.0.to_be_bytes());
             if let Some(context) = context {
-                record.route = RouteRef::of(&self.model, &context.matched);
+                record.route = RouteRef::of(context.route);
                 record.upstream = context.upstream.clone();
                 record.upstream_latency = context.upstream_latency;
                 record.consumer = context.consumer.clone();

@@ -18,8 +18,7 @@ use http::{Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use serde::Serialize;
 
-use crate::model::GatewayModel;
-use crate::pipeline::Matched;
+use crate::telemetry::metrics::RouteKey;
 
 pub use queue::{AccessLog, AccessLogWriter};
 
@@ -44,39 +43,21 @@ pub enum RouteRef {
 }
 
 impl RouteRef {
-    /// The route `matched` names in `model` (`None` for the gateway's own routes).
-    pub fn of(model: &GatewayModel, matched: &Matched<'_>) -> Option<Self> {
-        match *matched {
-            Matched::Builtin => None,
-            Matched::Wso2 { api, resource } => {
-                let a = index_in(&model.apis, api)?;
-                let r = index_in(&model.apis.get(a)?.resources, resource)?;
-                Some(Self::Wso2 {
-                    api: u32::try_from(a).ok()?,
-                    resource: u32::try_from(r).ok()?,
-                })
-            }
-            Matched::Express { route, .. } => {
-                model.express.iter().enumerate().find_map(|(c, config)| {
-                    let r = index_in(&config.routes, route)?;
-                    Some(Self::Express {
-                        config: u32::try_from(c).ok()?,
-                        route: u32::try_from(r).ok()?,
-                    })
-                })
-            }
+    /// The model route the router picked (`None` for the gateway's own routes and for requests
+    /// without a route): the same key the metrics count by, narrowed for the record.
+    pub fn of(key: RouteKey) -> Option<Self> {
+        match key {
+            RouteKey::Wso2(api, resource) => Some(Self::Wso2 {
+                api: u32::try_from(api).ok()?,
+                resource: u32::try_from(resource).ok()?,
+            }),
+            RouteKey::Express(config, route) => Some(Self::Express {
+                config: u32::try_from(config).ok()?,
+                route: u32::try_from(route).ok()?,
+            }),
+            RouteKey::Unrouted | RouteKey::Health | RouteKey::ApiKey => None,
         }
     }
-}
-
-/// The index of `item` in `slice` when it is one of its elements (by address: O(1)).
-fn index_in<T>(slice: &[T], item: &T) -> Option<usize> {
-    let size = std::mem::size_of::<T>().max(1);
-    let offset = (item as *const T as usize).checked_sub(slice.as_ptr() as usize)? / size;
-    slice
-        .get(offset)
-        .filter(|found| std::ptr::eq(*found, item))
-        .map(|_| offset)
 }
 
 /// Who failed, for an answer of status 400 or above (DESIGN.md "Errors know who failed").
@@ -287,10 +268,23 @@ mod tests {
     }
 
     #[test]
-    fn indexes_are_found_by_address_only_for_elements() {
-        let items = vec![1u32, 2, 3];
-        assert_eq!(index_in(&items, &items[2]), Some(2));
-        let other = 2u32;
-        assert_eq!(index_in(&items, &other), None);
+    fn model_routes_are_named_and_the_gateways_own_are_not() {
+        assert_eq!(
+            RouteRef::of(RouteKey::Wso2(2, 7)),
+            Some(RouteRef::Wso2 {
+                api: 2,
+                resource: 7
+            })
+        );
+        assert_eq!(
+            RouteRef::of(RouteKey::Express(0, 3)),
+            Some(RouteRef::Express {
+                config: 0,
+                route: 3
+            })
+        );
+        for own in [RouteKey::Unrouted, RouteKey::Health, RouteKey::ApiKey] {
+            assert_eq!(RouteRef::of(own), None);
+        }
     }
 }
