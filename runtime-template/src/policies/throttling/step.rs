@@ -152,14 +152,13 @@ impl ThrottleStep {
         // The subscription tier: the credential's for this API, `Unauthenticated` per client
         // address on unsecured resources (WSO2 uses the client IP as the application id there).
         let claims = context.grant.as_ref().and_then(|g| g.throttling.clone());
-        let client_ip = context.client.ip().to_string();
-        let (app_id, user) = match &claims {
-            Some(c) => (
-                c.application_id.clone().unwrap_or_else(|| c.user.clone()),
-                c.user.as_str(),
-            ),
-            None => (client_ip.clone(), "anonymous"),
+        // Made only when a subscription or application tier is counted (the key names it).
+        let client = context.client.ip();
+        let app_id = || match &claims {
+            Some(c) => c.application_id.clone().unwrap_or_else(|| c.user.clone()),
+            None => client.to_string(),
         };
+        let user = claims.as_ref().map_or("anonymous", |c| c.user.as_str());
         let subscription: Option<&str> = if self.unsecured && context.grant.is_none() {
             Some(UNAUTHENTICATED)
         } else {
@@ -179,7 +178,7 @@ impl ThrottleStep {
                 tracing::warn!("throttling: subscription tier {name:?} is not in policies.yaml");
                 return Flow::Respond(fault::POLICY_NOT_FOUND.response());
             };
-            let key = format!("{PREFIX}:sub:{app_id}:{}", self.api_key);
+            let key = format!("{PREFIX}:sub:{}:{}", app_id(), self.api_key);
             let fault = &fault::SUBSCRIPTION_THROTTLED;
             if let Counted::Refuse(r) =
                 count(&services.counters, tier, &key, fault, &mut tightest).await
@@ -193,7 +192,7 @@ impl ThrottleStep {
                 tracing::warn!("throttling: application tier {name:?} is not in policies.yaml");
                 return Flow::Respond(fault::POLICY_NOT_FOUND.response());
             };
-            let key = format!("{PREFIX}:app:{app_id}:{user}");
+            let key = format!("{PREFIX}:app:{}:{user}", app_id());
             let fault = &fault::APPLICATION_THROTTLED;
             if let Counted::Refuse(r) =
                 count(&services.counters, tier, &key, fault, &mut tightest).await
