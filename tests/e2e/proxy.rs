@@ -530,7 +530,8 @@ fn gateway_for_raw(backend: &RawBackend) -> GatewayProcess {
 const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
 #[tokio::test(flavor = "multi_thread")]
-pub(crate) async fn a_backend_that_closes_kept_alive_connections_gets_idempotent_requests_retried() {
+pub(crate) async fn a_backend_that_closes_kept_alive_connections_gets_idempotent_requests_retried()
+{
     // Issue 10 item 11. The backend answers completely, without `Connection: close`, and
     // closes the connection right away: a GET sent on the pooled connection must not be 502.
     let closing = spawn_raw(|_, _| RawAnswer::close(OK)).await.unwrap();

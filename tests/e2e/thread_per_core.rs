@@ -50,7 +50,10 @@ fn streams_50_mb_in_constant_memory() {
 
 #[test]
 fn sigterm_lets_the_request_in_flight_finish() {
-    harness::with_gateway_args(THREAD_PER_CORE, proxy::sigterm_lets_the_request_in_flight_finish);
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        proxy::sigterm_lets_the_request_in_flight_finish,
+    );
 }
 
 #[test]
@@ -87,7 +90,10 @@ fn upstream_connections_are_kept_alive_until_the_upstream_says_close() {
 
 #[test]
 fn the_connection_cap_is_one_limit_for_all_workers() {
-    harness::with_gateway_args(THREAD_PER_CORE, hardening::the_connection_cap_holds_and_is_logged);
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        hardening::the_connection_cap_holds_and_is_logged,
+    );
 }
 
 #[test]
@@ -136,8 +142,7 @@ fn workers(pid: u32) -> Vec<(String, std::path::PathBuf)> {
                 .filter_map(|task| {
                     let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
                     let name = name.trim().to_string();
-                    name.starts_with("mgw-worker-")
-                        .then(|| (name, task.path()))
+                    name.starts_with("mgw-worker-").then(|| (name, task.path()))
                 })
                 .collect()
         })
@@ -160,7 +165,10 @@ async fn every_worker_serves_connections() {
     let args: Vec<String> = THREAD_PER_CORE
         .iter()
         .map(|a| a.to_string())
-        .chain([format!("--petstoreBackend_prod_endpoint_0={}", backend.url())])
+        .chain([format!(
+            "--petstoreBackend_prod_endpoint_0={}",
+            backend.url()
+        )])
         .collect();
     let gw = GatewayProcess::start(&routing_project().binary, &args, false);
     assert!(
@@ -182,7 +190,10 @@ async fn every_worker_serves_connections() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let after: Vec<u64> = threads.iter().map(|(_, t)| cpu_ns(t)).collect();
     for ((name, _), (before, after)) in threads.iter().zip(before.iter().zip(&after)) {
-        assert!(after > before, "{name} served nothing: {before} -> {after} ns");
+        assert!(
+            after > before,
+            "{name} served nothing: {before} -> {after} ns"
+        );
     }
     assert_eq!(backend.request_count(), 40);
 }

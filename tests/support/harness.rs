@@ -122,11 +122,14 @@ pub const THREAD_PER_CORE: &[&str] = &[
 
 thread_local! {
     static VARIANT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Gateways started with [`VARIANT`]'s arguments.
+    static STARTED_WITH_VARIANT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Runs `test` with `args` given to every gateway it starts on this thread (before the test's
 /// own arguments, which win): the same test in another configuration. The gateways must be
-/// started on the calling thread, as a `#[tokio::test]` body is.
+/// started on the calling thread, as a `#[tokio::test]` body is; a test that started none
+/// there fails (it would otherwise pass without testing the configuration).
 pub fn with_gateway_args<R>(args: &[&str], test: impl FnOnce() -> R) -> R {
     struct Reset;
     impl Drop for Reset {
@@ -135,8 +138,14 @@ pub fn with_gateway_args<R>(args: &[&str], test: impl FnOnce() -> R) -> R {
         }
     }
     VARIANT.with(|v| *v.borrow_mut() = args.iter().map(|a| a.to_string()).collect());
+    STARTED_WITH_VARIANT.with(|n| n.set(0));
     let _reset = Reset;
-    test()
+    let result = test();
+    assert!(
+        STARTED_WITH_VARIANT.with(|n| n.get()) > 0,
+        "no gateway was started on this thread with {args:?}"
+    );
+    result
 }
 
 /// The variant's arguments: [`GATEWAY_ARGS_ENV`]'s, then [`with_gateway_args`]'s.
@@ -144,7 +153,13 @@ fn variant_args() -> Vec<String> {
     let mut args: Vec<String> = std::env::var(GATEWAY_ARGS_ENV)
         .map(|v| v.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
-    VARIANT.with(|v| args.extend(v.borrow().iter().cloned()));
+    VARIANT.with(|v| {
+        let variant = v.borrow();
+        if !variant.is_empty() {
+            STARTED_WITH_VARIANT.with(|n| n.set(n.get() + 1));
+        }
+        args.extend(variant.iter().cloned());
+    });
     args
 }
 

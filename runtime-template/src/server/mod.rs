@@ -123,7 +123,9 @@ pub enum ServeError {
     #[error(transparent)]
     Bind(#[from] BindError),
     /// A thread-per-core worker thread could not be started.
-    #[error("cannot start worker thread {index} (listener.runtime = \"thread-per-core\"): {source}")]
+    #[error(
+        "cannot start worker thread {index} (listener.runtime = \"thread-per-core\"): {source}"
+    )]
     Worker {
         /// The worker's number.
         index: usize,
@@ -313,7 +315,9 @@ pub async fn serve(
     }
     drop(accepted);
     let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
-    let here = tokio::time::timeout_at(deadline, graceful.shutdown()).await.is_ok();
+    let here = tokio::time::timeout_at(deadline, graceful.shutdown())
+        .await
+        .is_ok();
     // Each worker bounds its own drain by the same timeout, then ends its runtime (a second
     // at most) before it answers.
     let mut drained = here;

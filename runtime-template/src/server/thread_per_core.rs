@@ -109,12 +109,18 @@ pub async fn bind(
         .map_err(failed)
 }
 
-#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+#[cfg(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+))]
 fn reuse_port(socket: &TcpSocket) -> std::io::Result<()> {
     socket.set_reuseport(true)
 }
 
-#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin")))))]
+#[cfg(not(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+)))]
 fn reuse_port(_: &TcpSocket) -> std::io::Result<()> {
     Err(std::io::Error::new(
         std::io::ErrorKind::Unsupported,
@@ -289,9 +295,14 @@ mod tests {
     /// another listener is refused even though the sockets ask for `SO_REUSEPORT`.
     #[tokio::test]
     async fn the_workers_share_one_port_and_a_taken_port_is_refused() {
-        let sockets = bind("127.0.0.1:0".parse().unwrap(), 3, "HTTP", "listener.http_port")
-            .await
-            .unwrap();
+        let sockets = bind(
+            "127.0.0.1:0".parse().unwrap(),
+            3,
+            "HTTP",
+            "listener.http_port",
+        )
+        .await
+        .unwrap();
         assert_eq!(sockets.len(), 3);
         let port = sockets[0].local_addr().unwrap().port();
         assert_ne!(port, 0);
