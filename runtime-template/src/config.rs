@@ -733,6 +733,8 @@ pub struct ListenerConfig {
     pub https_enabled: bool,
     /// Worker threads; 0 means one per CPU core.
     pub worker_threads: usize,
+    /// How the worker threads share the work: [`ServerRuntime`].
+    pub runtime: ServerRuntime,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_timeout_seconds: u64,
     /// Seconds the gateway keeps accepting and serving after SIGINT/SIGTERM while `/health`
@@ -742,6 +744,21 @@ pub struct ListenerConfig {
     pub drain_delay_seconds: u64,
     /// Seconds a TLS handshake may take.
     pub tls_handshake_timeout_seconds: u64,
+}
+
+/// `listener.runtime`: how the `worker_threads` serve the API listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerRuntime {
+    /// One tokio multi-thread runtime: every listener accepted on one task, connections spread
+    /// over the workers, which steal tasks from each other; one shared set of upstream pools.
+    #[default]
+    WorkStealing,
+    /// One OS thread per worker, each with its own single-threaded tokio runtime, its own
+    /// `SO_REUSEPORT` socket on every API listener (the kernel spreads the connections) and its
+    /// own idle upstream connections: a request never leaves the thread that accepted it
+    /// (docs/benchmarks.md, "Issue 16"). Linux and other Unix systems only.
+    ThreadPerCore,
 }
 
 /// `[tls]`
@@ -879,6 +896,7 @@ impl Default for ListenerConfig {
             http_enabled: true,
             https_enabled: true,
             worker_threads: 0,
+            runtime: ServerRuntime::default(),
             shutdown_timeout_seconds: 30,
             drain_delay_seconds: 0,
             tls_handshake_timeout_seconds: 10,

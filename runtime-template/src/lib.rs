@@ -198,11 +198,18 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let loaded = config::load(&path, &env, &args.settings).map_err(|e| e.to_string())?;
     let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     expand_express_settings(&mut model, &lookup)?;
+    let thread_per_core = loaded.config.listener.runtime == config::ServerRuntime::ThreadPerCore;
+    // Thread-per-core: each worker keeps its own idle upstream connections.
+    let idle_stacks = if thread_per_core {
+        worker_count(loaded.config.listener.worker_threads)
+    } else {
+        1
+    };
     let upstreams = proxy::upstream::resolve(
         &model,
         &args.endpoints,
         &env,
-        proxy::pool_limits(&loaded.config.upstream),
+        proxy::pool_limits(&loaded.config.upstream, idle_stacks),
     )
     .map_err(|e| e.to_string())?;
     let router = Router::build(&model).map_err(|errors| {
@@ -213,8 +220,11 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             .join("\n")
     })?;
     // One worker needs no work stealing: the single-threaded scheduler does the same job
-    // with less synchronisation on every task wake-up.
+    // with less synchronisation on every task wake-up. Thread-per-core: this thread's runtime
+    // only starts the gateway, waits for the stop signal and serves the admin and metrics
+    // listeners; the workers have runtimes of their own (`server::thread_per_core`).
     let mut runtime = match loaded.config.listener.worker_threads {
+        _ if thread_per_core => tokio::runtime::Builder::new_current_thread(),
         1 => tokio::runtime::Builder::new_current_thread(),
         0 => tokio::runtime::Builder::new_multi_thread(),
         n => {
@@ -517,10 +527,7 @@ async fn open_counters(
     let namespace = store.namespace(env).map_err(in_file)?;
     let ca = redis_ca(loaded)?;
     // One multiplexed connection per worker thread (tokio's default: one per core).
-    let workers = match loaded.config.listener.worker_threads {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => n,
-    };
+    let workers = worker_count(loaded.config.listener.worker_threads);
     let redis = counters::RedisCounters::open(
         url,
         &namespace,
@@ -941,6 +948,15 @@ fn build_authenticator(
 }
 
 #[cfg(feature = "server")]
+/// The number of worker threads `listener.worker_threads` asks for (0: one per CPU core).
+fn worker_count(worker_threads: usize) -> usize {
+    match worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    }
+}
+
+#[cfg(feature = "server")]
 /// The WSO2 listeners' addresses (HTTP, HTTPS with its acceptor) from `[listener]` and `[tls]`.
 type Wso2Listeners = (Option<SocketAddr>, Option<(SocketAddr, TlsAcceptor)>);
 
@@ -985,6 +1001,8 @@ fn server_settings(loaded: &LoadedConfig) -> Result<(ServerSettings, Wso2Listene
             max_local_error_reset_streams: loaded.config.http2.max_local_error_reset_streams,
         },
         metrics: metrics_address(loaded)?,
+        cores: (listener.runtime == config::ServerRuntime::ThreadPerCore)
+            .then(|| worker_count(listener.worker_threads)),
     };
     Ok((settings, (http, https)))
 }

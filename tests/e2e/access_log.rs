@@ -45,7 +45,7 @@ fn wait_for_json(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn json_lines_carry_the_fields_and_the_last_ones_survive_sigterm() {
+pub(crate) async fn json_lines_carry_the_fields_and_the_last_ones_survive_sigterm() {
     let be = backend().await;
     let mut gw = GatewayProcess::start(
         &routing_project().binary,

@@ -269,7 +269,7 @@ async fn paths_are_normalised_before_routing_and_forwarding() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn slow_clients_are_cut_off_while_others_are_served() {
+pub(crate) async fn slow_clients_are_cut_off_while_others_are_served() {
     let (_be, gw) = setup(&[
         "--timeouts.request_header_seconds=1",
         "--timeouts.request_body_idle_seconds=1",
@@ -335,7 +335,7 @@ async fn slow_clients_are_cut_off_while_others_are_served() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_connection_cap_holds_and_is_logged() {
+pub(crate) async fn the_connection_cap_holds_and_is_logged() {
     let (_be, gw) = setup(&["--limits.max_connections=2"]).await;
     let first = raw::idle_connection(gw.http).await;
     let _second = raw::idle_connection(gw.http).await;
@@ -446,7 +446,7 @@ async fn h2_advertises_its_limits_and_survives_a_continuation_flood() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn h2_rapid_reset_is_cut_short() {
+pub(crate) async fn h2_rapid_reset_is_cut_short() {
     use mgw_e2e::h2raw::{self, END_HEADERS, END_STREAM, HEADERS, RST_STREAM};
     let (be, gw) = setup(&[]).await;
     let mut stream = h2raw::connect(gw.http).await;
@@ -617,7 +617,7 @@ async fn a_body_trickling_in_is_cut_off_by_the_minimum_rate() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn after_alpn_h2_the_tls_connection_speaks_only_http2() {
+pub(crate) async fn after_alpn_h2_the_tls_connection_speaks_only_http2() {
     // Issue 10 item 16 (RFC 9113 §3.3): an invalid preface after ALPN chose h2 gets a GOAWAY
     // with PROTOCOL_ERROR or a closed connection, never an HTTP/1.1 answer.
     let (_be, gw) = setup(&[]).await;

@@ -21,6 +21,7 @@ mod redis_replicas;
 mod routing;
 mod security;
 mod storage;
+mod thread_per_core;
 mod throttling;
 mod tracing;
 mod validation;

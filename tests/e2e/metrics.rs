@@ -94,7 +94,7 @@ fn value(text: &str, series: &str) -> Option<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn requests_errors_and_auth_are_counted_by_route() {
+pub(crate) async fn requests_errors_and_auth_are_counted_by_route() {
     let be = backend::spawn("b", SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .expect("a backend");

@@ -30,7 +30,7 @@ fn gateway_for(backend: &Backend, extra: &[String]) -> GatewayProcess {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn proxies_path_parameters_query_strings_and_forwarding_headers() {
+pub(crate) async fn proxies_path_parameters_query_strings_and_forwarding_headers() {
     let be = backend("b1").await;
     let gw = gateway_for(&be, &[]);
     let reply = client::send(
@@ -178,7 +178,7 @@ async fn answers_404_405_and_health_with_wso2_bodies() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn speaks_h2_over_tls_and_h2c_with_prior_knowledge() {
+pub(crate) async fn speaks_h2_over_tls_and_h2c_with_prior_knowledge() {
     let be = backend("b1").await;
     let gw = gateway_for(&be, &[]);
     let cert = &routing_project().cert;
@@ -228,7 +228,7 @@ async fn speaks_h2_over_tls_and_h2c_with_prior_knowledge() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn streams_a_50_mb_body_without_buffering_it() {
+pub(crate) async fn streams_a_50_mb_body_without_buffering_it() {
     let be = backend("b1").await;
     let gw = gateway_for(&be, &["--listener.worker_threads=2".to_string()]);
     // Warm up, then take the baseline peak.
@@ -341,7 +341,7 @@ async fn refused_upstream_is_502_and_slow_upstream_is_504() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sigterm_lets_the_request_in_flight_finish() {
+pub(crate) async fn sigterm_lets_the_request_in_flight_finish() {
     let be = backend("b1").await;
     let mut gw = gateway_for(&be, &[override_arg("waitBackend", 0, &be.url())]);
     let url = format!("http://{}/wait/delay/1500", gw.http);
@@ -374,7 +374,7 @@ async fn sigterm_lets_the_request_in_flight_finish() {
 /// `listener.drain_delay_seconds`; then the listener closes, the slow request in flight
 /// completes, and the gateway exits 0.
 #[tokio::test(flavor = "multi_thread")]
-async fn sigterm_turns_readiness_off_then_serves_the_drain_delay_then_drains() {
+pub(crate) async fn sigterm_turns_readiness_off_then_serves_the_drain_delay_then_drains() {
     let be = backend("b1").await;
     let mut gw = gateway_for(
         &be,
@@ -530,7 +530,8 @@ fn gateway_for_raw(backend: &RawBackend) -> GatewayProcess {
 const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_backend_that_closes_kept_alive_connections_gets_idempotent_requests_retried() {
+pub(crate) async fn a_backend_that_closes_kept_alive_connections_gets_idempotent_requests_retried()
+{
     // Issue 10 item 11. The backend answers completely, without `Connection: close`, and
     // closes the connection right away: a GET sent on the pooled connection must not be 502.
     let closing = spawn_raw(|_, _| RawAnswer::close(OK)).await.unwrap();
@@ -699,7 +700,7 @@ async fn an_http_1_0_backend_does_not_downgrade_the_client() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn upstream_connections_are_kept_alive_until_the_upstream_says_close() {
+pub(crate) async fn upstream_connections_are_kept_alive_until_the_upstream_says_close() {
     // Issue 16, the gateway's own connection pool: sequential requests share one kept-alive
     // upstream connection (after a sized and after a chunked body); after a response with
     // `Connection: close` (the backend leaves the socket open) the next request opens a new

@@ -109,6 +109,60 @@ pub fn build_project(dir: &Path, name: &str, definitions: &[(&str, &str)]) -> Pa
     binary
 }
 
+/// Environment variable with settings arguments given to every gateway the tests start,
+/// before each test's own (which win): runs any suite in another configuration, e.g.
+/// `MGW_E2E_GATEWAY_ARGS="--listener.runtime=thread-per-core --listener.worker_threads=2"`.
+pub const GATEWAY_ARGS_ENV: &str = "MGW_E2E_GATEWAY_ARGS";
+
+/// The thread-per-core runtime with two workers (tests/e2e/thread_per_core.rs).
+pub const THREAD_PER_CORE: &[&str] = &[
+    "--listener.runtime=thread-per-core",
+    "--listener.worker_threads=2",
+];
+
+thread_local! {
+    static VARIANT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Gateways started with [`VARIANT`]'s arguments.
+    static STARTED_WITH_VARIANT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `test` with `args` given to every gateway it starts on this thread (before the test's
+/// own arguments, which win): the same test in another configuration. The gateways must be
+/// started on the calling thread, as a `#[tokio::test]` body is; a test that started none
+/// there fails (it would otherwise pass without testing the configuration).
+pub fn with_gateway_args<R>(args: &[&str], test: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            VARIANT.with(|v| v.borrow_mut().clear());
+        }
+    }
+    VARIANT.with(|v| *v.borrow_mut() = args.iter().map(|a| a.to_string()).collect());
+    STARTED_WITH_VARIANT.with(|n| n.set(0));
+    let _reset = Reset;
+    let result = test();
+    assert!(
+        STARTED_WITH_VARIANT.with(|n| n.get()) > 0,
+        "no gateway was started on this thread with {args:?}"
+    );
+    result
+}
+
+/// The variant's arguments: [`GATEWAY_ARGS_ENV`]'s, then [`with_gateway_args`]'s.
+fn variant_args() -> Vec<String> {
+    let mut args: Vec<String> = std::env::var(GATEWAY_ARGS_ENV)
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    VARIANT.with(|v| {
+        let variant = v.borrow();
+        if !variant.is_empty() {
+            STARTED_WITH_VARIANT.with(|n| n.set(n.get() + 1));
+        }
+        args.extend(variant.iter().cloned());
+    });
+    args
+}
+
 /// A running gateway process; killed when dropped.
 pub struct GatewayProcess {
     child: Child,
@@ -150,6 +204,7 @@ impl GatewayProcess {
                 // Gateways of parallel tests must not all take the default 9797.
                 "--metrics.port=0",
             ])
+            .args(variant_args())
             .args(extra_args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())

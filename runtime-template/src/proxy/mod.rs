@@ -27,11 +27,13 @@ pub struct UpstreamClient {
     connector: pool::Connector<HttpsConnector<HttpConnector>>,
 }
 
-/// The bounds of every URL's idle connections, from `[upstream]`.
-pub fn pool_limits(config: &UpstreamConfig) -> PoolLimits {
+/// The bounds of every URL's idle connections, from `[upstream]`; `cores` idle stacks per
+/// origin (1, or one per thread-per-core worker: [`PoolLimits::cores`]).
+pub fn pool_limits(config: &UpstreamConfig, cores: usize) -> PoolLimits {
     PoolLimits {
         max_idle: config.pool_max_idle_per_host,
         idle_timeout: Duration::from_secs(config.pool_idle_timeout_seconds),
+        cores,
     }
 }
 

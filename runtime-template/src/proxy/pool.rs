@@ -18,8 +18,13 @@
 //!   connections idle longer than `pool_idle_timeout_seconds` when it is next used (no sweeper
 //!   task; the upstream closing an idle connection ends its task, and the closed connection is
 //!   skipped when it comes up).
-//! - Locking: one short `std::sync::Mutex` per origin around a push or a pop. Requests contend
-//!   only with requests to the same origin, for a few instructions.
+//! - Locking: one short `std::sync::Mutex` per idle stack around a push or a pop. With the
+//!   work-stealing runtime an origin has one stack, shared by the worker threads: requests
+//!   contend only with requests to the same origin, for a few instructions. With the
+//!   thread-per-core runtime ([`PoolLimits::cores`]) an origin has one stack per worker, on
+//!   cache lines of its own ([`PerCore`]): a worker takes and gives back only its own
+//!   connections (whose I/O tasks run on its own runtime), so its lock is never contended and
+//!   no cache line of the pool moves between cores.
 
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -32,14 +37,15 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 
 use super::body::{BoxError, ReclaimableBody};
+use crate::server::worker::PerCore;
 
 /// The request half of one upstream HTTP/1 connection.
 pub type Sender = http1::SendRequest<ReclaimableBody>;
 
-/// The idle connections of one upstream origin.
+/// The idle connections of one upstream origin: one stack, or one per thread-per-core worker.
 #[derive(Debug, Default)]
 pub struct HostPool {
-    idle: Mutex<Vec<Idle>>,
+    idle: PerCore<Mutex<Vec<Idle>>>,
     limits: PoolLimits,
 }
 
@@ -56,13 +62,17 @@ pub struct PoolLimits {
     pub max_idle: usize,
     /// Idle time after which a connection is not used again (`pool_idle_timeout_seconds`).
     pub idle_timeout: Duration,
+    /// Idle stacks per origin: 1 for the work-stealing runtime (one stack shared by its
+    /// workers), the number of workers for the thread-per-core runtime (one each; then
+    /// `max_idle` bounds each worker's stack). 0 counts as 1.
+    pub cores: usize,
 }
 
 impl HostPool {
     /// An empty pool bounded by `limits`.
     pub fn new(limits: PoolLimits) -> Self {
         HostPool {
-            idle: Mutex::default(),
+            idle: PerCore::new(limits.cores, Mutex::default),
             limits,
         }
     }
@@ -80,7 +90,8 @@ impl HostPool {
                 continue;
             }
             // Returned as its response body ended, but its I/O task has not yet marked it
-            // free (it runs on another worker): give that task a turn, once. A connection
+            // free (it runs on another worker, or has not run since on this one): give that
+            // task a turn, once. A connection
             // that stays busy (still writing a request body the upstream did not wait for)
             // is dropped rather than waited for.
             tokio::task::yield_now().await;
@@ -91,7 +102,7 @@ impl HostPool {
     }
 
     fn pop(&self) -> Option<Sender> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle.local().lock().unwrap_or_else(|e| e.into_inner());
         let top = idle.pop()?;
         if top.since.elapsed() > self.limits.idle_timeout {
             // Every connection below is older still.
@@ -107,7 +118,7 @@ impl HostPool {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle.local().lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < self.limits.max_idle {
             idle.push(Idle {
                 sender,

@@ -16,6 +16,7 @@
 //! (the crate's), never a lock shared by all routes. Series appear when first used, so an
 //! unused method or status class adds no line to `/metrics`.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::model::{GatewayModel, PolicySpec, MODEL_FORMAT};
+use crate::server::worker::PerCore;
 
 /// A series' labels: fixed names, values from the model or from fixed sets.
 pub type Labels = Vec<(&'static str, String)>;
@@ -320,7 +322,11 @@ pub struct Metrics {
     auth_cells: [[Cell<Counter>; AuthOutcome::ALL.len()]; AuthScheme::COUNT],
     limits: Family<Labels, Counter>,
     limit_cells: [[Cell<Counter>; 2]; 2],
+    /// The registered `mgw_requests_in_flight`: the sum of `in_flight_cores`, set at encoding.
     in_flight: Gauge,
+    /// Requests in flight, counted by each worker in its own slot (no cache line shared by
+    /// cores on the request path), summed when the metrics are encoded.
+    in_flight_cores: PerCore<AtomicI64>,
     connections: Family<Labels, Gauge>,
     wso2: Vec<Vec<RouteMetrics>>,
     express: Vec<Vec<RouteMetrics>>,
@@ -442,6 +448,10 @@ impl Metrics {
             limits,
             limit_cells: Default::default(),
             in_flight,
+            in_flight_cores: PerCore::new(
+                std::thread::available_parallelism().map_or(1, usize::from),
+                AtomicI64::default,
+            ),
             connections,
             wso2,
             express,
@@ -554,9 +564,12 @@ impl Metrics {
         }
     }
 
-    /// Counts a request as in flight until the returned guard is dropped.
-    pub fn in_flight(&self) -> GaugeGuard {
-        GaugeGuard::open(&self.in_flight)
+    /// Counts a request as in flight until the returned guard is dropped (in the calling
+    /// worker's slot: [`PerCore`]).
+    pub fn in_flight(&self) -> InFlight<'_> {
+        let slot = self.in_flight_cores.local();
+        slot.fetch_add(1, Ordering::Relaxed);
+        InFlight(slot)
     }
 
     /// The open-connections gauge of one listener and protocol (resolved once per listener
@@ -571,6 +584,12 @@ impl Metrics {
 
     /// Every series in the OpenMetrics text format (ends with `# EOF`).
     pub fn encode(&self) -> String {
+        self.in_flight.set(
+            self.in_flight_cores
+                .iter()
+                .map(|slot| slot.load(Ordering::Relaxed))
+                .sum(),
+        );
         let mut text = String::with_capacity(16 * 1024);
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -578,7 +597,17 @@ impl Metrics {
     }
 }
 
-/// Decrements a gauge when dropped (in-flight requests, open connections).
+/// A request in flight: decrements the slot it was counted in when dropped.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a AtomicI64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Decrements a gauge when dropped (open connections).
 #[derive(Debug)]
 pub struct GaugeGuard(Gauge);
 

@@ -1,5 +1,6 @@
 //! Listeners: plain HTTP (HTTP/1.1 and h2c prior knowledge) and HTTPS (rustls, ALPN h2 and
-//! http/1.1), one accept loop, and a graceful stop on SIGINT/SIGTERM in Kubernetes' order:
+//! http/1.1), one accept loop (work-stealing runtime) or one per worker thread
+//! ([`thread_per_core`]), and a graceful stop on SIGINT/SIGTERM in Kubernetes' order:
 //! `/health` turns 503, the listeners go on serving for `listener.drain_delay_seconds`, then
 //! they close and in-flight requests drain (bounded by `listener.shutdown_timeout_seconds`).
 
@@ -14,6 +15,9 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
+
+pub mod thread_per_core;
+pub mod worker;
 
 use crate::gateway::{Gateway, Site};
 use crate::telemetry::metrics::{GaugeGuard, Metrics};
@@ -59,6 +63,9 @@ pub struct ServerSettings {
     pub protocol: ProtocolSettings,
     /// Where the metrics listener binds (`[metrics]`), when metrics are enabled.
     pub metrics: Option<SocketAddr>,
+    /// `Some(n)`: the thread-per-core runtime with `n` workers (`listener.runtime`); `None`:
+    /// every listener served by the runtime [`serve`] runs on (work-stealing).
+    pub cores: Option<usize>,
 }
 
 /// Protocol-level protections, from `[limits]`, `[timeouts]` and `[http2]`.
@@ -109,16 +116,51 @@ async fn accept_loop(listener: TcpListener, index: usize, to: mpsc::Sender<Accep
     }
 }
 
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listener could not be opened.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// A thread-per-core worker thread could not be started.
+    #[error(
+        "cannot start worker thread {index} (listener.runtime = \"thread-per-core\"): {source}"
+    )]
+    Worker {
+        /// The worker's number.
+        index: usize,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
 /// Serves until SIGINT or SIGTERM, then (after the drain delay, while `/health` answers 503)
 /// stops accepting and drains in-flight requests (bounded).
+///
+/// With the work-stealing runtime, every listener is served by the runtime this runs on. With
+/// the thread-per-core runtime ([`ServerSettings::cores`]), each API listener is bound once
+/// per worker with `SO_REUSEPORT` and served by the workers' own threads
+/// ([`thread_per_core`]); the admin listeners and the metrics listener stay on this one.
 pub async fn serve(
     gateway: Arc<Gateway>,
     settings: ServerSettings,
     started: Instant,
-) -> Result<(), BindError> {
+) -> Result<(), ServeError> {
+    // Every listener is bound before anything is served: a taken port is a start-up error.
     let mut bound = Vec::with_capacity(settings.listeners.len());
-    for listener in &settings.listeners {
-        bound.push(bind(listener.addr, &listener.what, &listener.setting).await?);
+    let mut per_core = Vec::new();
+    for (index, listener) in settings.listeners.iter().enumerate() {
+        match settings.cores {
+            Some(cores) if listener.site.admin.is_none() => per_core.push((
+                index,
+                thread_per_core::bind(listener.addr, cores, &listener.what, &listener.setting)
+                    .await?,
+            )),
+            _ => bound.push((
+                index,
+                bind(listener.addr, &listener.what, &listener.setting).await?,
+            )),
+        }
     }
     let metrics_listener = match (settings.metrics, gateway.telemetry()) {
         (Some(addr), Some(metrics)) => {
@@ -141,8 +183,18 @@ pub async fn serve(
         .iter()
         .map(|l| ConnectionGauges::new(gateway.telemetry(), l))
         .collect();
-    for (listener, socket) in settings.listeners.iter().zip(&bound) {
-        if let Ok(addr) = socket.local_addr() {
+    for (index, listener) in settings.listeners.iter().enumerate() {
+        let addr = bound
+            .iter()
+            .find(|(i, _)| *i == index)
+            .and_then(|(_, socket)| socket.local_addr().ok())
+            .or_else(|| {
+                per_core
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .and_then(|(_, sockets)| sockets.first()?.local_addr().ok())
+            });
+        if let Some(addr) = addr {
             let scheme = if listener.tls.is_some() {
                 "https"
             } else {
@@ -153,7 +205,7 @@ pub async fn serve(
     }
     let model = gateway.model();
     tracing::info!(
-        "gateway '{}' serving {} API(s) with {} resource(s){}; ready in {} ms",
+        "gateway '{}' serving {} API(s) with {} resource(s){}{}; ready in {} ms",
         model.project,
         model.apis.len(),
         model.resource_count(),
@@ -161,11 +213,42 @@ pub async fn serve(
             0 => String::new(),
             n => format!(" and {n} Express Gateway route(s)"),
         },
+        match settings.cores {
+            Some(cores) => format!(" on {cores} thread-per-core worker(s)"),
+            None => String::new(),
+        },
         started.elapsed().as_millis()
     );
 
     let builder = connection_builder(&settings.protocol);
+    // One limit for the whole gateway, whichever core accepted: a permit is taken once per
+    // connection (one atomic operation), never per request.
     let connections = Arc::new(Semaphore::new(settings.protocol.max_connections));
+    let (stop_cores, cores_stop) = tokio::sync::watch::channel(false);
+    let cores = thread_per_core::start(
+        per_core
+            .into_iter()
+            .filter_map(|(index, sockets)| {
+                let listener = settings.listeners.get(index)?;
+                Some(thread_per_core::Listener {
+                    sockets,
+                    tls: listener.tls.clone(),
+                    site: listener.site.clone(),
+                    gauges: gauges.get(index).cloned().unwrap_or_default(),
+                })
+            })
+            .collect(),
+        thread_per_core::Shared {
+            gateway: gateway.clone(),
+            builder: builder.clone(),
+            connections: connections.clone(),
+            max_connections: settings.protocol.max_connections,
+            handshake_timeout: settings.handshake_timeout,
+            shutdown_timeout: settings.shutdown_timeout,
+        },
+        settings.cores.unwrap_or(0),
+        cores_stop,
+    )?;
     let mut last_refusal_log: Option<Instant> = None;
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop_signal());
@@ -176,16 +259,21 @@ pub async fn serve(
     let mut delay = std::pin::pin!(delay);
     let mut delaying = false;
     let (to_serve, mut accepted) = mpsc::channel::<Accepted>(64);
+    // Without a listener here (thread-per-core, no admin listener) this loop only waits
+    // for the signal.
+    let mut serving = !bound.is_empty();
     let acceptors: Vec<_> = bound
         .into_iter()
-        .enumerate()
         .map(|(index, socket)| tokio::spawn(accept_loop(socket, index, to_serve.clone())))
         .collect();
     drop(to_serve);
     loop {
         tokio::select! {
-            next = accepted.recv() => {
-                let Some((stream, peer, index)) = next else { break };
+            next = accepted.recv(), if serving => {
+                let Some((stream, peer, index)) = next else {
+                    serving = false;
+                    if cores.is_empty() { break } else { continue }
+                };
                 let Some(listener) = settings.listeners.get(index) else { continue };
                 let Some(permit) = admit(&connections, &mut last_refusal_log, settings.protocol.max_connections) else { continue };
                 let gauges = gauges.get(index).cloned().unwrap_or_default();
@@ -217,6 +305,8 @@ pub async fn serve(
         "no new connections; letting in-flight requests finish (up to {} s)",
         settings.shutdown_timeout.as_secs()
     );
+    // Every worker closes its listeners and drains its own connections.
+    let _ = stop_cores.send(true);
     for acceptor in acceptors {
         acceptor.abort();
     }
@@ -224,11 +314,20 @@ pub async fn serve(
         metrics.abort();
     }
     drop(accepted);
-    match tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown()).await {
-        Ok(()) => tracing::info!("all connections closed; gateway stopped"),
-        Err(_) => {
-            tracing::warn!("shutdown timeout reached with connections still open; gateway stopped")
-        }
+    let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
+    let here = tokio::time::timeout_at(deadline, graceful.shutdown())
+        .await
+        .is_ok();
+    // Each worker bounds its own drain by the same timeout, then ends its runtime (a second
+    // at most) before it answers.
+    let mut drained = here;
+    for core in cores {
+        drained &= core.await.unwrap_or(false);
+    }
+    if drained {
+        tracing::info!("all connections closed; gateway stopped");
+    } else {
+        tracing::warn!("shutdown timeout reached with connections still open; gateway stopped");
     }
     Ok(())
 }

@@ -1,0 +1,199 @@
+//! The thread-per-core runtime (`listener.runtime = "thread-per-core"`): the tests of the
+//! server that matter most (proxying, keep-alive, TLS, h2, the drain on SIGTERM, the access
+//! log's last lines, the connection limit, slow clients, metrics) run again with the mode on,
+//! plus what only this mode has (every worker serving). The whole e2e suite runs in the mode
+//! with `MGW_E2E_GATEWAY_ARGS` ([`harness::GATEWAY_ARGS_ENV`]).
+//!
+//! The keep-alive tests count upstream connections: with two workers each keeps its own idle
+//! connections and the kernel spreads client connections over them, so they run with one
+//! worker (still the mode's own sockets, runtime and pool).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::StatusCode;
+use mgw_e2e::backend;
+use mgw_e2e::client;
+use mgw_e2e::harness::{self, GatewayProcess, THREAD_PER_CORE};
+
+use crate::{access_log, hardening, metrics, proxy, routing_project};
+
+/// The thread-per-core runtime with one worker.
+const ONE_WORKER: &[&str] = &[
+    "--listener.runtime=thread-per-core",
+    "--listener.worker_threads=1",
+];
+
+#[test]
+fn proxies_with_forwarding_headers() {
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        proxy::proxies_path_parameters_query_strings_and_forwarding_headers,
+    );
+}
+
+#[test]
+fn speaks_h2_over_tls_and_h2c() {
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        proxy::speaks_h2_over_tls_and_h2c_with_prior_knowledge,
+    );
+}
+
+#[test]
+fn streams_50_mb_in_constant_memory() {
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        proxy::streams_a_50_mb_body_without_buffering_it,
+    );
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish() {
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        proxy::sigterm_lets_the_request_in_flight_finish,
+    );
+}
+
+#[test]
+fn sigterm_serves_the_drain_delay_then_drains() {
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        proxy::sigterm_turns_readiness_off_then_serves_the_drain_delay_then_drains,
+    );
+}
+
+#[test]
+fn the_last_access_log_lines_survive_sigterm() {
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        access_log::json_lines_carry_the_fields_and_the_last_ones_survive_sigterm,
+    );
+}
+
+#[test]
+fn kept_alive_connections_closed_by_the_upstream_are_retried() {
+    harness::with_gateway_args(
+        ONE_WORKER,
+        proxy::a_backend_that_closes_kept_alive_connections_gets_idempotent_requests_retried,
+    );
+}
+
+#[test]
+fn upstream_connections_are_kept_alive_until_the_upstream_says_close() {
+    harness::with_gateway_args(
+        ONE_WORKER,
+        proxy::upstream_connections_are_kept_alive_until_the_upstream_says_close,
+    );
+}
+
+#[test]
+fn the_connection_cap_is_one_limit_for_all_workers() {
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        hardening::the_connection_cap_holds_and_is_logged,
+    );
+}
+
+#[test]
+fn slow_clients_are_cut_off_while_others_are_served() {
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        hardening::slow_clients_are_cut_off_while_others_are_served,
+    );
+}
+
+#[test]
+fn h2_rapid_reset_is_cut_short() {
+    harness::with_gateway_args(THREAD_PER_CORE, hardening::h2_rapid_reset_is_cut_short);
+}
+
+#[test]
+fn after_alpn_h2_the_tls_connection_speaks_only_http2() {
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        hardening::after_alpn_h2_the_tls_connection_speaks_only_http2,
+    );
+}
+
+#[test]
+fn metrics_count_requests_and_sum_the_in_flight_gauge() {
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        metrics::requests_errors_and_auth_are_counted_by_route,
+    );
+}
+
+/// Time a thread has run on a CPU, in nanoseconds (`/proc/<pid>/task/<tid>/schedstat`).
+fn cpu_ns(task: &std::path::Path) -> u64 {
+    std::fs::read_to_string(task.join("schedstat"))
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The gateway's worker threads (named `mgw-worker-<i>`), by name.
+fn workers(pid: u32) -> Vec<(String, std::path::PathBuf)> {
+    let mut found: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|task| {
+                    let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                    let name = name.trim().to_string();
+                    name.starts_with("mgw-worker-").then(|| (name, task.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// Both workers listen on the one port and both serve: the kernel spreads new connections
+/// over their sockets.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_worker_serves_connections() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        eprintln!("skipped: no /proc (the worker threads are found there)");
+        return;
+    }
+    let backend = backend::spawn("tpc", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("starting a backend");
+    let args: Vec<String> = THREAD_PER_CORE
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!(
+            "--petstoreBackend_prod_endpoint_0={}",
+            backend.url()
+        )])
+        .collect();
+    let gw = GatewayProcess::start(&routing_project().binary, &args, false);
+    assert!(
+        gw.logs()
+            .iter()
+            .any(|l| l.contains("on 2 thread-per-core worker(s); ready in")),
+        "{:#?}",
+        gw.logs()
+    );
+    let threads = workers(gw.pid());
+    let names: Vec<&str> = threads.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["mgw-worker-0", "mgw-worker-1"]);
+    let before: Vec<u64> = threads.iter().map(|(_, t)| cpu_ns(t)).collect();
+    // 40 connections, one request each: all on one socket has a chance of 2^-39.
+    for i in 0..40 {
+        let reply = client::get(&format!("http://{}/petstore/v1/pet/{i}", gw.http)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after: Vec<u64> = threads.iter().map(|(_, t)| cpu_ns(t)).collect();
+    for ((name, _), (before, after)) in threads.iter().zip(before.iter().zip(&after)) {
+        assert!(
+            after > before,
+            "{name} served nothing: {before} -> {after} ns"
+        );
+    }
+    assert_eq!(backend.request_count(), 40);
+}
