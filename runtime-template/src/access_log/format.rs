@@ -191,9 +191,9 @@ fn push_json_millis(out: &mut Vec<u8>, micros: u64) {
         b'0' + (fraction % 10) as u8,
     ];
     // Trailing zeros go, but one digit always stays (`12.0`).
-    let keep = if fraction % 100 == 0 {
+    let keep = if fraction.is_multiple_of(100) {
         2
-    } else if fraction % 10 == 0 {
+    } else if fraction.is_multiple_of(10) {
         3
     } else {
         4
