@@ -1,12 +1,13 @@
 //! How one access-log record becomes one line: the `text` form (the `tracing` line gateways
 //! have always printed) or a JSON object. Runs on the writer thread, never on the request path.
+//! Both are written by hand into the batch buffer (no `fmt` machinery, no serializer): this
+//! thread's cost is most of the access log's CPU.
 
 use std::io::Write as _;
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-
-use super::{AccessRecord, ErrorSide, RouteRef};
+use super::{AccessRecord, RouteRef};
 use crate::model::GatewayModel;
 
 /// The route templates of a model, looked up by [`RouteRef`] when a line is written.
@@ -58,166 +59,339 @@ impl RouteTemplates {
     }
 }
 
-/// The JSON object of one request (field reference: docs/logging.md).
-#[derive(Serialize)]
-struct JsonLine<'a> {
-    time: Rfc3339Millis,
-    client: std::net::IpAddr,
-    method: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    route: Option<&'a str>,
-    path: &'a str,
-    status: u16,
-    complete: bool,
-    bytes_out: u64,
-    total_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    upstream: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    upstream_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    consumer: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trace_id: Option<TraceIdHex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<ErrorSide>,
+/// Renders records as lines, keeping what successive lines share: the route templates and the
+/// date and time to the second (written once per second, not once per line).
+#[derive(Debug)]
+pub struct LineWriter {
+    templates: RouteTemplates,
+    clock: SecondClock,
 }
 
-/// Appends `record` as one JSON line to `out`.
-pub fn json(out: &mut Vec<u8>, record: &AccessRecord, templates: &RouteTemplates) {
-    let line = JsonLine {
-        time: Rfc3339Millis(record.finished),
-        client: record.client.ip(),
-        method: record.method.as_str(),
-        route: record.route.and_then(|r| templates.get(r)),
-        path: &record.path,
-        status: record.status.as_u16(),
-        complete: record.complete,
-        bytes_out: record.bytes_out,
-        total_ms: millis(record.total),
-        upstream: record.upstream.as_deref(),
-        upstream_ms: record.upstream_latency.map(millis),
-        consumer: record.consumer.as_deref(),
-        trace_id: record.trace_id.map(TraceIdHex),
-        error: record.error_side(),
-    };
-    // Writing to a Vec fails only on a serializer error, which these types do not have.
-    if serde_json::to_writer(&mut *out, &line).is_ok() {
+impl LineWriter {
+    /// A writer naming routes from `templates`.
+    pub fn new(templates: RouteTemplates) -> Self {
+        Self {
+            templates,
+            clock: SecondClock::default(),
+        }
+    }
+
+    /// Appends `record` as one JSON line to `out`: an object whose fields come in a fixed order
+    /// (reference: docs/logging.md), absent ones omitted. Strings are escaped as RFC 8259 asks
+    /// (`"`, `\` and every control character below U+0020; the rest stays UTF-8), the
+    /// durations are milliseconds with at most three decimals, written as the shortest JSON
+    /// number of the same value (`0.61`, `12.0`).
+    pub fn json(&mut self, out: &mut Vec<u8>, record: &AccessRecord) {
+        out.extend_from_slice(b"{\"time\":\"");
+        self.clock.write(out, record.finished, Fraction::Millis);
+        out.extend_from_slice(b"\",\"client\":\"");
+        push_ip(out, record.client.ip());
+        out.extend_from_slice(b"\",\"method\":");
+        push_json_str(out, record.method.as_str());
+        if let Some(route) = record.route.and_then(|r| self.templates.get(r)) {
+            out.extend_from_slice(b",\"route\":");
+            push_json_str(out, route);
+        }
+        out.extend_from_slice(b",\"path\":");
+        push_json_str(out, &record.path);
+        out.extend_from_slice(b",\"status\":");
+        push_u64(out, u64::from(record.status.as_u16()));
+        out.extend_from_slice(if record.complete {
+            b",\"complete\":true"
+        } else {
+            b",\"complete\":false"
+        });
+        out.extend_from_slice(b",\"bytes_out\":");
+        push_u64(out, record.bytes_out);
+        out.extend_from_slice(b",\"total_ms\":");
+        push_json_millis(out, micros(record.total));
+        if let Some(upstream) = &record.upstream {
+            out.extend_from_slice(b",\"upstream\":");
+            push_json_str(out, upstream);
+        }
+        if let Some(latency) = record.upstream_latency {
+            out.extend_from_slice(b",\"upstream_ms\":");
+            push_json_millis(out, micros(latency));
+        }
+        if let Some(consumer) = &record.consumer {
+            out.extend_from_slice(b",\"consumer\":");
+            push_json_str(out, consumer);
+        }
+        if let Some(id) = record.trace_id {
+            out.extend_from_slice(b",\"trace_id\":\"");
+            push_hex(out, &id);
+            out.push(b'"');
+        }
+        if let Some(side) = record.error_side() {
+            out.extend_from_slice(b",\"error\":\"");
+            out.extend_from_slice(side.name().as_bytes());
+            out.push(b'"');
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
+    /// Appends `record` as the text line of earlier releases (the `tracing` fmt line on target
+    /// `access`, field for field; docs/getting-started.md "Access log"), with the request's W3C
+    /// trace id added at the end (`trace=`). Byte for byte the line `tracing` wrote: the
+    /// milliseconds as Rust's `{:.2}` prints the three-decimal value, the consumer as
+    /// `str::escape_debug`.
+    pub fn text(&mut self, out: &mut Vec<u8>, record: &AccessRecord) {
+        self.clock.write(out, record.finished, Fraction::Micros);
+        out.extend_from_slice(b"  INFO access: ");
+        push_ip(out, record.client.ip());
+        out.push(b' ');
+        out.extend_from_slice(record.method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(record.path.as_bytes());
+        out.push(b' ');
+        push_u64(out, u64::from(record.status.as_u16()));
+        out.extend_from_slice(if record.complete {
+            b" complete bytes_out="
+        } else {
+            b" aborted bytes_out="
+        });
+        push_u64(out, record.bytes_out);
+        out.extend_from_slice(b" upstream=");
+        out.extend_from_slice(record.upstream.as_deref().unwrap_or("-").as_bytes());
+        out.extend_from_slice(b" upstream_ms=");
+        push_text_millis(out, record.upstream_latency.map_or(0, micros));
+        out.extend_from_slice(b" total_ms=");
+        push_text_millis(out, micros(record.total));
+        out.extend_from_slice(b" consumer=");
+        match record.consumer.as_deref() {
+            Some(consumer) => {
+                let _ = write!(out, "{}", consumer.escape_debug());
+            }
+            None => out.push(b'-'),
+        }
+        out.extend_from_slice(b" trace=");
+        match &record.trace_id {
+            Some(id) => push_hex(out, id),
+            None => out.push(b'-'),
+        }
         out.push(b'\n');
     }
 }
 
-/// Appends `record` as the text line of earlier releases (the `tracing` fmt line on target
-/// `access`, field for field; docs/getting-started.md "Access log"), with the request's W3C
-/// trace id added at the end (`trace=`).
-pub fn text(out: &mut Vec<u8>, record: &AccessRecord) {
-    let _ = write!(out, "{}  INFO access: ", Rfc3339Micros(record.finished));
-    let _ = writeln!(
-        out,
-        "{} {} {} {} {} bytes_out={} upstream={} upstream_ms={:.2} total_ms={:.2} consumer={} trace={}",
-        record.client.ip(),
-        record.method,
-        record.path,
-        record.status.as_u16(),
-        if record.complete {
-            "complete"
+/// A duration in whole microseconds, rounded as the lines have always rounded it (through
+/// `f64`, half away from zero), so both forms show the very values of earlier releases.
+fn micros(d: Duration) -> u64 {
+    (d.as_secs_f64() * 1_000_000.0).round() as u64
+}
+
+/// `micros` as milliseconds in the shortest JSON number: `1234.567`, `0.61`, `12.0` (what
+/// `serde_json` wrote for the `f64` of the same value).
+fn push_json_millis(out: &mut Vec<u8>, micros: u64) {
+    push_u64(out, micros / 1000);
+    let fraction = (micros % 1000) as u32;
+    let digits = [
+        b'.',
+        b'0' + (fraction / 100) as u8,
+        b'0' + (fraction / 10 % 10) as u8,
+        b'0' + (fraction % 10) as u8,
+    ];
+    // Trailing zeros go, but one digit always stays (`12.0`).
+    let keep = if fraction.is_multiple_of(100) {
+        2
+    } else if fraction.is_multiple_of(10) {
+        3
+    } else {
+        4
+    };
+    out.extend_from_slice(&digits[..keep]);
+}
+
+/// `micros` as milliseconds with two decimals, as `format!("{:.2}", micros as f64 / 1000.0)`
+/// prints them. Only a value ending in 5 µs is a tie at two decimals, where the binary `f64`
+/// decides which way it rounds; that rare case goes through `f64` formatting itself.
+fn push_text_millis(out: &mut Vec<u8>, micros: u64) {
+    if micros % 10 == 5 {
+        let _ = write!(out, "{:.2}", micros as f64 / 1000.0);
+        return;
+    }
+    let hundredths = (micros + 5) / 10;
+    push_u64(out, hundredths / 100);
+    out.push(b'.');
+    push_padded(out, hundredths % 100, 2);
+}
+
+/// `value` in decimal.
+fn push_u64(out: &mut Vec<u8>, mut value: u64) {
+    if value < 1000 {
+        // Octets, statuses, most milliseconds: no loop.
+        let v = value as u32;
+        let digits = [
+            b'0' + (v / 100) as u8,
+            b'0' + (v / 10 % 10) as u8,
+            b'0' + (v % 10) as u8,
+        ];
+        let skip = if v >= 100 {
+            0
+        } else if v >= 10 {
+            1
         } else {
-            "aborted"
-        },
-        record.bytes_out,
-        record.upstream.as_deref().unwrap_or("-"),
-        record.upstream_latency.map_or(0.0, millis),
-        millis(record.total),
-        record
-            .consumer
-            .as_deref()
-            .map_or_else(|| "-".to_string(), |c| c.escape_debug().to_string()),
-        TraceField(record.trace_id),
-    );
+            2
+        };
+        out.extend_from_slice(&digits[skip..]);
+        return;
+    }
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
-/// The text line's `trace=` field: the W3C trace id in 32 lower-case hex digits, or `-`.
-struct TraceField(Option<[u8; 16]>);
+/// `value` (below `10^width`) in exactly `width` decimal digits, zeros first.
+fn push_padded(out: &mut Vec<u8>, value: u64, width: u32) {
+    let mut place = 10u64.pow(width.saturating_sub(1));
+    while place > 0 {
+        out.push(b'0' + (value / place % 10) as u8);
+        place /= 10;
+    }
+}
 
-impl std::fmt::Display for TraceField {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(id) => id.iter().try_for_each(|byte| write!(f, "{byte:02x}")),
-            None => f.write_str("-"),
+/// An IP address as `Display` writes it (IPv4 by hand: the common case).
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_u64(out, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
         }
     }
 }
 
-fn millis(d: Duration) -> f64 {
-    // Three decimals: microsecond resolution, short lines.
-    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
-}
-
-/// A trace id as 32 lower-case hex digits (W3C Trace Context).
-struct TraceIdHex([u8; 16]);
-
-impl Serialize for TraceIdHex {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut hex = [0u8; 32];
-        for (pair, byte) in hex.chunks_exact_mut(2).zip(self.0) {
-            pair[0] = DIGITS[usize::from(byte >> 4)];
-            pair[1] = DIGITS[usize::from(byte & 0xf)];
-        }
-        serializer.serialize_str(std::str::from_utf8(&hex).unwrap_or_default())
+/// Bytes as lower-case hex digits (a W3C trace id: 32 of them).
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0xf)]);
     }
 }
 
-/// UTC calendar fields of a time: (year, month, day, hour, minute, second, nanosecond).
-/// The date from the store's `civil_from_days` (proleptic Gregorian).
-fn civil(time: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs() as i64;
+/// `text` as a JSON string, quotes included (RFC 8259 §7): `"` and `\` escaped, the control
+/// characters U+0000 to U+001F as `\b \t \n \f \r` or `\u00XX`, every other character as its
+/// UTF-8 bytes (the escapes `serde_json` writes).
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    // Most strings need no escape: find the first byte that may, eight bytes at a time.
+    let mut plain = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        if may_need_escape(word) {
+            break;
+        }
+        plain += 8;
+    }
+    out.extend_from_slice(bytes.get(..plain).unwrap_or_default());
+    let bytes = bytes.get(plain..).unwrap_or_default();
+    let mut plain = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(bytes.get(plain..i).unwrap_or_default());
+        if escape.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        plain = i + 1;
+    }
+    out.extend_from_slice(bytes.get(plain..).unwrap_or_default());
+    out.push(b'"');
+}
+
+/// Whether any of the eight bytes of `word` may be a control character, `"` or `\\`: never
+/// a miss; a rare false alarm only sends the string to the byte-by-byte loop. (The test for a
+/// zero byte, `(x - 0x0101..) & !x & 0x8080..`, and for a byte below n, from Sean Eron
+/// Anderson's "Bit Twiddling Hacks".)
+fn may_need_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    (below_space
+        | zero_byte(word ^ (ONES * u64::from(b'"')))
+        | zero_byte(word ^ (ONES * u64::from(b'\\'))))
+        != 0
+}
+
+/// The digits after the seconds: milliseconds (the JSON `time`) or microseconds (the text
+/// line's, tracing-subscriber's fmt timestamp).
+#[derive(Debug, Clone, Copy)]
+enum Fraction {
+    Millis,
+    Micros,
+}
+
+/// RFC 3339 UTC times (`2026-12-01T10:39:15.123Z`), the calendar part worked out once per
+/// second: the writer thread writes many lines of the same second.
+#[derive(Debug, Default)]
+struct SecondClock {
+    /// The second (since the Unix epoch) `text` shows; `None` before the first line.
+    second: Option<u64>,
+    /// `2026-12-01T10:39:15`.
+    text: String,
+}
+
+impl SecondClock {
+    /// Appends `time` with the fraction's digits and a `Z`.
+    fn write(&mut self, out: &mut Vec<u8>, time: SystemTime, fraction: Fraction) {
+        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if self.second != Some(since.as_secs()) {
+            let (y, mo, d, h, mi, s) = civil(since.as_secs());
+            self.text.clear();
+            let _ = std::fmt::Write::write_fmt(
+                &mut self.text,
+                format_args!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}"),
+            );
+            self.second = Some(since.as_secs());
+        }
+        out.extend_from_slice(self.text.as_bytes());
+        out.push(b'.');
+        let nanos = u64::from(since.subsec_nanos());
+        match fraction {
+            Fraction::Millis => push_padded(out, nanos / 1_000_000, 3),
+            Fraction::Micros => push_padded(out, nanos / 1_000, 6),
+        }
+        out.push(b'Z');
+    }
+}
+
+/// UTC calendar fields of a second since the Unix epoch: (year, month, day, hour, minute,
+/// second). The date from the store's `civil_from_days` (proleptic Gregorian).
+fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
     let (year, month, day) = crate::store::date::civil_from_days(days);
-    (
-        year,
-        month,
-        day,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_nanos(),
-    )
-}
-
-/// `2026-12-01T10:39:15.123Z`: the JSON line's `time`.
-struct Rfc3339Millis(SystemTime);
-
-impl std::fmt::Display for Rfc3339Millis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (y, mo, d, h, mi, s, ns) = civil(self.0);
-        write!(
-            f,
-            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
-            ns / 1_000_000
-        )
-    }
-}
-
-impl Serialize for Rfc3339Millis {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-/// `2026-12-01T10:39:15.123456Z`: tracing-subscriber's fmt timestamp, for the text line.
-struct Rfc3339Micros(SystemTime);
-
-impl std::fmt::Display for Rfc3339Micros {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (y, mo, d, h, mi, s, ns) = civil(self.0);
-        write!(
-            f,
-            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z",
-            ns / 1_000
-        )
-    }
+    (year, month, day, rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 #[cfg(test)]
@@ -248,28 +422,130 @@ mod tests {
         serde_json::from_slice(out).expect("valid JSON")
     }
 
+    fn time(at: SystemTime, fraction: Fraction) -> String {
+        let mut out = Vec::new();
+        SecondClock::default().write(&mut out, at, fraction);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn json(out: &mut Vec<u8>, record: &AccessRecord, templates: RouteTemplates) {
+        LineWriter::new(templates).json(out, record);
+    }
+
     #[test]
     fn times_are_utc_rfc3339() {
         let at = UNIX_EPOCH + Duration::from_millis(1_764_585_555_123);
-        assert_eq!(Rfc3339Millis(at).to_string(), "2025-12-01T10:39:15.123Z");
+        assert_eq!(time(at, Fraction::Millis), "2025-12-01T10:39:15.123Z");
         assert_eq!(
-            Rfc3339Micros(at + Duration::from_micros(4)).to_string(),
+            time(at + Duration::from_micros(4), Fraction::Micros),
             "2025-12-01T10:39:15.123004Z"
         );
         // A leap day and the epoch.
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(Rfc3339Millis(leap).to_string(), "2000-02-29T00:00:00.000Z");
+        assert_eq!(time(leap, Fraction::Millis), "2000-02-29T00:00:00.000Z");
         assert_eq!(
-            Rfc3339Millis(UNIX_EPOCH).to_string(),
+            time(UNIX_EPOCH, Fraction::Millis),
             "1970-01-01T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn the_cached_second_follows_the_clock_across_seconds_and_days() {
+        let mut clock = SecondClock::default();
+        let mut out = Vec::new();
+        let midnight = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        for at in [
+            midnight - Duration::from_millis(1),
+            midnight,
+            midnight + Duration::from_millis(999),
+            midnight + Duration::from_millis(1000),
+            midnight - Duration::from_millis(2),
+        ] {
+            clock.write(&mut out, at, Fraction::Millis);
+            out.push(b' ');
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2000-02-28T23:59:59.999Z 2000-02-29T00:00:00.000Z 2000-02-29T00:00:00.999Z \
+             2000-02-29T00:00:01.000Z 2000-02-28T23:59:59.998Z "
+        );
+    }
+
+    #[test]
+    fn milliseconds_are_the_numbers_the_f64_forms_printed() {
+        // Every value below 20 ms, then a spread of larger ones, against what the lines were
+        // made of before: serde_json's f64 and `{:.2}`.
+        let larger = (0..2000u64).map(|i| i * 7_919_993 + i % 10);
+        for micros in (0..20_000u64).chain(larger) {
+            let value = (micros as f64).round() / 1000.0;
+            let mut out = Vec::new();
+            push_json_millis(&mut out, micros);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&value).unwrap(),
+                "{micros} µs"
+            );
+            let mut out = Vec::new();
+            push_text_millis(&mut out, micros);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("{value:.2}"),
+                "{micros} µs"
+            );
+        }
+        // The durations are rounded to microseconds as before.
+        assert_eq!(micros(Duration::from_nanos(1_499)), 1);
+        assert_eq!(micros(Duration::from_nanos(1_500)), 2);
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        // Every ASCII byte alone and amid text, and characters beyond ASCII.
+        let mut texts: Vec<String> = (0u8..0x80)
+            .map(|b| char::from(b).to_string())
+            .chain((0u8..0x80).map(|b| format!("ab{}cd", char::from(b))))
+            .collect();
+        texts.push("\u{7f}\u{fffd}é\u{2028}\u{2029}\u{1F600}\"\\".into());
+        // Long enough for the eight-byte scan: the byte to escape at every position.
+        for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}"] {
+            for at in 0..=24 {
+                texts.push(format!("{}{special}é{}", "a".repeat(at), "b".repeat(16)));
+            }
+        }
+        texts.push(String::new());
+        for text in texts {
+            let mut out = Vec::new();
+            push_json_str(&mut out, &text);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&text).unwrap(),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "192.0.2.7",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+            "::ffff:192.0.2.7",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            push_ip(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+        }
     }
 
     #[test]
     fn json_lines_carry_every_field_and_omit_absent_ones() {
         let mut r = record("/petstore/v1/pet/42?x=1");
         let mut out = Vec::new();
-        json(&mut out, &r, &RouteTemplates::default());
+        json(&mut out, &r, RouteTemplates::default());
         let v = parse(&out);
         assert_eq!(v["time"], "2025-12-01T10:39:15.123Z");
         assert_eq!(v["client"], "192.0.2.7");
@@ -298,7 +574,7 @@ mod tests {
         ]);
         r.status = StatusCode::BAD_GATEWAY;
         out.clear();
-        json(&mut out, &r, &RouteTemplates::default());
+        json(&mut out, &r, RouteTemplates::default());
         let v = parse(&out);
         assert_eq!(v["upstream"], "http://127.0.0.1:8081");
         assert_eq!(v["upstream_ms"], 0.61);
@@ -316,7 +592,7 @@ mod tests {
         let mut r = record(&format!("/p/{nasty}"));
         r.consumer = Some(Arc::from(nasty.as_str()));
         let mut out = Vec::new();
-        json(&mut out, &r, &RouteTemplates::default());
+        json(&mut out, &r, RouteTemplates::default());
         let v = parse(&out);
         assert_eq!(v["path"].as_str().unwrap(), format!("/p/{nasty}"));
         assert_eq!(v["consumer"].as_str().unwrap(), nasty);
@@ -333,10 +609,32 @@ mod tests {
         r.upstream_latency = Some(Duration::from_micros(610));
         r.total = Duration::from_micros(830);
         let mut out = Vec::new();
-        text(&mut out, &r);
+        LineWriter::new(RouteTemplates::default()).text(&mut out, &r);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "2025-12-01T10:39:15.123000Z  INFO access: 192.0.2.7 GET /petstore/v1/pet/42 200 complete bytes_out=612 upstream=http://127.0.0.1:8081 upstream_ms=0.61 total_ms=0.83 consumer=- trace=-\n"
+        );
+    }
+
+    #[test]
+    fn the_text_line_of_an_aborted_traced_ipv6_request() {
+        let mut r = record("/p?q=1");
+        r.client = "[2001:db8::7]:5555".parse().unwrap();
+        r.method = Method::POST;
+        r.status = StatusCode::SERVICE_UNAVAILABLE;
+        r.complete = false;
+        r.bytes_out = 0;
+        r.total = Duration::from_micros(1_005);
+        r.consumer = Some(Arc::from("app \"1\"\n"));
+        r.trace_id = Some([
+            0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e,
+            0x47, 0x36,
+        ]);
+        let mut out = Vec::new();
+        LineWriter::new(RouteTemplates::default()).text(&mut out, &r);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2025-12-01T10:39:15.123000Z  INFO access: 2001:db8::7 POST /p?q=1 503 aborted bytes_out=0 upstream=- upstream_ms=0.00 total_ms=1.00 consumer=app \\\"1\\\"\\n trace=4bf92f3577b34da6a3ce929d0e0e4736\n"
         );
     }
 }

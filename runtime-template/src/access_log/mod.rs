@@ -1,8 +1,9 @@
 //! The access log: one record per request, made when the response body ends (or is dropped),
 //! so streamed responses are logged with their real size and duration, then handed to a
 //! bounded queue ([`queue`]) whose own thread renders it ([`format`]) and writes it to
-//! standard output. The request path only moves a boxed record; it never formats, writes or
-//! waits. Field reference: docs/logging.md.
+//! standard output. The request path only moves a boxed record; it never formats, writes,
+//! waits or wakes the writer with a system call while the writer is busy. Field reference:
+//! docs/logging.md.
 
 pub mod format;
 pub mod queue;
@@ -85,6 +86,16 @@ impl ErrorSide {
             _ if upstream_answered => Self::Upstream,
             _ => Self::Gateway,
         })
+    }
+
+    /// The side's name in the JSON line's `error` (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Policy => "policy",
+            Self::Upstream => "upstream",
+            Self::Gateway => "gateway",
+        }
     }
 }
 
@@ -265,6 +276,17 @@ mod tests {
         }
         assert_eq!(side(500, false), Some(ErrorSide::Gateway));
         assert_eq!(side(500, true), Some(ErrorSide::Upstream));
+        for side in [
+            ErrorSide::Client,
+            ErrorSide::Policy,
+            ErrorSide::Upstream,
+            ErrorSide::Gateway,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&side).unwrap(),
+                format!("\"{}\"", side.name())
+            );
+        }
     }
 
     #[test]

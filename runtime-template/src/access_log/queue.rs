@@ -3,14 +3,20 @@
 //! warning with the count is logged at most once per [`DROP_REPORT_INTERVAL`]. The writer
 //! renders records in batches and writes each batch with one call, so its lines never
 //! interleave with the `tracing` lines on the same standard output.
+//!
+//! The writer is not woken per record (a futex call and a context switch per request): while
+//! lines come, it takes what has queued every [`WRITE_INTERVAL`], or at once when the queue is
+//! half full. After [`IDLE_TICKS`] empty rounds it sleeps until the next record wakes it, so an
+//! idle gateway does not tick.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use super::format::{self, RouteTemplates};
+use super::format::{LineWriter, RouteTemplates};
 use super::AccessRecord;
 use crate::config::AccessLogFormat;
 use crate::model::GatewayModel;
@@ -18,14 +24,68 @@ use crate::model::GatewayModel;
 /// The shortest time between two "lines dropped" warnings.
 pub const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How long a line may wait for the writer while lines keep coming (the longest delay between
+/// a response's end and its line; a queue half full is taken at once).
+pub const WRITE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Empty rounds of [`WRITE_INTERVAL`] after which the writer sleeps until a record wakes it.
+pub const IDLE_TICKS: u32 = 100;
+
 /// Bytes rendered before the writer writes them out, even with more records waiting.
 const BATCH_BYTES: usize = 64 * 1024;
 
 /// The request side of the access log: where finished records go.
 #[derive(Debug)]
 pub struct AccessLog {
+    // Declared before `wake`: fields drop in order, so the last handle closes the queue
+    // before it wakes the writer to finish.
     queue: SyncSender<Box<AccessRecord>>,
     drops: Arc<Drops>,
+    wake: WriterWake,
+}
+
+/// What the request side and the writer share to decide when the writer must be woken.
+#[derive(Debug, Default)]
+struct Pace {
+    /// Records queued and not yet taken by the writer (wrapping: a record may be taken
+    /// before its sender counts it).
+    queued: AtomicUsize,
+    /// The writer sleeps until a record arrives (it found nothing for [`IDLE_TICKS`] rounds).
+    asleep: AtomicBool,
+}
+
+/// Wakes the writer: when the queue reaches half its capacity, when the writer sleeps, and
+/// once when the last [`AccessLog`] handle goes (so it writes what is left and ends).
+#[derive(Debug)]
+struct WriterWake {
+    writer: Thread,
+    pace: Arc<Pace>,
+    /// Half the queue's capacity (at least 1).
+    half: usize,
+}
+
+impl WriterWake {
+    /// Called after each queued record. Only an atomic add and a load unless a wake is due.
+    fn queued(&self) {
+        // SeqCst, paired with the writer's: either it sees this record before sleeping, or
+        // this sees it asleep.
+        let queued = self
+            .pace
+            .queued
+            .fetch_add(1, Ordering::SeqCst)
+            .wrapping_add(1);
+        let asleep = self.pace.asleep.load(Ordering::SeqCst)
+            && self.pace.asleep.swap(false, Ordering::SeqCst);
+        if asleep || queued == self.half {
+            self.writer.unpark();
+        }
+    }
+}
+
+impl Drop for WriterWake {
+    fn drop(&mut self) {
+        self.writer.unpark();
+    }
 }
 
 /// Counts records the full queue turned away, and says so in the log now and then.
@@ -110,25 +170,41 @@ impl AccessLog {
     ) -> std::io::Result<(Arc<AccessLog>, AccessLogWriter)> {
         let (queue, records) = mpsc::sync_channel(capacity);
         let (done_tx, done) = mpsc::sync_channel(1);
-        let templates = RouteTemplates::new(model);
-        std::thread::Builder::new()
+        let lines = LineWriter::new(RouteTemplates::new(model));
+        let pace = Arc::new(Pace::default());
+        let writer_pace = pace.clone();
+        let writer = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                write_all(&records, format, &templates, out);
+                write_all(&records, format, lines, out, &writer_pace);
                 let _ = done_tx.send(());
-            })?;
+            })?
+            .thread()
+            .clone();
         let drops = Arc::new(Drops::new(capacity));
         let log = Arc::new(AccessLog {
             queue,
             drops: drops.clone(),
+            wake: WriterWake {
+                writer: writer.clone(),
+                pace,
+                half: (capacity / 2).max(1),
+            },
         });
-        Ok((log, AccessLogWriter { done, drops }))
+        Ok((
+            log,
+            AccessLogWriter {
+                done,
+                drops,
+                writer,
+            },
+        ))
     }
 
     /// Queues `record` for the writer, or drops and counts it when the queue is full.
     pub fn send(&self, record: Box<AccessRecord>) {
         match self.queue.try_send(record) {
-            Ok(()) => {}
+            Ok(()) => self.wake.queued(),
             Err(TrySendError::Full(_)) => self.drops.count(),
             // The writer is gone (only at exit): nothing to do.
             Err(TrySendError::Disconnected(_)) => {}
@@ -145,6 +221,7 @@ impl AccessLog {
 pub struct AccessLogWriter {
     done: Receiver<()>,
     drops: Arc<Drops>,
+    writer: Thread,
 }
 
 impl AccessLogWriter {
@@ -152,6 +229,7 @@ impl AccessLogWriter {
     /// every [`AccessLog`] handle is gone, then reports drops not reported yet. Returns whether
     /// everything was written.
     pub fn finish(self, timeout: Duration) -> bool {
+        self.writer.unpark();
         let written = self.done.recv_timeout(timeout).is_ok();
         self.drops.report();
         if !written {
@@ -164,28 +242,62 @@ impl AccessLogWriter {
     }
 }
 
-/// The writer loop: waits for a record, renders every record already queued (up to a batch),
-/// writes the batch, and ends when every sender is gone and the queue is empty.
+/// The writer loop: every [`WRITE_INTERVAL`] (or when woken), renders every record queued,
+/// writing a batch each [`BATCH_BYTES`] and at the end; sleeps after [`IDLE_TICKS`] empty
+/// rounds; ends when every sender is gone and the queue is empty.
 fn write_all(
     records: &Receiver<Box<AccessRecord>>,
     format: AccessLogFormat,
-    templates: &RouteTemplates,
+    mut lines: LineWriter,
     mut out: impl Write,
+    pace: &Pace,
 ) {
     let mut batch = Vec::with_capacity(BATCH_BYTES);
-    while let Ok(first) = records.recv() {
-        let mut next = Some(first);
-        while let Some(record) = next.take() {
-            match format {
-                AccessLogFormat::Text => format::text(&mut batch, &record),
-                AccessLogFormat::Json => format::json(&mut batch, &record, templates),
+    let mut idle = 0;
+    loop {
+        let mut taken = 0usize;
+        let closed = loop {
+            match records.try_recv() {
+                Ok(record) => {
+                    match format {
+                        AccessLogFormat::Text => lines.text(&mut batch, &record),
+                        AccessLogFormat::Json => lines.json(&mut batch, &record),
+                    }
+                    taken += 1;
+                    if batch.len() >= BATCH_BYTES {
+                        flush(&mut out, &mut batch);
+                    }
+                }
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
             }
-            if batch.len() < BATCH_BYTES {
-                next = records.try_recv().ok();
-            }
+        };
+        pace.queued.fetch_sub(taken, Ordering::Relaxed);
+        flush(&mut out, &mut batch);
+        if closed {
+            return;
         }
-        // A failed write (standard output closed) loses these lines; later ones still try.
-        let _ = out.write_all(&batch).and_then(|()| out.flush());
+        idle = if taken == 0 { idle + 1 } else { 0 };
+        if idle < IDLE_TICKS {
+            std::thread::park_timeout(WRITE_INTERVAL);
+            continue;
+        }
+        // Nothing for a while: sleep until a sender sees `asleep` (SeqCst on both sides, see
+        // `WriterWake::queued`), unless a record came meanwhile.
+        pace.asleep.store(true, Ordering::SeqCst);
+        if pace.queued.load(Ordering::SeqCst) == 0 {
+            std::thread::park();
+        }
+        pace.asleep.store(false, Ordering::SeqCst);
+        idle = 0;
+    }
+}
+
+/// Writes `batch` out (if any) and empties it. A failed write (standard output closed) loses
+/// these lines; later ones still try.
+fn flush(out: &mut impl Write, batch: &mut Vec<u8>) {
+    if !batch.is_empty() {
+        let _ = out.write_all(batch).and_then(|()| out.flush());
         batch.clear();
     }
 }
@@ -284,5 +396,94 @@ mod tests {
         let written = String::from_utf8(gate.written.lock().unwrap().clone()).unwrap();
         assert_eq!(written.lines().count(), 500);
         assert!(written.lines().last().unwrap().contains(" GET /r/499 200 "));
+    }
+
+    /// Waits (bounded) until `gate` holds `lines` lines.
+    fn wait_for_lines(gate: &Gate, lines: usize, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if gate
+                .written
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                >= lines
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        false
+    }
+
+    #[test]
+    fn lines_are_written_within_the_interval_while_they_come() {
+        let gate = Gate::default();
+        gate.open();
+        let (log, writer) =
+            AccessLog::start_with(AccessLogFormat::Json, 1000, &model(), gate.clone()).unwrap();
+        for i in 1..=5 {
+            log.send(record(i));
+            // Far below half the queue: no wake, the writer's own round takes it.
+            assert!(
+                wait_for_lines(&gate, i, WRITE_INTERVAL * 20),
+                "line {i} within a few rounds"
+            );
+        }
+        drop(log);
+        assert!(writer.finish(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn senders_wake_the_writer_only_at_half_the_queue_or_when_it_sleeps() {
+        // This thread plays the writer: whether it was unparked shows in how soon a park
+        // returns.
+        let woken = || {
+            let parked = Instant::now();
+            std::thread::park_timeout(Duration::from_millis(200));
+            parked.elapsed() < Duration::from_millis(100)
+        };
+        let wake = WriterWake {
+            writer: std::thread::current(),
+            pace: Arc::default(),
+            half: 3,
+        };
+        wake.queued();
+        assert!(!woken(), "1 of 6 queued");
+        wake.queued();
+        assert!(!woken(), "2 of 6 queued");
+        wake.queued();
+        assert!(woken(), "half the queue");
+        wake.queued();
+        assert!(!woken(), "past half");
+        wake.pace.asleep.store(true, Ordering::SeqCst);
+        wake.queued();
+        assert!(woken(), "the writer sleeps");
+        assert!(!wake.pace.asleep.load(Ordering::SeqCst));
+        wake.queued();
+        assert!(!woken(), "awake again");
+        drop(wake);
+        assert!(woken(), "the last handle is gone");
+    }
+
+    #[test]
+    fn an_idle_writer_sleeps_until_the_next_record() {
+        let gate = Gate::default();
+        gate.open();
+        let (log, writer) =
+            AccessLog::start_with(AccessLogFormat::Json, 1000, &model(), gate.clone()).unwrap();
+        let until = Instant::now() + WRITE_INTERVAL * IDLE_TICKS * 5;
+        while !log.wake.pace.asleep.load(Ordering::SeqCst) {
+            assert!(Instant::now() < until, "the writer sleeps once idle");
+            std::thread::sleep(WRITE_INTERVAL);
+        }
+        log.send(record(1));
+        assert!(wait_for_lines(&gate, 1, Duration::from_secs(2)));
+        // Dropping the last handle wakes it to finish, asleep or not.
+        std::thread::sleep(WRITE_INTERVAL * (IDLE_TICKS + 20));
+        drop(log);
+        assert!(writer.finish(Duration::from_secs(2)));
     }
 }

@@ -17,13 +17,16 @@ pub const DEFAULT_BASE_IMAGE: &str = "gcr.io/distroless/cc-debian12:nonroot";
 /// The user the gateway runs as (distroless's `nonroot`; numeric, so any base image works).
 pub const USER: u32 = 65532;
 
-/// The ports the image exposes: the listeners' (`conf/micro-gw.toml`) and the Express Gateway
-/// configurations' (numbers only).
+/// The ports the image exposes: the listeners' (`conf/micro-gw.toml`), the Express Gateway
+/// configurations' (numbers only), and the metrics listener's when it listens off loopback on
+/// a fixed port (as the Kubernetes Deployment's `metrics` container port).
 pub fn exposed_ports(inputs: &Inputs<'_>) -> Vec<u16> {
     let mut ports: Vec<u16> = super::kubernetes::container_ports(inputs)
         .into_iter()
         .map(|p| p.port)
         .collect();
+    // The note about a loopback metrics listener is the Kubernetes writer's to give.
+    ports.extend(super::kubernetes::metrics_port(inputs, &mut Vec::new()));
     ports.sort_unstable();
     ports.dedup();
     ports

@@ -429,7 +429,9 @@ fn an_express_gateway_project_on_redis_reads_the_url_from_the_secret() {
     let dockerfile =
         std::fs::read_to_string(project.target_dir().join("docker/Dockerfile")).unwrap();
     assert!(dockerfile.contains("FROM debian:bookworm-slim\n"));
-    assert!(dockerfile.contains("EXPOSE 8080\n"));
+    // The metrics listener on 0.0.0.0 is exposed beside the gateway's, as the Deployment's
+    // container port.
+    assert!(dockerfile.contains("EXPOSE 8080 9797\n"), "{dockerfile}");
     assert!(
         dockerfile.contains("COPY --chown=65532:65532 data/ /mgw/shop/data/\n"),
         "{dockerfile}"
