@@ -650,3 +650,102 @@ async fn https_listener_chooses_certificates_by_sni_and_proxies() {
         "the wildcard certificate does not verify against the admin one"
     );
 }
+
+/// Issue 14 item 4: EG's `json-schema` condition choosing a step (`lib/conditions/
+/// json-schema.js`): a JSON or urlencoded body that matches the schema (form fields coerced as
+/// Ajv's `coerceTypes` does) takes the conditioned `proxy` step and reaches the upstream byte for
+/// byte; one that does not, a body of another type and no body fall through to `terminate`; a
+/// malformed JSON body and one over body-parser's 100 kB get Express's 400 and 413.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_schema_condition_chooses_the_step_and_forwards_the_body_intact() {
+    let be = backend::spawn_scripted(|_| (200, vec![], "upstream".into()))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), "orders");
+    let eg = harness::write_file(
+        dir.path(),
+        "gateway.config.yml",
+        &format!(
+            "http: {{port: 8080}}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy, terminate]\napiEndpoints: {{e: {{path: '/*'}}}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n      - proxy:\n          - condition:\n              name: json-schema\n              logErrors: true\n              schema:\n                $id: order\n                type: object\n                required: [item, qty]\n                properties:\n                  item: {{type: string, minLength: 1}}\n                  qty: {{type: integer, minimum: 1}}\n            action: {{serviceEndpoint: b}}\n      - terminate: {{action: {{statusCode: 422, message: not an order}}}}\n",
+            be.url()
+        ),
+    );
+    let import = harness::micro_gw(
+        dir.path(),
+        &[
+            "import",
+            "orders",
+            "--express-gateway",
+            eg.to_str().unwrap(),
+        ],
+    );
+    assert!(import.status.success(), "{}", harness::text(&import));
+    let build = harness::micro_gw(dir.path(), &["build", "orders"]);
+    assert!(build.status.success(), "{}", harness::text(&build));
+    let port = free_port();
+    let _gw = GatewayProcess::start(
+        &dir.path().join("orders/target/orders"),
+        &[format!("--express_gateway.http_port={port}")],
+        false,
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let _ = get(&format!("{base}/ready"), &[], Method::GET).await;
+    let post = |content_type: &'static str, body: String| {
+        let url = format!("{base}/orders");
+        async move {
+            client::send(
+                Protocol::Http1,
+                Method::POST,
+                &url,
+                &[("content-type", content_type)],
+                client::full(body),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap()
+        }
+    };
+
+    // A matching JSON body: proxied, byte for byte (spacing and key order kept).
+    let json = "{ \"qty\" : 2,\n  \"item\": \"tea\", \"note\": \"é\" }";
+    let reply = post("application/json", json.into()).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(String::from_utf8_lossy(&reply.body), "upstream");
+    let seen = be.seen().last().unwrap().clone();
+    assert_eq!(seen.body, json);
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+
+    // A matching form: `qty=2` is the string "2", which Ajv coerces to the integer.
+    let reply = post("application/x-www-form-urlencoded", "item=tea&qty=2".into()).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(be.seen().last().unwrap().body, "item=tea&qty=2");
+
+    // Not matching, another type, no body: the condition is false, `terminate` answers.
+    let before = be.seen().len();
+    for (content_type, body) in [
+        ("application/json", r#"{"item":"tea","qty":0}"#),
+        ("application/x-www-form-urlencoded", "item=tea&qty=two"),
+        ("text/plain", r#"{"item":"tea","qty":2}"#),
+    ] {
+        let reply = post(content_type, body.into()).await;
+        assert_eq!(reply.status, 422, "{content_type} {body}");
+        assert_eq!(String::from_utf8_lossy(&reply.body), "not an order");
+    }
+    let reply = get(&format!("{base}/orders"), &[], Method::GET).await;
+    assert_eq!(reply.status, 422);
+
+    // Express's parsers refuse: 400 for JSON that is not, 413 past 100 kB.
+    let reply = post("application/json", "{nope".into()).await;
+    assert_eq!(reply.status, 400);
+    assert!(String::from_utf8_lossy(&reply.body).contains("<pre>Bad Request</pre>"));
+    let big = format!(r#"{{"item":"{}","qty":1}}"#, "x".repeat(110 * 1024));
+    let reply = post("application/json", big).await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(be.seen().len(), before, "nothing else reached the upstream");
+}

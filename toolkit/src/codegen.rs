@@ -121,17 +121,20 @@ pub fn render(
 
 /// The optional features of `mgw-runtime` the model needs: `storage` when an Express Gateway
 /// configuration declares Kargo's storage plugin, `validation` when a pipeline has a `validate`
-/// step. Projects without any keep sharing the runtime compiled with its default features.
+/// step or an Express Gateway `json-schema` condition. Projects without any keep sharing the runtime compiled with its default features.
 pub fn runtime_features(model: &GatewayModel) -> Vec<&'static str> {
     let mut features = Vec::new();
     if model.express.iter().any(|config| config.storage.is_some()) {
         features.push("storage");
     }
     if model.pipelines.iter().any(|pipeline| {
-        pipeline
-            .steps
-            .iter()
-            .any(|step| matches!(step.policy, mgw_runtime::model::PolicySpec::Validate(_)))
+        pipeline.steps.iter().any(|step| {
+            matches!(step.policy, mgw_runtime::model::PolicySpec::Validate(_))
+                || step
+                    .condition
+                    .as_ref()
+                    .is_some_and(mgw_runtime::model::Condition::reads_body)
+        })
     }) {
         features.push("validation");
     }

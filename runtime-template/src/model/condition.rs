@@ -54,4 +54,33 @@ pub enum Condition {
     Authenticated,
     /// No earlier step authenticated a consumer.
     Anonymous,
+    /// EG's `json-schema` (`lib/conditions/json-schema.js`): the request body, parsed as
+    /// Express's `json()` and `urlencoded({extended: true})` parsers read it (an empty object
+    /// when there is none or it is of another type), satisfies `schema` under Ajv 6's rules
+    /// (draft-07 unless `$schema` names draft-04 or -06; `coerceTypes` and `useDefaults`). The
+    /// body is read under the 100 kB body-parser limit and forwarded as received. Needs the
+    /// runtime's `validation` feature; the toolkit allows it only as a step's own condition
+    /// (Express Gateway cannot evaluate it inside `allOf`, `oneOf` or `not`).
+    #[serde(rename = "json-schema")]
+    JsonSchema {
+        /// The JSON Schema, as written in `gateway.config.yml` (its `$id` included).
+        schema: serde_json::Value,
+        /// `logErrors`: a body that does not match is logged (warning) with what is wrong.
+        #[serde(default, rename = "logErrors")]
+        log_errors: bool,
+    },
+}
+
+impl Condition {
+    /// Whether evaluating the condition needs the request body (a `json-schema` in it).
+    pub fn reads_body(&self) -> bool {
+        match self {
+            Condition::JsonSchema { .. } => true,
+            Condition::AllOf { conditions } | Condition::OneOf { conditions } => {
+                conditions.iter().any(Condition::reads_body)
+            }
+            Condition::Not { condition } => condition.reads_body(),
+            _ => false,
+        }
+    }
 }

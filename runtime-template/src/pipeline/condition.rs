@@ -39,6 +39,14 @@ pub enum ReadyCondition {
     Authenticated,
     /// No consumer was authenticated.
     Anonymous,
+    /// EG's `json-schema`: the parsed body ([`Context::body_json`]) satisfies the schema.
+    #[cfg(feature = "validation")]
+    JsonSchema {
+        /// The compiled schema.
+        schema: Box<crate::policies::validate::ajv::AjvSchema>,
+        /// `logErrors`.
+        log_errors: bool,
+    },
 }
 
 impl ReadyCondition {
@@ -80,7 +88,39 @@ impl ReadyCondition {
             }
             Condition::Authenticated => ReadyCondition::Authenticated,
             Condition::Anonymous => ReadyCondition::Anonymous,
+            #[cfg(feature = "validation")]
+            Condition::JsonSchema { schema, log_errors } => ReadyCondition::JsonSchema {
+                schema: Box::new(
+                    crate::policies::validate::ajv::AjvSchema::compile(schema, "schema").map_err(
+                        |e| ConditionError {
+                            name: "json-schema",
+                            reason: e.to_string(),
+                        },
+                    )?,
+                ),
+                log_errors: *log_errors,
+            },
+            #[cfg(not(feature = "validation"))]
+            Condition::JsonSchema { .. } => {
+                return Err(ConditionError {
+                    name: "json-schema",
+                    reason: "this gateway was built without the runtime's `validation` feature: run `micro-gw build` again".into(),
+                })
+            }
         })
+    }
+
+    /// Whether evaluating it needs the parsed body in [`Context::body_json`].
+    pub fn reads_body(&self) -> bool {
+        match self {
+            #[cfg(feature = "validation")]
+            ReadyCondition::JsonSchema { .. } => true,
+            ReadyCondition::AllOf(list) | ReadyCondition::OneOf(list) => {
+                list.iter().any(ReadyCondition::reads_body)
+            }
+            ReadyCondition::Not(inner) => inner.reads_body(),
+            _ => false,
+        }
     }
 
     /// Whether the condition holds for this request now.
@@ -103,6 +143,19 @@ impl ReadyCondition {
                 .is_some_and(|host| glob.matches(host)),
             ReadyCondition::Authenticated => context.authenticated,
             ReadyCondition::Anonymous => !context.authenticated,
+            #[cfg(feature = "validation")]
+            ReadyCondition::JsonSchema { schema, log_errors } => {
+                let empty = serde_json::Value::Object(serde_json::Map::new());
+                let body = context.body_json.as_ref().unwrap_or(&empty);
+                let holds = schema.holds(body);
+                if !holds && *log_errors {
+                    tracing::warn!(
+                        "json-schema: the request body does not match: {}",
+                        schema.problems(body)
+                    );
+                }
+                holds
+            }
         }
     }
 }
@@ -110,4 +163,67 @@ impl ReadyCondition {
 /// Express's `req.url`: the path and query as received (after any earlier rewrite).
 fn request_url(parts: &Parts) -> &str {
     parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+}
+
+#[cfg(all(test, feature = "validation"))]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ready(schema: serde_json::Value) -> ReadyCondition {
+        ReadyCondition::new(&Condition::JsonSchema {
+            schema,
+            log_errors: true,
+        })
+        .unwrap()
+    }
+
+    fn holds(condition: &ReadyCondition, content_type: &str, body: &[u8]) -> bool {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/p")
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let mut context = Context::new(
+            "127.0.0.1:1".parse().unwrap(),
+            "http",
+            std::time::Instant::now(),
+            true,
+            super::super::context::Matched::Builtin,
+        );
+        assert!(condition.reads_body());
+        context.body_json = Some(super::super::express_body::parse(&parts.headers, body).unwrap());
+        condition.holds(&parts, &context)
+    }
+
+    #[test]
+    fn json_schema_holds_for_matching_json_and_form_bodies() {
+        // EG's own test (`test/conditions.test.js`, "with a local schema").
+        let person = ready(json!({"$id": "schema1", "type": "object",
+            "properties": {"name": {"type": "string"}, "surname": {"type": "string"},
+                           "age": {"type": "number"}},
+            "required": ["name", "surname", "age"]}));
+        let json = "application/json";
+        assert!(holds(
+            &person,
+            json,
+            br#"{"name":"Clark","surname":"Kent","age":30}"#
+        ));
+        assert!(!holds(
+            &person,
+            json,
+            br#"{"name":"Clark","surname":"Kent"}"#
+        ));
+        assert!(!holds(&person, json, b""));
+        // Form fields are strings; Ajv's coerceTypes reads `30` as the number.
+        let form = "application/x-www-form-urlencoded";
+        assert!(holds(&person, form, b"name=Clark&surname=Kent&age=30"));
+        assert!(!holds(&person, form, b"name=Clark&surname=Kent&age=thirty"));
+        // Another type is `{}`, which a schema without `required` accepts.
+        assert!(!holds(&person, "text/plain", b"name=Clark"));
+        let anything = ready(json!({"$id": "any", "type": "object"}));
+        assert!(holds(&anything, "text/plain", b"not json"));
+    }
 }

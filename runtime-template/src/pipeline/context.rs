@@ -73,6 +73,9 @@ pub struct Context<'a> {
     /// The request's place in a W3C trace (`None` with `[tracing] propagate = false`): the
     /// proxy step sends it upstream, the access log shows its trace id.
     pub trace: Option<crate::telemetry::trace_context::TraceContext>,
+    /// The request body as Express's parsers read it (`req.body`), once a `json-schema`
+    /// condition has needed it (`pipeline::express_body`).
+    pub body_json: Option<serde_json::Value>,
     /// Express Gateway's `egContext.requestID`, made on first use.
     request_id: Option<Arc<str>>,
 }
@@ -106,6 +109,7 @@ impl<'a> Context<'a> {
             rate_limits: Vec::new(),
             throttle: None,
             trace: None,
+            body_json: None,
             request_id: None,
         }
     }

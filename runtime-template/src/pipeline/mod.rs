@@ -8,6 +8,7 @@
 
 pub mod condition;
 pub mod context;
+pub mod express_body;
 pub mod step;
 
 use std::sync::Arc;
@@ -87,6 +88,8 @@ pub struct ReadyPipeline {
 
 struct ReadyStep {
     condition: Option<ReadyCondition>,
+    /// The condition needs the parsed request body (`json-schema`).
+    condition_reads_body: bool,
     policy: ReadyPolicy,
     /// What the step's decision counts in (authentication, rate limits).
     telemetry: StepTelemetry,
@@ -148,6 +151,9 @@ impl ReadyPipeline {
             };
             match ReadyPolicy::new(&step.policy, pipeline.dialect, model, env, client) {
                 Ok(policy) => steps.push(ReadyStep {
+                    condition_reads_body: condition
+                        .as_ref()
+                        .is_some_and(ReadyCondition::reads_body),
                     condition,
                     policy,
                     telemetry: StepTelemetry::of(&step.policy),
@@ -183,6 +189,7 @@ impl ReadyPipeline {
             has_response_phase: policy.has_response_phase(),
             steps: vec![ReadyStep {
                 condition: None,
+                condition_reads_body: false,
                 policy,
                 telemetry: StepTelemetry::None,
             }],
@@ -202,6 +209,17 @@ impl ReadyPipeline {
         let mut answer = None;
         for (i, step) in self.steps.iter().enumerate() {
             if let Some(condition) = &step.condition {
+                if step.condition_reads_body && context.body_json.is_none() {
+                    match express_body::read(services, self.dialect, context, &parts, &mut body)
+                        .await
+                    {
+                        Ok(json) => context.body_json = Some(json),
+                        Err(response) => {
+                            answer = Some(response);
+                            break;
+                        }
+                    }
+                }
                 if !condition.holds(&parts, context) {
                     continue;
                 }

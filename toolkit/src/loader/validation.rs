@@ -139,13 +139,24 @@ fn check_spec(spec: &ValidateSpec) -> Result<(), (String, String)> {
         .flatten()
         .filter_map(|r| r.schema.as_ref());
     for schema in request.chain(responses) {
-        check_schema(schema, "#")?;
+        check_schema(schema, "#", Rules::OpenApi)?;
     }
     Ok(())
 }
 
-/// [`check_spec`] for one schema and what it contains.
-fn check_schema(schema: &Value, at: &str) -> Result<(), (String, String)> {
+/// Which extra rules [`check_schema`] applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rules {
+    /// The schemas extracted from OpenAPI (bundled, JSON Schema 2020-12).
+    OpenApi,
+    /// Express Gateway's `json-schema` condition (Ajv 6): `format`s Ajv knows, local `$ref`s
+    /// only (Express Gateway fetches the others when it starts; micro-gw does not).
+    Ajv,
+}
+
+/// [`check_spec`] for one schema and what it contains (`at`: its JSON pointer, `#` for the
+/// root). Errors: the pointer of the offending keyword and what is wrong.
+pub(crate) fn check_schema(schema: &Value, at: &str, rules: Rules) -> Result<(), (String, String)> {
     let object = match schema {
         Value::Bool(_) => return Ok(()),
         Value::Object(object) => object,
@@ -192,6 +203,28 @@ fn check_schema(schema: &Value, at: &str) -> Result<(), (String, String)> {
             return Err((here("enum"), "enum must be a list".into()));
         }
     }
+    if rules == Rules::Ajv {
+        use mgw_runtime::policies::validate::AJV_FORMATS;
+        if let Some(format) = object.get("format") {
+            if !format.as_str().is_some_and(|f| AJV_FORMATS.contains(&f)) {
+                return Err((
+                    here("format"),
+                    format!(
+                        "unknown format {format} (Express Gateway's Ajv refuses to start with it); use one of {}, or remove it",
+                        AJV_FORMATS.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(reference) = object.get("$ref") {
+            if !reference.as_str().is_some_and(|r| r.starts_with('#')) {
+                return Err((
+                    here("$ref"),
+                    format!("{reference} is not inside this schema: Express Gateway downloads it when it starts, micro-gw does not; copy it under `definitions` and refer to it as \"#/definitions/<name>\""),
+                ));
+            }
+        }
+    }
     for key in [
         "items",
         "not",
@@ -201,11 +234,17 @@ fn check_schema(schema: &Value, at: &str) -> Result<(), (String, String)> {
         "else",
         "contains",
         "propertyNames",
+        "additionalItems",
     ] {
         if let Some(sub) = object.get(key) {
             if !sub.is_array() {
-                check_schema(sub, &here(key))?;
+                check_schema(sub, &here(key), rules)?;
             }
+        }
+    }
+    if let Some(Value::Array(tuple)) = object.get("items") {
+        for (i, sub) in tuple.iter().enumerate() {
+            check_schema(sub, &child(&here("items"), &i.to_string()), rules)?;
         }
     }
     for key in ["allOf", "anyOf", "oneOf", "prefixItems"] {
@@ -214,13 +253,14 @@ fn check_schema(schema: &Value, at: &str) -> Result<(), (String, String)> {
                 return Err((here(key), format!("{key} must be a list of schemas")));
             };
             for (i, sub) in list.iter().enumerate() {
-                check_schema(sub, &child(&here(key), &i.to_string()))?;
+                check_schema(sub, &child(&here(key), &i.to_string()), rules)?;
             }
         }
     }
     for key in [
         "properties",
         "$defs",
+        "definitions",
         "patternProperties",
         "dependentSchemas",
     ] {
@@ -229,7 +269,7 @@ fn check_schema(schema: &Value, at: &str) -> Result<(), (String, String)> {
                 return Err((here(key), format!("{key} must be a mapping of schemas")));
             };
             for (name, sub) in map {
-                check_schema(sub, &child(&here(key), name))?;
+                check_schema(sub, &child(&here(key), name), rules)?;
             }
         }
     }

@@ -41,6 +41,11 @@ impl Form {
         Ok(Self { pairs })
     }
 
+    /// The decoded pairs, in order.
+    pub(crate) fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
     /// No pairs (Express Gateway then writes the body as JSON).
     pub(crate) fn is_empty(&self) -> bool {
         self.pairs.is_empty()

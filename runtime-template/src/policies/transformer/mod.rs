@@ -48,6 +48,11 @@ mod json;
 mod runtime;
 #[cfg(feature = "server")]
 pub use runtime::{BodyError, HeaderChanges, HeadersPolicy, TransformedBody, TransformerPolicy};
+// Express's body parsers, also read by the `json-schema` condition (`pipeline::express_body`).
+#[cfg(feature = "server")]
+pub(crate) use form::{Form, TooManyParameters};
+#[cfg(feature = "server")]
+pub(crate) use runtime::{decode_unicode, media_type};
 
 use crate::expression::{Expression, ExpressionError};
 

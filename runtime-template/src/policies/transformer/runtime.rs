@@ -329,7 +329,7 @@ impl TransformerPolicy {
 /// `utf-32` by their byte-order mark, else by where the zero bytes of ASCII text are, else
 /// little-endian), UTF-7 read as UTF-8 (the same for the ASCII of JSON text but `+`). `None`
 /// for a `utf-` charset iconv-lite does not know (body-parser's 415).
-fn decode_unicode<'a>(body: &'a [u8], charset: &str) -> Option<Cow<'a, str>> {
+pub(crate) fn decode_unicode<'a>(body: &'a [u8], charset: &str) -> Option<Cow<'a, str>> {
     let utf16 = |big: bool| -> String {
         let mut pairs = body.chunks_exact(2);
         let units = pairs.by_ref().map(|c| match c {
@@ -437,7 +437,7 @@ fn apply_json(
 
 /// The media type (lower case, without parameters) and `charset` parameter (lower case) of
 /// `Content-Type`.
-fn media_type(headers: &HeaderMap) -> (Option<String>, Option<String>) {
+pub(crate) fn media_type(headers: &HeaderMap) -> (Option<String>, Option<String>) {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return (None, None);
     };

@@ -38,9 +38,22 @@ impl Schema {
     /// define (OpenAPI's `int32`, `binary`, ...) are ignored. `place` names the schema in the
     /// error.
     pub fn compile(schema: &Value, place: &str) -> Result<Self, SchemaError> {
-        jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .should_validate_formats(true)
+        Self::compile_with(
+            jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .should_validate_formats(true),
+            schema,
+            place,
+        )
+    }
+
+    /// Compiles `schema` with `options` (another draft, other formats).
+    pub fn compile_with(
+        options: jsonschema::ValidationOptions<'_>,
+        schema: &Value,
+        place: &str,
+    ) -> Result<Self, SchemaError> {
+        options
             .build(schema)
             .map(|validator| Schema { validator })
             .map_err(|err| SchemaError {

@@ -14,6 +14,8 @@
 //! 'limit'`, ...) and the JSON pointer inside it.
 
 #[cfg(feature = "validation")]
+pub mod ajv;
+#[cfg(feature = "validation")]
 pub mod compile;
 #[cfg(feature = "validation")]
 pub mod params;
@@ -22,6 +24,59 @@ pub mod step;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// The JSON Schema drafts Express Gateway's `json-schema` condition validates with (Ajv 6:
+/// draft-07 by default, draft-06 and draft-04 by `$schema`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AjvDraft {
+    /// Draft-04.
+    Draft4,
+    /// Draft-06.
+    Draft6,
+    /// Draft-07 (no `$schema`, or `http://json-schema.org/draft-07/schema#`).
+    Draft7,
+}
+
+/// The draft `schema`'s `$schema` names; `Err` says why Express Gateway's Ajv 6 would not
+/// validate with it.
+pub fn ajv_draft(schema: &Value) -> Result<AjvDraft, String> {
+    match schema.get("$schema") {
+        None => Ok(AjvDraft::Draft7),
+        Some(Value::String(uri)) => match uri
+            .trim_end_matches('#')
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+        {
+            "json-schema.org/draft-07/schema" => Ok(AjvDraft::Draft7),
+            "json-schema.org/draft-06/schema" => Ok(AjvDraft::Draft6),
+            "json-schema.org/draft-04/schema" => Ok(AjvDraft::Draft4),
+            _ => Err(format!(
+                "$schema {uri:?} is not a draft Express Gateway's Ajv 6 validates with: use draft-07 (or leave $schema out)"
+            )),
+        },
+        Some(other) => Err(format!("$schema must be a string, not {other}")),
+    }
+}
+
+/// The `format`s Ajv 6 knows (`lib/compile/formats.js`); it refuses a schema with any other.
+pub const AJV_FORMATS: [&str; 16] = [
+    "date",
+    "time",
+    "date-time",
+    "uri",
+    "uri-reference",
+    "uri-template",
+    "url",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "regex",
+    "uuid",
+    "json-pointer",
+    "json-pointer-uri-fragment",
+    "relative-json-pointer",
+];
 
 /// What the `validate` step of one resource checks. The toolkit omits the step when neither
 /// half is on.

@@ -179,7 +179,13 @@ pub(super) fn pipeline(
             }
             let condition = match step_map.get("condition") {
                 None | Some(Value::Null) => None,
-                Some(c) => match condition(ctx, name, &child(&step_pointer, "condition"), c) {
+                Some(c) => match condition(
+                    ctx,
+                    name,
+                    Some(policy.as_str()),
+                    &child(&step_pointer, "condition"),
+                    c,
+                ) {
                     Some(c) => Some(c),
                     None => continue,
                 },
@@ -312,7 +318,15 @@ fn known_action_keys(
     );
 }
 
-fn condition(ctx: &mut Ctx<'_>, pipeline: &str, pointer: &str, value: &Value) -> Option<Condition> {
+/// One condition at `pointer`; `policy` names the step's policy for a step's own condition,
+/// `None` inside `allOf`, `oneOf` or `not`.
+fn condition(
+    ctx: &mut Ctx<'_>,
+    pipeline: &str,
+    policy: Option<&str>,
+    pointer: &str,
+    value: &Value,
+) -> Option<Condition> {
     let Some(map) = value.as_object() else {
         ctx.error(
             pointer,
@@ -324,7 +338,7 @@ fn condition(ctx: &mut Ctx<'_>, pipeline: &str, pointer: &str, value: &Value) ->
         return None;
     };
     let Some(name) = map.get("name").and_then(Value::as_str) else {
-        ctx.error(pointer, format!("pipeline '{pipeline}': the condition has no name: add `name: always` (or pathExact, pathMatch, method, hostMatch, allOf, oneOf, not, authenticated, anonymous, never)"));
+        ctx.error(pointer, format!("pipeline '{pipeline}': the condition has no name: add `name: always` (or pathExact, pathMatch, method, hostMatch, allOf, oneOf, not, authenticated, anonymous, json-schema, never)"));
         return None;
     };
     let string = |ctx: &mut Ctx<'_>, key: &str| -> Option<String> {
@@ -358,6 +372,7 @@ fn condition(ctx: &mut Ctx<'_>, pipeline: &str, pointer: &str, value: &Value) ->
             out.push(condition(
                 ctx,
                 pipeline,
+                None,
                 &format!("{}/{i}", child(pointer, key)),
                 item,
             )?);
@@ -370,6 +385,7 @@ fn condition(ctx: &mut Ctx<'_>, pipeline: &str, pointer: &str, value: &Value) ->
         "pathExact" => &["name", "path"],
         "pathMatch" | "hostMatch" => &["name", "pattern"],
         "method" => &["name", "methods"],
+        "json-schema" => &["name", "schema", "logErrors"],
         _ => &["name"],
     };
     Some(match name {
@@ -384,7 +400,7 @@ fn condition(ctx: &mut Ctx<'_>, pipeline: &str, pointer: &str, value: &Value) ->
                 ctx.error(pointer, format!("pipeline '{pipeline}': condition not needs `condition`"));
                 return None;
             };
-            Condition::Not { condition: Box::new(condition(ctx, pipeline, &child(pointer, "condition"), inner)?) }
+            Condition::Not { condition: Box::new(condition(ctx, pipeline, None, &child(pointer, "condition"), inner)?) }
         }
         "pathExact" => Condition::PathExact { path: string(ctx, "path")? },
         "pathMatch" => Condition::PathMatch { pattern: string(ctx, "pattern")? },
@@ -410,24 +426,102 @@ fn condition(ctx: &mut Ctx<'_>, pipeline: &str, pointer: &str, value: &Value) ->
             }
             Condition::Method { methods }
         }
-        "expression" | "tlsClientAuthenticated" | "json-schema" => {
+        "json-schema" => json_schema(ctx, pipeline, policy, pointer, map)?,
+        "expression" | "tlsClientAuthenticated" => {
             ctx.error(
                 pointer,
-                format!("pipeline '{pipeline}': the condition {name} is not supported by micro-gw (it needs {}); remove it or use always, never, allOf, oneOf, not, pathExact, pathMatch, method, hostMatch, authenticated or anonymous",
+                format!("pipeline '{pipeline}': the condition {name} is not supported by micro-gw (it needs {}); remove it or use always, never, allOf, oneOf, not, pathExact, pathMatch, method, hostMatch, authenticated, anonymous or json-schema",
                     match name {
                         "expression" => "a JavaScript engine",
-                        "tlsClientAuthenticated" => "client certificates on the HTTPS listener",
-                        _ => "request body validation",
+                        _ => "client certificates on the HTTPS listener",
                     }),
             );
             return None;
         }
         other => {
-            ctx.error(pointer, format!("pipeline '{pipeline}': there is no condition named {other:?} (Express Gateway refuses to start); use always, never, allOf, oneOf, not, pathExact, pathMatch, method, hostMatch, authenticated or anonymous"));
+            ctx.error(pointer, format!("pipeline '{pipeline}': there is no condition named {other:?} (Express Gateway refuses to start); use always, never, allOf, oneOf, not, pathExact, pathMatch, method, hostMatch, authenticated, anonymous or json-schema"));
             return None;
         }
     })
     .inspect(|_| ctx.unknown_keys(pointer, map, known, &format!("condition {name}")))
+}
+
+/// EG's `json-schema` condition (`lib/conditions/json-schema.js`): `schema` (a mapping with
+/// an `$id`: Express Gateway validates by that id and fails every request without one) and
+/// `logErrors` (default false). The schema is checked here for what Express Gateway's Ajv 6
+/// refuses at start-up (its shape, an unknown `format`, a `$schema` other than draft-04/06/07)
+/// and for `$ref`s outside it (Express Gateway downloads them; micro-gw does not); the gateway
+/// compiles it when it starts. Only as a step's own condition: inside `allOf`, `oneOf` or `not`
+/// Express Gateway never parses the body (and its condition is a promise there, which fails
+/// every request).
+fn json_schema(
+    ctx: &mut Ctx<'_>,
+    pipeline: &str,
+    policy: Option<&str>,
+    pointer: &str,
+    map: &Map<String, Value>,
+) -> Option<Condition> {
+    use super::super::validation::{check_schema, Rules};
+    let Some(policy) = policy else {
+        ctx.error(pointer, format!("pipeline '{pipeline}': the condition json-schema can only be a step's own condition, not inside allOf, oneOf or not (Express Gateway parses the body only for a step's own condition); split the step in two"));
+        return None;
+    };
+    let at = format!("pipeline '{pipeline}', policy '{policy}', condition json-schema");
+    let schema_pointer = child(pointer, "schema");
+    let schema = match map.get("schema") {
+        Some(Value::Object(schema)) => schema,
+        Some(other) => {
+            ctx.error(
+                &schema_pointer,
+                format!(
+                    "{at}: schema must be a mapping (a JSON Schema), not {}",
+                    kind(other)
+                ),
+            );
+            return None;
+        }
+        None => {
+            ctx.error(
+                pointer,
+                format!("{at}: needs `schema`, the JSON Schema the body must match"),
+            );
+            return None;
+        }
+    };
+    let log_errors = match map.get("logErrors") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            ctx.error(
+                &child(pointer, "logErrors"),
+                format!("{at}: logErrors must be true or false, not {}", kind(other)),
+            );
+            return None;
+        }
+    };
+    if !schema.get("$id").is_some_and(Value::is_string) {
+        ctx.error(&schema_pointer, format!("{at}: the schema needs an `$id` (a name, such as `$id: {pipeline}-body`): Express Gateway 1.x looks the schema up by it and fails every request without one"));
+        return None;
+    }
+    let schema = Value::Object(schema.clone());
+    if let Err(reason) = mgw_runtime::policies::validate::ajv_draft(&schema) {
+        ctx.error(
+            &child(&schema_pointer, "$schema"),
+            format!("{at}: {reason}"),
+        );
+        return None;
+    }
+    if let Err((inner, reason)) = check_schema(&schema, "#", Rules::Ajv) {
+        let deep = format!("{schema_pointer}{}", inner.trim_start_matches('#'));
+        let place = if ctx.line(&deep).is_some() {
+            deep
+        } else {
+            schema_pointer
+        };
+        ctx.error(&place, format!("{at}: the schema at {inner}: {reason}"));
+        return None;
+    }
+    Some(Condition::JsonSchema { schema, log_errors })
 }
 
 /// Express Gateway's `proxy`: action params, then the service endpoint's `proxyOptions`, then

@@ -936,3 +936,60 @@ fn db_redis_maps_onto_the_store_settings() {
     // No db section: the project's store is left alone.
     assert_eq!(store_of("plugins: {}\n").0, None);
 }
+
+#[test]
+fn json_schema_conditions_translate_and_need_the_validation_feature() {
+    let text = format!(
+        "{BASE}apiEndpoints:\n  e: {{path: /e}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n      - terminate:\n          - condition:\n              name: json-schema\n              logErrors: true\n              schema:\n                $id: person\n                type: object\n                required: [name]\n                properties: {{name: {{type: string, format: email}}}}\n            action: {{statusCode: 201}}\n      - proxy: {{action: {{serviceEndpoint: b}}}}\n"
+    );
+    let l = ok(&text);
+    let Some(Condition::JsonSchema { schema, log_errors }) =
+        &l.model.pipelines[0].steps[0].condition
+    else {
+        panic!("{:?}", l.model.pipelines[0].steps[0])
+    };
+    assert!(log_errors);
+    assert_eq!(schema["$id"], "person");
+    assert!(crate::codegen::runtime_features(&l.model).contains(&"validation"));
+    // Without the condition, the project does not take the feature.
+    let plain = ok(&format!(
+        "{BASE}apiEndpoints:\n  e: {{path: /e}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n      - proxy: {{action: {{serviceEndpoint: b}}}}\n"
+    ));
+    assert!(!crate::codegen::runtime_features(&plain.model).contains(&"validation"));
+}
+
+#[test]
+fn malformed_json_schemas_name_file_line_pipeline_and_policy() {
+    let step = |condition: &str| {
+        let text = format!(
+            "{BASE}apiEndpoints:\n  e: {{path: /e}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies:\n      - terminate:\n          - condition:\n{condition}\n"
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        errs.into_iter().next().unwrap_or_default()
+    };
+    let bad_type = step("              name: json-schema\n              schema:\n                $id: s\n                properties:\n                  age: {type: int}");
+    assert!(bad_type.starts_with(&format!("{FILE}:19:")), "{bad_type}");
+    assert!(
+        bad_type.contains("pipeline 'p', policy 'terminate', condition json-schema"),
+        "{bad_type}"
+    );
+    assert!(bad_type.contains("#/properties/age/type"), "{bad_type}");
+    let no_id = step("              name: json-schema\n              schema: {type: object}");
+    assert!(no_id.contains("needs an `$id`"), "{no_id}");
+    let format = step("              name: json-schema\n              schema: {$id: s, type: string, format: int32}");
+    assert!(format.contains("unknown format \"int32\""), "{format}");
+    let remote = step("              name: json-schema\n              schema: {$id: s, $ref: 'https://example.com/s.json'}");
+    assert!(remote.contains("micro-gw does not"), "{remote}");
+    let draft = step("              name: json-schema\n              schema: {$id: s, $schema: 'https://json-schema.org/draft/2020-12/schema'}");
+    assert!(draft.contains("draft-07"), "{draft}");
+    let nested = step(
+        "              name: not\n              condition: {name: json-schema, schema: {$id: s}}",
+    );
+    assert!(
+        nested.contains("only be a step's own condition"),
+        "{nested}"
+    );
+    let missing = step("              name: json-schema\n              logErrors: yes");
+    assert!(missing.contains("needs `schema`"), "{missing}");
+}
