@@ -95,6 +95,23 @@ pub struct TracingConfig {
     /// Share of the traces the gateway starts that are marked sampled (flag `01`), from 0.0
     /// to 1.0 (default 1.0). A client's own decision is always kept.
     pub sample_ratio: f64,
+    /// The OTLP/HTTP receiver sampled requests' spans are exported to (`telemetry::otlp`):
+    /// its base URL, `http://collector:4318` (spans go to `<base>/v1/traces`), or a full URL
+    /// ending in `/v1/traces`. Empty (the default): no export. `${VAR}` substituted at start-up.
+    /// Read by `micro-gw build` too: a project that sets it is built with the `otlp` feature.
+    pub otlp_endpoint: String,
+    /// Extra headers of every export request (a vendor's API key), `${VAR}` substituted at
+    /// start-up so secrets stay out of the file.
+    pub otlp_headers: std::collections::BTreeMap<String, String>,
+    /// The bound of one export request (connect, send, answer), in milliseconds.
+    pub otlp_timeout_ms: u64,
+    /// Spans waiting for export at most; a span that finds the queue full is dropped (and
+    /// counted by the SDK, which warns at the first drop and gives the total at shutdown).
+    pub otlp_queue: usize,
+    /// Longest wait between two exports, in milliseconds (a full batch of 512 goes at once).
+    pub otlp_interval_ms: u64,
+    /// The resource's `service.name`. Empty (the default): the project's name.
+    pub service_name: String,
 }
 
 impl Default for TracingConfig {
@@ -102,6 +119,12 @@ impl Default for TracingConfig {
         Self {
             propagate: true,
             sample_ratio: 1.0,
+            otlp_endpoint: String::new(),
+            otlp_headers: std::collections::BTreeMap::new(),
+            otlp_timeout_ms: 10_000,
+            otlp_queue: 2048,
+            otlp_interval_ms: 5_000,
+            service_name: String::new(),
         }
     }
 }
@@ -1164,6 +1187,23 @@ impl RuntimeConfig {
             return Err(bad(format!(
                 "tracing.sample_ratio = {ratio} is not between 0.0 and 1.0: use for example 0.1 to sample one new trace in ten"
             )));
+        }
+        let tracing = &self.tracing;
+        if !tracing.otlp_endpoint.is_empty() {
+            if !tracing.propagate {
+                return Err(bad(
+                    "tracing.otlp_endpoint is set but tracing.propagate = false: spans need trace context; set propagate = true or remove otlp_endpoint".into(),
+                ));
+            }
+            if tracing.otlp_timeout_ms == 0
+                || tracing.otlp_queue == 0
+                || tracing.otlp_interval_ms == 0
+            {
+                return Err(bad(
+                    "tracing.otlp_timeout_ms, otlp_queue and otlp_interval_ms must be above 0"
+                        .into(),
+                ));
+            }
         }
         if self.upstream.connect_timeout_ms == 0 {
             return Err(bad("upstream.connect_timeout_ms must be above 0".into()));

@@ -11,7 +11,7 @@ use std::time::Instant;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::access_log::{AccessLog, AccessRecord, LoggedBody, RouteRef};
+use crate::access_log::{AccessRecord, LoggedBody, RecordSinks, RouteRef};
 use crate::auth::split_pair;
 use crate::fault::{self, Fault};
 use crate::model::{AuthScheme, Dialect, GatewayModel, PolicySpec};
@@ -21,7 +21,7 @@ use crate::proxy::body::GatewayBody;
 use crate::router::express::{ExpressRouter, Lookup};
 use crate::router::{Match, Router};
 use crate::telemetry::metrics::{Metrics, Outcome, RouteKey};
-use crate::telemetry::trace_context::TraceId;
+use crate::telemetry::trace_context::{TraceContext, TraceId};
 
 /// The response type of every listener.
 pub type GatewayResponse = Response<LoggedBody<GatewayBody>>;
@@ -64,8 +64,8 @@ pub struct Gateway {
     health: ReadyPipeline,
     apikey: Option<ReadyPipeline>,
     services: Services,
-    /// Where finished requests' records go (`None`: access log off).
-    access_log: Option<Arc<AccessLog>>,
+    /// Where finished requests' records go: the access log, the OTLP span exporter.
+    sinks: Arc<RecordSinks>,
     secret_query_params: Vec<String>,
     /// Set by a stop signal: `/health` (and Kargo's healthcheck route) answer 503 from then on.
     draining: std::sync::atomic::AtomicBool,
@@ -78,6 +78,8 @@ struct Arrival {
     started: Instant,
     /// The request's W3C trace (`[tracing]`), for the access log.
     trace_id: Option<TraceId>,
+    /// The request's trace when its span is exported (sampled, OTLP on).
+    span: Option<TraceContext>,
 }
 
 /// What a request was routed to.
@@ -96,7 +98,7 @@ impl Gateway {
         express: Vec<ExpressRouter>,
         pipelines: Vec<ReadyPipeline>,
         services: Services,
-        access_log: Option<Arc<AccessLog>>,
+        sinks: RecordSinks,
     ) -> Self {
         let health = ReadyPipeline::builtin("health", &PolicySpec::Health, &model);
         let apikey = services
@@ -112,7 +114,7 @@ impl Gateway {
             health,
             apikey,
             services,
-            access_log,
+            sinks: Arc::new(sinks),
             draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -148,16 +150,17 @@ impl Gateway {
     ) -> Result<GatewayResponse, Infallible> {
         let started = Instant::now();
         let _in_flight = self.telemetry().map(|m| m.in_flight());
-        let access_path = self
-            .access_log
-            .is_some()
-            .then(|| self.request_target(&request));
         let trace = self.services.tracing.start(request.headers());
+        // Only sampled requests have a span, and only when it is exported.
+        let span = trace.filter(|t| t.sampled && self.sinks.spans.is_some());
+        let access_path =
+            (self.sinks.log.is_some() || span.is_some()).then(|| self.request_target(&request));
         let arrival = Arrival {
             client,
             method: request.method().clone(),
             started,
             trace_id: trace.map(|t| t.trace_id),
+            span,
         };
         let log = |response: Response<GatewayBody>, context: Option<&Context<'_>>| {
             self.record_metrics(&response, &arrival.method, started, context);
@@ -412,7 +415,7 @@ impl Gateway {
         }
     }
 
-    /// The log phase: the access-log record, written when the response body ends.
+    /// The log phase: the access-log record (and the span), written when the response body ends.
     fn log_phase(
         &self,
         response: Response<GatewayBody>,
@@ -420,7 +423,7 @@ impl Gateway {
         path: Option<String>,
         context: Option<&Context<'_>>,
     ) -> GatewayResponse {
-        let record = path.zip(self.access_log.as_ref()).map(|(path, log)| {
+        let record = path.map(|path| {
             let mut record = AccessRecord::new(
                 arrival.client,
                 arrival.method.clone(),
@@ -429,13 +432,15 @@ impl Gateway {
                 arrival.started,
             );
             record.trace_id = arrival.trace_id.map(|id| id.0.to_be_bytes());
+            record.span = arrival.span;
             if let Some(context) = context {
                 record.route = RouteRef::of(context.route);
                 record.upstream = context.upstream.clone();
                 record.upstream_latency = context.upstream_latency;
+                record.upstream_failure = context.upstream_failure;
                 record.consumer = context.consumer.clone();
             }
-            (Box::new(record), log.clone())
+            (Box::new(record), self.sinks.clone())
         });
         response.map(|body| LoggedBody::new(body, record))
     }

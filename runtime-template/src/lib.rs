@@ -265,6 +265,12 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             tokio::spawn(async move { source.refresh().await });
         }
         let client = proxy::client(&loaded.config.upstream, &loaded.config.limits, tls.clone());
+        let read_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let spans = telemetry::otlp::start(&loaded.config.tracing, &model, &read_env, tls.clone())
+            .map_err(|e| format!("{e} ({})", loaded.path.display()))?;
+        let flush_spans = spans
+            .as_ref()
+            .map(telemetry::otlp::SpanExport::shutdown_handle);
         let request_limits = gateway::RequestLimits {
             max_uri_bytes: loaded.config.limits.max_uri_bytes,
             max_body_bytes: loaded.config.limits.max_request_body_bytes,
@@ -276,7 +282,6 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                 }
             }),
         };
-        let read_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let pipelines = pipeline::build_all(&model, &read_env, &outbound).map_err(|errors| {
             errors
                 .iter()
@@ -328,11 +333,19 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
                 telemetry,
                 tracing: telemetry::trace_context::Propagation::new(&loaded.config.tracing),
             },
-            access_log,
+            access_log::RecordSinks {
+                log: access_log,
+                spans,
+            },
         ));
-        server::serve(gateway, settings, started)
+        let served = server::serve(gateway, settings, started)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        // Drained: the spans still queued go now (bounded by `otlp_timeout_ms`).
+        if let Some(flush) = flush_spans {
+            flush.run().await;
+        }
+        served
     });
     // Tasks still running (connections past the shutdown timeout) hold access-log handles:
     // end them, so the writer sees the queue close and writes the last lines.

@@ -15,6 +15,7 @@ mod fixtures;
 mod hardening;
 mod introspect;
 mod metrics;
+mod otlp;
 mod proxy;
 mod rate_limit;
 mod redis_replicas;

@@ -13,6 +13,8 @@ pub mod h2raw;
 #[cfg(feature = "harness")]
 pub mod harness;
 #[cfg(feature = "harness")]
+pub mod otlp;
+#[cfg(feature = "harness")]
 pub mod raw;
 #[cfg(feature = "harness")]
 pub mod raw_backend;

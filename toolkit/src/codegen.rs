@@ -22,6 +22,17 @@ pub const PINNED_LOCK: &str = include_str!("../../templates/gateway/Cargo.lock")
 const FEATURE_ROOTS: &[(&str, &[&str])] = &[
     ("storage", &["aws-sigv4", "aws-credential-types"]),
     ("validation", &["jsonschema"]),
+    (
+        "otlp",
+        &[
+            "opentelemetry",
+            "opentelemetry_sdk",
+            "opentelemetry-otlp",
+            "opentelemetry-http",
+            "opentelemetry-proto",
+            "async-trait",
+        ],
+    ),
 ];
 
 /// An estimate of how many packages a cold build of a project with `features` compiles: the
@@ -91,9 +102,20 @@ struct Manifest<'a> {
 #[template(path = "gateway/main.rs", escape = "none")]
 struct Main;
 
-/// The generated files, by name.
+/// The generated files, by name, for a project whose settings need no optional feature.
 pub fn render(
     model: &GatewayModel,
+    binary: &str,
+    runtime_dir: &Path,
+) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    render_with_features(model, &runtime_features(model), binary, runtime_dir)
+}
+
+/// The generated files, by name, with the runtime's optional `features` (the model's,
+/// [`runtime_features`], and the settings', [`settings_features`]).
+pub fn render_with_features(
+    model: &GatewayModel,
+    features: &[&str],
     binary: &str,
     runtime_dir: &Path,
 ) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
@@ -105,7 +127,7 @@ pub fn render(
         binary,
         // A TOML string literal, escaped by the TOML serializer.
         runtime_path_literal: toml::Value::String(runtime_path.to_string()).to_string(),
-        features: features_literal(&runtime_features(model)),
+        features: features_literal(features),
     }
     .render()
     .context("rendering Cargo.toml")?;
@@ -137,6 +159,17 @@ pub fn runtime_features(model: &GatewayModel) -> Vec<&'static str> {
         })
     }) {
         features.push("validation");
+    }
+    features
+}
+
+/// The optional features of `mgw-runtime` the project's settings (`conf/micro-gw.toml`) need:
+/// `otlp` when `[tracing] otlp_endpoint` is set (the endpoint itself is read at start-up, so
+/// it may differ per deployment; only whether there is one is compiled in).
+pub fn settings_features(config: &mgw_runtime::config::RuntimeConfig) -> Vec<&'static str> {
+    let mut features = Vec::new();
+    if !config.tracing.otlp_endpoint.is_empty() {
+        features.push("otlp");
     }
     features
 }
@@ -255,6 +288,31 @@ mod tests {
         );
         // The estimate leaves out what only the storage feature brings.
         assert!(package_estimate(&runtime_features(&model)) + 2 <= with_storage);
+    }
+
+    #[test]
+    fn an_otlp_endpoint_in_the_settings_turns_on_the_otlp_feature() {
+        let mut config = mgw_runtime::config::RuntimeConfig::default();
+        assert!(settings_features(&config).is_empty());
+        config.tracing.otlp_endpoint = "http://collector:4318".into();
+        assert_eq!(settings_features(&config), ["otlp"]);
+        let model = GatewayModel {
+            format: MODEL_FORMAT,
+            project: "p".into(),
+            apis: vec![],
+            endpoints: vec![],
+            pipelines: vec![],
+            express: vec![],
+        };
+        let files = render_with_features(&model, &["otlp"], "p", Path::new("/r")).unwrap();
+        let manifest: toml::Table =
+            toml::from_str(&String::from_utf8(files[0].1.clone()).unwrap()).unwrap();
+        assert_eq!(
+            manifest["features"]["default"],
+            toml::Value::Array(vec![toml::Value::String("otlp".into())])
+        );
+        // The estimate counts the OpenTelemetry crates only for a project that takes them.
+        assert!(package_estimate(&[]) + 5 <= package_estimate(&["otlp"]));
     }
 
     /// Every optional feature of the runtime is forwarded by the generated manifest (else a

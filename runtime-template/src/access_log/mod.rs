@@ -19,7 +19,9 @@ use http::{Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use serde::Serialize;
 
-use crate::telemetry::metrics::RouteKey;
+use crate::telemetry::metrics::{RouteKey, UpstreamFailure};
+use crate::telemetry::otlp::SpanExport;
+use crate::telemetry::trace_context::TraceContext;
 
 pub use queue::{AccessLog, AccessLogWriter};
 
@@ -123,6 +125,11 @@ pub struct AccessRecord {
     pub consumer: Option<Arc<str>>,
     /// The W3C trace id of the request, when tracing knows one (JSON `trace_id`).
     pub trace_id: Option<[u8; 16]>,
+    /// Why the upstream exchange failed, when it did (the span's `error.type`).
+    pub upstream_failure: Option<UpstreamFailure>,
+    /// The request's trace context when its span is exported over OTLP (sampled, and
+    /// `[tracing] otlp_endpoint` set); `None` otherwise.
+    pub span: Option<TraceContext>,
     /// Response body bytes sent (set when the body ends).
     pub bytes_out: u64,
     /// The body was sent to its end (`false`: the client went away or the upstream failed).
@@ -153,6 +160,8 @@ impl AccessRecord {
             upstream_latency: None,
             consumer: None,
             trace_id: None,
+            upstream_failure: None,
+            span: None,
             bytes_out: 0,
             complete: false,
             total: Duration::ZERO,
@@ -166,6 +175,17 @@ impl AccessRecord {
     }
 }
 
+/// Where finished requests' records go: the access log, the OTLP span exporter, either or both.
+/// A gateway with neither makes no record at all.
+#[derive(Debug, Default)]
+pub struct RecordSinks {
+    /// The access log (`None`: off).
+    pub log: Option<Arc<AccessLog>>,
+    /// The span exporter (`None`: `[tracing] otlp_endpoint` not set; always `None` in a
+    /// gateway built without the `otlp` feature).
+    pub spans: Option<SpanExport>,
+}
+
 pin_project_lite::pin_project! {
     /// A response body that hands the request's record to the access log once it is finished.
     pub struct LoggedBody<B> {
@@ -174,7 +194,7 @@ pin_project_lite::pin_project! {
         bytes: u64,
         // An empty body may be dropped without ever being polled; that is still complete.
         empty: bool,
-        record: Option<(Box<AccessRecord>, Arc<AccessLog>)>,
+        record: Option<(Box<AccessRecord>, Arc<RecordSinks>)>,
     }
 
     impl<B> PinnedDrop for LoggedBody<B> {
@@ -188,8 +208,8 @@ pin_project_lite::pin_project! {
 }
 
 impl<B: Body> LoggedBody<B> {
-    /// Wraps `inner`; `record` is `None` when access logging is off.
-    pub fn new(inner: B, record: Option<(Box<AccessRecord>, Arc<AccessLog>)>) -> Self {
+    /// Wraps `inner`; `record` is `None` when no sink wants it.
+    pub fn new(inner: B, record: Option<(Box<AccessRecord>, Arc<RecordSinks>)>) -> Self {
         Self {
             empty: inner.is_end_stream(),
             inner,
@@ -199,12 +219,18 @@ impl<B: Body> LoggedBody<B> {
     }
 }
 
-fn finish(mut record: Box<AccessRecord>, log: &AccessLog, bytes: u64, complete: bool) {
+fn finish(mut record: Box<AccessRecord>, sinks: &RecordSinks, bytes: u64, complete: bool) {
     record.total = record.started.elapsed();
     record.finished = SystemTime::now();
     record.bytes_out = bytes;
     record.complete = complete;
-    log.send(record);
+    // The span ends at the same moment as the record (and with the same duration).
+    if let Some(spans) = &sinks.spans {
+        spans.end(&record);
+    }
+    if let Some(log) = &sinks.log {
+        log.send(record);
+    }
 }
 
 impl<B> Body for LoggedBody<B>

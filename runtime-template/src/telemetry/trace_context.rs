@@ -357,6 +357,7 @@ mod tests {
         Propagation::new(&TracingConfig {
             propagate: true,
             sample_ratio: ratio,
+            ..TracingConfig::default()
         })
     }
 
@@ -511,6 +512,7 @@ mod tests {
         let off = Propagation::new(&TracingConfig {
             propagate: false,
             sample_ratio: 1.0,
+            ..TracingConfig::default()
         });
         assert_eq!(off.start(&headers(&[(&TRACEPARENT, EXAMPLE)])), None);
     }

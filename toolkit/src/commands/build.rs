@@ -87,7 +87,12 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         };
     let cache = paths::cache_dir();
     let runtime_dir = runtime_sources::unpack(&cache)?;
-    let files = codegen::render(&loaded.model, &project.name, &runtime_dir)?;
+    let mut features = codegen::runtime_features(&loaded.model);
+    if let Ok(settings) = mgw_runtime::config::load(&project.config_file(), &[], &[]) {
+        features.extend(codegen::settings_features(&settings.config));
+    }
+    let files =
+        codegen::render_with_features(&loaded.model, &features, &project.name, &runtime_dir)?;
     codegen::write(&project.gen_dir(), &files)?;
     println!("[DONE]");
     super::print_changed_warnings(&loaded.warnings, &changed, options.verbose, &project.root);
@@ -147,7 +152,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let built = match cargo_build::build(
         &project.gen_dir(),
         &project.name,
-        codegen::package_estimate(&codegen::runtime_features(&loaded.model)),
+        codegen::package_estimate(&features),
         &cargo,
     ) {
         Ok(built) => built,
