@@ -322,7 +322,7 @@ fn console_is_terminal() -> bool {
 }
 
 /// Said before the first gateway build in a target directory.
-pub const FIRST_BUILD_NOTE: &str = "The first build on this machine compiles the shared runtime (one to two minutes on two cores when micro-gw was installed through this target directory, as scripts/quickstart.sh does; longer otherwise, as it then compiles the TLS, HTTP and SQLite crates too); later builds of any project reuse it and take about a second.";
+pub const FIRST_BUILD_NOTE: &str = "The first build on this machine compiles the shared runtime (one to three minutes on two cores when micro-gw was installed through this target directory, as scripts/quickstart.sh does; longer otherwise, as it then compiles the TLS, HTTP and SQLite crates too); later builds of any project reuse it and take about a second.";
 
 /// Whether a gateway was built in `target_dir` before (any project, any runtime version): then
 /// the runtime is compiled and a build compiles only the small generated crate, unless the
