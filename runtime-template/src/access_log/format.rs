@@ -7,57 +7,11 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{AccessRecord, RouteRef};
-use crate::model::GatewayModel;
+use super::{AccessRecord, RouteTable};
 
-/// The route templates of a model, looked up by [`RouteRef`] when a line is written.
-#[derive(Debug, Default)]
-pub struct RouteTemplates {
-    /// Per API, per resource: base path and path template (`/petstore/v1/pet/{petId}`).
-    wso2: Vec<Vec<String>>,
-    /// Per Express Gateway configuration, per route: the `paths` entry or `pathRegex`.
-    express: Vec<Vec<String>>,
-}
-
-impl RouteTemplates {
-    /// Every template of `model`.
-    pub fn new(model: &GatewayModel) -> Self {
-        let wso2 = model
-            .apis
-            .iter()
-            .map(|api| {
-                api.resources
-                    .iter()
-                    .map(|r| crate::model::route_template(&api.base_path, &r.path))
-                    .collect()
-            })
-            .collect();
-        let express = model
-            .express
-            .iter()
-            .map(|config| {
-                config
-                    .routes
-                    .iter()
-                    .map(|route| route.path.text().to_string())
-                    .collect()
-            })
-            .collect();
-        Self { wso2, express }
-    }
-
-    /// The template of `route`, if the model has it.
-    pub fn get(&self, route: RouteRef) -> Option<&str> {
-        let (table, outer, inner) = match route {
-            RouteRef::Wso2 { api, resource } => (&self.wso2, api, resource),
-            RouteRef::Express { config, route } => (&self.express, config, route),
-        };
-        table
-            .get(outer as usize)
-            .and_then(|routes| routes.get(inner as usize))
-            .map(String::as_str)
-    }
-}
+/// The route templates of a model (`/petstore/v1/pet/{petId}`, an Express Gateway `paths`
+/// entry or `pathRegex`), looked up by [`super::RouteRef`] when a line is written.
+pub type RouteTemplates = RouteTable<String>;
 
 /// Renders records as lines, keeping what successive lines share: the route templates and the
 /// date and time to the second (written once per second, not once per line).
@@ -89,6 +43,7 @@ impl LineWriter {
         out.extend_from_slice(b"\",\"method\":");
         push_json_str(out, record.method.as_str());
         if let Some(route) = record.route.and_then(|r| self.templates.get(r)) {
+            let route = route.as_str();
             out.extend_from_slice(b",\"route\":");
             push_json_str(out, route);
         }

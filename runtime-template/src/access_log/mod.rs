@@ -19,6 +19,7 @@ use http::{Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use serde::Serialize;
 
+use crate::model::GatewayModel;
 use crate::telemetry::metrics::{RouteKey, UpstreamFailure};
 use crate::telemetry::otlp::SpanExport;
 use crate::telemetry::trace_context::TraceContext;
@@ -26,7 +27,7 @@ use crate::telemetry::trace_context::TraceContext;
 pub use queue::{AccessLog, AccessLogWriter};
 
 /// Which route of the model a request matched, by index (its template is looked up on the
-/// writer thread, [`format::RouteTemplates`]).
+/// writer thread, [`RouteTable`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteRef {
     /// `model.apis[api].resources[resource]`.
@@ -60,6 +61,67 @@ impl RouteRef {
             }),
             RouteKey::Unrouted | RouteKey::Health | RouteKey::ApiKey => None,
         }
+    }
+}
+
+/// One value per route of a model, indexed as [`RouteRef`] indexes the model: made once at
+/// start-up, so the access log's writer and the span exporter look a route's names up without
+/// touching the model.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable<T> {
+    /// Per API, per resource.
+    wso2: Vec<Vec<T>>,
+    /// Per Express Gateway configuration, per route.
+    express: Vec<Vec<T>>,
+}
+
+impl<T> RouteTable<T> {
+    /// `value(api, template)` for every route of `model`: the API's name (WSO2) or the
+    /// `apiEndpoint` (Express Gateway), and the route's template as the metrics show it
+    /// (`/petstore/v1/pet/{petId}`, the `paths` entry or `pathRegex`).
+    pub fn new(model: &GatewayModel, mut value: impl FnMut(&str, String) -> T) -> Self {
+        let wso2 = model
+            .apis
+            .iter()
+            .map(|api| {
+                api.resources
+                    .iter()
+                    .map(|r| {
+                        value(
+                            &api.name,
+                            crate::model::route_template(&api.base_path, &r.path),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let express = model
+            .express
+            .iter()
+            .map(|config| {
+                config
+                    .routes
+                    .iter()
+                    .map(|route| value(&route.api_endpoint, route.path.text().to_string()))
+                    .collect()
+            })
+            .collect();
+        Self { wso2, express }
+    }
+
+    /// The value of `route`, if the model has it.
+    pub fn get(&self, route: RouteRef) -> Option<&T> {
+        let (table, outer, inner) = match route {
+            RouteRef::Wso2 { api, resource } => (&self.wso2, api, resource),
+            RouteRef::Express { config, route } => (&self.express, config, route),
+        };
+        table.get(outer as usize)?.get(inner as usize)
+    }
+
+    /// A table of the given values (tests).
+    #[cfg(test)]
+    pub fn from_parts(wso2: Vec<Vec<T>>, express: Vec<Vec<T>>) -> Self {
+        Self { wso2, express }
     }
 }
 

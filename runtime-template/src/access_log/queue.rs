@@ -170,7 +170,7 @@ impl AccessLog {
     ) -> std::io::Result<(Arc<AccessLog>, AccessLogWriter)> {
         let (queue, records) = mpsc::sync_channel(capacity);
         let (done_tx, done) = mpsc::sync_channel(1);
-        let lines = LineWriter::new(RouteTemplates::new(model));
+        let lines = LineWriter::new(RouteTemplates::new(model, |_api, template| template));
         let pace = Arc::new(Pace::default());
         let writer_pace = pace.clone();
         let writer = std::thread::Builder::new()

@@ -23,7 +23,7 @@ use super::context::Context;
 use super::step::read_request_body;
 use super::Services;
 use crate::model::Dialect;
-use crate::policies::transformer::{decode_unicode, media_type, BodyError, Form};
+use crate::policies::transformer::{json_body_text, media_type, BodyError, Form};
 use crate::proxy::body::{ClientBody, GatewayBody};
 
 const JSON_TYPE: &str = "application/json";
@@ -91,22 +91,8 @@ pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Value, BodyError> {
         if body.is_empty() {
             return Ok(Value::Object(Map::new()));
         }
-        let text = decode_unicode(body, &charset)
-            .ok_or_else(|| BodyError::Charset(charset.to_ascii_uppercase()))?;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-        match text
-            .trim_start_matches([' ', '\t', '\n', '\r'])
-            .chars()
-            .next()
-        {
-            Some('{' | '[') => {}
-            _ => {
-                return Err(BodyError::Malformed(
-                    "the body is not a JSON object or array".into(),
-                ))
-            }
-        }
-        serde_json::from_str(text).map_err(|e| BodyError::Malformed(e.to_string()))
+        let text = json_body_text(body, &charset)?;
+        serde_json::from_str(&text).map_err(|e| BodyError::Malformed(e.to_string()))
     } else {
         let charset = charset.unwrap_or_else(|| "utf-8".into());
         if charset != "utf-8" {

@@ -157,7 +157,9 @@ mod enabled {
 
     use super::{GatewayModel, TracingConfig};
     use crate::access_log::AccessRecord;
-    use crate::telemetry::span::{server_span, AttributeValue, RouteNames, SpanStatus};
+    use crate::telemetry::span::{
+        route_names, server_span, AttributeValue, RouteNames, SpanStatus,
+    };
 
     /// The SDK's largest batch (its `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` default).
     const MAX_BATCH: usize = 512;
@@ -327,7 +329,7 @@ mod enabled {
         );
         Ok(Some(SpanExport {
             processor: Arc::new(processor),
-            routes: RouteNames::new(model),
+            routes: route_names(model),
             scope: InstrumentationScope::builder("micro-gw")
                 .with_version(crate::VERSION)
                 .build(),

@@ -10,12 +10,12 @@ use std::net::IpAddr;
 
 use http::Method;
 
-use crate::access_log::{AccessRecord, RouteRef};
+use crate::access_log::{AccessRecord, RouteTable};
 use crate::model::GatewayModel;
 
 /// What a span says of a model route: its template and its API.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct RouteName {
+pub struct RouteName {
     /// `http.route`: the WSO2 resource's full template (`/petstore/v1/pet/{petId}`) or the
     /// Express Gateway `paths` entry.
     template: String,
@@ -23,55 +23,16 @@ struct RouteName {
     api: String,
 }
 
-/// Every route's template and API, indexed as [`RouteRef`] indexes the model (made once at
-/// start-up, so a span looks them up without touching the model).
-#[derive(Debug, Clone, Default)]
-pub struct RouteNames {
-    wso2: Vec<Vec<RouteName>>,
-    express: Vec<Vec<RouteName>>,
-}
+/// Every route's template and API, made once at start-up (the same templates the access log
+/// and the metrics show).
+pub type RouteNames = RouteTable<RouteName>;
 
-impl RouteNames {
-    /// The names of every route of `model` (the same templates the access log and the metrics
-    /// show).
-    pub fn new(model: &GatewayModel) -> Self {
-        let wso2 = model
-            .apis
-            .iter()
-            .map(|api| {
-                api.resources
-                    .iter()
-                    .map(|r| RouteName {
-                        template: crate::model::route_template(&api.base_path, &r.path),
-                        api: api.name.clone(),
-                    })
-                    .collect()
-            })
-            .collect();
-        let express = model
-            .express
-            .iter()
-            .map(|config| {
-                config
-                    .routes
-                    .iter()
-                    .map(|route| RouteName {
-                        template: route.path.text().to_string(),
-                        api: route.api_endpoint.clone(),
-                    })
-                    .collect()
-            })
-            .collect();
-        Self { wso2, express }
-    }
-
-    fn get(&self, route: RouteRef) -> Option<&RouteName> {
-        let (table, outer, inner) = match route {
-            RouteRef::Wso2 { api, resource } => (&self.wso2, api, resource),
-            RouteRef::Express { config, route } => (&self.express, config, route),
-        };
-        table.get(outer as usize)?.get(inner as usize)
-    }
+/// The route names of `model`.
+pub fn route_names(model: &GatewayModel) -> RouteNames {
+    RouteTable::new(model, |api, template| RouteName {
+        template,
+        api: api.to_string(),
+    })
 }
 
 /// One attribute's value (the OTLP `AnyValue` kinds a server span uses).
@@ -207,21 +168,22 @@ fn client_address(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access_log::RouteRef;
     use crate::telemetry::metrics::UpstreamFailure;
     use http::StatusCode;
     use std::time::Instant;
 
     fn routes() -> RouteNames {
-        RouteNames {
-            wso2: vec![vec![RouteName {
+        RouteNames::from_parts(
+            vec![vec![RouteName {
                 template: "/petstore/v1/pet/{petId}".into(),
                 api: "Petstore".into(),
             }]],
-            express: vec![vec![RouteName {
+            vec![vec![RouteName {
                 template: "/ip".into(),
                 api: "api".into(),
             }]],
-        }
+        )
     }
 
     fn record(method: Method, path: &str, status: u16, route: Option<RouteRef>) -> AccessRecord {

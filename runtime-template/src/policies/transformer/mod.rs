@@ -52,7 +52,7 @@ pub use runtime::{BodyError, HeaderChanges, HeadersPolicy, TransformedBody, Tran
 #[cfg(feature = "server")]
 pub(crate) use form::{Form, TooManyParameters};
 #[cfg(feature = "server")]
-pub(crate) use runtime::{decode_unicode, media_type};
+pub(crate) use runtime::{json_body_text, media_type};
 
 use crate::expression::{Expression, ExpressionError};
 

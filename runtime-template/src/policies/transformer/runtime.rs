@@ -231,25 +231,11 @@ impl TransformerPolicy {
                     return Err(BodyError::Charset(charset.to_ascii_uppercase()));
                 }
                 encoding()?;
-                let text = decode_unicode(body, &charset)
-                    .ok_or_else(|| BodyError::Charset(charset.to_ascii_uppercase()))?;
-                let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+                let text = json_body_text(body, &charset)?;
                 let value = if body.is_empty() {
                     Json::Object(json::Object::default())
                 } else {
-                    match text
-                        .trim_start_matches([' ', '\t', '\n', '\r'])
-                        .chars()
-                        .next()
-                    {
-                        Some('{' | '[') => {}
-                        _ => {
-                            return Err(BodyError::Malformed(
-                                "the body is not a JSON object or array".into(),
-                            ))
-                        }
-                    }
-                    json::parse(text).map_err(|e| {
+                    json::parse(&text).map_err(|e| {
                         BodyError::Malformed(format!("{} at byte {}", e.message, e.offset))
                     })?
                 };
@@ -322,6 +308,35 @@ impl TransformerPolicy {
         };
         Some(json::stringify(&value).into_bytes())
     }
+}
+
+/// The text of a JSON body as Express's `json()` parser (strict mode) reads it, once its
+/// `charset` is known to be `utf-*`: decoded (a charset it cannot decode is
+/// [`BodyError::Charset`]), without a leading byte-order mark, and, unless the body is empty,
+/// starting (after JSON whitespace) with `{` or `[` ([`BodyError::Malformed`] otherwise).
+/// Shared by the body transformers and the `json-schema` condition.
+pub(crate) fn json_body_text<'a>(body: &'a [u8], charset: &str) -> Result<Cow<'a, str>, BodyError> {
+    let text = match decode_unicode(body, charset)
+        .ok_or_else(|| BodyError::Charset(charset.to_ascii_uppercase()))?
+    {
+        Cow::Borrowed(text) => Cow::Borrowed(text.strip_prefix('\u{feff}').unwrap_or(text)),
+        Cow::Owned(text) => match text.strip_prefix('\u{feff}') {
+            Some(rest) => Cow::Owned(rest.to_owned()),
+            None => Cow::Owned(text),
+        },
+    };
+    let starts_as_container = matches!(
+        text.trim_start_matches([' ', '\t', '\n', '\r'])
+            .chars()
+            .next(),
+        Some('{' | '[')
+    );
+    if !body.is_empty() && !starts_as_container {
+        return Err(BodyError::Malformed(
+            "the body is not a JSON object or array".into(),
+        ));
+    }
+    Ok(text)
 }
 
 /// A JSON body's text in `charset` (lower case, starting with `utf-`), as body-parser decodes
