@@ -212,6 +212,10 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
         proxy::pool_limits(&loaded.config.upstream, idle_stacks),
     )
     .map_err(|e| e.to_string())?;
+    let https_endpoint = upstreams
+        .iter()
+        .flat_map(|upstream| &upstream.targets)
+        .any(|target| target.scheme == http::uri::Scheme::HTTPS);
     let router = Router::build(&model).map_err(|errors| {
         errors
             .iter()
@@ -254,6 +258,12 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     } else {
         (None, None)
     };
+    // The system trust roots are read on first use; read them now when an endpoint is
+    // HTTPS, so that its first request does not wait for them. A gateway whose endpoints are
+    // all `http://` never reads them, unless a JWKS, key manager or OTLP URL needs them.
+    if https_endpoint && loaded.config.upstream.truststore == "system" {
+        tls::load_system_roots();
+    }
     let served = runtime.block_on(async move {
         let (settings, (http, https)) = server_settings(&loaded)?;
         let tls = tls::client_config(&loaded.config.upstream.truststore, &|p| loaded.resolve(p))

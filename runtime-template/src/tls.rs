@@ -2,7 +2,7 @@
 //! for HTTPS endpoints. Always the ring provider (no aws-lc, no OpenSSL).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -156,41 +156,144 @@ impl rustls::server::ResolvesServerCert for SniResolver {
 }
 
 /// Client configuration for HTTPS endpoints: `"system"` roots or a PEM bundle.
+///
+/// The system roots are read on first use ([`SystemRootsVerifier`]), not here: a gateway whose
+/// endpoints are all `http://` never reads them (about 150 files and a few hundred kB of parsed
+/// certificates). Call [`load_system_roots`] at start-up when an HTTPS endpoint is known, so
+/// that the first request does not wait for the files.
 pub fn client_config(
     truststore: &str,
     base: &dyn Fn(&Path) -> PathBuf,
 ) -> Result<rustls::ClientConfig, TlsError> {
     install_crypto_provider();
-    let mut roots = rustls::RootCertStore::empty();
     if truststore == "system" {
-        let loaded = rustls_native_certs::load_native_certs();
-        for cert in loaded.certs {
-            let _ = roots.add(cert);
-        }
-        if roots.is_empty() {
-            tracing::warn!(
-                "no system trust roots found; HTTPS endpoints will fail to verify (set upstream.truststore to a PEM bundle)"
-            );
-        }
-    } else {
-        let path = base(Path::new(truststore));
-        let certs = read_certs(&path, "trust store")?;
-        for cert in &certs {
-            roots.add(cert.clone()).map_err(|e| TlsError::File {
-                what: "trust store",
-                path: path.clone(),
-                reason: format!("holds a certificate rustls cannot use: {e}"),
-            })?;
-        }
-        let verifier = TrustStoreVerifier::new(Arc::new(roots), certs)?;
         return Ok(rustls::ClientConfig::builder()
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_custom_certificate_verifier(Arc::new(SystemRootsVerifier::new()))
             .with_no_client_auth());
     }
+    let mut roots = rustls::RootCertStore::empty();
+    let path = base(Path::new(truststore));
+    let certs = read_certs(&path, "trust store")?;
+    for cert in &certs {
+        roots.add(cert.clone()).map_err(|e| TlsError::File {
+            what: "trust store",
+            path: path.clone(),
+            reason: format!("holds a certificate rustls cannot use: {e}"),
+        })?;
+    }
+    let verifier = TrustStoreVerifier::new(Arc::new(roots), certs)?;
     Ok(rustls::ClientConfig::builder()
-        .with_root_certificates(Arc::new(roots))
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth())
+}
+
+/// The operating system's trust roots (`rustls-native-certs`: `SSL_CERT_FILE`/`SSL_CERT_DIR`,
+/// else the platform's store) as a WebPKI verifier, read once per process on first use; `None`
+/// when no usable root was found (a warning says so, once).
+static SYSTEM_ROOTS: OnceLock<Option<Arc<WebPkiServerVerifier>>> = OnceLock::new();
+
+/// Reads the system trust roots now unless already read, and tells whether any was found. The
+/// gateway calls it at start-up when an endpoint is `https://` and `upstream.truststore` is
+/// `"system"`; otherwise the first HTTPS handshake reads them.
+pub fn load_system_roots() -> bool {
+    system_roots().is_some()
+}
+
+fn system_roots() -> Option<&'static Arc<WebPkiServerVerifier>> {
+    SYSTEM_ROOTS
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let loaded = rustls_native_certs::load_native_certs();
+            for cert in loaded.certs {
+                let _ = roots.add(cert);
+            }
+            let verifier = (!roots.is_empty())
+                .then(|| {
+                    let provider = Arc::new(rustls::crypto::ring::default_provider());
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .ok()
+                })
+                .flatten();
+            if verifier.is_none() {
+                tracing::warn!(
+                    "no system trust roots found; HTTPS endpoints will fail to verify (set upstream.truststore to a PEM bundle)"
+                );
+            }
+            verifier
+        })
+        .as_ref()
+}
+
+/// Server certificate verification against the system trust roots, which it reads when the
+/// first certificate is verified ([`load_system_roots`] reads them earlier). The handshake
+/// signatures are checked with the ring provider's algorithms, as rustls' own WebPKI verifier
+/// does, without the roots. Without any system root, every certificate is refused as
+/// `UnknownIssuer`, as an empty root store refuses it.
+#[derive(Debug)]
+pub struct SystemRootsVerifier {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl SystemRootsVerifier {
+    /// A verifier that reads the system roots on first use.
+    pub fn new() -> Self {
+        Self {
+            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        }
+    }
+}
+
+impl Default for SystemRootsVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerCertVerifier for SystemRootsVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        match system_roots() {
+            Some(webpki) => webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            None => Err(Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }
 
 /// Server certificate verification against a PEM trust store: WebPKI path validation, plus the
