@@ -44,7 +44,7 @@ fn speaks_h2_over_tls_and_h2c() {
 fn streams_50_mb_in_constant_memory() {
     harness::with_gateway_args(
         THREAD_PER_CORE,
-        proxy::streams_a_50_mb_body_without_buffering_it,
+        proxy::streams_50_mb_bodies_both_ways_in_constant_memory,
     );
 }
 
