@@ -167,8 +167,7 @@ fn needs_work(path: &str) -> bool {
         }
     }
     // The last segment: `.` or `..` (an empty one is a trailing `/`, which is kept).
-    segment_start != usize::MAX
-        && matches!(bytes.get(segment_start..), Some(b".") | Some(b".."))
+    segment_start != usize::MAX && matches!(bytes.get(segment_start..), Some(b".") | Some(b".."))
 }
 
 /// An empty, `.` or `..` segment between two slashes.
