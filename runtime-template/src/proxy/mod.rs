@@ -178,22 +178,7 @@ pub async fn forward(
             upstream_error(fault::UPSTREAM_UNREACHABLE, target, UpstreamFailure::Other)
         })?;
         let more = attempt + 1 < count;
-        let mut request = Request::from_parts(
-            if more || may_resend {
-                clone_parts(&parts)
-            } else {
-                std::mem::replace(&mut parts, empty_parts())
-            },
-            slot.attempt(),
-        );
-        *request.uri_mut() = uri;
-        // The upstream client would make this `Host` itself when there is none (a proxy step
-        // with `changeOrigin`), formatting it for every request: it is rendered once per URL.
-        if !request.headers().contains_key(header::HOST) {
-            request
-                .headers_mut()
-                .insert(header::HOST, target.host_header.clone());
-        }
+        let parts = &mut parts;
         let exchange = async {
             let pooled = if fresh {
                 None
@@ -203,8 +188,29 @@ pub async fn forward(
             let reused = pooled.is_some();
             let mut sender = match pooled {
                 Some(sender) => sender,
-                None => client.connector.connect(target.origin.clone()).await?,
+                // Boxed: opening a connection (TCP, TLS) is a large future that the request
+                // path, which finds an idle connection, would otherwise move around.
+                None => Box::pin(client.connector.connect(target.origin.clone())).await?,
             };
+            // The head is built once a connection is at hand: a failed connect leaves it
+            // untouched for the next URL. It is copied only when a resend may need it (an
+            // idempotent request on a reused connection, which the upstream may have closed
+            // meanwhile); otherwise it is moved.
+            let request_head = if may_resend && reused {
+                clone_parts(parts)
+            } else {
+                std::mem::replace(parts, empty_parts())
+            };
+            let mut request = Request::from_parts(request_head, slot.attempt());
+            *request.uri_mut() = uri;
+            // The upstream client would make this `Host` itself when there is none (a proxy
+            // step with `changeOrigin`), formatting it for every request: it is rendered once
+            // per URL.
+            if !request.headers().contains_key(header::HOST) {
+                request
+                    .headers_mut()
+                    .insert(header::HOST, target.host_header.clone());
+            }
             match sender.send_request(request).await {
                 Ok(response) => Ok((sender, response)),
                 Err(source) => Err(AttemptError::Exchange { source, reused }),

@@ -47,7 +47,7 @@ pub mod express;
 pub mod glob;
 pub mod jsregex;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use http::{HeaderValue, Method};
 
@@ -78,7 +78,13 @@ impl Route {
         if self.base_segments == 0 {
             return path;
         }
-        match path.match_indices('/').nth(self.base_segments) {
+        // The byte offset of the slash after the base path's last segment.
+        let slash = path
+            .bytes()
+            .enumerate()
+            .filter(|(_, b)| *b == b'/')
+            .nth(self.base_segments);
+        match slash {
             Some((i, _)) => path.get(i..).unwrap_or(""),
             None => "",
         }
@@ -310,7 +316,9 @@ fn mixed_rank(pieces: &[Piece]) -> (std::cmp::Reverse<usize>, usize, Vec<Piece>)
 
 #[derive(Debug, Default)]
 struct Node {
-    statics: HashMap<String, usize>,
+    /// Literal segments and their nodes, sorted by the segment's bytes: a binary search per
+    /// level (no hashing of the request's segment).
+    statics: Statics,
     /// Sorted by [`mixed_rank`].
     mixed: Vec<(Vec<Piece>, usize)>,
     param: Option<usize>,
@@ -318,6 +326,34 @@ struct Node {
     entry: Option<usize>,
     /// The operations of a template `.../*` whose catch-all starts here.
     catch_all: Option<usize>,
+}
+
+/// A node's literal children: (segment, node), sorted by segment.
+#[derive(Debug, Default)]
+struct Statics(Vec<(String, usize)>);
+
+impl Statics {
+    fn get(&self, segment: &str) -> Option<usize> {
+        let at = self
+            .0
+            .binary_search_by(|(text, _)| text.as_str().cmp(segment))
+            .ok()?;
+        self.0.get(at).map(|(_, node)| *node)
+    }
+
+    fn insert(&mut self, segment: String, node: usize) {
+        match self
+            .0
+            .binary_search_by(|(text, _)| text.as_str().cmp(&segment))
+        {
+            Ok(at) => {
+                if let Some(slot) = self.0.get_mut(at) {
+                    slot.1 = node;
+                }
+            }
+            Err(at) => self.0.insert(at, (segment, node)),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -450,7 +486,7 @@ impl Router {
 
     fn child(&mut self, node: usize, segment: &Segment) -> usize {
         let existing = match segment {
-            Segment::Static(text) => self.nodes[node].statics.get(text).copied(),
+            Segment::Static(text) => self.nodes[node].statics.get(text),
             Segment::Param => self.nodes[node].param,
             Segment::Mixed(pieces) => self.nodes[node]
                 .mixed
@@ -581,11 +617,11 @@ impl Router {
                 .offer(here.entry, want)
                 .or_else(|| self.offer(here.catch_all, want));
         };
-        let (segment, next) = match rest.split_once('/') {
-            Some((segment, next)) => (segment, Some(next)),
+        let (segment, next) = match rest.bytes().position(|b| b == b'/') {
+            Some(at) => (rest.get(..at).unwrap_or(""), rest.get(at + 1..)),
             None => (rest, None),
         };
-        if let Some(&child) = here.statics.get(segment) {
+        if let Some(child) = here.statics.get(segment) {
             if let Some(found) = self.walk(child, next, want) {
                 return Some(found);
             }
@@ -766,6 +802,25 @@ mod tests {
         assert_eq!(route.remainder("/ctx"), "");
         assert_eq!(route.remainder("/ctx/"), "/");
         assert_eq!(route.remainder("/ctx/a/b"), "/a/b");
+    }
+
+    /// A node's literal children are found by binary search whatever order they were added
+    /// in; adding a segment again replaces its node.
+    #[test]
+    fn literal_children_are_found_in_any_insertion_order() {
+        let mut statics = Statics::default();
+        let names = ["pets", "a", "zoo", "store", "", "Pets", "st%C3%A4dte", "b"];
+        for (node, name) in names.iter().enumerate() {
+            statics.insert(name.to_string(), node);
+        }
+        for (node, name) in names.iter().enumerate() {
+            assert_eq!(statics.get(name), Some(node), "{name:?}");
+        }
+        assert_eq!(statics.get("pet"), None);
+        assert_eq!(statics.get("zz"), None);
+        statics.insert("zoo".into(), 42);
+        assert_eq!(statics.get("zoo"), Some(42));
+        assert_eq!(statics.0.len(), names.len());
     }
 
     /// Issue 10 item 2: the remainder is counted in segments and total on any path.
