@@ -33,7 +33,7 @@ pub fn scheme_value(value: &HeaderValue) -> Option<(&'static str, &str)> {
 
 /// The request target as the access log writes it, API-key query values hidden.
 pub fn redacted_target(target: &str, secret_params: &[String]) -> String {
-    crate::gateway::redacted_target(target, secret_params)
+    crate::gateway::redacted_target(target, secret_params).into_owned()
 }
 
 /// Removes the credentials `security` accepts from a request head, as before proxying.

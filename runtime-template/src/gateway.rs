@@ -3,6 +3,7 @@
 //! ([`crate::pipeline`]) and the log phase. One instance serves every connection; everything it
 //! needs was resolved at start-up.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::Instant;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::access_log::{AccessRecord, LoggedBody, RecordSinks, RouteRef};
+use crate::access_log::{AccessRecord, LoggedBody, RecordSinks, RequestTarget, RouteRef};
 use crate::auth::split_pair;
 use crate::fault::{self, Fault};
 use crate::model::{AuthScheme, Dialect, GatewayModel, PolicySpec};
@@ -53,6 +54,9 @@ pub struct Site {
     pub dialect: Dialect,
     /// The admin API, on an Express Gateway `admin` listener (it serves nothing else).
     pub admin: Option<Arc<crate::admin::AdminApi>>,
+    /// The listener's port: the configured one, then its socket's once bound (port 0 in the
+    /// settings asks the system for one). Spans carry it as `server.port`.
+    pub port: u16,
 }
 
 /// Routes, pipelines and shared services, for all connections.
@@ -74,6 +78,8 @@ pub struct Gateway {
 /// What the log phase knows of a request from its arrival.
 struct Arrival {
     client: SocketAddr,
+    /// The listener's port.
+    server_port: u16,
     method: Method,
     started: Instant,
     /// The request's W3C trace (`[tracing]`), for the access log.
@@ -157,14 +163,18 @@ impl Gateway {
             (self.sinks.log.is_some() || span.is_some()).then(|| self.request_target(&request));
         let arrival = Arrival {
             client,
+            server_port: site.port,
             method: request.method().clone(),
             started,
             trace_id: trace.map(|t| t.trace_id),
             span,
         };
-        let log = |response: Response<GatewayBody>, context: Option<&Context<'_>>| {
+        // The target moves into the record once, on whichever path answers.
+        let log = |response: Response<GatewayBody>,
+                   context: Option<&Context<'_>>,
+                   path: Option<RequestTarget>| {
             self.record_metrics(&response, &arrival.method, started, context);
-            self.log_phase(response, &arrival, access_path.clone(), context)
+            self.log_phase(response, &arrival, path, context)
         };
         if let Some(fault) = self.framing_fault(&request) {
             let mut response = match site.dialect {
@@ -178,7 +188,7 @@ impl Gateway {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return Ok(log(response, None));
+            return Ok(log(response, None, access_path));
         }
         if let Some(admin) = &site.admin {
             // The admin API is not API traffic: the access log shows it, the metrics do not.
@@ -193,7 +203,7 @@ impl Gateway {
         };
         let (pipeline, matched, rest, route) = match routed {
             Routed::Pipeline(pipeline, matched, rest, route) => (pipeline, matched, rest, route),
-            Routed::Answer(response) => return Ok(log(response, None)),
+            Routed::Answer(response) => return Ok(log(response, None, access_path)),
         };
         let http1 = request.version() < http::Version::HTTP_2;
         let mut context = Context::new(client, site.proto, started, http1, matched);
@@ -209,7 +219,7 @@ impl Gateway {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        Ok(log(response, Some(&context)))
+        Ok(log(response, Some(&context), access_path))
     }
 
     /// Finds what serves the request: gateway routes and WSO2 resources first, then the
@@ -420,7 +430,7 @@ impl Gateway {
         &self,
         response: Response<GatewayBody>,
         arrival: &Arrival,
-        path: Option<String>,
+        path: Option<RequestTarget>,
         context: Option<&Context<'_>>,
     ) -> GatewayResponse {
         let record = path.map(|path| {
@@ -431,6 +441,7 @@ impl Gateway {
                 response.status(),
                 arrival.started,
             );
+            record.server_port = arrival.server_port;
             record.trace_id = arrival.trace_id.map(|id| id.0.to_be_bytes());
             record.span = arrival.span;
             if let Some(context) = context {
@@ -440,15 +451,16 @@ impl Gateway {
                 record.upstream_failure = context.upstream_failure;
                 record.consumer = context.consumer.clone();
             }
-            (Box::new(record), self.sinks.clone())
+            (record, self.sinks.clone())
         });
         response.map(|body| LoggedBody::new(body, record))
     }
 
-    /// The request target as the access log shows it.
-    fn request_target(&self, request: &Request<Incoming>) -> String {
+    /// The request target as the access log shows it (no allocation when short and nothing
+    /// is redacted).
+    fn request_target(&self, request: &Request<Incoming>) -> RequestTarget {
         let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
-        redacted_target(target, &self.secret_query_params)
+        RequestTarget::new(&redacted_target(target, &self.secret_query_params))
     }
 
     /// Rejections decided by the request head alone, before routing: an over-long target,
@@ -512,15 +524,17 @@ fn credential_query_params(model: &GatewayModel) -> Vec<String> {
     names
 }
 
-/// The request target for the access log, with API-key query values replaced by `***`.
-pub(crate) fn redacted_target(target: &str, secret_params: &[String]) -> String {
+/// The request target for the access log, with API-key query values replaced by `***`
+/// (borrowed as it came when there is nothing to replace).
+pub(crate) fn redacted_target<'t>(target: &'t str, secret_params: &[String]) -> Cow<'t, str> {
     let secret = |pair: &&str| secret_params.iter().any(|p| p == split_pair(pair).0);
-    let Some((path, query)) = target.split_once('?') else {
-        return target.to_string();
+    let (path, query) = match target.split_once('?') {
+        Some(parts) if !secret_params.is_empty() => parts,
+        _ => return Cow::Borrowed(target),
     };
     // Most requests carry no key: no rebuilding for them.
     if !query.split('&').any(|pair| secret(&pair)) {
-        return target.to_string();
+        return Cow::Borrowed(target);
     }
     let pairs: Vec<String> = query
         .split('&')
@@ -532,7 +546,7 @@ pub(crate) fn redacted_target(target: &str, secret_params: &[String]) -> String 
             }
         })
         .collect();
-    format!("{path}?{}", pairs.join("&"))
+    Cow::Owned(format!("{path}?{}", pairs.join("&")))
 }
 
 #[cfg(test)]
@@ -548,5 +562,9 @@ mod tests {
         );
         assert_eq!(redacted_target("/p?api_keyx=1", &secret), "/p?api_keyx=1");
         assert_eq!(redacted_target("/p", &secret), "/p");
+        // Nothing to hide: the target itself, not a copy.
+        for (target, secret) in [("/p?api_keyx=1", &secret), ("/p?api_key=1", &Vec::new())] {
+            assert!(matches!(redacted_target(target, secret), Cow::Borrowed(t) if t == target));
+        }
     }
 }

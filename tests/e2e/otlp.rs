@@ -135,6 +135,8 @@ async fn sampled_requests_are_exported_as_server_spans() {
     assert_eq!(string(attr("url.path")), Some("/petstore/v1/pet/7"));
     assert_eq!(int(attr("http.response.status_code")), Some(200));
     assert_eq!(string(attr("client.address")), Some("127.0.0.1"));
+    // The listener's port, which the settings left to the system (port 0).
+    assert_eq!(int(attr("server.port")), Some(i64::from(gw.http.port())));
     assert!(string(attr("mgw.api")).is_some_and(|api| !api.is_empty()));
     assert_eq!(attr("error.type"), None);
     // Status unset (code 0) for a success.

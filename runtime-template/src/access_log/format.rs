@@ -1,11 +1,16 @@
 //! How one access-log record becomes one line: the `text` form (the `tracing` line gateways
 //! have always printed) or a JSON object. Runs on the writer thread, never on the request path.
 //! Both are written by hand into the batch buffer (no `fmt` machinery, no serializer): this
-//! thread's cost is most of the access log's CPU.
+//! thread's cost is most of the access log's CPU. What lines share is rendered once: each
+//! route's JSON `route` member at start-up, the last upstream's JSON member, and the date and
+//! time to the second.
 
 use std::io::Write as _;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::Method;
 
 use super::{AccessRecord, RouteTable};
 
@@ -13,11 +18,16 @@ use super::{AccessRecord, RouteTable};
 /// entry or `pathRegex`), looked up by [`super::RouteRef`] when a line is written.
 pub type RouteTemplates = RouteTable<String>;
 
-/// Renders records as lines, keeping what successive lines share: the route templates and the
-/// date and time to the second (written once per second, not once per line).
+/// Renders records as lines, keeping what successive lines share: the routes' JSON members,
+/// the last upstream's and the date and time to the second (written once per second, not once
+/// per line).
 #[derive(Debug)]
 pub struct LineWriter {
-    templates: RouteTemplates,
+    /// Per route, `,"route":"<template, escaped>"`.
+    routes: RouteTable<Box<[u8]>>,
+    /// The upstream of the last JSON line that had one, and its `,"upstream":"<URL, escaped>"`
+    /// (an endpoint's URL is one shared string: most lines name the one before's).
+    upstream: Option<(Arc<str>, Vec<u8>)>,
     clock: SecondClock,
 }
 
@@ -25,7 +35,8 @@ impl LineWriter {
     /// A writer naming routes from `templates`.
     pub fn new(templates: RouteTemplates) -> Self {
         Self {
-            templates,
+            routes: templates.map(|template| json_member(b",\"route\":", template).into()),
+            upstream: None,
             clock: SecondClock::default(),
         }
     }
@@ -41,14 +52,15 @@ impl LineWriter {
         out.extend_from_slice(b"\",\"client\":\"");
         push_ip(out, record.client.ip());
         out.extend_from_slice(b"\",\"method\":");
-        push_json_str(out, record.method.as_str());
-        if let Some(route) = record.route.and_then(|r| self.templates.get(r)) {
-            let route = route.as_str();
-            out.extend_from_slice(b",\"route\":");
-            push_json_str(out, route);
+        match json_method(&record.method) {
+            Some(method) => out.extend_from_slice(method),
+            None => push_json_str(out, record.method.as_str()),
+        }
+        if let Some(route) = record.route.and_then(|r| self.routes.get(r)) {
+            out.extend_from_slice(route);
         }
         out.extend_from_slice(b",\"path\":");
-        push_json_str(out, &record.path);
+        push_json_bytes(out, record.path.as_bytes());
         out.extend_from_slice(b",\"status\":");
         push_u64(out, u64::from(record.status.as_u16()));
         out.extend_from_slice(if record.complete {
@@ -61,8 +73,7 @@ impl LineWriter {
         out.extend_from_slice(b",\"total_ms\":");
         push_json_millis(out, micros(record.total));
         if let Some(upstream) = &record.upstream {
-            out.extend_from_slice(b",\"upstream\":");
-            push_json_str(out, upstream);
+            out.extend_from_slice(self.upstream_member(upstream));
         }
         if let Some(latency) = record.upstream_latency {
             out.extend_from_slice(b",\"upstream_ms\":");
@@ -83,6 +94,19 @@ impl LineWriter {
             out.push(b'"');
         }
         out.extend_from_slice(b"}\n");
+    }
+
+    /// `,"upstream":"<URL>"` for `upstream`: the last one's, rendered again only when the
+    /// upstream is another string (compared by address first, then by text).
+    fn upstream_member(&mut self, upstream: &Arc<str>) -> &[u8] {
+        let same = self
+            .upstream
+            .as_ref()
+            .is_some_and(|(last, _)| Arc::ptr_eq(last, upstream) || **last == **upstream);
+        if !same {
+            self.upstream = Some((upstream.clone(), json_member(b",\"upstream\":", upstream)));
+        }
+        self.upstream.as_ref().map_or(&[], |(_, member)| member)
     }
 
     /// Appends `record` as the text line of earlier releases (the `tracing` fmt line on target
@@ -173,21 +197,15 @@ fn push_text_millis(out: &mut Vec<u8>, micros: u64) {
 /// `value` in decimal.
 fn push_u64(out: &mut Vec<u8>, mut value: u64) {
     if value < 1000 {
-        // Octets, statuses, most milliseconds: no loop.
+        // Octets, statuses, most milliseconds: no loop, no copy of a variable length.
         let v = value as u32;
-        let digits = [
-            b'0' + (v / 100) as u8,
-            b'0' + (v / 10 % 10) as u8,
-            b'0' + (v % 10) as u8,
-        ];
-        let skip = if v >= 100 {
-            0
-        } else if v >= 10 {
-            1
-        } else {
-            2
-        };
-        out.extend_from_slice(&digits[skip..]);
+        if v >= 100 {
+            out.push(b'0' + (v / 100) as u8);
+        }
+        if v >= 10 {
+            out.push(b'0' + (v / 10 % 10) as u8);
+        }
+        out.push(b'0' + (v % 10) as u8);
         return;
     }
     let mut digits = [0u8; 20];
@@ -203,25 +221,47 @@ fn push_u64(out: &mut Vec<u8>, mut value: u64) {
     out.extend_from_slice(&digits[at..]);
 }
 
-/// `value` (below `10^width`) in exactly `width` decimal digits, zeros first.
-fn push_padded(out: &mut Vec<u8>, value: u64, width: u32) {
-    let mut place = 10u64.pow(width.saturating_sub(1));
-    while place > 0 {
-        out.push(b'0' + (value / place % 10) as u8);
-        place /= 10;
+/// `value` (below `10^width`, `width` at most 20) in exactly `width` decimal digits, zeros
+/// first.
+fn push_padded(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let digits = digits.get_mut(..width).unwrap_or_default();
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
     }
+    out.extend_from_slice(digits);
 }
 
 /// An IP address as `Display` writes it (IPv4 by hand: the common case).
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
+            // Made in place (at most 15 bytes), then appended at once.
+            let mut text = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
+                let mut digits = [
+                    b'.',
+                    b'0' + octet / 100,
+                    b'0' + octet / 10 % 10,
+                    b'0' + octet % 10,
+                ];
+                let skip = match octet {
+                    100.. => 1,
+                    10..=99 => 2,
+                    _ => 3,
+                };
                 if i > 0 {
-                    out.push(b'.');
+                    digits[skip - 1] = b'.';
                 }
-                push_u64(out, u64::from(octet));
+                let part = digits.get(skip - usize::from(i > 0)..).unwrap_or_default();
+                if let Some(at) = text.get_mut(len..len + part.len()) {
+                    at.copy_from_slice(part);
+                }
+                len += part.len();
             }
+            out.extend_from_slice(text.get(..len).unwrap_or_default());
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
@@ -229,22 +269,53 @@ fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     }
 }
 
-/// Bytes as lower-case hex digits (a W3C trace id: 32 of them).
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+/// A W3C trace id as 32 lower-case hex digits (made in place, then appended at once).
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8; 16]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)]);
-        out.push(DIGITS[usize::from(byte & 0xf)]);
+    let mut text = [0u8; 32];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&[
+            DIGITS[usize::from(byte >> 4)],
+            DIGITS[usize::from(byte & 0xf)],
+        ]);
     }
+    out.extend_from_slice(&text);
+}
+
+/// The JSON string of a common method, quotes included (`None`: an extension method, escaped
+/// per line).
+fn json_method(method: &Method) -> Option<&'static [u8]> {
+    Some(match *method {
+        Method::GET => b"\"GET\"",
+        Method::POST => b"\"POST\"",
+        Method::PUT => b"\"PUT\"",
+        Method::DELETE => b"\"DELETE\"",
+        Method::HEAD => b"\"HEAD\"",
+        Method::OPTIONS => b"\"OPTIONS\"",
+        Method::PATCH => b"\"PATCH\"",
+        _ => return None,
+    })
+}
+
+/// `name` (`,"route":`) followed by `value` as a JSON string: a member rendered once.
+fn json_member(name: &[u8], value: &str) -> Vec<u8> {
+    let mut member = name.to_vec();
+    push_json_str(&mut member, value);
+    member
 }
 
 /// `text` as a JSON string, quotes included (RFC 8259 §7): `"` and `\` escaped, the control
 /// characters U+0000 to U+001F as `\b \t \n \f \r` or `\u00XX`, every other character as its
 /// UTF-8 bytes (the escapes `serde_json` writes).
 fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    push_json_bytes(out, text.as_bytes());
+}
+
+/// [`push_json_str`] of UTF-8 text given as its bytes (bytes of 0x80 and above are copied as
+/// they are, so the output is UTF-8 when the input is).
+fn push_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
-    let bytes = text.as_bytes();
     // Most strings need no escape: find the first byte that may, eight bytes at a time.
     let mut plain = 0;
     for chunk in bytes.chunks_exact(8) {
@@ -352,15 +423,15 @@ fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{Method, StatusCode};
-    use std::sync::Arc;
+    use crate::access_log::RouteRef;
+    use http::StatusCode;
     use std::time::Instant;
 
     fn record(path: &str) -> AccessRecord {
         let mut record = AccessRecord::new(
             "192.0.2.7:5555".parse().unwrap(),
             Method::GET,
-            path.to_string(),
+            path.into(),
             StatusCode::OK,
             Instant::now(),
         );
@@ -485,6 +556,8 @@ mod tests {
             "192.0.2.7",
             "0.0.0.0",
             "255.255.255.255",
+            "10.99.100.1",
+            "9.10.199.200",
             "::1",
             "2001:db8::7",
             "::ffff:192.0.2.7",
@@ -536,6 +609,81 @@ mod tests {
         assert_eq!(v["consumer"], "app-1");
         assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(v["error"], "upstream");
+    }
+
+    #[test]
+    fn members_rendered_once_are_what_each_line_would_have_written() {
+        let templates = RouteTemplates::from_parts(
+            vec![vec!["/a/{id}".into(), "/b/\"q\"\\".into()]],
+            vec![vec!["/eg/*".into()]],
+        );
+        let mut lines = LineWriter::new(templates);
+        let first = Arc::<str>::from("http://127.0.0.1:8081");
+        let upstreams = [
+            Some(first.clone()),
+            Some(first.clone()),
+            Some(Arc::from("http://127.0.0.1:8081")),
+            None,
+            Some(Arc::from("http://backend/\"x\"")),
+            Some(first),
+        ];
+        let routes = [
+            Some(RouteRef::Wso2 {
+                api: 0,
+                resource: 0,
+            }),
+            Some(RouteRef::Wso2 {
+                api: 0,
+                resource: 1,
+            }),
+            Some(RouteRef::Express {
+                config: 0,
+                route: 0,
+            }),
+            Some(RouteRef::Wso2 {
+                api: 3,
+                resource: 0,
+            }),
+            None,
+            Some(RouteRef::Wso2 {
+                api: 0,
+                resource: 0,
+            }),
+        ];
+        let methods = ["GET", "POST", "PATCH", "DELETE", "PURGE", "OPTIONS"];
+        let expected_routes = [
+            Some("/a/{id}"),
+            Some("/b/\"q\"\\"),
+            Some("/eg/*"),
+            None,
+            None,
+            Some("/a/{id}"),
+        ];
+        let lines_made = upstreams
+            .iter()
+            .zip(routes)
+            .zip(methods)
+            .zip(expected_routes);
+        for (i, (((upstream, route), method), expected_route)) in lines_made.enumerate() {
+            let mut r = record("/p");
+            r.method = Method::from_bytes(method.as_bytes()).unwrap();
+            r.route = route;
+            r.upstream = upstream.clone();
+            let mut out = Vec::new();
+            lines.json(&mut out, &r);
+            let v = parse(&out);
+            assert_eq!(v["method"], method, "{i}");
+            assert_eq!(
+                v.get("route").and_then(|r| r.as_str()),
+                expected_route,
+                "{i}"
+            );
+            assert_eq!(
+                v.get("upstream").and_then(|u| u.as_str()),
+                upstream.as_deref(),
+                "{i}"
+            );
+        }
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The access log: one record per request, made when the response body ends (or is dropped),
 //! so streamed responses are logged with their real size and duration, then handed to a
 //! bounded queue ([`queue`]) whose own thread renders it ([`format`]) and writes it to
-//! standard output. The request path only moves a boxed record; it never formats, writes,
-//! waits or wakes the writer with a system call while the writer is busy. Field reference:
-//! docs/logging.md.
+//! standard output. The request path only moves the record, by value (its target inline,
+//! [`target`]): it never allocates for it, formats, writes, waits, or wakes the writer with a
+//! system call while the writer is busy. Field reference: docs/logging.md.
 
 pub mod format;
 pub mod queue;
+pub mod target;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,6 +26,7 @@ use crate::telemetry::otlp::SpanExport;
 use crate::telemetry::trace_context::TraceContext;
 
 pub use queue::{AccessLog, AccessLogWriter};
+pub use target::RequestTarget;
 
 /// Which route of the model a request matched, by index (its template is looked up on the
 /// writer thread, [`RouteTable`]).
@@ -118,6 +120,20 @@ impl<T> RouteTable<T> {
         table.get(outer as usize)?.get(inner as usize)
     }
 
+    /// The table of `value(v)` for every value `v` of this one, route for route.
+    pub fn map<U>(&self, mut value: impl FnMut(&T) -> U) -> RouteTable<U> {
+        let mut map = |table: &Vec<Vec<T>>| -> Vec<Vec<U>> {
+            table
+                .iter()
+                .map(|routes| routes.iter().map(&mut value).collect())
+                .collect()
+        };
+        RouteTable {
+            wso2: map(&self.wso2),
+            express: map(&self.express),
+        }
+    }
+
     /// A table of the given values (tests).
     #[cfg(test)]
     pub fn from_parts(wso2: Vec<Vec<T>>, express: Vec<Vec<T>>) -> Self {
@@ -168,10 +184,12 @@ impl ErrorSide {
 pub struct AccessRecord {
     /// Client address.
     pub client: SocketAddr,
+    /// The port of the listener that took the request (0: unknown).
+    pub server_port: u16,
     /// Request method.
     pub method: Method,
     /// Raw request path and query, credentials redacted.
-    pub path: String,
+    pub path: RequestTarget,
     /// The route it matched, if any.
     pub route: Option<RouteRef>,
     /// Response status.
@@ -207,12 +225,13 @@ impl AccessRecord {
     pub fn new(
         client: SocketAddr,
         method: Method,
-        path: String,
+        path: RequestTarget,
         status: StatusCode,
         started: Instant,
     ) -> Self {
         Self {
             client,
+            server_port: 0,
             method,
             path,
             route: None,
@@ -256,7 +275,7 @@ pin_project_lite::pin_project! {
         bytes: u64,
         // An empty body may be dropped without ever being polled; that is still complete.
         empty: bool,
-        record: Option<(Box<AccessRecord>, Arc<RecordSinks>)>,
+        record: Option<(AccessRecord, Arc<RecordSinks>)>,
     }
 
     impl<B> PinnedDrop for LoggedBody<B> {
@@ -271,7 +290,7 @@ pin_project_lite::pin_project! {
 
 impl<B: Body> LoggedBody<B> {
     /// Wraps `inner`; `record` is `None` when no sink wants it.
-    pub fn new(inner: B, record: Option<(Box<AccessRecord>, Arc<RecordSinks>)>) -> Self {
+    pub fn new(inner: B, record: Option<(AccessRecord, Arc<RecordSinks>)>) -> Self {
         Self {
             empty: inner.is_end_stream(),
             inner,
@@ -281,7 +300,7 @@ impl<B: Body> LoggedBody<B> {
     }
 }
 
-fn finish(mut record: Box<AccessRecord>, sinks: &RecordSinks, bytes: u64, complete: bool) {
+fn finish(mut record: AccessRecord, sinks: &RecordSinks, bytes: u64, complete: bool) {
     record.total = record.started.elapsed();
     record.finished = SystemTime::now();
     record.bytes_out = bytes;

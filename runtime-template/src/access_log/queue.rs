@@ -1,6 +1,9 @@
-//! The access log's bounded queue and its writer thread. A request hands its record over with
-//! a non-blocking `try_send`; when the queue is full the record is dropped and counted, and a
-//! warning with the count is logged at most once per [`DROP_REPORT_INTERVAL`]. The writer
+//! The access log's bounded queue and its writer thread. A request hands its record over by
+//! value, never waiting: the queue is a channel whose slots come in blocks of 31, allocated as
+//! it grows and freed as the writer empties them (no allocation per record, and no memory held
+//! by an idle queue), bounded by a count of the records not yet taken. When that count reaches
+//! `log.access_log_queue` the record is dropped and counted, and a warning with the count is
+//! logged at most once per [`DROP_REPORT_INTERVAL`]. The writer
 //! renders records in batches and writes each batch with one call, so its lines never
 //! interleave with the `tracing` lines on the same standard output.
 //!
@@ -11,7 +14,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -39,7 +42,7 @@ const BATCH_BYTES: usize = 64 * 1024;
 pub struct AccessLog {
     // Declared before `wake`: fields drop in order, so the last handle closes the queue
     // before it wakes the writer to finish.
-    queue: SyncSender<Box<AccessRecord>>,
+    queue: Sender<AccessRecord>,
     drops: Arc<Drops>,
     wake: WriterWake,
 }
@@ -47,8 +50,8 @@ pub struct AccessLog {
 /// What the request side and the writer share to decide when the writer must be woken.
 #[derive(Debug, Default)]
 struct Pace {
-    /// Records queued and not yet taken by the writer (wrapping: a record may be taken
-    /// before its sender counts it).
+    /// Records admitted and not yet taken by the writer: counted before they are sent, so
+    /// never below the records in the channel; the queue's bound.
     queued: AtomicUsize,
     /// The writer sleeps until a record arrives (it found nothing for [`IDLE_TICKS`] rounds).
     asleep: AtomicBool,
@@ -60,23 +63,32 @@ struct Pace {
 struct WriterWake {
     writer: Thread,
     pace: Arc<Pace>,
+    /// The queue's capacity (`log.access_log_queue`).
+    capacity: usize,
     /// Half the queue's capacity (at least 1).
     half: usize,
 }
 
 impl WriterWake {
-    /// Called after each queued record. Only an atomic add and a load unless a wake is due.
-    fn queued(&self) {
+    /// Counts one record in, before it is sent: its place in the queue (1 for the first), or
+    /// `None` when the queue is full (nothing counted).
+    fn admit(&self) -> Option<usize> {
         // SeqCst, paired with the writer's: either it sees this record before sleeping, or
-        // this sees it asleep.
-        let queued = self
-            .pace
-            .queued
-            .fetch_add(1, Ordering::SeqCst)
-            .wrapping_add(1);
+        // `queued` below sees it asleep.
+        let before = self.pace.queued.fetch_add(1, Ordering::SeqCst);
+        if before >= self.capacity {
+            self.pace.queued.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(before + 1)
+    }
+
+    /// Called after the record admitted at `place` is sent. Only an atomic load unless a wake
+    /// is due.
+    fn queued(&self, place: usize) {
         let asleep = self.pace.asleep.load(Ordering::SeqCst)
             && self.pace.asleep.swap(false, Ordering::SeqCst);
-        if asleep || queued == self.half {
+        if asleep || place == self.half {
             self.writer.unpark();
         }
     }
@@ -168,7 +180,7 @@ impl AccessLog {
         model: &GatewayModel,
         out: impl Write + Send + 'static,
     ) -> std::io::Result<(Arc<AccessLog>, AccessLogWriter)> {
-        let (queue, records) = mpsc::sync_channel(capacity);
+        let (queue, records) = mpsc::channel();
         let (done_tx, done) = mpsc::sync_channel(1);
         let lines = LineWriter::new(RouteTemplates::new(model, |_api, template| template));
         let pace = Arc::new(Pace::default());
@@ -188,6 +200,7 @@ impl AccessLog {
             wake: WriterWake {
                 writer: writer.clone(),
                 pace,
+                capacity,
                 half: (capacity / 2).max(1),
             },
         });
@@ -202,12 +215,14 @@ impl AccessLog {
     }
 
     /// Queues `record` for the writer, or drops and counts it when the queue is full.
-    pub fn send(&self, record: Box<AccessRecord>) {
-        match self.queue.try_send(record) {
-            Ok(()) => self.wake.queued(),
-            Err(TrySendError::Full(_)) => self.drops.count(),
-            // The writer is gone (only at exit): nothing to do.
-            Err(TrySendError::Disconnected(_)) => {}
+    pub fn send(&self, record: AccessRecord) {
+        let Some(place) = self.wake.admit() else {
+            self.drops.count();
+            return;
+        };
+        // An error means the writer is gone (only at exit): nothing to do.
+        if self.queue.send(record).is_ok() {
+            self.wake.queued(place);
         }
     }
 
@@ -246,7 +261,7 @@ impl AccessLogWriter {
 /// writing a batch each [`BATCH_BYTES`] and at the end; sleeps after [`IDLE_TICKS`] empty
 /// rounds; ends when every sender is gone and the queue is empty.
 fn write_all(
-    records: &Receiver<Box<AccessRecord>>,
+    records: &Receiver<AccessRecord>,
     format: AccessLogFormat,
     mut lines: LineWriter,
     mut out: impl Write,
@@ -255,7 +270,8 @@ fn write_all(
     let mut batch = Vec::with_capacity(BATCH_BYTES);
     let mut idle = 0;
     loop {
-        let mut taken = 0usize;
+        // Taken this round; taken and not yet subtracted from `pace.queued`.
+        let (mut round, mut taken) = (0usize, 0usize);
         let closed = loop {
             match records.try_recv() {
                 Ok(record) => {
@@ -263,9 +279,13 @@ fn write_all(
                         AccessLogFormat::Text => lines.text(&mut batch, &record),
                         AccessLogFormat::Json => lines.json(&mut batch, &record),
                     }
+                    round += 1;
                     taken += 1;
                     if batch.len() >= BATCH_BYTES {
                         flush(&mut out, &mut batch);
+                        // Rendered and written: room for new records.
+                        pace.queued.fetch_sub(taken, Ordering::Relaxed);
+                        taken = 0;
                     }
                 }
                 Err(TryRecvError::Empty) => break false,
@@ -277,7 +297,7 @@ fn write_all(
         if closed {
             return;
         }
-        idle = if taken == 0 { idle + 1 } else { 0 };
+        idle = if round == 0 { idle + 1 } else { 0 };
         if idle < IDLE_TICKS {
             std::thread::park_timeout(WRITE_INTERVAL);
             continue;
@@ -336,14 +356,14 @@ mod tests {
         }
     }
 
-    fn record(i: usize) -> Box<AccessRecord> {
-        Box::new(AccessRecord::new(
+    fn record(i: usize) -> AccessRecord {
+        AccessRecord::new(
             "127.0.0.1:1".parse().unwrap(),
             Method::GET,
-            format!("/r/{i}"),
+            format!("/r/{i}").as_str().into(),
             StatusCode::OK,
             Instant::now(),
-        ))
+        )
     }
 
     fn model() -> GatewayModel {
@@ -380,6 +400,15 @@ mod tests {
         assert_eq!(written.lines().count() as u64, 100 - dropped);
         assert!(written.starts_with("{\"time\":"), "{written}");
         assert!(written.contains("\"path\":\"/r/0\""), "{written}");
+    }
+
+    #[test]
+    fn the_queue_s_slots_stay_small() {
+        // The queue holds records by value in blocks of 31 slots, about 10 KB each (the
+        // figure docs/logging.md gives).
+        let size = std::mem::size_of::<AccessRecord>();
+        eprintln!("AccessRecord: {size} bytes");
+        assert!(size <= 320, "{size} bytes");
     }
 
     #[test]
@@ -448,22 +477,30 @@ mod tests {
         let wake = WriterWake {
             writer: std::thread::current(),
             pace: Arc::default(),
+            capacity: 6,
             half: 3,
         };
-        wake.queued();
+        let queued = || {
+            let place = wake.admit().expect("room");
+            wake.queued(place);
+        };
+        queued();
         assert!(!woken(), "1 of 6 queued");
-        wake.queued();
+        queued();
         assert!(!woken(), "2 of 6 queued");
-        wake.queued();
+        queued();
         assert!(woken(), "half the queue");
-        wake.queued();
+        queued();
         assert!(!woken(), "past half");
         wake.pace.asleep.store(true, Ordering::SeqCst);
-        wake.queued();
+        queued();
         assert!(woken(), "the writer sleeps");
         assert!(!wake.pace.asleep.load(Ordering::SeqCst));
-        wake.queued();
+        queued();
         assert!(!woken(), "awake again");
+        assert_eq!(wake.admit(), None, "6 of 6 queued: full");
+        wake.pace.queued.fetch_sub(1, Ordering::Relaxed);
+        assert_eq!(wake.admit(), Some(6), "one taken: room again");
         drop(wake);
         assert!(woken(), "the last handle is gone");
     }

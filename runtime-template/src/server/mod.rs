@@ -143,7 +143,7 @@ pub enum ServeError {
 /// ([`thread_per_core`]); the admin listeners and the metrics listener stay on this one.
 pub async fn serve(
     gateway: Arc<Gateway>,
-    settings: ServerSettings,
+    mut settings: ServerSettings,
     started: Instant,
 ) -> Result<(), ServeError> {
     // Every listener is bound before anything is served: a taken port is a start-up error.
@@ -183,7 +183,7 @@ pub async fn serve(
         .iter()
         .map(|l| ConnectionGauges::new(gateway.telemetry(), l))
         .collect();
-    for (index, listener) in settings.listeners.iter().enumerate() {
+    for (index, listener) in settings.listeners.iter_mut().enumerate() {
         let addr = bound
             .iter()
             .find(|(i, _)| *i == index)
@@ -201,6 +201,12 @@ pub async fn serve(
                 "http"
             };
             tracing::info!("{} listener is active on {scheme}://{addr}", listener.what);
+            // A port the system chose (port 0 in the settings): the site learns it here.
+            if listener.site.port != addr.port() {
+                let mut site = (*listener.site).clone();
+                site.port = addr.port();
+                listener.site = Arc::new(site);
+            }
         }
     }
     let model = gateway.model();

@@ -87,7 +87,9 @@ const KNOWN_METHODS: [Method; 9] = [
 /// - `http.request.method` (and `http.request.method_original` for a method outside the
 ///   conventions' list), `http.route` and `mgw.api` when a model route matched;
 /// - `url.path` and `url.query`: the access log's target, API keys already redacted;
-/// - `http.response.status_code`, `client.address`;
+/// - `http.response.status_code`, `client.address`, `server.port` (the port of the listener
+///   that took the request: the local socket's, which the conventions name when the request
+///   does not say otherwise);
 /// - `error.type` for a 5xx: the upstream failure's kind (`refused`, `timeout`, `reset`,
 ///   `tls`, `other`, the metrics' labels) when the proxy failed, else the status code.
 pub fn server_span<'a>(record: &'a AccessRecord, routes: &'a RouteNames) -> ServerSpan<'a> {
@@ -116,9 +118,10 @@ pub fn server_span<'a>(record: &'a AccessRecord, routes: &'a RouteNames) -> Serv
     if let Some(route) = route {
         attributes.push(("http.route", AttributeValue::Str(&route.template)));
     }
-    let (path, query) = match record.path.split_once('?') {
+    let target = record.path.as_str();
+    let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path, Some(query)),
-        None => (record.path.as_str(), None),
+        None => (target, None),
     };
     attributes.push(("url.path", AttributeValue::Str(path)));
     if let Some(query) = query {
@@ -133,6 +136,12 @@ pub fn server_span<'a>(record: &'a AccessRecord, routes: &'a RouteNames) -> Serv
         "client.address",
         AttributeValue::Owned(client_address(record.client.ip())),
     ));
+    if record.server_port != 0 {
+        attributes.push((
+            "server.port",
+            AttributeValue::Int(i64::from(record.server_port)),
+        ));
+    }
     let failed = status >= 500;
     if failed {
         let error = match record.upstream_failure {
@@ -190,11 +199,12 @@ mod tests {
         let mut record = AccessRecord::new(
             "[::ffff:10.0.0.7]:5123".parse().unwrap(),
             method,
-            path.to_string(),
+            path.into(),
             StatusCode::from_u16(status).unwrap(),
             Instant::now(),
         );
         record.route = route;
+        record.server_port = 9090;
         record
     }
 
@@ -227,12 +237,17 @@ mod tests {
                 "url.query",
                 "http.response.status_code",
                 "client.address",
+                "server.port",
                 "mgw.api"
             ]
         );
         assert_eq!(
             attribute(&span, "url.path"),
             Some(&AttributeValue::Str("/petstore/v1/pet/42"))
+        );
+        assert_eq!(
+            attribute(&span, "server.port"),
+            Some(&AttributeValue::Int(9090))
         );
         assert_eq!(
             attribute(&span, "url.query"),
