@@ -564,7 +564,15 @@ async fn open_counters(
         workers,
     )
     .await
-    .map_err(|e| format!("{e} ([rate_limit] in {})", loaded.path.display()))?;
+    .map_err(|e| {
+        // The setting that holds the URL (in the file, MGW_… or --…).
+        let setting = if settings.redis.is_empty() {
+            "[store] redis, shared by [rate_limit]"
+        } else {
+            "[rate_limit] redis"
+        };
+        format!("{e} ({setting}, in {})", loaded.path.display())
+    })?;
     tracing::info!(
         "rate-limit counters in Redis {} (timeout {} ms, fail {})",
         config::redact_url(url),
@@ -614,7 +622,10 @@ fn open_consumers(
         return Ok(None);
     }
     let settings = &loaded.config.store;
-    let (consumers, redis) = if settings.redis.is_empty() {
+    // `${VAR}` substituted first: a variable that is empty or unset (`${REDIS_URL:-}`) means
+    // the file, as it means in-memory counters.
+    let url = settings.redis_url(env)?;
+    let (consumers, redis) = if url.is_empty() {
         let path = loaded.resolve(std::path::Path::new(&settings.path));
         let backend = store::sqlite::SqliteBackend::open(&path)
             .map_err(|e| format!("{e} ([store] path in {})", loaded.path.display()))?;
@@ -623,7 +634,6 @@ fn open_consumers(
         (consumers, None)
     } else {
         let ca = redis_ca(loaded)?;
-        let url = settings.redis_url(env)?;
         let namespace = settings.namespace(env)?;
         let backend = store::redis::RedisBackend::open_with_ca(&url, &namespace, ca)
             .map_err(|e| format!("{e} ([store] redis in {})", loaded.path.display()))?;

@@ -98,6 +98,8 @@ pipelines:
             &["import", "rl", "--express-gateway", eg.to_str().unwrap()],
         );
         assert!(import.status.success(), "{}", harness::text(&import));
+        // The Redis tests below give the URL at start-up; the others run without one.
+        harness::name_redis_in_conf(&dir.path().join("rl"));
         let build = harness::micro_gw(dir.path(), &["build", "rl"]);
         assert!(build.status.success(), "{}", harness::text(&build));
         let text = harness::text(&build);

@@ -212,8 +212,9 @@ async fn create_key(admin: &str, consumer: &str) -> (Reply, String) {
 }
 
 /// Builds project `shop` in `dir`: an Express Gateway `[key-auth, proxy]` pipeline on
-/// `/keys/*` to `backend`; the gateway binary's path.
-fn build_key_auth_project(dir: &Path, backend: &str) -> std::path::PathBuf {
+/// `/keys/*` to `backend`, with Redis named in its conf when `redis` (so that it is built with
+/// the Redis client); the gateway binary's path.
+fn build_key_auth_project(dir: &Path, backend: &str, redis: bool) -> std::path::PathBuf {
     let init = harness::micro_gw(dir, &["init", "shop"]);
     assert!(init.status.success(), "{}", harness::text(&init));
     let eg = harness::write_file(
@@ -228,6 +229,9 @@ fn build_key_auth_project(dir: &Path, backend: &str) -> std::path::PathBuf {
         &["import", "shop", "--express-gateway", eg.to_str().unwrap()],
     );
     assert!(import.status.success(), "{}", harness::text(&import));
+    if redis {
+        harness::name_redis_in_conf(&dir.join("shop"));
+    }
     let build = harness::micro_gw(dir, &["build", "shop"]);
     assert!(build.status.success(), "{}", harness::text(&build));
     dir.join("shop/target/shop")
@@ -242,7 +246,7 @@ async fn replicas_share_consumers_through_redis_and_ride_out_an_outage() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let binary = build_key_auth_project(dir.path(), &be.url());
+    let binary = build_key_auth_project(dir.path(), &be.url(), true);
 
     let a = start_replica(&binary, &redis.url());
     let b = start_replica(&binary, &redis.url());
@@ -391,7 +395,7 @@ async fn replicas_share_consumers_through_a_redis_cluster() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let binary = build_key_auth_project(dir.path(), &be.url());
+    let binary = build_key_auth_project(dir.path(), &be.url(), true);
 
     // A knows every node; B only the last one, as a cluster seed.
     let a = start_replica(&binary, &seeds.join(","));
@@ -426,4 +430,53 @@ async fn replicas_share_consumers_through_a_redis_cluster() {
     drop(a);
     drop(b);
     drop(nodes);
+}
+
+/// Issue 11: a project whose conf does not name Redis is built without the Redis client; given
+/// a Redis URL only at start-up (`MGW_STORE_REDIS`, as a Deployment's Secret would), its gateway
+/// exits with a message naming the setting and saying to run `micro-gw build` again. No
+/// `redis-server` needed: it stops before connecting.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_built_without_redis_refuses_a_redis_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = build_key_auth_project(dir.path(), "http://127.0.0.1:9", false);
+    let manifest = std::fs::read_to_string(dir.path().join("shop/target/gen/Cargo.toml")).unwrap();
+    assert!(manifest.contains("\ndefault = []\n"), "{manifest}");
+    let mut child = Command::new(&binary)
+        .args([
+            format!("--express_gateway.http_port={}", free_port()),
+            format!("--express_gateway.admin_port={}", free_port()),
+        ])
+        .env(
+            "MGW_STORE_REDIS",
+            format!("redis://:s3cret@127.0.0.1:{}/0", harness::closed_port()),
+        )
+        .env("MGW_ADMIN_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the gateway");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the gateway did not exit within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[store] redis"), "{stderr}");
+    assert!(stderr.contains("run `micro-gw build` again"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
 }

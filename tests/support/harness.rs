@@ -89,6 +89,31 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// The `[store] redis` the Redis suites write into a project's `conf/micro-gw.toml` before
+/// `micro-gw build`: a variable that is unset when the gateways start (each test gives the
+/// URL with `--store.redis` or `--rate_limit.redis`; without one the store is the file and
+/// the counters are in memory). Naming Redis, even so, is what makes `micro-gw build` compile
+/// the Redis client (the runtime's `redis` feature).
+pub const REDIS_SETTING: &str = "redis = \"${MGW_E2E_UNSET_REDIS_URL:-}\"";
+
+/// Writes [`REDIS_SETTING`] as `[store] redis` of `project`'s `conf/micro-gw.toml` (made by
+/// `micro-gw init`, whose `[store]` comes before `[rate_limit]`).
+pub fn name_redis_in_conf(project: &Path) {
+    let conf = project.join("conf/micro-gw.toml");
+    let text = std::fs::read_to_string(&conf).expect("reading conf/micro-gw.toml");
+    let store = text.find("\n[store]\n").expect("a [store] section");
+    let at = store
+        + text[store..]
+            .find("\nredis = \"\"\n")
+            .expect("[store] redis = \"\"");
+    let text = format!(
+        "{}\n{REDIS_SETTING}\n{}",
+        &text[..at],
+        &text[at + "\nredis = \"\"\n".len()..]
+    );
+    std::fs::write(&conf, text).expect("writing conf/micro-gw.toml");
+}
+
 /// `micro-gw init` + `build` of a project made from `definitions` (file name, content);
 /// panics with the toolkit's output on failure. Returns the binary.
 pub fn build_project(dir: &Path, name: &str, definitions: &[(&str, &str)]) -> PathBuf {

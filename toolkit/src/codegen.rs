@@ -22,6 +22,7 @@ pub const PINNED_LOCK: &str = include_str!("../../templates/gateway/Cargo.lock")
 const FEATURE_ROOTS: &[(&str, &[&str])] = &[
     ("storage", &["aws-sigv4", "aws-credential-types"]),
     ("validation", &["jsonschema"]),
+    ("redis", &["redis"]),
     (
         "otlp",
         &[
@@ -164,14 +165,43 @@ pub fn runtime_features(model: &GatewayModel) -> Vec<&'static str> {
 }
 
 /// The optional features of `mgw-runtime` the project's settings (`conf/micro-gw.toml`) need:
-/// `otlp` when `[tracing] otlp_endpoint` is set (the endpoint itself is read at start-up, so
-/// it may differ per deployment; only whether there is one is compiled in).
+/// `otlp` when `[tracing] otlp_endpoint` is set, `redis` when the file names Redis
+/// ([`names_redis`]). The values themselves are read at start-up, so they may differ per
+/// deployment; only whether there is one is compiled in.
 pub fn settings_features(config: &mgw_runtime::config::RuntimeConfig) -> Vec<&'static str> {
     let mut features = Vec::new();
     if !config.tracing.otlp_endpoint.is_empty() {
         features.push("otlp");
     }
+    if names_redis(config) {
+        features.push("redis");
+    }
     features
+}
+
+/// Whether `conf/micro-gw.toml` names Redis at all: a `[store] redis` or `[rate_limit] redis`
+/// URL (a `${VAR}` counts, whatever it holds at start-up), `redis_password_env`, `redis_ca`,
+/// or `[rate_limit] backend = "redis"`. `redis_namespace` (always set) and `on_redis_error`
+/// alone connect to nothing.
+pub fn names_redis(config: &mgw_runtime::config::RuntimeConfig) -> bool {
+    let store = &config.store;
+    !store.redis.is_empty()
+        || !store.redis_password_env.is_empty()
+        || !store.redis_ca.is_empty()
+        || !config.rate_limit.redis.is_empty()
+        || config.rate_limit.backend == mgw_runtime::config::CountersBackend::Redis
+}
+
+/// The optional features of `mgw-runtime` an Express Gateway `system.config.yml` needs:
+/// `redis` when its `db.redis` is a server (not `emulate: true`), as Express Gateway then keeps
+/// its consumers and rate-limit counters there.
+pub fn system_features(
+    store: Option<&crate::loader::express_gateway::StoreMapping>,
+) -> Vec<&'static str> {
+    match store {
+        Some(crate::loader::express_gateway::StoreMapping::Redis { .. }) => vec!["redis"],
+        _ => Vec::new(),
+    }
 }
 
 fn features_literal(features: &[&str]) -> String {
@@ -313,6 +343,51 @@ mod tests {
         );
         // The estimate counts the OpenTelemetry crates only for a project that takes them.
         assert!(package_estimate(&[]) + 5 <= package_estimate(&["otlp"]));
+    }
+
+    /// Issue 11: only projects whose settings name Redis compile the Redis client.
+    #[test]
+    fn a_redis_setting_turns_on_the_redis_feature() {
+        let features = |toml: &str| {
+            let config =
+                mgw_runtime::config::parse(toml, Path::new("conf/micro-gw.toml"), &[], &[])
+                    .unwrap();
+            settings_features(&config)
+        };
+        assert!(features("").is_empty());
+        // The template's defaults: an empty URL, a namespace, what to do on errors.
+        assert!(features(
+            "[store]\nredis = \"\"\nredis_namespace = \"EG\"\n[rate_limit]\nbackend = \"auto\"\non_redis_error = \"closed\"\n"
+        )
+        .is_empty());
+        for named in [
+            "[store]\nredis = \"redis://redis:6379/0\"\n",
+            // Through a variable, whatever it holds (or not) when the gateway starts.
+            "[store]\nredis = \"${REDIS_URL}\"\n",
+            "[store]\nredis_password_env = \"REDIS_PASSWORD\"\n",
+            "[store]\nredis_ca = \"tls/redis-ca.pem\"\n",
+            "[rate_limit]\nredis = \"redis+cluster://10.0.0.1:7000\"\n",
+            "[rate_limit]\nbackend = \"redis\"\n",
+        ] {
+            assert_eq!(features(named), ["redis"], "{named}");
+        }
+        assert_eq!(
+            features("[tracing]\notlp_endpoint = \"http://c:4318\"\n[store]\nredis = \"${R}\"\n"),
+            ["otlp", "redis"]
+        );
+        // Express Gateway's db.redis: a server, not the emulated store.
+        use crate::loader::express_gateway::StoreMapping;
+        assert!(system_features(None).is_empty());
+        assert!(system_features(Some(&StoreMapping::Embedded)).is_empty());
+        let server = StoreMapping::Redis {
+            url: "redis://${REDIS_HOST}:6379".into(),
+            password_env: String::new(),
+            namespace: "EG".into(),
+            ca: String::new(),
+        };
+        assert_eq!(system_features(Some(&server)), ["redis"]);
+        // The estimate counts the Redis client's crates only for a project that takes them.
+        assert!(package_estimate(&[]) + 10 <= package_estimate(&["redis"]));
     }
 
     /// Every optional feature of the runtime is forwarded by the generated manifest (else a

@@ -96,9 +96,10 @@ impl std::fmt::Debug for JwtVerifier {
     }
 }
 
-/// Installs the pure-Rust crypto provider of jsonwebtoken once per process.
+/// Installs jsonwebtoken's crypto provider on ring ([`super::jwt_crypto::PROVIDER`]) once per
+/// process.
 pub fn install_crypto_provider() {
-    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    let _ = super::jwt_crypto::PROVIDER.install_default();
 }
 
 /// Reads config-relative files and environment variables (injected for tests).
@@ -631,7 +632,10 @@ mod tests {
         assert!(throttle_claims(json!({"sub": "bob"}).as_object().unwrap()).is_none());
     }
 
+    /// Also installs the crypto provider, so that no test signs (with jsonwebtoken's default)
+    /// before a verifier installed ring's: every token's claims read the clock.
     fn now() -> u64 {
+        install_crypto_provider();
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

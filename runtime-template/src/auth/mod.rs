@@ -15,6 +15,7 @@ pub mod cookie;
 pub mod introspection;
 pub mod jwks;
 pub mod jwt;
+pub mod jwt_crypto;
 pub mod outbound;
 
 #[cfg(test)]

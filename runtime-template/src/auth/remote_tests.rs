@@ -58,7 +58,10 @@ fn jwks(keys: &[serde_json::Value]) -> String {
     json!({ "keys": keys }).to_string()
 }
 
+/// Also installs the crypto provider (every token's claims read the clock), so that no test
+/// signs with jsonwebtoken's default before a verifier installed ring's.
 fn now() -> u64 {
+    super::jwt::install_crypto_provider();
     super::now()
 }
 

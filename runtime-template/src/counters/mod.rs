@@ -20,6 +20,10 @@
 //! the decision is taken without it ([`Counters::hit`]).
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(not(feature = "redis"))]
+#[path = "redis_absent.rs"]
 pub mod redis;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -10,7 +10,10 @@ pub mod backend;
 pub mod consumers;
 pub mod date;
 pub mod records;
-#[cfg(feature = "server")]
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(all(feature = "server", not(feature = "redis")))]
+#[path = "redis_absent.rs"]
 pub mod redis;
 pub mod sqlite;
 

@@ -91,6 +91,11 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     if let Ok(settings) = mgw_runtime::config::load(&project.config_file(), &[], &[]) {
         features.extend(codegen::settings_features(&settings.config));
     }
+    for feature in codegen::system_features(loaded.store.as_ref()) {
+        if !features.contains(&feature) {
+            features.push(feature);
+        }
+    }
     let files =
         codegen::render_with_features(&loaded.model, &features, &project.name, &runtime_dir)?;
     codegen::write(&project.gen_dir(), &files)?;

@@ -264,6 +264,7 @@ mod tests {
     }
 
     fn token(claims: Value, secret: &str) -> String {
+        install_crypto_provider();
         encode(
             &Header::default(),
             &claims,
