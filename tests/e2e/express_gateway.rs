@@ -76,10 +76,14 @@ fn kargo_imports_unchanged_and_the_build_lists_unsupported_steps() {
     assert!(build.status.success(), "{out}");
     assert!(!out.contains("is not supported yet"), "{out}");
     // Every plugin of Kargo is built in (the storage route too): none is named as not loaded,
-    // and the project's gateway enables the runtime's storage feature.
+    // and the project's gateway enables the runtime's storage feature, and the Redis client
+    // (its db.redis holds the consumers).
     assert!(!out.contains("plugins are not loaded"), "{out}");
     let manifest = std::fs::read_to_string(dir.path().join("kargo/target/gen/Cargo.toml")).unwrap();
-    assert!(manifest.contains("default = [\"storage\"]"), "{manifest}");
+    assert!(
+        manifest.contains("default = [\"storage\", \"redis\"]"),
+        "{manifest}"
+    );
     assert!(dir.path().join("kargo/target/kargo").exists());
 }
 

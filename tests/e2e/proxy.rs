@@ -560,7 +560,7 @@ async fn https_endpoints_are_verified_against_the_configured_trust_store() {
     }
     drop(gw);
     // With the system roots (the default), the self-signed certificate does not verify: 502.
-    let gw = gateway_for(&plain, &[endpoint]);
+    let gw = gateway_for(&plain, std::slice::from_ref(&endpoint));
     let reply = client::get(&format!("http://{}/wait/delay/0", gw.http)).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     assert_eq!(secure.request_count(), 3);
@@ -570,6 +570,23 @@ async fn https_endpoints_are_verified_against_the_configured_trust_store() {
         "the log says why: {:?}",
         gw.logs()
     );
+    drop(gw);
+    // The system roots come from where OpenSSL-based tools read them (`SSL_CERT_FILE` here),
+    // loaded once when first needed: a certificate trusted there is verified, over pooled
+    // connections, by the same default trust store.
+    let trusted = certificate.cert_path.display().to_string();
+    let gw = GatewayProcess::start_with_env(
+        &routing_project().binary,
+        &[override_arg("petstoreBackend", 0, &plain.url()), endpoint],
+        true,
+        &[("SSL_CERT_FILE", &trusted)],
+    );
+    for i in 0..2 {
+        let reply = client::get(&format!("http://{}/wait/delay/0?system={i}", gw.http)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", gw.logs());
+        assert_eq!(reply.header("x-backend"), Some("secure"));
+    }
+    assert_eq!(secure.request_count(), 5);
 }
 
 /// Starts the routing gateway with petstoreBackend pointing at a raw backend.

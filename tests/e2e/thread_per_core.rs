@@ -9,7 +9,7 @@
 //! worker (still the mode's own sockets, runtime and pool).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use mgw_e2e::backend;
@@ -178,7 +178,17 @@ async fn every_worker_serves_connections() {
         "{:#?}",
         gw.logs()
     );
-    let threads = workers(gw.pid());
+    // A thread names itself as it starts running (the name the kernel shows is set from inside
+    // the new thread), which may come just after the gateway says it is ready: its sockets are
+    // bound and listening before the workers start. Wait a bounded time for both names.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let threads = loop {
+        let threads = workers(gw.pid());
+        if threads.len() >= 2 || Instant::now() > deadline {
+            break threads;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     let names: Vec<&str> = threads.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["mgw-worker-0", "mgw-worker-1"]);
     let before: Vec<u64> = threads.iter().map(|(_, t)| cpu_ns(t)).collect();
