@@ -268,7 +268,7 @@ async fn sigterm_sends_the_queued_spans() {
 /// for it at start-up, it exits with a message naming the setting and the fix.
 #[test]
 fn a_gateway_built_without_otlp_refuses_the_setting() {
-    let mut child = Command::new(&routing_project().binary)
+    let child = Command::new(&routing_project().binary)
         .args([
             "--listener.http_port=0",
             "--listener.https_port=0",
@@ -279,20 +279,7 @@ fn a_gateway_built_without_otlp_refuses_the_setting() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting the gateway");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the gateway did not refuse the setting");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = harness::wait_for_refusal(child, Duration::from_secs(20));
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("otlp_endpoint"), "{stderr}");
     assert!(stderr.contains("run `micro-gw build` again"), "{stderr}");

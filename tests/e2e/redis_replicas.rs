@@ -442,7 +442,7 @@ async fn a_gateway_built_without_redis_refuses_a_redis_url() {
     let binary = build_key_auth_project(dir.path(), "http://127.0.0.1:9", false);
     let manifest = std::fs::read_to_string(dir.path().join("shop/target/gen/Cargo.toml")).unwrap();
     assert!(manifest.contains("\ndefault = []\n"), "{manifest}");
-    let mut child = Command::new(&binary)
+    let child = Command::new(&binary)
         .args([
             format!("--express_gateway.http_port={}", free_port()),
             format!("--express_gateway.admin_port={}", free_port()),
@@ -456,25 +456,7 @@ async fn a_gateway_built_without_redis_refuses_a_redis_url() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting the gateway");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the gateway did not exit within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) = harness::wait_for_refusal(child, Duration::from_secs(20));
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("[store] redis"), "{stderr}");
     assert!(stderr.contains("run `micro-gw build` again"), "{stderr}");

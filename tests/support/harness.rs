@@ -375,6 +375,31 @@ pub fn free_port() -> u16 {
     closed_port()
 }
 
+/// Waits (at most `within`) for a gateway that must refuse to start, started with its stderr
+/// piped: its exit status and what it wrote on stderr. Kills it and panics if it is still
+/// running at the deadline.
+pub fn wait_for_refusal(mut child: Child, within: Duration) -> (ExitStatus, String) {
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the gateway") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the gateway was still running after {within:?}: it should have refused to start"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    (status, stderr)
+}
+
 /// A loopback port that refuses connections (bound, then closed).
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
