@@ -28,6 +28,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::access_log::{RouteRef, RouteTable};
 use crate::model::{GatewayModel, PolicySpec, MODEL_FORMAT};
 use crate::server::worker::PerCore;
 
@@ -328,8 +329,8 @@ pub struct Metrics {
     /// cores on the request path), summed when the metrics are encoded.
     in_flight_cores: PerCore<AtomicI64>,
     connections: Family<Labels, Gauge>,
-    wso2: Vec<Vec<RouteMetrics>>,
-    express: Vec<Vec<RouteMetrics>>,
+    /// Each route's series, in the access log's table of the model's routes.
+    routes: RouteTable<RouteMetrics>,
     health: RouteMetrics,
     apikey: RouteMetrics,
     unrouted: RouteMetrics,
@@ -409,32 +410,7 @@ impl Metrics {
                 ("project", model.project.clone()),
             ]),
         );
-        let wso2 = model
-            .apis
-            .iter()
-            .map(|api| {
-                api.resources
-                    .iter()
-                    .map(|r| {
-                        RouteMetrics::new(
-                            &api.name,
-                            crate::model::route_template(&api.base_path, &r.path),
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
-        let express = model
-            .express
-            .iter()
-            .map(|config| {
-                config
-                    .routes
-                    .iter()
-                    .map(|route| RouteMetrics::new(&route.api_endpoint, route.path.text()))
-                    .collect()
-            })
-            .collect();
+        let routes = RouteTable::new(model, |api, template| RouteMetrics::new(api, template));
         Self {
             registry,
             requests,
@@ -453,8 +429,7 @@ impl Metrics {
                 AtomicI64::default,
             ),
             connections,
-            wso2,
-            express,
+            routes,
             health: RouteMetrics::new("", crate::policies::health::PATH),
             apikey: RouteMetrics::new("", crate::policies::apikey::PATH),
             unrouted: RouteMetrics::new("", UNROUTED),
@@ -467,8 +442,10 @@ impl Metrics {
             RouteKey::Unrouted => None,
             RouteKey::Health => Some(&self.health),
             RouteKey::ApiKey => Some(&self.apikey),
-            RouteKey::Wso2(api, resource) => self.wso2.get(api).and_then(|r| r.get(resource)),
-            RouteKey::Express(config, route) => self.express.get(config).and_then(|r| r.get(route)),
+            RouteKey::Wso2(api, resource) => index_pair(api, resource)
+                .and_then(|(api, resource)| self.routes.get(RouteRef::Wso2 { api, resource })),
+            RouteKey::Express(config, route) => index_pair(config, route)
+                .and_then(|(config, route)| self.routes.get(RouteRef::Express { config, route })),
         };
         found.unwrap_or(&self.unrouted)
     }
@@ -595,6 +572,11 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
+}
+
+/// The router's two indices as a [`RouteRef`]'s (`None` past `u32::MAX`, which no model reaches).
+fn index_pair(outer: usize, inner: usize) -> Option<(u32, u32)> {
+    Some((u32::try_from(outer).ok()?, u32::try_from(inner).ok()?))
 }
 
 /// A request in flight: decrements the slot it was counted in when dropped.
