@@ -22,7 +22,7 @@ use crate::proxy::body::GatewayBody;
 use crate::router::express::{ExpressRouter, Lookup};
 use crate::router::{Match, Router};
 use crate::telemetry::metrics::{Metrics, Outcome, RouteKey};
-use crate::telemetry::trace_context::{TraceContext, TraceId};
+use crate::telemetry::trace_context::TraceContext;
 
 /// The response type of every listener.
 pub type GatewayResponse = Response<LoggedBody<GatewayBody>>;
@@ -80,12 +80,14 @@ struct Arrival {
     client: SocketAddr,
     /// The listener's port.
     server_port: u16,
+    /// The listener serves HTTPS.
+    https: bool,
     method: Method,
     started: Instant,
-    /// The request's W3C trace (`[tracing]`), for the access log.
-    trace_id: Option<TraceId>,
-    /// The request's trace when its span is exported (sampled, OTLP on).
-    span: Option<TraceContext>,
+    /// The request's W3C trace (`[tracing]`), for the access log and the span.
+    trace: Option<TraceContext>,
+    /// Its span is exported (sampled, OTLP on).
+    export_span: bool,
 }
 
 /// What a request was routed to.
@@ -158,16 +160,17 @@ impl Gateway {
         let _in_flight = self.telemetry().map(|m| m.in_flight());
         let trace = self.services.tracing.start(request.headers());
         // Only sampled requests have a span, and only when it is exported.
-        let span = trace.filter(|t| t.sampled && self.sinks.spans.is_some());
+        let export_span = trace.is_some_and(|t| t.sampled) && self.sinks.spans.is_some();
         let access_path =
-            (self.sinks.log.is_some() || span.is_some()).then(|| self.request_target(&request));
+            (self.sinks.log.is_some() || export_span).then(|| self.request_target(&request));
         let arrival = Arrival {
             client,
             server_port: site.port,
+            https: site.proto == "https",
             method: request.method().clone(),
             started,
-            trace_id: trace.map(|t| t.trace_id),
-            span,
+            trace,
+            export_span,
         };
         // The target moves into the record once, on whichever path answers.
         let log = |response: Response<GatewayBody>,
@@ -435,15 +438,16 @@ impl Gateway {
     ) -> GatewayResponse {
         let record = path.map(|path| {
             let mut record = AccessRecord::new(
-                arrival.client,
+                arrival.client.ip(),
                 arrival.method.clone(),
                 path,
                 response.status(),
                 arrival.started,
             );
             record.server_port = arrival.server_port;
-            record.trace_id = arrival.trace_id.map(|id| id.0.to_be_bytes());
-            record.span = arrival.span;
+            record.https = arrival.https;
+            record.trace = arrival.trace;
+            record.export_span = arrival.export_span;
             if let Some(context) = context {
                 record.route = RouteRef::of(context.route);
                 record.upstream = context.upstream.clone();
@@ -527,10 +531,12 @@ fn credential_query_params(model: &GatewayModel) -> Vec<String> {
 /// The request target for the access log, with API-key query values replaced by `***`
 /// (borrowed as it came when there is nothing to replace).
 pub(crate) fn redacted_target<'t>(target: &'t str, secret_params: &[String]) -> Cow<'t, str> {
+    if secret_params.is_empty() {
+        return Cow::Borrowed(target);
+    }
     let secret = |pair: &&str| secret_params.iter().any(|p| p == split_pair(pair).0);
-    let (path, query) = match target.split_once('?') {
-        Some(parts) if !secret_params.is_empty() => parts,
-        _ => return Cow::Borrowed(target),
+    let Some((path, query)) = target.split_once('?') else {
+        return Cow::Borrowed(target);
     };
     // Most requests carry no key: no rebuilding for them.
     if !query.split('&').any(|pair| secret(&pair)) {

@@ -248,9 +248,11 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let access_log = loaded.config.log.access_log && logging::shows_access_log(&filter);
     let _log_guard = logging::init(filter);
     let (access_log, access_writer) = if access_log {
+        // A buffer per worker, and one for the thread that serves the admin listener.
         let (log, writer) = access_log::AccessLog::start(
             loaded.config.log.access_log_format,
             loaded.config.log.access_log_queue,
+            worker_count(loaded.config.listener.worker_threads) + 1,
             &model,
         )
         .map_err(|e| format!("cannot start the access-log writer thread: {e}"))?;

@@ -133,6 +133,7 @@ async fn sampled_requests_are_exported_as_server_spans() {
     assert_eq!(string(attr("http.request.method")), Some("GET"));
     assert_eq!(string(attr("http.route")), Some("/petstore/v1/pet/{petId}"));
     assert_eq!(string(attr("url.path")), Some("/petstore/v1/pet/7"));
+    assert_eq!(string(attr("url.scheme")), Some("http"));
     assert_eq!(int(attr("http.response.status_code")), Some(200));
     assert_eq!(string(attr("client.address")), Some("127.0.0.1"));
     // The listener's port, which the settings left to the system (port 0).

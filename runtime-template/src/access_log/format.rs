@@ -8,7 +8,7 @@
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::Method;
 
@@ -29,6 +29,7 @@ pub struct LineWriter {
     /// (an endpoint's URL is one shared string: most lines name the one before's).
     upstream: Option<(Arc<str>, Vec<u8>)>,
     clock: SecondClock,
+    wall: WallClock,
 }
 
 impl LineWriter {
@@ -38,7 +39,14 @@ impl LineWriter {
             routes: templates.map(|template| json_member(b",\"route\":", template).into()),
             upstream: None,
             clock: SecondClock::default(),
+            wall: WallClock::now(),
         }
+    }
+
+    /// Reads the clocks again: the records rendered next get their wall-clock times from
+    /// this moment (the writer calls it once per round, not per line).
+    pub fn set_clock(&mut self, wall: WallClock) {
+        self.wall = wall;
     }
 
     /// Appends `record` as one JSON line to `out`: an object whose fields come in a fixed order
@@ -48,9 +56,10 @@ impl LineWriter {
     /// number of the same value (`0.61`, `12.0`).
     pub fn json(&mut self, out: &mut Vec<u8>, record: &AccessRecord) {
         out.extend_from_slice(b"{\"time\":\"");
-        self.clock.write(out, record.finished, Fraction::Millis);
+        self.clock
+            .write(out, self.wall.at(record.finished), Fraction::Millis);
         out.extend_from_slice(b"\",\"client\":\"");
-        push_ip(out, record.client.ip());
+        push_ip(out, record.client);
         out.extend_from_slice(b"\",\"method\":");
         match json_method(&record.method) {
             Some(method) => out.extend_from_slice(method),
@@ -71,7 +80,7 @@ impl LineWriter {
         out.extend_from_slice(b",\"bytes_out\":");
         push_u64(out, record.bytes_out);
         out.extend_from_slice(b",\"total_ms\":");
-        push_json_millis(out, micros(record.total));
+        push_json_millis(out, micros(record.total()));
         if let Some(upstream) = &record.upstream {
             out.extend_from_slice(self.upstream_member(upstream));
         }
@@ -83,7 +92,7 @@ impl LineWriter {
             out.extend_from_slice(b",\"consumer\":");
             push_json_str(out, consumer);
         }
-        if let Some(id) = record.trace_id {
+        if let Some(id) = record.trace_id() {
             out.extend_from_slice(b",\"trace_id\":\"");
             push_hex(out, &id);
             out.push(b'"');
@@ -115,9 +124,10 @@ impl LineWriter {
     /// milliseconds as Rust's `{:.2}` prints the three-decimal value, the consumer as
     /// `str::escape_debug`.
     pub fn text(&mut self, out: &mut Vec<u8>, record: &AccessRecord) {
-        self.clock.write(out, record.finished, Fraction::Micros);
+        self.clock
+            .write(out, self.wall.at(record.finished), Fraction::Micros);
         out.extend_from_slice(b"  INFO access: ");
-        push_ip(out, record.client.ip());
+        push_ip(out, record.client);
         out.push(b' ');
         out.extend_from_slice(record.method.as_str().as_bytes());
         out.push(b' ');
@@ -135,7 +145,7 @@ impl LineWriter {
         out.extend_from_slice(b" upstream_ms=");
         push_text_millis(out, record.upstream_latency.map_or(0, micros));
         out.extend_from_slice(b" total_ms=");
-        push_text_millis(out, micros(record.total));
+        push_text_millis(out, micros(record.total()));
         out.extend_from_slice(b" consumer=");
         match record.consumer.as_deref() {
             Some(consumer) => {
@@ -144,7 +154,7 @@ impl LineWriter {
             None => out.push(b'-'),
         }
         out.extend_from_slice(b" trace=");
-        match &record.trace_id {
+        match &record.trace_id() {
             Some(id) => push_hex(out, id),
             None => out.push(b'-'),
         }
@@ -369,6 +379,39 @@ fn may_need_escape(word: u64) -> bool {
         != 0
 }
 
+/// The two clocks read at one moment: turns the monotonic end of a record ([`Instant`], the
+/// request's one clock read) into the wall-clock time its line shows. Read again every round
+/// of the writer, so a line's time is the wall clock's within a round (10 ms) of a step of the
+/// system clock.
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    instant: Instant,
+    wall: SystemTime,
+}
+
+impl WallClock {
+    /// Both clocks, now.
+    pub fn now() -> Self {
+        Self::at_instant(Instant::now(), SystemTime::now())
+    }
+
+    /// `wall` is the wall-clock time at `instant`.
+    pub fn at_instant(instant: Instant, wall: SystemTime) -> Self {
+        Self { instant, wall }
+    }
+
+    /// The wall-clock time at `instant` (before or after the clocks were read).
+    pub fn at(&self, instant: Instant) -> SystemTime {
+        match instant.checked_duration_since(self.instant) {
+            Some(after) => self.wall + after,
+            None => self
+                .wall
+                .checked_sub(self.instant.duration_since(instant))
+                .unwrap_or(UNIX_EPOCH),
+        }
+    }
+}
+
 /// The digits after the seconds: milliseconds (the JSON `time`) or microseconds (the text
 /// line's, tracing-subscriber's fmt timestamp).
 #[derive(Debug, Clone, Copy)]
@@ -425,21 +468,67 @@ mod tests {
     use super::*;
     use crate::access_log::RouteRef;
     use http::StatusCode;
-    use std::time::Instant;
 
+    /// The wall-clock time the test records end at.
+    const END: Duration = Duration::from_millis(1_764_585_555_123);
+
+    /// A record that ended at [`END`] (with [`writer`]'s clock) after `1234.567` ms.
     fn record(path: &str) -> AccessRecord {
         let mut record = AccessRecord::new(
-            "192.0.2.7:5555".parse().unwrap(),
+            "192.0.2.7".parse().unwrap(),
             Method::GET,
             path.into(),
             StatusCode::OK,
             Instant::now(),
         );
-        record.finished = UNIX_EPOCH + Duration::from_millis(1_764_585_555_123);
-        record.total = Duration::from_micros(1_234_567);
+        set_total(&mut record, Duration::from_micros(1_234_567));
         record.bytes_out = 612;
         record.complete = true;
         record
+    }
+
+    /// The record's duration (its end moves).
+    fn set_total(record: &mut AccessRecord, total: Duration) {
+        record.finished = record.started + total;
+    }
+
+    /// A line writer whose clock says [`END`] at `record`'s end.
+    fn writer(templates: RouteTemplates, record: &AccessRecord) -> LineWriter {
+        let mut lines = LineWriter::new(templates);
+        lines.set_clock(WallClock::at_instant(
+            record.finished,
+            UNIX_EPOCH + END,
+        ));
+        lines
+    }
+
+    fn trace() -> crate::telemetry::trace_context::TraceContext {
+        use crate::telemetry::trace_context::{SpanId, TraceContext, TraceId};
+        TraceContext {
+            trace_id: TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            parent_id: None,
+            span_id: SpanId(7),
+            sampled: true,
+        }
+    }
+
+    #[test]
+    fn the_wall_clock_of_an_instant_before_or_after_the_reading() {
+        let now = Instant::now();
+        let wall = UNIX_EPOCH + END;
+        let clock = WallClock::at_instant(now, wall);
+        let ms = Duration::from_millis(3);
+        assert_eq!(clock.at(now), wall);
+        assert_eq!(clock.at(now + ms), wall + ms);
+        if let Some(before) = now.checked_sub(ms) {
+            assert_eq!(clock.at(before), wall - ms);
+        }
+        // Before the epoch: no panic (the line then shows the epoch, as SecondClock does for
+        // such a time).
+        let early = WallClock::at_instant(now, UNIX_EPOCH);
+        if let Some(before) = now.checked_sub(ms) {
+            assert!(early.at(before) <= UNIX_EPOCH);
+        }
     }
 
     fn parse(out: &[u8]) -> serde_json::Value {
@@ -455,7 +544,7 @@ mod tests {
     }
 
     fn json(out: &mut Vec<u8>, record: &AccessRecord, templates: RouteTemplates) {
-        LineWriter::new(templates).json(out, record);
+        writer(templates, record).json(out, record);
     }
 
     #[test]
@@ -596,10 +685,7 @@ mod tests {
         r.upstream = Some(Arc::from("http://127.0.0.1:8081"));
         r.upstream_latency = Some(Duration::from_micros(610));
         r.consumer = Some(Arc::from("app-1"));
-        r.trace_id = Some([
-            0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e,
-            0x47, 0x36,
-        ]);
+        r.trace = Some(trace());
         r.status = StatusCode::BAD_GATEWAY;
         out.clear();
         json(&mut out, &r, RouteTemplates::default());
@@ -617,7 +703,7 @@ mod tests {
             vec![vec!["/a/{id}".into(), "/b/\"q\"\\".into()]],
             vec![vec!["/eg/*".into()]],
         );
-        let mut lines = LineWriter::new(templates);
+        let mut lines = writer(templates, &record("/p"));
         let first = Arc::<str>::from("http://127.0.0.1:8081");
         let upstreams = [
             Some(first.clone()),
@@ -710,9 +796,9 @@ mod tests {
         let mut r = record("/petstore/v1/pet/42");
         r.upstream = Some(Arc::from("http://127.0.0.1:8081"));
         r.upstream_latency = Some(Duration::from_micros(610));
-        r.total = Duration::from_micros(830);
+        set_total(&mut r, Duration::from_micros(830));
         let mut out = Vec::new();
-        LineWriter::new(RouteTemplates::default()).text(&mut out, &r);
+        writer(RouteTemplates::default(), &r).text(&mut out, &r);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "2025-12-01T10:39:15.123000Z  INFO access: 192.0.2.7 GET /petstore/v1/pet/42 200 complete bytes_out=612 upstream=http://127.0.0.1:8081 upstream_ms=0.61 total_ms=0.83 consumer=- trace=-\n"
@@ -722,19 +808,16 @@ mod tests {
     #[test]
     fn the_text_line_of_an_aborted_traced_ipv6_request() {
         let mut r = record("/p?q=1");
-        r.client = "[2001:db8::7]:5555".parse().unwrap();
+        r.client = "2001:db8::7".parse().unwrap();
         r.method = Method::POST;
         r.status = StatusCode::SERVICE_UNAVAILABLE;
         r.complete = false;
         r.bytes_out = 0;
-        r.total = Duration::from_micros(1_005);
+        set_total(&mut r, Duration::from_micros(1_005));
         r.consumer = Some(Arc::from("app \"1\"\n"));
-        r.trace_id = Some([
-            0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e,
-            0x47, 0x36,
-        ]);
+        r.trace = Some(trace());
         let mut out = Vec::new();
-        LineWriter::new(RouteTemplates::default()).text(&mut out, &r);
+        writer(RouteTemplates::default(), &r).text(&mut out, &r);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "2025-12-01T10:39:15.123000Z  INFO access: 2001:db8::7 POST /p?q=1 503 aborted bytes_out=0 upstream=- upstream_ms=0.00 total_ms=1.00 consumer=app \\\"1\\\"\\n trace=4bf92f3577b34da6a3ce929d0e0e4736\n"

@@ -9,11 +9,11 @@ pub mod format;
 pub mod queue;
 pub mod target;
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -180,12 +180,17 @@ impl ErrorSide {
 }
 
 /// What is known about a request when its response starts; the body wrapper adds how it ended.
+/// Moved by value from the request to the writer (264 bytes), so it holds each fact once and
+/// nothing the writer can work out itself: the wall-clock time of the end is derived from
+/// `finished` on the writer thread ([`format::WallClock`]), the duration from `started`.
 #[derive(Debug)]
 pub struct AccessRecord {
     /// Client address.
-    pub client: SocketAddr,
+    pub client: IpAddr,
     /// The port of the listener that took the request (0: unknown).
     pub server_port: u16,
+    /// The request came over TLS (the span's `url.scheme` is `https`).
+    pub https: bool,
     /// Request method.
     pub method: Method,
     /// Raw request path and query, credentials redacted.
@@ -203,27 +208,25 @@ pub struct AccessRecord {
     pub upstream_latency: Option<Duration>,
     /// The application or user a verified credential names.
     pub consumer: Option<Arc<str>>,
-    /// The W3C trace id of the request, when tracing knows one (JSON `trace_id`).
-    pub trace_id: Option<[u8; 16]>,
+    /// The request's W3C trace context, when tracing knows one (JSON `trace_id`).
+    pub trace: Option<TraceContext>,
+    /// The request's span is exported over OTLP (`trace` sampled, and `[tracing]
+    /// otlp_endpoint` set).
+    pub export_span: bool,
     /// Why the upstream exchange failed, when it did (the span's `error.type`).
     pub upstream_failure: Option<UpstreamFailure>,
-    /// The request's trace context when its span is exported over OTLP (sampled, and
-    /// `[tracing] otlp_endpoint` set); `None` otherwise.
-    pub span: Option<TraceContext>,
-    /// Response body bytes sent (set when the body ends).
-    pub bytes_out: u64,
     /// The body was sent to its end (`false`: the client went away or the upstream failed).
     pub complete: bool,
-    /// Arrival to end of the response body (set when the body ends).
-    pub total: Duration,
-    /// Wall-clock time the response ended (set when the body ends).
-    pub finished: SystemTime,
+    /// Response body bytes sent (set when the body ends).
+    pub bytes_out: u64,
+    /// When the response ended (set when the body ends; `started` before).
+    pub finished: Instant,
 }
 
 impl AccessRecord {
     /// A record of what the request line and the status say; the rest starts empty.
     pub fn new(
-        client: SocketAddr,
+        client: IpAddr,
         method: Method,
         path: RequestTarget,
         status: StatusCode,
@@ -232,6 +235,7 @@ impl AccessRecord {
         Self {
             client,
             server_port: 0,
+            https: false,
             method,
             path,
             route: None,
@@ -240,14 +244,23 @@ impl AccessRecord {
             started,
             upstream_latency: None,
             consumer: None,
-            trace_id: None,
+            trace: None,
+            export_span: false,
             upstream_failure: None,
-            span: None,
-            bytes_out: 0,
             complete: false,
-            total: Duration::ZERO,
-            finished: SystemTime::UNIX_EPOCH,
+            bytes_out: 0,
+            finished: started,
         }
+    }
+
+    /// Arrival to the end of the response body.
+    pub fn total(&self) -> Duration {
+        self.finished.saturating_duration_since(self.started)
+    }
+
+    /// The W3C trace id, when tracing knows one.
+    pub fn trace_id(&self) -> Option<[u8; 16]> {
+        self.trace.map(|t| t.trace_id.0.to_be_bytes())
     }
 
     /// Who failed, if the status is an error.
@@ -301,8 +314,8 @@ impl<B: Body> LoggedBody<B> {
 }
 
 fn finish(mut record: AccessRecord, sinks: &RecordSinks, bytes: u64, complete: bool) {
-    record.total = record.started.elapsed();
-    record.finished = SystemTime::now();
+    // The one clock read of the end: the writer derives the wall-clock time from it.
+    record.finished = Instant::now();
     record.bytes_out = bytes;
     record.complete = complete;
     // The span ends at the same moment as the record (and with the same duration).

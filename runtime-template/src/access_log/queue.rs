@@ -1,25 +1,30 @@
 //! The access log's bounded queue and its writer thread. A request hands its record over by
-//! value, never waiting: the queue is a channel whose slots come in blocks of 31, allocated as
-//! it grows and freed as the writer empties them (no allocation per record, and no memory held
-//! by an idle queue), bounded by a count of the records not yet taken. When that count reaches
-//! `log.access_log_queue` the record is dropped and counted, and a warning with the count is
-//! logged at most once per [`DROP_REPORT_INTERVAL`]. The writer
-//! renders records in batches and writes each batch with one call, so its lines never
-//! interleave with the `tracing` lines on the same standard output.
+//! value, never waiting: it appends the record to its own thread's buffer (one per worker
+//! thread, [`Buffer`]: a vector behind a lock that only its thread and, once per round, the
+//! writer take, so the lock is uncontended and no cache line is shared between workers). The
+//! writer swaps each buffer for an empty one it kept from the round before, so in the steady
+//! state nothing is allocated per record, and a buffer grown by a burst is freed once emptied.
+//! `log.access_log_queue` is shared evenly among the buffers: a record that finds its buffer
+//! full is dropped and counted, and a warning with the count is logged at most once per
+//! [`DROP_REPORT_INTERVAL`]. The writer renders records in batches and writes each batch with
+//! one call, so its lines never interleave with the `tracing` lines on the same standard
+//! output.
 //!
 //! The writer is not woken per record (a futex call and a context switch per request): while
-//! lines come, it takes what has queued every [`WRITE_INTERVAL`], or at once when the queue is
+//! lines come, it takes what has queued every [`WRITE_INTERVAL`], or at once when a buffer is
 //! half full. After [`IDLE_TICKS`] empty rounds it sleeps until the next record wakes it, so an
-//! idle gateway does not tick.
+//! idle gateway does not tick. When the last [`AccessLog`] handle goes, the writer writes what
+//! is left and ends ([`AccessLogWriter::finish`]).
 
+use std::cell::Cell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use super::format::{LineWriter, RouteTemplates};
+use super::format::{LineWriter, RouteTemplates, WallClock};
 use super::AccessRecord;
 use crate::config::AccessLogFormat;
 use crate::model::GatewayModel;
@@ -28,7 +33,7 @@ use crate::model::GatewayModel;
 pub const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long a line may wait for the writer while lines keep coming (the longest delay between
-/// a response's end and its line; a queue half full is taken at once).
+/// a response's end and its line; a buffer half full is taken at once).
 pub const WRITE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Empty rounds of [`WRITE_INTERVAL`] after which the writer sleeps until a record wakes it.
@@ -37,65 +42,93 @@ pub const IDLE_TICKS: u32 = 100;
 /// Bytes rendered before the writer writes them out, even with more records waiting.
 const BATCH_BYTES: usize = 64 * 1024;
 
+/// Records an emptied buffer may keep room for (about 70 KB); a larger one is freed, so a
+/// burst's memory is given back once written.
+const KEPT_CAPACITY: usize = 256;
+
+/// One worker thread's records not yet taken by the writer, on cache lines of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Buffer(Mutex<Vec<AccessRecord>>);
+
+impl Buffer {
+    /// The records (a panic while the lock was held leaves them as they were).
+    fn lock(&self) -> MutexGuard<'_, Vec<AccessRecord>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What the request side and the writer share.
+#[derive(Debug)]
+struct Shared {
+    /// A power of two of them, so a thread finds its own with a mask.
+    buffers: Box<[Buffer]>,
+    /// The writer sleeps until a record arrives (it found nothing for [`IDLE_TICKS`] rounds).
+    asleep: AtomicBool,
+    /// The last [`AccessLog`] handle is gone: the writer writes what is left and ends.
+    closed: AtomicBool,
+}
+
+impl Shared {
+    /// `count` buffers, rounded up to a power of two.
+    fn new(count: usize) -> Self {
+        Self {
+            buffers: (0..count.max(1).next_power_of_two())
+                .map(|_| Buffer::default())
+                .collect(),
+            asleep: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The buffer of the calling thread.
+    fn own_buffer(&self) -> Option<&Buffer> {
+        self.buffers
+            .get(thread_number() & (self.buffers.len() - 1))
+    }
+
+    /// Whether no buffer holds a record.
+    fn is_empty(&self) -> bool {
+        self.buffers.iter().all(|buffer| buffer.lock().is_empty())
+    }
+}
+
+thread_local! {
+    /// The calling thread's number (`usize::MAX`: none yet), given in turn to the threads as
+    /// they first log; the buffer a thread uses is its number modulo the buffers.
+    static THREAD_NUMBER: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// The next thread number to give.
+static NEXT_THREAD_NUMBER: AtomicUsize = AtomicUsize::new(0);
+
+fn thread_number() -> usize {
+    THREAD_NUMBER.with(|number| {
+        let mut n = number.get();
+        if n == usize::MAX {
+            n = NEXT_THREAD_NUMBER.fetch_add(1, Ordering::Relaxed);
+            number.set(n);
+        }
+        n
+    })
+}
+
 /// The request side of the access log: where finished records go.
 #[derive(Debug)]
 pub struct AccessLog {
-    // Declared before `wake`: fields drop in order, so the last handle closes the queue
-    // before it wakes the writer to finish.
-    queue: Sender<AccessRecord>,
-    drops: Arc<Drops>,
-    wake: WriterWake,
-}
-
-/// What the request side and the writer share to decide when the writer must be woken.
-#[derive(Debug, Default)]
-struct Pace {
-    /// Records admitted and not yet taken by the writer: counted before they are sent, so
-    /// never below the records in the channel; the queue's bound.
-    queued: AtomicUsize,
-    /// The writer sleeps until a record arrives (it found nothing for [`IDLE_TICKS`] rounds).
-    asleep: AtomicBool,
-}
-
-/// Wakes the writer: when the queue reaches half its capacity, when the writer sleeps, and
-/// once when the last [`AccessLog`] handle goes (so it writes what is left and ends).
-#[derive(Debug)]
-struct WriterWake {
-    writer: Thread,
-    pace: Arc<Pace>,
-    /// The queue's capacity (`log.access_log_queue`).
-    capacity: usize,
-    /// Half the queue's capacity (at least 1).
+    shared: Arc<Shared>,
+    /// Records one buffer may hold: `log.access_log_queue` shared evenly (rounded up).
+    share: usize,
+    /// Half of `share` (at least 1): the record that fills a buffer to it wakes the writer.
     half: usize,
+    drops: Arc<Drops>,
+    writer: Thread,
 }
 
-impl WriterWake {
-    /// Counts one record in, before it is sent: its place in the queue (1 for the first), or
-    /// `None` when the queue is full (nothing counted).
-    fn admit(&self) -> Option<usize> {
-        // SeqCst, paired with the writer's: either it sees this record before sleeping, or
-        // `queued` below sees it asleep.
-        let before = self.pace.queued.fetch_add(1, Ordering::SeqCst);
-        if before >= self.capacity {
-            self.pace.queued.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(before + 1)
-    }
-
-    /// Called after the record admitted at `place` is sent. Only an atomic load unless a wake
-    /// is due.
-    fn queued(&self, place: usize) {
-        let asleep = self.pace.asleep.load(Ordering::SeqCst)
-            && self.pace.asleep.swap(false, Ordering::SeqCst);
-        if asleep || place == self.half {
-            self.writer.unpark();
-        }
-    }
-}
-
-impl Drop for WriterWake {
+impl Drop for AccessLog {
     fn drop(&mut self) {
+        // No record can be sent any more: the writer takes what is left and ends.
+        self.shared.closed.store(true, Ordering::SeqCst);
         self.writer.unpark();
     }
 }
@@ -164,45 +197,45 @@ impl Drops {
 
 impl AccessLog {
     /// Starts the writer thread writing `format` lines to standard output, behind a queue of
-    /// `capacity` records.
+    /// `capacity` records shared by `threads` buffers (the threads that serve requests: the
+    /// workers and the thread that serves the admin listener).
     pub fn start(
         format: AccessLogFormat,
         capacity: usize,
+        threads: usize,
         model: &GatewayModel,
     ) -> std::io::Result<(Arc<AccessLog>, AccessLogWriter)> {
-        Self::start_with(format, capacity, model, std::io::stdout())
+        Self::start_with(format, capacity, threads, model, std::io::stdout())
     }
 
     /// [`AccessLog::start`] writing to `out`.
     pub fn start_with(
         format: AccessLogFormat,
         capacity: usize,
+        threads: usize,
         model: &GatewayModel,
         out: impl Write + Send + 'static,
     ) -> std::io::Result<(Arc<AccessLog>, AccessLogWriter)> {
-        let (queue, records) = mpsc::channel();
+        let shared = Arc::new(Shared::new(threads));
         let (done_tx, done) = mpsc::sync_channel(1);
         let lines = LineWriter::new(RouteTemplates::new(model, |_api, template| template));
-        let pace = Arc::new(Pace::default());
-        let writer_pace = pace.clone();
+        let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                write_all(&records, format, lines, out, &writer_pace);
+                write_all(&writer_shared, format, lines, out);
                 let _ = done_tx.send(());
             })?
             .thread()
             .clone();
+        let share = capacity.max(1).div_ceil(shared.buffers.len());
         let drops = Arc::new(Drops::new(capacity));
         let log = Arc::new(AccessLog {
-            queue,
+            shared,
+            share,
+            half: (share / 2).max(1),
             drops: drops.clone(),
-            wake: WriterWake {
-                writer: writer.clone(),
-                pace,
-                capacity,
-                half: (capacity / 2).max(1),
-            },
+            writer: writer.clone(),
         });
         Ok((
             log,
@@ -214,15 +247,28 @@ impl AccessLog {
         ))
     }
 
-    /// Queues `record` for the writer, or drops and counts it when the queue is full.
+    /// Appends `record` to the calling thread's buffer, or drops and counts it when that is
+    /// full. Wakes the writer only when the buffer reaches half its share or the writer sleeps.
     pub fn send(&self, record: AccessRecord) {
-        let Some(place) = self.wake.admit() else {
-            self.drops.count();
+        let Some(buffer) = self.shared.own_buffer() else {
             return;
         };
-        // An error means the writer is gone (only at exit): nothing to do.
-        if self.queue.send(record).is_ok() {
-            self.wake.queued(place);
+        let mut records = buffer.lock();
+        let queued = records.len() + 1;
+        if queued > self.share {
+            drop(records);
+            self.drops.count();
+            return;
+        }
+        records.push(record);
+        drop(records);
+        // Paired with the writer's store before its last look at the buffers (SeqCst, and
+        // the buffer's lock): either it sees this record before it sleeps, or this sees it
+        // asleep.
+        let asleep = self.shared.asleep.load(Ordering::SeqCst)
+            && self.shared.asleep.swap(false, Ordering::SeqCst);
+        if asleep || queued == self.half {
+            self.writer.unpark();
         }
     }
 
@@ -257,42 +303,42 @@ impl AccessLogWriter {
     }
 }
 
-/// The writer loop: every [`WRITE_INTERVAL`] (or when woken), renders every record queued,
-/// writing a batch each [`BATCH_BYTES`] and at the end; sleeps after [`IDLE_TICKS`] empty
-/// rounds; ends when every sender is gone and the queue is empty.
+/// The writer loop: every [`WRITE_INTERVAL`] (or when woken), takes every buffer's records and
+/// renders them, writing a batch each [`BATCH_BYTES`] and at the end of the round; sleeps after
+/// [`IDLE_TICKS`] empty rounds; ends after the round that follows the last handle's going.
 fn write_all(
-    records: &Receiver<AccessRecord>,
+    shared: &Shared,
     format: AccessLogFormat,
     mut lines: LineWriter,
     mut out: impl Write,
-    pace: &Pace,
 ) {
     let mut batch = Vec::with_capacity(BATCH_BYTES);
+    // The records taken from one buffer; its room is handed to the next buffer.
+    let mut taken: Vec<AccessRecord> = Vec::new();
     let mut idle = 0;
     loop {
-        // Taken this round; taken and not yet subtracted from `pace.queued`.
-        let (mut round, mut taken) = (0usize, 0usize);
-        let closed = loop {
-            match records.try_recv() {
-                Ok(record) => {
-                    match format {
-                        AccessLogFormat::Text => lines.text(&mut batch, &record),
-                        AccessLogFormat::Json => lines.json(&mut batch, &record),
-                    }
-                    round += 1;
-                    taken += 1;
-                    if batch.len() >= BATCH_BYTES {
-                        flush(&mut out, &mut batch);
-                        // Rendered and written: room for new records.
-                        pace.queued.fetch_sub(taken, Ordering::Relaxed);
-                        taken = 0;
-                    }
+        // Read before the buffers: once it is set, no record comes after this round's.
+        let closed = shared.closed.load(Ordering::SeqCst);
+        lines.set_clock(WallClock::now());
+        let mut round = 0;
+        for buffer in shared.buffers.iter() {
+            std::mem::swap(&mut *buffer.lock(), &mut taken);
+            round += taken.len();
+            // Rendered where they lie, then dropped there (no copy out of the buffer).
+            for record in &taken {
+                match format {
+                    AccessLogFormat::Text => lines.text(&mut batch, record),
+                    AccessLogFormat::Json => lines.json(&mut batch, record),
                 }
-                Err(TryRecvError::Empty) => break false,
-                Err(TryRecvError::Disconnected) => break true,
+                if batch.len() >= BATCH_BYTES {
+                    flush(&mut out, &mut batch);
+                }
             }
-        };
-        pace.queued.fetch_sub(taken, Ordering::Relaxed);
+            taken.clear();
+            if taken.capacity() > KEPT_CAPACITY {
+                taken = Vec::new();
+            }
+        }
         flush(&mut out, &mut batch);
         if closed {
             return;
@@ -302,13 +348,13 @@ fn write_all(
             std::thread::park_timeout(WRITE_INTERVAL);
             continue;
         }
-        // Nothing for a while: sleep until a sender sees `asleep` (SeqCst on both sides, see
-        // `WriterWake::queued`), unless a record came meanwhile.
-        pace.asleep.store(true, Ordering::SeqCst);
-        if pace.queued.load(Ordering::SeqCst) == 0 {
+        // Nothing for a while: sleep until a sender sees `asleep` (see `AccessLog::send`),
+        // unless a record came meanwhile or the last handle went.
+        shared.asleep.store(true, Ordering::SeqCst);
+        if shared.is_empty() && !shared.closed.load(Ordering::SeqCst) {
             std::thread::park();
         }
-        pace.asleep.store(false, Ordering::SeqCst);
+        shared.asleep.store(false, Ordering::SeqCst);
         idle = 0;
     }
 }
@@ -358,7 +404,7 @@ mod tests {
 
     fn record(i: usize) -> AccessRecord {
         AccessRecord::new(
-            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
             Method::GET,
             format!("/r/{i}").as_str().into(),
             StatusCode::OK,
@@ -381,7 +427,7 @@ mod tests {
     fn a_blocked_writer_makes_requests_drop_and_count_never_wait() {
         let gate = Gate::default();
         let (log, writer) =
-            AccessLog::start_with(AccessLogFormat::Json, 4, &model(), gate.clone()).unwrap();
+            AccessLog::start_with(AccessLogFormat::Json, 4, 1, &model(), gate.clone()).unwrap();
         let started = Instant::now();
         for i in 0..100 {
             log.send(record(i));
@@ -390,7 +436,8 @@ mod tests {
             started.elapsed() < Duration::from_secs(1),
             "sending never blocks"
         );
-        // The queue holds four, the blocked writer the few it took before blocking.
+        // The buffers hold two each (this thread fills one), the blocked writer the few it
+        // took before blocking.
         let dropped = log.dropped();
         assert!(dropped >= 50, "{dropped}");
         gate.open();
@@ -404,8 +451,8 @@ mod tests {
 
     #[test]
     fn the_queue_s_slots_stay_small() {
-        // The queue holds records by value in blocks of 31 slots, about 10 KB each (the
-        // figure docs/logging.md gives).
+        // The buffers hold records by value (docs/configuration.md gives the size of a
+        // waiting line).
         let size = std::mem::size_of::<AccessRecord>();
         eprintln!("AccessRecord: {size} bytes");
         assert!(size <= 320, "{size} bytes");
@@ -416,7 +463,7 @@ mod tests {
         let gate = Gate::default();
         gate.open();
         let (log, writer) =
-            AccessLog::start_with(AccessLogFormat::Text, 1000, &model(), gate.clone()).unwrap();
+            AccessLog::start_with(AccessLogFormat::Text, 1000, 1, &model(), gate.clone()).unwrap();
         for i in 0..500 {
             log.send(record(i));
         }
@@ -452,10 +499,10 @@ mod tests {
         let gate = Gate::default();
         gate.open();
         let (log, writer) =
-            AccessLog::start_with(AccessLogFormat::Json, 1000, &model(), gate.clone()).unwrap();
+            AccessLog::start_with(AccessLogFormat::Json, 1000, 1, &model(), gate.clone()).unwrap();
         for i in 1..=5 {
             log.send(record(i));
-            // Far below half the queue: no wake, the writer's own round takes it.
+            // Far below half a buffer: no wake, the writer's own round takes it.
             assert!(
                 wait_for_lines(&gate, i, WRITE_INTERVAL * 20),
                 "line {i} within a few rounds"
@@ -466,7 +513,7 @@ mod tests {
     }
 
     #[test]
-    fn senders_wake_the_writer_only_at_half_the_queue_or_when_it_sleeps() {
+    fn senders_wake_the_writer_only_at_half_a_buffer_or_when_it_sleeps() {
         // This thread plays the writer: whether it was unparked shows in how soon a park
         // returns.
         let woken = || {
@@ -474,35 +521,49 @@ mod tests {
             std::thread::park_timeout(Duration::from_millis(200));
             parked.elapsed() < Duration::from_millis(100)
         };
-        let wake = WriterWake {
-            writer: std::thread::current(),
-            pace: Arc::default(),
-            capacity: 6,
+        let log = AccessLog {
+            shared: Arc::new(Shared::new(1)),
+            share: 6,
             half: 3,
+            drops: Arc::new(Drops::new(6)),
+            writer: std::thread::current(),
         };
-        let queued = || {
-            let place = wake.admit().expect("room");
-            wake.queued(place);
-        };
-        queued();
+        log.send(record(1));
         assert!(!woken(), "1 of 6 queued");
-        queued();
+        log.send(record(2));
         assert!(!woken(), "2 of 6 queued");
-        queued();
-        assert!(woken(), "half the queue");
-        queued();
+        log.send(record(3));
+        assert!(woken(), "half the buffer");
+        log.send(record(4));
         assert!(!woken(), "past half");
-        wake.pace.asleep.store(true, Ordering::SeqCst);
-        queued();
+        log.shared.asleep.store(true, Ordering::SeqCst);
+        log.send(record(5));
         assert!(woken(), "the writer sleeps");
-        assert!(!wake.pace.asleep.load(Ordering::SeqCst));
-        queued();
+        assert!(!log.shared.asleep.load(Ordering::SeqCst));
+        log.send(record(6));
         assert!(!woken(), "awake again");
-        assert_eq!(wake.admit(), None, "6 of 6 queued: full");
-        wake.pace.queued.fetch_sub(1, Ordering::Relaxed);
-        assert_eq!(wake.admit(), Some(6), "one taken: room again");
-        drop(wake);
+        log.send(record(7));
+        assert_eq!(log.dropped(), 1, "6 of 6 queued: full");
+        log.shared.buffers[0].lock().pop();
+        log.send(record(8));
+        assert_eq!(log.dropped(), 1, "one taken: room again");
+        assert!(!log.shared.is_empty());
+        drop(log);
         assert!(woken(), "the last handle is gone");
+    }
+
+    #[test]
+    fn threads_keep_their_buffer_and_spread_over_the_buffers() {
+        let shared = Shared::new(3);
+        assert_eq!(shared.buffers.len(), 4, "a power of two");
+        let mine = shared.own_buffer().map(|b| b as *const Buffer);
+        assert_eq!(mine, shared.own_buffer().map(|b| b as *const Buffer));
+        let numbers: Vec<usize> = (0..4)
+            .map(|_| std::thread::spawn(thread_number).join().unwrap())
+            .collect();
+        for pair in numbers.windows(2) {
+            assert_ne!(pair[0], pair[1], "{numbers:?}");
+        }
     }
 
     #[test]
@@ -510,9 +571,9 @@ mod tests {
         let gate = Gate::default();
         gate.open();
         let (log, writer) =
-            AccessLog::start_with(AccessLogFormat::Json, 1000, &model(), gate.clone()).unwrap();
+            AccessLog::start_with(AccessLogFormat::Json, 1000, 1, &model(), gate.clone()).unwrap();
         let until = Instant::now() + WRITE_INTERVAL * IDLE_TICKS * 5;
-        while !log.wake.pace.asleep.load(Ordering::SeqCst) {
+        while !log.shared.asleep.load(Ordering::SeqCst) {
             assert!(Instant::now() < until, "the writer sleeps once idle");
             std::thread::sleep(WRITE_INTERVAL);
         }

@@ -140,7 +140,7 @@ mod disabled {
 mod enabled {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full, Limited};
@@ -176,10 +176,12 @@ mod enabled {
     }
 
     impl SpanExport {
-        /// Queues the span of `record` for export, when it has one (`record.span`: sampled and
-        /// traced); never blocks (a full queue drops the span).
+        /// Queues the span of `record` for export, when it has one (`record.export_span`:
+        /// sampled and traced); never blocks (a full queue drops the span). Called when the
+        /// response ends: the span's end is the wall clock now, its start the record's
+        /// duration before.
         pub fn end(&self, record: &AccessRecord) {
-            let Some(trace) = record.span else {
+            let Some(trace) = record.trace.filter(|_| record.export_span) else {
                 return;
             };
             let described = server_span(record, &self.routes);
@@ -195,8 +197,8 @@ mod enabled {
                     KeyValue::new(key, value)
                 })
                 .collect();
-            let end_time = record.finished;
-            let start_time = end_time.checked_sub(record.total).unwrap_or(end_time);
+            let end_time = SystemTime::now();
+            let start_time = end_time.checked_sub(record.total()).unwrap_or(end_time);
             self.processor.on_end(SpanData {
                 span_context: SpanContext::new(
                     opentelemetry::trace::TraceId::from(trace.trace_id.0),

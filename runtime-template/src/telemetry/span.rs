@@ -86,7 +86,8 @@ const KNOWN_METHODS: [Method; 9] = [
 ///
 /// - `http.request.method` (and `http.request.method_original` for a method outside the
 ///   conventions' list), `http.route` and `mgw.api` when a model route matched;
-/// - `url.path` and `url.query`: the access log's target, API keys already redacted;
+/// - `url.scheme` (`http` or `https`: the listener's), `url.path` and `url.query`: the access
+///   log's target, API keys already redacted;
 /// - `http.response.status_code`, `client.address`, `server.port` (the port of the listener
 ///   that took the request: the local socket's, which the conventions name when the request
 ///   does not say otherwise);
@@ -118,6 +119,10 @@ pub fn server_span<'a>(record: &'a AccessRecord, routes: &'a RouteNames) -> Serv
     if let Some(route) = route {
         attributes.push(("http.route", AttributeValue::Str(&route.template)));
     }
+    attributes.push((
+        "url.scheme",
+        AttributeValue::Str(if record.https { "https" } else { "http" }),
+    ));
     let target = record.path.as_str();
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path, Some(query)),
@@ -134,7 +139,7 @@ pub fn server_span<'a>(record: &'a AccessRecord, routes: &'a RouteNames) -> Serv
     ));
     attributes.push((
         "client.address",
-        AttributeValue::Owned(client_address(record.client.ip())),
+        AttributeValue::Owned(client_address(record.client)),
     ));
     if record.server_port != 0 {
         attributes.push((
@@ -197,7 +202,7 @@ mod tests {
 
     fn record(method: Method, path: &str, status: u16, route: Option<RouteRef>) -> AccessRecord {
         let mut record = AccessRecord::new(
-            "[::ffff:10.0.0.7]:5123".parse().unwrap(),
+            "::ffff:10.0.0.7".parse().unwrap(),
             method,
             path.into(),
             StatusCode::from_u16(status).unwrap(),
@@ -233,6 +238,7 @@ mod tests {
             [
                 "http.request.method",
                 "http.route",
+                "url.scheme",
                 "url.path",
                 "url.query",
                 "http.response.status_code",
@@ -248,6 +254,10 @@ mod tests {
         assert_eq!(
             attribute(&span, "server.port"),
             Some(&AttributeValue::Int(9090))
+        );
+        assert_eq!(
+            attribute(&span, "url.scheme"),
+            Some(&AttributeValue::Str("http"))
         );
         assert_eq!(
             attribute(&span, "url.query"),
@@ -275,6 +285,12 @@ mod tests {
             }),
         );
         assert_eq!(server_span(&express, &names).name, "POST /ip");
+        let mut tls = record(Method::GET, "/ip", 200, None);
+        tls.https = true;
+        assert_eq!(
+            attribute(&server_span(&tls, &names), "url.scheme"),
+            Some(&AttributeValue::Str("https"))
+        );
     }
 
     #[test]
