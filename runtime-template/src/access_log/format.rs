@@ -204,7 +204,16 @@ fn push_text_millis(out: &mut Vec<u8>, micros: u64) {
     push_padded(out, hundredths % 100, 2);
 }
 
-/// `value` in decimal.
+/// Two decimal digits of each number below 100, `00` to `99`.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// `value` in decimal: below 1000 a digit at a time, larger ones made on the stack two
+/// digits at a time, then appended at once.
 fn push_u64(out: &mut Vec<u8>, mut value: u64) {
     if value < 1000 {
         // Octets, statuses, most milliseconds: no loop, no copy of a variable length.
@@ -220,15 +229,21 @@ fn push_u64(out: &mut Vec<u8>, mut value: u64) {
     }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
+    while value >= 10 {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        at = at.saturating_sub(2);
+        if let (Some(to), Some(from)) = (digits.get_mut(at..at + 2), DIGIT_PAIRS.get(pair..pair + 2)) {
+            to.copy_from_slice(from);
         }
     }
-    out.extend_from_slice(&digits[at..]);
+    if value > 0 {
+        at = at.saturating_sub(1);
+        if let Some(digit) = digits.get_mut(at) {
+            *digit = b'0' + value as u8;
+        }
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or_default());
 }
 
 /// `value` (below `10^width`, `width` at most 20) in exactly `width` decimal digits, zeros
@@ -243,35 +258,47 @@ fn push_padded(out: &mut Vec<u8>, mut value: u64, width: usize) {
     out.extend_from_slice(digits);
 }
 
-/// An IP address as `Display` writes it (IPv4 by hand: the common case).
+/// Each octet's decimal digits (left-aligned) and how many there are.
+const OCTETS: [([u8; 3], u8); 256] = octet_digits();
+
+const fn octet_digits() -> [([u8; 3], u8); 256] {
+    let mut table = [([0u8; 3], 0u8); 256];
+    let mut i = 0;
+    while i < 256 {
+        let n = i as u8;
+        table[i] = if n >= 100 {
+            ([b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10], 3)
+        } else if n >= 10 {
+            ([b'0' + n / 10, b'0' + n % 10, 0], 2)
+        } else {
+            ([b'0' + n, 0, 0], 1)
+        };
+        i += 1;
+    }
+    table
+}
+
+/// An IP address as `Display` writes it (IPv4 by hand, an octet's digits from a table: the
+/// common case).
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            // Made in place (at most 15 bytes), then appended at once.
-            let mut text = [0u8; 15];
+            // Made in place (at most 15 bytes, and the dot after the last octet), then
+            // appended at once.
+            let mut text = [0u8; 16];
             let mut len = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                let mut digits = [
-                    b'.',
-                    b'0' + octet / 100,
-                    b'0' + octet / 10 % 10,
-                    b'0' + octet % 10,
-                ];
-                let skip = match octet {
-                    100.. => 1,
-                    10..=99 => 2,
-                    _ => 3,
-                };
-                if i > 0 {
-                    digits[skip - 1] = b'.';
+            for octet in v4.octets() {
+                let (digits, count) = OCTETS[usize::from(octet)];
+                let count = usize::from(count);
+                if let Some(at) = text.get_mut(len..len + 4) {
+                    at.copy_from_slice(&[digits[0], digits[1], digits[2], b'.']);
                 }
-                let part = digits.get(skip - usize::from(i > 0)..).unwrap_or_default();
-                if let Some(at) = text.get_mut(len..len + part.len()) {
-                    at.copy_from_slice(part);
+                if let Some(dot) = text.get_mut(len + count) {
+                    *dot = b'.';
                 }
-                len += part.len();
+                len += count + 1;
             }
-            out.extend_from_slice(text.get(..len).unwrap_or_default());
+            out.extend_from_slice(text.get(..len - 1).unwrap_or_default());
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
@@ -279,15 +306,26 @@ fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     }
 }
 
-/// A W3C trace id as 32 lower-case hex digits (made in place, then appended at once).
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8; 16]) {
+/// Each byte's two lower-case hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = hex_pairs();
+
+const fn hex_pairs() -> [[u8; 2]; 256] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+        i += 1;
+    }
+    table
+}
+
+/// A W3C trace id as 32 lower-case hex digits (made in place, a byte's two digits from a
+/// table, then appended at once).
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8; 16]) {
     let mut text = [0u8; 32];
     for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&[
-            DIGITS[usize::from(byte >> 4)],
-            DIGITS[usize::from(byte & 0xf)],
-        ]);
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
     }
     out.extend_from_slice(&text);
 }
@@ -640,6 +678,25 @@ mod tests {
     }
 
     #[test]
+    fn integers_are_written_as_display_writes_them() {
+        let spread = (0..64).flat_map(|shift| [1u64 << shift, (1u64 << shift) - 1]);
+        for value in (0..20_000u64).chain(spread).chain([u64::MAX, 10u64.pow(19)]) {
+            let mut out = Vec::new();
+            push_u64(&mut out, value);
+            assert_eq!(String::from_utf8(out).unwrap(), value.to_string());
+        }
+    }
+
+    #[test]
+    fn trace_ids_are_lower_case_hex() {
+        let mut out = Vec::new();
+        let id: [u8; 16] = std::array::from_fn(|i| (i * 17) as u8);
+        push_hex(&mut out, &id);
+        let expected: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
     fn addresses_are_written_as_display_writes_them() {
         for ip in [
             "192.0.2.7",
@@ -647,6 +704,8 @@ mod tests {
             "255.255.255.255",
             "10.99.100.1",
             "9.10.199.200",
+            "1.2.3.4",
+            "100.10.1.0",
             "::1",
             "2001:db8::7",
             "::ffff:192.0.2.7",

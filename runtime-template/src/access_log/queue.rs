@@ -436,8 +436,8 @@ mod tests {
             started.elapsed() < Duration::from_secs(1),
             "sending never blocks"
         );
-        // The buffers hold two each (this thread fills one), the blocked writer the few it
-        // took before blocking.
+        // One buffer (one thread) holds four, the blocked writer the few it took before
+        // blocking.
         let dropped = log.dropped();
         assert!(dropped >= 50, "{dropped}");
         gate.open();
