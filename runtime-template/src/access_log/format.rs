@@ -58,12 +58,14 @@ impl LineWriter {
         out.extend_from_slice(b"{\"time\":\"");
         self.clock
             .write(out, self.wall.at(record.finished), Fraction::Millis);
-        out.extend_from_slice(b"\",\"client\":\"");
+        out.extend_from_slice(b"Z\",\"client\":\"");
         push_ip(out, record.client);
-        out.extend_from_slice(b"\",\"method\":");
         match json_method(&record.method) {
             Some(method) => out.extend_from_slice(method),
-            None => push_json_str(out, record.method.as_str()),
+            None => {
+                out.extend_from_slice(b"\",\"method\":");
+                push_json_str(out, record.method.as_str());
+            }
         }
         if let Some(route) = record.route.and_then(|r| self.routes.get(r)) {
             out.extend_from_slice(route);
@@ -73,11 +75,10 @@ impl LineWriter {
         out.extend_from_slice(b",\"status\":");
         push_u64(out, u64::from(record.status.as_u16()));
         out.extend_from_slice(if record.complete {
-            b",\"complete\":true"
+            b",\"complete\":true,\"bytes_out\":"
         } else {
-            b",\"complete\":false"
+            b",\"complete\":false,\"bytes_out\":"
         });
-        out.extend_from_slice(b",\"bytes_out\":");
         push_u64(out, record.bytes_out);
         out.extend_from_slice(b",\"total_ms\":");
         push_json_millis(out, micros(record.total()));
@@ -126,7 +127,7 @@ impl LineWriter {
     pub fn text(&mut self, out: &mut Vec<u8>, record: &AccessRecord) {
         self.clock
             .write(out, self.wall.at(record.finished), Fraction::Micros);
-        out.extend_from_slice(b"  INFO access: ");
+        out.extend_from_slice(b"Z  INFO access: ");
         push_ip(out, record.client);
         out.push(b' ');
         out.extend_from_slice(record.method.as_str().as_bytes());
@@ -162,10 +163,13 @@ impl LineWriter {
     }
 }
 
-/// A duration in whole microseconds, rounded as the lines have always rounded it (through
-/// `f64`, half away from zero), so both forms show the very values of earlier releases.
+/// A duration in whole microseconds, rounded half up (in integers: the `f64` rounding of
+/// earlier releases gave the same values but for the rare exact half microsecond, which it
+/// could round down).
 fn micros(d: Duration) -> u64 {
-    (d.as_secs_f64() * 1_000_000.0).round() as u64
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from((d.subsec_nanos() + 500) / 1000))
 }
 
 /// `micros` as milliseconds in the shortest JSON number: `1234.567`, `0.61`, `12.0` (what
@@ -233,7 +237,9 @@ fn push_u64(out: &mut Vec<u8>, mut value: u64) {
         let pair = (value % 100) as usize * 2;
         value /= 100;
         at = at.saturating_sub(2);
-        if let (Some(to), Some(from)) = (digits.get_mut(at..at + 2), DIGIT_PAIRS.get(pair..pair + 2)) {
+        if let (Some(to), Some(from)) =
+            (digits.get_mut(at..at + 2), DIGIT_PAIRS.get(pair..pair + 2))
+        {
             to.copy_from_slice(from);
         }
     }
@@ -330,17 +336,17 @@ fn push_hex(out: &mut Vec<u8>, bytes: &[u8; 16]) {
     out.extend_from_slice(&text);
 }
 
-/// The JSON string of a common method, quotes included (`None`: an extension method, escaped
-/// per line).
+/// The end of the client's member and the method's, for a common method
+/// (`","method":"GET"`; `None`: an extension method, escaped per line).
 fn json_method(method: &Method) -> Option<&'static [u8]> {
     Some(match *method {
-        Method::GET => b"\"GET\"",
-        Method::POST => b"\"POST\"",
-        Method::PUT => b"\"PUT\"",
-        Method::DELETE => b"\"DELETE\"",
-        Method::HEAD => b"\"HEAD\"",
-        Method::OPTIONS => b"\"OPTIONS\"",
-        Method::PATCH => b"\"PATCH\"",
+        Method::GET => b"\",\"method\":\"GET\"",
+        Method::POST => b"\",\"method\":\"POST\"",
+        Method::PUT => b"\",\"method\":\"PUT\"",
+        Method::DELETE => b"\",\"method\":\"DELETE\"",
+        Method::HEAD => b"\",\"method\":\"HEAD\"",
+        Method::OPTIONS => b"\",\"method\":\"OPTIONS\"",
+        Method::PATCH => b"\",\"method\":\"PATCH\"",
         _ => return None,
     })
 }
@@ -469,7 +475,8 @@ struct SecondClock {
 }
 
 impl SecondClock {
-    /// Appends `time` with the fraction's digits and a `Z`.
+    /// Appends `time` with the fraction's digits (the `Z` that follows is the caller's, written
+    /// with what comes next).
     fn write(&mut self, out: &mut Vec<u8>, time: SystemTime, fraction: Fraction) {
         let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
         if self.second != Some(since.as_secs()) {
@@ -488,7 +495,6 @@ impl SecondClock {
             Fraction::Millis => push_padded(out, nanos / 1_000_000, 3),
             Fraction::Micros => push_padded(out, nanos / 1_000, 6),
         }
-        out.push(b'Z');
     }
 }
 
@@ -533,10 +539,7 @@ mod tests {
     /// A line writer whose clock says [`END`] at `record`'s end.
     fn writer(templates: RouteTemplates, record: &AccessRecord) -> LineWriter {
         let mut lines = LineWriter::new(templates);
-        lines.set_clock(WallClock::at_instant(
-            record.finished,
-            UNIX_EPOCH + END,
-        ));
+        lines.set_clock(WallClock::at_instant(record.finished, UNIX_EPOCH + END));
         lines
     }
 
@@ -578,6 +581,7 @@ mod tests {
     fn time(at: SystemTime, fraction: Fraction) -> String {
         let mut out = Vec::new();
         SecondClock::default().write(&mut out, at, fraction);
+        out.push(b'Z');
         String::from_utf8(out).unwrap()
     }
 
@@ -615,7 +619,7 @@ mod tests {
             midnight - Duration::from_millis(2),
         ] {
             clock.write(&mut out, at, Fraction::Millis);
-            out.push(b' ');
+            out.extend_from_slice(b"Z ");
         }
         assert_eq!(
             String::from_utf8(out).unwrap(),
@@ -646,9 +650,22 @@ mod tests {
                 "{micros} µs"
             );
         }
-        // The durations are rounded to microseconds as before.
+        // The durations are rounded to microseconds, half up.
         assert_eq!(micros(Duration::from_nanos(1_499)), 1);
         assert_eq!(micros(Duration::from_nanos(1_500)), 2);
+        assert_eq!(micros(Duration::new(3, 999_999_500)), 4_000_000);
+        assert_eq!(micros(Duration::MAX), u64::MAX);
+        // What the f64 rounding gave, away from exact half microseconds.
+        for nanos in (0..5_000_000u64).step_by(997).chain([u64::MAX / 2_000]) {
+            let d = Duration::from_nanos(nanos);
+            if nanos % 1000 != 500 {
+                assert_eq!(
+                    micros(d),
+                    (d.as_secs_f64() * 1_000_000.0).round() as u64,
+                    "{nanos} ns"
+                );
+            }
+        }
     }
 
     #[test]
@@ -680,7 +697,10 @@ mod tests {
     #[test]
     fn integers_are_written_as_display_writes_them() {
         let spread = (0..64).flat_map(|shift| [1u64 << shift, (1u64 << shift) - 1]);
-        for value in (0..20_000u64).chain(spread).chain([u64::MAX, 10u64.pow(19)]) {
+        for value in (0..20_000u64)
+            .chain(spread)
+            .chain([u64::MAX, 10u64.pow(19)])
+        {
             let mut out = Vec::new();
             push_u64(&mut out, value);
             assert_eq!(String::from_utf8(out).unwrap(), value.to_string());

@@ -180,7 +180,7 @@ impl ErrorSide {
 }
 
 /// What is known about a request when its response starts; the body wrapper adds how it ended.
-/// Moved by value from the request to the writer (264 bytes), so it holds each fact once and
+/// Moved by value from the request to the writer (272 bytes), so it holds each fact once and
 /// nothing the writer can work out itself: the wall-clock time of the end is derived from
 /// `finished` on the writer thread ([`format::WallClock`]), the duration from `started`.
 #[derive(Debug)]
