@@ -6,12 +6,12 @@
 //! the in-memory state under a short write lock; the request path takes a read lock for one
 //! hash lookup and clones an `Arc`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, RwLock};
 
-use hmac::{Hmac, Mac};
+use hashbrown::{Equivalent, HashMap};
+
 use serde_json::{Map, Value};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::backend::{Backend, BackendError, Kind, Write};
@@ -54,6 +54,30 @@ pub struct ConsumerView {
     pub id: Arc<str>,
     /// `req.user`: the public document with `type` set.
     pub user: Arc<Doc>,
+    /// `id` as the `eg-consumer-id` header's value, made once with the view (`None` when the
+    /// id is empty or cannot be a header value).
+    pub header: Option<http::HeaderValue>,
+}
+
+impl ConsumerView {
+    /// The view of the consumer `id` whose `req.user` is `user`.
+    pub fn new(id: Arc<str>, user: Arc<Doc>) -> Self {
+        let header = (!id.is_empty())
+            .then(|| http::HeaderValue::from_str(&id).ok())
+            .flatten();
+        Self { id, user, header }
+    }
+}
+
+/// Hashes and compares as the credential map's `(CredentialType, String)` key, borrowing the
+/// id: the request path looks a presented `keyId` (or a token's `sub`) up without copying it.
+#[derive(Hash)]
+struct CredentialRef<'a>(CredentialType, &'a str);
+
+impl Equivalent<(CredentialType, String)> for CredentialRef<'_> {
+    fn equivalent(&self, key: &(CredentialType, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
 }
 
 /// The answer of [`Consumers::key_auth`].
@@ -78,13 +102,20 @@ pub struct BasicCredential {
     pub scopes: Vec<String>,
 }
 
+/// A stored document with what the request path reads from it, taken out once when the
+/// document is stored (every change of a document makes a new entry), so an authentication
+/// reads fields instead of walking the document's map.
 #[derive(Debug, Clone)]
 struct Entry {
     /// As stored (private fields included for credentials).
     doc: Arc<Doc>,
-    /// `req.user` for consumers.
-    user: Option<Arc<Doc>>,
-    /// A key-auth credential's `keySecretHmac`, decoded once (not on every request).
+    /// `isActive` ([`records::is_active`]).
+    active: bool,
+    /// What a consumer (user or application) is to the request path; `None` for credentials.
+    view: Option<ConsumerView>,
+    /// A credential's `consumerId`.
+    consumer_id: Option<Box<str>>,
+    /// A key-auth credential's `keySecretHmac`, decoded.
     key_hmac: Option<[u8; 32]>,
 }
 
@@ -128,6 +159,20 @@ impl State {
         self.users.get(id).or_else(|| self.apps.get(id))
     }
 
+    /// The credential of `kind` with `id`, without copying `id`.
+    fn credential(&self, kind: CredentialType, id: &str) -> Option<&Entry> {
+        self.credentials.get(&CredentialRef(kind, id))
+    }
+
+    /// The active consumer of the active credential `entry`, as the request path sees it.
+    fn active_consumer(&self, entry: &Entry) -> Option<&ConsumerView> {
+        if !entry.active {
+            return None;
+        }
+        let consumer = self.consumer(entry.consumer_id.as_deref()?)?;
+        consumer.active.then_some(consumer.view.as_ref()?)
+    }
+
     fn credentials_of(&self, consumer: &str) -> Vec<(CredentialType, String)> {
         let mut out: Vec<(CredentialType, String)> = self
             .credentials
@@ -151,24 +196,17 @@ impl State {
                     self.usernames.insert(name.to_string(), id.to_string());
                 }
                 self.users
-                    .insert(id.to_string(), consumer_entry(doc, ConsumerKind::User));
+                    .insert(id.to_string(), consumer_entry(id, doc, ConsumerKind::User));
             }
             Kind::App => {
                 self.apps.insert(
                     id.to_string(),
-                    consumer_entry(doc, ConsumerKind::Application),
+                    consumer_entry(id, doc, ConsumerKind::Application),
                 );
             }
             Kind::Credential => {
                 if let Some(key) = credential_key(id) {
-                    self.credentials.insert(
-                        key,
-                        Entry {
-                            key_hmac: records::text(&doc, "keySecretHmac").and_then(decode_hex32),
-                            doc: Arc::new(doc),
-                            user: None,
-                        },
-                    );
+                    self.credentials.insert(key, credential_entry(doc));
                 }
             }
             Kind::Scope => {
@@ -203,13 +241,25 @@ impl State {
     }
 }
 
-fn consumer_entry(doc: Doc, kind: ConsumerKind) -> Entry {
+fn consumer_entry(id: &str, doc: Doc, kind: ConsumerKind) -> Entry {
     let mut user = records::public(&doc);
     user.insert("type".into(), Value::String(kind.as_str().into()));
     Entry {
-        doc: Arc::new(doc),
-        user: Some(Arc::new(user)),
+        active: records::is_active(&doc),
+        view: Some(ConsumerView::new(Arc::from(id), Arc::new(user))),
+        consumer_id: None,
         key_hmac: None,
+        doc: Arc::new(doc),
+    }
+}
+
+fn credential_entry(doc: Doc) -> Entry {
+    Entry {
+        active: records::is_active(&doc),
+        view: None,
+        consumer_id: records::text(&doc, "consumerId").map(Box::from),
+        key_hmac: records::text(&doc, "keySecretHmac").and_then(decode_hex32),
+        doc: Arc::new(doc),
     }
 }
 
@@ -259,9 +309,12 @@ pub struct Consumers {
     writer: Mutex<()>,
     backend: Box<dyn Backend>,
     key: [u8; 32],
-    /// HMAC-SHA256 keyed with `key`, ready: each digest clones it instead of hashing the key
+    /// HMAC-SHA256 keyed with `key`, ready (ring keeps the inner and outer states hashed
+    /// with the key): a digest costs two SHA-256 blocks for a short secret. ring rather than
+    /// RustCrypto's `sha2` for its SSSE3/AVX assembly on CPUs without SHA extensions (both use
+    /// the extensions where the CPU has them).
     /// again (two SHA-256 blocks fewer per key-auth request).
-    keyed: HmacSha256,
+    keyed: ring::hmac::Key,
     bcrypt_cost: u32,
 }
 
@@ -285,8 +338,6 @@ pub struct Counts {
     /// Scopes.
     pub scopes: usize,
 }
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Express Gateway's default bcrypt cost (`crypto.saltRounds`).
 pub const DEFAULT_BCRYPT_COST: u32 = 10;
@@ -324,7 +375,7 @@ impl Consumers {
             state: RwLock::new(state),
             writer: Mutex::new(()),
             backend,
-            keyed: <HmacSha256 as Mac>::new_from_slice(&key).unwrap_or_else(|_| unreachable_hmac()),
+            keyed: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
             key,
             bcrypt_cost: bcrypt_cost.clamp(4, 31),
         })
@@ -1053,9 +1104,9 @@ impl Consumers {
     // ---- the request path ----
 
     fn digest(&self, secret: &str) -> [u8; 32] {
-        let mut mac = self.keyed.clone();
-        mac.update(secret.as_bytes());
-        mac.finalize().into_bytes().into()
+        let tag = ring::hmac::sign(&self.keyed, secret.as_bytes());
+        // HMAC-SHA256 tags are 32 bytes.
+        tag.as_ref().try_into().unwrap_or([0; 32])
     }
 
     /// Key-auth (EG `lib/policies/key-auth`): the credential `key_id` must exist, be active,
@@ -1069,33 +1120,25 @@ impl Consumers {
     ) -> KeyAuthOutcome {
         let digest = self.digest(secret);
         let state = self.read();
-        let Some(entry) = state
-            .credentials
-            .get(&(CredentialType::KeyAuth, key_id.to_string()))
-        else {
+        let Some(entry) = state.credential(CredentialType::KeyAuth, key_id) else {
             return KeyAuthOutcome::Unauthorized;
         };
         let matches = entry
             .key_hmac
             .is_some_and(|stored| bool::from(stored.ct_eq(&digest)));
-        if !matches || !records::is_active(&entry.doc) {
+        if !matches {
             return KeyAuthOutcome::Unauthorized;
         }
-        let Some(consumer) = records::text(&entry.doc, "consumerId")
-            .and_then(|id| state.consumer(id).map(|c| (id, c)))
-        else {
+        let Some(consumer) = state.active_consumer(entry) else {
             return KeyAuthOutcome::Unauthorized;
         };
-        if !records::is_active(&consumer.1.doc) {
-            return KeyAuthOutcome::Unauthorized;
-        }
         if !endpoint_scopes.is_empty() {
             let held = records::scopes(&entry.doc);
             if !endpoint_scopes.iter().all(|s| held.contains(s)) {
                 return KeyAuthOutcome::Forbidden;
             }
         }
-        KeyAuthOutcome::Accepted(view(consumer.0, consumer.1))
+        KeyAuthOutcome::Accepted(consumer.clone())
     }
 
     /// jwt's `checkCredentialExistence` (EG `lib/policies/jwt/jwt.js`): `key_id` (the token's
@@ -1103,15 +1146,8 @@ impl Consumers {
     /// with that id (no username lookup).
     pub fn jwt_consumer(&self, key_id: &str) -> Option<ConsumerView> {
         let state = self.read();
-        let entry = state
-            .credentials
-            .get(&(CredentialType::Jwt, key_id.to_string()))?;
-        if !records::is_active(&entry.doc) {
-            return None;
-        }
-        let id = records::text(&entry.doc, "consumerId")?;
-        let consumer = state.consumer(id)?;
-        records::is_active(&consumer.doc).then(|| view(id, consumer))
+        let entry = state.credential(CredentialType::Jwt, key_id)?;
+        state.active_consumer(entry).cloned()
     }
 
     /// Basic-auth's lookup (EG `lib/policies/basic-auth`): the user or application named
@@ -1122,39 +1158,24 @@ impl Consumers {
         // EG `validateConsumer(id, {checkUsername: true})`: an application's id, a user's id,
         // then a username (never an application's name).
         let id = if state.apps.contains_key(name) || state.users.contains_key(name) {
-            name.to_string()
+            name
         } else {
-            state.usernames.get(name)?.clone()
+            state.usernames.get(name)?.as_str()
         };
-        let consumer = state.consumer(&id)?;
-        if !records::is_active(&consumer.doc) {
+        let consumer = state.consumer(id)?;
+        if !consumer.active {
             return None;
         }
-        let entry = state
-            .credentials
-            .get(&(CredentialType::BasicAuth, id.clone()))?;
-        if !records::is_active(&entry.doc) {
+        let entry = state.credential(CredentialType::BasicAuth, id)?;
+        if !entry.active {
             return None;
         }
         Some(BasicCredential {
-            consumer: view(&id, consumer),
+            consumer: consumer.view.clone()?,
             hash: Arc::from(records::text(&entry.doc, "passwordHash")?),
             scopes: records::scopes(&entry.doc),
         })
     }
-}
-
-fn view(id: &str, entry: &Entry) -> ConsumerView {
-    ConsumerView {
-        id: Arc::from(id),
-        user: entry.user.clone().unwrap_or_default(),
-    }
-}
-
-#[cold]
-fn unreachable_hmac() -> HmacSha256 {
-    // HMAC accepts keys of any length; this cannot happen.
-    <HmacSha256 as Mac>::new_from_slice(b"k").unwrap_or_else(|_| panic!("HMAC key"))
 }
 
 /// A change of a credential's scopes.

@@ -40,7 +40,7 @@ pub fn conclude(
             // EG: `if (req.egContext.consumer.id)`; a consumer without an id (a JWT payload or
             // an introspection answer without one) sets no header.
             if !consumer.id.is_empty() {
-                if let Ok(value) = HeaderValue::from_str(&consumer.id) {
+                if let Some(value) = consumer.header {
                     parts.headers.insert(EG_CONSUMER_ID, value);
                 }
                 context.consumer = Some(consumer.id.clone());

@@ -165,10 +165,7 @@ fn consumer(claims: Arc<serde_json::Map<String, serde_json::Value>>) -> Consumer
         Some(serde_json::Value::Number(n)) => n.to_string(),
         _ => String::new(),
     };
-    ConsumerView {
-        id: Arc::from(id),
-        user: claims,
-    }
+    ConsumerView::new(Arc::from(id), claims)
 }
 
 #[cfg(test)]

@@ -19,7 +19,10 @@ use crate::store::consumers::ConsumerView;
 /// A ready `jwt` step.
 pub struct JwtStep {
     keys: Vec<DecodingKey>,
-    validation: Validation,
+    /// One validation per allowed algorithm, each listing only that algorithm (jsonwebtoken
+    /// refuses a key when any listed algorithm is of another family, so the default list of a
+    /// PEM key, RS, PS and ES together, must never be passed as one).
+    validations: Vec<(Algorithm, Validation)>,
     extractor: JwtExtractor,
     check_credential_existence: bool,
     pass_through: bool,
@@ -32,9 +35,14 @@ pub struct JwtStep {
 #[derive(Debug, Clone)]
 struct Verified {
     valid_until: u64,
-    claims: Arc<Map<String, Value>>,
-    /// The claims' `id` (the consumer id without `checkCredentialExistence`).
-    id: Arc<str>,
+    /// Its `nbf` (0 without one), checked again on every request served from the cache, as
+    /// the `exp` is (an entry ends there): a clock set back must not let a token in early.
+    not_before: u64,
+    /// The consumer without `checkCredentialExistence`: the claims' `id`, `req.user` the claims.
+    view: ConsumerView,
+    /// The claims' `sub` when it is a string: the `keyId` of the jwt credential
+    /// `checkCredentialExistence` looks up on every request.
+    sub: Option<Arc<str>>,
 }
 
 impl Expiring for Verified {
@@ -107,23 +115,30 @@ impl JwtStep {
         } else {
             parse_algorithms(&spec.algorithms).map_err(|e| format!("algorithms: {e}"))?
         };
-        let mut validation = Validation::new(algorithms[0]);
-        validation.algorithms = algorithms;
-        // The `jsonwebtoken` package: exp and nbf checked when present, no clock tolerance,
-        // no claim required.
-        validation.leeway = 0;
-        validation.validate_nbf = true;
-        validation.required_spec_claims.clear();
-        match setting("audience", &spec.audience)? {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
-        }
-        if let Some(issuer) = setting("issuer", &spec.issuer)? {
-            validation.set_issuer(&[issuer]);
-        }
+        let audience = setting("audience", &spec.audience)?;
+        let issuer = setting("issuer", &spec.issuer)?;
+        let validations = algorithms
+            .into_iter()
+            .map(|algorithm| {
+                let mut validation = Validation::new(algorithm);
+                // The `jsonwebtoken` package: exp and nbf checked when present, no clock
+                // tolerance, no claim required.
+                validation.leeway = 0;
+                validation.validate_nbf = true;
+                validation.required_spec_claims.clear();
+                match &audience {
+                    Some(audience) => validation.set_audience(&[audience]),
+                    None => validation.validate_aud = false,
+                }
+                if let Some(issuer) = &issuer {
+                    validation.set_issuer(&[issuer]);
+                }
+                (algorithm, validation)
+            })
+            .collect();
         Ok(Self {
             keys,
-            validation,
+            validations,
             extractor: spec.extractor.clone(),
             check_credential_existence: spec.check_credential_existence,
             pass_through: spec.pass_through,
@@ -145,8 +160,7 @@ impl JwtStep {
                 .to_str()
                 .ok()?;
             // passport-jwt's `(\S+)\s+(\S+)`, the scheme compared in lower case.
-            let mut words = value.split_whitespace();
-            let (first, second) = (words.next()?, words.next()?);
+            let (first, second) = two_words(value)?;
             first
                 .eq_ignore_ascii_case(scheme)
                 .then_some(std::borrow::Cow::Borrowed(second))
@@ -171,14 +185,15 @@ impl JwtStep {
     /// The verified payload, or `None`.
     fn verify(&self, token: &str) -> Option<Map<String, Value>> {
         let header = jsonwebtoken::decode_header(token).ok()?;
-        if !self.validation.algorithms.contains(&header.alg) {
-            return None;
-        }
+        let validation = self
+            .validations
+            .iter()
+            .find_map(|(allowed, validation)| (*allowed == header.alg).then_some(validation))?;
         self.keys
             .iter()
             .filter(|key| key.family() == header.alg.family())
             .find_map(|key| {
-                jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation)
+                jsonwebtoken::decode::<Map<String, Value>>(token, key, validation)
                     .ok()
                     .map(|data| data.claims)
             })
@@ -191,20 +206,31 @@ impl JwtStep {
         let now = crate::auth::now();
         let key = digest(CredentialKind::Oauth2, token);
         if let Some(hit) = self.verified.get(&key, now) {
-            return Some(hit);
+            if hit.not_before <= now {
+                return Some(hit);
+            }
         }
         let claims = self.verify(token)?;
         let valid_until = match claims.get("exp") {
             None => Some(u64::MAX),
             Some(exp) => exp.as_u64(),
         };
+        let not_before = match claims.get("nbf") {
+            None => Some(0),
+            Some(nbf) => nbf.as_u64(),
+        };
         let verified = Verified {
             valid_until: valid_until.unwrap_or(0),
-            id: Arc::from(claims.get("id").and_then(Value::as_str).unwrap_or("")),
-            claims: Arc::new(claims),
+            sub: claims.get("sub").and_then(Value::as_str).map(Arc::from),
+            not_before: not_before.unwrap_or(u64::MAX),
+            view: ConsumerView::new(
+                Arc::from(claims.get("id").and_then(Value::as_str).unwrap_or("")),
+                Arc::new(claims),
+            ),
         };
-        // An `exp` that is not a whole number of seconds: checked again on every request.
-        if valid_until.is_some() {
+        // An `exp` or `nbf` that is not a whole number of seconds: checked again on every
+        // request.
+        if valid_until.is_some() && not_before.is_some() {
             self.verified.insert(key, verified.clone(), now);
         }
         Some(verified)
@@ -220,10 +246,11 @@ impl JwtStep {
         let verdict = match self.token(parts).and_then(|token| self.verified(&token)) {
             None => Verdict::Unauthorized,
             Some(verified) if self.check_credential_existence => {
+                // Looked up on every request, cached token or not: a credential or consumer
+                // deactivated since is refused at once.
                 let consumer = verified
-                    .claims
-                    .get("sub")
-                    .and_then(Value::as_str)
+                    .sub
+                    .as_deref()
                     .zip(services.consumers.as_ref())
                     .and_then(|(sub, consumers)| consumers.jwt_consumer(sub));
                 match consumer {
@@ -231,13 +258,26 @@ impl JwtStep {
                     None => Verdict::Unauthorized,
                 }
             }
-            Some(verified) => Verdict::Accepted(ConsumerView {
-                id: verified.id,
-                user: verified.claims,
-            }),
+            Some(verified) => Verdict::Accepted(verified.view),
         };
         conclude(verdict, self.pass_through, context, parts)
     }
+}
+
+/// The first two words of a header value that `to_str` accepted (visible ASCII, space and
+/// tab: its only whitespace), as passport-jwt's `(\S+)\s+(\S+)` finds them; `None` without
+/// two. The token's end is found with `memchr` (a token is a few hundred bytes).
+fn two_words(value: &str) -> Option<(&str, &str)> {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let bytes = value.as_bytes();
+    let start = bytes.iter().position(|b| !blank(b))?;
+    let first_len = memchr::memchr2(b' ', b'\t', bytes.get(start..)?)?;
+    let first = value.get(start..start + first_len)?;
+    let rest = bytes.get(start + first_len..)?;
+    let second_start = start + first_len + rest.iter().position(|b| !blank(b))?;
+    let tail = bytes.get(second_start..)?;
+    let second_len = memchr::memchr2(b' ', b'\t', tail).unwrap_or(tail.len());
+    Some((first, value.get(second_start..second_start + second_len)?))
 }
 
 #[cfg(test)]
@@ -282,6 +322,26 @@ mod tests {
     }
 
     #[test]
+    fn the_scheme_and_token_are_the_first_two_words() {
+        for value in [
+            "Bearer abc",
+            "bearer  abc",
+            " Bearer\tabc def",
+            "Bearer",
+            "Bearer ",
+            "",
+            "   ",
+            "\tBearer abc\t",
+            "Bearer a.b.c",
+            "x y z",
+        ] {
+            let mut words = value.split_whitespace();
+            let expected = words.next().zip(words.next());
+            assert_eq!(two_words(value), expected, "{value:?}");
+        }
+    }
+
+    #[test]
     fn tokens_are_read_and_verified_as_passport_jwt_does() {
         install_crypto_provider();
         let step = JwtStep::new(&spec(JwtExtractor::AuthBearer), &env).unwrap();
@@ -311,10 +371,10 @@ mod tests {
         // Verified tokens are remembered until their exp, and only valid ones.
         let cached = step.verified(&good).unwrap();
         assert_eq!(cached.valid_until, 4_000_000_000);
-        assert_eq!(step.verified(&good).unwrap().claims["sub"], json!("k1"));
+        assert_eq!(step.verified(&good).unwrap().view.user["sub"], json!("k1"));
         let no_exp = token(json!({"aud": "kargo", "id": "c1"}), "s3cret");
         let forever = step.verified(&no_exp).unwrap();
-        assert_eq!((forever.valid_until, &*forever.id), (u64::MAX, "c1"));
+        assert_eq!((forever.valid_until, &*forever.view.id), (u64::MAX, "c1"));
         let expired = token(json!({"sub": "k1", "aud": "kargo", "exp": 1}), "s3cret");
         assert!(step.verified(&expired).is_none());
         assert!(step.verified(&expired).is_none());
@@ -334,5 +394,70 @@ mod tests {
             err.contains("secretOrPublicKey") && err.contains("JWT_SECRET"),
             "{err}"
         );
+    }
+
+    /// The default algorithms of a PEM key span three families (RS, PS, ES): they are checked
+    /// one algorithm at a time, so an ES256 token verifies against a P-256 certificate (given
+    /// to jsonwebtoken as one list, every token was refused).
+    #[test]
+    fn a_pem_key_with_the_default_algorithms_verifies_its_family() {
+        install_crypto_provider();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["idp.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let pem = cert.pem();
+        let step = JwtStep::new(
+            &JwtSpec {
+                secret_or_public_key: Some(pem),
+                audience: None,
+                ..spec(JwtExtractor::AuthBearer)
+            },
+            &env,
+        )
+        .unwrap();
+        let signing = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+        let signed =
+            |claims: Value| encode(&Header::new(Algorithm::ES256), &claims, &signing).unwrap();
+        let good = signed(json!({"sub": "k1", "exp": 4_000_000_000u64}));
+        assert_eq!(step.verify(&good).unwrap()["sub"], json!("k1"));
+        // Another family's algorithm in the header, or an HMAC token: refused.
+        assert!(step
+            .verify(&token(json!({"sub": "k1"}), "s3cret"))
+            .is_none());
+    }
+
+    /// A cached token is served only from its `nbf` on, and a token whose `nbf` or `exp` is
+    /// not whole seconds is never cached.
+    #[test]
+    fn cached_tokens_keep_their_not_before() {
+        install_crypto_provider();
+        let step = JwtStep::new(&spec(JwtExtractor::AuthBearer), &env).unwrap();
+        let now = crate::auth::now();
+        let good = token(
+            json!({"sub": "k1", "aud": "kargo", "nbf": now - 5}),
+            "s3cret",
+        );
+        let verified = step.verified(&good).unwrap();
+        assert_eq!(
+            (verified.not_before, verified.sub.as_deref()),
+            (now - 5, Some("k1"))
+        );
+        let key = digest(CredentialKind::Oauth2, &good);
+        assert!(step.verified.get(&key, now).is_some());
+        // Not yet valid: refused, and not remembered.
+        let early = token(json!({"aud": "kargo", "nbf": now + 60}), "s3cret");
+        assert!(step.verified(&early).is_none());
+        assert!(step
+            .verified
+            .get(&digest(CredentialKind::Oauth2, &early), now)
+            .is_none());
+        let fractional = token(json!({"aud": "kargo", "nbf": 1.5}), "s3cret");
+        assert!(step.verified(&fractional).is_some());
+        assert!(step
+            .verified
+            .get(&digest(CredentialKind::Oauth2, &fractional), now)
+            .is_none());
     }
 }

@@ -83,13 +83,21 @@ impl KeyAuthStep {
     /// The key in a header value: its last space-separated part, when the first part is the
     /// scheme (or any, without a scheme) and the key is not empty.
     fn header_key<'t>(&self, text: &'t str) -> Option<&'t str> {
-        let key = text.rsplit(' ').next().unwrap_or("");
+        // Byte positions of the first and last space (a space is one byte in UTF-8, so both
+        // are character boundaries): no pattern searchers for a value of a few dozen bytes.
+        let bytes = text.as_bytes();
+        let key = match bytes.iter().rposition(|&b| b == b' ') {
+            Some(last) => text.get(last + 1..)?,
+            None => text,
+        };
         let scheme_ok = match &self.scheme {
             None => true,
-            Some(scheme) => text
-                .split(' ')
-                .next()
-                .is_some_and(|first| first.eq_ignore_ascii_case(scheme)),
+            Some(scheme) => {
+                let end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
+                bytes
+                    .get(..end)
+                    .is_some_and(|first| first.eq_ignore_ascii_case(scheme.as_bytes()))
+            }
         };
         (scheme_ok && !key.is_empty()).then_some(key)
     }
@@ -103,9 +111,7 @@ impl KeyAuthStep {
     ) -> Flow {
         let verdict = match (&services.consumers, self.extract(parts)) {
             (Some(consumers), Some(key)) => {
-                let mut split = key.split(':');
-                let key_id = split.next().unwrap_or("");
-                let secret = split.next().unwrap_or("");
+                let (key_id, secret) = key_parts(&key);
                 if key_id.is_empty() || secret.is_empty() {
                     Verdict::Unauthorized
                 } else {
@@ -126,6 +132,15 @@ impl KeyAuthStep {
     }
 }
 
+/// EG's `apiKey.split(':')`, parts 0 and 1: the key id, and the secret up to a second `:`
+/// (empty when absent).
+fn key_parts(key: &str) -> (&str, &str) {
+    match key.split_once(':') {
+        None => (key, ""),
+        Some((id, rest)) => (id, rest.split_once(':').map_or(rest, |(secret, _)| secret)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +151,70 @@ mod tests {
             request = request.header(name, value);
         }
         request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn keys_split_as_eg_splits_them() {
+        for (key, parts) in [
+            ("id:secret", ("id", "secret")),
+            ("id:secret:more", ("id", "secret")),
+            ("id", ("id", "")),
+            (":secret", ("", "secret")),
+            ("id:", ("id", "")),
+            ("id::x", ("id", "")),
+            ("", ("", "")),
+        ] {
+            assert_eq!(key_parts(key), parts, "{key:?}");
+            let mut split = key.split(':');
+            let eg = (split.next().unwrap_or(""), split.next().unwrap_or(""));
+            assert_eq!(key_parts(key), eg, "{key:?}");
+        }
+    }
+
+    /// The header's key as the split-based reading gave it (first and last space-separated
+    /// parts), on values with doubled, leading and trailing spaces and non-ASCII text.
+    #[test]
+    fn header_keys_are_the_last_part_after_the_scheme() {
+        let old = |scheme: Option<&str>, text: &str| {
+            let key = text.rsplit(' ').next().unwrap_or("");
+            let ok = scheme.is_none_or(|s| {
+                text.split(' ')
+                    .next()
+                    .is_some_and(|first| first.eq_ignore_ascii_case(s))
+            });
+            (ok && !key.is_empty()).then_some(key.to_string())
+        };
+        let with = KeyAuthStep::new(&KeyAuthSpec::default()).unwrap();
+        let without = KeyAuthStep::new(&KeyAuthSpec {
+            disable_headers_scheme: true,
+            ..KeyAuthSpec::default()
+        })
+        .unwrap();
+        for text in [
+            "apiKey id:s",
+            "ApiKey  id:s",
+            " apiKey id:s",
+            "apiKey id:s ",
+            "apiKey",
+            "",
+            " ",
+            "apiKey é:ü",
+            "äpiKey id:s",
+            "apiKeyX id:s",
+            "a b c",
+            "apikey\tid:s",
+        ] {
+            assert_eq!(
+                with.header_key(text).map(str::to_string),
+                old(Some("apikey"), text),
+                "{text:?}"
+            );
+            assert_eq!(
+                without.header_key(text).map(str::to_string),
+                old(None, text),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

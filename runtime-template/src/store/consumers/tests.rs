@@ -257,3 +257,96 @@ fn restart_with_100k_consumers() {
         "100,000 users + 100,000 key-auth credentials: batch write {written:?}, open (load into memory) {runs:?}, file {size} bytes"
     );
 }
+
+/// jwt's `checkCredentialExistence` lookup answers from what each change stored: a credential
+/// or consumer deactivated (or deleted) since is refused at once, and the user's id, never its
+/// username, is the consumer.
+#[test]
+fn jwt_credentials_are_looked_up_by_key_id_with_their_consumer() {
+    let f = fixture();
+    let store = open(&f);
+    let user = store
+        .create_user(doc(json!({"username": "bob", "firstname": "Bob"})))
+        .unwrap();
+    let jwt = store
+        .create_credential("bob", CredentialType::Jwt, Doc::new())
+        .unwrap();
+    let key_id = jwt["keyId"].as_str().unwrap().to_string();
+    let consumer = store.jwt_consumer(&key_id).unwrap();
+    assert_eq!(&*consumer.id, user["id"].as_str().unwrap());
+    assert_eq!(consumer.user["type"], json!("user"));
+    assert_eq!(consumer.user["username"], json!("bob"));
+    // A key-auth credential is not a jwt one, nor the other way round.
+    assert!(store.jwt_consumer("bob").is_none());
+    assert!(matches!(
+        store.key_auth(&key_id, "x", &[]),
+        KeyAuthOutcome::Unauthorized
+    ));
+    store
+        .set_credential_status(CredentialType::Jwt, &key_id, false)
+        .unwrap();
+    assert!(store.jwt_consumer(&key_id).is_none());
+    store
+        .set_credential_status(CredentialType::Jwt, &key_id, true)
+        .unwrap();
+    assert!(store.jwt_consumer(&key_id).is_some());
+    store.set_user_status("bob", false).unwrap();
+    assert!(store.jwt_consumer(&key_id).is_none());
+    store.set_user_status("bob", true).unwrap();
+    // The consumer's document changed: the view is the new one.
+    store
+        .update_user("bob", doc(json!({"firstname": "Robert"})))
+        .unwrap();
+    assert_eq!(
+        store.jwt_consumer(&key_id).unwrap().user["firstname"],
+        json!("Robert")
+    );
+    store.delete_user("bob").unwrap();
+    assert!(store.jwt_consumer(&key_id).is_none());
+}
+
+/// A key-auth credential stored before (HMAC-SHA256 by RustCrypto's `hmac`) still verifies:
+/// the digest is the standard HMAC-SHA256 whatever computes it (the expected value from
+/// Python's `hmac.new(bytes(range(32)), b"benchsecret", hashlib.sha256)`).
+#[test]
+fn stored_key_auth_digests_are_standard_hmac_sha256() {
+    let f = fixture();
+    let path = f.dir.join("consumers.db");
+    let backend = SqliteBackend::open(&path).unwrap();
+    let key: String = (0u8..32).map(|b| format!("{b:02x}")).collect();
+    let id = "00000000-0000-4000-8000-000000000001";
+    let hmac = "774323c572b2ba28aeafe537a4185edcfc64f0c929d48963b551b4cfce8c6774";
+    let writes = [
+        (Kind::Meta, "credential-key".to_string(), json!(key)),
+        (
+            Kind::User,
+            id.to_string(),
+            json!({"username": "old", "id": id, "isActive": true}),
+        ),
+        (
+            Kind::Credential,
+            "key-auth:oldkey".to_string(),
+            json!({"isActive": true, "keyId": "oldkey", "id": "oldkey", "type": "key-auth",
+                "consumerId": id, "keySecretHmac": hmac}),
+        ),
+    ];
+    let batch: Vec<Write> = writes
+        .into_iter()
+        .map(|(kind, id, doc)| Write::Put {
+            kind,
+            id,
+            doc: doc.to_string(),
+        })
+        .collect();
+    backend.apply(&batch).unwrap();
+    drop(backend);
+    let store = open(&f);
+    assert!(matches!(
+        store.key_auth("oldkey", "benchsecret", &[]),
+        KeyAuthOutcome::Accepted(c) if &*c.id == id
+    ));
+    assert!(matches!(
+        store.key_auth("oldkey", "benchsecreT", &[]),
+        KeyAuthOutcome::Unauthorized
+    ));
+}
