@@ -180,14 +180,10 @@ pub async fn forward(
         let more = attempt + 1 < count;
         let parts = &mut parts;
         let exchange = async {
-            let pooled = if fresh {
-                None
-            } else {
-                target.pool.checkout().await
-            };
+            let pooled = if fresh { None } else { target.pool.checkout() };
             let reused = pooled.is_some();
-            let mut sender = match pooled {
-                Some(sender) => sender,
+            let mut connection = match pooled {
+                Some(connection) => connection,
                 // Boxed: opening a connection (TCP, TLS) is a large future that the request
                 // path, which finds an idle connection, would otherwise move around.
                 None => Box::pin(client.connector.connect(target.origin.clone())).await?,
@@ -211,8 +207,8 @@ pub async fn forward(
                     .headers_mut()
                     .insert(header::HOST, target.host_header.clone());
             }
-            match sender.send_request(request).await {
-                Ok(response) => Ok((sender, response)),
+            match connection.send_request(request).await {
+                Ok(response) => Ok((connection, response)),
                 Err(source) => Err(AttemptError::Exchange { source, reused }),
             }
         };
@@ -224,7 +220,7 @@ pub async fn forward(
                     UpstreamFailure::Timeout,
                 ))
             }
-            Ok(Ok((sender, mut response))) => {
+            Ok(Ok((connection, mut response))) => {
                 // Not kept: a HEAD's connection (sent with `Connection: close`), the one
                 // connection of a resend (as before), one the upstream closes, and one whose
                 // framing cannot be trusted any more.
@@ -236,11 +232,17 @@ pub async fn forward(
                         response.status(),
                         response.headers(),
                     );
-                let mut lease = Some(Lease::new(sender, target.pool.clone(), reusable));
+                let mut lease = Some(Lease::new(connection, target.pool.clone(), reusable));
                 if response.body().is_end_stream() {
-                    if let Some(lease) = lease.take() {
-                        lease.release();
-                    }
+                    // Released within a poll: the connection may need one more turn of its
+                    // I/O to be idle again.
+                    std::future::poll_fn(|cx| {
+                        if let Some(lease) = lease.take() {
+                            lease.release(cx);
+                        }
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
                 }
                 headers::strip_hop_by_hop(response.headers_mut());
                 *response.version_mut() = Version::HTTP_11;
