@@ -818,7 +818,8 @@ pub(crate) async fn upstream_connections_are_kept_alive_until_the_upstream_says_
     assert!(!logs.contains("upstream request failed"), "{logs}");
 }
 
-/// An upstream for the upload tests, on its own loopback port: a request to `.../early` is
+/// An upstream for the upload tests, on its own loopback port: a request whose target holds
+/// `early` is
 /// answered `413` (body `full`) as soon as its head has been read, and its body is read
 /// afterwards, keeping the connection; any other request is answered once its body has been
 /// read (`got <bytes>`). Returns the address, the connections accepted and the body bytes
@@ -863,7 +864,7 @@ async fn upload_backend() -> (
                         .find_map(|l| l.strip_prefix("content-length:"))
                         .and_then(|v| v.trim().parse().ok())
                         .unwrap_or(0);
-                    let early = head.lines().next().is_some_and(|l| l.contains("/early "));
+                    let early = head.lines().next().is_some_and(|l| l.contains("early"));
                     if early {
                         let answer =
                             "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nfull";
@@ -959,7 +960,7 @@ pub(crate) async fn uploads_stream_with_100_continue_and_survive_an_early_answer
         .await
         .expect("connecting");
     let head =
-        format!("POST /petstore/v1/early HTTP/1.1\r\nHost: x\r\nContent-Length: {TOTAL}\r\n\r\n");
+        format!("POST /petstore/v1/pet?early=1 HTTP/1.1\r\nHost: x\r\nContent-Length: {TOTAL}\r\n\r\n");
     uploader.write_all(head.as_bytes()).await.unwrap();
     let (mut reader, mut writer) = uploader.into_split();
     let sending = tokio::spawn(async move {
