@@ -180,10 +180,14 @@ pub async fn forward(
         let more = attempt + 1 < count;
         let parts = &mut parts;
         let exchange = async {
-            let pooled = if fresh { None } else { target.pool.checkout() };
+            let pooled = if fresh {
+                None
+            } else {
+                target.pool.checkout().await
+            };
             let reused = pooled.is_some();
-            let mut connection = match pooled {
-                Some(connection) => connection,
+            let mut sender = match pooled {
+                Some(sender) => sender,
                 // Boxed: opening a connection (TCP, TLS) is a large future that the request
                 // path, which finds an idle connection, would otherwise move around.
                 None => Box::pin(client.connector.connect(target.origin.clone())).await?,
@@ -207,8 +211,8 @@ pub async fn forward(
                     .headers_mut()
                     .insert(header::HOST, target.host_header.clone());
             }
-            match connection.send_request(request).await {
-                Ok(response) => Ok((connection, response)),
+            match sender.send_request(request).await {
+                Ok(response) => Ok((sender, response)),
                 Err(source) => Err(AttemptError::Exchange { source, reused }),
             }
         };
@@ -220,7 +224,7 @@ pub async fn forward(
                     UpstreamFailure::Timeout,
                 ))
             }
-            Ok(Ok((connection, mut response))) => {
+            Ok(Ok((sender, mut response))) => {
                 // Not kept: a HEAD's connection (sent with `Connection: close`), the one
                 // connection of a resend (as before), one the upstream closes, and one whose
                 // framing cannot be trusted any more.
@@ -232,17 +236,11 @@ pub async fn forward(
                         response.status(),
                         response.headers(),
                     );
-                let mut lease = Some(Lease::new(connection, target.pool.clone(), reusable));
+                let mut lease = Some(Lease::new(sender, target.pool.clone(), reusable));
                 if response.body().is_end_stream() {
-                    // Released within a poll: the connection may need one more turn of its
-                    // I/O to be idle again.
-                    std::future::poll_fn(|cx| {
-                        if let Some(lease) = lease.take() {
-                            lease.release(cx);
-                        }
-                        std::task::Poll::Ready(())
-                    })
-                    .await;
+                    if let Some(lease) = lease.take() {
+                        lease.release();
+                    }
                 }
                 headers::strip_hop_by_hop(response.headers_mut());
                 *response.version_mut() = Version::HTTP_11;
