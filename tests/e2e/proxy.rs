@@ -959,8 +959,9 @@ pub(crate) async fn uploads_stream_with_100_continue_and_survive_an_early_answer
     let mut uploader = tokio::net::TcpStream::connect(gw.http)
         .await
         .expect("connecting");
-    let head =
-        format!("POST /petstore/v1/pet?early=1 HTTP/1.1\r\nHost: x\r\nContent-Length: {TOTAL}\r\n\r\n");
+    let head = format!(
+        "POST /petstore/v1/pet?early=1 HTTP/1.1\r\nHost: x\r\nContent-Length: {TOTAL}\r\n\r\n"
+    );
     uploader.write_all(head.as_bytes()).await.unwrap();
     let (mut reader, mut writer) = uploader.into_split();
     let sending = tokio::spawn(async move {
