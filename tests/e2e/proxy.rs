@@ -817,3 +817,191 @@ pub(crate) async fn upstream_connections_are_kept_alive_until_the_upstream_says_
     let logs = gw.logs().join("\n");
     assert!(!logs.contains("upstream request failed"), "{logs}");
 }
+
+/// An upstream for the upload tests, on its own loopback port: a request whose target holds
+/// `early` is
+/// answered `413` (body `full`) as soon as its head has been read, and its body is read
+/// afterwards, keeping the connection; any other request is answered once its body has been
+/// read (`got <bytes>`). Returns the address, the connections accepted and the body bytes
+/// read after early answers.
+async fn upload_backend() -> (
+    SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("binding the upload backend");
+    let addr = listener.local_addr().expect("its address");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let drained = Arc::new(AtomicUsize::new(0));
+    let (count, read_after) = (connections.clone(), drained.clone());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let read_after = read_after.clone();
+            tokio::spawn(async move {
+                let mut buf: Vec<u8> = Vec::new();
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match stream.read(&mut chunk).await {
+                            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                            _ => return,
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    buf.drain(..head_end);
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let early = head.lines().next().is_some_and(|l| l.contains("early"));
+                    if early {
+                        let answer =
+                            "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nfull";
+                        if stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    while buf.len() < length {
+                        match stream.read(&mut chunk).await {
+                            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                            _ => return,
+                        }
+                        if early {
+                            read_after.store(buf.len().min(length), Ordering::SeqCst);
+                        }
+                    }
+                    buf.drain(..length);
+                    if !early {
+                        let text = format!("got {length}");
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{text}",
+                            text.len()
+                        );
+                        if stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, connections, drained)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+pub(crate) async fn uploads_stream_with_100_continue_and_survive_an_early_answer() {
+    // Issue 16, fourth pass: the upstream connection is driven by the client connection's
+    // own task, which also reads the client's body. `Expect: 100-continue` is answered when
+    // the upstream connection first pulls the body, and the body then streams through.
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (addr, connections, drained) = upload_backend().await;
+    let gw = GatewayProcess::start(
+        &routing_project().binary,
+        &[override_arg(
+            "petstoreBackend",
+            0,
+            &format!("http://{addr}"),
+        )],
+        false,
+    );
+    let mut client = tokio::net::TcpStream::connect(gw.http)
+        .await
+        .expect("connecting");
+    client
+        .write_all(b"POST /petstore/v1/pet HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_until = |needle: &'static [u8]| {
+        move |received: &Vec<u8>| received.windows(needle.len()).any(|w| w == needle)
+    };
+    let continued = read_until(b"HTTP/1.1 100 Continue\r\n\r\n");
+    while !continued(&received) {
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+            .await
+            .expect("100 Continue within 5 s")
+            .unwrap();
+        assert!(n > 0, "closed before 100 Continue: {received:?}");
+        received.extend_from_slice(&buf[..n]);
+    }
+    client.write_all(b"hello").await.unwrap();
+    let answered = read_until(b"got 5");
+    while !answered(&received) {
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+            .await
+            .expect("the answer within 5 s")
+            .unwrap();
+        assert!(n > 0, "closed before the answer: {received:?}");
+        received.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.contains("HTTP/1.1 200 OK"), "{text}");
+
+    // The upstream answers 413 before reading an 8 MiB upload, then reads it all on the same
+    // connection. The client gets the 413 while still sending; the upload still reaches the
+    // upstream in full, and the connection is then reused (it went back to the pool once
+    // its request had been sent).
+    const TOTAL: usize = 8 << 20;
+    let mut uploader = tokio::net::TcpStream::connect(gw.http)
+        .await
+        .expect("connecting");
+    let head = format!(
+        "POST /petstore/v1/pet?early=1 HTTP/1.1\r\nHost: x\r\nContent-Length: {TOTAL}\r\n\r\n"
+    );
+    uploader.write_all(head.as_bytes()).await.unwrap();
+    let (mut reader, mut writer) = uploader.into_split();
+    let sending = tokio::spawn(async move {
+        let piece = vec![b'u'; 64 * 1024];
+        for _ in 0..TOTAL / piece.len() {
+            writer.write_all(&piece).await?;
+        }
+        Ok::<_, std::io::Error>(writer)
+    });
+    let mut early = Vec::new();
+    while !early.windows(4).any(|w| w == b"full") {
+        let n = tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buf))
+            .await
+            .expect("the early answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed before the early answer: {early:?}");
+        early.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&early);
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    let _writer = tokio::time::timeout(Duration::from_secs(20), sending)
+        .await
+        .expect("the upload is sent within 20 s")
+        .unwrap()
+        .expect("the gateway reads the whole upload");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while drained.load(Ordering::SeqCst) < TOTAL && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        drained.load(Ordering::SeqCst),
+        TOTAL,
+        "the upstream read the whole upload"
+    );
+    let reply = client::get(&format!("http://{}/petstore/v1/pet/1", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(&reply.body[..], b"got 0");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "one upstream connection served all three requests"
+    );
+}

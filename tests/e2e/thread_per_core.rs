@@ -89,6 +89,14 @@ fn upstream_connections_are_kept_alive_until_the_upstream_says_close() {
 }
 
 #[test]
+fn uploads_stream_with_100_continue_and_survive_an_early_answer() {
+    harness::with_gateway_args(
+        ONE_WORKER,
+        proxy::uploads_stream_with_100_continue_and_survive_an_early_answer,
+    );
+}
+
+#[test]
 fn the_connection_cap_is_one_limit_for_all_workers() {
     harness::with_gateway_args(
         THREAD_PER_CORE,
