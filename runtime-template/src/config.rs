@@ -758,6 +758,9 @@ pub struct ListenerConfig {
     pub worker_threads: usize,
     /// How the worker threads share the work: [`ServerRuntime`].
     pub runtime: ServerRuntime,
+    /// Thread-per-core only: pin worker `i` to the `i`-th CPU this process may run on
+    /// (`sched_setaffinity`); start-up fails when there are fewer such CPUs than workers.
+    pub pin_workers: bool,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_timeout_seconds: u64,
     /// Seconds the gateway keeps accepting and serving after SIGINT/SIGTERM while `/health`
@@ -920,6 +923,7 @@ impl Default for ListenerConfig {
             https_enabled: true,
             worker_threads: 0,
             runtime: ServerRuntime::default(),
+            pin_workers: false,
             shutdown_timeout_seconds: 30,
             drain_delay_seconds: 0,
             tls_handshake_timeout_seconds: 10,
@@ -1125,6 +1129,11 @@ impl RuntimeConfig {
         if !self.listener.http_enabled && !self.listener.https_enabled {
             return Err(bad(
                 "both listeners are disabled: set listener.http_enabled or listener.https_enabled to true".into(),
+            ));
+        }
+        if self.listener.pin_workers && self.listener.runtime != ServerRuntime::ThreadPerCore {
+            return Err(bad(
+                "listener.pin_workers = true needs listener.runtime = \"thread-per-core\" (the work-stealing runtime moves tasks between its threads): set runtime = \"thread-per-core\", or remove pin_workers".into(),
             ));
         }
         if self.limits.max_header_bytes < 8192 {
