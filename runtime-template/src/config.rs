@@ -1482,6 +1482,35 @@ mod tests {
         );
     }
 
+    /// `listener.pin_workers` is for the thread-per-core runtime only: with work-stealing it is
+    /// refused, naming the file and the fix.
+    #[test]
+    fn pinned_workers_need_the_thread_per_core_runtime() {
+        let err = parse("[listener]\npin_workers = true\n", Path::new("c"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "c: listener.pin_workers = true needs listener.runtime = \"thread-per-core\""
+            ),
+            "{err}"
+        );
+        let cfg = parse(
+            "[listener]\npin_workers = true\nruntime = \"thread-per-core\"\n",
+            Path::new("c"),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert!(cfg.listener.pin_workers);
+        assert!(
+            !parse("", Path::new("c"), &[], &[])
+                .unwrap()
+                .listener
+                .pin_workers
+        );
+    }
+
     #[test]
     fn log_levels_and_target_directives_are_checked_without_env_filter() {
         for level in [
