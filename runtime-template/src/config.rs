@@ -758,6 +758,9 @@ pub struct ListenerConfig {
     pub worker_threads: usize,
     /// How the worker threads share the work: [`ServerRuntime`].
     pub runtime: ServerRuntime,
+    /// Thread-per-core only: pin worker `i` to the `i`-th CPU this process may run on
+    /// (`sched_setaffinity`); start-up fails when there are fewer such CPUs than workers.
+    pub pin_workers: bool,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_timeout_seconds: u64,
     /// Seconds the gateway keeps accepting and serving after SIGINT/SIGTERM while `/health`
@@ -920,6 +923,7 @@ impl Default for ListenerConfig {
             https_enabled: true,
             worker_threads: 0,
             runtime: ServerRuntime::default(),
+            pin_workers: false,
             shutdown_timeout_seconds: 30,
             drain_delay_seconds: 0,
             tls_handshake_timeout_seconds: 10,
@@ -1125,6 +1129,11 @@ impl RuntimeConfig {
         if !self.listener.http_enabled && !self.listener.https_enabled {
             return Err(bad(
                 "both listeners are disabled: set listener.http_enabled or listener.https_enabled to true".into(),
+            ));
+        }
+        if self.listener.pin_workers && self.listener.runtime != ServerRuntime::ThreadPerCore {
+            return Err(bad(
+                "listener.pin_workers = true needs listener.runtime = \"thread-per-core\" (the work-stealing runtime moves tasks between its threads): set runtime = \"thread-per-core\", or remove pin_workers".into(),
             ));
         }
         if self.limits.max_header_bytes < 8192 {
@@ -1470,6 +1479,35 @@ mod tests {
         assert!(
             err.contains("log.access_log_queue must be above 0"),
             "{err}"
+        );
+    }
+
+    /// `listener.pin_workers` is for the thread-per-core runtime only: with work-stealing it is
+    /// refused, naming the file and the fix.
+    #[test]
+    fn pinned_workers_need_the_thread_per_core_runtime() {
+        let err = parse("[listener]\npin_workers = true\n", Path::new("c"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "c: listener.pin_workers = true needs listener.runtime = \"thread-per-core\""
+            ),
+            "{err}"
+        );
+        let cfg = parse(
+            "[listener]\npin_workers = true\nruntime = \"thread-per-core\"\n",
+            Path::new("c"),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert!(cfg.listener.pin_workers);
+        assert!(
+            !parse("", Path::new("c"), &[], &[])
+                .unwrap()
+                .listener
+                .pin_workers
         );
     }
 

@@ -311,11 +311,13 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             .collect::<Result<Vec<_>, _>>()?;
         let consumers = open_consumers(&model, &loaded, &read_env)?;
         let metrics = Arc::new(policies::metrics::EgCounter::default());
-        let telemetry = loaded
-            .config
-            .metrics
-            .enabled
-            .then(|| Arc::new(telemetry::metrics::Metrics::new(&model)));
+        let telemetry = loaded.config.metrics.enabled.then(|| {
+            // One set of metric cells per worker thread (`telemetry::metrics`).
+            Arc::new(telemetry::metrics::Metrics::with_workers(
+                &model,
+                worker_count(loaded.config.listener.worker_threads),
+            ))
+        });
         let counters = open_counters(&model, &loaded, &read_env).await?;
         let mut listeners = listeners(&model, &loaded, &read_env, http, https)?;
         if let Some(consumers) = &consumers {
@@ -1043,6 +1045,7 @@ fn server_settings(loaded: &LoadedConfig) -> Result<(ServerSettings, Wso2Listene
         metrics: metrics_address(loaded)?,
         cores: (listener.runtime == config::ServerRuntime::ThreadPerCore)
             .then(|| worker_count(listener.worker_threads)),
+        pin_workers: listener.pin_workers,
     };
     Ok((settings, (http, https)))
 }

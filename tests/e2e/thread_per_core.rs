@@ -215,3 +215,129 @@ async fn every_worker_serves_connections() {
     }
     assert_eq!(backend.request_count(), 40);
 }
+
+/// The CPUs in a `Cpus_allowed_list` line's form (`0-3,6`), in order.
+fn cpu_list(text: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let (Ok(first), Ok(last)) = (first.parse::<usize>(), last.parse::<usize>()) else {
+            panic!("not a CPU list: {text:?}");
+        };
+        cpus.extend(first..=last);
+    }
+    cpus
+}
+
+/// The CPUs a thread (or process) may run on, from the `Cpus_allowed_list` of its `status`.
+fn cpus_allowed(status: &std::path::Path) -> Vec<usize> {
+    let text = std::fs::read_to_string(status).unwrap_or_default();
+    text.lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .map(cpu_list)
+        .unwrap_or_default()
+}
+
+/// `listener.pin_workers = true`: each worker may run on one CPU, a different one each, taken
+/// from the CPUs the process may use; the control thread stays unpinned. With more workers
+/// than CPUs the gateway refuses to start and says what to change; with the work-stealing
+/// runtime the setting is refused too.
+#[tokio::test(flavor = "multi_thread")]
+async fn pinned_workers_each_run_on_a_cpu_of_their_own() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        eprintln!("skipped: no /proc (the worker threads' CPUs are read there)");
+        return;
+    }
+    let ours = cpus_allowed(std::path::Path::new("/proc/self/status"));
+    assert!(
+        !ours.is_empty(),
+        "no Cpus_allowed_list in /proc/self/status"
+    );
+    let refused = |args: &[String]| {
+        let child = std::process::Command::new(&routing_project().binary)
+            .args([
+                "--listener.http_port=0",
+                "--listener.https_port=0",
+                "--metrics.port=0",
+            ])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting the gateway");
+        let (status, stderr) = harness::wait_for_refusal(child, Duration::from_secs(20));
+        assert!(!status.success(), "{stderr}");
+        stderr
+    };
+    // One worker more than this process has CPUs.
+    let stderr = refused(&[
+        "--listener.runtime=thread-per-core".to_string(),
+        format!("--listener.worker_threads={}", ours.len() + 1),
+        "--listener.pin_workers=true".to_string(),
+    ]);
+    assert!(
+        stderr.contains(&format!("may run on {} CPU(s)", ours.len()))
+            && stderr.contains(&format!(
+                "set listener.worker_threads to {} or fewer",
+                ours.len()
+            )),
+        "{stderr}"
+    );
+    let stderr = refused(&["--listener.pin_workers=true".to_string()]);
+    assert!(
+        stderr.contains("listener.pin_workers = true needs listener.runtime = \"thread-per-core\""),
+        "{stderr}"
+    );
+    if ours.len() < 2 {
+        eprintln!("pinning two workers skipped: this process may run on one CPU only");
+        return;
+    }
+
+    let backend = backend::spawn("pinned", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("starting a backend");
+    let args: Vec<String> = THREAD_PER_CORE
+        .iter()
+        .map(|a| a.to_string())
+        .chain([
+            "--listener.pin_workers=true".to_string(),
+            format!("--petstoreBackend_prod_endpoint_0={}", backend.url()),
+        ])
+        .collect();
+    let gw = GatewayProcess::start(&routing_project().binary, &args, false);
+    let pinned_to = format!("pinned to CPU(s) {},{}", ours[0], ours[1]);
+    assert!(
+        gw.logs().iter().any(|l| l.contains(&pinned_to)),
+        "{pinned_to:?} not logged: {:#?}",
+        gw.logs()
+    );
+    // Each worker pins itself as it starts, which may come just after the gateway says it is
+    // ready: wait a bounded time for both to run on one CPU.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let pins = loop {
+        let pins: Vec<(String, Vec<usize>)> = workers(gw.pid())
+            .into_iter()
+            .map(|(name, task)| (name, cpus_allowed(&task.join("status"))))
+            .collect();
+        let done = pins.len() == 2 && pins.iter().all(|(_, cpus)| cpus.len() == 1);
+        if done || Instant::now() > deadline {
+            break pins;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        pins,
+        [
+            ("mgw-worker-0".to_string(), vec![ours[0]]),
+            ("mgw-worker-1".to_string(), vec![ours[1]]),
+        ]
+    );
+    // The main (control) thread keeps the process's CPUs.
+    let main = cpus_allowed(std::path::Path::new(&format!("/proc/{}/status", gw.pid())));
+    assert_eq!(main, ours);
+    for i in 0..4 {
+        let reply = client::get(&format!("http://{}/petstore/v1/pet/{i}", gw.http)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    assert_eq!(backend.request_count(), 4);
+}

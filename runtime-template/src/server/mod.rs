@@ -20,8 +20,7 @@ pub mod thread_per_core;
 pub mod worker;
 
 use crate::gateway::{Gateway, Site};
-use crate::telemetry::metrics::{GaugeGuard, Metrics};
-use prometheus_client::metrics::gauge::Gauge;
+use crate::telemetry::metrics::{ConnectionGauge, GaugeGuard, LocalGauge, Metrics};
 
 /// A listener that could not be opened. The message names both ways to choose another port:
 /// the setting in `conf/micro-gw.toml`, and the one-run override `--listener.<key>=<port>`
@@ -66,6 +65,8 @@ pub struct ServerSettings {
     /// `Some(n)`: the thread-per-core runtime with `n` workers (`listener.runtime`); `None`:
     /// every listener served by the runtime [`serve`] runs on (work-stealing).
     pub cores: Option<usize>,
+    /// Pin each thread-per-core worker to a CPU of its own (`listener.pin_workers`).
+    pub pin_workers: bool,
 }
 
 /// Protocol-level protections, from `[limits]`, `[timeouts]` and `[http2]`.
@@ -122,6 +123,9 @@ pub enum ServeError {
     /// A listener could not be opened.
     #[error(transparent)]
     Bind(#[from] BindError),
+    /// `listener.pin_workers`: fewer CPUs than workers.
+    #[error(transparent)]
+    Pin(#[from] thread_per_core::PinError),
     /// A thread-per-core worker thread could not be started.
     #[error(
         "cannot start worker thread {index} (listener.runtime = \"thread-per-core\"): {source}"
@@ -146,6 +150,11 @@ pub async fn serve(
     mut settings: ServerSettings,
     started: Instant,
 ) -> Result<(), ServeError> {
+    // The workers' CPUs are chosen before anything is bound: too few is a start-up error.
+    let pins = match settings.cores {
+        Some(cores) if settings.pin_workers => Some(thread_per_core::cpus_for(cores)?),
+        _ => None,
+    };
     // Every listener is bound before anything is served: a taken port is a start-up error.
     let mut bound = Vec::with_capacity(settings.listeners.len());
     let mut per_core = Vec::new();
@@ -219,9 +228,13 @@ pub async fn serve(
             0 => String::new(),
             n => format!(" and {n} Express Gateway route(s)"),
         },
-        match settings.cores {
-            Some(cores) => format!(" on {cores} thread-per-core worker(s)"),
-            None => String::new(),
+        match (settings.cores, &pins) {
+            (Some(cores), Some(pins)) => format!(
+                " on {cores} thread-per-core worker(s) pinned to CPU(s) {}",
+                thread_per_core::cpu_list(pins)
+            ),
+            (Some(cores), None) => format!(" on {cores} thread-per-core worker(s)"),
+            (None, _) => String::new(),
         },
         started.elapsed().as_millis()
     );
@@ -253,6 +266,7 @@ pub async fn serve(
             shutdown_timeout: settings.shutdown_timeout,
         },
         settings.cores.unwrap_or(0),
+        pins,
         cores_stop,
     )?;
     let mut last_refusal_log: Option<Instant> = None;
@@ -282,7 +296,7 @@ pub async fn serve(
                 };
                 let Some(listener) = settings.listeners.get(index) else { continue };
                 let Some(permit) = admit(&connections, &mut last_refusal_log, settings.protocol.max_connections) else { continue };
-                let gauges = gauges.get(index).cloned().unwrap_or_default();
+                let gauges = gauges.get(index).map(ConnectionGauges::local).unwrap_or_default();
                 match &listener.tls {
                     None => spawn_plain(&gateway, &listener.site, &builder, graceful.watcher(), stream, peer, (permit, gauges)),
                     Some(acceptor) => spawn_tls(&gateway, &listener.site, &builder, graceful.watcher(), acceptor.clone(), settings.handshake_timeout, stream, peer, (permit, gauges)),
@@ -399,10 +413,10 @@ fn spawn_plain(
     watcher: Watcher,
     stream: TcpStream,
     peer: SocketAddr,
-    (permit, gauges): (OwnedSemaphorePermit, ConnectionGauges),
+    (permit, gauges): (OwnedSemaphorePermit, LocalGauges),
 ) {
     let _ = stream.set_nodelay(true);
-    let open = gauges.cleartext.as_ref().map(GaugeGuard::open);
+    let open = gauges.cleartext.map(GaugeGuard::open);
     let gateway = gateway.clone();
     let site = site.clone();
     let service = service_fn(move |request| gateway.clone().handle(request, peer, site.clone()));
@@ -428,7 +442,7 @@ fn spawn_tls(
     handshake_timeout: Duration,
     stream: TcpStream,
     peer: SocketAddr,
-    (permit, gauges): (OwnedSemaphorePermit, ConnectionGauges),
+    (permit, gauges): (OwnedSemaphorePermit, LocalGauges),
 ) {
     let _ = stream.set_nodelay(true);
     let gateway = gateway.clone();
@@ -453,9 +467,9 @@ fn spawn_tls(
         // HTTP/1.1 answer. Without ALPN, the preface decides.
         let alpn = tls.get_ref().1.alpn_protocol();
         let open = match alpn {
-            Some(b"h2") => gauges.h2.as_ref(),
-            Some(b"http/1.1") => gauges.http1.as_ref(),
-            _ => gauges.cleartext.as_ref(),
+            Some(b"h2") => gauges.h2,
+            Some(b"http/1.1") => gauges.http1,
+            _ => gauges.cleartext,
         }
         .map(GaugeGuard::open);
         let builder = match alpn {
@@ -478,12 +492,31 @@ fn spawn_tls(
 /// connection by the preface). All `None` when metrics are off.
 #[derive(Clone, Default)]
 struct ConnectionGauges {
-    cleartext: Option<Gauge>,
-    h2: Option<Gauge>,
-    http1: Option<Gauge>,
+    cleartext: Option<ConnectionGauge>,
+    h2: Option<ConnectionGauge>,
+    http1: Option<ConnectionGauge>,
+}
+
+/// The calling worker's counts of a listener's [`ConnectionGauges`], taken for each accepted
+/// connection: the worker's own `Arc`s, so that opening and closing a connection writes no
+/// cache line another worker writes.
+#[derive(Default)]
+struct LocalGauges {
+    cleartext: Option<LocalGauge>,
+    h2: Option<LocalGauge>,
+    http1: Option<LocalGauge>,
 }
 
 impl ConnectionGauges {
+    /// The calling worker's counts.
+    fn local(&self) -> LocalGauges {
+        LocalGauges {
+            cleartext: self.cleartext.as_ref().and_then(ConnectionGauge::local),
+            h2: self.h2.as_ref().and_then(ConnectionGauge::local),
+            http1: self.http1.as_ref().and_then(ConnectionGauge::local),
+        }
+    }
+
     fn new(metrics: Option<&Arc<Metrics>>, listener: &ListenerSettings) -> Self {
         let Some(metrics) = metrics else {
             return Self::default();

@@ -7,13 +7,20 @@
 //!   no accept queue, lock or channel is shared between workers.
 //! - **Serving.** A connection, its requests, the h2 streams and the upstream connections they
 //!   open all run as tasks of the worker that accepted it: a request never changes thread.
-//!   Per-core state is in [`super::worker::PerCore`] slots: the idle upstream connections
-//!   (one stack per worker per origin, [`crate::proxy::pool`]) and the in-flight gauge.
+//!   Per-core state is in [`super::worker::PerCore`] slots or blocks a worker allocates: the
+//!   idle upstream connections (one stack per worker per origin, [`crate::proxy::pool`]),
+//!   every metric series the request path writes ([`crate::telemetry::metrics`]: counters,
+//!   histograms, the in-flight and open-connection gauges, summed at scrape time).
 //! - **Shared on purpose.** The connection limit (`limits.max_connections`, one semaphore
 //!   for the gateway: one atomic operation per connection, not per request, and the limit
-//!   stays exact), the `mgw_connections_open` gauges (per connection), and the state that is
-//!   the gateway's by definition (rate-limit counters, the consumer store, token caches, the
-//!   access-log queue, the per-route metric series).
+//!   stays exact), and the state that is the gateway's by definition (rate-limit counters,
+//!   the consumer store, token caches, the access-log queue). Still shared per request: the
+//!   reference counts of the `Arc<Gateway>` and `Arc<Site>` the hyper service clones
+//!   (docs/benchmarks.md, "Issue 16: scaling").
+//! - **Pinning** (`listener.pin_workers`). Worker `i` is pinned to the `i`-th CPU of the
+//!   process's affinity mask (what `taskset` or a cgroup cpuset leaves it), so its runtime,
+//!   its cache lines and its sockets' softirq work stay on one CPU; the control thread stays
+//!   unpinned. Fewer allowed CPUs than workers is a start-up error ([`PinError`]).
 //! - **Stopping.** The control thread (which runs the admin and metrics listeners and waits
 //!   for the stop signal) tells every worker to stop accepting; each closes its sockets, drains
 //!   its connections within `listener.shutdown_timeout_seconds`, ends its runtime and reports
@@ -35,6 +42,40 @@ use super::{
     accept_failed, admit, spawn_plain, spawn_tls, BindError, ConnectionGauges, ServeError,
 };
 use crate::gateway::{Gateway, Site};
+
+/// `listener.pin_workers = true` with fewer CPUs to run on than workers.
+#[derive(Debug, thiserror::Error)]
+#[error("listener.pin_workers = true pins each of the {workers} thread-per-core workers (listener.worker_threads) to a CPU of its own, but this process may run on {count} CPU(s) ({allowed}): set listener.worker_threads to {count} or fewer (0: one per CPU), give the process more CPUs (taskset, the container's cpuset), or set listener.pin_workers = false")]
+pub struct PinError {
+    workers: usize,
+    count: usize,
+    allowed: String,
+}
+
+/// The CPUs `workers` workers are pinned to: the first `workers` CPUs this process may run on,
+/// in number order (worker `i` on the `i`-th).
+pub fn cpus_for(workers: usize) -> Result<Vec<core_affinity::CoreId>, PinError> {
+    let allowed = core_affinity::get_core_ids().unwrap_or_default();
+    if allowed.len() < workers.max(1) {
+        return Err(PinError {
+            workers,
+            count: allowed.len(),
+            allowed: cpu_list(&allowed),
+        });
+    }
+    Ok(allowed.into_iter().take(workers.max(1)).collect())
+}
+
+/// `cpus` as the log and errors show them: `0,1,2` (`none` when empty).
+pub fn cpu_list(cpus: &[core_affinity::CoreId]) -> String {
+    if cpus.is_empty() {
+        return "none".to_string();
+    }
+    cpus.iter()
+        .map(|cpu| cpu.id.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// The pending-connection queue of each socket (tokio's `TcpListener::bind` uses the same).
 const BACKLOG: u32 = 1024;
@@ -128,13 +169,14 @@ fn reuse_port(_: &TcpSocket) -> std::io::Result<()> {
     ))
 }
 
-/// Starts `cores` worker threads serving `listeners` (no thread when there is no listener).
-/// Each answers on its receiver, once it has stopped (after `stop` turns true), whether every
+/// Starts `cores` worker threads serving `listeners` (no thread when there is no listener),
+/// worker `i` pinned to `pins[i]` when there are pins ([`cpus_for`]). Each answers on its receiver, once it has stopped (after `stop` turns true), whether every
 /// connection it had ended within the shutdown timeout.
 pub fn start(
     listeners: Vec<Listener>,
     shared: Shared,
     cores: usize,
+    pins: Option<Vec<core_affinity::CoreId>>,
     stop: watch::Receiver<bool>,
 ) -> Result<Vec<oneshot::Receiver<bool>>, ServeError> {
     if listeners.is_empty() {
@@ -162,10 +204,19 @@ pub fn start(
         let served = served.clone();
         let shared = shared.clone();
         let stop = stop.clone();
+        let pin = pins.as_ref().and_then(|pins| pins.get(index).copied());
         std::thread::Builder::new()
             .name(format!("mgw-worker-{index}"))
             .spawn(move || {
                 super::worker::set_index(index);
+                if let Some(cpu) = pin {
+                    if !core_affinity::set_for_current(cpu) {
+                        tracing::warn!(
+                            "worker {index} could not be pinned to CPU {} (listener.pin_workers): it runs unpinned",
+                            cpu.id
+                        );
+                    }
+                }
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -234,7 +285,7 @@ async fn work(
         ) else {
             continue;
         };
-        let gauges = listener.gauges.clone();
+        let gauges = listener.gauges.local();
         match &listener.tls {
             None => spawn_plain(
                 &shared.gateway,

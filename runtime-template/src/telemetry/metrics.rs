@@ -7,30 +7,33 @@
 //! hosts and credentials never become labels, so the number of series is bounded by the model
 //! whatever clients send. A request no route serves is counted under [`UNROUTED`].
 //!
-//! **No global lock per request.** `prometheus-client`'s `Family` finds a series in a
-//! lock-guarded map. Every label set a request can touch is known from its route, so each route
-//! has a [`RouteMetrics`] slot made at start-up, holding one cell per (method, status class),
-//! per upstream error kind and per histogram. A cell asks the family for its series once (the
-//! first request that needs it) and keeps the handle (an `Arc` of atomics); from then on a
-//! request only increments atomics. Histograms update under their own small per-series mutex
-//! (the crate's), never a lock shared by all routes. Series appear when first used, so an
-//! unused method or status class adds no line to `/metrics`.
+//! **No lock and no shared cache line per request.** Every label set a request can touch is
+//! known from its route, so each distinct (API, route template) has a series made at
+//! start-up, and each worker counts in cells of its own ([`cells`]): a request increments a
+//! few atomics on lines only its worker writes (no `Family` map, no histogram mutex), and a
+//! scrape adds the workers' cells up. Series appear when first used, so an unused method or
+//! status class adds no line to `/metrics`. The text is `prometheus-client`'s encoder's, as
+//! when the crate's own `Family` kept these series.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::access_log::{RouteRef, RouteTable};
 use crate::model::{GatewayModel, PolicySpec, MODEL_FORMAT};
 use crate::server::worker::PerCore;
+
+mod cells;
+
+use cells::{Cells, GatewayCounts, RouteCounts, RouteSeries, View};
 
 /// A series' labels: fixed names, values from the model or from fixed sets.
 pub type Labels = Vec<(&'static str, String)>;
@@ -117,7 +120,19 @@ pub enum AuthScheme {
 }
 
 impl AuthScheme {
-    const COUNT: usize = 8;
+    const COUNT: usize = Self::ALL.len();
+
+    /// Every scheme, in index order.
+    const ALL: [Self; 8] = [
+        Self::Oauth2,
+        Self::Apikey,
+        Self::Basic,
+        Self::Any,
+        Self::Jwt,
+        Self::KeyAuth,
+        Self::BasicAuth,
+        Self::Oauth2Introspect,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -245,53 +260,6 @@ pub enum RouteKey {
     Express(usize, usize),
 }
 
-/// A counter found in its family on first use, then kept.
-#[derive(Debug)]
-struct Cell<M>(OnceLock<M>);
-
-impl<M> Default for Cell<M> {
-    fn default() -> Self {
-        Self(OnceLock::new())
-    }
-}
-
-impl<M: Clone> Cell<M> {
-    fn get(&self, make: impl FnOnce() -> M) -> &M {
-        self.0.get_or_init(make)
-    }
-}
-
-/// The series of one route (one API and template), resolved at start-up.
-#[derive(Debug)]
-pub struct RouteMetrics {
-    api: String,
-    template: String,
-    requests: [[Cell<Counter>; STATUS_CLASSES.len()]; METHODS.len()],
-    duration: Cell<Histogram>,
-    upstream_duration: Cell<Histogram>,
-    upstream_errors: [Cell<Counter>; UpstreamFailure::ALL.len()],
-}
-
-impl RouteMetrics {
-    fn new(api: impl Into<String>, template: impl Into<String>) -> Self {
-        Self {
-            api: api.into(),
-            template: template.into(),
-            requests: Default::default(),
-            duration: Cell::default(),
-            upstream_duration: Cell::default(),
-            upstream_errors: Default::default(),
-        }
-    }
-
-    fn labels(&self) -> Labels {
-        vec![
-            ("api", self.api.clone()),
-            ("template", self.template.clone()),
-        ]
-    }
-}
-
 /// One finished request, as the log phase hands it to [`Metrics::record`].
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome<'a> {
@@ -313,81 +281,101 @@ pub struct Outcome<'a> {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    requests: Family<Labels, Counter>,
-    duration: Family<Labels, Histogram, fn() -> Histogram>,
-    upstream_duration: Family<Labels, Histogram, fn() -> Histogram>,
-    upstream_errors: Family<Labels, Counter>,
-    client_errors: Family<Labels, Counter>,
-    client_error_cells: [Cell<Counter>; CLIENT_ERROR_STATUSES.len()],
-    auth: Family<Labels, Counter>,
-    auth_cells: [[Cell<Counter>; AuthOutcome::ALL.len()]; AuthScheme::COUNT],
-    limits: Family<Labels, Counter>,
-    limit_cells: [[Cell<Counter>; 2]; 2],
+    /// The request, latency, error, authentication and rate-limit series: per-worker cells,
+    /// summed by the registry's views when encoded.
+    cells: Arc<Cells>,
     /// The registered `mgw_requests_in_flight`: the sum of `in_flight_cores`, set at encoding.
     in_flight: Gauge,
     /// Requests in flight, counted by each worker in its own slot (no cache line shared by
     /// cores on the request path), summed when the metrics are encoded.
     in_flight_cores: PerCore<AtomicI64>,
-    connections: Family<Labels, Gauge>,
-    /// Each route's series, in the access log's table of the model's routes.
-    routes: RouteTable<RouteMetrics>,
-    health: RouteMetrics,
-    apikey: RouteMetrics,
-    unrouted: RouteMetrics,
+    /// The `mgw_connections_open` series made so far (at start-up, one per listener and
+    /// protocol).
+    connections: Arc<std::sync::Mutex<Vec<(Labels, ConnectionGauge)>>>,
+    /// How many per-worker counts a connection gauge has.
+    workers: usize,
+    /// Each route's index in `cells.routes`, in the access log's table of the model's routes.
+    routes: RouteTable<usize>,
+    health: usize,
+    apikey: usize,
 }
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS)
-}
+/// The index in [`Cells::routes`] of the series of requests no route serves.
+const UNROUTED_SERIES: usize = 0;
 
 impl Metrics {
-    /// Registers every series and makes a slot for each route of `model`.
+    /// Registers every series and makes a slot for each route of `model`, with one set of
+    /// cells per CPU ([`Metrics::with_workers`]).
     pub fn new(model: &GatewayModel) -> Self {
+        Self::with_workers(
+            model,
+            std::thread::available_parallelism().map_or(1, usize::from),
+        )
+    }
+
+    /// Registers every series and makes a slot for each route of `model`, with `workers`
+    /// sets of cells: the thread-per-core workers' count, or the work-stealing runtime's
+    /// threads (more threads than slots share slots, which stays correct, only slower).
+    pub fn with_workers(model: &GatewayModel, workers: usize) -> Self {
+        // One series per distinct (API, template), the unrouted one first.
+        let mut series: Vec<RouteSeries> = Vec::new();
+        let mut known: HashMap<(String, String), usize> = HashMap::new();
+        let mut add = |api: &str, template: String| -> usize {
+            *known
+                .entry((api.to_string(), template.clone()))
+                .or_insert_with(|| {
+                    series.push(RouteSeries::new(api.to_string(), template, workers));
+                    series.len() - 1
+                })
+        };
+        let unrouted = add("", UNROUTED.to_string());
+        debug_assert_eq!(unrouted, UNROUTED_SERIES);
+        let health = add("", crate::policies::health::PATH.to_string());
+        let apikey = add("", crate::policies::apikey::PATH.to_string());
+        let routes = RouteTable::new(model, &mut add);
+        let cells = Arc::new(Cells {
+            routes: series.into_boxed_slice(),
+            gateway: PerCore::new(workers, GatewayCounts::default),
+        });
+        let view = |family| View::new(cells.clone(), family);
+
         let mut registry = Registry::default();
-        let requests = Family::<Labels, Counter>::default();
         registry.register(
             "mgw_requests",
             "Requests answered, by API, route template, method and status class",
-            requests.clone(),
+            view(cells::Family::Requests),
         );
-        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         registry.register_with_unit(
             "mgw_request_duration",
             "Time from a request's arrival to its response head, by API and route template",
             Unit::Seconds,
-            duration.clone(),
+            view(cells::Family::Duration),
         );
-        let upstream_duration =
-            Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         registry.register_with_unit(
             "mgw_upstream_duration",
             "Time an upstream took to its response head, by API and route template",
             Unit::Seconds,
-            upstream_duration.clone(),
+            view(cells::Family::UpstreamDuration),
         );
-        let upstream_errors = Family::<Labels, Counter>::default();
         registry.register(
             "mgw_upstream_errors",
             "Requests no upstream answered, by API, route template and kind (refused, timeout, reset, tls, other)",
-            upstream_errors.clone(),
+            view(cells::Family::UpstreamErrors),
         );
-        let client_errors = Family::<Labels, Counter>::default();
         registry.register(
             "mgw_client_errors",
             "Requests the gateway refused for the client's own error (400, 408, 413, 414, 431), by status",
-            client_errors.clone(),
+            view(cells::Family::ClientErrors),
         );
-        let auth = Family::<Labels, Counter>::default();
         registry.register(
             "mgw_auth",
             "Authentication step outcomes (success, failure, anonymous), by scheme",
-            auth.clone(),
+            view(cells::Family::Auth),
         );
-        let limits = Family::<Labels, Counter>::default();
         registry.register(
             "mgw_rate_limit_decisions",
             "Rate-limit and throttling decisions (admitted, refused), by policy",
-            limits.clone(),
+            view(cells::Family::Limits),
         );
         let in_flight = Gauge::default();
         registry.register(
@@ -395,11 +383,11 @@ impl Metrics {
             "Requests being served (arrived, response head not yet sent)",
             in_flight.clone(),
         );
-        let connections = Family::<Labels, Gauge>::default();
+        let connections = Arc::default();
         registry.register(
             "mgw_connections_open",
             "Open client connections, by listener, TLS and protocol",
-            connections.clone(),
+            Connections(Arc::clone(&connections)),
         );
         registry.register(
             "mgw_build",
@@ -410,93 +398,74 @@ impl Metrics {
                 ("project", model.project.clone()),
             ]),
         );
-        let routes = RouteTable::new(model, |api, template| RouteMetrics::new(api, template));
         Self {
             registry,
-            requests,
-            duration,
-            upstream_duration,
-            upstream_errors,
-            client_errors,
-            client_error_cells: Default::default(),
-            auth,
-            auth_cells: Default::default(),
-            limits,
-            limit_cells: Default::default(),
+            cells,
             in_flight,
-            in_flight_cores: PerCore::new(
-                std::thread::available_parallelism().map_or(1, usize::from),
-                AtomicI64::default,
-            ),
+            in_flight_cores: PerCore::new(workers, AtomicI64::default),
             connections,
+            workers,
             routes,
-            health: RouteMetrics::new("", crate::policies::health::PATH),
-            apikey: RouteMetrics::new("", crate::policies::apikey::PATH),
-            unrouted: RouteMetrics::new("", UNROUTED),
+            health,
+            apikey,
         }
     }
 
-    /// The slot of `key` (the unrouted slot for an index the model does not have).
-    fn route(&self, key: RouteKey) -> &RouteMetrics {
+    /// The calling worker's cells of `key`'s series (the unrouted series for an index the
+    /// model does not have).
+    fn route(&self, key: RouteKey) -> Option<&RouteCounts> {
         let found = match key {
             RouteKey::Unrouted => None,
-            RouteKey::Health => Some(&self.health),
-            RouteKey::ApiKey => Some(&self.apikey),
-            RouteKey::Wso2(api, resource) => index_pair(api, resource)
-                .and_then(|(api, resource)| self.routes.get(RouteRef::Wso2 { api, resource })),
-            RouteKey::Express(config, route) => index_pair(config, route)
-                .and_then(|(config, route)| self.routes.get(RouteRef::Express { config, route })),
+            RouteKey::Health => Some(self.health),
+            RouteKey::ApiKey => Some(self.apikey),
+            RouteKey::Wso2(api, resource) => {
+                index_pair(api, resource).and_then(|(api, resource)| {
+                    self.routes.get(RouteRef::Wso2 { api, resource }).copied()
+                })
+            }
+            RouteKey::Express(config, route) => {
+                index_pair(config, route).and_then(|(config, route)| {
+                    self.routes
+                        .get(RouteRef::Express { config, route })
+                        .copied()
+                })
+            }
         };
-        found.unwrap_or(&self.unrouted)
+        self.cells
+            .routes
+            .get(found.unwrap_or(UNROUTED_SERIES))?
+            .local()
     }
 
-    /// Counts one answered request (the log phase): atomics only, once each cell exists.
+    /// Counts one answered request (the log phase): a few relaxed atomic additions on the
+    /// calling worker's own cache lines.
     pub fn record(&self, outcome: Outcome<'_>) {
-        let route = self.route(outcome.route);
+        let Some(route) = self.route(outcome.route) else {
+            return;
+        };
         let method = method_index(outcome.method);
         let class = status_class(outcome.status);
         if let Some(cell) = route.requests.get(method).and_then(|m| m.get(class)) {
-            cell.get(|| {
-                let mut labels = route.labels();
-                labels.push(("method", METHODS[method].to_string()));
-                labels.push(("class", STATUS_CLASSES[class].to_string()));
-                self.requests.get_or_create_owned(&labels)
-            })
-            .inc();
+            cell.fetch_add(1, Ordering::Relaxed);
         }
-        route
-            .duration
-            .get(|| self.duration.get_or_create_owned(&route.labels()))
-            .observe(outcome.elapsed.as_secs_f64());
+        route.duration.observe(outcome.elapsed);
         if let Some(latency) = outcome.upstream_latency {
-            route
-                .upstream_duration
-                .get(|| self.upstream_duration.get_or_create_owned(&route.labels()))
-                .observe(latency.as_secs_f64());
+            route.upstream_duration.observe(latency);
         } else if let Some(kind) = outcome.upstream_failure {
             let index = UpstreamFailure::ALL
                 .iter()
                 .position(|k| *k == kind)
                 .unwrap_or(UpstreamFailure::ALL.len() - 1);
             if let Some(cell) = route.upstream_errors.get(index) {
-                cell.get(|| {
-                    let mut labels = route.labels();
-                    labels.push(("kind", kind.label().to_string()));
-                    self.upstream_errors.get_or_create_owned(&labels)
-                })
-                .inc();
+                cell.fetch_add(1, Ordering::Relaxed);
             }
         } else if let Some(index) = CLIENT_ERROR_STATUSES
             .iter()
             .position(|s| *s == outcome.status.as_u16())
         {
             // The gateway's own answer (no upstream answered): the client's error.
-            if let Some(cell) = self.client_error_cells.get(index) {
-                cell.get(|| {
-                    let labels = vec![("status", outcome.status.as_str().to_string())];
-                    self.client_errors.get_or_create_owned(&labels)
-                })
-                .inc();
+            if let Some(cell) = self.cells.gateway.local().client_errors.get(index) {
+                cell.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -507,15 +476,9 @@ impl Metrics {
             .iter()
             .position(|x| *x == outcome)
             .unwrap_or(0);
-        if let Some(cell) = self.auth_cells.get(scheme.index()).and_then(|c| c.get(o)) {
-            cell.get(|| {
-                let labels = vec![
-                    ("scheme", scheme.label().to_string()),
-                    ("outcome", outcome.label().to_string()),
-                ];
-                self.auth.get_or_create_owned(&labels)
-            })
-            .inc();
+        let counts = self.cells.gateway.local();
+        if let Some(cell) = counts.auth.get(scheme.index()).and_then(|c| c.get(o)) {
+            cell.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -526,18 +489,9 @@ impl Metrics {
             LimitPolicy::Throttle => 1,
         };
         let d = usize::from(!admitted);
-        if let Some(cell) = self.limit_cells.get(p).and_then(|c| c.get(d)) {
-            cell.get(|| {
-                let labels = vec![
-                    ("policy", policy.label().to_string()),
-                    (
-                        "decision",
-                        if admitted { "admitted" } else { "refused" }.to_string(),
-                    ),
-                ];
-                self.limits.get_or_create_owned(&labels)
-            })
-            .inc();
+        let counts = self.cells.gateway.local();
+        if let Some(cell) = counts.limits.get(p).and_then(|c| c.get(d)) {
+            cell.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -550,13 +504,28 @@ impl Metrics {
     }
 
     /// The open-connections gauge of one listener and protocol (resolved once per listener
-    /// and protocol by the server; `listener` is the name of its port setting).
-    pub fn connections(&self, listener: &str, tls: bool, protocol: &str) -> Gauge {
-        self.connections.get_or_create_owned(&vec![
+    /// and protocol by the server; `listener` is the name of its port setting). The series is
+    /// shown from then on, at 0 while no connection is open.
+    pub fn connections(&self, listener: &str, tls: bool, protocol: &str) -> ConnectionGauge {
+        let labels = vec![
             ("listener", listener.to_string()),
             ("tls", tls.to_string()),
             ("protocol", protocol.to_string()),
-        ])
+        ];
+        let mut series = self
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, gauge)) = series.iter().find(|(known, _)| *known == labels) {
+            return gauge.clone();
+        }
+        let gauge = ConnectionGauge(
+            (0..self.workers.max(1))
+                .map(|_| Arc::new(OpenCount::default()))
+                .collect(),
+        );
+        series.push((labels, gauge.clone()));
+        gauge
     }
 
     /// Every series in the OpenMetrics text format (ends with `# EOF`).
@@ -589,21 +558,81 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Decrements a gauge when dropped (open connections).
+/// One worker's count of one `mgw_connections_open` series. Aligned to 128 bytes, so that in
+/// its `Arc` the count and the reference counts (which only its worker changes) sit on
+/// cache lines of their own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct OpenCount(AtomicI64);
+
+/// An `mgw_connections_open` series: one count per worker, summed when encoded.
+#[derive(Debug, Clone)]
+pub struct ConnectionGauge(Arc<[Arc<OpenCount>]>);
+
+impl ConnectionGauge {
+    /// The calling worker's count ([`crate::server::worker::index`]), to open connections on.
+    pub fn local(&self) -> Option<LocalGauge> {
+        let slot = self
+            .0
+            .get(crate::server::worker::index() % self.0.len().max(1))?;
+        Some(LocalGauge(Arc::clone(slot)))
+    }
+
+    fn sum(&self) -> i64 {
+        self.0
+            .iter()
+            .map(|count| count.0.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// One worker's count of a [`ConnectionGauge`]: what a connection is counted in.
+#[derive(Debug, Clone)]
+pub struct LocalGauge(Arc<OpenCount>);
+
+/// The registered `mgw_connections_open` family.
 #[derive(Debug)]
-pub struct GaugeGuard(Gauge);
+struct Connections(Arc<std::sync::Mutex<Vec<(Labels, ConnectionGauge)>>>);
+
+impl EncodeMetric for Connections {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let series = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (labels, gauge) in series.iter() {
+            encoder.encode_family(labels)?.encode_gauge(&gauge.sum())?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+    }
+}
+
+/// Counts a connection as open until dropped (in the count it was opened on).
+#[derive(Debug)]
+pub struct GaugeGuard(LocalGauge);
 
 impl GaugeGuard {
     /// Increments `gauge` until the guard is dropped.
-    pub fn open(gauge: &Gauge) -> Self {
-        gauge.inc();
-        Self(gauge.clone())
+    pub fn open(gauge: LocalGauge) -> Self {
+        gauge.0 .0.fetch_add(1, Ordering::Relaxed);
+        Self(gauge)
     }
 }
 
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
-        self.0.dec();
+        self.0 .0 .0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
