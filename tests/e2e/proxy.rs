@@ -901,11 +901,11 @@ async fn upload_backend() -> (
 
 #[tokio::test(flavor = "multi_thread")]
 pub(crate) async fn uploads_stream_with_100_continue_and_survive_an_early_answer() {
-    // Issue 16, fourth pass: the upstream connection is driven by the client connection's
-    // own task, which also reads the client's body. `Expect: 100-continue` is answered when
-    // the upstream connection first pulls the body, and the body then streams through.
+    // `Expect: 100-continue` is answered once the upstream connection pulls the body, which
+    // then streams through; an upstream answering before it has read the upload still gets
+    // all of it, and its connection is reused afterwards.
     use std::sync::atomic::Ordering;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let (addr, connections, drained) = upload_backend().await;
     let gw = GatewayProcess::start(
@@ -925,29 +925,15 @@ pub(crate) async fn uploads_stream_with_100_continue_and_survive_an_early_answer
         .await
         .unwrap();
     let mut received = Vec::new();
-    let mut buf = [0u8; 4096];
-    let read_until = |needle: &'static [u8]| {
-        move |received: &Vec<u8>| received.windows(needle.len()).any(|w| w == needle)
-    };
-    let continued = read_until(b"HTTP/1.1 100 Continue\r\n\r\n");
-    while !continued(&received) {
-        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
-            .await
-            .expect("100 Continue within 5 s")
-            .unwrap();
-        assert!(n > 0, "closed before 100 Continue: {received:?}");
-        received.extend_from_slice(&buf[..n]);
-    }
+    read_until(
+        &mut client,
+        &mut received,
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        5,
+    )
+    .await;
     client.write_all(b"hello").await.unwrap();
-    let answered = read_until(b"got 5");
-    while !answered(&received) {
-        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
-            .await
-            .expect("the answer within 5 s")
-            .unwrap();
-        assert!(n > 0, "closed before the answer: {received:?}");
-        received.extend_from_slice(&buf[..n]);
-    }
+    read_until(&mut client, &mut received, b"got 5", 5).await;
     let text = String::from_utf8_lossy(&received);
     assert!(text.contains("HTTP/1.1 200 OK"), "{text}");
 
@@ -972,14 +958,7 @@ pub(crate) async fn uploads_stream_with_100_continue_and_survive_an_early_answer
         Ok::<_, std::io::Error>(writer)
     });
     let mut early = Vec::new();
-    while !early.windows(4).any(|w| w == b"full") {
-        let n = tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buf))
-            .await
-            .expect("the early answer within 10 s")
-            .unwrap();
-        assert!(n > 0, "closed before the early answer: {early:?}");
-        early.extend_from_slice(&buf[..n]);
-    }
+    read_until(&mut reader, &mut early, b"full", 10).await;
     let text = String::from_utf8_lossy(&early);
     assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
     let _writer = tokio::time::timeout(Duration::from_secs(20), sending)
@@ -1004,4 +983,27 @@ pub(crate) async fn uploads_stream_with_100_continue_and_survive_an_early_answer
         1,
         "one upstream connection served all three requests"
     );
+}
+
+/// Reads `stream` into `received` until `needle` appears in it, waiting at most `seconds` for
+/// each read; panics naming what had arrived if the stream closes first.
+async fn read_until<R>(stream: &mut R, received: &mut Vec<u8>, needle: &[u8], seconds: u64)
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    while !received.windows(needle.len()).any(|w| w == needle) {
+        let n = tokio::time::timeout(Duration::from_secs(seconds), stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{:?} within {seconds} s", String::from_utf8_lossy(needle)))
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before {:?}: {:?}",
+            String::from_utf8_lossy(needle),
+            String::from_utf8_lossy(received)
+        );
+        received.extend_from_slice(buf.get(..n).unwrap_or_default());
+    }
 }
