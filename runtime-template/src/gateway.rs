@@ -436,28 +436,32 @@ impl Gateway {
         path: Option<RequestTarget>,
         context: Option<&Context<'_>>,
     ) -> GatewayResponse {
-        let record = path.map(|path| {
-            let mut record = AccessRecord::new(
-                arrival.client.ip(),
-                arrival.method.clone(),
-                path,
-                response.status(),
-                arrival.started,
-            );
-            record.server_port = arrival.server_port;
-            record.https = arrival.https;
-            record.trace = arrival.trace;
-            record.export_span = arrival.export_span;
-            if let Some(context) = context {
-                record.route = RouteRef::of(context.route);
-                record.upstream = context.upstream.clone();
-                record.upstream_latency = context.upstream_latency;
-                record.upstream_failure = context.upstream_failure;
-                record.consumer = context.consumer.clone();
-            }
-            (record, self.sinks.clone())
-        });
-        response.map(|body| LoggedBody::new(body, record))
+        let status = response.status();
+        // Made where the body keeps it (no move of a finished record but into the log).
+        response.map(|body| {
+            let record = path.map(|path| {
+                let mut record = AccessRecord::new(
+                    arrival.client.ip(),
+                    arrival.method.clone(),
+                    path,
+                    status,
+                    arrival.started,
+                );
+                record.server_port = arrival.server_port;
+                record.https = arrival.https;
+                record.trace = arrival.trace;
+                record.export_span = arrival.export_span;
+                if let Some(context) = context {
+                    record.route = RouteRef::of(context.route);
+                    record.upstream = context.upstream.clone();
+                    record.upstream_latency = context.upstream_latency;
+                    record.upstream_failure = context.upstream_failure;
+                    record.consumer = context.consumer.clone();
+                }
+                record
+            });
+            LoggedBody::new(body, record, &self.sinks)
+        })
     }
 
     /// The request target as the access log shows it (no allocation when short and nothing

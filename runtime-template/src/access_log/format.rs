@@ -23,8 +23,8 @@ pub type RouteTemplates = RouteTable<String>;
 /// per line).
 #[derive(Debug)]
 pub struct LineWriter {
-    /// Per route, `,"route":"<template, escaped>"`.
-    routes: RouteTable<Box<[u8]>>,
+    /// Per route, its JSON members.
+    routes: RouteTable<RouteMembers>,
     /// The upstream of the last JSON line that had one, and its `,"upstream":"<URL, escaped>"`
     /// (an endpoint's URL is one shared string: most lines name the one before's).
     upstream: Option<(Arc<str>, Vec<u8>)>,
@@ -32,15 +32,50 @@ pub struct LineWriter {
     wall: WallClock,
 }
 
+/// A route's JSON members, rendered at start-up.
+#[derive(Debug)]
+struct RouteMembers {
+    /// `,"route":"<template, escaped>"`.
+    route: Box<[u8]>,
+    /// The route's one method (a WSO2 resource's) and the end of the client's member, the
+    /// method's and the route's joined: `","method":"GET","route":"<template>"`.
+    joined: Option<(Method, Box<[u8]>)>,
+}
+
 impl LineWriter {
     /// A writer naming routes from `templates`.
     pub fn new(templates: RouteTemplates) -> Self {
         Self {
-            routes: templates.map(|template| json_member(b",\"route\":", template).into()),
+            routes: templates.map(|template| RouteMembers {
+                route: json_member(b",\"route\":", template).into(),
+                joined: None,
+            }),
             upstream: None,
             clock: SecondClock::default(),
             wall: WallClock::now(),
         }
+    }
+
+    /// Joins each route's method (where `methods` gives it one) with its route member, so a
+    /// JSON line of that route and method writes both at once.
+    pub fn with_methods(mut self, methods: &RouteTable<Option<Method>>) -> Self {
+        let tables = [
+            (&mut self.routes.wso2, &methods.wso2),
+            (&mut self.routes.express, &methods.express),
+        ];
+        for (members, methods) in tables {
+            for (members, methods) in members.iter_mut().zip(methods) {
+                for (member, method) in members.iter_mut().zip(methods) {
+                    member.joined = method.as_ref().map(|method| {
+                        let mut joined = b"\",\"method\":".to_vec();
+                        push_json_str(&mut joined, method.as_str());
+                        joined.extend_from_slice(&member.route);
+                        (method.clone(), joined.into())
+                    });
+                }
+            }
+        }
+        self
     }
 
     /// Reads the clocks again: the records rendered next get their wall-clock times from
@@ -55,20 +90,24 @@ impl LineWriter {
     /// durations are milliseconds with at most three decimals, written as the shortest JSON
     /// number of the same value (`0.61`, `12.0`).
     pub fn json(&mut self, out: &mut Vec<u8>, record: &AccessRecord) {
-        out.extend_from_slice(b"{\"time\":\"");
         self.clock
-            .write(out, self.wall.at(record.finished), Fraction::Millis);
-        out.extend_from_slice(b"Z\",\"client\":\"");
+            .write_json_head(out, self.wall.at(record.finished));
         push_ip(out, record.client);
-        match json_method(&record.method) {
-            Some(method) => out.extend_from_slice(method),
-            None => {
-                out.extend_from_slice(b"\",\"method\":");
-                push_json_str(out, record.method.as_str());
+        let route = record.route.and_then(|r| self.routes.get(r));
+        match route.and_then(|r| r.joined.as_ref()) {
+            Some((method, joined)) if *method == record.method => out.extend_from_slice(joined),
+            _ => {
+                match json_method(&record.method) {
+                    Some(method) => out.extend_from_slice(method),
+                    None => {
+                        out.extend_from_slice(b"\",\"method\":");
+                        push_json_str(out, record.method.as_str());
+                    }
+                }
+                if let Some(route) = route {
+                    out.extend_from_slice(&route.route);
+                }
             }
-        }
-        if let Some(route) = record.route.and_then(|r| self.routes.get(r)) {
-            out.extend_from_slice(route);
         }
         out.extend_from_slice(b",\"path\":");
         push_json_bytes(out, record.path.as_bytes());
@@ -372,12 +411,26 @@ fn push_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
     // Most strings need no escape: find the first byte that may, eight bytes at a time.
     let mut plain = 0;
-    for chunk in bytes.chunks_exact(8) {
+    let chunks = bytes.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
         let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
         if may_need_escape(word) {
             break;
         }
         plain += 8;
+    }
+    if plain + tail.len() == bytes.len() {
+        // The last few bytes, padded with a byte that needs no escape, in one test too.
+        let mut last = [b'a'; 8];
+        if let Some(head) = last.get_mut(..tail.len()) {
+            head.copy_from_slice(tail);
+        }
+        if !may_need_escape(u64::from_le_bytes(last)) {
+            out.extend_from_slice(bytes);
+            out.push(b'"');
+            return;
+        }
     }
     out.extend_from_slice(bytes.get(..plain).unwrap_or_default());
     let bytes = bytes.get(plain..).unwrap_or_default();
@@ -464,6 +517,18 @@ enum Fraction {
     Micros,
 }
 
+/// The JSON line's opening up to the client's address, `{"time":"`, the date and time, `Z` and
+/// `","client":"`: rendered once per second with `000` for the milliseconds, then copied whole
+/// per line with the milliseconds' three digits put in.
+const JSON_OPENING: usize = JSON_MILLIS + 3 + JSON_AFTER_TIME.len();
+
+/// Where the milliseconds' digits sit in [`JSON_OPENING`] bytes (after `{"time":"`, the 19
+/// bytes of `2026-12-01T10:39:15` and the dot).
+const JSON_MILLIS: usize = 9 + 19 + 1;
+
+/// What follows the time in the JSON line's opening.
+const JSON_AFTER_TIME: &[u8] = b"Z\",\"client\":\"";
+
 /// RFC 3339 UTC times (`2026-12-01T10:39:15.123Z`), the calendar part worked out once per
 /// second: the writer thread writes many lines of the same second.
 #[derive(Debug, Default)]
@@ -472,28 +537,64 @@ struct SecondClock {
     second: Option<u64>,
     /// `2026-12-01T10:39:15`.
     text: String,
+    /// The JSON line's opening for this second (`None` for a year past 9999, whose date is
+    /// longer: such a line is written piece by piece).
+    json: Option<[u8; JSON_OPENING]>,
 }
 
 impl SecondClock {
+    /// Works out the calendar part of `second`, unless it is the one already shown.
+    fn set_second(&mut self, second: u64) {
+        if self.second == Some(second) {
+            return;
+        }
+        let (y, mo, d, h, mi, s) = civil(second);
+        self.text.clear();
+        let _ = std::fmt::Write::write_fmt(
+            &mut self.text,
+            format_args!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}"),
+        );
+        self.second = Some(second);
+        let mut json = Vec::with_capacity(JSON_OPENING);
+        json.extend_from_slice(b"{\"time\":\"");
+        json.extend_from_slice(self.text.as_bytes());
+        json.extend_from_slice(b".000");
+        json.extend_from_slice(JSON_AFTER_TIME);
+        self.json = json.try_into().ok();
+    }
+
     /// Appends `time` with the fraction's digits (the `Z` that follows is the caller's, written
     /// with what comes next).
     fn write(&mut self, out: &mut Vec<u8>, time: SystemTime, fraction: Fraction) {
         let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-        if self.second != Some(since.as_secs()) {
-            let (y, mo, d, h, mi, s) = civil(since.as_secs());
-            self.text.clear();
-            let _ = std::fmt::Write::write_fmt(
-                &mut self.text,
-                format_args!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}"),
-            );
-            self.second = Some(since.as_secs());
-        }
+        self.set_second(since.as_secs());
         out.extend_from_slice(self.text.as_bytes());
         out.push(b'.');
         let nanos = u64::from(since.subsec_nanos());
         match fraction {
             Fraction::Millis => push_padded(out, nanos / 1_000_000, 3),
             Fraction::Micros => push_padded(out, nanos / 1_000, 6),
+        }
+    }
+
+    /// Appends the JSON line's opening for `time`: `{"time":"2026-12-01T10:39:15.123Z","client":"`
+    /// (one copy of a fixed size per line).
+    fn write_json_head(&mut self, out: &mut Vec<u8>, time: SystemTime) {
+        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.set_second(since.as_secs());
+        match self.json {
+            Some(mut opening) => {
+                let millis = since.subsec_millis();
+                opening[JSON_MILLIS] = b'0' + (millis / 100) as u8;
+                opening[JSON_MILLIS + 1] = b'0' + (millis / 10 % 10) as u8;
+                opening[JSON_MILLIS + 2] = b'0' + (millis % 10) as u8;
+                out.extend_from_slice(&opening);
+            }
+            None => {
+                out.extend_from_slice(b"{\"time\":\"");
+                self.write(out, time, Fraction::Millis);
+                out.extend_from_slice(JSON_AFTER_TIME);
+            }
         }
     }
 }
@@ -510,7 +611,7 @@ fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access_log::RouteRef;
+    use crate::access_log::{RouteRef, RouteTable};
     use http::StatusCode;
 
     /// The wall-clock time the test records end at.
@@ -626,6 +727,35 @@ mod tests {
             "2000-02-28T23:59:59.999Z 2000-02-29T00:00:00.000Z 2000-02-29T00:00:00.999Z \
              2000-02-29T00:00:01.000Z 2000-02-28T23:59:59.998Z "
         );
+    }
+
+    #[test]
+    fn the_json_opening_is_the_time_written_piece_by_piece() {
+        let mut clock = SecondClock::default();
+        let midnight = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        // Across a second and a day, every millisecond digit, and a year past 9999 (a longer
+        // date, written piece by piece).
+        let far = UNIX_EPOCH + Duration::from_secs(253_402_300_800) + Duration::from_millis(7);
+        for at in [
+            midnight - Duration::from_millis(1),
+            midnight,
+            midnight + Duration::from_millis(9),
+            midnight + Duration::from_millis(90),
+            midnight + Duration::from_millis(999),
+            midnight + Duration::from_millis(1_000),
+            far,
+            midnight + Duration::from_millis(456),
+        ] {
+            let mut out = Vec::new();
+            clock.write_json_head(&mut out, at);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!(
+                    "{{\"time\":\"{}\",\"client\":\"",
+                    time(at, Fraction::Millis)
+                ),
+            );
+        }
     }
 
     #[test]
@@ -782,7 +912,13 @@ mod tests {
             vec![vec!["/a/{id}".into(), "/b/\"q\"\\".into()]],
             vec![vec!["/eg/*".into()]],
         );
-        let mut lines = writer(templates, &record("/p"));
+        // The WSO2 routes have one method each (their lines join it to the route's member when
+        // the request's is that one), the Express Gateway route none.
+        let methods = RouteTable::from_parts(
+            vec![vec![Some(Method::GET), Some(Method::PUT)]],
+            vec![vec![None]],
+        );
+        let mut lines = writer(templates, &record("/p")).with_methods(&methods);
         let first = Arc::<str>::from("http://127.0.0.1:8081");
         let upstreams = [
             Some(first.clone()),
@@ -791,6 +927,7 @@ mod tests {
             None,
             Some(Arc::from("http://backend/\"x\"")),
             Some(first),
+            None,
         ];
         let routes = [
             Some(RouteRef::Wso2 {
@@ -814,8 +951,12 @@ mod tests {
                 api: 0,
                 resource: 0,
             }),
+            Some(RouteRef::Wso2 {
+                api: 0,
+                resource: 1,
+            }),
         ];
-        let methods = ["GET", "POST", "PATCH", "DELETE", "PURGE", "OPTIONS"];
+        let methods = ["GET", "POST", "PATCH", "DELETE", "PURGE", "OPTIONS", "PUT"];
         let expected_routes = [
             Some("/a/{id}"),
             Some("/b/\"q\"\\"),
@@ -823,6 +964,7 @@ mod tests {
             None,
             None,
             Some("/a/{id}"),
+            Some("/b/\"q\"\\"),
         ];
         let lines_made = upstreams
             .iter()

@@ -141,6 +141,30 @@ impl<T> RouteTable<T> {
     }
 }
 
+impl RouteTable<Option<Method>> {
+    /// Each route's one method: a WSO2 resource's (`None` if it is not a valid method); `None`
+    /// for every Express Gateway route, which may take several.
+    pub fn methods(model: &GatewayModel) -> Self {
+        Self {
+            wso2: model
+                .apis
+                .iter()
+                .map(|api| {
+                    api.resources
+                        .iter()
+                        .map(|r| Method::from_bytes(r.method.as_bytes()).ok())
+                        .collect()
+                })
+                .collect(),
+            express: model
+                .express
+                .iter()
+                .map(|config| vec![None; config.routes.len()])
+                .collect(),
+        }
+    }
+}
+
 /// Who failed, for an answer of status 400 or above (DESIGN.md "Errors know who failed").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -282,48 +306,62 @@ pub struct RecordSinks {
 
 pin_project_lite::pin_project! {
     /// A response body that hands the request's record to the access log once it is finished.
+    /// The record is completed where it lies (the end's time, the bytes, how it ended) and
+    /// moved once, from here into the access log's buffer.
     pub struct LoggedBody<B> {
         #[pin]
         inner: B,
         bytes: u64,
         // An empty body may be dropped without ever being polled; that is still complete.
         empty: bool,
-        record: Option<(AccessRecord, Arc<RecordSinks>)>,
+        record: Option<AccessRecord>,
+        sinks: Option<Arc<RecordSinks>>,
     }
 
     impl<B> PinnedDrop for LoggedBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some((record, log)) = this.record.take() {
-                finish(record, &log, *this.bytes, *this.empty);
-            }
+            finish(this.record, this.sinks, *this.bytes, *this.empty);
         }
     }
 }
 
 impl<B: Body> LoggedBody<B> {
-    /// Wraps `inner`; `record` is `None` when no sink wants it.
-    pub fn new(inner: B, record: Option<(AccessRecord, Arc<RecordSinks>)>) -> Self {
+    /// Wraps `inner`; `record` is `None` when no sink wants it (`sinks` is then not used).
+    pub fn new(inner: B, record: Option<AccessRecord>, sinks: &Arc<RecordSinks>) -> Self {
         Self {
             empty: inner.is_end_stream(),
             inner,
             bytes: 0,
+            sinks: record.is_some().then(|| sinks.clone()),
             record,
         }
     }
 }
 
-fn finish(mut record: AccessRecord, sinks: &RecordSinks, bytes: u64, complete: bool) {
+/// Completes the record in `slot` (if it is still there) and hands it to the sinks, leaving
+/// `None`: the span is ended from the record where it lies, and the access log moves it
+/// straight from `slot` into its buffer.
+fn finish(
+    slot: &mut Option<AccessRecord>,
+    sinks: &Option<Arc<RecordSinks>>,
+    bytes: u64,
+    complete: bool,
+) {
+    let (Some(record), Some(sinks)) = (slot.as_mut(), sinks) else {
+        return;
+    };
     // The one clock read of the end: the writer derives the wall-clock time from it.
     record.finished = Instant::now();
     record.bytes_out = bytes;
     record.complete = complete;
     // The span ends at the same moment as the record (and with the same duration).
     if let Some(spans) = &sinks.spans {
-        spans.end(&record);
+        spans.end(record);
     }
-    if let Some(log) = &sinks.log {
-        log.send(record);
+    match &sinks.log {
+        Some(log) => log.send_from(slot),
+        None => *slot = None,
     }
 }
 
@@ -347,16 +385,10 @@ where
                 }
                 // hyper stops polling a body that reports its end, so log it now.
                 if this.inner.is_end_stream() {
-                    if let Some((record, log)) = this.record.take() {
-                        finish(record, &log, *this.bytes, true);
-                    }
+                    finish(this.record, this.sinks, *this.bytes, true);
                 }
             }
-            Poll::Ready(None) => {
-                if let Some((record, log)) = this.record.take() {
-                    finish(record, &log, *this.bytes, true);
-                }
-            }
+            Poll::Ready(None) => finish(this.record, this.sinks, *this.bytes, true),
             _ => {}
         }
         polled

@@ -25,7 +25,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::format::{LineWriter, RouteTemplates, WallClock};
-use super::AccessRecord;
+use super::{AccessRecord, RouteTable};
 use crate::config::AccessLogFormat;
 use crate::model::GatewayModel;
 
@@ -217,7 +217,8 @@ impl AccessLog {
     ) -> std::io::Result<(Arc<AccessLog>, AccessLogWriter)> {
         let shared = Arc::new(Shared::new(threads));
         let (done_tx, done) = mpsc::sync_channel(1);
-        let lines = LineWriter::new(RouteTemplates::new(model, |_api, template| template));
+        let lines = LineWriter::new(RouteTemplates::new(model, |_api, template| template))
+            .with_methods(&RouteTable::methods(model));
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("access-log".into())
@@ -249,17 +250,25 @@ impl AccessLog {
     /// Appends `record` to the calling thread's buffer, or drops and counts it when that is
     /// full. Wakes the writer only when the buffer reaches half its share or the writer sleeps.
     pub fn send(&self, record: AccessRecord) {
+        self.send_from(&mut Some(record));
+    }
+
+    /// [`AccessLog::send`] of the record in `slot`, moved from there into the buffer (the one
+    /// move of a finished record), leaving `None`.
+    pub fn send_from(&self, slot: &mut Option<AccessRecord>) {
         let Some(buffer) = self.shared.own_buffer() else {
+            *slot = None;
             return;
         };
         let mut records = buffer.lock();
         let queued = records.len() + 1;
         if queued > self.share {
             drop(records);
+            *slot = None;
             self.drops.count();
             return;
         }
-        records.push(record);
+        records.extend(slot.take());
         drop(records);
         // Paired with the writer's store before its last look at the buffers (SeqCst, and
         // the buffer's lock): either it sees this record before it sleeps, or this sees it
