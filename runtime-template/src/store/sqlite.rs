@@ -36,6 +36,59 @@ fn db_error(path: &Path, e: rusqlite::Error) -> BackendError {
     BackendError(format!("consumer store {}: {e}", path.display()))
 }
 
+/// How long opening waits for other processes that hold the file's locks (another gateway of
+/// the project starting, a `micro-gw consumers` command writing), in total.
+const OPEN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens a connection and brings the file to the settings and schema this backend needs.
+///
+/// SQLite answers `SQLITE_BUSY` at once, without waiting out the busy timeout, when waiting could
+/// deadlock: a connection that read the file and now needs to write it while another does the
+/// same (switching a new file to WAL, creating the table), or a WAL file being recovered. Two
+/// gateways of one project started together hit that on the shared file, so the whole sequence is
+/// tried again, with short pauses, for up to [`OPEN_PATIENCE`]; any other error is returned as is.
+fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let deadline = std::time::Instant::now() + OPEN_PATIENCE;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match try_open_connection(path) {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn try_open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    // WAL: readers never block the writer, and a torn write is rolled back on open. The mode is
+    // kept in the file, so it is set once (setting it needs the file to itself).
+    let mode: String = connection.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    // synchronous=FULL: a commit is on disk before it returns (not only at checkpoints).
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.execute_batch(SCHEMA)?;
+    Ok(connection)
+}
+
+/// `SQLITE_BUSY` or `SQLITE_LOCKED`, with any extended code.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 impl SqliteBackend {
     /// Opens (creating when missing, with its folder) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, BackendError> {
@@ -47,27 +100,7 @@ impl SqliteBackend {
                 ))
             })?;
         }
-        let connection = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| db_error(path, e))?;
-        connection
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| db_error(path, e))?;
-        // WAL: readers never block the writer, and a torn write is rolled back on open.
-        // synchronous=FULL: a commit is on disk before it returns (not only at checkpoints).
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| db_error(path, e))?;
-        connection
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(|e| db_error(path, e))?;
-        connection
-            .execute_batch(SCHEMA)
-            .map_err(|e| db_error(path, e))?;
+        let connection = open_connection(path).map_err(|e| db_error(path, e))?;
         Ok(Self {
             connection: Mutex::new(connection),
             path: path.to_path_buf(),
@@ -112,8 +145,10 @@ impl Backend for SqliteBackend {
             .connection
             .lock()
             .map_err(|_| BackendError("consumer store lock poisoned".into()))?;
+        // IMMEDIATE: the write lock is taken first, waiting out the busy timeout, rather than a
+        // read upgraded to a write, which another process's commit would fail at once.
         let transaction = connection
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| db_error(&self.path, e))?;
         for write in writes {
             match write {
@@ -173,6 +208,42 @@ mod tests {
             docs,
             vec![(Kind::User, "u1".into(), "{\"username\":\"ann\"}".into())]
         );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Gateways of one project started together open the same new file at once: every one of
+    /// them gets it (the e2e rate-limit suite starts several; one was refused with "database is
+    /// locked" before opening retried).
+    #[test]
+    fn processes_opening_one_new_file_together_all_get_it() {
+        let dir = tempfile_dir();
+        for round in 0..20 {
+            let path = dir.join(format!("c{round}.db"));
+            let start = std::sync::Arc::new(std::sync::Barrier::new(6));
+            let openers: Vec<_> = (0..6)
+                .map(|i| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let backend = SqliteBackend::open(&path)?;
+                        backend.apply(&[Write::Put {
+                            kind: Kind::Scope,
+                            id: format!("s{i}"),
+                            doc: "true".into(),
+                        }])?;
+                        backend.load().map(|docs| docs.len())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let seen = opener
+                    .join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("round {round}: {e}"));
+                assert!((1..=6).contains(&seen));
+            }
+            assert_eq!(SqliteBackend::open(&path).unwrap().load().unwrap().len(), 6);
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 
