@@ -841,10 +841,12 @@ impl Consumers {
             },
         );
         if kind.is_keyed() {
-            doc.insert(
-                "keySecretHmac".into(),
-                Value::String(hex(&self.digest(&secret))),
-            );
+            let digest = self.digest(&secret).ok_or_else(|| {
+                ConsumerError::Unavailable(
+                    "cannot hash the secret: HMAC tag of the wrong size".into(),
+                )
+            })?;
+            doc.insert("keySecretHmac".into(), Value::String(hex(&digest)));
         } else {
             let hash = bcrypt::hash(&secret, self.bcrypt_cost)
                 .map_err(|e| ConsumerError::Unavailable(format!("cannot hash the secret: {e}")))?;
@@ -887,7 +889,16 @@ impl Consumers {
             .unwrap_or_default()
             .to_string();
         let _writer = self.lock_writer();
-        let mut doc = (*self.read().credentials[&(kind, id.clone())].doc).clone();
+        // Looked up again under the writer lock: a removal (here, or from another replica
+        // through `apply_remote`) may have come in between.
+        let mut doc = match self.read().credentials.get(&(kind, id.clone())) {
+            Some(entry) => (*entry.doc).clone(),
+            None => {
+                return Err(ConsumerError::NotFound(format!(
+                    "Credential not found: {id}"
+                )))
+            }
+        };
         doc.insert("passwordHash".into(), Value::String(hash.to_string()));
         self.commit(vec![(
             Kind::Credential,
@@ -1011,8 +1022,10 @@ impl Consumers {
         let doc = self.stored_credential(kind, id)?;
         if kind.is_keyed() {
             let stored = records::text(&doc, "keySecretHmac").unwrap_or_default();
-            let given = hex(&self.digest(secret));
-            return Ok(bool::from(stored.as_bytes().ct_eq(given.as_bytes())));
+            let Some(given) = self.digest(secret) else {
+                return Ok(false);
+            };
+            return Ok(bool::from(stored.as_bytes().ct_eq(hex(&given).as_bytes())));
         }
         let stored = records::text(&doc, "passwordHash").unwrap_or_default();
         if secret.starts_with("$2") {
@@ -1103,10 +1116,11 @@ impl Consumers {
 
     // ---- the request path ----
 
-    fn digest(&self, secret: &str) -> [u8; 32] {
+    /// The keyed HMAC-SHA256 of a key-auth secret. `None` only if the tag were not 32 bytes
+    /// (HMAC-SHA256's always are): callers then refuse, never compare a stand-in value.
+    fn digest(&self, secret: &str) -> Option<[u8; 32]> {
         let tag = ring::hmac::sign(&self.keyed, secret.as_bytes());
-        // HMAC-SHA256 tags are 32 bytes.
-        tag.as_ref().try_into().unwrap_or([0; 32])
+        tag.as_ref().try_into().ok()
     }
 
     /// Key-auth (EG `lib/policies/key-auth`): the credential `key_id` must exist, be active,
@@ -1118,7 +1132,9 @@ impl Consumers {
         secret: &str,
         endpoint_scopes: &[String],
     ) -> KeyAuthOutcome {
-        let digest = self.digest(secret);
+        let Some(digest) = self.digest(secret) else {
+            return KeyAuthOutcome::Unauthorized;
+        };
         let state = self.read();
         let Some(entry) = state.credential(CredentialType::KeyAuth, key_id) else {
             return KeyAuthOutcome::Unauthorized;
