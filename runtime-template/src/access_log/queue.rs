@@ -61,7 +61,7 @@ impl Buffer {
 /// What the request side and the writer share.
 #[derive(Debug)]
 struct Shared {
-    /// A power of two of them, so a thread finds its own with a mask.
+    /// One per thread that serves requests; a thread's is its number modulo their count.
     buffers: Box<[Buffer]>,
     /// The writer sleeps until a record arrives (it found nothing for [`IDLE_TICKS`] rounds).
     asleep: AtomicBool,
@@ -70,12 +70,10 @@ struct Shared {
 }
 
 impl Shared {
-    /// `count` buffers, rounded up to a power of two.
+    /// `count` buffers (at least one).
     fn new(count: usize) -> Self {
         Self {
-            buffers: (0..count.max(1).next_power_of_two())
-                .map(|_| Buffer::default())
-                .collect(),
+            buffers: (0..count.max(1)).map(|_| Buffer::default()).collect(),
             asleep: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         }
@@ -83,7 +81,11 @@ impl Shared {
 
     /// The buffer of the calling thread.
     fn own_buffer(&self) -> Option<&Buffer> {
-        self.buffers.get(thread_number() & (self.buffers.len() - 1))
+        // Exactly as many buffers as threads, so each gets `access_log_queue / threads`: a
+        // power of two with a mask would leave buffers no thread uses and shrink the others'
+        // share (9 threads, 16 buffers: 56 % of the queue usable). One division per record.
+        self.buffers
+            .get(thread_number().checked_rem(self.buffers.len())?)
     }
 
     /// Whether no buffer holds a record.
@@ -136,6 +138,8 @@ impl Drop for AccessLog {
 #[derive(Debug)]
 pub struct Drops {
     capacity: usize,
+    /// Records one thread's buffer may hold (`capacity` shared by the threads).
+    share: usize,
     /// Every drop since start-up.
     total: AtomicU64,
     /// Drops not yet reported in a warning.
@@ -146,9 +150,10 @@ pub struct Drops {
 }
 
 impl Drops {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, share: usize) -> Self {
         Self {
             capacity,
+            share,
             total: AtomicU64::new(0),
             unreported: AtomicU64::new(0),
             last_report_ms: AtomicU64::new(0),
@@ -181,8 +186,9 @@ impl Drops {
         let dropped = self.unreported.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             tracing::warn!(
-                "access log: {dropped} line(s) dropped because the queue was full (log.access_log_queue = {}; {} dropped since start-up): standard output is not read fast enough",
+                "access log: {dropped} line(s) dropped because the queue was full (log.access_log_queue = {}, {} per thread; {} dropped since start-up): standard output is not read fast enough",
                 self.capacity,
+                self.share,
                 self.total.load(Ordering::Relaxed)
             );
         }
@@ -229,7 +235,7 @@ impl AccessLog {
             .thread()
             .clone();
         let share = capacity.max(1).div_ceil(shared.buffers.len());
-        let drops = Arc::new(Drops::new(capacity));
+        let drops = Arc::new(Drops::new(capacity, share));
         let log = Arc::new(AccessLog {
             shared,
             share,
@@ -535,7 +541,7 @@ mod tests {
             shared: Arc::new(Shared::new(1)),
             share: 6,
             half: 3,
-            drops: Arc::new(Drops::new(6)),
+            drops: Arc::new(Drops::new(6, 6)),
             writer: std::thread::current(),
         };
         log.send(record(1));
@@ -565,7 +571,7 @@ mod tests {
     #[test]
     fn threads_keep_their_buffer_and_spread_over_the_buffers() {
         let shared = Shared::new(3);
-        assert_eq!(shared.buffers.len(), 4, "a power of two");
+        assert_eq!(shared.buffers.len(), 3, "one per thread");
         let mine = shared.own_buffer().map(|b| b as *const Buffer);
         assert_eq!(mine, shared.own_buffer().map(|b| b as *const Buffer));
         let numbers: Vec<usize> = (0..4)
@@ -574,6 +580,20 @@ mod tests {
         for pair in numbers.windows(2) {
             assert_ne!(pair[0], pair[1], "{numbers:?}");
         }
+    }
+
+    /// The whole queue is usable: 9 threads (8 workers and the admin listener's) get a ninth
+    /// each, not a sixteenth (the buffers were a power of two).
+    #[test]
+    fn the_queue_is_shared_by_exactly_the_threads() {
+        let gate = Gate::default();
+        gate.open();
+        let (log, writer) =
+            AccessLog::start_with(AccessLogFormat::Json, 8192, 9, &model(), gate).unwrap();
+        assert_eq!(log.shared.buffers.len(), 9);
+        assert_eq!(log.share, 911, "8192 / 9, rounded up");
+        drop(log);
+        assert!(writer.finish(Duration::from_secs(2)));
     }
 
     #[test]
