@@ -91,7 +91,7 @@ impl LineWriter {
     /// number of the same value (`0.61`, `12.0`).
     pub fn json(&mut self, out: &mut Vec<u8>, record: &AccessRecord) {
         self.clock
-            .write_json_head(out, self.wall.at(record.finished));
+            .write_json_head(out, self.wall.since_epoch(record.finished));
         push_ip(out, record.client);
         let route = record.route.and_then(|r| self.routes.get(r));
         match route.and_then(|r| r.joined.as_ref()) {
@@ -109,15 +109,15 @@ impl LineWriter {
                 }
             }
         }
-        out.extend_from_slice(b",\"path\":");
-        push_json_bytes(out, record.path.as_bytes());
-        out.extend_from_slice(b",\"status\":");
-        push_u64(out, u64::from(record.status.as_u16()));
-        out.extend_from_slice(if record.complete {
-            b",\"complete\":true,\"bytes_out\":"
-        } else {
-            b",\"complete\":false,\"bytes_out\":"
-        });
+        out.extend_from_slice(b",\"path\":\"");
+        let path = record.path.as_bytes();
+        match record.path.padded() {
+            // A short target is copied with its padding, a copy of a fixed size, then cut.
+            Some(padded) if is_plain(path) => push_cut(out, padded, path.len()),
+            _ => push_json_content(out, path),
+        }
+        // The path's closing quote, the status and the `complete` member in one piece.
+        push_status_members(out, record.status.as_u16(), record.complete);
         push_u64(out, record.bytes_out);
         out.extend_from_slice(b",\"total_ms\":");
         push_json_millis(out, micros(record.total()));
@@ -132,10 +132,8 @@ impl LineWriter {
             out.extend_from_slice(b",\"consumer\":");
             push_json_str(out, consumer);
         }
-        if let Some(id) = record.trace_id() {
-            out.extend_from_slice(b",\"trace_id\":\"");
-            push_hex(out, &id);
-            out.push(b'"');
+        if let Some(trace) = &record.trace {
+            push_trace_member(out, trace.trace_id.0);
         }
         if let Some(side) = record.error_side() {
             out.extend_from_slice(b",\"error\":\"");
@@ -164,8 +162,11 @@ impl LineWriter {
     /// milliseconds as Rust's `{:.2}` prints the three-decimal value, the consumer as
     /// `str::escape_debug`.
     pub fn text(&mut self, out: &mut Vec<u8>, record: &AccessRecord) {
-        self.clock
-            .write(out, self.wall.at(record.finished), Fraction::Micros);
+        self.clock.write(
+            out,
+            self.wall.since_epoch(record.finished),
+            Fraction::Micros,
+        );
         out.extend_from_slice(b"Z  INFO access: ");
         push_ip(out, record.client);
         out.push(b' ');
@@ -194,8 +195,8 @@ impl LineWriter {
             None => out.push(b'-'),
         }
         out.extend_from_slice(b" trace=");
-        match &record.trace_id() {
-            Some(id) => push_hex(out, id),
+        match &record.trace {
+            Some(trace) => out.extend_from_slice(&trace_hex(trace.trace_id.0)),
             None => out.push(b'-'),
         }
         out.push(b'\n');
@@ -212,16 +213,11 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// `micros` as milliseconds in the shortest JSON number: `1234.567`, `0.61`, `12.0` (what
-/// `serde_json` wrote for the `f64` of the same value).
+/// `serde_json` wrote for the `f64` of the same value). Made on the stack and appended in one
+/// copy of a fixed size, then cut to its length.
 fn push_json_millis(out: &mut Vec<u8>, micros: u64) {
-    push_u64(out, micros / 1000);
+    let (mut text, len) = decimal(micros / 1000);
     let fraction = (micros % 1000) as u32;
-    let digits = [
-        b'.',
-        b'0' + (fraction / 100) as u8,
-        b'0' + (fraction / 10 % 10) as u8,
-        b'0' + (fraction % 10) as u8,
-    ];
     // Trailing zeros go, but one digit always stays (`12.0`).
     let keep = if fraction.is_multiple_of(100) {
         2
@@ -230,7 +226,15 @@ fn push_json_millis(out: &mut Vec<u8>, micros: u64) {
     } else {
         4
     };
-    out.extend_from_slice(&digits[..keep]);
+    if let Some(at) = text.get_mut(len..len + 4) {
+        at.copy_from_slice(&[
+            b'.',
+            b'0' + (fraction / 100) as u8,
+            b'0' + (fraction / 10 % 10) as u8,
+            b'0' + (fraction % 10) as u8,
+        ]);
+    }
+    push_cut(out, &text, len + keep);
 }
 
 /// `micros` as milliseconds with two decimals, as `format!("{:.2}", micros as f64 / 1000.0)`
@@ -255,40 +259,68 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
-/// `value` in decimal: below 1000 a digit at a time, larger ones made on the stack two
-/// digits at a time, then appended at once.
-fn push_u64(out: &mut Vec<u8>, mut value: u64) {
-    if value < 1000 {
-        // Octets, statuses, most milliseconds: no loop, no copy of a variable length.
-        let v = value as u32;
-        if v >= 100 {
-            out.push(b'0' + (v / 100) as u8);
-        }
-        if v >= 10 {
-            out.push(b'0' + (v / 10 % 10) as u8);
-        }
-        out.push(b'0' + (v % 10) as u8);
-        return;
-    }
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    while value >= 10 {
+/// Room for the decimal digits of a `u64` (at most 20) and the point and three decimals of
+/// [`push_json_millis`].
+const DECIMAL: usize = 24;
+
+/// `value` in decimal, made on the stack two digits at a time: the text (left-aligned) and
+/// its length.
+fn decimal(mut value: u64) -> ([u8; DECIMAL], usize) {
+    let len = value.checked_ilog10().map_or(1, |log| log as usize + 1);
+    let mut text = [b'0'; DECIMAL];
+    let mut at = len;
+    while at >= 2 {
+        at -= 2;
         let pair = (value % 100) as usize * 2;
         value /= 100;
-        at = at.saturating_sub(2);
-        if let (Some(to), Some(from)) =
-            (digits.get_mut(at..at + 2), DIGIT_PAIRS.get(pair..pair + 2))
+        if let (Some(to), Some(from)) = (text.get_mut(at..at + 2), DIGIT_PAIRS.get(pair..pair + 2))
         {
             to.copy_from_slice(from);
         }
     }
-    if value > 0 {
-        at = at.saturating_sub(1);
-        if let Some(digit) = digits.get_mut(at) {
-            *digit = b'0' + value as u8;
-        }
+    if at == 1 {
+        text[0] = b'0' + value as u8;
     }
-    out.extend_from_slice(digits.get(at..).unwrap_or_default());
+    (text, len)
+}
+
+/// The first `len` bytes of `text`, appended as one copy of its whole fixed size and then cut
+/// (a fixed-size copy is a few moves; a copy of a variable length is a call).
+fn push_cut<const N: usize>(out: &mut Vec<u8>, text: &[u8; N], len: usize) {
+    let end = out.len() + len.min(N);
+    out.extend_from_slice(text);
+    out.truncate(end);
+}
+
+/// `value` in decimal.
+fn push_u64(out: &mut Vec<u8>, value: u64) {
+    let (text, len) = decimal(value);
+    push_cut(out, &text, len);
+}
+
+/// The path's closing quote, the status and the opening of `bytes_out`:
+/// `","status":200,"complete":true,"bytes_out":` (or `…"complete":false…`), one piece with the
+/// status's three digits put in.
+fn push_status_members(out: &mut Vec<u8>, status: u16, complete: bool) {
+    const COMPLETE: &[u8; 43] = b"\",\"status\":000,\"complete\":true,\"bytes_out\":";
+    const ABORTED: &[u8; 44] = b"\",\"status\":000,\"complete\":false,\"bytes_out\":";
+    // Where the digits go (after `","status":`); a status has three (`http` keeps it in
+    // 100..=999).
+    const AT: usize = 11;
+    let digits = [
+        b'0' + (status / 100 % 10) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ];
+    if complete {
+        let mut piece = *COMPLETE;
+        piece[AT..AT + 3].copy_from_slice(&digits);
+        out.extend_from_slice(&piece);
+    } else {
+        let mut piece = *ABORTED;
+        piece[AT..AT + 3].copy_from_slice(&digits);
+        out.extend_from_slice(&piece);
+    }
 }
 
 /// `value` (below `10^width`, `width` at most 20) in exactly `width` decimal digits, zeros
@@ -343,7 +375,8 @@ fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
                 }
                 len += count + 1;
             }
-            out.extend_from_slice(text.get(..len - 1).unwrap_or_default());
+            // Without the dot after the last octet.
+            push_cut(out, &text, len - 1);
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
@@ -351,28 +384,46 @@ fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     }
 }
 
-/// Each byte's two lower-case hex digits.
-const HEX_PAIRS: [[u8; 2]; 256] = hex_pairs();
-
-const fn hex_pairs() -> [[u8; 2]; 256] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut table = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        table[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
-        i += 1;
+/// The 16 lower-case hex digits of `value`, most significant first: each nibble spread to a
+/// byte of its own, then all eight of a half turned into digits at once.
+fn hex_u64(value: u64) -> [u8; 16] {
+    /// Four bytes' eight nibbles, one per byte, the most significant in the highest byte.
+    fn spread(half: u32) -> u64 {
+        let x = u64::from(half);
+        let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+        let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+        (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f
     }
-    table
+    /// Each byte (a nibble, 0 to 15) as its hex digit: `'0' + n`, and `'a' - '0' - 10` more
+    /// when n is 10 or above (n + 6 then carries into bit 4).
+    fn digits(nibbles: u64) -> [u8; 8] {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        let letters = ((nibbles + ONES * 6) >> 4) & ONES;
+        (nibbles + ONES * u64::from(b'0') + letters * u64::from(b'a' - b'0' - 10)).to_be_bytes()
+    }
+    let high = digits(spread((value >> 32) as u32));
+    let low = digits(spread(value as u32));
+    let mut text = [0u8; 16];
+    text[..8].copy_from_slice(&high);
+    text[8..].copy_from_slice(&low);
+    text
 }
 
-/// A W3C trace id as 32 lower-case hex digits (made in place, a byte's two digits from a
-/// table, then appended at once).
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8; 16]) {
+/// A W3C trace id as 32 lower-case hex digits.
+fn trace_hex(id: u128) -> [u8; 32] {
     let mut text = [0u8; 32];
-    for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
-    }
-    out.extend_from_slice(&text);
+    text[..16].copy_from_slice(&hex_u64((id >> 64) as u64));
+    text[16..].copy_from_slice(&hex_u64(id as u64));
+    text
+}
+
+/// `,"trace_id":"<32 hex digits>"`, one piece.
+fn push_trace_member(out: &mut Vec<u8>, id: u128) {
+    const OPENING: &[u8; 13] = b",\"trace_id\":\"";
+    let mut piece = [b'"'; 13 + 32 + 1];
+    piece[..13].copy_from_slice(OPENING);
+    piece[13..13 + 32].copy_from_slice(&trace_hex(id));
+    out.extend_from_slice(&piece);
 }
 
 /// The end of the client's member and the method's, for a common method
@@ -407,33 +458,48 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
 /// [`push_json_str`] of UTF-8 text given as its bytes (bytes of 0x80 and above are copied as
 /// they are, so the output is UTF-8 when the input is).
 fn push_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
-    // Most strings need no escape: find the first byte that may, eight bytes at a time.
-    let mut plain = 0;
+    push_json_content(out, bytes);
+    out.push(b'"');
+}
+
+/// [`push_json_bytes`] without the quotes: the string's characters, escaped.
+fn push_json_content(out: &mut Vec<u8>, bytes: &[u8]) {
+    if is_plain(bytes) {
+        out.extend_from_slice(bytes);
+    } else {
+        push_escaped(out, bytes);
+    }
+}
+
+/// Whether no byte of `bytes` needs an escape (most strings): tested eight bytes at a time,
+/// the last few too (the string's last eight, which overlap bytes already tested, when it has
+/// eight; else the few padded with a byte that needs no escape). A rare false alarm (see
+/// [`may_need_escape`]) only sends the string to [`push_escaped`].
+fn is_plain(bytes: &[u8]) -> bool {
     let chunks = bytes.chunks_exact(8);
     let tail = chunks.remainder();
     for chunk in chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        if may_need_escape(word) {
-            break;
-        }
-        plain += 8;
-    }
-    if plain + tail.len() == bytes.len() {
-        // The last few bytes, padded with a byte that needs no escape, in one test too.
-        let mut last = [b'a'; 8];
-        if let Some(head) = last.get_mut(..tail.len()) {
-            head.copy_from_slice(tail);
-        }
-        if !may_need_escape(u64::from_le_bytes(last)) {
-            out.extend_from_slice(bytes);
-            out.push(b'"');
-            return;
+        if may_need_escape(u64::from_le_bytes(chunk.try_into().unwrap_or_default())) {
+            return false;
         }
     }
-    out.extend_from_slice(bytes.get(..plain).unwrap_or_default());
-    let bytes = bytes.get(plain..).unwrap_or_default();
+    let last = match bytes.len().checked_sub(8).and_then(|at| bytes.get(at..)) {
+        Some(last) => last.try_into().unwrap_or_default(),
+        None => {
+            let mut last = [b'a'; 8];
+            if let Some(head) = last.get_mut(..tail.len()) {
+                head.copy_from_slice(tail);
+            }
+            last
+        }
+    };
+    !may_need_escape(u64::from_le_bytes(last))
+}
+
+/// [`push_json_content`] a byte at a time, escaping those that need it.
+fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut plain = 0;
     for (i, &byte) in bytes.iter().enumerate() {
         let escape: &[u8] = match byte {
@@ -458,7 +524,6 @@ fn push_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
         plain = i + 1;
     }
     out.extend_from_slice(bytes.get(plain..).unwrap_or_default());
-    out.push(b'"');
 }
 
 /// Whether any of the eight bytes of `word` may be a control character, `"` or `\\`: never
@@ -484,6 +549,8 @@ fn may_need_escape(word: u64) -> bool {
 pub struct WallClock {
     instant: Instant,
     wall: SystemTime,
+    /// `wall` as time since the Unix epoch (`None`: the system clock says a time before it).
+    since_epoch: Option<Duration>,
 }
 
 impl WallClock {
@@ -494,7 +561,11 @@ impl WallClock {
 
     /// `wall` is the wall-clock time at `instant`.
     pub fn at_instant(instant: Instant, wall: SystemTime) -> Self {
-        Self { instant, wall }
+        Self {
+            instant,
+            wall,
+            since_epoch: wall.duration_since(UNIX_EPOCH).ok(),
+        }
     }
 
     /// The wall-clock time at `instant` (before or after the clocks were read).
@@ -505,6 +576,22 @@ impl WallClock {
                 .wall
                 .checked_sub(self.instant.duration_since(instant))
                 .unwrap_or(UNIX_EPOCH),
+        }
+    }
+
+    /// [`WallClock::at`] as time since the Unix epoch (zero for a time before it): one
+    /// subtraction of `Instant`s, the rest in integers. A record ended before the clocks were
+    /// read (they are read when the writer's round begins), so that case comes first.
+    pub fn since_epoch(&self, instant: Instant) -> Duration {
+        let Some(wall) = self.since_epoch else {
+            return self
+                .at(instant)
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+        };
+        match self.instant.checked_duration_since(instant) {
+            Some(before) => wall.checked_sub(before).unwrap_or_default(),
+            None => wall.saturating_add(instant.duration_since(self.instant)),
         }
     }
 }
@@ -563,10 +650,9 @@ impl SecondClock {
         self.json = json.try_into().ok();
     }
 
-    /// Appends `time` with the fraction's digits (the `Z` that follows is the caller's, written
-    /// with what comes next).
-    fn write(&mut self, out: &mut Vec<u8>, time: SystemTime, fraction: Fraction) {
-        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    /// Appends the time `since` the Unix epoch with the fraction's digits (the `Z` that follows
+    /// is the caller's, written with what comes next).
+    fn write(&mut self, out: &mut Vec<u8>, since: Duration, fraction: Fraction) {
         self.set_second(since.as_secs());
         out.extend_from_slice(self.text.as_bytes());
         out.push(b'.');
@@ -577,10 +663,9 @@ impl SecondClock {
         }
     }
 
-    /// Appends the JSON line's opening for `time`: `{"time":"2026-12-01T10:39:15.123Z","client":"`
-    /// (one copy of a fixed size per line).
-    fn write_json_head(&mut self, out: &mut Vec<u8>, time: SystemTime) {
-        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    /// Appends the JSON line's opening for the time `since` the Unix epoch:
+    /// `{"time":"2026-12-01T10:39:15.123Z","client":"` (one copy of a fixed size per line).
+    fn write_json_head(&mut self, out: &mut Vec<u8>, since: Duration) {
         self.set_second(since.as_secs());
         match self.json {
             Some(mut opening) => {
@@ -592,7 +677,7 @@ impl SecondClock {
             }
             None => {
                 out.extend_from_slice(b"{\"time\":\"");
-                self.write(out, time, Fraction::Millis);
+                self.write(out, since, Fraction::Millis);
                 out.extend_from_slice(JSON_AFTER_TIME);
             }
         }
@@ -670,6 +755,37 @@ mod tests {
         let early = WallClock::at_instant(now, UNIX_EPOCH);
         if let Some(before) = now.checked_sub(ms) {
             assert!(early.at(before) <= UNIX_EPOCH);
+            assert_eq!(early.since_epoch(before), Duration::ZERO);
+        }
+        // The same times in integers: what `at` gives, as time since the epoch (zero before
+        // it), for an instant before, at and after the reading, and a wall clock before the
+        // epoch.
+        let pre_epoch = WallClock::at_instant(now, UNIX_EPOCH - ms);
+        let near_epoch = WallClock::at_instant(now, UNIX_EPOCH + ms);
+        for clock in [clock, early, pre_epoch, near_epoch] {
+            for offset in [
+                0,
+                1,
+                999,
+                1_000_000,
+                2_999_999,
+                3_000_000,
+                3_000_001,
+                5_000_000_000,
+            ] {
+                let offset = Duration::from_nanos(offset);
+                let instants = [now.checked_sub(offset), Some(now + offset)];
+                for instant in instants.into_iter().flatten() {
+                    assert_eq!(
+                        clock.since_epoch(instant),
+                        clock
+                            .at(instant)
+                            .duration_since(UNIX_EPOCH)
+                            .unwrap_or_default(),
+                        "{clock:?} {offset:?}"
+                    );
+                }
+            }
         }
     }
 
@@ -681,7 +797,8 @@ mod tests {
 
     fn time(at: SystemTime, fraction: Fraction) -> String {
         let mut out = Vec::new();
-        SecondClock::default().write(&mut out, at, fraction);
+        let since = at.duration_since(UNIX_EPOCH).unwrap();
+        SecondClock::default().write(&mut out, since, fraction);
         out.push(b'Z');
         String::from_utf8(out).unwrap()
     }
@@ -719,7 +836,11 @@ mod tests {
             midnight + Duration::from_millis(1000),
             midnight - Duration::from_millis(2),
         ] {
-            clock.write(&mut out, at, Fraction::Millis);
+            clock.write(
+                &mut out,
+                at.duration_since(UNIX_EPOCH).unwrap(),
+                Fraction::Millis,
+            );
             out.extend_from_slice(b"Z ");
         }
         assert_eq!(
@@ -747,7 +868,7 @@ mod tests {
             midnight + Duration::from_millis(456),
         ] {
             let mut out = Vec::new();
-            clock.write_json_head(&mut out, at);
+            clock.write_json_head(&mut out, at.duration_since(UNIX_EPOCH).unwrap());
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 format!(
@@ -810,8 +931,14 @@ mod tests {
         for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}"] {
             for at in 0..=24 {
                 texts.push(format!("{}{special}é{}", "a".repeat(at), "b".repeat(16)));
+                // In the last eight bytes, the string's length every remainder of eight.
+                texts.push(format!("{}{special}", "a".repeat(at)));
+                texts.push(format!("{}{special}b", "a".repeat(at)));
+                texts.push(format!("{}{special}{}", "a".repeat(at), "b".repeat(6)));
             }
         }
+        // Plain strings of every length up to 40 (the scan's words, the last word's overlap).
+        texts.extend((0..=40).map(|len| "/p".repeat(len).chars().take(len).collect()));
         texts.push(String::new());
         for text in texts {
             let mut out = Vec::new();
@@ -839,11 +966,40 @@ mod tests {
 
     #[test]
     fn trace_ids_are_lower_case_hex() {
-        let mut out = Vec::new();
-        let id: [u8; 16] = std::array::from_fn(|i| (i * 17) as u8);
-        push_hex(&mut out, &id);
-        let expected: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        let ids = [
+            0,
+            u128::MAX,
+            0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+            u128::from_be_bytes(std::array::from_fn(|i| (i * 17) as u8)),
+        ];
+        // Every nibble value at every position.
+        let nibbles = (0..32u32).flat_map(|at| (0..16u128).map(move |n| n << (4 * at)));
+        for id in ids.into_iter().chain(nibbles) {
+            assert_eq!(
+                String::from_utf8(trace_hex(id).to_vec()).unwrap(),
+                format!("{id:032x}")
+            );
+            let mut out = Vec::new();
+            push_trace_member(&mut out, id);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!(",\"trace_id\":\"{id:032x}\"")
+            );
+        }
+    }
+
+    #[test]
+    fn the_status_piece_is_the_members_written_one_by_one() {
+        for status in 100..=999u16 {
+            for complete in [true, false] {
+                let mut out = Vec::new();
+                push_status_members(&mut out, status, complete);
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    format!("\",\"status\":{status},\"complete\":{complete},\"bytes_out\":")
+                );
+            }
+        }
     }
 
     #[test]
@@ -904,6 +1060,27 @@ mod tests {
         assert_eq!(v["consumer"], "app-1");
         assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(v["error"], "upstream");
+    }
+
+    #[test]
+    fn paths_short_and_long_plain_and_escaped() {
+        let long = "/long".repeat(20);
+        let paths = [
+            "/",
+            "/bench/bytes/1024",
+            "/a\"b\\c",
+            long.as_str(),
+            &format!("{long}\"\n"),
+            &"x".repeat(62),
+            &"x".repeat(63),
+            &format!("{}\u{1}", "x".repeat(61)),
+        ];
+        for path in paths {
+            let r = record(path);
+            let mut out = Vec::new();
+            json(&mut out, &r, RouteTemplates::default());
+            assert_eq!(parse(&out)["path"], path, "{path:?}");
+        }
     }
 
     #[test]
