@@ -27,19 +27,65 @@ pub struct LineWriter {
     routes: RouteTable<RouteMembers>,
     /// The upstream of the last JSON line that had one, and its `,"upstream":"<URL, escaped>"`
     /// (an endpoint's URL is one shared string: most lines name the one before's).
-    upstream: Option<(Arc<str>, Vec<u8>)>,
+    upstream: Option<(Arc<str>, Piece)>,
     clock: SecondClock,
     wall: WallClock,
+}
+
+/// Bytes rendered once and copied into many lines: inline up to [`PIECE`] bytes (copied with
+/// their padding, one copy of a fixed size, then cut), else on the heap.
+#[derive(Debug)]
+enum Piece {
+    Inline { len: u8, bytes: [u8; PIECE] },
+    Heap(Box<[u8]>),
+}
+
+/// No bytes.
+static EMPTY_PIECE: Piece = Piece::Inline {
+    len: 0,
+    bytes: [0; PIECE],
+};
+
+/// The longest [`Piece`] kept inline: a route's method and template, an upstream's URL.
+const PIECE: usize = 64;
+
+impl Piece {
+    fn new(text: &[u8]) -> Self {
+        let mut bytes = [0u8; PIECE];
+        match (bytes.get_mut(..text.len()), u8::try_from(text.len())) {
+            (Some(head), Ok(len)) => {
+                head.copy_from_slice(text);
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(text.into()),
+        }
+    }
+
+    /// Appends the piece to `out`.
+    fn push_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Inline { len, bytes } => push_cut(out, bytes, usize::from(*len)),
+            Self::Heap(bytes) => out.extend_from_slice(bytes),
+        }
+    }
+
+    /// The piece's bytes.
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Self::Heap(bytes) => bytes,
+        }
+    }
 }
 
 /// A route's JSON members, rendered at start-up.
 #[derive(Debug)]
 struct RouteMembers {
     /// `,"route":"<template, escaped>"`.
-    route: Box<[u8]>,
+    route: Piece,
     /// The route's one method (a WSO2 resource's) and the end of the client's member, the
     /// method's and the route's joined: `","method":"GET","route":"<template>"`.
-    joined: Option<(Method, Box<[u8]>)>,
+    joined: Option<(Method, Piece)>,
 }
 
 impl LineWriter {
@@ -47,7 +93,7 @@ impl LineWriter {
     pub fn new(templates: RouteTemplates) -> Self {
         Self {
             routes: templates.map(|template| RouteMembers {
-                route: json_member(b",\"route\":", template).into(),
+                route: Piece::new(&json_member(b",\"route\":", template)),
                 joined: None,
             }),
             upstream: None,
@@ -69,8 +115,8 @@ impl LineWriter {
                     member.joined = method.as_ref().map(|method| {
                         let mut joined = b"\",\"method\":".to_vec();
                         push_json_str(&mut joined, method.as_str());
-                        joined.extend_from_slice(&member.route);
-                        (method.clone(), joined.into())
+                        joined.extend_from_slice(member.route.as_bytes());
+                        (method.clone(), Piece::new(&joined))
                     });
                 }
             }
@@ -95,7 +141,7 @@ impl LineWriter {
         push_ip(out, record.client);
         let route = record.route.and_then(|r| self.routes.get(r));
         match route.and_then(|r| r.joined.as_ref()) {
-            Some((method, joined)) if *method == record.method => out.extend_from_slice(joined),
+            Some((method, joined)) if *method == record.method => joined.push_to(out),
             _ => {
                 match json_method(&record.method) {
                     Some(method) => out.extend_from_slice(method),
@@ -105,7 +151,7 @@ impl LineWriter {
                     }
                 }
                 if let Some(route) = route {
-                    out.extend_from_slice(&route.route);
+                    route.route.push_to(out);
                 }
             }
         }
@@ -122,7 +168,7 @@ impl LineWriter {
         out.extend_from_slice(b",\"total_ms\":");
         push_json_millis(out, micros(record.total()));
         if let Some(upstream) = &record.upstream {
-            out.extend_from_slice(self.upstream_member(upstream));
+            self.upstream_member(upstream).push_to(out);
         }
         if let Some(latency) = record.upstream_latency {
             out.extend_from_slice(b",\"upstream_ms\":");
@@ -145,15 +191,19 @@ impl LineWriter {
 
     /// `,"upstream":"<URL>"` for `upstream`: the last one's, rendered again only when the
     /// upstream is another string (compared by address first, then by text).
-    fn upstream_member(&mut self, upstream: &Arc<str>) -> &[u8] {
+    fn upstream_member(&mut self, upstream: &Arc<str>) -> &Piece {
         let same = self
             .upstream
             .as_ref()
             .is_some_and(|(last, _)| Arc::ptr_eq(last, upstream) || **last == **upstream);
         if !same {
-            self.upstream = Some((upstream.clone(), json_member(b",\"upstream\":", upstream)));
+            let member = Piece::new(&json_member(b",\"upstream\":", upstream));
+            self.upstream = Some((upstream.clone(), member));
         }
-        self.upstream.as_ref().map_or(&[], |(_, member)| member)
+        match &self.upstream {
+            Some((_, member)) => member,
+            None => &EMPTY_PIECE,
+        }
     }
 
     /// Appends `record` as the text line of earlier releases (the `tracing` fmt line on target
@@ -213,26 +263,30 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// `micros` as milliseconds in the shortest JSON number: `1234.567`, `0.61`, `12.0` (what
-/// `serde_json` wrote for the `f64` of the same value). Made on the stack and appended in one
-/// copy of a fixed size, then cut to its length.
+/// `serde_json` wrote for the `f64` of the same value). Made in a word (below 10 s) or on the
+/// stack, appended in one copy of a fixed size, then cut to its length.
 fn push_json_millis(out: &mut Vec<u8>, micros: u64) {
-    let (mut text, len) = decimal(micros / 1000);
+    let millis = micros / 1000;
     let fraction = (micros % 1000) as u32;
-    // Trailing zeros go, but one digit always stays (`12.0`).
-    let keep = if fraction.is_multiple_of(100) {
-        2
-    } else if fraction.is_multiple_of(10) {
+    let [tens, units] = DIGIT_PAIRS_2[(fraction % 100) as usize];
+    // The point and three decimals; trailing zeros go, but one digit always stays (`12.0`).
+    let decimals = [b'.', b'0' + (fraction / 100 % 10) as u8, tens, units];
+    let keep = if units != b'0' {
+        4
+    } else if tens != b'0' {
         3
     } else {
-        4
+        2
     };
+    if millis < 10_000 {
+        let (digits, len) = small_decimal(millis as u32);
+        let text = u64::from(digits) | (u64::from(u32::from_le_bytes(decimals)) << (8 * len));
+        push_cut(out, &text.to_le_bytes(), len + keep);
+        return;
+    }
+    let (mut text, len) = decimal(millis);
     if let Some(at) = text.get_mut(len..len + 4) {
-        at.copy_from_slice(&[
-            b'.',
-            b'0' + (fraction / 100) as u8,
-            b'0' + (fraction / 10 % 10) as u8,
-            b'0' + (fraction % 10) as u8,
-        ]);
+        at.copy_from_slice(&decimals);
     }
     push_cut(out, &text, len + keep);
 }
@@ -258,6 +312,29 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
 4041424344454647484950515253545556575859\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
+
+/// [`DIGIT_PAIRS`] by number.
+const DIGIT_PAIRS_2: [[u8; 2]; 100] = digit_pairs();
+
+const fn digit_pairs() -> [[u8; 2]; 100] {
+    let mut table = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        table[i] = [DIGIT_PAIRS[2 * i], DIGIT_PAIRS[2 * i + 1]];
+        i += 1;
+    }
+    table
+}
+
+/// `value` (below 10,000) in decimal: its digits in a word, the first in the lowest byte (as
+/// `to_le_bytes` lays them out), and how many there are.
+fn small_decimal(value: u32) -> (u32, usize) {
+    let [a, b] = DIGIT_PAIRS_2[(value / 100 % 100) as usize];
+    let [c, d] = DIGIT_PAIRS_2[(value % 100) as usize];
+    let len = 1 + usize::from(value >= 10) + usize::from(value >= 100) + usize::from(value >= 1000);
+    // The leading zeros (the low bytes) shifted out.
+    (u32::from_le_bytes([a, b, c, d]) >> (8 * (4 - len)), len)
+}
 
 /// Room for the decimal digits of a `u64` (at most 20) and the point and three decimals of
 /// [`push_json_millis`].
@@ -294,8 +371,13 @@ fn push_cut<const N: usize>(out: &mut Vec<u8>, text: &[u8; N], len: usize) {
 
 /// `value` in decimal.
 fn push_u64(out: &mut Vec<u8>, value: u64) {
-    let (text, len) = decimal(value);
-    push_cut(out, &text, len);
+    if value < 10_000 {
+        let (digits, len) = small_decimal(value as u32);
+        push_cut(out, &digits.to_le_bytes(), len);
+    } else {
+        let (text, len) = decimal(value);
+        push_cut(out, &text, len);
+    }
 }
 
 /// The path's closing quote, the status and the opening of `bytes_out`:
@@ -335,48 +417,49 @@ fn push_padded(out: &mut Vec<u8>, mut value: u64, width: usize) {
     out.extend_from_slice(digits);
 }
 
-/// Each octet's decimal digits (left-aligned) and how many there are.
-const OCTETS: [([u8; 3], u8); 256] = octet_digits();
+/// Each octet's decimal digits followed by a dot, in a word (the first digit in the lowest
+/// byte, zeros above the dot), and in the bits from 32 up how many bytes that is.
+const OCTETS: [u64; 256] = octet_words();
 
-const fn octet_digits() -> [([u8; 3], u8); 256] {
-    let mut table = [([0u8; 3], 0u8); 256];
+const fn octet_words() -> [u64; 256] {
+    let mut table = [0u64; 256];
     let mut i = 0;
     while i < 256 {
         let n = i as u8;
-        table[i] = if n >= 100 {
-            ([b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10], 3)
+        let (bytes, len) = if n >= 100 {
+            ([b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10, b'.'], 4)
         } else if n >= 10 {
-            ([b'0' + n / 10, b'0' + n % 10, 0], 2)
+            ([b'0' + n / 10, b'0' + n % 10, b'.', 0], 3)
         } else {
-            ([b'0' + n, 0, 0], 1)
+            ([b'0' + n, b'.', 0, 0], 2)
         };
+        table[i] = u32::from_le_bytes(bytes) as u64 | (len << 32);
         i += 1;
     }
     table
 }
 
-/// An IP address as `Display` writes it (IPv4 by hand, an octet's digits from a table: the
-/// common case).
+/// An IP address as `Display` writes it (IPv4 by hand, each octet with its dot from a table:
+/// the common case).
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            // Made in place (at most 15 bytes, and the dot after the last octet), then
-            // appended at once.
+            // Two octets in a word (at most eight bytes with their dots), two words placed
+            // one after the other, then appended at once without the last dot.
+            let [a, b, c, d] = v4.octets().map(|octet| OCTETS[usize::from(octet)]);
+            let pair = |first: u64, second: u64| {
+                let len = (first >> 32) as usize;
+                let word = (first & 0xffff_ffff) | ((second & 0xffff_ffff) << (8 * len));
+                (word, len + (second >> 32) as usize)
+            };
+            let (head, head_len) = pair(a, b);
+            let (tail, tail_len) = pair(c, d);
             let mut text = [0u8; 16];
-            let mut len = 0;
-            for octet in v4.octets() {
-                let (digits, count) = OCTETS[usize::from(octet)];
-                let count = usize::from(count);
-                if let Some(at) = text.get_mut(len..len + 4) {
-                    at.copy_from_slice(&[digits[0], digits[1], digits[2], b'.']);
-                }
-                if let Some(dot) = text.get_mut(len + count) {
-                    *dot = b'.';
-                }
-                len += count + 1;
+            text[..8].copy_from_slice(&head.to_le_bytes());
+            if let Some(at) = text.get_mut(head_len..head_len + 8) {
+                at.copy_from_slice(&tail.to_le_bytes());
             }
-            // Without the dot after the last octet.
-            push_cut(out, &text, len - 1);
+            push_cut(out, &text, head_len + tail_len - 1);
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
@@ -631,10 +714,16 @@ struct SecondClock {
 
 impl SecondClock {
     /// Works out the calendar part of `second`, unless it is the one already shown.
+    #[inline]
     fn set_second(&mut self, second: u64) {
-        if self.second == Some(second) {
-            return;
+        if self.second != Some(second) {
+            self.render_second(second);
         }
+    }
+
+    /// Works out the calendar part of `second`, a new second.
+    #[inline(never)]
+    fn render_second(&mut self, second: u64) {
         let (y, mo, d, h, mi, s) = civil(second);
         self.text.clear();
         let _ = std::fmt::Write::write_fmt(
@@ -1063,6 +1152,19 @@ mod tests {
     }
 
     #[test]
+    fn pieces_inline_and_on_the_heap_append_their_bytes() {
+        for len in [0, 1, 37, PIECE - 1, PIECE, PIECE + 1, 300] {
+            let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let piece = Piece::new(&text);
+            assert_eq!(matches!(piece, Piece::Inline { .. }), len <= PIECE);
+            assert_eq!(piece.as_bytes(), &text[..]);
+            let mut out = b"x".to_vec();
+            piece.push_to(&mut out);
+            assert_eq!(&out[1..], &text[..]);
+        }
+    }
+
+    #[test]
     fn paths_short_and_long_plain_and_escaped() {
         let long = "/long".repeat(20);
         let paths = [
@@ -1087,7 +1189,7 @@ mod tests {
     fn members_rendered_once_are_what_each_line_would_have_written() {
         let templates = RouteTemplates::from_parts(
             vec![vec!["/a/{id}".into(), "/b/\"q\"\\".into()]],
-            vec![vec!["/eg/*".into()]],
+            vec![vec![format!("/eg/{}*", "long/".repeat(20))]],
         );
         // The WSO2 routes have one method each (their lines join it to the route's member when
         // the request's is that one), the Express Gateway route none.
@@ -1102,7 +1204,10 @@ mod tests {
             Some(first.clone()),
             Some(Arc::from("http://127.0.0.1:8081")),
             None,
-            Some(Arc::from("http://backend/\"x\"")),
+            // Past a piece kept inline.
+            Some(Arc::from(
+                format!("http://backend/\"x\"/{}", "long".repeat(20)).as_str(),
+            )),
             Some(first),
             None,
         ];
@@ -1134,10 +1239,11 @@ mod tests {
             }),
         ];
         let methods = ["GET", "POST", "PATCH", "DELETE", "PURGE", "OPTIONS", "PUT"];
+        let long_template = format!("/eg/{}*", "long/".repeat(20));
         let expected_routes = [
             Some("/a/{id}"),
             Some("/b/\"q\"\\"),
-            Some("/eg/*"),
+            Some(long_template.as_str()),
             None,
             None,
             Some("/a/{id}"),
