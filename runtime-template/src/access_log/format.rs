@@ -256,6 +256,7 @@ impl LineWriter {
 /// A duration in whole microseconds, rounded half up (in integers: the `f64` rounding of
 /// earlier releases gave the same values but for the rare exact half microsecond, which it
 /// could round down).
+#[inline]
 fn micros(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1_000_000)
@@ -265,6 +266,7 @@ fn micros(d: Duration) -> u64 {
 /// `micros` as milliseconds in the shortest JSON number: `1234.567`, `0.61`, `12.0` (what
 /// `serde_json` wrote for the `f64` of the same value). Made in a word (below 10 s) or on the
 /// stack, appended in one copy of a fixed size, then cut to its length.
+#[inline]
 fn push_json_millis(out: &mut Vec<u8>, micros: u64) {
     let millis = micros / 1000;
     let fraction = (micros % 1000) as u32;
@@ -328,6 +330,7 @@ const fn digit_pairs() -> [[u8; 2]; 100] {
 
 /// `value` (below 10,000) in decimal: its digits in a word, the first in the lowest byte (as
 /// `to_le_bytes` lays them out), and how many there are.
+#[inline]
 fn small_decimal(value: u32) -> (u32, usize) {
     let [a, b] = DIGIT_PAIRS_2[(value / 100 % 100) as usize];
     let [c, d] = DIGIT_PAIRS_2[(value % 100) as usize];
@@ -370,6 +373,7 @@ fn push_cut<const N: usize>(out: &mut Vec<u8>, text: &[u8; N], len: usize) {
 }
 
 /// `value` in decimal.
+#[inline]
 fn push_u64(out: &mut Vec<u8>, value: u64) {
     if value < 10_000 {
         let (digits, len) = small_decimal(value as u32);
@@ -383,6 +387,7 @@ fn push_u64(out: &mut Vec<u8>, value: u64) {
 /// The path's closing quote, the status and the opening of `bytes_out`:
 /// `","status":200,"complete":true,"bytes_out":` (or `…"complete":false…`), one piece with the
 /// status's three digits put in.
+#[inline]
 fn push_status_members(out: &mut Vec<u8>, status: u16, complete: bool) {
     const COMPLETE: &[u8; 43] = b"\",\"status\":000,\"complete\":true,\"bytes_out\":";
     const ABORTED: &[u8; 44] = b"\",\"status\":000,\"complete\":false,\"bytes_out\":";
@@ -441,6 +446,7 @@ const fn octet_words() -> [u64; 256] {
 
 /// An IP address as `Display` writes it (IPv4 by hand, each octet with its dot from a table:
 /// the common case).
+#[inline]
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
@@ -501,6 +507,7 @@ fn trace_hex(id: u128) -> [u8; 32] {
 }
 
 /// `,"trace_id":"<32 hex digits>"`, one piece.
+#[inline]
 fn push_trace_member(out: &mut Vec<u8>, id: u128) {
     const OPENING: &[u8; 13] = b",\"trace_id\":\"";
     let mut piece = [b'"'; 13 + 32 + 1];
@@ -665,6 +672,7 @@ impl WallClock {
     /// [`WallClock::at`] as time since the Unix epoch (zero for a time before it): one
     /// subtraction of `Instant`s, the rest in integers. A record ended before the clocks were
     /// read (they are read when the writer's round begins), so that case comes first.
+    #[inline]
     pub fn since_epoch(&self, instant: Instant) -> Duration {
         let Some(wall) = self.since_epoch else {
             return self
