@@ -473,36 +473,28 @@ fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     }
 }
 
-/// The 16 lower-case hex digits of `value`, most significant first: each nibble spread to a
-/// byte of its own, then all eight of a half turned into digits at once.
-fn hex_u64(value: u64) -> [u8; 16] {
-    /// Four bytes' eight nibbles, one per byte, the most significant in the highest byte.
-    fn spread(half: u32) -> u64 {
-        let x = u64::from(half);
-        let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
-        let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
-        (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f
+/// Each byte's two lower-case hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = hex_pairs();
+
+const fn hex_pairs() -> [[u8; 2]; 256] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+        i += 1;
     }
-    /// Each byte (a nibble, 0 to 15) as its hex digit: `'0' + n`, and `'a' - '0' - 10` more
-    /// when n is 10 or above (n + 6 then carries into bit 4).
-    fn digits(nibbles: u64) -> [u8; 8] {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        let letters = ((nibbles + ONES * 6) >> 4) & ONES;
-        (nibbles + ONES * u64::from(b'0') + letters * u64::from(b'a' - b'0' - 10)).to_be_bytes()
-    }
-    let high = digits(spread((value >> 32) as u32));
-    let low = digits(spread(value as u32));
-    let mut text = [0u8; 16];
-    text[..8].copy_from_slice(&high);
-    text[8..].copy_from_slice(&low);
-    text
+    table
 }
 
-/// A W3C trace id as 32 lower-case hex digits.
+/// A W3C trace id as 32 lower-case hex digits, a byte's two from a table. (Digits made
+/// eight at a time with shifts and masks cost more: the compiler turns them into vector code
+/// with byte shuffles.)
 fn trace_hex(id: u128) -> [u8; 32] {
     let mut text = [0u8; 32];
-    text[..16].copy_from_slice(&hex_u64((id >> 64) as u64));
-    text[16..].copy_from_slice(&hex_u64(id as u64));
+    for (pair, byte) in text.chunks_exact_mut(2).zip(id.to_be_bytes()) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+    }
     text
 }
 
