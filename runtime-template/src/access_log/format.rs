@@ -266,7 +266,8 @@ fn micros(d: Duration) -> u64 {
 /// `micros` as milliseconds in the shortest JSON number: `1234.567`, `0.61`, `12.0` (what
 /// `serde_json` wrote for the `f64` of the same value). Made in a word (below 10 s) or on the
 /// stack, appended in one copy of a fixed size, then cut to its length.
-#[inline]
+// Inlined into the line writers: a call costs about as much as the work.
+#[inline(always)]
 fn push_json_millis(out: &mut Vec<u8>, micros: u64) {
     let millis = micros / 1000;
     let fraction = (micros % 1000) as u32;
@@ -373,7 +374,8 @@ fn push_cut<const N: usize>(out: &mut Vec<u8>, text: &[u8; N], len: usize) {
 }
 
 /// `value` in decimal.
-#[inline]
+// Inlined into the line writers: a call costs about as much as the work.
+#[inline(always)]
 fn push_u64(out: &mut Vec<u8>, value: u64) {
     if value < 10_000 {
         let (digits, len) = small_decimal(value as u32);
@@ -446,7 +448,8 @@ const fn octet_words() -> [u64; 256] {
 
 /// An IP address as `Display` writes it (IPv4 by hand, each octet with its dot from a table:
 /// the common case).
-#[inline]
+// Inlined into the line writers: a call costs about as much as the work.
+#[inline(always)]
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
@@ -664,7 +667,7 @@ impl WallClock {
     /// [`WallClock::at`] as time since the Unix epoch (zero for a time before it): one
     /// subtraction of `Instant`s, the rest in integers. A record ended before the clocks were
     /// read (they are read when the writer's round begins), so that case comes first.
-    #[inline]
+    #[inline(always)]
     pub fn since_epoch(&self, instant: Instant) -> Duration {
         let Some(wall) = self.since_epoch else {
             return self
