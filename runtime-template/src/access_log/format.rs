@@ -27,19 +27,65 @@ pub struct LineWriter {
     routes: RouteTable<RouteMembers>,
     /// The upstream of the last JSON line that had one, and its `,"upstream":"<URL, escaped>"`
     /// (an endpoint's URL is one shared string: most lines name the one before's).
-    upstream: Option<(Arc<str>, Vec<u8>)>,
+    upstream: Option<(Arc<str>, Piece)>,
     clock: SecondClock,
     wall: WallClock,
+}
+
+/// Bytes rendered once and copied into many lines: inline up to [`PIECE`] bytes (copied with
+/// their padding, one copy of a fixed size, then cut), else on the heap.
+#[derive(Debug)]
+enum Piece {
+    Inline { len: u8, bytes: [u8; PIECE] },
+    Heap(Box<[u8]>),
+}
+
+/// No bytes.
+static EMPTY_PIECE: Piece = Piece::Inline {
+    len: 0,
+    bytes: [0; PIECE],
+};
+
+/// The longest [`Piece`] kept inline: a route's method and template, an upstream's URL.
+const PIECE: usize = 64;
+
+impl Piece {
+    fn new(text: &[u8]) -> Self {
+        let mut bytes = [0u8; PIECE];
+        match (bytes.get_mut(..text.len()), u8::try_from(text.len())) {
+            (Some(head), Ok(len)) => {
+                head.copy_from_slice(text);
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(text.into()),
+        }
+    }
+
+    /// Appends the piece to `out`.
+    fn push_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Inline { len, bytes } => push_cut(out, bytes, usize::from(*len)),
+            Self::Heap(bytes) => out.extend_from_slice(bytes),
+        }
+    }
+
+    /// The piece's bytes.
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Self::Heap(bytes) => bytes,
+        }
+    }
 }
 
 /// A route's JSON members, rendered at start-up.
 #[derive(Debug)]
 struct RouteMembers {
     /// `,"route":"<template, escaped>"`.
-    route: Box<[u8]>,
+    route: Piece,
     /// The route's one method (a WSO2 resource's) and the end of the client's member, the
     /// method's and the route's joined: `","method":"GET","route":"<template>"`.
-    joined: Option<(Method, Box<[u8]>)>,
+    joined: Option<(Method, Piece)>,
 }
 
 impl LineWriter {
@@ -47,7 +93,7 @@ impl LineWriter {
     pub fn new(templates: RouteTemplates) -> Self {
         Self {
             routes: templates.map(|template| RouteMembers {
-                route: json_member(b",\"route\":", template).into(),
+                route: Piece::new(&json_member(b",\"route\":", template)),
                 joined: None,
             }),
             upstream: None,
@@ -69,8 +115,8 @@ impl LineWriter {
                     member.joined = method.as_ref().map(|method| {
                         let mut joined = b"\",\"method\":".to_vec();
                         push_json_str(&mut joined, method.as_str());
-                        joined.extend_from_slice(&member.route);
-                        (method.clone(), joined.into())
+                        joined.extend_from_slice(member.route.as_bytes());
+                        (method.clone(), Piece::new(&joined))
                     });
                 }
             }
@@ -91,11 +137,11 @@ impl LineWriter {
     /// number of the same value (`0.61`, `12.0`).
     pub fn json(&mut self, out: &mut Vec<u8>, record: &AccessRecord) {
         self.clock
-            .write_json_head(out, self.wall.at(record.finished));
+            .write_json_head(out, self.wall.since_epoch(record.finished));
         push_ip(out, record.client);
         let route = record.route.and_then(|r| self.routes.get(r));
         match route.and_then(|r| r.joined.as_ref()) {
-            Some((method, joined)) if *method == record.method => out.extend_from_slice(joined),
+            Some((method, joined)) if *method == record.method => joined.push_to(out),
             _ => {
                 match json_method(&record.method) {
                     Some(method) => out.extend_from_slice(method),
@@ -105,24 +151,24 @@ impl LineWriter {
                     }
                 }
                 if let Some(route) = route {
-                    out.extend_from_slice(&route.route);
+                    route.route.push_to(out);
                 }
             }
         }
-        out.extend_from_slice(b",\"path\":");
-        push_json_bytes(out, record.path.as_bytes());
-        out.extend_from_slice(b",\"status\":");
-        push_u64(out, u64::from(record.status.as_u16()));
-        out.extend_from_slice(if record.complete {
-            b",\"complete\":true,\"bytes_out\":"
-        } else {
-            b",\"complete\":false,\"bytes_out\":"
-        });
+        out.extend_from_slice(b",\"path\":\"");
+        let path = record.path.as_bytes();
+        match record.path.padded() {
+            // A short target is copied with its padding, a copy of a fixed size, then cut.
+            Some(padded) if is_plain(path) => push_cut(out, padded, path.len()),
+            _ => push_json_content(out, path),
+        }
+        // The path's closing quote, the status and the `complete` member in one piece.
+        push_status_members(out, record.status.as_u16(), record.complete);
         push_u64(out, record.bytes_out);
         out.extend_from_slice(b",\"total_ms\":");
         push_json_millis(out, micros(record.total()));
         if let Some(upstream) = &record.upstream {
-            out.extend_from_slice(self.upstream_member(upstream));
+            self.upstream_member(upstream).push_to(out);
         }
         if let Some(latency) = record.upstream_latency {
             out.extend_from_slice(b",\"upstream_ms\":");
@@ -132,10 +178,8 @@ impl LineWriter {
             out.extend_from_slice(b",\"consumer\":");
             push_json_str(out, consumer);
         }
-        if let Some(id) = record.trace_id() {
-            out.extend_from_slice(b",\"trace_id\":\"");
-            push_hex(out, &id);
-            out.push(b'"');
+        if let Some(trace) = &record.trace {
+            push_trace_member(out, trace.trace_id.0);
         }
         if let Some(side) = record.error_side() {
             out.extend_from_slice(b",\"error\":\"");
@@ -147,15 +191,19 @@ impl LineWriter {
 
     /// `,"upstream":"<URL>"` for `upstream`: the last one's, rendered again only when the
     /// upstream is another string (compared by address first, then by text).
-    fn upstream_member(&mut self, upstream: &Arc<str>) -> &[u8] {
+    fn upstream_member(&mut self, upstream: &Arc<str>) -> &Piece {
         let same = self
             .upstream
             .as_ref()
             .is_some_and(|(last, _)| Arc::ptr_eq(last, upstream) || **last == **upstream);
         if !same {
-            self.upstream = Some((upstream.clone(), json_member(b",\"upstream\":", upstream)));
+            let member = Piece::new(&json_member(b",\"upstream\":", upstream));
+            self.upstream = Some((upstream.clone(), member));
         }
-        self.upstream.as_ref().map_or(&[], |(_, member)| member)
+        match &self.upstream {
+            Some((_, member)) => member,
+            None => &EMPTY_PIECE,
+        }
     }
 
     /// Appends `record` as the text line of earlier releases (the `tracing` fmt line on target
@@ -164,8 +212,11 @@ impl LineWriter {
     /// milliseconds as Rust's `{:.2}` prints the three-decimal value, the consumer as
     /// `str::escape_debug`.
     pub fn text(&mut self, out: &mut Vec<u8>, record: &AccessRecord) {
-        self.clock
-            .write(out, self.wall.at(record.finished), Fraction::Micros);
+        self.clock.write(
+            out,
+            self.wall.since_epoch(record.finished),
+            Fraction::Micros,
+        );
         out.extend_from_slice(b"Z  INFO access: ");
         push_ip(out, record.client);
         out.push(b' ');
@@ -194,8 +245,8 @@ impl LineWriter {
             None => out.push(b'-'),
         }
         out.extend_from_slice(b" trace=");
-        match &record.trace_id() {
-            Some(id) => push_hex(out, id),
+        match &record.trace {
+            Some(trace) => out.extend_from_slice(&trace_hex(trace.trace_id.0)),
             None => out.push(b'-'),
         }
         out.push(b'\n');
@@ -205,6 +256,7 @@ impl LineWriter {
 /// A duration in whole microseconds, rounded half up (in integers: the `f64` rounding of
 /// earlier releases gave the same values but for the rare exact half microsecond, which it
 /// could round down).
+#[inline]
 fn micros(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1_000_000)
@@ -212,25 +264,34 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// `micros` as milliseconds in the shortest JSON number: `1234.567`, `0.61`, `12.0` (what
-/// `serde_json` wrote for the `f64` of the same value).
+/// `serde_json` wrote for the `f64` of the same value). Made in a word (below 10 s) or on the
+/// stack, appended in one copy of a fixed size, then cut to its length.
+// Inlined into the line writers: a call costs about as much as the work.
+#[inline(always)]
 fn push_json_millis(out: &mut Vec<u8>, micros: u64) {
-    push_u64(out, micros / 1000);
+    let millis = micros / 1000;
     let fraction = (micros % 1000) as u32;
-    let digits = [
-        b'.',
-        b'0' + (fraction / 100) as u8,
-        b'0' + (fraction / 10 % 10) as u8,
-        b'0' + (fraction % 10) as u8,
-    ];
-    // Trailing zeros go, but one digit always stays (`12.0`).
-    let keep = if fraction.is_multiple_of(100) {
-        2
-    } else if fraction.is_multiple_of(10) {
+    let [tens, units] = DIGIT_PAIRS_2[(fraction % 100) as usize];
+    // The point and three decimals; trailing zeros go, but one digit always stays (`12.0`).
+    let decimals = [b'.', b'0' + (fraction / 100 % 10) as u8, tens, units];
+    let keep = if units != b'0' {
+        4
+    } else if tens != b'0' {
         3
     } else {
-        4
+        2
     };
-    out.extend_from_slice(&digits[..keep]);
+    if millis < 10_000 {
+        let (digits, len) = small_decimal(millis as u32);
+        let text = u64::from(digits) | (u64::from(u32::from_le_bytes(decimals)) << (8 * len));
+        push_cut(out, &text.to_le_bytes(), len + keep);
+        return;
+    }
+    let (mut text, len) = decimal(millis);
+    if let Some(at) = text.get_mut(len..len + 4) {
+        at.copy_from_slice(&decimals);
+    }
+    push_cut(out, &text, len + keep);
 }
 
 /// `micros` as milliseconds with two decimals, as `format!("{:.2}", micros as f64 / 1000.0)`
@@ -255,40 +316,100 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
-/// `value` in decimal: below 1000 a digit at a time, larger ones made on the stack two
-/// digits at a time, then appended at once.
-fn push_u64(out: &mut Vec<u8>, mut value: u64) {
-    if value < 1000 {
-        // Octets, statuses, most milliseconds: no loop, no copy of a variable length.
-        let v = value as u32;
-        if v >= 100 {
-            out.push(b'0' + (v / 100) as u8);
-        }
-        if v >= 10 {
-            out.push(b'0' + (v / 10 % 10) as u8);
-        }
-        out.push(b'0' + (v % 10) as u8);
-        return;
+/// [`DIGIT_PAIRS`] by number.
+const DIGIT_PAIRS_2: [[u8; 2]; 100] = digit_pairs();
+
+const fn digit_pairs() -> [[u8; 2]; 100] {
+    let mut table = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        table[i] = [DIGIT_PAIRS[2 * i], DIGIT_PAIRS[2 * i + 1]];
+        i += 1;
     }
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    while value >= 10 {
+    table
+}
+
+/// `value` (below 10,000) in decimal: its digits in a word, the first in the lowest byte (as
+/// `to_le_bytes` lays them out), and how many there are.
+#[inline]
+fn small_decimal(value: u32) -> (u32, usize) {
+    let [a, b] = DIGIT_PAIRS_2[(value / 100 % 100) as usize];
+    let [c, d] = DIGIT_PAIRS_2[(value % 100) as usize];
+    let len = 1 + usize::from(value >= 10) + usize::from(value >= 100) + usize::from(value >= 1000);
+    // The leading zeros (the low bytes) shifted out.
+    (u32::from_le_bytes([a, b, c, d]) >> (8 * (4 - len)), len)
+}
+
+/// Room for the decimal digits of a `u64` (at most 20) and the point and three decimals of
+/// [`push_json_millis`].
+const DECIMAL: usize = 24;
+
+/// `value` in decimal, made on the stack two digits at a time: the text (left-aligned) and
+/// its length.
+fn decimal(mut value: u64) -> ([u8; DECIMAL], usize) {
+    let len = value.checked_ilog10().map_or(1, |log| log as usize + 1);
+    let mut text = [b'0'; DECIMAL];
+    let mut at = len;
+    while at >= 2 {
+        at -= 2;
         let pair = (value % 100) as usize * 2;
         value /= 100;
-        at = at.saturating_sub(2);
-        if let (Some(to), Some(from)) =
-            (digits.get_mut(at..at + 2), DIGIT_PAIRS.get(pair..pair + 2))
+        if let (Some(to), Some(from)) = (text.get_mut(at..at + 2), DIGIT_PAIRS.get(pair..pair + 2))
         {
             to.copy_from_slice(from);
         }
     }
-    if value > 0 {
-        at = at.saturating_sub(1);
-        if let Some(digit) = digits.get_mut(at) {
-            *digit = b'0' + value as u8;
-        }
+    if at == 1 {
+        text[0] = b'0' + value as u8;
     }
-    out.extend_from_slice(digits.get(at..).unwrap_or_default());
+    (text, len)
+}
+
+/// The first `len` bytes of `text`, appended as one copy of its whole fixed size and then cut
+/// (a fixed-size copy is a few moves; a copy of a variable length is a call).
+fn push_cut<const N: usize>(out: &mut Vec<u8>, text: &[u8; N], len: usize) {
+    let end = out.len() + len.min(N);
+    out.extend_from_slice(text);
+    out.truncate(end);
+}
+
+/// `value` in decimal.
+// Inlined into the line writers: a call costs about as much as the work.
+#[inline(always)]
+fn push_u64(out: &mut Vec<u8>, value: u64) {
+    if value < 10_000 {
+        let (digits, len) = small_decimal(value as u32);
+        push_cut(out, &digits.to_le_bytes(), len);
+    } else {
+        let (text, len) = decimal(value);
+        push_cut(out, &text, len);
+    }
+}
+
+/// The path's closing quote, the status and the opening of `bytes_out`:
+/// `","status":200,"complete":true,"bytes_out":` (or `…"complete":false…`), one piece with the
+/// status's three digits put in.
+#[inline]
+fn push_status_members(out: &mut Vec<u8>, status: u16, complete: bool) {
+    const COMPLETE: &[u8; 43] = b"\",\"status\":000,\"complete\":true,\"bytes_out\":";
+    const ABORTED: &[u8; 44] = b"\",\"status\":000,\"complete\":false,\"bytes_out\":";
+    // Where the digits go (after `","status":`); a status has three (`http` keeps it in
+    // 100..=999).
+    const AT: usize = 11;
+    let digits = [
+        b'0' + (status / 100 % 10) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ];
+    if complete {
+        let mut piece = *COMPLETE;
+        piece[AT..AT + 3].copy_from_slice(&digits);
+        out.extend_from_slice(&piece);
+    } else {
+        let mut piece = *ABORTED;
+        piece[AT..AT + 3].copy_from_slice(&digits);
+        out.extend_from_slice(&piece);
+    }
 }
 
 /// `value` (below `10^width`, `width` at most 20) in exactly `width` decimal digits, zeros
@@ -303,47 +424,51 @@ fn push_padded(out: &mut Vec<u8>, mut value: u64, width: usize) {
     out.extend_from_slice(digits);
 }
 
-/// Each octet's decimal digits (left-aligned) and how many there are.
-const OCTETS: [([u8; 3], u8); 256] = octet_digits();
+/// Each octet's decimal digits followed by a dot, in a word (the first digit in the lowest
+/// byte, zeros above the dot), and in the bits from 32 up how many bytes that is.
+const OCTETS: [u64; 256] = octet_words();
 
-const fn octet_digits() -> [([u8; 3], u8); 256] {
-    let mut table = [([0u8; 3], 0u8); 256];
+const fn octet_words() -> [u64; 256] {
+    let mut table = [0u64; 256];
     let mut i = 0;
     while i < 256 {
         let n = i as u8;
-        table[i] = if n >= 100 {
-            ([b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10], 3)
+        let (bytes, len) = if n >= 100 {
+            ([b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10, b'.'], 4)
         } else if n >= 10 {
-            ([b'0' + n / 10, b'0' + n % 10, 0], 2)
+            ([b'0' + n / 10, b'0' + n % 10, b'.', 0], 3)
         } else {
-            ([b'0' + n, 0, 0], 1)
+            ([b'0' + n, b'.', 0, 0], 2)
         };
+        table[i] = u32::from_le_bytes(bytes) as u64 | (len << 32);
         i += 1;
     }
     table
 }
 
-/// An IP address as `Display` writes it (IPv4 by hand, an octet's digits from a table: the
-/// common case).
+/// An IP address as `Display` writes it (IPv4 by hand, each octet with its dot from a table:
+/// the common case).
+// Inlined into the line writers: a call costs about as much as the work.
+#[inline(always)]
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            // Made in place (at most 15 bytes, and the dot after the last octet), then
-            // appended at once.
+            // Two octets in a word (at most eight bytes with their dots), two words placed
+            // one after the other, then appended at once without the last dot.
+            let [a, b, c, d] = v4.octets().map(|octet| OCTETS[usize::from(octet)]);
+            let pair = |first: u64, second: u64| {
+                let len = (first >> 32) as usize;
+                let word = (first & 0xffff_ffff) | ((second & 0xffff_ffff) << (8 * len));
+                (word, len + (second >> 32) as usize)
+            };
+            let (head, head_len) = pair(a, b);
+            let (tail, tail_len) = pair(c, d);
             let mut text = [0u8; 16];
-            let mut len = 0;
-            for octet in v4.octets() {
-                let (digits, count) = OCTETS[usize::from(octet)];
-                let count = usize::from(count);
-                if let Some(at) = text.get_mut(len..len + 4) {
-                    at.copy_from_slice(&[digits[0], digits[1], digits[2], b'.']);
-                }
-                if let Some(dot) = text.get_mut(len + count) {
-                    *dot = b'.';
-                }
-                len += count + 1;
+            text[..8].copy_from_slice(&head.to_le_bytes());
+            if let Some(at) = text.get_mut(head_len..head_len + 8) {
+                at.copy_from_slice(&tail.to_le_bytes());
             }
-            out.extend_from_slice(text.get(..len - 1).unwrap_or_default());
+            push_cut(out, &text, head_len + tail_len - 1);
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
@@ -365,14 +490,25 @@ const fn hex_pairs() -> [[u8; 2]; 256] {
     table
 }
 
-/// A W3C trace id as 32 lower-case hex digits (made in place, a byte's two digits from a
-/// table, then appended at once).
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8; 16]) {
+/// A W3C trace id as 32 lower-case hex digits, a byte's two from a table. (Digits made
+/// eight at a time with shifts and masks cost more: the compiler turns them into vector code
+/// with byte shuffles.)
+fn trace_hex(id: u128) -> [u8; 32] {
     let mut text = [0u8; 32];
-    for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
+    for (pair, byte) in text.chunks_exact_mut(2).zip(id.to_be_bytes()) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
-    out.extend_from_slice(&text);
+    text
+}
+
+/// `,"trace_id":"<32 hex digits>"`, one piece.
+#[inline]
+fn push_trace_member(out: &mut Vec<u8>, id: u128) {
+    const OPENING: &[u8; 13] = b",\"trace_id\":\"";
+    let mut piece = [b'"'; 13 + 32 + 1];
+    piece[..13].copy_from_slice(OPENING);
+    piece[13..13 + 32].copy_from_slice(&trace_hex(id));
+    out.extend_from_slice(&piece);
 }
 
 /// The end of the client's member and the method's, for a common method
@@ -407,33 +543,48 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
 /// [`push_json_str`] of UTF-8 text given as its bytes (bytes of 0x80 and above are copied as
 /// they are, so the output is UTF-8 when the input is).
 fn push_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
-    // Most strings need no escape: find the first byte that may, eight bytes at a time.
-    let mut plain = 0;
+    push_json_content(out, bytes);
+    out.push(b'"');
+}
+
+/// [`push_json_bytes`] without the quotes: the string's characters, escaped.
+fn push_json_content(out: &mut Vec<u8>, bytes: &[u8]) {
+    if is_plain(bytes) {
+        out.extend_from_slice(bytes);
+    } else {
+        push_escaped(out, bytes);
+    }
+}
+
+/// Whether no byte of `bytes` needs an escape (most strings): tested eight bytes at a time,
+/// the last few too (the string's last eight, which overlap bytes already tested, when it has
+/// eight; else the few padded with a byte that needs no escape). A rare false alarm (see
+/// [`may_need_escape`]) only sends the string to [`push_escaped`].
+fn is_plain(bytes: &[u8]) -> bool {
     let chunks = bytes.chunks_exact(8);
     let tail = chunks.remainder();
     for chunk in chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        if may_need_escape(word) {
-            break;
-        }
-        plain += 8;
-    }
-    if plain + tail.len() == bytes.len() {
-        // The last few bytes, padded with a byte that needs no escape, in one test too.
-        let mut last = [b'a'; 8];
-        if let Some(head) = last.get_mut(..tail.len()) {
-            head.copy_from_slice(tail);
-        }
-        if !may_need_escape(u64::from_le_bytes(last)) {
-            out.extend_from_slice(bytes);
-            out.push(b'"');
-            return;
+        if may_need_escape(u64::from_le_bytes(chunk.try_into().unwrap_or_default())) {
+            return false;
         }
     }
-    out.extend_from_slice(bytes.get(..plain).unwrap_or_default());
-    let bytes = bytes.get(plain..).unwrap_or_default();
+    let last = match bytes.len().checked_sub(8).and_then(|at| bytes.get(at..)) {
+        Some(last) => last.try_into().unwrap_or_default(),
+        None => {
+            let mut last = [b'a'; 8];
+            if let Some(head) = last.get_mut(..tail.len()) {
+                head.copy_from_slice(tail);
+            }
+            last
+        }
+    };
+    !may_need_escape(u64::from_le_bytes(last))
+}
+
+/// [`push_json_content`] a byte at a time, escaping those that need it.
+fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut plain = 0;
     for (i, &byte) in bytes.iter().enumerate() {
         let escape: &[u8] = match byte {
@@ -458,7 +609,6 @@ fn push_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
         plain = i + 1;
     }
     out.extend_from_slice(bytes.get(plain..).unwrap_or_default());
-    out.push(b'"');
 }
 
 /// Whether any of the eight bytes of `word` may be a control character, `"` or `\\`: never
@@ -484,6 +634,8 @@ fn may_need_escape(word: u64) -> bool {
 pub struct WallClock {
     instant: Instant,
     wall: SystemTime,
+    /// `wall` as time since the Unix epoch (`None`: the system clock says a time before it).
+    since_epoch: Option<Duration>,
 }
 
 impl WallClock {
@@ -494,7 +646,11 @@ impl WallClock {
 
     /// `wall` is the wall-clock time at `instant`.
     pub fn at_instant(instant: Instant, wall: SystemTime) -> Self {
-        Self { instant, wall }
+        Self {
+            instant,
+            wall,
+            since_epoch: wall.duration_since(UNIX_EPOCH).ok(),
+        }
     }
 
     /// The wall-clock time at `instant` (before or after the clocks were read).
@@ -505,6 +661,23 @@ impl WallClock {
                 .wall
                 .checked_sub(self.instant.duration_since(instant))
                 .unwrap_or(UNIX_EPOCH),
+        }
+    }
+
+    /// [`WallClock::at`] as time since the Unix epoch (zero for a time before it): one
+    /// subtraction of `Instant`s, the rest in integers. A record ended before the clocks were
+    /// read (they are read when the writer's round begins), so that case comes first.
+    #[inline(always)]
+    pub fn since_epoch(&self, instant: Instant) -> Duration {
+        let Some(wall) = self.since_epoch else {
+            return self
+                .at(instant)
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+        };
+        match self.instant.checked_duration_since(instant) {
+            Some(before) => wall.checked_sub(before).unwrap_or_default(),
+            None => wall.saturating_add(instant.duration_since(self.instant)),
         }
     }
 }
@@ -544,10 +717,16 @@ struct SecondClock {
 
 impl SecondClock {
     /// Works out the calendar part of `second`, unless it is the one already shown.
+    #[inline]
     fn set_second(&mut self, second: u64) {
-        if self.second == Some(second) {
-            return;
+        if self.second != Some(second) {
+            self.render_second(second);
         }
+    }
+
+    /// Works out the calendar part of `second`, a new second.
+    #[inline(never)]
+    fn render_second(&mut self, second: u64) {
         let (y, mo, d, h, mi, s) = civil(second);
         self.text.clear();
         let _ = std::fmt::Write::write_fmt(
@@ -563,10 +742,9 @@ impl SecondClock {
         self.json = json.try_into().ok();
     }
 
-    /// Appends `time` with the fraction's digits (the `Z` that follows is the caller's, written
-    /// with what comes next).
-    fn write(&mut self, out: &mut Vec<u8>, time: SystemTime, fraction: Fraction) {
-        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    /// Appends the time `since` the Unix epoch with the fraction's digits (the `Z` that follows
+    /// is the caller's, written with what comes next).
+    fn write(&mut self, out: &mut Vec<u8>, since: Duration, fraction: Fraction) {
         self.set_second(since.as_secs());
         out.extend_from_slice(self.text.as_bytes());
         out.push(b'.');
@@ -577,10 +755,9 @@ impl SecondClock {
         }
     }
 
-    /// Appends the JSON line's opening for `time`: `{"time":"2026-12-01T10:39:15.123Z","client":"`
-    /// (one copy of a fixed size per line).
-    fn write_json_head(&mut self, out: &mut Vec<u8>, time: SystemTime) {
-        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    /// Appends the JSON line's opening for the time `since` the Unix epoch:
+    /// `{"time":"2026-12-01T10:39:15.123Z","client":"` (one copy of a fixed size per line).
+    fn write_json_head(&mut self, out: &mut Vec<u8>, since: Duration) {
         self.set_second(since.as_secs());
         match self.json {
             Some(mut opening) => {
@@ -592,7 +769,7 @@ impl SecondClock {
             }
             None => {
                 out.extend_from_slice(b"{\"time\":\"");
-                self.write(out, time, Fraction::Millis);
+                self.write(out, since, Fraction::Millis);
                 out.extend_from_slice(JSON_AFTER_TIME);
             }
         }
@@ -670,6 +847,37 @@ mod tests {
         let early = WallClock::at_instant(now, UNIX_EPOCH);
         if let Some(before) = now.checked_sub(ms) {
             assert!(early.at(before) <= UNIX_EPOCH);
+            assert_eq!(early.since_epoch(before), Duration::ZERO);
+        }
+        // The same times in integers: what `at` gives, as time since the epoch (zero before
+        // it), for an instant before, at and after the reading, and a wall clock before the
+        // epoch.
+        let pre_epoch = WallClock::at_instant(now, UNIX_EPOCH - ms);
+        let near_epoch = WallClock::at_instant(now, UNIX_EPOCH + ms);
+        for clock in [clock, early, pre_epoch, near_epoch] {
+            for offset in [
+                0,
+                1,
+                999,
+                1_000_000,
+                2_999_999,
+                3_000_000,
+                3_000_001,
+                5_000_000_000,
+            ] {
+                let offset = Duration::from_nanos(offset);
+                let instants = [now.checked_sub(offset), Some(now + offset)];
+                for instant in instants.into_iter().flatten() {
+                    assert_eq!(
+                        clock.since_epoch(instant),
+                        clock
+                            .at(instant)
+                            .duration_since(UNIX_EPOCH)
+                            .unwrap_or_default(),
+                        "{clock:?} {offset:?}"
+                    );
+                }
+            }
         }
     }
 
@@ -681,7 +889,8 @@ mod tests {
 
     fn time(at: SystemTime, fraction: Fraction) -> String {
         let mut out = Vec::new();
-        SecondClock::default().write(&mut out, at, fraction);
+        let since = at.duration_since(UNIX_EPOCH).unwrap();
+        SecondClock::default().write(&mut out, since, fraction);
         out.push(b'Z');
         String::from_utf8(out).unwrap()
     }
@@ -719,7 +928,11 @@ mod tests {
             midnight + Duration::from_millis(1000),
             midnight - Duration::from_millis(2),
         ] {
-            clock.write(&mut out, at, Fraction::Millis);
+            clock.write(
+                &mut out,
+                at.duration_since(UNIX_EPOCH).unwrap(),
+                Fraction::Millis,
+            );
             out.extend_from_slice(b"Z ");
         }
         assert_eq!(
@@ -747,7 +960,7 @@ mod tests {
             midnight + Duration::from_millis(456),
         ] {
             let mut out = Vec::new();
-            clock.write_json_head(&mut out, at);
+            clock.write_json_head(&mut out, at.duration_since(UNIX_EPOCH).unwrap());
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 format!(
@@ -810,8 +1023,14 @@ mod tests {
         for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}"] {
             for at in 0..=24 {
                 texts.push(format!("{}{special}é{}", "a".repeat(at), "b".repeat(16)));
+                // In the last eight bytes, the string's length every remainder of eight.
+                texts.push(format!("{}{special}", "a".repeat(at)));
+                texts.push(format!("{}{special}b", "a".repeat(at)));
+                texts.push(format!("{}{special}{}", "a".repeat(at), "b".repeat(6)));
             }
         }
+        // Plain strings of every length up to 40 (the scan's words, the last word's overlap).
+        texts.extend((0..=40).map(|len| "/p".repeat(len).chars().take(len).collect()));
         texts.push(String::new());
         for text in texts {
             let mut out = Vec::new();
@@ -839,11 +1058,40 @@ mod tests {
 
     #[test]
     fn trace_ids_are_lower_case_hex() {
-        let mut out = Vec::new();
-        let id: [u8; 16] = std::array::from_fn(|i| (i * 17) as u8);
-        push_hex(&mut out, &id);
-        let expected: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        let ids = [
+            0,
+            u128::MAX,
+            0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+            u128::from_be_bytes(std::array::from_fn(|i| (i * 17) as u8)),
+        ];
+        // Every nibble value at every position.
+        let nibbles = (0..32u32).flat_map(|at| (0..16u128).map(move |n| n << (4 * at)));
+        for id in ids.into_iter().chain(nibbles) {
+            assert_eq!(
+                String::from_utf8(trace_hex(id).to_vec()).unwrap(),
+                format!("{id:032x}")
+            );
+            let mut out = Vec::new();
+            push_trace_member(&mut out, id);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!(",\"trace_id\":\"{id:032x}\"")
+            );
+        }
+    }
+
+    #[test]
+    fn the_status_piece_is_the_members_written_one_by_one() {
+        for status in 100..=999u16 {
+            for complete in [true, false] {
+                let mut out = Vec::new();
+                push_status_members(&mut out, status, complete);
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    format!("\",\"status\":{status},\"complete\":{complete},\"bytes_out\":")
+                );
+            }
+        }
     }
 
     #[test]
@@ -907,10 +1155,44 @@ mod tests {
     }
 
     #[test]
+    fn pieces_inline_and_on_the_heap_append_their_bytes() {
+        for len in [0, 1, 37, PIECE - 1, PIECE, PIECE + 1, 300] {
+            let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let piece = Piece::new(&text);
+            assert_eq!(matches!(piece, Piece::Inline { .. }), len <= PIECE);
+            assert_eq!(piece.as_bytes(), &text[..]);
+            let mut out = b"x".to_vec();
+            piece.push_to(&mut out);
+            assert_eq!(&out[1..], &text[..]);
+        }
+    }
+
+    #[test]
+    fn paths_short_and_long_plain_and_escaped() {
+        let long = "/long".repeat(20);
+        let paths = [
+            "/",
+            "/bench/bytes/1024",
+            "/a\"b\\c",
+            long.as_str(),
+            &format!("{long}\"\n"),
+            &"x".repeat(62),
+            &"x".repeat(63),
+            &format!("{}\u{1}", "x".repeat(61)),
+        ];
+        for path in paths {
+            let r = record(path);
+            let mut out = Vec::new();
+            json(&mut out, &r, RouteTemplates::default());
+            assert_eq!(parse(&out)["path"], path, "{path:?}");
+        }
+    }
+
+    #[test]
     fn members_rendered_once_are_what_each_line_would_have_written() {
         let templates = RouteTemplates::from_parts(
             vec![vec!["/a/{id}".into(), "/b/\"q\"\\".into()]],
-            vec![vec!["/eg/*".into()]],
+            vec![vec![format!("/eg/{}*", "long/".repeat(20))]],
         );
         // The WSO2 routes have one method each (their lines join it to the route's member when
         // the request's is that one), the Express Gateway route none.
@@ -925,7 +1207,10 @@ mod tests {
             Some(first.clone()),
             Some(Arc::from("http://127.0.0.1:8081")),
             None,
-            Some(Arc::from("http://backend/\"x\"")),
+            // Past a piece kept inline.
+            Some(Arc::from(
+                format!("http://backend/\"x\"/{}", "long".repeat(20)).as_str(),
+            )),
             Some(first),
             None,
         ];
@@ -957,10 +1242,11 @@ mod tests {
             }),
         ];
         let methods = ["GET", "POST", "PATCH", "DELETE", "PURGE", "OPTIONS", "PUT"];
+        let long_template = format!("/eg/{}*", "long/".repeat(20));
         let expected_routes = [
             Some("/a/{id}"),
             Some("/b/\"q\"\\"),
-            Some("/eg/*"),
+            Some(long_template.as_str()),
             None,
             None,
             Some("/a/{id}"),

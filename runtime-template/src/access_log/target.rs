@@ -47,6 +47,15 @@ impl RequestTarget {
         }
     }
 
+    /// The target's bytes followed by zeros up to [`INLINE_TARGET`] bytes, when it is short
+    /// (its length is that of [`RequestTarget::as_bytes`]): for a copy of a fixed size.
+    pub fn padded(&self) -> Option<&[u8; INLINE_TARGET]> {
+        match &self.0 {
+            Repr::Inline { bytes, .. } => Some(bytes),
+            Repr::Boxed(_) => None,
+        }
+    }
+
     /// The target as text.
     pub fn as_str(&self) -> &str {
         match &self.0 {
@@ -90,6 +99,11 @@ mod tests {
             assert_eq!(target.as_bytes(), text.as_bytes());
             let inline = matches!(target.0, Repr::Inline { .. });
             assert_eq!(inline, text.len() <= INLINE_TARGET, "{text:?}");
+            assert_eq!(target.padded().is_some(), inline, "{text:?}");
+            if let Some(padded) = target.padded() {
+                assert_eq!(&padded[..text.len()], text.as_bytes());
+                assert!(padded[text.len()..].iter().all(|b| *b == 0));
+            }
         }
     }
 }
