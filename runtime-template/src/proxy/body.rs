@@ -337,9 +337,9 @@ impl BodySlot {
     /// True while no attempt has started sending the body, so another attempt may (always
     /// for a buffered body, which every attempt sends whole, and for a body that had ended).
     pub fn is_untouched(&self) -> bool {
-        self.body.as_ref().is_none_or(|body| {
-            body.lock().map(|slot| slot.is_some()).unwrap_or(false)
-        })
+        self.body
+            .as_ref()
+            .is_none_or(|body| body.lock().map(|slot| slot.is_some()).unwrap_or(false))
     }
 }
 

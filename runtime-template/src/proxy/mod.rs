@@ -551,7 +551,10 @@ mod tests {
         sent.remove(header::HOST);
         let mut copy: Vec<_> = sent.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
         let again = copied_headers(&mut copy);
-        assert!(copy.is_empty(), "the copy's room is emptied for the next exchange");
+        assert!(
+            copy.is_empty(),
+            "the copy's room is emptied for the next exchange"
+        );
         let pairs = |map: &HeaderMap| {
             map.iter()
                 .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))

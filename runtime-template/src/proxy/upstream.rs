@@ -326,7 +326,9 @@ mod tests {
         let builder = |path: &str| Uri::builder().path_and_query(path).build();
         for base in ["http://h", "http://h/api/", "http://h/v1/find?a=1"] {
             let t = Target::parse(base).unwrap();
-            for rest in ["", "/", "/pet/1", "pet", "/a b", "/x\u{7f}", "/é", "/a#b", "/%zz", "//x"] {
+            for rest in [
+                "", "/", "/pet/1", "pet", "/a b", "/x\u{7f}", "/é", "/a#b", "/%zz", "//x",
+            ] {
                 for query in [None, Some(""), Some("q=1"), Some("a b"), Some("#")] {
                     let ours = t.uri_for(rest, query);
                     // The path the builder is given: what uri_for renders, taken from its
@@ -341,7 +343,9 @@ mod tests {
                     }
                     match (t.query.as_deref(), query) {
                         (Some(own), Some(q)) => path.push_str(&format!("?{own}&{q}")),
-                        (Some(only), None) | (None, Some(only)) => path.push_str(&format!("?{only}")),
+                        (Some(only), None) | (None, Some(only)) => {
+                            path.push_str(&format!("?{only}"))
+                        }
                         (None, None) => {}
                     }
                     let theirs = builder(&path);

@@ -41,7 +41,10 @@ pub fn reuse_here() {
 pub fn stop_reuse() {
     let _ = REUSE.try_with(|reuse| reuse.set(false));
     let kept = KEPT_TIMERS
-        .try_with(|kept| kept.try_borrow_mut().map(|mut kept| std::mem::take(&mut *kept)))
+        .try_with(|kept| {
+            kept.try_borrow_mut()
+                .map(|mut kept| std::mem::take(&mut *kept))
+        })
         .ok()
         .and_then(Result::ok);
     drop(kept);
@@ -77,7 +80,9 @@ impl hyper::rt::Timer for ServerTimer {
         match sleep.as_mut().downcast_mut_pin::<ServerSleep>() {
             Some(mut ours) => {
                 if let Some(inner) = ours.sleep.as_mut() {
-                    inner.as_mut().reset(tokio::time::Instant::from_std(new_deadline));
+                    inner
+                        .as_mut()
+                        .reset(tokio::time::Instant::from_std(new_deadline));
                 }
             }
             None => *sleep = self.sleep_until(new_deadline),
