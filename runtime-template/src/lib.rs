@@ -237,7 +237,11 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
             builder
         }
     };
-    runtime.enable_all();
+    runtime
+        .enable_all()
+        // Its threads run this runtime only: hyper's header timers are reused there.
+        .on_thread_start(server::timer::reuse_here)
+        .on_thread_stop(server::timer::stop_reuse);
     let runtime = runtime
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
@@ -266,6 +270,8 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     if https_endpoint && loaded.config.upstream.truststore == "system" {
         tls::load_system_roots();
     }
+    // This thread too runs the runtime (a current-thread one), until `block_on` returns.
+    server::timer::reuse_here();
     let served = runtime.block_on(async move {
         let (settings, (http, https)) = server_settings(&loaded)?;
         let tls = tls::client_config(&loaded.config.upstream.truststore, &|p| loaded.resolve(p))
@@ -361,6 +367,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
         }
         served
     });
+    server::timer::stop_reuse();
     // Tasks still running (connections past the shutdown timeout) hold access-log handles:
     // end them, so the writer sees the queue close and writes the last lines.
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -121,7 +121,7 @@ pub async fn read_upstream(body: UpstreamBody, limit: usize) -> Result<UpstreamR
 /// upstream would. The error says whose fault it was; after one, the body is partly read.
 pub async fn collect(body: ClientBody, limits: BodyLimits) -> Result<Bytes, ClientBodyError> {
     use http_body_util::BodyExt;
-    let mut attempt = BodySlot::new(body, limits).attempt();
+    let mut attempt = BodySlot::new(body, limits, tokio::time::Instant::now()).attempt();
     let mut out = bytes::BytesMut::new();
     while let Some(frame) = attempt.frame().await {
         match frame {
@@ -295,26 +295,37 @@ enum State {
 /// The handle that takes a body back after a failed connection attempt.
 #[derive(Debug, Clone)]
 pub struct BodySlot {
-    body: Arc<Mutex<Option<ClientBody>>>,
+    /// `None` for a body that had already ended when the slot was made (a `GET`'s, a
+    /// `Content-Length: 0` one): there is nothing to send or take back, and every attempt
+    /// sends the same empty body, without a shared slot to allocate.
+    body: Option<Arc<Mutex<Option<ClientBody>>>>,
     limits: BodyLimits,
     started: tokio::time::Instant,
 }
 
 impl BodySlot {
-    /// Holds `body` until a [`ReclaimableBody`] streams it; the body deadline counts from now.
-    pub fn new(body: impl Into<ClientBody>, limits: BodyLimits) -> Self {
+    /// Holds `body` until a [`ReclaimableBody`] streams it; the body deadline counts from
+    /// `started` (the caller's "now": one clock read serves it and the caller's deadlines).
+    pub fn new(
+        body: impl Into<ClientBody>,
+        limits: BodyLimits,
+        started: tokio::time::Instant,
+    ) -> Self {
         let body = body.into();
         BodySlot {
-            body: Arc::new(Mutex::new(Some(body))),
+            body: (!body.is_end_stream()).then(|| Arc::new(Mutex::new(Some(body)))),
             limits,
-            started: tokio::time::Instant::now(),
+            started,
         }
     }
 
     /// A body for one attempt; it streams whatever is still in the slot.
     pub fn attempt(&self) -> ReclaimableBody {
         ReclaimableBody {
-            state: State::Waiting(self.body.clone()),
+            state: match &self.body {
+                Some(slot) => State::Waiting(slot.clone()),
+                None => State::Done,
+            },
             limits: self.limits,
             started: self.started,
             seen: 0,
@@ -324,9 +335,11 @@ impl BodySlot {
     }
 
     /// True while no attempt has started sending the body, so another attempt may (always
-    /// for a buffered body, which every attempt sends whole).
+    /// for a buffered body, which every attempt sends whole, and for a body that had ended).
     pub fn is_untouched(&self) -> bool {
-        self.body.lock().map(|slot| slot.is_some()).unwrap_or(false)
+        self.body
+            .as_ref()
+            .is_none_or(|body| body.lock().map(|slot| slot.is_some()).unwrap_or(false))
     }
 }
 

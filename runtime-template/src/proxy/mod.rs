@@ -5,10 +5,15 @@ pub mod headers;
 pub mod pool;
 pub mod upstream;
 
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
 
 use http::request::Parts;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{
+    header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version,
+};
 use http_body::Body as _;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -17,7 +22,7 @@ use crate::config::{LimitsConfig, UpstreamConfig};
 use crate::fault::{self, Fault};
 use crate::telemetry::metrics::UpstreamFailure;
 use body::{BodyLimits, BodySlot, ClientBody, ClientBodyError};
-use pool::{ConnectError, Lease, PoolLimits, UpstreamBody};
+use pool::{ConnectError, Lease, PoolLimits, Spare, UpstreamBody};
 use upstream::Upstream;
 
 /// The upstream client: how connections are opened. The idle connections, and how long they
@@ -149,8 +154,10 @@ pub async fn forward(
         query,
         timeout,
     } = destination;
-    let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + timeout;
+    // One clock read: the latency's start, the deadline's and the request body's.
+    let now = tokio::time::Instant::now();
+    let started = now.into_std();
+    let deadline = now + timeout;
     parts.version = Version::HTTP_11;
     let head = parts.method == Method::HEAD;
     if head {
@@ -162,7 +169,7 @@ pub async fn forward(
     }
     let count = upstream.targets.len();
     let first = upstream.first();
-    let slot = BodySlot::new(body, body_limits);
+    let slot = BodySlot::new(body, body_limits, now);
     let mut may_resend = parts.method.is_idempotent();
     let mut fresh = false;
     let mut attempt = 0;
@@ -178,14 +185,21 @@ pub async fn forward(
             upstream_error(fault::UPSTREAM_UNREACHABLE, target, UpstreamFailure::Other)
         })?;
         let more = attempt + 1 < count;
+        // An idle connection, with what it kept from its last exchange (a resend wants a new
+        // one). Taking it does not wait: one turn of the runtime at most.
+        let (pooled, mut spare) = match if fresh {
+            None
+        } else {
+            target.pool.checkout(started).await
+        } {
+            Some((sender, spare)) => (Some(sender), spare),
+            None => (None, Spare::default()),
+        };
+        let reused = pooled.is_some();
+        let mut timer = spare.timer(deadline);
+        let head_copy = &mut spare.head;
         let parts = &mut parts;
         let exchange = async {
-            let pooled = if fresh {
-                None
-            } else {
-                target.pool.checkout().await
-            };
-            let reused = pooled.is_some();
             let mut sender = match pooled {
                 Some(sender) => sender,
                 // Boxed: opening a connection (TCP, TLS) is a large future that the request
@@ -193,16 +207,24 @@ pub async fn forward(
                 None => Box::pin(client.connector.connect(target.origin.clone())).await?,
             };
             // The head is built once a connection is at hand: a failed connect leaves it
-            // untouched for the next URL. It is copied only when a resend may need it (an
-            // idempotent request on a reused connection, which the upstream may have closed
-            // meanwhile); otherwise it is moved.
-            let request_head = if may_resend && reused {
-                clone_parts(parts)
-            } else {
-                std::mem::replace(parts, empty_parts())
-            };
-            let mut request = Request::from_parts(request_head, slot.attempt());
+            // untouched for the next URL. Its headers go; a copy of them stays only when a
+            // resend may need it: an idempotent request on a reused connection, which the
+            // upstream may have closed meanwhile (hyper gives a request back only when it
+            // was not written, and the upstream may close after reading it).
+            let mut request = Request::new(slot.attempt());
+            *request.method_mut() = parts.method.clone();
+            *request.version_mut() = parts.version;
             *request.uri_mut() = uri;
+            *request.headers_mut() = std::mem::take(&mut parts.headers);
+            *request.extensions_mut() = std::mem::take(&mut parts.extensions);
+            if may_resend && reused {
+                head_copy.extend(
+                    request
+                        .headers()
+                        .iter()
+                        .map(|(name, value)| (name.clone(), value.clone())),
+                );
+            }
             // The upstream client would make this `Host` itself when there is none (a proxy
             // step with `changeOrigin`), formatting it for every request: it is rendered once
             // per URL.
@@ -216,15 +238,20 @@ pub async fn forward(
                 Err(source) => Err(AttemptError::Exchange { source, reused }),
             }
         };
-        let err = match tokio::time::timeout_at(deadline, exchange).await {
-            Err(_elapsed) => {
+        let err = match (Within {
+            timer: timer.as_mut(),
+            future: exchange,
+        })
+        .await
+        {
+            None => {
                 return Err(upstream_error(
                     fault::UPSTREAM_TIMEOUT,
                     target,
                     UpstreamFailure::Timeout,
                 ))
             }
-            Ok(Ok((sender, mut response))) => {
+            Some(Ok((sender, mut response))) => {
                 // Not kept: a HEAD's connection (sent with `Connection: close`), the one
                 // connection of a resend (as before), one the upstream closes, and one whose
                 // framing cannot be trusted any more.
@@ -236,7 +263,8 @@ pub async fn forward(
                         response.status(),
                         response.headers(),
                     );
-                let mut lease = Some(Lease::new(sender, target.pool.clone(), reusable));
+                spare.keep(timer);
+                let mut lease = Some(Lease::new(sender, spare, target.pool.clone(), reusable));
                 if response.body().is_end_stream() {
                     if let Some(lease) = lease.take() {
                         lease.release();
@@ -250,7 +278,7 @@ pub async fn forward(
                     latency: started.elapsed(),
                 });
             }
-            Ok(Err(err)) => err,
+            Some(Err(err)) => err,
         };
         if let Some(client_error) = cause::<ClientBodyError>(&err) {
             tracing::debug!(
@@ -289,6 +317,7 @@ pub async fn forward(
             }
         );
         if resend {
+            parts.headers = copied_headers(&mut spare.head);
             may_resend = false;
             fresh = true;
         } else if next {
@@ -383,17 +412,36 @@ fn connection_lost(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn empty_parts() -> Parts {
-    Request::new(()).into_parts().0
+/// The headers copied for a resend, as a map again: the same names in the same order, each
+/// with its values in order (what iterating the sent map gave).
+fn copied_headers(copy: &mut Vec<(HeaderName, HeaderValue)>) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(copy.len());
+    for (name, value) in copy.drain(..) {
+        headers.append(name, value);
+    }
+    headers
 }
 
-fn clone_parts(parts: &Parts) -> Parts {
-    let mut request = Request::new(());
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = parts.uri.clone();
-    *request.version_mut() = parts.version;
-    *request.headers_mut() = parts.headers.clone();
-    request.into_parts().0
+pin_project_lite::pin_project! {
+    /// `future` bounded by `timer`, which is polled after it (as `tokio::time::timeout`
+    /// does): `None` when the timer fires first.
+    struct Within<'t, F> {
+        timer: Pin<&'t mut tokio::time::Sleep>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Within<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        this.timer.as_mut().poll(cx).map(|()| None)
+    }
 }
 
 /// The first error of type `E` in the chain of causes.
@@ -488,5 +536,31 @@ mod tests {
         }
         assert!(!connection_lost(&Error::from(ErrorKind::InvalidData)));
         assert!(!connection_lost(&Error::from(ErrorKind::TimedOut)));
+    }
+
+    #[test]
+    fn the_copy_for_a_resend_gives_back_the_same_headers_in_the_same_order() {
+        let mut sent = HeaderMap::new();
+        sent.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        sent.append("x-custom", HeaderValue::from_static("one"));
+        sent.insert(header::HOST, HeaderValue::from_static("example.test"));
+        sent.append("x-custom", HeaderValue::from_static("two"));
+        sent.append(header::ACCEPT, HeaderValue::from_static("text/plain"));
+        sent.insert(header::USER_AGENT, HeaderValue::from_static("t"));
+        // A removal moves the last entry into the gap: the order is not the insertion order.
+        sent.remove(header::HOST);
+        let mut copy: Vec<_> = sent.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+        let again = copied_headers(&mut copy);
+        assert!(
+            copy.is_empty(),
+            "the copy's room is emptied for the next exchange"
+        );
+        let pairs = |map: &HeaderMap| {
+            map.iter()
+                .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&again), pairs(&sent));
+        assert_eq!(again, sent);
     }
 }

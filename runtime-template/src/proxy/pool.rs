@@ -26,12 +26,13 @@
 //!   connections (whose I/O tasks run on its own runtime), so its lock is never contended and
 //!   no cache line of the pool moves between cores.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, Response, Uri, Version};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Response, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
@@ -52,7 +53,45 @@ pub struct HostPool {
 #[derive(Debug)]
 struct Idle {
     sender: Sender,
+    spare: Spare,
     since: Instant,
+}
+
+/// What an upstream connection keeps from one exchange to the next besides hyper's handle,
+/// so that an exchange on a reused connection allocates nothing for them and adds no entry to
+/// tokio's timer wheel.
+#[derive(Debug, Default)]
+pub struct Spare {
+    /// The timer of the upstream deadline, still armed for the last exchange's deadline (an
+    /// exchange's timer outlives it: it is moved to the next deadline, which only moves a
+    /// timer that has not fired later, an atomic store, where a new timer takes the timer
+    /// driver's lock twice, to register and to cancel). When it fires between exchanges it
+    /// wakes the last client connection that waited on it, once, for nothing.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Room for the copy of a request head that a resend may need (the proxy's), empty
+    /// between exchanges: its capacity is kept.
+    pub head: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Spare {
+    /// The timer of an exchange due by `deadline`: the connection's own, moved to `deadline`,
+    /// or a new one for a new connection.
+    pub fn timer(&mut self, deadline: tokio::time::Instant) -> Pin<Box<tokio::time::Sleep>> {
+        match self.timer.take() {
+            Some(mut timer) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+
+    /// Keeps `timer` (armed or fired) for the connection's next exchange, and empties the
+    /// head's copy.
+    pub fn keep(&mut self, timer: Pin<Box<tokio::time::Sleep>>) {
+        self.timer = Some(timer);
+        self.head.clear();
+    }
 }
 
 /// How the idle stacks are bounded (`[upstream]` settings). The default keeps nothing.
@@ -77,14 +116,15 @@ impl HostPool {
         }
     }
 
-    /// The most recently returned idle connection that is still open and free, if any.
-    /// Connections past the idle timeout are dropped (closing them), with every one below
-    /// them on the stack, which are older.
-    pub async fn checkout(&self) -> Option<Sender> {
+    /// The most recently returned idle connection that is still open and free, if any, with
+    /// what it kept. Connections past the idle timeout are dropped (closing them), with every
+    /// one below them on the stack, which are older.
+    /// `now` is the caller's clock reading, for the idle timeout.
+    pub async fn checkout(&self, now: Instant) -> Option<(Sender, Spare)> {
         loop {
-            let mut sender = self.pop()?;
+            let (mut sender, spare) = self.pop(now)?;
             if sender.is_ready() {
-                return Some(sender);
+                return Some((sender, spare));
             }
             if sender.is_closed() {
                 continue;
@@ -96,25 +136,25 @@ impl HostPool {
             // is dropped rather than waited for.
             tokio::task::yield_now().await;
             if std::future::poll_fn(|cx| ready_now(&mut sender, cx)).await {
-                return Some(sender);
+                return Some((sender, spare));
             }
         }
     }
 
-    fn pop(&self) -> Option<Sender> {
+    fn pop(&self, now: Instant) -> Option<(Sender, Spare)> {
         let mut idle = self.idle.local().lock().unwrap_or_else(|e| e.into_inner());
         let top = idle.pop()?;
-        if top.since.elapsed() > self.limits.idle_timeout {
+        if now.saturating_duration_since(top.since) > self.limits.idle_timeout {
             // Every connection below is older still.
             idle.clear();
             return None;
         }
-        Some(top.sender)
+        Some((top.sender, top.spare))
     }
 
-    /// Puts a connection whose exchange has ended back on the stack (or drops it, closing it,
-    /// when the stack is full or the connection is closed).
-    pub fn give_back(&self, sender: Sender) {
+    /// Puts a connection whose exchange has ended back on the stack with what it keeps (or
+    /// drops it, closing it, when the stack is full or the connection is closed).
+    pub fn give_back(&self, sender: Sender, spare: Spare) {
         if sender.is_closed() {
             return;
         }
@@ -122,6 +162,7 @@ impl HostPool {
         if idle.len() < self.limits.max_idle {
             idle.push(Idle {
                 sender,
+                spare,
                 since: Instant::now(),
             });
         }
@@ -137,16 +178,19 @@ fn ready_now(sender: &mut Sender, cx: &mut Context<'_>) -> Poll<bool> {
 #[derive(Debug)]
 pub struct Lease {
     sender: Sender,
+    spare: Spare,
     pool: Arc<HostPool>,
     reusable: bool,
 }
 
 impl Lease {
-    /// Lends `sender`, which belongs to `pool`. A connection that is not `reusable` (the
-    /// upstream closes it, or its framing cannot be trusted any more) is dropped at release.
-    pub fn new(sender: Sender, pool: Arc<HostPool>, reusable: bool) -> Self {
+    /// Lends `sender`, which belongs to `pool`, with what it keeps. A connection that is not
+    /// `reusable` (the upstream closes it, or its framing cannot be trusted any more) is
+    /// dropped at release.
+    pub fn new(sender: Sender, spare: Spare, pool: Arc<HostPool>, reusable: bool) -> Self {
         Lease {
             sender,
+            spare,
             pool,
             reusable,
         }
@@ -155,7 +199,7 @@ impl Lease {
     /// Ends the exchange: gives the connection back to its pool when it may carry another.
     pub fn release(self) {
         if self.reusable {
-            self.pool.give_back(self.sender);
+            self.pool.give_back(self.sender, self.spare);
         }
     }
 }
@@ -304,6 +348,38 @@ pub fn with_lease(response: Response<Incoming>, lease: Option<Lease>) -> Respons
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future as _;
+
+    /// Polls `timer` once: true when it has fired.
+    fn fired(timer: &mut Pin<Box<tokio::time::Sleep>>) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        timer.as_mut().poll(&mut cx).is_ready()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_timer_serves_the_next_deadline_later_or_earlier() {
+        let start = tokio::time::Instant::now();
+        let mut spare = Spare::default();
+        let mut timer = spare.timer(start + Duration::from_secs(10));
+        assert!(!fired(&mut timer));
+        spare.keep(timer);
+        // Moved later (the usual case: the same timeout, a later request).
+        let mut timer = spare.timer(start + Duration::from_secs(20));
+        tokio::time::advance(Duration::from_secs(15)).await;
+        assert!(!fired(&mut timer), "the first deadline no longer counts");
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(fired(&mut timer));
+        // A fired timer kept, then set again.
+        spare.keep(timer);
+        let now = tokio::time::Instant::now();
+        let mut timer = spare.timer(now + Duration::from_secs(30));
+        assert!(!fired(&mut timer));
+        spare.keep(timer);
+        // Moved earlier (a route with a shorter timeout).
+        let mut timer = spare.timer(now + Duration::from_secs(5));
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(fired(&mut timer));
+    }
 
     #[test]
     fn connection_close_and_http_1_0_are_not_kept_alive() {

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 pub mod thread_per_core;
+pub mod timer;
 pub mod worker;
 
 use crate::gateway::{Gateway, Site};
@@ -360,7 +361,7 @@ fn connection_builder(protocol: &ProtocolSettings) -> auto::Builder<TokioExecuto
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let mut http1 = builder.http1();
     http1
-        .timer(TokioTimer::new())
+        .timer(timer::ServerTimer)
         .max_buf_size(protocol.max_header_bytes)
         .header_read_timeout(protocol.header_timeout);
     // hyper's own limit is 100 headers, parsed into an inline array. Any explicit limit, even

@@ -227,7 +227,10 @@ pub fn start(
                         return;
                     }
                 };
+                // This thread runs this runtime only, until it ends.
+                super::timer::reuse_here();
                 let drained = runtime.block_on(work(sockets, served, shared, stop));
+                super::timer::stop_reuse();
                 // Tasks past the timeout hold access-log handles: end them before answering,
                 // so the writer can see its queue close.
                 runtime.shutdown_timeout(Duration::from_secs(1));
