@@ -157,7 +157,12 @@ pub async fn forward(
     // One clock read: the latency's start, the deadline's and the request body's.
     let now = tokio::time::Instant::now();
     let started = now.into_std();
-    let deadline = now + timeout;
+    // A timeout too large for the clock (from a definition or conf) means about 30 years, not
+    // an overflow panic.
+    let deadline = now
+        .checked_add(timeout)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(86_400 * 365 * 30)))
+        .unwrap_or(now);
     parts.version = Version::HTTP_11;
     let head = parts.method == Method::HEAD;
     if head {

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 /// once that a burst leaves behind; more are dropped.
 const KEPT: usize = 64;
 
+/// "Never", for a duration `Instant` cannot add: about 30 years, as tokio's own far future.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 thread_local! {
     static REUSE: Cell<bool> = const { Cell::new(false) };
     static KEPT_TIMERS: RefCell<Vec<Pin<Box<tokio::time::Sleep>>>> = const { RefCell::new(Vec::new()) };
@@ -56,7 +59,14 @@ pub struct ServerTimer;
 
 impl hyper::rt::Timer for ServerTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep_until(Instant::now() + duration)
+        // A duration past what `Instant` holds (a huge `[timeouts]` value) means never, as in
+        // `tokio::time::sleep`, instead of an overflow panic in the connection's task.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(duration)
+            .or_else(|| now.checked_add(FAR_FUTURE))
+            .unwrap_or(now);
+        self.sleep_until(deadline)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
@@ -140,6 +150,22 @@ mod tests {
     fn fired(sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         sleep.as_mut().poll(&mut cx).is_ready()
+    }
+
+    /// A `[timeouts]` value too large for `Instant` is "never", not a panic.
+    #[test]
+    fn a_duration_past_instant_never_fires() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut sleep = ServerTimer.sleep(Duration::MAX);
+            assert!(!fired(&mut sleep));
+            tokio::time::advance(Duration::from_secs(86_400 * 365)).await;
+            assert!(!fired(&mut sleep));
+        });
     }
 
     /// The header timer's life on a worker that reuses timers: armed, dropped (kept), armed
