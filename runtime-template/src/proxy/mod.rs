@@ -161,7 +161,7 @@ pub async fn forward(
     // an overflow panic.
     let deadline = now
         .checked_add(timeout)
-        .or_else(|| now.checked_add(std::time::Duration::from_secs(86_400 * 365 * 30)))
+        .or_else(|| now.checked_add(crate::server::timer::FAR_FUTURE))
         .unwrap_or(now);
     parts.version = Version::HTTP_11;
     let head = parts.method == Method::HEAD;

@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 const KEPT: usize = 64;
 
 /// "Never", for a duration `Instant` cannot add: about 30 years, as tokio's own far future.
-const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+/// Also the upstream deadline's (proxy).
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 thread_local! {
     static REUSE: Cell<bool> = const { Cell::new(false) };
