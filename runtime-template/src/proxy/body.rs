@@ -13,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use super::pool::UpstreamBody;
+use super::pool::{UpstreamBody, UpstreamBodyError};
 
 pin_project_lite::pin_project! {
     /// What the gateway answers with: a small gateway-made body or the upstream's stream.
@@ -92,7 +92,10 @@ pub enum UpstreamRead {
 /// Reads an upstream response body whole when it has at most `limit` bytes. A longer body is
 /// given back unread past the limit, to be streamed as it is. The error is the upstream's
 /// (a reset, a cut-off body); the caller bounds the time.
-pub async fn read_upstream(body: UpstreamBody, limit: usize) -> Result<UpstreamRead, hyper::Error> {
+pub async fn read_upstream(
+    body: UpstreamBody,
+    limit: usize,
+) -> Result<UpstreamRead, UpstreamBodyError> {
     use http_body_util::BodyExt;
     if body
         .size_hint()
@@ -159,12 +162,12 @@ impl GatewayBody {
 
 impl Body for GatewayBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = UpstreamBodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
         match self.project() {
             GatewayBodyProj::Full { body } => match body.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),

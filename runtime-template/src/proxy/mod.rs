@@ -1,6 +1,7 @@
 //! Forwarding to upstream endpoints over pooled keep-alive connections.
 
 pub mod body;
+pub mod h1;
 pub mod headers;
 pub mod pool;
 pub mod upstream;
@@ -21,8 +22,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use crate::config::{LimitsConfig, UpstreamConfig};
 use crate::fault::{self, Fault};
 use crate::telemetry::metrics::UpstreamFailure;
-use body::{BodyLimits, BodySlot, ClientBody, ClientBodyError};
-use pool::{ConnectError, Lease, PoolLimits, Spare, UpstreamBody};
+use body::{BodyLimits, BodySlot, BoxError, ClientBody, ClientBodyError};
+use pool::{ConnectError, LeanLease, Lease, PoolLimits, Spare, UpstreamBody};
 use upstream::Upstream;
 
 /// The upstream client: how connections are opened. The idle connections, and how long they
@@ -30,6 +31,9 @@ use upstream::Upstream;
 #[derive(Clone)]
 pub struct UpstreamClient {
     connector: pool::Connector<HttpsConnector<HttpConnector>>,
+    /// Most bytes of a response head (`limits.max_upstream_header_bytes`), for the lean
+    /// client ([`h1`]; hyper's has it in its settings).
+    max_head: usize,
 }
 
 /// The bounds of every URL's idle connections, from `[upstream]`; `cores` idle stacks per
@@ -65,7 +69,59 @@ pub fn client(
             transport: https,
             http1,
         },
+        max_head: limits.max_upstream_header_bytes,
     }
+}
+
+impl UpstreamClient {
+    /// Opens a plain TCP connection to an `http://` `origin` for the lean client, with the
+    /// same connector (resolution, connect timeout, `TCP_NODELAY`) as hyper's connections.
+    async fn connect_lean(&self, origin: http::Uri) -> Result<h1::Connection, ConnectError> {
+        use tower_service::Service as _;
+        let mut transport = self.connector.transport.clone();
+        std::future::poll_fn(|cx| transport.poll_ready(cx))
+            .await
+            .map_err(ConnectError::Transport)?;
+        match transport.call(origin).await {
+            Ok(hyper_rustls::MaybeHttpsStream::Http(io)) => {
+                Ok(h1::Connection::new(io.into_inner()))
+            }
+            Ok(hyper_rustls::MaybeHttpsStream::Https(_)) => Err(ConnectError::Transport(
+                "a TLS connection for a plain http:// endpoint".into(),
+            )),
+            Err(err) => Err(ConnectError::Transport(err)),
+        }
+    }
+
+    /// Hands an idle lean connection to hyper's client, for an exchange the lean client does
+    /// not make (a request body): every idle connection serves every kind of request.
+    async fn adopt(
+        &self,
+        connection: h1::Connection,
+        relay: Option<pool::Relay<Transport>>,
+    ) -> Result<pool::HyperConnection, ConnectError> {
+        let io = hyper_util::rt::TokioIo::new(connection.into_io());
+        self.connector
+            .handshake(hyper_rustls::MaybeHttpsStream::Http(io), relay)
+            .await
+    }
+}
+
+/// The connector's stream: TCP, or TLS over TCP.
+type Transport = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
+
+/// The TCP stream of a plain connection (for [`pool::Relay`]).
+fn plain_tcp(io: Transport) -> Option<tokio::net::TcpStream> {
+    match io {
+        hyper_rustls::MaybeHttpsStream::Http(io) => Some(io.into_inner()),
+        hyper_rustls::MaybeHttpsStream::Https(_) => None,
+    }
+}
+
+/// An idle connection taken for hyper's client: its own, or the lean client's.
+enum Pooled {
+    Hyper(pool::HyperConnection),
+    Lean(h1::Connection),
 }
 
 /// Why one attempt failed: no connection, or the exchange on it.
@@ -75,8 +131,9 @@ enum AttemptError {
     Connect(#[from] ConnectError),
     #[error("{}", if *.reused { "request on a kept-alive connection failed" } else { "request failed" })]
     Exchange {
+        /// hyper's error, or the lean client's ([`h1::Error`]).
         #[source]
-        source: hyper::Error,
+        source: BoxError,
         /// The connection came from the idle pool (it had carried a response before).
         reused: bool,
     },
@@ -174,8 +231,12 @@ pub async fn forward(
     }
     let count = upstream.targets.len();
     let first = upstream.first();
+    // A request without a body and with an idempotent method goes to an `http://` URL over
+    // the lean client (`h1`); every other exchange over hyper's.
+    let bodiless = body.is_end_stream();
     let slot = BodySlot::new(body, body_limits, now);
-    let mut may_resend = parts.method.is_idempotent();
+    let idempotent = parts.method.is_idempotent();
+    let mut may_resend = idempotent;
     let mut fresh = false;
     let mut attempt = 0;
     let upstream_error = |fault, target: &upstream::Target, failure| ForwardError {
@@ -190,100 +251,224 @@ pub async fn forward(
             upstream_error(fault::UPSTREAM_UNREACHABLE, target, UpstreamFailure::Other)
         })?;
         let more = attempt + 1 < count;
-        // An idle connection, with what it kept from its last exchange (a resend wants a new
-        // one). Taking it does not wait: one turn of the runtime at most.
-        let (pooled, mut spare) = match if fresh {
-            None
+        let plain = target.scheme == http::uri::Scheme::HTTP;
+        // The lean client's idle connection, or `None` for hyper's client. The lean client
+        // takes a request it can make when it has an idle connection, or when hyper's client
+        // has none either (so that mixed traffic keeps one set of connections).
+        let lean_kind = bodiless && idempotent && plain;
+        let relay = || {
+            plain.then(|| pool::Relay {
+                pool: target.pool.clone(),
+                into_tcp: plain_tcp,
+            })
+        };
+        let lean_connection = if lean_kind {
+            match (!fresh)
+                .then(|| target.pool.checkout_lean(started))
+                .flatten()
+            {
+                Some(found) => Some(Some(found)),
+                None if !fresh && target.pool.has_idle() => None,
+                None => Some(None),
+            }
         } else {
-            target.pool.checkout(started).await
-        } {
-            Some((sender, spare)) => (Some(sender), spare),
-            None => (None, Spare::default()),
+            None
         };
-        let reused = pooled.is_some();
-        let mut timer = spare.timer(deadline);
-        let head_copy = &mut spare.head;
-        let parts = &mut parts;
-        let exchange = async {
-            let mut sender = match pooled {
-                Some(sender) => sender,
-                // Boxed: opening a connection (TCP, TLS) is a large future that the request
-                // path, which finds an idle connection, would otherwise move around.
-                None => Box::pin(client.connector.connect(target.origin.clone())).await?,
+        let lean = lean_connection.is_some();
+        let (err, mut spare) = if let Some(lean_connection) = lean_connection {
+            // The headers stay in `parts` (they are written, not moved): a resend reuses them.
+            let (pooled, mut spare) = match lean_connection {
+                Some((connection, spare)) => (Some(connection), spare),
+                None => (None, Spare::default()),
             };
-            // The head is built once a connection is at hand: a failed connect leaves it
-            // untouched for the next URL. Its headers go; a copy of them stays only when a
-            // resend may need it: an idempotent request on a reused connection, which the
-            // upstream may have closed meanwhile (hyper gives a request back only when it
-            // was not written, and the upstream may close after reading it).
-            let mut request = Request::new(slot.attempt());
-            *request.method_mut() = parts.method.clone();
-            *request.version_mut() = parts.version;
-            *request.uri_mut() = uri;
-            *request.headers_mut() = std::mem::take(&mut parts.headers);
-            *request.extensions_mut() = std::mem::take(&mut parts.extensions);
-            if may_resend && reused {
-                head_copy.extend(
-                    request
-                        .headers()
-                        .iter()
-                        .map(|(name, value)| (name.clone(), value.clone())),
-                );
-            }
-            // The upstream client would make this `Host` itself when there is none (a proxy
-            // step with `changeOrigin`), formatting it for every request: it is rendered once
-            // per URL.
-            if !request.headers().contains_key(header::HOST) {
-                request
-                    .headers_mut()
-                    .insert(header::HOST, target.host_header.clone());
-            }
-            match sender.send_request(request).await {
-                Ok(response) => Ok((sender, response)),
-                Err(source) => Err(AttemptError::Exchange { source, reused }),
-            }
-        };
-        let err = match (Within {
-            timer: timer.as_mut(),
-            future: exchange,
-        })
-        .await
-        {
-            None => {
-                return Err(upstream_error(
-                    fault::UPSTREAM_TIMEOUT,
-                    target,
-                    UpstreamFailure::Timeout,
-                ))
-            }
-            Some(Ok((sender, mut response))) => {
-                // Not kept: a HEAD's connection (sent with `Connection: close`), the one
-                // connection of a resend (as before), one the upstream closes, and one whose
-                // framing cannot be trusted any more.
-                let reusable = !head
-                    && !fresh
-                    && pool::keeps_alive(response.version(), response.headers())
-                    && !announces_a_body_it_cannot_have(
-                        head,
-                        response.status(),
-                        response.headers(),
-                    );
-                spare.keep(timer);
-                let mut lease = Some(Lease::new(sender, spare, target.pool.clone(), reusable));
-                if response.body().is_end_stream() {
-                    if let Some(lease) = lease.take() {
-                        lease.release();
-                    }
+            let reused = pooled.is_some();
+            let mut timer = spare.timer(deadline);
+            let parts = &mut parts;
+            let exchange = async {
+                let mut connection = match pooled {
+                    Some(connection) => connection,
+                    None => Box::pin(client.connect_lean(target.origin.clone())).await?,
+                };
+                // As for hyper's client below: a `Host` is added when there is none.
+                let host =
+                    (!parts.headers.contains_key(header::HOST)).then_some(&target.host_header);
+                // The request's header map (its room fits a head) takes the answer's fields once
+                // the answer's head is complete; a resend before that still has it.
+                let exchanged = async {
+                    connection
+                        .send(&parts.method, &uri, &parts.headers, host)
+                        .await?;
+                    connection
+                        .read_head(&parts.method, client.max_head, &mut parts.headers)
+                        .await
+                };
+                match exchanged.await {
+                    Ok(response) => Ok((connection, response)),
+                    Err(err) => Err(AttemptError::Exchange {
+                        source: err.into(),
+                        reused,
+                    }),
                 }
-                headers::strip_hop_by_hop(response.headers_mut());
-                *response.version_mut() = Version::HTTP_11;
-                return Ok(Forwarded {
-                    response: pool::with_lease(response, lease),
-                    target: target.display.clone(),
-                    latency: started.elapsed(),
-                });
+            };
+            match (Within {
+                timer: timer.as_mut(),
+                future: exchange,
+            })
+            .await
+            {
+                None => {
+                    return Err(upstream_error(
+                        fault::UPSTREAM_TIMEOUT,
+                        target,
+                        UpstreamFailure::Timeout,
+                    ))
+                }
+                Some(Ok((connection, mut response))) => {
+                    let reusable = !head
+                        && !fresh
+                        && response.framing_reusable
+                        && pool::keeps_alive(response.version, &response.headers)
+                        && !announces_a_body_it_cannot_have(
+                            head,
+                            response.status,
+                            &response.headers,
+                        );
+                    spare.keep(timer);
+                    let lease = reusable.then(|| LeanLease::new(spare, target.pool.clone()));
+                    let body = h1::ResponseBody::new(connection, &mut response, lease);
+                    let mut forwarded = Response::new(UpstreamBody::Lean { body });
+                    *forwarded.status_mut() = response.status;
+                    *forwarded.headers_mut() = response.headers;
+                    if let Some(reason) = response.reason {
+                        forwarded.extensions_mut().insert(reason);
+                    }
+                    headers::strip_hop_by_hop(forwarded.headers_mut());
+                    return Ok(Forwarded {
+                        response: forwarded,
+                        target: target.display.clone(),
+                        latency: started.elapsed(),
+                    });
+                }
+                Some(Err(err)) => (err, spare),
             }
-            Some(Err(err)) => err,
+        } else {
+            // An idle connection, with what it kept from its last exchange (a resend wants a
+            // new one). Taking it does not wait: one turn of the runtime at most.
+            let pooled = if fresh {
+                None
+            } else {
+                match target.pool.checkout(started).await {
+                    Some((sender, spare)) => Some((Pooled::Hyper(sender), spare)),
+                    // None of its own: an idle connection of the lean client, if any.
+                    None if plain => target
+                        .pool
+                        .checkout_lean(started)
+                        .map(|(connection, spare)| (Pooled::Lean(connection), spare)),
+                    None => None,
+                }
+            };
+            let (pooled, mut spare) = match pooled {
+                Some((pooled, spare)) => (Some(pooled), spare),
+                None => (None, Spare::default()),
+            };
+            let reused = pooled.is_some();
+            let mut timer = spare.timer(deadline);
+            let head_copy = &mut spare.head;
+            let parts = &mut parts;
+            let exchange = async {
+                let mut connection = match pooled {
+                    Some(Pooled::Hyper(connection)) => connection,
+                    Some(Pooled::Lean(connection)) => client.adopt(connection, relay()).await?,
+                    // Boxed: opening a connection (TCP, TLS) is a large future that the
+                    // request path, which finds an idle connection, would otherwise move
+                    // around.
+                    None => {
+                        Box::pin(client.connector.connect(target.origin.clone(), relay())).await?
+                    }
+                };
+                // The head is built once a connection is at hand: a failed connect leaves it
+                // untouched for the next URL. Its headers go; a copy of them stays only when
+                // a resend may need it: an idempotent request on a reused connection, which
+                // the upstream may have closed meanwhile (hyper gives a request back only
+                // when it was not written, and the upstream may close after reading it).
+                let mut request = Request::new(slot.attempt());
+                *request.method_mut() = parts.method.clone();
+                *request.version_mut() = parts.version;
+                *request.uri_mut() = uri;
+                *request.headers_mut() = std::mem::take(&mut parts.headers);
+                *request.extensions_mut() = std::mem::take(&mut parts.extensions);
+                if may_resend && reused {
+                    head_copy.extend(
+                        request
+                            .headers()
+                            .iter()
+                            .map(|(name, value)| (name.clone(), value.clone())),
+                    );
+                }
+                // The upstream client would make this `Host` itself when there is none (a
+                // proxy step with `changeOrigin`), formatting it for every request: it is
+                // rendered once per URL.
+                if !request.headers().contains_key(header::HOST) {
+                    request
+                        .headers_mut()
+                        .insert(header::HOST, target.host_header.clone());
+                }
+                match connection.sender.send_request(request).await {
+                    Ok(response) => Ok((connection, response)),
+                    Err(source) => Err(AttemptError::Exchange {
+                        source: source.into(),
+                        reused,
+                    }),
+                }
+            };
+            match (Within {
+                timer: timer.as_mut(),
+                future: exchange,
+            })
+            .await
+            {
+                None => {
+                    return Err(upstream_error(
+                        fault::UPSTREAM_TIMEOUT,
+                        target,
+                        UpstreamFailure::Timeout,
+                    ))
+                }
+                Some(Ok((connection, mut response))) => {
+                    // Not kept: a HEAD's connection (sent with `Connection: close`), the one
+                    // connection of a resend (as before), one the upstream closes, and one
+                    // whose framing cannot be trusted any more.
+                    let reusable = !head
+                        && !fresh
+                        && pool::keeps_alive(response.version(), response.headers())
+                        && !announces_a_body_it_cannot_have(
+                            head,
+                            response.status(),
+                            response.headers(),
+                        );
+                    spare.keep(timer);
+                    let mut lease = Some(Lease::new(
+                        connection,
+                        spare,
+                        target.pool.clone(),
+                        reusable,
+                        lean_kind,
+                    ));
+                    if response.body().is_end_stream() {
+                        if let Some(lease) = lease.take() {
+                            lease.release();
+                        }
+                    }
+                    headers::strip_hop_by_hop(response.headers_mut());
+                    *response.version_mut() = Version::HTTP_11;
+                    return Ok(Forwarded {
+                        response: pool::with_lease(response, lease),
+                        target: target.display.clone(),
+                        latency: started.elapsed(),
+                    });
+                }
+                Some(Err(err)) => (err, spare),
+            }
         };
         if let Some(client_error) = cause::<ClientBodyError>(&err) {
             tracing::debug!(
@@ -322,7 +507,9 @@ pub async fn forward(
             }
         );
         if resend {
-            parts.headers = copied_headers(&mut spare.head);
+            if !lean {
+                parts.headers = copied_headers(&mut spare.head);
+            }
             may_resend = false;
             fresh = true;
         } else if next {
@@ -402,6 +589,11 @@ fn connection_lost(err: &(dyn std::error::Error + 'static)) -> bool {
             if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
                 return true;
             }
+        }
+        if e.downcast_ref::<h1::Error>()
+            .is_some_and(h1::Error::is_connection_lost)
+        {
+            return true;
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;

@@ -18,6 +18,10 @@
 //!   connections idle longer than `pool_idle_timeout_seconds` when it is next used (no sweeper
 //!   task; the upstream closing an idle connection ends its task, and the closed connection is
 //!   skipped when it comes up).
+//! - Connections of the lean client ([`super::h1`]: requests without a body to `http://`
+//!   endpoints) have an idle stack of their own beside hyper's, bounded and aged the same way.
+//!   No task watches them while idle: a connection the upstream closed meanwhile is seen (from
+//!   the socket's last known readiness, without a system call) and dropped when it comes up.
 //! - Locking: one short `std::sync::Mutex` per idle stack around a push or a pop. With the
 //!   work-stealing runtime an origin has one stack, shared by the worker threads: requests
 //!   contend only with requests to the same origin, for a few instructions. With the
@@ -43,16 +47,44 @@ use crate::server::worker::PerCore;
 /// The request half of one upstream HTTP/1 connection.
 pub type Sender = http1::SendRequest<ReclaimableBody>;
 
+/// hyper's handle on one upstream connection and, for a plain `http://` connection, the way
+/// to hand its socket over to the lean client ([`super::h1`]) when hyper lets it go.
+#[derive(Debug)]
+pub struct HyperConnection {
+    /// The request half.
+    pub sender: Sender,
+    /// Sending what the connection keeps here, then dropping `sender`, ends hyper's task
+    /// without closing the socket, and the task puts it on the lean client's idle stack.
+    relay: Option<tokio::sync::oneshot::Sender<Spare>>,
+}
+
+/// How a plain connection's socket gets from hyper's client to the lean client: its pool,
+/// and how to take the TCP stream out of the connector's stream type.
+pub struct Relay<T> {
+    /// The origin's pool.
+    pub pool: Arc<HostPool>,
+    /// The TCP stream inside the connector's stream (`None` for a TLS stream).
+    pub into_tcp: fn(T) -> Option<tokio::net::TcpStream>,
+}
+
 /// The idle connections of one upstream origin: one stack, or one per thread-per-core worker.
 #[derive(Debug, Default)]
 pub struct HostPool {
     idle: PerCore<Mutex<Vec<Idle>>>,
+    lean: PerCore<Mutex<Vec<LeanIdle>>>,
     limits: PoolLimits,
 }
 
 #[derive(Debug)]
+struct LeanIdle {
+    connection: super::h1::Connection,
+    spare: Spare,
+    since: Instant,
+}
+
+#[derive(Debug)]
 struct Idle {
-    sender: Sender,
+    connection: HyperConnection,
     spare: Spare,
     since: Instant,
 }
@@ -112,6 +144,7 @@ impl HostPool {
     pub fn new(limits: PoolLimits) -> Self {
         HostPool {
             idle: PerCore::new(limits.cores, Mutex::default),
+            lean: PerCore::new(limits.cores, Mutex::default),
             limits,
         }
     }
@@ -120,13 +153,13 @@ impl HostPool {
     /// what it kept. Connections past the idle timeout are dropped (closing them), with every
     /// one below them on the stack, which are older.
     /// `now` is the caller's clock reading, for the idle timeout.
-    pub async fn checkout(&self, now: Instant) -> Option<(Sender, Spare)> {
+    pub async fn checkout(&self, now: Instant) -> Option<(HyperConnection, Spare)> {
         loop {
-            let (mut sender, spare) = self.pop(now)?;
-            if sender.is_ready() {
-                return Some((sender, spare));
+            let (mut connection, spare) = self.pop(now)?;
+            if connection.sender.is_ready() {
+                return Some((connection, spare));
             }
-            if sender.is_closed() {
+            if connection.sender.is_closed() {
                 continue;
             }
             // Returned as its response body ended, but its I/O task has not yet marked it
@@ -135,13 +168,13 @@ impl HostPool {
             // that stays busy (still writing a request body the upstream did not wait for)
             // is dropped rather than waited for.
             tokio::task::yield_now().await;
-            if std::future::poll_fn(|cx| ready_now(&mut sender, cx)).await {
-                return Some((sender, spare));
+            if std::future::poll_fn(|cx| ready_now(&mut connection.sender, cx)).await {
+                return Some((connection, spare));
             }
         }
     }
 
-    fn pop(&self, now: Instant) -> Option<(Sender, Spare)> {
+    fn pop(&self, now: Instant) -> Option<(HyperConnection, Spare)> {
         let mut idle = self.idle.local().lock().unwrap_or_else(|e| e.into_inner());
         let top = idle.pop()?;
         if now.saturating_duration_since(top.since) > self.limits.idle_timeout {
@@ -149,23 +182,86 @@ impl HostPool {
             idle.clear();
             return None;
         }
-        Some((top.sender, top.spare))
+        Some((top.connection, top.spare))
     }
 
     /// Puts a connection whose exchange has ended back on the stack with what it keeps (or
     /// drops it, closing it, when the stack is full or the connection is closed).
-    pub fn give_back(&self, sender: Sender, spare: Spare) {
-        if sender.is_closed() {
+    pub fn give_back(&self, connection: HyperConnection, spare: Spare) {
+        if connection.sender.is_closed() {
             return;
         }
         let mut idle = self.idle.local().lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < self.limits.max_idle {
             idle.push(Idle {
-                sender,
+                connection,
                 spare,
                 since: Instant::now(),
             });
         }
+    }
+}
+
+impl HostPool {
+    /// True when hyper's idle stack holds a connection (perhaps one the upstream closed
+    /// meanwhile): a request for the lean client then takes it rather than open another.
+    pub fn has_idle(&self) -> bool {
+        !self
+            .idle
+            .local()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// The most recently returned idle lean connection ([`super::h1`]) that is still open,
+    /// with what it kept; as [`HostPool::checkout`], without waiting at all.
+    pub fn checkout_lean(&self, now: Instant) -> Option<(super::h1::Connection, Spare)> {
+        let mut idle = self.lean.local().lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(top) = idle.pop() {
+            if now.saturating_duration_since(top.since) > self.limits.idle_timeout {
+                // Every connection below is older still.
+                idle.clear();
+                return None;
+            }
+            if top.connection.is_idle_and_open() {
+                return Some((top.connection, top.spare));
+            }
+        }
+        None
+    }
+
+    /// Puts a lean connection whose exchange ended cleanly back on its stack (or drops it,
+    /// closing it, when the stack is full).
+    pub fn give_back_lean(&self, connection: super::h1::Connection, spare: Spare) {
+        let mut idle = self.lean.local().lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.limits.max_idle {
+            idle.push(LeanIdle {
+                connection,
+                spare,
+                since: Instant::now(),
+            });
+        }
+    }
+}
+
+/// Where a lean connection goes back when its answer's body ends cleanly: its pool, with
+/// what it keeps.
+#[derive(Debug)]
+pub struct LeanLease {
+    spare: Spare,
+    pool: Arc<HostPool>,
+}
+
+impl LeanLease {
+    /// A lease on `pool` keeping `spare` (its timer is kept, its head copy emptied).
+    pub fn new(spare: Spare, pool: Arc<HostPool>) -> Self {
+        LeanLease { spare, pool }
+    }
+
+    /// Gives `connection` back to its pool.
+    pub fn release(self, connection: super::h1::Connection) {
+        self.pool.give_back_lean(connection, self.spare);
     }
 }
 
@@ -177,29 +273,49 @@ fn ready_now(sender: &mut Sender, cx: &mut Context<'_>) -> Poll<bool> {
 /// A connection lent to one exchange, to be given back when the response body ends.
 #[derive(Debug)]
 pub struct Lease {
-    sender: Sender,
+    connection: HyperConnection,
     spare: Spare,
     pool: Arc<HostPool>,
     reusable: bool,
+    to_lean: bool,
 }
 
 impl Lease {
-    /// Lends `sender`, which belongs to `pool`, with what it keeps. A connection that is not
-    /// `reusable` (the upstream closes it, or its framing cannot be trusted any more) is
-    /// dropped at release.
-    pub fn new(sender: Sender, spare: Spare, pool: Arc<HostPool>, reusable: bool) -> Self {
+    /// Lends `connection`, which belongs to `pool`, with what it keeps. A connection that is
+    /// not `reusable` (the upstream closes it, or its framing cannot be trusted any more) is
+    /// dropped at release. `to_lean`: the exchange was one the lean client makes (it found
+    /// no idle connection of its own), so a plain connection goes to the lean client's idle
+    /// stack at release rather than back to hyper's: idle connections follow the traffic.
+    pub fn new(
+        connection: HyperConnection,
+        spare: Spare,
+        pool: Arc<HostPool>,
+        reusable: bool,
+        to_lean: bool,
+    ) -> Self {
         Lease {
-            sender,
+            connection,
             spare,
             pool,
             reusable,
+            to_lean,
         }
     }
 
     /// Ends the exchange: gives the connection back to its pool when it may carry another.
     pub fn release(self) {
-        if self.reusable {
-            self.pool.give_back(self.sender, self.spare);
+        if !self.reusable {
+            return;
+        }
+        let HyperConnection { sender, relay } = self.connection;
+        match relay {
+            Some(relay) if self.to_lean => {
+                // hyper's task ends when `sender` goes, and hands the socket over.
+                let _ = relay.send(self.spare);
+            }
+            relay => self
+                .pool
+                .give_back(HyperConnection { sender, relay }, self.spare),
         }
     }
 }
@@ -225,20 +341,37 @@ pub fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
 
 pin_project_lite::pin_project! {
     /// An upstream response body that gives its connection back to the pool as it ends.
-    /// Dropped before the end, it drops the connection instead (hyper closes it).
+    /// Dropped before the end, it drops the connection instead (which closes it).
     #[derive(Debug)]
-    pub struct UpstreamBody {
-        #[pin]
-        body: Incoming,
-        lease: Option<Lease>,
+    #[project = UpstreamBodyProj]
+    pub enum UpstreamBody {
+        /// Read by hyper's client (its connection's task).
+        Hyper {
+            #[pin]
+            body: Incoming,
+            lease: Option<Lease>,
+        },
+        /// Read by the lean client ([`super::h1`]) on the task that polls it.
+        Lean { body: super::h1::ResponseBody },
     }
+}
+
+/// Why an upstream response body failed: as hyper's client or the lean client saw it.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamBodyError {
+    /// From hyper's client.
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    /// From the lean client.
+    #[error(transparent)]
+    Lean(#[from] super::h1::Error),
 }
 
 impl UpstreamBody {
     /// `body`, whose connection `lease` is given back at its end (`None`: nothing to give
     /// back, e.g. a body from another client).
     pub fn new(body: Incoming, lease: Option<Lease>) -> Self {
-        UpstreamBody { body, lease }
+        UpstreamBody::Hyper { body, lease }
     }
 }
 
@@ -250,40 +383,52 @@ impl From<Incoming> for UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = UpstreamBodyError;
 
     fn poll_frame(
         self: std::pin::Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.project();
-        let mut body = this.body;
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
+        let (mut body, lease) = match self.project() {
+            UpstreamBodyProj::Hyper { body, lease } => (body, lease),
+            UpstreamBodyProj::Lean { body } => {
+                return Pin::new(body)
+                    .poll_frame(cx)
+                    .map(|frame| frame.map(|frame| frame.map_err(UpstreamBodyError::Lean)));
+            }
+        };
         let polled = body.as_mut().poll_frame(cx);
         match &polled {
             // The last frame of a body of known length, or the end.
             Poll::Ready(Some(Ok(_))) if body.is_end_stream() => {
-                if let Some(lease) = this.lease.take() {
+                if let Some(lease) = lease.take() {
                     lease.release();
                 }
             }
             Poll::Ready(None) => {
-                if let Some(lease) = this.lease.take() {
+                if let Some(lease) = lease.take() {
                     lease.release();
                 }
             }
             // A broken body: its connection is not reused.
-            Poll::Ready(Some(Err(_))) => *this.lease = None,
+            Poll::Ready(Some(Err(_))) => *lease = None,
             _ => {}
         }
-        polled
+        polled.map(|frame| frame.map(|frame| frame.map_err(UpstreamBodyError::Hyper)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match self {
+            UpstreamBody::Hyper { body, .. } => body.is_end_stream(),
+            UpstreamBody::Lean { body } => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match self {
+            UpstreamBody::Hyper { body, .. } => body.size_hint(),
+            UpstreamBody::Lean { body } => body.size_hint(),
+        }
     }
 }
 
@@ -316,7 +461,11 @@ where
 {
     /// Opens a new connection to `origin` (a URI with scheme and authority) and spawns its
     /// I/O task, which ends when the connection closes.
-    pub async fn connect(&self, origin: Uri) -> Result<Sender, ConnectError> {
+    pub async fn connect(
+        &self,
+        origin: Uri,
+        relay: Option<Relay<C::Response>>,
+    ) -> Result<HyperConnection, ConnectError> {
         let mut transport = self.transport.clone();
         std::future::poll_fn(|cx| transport.poll_ready(cx))
             .await
@@ -325,17 +474,51 @@ where
             .call(origin)
             .await
             .map_err(|e| ConnectError::Transport(e.into()))?;
+        self.handshake(io, relay).await
+    }
+
+    /// Starts hyper's HTTP/1 client on an open transport `io` and spawns the connection's
+    /// I/O task, which ends when the connection closes. With a `relay` (a plain connection),
+    /// the task hands the socket to the lean client's idle stack when the connection's
+    /// [`Lease`] asks for it (nothing left unread; see [`Lease::new`]).
+    pub async fn handshake(
+        &self,
+        io: C::Response,
+        relay: Option<Relay<C::Response>>,
+    ) -> Result<HyperConnection, ConnectError> {
         let (sender, connection) = self
             .http1
             .handshake(io)
             .await
             .map_err(ConnectError::Handshake)?;
+        let Some(Relay { pool, into_tcp }) = relay else {
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!("upstream connection ended: {err}");
+                }
+            });
+            return Ok(HyperConnection {
+                sender,
+                relay: None,
+            });
+        };
+        let (relay, mut handed) = tokio::sync::oneshot::channel::<Spare>();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!("upstream connection ended: {err}");
+            match connection.without_shutdown().await {
+                Ok(parts) => {
+                    if let (Ok(spare), true) = (handed.try_recv(), parts.read_buf.is_empty()) {
+                        if let Some(tcp) = into_tcp(parts.io) {
+                            pool.give_back_lean(super::h1::Connection::new(tcp), spare);
+                        }
+                    }
+                }
+                Err(err) => tracing::debug!("upstream connection ended: {err}"),
             }
         });
-        Ok(sender)
+        Ok(HyperConnection {
+            sender,
+            relay: Some(relay),
+        })
     }
 }
 

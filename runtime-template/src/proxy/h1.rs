@@ -1,0 +1,961 @@
+//! A lean HTTP/1.1 client for the proxy's most common exchange: a request **without a body**
+//! and an idempotent method (`GET`, `HEAD`, `OPTIONS`, `DELETE`, ...) to a plain `http://`
+//! endpoint. Every other exchange (a request body, `https://`, `POST`) goes through hyper's
+//! client as before (`super::pool::Connector`).
+//!
+//! Why: hyper's HTTP/1 client runs each connection as a task of its own and hands the request,
+//! the response head and every body frame between tasks over channels. For a proxied `GET`
+//! that costs about a third of the gateway's instructions per request (`scripts/bench
+//! --instructions`, docs/benchmarks.md "Issue 16: sixth pass"). Here the exchange runs on the
+//! client connection's own task: the head is written with one `write`, the answer is read into
+//! the connection's buffer and parsed with `httparse` (the parser hyper uses), and the body is
+//! read from the socket as the client's side asks for it. No task, no channel, no timer of its
+//! own.
+//!
+//! What is read follows RFC 9112 and hyper's client where they leave a choice:
+//! - **Head**: at most [`MAX_HEADERS`] fields and the configured number of bytes
+//!   (`limits.max_upstream_header_bytes`); interim `1xx` answers other than `101` are skipped
+//!   (hyper's client does the same); a `101` is an error, since the proxy never asks for an
+//!   upgrade (`Upgrade` is hop-by-hop and removed). A reason phrase other than the status's
+//!   canonical one is kept as hyper's [`hyper::ext::ReasonPhrase`], so the client sees it.
+//! - **Body length** (RFC 9112 §6.3): none for `HEAD`, `1xx`, `204` and `304`; chunked when
+//!   `Transfer-Encoding` ends in `chunked` (then `Content-Length` is removed, and the connection
+//!   is not reused: RFC 9112 §6.1 asks to close after such a message); read to the close when
+//!   `Transfer-Encoding` ends otherwise, or when neither field is there; else `Content-Length`,
+//!   whose values must all agree (else the answer is refused, as hyper does).
+//!   `Transfer-Encoding` in an HTTP/1.0 answer is refused (hyper's rule).
+//! - **Chunked bodies**: hexadecimal sizes of at most 16 digits, optional whitespace and
+//!   extensions (ignored) within [`MAX_CHUNK_LINE`] bytes per size line, CRLF after each
+//!   chunk's data; trailer fields (at most [`MAX_TRAILER_BYTES`]) become a trailers frame.
+//! - A connection goes back to its pool only when its body ended exactly at the end of what
+//!   was read (no stray bytes after the answer) and the answer kept it alive.
+//!
+//! Everything read is the upstream's and treated as hostile: every slice is bounds-checked,
+//! every count is checked for overflow, and every buffer is bounded.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+
+/// Most header fields in an answer's head (hyper's default).
+pub const MAX_HEADERS: usize = 100;
+/// Most bytes of one chunk-size line, extensions included.
+pub const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// Most bytes of a chunked body's trailer section.
+pub const MAX_TRAILER_BYTES: usize = 16 * 1024;
+/// Bytes the buffer is grown by before a read when it has less room than this.
+const READ_ROOM: usize = 8 * 1024;
+/// Largest read of a long body at once.
+const MAX_READ: usize = 64 * 1024;
+
+/// Why an exchange on a lean connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The upstream closed the connection before a complete response head (a kept-alive
+    /// connection it had given up on, or a crash): for the proxy, a lost connection.
+    #[error("the upstream closed the connection before a complete response head")]
+    Closed,
+    /// Reading or writing the socket failed.
+    #[error("upstream I/O error")]
+    Io(#[source] io::Error),
+    /// The response head is longer than the limit, or has more than [`MAX_HEADERS`] fields.
+    #[error("the upstream's response head is larger than the limit")]
+    HeadTooLarge,
+    /// The response head is not valid HTTP/1.x.
+    #[error("invalid response head: {0}")]
+    Head(&'static str),
+    /// The body ended (the upstream closed) before its announced length.
+    #[error("the upstream closed the connection before the end of the response body")]
+    BodyCut,
+    /// The chunked framing of the body is invalid.
+    #[error("invalid chunked response body: {0}")]
+    Chunked(&'static str),
+}
+
+impl Error {
+    /// True for a connection the upstream closed or reset before answering: the failure of a
+    /// kept-alive connection, after which an idempotent request may be sent again.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Error::Closed => true,
+            Error::Io(err) => matches!(
+                err.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// One upstream HTTP/1.1 connection and what it has read but not yet handed out. Boxed once
+/// per connection: a response body that holds it stays small to move.
+#[derive(Debug)]
+pub struct Connection(Box<Socket>);
+
+#[derive(Debug)]
+struct Socket {
+    io: TcpStream,
+    buf: BytesMut,
+    /// Room for the places of a head's fields, reused.
+    spans: Vec<Span>,
+    /// Room for a request head as written ([`encode_head`]), reused.
+    out: Vec<u8>,
+}
+
+/// How the body of an answer ends.
+#[derive(Debug)]
+enum Framing {
+    /// No body.
+    Empty,
+    /// `Content-Length`: the bytes still to come.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked(Chunk),
+    /// Everything until the upstream closes the connection.
+    Close,
+}
+
+/// Where a chunked body's decoding stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Before a chunk-size line.
+    Size,
+    /// Inside a chunk's data: the bytes still to come.
+    Data(u64),
+    /// After a chunk's data: its CRLF.
+    DataEnd,
+    /// After the last chunk: the trailer section.
+    Trailers,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct Head {
+    /// The status (never `1xx`).
+    pub status: StatusCode,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// The header fields, in the order received.
+    pub headers: HeaderMap,
+    /// The reason phrase, when it is not the status's canonical one.
+    pub reason: Option<hyper::ext::ReasonPhrase>,
+    /// Whether the connection can carry another exchange after this answer's body, as far as
+    /// the framing goes (`Connection` is the caller's).
+    pub framing_reusable: bool,
+    framing: Framing,
+}
+
+impl Connection {
+    /// A connection over `io` (connected, `TCP_NODELAY` set by the connector).
+    pub fn new(io: TcpStream) -> Self {
+        Connection(Box::new(Socket {
+            io,
+            buf: BytesMut::new(),
+            spans: Vec::new(),
+            out: Vec::new(),
+        }))
+    }
+
+    /// True when an idle connection can carry a request: nothing was left unread and no byte
+    /// or close has arrived since (tokio's last known readiness of the socket: no system
+    /// call). A connection the upstream closed while it was idle reads as ready and is not
+    /// used. A read that filled the buffer exactly leaves the readiness set: such a connection
+    /// is given up too, which costs a new connection, never a wrong answer.
+    pub fn is_idle_and_open(&self) -> bool {
+        if !self.0.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        self.0.io.poll_read_ready(&mut cx).is_pending()
+    }
+
+    /// The socket, for hyper's client to take over (an idle connection: nothing is left
+    /// unread, see [`Connection::is_idle_and_open`]).
+    pub fn into_io(self) -> TcpStream {
+        self.0.io
+    }
+
+    /// Writes the head of a request without a body (see [`encode_head`]).
+    pub async fn send(
+        &mut self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        host: Option<&HeaderValue>,
+    ) -> Result<(), Error> {
+        let socket = &mut *self.0;
+        encode_head(&mut socket.out, method, uri, headers, host);
+        socket.io.write_all(&socket.out).await.map_err(Error::Io)
+    }
+
+    /// Reads the answer's head to a request of `method`: at most `limit` bytes (interim
+    /// answers skipped). Its body is then read through [`ResponseBody`]. The answer's fields
+    /// go into `recycle`'s map, emptied (the request's, whose room fits a head's fields), only
+    /// once the head is complete: `recycle` is left as it was when this fails before.
+    pub async fn read_head(
+        &mut self,
+        method: &Method,
+        limit: usize,
+        recycle: &mut HeaderMap,
+    ) -> Result<Head, Error> {
+        loop {
+            let socket = &mut *self.0;
+            if !socket.buf.is_empty() {
+                if let Some(head) =
+                    parse_head(&mut socket.buf, &mut socket.spans, method, limit, recycle)?
+                {
+                    return Ok(head);
+                }
+            }
+            if socket.buf.len() >= limit {
+                return Err(Error::HeadTooLarge);
+            }
+            let read = std::future::poll_fn(|cx| self.poll_fill(cx, READ_ROOM)).await;
+            if read.map_err(Error::Io)? == 0 {
+                // hyper counts a head cut off part-way as an incomplete message too.
+                return Err(Error::Closed);
+            }
+        }
+    }
+
+    /// Reads what the socket has into the buffer, growing it first so that it has room for
+    /// at least `want` bytes (at most [`MAX_READ`]). `Ok(0)`: the upstream closed.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
+        let socket = &mut *self.0;
+        let want = want.clamp(1, MAX_READ);
+        if socket.buf.capacity() - socket.buf.len() < want.min(READ_ROOM) {
+            socket.buf.reserve(want.max(READ_ROOM));
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut socket.io), cx, &mut socket.buf)
+    }
+
+    /// What was read and not yet handed out.
+    fn buf(&mut self) -> &mut BytesMut {
+        &mut self.0.buf
+    }
+}
+
+/// Writes the head of a request without a body into `dst` (emptied first): the request line
+/// in origin form (RFC 9112 §3.2.1), every field of `headers` in their order, names as
+/// `http` spells them (lower case, as hyper writes them), then `host` as a `Host` field when
+/// given (where hyper's client puts a `Host` inserted into the map).
+pub fn encode_head(
+    dst: &mut Vec<u8>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    host: Option<&HeaderValue>,
+) {
+    dst.clear();
+    dst.extend_from_slice(method.as_str().as_bytes());
+    dst.push(b' ');
+    dst.extend_from_slice(uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
+    dst.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        dst.extend_from_slice(name.as_str().as_bytes());
+        dst.extend_from_slice(b": ");
+        dst.extend_from_slice(value.as_bytes());
+        dst.extend_from_slice(b"\r\n");
+    }
+    if let Some(host) = host {
+        dst.extend_from_slice(b"host: ");
+        dst.extend_from_slice(host.as_bytes());
+        dst.extend_from_slice(b"\r\n");
+    }
+    dst.extend_from_slice(b"\r\n");
+}
+
+/// Where one header field lies in the head's bytes: name start and end, value start and end.
+type Span = (usize, usize, usize, usize);
+
+/// Parses one response head from the front of `buf` and takes it out; interim answers are
+/// taken out and skipped. `None`: more bytes are needed. The fields go into `recycle`'s map
+/// (emptied first; its room is reused), `spans` is room for their places.
+fn parse_head(
+    buf: &mut BytesMut,
+    spans: &mut Vec<Span>,
+    method: &Method,
+    limit: usize,
+    recycle: &mut HeaderMap,
+) -> Result<Option<Head>, Error> {
+    let parser = httparse::ParserConfig::default();
+    loop {
+        // Not initialised: httparse writes the fields it finds (as hyper's client uses it).
+        let mut fields =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let len = match parser.parse_response_with_uninit_headers(&mut response, buf, &mut fields) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadTooLarge),
+            Err(_) => return Err(Error::Head("not an HTTP/1.x response head")),
+        };
+        if len > limit {
+            return Err(Error::HeadTooLarge);
+        }
+        let code = response.code.ok_or(Error::Head("no status"))?;
+        let status = StatusCode::from_u16(code).map_err(|_| Error::Head("invalid status"))?;
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(Error::Head(
+                "101 Switching Protocols without an upgrade asked for",
+            ));
+        }
+        if status.is_informational() {
+            // 100 Continue, 102, 103 ...: skipped, as hyper's client does.
+            let _ = buf.split_to(len);
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            continue;
+        }
+        let version = match response.version {
+            Some(1) => Version::HTTP_11,
+            _ => Version::HTTP_10,
+        };
+        let reason = response
+            .reason
+            .filter(|reason| Some(*reason) != status.canonical_reason())
+            .and_then(|reason| {
+                hyper::ext::ReasonPhrase::try_from(Bytes::copy_from_slice(reason.as_bytes())).ok()
+            });
+        // The fields' places in the head's bytes, which become one shared `Bytes` that every
+        // value points into (no copy per value).
+        let base = buf.as_ptr() as usize;
+        spans.clear();
+        spans.extend(response.headers.iter().map(|field| {
+            // Offsets into `buf`, which the fields borrow; checked again when used.
+            let name_at = (field.name.as_ptr() as usize).wrapping_sub(base);
+            let value_at = (field.value.as_ptr() as usize).wrapping_sub(base);
+            (
+                name_at,
+                name_at.saturating_add(field.name.len()),
+                value_at,
+                value_at.saturating_add(field.value.len()),
+            )
+        }));
+        let raw = buf.split_to(len).freeze();
+        let mut headers = std::mem::take(recycle);
+        headers.clear();
+        headers.reserve(spans.len());
+        for &(name_start, name_end, value_start, value_end) in spans.iter() {
+            let name = raw
+                .get(name_start..name_end)
+                .and_then(|name| HeaderName::from_bytes(name).ok())
+                .ok_or(Error::Head("invalid header name"))?;
+            if value_start > value_end || value_end > raw.len() {
+                return Err(Error::Head("invalid header value"));
+            }
+            let value = HeaderValue::from_maybe_shared(raw.slice(value_start..value_end))
+                .map_err(|_| Error::Head("invalid header value"))?;
+            headers.append(name, value);
+        }
+        let (framing, framing_reusable) = framing(method, status, version, &mut headers)?;
+        return Ok(Some(Head {
+            status,
+            version,
+            headers,
+            reason,
+            framing_reusable,
+            framing,
+        }));
+    }
+}
+
+/// The body's framing of an answer (RFC 9112 §6.3) and whether the connection can be reused
+/// after it as far as the framing goes.
+fn framing(
+    method: &Method,
+    status: StatusCode,
+    version: Version,
+    headers: &mut HeaderMap,
+) -> Result<(Framing, bool), Error> {
+    if *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok((Framing::Empty, true));
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(Error::Head("Transfer-Encoding in an HTTP/1.0 response"));
+        }
+        if !ends_in_chunked(headers) {
+            return Ok((Framing::Close, false));
+        }
+        // Chunked wins over a Content-Length, which must not travel on (RFC 9112 §6.1),
+        // and the connection is closed after such a message.
+        let both = headers.remove(header::CONTENT_LENGTH).is_some();
+        return Ok((Framing::Chunked(Chunk::Size), !both));
+    }
+    match content_length(headers) {
+        Ok(Some(length)) => Ok((Framing::Length(length), true)),
+        Ok(None) => Ok((Framing::Close, false)),
+        Err(()) => Err(Error::Head("invalid Content-Length")),
+    }
+}
+
+/// True when the last transfer coding named is `chunked`.
+fn ends_in_chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+        .and_then(|value| value.as_bytes().rsplit(|b| *b == b',').next())
+        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// The `Content-Length` of `headers`: `None` when there is none, an error when a value is not
+/// a decimal number or two values differ (lists and repeated fields alike).
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|b| *b == b',') {
+            let item = item.trim_ascii();
+            if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
+                return Err(());
+            }
+            let parsed = item
+                .iter()
+                .try_fold(0u64, |n, d| {
+                    n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                })
+                .ok_or(())?;
+            match length {
+                Some(known) if known != parsed => return Err(()),
+                _ => length = Some(parsed),
+            }
+        }
+    }
+    Ok(length)
+}
+
+/// The body of an answer read on a lean connection: read from the socket as it is asked for,
+/// the connection given back (`release`) when it ends cleanly, dropped (closed) otherwise.
+#[derive(Debug)]
+pub struct ResponseBody {
+    connection: Option<Connection>,
+    framing: Framing,
+    release: Option<super::pool::LeanLease>,
+}
+
+impl ResponseBody {
+    /// The body of `head`, read from `connection`; at its end the connection goes back to its
+    /// pool through `release` when one is given (`None`: it is closed).
+    pub fn new(
+        connection: Connection,
+        head: &mut Head,
+        release: Option<super::pool::LeanLease>,
+    ) -> Self {
+        let framing = std::mem::replace(&mut head.framing, Framing::Empty);
+        let mut body = ResponseBody {
+            connection: Some(connection),
+            framing,
+            release,
+        };
+        if matches!(body.framing, Framing::Empty | Framing::Length(0)) {
+            body.finish();
+        }
+        body
+    }
+
+    /// The body ended cleanly: the connection goes back when nothing stray follows it.
+    fn finish(&mut self) {
+        let connection = self.connection.take();
+        let release = self.release.take();
+        self.framing = Framing::Empty;
+        if let (Some(connection), Some(release)) = (connection, release) {
+            if connection.0.buf.is_empty() {
+                release.release(connection);
+            }
+        }
+    }
+
+    /// The body failed: the connection is closed.
+    fn fail(&mut self, err: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        self.connection = None;
+        self.release = None;
+        self.framing = Framing::Empty;
+        Poll::Ready(Some(Err(err)))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(connection) = this.connection.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match &mut this.framing {
+                Framing::Empty => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Framing::Length(remaining) => {
+                    if connection.buf().is_empty() {
+                        let want = usize::try_from(*remaining).unwrap_or(MAX_READ);
+                        match ready!(connection.poll_fill(cx, want)) {
+                            Ok(0) => return this.fail(Error::BodyCut),
+                            Ok(_) => continue,
+                            Err(err) => return this.fail(Error::Io(err)),
+                        }
+                    }
+                    let take = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(connection.buf().len());
+                    *remaining -= take as u64;
+                    let data = connection.buf().split_to(take).freeze();
+                    if *remaining == 0 {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::Close => {
+                    if connection.buf().is_empty() {
+                        match ready!(connection.poll_fill(cx, MAX_READ)) {
+                            Ok(0) => {
+                                // The end; the connection is closed, never reused.
+                                this.connection = None;
+                                this.release = None;
+                                this.framing = Framing::Empty;
+                                return Poll::Ready(None);
+                            }
+                            Ok(_) => {}
+                            Err(err) => return this.fail(Error::Io(err)),
+                        }
+                    }
+                    let data = connection.buf().split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::Chunked(chunk) => match decode_chunk(connection.buf(), chunk) {
+                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Decoded::Trailers(trailers)) => {
+                        this.finish();
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                    Ok(Decoded::End) => {
+                        this.finish();
+                        return Poll::Ready(None);
+                    }
+                    Ok(Decoded::Again) => continue,
+                    Ok(Decoded::NeedMore) => {
+                        let want = match chunk {
+                            Chunk::Data(remaining) => {
+                                usize::try_from(*remaining).unwrap_or(MAX_READ)
+                            }
+                            _ => READ_ROOM,
+                        };
+                        match ready!(connection.poll_fill(cx, want)) {
+                            Ok(0) => return this.fail(Error::BodyCut),
+                            Ok(_) => continue,
+                            Err(err) => return this.fail(Error::Io(err)),
+                        }
+                    }
+                    Err(err) => return this.fail(err),
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.connection.is_none() || matches!(self.framing, Framing::Empty | Framing::Length(0))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            _ if self.connection.is_none() => SizeHint::with_exact(0),
+            Framing::Empty => SizeHint::with_exact(0),
+            Framing::Length(remaining) => SizeHint::with_exact(remaining),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// One step of a chunked body's decoding.
+#[derive(Debug)]
+enum Decoded {
+    /// Data of a chunk.
+    Data(Bytes),
+    /// The trailer fields after the last chunk: the end of the body.
+    Trailers(HeaderMap),
+    /// The last chunk without trailers: the end of the body.
+    End,
+    /// The state moved on; decode again.
+    Again,
+    /// More bytes must be read first.
+    NeedMore,
+}
+
+/// Decodes what `buf` holds of a chunked body from state `chunk`, taking the bytes it uses.
+fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunk) -> Result<Decoded, Error> {
+    match *chunk {
+        Chunk::Size => {
+            let Some(line_end) = memchr::memchr(b'\n', buf) else {
+                if buf.len() > MAX_CHUNK_LINE {
+                    return Err(Error::Chunked("chunk-size line too long"));
+                }
+                return Ok(Decoded::NeedMore);
+            };
+            if line_end >= MAX_CHUNK_LINE {
+                return Err(Error::Chunked("chunk-size line too long"));
+            }
+            let size = chunk_size(buf.get(..line_end).unwrap_or_default())?;
+            let _ = buf.split_to(line_end + 1);
+            *chunk = if size == 0 {
+                Chunk::Trailers
+            } else {
+                Chunk::Data(size)
+            };
+            Ok(Decoded::Again)
+        }
+        Chunk::Data(remaining) => {
+            if buf.is_empty() {
+                return Ok(Decoded::NeedMore);
+            }
+            let take = usize::try_from(remaining)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            let left = remaining - take as u64;
+            *chunk = if left == 0 {
+                Chunk::DataEnd
+            } else {
+                Chunk::Data(left)
+            };
+            Ok(Decoded::Data(buf.split_to(take).freeze()))
+        }
+        Chunk::DataEnd => match buf.get(..2) {
+            None if buf.first().is_none_or(|b| *b == b'\r') => Ok(Decoded::NeedMore),
+            Some(b"\r\n") => {
+                let _ = buf.split_to(2);
+                *chunk = Chunk::Size;
+                Ok(Decoded::Again)
+            }
+            _ => Err(Error::Chunked("no CRLF after chunk data")),
+        },
+        Chunk::Trailers => {
+            match buf.get(..2) {
+                None if buf.first().is_none_or(|b| *b == b'\r') => return Ok(Decoded::NeedMore),
+                Some(b"\r\n") => {
+                    let _ = buf.split_to(2);
+                    return Ok(Decoded::End);
+                }
+                _ => {}
+            }
+            let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            match httparse::parse_headers(buf, &mut fields) {
+                Ok(httparse::Status::Complete((len, parsed))) => {
+                    let mut trailers = HeaderMap::with_capacity(parsed.len());
+                    for field in parsed.iter() {
+                        let name = HeaderName::from_bytes(field.name.as_bytes())
+                            .map_err(|_| Error::Chunked("invalid trailer field name"))?;
+                        let value = HeaderValue::from_bytes(field.value)
+                            .map_err(|_| Error::Chunked("invalid trailer field value"))?;
+                        trailers.append(name, value);
+                    }
+                    let _ = buf.split_to(len);
+                    Ok(Decoded::Trailers(trailers))
+                }
+                Ok(httparse::Status::Partial) if buf.len() <= MAX_TRAILER_BYTES => {
+                    Ok(Decoded::NeedMore)
+                }
+                Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+                    Err(Error::Chunked("trailer section too large"))
+                }
+                Err(_) => Err(Error::Chunked("invalid trailer section")),
+            }
+        }
+    }
+}
+
+/// The size of a chunk-size line (without its LF): hexadecimal digits, then optional
+/// whitespace and extensions, then CR.
+fn chunk_size(line: &[u8]) -> Result<u64, Error> {
+    let line = line
+        .strip_suffix(b"\r")
+        .ok_or(Error::Chunked("chunk-size line without CRLF"))?;
+    let digits = line
+        .iter()
+        .position(|b| !b.is_ascii_hexdigit())
+        .unwrap_or(line.len());
+    if digits == 0 {
+        return Err(Error::Chunked("chunk size is not hexadecimal"));
+    }
+    if digits > 16 {
+        return Err(Error::Chunked("chunk size too large"));
+    }
+    let (hex, rest) = line.split_at(digits);
+    let size = hex.iter().try_fold(0u64, |n, d| {
+        let digit = char::from(*d).to_digit(16)?;
+        n.checked_mul(16)?.checked_add(u64::from(digit))
+    });
+    let size = size.ok_or(Error::Chunked("chunk size too large"))?;
+    let rest = rest.trim_ascii_start();
+    if !(rest.is_empty() || rest.first() == Some(&b';')) {
+        return Err(Error::Chunked("invalid characters after the chunk size"));
+    }
+    if rest.iter().any(|b| *b == b'\r' || *b == b'\n' || *b == 0) {
+        return Err(Error::Chunked("invalid chunk extension"));
+    }
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_of(bytes: &[u8], method: &Method) -> Result<Option<Head>, Error> {
+        let mut buf = BytesMut::from(bytes);
+        let mut recycle = HeaderMap::new();
+        recycle.insert("x-old", HeaderValue::from_static("gone"));
+        let head = parse_head(&mut buf, &mut Vec::new(), method, 64 * 1024, &mut recycle)?;
+        if let Some(head) = &head {
+            assert!(
+                !head.headers.contains_key("x-old"),
+                "the recycled map is emptied"
+            );
+        }
+        Ok(head)
+    }
+
+    #[test]
+    fn a_head_is_parsed_with_its_framing() {
+        let head = head_of(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nx-a: 2\r\n\r\nhello",
+            &Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(head.version, Version::HTTP_11);
+        assert!(head.reason.is_none());
+        assert!(head.framing_reusable);
+        assert!(matches!(head.framing, Framing::Length(5)));
+        let values: Vec<_> = head.headers.get_all("x-a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+    }
+
+    #[test]
+    fn interim_answers_are_skipped_and_101_refused() {
+        let head = head_of(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+            &Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.status, StatusCode::NO_CONTENT);
+        assert!(!head.headers.contains_key("link"));
+        assert!(head_of(b"HTTP/1.1 100 Continue\r\n\r\n", &Method::GET)
+            .unwrap()
+            .is_none());
+        assert!(matches!(
+            head_of(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", &Method::GET),
+            Err(Error::Head(_))
+        ));
+    }
+
+    #[test]
+    fn a_partial_head_waits_and_a_large_one_is_refused() {
+        assert!(head_of(b"HTTP/1.1 200 OK\r\nContent-Le", &Method::GET)
+            .unwrap()
+            .is_none());
+        let mut big = b"HTTP/1.1 200 OK\r\n".to_vec();
+        big.extend_from_slice(format!("x-big: {}\r\n\r\n", "a".repeat(200)).as_bytes());
+        let mut buf = BytesMut::from(&big[..]);
+        assert!(matches!(
+            parse_head(
+                &mut buf,
+                &mut Vec::new(),
+                &Method::GET,
+                100,
+                &mut HeaderMap::new()
+            ),
+            Err(Error::HeadTooLarge)
+        ));
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert!(matches!(
+            head_of(&many, &Method::GET),
+            Err(Error::HeadTooLarge)
+        ));
+    }
+
+    #[test]
+    fn a_custom_reason_phrase_is_kept() {
+        let head = head_of(
+            b"HTTP/1.1 200 Fine\r\nContent-Length: 0\r\n\r\n",
+            &Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.reason.unwrap().as_bytes(), b"Fine");
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let framing_of = |bytes: &[u8], method: &Method| {
+            let head = head_of(bytes, method).unwrap().unwrap();
+            (head.framing, head.framing_reusable, head.headers)
+        };
+        let (f, reusable, _) = framing_of(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+            &Method::HEAD,
+        );
+        assert!(matches!(f, Framing::Empty) && reusable);
+        let (f, _, _) = framing_of(
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+            &Method::GET,
+        );
+        assert!(matches!(f, Framing::Empty));
+        let (f, reusable, _) = framing_of(b"HTTP/1.1 200 OK\r\n\r\n", &Method::GET);
+        assert!(matches!(f, Framing::Close) && !reusable);
+        let (f, reusable, _) = framing_of(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            &Method::GET,
+        );
+        assert!(matches!(f, Framing::Chunked(Chunk::Size)) && reusable);
+        let (f, reusable, _) = framing_of(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            &Method::GET,
+        );
+        assert!(matches!(f, Framing::Close) && !reusable);
+        let (f, reusable, headers) = framing_of(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &Method::GET,
+        );
+        assert!(matches!(f, Framing::Chunked(_)) && !reusable);
+        assert!(!headers.contains_key(header::CONTENT_LENGTH));
+        let (f, _, _) = framing_of(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n",
+            &Method::GET,
+        );
+        assert!(matches!(f, Framing::Length(3)));
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(
+                matches!(head_of(bad, &Method::GET), Err(Error::Head(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    /// Decodes a whole chunked body fed in pieces of `step` bytes.
+    fn dechunk(body: &[u8], step: usize) -> Result<(Vec<u8>, Option<HeaderMap>, usize), Error> {
+        let mut buf = BytesMut::new();
+        let mut chunk = Chunk::Size;
+        let mut out = Vec::new();
+        let mut fed = 0;
+        loop {
+            match decode_chunk(&mut buf, &mut chunk)? {
+                Decoded::Data(data) => out.extend_from_slice(&data),
+                Decoded::Trailers(trailers) => return Ok((out, Some(trailers), buf.len())),
+                Decoded::End => return Ok((out, None, buf.len())),
+                Decoded::Again => {}
+                Decoded::NeedMore => {
+                    if fed >= body.len() {
+                        return Err(Error::BodyCut);
+                    }
+                    let end = (fed + step).min(body.len());
+                    buf.extend_from_slice(&body[fed..end]);
+                    fed = end;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_in_any_pieces() {
+        let body = b"5\r\nhello\r\n6;name=value\r\n world\r\n0\r\n\r\n";
+        for step in 1..body.len() {
+            let (data, trailers, left) = dechunk(body, step).unwrap();
+            assert_eq!(data, b"hello world", "step {step}");
+            assert!(trailers.is_none());
+            assert_eq!(left, 0);
+        }
+        let with_trailers = b"A \r\n0123456789\r\n0\r\nx-checksum: abc\r\n\r\n";
+        for step in 1..with_trailers.len() {
+            let (data, trailers, _) = dechunk(with_trailers, step).unwrap();
+            assert_eq!(data, b"0123456789");
+            assert_eq!(trailers.unwrap()["x-checksum"], "abc");
+        }
+    }
+
+    #[test]
+    fn bad_chunked_framing_is_an_error() {
+        for bad in [
+            &b"g\r\nhello\r\n0\r\n\r\n"[..],
+            b"5\nhello\r\n0\r\n\r\n",
+            b"5\r\nhelloXX0\r\n\r\n",
+            b"11111111111111111\r\n",
+            b"ffffffffffffffff0\r\n",
+            b"5 x\r\nhello\r\n0\r\n\r\n",
+            b"-5\r\nhello\r\n0\r\n\r\n",
+        ] {
+            assert!(
+                matches!(dechunk(bad, 3), Err(Error::Chunked(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let long_line = format!("5;{}\r\nhello\r\n0\r\n\r\n", "e".repeat(MAX_CHUNK_LINE));
+        assert!(matches!(
+            dechunk(long_line.as_bytes(), 512),
+            Err(Error::Chunked(_))
+        ));
+        let mut long_trailers = b"0\r\n".to_vec();
+        while long_trailers.len() <= MAX_TRAILER_BYTES + 100 {
+            long_trailers.extend_from_slice(b"x: y\r\n");
+        }
+        assert!(matches!(
+            dechunk(&long_trailers, 1024),
+            Err(Error::Chunked(_))
+        ));
+        // Cut off: more is needed when the input ends.
+        assert!(matches!(dechunk(b"5\r\nhel", 2), Err(Error::BodyCut)));
+    }
+
+    #[test]
+    fn a_request_head_is_written_in_origin_form() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("b.test:8080"));
+        headers.append("x-a", HeaderValue::from_static("1"));
+        headers.append("x-a", HeaderValue::from_static("2"));
+        let uri: Uri = "http://b.test:8080/p/a?q=1".parse().unwrap();
+        let mut out = Vec::new();
+        encode_head(&mut out, &Method::GET, &uri, &headers, None);
+        assert_eq!(
+            out,
+            b"GET /p/a?q=1 HTTP/1.1\r\nhost: b.test:8080\r\nx-a: 1\r\nx-a: 2\r\n\r\n"
+        );
+        headers.remove(header::HOST);
+        let host = HeaderValue::from_static("c.test");
+        encode_head(&mut out, &Method::DELETE, &uri, &headers, Some(&host));
+        assert_eq!(
+            out,
+            b"DELETE /p/a?q=1 HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\nhost: c.test\r\n\r\n"
+        );
+    }
+}
