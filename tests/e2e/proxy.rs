@@ -739,6 +739,141 @@ async fn bytes_after_a_response_without_body_never_reach_the_next_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+pub(crate) async fn every_response_framing_is_read_and_only_clean_connections_are_reused() {
+    // Issue 16, the lean upstream client (bodiless idempotent requests to http:// endpoints):
+    // chunked bodies with extensions and trailers, split across writes; interim answers;
+    // a custom reason phrase; a body delimited by the close; stray bytes after a body;
+    // conflicting lengths; a body cut off; a broken chunk size. A connection is reused
+    // only after a cleanly ended body.
+    const CHUNKED: &str = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+        5\r\nhello\r\n6;note=1\r\n world\r\n0\r\nx-sum: 1\r\n\r\n";
+    let upstream = spawn_raw(|_, seen| match seen.target() {
+        "/pet/chunked" => RawAnswer::keep(CHUNKED),
+        "/pet/split" => {
+            RawAnswer::keep("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
+                .then_after(Duration::from_millis(30), "lo\r\n0\r\n\r\n")
+        }
+        "/pet/interim" => RawAnswer::keep(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n\
+             HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        "/pet/reason" => RawAnswer::keep("HTTP/1.1 200 Fine Thanks\r\nContent-Length: 2\r\n\r\nok"),
+        "/pet/eof" => RawAnswer::close("HTTP/1.1 200 OK\r\n\r\nuntil the close"),
+        "/pet/extra" => RawAnswer::keep(
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n\
+             okHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninjected",
+        ),
+        "/pet/twolengths" => {
+            RawAnswer::keep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok")
+        }
+        "/pet/cut" => RawAnswer::close("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
+        "/pet/badchunk" => {
+            RawAnswer::keep("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n")
+        }
+        _ => RawAnswer::keep(OK),
+    })
+    .await
+    .unwrap();
+    let gw = gateway_for_raw(&upstream);
+    let url = |path: &str| format!("http://{}/petstore/v1{path}", gw.http);
+    let fetch = |path: &'static str| {
+        let url = url(path);
+        async move {
+            client::send(
+                Protocol::Http1,
+                Method::GET,
+                &url,
+                &[],
+                client::empty(),
+                Duration::from_secs(10),
+            )
+            .await
+        }
+    };
+    // The connection of the request before the last one, and of the last one.
+    let connections = || {
+        let seen = upstream.seen();
+        let [.., case, next] = &seen[..] else {
+            panic!("two requests at least: {seen:#?}")
+        };
+        (case.connection, next.connection, next.nth_on_connection)
+    };
+    let next_is_clean = || async {
+        let next = client::get(&url("/pet/1")).await;
+        assert_eq!((next.status, &next.body[..]), (StatusCode::OK, &b"ok"[..]));
+    };
+
+    for (path, body) in [
+        ("/pet/chunked", &b"hello world"[..]),
+        ("/pet/split", b"hello"),
+        ("/pet/interim", b"ok"),
+    ] {
+        let reply = fetch(path).await.unwrap();
+        assert_eq!(
+            (reply.status, &reply.body[..]),
+            (StatusCode::OK, body),
+            "{path}"
+        );
+        assert!(
+            !reply.headers.contains_key("link"),
+            "interim fields stay out"
+        );
+        next_is_clean().await;
+        let (case, next, nth) = connections();
+        assert!(case == next && nth > 0, "{path}: the connection is reused");
+    }
+
+    // The reason phrase reaches the client as the upstream wrote it.
+    let mut raw_client = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    raw_client
+        .write_all(b"GET /petstore/v1/pet/reason HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    read_until(&mut raw_client, &mut received, b"ok", 10).await;
+    assert!(
+        received.starts_with(b"HTTP/1.1 200 Fine Thanks\r\n"),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    drop(raw_client);
+
+    // Delimited by the close, or followed by stray bytes: delivered, never reused.
+    for (path, body) in [("/pet/eof", &b"until the close"[..]), ("/pet/extra", b"ok")] {
+        let reply = fetch(path).await.unwrap();
+        assert_eq!(
+            (reply.status, &reply.body[..]),
+            (StatusCode::OK, body),
+            "{path}"
+        );
+        next_is_clean().await;
+        let (case, next, nth) = connections();
+        assert!(
+            case != next && nth == 0,
+            "{path}: a new connection after it"
+        );
+    }
+
+    // Conflicting lengths: 502, as hyper's client answered. A body cut off or a broken chunk
+    // size: the client's response breaks off. The next request is clean on a new connection.
+    assert_eq!(
+        fetch("/pet/twolengths").await.unwrap().status,
+        StatusCode::BAD_GATEWAY
+    );
+    next_is_clean().await;
+    for path in ["/pet/cut", "/pet/badchunk"] {
+        assert!(fetch(path).await.is_err(), "{path}: the body breaks off");
+        next_is_clean().await;
+        let (case, next, nth) = connections();
+        assert!(
+            case != next && nth == 0,
+            "{path}: a new connection after it"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_http_1_0_backend_does_not_downgrade_the_client() {
     // Issue 10 item 13: HTTP/1.0 answers, with and without Content-Length (the second
     // delimited by the close), to an HTTP/1.1 client sending two requests on one connection.

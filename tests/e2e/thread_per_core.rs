@@ -81,6 +81,14 @@ fn kept_alive_connections_closed_by_the_upstream_are_retried() {
 }
 
 #[test]
+fn every_response_framing_is_read_and_only_clean_connections_are_reused() {
+    harness::with_gateway_args(
+        ONE_WORKER,
+        proxy::every_response_framing_is_read_and_only_clean_connections_are_reused,
+    );
+}
+
+#[test]
 fn upstream_connections_are_kept_alive_until_the_upstream_says_close() {
     harness::with_gateway_args(
         ONE_WORKER,
