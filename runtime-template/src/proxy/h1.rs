@@ -49,6 +49,8 @@ pub const MAX_HEADERS: usize = 100;
 pub const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// Most bytes of a chunked body's trailer section.
 pub const MAX_TRAILER_BYTES: usize = 16 * 1024;
+/// Most bytes of chunk extensions in one body (hyper's client has the same bound).
+pub const MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
 /// Bytes the buffer is grown by before a read when it has less room than this.
 const READ_ROOM: usize = 8 * 1024;
 /// Largest read of a long body at once.
@@ -119,9 +121,31 @@ enum Framing {
     /// `Content-Length`: the bytes still to come.
     Length(u64),
     /// Chunked transfer coding.
-    Chunked(Chunk),
+    Chunked(Chunked),
     /// Everything until the upstream closes the connection.
     Close,
+}
+
+/// A chunked body's decoding: where it stands, and what its limits have counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Chunked {
+    state: Chunk,
+    /// Bytes of chunk extensions so far, all chunks together (at most
+    /// [`MAX_CHUNK_EXTENSIONS`], hyper's bound).
+    extensions: usize,
+    /// Bytes of the trailer section already scanned for its end (each byte is looked at
+    /// once, however slowly the section arrives).
+    scanned: usize,
+}
+
+impl Chunked {
+    fn new() -> Self {
+        Chunked {
+            state: Chunk::Size,
+            extensions: 0,
+            scanned: 0,
+        }
+    }
 }
 
 /// Where a chunked body's decoding stands.
@@ -166,16 +190,17 @@ impl Connection {
     }
 
     /// True when an idle connection can carry a request: nothing was left unread and no byte
-    /// or close has arrived since (tokio's last known readiness of the socket: no system
-    /// call). A connection the upstream closed while it was idle reads as ready and is not
-    /// used. A read that filled the buffer exactly leaves the readiness set: such a connection
-    /// is given up too, which costs a new connection, never a wrong answer.
+    /// or close has arrived since. A non-blocking read of one byte: with tokio's readiness of
+    /// the socket clear (the last read came back short), it answers "would block" without a
+    /// system call; else one `recv` tells. A byte (stray bytes after the last answer) or the
+    /// close means the connection is not used; the byte read is dropped with it. (Not
+    /// `poll_read_ready`: under tokio's cooperative budget it answers `Pending` whatever the
+    /// socket's state.)
     pub fn is_idle_and_open(&self) -> bool {
         if !self.0.buf.is_empty() {
             return false;
         }
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        self.0.io.poll_read_ready(&mut cx).is_pending()
+        matches!(self.0.io.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// The socket, for hyper's client to take over (an idle connection: nothing is left
@@ -233,7 +258,9 @@ impl Connection {
         let socket = &mut *self.0;
         let want = want.clamp(1, MAX_READ);
         if socket.buf.capacity() - socket.buf.len() < want.min(READ_ROOM) {
-            socket.buf.reserve(want.max(READ_ROOM));
+            // One byte more than wanted: the last read of a body comes back short, which
+            // clears tokio's readiness of the socket (see `is_idle_and_open`).
+            socket.buf.reserve(want.max(READ_ROOM) + 1);
         }
         tokio_util::io::poll_read_buf(Pin::new(&mut socket.io), cx, &mut socket.buf)
     }
@@ -388,13 +415,13 @@ fn framing(
         if version == Version::HTTP_10 {
             return Err(Error::Head("Transfer-Encoding in an HTTP/1.0 response"));
         }
+        // Transfer-Encoding wins over a Content-Length, which must not travel on (RFC 9112
+        // §6.3), and the connection is closed after such a message (§6.1).
+        let both = headers.remove(header::CONTENT_LENGTH).is_some();
         if !ends_in_chunked(headers) {
             return Ok((Framing::Close, false));
         }
-        // Chunked wins over a Content-Length, which must not travel on (RFC 9112 §6.1),
-        // and the connection is closed after such a message.
-        let both = headers.remove(header::CONTENT_LENGTH).is_some();
-        return Ok((Framing::Chunked(Chunk::Size), !both));
+        return Ok((Framing::Chunked(Chunked::new()), !both));
     }
     match content_length(headers) {
         Ok(Some(length)) => Ok((Framing::Length(length), true)),
@@ -420,7 +447,7 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     for value in headers.get_all(header::CONTENT_LENGTH) {
         for item in value.as_bytes().split(|b| *b == b',') {
             let item = item.trim_ascii();
-            if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
+            if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
                 return Err(());
             }
             let parsed = item
@@ -554,9 +581,9 @@ impl Body for ResponseBody {
                     }
                     Ok(Decoded::Again) => continue,
                     Ok(Decoded::NeedMore) => {
-                        let want = match chunk {
+                        let want = match chunk.state {
                             Chunk::Data(remaining) => {
-                                usize::try_from(*remaining).unwrap_or(MAX_READ)
+                                usize::try_from(remaining).unwrap_or(MAX_READ)
                             }
                             _ => READ_ROOM,
                         };
@@ -602,8 +629,8 @@ enum Decoded {
 }
 
 /// Decodes what `buf` holds of a chunked body from state `chunk`, taking the bytes it uses.
-fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunk) -> Result<Decoded, Error> {
-    match *chunk {
+fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunked) -> Result<Decoded, Error> {
+    match chunk.state {
         Chunk::Size => {
             let Some(line_end) = memchr::memchr(b'\n', buf) else {
                 if buf.len() > MAX_CHUNK_LINE {
@@ -614,9 +641,13 @@ fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunk) -> Result<Decoded, Error>
             if line_end >= MAX_CHUNK_LINE {
                 return Err(Error::Chunked("chunk-size line too long"));
             }
-            let size = chunk_size(buf.get(..line_end).unwrap_or_default())?;
+            let (size, extensions) = chunk_size(buf.get(..line_end).unwrap_or_default())?;
+            chunk.extensions = chunk.extensions.saturating_add(extensions);
+            if chunk.extensions > MAX_CHUNK_EXTENSIONS {
+                return Err(Error::Chunked("chunk extensions too long"));
+            }
             let _ = buf.split_to(line_end + 1);
-            *chunk = if size == 0 {
+            chunk.state = if size == 0 {
                 Chunk::Trailers
             } else {
                 Chunk::Data(size)
@@ -631,7 +662,7 @@ fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunk) -> Result<Decoded, Error>
                 .unwrap_or(usize::MAX)
                 .min(buf.len());
             let left = remaining - take as u64;
-            *chunk = if left == 0 {
+            chunk.state = if left == 0 {
                 Chunk::DataEnd
             } else {
                 Chunk::Data(left)
@@ -642,7 +673,7 @@ fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunk) -> Result<Decoded, Error>
             None if buf.first().is_none_or(|b| *b == b'\r') => Ok(Decoded::NeedMore),
             Some(b"\r\n") => {
                 let _ = buf.split_to(2);
-                *chunk = Chunk::Size;
+                chunk.state = Chunk::Size;
                 Ok(Decoded::Again)
             }
             _ => Err(Error::Chunked("no CRLF after chunk data")),
@@ -656,9 +687,36 @@ fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunk) -> Result<Decoded, Error>
                 }
                 _ => {}
             }
+            // Only CRLF line ends (as hyper's decoder): a bare LF among the new bytes fails.
+            let from = chunk.scanned.saturating_sub(1);
+            let bare_lf = buf.first() == Some(&b'\n')
+                || buf
+                    .get(from..)
+                    .unwrap_or_default()
+                    .windows(2)
+                    .any(|pair| matches!(pair, [before, b'\n'] if *before != b'\r'));
+            if bare_lf {
+                return Err(Error::Chunked("a trailer line ends without CR"));
+            }
+            let from = chunk.scanned.saturating_sub(3);
+            let Some(end) = buf
+                .get(from..)
+                .and_then(|tail| memchr::memmem::find(tail, b"\r\n\r\n"))
+                .map(|at| from + at + 4)
+            else {
+                if buf.len() > MAX_TRAILER_BYTES {
+                    return Err(Error::Chunked("trailer section too large"));
+                }
+                chunk.scanned = buf.len();
+                return Ok(Decoded::NeedMore);
+            };
+            if end > MAX_TRAILER_BYTES {
+                return Err(Error::Chunked("trailer section too large"));
+            }
+            let section = buf.split_to(end);
             let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            match httparse::parse_headers(buf, &mut fields) {
-                Ok(httparse::Status::Complete((len, parsed))) => {
+            match httparse::parse_headers(&section, &mut fields) {
+                Ok(httparse::Status::Complete((_, parsed))) => {
                     let mut trailers = HeaderMap::with_capacity(parsed.len());
                     for field in parsed.iter() {
                         let name = HeaderName::from_bytes(field.name.as_bytes())
@@ -667,24 +725,22 @@ fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunk) -> Result<Decoded, Error>
                             .map_err(|_| Error::Chunked("invalid trailer field value"))?;
                         trailers.append(name, value);
                     }
-                    let _ = buf.split_to(len);
                     Ok(Decoded::Trailers(trailers))
                 }
-                Ok(httparse::Status::Partial) if buf.len() <= MAX_TRAILER_BYTES => {
-                    Ok(Decoded::NeedMore)
-                }
-                Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+                Err(httparse::Error::TooManyHeaders) => {
                     Err(Error::Chunked("trailer section too large"))
                 }
-                Err(_) => Err(Error::Chunked("invalid trailer section")),
+                Ok(httparse::Status::Partial) | Err(_) => {
+                    Err(Error::Chunked("invalid trailer section"))
+                }
             }
         }
     }
 }
 
 /// The size of a chunk-size line (without its LF): hexadecimal digits, then optional
-/// whitespace and extensions, then CR.
-fn chunk_size(line: &[u8]) -> Result<u64, Error> {
+/// spaces or tabs and extensions, then CR; and the bytes after the digits (extensions).
+fn chunk_size(line: &[u8]) -> Result<(u64, usize), Error> {
     let line = line
         .strip_suffix(b"\r")
         .ok_or(Error::Chunked("chunk-size line without CRLF"))?;
@@ -704,14 +760,18 @@ fn chunk_size(line: &[u8]) -> Result<u64, Error> {
         n.checked_mul(16)?.checked_add(u64::from(digit))
     });
     let size = size.ok_or(Error::Chunked("chunk size too large"))?;
-    let rest = rest.trim_ascii_start();
+    let blank = rest
+        .iter()
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(rest.len());
+    let rest = rest.get(blank..).unwrap_or_default();
     if !(rest.is_empty() || rest.first() == Some(&b';')) {
         return Err(Error::Chunked("invalid characters after the chunk size"));
     }
     if rest.iter().any(|b| *b == b'\r' || *b == b'\n' || *b == 0) {
         return Err(Error::Chunked("invalid chunk extension"));
     }
-    Ok(size)
+    Ok((size, line.len() - digits))
 }
 
 #[cfg(test)]
@@ -830,7 +890,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             &Method::GET,
         );
-        assert!(matches!(f, Framing::Chunked(Chunk::Size)) && reusable);
+        assert!(matches!(f, Framing::Chunked(_)) && reusable);
         let (f, reusable, _) = framing_of(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
             &Method::GET,
@@ -847,6 +907,18 @@ mod tests {
             &Method::GET,
         );
         assert!(matches!(f, Framing::Length(3)));
+        let (f, _, _) = framing_of(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 000000000000000000000003\r\n\r\n",
+            &Method::GET,
+        );
+        assert!(matches!(f, Framing::Length(3)));
+        // A Transfer-Encoding of another kind: read to the close, its Content-Length gone.
+        let (f, reusable, headers) = framing_of(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\n",
+            &Method::GET,
+        );
+        assert!(matches!(f, Framing::Close) && !reusable);
+        assert!(!headers.contains_key(header::CONTENT_LENGTH));
         for bad in [
             &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"[..],
             b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
@@ -865,7 +937,7 @@ mod tests {
     /// Decodes a whole chunked body fed in pieces of `step` bytes.
     fn dechunk(body: &[u8], step: usize) -> Result<(Vec<u8>, Option<HeaderMap>, usize), Error> {
         let mut buf = BytesMut::new();
-        let mut chunk = Chunk::Size;
+        let mut chunk = Chunked::new();
         let mut out = Vec::new();
         let mut fed = 0;
         loop {
@@ -935,6 +1007,33 @@ mod tests {
         ));
         // Cut off: more is needed when the input ends.
         assert!(matches!(dechunk(b"5\r\nhel", 2), Err(Error::BodyCut)));
+        // Only spaces or tabs after the size, only CRLF line ends in the trailers (hyper's
+        // rules), extensions bounded over the whole body.
+        for bad in [
+            &b"5\r\r\nhello\r\n0\r\n\r\n"[..],
+            b"5\x0c\r\nhello\r\n0\r\n\r\n",
+            b"0\r\n\n",
+            b"0\r\nx: y\n\r\n",
+        ] {
+            for step in [1, 3, 64] {
+                assert!(
+                    matches!(dechunk(bad, step), Err(Error::Chunked(_))),
+                    "{} in steps of {step}",
+                    String::from_utf8_lossy(bad)
+                );
+            }
+        }
+        let mut many_extensions = Vec::new();
+        let extension = format!("1;{}\r\nx\r\n", "e".repeat(1000));
+        while many_extensions.len() <= MAX_CHUNK_EXTENSIONS + 2000 {
+            many_extensions.extend_from_slice(extension.as_bytes());
+        }
+        many_extensions.extend_from_slice(b"0\r\n\r\n");
+        assert!(matches!(
+            dechunk(&many_extensions, 4096),
+            Err(Error::Chunked("chunk extensions too long"))
+        ));
+        assert!(dechunk(b"5 \t;a=b\r\nhello\r\n0\r\n\r\n", 1).is_ok());
     }
 
     #[test]

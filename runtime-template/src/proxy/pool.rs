@@ -19,9 +19,14 @@
 //!   task; the upstream closing an idle connection ends its task, and the closed connection is
 //!   skipped when it comes up).
 //! - Connections of the lean client ([`super::h1`]: requests without a body to `http://`
-//!   endpoints) have an idle stack of their own beside hyper's, bounded and aged the same way.
-//!   No task watches them while idle: a connection the upstream closed meanwhile is seen (from
-//!   the socket's last known readiness, without a system call) and dropped when it comes up.
+//!   endpoints) have an idle stack of their own beside hyper's, aged the same way;
+//!   `pool_max_idle_per_host` bounds both stacks together. No task watches them while idle: a
+//!   connection the upstream closed meanwhile (or that received stray bytes) is seen when it
+//!   comes up (a non-blocking one-byte read, no system call while the socket has nothing)
+//!   and dropped; until then it holds its file descriptor. A plain connection moves between
+//!   the two clients as the traffic asks: hyper's client adopts an idle lean socket for a
+//!   request with a body, and hands the socket back to the lean stack (its task ends without
+//!   closing it) after serving a request the lean client makes.
 //! - Locking: one short `std::sync::Mutex` per idle stack around a push or a pop. With the
 //!   work-stealing runtime an origin has one stack, shared by the worker threads: requests
 //!   contend only with requests to the same origin, for a few instructions. With the
@@ -191,8 +196,9 @@ impl HostPool {
         if connection.sender.is_closed() {
             return;
         }
+        let others = self.lean.local().lock().map_or(0, |lean| lean.len());
         let mut idle = self.idle.local().lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < self.limits.max_idle {
+        if idle.len() + others < self.limits.max_idle {
             idle.push(Idle {
                 connection,
                 spare,
@@ -234,8 +240,11 @@ impl HostPool {
     /// Puts a lean connection whose exchange ended cleanly back on its stack (or drops it,
     /// closing it, when the stack is full).
     pub fn give_back_lean(&self, connection: super::h1::Connection, spare: Spare) {
+        // One bound for both stacks (hyper's lock is taken and let go first: never both
+        // held at once).
+        let others = self.idle.local().lock().map_or(0, |idle| idle.len());
         let mut idle = self.lean.local().lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < self.limits.max_idle {
+        if idle.len() + others < self.limits.max_idle {
             idle.push(LeanIdle {
                 connection,
                 spare,
@@ -309,7 +318,7 @@ impl Lease {
         }
         let HyperConnection { sender, relay } = self.connection;
         match relay {
-            Some(relay) if self.to_lean => {
+            Some(relay) if self.to_lean && !sender.is_closed() => {
                 // hyper's task ends when `sender` goes, and hands the socket over.
                 let _ = relay.send(self.spare);
             }
