@@ -151,3 +151,21 @@ pub fn verify_jwt(
     }
     RUNTIME.with(|runtime| runtime.block_on(verifier.verify(token)))
 }
+
+/// Reads `bytes` as an upstream's answer to a `GET` (a `HEAD` when `head`) the way the lean
+/// upstream client does (`proxy::h1`), fed `piece` bytes at a time: the status, the body and
+/// the trailers, or `None` when the answer is refused.
+pub fn upstream_response(
+    bytes: &[u8],
+    head: bool,
+    piece: usize,
+) -> Option<(u16, Vec<u8>, Option<HeaderMap>)> {
+    let method = if head {
+        http::Method::HEAD
+    } else {
+        http::Method::GET
+    };
+    crate::proxy::h1::read_from_bytes(bytes, &method, piece)
+        .ok()
+        .map(|(answer, body, trailers)| (answer.status.as_u16(), body, trailers))
+}

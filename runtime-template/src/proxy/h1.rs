@@ -687,23 +687,24 @@ fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunked) -> Result<Decoded, Erro
                 }
                 _ => {}
             }
-            // Only CRLF line ends (as hyper's decoder): a bare LF among the new bytes fails.
-            let from = chunk.scanned.saturating_sub(1);
+            let from = chunk.scanned.saturating_sub(3);
+            let end = buf
+                .get(from..)
+                .and_then(|tail| memchr::memmem::find(tail, b"\r\n\r\n"))
+                .map(|at| from + at + 4);
+            // Only CRLF line ends (as hyper's decoder): a bare LF among the section's new
+            // bytes fails (bytes after the section are not the body's).
+            let section_end = end.unwrap_or(buf.len());
             let bare_lf = buf.first() == Some(&b'\n')
                 || buf
-                    .get(from..)
+                    .get(chunk.scanned.saturating_sub(1)..section_end)
                     .unwrap_or_default()
                     .windows(2)
                     .any(|pair| matches!(pair, [before, b'\n'] if *before != b'\r'));
             if bare_lf {
                 return Err(Error::Chunked("a trailer line ends without CR"));
             }
-            let from = chunk.scanned.saturating_sub(3);
-            let Some(end) = buf
-                .get(from..)
-                .and_then(|tail| memchr::memmem::find(tail, b"\r\n\r\n"))
-                .map(|at| from + at + 4)
-            else {
+            let Some(end) = end else {
                 if buf.len() > MAX_TRAILER_BYTES {
                     return Err(Error::Chunked("trailer section too large"));
                 }
@@ -772,6 +773,92 @@ fn chunk_size(line: &[u8]) -> Result<(u64, usize), Error> {
         return Err(Error::Chunked("invalid chunk extension"));
     }
     Ok((size, line.len() - digits))
+}
+
+/// What [`read_from_bytes`] read: the head, the body's bytes and its trailers.
+pub type ReadAnswer = (Head, Vec<u8>, Option<HeaderMap>);
+
+/// Reads a whole answer to a request of `method` from `bytes`, fed `piece` bytes at a time as
+/// a socket would deliver them (at least 1), with the parser and decoder the connection uses
+/// and a 64 KiB head limit: for the fuzz target (`fuzz/fuzz_targets/upstream_response.rs`)
+/// and tests. The end of `bytes` is the upstream's close.
+pub fn read_from_bytes(bytes: &[u8], method: &Method, piece: usize) -> Result<ReadAnswer, Error> {
+    const LIMIT: usize = 64 * 1024;
+    let mut input = Feed {
+        bytes,
+        fed: 0,
+        piece: piece.max(1),
+    };
+    let mut buf = BytesMut::new();
+    let mut spans = Vec::new();
+    let mut recycle = HeaderMap::new();
+    let mut head = loop {
+        if let Some(head) = parse_head(&mut buf, &mut spans, method, LIMIT, &mut recycle)? {
+            break head;
+        }
+        if buf.len() >= LIMIT {
+            return Err(Error::HeadTooLarge);
+        }
+        if !input.more(&mut buf) {
+            return Err(Error::Closed);
+        }
+    };
+    let mut body = Vec::new();
+    match std::mem::replace(&mut head.framing, Framing::Empty) {
+        Framing::Empty => {}
+        Framing::Length(length) => {
+            while (body.len() as u64) < length {
+                if buf.is_empty() && !input.more(&mut buf) {
+                    return Err(Error::BodyCut);
+                }
+                let left = usize::try_from(length - body.len() as u64).unwrap_or(usize::MAX);
+                let data = buf.split_to(left.min(buf.len()));
+                body.extend_from_slice(&data);
+            }
+        }
+        Framing::Close => loop {
+            body.extend_from_slice(&buf.split());
+            if !input.more(&mut buf) {
+                break;
+            }
+        },
+        Framing::Chunked(mut chunk) => loop {
+            match decode_chunk(&mut buf, &mut chunk)? {
+                Decoded::Data(data) => body.extend_from_slice(&data),
+                Decoded::Trailers(trailers) => return Ok((head, body, Some(trailers))),
+                Decoded::End => break,
+                Decoded::Again => {}
+                Decoded::NeedMore => {
+                    if !input.more(&mut buf) {
+                        return Err(Error::BodyCut);
+                    }
+                }
+            }
+        },
+    }
+    Ok((head, body, None))
+}
+
+/// Bytes handed out a piece at a time.
+struct Feed<'a> {
+    bytes: &'a [u8],
+    fed: usize,
+    piece: usize,
+}
+
+impl Feed<'_> {
+    /// Appends the next piece to `buf`; false at the end.
+    fn more(&mut self, buf: &mut BytesMut) -> bool {
+        let end = self.fed.saturating_add(self.piece).min(self.bytes.len());
+        match self.bytes.get(self.fed..end) {
+            Some(piece) if !piece.is_empty() => {
+                buf.extend_from_slice(piece);
+                self.fed = end;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1034,6 +1121,55 @@ mod tests {
             Err(Error::Chunked("chunk extensions too long"))
         ));
         assert!(dechunk(b"5 \t;a=b\r\nhello\r\n0\r\n\r\n", 1).is_ok());
+        // What follows the trailer section is not the body's (a connection it leaves bytes on
+        // is not reused), however the bytes arrive.
+        for piece in [1, 5, 1000] {
+            let (data, trailers, left) =
+                dechunk(b"1\r\na\r\n0\r\nx: y\r\n\r\nz\nz", piece).unwrap();
+            assert_eq!(
+                (data, trailers.unwrap()["x"].as_bytes()),
+                (b"a".to_vec(), &b"y"[..])
+            );
+            assert!(left <= 3);
+        }
+    }
+
+    #[test]
+    fn an_answer_reads_the_same_whatever_pieces_it_arrives_in() {
+        let answers: [&[u8]; 4] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx: 1\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\n\r\nto the close",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        ];
+        for answer in answers {
+            let (head, body, trailers) = read_from_bytes(answer, &Method::GET, usize::MAX).unwrap();
+            for piece in 1..answer.len() {
+                let (again, same_body, same_trailers) =
+                    read_from_bytes(answer, &Method::GET, piece).unwrap();
+                assert_eq!(
+                    (again.status, again.headers.len()),
+                    (head.status, head.headers.len())
+                );
+                assert_eq!(
+                    (&same_body, &same_trailers),
+                    (&body, &trailers),
+                    "piece {piece}"
+                );
+            }
+        }
+        assert!(matches!(
+            read_from_bytes(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc",
+                &Method::GET,
+                2
+            ),
+            Err(Error::BodyCut)
+        ));
+        assert!(matches!(
+            read_from_bytes(b"HTTP/1.1 200 OK\r\nContent-Le", &Method::GET, 2),
+            Err(Error::Closed)
+        ));
     }
 
     #[test]
