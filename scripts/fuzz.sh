@@ -22,6 +22,8 @@
 #   introspection_answer  RFC 7662 answers: active, exp, scope, client_id, cache lifetime
 #   cache_control      max-age from Cache-Control headers
 #   apim_export        the API Manager export zip: deployments.json and the inner project zips
+#   upstream_response  an upstream's HTTP/1 answer as the lean client reads it (head, framing,
+#                      chunked body, trailers): the same whole or one byte at a time
 #
 # The lock: fuzz/ is its own workspace (nightly + libFuzzer) with its own fuzz/Cargo.lock, kept
 # in step with the workspace's Cargo.lock: every package both use is pinned at the same version.
@@ -101,7 +103,7 @@ fi
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
     targets=(definition_loader path_router header_helpers jwt_verify credentials basic_auth
-        jwks_document introspection_answer cache_control apim_export)
+        jwks_document introspection_answer cache_control apim_export upstream_response)
 fi
 
 max_len_for() {
