@@ -78,6 +78,10 @@ pub enum Error {
     /// The chunked framing of the body is invalid.
     #[error("invalid chunked response body: {0}")]
     Chunked(&'static str),
+    /// The request body could not be sent: the client's (its limits, a broken stream; the
+    /// source says which) or a length that does not match its `Content-Length`.
+    #[error("the request body could not be sent")]
+    Upload(#[source] super::body::BoxError),
 }
 
 impl Error {
@@ -111,6 +115,75 @@ struct Socket {
     spans: Vec<Span>,
     /// Room for a request head as written ([`encode_head`]), reused.
     out: Vec<u8>,
+}
+
+/// A request body on its way upstream on a lean connection: exactly the announced length.
+#[derive(Debug)]
+pub struct Upload {
+    body: super::body::ReclaimableBody,
+    /// Taken from the body, not yet written.
+    pending: Bytes,
+    /// Bytes the announced length still expects from the body.
+    left: u64,
+    ended: bool,
+}
+
+impl Upload {
+    /// `body`, announced as `length` bytes (its `Content-Length`).
+    pub fn new(body: super::body::ReclaimableBody, length: u64) -> Self {
+        Upload {
+            body,
+            pending: Bytes::new(),
+            left: length,
+            ended: false,
+        }
+    }
+
+    /// Sends what the body has, as far as `io` takes it: `Ready(Ok)` once all of it is
+    /// sent. A client's body error (its limits, a broken stream) is [`Error::Upload`]; a
+    /// socket error [`Error::Io`].
+    fn poll_send(&mut self, io: &mut TcpStream, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        use bytes::Buf as _;
+        use tokio::io::AsyncWrite as _;
+        loop {
+            if !self.pending.is_empty() {
+                let written =
+                    ready!(Pin::new(&mut *io).poll_write(cx, &self.pending)).map_err(Error::Io)?;
+                if written == 0 {
+                    return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())));
+                }
+                self.pending.advance(written.min(self.pending.len()));
+                continue;
+            }
+            if self.ended {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        let length = data.len() as u64;
+                        if length > self.left {
+                            return Poll::Ready(Err(Error::Upload(
+                                "the request body is longer than its Content-Length".into(),
+                            )));
+                        }
+                        self.left -= length;
+                        self.pending = data;
+                        // All of the announced length: the body is complete (as hyper's
+                        // client decides; the client's side may tell its end only later).
+                        self.ended = self.left == 0;
+                    }
+                }
+                Some(Err(err)) => return Poll::Ready(Err(Error::Upload(err))),
+                None if self.left > 0 => {
+                    return Poll::Ready(Err(Error::Upload(
+                        "the request body is shorter than its Content-Length".into(),
+                    )))
+                }
+                None => self.ended = true,
+            }
+        }
+    }
 }
 
 /// How the body of an answer ends.
@@ -209,16 +282,17 @@ impl Connection {
         self.0.io
     }
 
-    /// Writes the head of a request without a body (see [`encode_head`]).
+    /// Writes a request head (see [`encode_head`]); its body, if any, goes as an [`Upload`].
     pub async fn send(
         &mut self,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         host: Option<&HeaderValue>,
+        length: Option<u64>,
     ) -> Result<(), Error> {
         let socket = &mut *self.0;
-        encode_head(&mut socket.out, method, uri, headers, host);
+        encode_head(&mut socket.out, method, uri, headers, host, length);
         socket.io.write_all(&socket.out).await.map_err(Error::Io)
     }
 
@@ -226,30 +300,59 @@ impl Connection {
     /// answers skipped). Its body is then read through [`ResponseBody`]. The answer's fields
     /// go into `recycle`'s map, emptied (the request's, whose room fits a head's fields), only
     /// once the head is complete: `recycle` is left as it was when this fails before.
+    ///
+    /// With an `upload` (the request's body), the body is sent meanwhile, as far as the
+    /// socket takes it: an answer may come before the upload ends (an early `413`), and the
+    /// rest of the upload is then sent by the answer's [`ResponseBody`]. `upload` is `None`
+    /// once all of it is sent. When sending fails on the socket (the upstream stopped
+    /// reading), an answer already on its way is still read; `broken` says so.
     pub async fn read_head(
         &mut self,
         method: &Method,
         limit: usize,
         recycle: &mut HeaderMap,
+        upload: &mut Option<Box<Upload>>,
+        broken: &mut Option<io::Error>,
     ) -> Result<Head, Error> {
-        loop {
-            let socket = &mut *self.0;
-            if !socket.buf.is_empty() {
-                if let Some(head) =
-                    parse_head(&mut socket.buf, &mut socket.spans, method, limit, recycle)?
-                {
-                    return Ok(head);
+        std::future::poll_fn(|cx| {
+            if let Some(sending) = upload.as_mut() {
+                match sending.poll_send(&mut self.0.io, cx) {
+                    Poll::Ready(Ok(())) => *upload = None,
+                    Poll::Ready(Err(Error::Io(err))) => {
+                        *upload = None;
+                        *broken = Some(err);
+                    }
+                    Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                    Poll::Pending => {}
                 }
             }
-            if socket.buf.len() >= limit {
-                return Err(Error::HeadTooLarge);
+            loop {
+                let socket = &mut *self.0;
+                if !socket.buf.is_empty() {
+                    if let Some(head) =
+                        parse_head(&mut socket.buf, &mut socket.spans, method, limit, recycle)?
+                    {
+                        return Poll::Ready(Ok(head));
+                    }
+                }
+                if socket.buf.len() >= limit {
+                    return Poll::Ready(Err(Error::HeadTooLarge));
+                }
+                match ready!(self.poll_fill(cx, READ_ROOM)) {
+                    Ok(0) => {
+                        // hyper counts a head cut off part-way as an incomplete message too;
+                        // when the upload broke first, that is the error to tell.
+                        return Poll::Ready(Err(match broken.take() {
+                            Some(err) => Error::Io(err),
+                            None => Error::Closed,
+                        }));
+                    }
+                    Ok(_) => {}
+                    Err(err) => return Poll::Ready(Err(Error::Io(err))),
+                }
             }
-            let read = std::future::poll_fn(|cx| self.poll_fill(cx, READ_ROOM)).await;
-            if read.map_err(Error::Io)? == 0 {
-                // hyper counts a head cut off part-way as an incomplete message too.
-                return Err(Error::Closed);
-            }
-        }
+        })
+        .await
     }
 
     /// Reads what the socket has into the buffer, growing it first so that it has room for
@@ -271,16 +374,18 @@ impl Connection {
     }
 }
 
-/// Writes the head of a request without a body into `dst` (emptied first): the request line
-/// in origin form (RFC 9112 §3.2.1), every field of `headers` in their order, names as
-/// `http` spells them (lower case, as hyper writes them), then `host` as a `Host` field when
-/// given (where hyper's client puts a `Host` inserted into the map).
+/// Writes a request head into `dst` (emptied first): the request line in origin form (RFC
+/// 9112 §3.2.1), every field of `headers` in their order, names as `http` spells them (lower
+/// case, as hyper writes them), then `host` as a `Host` field when given (where hyper's client
+/// puts a `Host` inserted into the map), then `Content-Length: length` when given (a body of
+/// known length whose head has none, as hyper's client adds it).
 pub fn encode_head(
     dst: &mut Vec<u8>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     host: Option<&HeaderValue>,
+    length: Option<u64>,
 ) {
     dst.clear();
     dst.extend_from_slice(method.as_str().as_bytes());
@@ -296,6 +401,11 @@ pub fn encode_head(
     if let Some(host) = host {
         dst.extend_from_slice(b"host: ");
         dst.extend_from_slice(host.as_bytes());
+        dst.extend_from_slice(b"\r\n");
+    }
+    if let Some(length) = length {
+        dst.extend_from_slice(b"content-length: ");
+        dst.extend_from_slice(length.to_string().as_bytes());
         dst.extend_from_slice(b"\r\n");
     }
     dst.extend_from_slice(b"\r\n");
@@ -442,7 +552,7 @@ fn ends_in_chunked(headers: &HeaderMap) -> bool {
 
 /// The `Content-Length` of `headers`: `None` when there is none, an error when a value is not
 /// a decimal number or two values differ (lists and repeated fields alike).
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         for item in value.as_bytes().split(|b| *b == b',') {
@@ -472,21 +582,28 @@ pub struct ResponseBody {
     connection: Option<Connection>,
     framing: Framing,
     release: Option<super::pool::LeanLease>,
+    /// The rest of the request's body, when the answer came before all of it was sent
+    /// (boxed: a response body stays small to move).
+    upload: Option<Box<Upload>>,
 }
 
 impl ResponseBody {
     /// The body of `head`, read from `connection`; at its end the connection goes back to its
     /// pool through `release` when one is given (`None`: it is closed).
+    /// `upload` is the rest of the request's body still to send, sent as the answer's body is
+    /// read (and after it, by a task of its own, when the answer ends first).
     pub fn new(
         connection: Connection,
         head: &mut Head,
         release: Option<super::pool::LeanLease>,
+        upload: Option<Box<Upload>>,
     ) -> Self {
         let framing = std::mem::replace(&mut head.framing, Framing::Empty);
         let mut body = ResponseBody {
             connection: Some(connection),
             framing,
             release,
+            upload,
         };
         if matches!(body.framing, Framing::Empty | Framing::Length(0)) {
             body.finish();
@@ -494,15 +611,58 @@ impl ResponseBody {
         body
     }
 
-    /// The body ended cleanly: the connection goes back when nothing stray follows it.
+    /// The body ended cleanly: the connection goes back when nothing stray follows it (once
+    /// the rest of the request's body is sent, by a task of its own).
     fn finish(&mut self) {
         let connection = self.connection.take();
         let release = self.release.take();
         self.framing = Framing::Empty;
-        if let (Some(connection), Some(release)) = (connection, release) {
-            if connection.0.buf.is_empty() {
-                release.release(connection);
+        let Some(mut connection) = connection else {
+            return;
+        };
+        match self.upload.take() {
+            None => {
+                if let Some(release) = release {
+                    if connection.0.buf.is_empty() {
+                        release.release(connection);
+                    }
+                }
             }
+            Some(mut upload) => {
+                // The answer ended before the upload (an early answer): the upstream may still
+                // read the rest, as hyper's client lets it; then the connection may serve again.
+                tokio::spawn(async move {
+                    let sent =
+                        std::future::poll_fn(|cx| upload.poll_send(&mut connection.0.io, cx)).await;
+                    match (sent, release) {
+                        (Ok(()), Some(release)) if connection.0.buf.is_empty() => {
+                            release.release(connection)
+                        }
+                        (Err(err), _) => {
+                            tracing::debug!("upload after an early answer stopped: {err}")
+                        }
+                        _ => {}
+                    }
+                });
+            }
+        }
+    }
+
+    /// Sends more of the request's body, if some is left; a failure ends the upload and
+    /// keeps the connection from being reused.
+    fn send_more(&mut self, cx: &mut Context<'_>) {
+        let (Some(connection), Some(upload)) = (self.connection.as_mut(), self.upload.as_mut())
+        else {
+            return;
+        };
+        match upload.poll_send(&mut connection.0.io, cx) {
+            Poll::Ready(Ok(())) => self.upload = None,
+            Poll::Ready(Err(err)) => {
+                tracing::debug!("upload after an early answer stopped: {err}");
+                self.upload = None;
+                self.release = None;
+            }
+            Poll::Pending => {}
         }
     }
 
@@ -510,6 +670,7 @@ impl ResponseBody {
     fn fail(&mut self, err: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         self.connection = None;
         self.release = None;
+        self.upload = None;
         self.framing = Framing::Empty;
         Poll::Ready(Some(Err(err)))
     }
@@ -524,6 +685,9 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = self.get_mut();
+        if this.upload.is_some() {
+            this.send_more(cx);
+        }
         loop {
             let Some(connection) = this.connection.as_mut() else {
                 return Poll::Ready(None);
@@ -559,6 +723,7 @@ impl Body for ResponseBody {
                                 // The end; the connection is closed, never reused.
                                 this.connection = None;
                                 this.release = None;
+                                this.upload = None;
                                 this.framing = Framing::Empty;
                                 return Poll::Ready(None);
                             }
@@ -1180,14 +1345,14 @@ mod tests {
         headers.append("x-a", HeaderValue::from_static("2"));
         let uri: Uri = "http://b.test:8080/p/a?q=1".parse().unwrap();
         let mut out = Vec::new();
-        encode_head(&mut out, &Method::GET, &uri, &headers, None);
+        encode_head(&mut out, &Method::GET, &uri, &headers, None, None);
         assert_eq!(
             out,
             b"GET /p/a?q=1 HTTP/1.1\r\nhost: b.test:8080\r\nx-a: 1\r\nx-a: 2\r\n\r\n"
         );
         headers.remove(header::HOST);
         let host = HeaderValue::from_static("c.test");
-        encode_head(&mut out, &Method::DELETE, &uri, &headers, Some(&host));
+        encode_head(&mut out, &Method::DELETE, &uri, &headers, Some(&host), None);
         assert_eq!(
             out,
             b"DELETE /p/a?q=1 HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\nhost: c.test\r\n\r\n"

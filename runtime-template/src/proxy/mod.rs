@@ -231,9 +231,19 @@ pub async fn forward(
     }
     let count = upstream.targets.len();
     let first = upstream.first();
-    // A request without a body and with an idempotent method goes to an `http://` URL over
-    // the lean client (`h1`); every other exchange over hyper's.
+    // A request without a body, or with one of known length (its `Content-Length`, when the
+    // head has one, agrees; no `Transfer-Encoding`), goes to an `http://` URL over the lean
+    // client (`h1`); every other exchange (a chunked upload, `https://`) over hyper's.
     let bodiless = body.is_end_stream();
+    let upload_length = body.size_hint().exact().filter(|&length| {
+        length > 0
+            && !parts.headers.contains_key(header::TRANSFER_ENCODING)
+            && h1::content_length(&parts.headers)
+                .is_ok_and(|announced| announced.is_none_or(|announced| announced == length))
+    });
+    // hyper's client adds the `Content-Length` a body of known length has no field for.
+    let length_field =
+        upload_length.filter(|_| !parts.headers.contains_key(header::CONTENT_LENGTH));
     let slot = BodySlot::new(body, body_limits, now);
     let idempotent = parts.method.is_idempotent();
     let mut may_resend = idempotent;
@@ -255,7 +265,7 @@ pub async fn forward(
         // The lean client's idle connection, or `None` for hyper's client. The lean client
         // takes a request it can make when it has an idle connection, or when hyper's client
         // has none either (so that mixed traffic keeps one set of connections).
-        let lean_kind = bodiless && idempotent && plain;
+        let lean_kind = plain && (bodiless || upload_length.is_some());
         let relay = || {
             plain.then(|| pool::Relay {
                 pool: target.pool.clone(),
@@ -294,16 +304,26 @@ pub async fn forward(
                     (!parts.headers.contains_key(header::HOST)).then_some(&target.host_header);
                 // The request's header map (its room fits a head) takes the answer's fields once
                 // the answer's head is complete; a resend before that still has it.
+                // The body, if any, is sent while the answer is awaited (it may come first).
+                let mut upload =
+                    upload_length.map(|length| Box::new(h1::Upload::new(slot.attempt(), length)));
+                let mut broken = None;
                 let exchanged = async {
                     connection
-                        .send(&parts.method, &uri, &parts.headers, host)
+                        .send(&parts.method, &uri, &parts.headers, host, length_field)
                         .await?;
                     connection
-                        .read_head(&parts.method, client.max_head, &mut parts.headers)
+                        .read_head(
+                            &parts.method,
+                            client.max_head,
+                            &mut parts.headers,
+                            &mut upload,
+                            &mut broken,
+                        )
                         .await
                 };
                 match exchanged.await {
-                    Ok(response) => Ok((connection, response)),
+                    Ok(response) => Ok((connection, response, upload, broken.is_none())),
                     Err(err) => Err(AttemptError::Exchange {
                         source: err.into(),
                         reused,
@@ -323,9 +343,10 @@ pub async fn forward(
                         UpstreamFailure::Timeout,
                     ))
                 }
-                Some(Ok((connection, mut response))) => {
+                Some(Ok((connection, mut response, upload, sent_cleanly))) => {
                     let reusable = !head
                         && !fresh
+                        && sent_cleanly
                         && response.framing_reusable
                         && pool::keeps_alive(response.version, &response.headers)
                         && !announces_a_body_it_cannot_have(
@@ -335,7 +356,7 @@ pub async fn forward(
                         );
                     spare.keep(timer);
                     let lease = reusable.then(|| LeanLease::new(spare, target.pool.clone()));
-                    let body = h1::ResponseBody::new(connection, &mut response, lease);
+                    let body = h1::ResponseBody::new(connection, &mut response, lease, upload);
                     let mut forwarded = Response::new(UpstreamBody::Lean { body });
                     *forwarded.status_mut() = response.status;
                     *forwarded.headers_mut() = response.headers;
