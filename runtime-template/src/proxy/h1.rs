@@ -1,7 +1,7 @@
-//! A lean HTTP/1.1 client for the proxy's most common exchange: a request **without a body**
-//! and an idempotent method (`GET`, `HEAD`, `OPTIONS`, `DELETE`, ...) to a plain `http://`
-//! endpoint. Every other exchange (a request body, `https://`, `POST`) goes through hyper's
-//! client as before (`super::pool::Connector`).
+//! A lean HTTP/1.1 client for the proxy's most common exchanges: a request **without a body
+//! or with a body of known length** (`Content-Length`, no `Transfer-Encoding`) to a plain
+//! `http://` endpoint. Every other exchange (a chunked upload, `https://`) goes through
+//! hyper's client as before (`super::pool::Connector`).
 //!
 //! Why: hyper's HTTP/1 client runs each connection as a task of its own and hands the request,
 //! the response head and every body frame between tasks over channels. For a proxied `GET`
@@ -10,7 +10,9 @@
 //! client connection's own task: the head is written with one `write`, the answer is read into
 //! the connection's buffer and parsed with `httparse` (the parser hyper uses), and the body is
 //! read from the socket as the client's side asks for it. No task, no channel, no timer of its
-//! own.
+//! own. A request body is sent while the answer is awaited; an answer that comes before all of
+//! it was sent (an early `413`) is read by a task of its own that sends the rest meanwhile, as
+//! hyper's connection task would ([`response_body`]).
 //!
 //! What is read follows RFC 9112 and hyper's client where they leave a choice:
 //! - **Head**: at most [`MAX_HEADERS`] fields and the configured number of bytes
@@ -107,7 +109,6 @@ impl Error {
 #[derive(Debug)]
 pub struct Connection(Box<Socket>);
 
-#[derive(Debug)]
 struct Socket {
     io: TcpStream,
     buf: BytesMut,
@@ -117,8 +118,17 @@ struct Socket {
     out: Vec<u8>,
 }
 
+impl std::fmt::Debug for Socket {
+    // Lengths only: the buffers hold the upstream's and the client's bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("io", &self.io)
+            .field("unread", &self.buf.len())
+            .finish()
+    }
+}
+
 /// A request body on its way upstream on a lean connection: exactly the announced length.
-#[derive(Debug)]
 pub struct Upload {
     body: super::body::ReclaimableBody,
     /// Taken from the body, not yet written.
@@ -126,6 +136,17 @@ pub struct Upload {
     /// Bytes the announced length still expects from the body.
     left: u64,
     ended: bool,
+}
+
+impl std::fmt::Debug for Upload {
+    // Lengths only: `pending` is the client's body.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("pending", &self.pending.len())
+            .field("left", &self.left)
+            .field("ended", &self.ended)
+            .finish()
+    }
 }
 
 impl Upload {
@@ -314,11 +335,45 @@ impl Connection {
         upload: &mut Option<Box<Upload>>,
         broken: &mut Option<io::Error>,
     ) -> Result<Head, Error> {
+        // Bytes already parsed as a partial head: parsed again only when more arrive (the
+        // upload's wake-ups bring none).
+        let mut parsed = 0;
         std::future::poll_fn(|cx| {
+            // The answer first: one already here wins over a failing upload (as hyper's
+            // client reads before it writes).
+            let read = loop {
+                let socket = &mut *self.0;
+                if socket.buf.len() > parsed {
+                    if let Some(head) =
+                        parse_head(&mut socket.buf, &mut socket.spans, method, limit, recycle)?
+                    {
+                        return Poll::Ready(Ok(head));
+                    }
+                    parsed = socket.buf.len();
+                }
+                if socket.buf.len() >= limit {
+                    return Poll::Ready(Err(Error::HeadTooLarge));
+                }
+                match self.poll_fill(cx, READ_ROOM) {
+                    Poll::Ready(Ok(0)) => break Poll::Ready(()),
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Err(err)) => return Poll::Ready(Err(Error::Io(err))),
+                    Poll::Pending => break Poll::Pending,
+                }
+            };
+            if read.is_ready() {
+                // The upstream closed. hyper counts a head cut off part-way as an incomplete
+                // message too; when the upload broke first, that is the error to tell.
+                return Poll::Ready(Err(match broken.take() {
+                    Some(err) => Error::Io(err),
+                    None => Error::Closed,
+                }));
+            }
             if let Some(sending) = upload.as_mut() {
                 match sending.poll_send(&mut self.0.io, cx) {
                     Poll::Ready(Ok(())) => *upload = None,
                     Poll::Ready(Err(Error::Io(err))) => {
+                        // The upstream stopped reading: its answer may still come.
                         *upload = None;
                         *broken = Some(err);
                     }
@@ -326,31 +381,7 @@ impl Connection {
                     Poll::Pending => {}
                 }
             }
-            loop {
-                let socket = &mut *self.0;
-                if !socket.buf.is_empty() {
-                    if let Some(head) =
-                        parse_head(&mut socket.buf, &mut socket.spans, method, limit, recycle)?
-                    {
-                        return Poll::Ready(Ok(head));
-                    }
-                }
-                if socket.buf.len() >= limit {
-                    return Poll::Ready(Err(Error::HeadTooLarge));
-                }
-                match ready!(self.poll_fill(cx, READ_ROOM)) {
-                    Ok(0) => {
-                        // hyper counts a head cut off part-way as an incomplete message too;
-                        // when the upload broke first, that is the error to tell.
-                        return Poll::Ready(Err(match broken.take() {
-                            Some(err) => Error::Io(err),
-                            None => Error::Closed,
-                        }));
-                    }
-                    Ok(_) => {}
-                    Err(err) => return Poll::Ready(Err(Error::Io(err))),
-                }
-            }
+            Poll::Pending
         })
         .await
     }
@@ -587,6 +618,32 @@ pub struct ResponseBody {
     upload: Option<Box<Upload>>,
 }
 
+/// The body of the answer `head`, read from `connection`: read on the task that polls it
+/// ([`ResponseBody`]), or, for an early answer (`upload` still has some of the request's body
+/// to send), by a task of its own that sends the rest meanwhile ([`ResponseBody::relay`]),
+/// its frames handed over through a small channel. At its end the connection goes back to its
+/// pool through `release` when one is given.
+pub fn response_body(
+    connection: Connection,
+    head: &mut Head,
+    release: Option<super::pool::LeanLease>,
+    upload: Option<Box<Upload>>,
+) -> super::pool::UpstreamBody {
+    let Some(upload) = upload else {
+        return super::pool::UpstreamBody::Lean {
+            body: ResponseBody::new(connection, head, release, None),
+        };
+    };
+    let body = ResponseBody::new(connection, head, release, Some(upload));
+    let hint = body.size_hint();
+    let (frames, relayed) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(body.relay(frames));
+    super::pool::UpstreamBody::Relayed {
+        frames: relayed,
+        hint,
+    }
+}
+
 impl ResponseBody {
     /// The body of `head`, read from `connection`; at its end the connection goes back to its
     /// pool through `release` when one is given (`None`: it is closed).
@@ -648,21 +705,65 @@ impl ResponseBody {
         }
     }
 
-    /// Sends more of the request's body, if some is left; a failure ends the upload and
-    /// keeps the connection from being reused.
-    fn send_more(&mut self, cx: &mut Context<'_>) {
+    /// Sends more of the request's body, if some is left. The upstream no longer reading
+    /// ends the upload (the connection is then not reused) and the answer is read on; the
+    /// client's body failing is returned: the answer then fails too, and its connection is
+    /// closed, as hyper's client does (the upstream must not wait for the rest).
+    fn send_more(&mut self, cx: &mut Context<'_>) -> Option<Error> {
         let (Some(connection), Some(upload)) = (self.connection.as_mut(), self.upload.as_mut())
         else {
-            return;
+            return None;
         };
         match upload.poll_send(&mut connection.0.io, cx) {
             Poll::Ready(Ok(())) => self.upload = None,
-            Poll::Ready(Err(err)) => {
+            Poll::Ready(Err(Error::Io(err))) => {
                 tracing::debug!("upload after an early answer stopped: {err}");
                 self.upload = None;
                 self.release = None;
             }
+            Poll::Ready(Err(err)) => return Some(err),
             Poll::Pending => {}
+        }
+        None
+    }
+
+    /// Runs an early answer's exchange on a task of its own, as hyper's client connection
+    /// task does: the rest of the upload goes on whether or not the client reads the answer
+    /// (a client that sends all of its body before it reads would otherwise wait forever),
+    /// and the answer's frames go to `frames` as the client takes them. A closed `frames`
+    /// (the client gone) ends it, and the connection with it.
+    async fn relay(mut self, frames: tokio::sync::mpsc::Sender<Result<Frame<Bytes>, Error>>) {
+        loop {
+            // Room for the next frame, the upload going on meanwhile (a finished upload's
+            // branch is disabled, and the wait is for room alone).
+            let room = tokio::select! {
+                room = frames.reserve() => match room {
+                    Ok(room) => room,
+                    Err(_) => return,
+                },
+                Some(err) = std::future::poll_fn(|cx| match self.send_more(cx) {
+                    Some(err) => Poll::Ready(Some(err)),
+                    None if self.upload.is_none() => Poll::Ready(None),
+                    None => Poll::Pending,
+                }), if self.upload.is_some() => {
+                    if let (Ok(room), Poll::Ready(Some(Err(err)))) =
+                        (frames.reserve().await, self.fail(err))
+                    {
+                        room.send(Err(err));
+                    }
+                    return;
+                }
+            };
+            match std::future::poll_fn(|cx| Pin::new(&mut self).poll_frame(cx)).await {
+                Some(frame) => {
+                    let failed = frame.is_err();
+                    room.send(frame);
+                    if failed {
+                        return;
+                    }
+                }
+                None => return,
+            }
         }
     }
 
@@ -686,7 +787,9 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = self.get_mut();
         if this.upload.is_some() {
-            this.send_more(cx);
+            if let Some(err) = this.send_more(cx) {
+                return this.fail(err);
+            }
         }
         loop {
             let Some(connection) = this.connection.as_mut() else {
@@ -1337,6 +1440,96 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn an_early_answer_lets_the_upload_finish_before_anyone_reads_it() {
+        use crate::proxy::body::{BodyLimits, BodySlot, ClientBody};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const UPLOAD: usize = 4 << 20;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // The upstream answers at once with a long body, then reads the whole upload.
+        let upstream = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let mut chunk = vec![0u8; 64 * 1024];
+            while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut chunk).await.unwrap();
+                received.extend_from_slice(&chunk[..n]);
+            }
+            let answer = vec![b'a'; 2 << 20];
+            stream
+                .write_all(
+                    format!(
+                        "HTTP/1.1 413 Too Large\r\nContent-Length: {}\r\n\r\n",
+                        answer.len()
+                    )
+                    .as_bytes(),
+                )
+                .await
+                .unwrap();
+            let (mut reader, mut writer) = stream.into_split();
+            let writing = tokio::spawn(async move { writer.write_all(&answer).await });
+            let head = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let mut body = received.len() - head;
+            while body < UPLOAD {
+                let n = reader.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the upload stopped at {body} bytes");
+                body += n;
+            }
+            writing.await.unwrap().unwrap();
+            body
+        });
+        let mut connection =
+            Connection::new(tokio::net::TcpStream::connect(address).await.unwrap());
+        let limits = BodyLimits {
+            max_bytes: 0,
+            idle: std::time::Duration::from_secs(30),
+            deadline: None,
+        };
+        let slot = BodySlot::new(
+            ClientBody::Buffered(Some(Bytes::from(vec![b'u'; UPLOAD]))),
+            limits,
+            tokio::time::Instant::now(),
+        );
+        let mut upload = Some(Box::new(Upload::new(slot.attempt(), UPLOAD as u64)));
+        let uri: Uri = "/up".parse().unwrap();
+        connection
+            .send(
+                &Method::POST,
+                &uri,
+                &HeaderMap::new(),
+                None,
+                Some(UPLOAD as u64),
+            )
+            .await
+            .unwrap();
+        let mut broken = None;
+        let mut head = connection
+            .read_head(
+                &Method::POST,
+                64 * 1024,
+                &mut HeaderMap::new(),
+                &mut upload,
+                &mut broken,
+            )
+            .await
+            .unwrap();
+        assert_eq!(head.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(upload.is_some(), "the answer came before the upload ended");
+        let body = response_body(connection, &mut head, None, upload);
+        // Nobody reads the answer until the upstream has the whole upload.
+        let received = tokio::time::timeout(std::time::Duration::from_secs(20), upstream)
+            .await
+            .expect("the upload goes on while nobody reads the answer")
+            .unwrap();
+        assert_eq!(received, UPLOAD);
+        let read = http_body_util::BodyExt::collect(body)
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(read.len(), 2 << 20);
+    }
+
     #[test]
     fn a_request_head_is_written_in_origin_form() {
         let mut headers = HeaderMap::new();
@@ -1356,6 +1549,11 @@ mod tests {
         assert_eq!(
             out,
             b"DELETE /p/a?q=1 HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\nhost: c.test\r\n\r\n"
+        );
+        encode_head(&mut out, &Method::POST, &uri, &headers, None, Some(12));
+        assert_eq!(
+            out,
+            b"POST /p/a?q=1 HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\ncontent-length: 12\r\n\r\n"
         );
     }
 }

@@ -94,7 +94,7 @@ impl UpstreamClient {
     }
 
     /// Hands an idle lean connection to hyper's client, for an exchange the lean client does
-    /// not make (a request body): every idle connection serves every kind of request.
+    /// not make (a chunked upload): every idle connection serves every kind of request.
     async fn adopt(
         &self,
         connection: h1::Connection,
@@ -356,8 +356,8 @@ pub async fn forward(
                         );
                     spare.keep(timer);
                     let lease = reusable.then(|| LeanLease::new(spare, target.pool.clone()));
-                    let body = h1::ResponseBody::new(connection, &mut response, lease, upload);
-                    let mut forwarded = Response::new(UpstreamBody::Lean { body });
+                    let body = h1::response_body(connection, &mut response, lease, upload);
+                    let mut forwarded = Response::new(body);
                     *forwarded.status_mut() = response.status;
                     *forwarded.headers_mut() = response.headers;
                     if let Some(reason) = response.reason {

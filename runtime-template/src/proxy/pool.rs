@@ -18,14 +18,14 @@
 //!   connections idle longer than `pool_idle_timeout_seconds` when it is next used (no sweeper
 //!   task; the upstream closing an idle connection ends its task, and the closed connection is
 //!   skipped when it comes up).
-//! - Connections of the lean client ([`super::h1`]: requests without a body to `http://`
-//!   endpoints) have an idle stack of their own beside hyper's, aged the same way;
+//! - Connections of the lean client ([`super::h1`]: requests without a body or with one of
+//!   known length to `http://` endpoints) have an idle stack of their own beside hyper's, aged the same way;
 //!   `pool_max_idle_per_host` bounds both stacks together. No task watches them while idle: a
 //!   connection the upstream closed meanwhile (or that received stray bytes) is seen when it
 //!   comes up (a non-blocking one-byte read, no system call while the socket has nothing)
 //!   and dropped; until then it holds its file descriptor. A plain connection moves between
 //!   the two clients as the traffic asks: hyper's client adopts an idle lean socket for a
-//!   request with a body, and hands the socket back to the lean stack (its task ends without
+//!   request the lean client does not make (a chunked upload), and hands the socket back to the lean stack (its task ends without
 //!   closing it) after serving a request the lean client makes.
 //! - Locking: one short `std::sync::Mutex` per idle stack around a push or a pop. With the
 //!   work-stealing runtime an origin has one stack, shared by the worker threads: requests
@@ -362,6 +362,12 @@ pin_project_lite::pin_project! {
         },
         /// Read by the lean client ([`super::h1`]) on the task that polls it.
         Lean { body: super::h1::ResponseBody },
+        /// Read by the lean client on a task of its own (an early answer while the request's
+        /// body is still being sent: [`super::h1::response_body`]), frames handed over.
+        Relayed {
+            frames: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, super::h1::Error>>,
+            hint: SizeHint,
+        },
     }
 }
 
@@ -405,6 +411,11 @@ impl Body for UpstreamBody {
                     .poll_frame(cx)
                     .map(|frame| frame.map(|frame| frame.map_err(UpstreamBodyError::Lean)));
             }
+            UpstreamBodyProj::Relayed { frames, .. } => {
+                return frames
+                    .poll_recv(cx)
+                    .map(|frame| frame.map(|frame| frame.map_err(UpstreamBodyError::Lean)));
+            }
         };
         let polled = body.as_mut().poll_frame(cx);
         match &polled {
@@ -430,6 +441,7 @@ impl Body for UpstreamBody {
         match self {
             UpstreamBody::Hyper { body, .. } => body.is_end_stream(),
             UpstreamBody::Lean { body } => body.is_end_stream(),
+            UpstreamBody::Relayed { .. } => false,
         }
     }
 
@@ -437,6 +449,7 @@ impl Body for UpstreamBody {
         match self {
             UpstreamBody::Hyper { body, .. } => body.size_hint(),
             UpstreamBody::Lean { body } => body.size_hint(),
+            UpstreamBody::Relayed { hint, .. } => *hint,
         }
     }
 }
