@@ -255,6 +255,9 @@ pub async fn forward(
         blame: Blame::Upstream,
         failure,
     };
+    // The upstream deadline passed before the answer's head: 504.
+    let timed_out =
+        |target| move || upstream_error(fault::UPSTREAM_TIMEOUT, target, UpstreamFailure::Timeout);
     loop {
         let target = &upstream.targets[(first + attempt) % count];
         let uri = target.uri_for(rest, query).map_err(|_| {
@@ -330,20 +333,11 @@ pub async fn forward(
                     }),
                 }
             };
-            match (Within {
-                timer: timer.as_mut(),
-                future: exchange,
-            })
-            .await
+            match within(timer.as_mut(), exchange)
+                .await
+                .ok_or_else(timed_out(target))?
             {
-                None => {
-                    return Err(upstream_error(
-                        fault::UPSTREAM_TIMEOUT,
-                        target,
-                        UpstreamFailure::Timeout,
-                    ))
-                }
-                Some(Ok((connection, mut response, upload, sent_cleanly))) => {
+                Ok((connection, mut response, upload, sent_cleanly)) => {
                     let reusable = !head
                         && !fresh
                         && sent_cleanly
@@ -370,7 +364,7 @@ pub async fn forward(
                         latency: started.elapsed(),
                     });
                 }
-                Some(Err(err)) => (err, spare),
+                Err(err) => (err, spare),
             }
         } else {
             // An idle connection, with what it kept from its last exchange (a resend wants a
@@ -442,20 +436,11 @@ pub async fn forward(
                     }),
                 }
             };
-            match (Within {
-                timer: timer.as_mut(),
-                future: exchange,
-            })
-            .await
+            match within(timer.as_mut(), exchange)
+                .await
+                .ok_or_else(timed_out(target))?
             {
-                None => {
-                    return Err(upstream_error(
-                        fault::UPSTREAM_TIMEOUT,
-                        target,
-                        UpstreamFailure::Timeout,
-                    ))
-                }
-                Some(Ok((connection, mut response))) => {
+                Ok((connection, mut response)) => {
                     // Not kept: a HEAD's connection (sent with `Connection: close`), the one
                     // connection of a resend (as before), one the upstream closes, and one
                     // whose framing cannot be trusted any more.
@@ -488,7 +473,7 @@ pub async fn forward(
                         latency: started.elapsed(),
                     });
                 }
-                Some(Err(err)) => (err, spare),
+                Err(err) => (err, spare),
             }
         };
         if let Some(client_error) = cause::<ClientBodyError>(&err) {
@@ -648,6 +633,11 @@ pin_project_lite::pin_project! {
         #[pin]
         future: F,
     }
+}
+
+/// `future` bounded by `timer` (see [`Within`]).
+fn within<F: Future>(timer: Pin<&mut tokio::time::Sleep>, future: F) -> Within<'_, F> {
+    Within { timer, future }
 }
 
 impl<F: Future> Future for Within<'_, F> {
