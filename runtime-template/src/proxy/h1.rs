@@ -62,7 +62,8 @@ const MAX_READ: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The upstream closed the connection before a complete response head (a kept-alive
-    /// connection it had given up on, or a crash): for the proxy, a lost connection.
+    /// connection it had given up on, or a crash): for the proxy, a lost connection (as a
+    /// reset, which comes as [`Error::Io`], is: `proxy::connection_lost`).
     #[error("the upstream closed the connection before a complete response head")]
     Closed,
     /// Reading or writing the socket failed.
@@ -84,24 +85,6 @@ pub enum Error {
     /// source says which) or a length that does not match its `Content-Length`.
     #[error("the request body could not be sent")]
     Upload(#[source] super::body::BoxError),
-}
-
-impl Error {
-    /// True for a connection the upstream closed or reset before answering: the failure of a
-    /// kept-alive connection, after which an idempotent request may be sent again.
-    pub fn is_connection_lost(&self) -> bool {
-        match self {
-            Error::Closed => true,
-            Error::Io(err) => matches!(
-                err.kind(),
-                io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::UnexpectedEof
-            ),
-            _ => false,
-        }
-    }
 }
 
 /// One upstream HTTP/1.1 connection and what it has read but not yet handed out. Boxed once
@@ -133,9 +116,10 @@ pub struct Upload {
     body: super::body::ReclaimableBody,
     /// Taken from the body, not yet written.
     pending: Bytes,
-    /// Bytes the announced length still expects from the body.
+    /// Bytes the announced length still expects from the body: 0 once all were taken (the
+    /// body is then complete, as hyper's client decides; the client's side may tell its end
+    /// only later).
     left: u64,
-    ended: bool,
 }
 
 impl std::fmt::Debug for Upload {
@@ -144,7 +128,6 @@ impl std::fmt::Debug for Upload {
         f.debug_struct("Upload")
             .field("pending", &self.pending.len())
             .field("left", &self.left)
-            .field("ended", &self.ended)
             .finish()
     }
 }
@@ -156,7 +139,6 @@ impl Upload {
             body,
             pending: Bytes::new(),
             left: length,
-            ended: false,
         }
     }
 
@@ -176,7 +158,7 @@ impl Upload {
                 self.pending.advance(written.min(self.pending.len()));
                 continue;
             }
-            if self.ended {
+            if self.left == 0 {
                 return Poll::Ready(Ok(()));
             }
             match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
@@ -190,18 +172,14 @@ impl Upload {
                         }
                         self.left -= length;
                         self.pending = data;
-                        // All of the announced length: the body is complete (as hyper's
-                        // client decides; the client's side may tell its end only later).
-                        self.ended = self.left == 0;
                     }
                 }
                 Some(Err(err)) => return Poll::Ready(Err(Error::Upload(err))),
-                None if self.left > 0 => {
+                None => {
                     return Poll::Ready(Err(Error::Upload(
                         "the request body is shorter than its Content-Length".into(),
                     )))
                 }
-                None => self.ended = true,
             }
         }
     }
@@ -435,9 +413,8 @@ pub fn encode_head(
         dst.extend_from_slice(b"\r\n");
     }
     if let Some(length) = length {
-        dst.extend_from_slice(b"content-length: ");
-        dst.extend_from_slice(length.to_string().as_bytes());
-        dst.extend_from_slice(b"\r\n");
+        // Into `dst` directly (writing to a vector cannot fail).
+        let _ = std::io::Write::write_fmt(dst, format_args!("content-length: {length}\r\n"));
     }
     dst.extend_from_slice(b"\r\n");
 }

@@ -77,20 +77,10 @@ impl UpstreamClient {
     /// Opens a plain TCP connection to an `http://` `origin` for the lean client, with the
     /// same connector (resolution, connect timeout, `TCP_NODELAY`) as hyper's connections.
     async fn connect_lean(&self, origin: http::Uri) -> Result<h1::Connection, ConnectError> {
-        use tower_service::Service as _;
-        let mut transport = self.connector.transport.clone();
-        std::future::poll_fn(|cx| transport.poll_ready(cx))
-            .await
-            .map_err(ConnectError::Transport)?;
-        match transport.call(origin).await {
-            Ok(hyper_rustls::MaybeHttpsStream::Http(io)) => {
-                Ok(h1::Connection::new(io.into_inner()))
-            }
-            Ok(hyper_rustls::MaybeHttpsStream::Https(_)) => Err(ConnectError::Transport(
-                "a TLS connection for a plain http:// endpoint".into(),
-            )),
-            Err(err) => Err(ConnectError::Transport(err)),
-        }
+        let io = self.connector.open(origin).await?;
+        plain_tcp(io).map(h1::Connection::new).ok_or_else(|| {
+            ConnectError::Transport("a TLS connection for a plain http:// endpoint".into())
+        })
     }
 
     /// Hands an idle lean connection to hyper's client, for an exchange the lean client does
@@ -115,6 +105,14 @@ fn plain_tcp(io: Transport) -> Option<tokio::net::TcpStream> {
     match io {
         hyper_rustls::MaybeHttpsStream::Http(io) => Some(io.into_inner()),
         hyper_rustls::MaybeHttpsStream::Https(_) => None,
+    }
+}
+
+/// An idle connection and what it kept, or nothing and a new [`Spare`] for a new one.
+fn with_spare<T>(idle: Option<(T, Spare)>) -> (Option<T>, Spare) {
+    match idle {
+        Some((connection, spare)) => (Some(connection), spare),
+        None => (None, Spare::default()),
     }
 }
 
@@ -265,35 +263,23 @@ pub async fn forward(
         })?;
         let more = attempt + 1 < count;
         let plain = target.scheme == http::uri::Scheme::HTTP;
-        // The lean client's idle connection, or `None` for hyper's client. The lean client
-        // takes a request it can make when it has an idle connection, or when hyper's client
-        // has none either (so that mixed traffic keeps one set of connections).
-        let lean_kind = plain && (bodiless || upload_length.is_some());
         let relay = || {
             plain.then(|| pool::Relay {
                 pool: target.pool.clone(),
                 into_tcp: plain_tcp,
             })
         };
-        let lean_connection = if lean_kind {
-            match (!fresh)
-                .then(|| target.pool.checkout_lean(started))
-                .flatten()
-            {
-                Some(found) => Some(Some(found)),
-                None if !fresh && target.pool.has_idle() => None,
-                None => Some(None),
-            }
-        } else {
-            None
-        };
-        let lean = lean_connection.is_some();
-        let (err, mut spare) = if let Some(lean_connection) = lean_connection {
+        // The lean client takes a request it can make when it has an idle connection, or when
+        // hyper's client has none either (so that mixed traffic keeps one set of connections);
+        // a resend (`fresh`) wants a new connection.
+        let lean_kind = plain && (bodiless || upload_length.is_some());
+        let lean_idle = (lean_kind && !fresh)
+            .then(|| target.pool.checkout_lean(started))
+            .flatten();
+        let lean = lean_kind && (lean_idle.is_some() || fresh || !target.pool.has_idle());
+        let (err, mut spare) = if lean {
             // The headers stay in `parts` (they are written, not moved): a resend reuses them.
-            let (pooled, mut spare) = match lean_connection {
-                Some((connection, spare)) => (Some(connection), spare),
-                None => (None, Spare::default()),
-            };
+            let (pooled, mut spare) = with_spare(lean_idle);
             let reused = pooled.is_some();
             let mut timer = spare.timer(deadline);
             let parts = &mut parts;
@@ -382,10 +368,7 @@ pub async fn forward(
                     None => None,
                 }
             };
-            let (pooled, mut spare) = match pooled {
-                Some((pooled, spare)) => (Some(pooled), spare),
-                None => (None, Spare::default()),
-            };
+            let (pooled, mut spare) = with_spare(pooled);
             let reused = pooled.is_some();
             let mut timer = spare.timer(deadline);
             let head_copy = &mut spare.head;
@@ -596,9 +579,7 @@ fn connection_lost(err: &(dyn std::error::Error + 'static)) -> bool {
                 return true;
             }
         }
-        if e.downcast_ref::<h1::Error>()
-            .is_some_and(h1::Error::is_connection_lost)
-        {
+        if matches!(e.downcast_ref::<h1::Error>(), Some(h1::Error::Closed)) {
             return true;
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
@@ -744,6 +725,12 @@ mod tests {
         }
         assert!(!connection_lost(&Error::from(ErrorKind::InvalidData)));
         assert!(!connection_lost(&Error::from(ErrorKind::TimedOut)));
+        // The lean client's: a close before the head, or a reset under its I/O error.
+        assert!(connection_lost(&h1::Error::Closed));
+        assert!(connection_lost(&h1::Error::Io(Error::from(
+            ErrorKind::ConnectionReset
+        ))));
+        assert!(!connection_lost(&h1::Error::HeadTooLarge));
     }
 
     #[test]

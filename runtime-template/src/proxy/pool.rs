@@ -75,21 +75,17 @@ pub struct Relay<T> {
 /// The idle connections of one upstream origin: one stack, or one per thread-per-core worker.
 #[derive(Debug, Default)]
 pub struct HostPool {
-    idle: PerCore<Mutex<Vec<Idle>>>,
-    lean: PerCore<Mutex<Vec<LeanIdle>>>,
+    idle: PerCore<Stack<HyperConnection>>,
+    lean: PerCore<Stack<super::h1::Connection>>,
     limits: PoolLimits,
 }
 
-#[derive(Debug)]
-struct LeanIdle {
-    connection: super::h1::Connection,
-    spare: Spare,
-    since: Instant,
-}
+/// An idle stack: hyper's connections, or the lean client's.
+type Stack<C> = Mutex<Vec<Idle<C>>>;
 
 #[derive(Debug)]
-struct Idle {
-    connection: HyperConnection,
+struct Idle<C> {
+    connection: C,
     spare: Spare,
     since: Instant,
 }
@@ -180,14 +176,34 @@ impl HostPool {
     }
 
     fn pop(&self, now: Instant) -> Option<(HyperConnection, Spare)> {
-        let mut idle = self.idle.local().lock().unwrap_or_else(|e| e.into_inner());
+        self.pop_from(self.idle.local(), now)
+    }
+
+    /// The top of `stack` (this thread's), unless it is past the idle timeout at `now`: then
+    /// the stack is emptied, every connection below being older still.
+    fn pop_from<C>(&self, stack: &Stack<C>, now: Instant) -> Option<(C, Spare)> {
+        let mut idle = stack.lock().unwrap_or_else(|e| e.into_inner());
         let top = idle.pop()?;
         if now.saturating_duration_since(top.since) > self.limits.idle_timeout {
-            // Every connection below is older still.
             idle.clear();
             return None;
         }
         Some((top.connection, top.spare))
+    }
+
+    /// Pushes `connection` on `stack` (this thread's) unless the two stacks together hold
+    /// `pool_max_idle_per_host` already (`other`, the other one, is counted first and let go:
+    /// never both locks held at once); otherwise it is dropped, which closes it.
+    fn push_onto<C, O>(&self, stack: &Stack<C>, other: &Stack<O>, connection: C, spare: Spare) {
+        let others = other.lock().map_or(0, |other| other.len());
+        let mut idle = stack.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() + others < self.limits.max_idle {
+            idle.push(Idle {
+                connection,
+                spare,
+                since: Instant::now(),
+            });
+        }
     }
 
     /// Puts a connection whose exchange has ended back on the stack with what it keeps (or
@@ -196,15 +212,7 @@ impl HostPool {
         if connection.sender.is_closed() {
             return;
         }
-        let others = self.lean.local().lock().map_or(0, |lean| lean.len());
-        let mut idle = self.idle.local().lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() + others < self.limits.max_idle {
-            idle.push(Idle {
-                connection,
-                spare,
-                since: Instant::now(),
-            });
-        }
+        self.push_onto(self.idle.local(), self.lean.local(), connection, spare);
     }
 }
 
@@ -223,34 +231,18 @@ impl HostPool {
     /// The most recently returned idle lean connection ([`super::h1`]) that is still open,
     /// with what it kept; as [`HostPool::checkout`], without waiting at all.
     pub fn checkout_lean(&self, now: Instant) -> Option<(super::h1::Connection, Spare)> {
-        let mut idle = self.lean.local().lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(top) = idle.pop() {
-            if now.saturating_duration_since(top.since) > self.limits.idle_timeout {
-                // Every connection below is older still.
-                idle.clear();
-                return None;
-            }
-            if top.connection.is_idle_and_open() {
-                return Some((top.connection, top.spare));
+        loop {
+            let (connection, spare) = self.pop_from(self.lean.local(), now)?;
+            if connection.is_idle_and_open() {
+                return Some((connection, spare));
             }
         }
-        None
     }
 
     /// Puts a lean connection whose exchange ended cleanly back on its stack (or drops it,
     /// closing it, when the stack is full).
     pub fn give_back_lean(&self, connection: super::h1::Connection, spare: Spare) {
-        // One bound for both stacks (hyper's lock is taken and let go first: never both
-        // held at once).
-        let others = self.idle.local().lock().map_or(0, |idle| idle.len());
-        let mut idle = self.lean.local().lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() + others < self.limits.max_idle {
-            idle.push(LeanIdle {
-                connection,
-                spare,
-                since: Instant::now(),
-            });
-        }
+        self.push_onto(self.lean.local(), self.idle.local(), connection, spare);
     }
 }
 
@@ -488,15 +480,21 @@ where
         origin: Uri,
         relay: Option<Relay<C::Response>>,
     ) -> Result<HyperConnection, ConnectError> {
+        let io = self.open(origin).await?;
+        self.handshake(io, relay).await
+    }
+
+    /// Opens the transport (TCP, and TLS for `https`) to `origin`, nothing on top of it: for
+    /// hyper's client ([`Connector::connect`]) and for the lean client.
+    pub async fn open(&self, origin: Uri) -> Result<C::Response, ConnectError> {
         let mut transport = self.transport.clone();
         std::future::poll_fn(|cx| transport.poll_ready(cx))
             .await
             .map_err(|e| ConnectError::Transport(e.into()))?;
-        let io = transport
+        transport
             .call(origin)
             .await
-            .map_err(|e| ConnectError::Transport(e.into()))?;
-        self.handshake(io, relay).await
+            .map_err(|e| ConnectError::Transport(e.into()))
     }
 
     /// Starts hyper's HTTP/1 client on an open transport `io` and spawns the connection's
