@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::access_log::{AccessRecord, LoggedBody, RecordSinks, RequestTarget, RouteRef};
 use crate::auth::split_pair;
@@ -18,7 +17,7 @@ use crate::fault::{self, Fault};
 use crate::model::{AuthScheme, Dialect, GatewayModel, PolicySpec};
 use crate::pipeline::{Context, Matched, ReadyPipeline, Services};
 use crate::policies::terminate::express;
-use crate::proxy::body::GatewayBody;
+use crate::proxy::body::{ClientBody, GatewayBody};
 use crate::router::express::{ExpressRouter, Lookup};
 use crate::router::{Match, Router};
 use crate::telemetry::metrics::{Metrics, Outcome, RouteKey};
@@ -152,7 +151,7 @@ impl Gateway {
     /// Serves one request from `client` on a listener serving `site`.
     pub async fn handle(
         self: Arc<Self>,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         client: SocketAddr,
         site: Arc<Site>,
     ) -> Result<GatewayResponse, Infallible> {
@@ -230,7 +229,7 @@ impl Gateway {
     fn route<'g>(
         &'g self,
         site: &Site,
-        request: &Request<Incoming>,
+        request: &Request<ClientBody>,
         path: &str,
         encoded_slash: bool,
     ) -> Routed<'g> {
@@ -375,7 +374,7 @@ impl Gateway {
     /// the resource of the requested method (HEAD: GET), when its pipeline starts with CORS.
     fn preflight_route<'g>(
         &'g self,
-        request: &Request<Incoming>,
+        request: &Request<ClientBody>,
         path: &str,
     ) -> Option<Routed<'g>> {
         if request.method() != Method::OPTIONS {
@@ -466,7 +465,7 @@ impl Gateway {
 
     /// The request target as the access log shows it (no allocation when short and nothing
     /// is redacted).
-    fn request_target(&self, request: &Request<Incoming>) -> RequestTarget {
+    fn request_target(&self, request: &Request<ClientBody>) -> RequestTarget {
         let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
         if self.secret_query_params.is_empty() {
             // Nothing to redact (the common case): no call.
@@ -477,7 +476,7 @@ impl Gateway {
 
     /// Rejections decided by the request head alone, before routing: an over-long target,
     /// a Transfer-Encoding other than one plain `chunked`, a declared body over the limit.
-    fn framing_fault(&self, request: &Request<Incoming>) -> Option<Fault> {
+    fn framing_fault(&self, request: &Request<ClientBody>) -> Option<Fault> {
         let limits = &self.services.limits;
         let target_len = request
             .uri()

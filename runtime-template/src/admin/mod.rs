@@ -22,8 +22,6 @@ use http::StatusCode;
 use http::{HeaderValue, Request, Response};
 #[cfg(feature = "server")]
 use http_body_util::{BodyExt, Limited};
-#[cfg(feature = "server")]
-use hyper::body::Incoming;
 use serde_json::Value;
 #[cfg(feature = "server")]
 use subtle::ConstantTimeEq;
@@ -33,7 +31,7 @@ use crate::policies::metrics::EgCounter;
 #[cfg(feature = "server")]
 use crate::policies::terminate::express;
 #[cfg(feature = "server")]
-use crate::proxy::body::GatewayBody;
+use crate::proxy::body::{ClientBody, GatewayBody};
 use crate::store::ConsumerError;
 #[cfg(feature = "server")]
 use crate::store::Consumers;
@@ -89,7 +87,7 @@ impl AdminApi {
     }
 
     /// Answers one request.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<GatewayBody> {
+    pub async fn handle(&self, request: Request<ClientBody>) -> Response<GatewayBody> {
         if let Access::Token(token) = &self.access {
             let given = request
                 .headers()

@@ -31,7 +31,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::{Either, Empty};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -39,7 +38,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::env_template;
 use crate::model::express::Storage;
-use crate::proxy::body::GatewayBody;
+use crate::proxy::body::{ClientBody, GatewayBody};
 
 /// The client's request headers forwarded to S3 (and signed), for every method.
 const REQUEST_HEADERS: [HeaderName; 5] = [
@@ -82,7 +81,7 @@ const RESPONSE_HEADERS: [&str; 14] = [
 /// The environment variable read for a provider without `region`.
 pub const REGION_VARIABLE: &str = "AWS_REGION";
 
-type StorageClient = Client<HttpsConnector<HttpConnector>, Either<Empty<Bytes>, Incoming>>;
+type StorageClient = Client<HttpsConnector<HttpConnector>, Either<Empty<Bytes>, ClientBody>>;
 
 /// A start-up problem of the storage plugin's settings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -321,7 +320,7 @@ impl StorageRoute {
     }
 
     /// Forwards `request` (one that [`Self::matches`]) to its provider.
-    pub async fn forward(&self, request: Request<Incoming>) -> Response<GatewayBody> {
+    pub async fn forward(&self, request: Request<ClientBody>) -> Response<GatewayBody> {
         let not_found = || {
             crate::respond::express_not_found(
                 request.method().as_str(),
@@ -510,8 +509,8 @@ fn object_url(signer: &Signer, object: &ObjectPath) -> (String, String) {
 fn signed_request(
     signer: &Signer,
     object: &ObjectPath,
-    request: Request<Incoming>,
-) -> Result<Request<Either<Empty<Bytes>, Incoming>>, String> {
+    request: Request<ClientBody>,
+) -> Result<Request<Either<Empty<Bytes>, ClientBody>>, String> {
     let (parts, body) = request.into_parts();
     let (url, host) = object_url(signer, object);
     let upload = parts.method == Method::PUT;

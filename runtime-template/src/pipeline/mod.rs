@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use http::request::Parts;
 use http::Response;
-use hyper::body::Incoming;
 
 use crate::config::ForwardingConfig;
 use crate::gateway::RequestLimits;
@@ -202,9 +201,9 @@ impl ReadyPipeline {
         services: &Services,
         context: &mut Context<'_>,
         mut parts: Parts,
-        body: Incoming,
+        body: ClientBody,
     ) -> Response<GatewayBody> {
-        let mut body = Some(ClientBody::from(body));
+        let mut body = Some(body);
         let mut ran: u128 = 0;
         let mut answer = None;
         for (i, step) in self.steps.iter().enumerate() {

@@ -11,16 +11,19 @@ use std::time::{Duration, Instant};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+pub mod drain;
+pub mod h1;
 pub mod thread_per_core;
 pub mod timer;
 pub mod worker;
 
 use crate::gateway::{Gateway, Site};
+use crate::proxy::body::ClientBody;
+use drain::{Drain, Stop};
 use crate::telemetry::metrics::{ConnectionGauge, GaugeGuard, LocalGauge, Metrics};
 
 /// A listener that could not be opened. The message names both ways to choose another port:
@@ -240,7 +243,12 @@ pub async fn serve(
         started.elapsed().as_millis()
     );
 
-    let builder = connection_builder(&settings.protocol);
+    let builder = Arc::new(connection_builder(&settings.protocol));
+    let limits = h1::Limits {
+        max_header_bytes: settings.protocol.max_header_bytes,
+        max_headers: settings.protocol.max_headers,
+        header_timeout: settings.protocol.header_timeout,
+    };
     // One limit for the whole gateway, whichever core accepted: a permit is taken once per
     // connection (one atomic operation), never per request.
     let connections = Arc::new(Semaphore::new(settings.protocol.max_connections));
@@ -261,6 +269,7 @@ pub async fn serve(
         thread_per_core::Shared {
             gateway: gateway.clone(),
             builder: builder.clone(),
+            limits,
             connections: connections.clone(),
             max_connections: settings.protocol.max_connections,
             handshake_timeout: settings.handshake_timeout,
@@ -271,7 +280,7 @@ pub async fn serve(
         cores_stop,
     )?;
     let mut last_refusal_log: Option<Instant> = None;
-    let graceful = GracefulShutdown::new();
+    let graceful = Drain::new();
     let mut stop = std::pin::pin!(stop_signal());
     // Kubernetes' termination sequence: on the signal the readiness probe turns 503 at once,
     // the listeners keep accepting for the drain delay (the Service's endpoints take a few
@@ -299,7 +308,7 @@ pub async fn serve(
                 let Some(permit) = admit(&connections, &mut last_refusal_log, settings.protocol.max_connections) else { continue };
                 let gauges = gauges.get(index).map(ConnectionGauges::local).unwrap_or_default();
                 match &listener.tls {
-                    None => spawn_plain(&gateway, &listener.site, &builder, graceful.watcher(), stream, peer, (permit, gauges)),
+                    None => spawn_plain(&gateway, &listener.site, &builder, limits, graceful.watcher(), stream, peer, (permit, gauges)),
                     Some(acceptor) => spawn_tls(&gateway, &listener.site, &builder, graceful.watcher(), acceptor.clone(), settings.handshake_timeout, stream, peer, (permit, gauges)),
                 }
             }
@@ -407,11 +416,16 @@ async fn accept_failed(err: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
+/// Serves a cleartext connection: API listeners through the lean HTTP/1.1 server ([`h1`]),
+/// which hands the connection to hyper at the first request it does not take (and the admin
+/// listener through hyper from the start).
+#[allow(clippy::too_many_arguments)]
 fn spawn_plain(
     gateway: &Arc<Gateway>,
     site: &Arc<Site>,
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: Watcher,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
+    limits: h1::Limits,
+    stop: Stop,
     stream: TcpStream,
     peer: SocketAddr,
     (permit, gauges): (OwnedSemaphorePermit, LocalGauges),
@@ -420,12 +434,34 @@ fn spawn_plain(
     let open = gauges.cleartext.map(GaugeGuard::open);
     let gateway = gateway.clone();
     let site = site.clone();
-    let service = service_fn(move |request| gateway.clone().handle(request, peer, site.clone()));
-    let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .into_owned();
+    let builder = builder.clone();
     tokio::spawn(async move {
-        if let Err(err) = watcher.watch(connection).await {
+        let (stream, read, first) = if site.admin.is_none() {
+            match h1::serve(stream, peer, &gateway, &site, limits, &stop).await {
+                h1::Ended::Closed => {
+                    drop(open);
+                    drop(permit);
+                    return;
+                }
+                h1::Ended::HandOver { io, read, first } => (io, read, first),
+            }
+        } else {
+            (stream, bytes::Bytes::new(), true)
+        };
+        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            gateway
+                .clone()
+                .handle(request.map(ClientBody::from), peer, site.clone())
+        });
+        let io = TokioIo::new(h1::Replay::new(read, stream));
+        // An HTTP/2 preface is looked for on a connection's first bytes only.
+        let ended = if first {
+            stop.watch(builder.serve_connection(io, service)).await
+        } else {
+            let http1 = (*builder).clone().http1_only();
+            stop.watch(http1.serve_connection(io, service)).await
+        };
+        if let Err(err) = ended {
             tracing::debug!(%peer, "connection ended with an error: {err}");
         }
         drop(open);
@@ -437,8 +473,8 @@ fn spawn_plain(
 fn spawn_tls(
     gateway: &Arc<Gateway>,
     site: &Arc<Site>,
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: Watcher,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
+    stop: Stop,
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
     stream: TcpStream,
@@ -461,8 +497,11 @@ fn spawn_tls(
                 return;
             }
         };
-        let service =
-            service_fn(move |request| gateway.clone().handle(request, peer, site.clone()));
+        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            gateway
+                .clone()
+                .handle(request.map(ClientBody::from), peer, site.clone())
+        });
         // Once ALPN has agreed on a protocol, the connection speaks only that one (RFC 9113
         // §3.3, RFC 7301): an invalid HTTP/2 preface gets a connection error, never an
         // HTTP/1.1 answer. Without ALPN, the preface decides.
@@ -474,12 +513,12 @@ fn spawn_tls(
         }
         .map(GaugeGuard::open);
         let builder = match alpn {
-            Some(b"h2") => builder.http2_only(),
-            Some(b"http/1.1") => builder.http1_only(),
-            _ => builder,
+            Some(b"h2") => (*builder).clone().http2_only(),
+            Some(b"http/1.1") => (*builder).clone().http1_only(),
+            _ => (*builder).clone(),
         };
         let connection = builder.serve_connection(TokioIo::new(tls), service);
-        if let Err(err) = watcher.watch(connection).await {
+        if let Err(err) = stop.watch(connection).await {
             tracing::debug!(%peer, "connection ended with an error: {err}");
         }
         drop(open);

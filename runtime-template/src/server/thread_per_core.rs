@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -97,7 +96,9 @@ pub struct Shared {
     /// The gateway.
     pub gateway: Arc<Gateway>,
     /// Client connection settings (limits, timeouts, h2).
-    pub builder: auto::Builder<TokioExecutor>,
+    pub builder: Arc<auto::Builder<TokioExecutor>>,
+    /// The lean HTTP/1.1 server's limits (the same as the builder's).
+    pub limits: super::h1::Limits,
     /// The gateway-wide connection limit.
     pub connections: Arc<Semaphore>,
     /// `limits.max_connections`, for the refusal's log line.
@@ -263,7 +264,7 @@ async fn work(
             Err(err) => tracing::error!("a worker cannot serve one of its listeners: {err}"),
         }
     }
-    let graceful = GracefulShutdown::new();
+    let graceful = super::drain::Drain::new();
     let mut last_refusal_log: Option<Instant> = None;
     let mut next = 0;
     loop {
@@ -294,6 +295,7 @@ async fn work(
                 &shared.gateway,
                 &listener.site,
                 &shared.builder,
+                shared.limits,
                 graceful.watcher(),
                 stream,
                 peer,

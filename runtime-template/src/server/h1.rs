@@ -1,0 +1,1018 @@
+//! The lean HTTP/1.1 server of cleartext API listeners: requests without a body, served on the
+//! connection's own task with one buffer for reading and one for writing, and every other
+//! request handed to hyper.
+//!
+//! A request this server takes is an HTTP/1.1 request whose head `httparse` (hyper's parser,
+//! with hyper's settings) reads completely within `limits.max_header_bytes` and the field
+//! limit, whose target `http` parses, with no `Transfer-Encoding`, no `Content-Length` but
+//! `0`, no `Expect`, no `Upgrade`, and not `CONNECT`. Anything else, including every head
+//! hyper would refuse, goes to hyper's server unread: the socket and the bytes read from it and
+//! not yet served are handed over ([`Ended::HandOver`], [`Replay`]) and hyper serves the
+//! connection from that request on, answering exactly as it does when it serves a connection
+//! from the start (its `400`, `431`, `414`, `100 Continue`, upgrades, request bodies,
+//! HTTP/1.0, an HTTP/2 preface on a connection's first bytes).
+//!
+//! What it does is hyper's (hyper 1.12, `proto/h1/role.rs`, `conn.rs`, `dispatch.rs`), so a
+//! client cannot tell the two apart:
+//! - The header timeout counts from the moment the server waits for a head (an idle
+//!   keep-alive connection included); when it passes, the connection is closed without an
+//!   answer. An end of the client's stream while its request is served drops the request
+//!   (hyper's server does not allow half-closed connections by default).
+//! - The response head: `HTTP/1.1` (`HTTP/1.0` when the response says so), the reason phrase
+//!   of `hyper::ext::ReasonPhrase` or the canonical one, fields in their map order with names
+//!   in lower case, `Content-Length`, `Transfer-Encoding`, `Connection` and `Trailer` values
+//!   joined on one line, a `date` field unless the response has one.
+//! - The body's framing: no body for `HEAD`, `204`, `304`; the response's `Content-Length`, or
+//!   chunked when the response says `Transfer-Encoding` (`, chunked` added when it is not
+//!   the last coding) or when the length is unknown; trailers only when the request said
+//!   `TE: trailers` and the response declared them in `Trailer`.
+//! - Keep-alive: the connection closes after a response when the request or the response
+//!   says `Connection: close` (the response then says so too), after a body shorter than its
+//!   length, and after the stop ([`super::drain`]).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::drain::Stop;
+use crate::gateway::{Gateway, GatewayResponse, Site};
+use crate::proxy::body::ClientBody;
+
+/// Room for one read of a head.
+const READ_ROOM: usize = 8 * 1024;
+/// Fields `httparse` is given room for: hyper's default limit, used when `limits.max_headers`
+/// is not lower (a higher limit: hyper takes such heads).
+const FIELD_ROOM: usize = 100;
+/// hyper's longest request target (`MAX_URI_LEN`); a longer one is hyper's `414`.
+const MAX_URI_LEN: usize = u16::MAX as usize - 1;
+/// Body bytes copied behind the head, or into one chunk's write; a larger piece is written
+/// from its own buffer.
+const COALESCE: usize = 16 * 1024;
+
+/// The protocol limits both servers apply (`[limits]`, `[timeouts]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most bytes read for a head that is not complete (hyper's `max_buf_size`).
+    pub max_header_bytes: usize,
+    /// Most header fields.
+    pub max_headers: usize,
+    /// Time a head may take, counted from the moment the server waits for it.
+    pub header_timeout: Duration,
+}
+
+/// How a connection served here ended.
+pub enum Ended {
+    /// Closed: by the client, a timeout, the stop, an error, or `Connection: close`.
+    Closed,
+    /// A request this server does not take: hyper serves the connection from it on.
+    HandOver {
+        /// The connection.
+        io: TcpStream,
+        /// What was read from it and not served: the request's head (perhaps part of it)
+        /// and whatever followed.
+        read: Bytes,
+        /// Nothing was served before it: the bytes may be an HTTP/2 preface.
+        first: bool,
+    },
+}
+
+/// Serves `io` (a connection from `peer` to a listener serving `site`) until it closes or a
+/// request needs hyper ([`Ended::HandOver`]).
+pub async fn serve(
+    io: TcpStream,
+    peer: SocketAddr,
+    gateway: &Arc<Gateway>,
+    site: &Arc<Site>,
+    limits: Limits,
+    stop: &Stop,
+) -> Ended {
+    let mut connection = Connection {
+        io,
+        buf: BytesMut::new(),
+        out: Vec::new(),
+        spans: Vec::new(),
+        fields: HeaderMap::new(),
+    };
+    // One timer for the connection's heads, moved to each new deadline (a later deadline is
+    // an atomic store for tokio, not a timer-wheel operation).
+    let timer = tokio::time::sleep(super::timer::FAR_FUTURE);
+    let mut timer = std::pin::pin!(timer);
+    // The stop is awaited on a copy of the signal (while waiting for a head) and read on
+    // the original (an atomic load) before each response.
+    let (mut waiter, watch) = (stop.clone(), stop);
+    let stopped = waiter.stopped();
+    let stopped = std::pin::pin!(stopped);
+    let mut stopped = Signal::new(stopped);
+    let mut first = true;
+    loop {
+        let head = match connection
+            .read_head(&limits, timer.as_mut(), &mut stopped)
+            .await
+        {
+            Read::Head(head) => head,
+            Read::Closed => return Ended::Closed,
+            Read::Refer(head) => return connection.hand_over(head, first),
+        };
+        first = false;
+        let method = head.request.method().clone();
+        // Pinned where it is made: the gateway's future is large, and every move of it is a
+        // copy.
+        let service = std::pin::pin!(gateway.clone().handle(head.request, peer, site.clone()));
+        let Some(response) = connection.respond(service).await else {
+            return Ended::Closed;
+        };
+        let keep_alive = !head.close && !stopped.fired && !watch.has_stopped();
+        let kept = connection
+            .write_response(response, &method, keep_alive, head.trailers)
+            .await;
+        if !kept {
+            let _ = connection.io.shutdown().await;
+            return Ended::Closed;
+        }
+    }
+}
+
+/// A stop signal polled where it is needed, once resolved always resolved.
+struct Signal<'a, F> {
+    future: Pin<&'a mut F>,
+    fired: bool,
+}
+
+impl<'a, F: Future<Output = ()>> Signal<'a, F> {
+    fn new(future: Pin<&'a mut F>) -> Self {
+        Signal {
+            future,
+            fired: false,
+        }
+    }
+
+    /// Whether the stop has come (the task is woken when it comes).
+    fn poll(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.fired && self.future.as_mut().poll(cx).is_ready() {
+            self.fired = true;
+        }
+        self.fired
+    }
+
+}
+
+/// One client connection's state between requests.
+struct Connection {
+    io: TcpStream,
+    /// What was read and not yet served.
+    buf: BytesMut,
+    /// What is about to be written.
+    out: Vec<u8>,
+    /// Room for the fields' places in a head.
+    spans: Vec<Span>,
+    /// The last response's emptied field map, room for the next request's fields (as hyper
+    /// keeps it).
+    fields: HeaderMap,
+}
+
+/// What reading a head gave. (The head is the common case: boxed, it would cost an
+/// allocation per request.)
+#[allow(clippy::large_enum_variant)]
+enum Read {
+    Head(Head),
+    Closed,
+    /// For hyper: the head's bytes when they were already taken out of the buffer.
+    Refer(Option<Bytes>),
+}
+
+/// A request head this server serves.
+struct Head {
+    request: Request<ClientBody>,
+    /// `Connection: close`.
+    close: bool,
+    /// `TE: trailers`: the response may carry trailers.
+    trailers: bool,
+}
+
+/// Where one field lies in a head: name start and end, value start and end.
+type Span = (usize, usize, usize, usize);
+
+/// What parsing the front of the buffer gave.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    Partial,
+    Head(Head),
+    Refer(Option<Bytes>),
+}
+
+impl Connection {
+    /// Reads the next request head: at most `limits.max_header_bytes` before it is complete,
+    /// within the header timeout.
+    async fn read_head<F: Future<Output = ()>>(
+        &mut self,
+        limits: &Limits,
+        mut timer: Pin<&mut tokio::time::Sleep>,
+        stopped: &mut Signal<'_, F>,
+    ) -> Read {
+        let deadline = tokio::time::Instant::now() + limits.header_timeout;
+        let mut armed = false;
+        // Bytes already found to be a partial head: parsed again only when more arrive.
+        let mut parsed = 0;
+        std::future::poll_fn(|cx| loop {
+            if self.buf.len() > parsed {
+                match parse_request(
+                    &mut self.buf,
+                    &mut self.spans,
+                    &mut self.fields,
+                    limits.max_headers,
+                    limits.max_header_bytes,
+                ) {
+                    Parsed::Head(head) => return Poll::Ready(Read::Head(head)),
+                    Parsed::Refer(head) => return Poll::Ready(Read::Refer(head)),
+                    Parsed::Partial => parsed = self.buf.len(),
+                }
+            }
+            if self.buf.len() >= limits.max_header_bytes {
+                // hyper answers 431 to this head.
+                return Poll::Ready(Read::Refer(None));
+            }
+            let room = (limits.max_header_bytes - self.buf.len()).min(READ_ROOM);
+            match poll_fill(&mut self.io, &mut self.buf, cx, room) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Read::Closed),
+                Poll::Ready(Ok(_)) => continue,
+                Poll::Pending => {}
+            }
+            // Waiting. The stop closes a connection between requests; a head under way is
+            // read on.
+            if self.buf.is_empty() && stopped.poll(cx) {
+                return Poll::Ready(Read::Closed);
+            }
+            if !armed {
+                timer.as_mut().reset(deadline);
+                armed = true;
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Read::Closed);
+            }
+            return Poll::Pending;
+        })
+        .await
+    }
+
+    /// Awaits the gateway's response; `None` when the client's stream ended first (the
+    /// request is then dropped, as hyper drops it).
+    async fn respond(
+        &mut self,
+        mut service: Pin<&mut impl Future<Output = Result<GatewayResponse, Infallible>>>,
+    ) -> Option<GatewayResponse> {
+        std::future::poll_fn(|cx| {
+            match service.as_mut().poll(cx) {
+                Poll::Ready(Ok(response)) => return Poll::Ready(Some(response)),
+                Poll::Ready(Err(never)) => match never {},
+                Poll::Pending => {}
+            }
+            // Meanwhile the socket is watched for the client's end; a pipelined request is
+            // kept for later (and nothing more read until then).
+            if self.buf.is_empty() {
+                // Into the room the buffer has: the head still points into it.
+                let spare = self.buf.capacity() - self.buf.len();
+                if let Poll::Ready(Ok(0) | Err(_)) =
+                    poll_fill(&mut self.io, &mut self.buf, cx, spare.clamp(1, READ_ROOM))
+                {
+                    return Poll::Ready(None);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Writes `response` to a request of `method`. `true`: the connection stays open for
+    /// the next request.
+    async fn write_response<B>(
+        &mut self,
+        response: Response<B>,
+        method: &Method,
+        keep_alive: bool,
+        trailers: bool,
+    ) -> bool
+    where
+        B: Body<Data = Bytes>,
+    {
+        let (mut parts, body) = response.into_parts();
+        let mut body = std::pin::pin!(body);
+        let length = if body.is_end_stream() {
+            None
+        } else {
+            Some(body.size_hint().exact())
+        };
+        if !keep_alive {
+            ask_to_close(&mut parts.headers);
+        }
+        self.out.clear();
+        let Ok(mut encoder) = encode_head(&mut self.out, &mut parts, method, length, keep_alive)
+        else {
+            return false;
+        };
+        // The emptied map keeps its room for the next request's fields.
+        self.fields = std::mem::take(&mut parts.headers);
+        if !encoder.wants_body() {
+            return self.flush().await.is_ok() && !encoder.last;
+        }
+        loop {
+            let frame =
+                match std::future::poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
+                    Poll::Ready(frame) => frame,
+                    Poll::Pending => {
+                        // Nothing more yet: what is written so far goes out first.
+                        if self.flush().await.is_err() {
+                            return false;
+                        }
+                        std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+                    }
+                };
+            let frame = match frame {
+                None => break,
+                // The body failed (an upstream reset, a timeout): the connection is closed
+                // without the body's end, as hyper does.
+                Some(Err(_)) => return false,
+                Some(Ok(frame)) => frame,
+            };
+            let frame = match frame.into_data() {
+                Ok(data) => {
+                    let end = body.is_end_stream();
+                    if !data.is_empty() && self.put(&mut encoder, data).await.is_err() {
+                        return false;
+                    }
+                    if !encoder.wants_body() {
+                        // A body longer than its length: the rest is not sent.
+                        return self.flush().await.is_ok() && !encoder.last;
+                    }
+                    if end {
+                        break;
+                    }
+                    continue;
+                }
+                Err(frame) => frame,
+            };
+            if let Ok(fields) = frame.into_trailers() {
+                if trailers && encoder.put_trailers(&fields, &mut self.out) {
+                    return self.flush().await.is_ok() && !encoder.last;
+                }
+                break;
+            }
+        }
+        let complete = encoder.finish(&mut self.out);
+        self.flush().await.is_ok() && complete && !encoder.last
+    }
+
+    /// Frames `data` into the output, written out first when it would grow too large.
+    async fn put(&mut self, encoder: &mut Encoder, data: Bytes) -> io::Result<()> {
+        let data = match encoder.kind {
+            Kind::Length(remaining) => {
+                let take = usize::try_from(remaining).unwrap_or(usize::MAX);
+                encoder.kind = Kind::Length(remaining.saturating_sub(data.len() as u64));
+                if data.len() > take {
+                    data.slice(..take)
+                } else {
+                    data
+                }
+            }
+            Kind::Chunked(_) => {
+                let _ = std::io::Write::write_fmt(&mut self.out, format_args!("{:X}\r\n", data.len()));
+                data
+            }
+            Kind::Close => data,
+        };
+        if self.out.len() + data.len() <= COALESCE {
+            self.out.extend_from_slice(&data);
+        } else {
+            self.flush().await?;
+            self.io.write_all(&data).await?;
+        }
+        if let Kind::Chunked(_) = encoder.kind {
+            self.out.extend_from_slice(b"\r\n");
+        }
+        Ok(())
+    }
+
+    /// Writes out what the output holds.
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.io.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// The connection for hyper: the socket and what was read and not served, `head` (a head
+    /// already taken out of the buffer) first.
+    fn hand_over(self, head: Option<Bytes>, first: bool) -> Ended {
+        let read = match head {
+            None => self.buf.freeze(),
+            Some(head) => {
+                let mut read = BytesMut::with_capacity(head.len() + self.buf.len());
+                read.extend_from_slice(&head);
+                read.extend_from_slice(&self.buf);
+                read.freeze()
+            }
+        };
+        Ended::HandOver {
+            io: self.io,
+            read,
+            first,
+        }
+    }
+}
+
+/// Reads what the socket has into `buf`, at most `room` bytes. `Ok(0)`: the client's stream
+/// ended.
+fn poll_fill(
+    io: &mut TcpStream,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+    room: usize,
+) -> Poll<io::Result<usize>> {
+    let room = room.max(1);
+    if buf.capacity() - buf.len() < room {
+        // One byte more than read: a read that comes back short clears tokio's readiness,
+        // so the next poll costs no system call.
+        buf.reserve(room + 1);
+    }
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut (&mut *buf).limit(room))
+}
+
+/// `Connection: close` added to a response unless it says so already (hyper's
+/// `enforce_version` for an HTTP/1.1 client whose connection is not kept).
+fn ask_to_close(headers: &mut HeaderMap) {
+    match headers.entry(header::CONNECTION) {
+        header::Entry::Occupied(mut entry) => {
+            if !entry.iter().any(connection_close) {
+                entry.append(HeaderValue::from_static("close"));
+            }
+        }
+        header::Entry::Vacant(entry) => {
+            entry.insert(HeaderValue::from_static("close"));
+        }
+    }
+}
+
+/// Parses a request head at the front of `buf` and takes it out; a head this server does not
+/// serve is left for hyper. The fields go into `fields`' map (emptied, its room reused).
+fn parse_request(
+    buf: &mut BytesMut,
+    spans: &mut Vec<Span>,
+    fields: &mut HeaderMap,
+    max_headers: usize,
+    max_header_bytes: usize,
+) -> Parsed {
+    if max_headers > FIELD_ROOM {
+        // More fields than this server makes room for: hyper's.
+        return Parsed::Refer(None);
+    }
+    let mut room = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; FIELD_ROOM];
+    let room = room.get_mut(..max_headers).unwrap_or_default();
+    let mut request = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut request,
+        buf,
+        room,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        // Refused heads, too many fields: hyper's 400 or 431.
+        Err(_) => return Parsed::Refer(None),
+    };
+    let (Some(1), Some(method), Some(target)) = (request.version, request.method, request.path)
+    else {
+        // HTTP/1.0: hyper's keep-alive rules.
+        return Parsed::Refer(None);
+    };
+    if len > max_header_bytes || target.len() > MAX_URI_LEN {
+        return Parsed::Refer(None);
+    }
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Parsed::Refer(None);
+    };
+    if method == Method::CONNECT {
+        return Parsed::Refer(None);
+    }
+    let mut close = false;
+    let mut trailers = false;
+    let mut length_seen = false;
+    let base = buf.as_ptr() as usize;
+    let at = |part: &[u8]| (part.as_ptr() as usize).wrapping_sub(base);
+    let target_at = at(target.as_bytes());
+    let target_span = (target_at, target_at.saturating_add(target.len()));
+    spans.clear();
+    for field in request.headers.iter() {
+        let name = field.name.as_bytes();
+        // Fields that change how the request is read: hyper's.
+        if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"upgrade")
+            || (name.eq_ignore_ascii_case(b"content-length") && field.value != b"0")
+        {
+            return Parsed::Refer(None);
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            if length_seen {
+                // Repeated `Content-Length: 0`: hyper keeps one of them.
+                return Parsed::Refer(None);
+            }
+            length_seen = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            close |= list_has(field.value, b"close");
+        } else if name.eq_ignore_ascii_case(b"te") {
+            trailers |= list_has(field.value, b"trailers");
+        }
+        let name_at = at(name);
+        let value_at = at(field.value);
+        spans.push((
+            name_at,
+            name_at.saturating_add(name.len()),
+            value_at,
+            value_at.saturating_add(field.value.len()),
+        ));
+    }
+    let raw = buf.split_to(len).freeze();
+    let Some(head) = build(&raw, target_span, spans, fields) else {
+        return Parsed::Refer(Some(raw));
+    };
+    let (mut uri, headers) = head;
+    let mut request = Request::new(ClientBody::Buffered(None));
+    *request.method_mut() = method;
+    std::mem::swap(request.uri_mut(), &mut uri);
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    Parsed::Head(Head {
+        request,
+        close,
+        trailers,
+    })
+}
+
+/// The target and the field map of a head whose bytes are `raw`; `None` when the target or a
+/// field is not one `http` takes (hyper's 400).
+fn build(
+    raw: &Bytes,
+    target: (usize, usize),
+    spans: &[Span],
+    fields: &mut HeaderMap,
+) -> Option<(Uri, HeaderMap)> {
+    let (start, end) = target;
+    if start > end || end > raw.len() {
+        return None;
+    }
+    let uri = Uri::from_maybe_shared(raw.slice(start..end)).ok()?;
+    let mut headers = std::mem::take(fields);
+    headers.clear();
+    headers.reserve(spans.len());
+    for &(name_start, name_end, value_start, value_end) in spans {
+        let name = raw
+            .get(name_start..name_end)
+            .and_then(|name| HeaderName::from_bytes(name).ok());
+        let value = (value_start <= value_end && value_end <= raw.len())
+            .then(|| HeaderValue::from_maybe_shared(raw.slice(value_start..value_end)).ok())
+            .flatten();
+        match (name, value) {
+            (Some(name), Some(value)) => {
+                headers.append(name, value);
+            }
+            _ => {
+                *fields = headers;
+                return None;
+            }
+        }
+    }
+    Some((uri, headers))
+}
+
+/// Whether a comma-separated list holds `token` (ASCII case ignored), as hyper reads
+/// `Connection` and `TE`.
+fn list_has(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+fn connection_close(value: &HeaderValue) -> bool {
+    value.to_str().is_ok() && list_has(value.as_bytes(), b"close")
+}
+
+/// How a response body is framed.
+#[derive(Debug, PartialEq)]
+enum Kind {
+    /// `Content-Length`: the bytes still owed.
+    Length(u64),
+    /// Chunked; the trailer fields the response declared (`Trailer`), if it did.
+    Chunked(Option<Vec<HeaderName>>),
+    /// To the end of the connection (HTTP/1.0 responses of unknown length).
+    Close,
+}
+
+/// A response body's framing, and whether the connection closes after it.
+#[derive(Debug)]
+struct Encoder {
+    kind: Kind,
+    last: bool,
+}
+
+impl Encoder {
+    /// Whether body bytes are still to be written.
+    fn wants_body(&self) -> bool {
+        self.kind != Kind::Length(0)
+    }
+
+    /// Ends the body: the last chunk when chunked. `false`: the body ended short of its
+    /// length (the connection must close).
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        match self.kind {
+            Kind::Length(0) => true,
+            Kind::Length(_) => false,
+            Kind::Chunked(_) => {
+                out.extend_from_slice(b"0\r\n\r\n");
+                true
+            }
+            Kind::Close => {
+                self.last = true;
+                true
+            }
+        }
+    }
+
+    /// Writes the last chunk with the trailer fields the response declared (those allowed
+    /// in a trailer section). `false`: none to write (the body then ends plainly).
+    fn put_trailers(&mut self, trailers: &HeaderMap, out: &mut Vec<u8>) -> bool {
+        let Kind::Chunked(Some(allowed)) = &self.kind else {
+            return false;
+        };
+        let start = out.len();
+        out.extend_from_slice(b"0\r\n");
+        let mut any = false;
+        for (name, value) in trailers {
+            if allowed.contains(name) && allowed_in_trailers(name) {
+                out.extend_from_slice(name.as_str().as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                any = true;
+            }
+        }
+        if !any {
+            out.truncate(start);
+            return false;
+        }
+        out.extend_from_slice(b"\r\n");
+        self.kind = Kind::Length(0);
+        true
+    }
+}
+
+/// Fields never sent as trailers (hyper's list, from RFC 9110 §6.5.1).
+fn allowed_in_trailers(name: &HeaderName) -> bool {
+    !matches!(
+        *name,
+        header::AUTHORIZATION
+            | header::CACHE_CONTROL
+            | header::CONTENT_ENCODING
+            | header::CONTENT_LENGTH
+            | header::CONTENT_RANGE
+            | header::CONTENT_TYPE
+            | header::HOST
+            | header::MAX_FORWARDS
+            | header::SET_COOKIE
+            | header::TRAILER
+            | header::TRANSFER_ENCODING
+            | header::TE
+    )
+}
+
+/// Whether a response to `method` with `status` has a body, chunked or not.
+fn can_have_body(method: &Method, status: StatusCode) -> bool {
+    !(method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+}
+
+/// Whether a response with `status` may carry `Content-Length`.
+fn can_have_content_length(status: StatusCode) -> bool {
+    !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+}
+
+/// A response head the connection cannot send (conflicting or invalid lengths, framing
+/// fields after a length): hyper closes the connection without an answer.
+#[derive(Debug)]
+struct BadHead;
+
+/// Writes the response head into `out` and gives the body's framing. `length`: `None` for
+/// a response without a body, `Some(None)` for a body of unknown length. The fields are
+/// drained from `parts` (its map is kept for reuse).
+fn encode_head(
+    out: &mut Vec<u8>,
+    parts: &mut http::response::Parts,
+    method: &Method,
+    mut length: Option<Option<u64>>,
+    keep_alive: bool,
+) -> Result<Encoder, BadHead> {
+    let mut status = parts.status;
+    let mut last = !keep_alive;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        last = true;
+    } else if status.is_informational() {
+        // hyper cannot answer with an interim status: a 500 without fields.
+        status = StatusCode::INTERNAL_SERVER_ERROR;
+        parts.headers.clear();
+        parts.extensions.clear();
+        length = None;
+        last = true;
+    }
+    let http10 = parts.version == Version::HTTP_10;
+    let reason = parts.extensions.get::<hyper::ext::ReasonPhrase>();
+    if !http10 && status == StatusCode::OK && reason.is_none() {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    } else {
+        out.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        match reason {
+            Some(reason) => out.extend_from_slice(reason.as_bytes()),
+            None => out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes()),
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    let can_chunk = !http10 && can_have_body(method, status);
+    let mut kind = Kind::Length(0);
+    let mut wrote_len = false;
+    let mut wrote_date = false;
+    let mut declared: Option<Vec<HeaderName>> = None;
+    let mut previous_length = None;
+    // A joined line (`Content-Length`, `Transfer-Encoding`, `Connection`, `Trailer`) is open.
+    let mut open = false;
+    let mut add_chunked = false;
+    let mut current: Option<HeaderName> = None;
+    for (name, value) in parts.headers.drain() {
+        if let Some(name) = name {
+            if open {
+                out.extend_from_slice(if add_chunked { b", chunked\r\n" } else { b"\r\n" });
+                open = false;
+            }
+            current = Some(name);
+        }
+        let Some(name) = current.as_ref() else {
+            continue;
+        };
+        match *name {
+            header::CONTENT_LENGTH => {
+                if wrote_len && !open {
+                    return Err(BadHead);
+                }
+                match length {
+                    Some(Some(known)) => {
+                        if !open {
+                            kind = Kind::Length(known);
+                            out.extend_from_slice(b"content-length: ");
+                            out.extend_from_slice(value.as_bytes());
+                            wrote_len = true;
+                            open = true;
+                        }
+                        continue;
+                    }
+                    Some(None) => {
+                        let Some(declared_length) = digits(value.as_bytes()) else {
+                            return Err(BadHead);
+                        };
+                        match previous_length {
+                            Some(previous) if previous != declared_length => return Err(BadHead),
+                            Some(_) => {}
+                            None => {
+                                kind = Kind::Length(declared_length);
+                                out.extend_from_slice(b"content-length: ");
+                                out.extend_from_slice(value.as_bytes());
+                                wrote_len = true;
+                                open = true;
+                                previous_length = Some(declared_length);
+                            }
+                        }
+                        continue;
+                    }
+                    // No body: the field is kept only for HEAD (it tells the length a GET
+                    // would have).
+                    None if *method == Method::HEAD => wrote_len = true,
+                    None => continue,
+                }
+            }
+            header::TRANSFER_ENCODING => {
+                if wrote_len && !open {
+                    return Err(BadHead);
+                }
+                if !can_chunk {
+                    continue;
+                }
+                wrote_len = true;
+                add_chunked = !is_chunked(&value);
+                if open {
+                    out.extend_from_slice(b", ");
+                } else {
+                    kind = Kind::Chunked(None);
+                    open = true;
+                    out.extend_from_slice(b"transfer-encoding: ");
+                }
+                out.extend_from_slice(value.as_bytes());
+                continue;
+            }
+            header::CONNECTION => {
+                if !last && connection_close(&value) {
+                    last = true;
+                }
+                if open {
+                    out.extend_from_slice(b", ");
+                } else {
+                    open = true;
+                    out.extend_from_slice(b"connection: ");
+                }
+                out.extend_from_slice(value.as_bytes());
+                continue;
+            }
+            header::DATE => wrote_date = true,
+            header::TRAILER => {
+                if !can_chunk {
+                    continue;
+                }
+                if open {
+                    out.extend_from_slice(b", ");
+                } else {
+                    open = true;
+                    out.extend_from_slice(b"trailer: ");
+                }
+                out.extend_from_slice(value.as_bytes());
+                if let Ok(text) = value.to_str() {
+                    declared.get_or_insert_with(Vec::new).extend(
+                        text.split(',')
+                            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok()),
+                    );
+                }
+                continue;
+            }
+            _ => {}
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if open {
+        out.extend_from_slice(if add_chunked { b", chunked\r\n" } else { b"\r\n" });
+    }
+    if !wrote_len {
+        kind = match length {
+            Some(None) if !can_chunk => Kind::Close,
+            Some(None) => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                Kind::Chunked(None)
+            }
+            None | Some(Some(0)) => {
+                if can_have_content_length(status) && *method != Method::HEAD {
+                    out.extend_from_slice(b"content-length: 0\r\n");
+                }
+                Kind::Length(0)
+            }
+            Some(Some(_)) if !can_have_content_length(status) => Kind::Length(0),
+            Some(Some(known)) => {
+                let _ = std::io::Write::write_fmt(out, format_args!("content-length: {known}\r\n"));
+                Kind::Length(known)
+            }
+        };
+    }
+    if !can_have_body(method, status) {
+        kind = Kind::Length(0);
+    }
+    if !wrote_date {
+        out.extend_from_slice(b"date: ");
+        date::put(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if let (Kind::Chunked(fields), Some(declared)) = (&mut kind, declared) {
+        *fields = Some(declared);
+    }
+    if kind == Kind::Close {
+        last = true;
+    }
+    Ok(Encoder { kind, last })
+}
+
+/// A `Content-Length` value: digits only (hyper's rule).
+fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |length, &b| {
+        b.is_ascii_digit()
+            .then(|| length.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+            .flatten()
+    })
+}
+
+/// Whether a `Transfer-Encoding` value ends in `chunked`.
+fn is_chunked(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|text| {
+        text.rsplit(',')
+            .next()
+            .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"))
+    })
+}
+
+/// The `date` field's value (RFC 9110 §5.6.7), formatted once a second per thread.
+mod date {
+    use super::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        static NOW: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+
+    /// Appends the current time as an HTTP date.
+    pub(super) fn put(out: &mut Vec<u8>) {
+        let now = SystemTime::now();
+        let second = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        NOW.with(|cached| {
+            let mut cached = cached.borrow_mut();
+            if cached.0 != second {
+                *cached = (second, httpdate::fmt_http_date(now));
+            }
+            out.extend_from_slice(cached.1.as_bytes());
+        });
+    }
+}
+
+/// A connection handed to hyper: the bytes already read from it, then the socket.
+pub struct Replay {
+    read: Bytes,
+    io: TcpStream,
+}
+
+impl Replay {
+    /// `read` comes before what `io` has not given yet.
+    pub fn new(read: Bytes, io: TcpStream) -> Self {
+        Replay { read, io }
+    }
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.read.is_empty() {
+            let n = this.read.len().min(buf.remaining());
+            buf.put_slice(&this.read.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
