@@ -47,7 +47,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::drain::Stop;
-use crate::gateway::{Gateway, GatewayResponse, Site};
+use crate::gateway::{Gateway, Site};
 use crate::proxy::body::ClientBody;
 
 /// Room for one read of a head.
@@ -98,6 +98,19 @@ pub async fn serve(
     limits: Limits,
     stop: &Stop,
 ) -> Ended {
+    serve_with(io, limits, stop, |request| {
+        gateway.clone().handle(request, peer, site.clone())
+    })
+    .await
+}
+
+/// [`serve`] with any service in place of the gateway's.
+async fn serve_with<S, F, B>(io: TcpStream, limits: Limits, stop: &Stop, mut service: S) -> Ended
+where
+    S: FnMut(Request<ClientBody>) -> F,
+    F: Future<Output = Result<Response<B>, Infallible>>,
+    B: Body<Data = Bytes>,
+{
     let mut connection = Connection {
         io,
         buf: BytesMut::new(),
@@ -129,8 +142,8 @@ pub async fn serve(
         let method = head.request.method().clone();
         // Pinned where it is made: the gateway's future is large, and every move of it is a
         // copy.
-        let service = std::pin::pin!(gateway.clone().handle(head.request, peer, site.clone()));
-        let Some(response) = connection.respond(service).await else {
+        let answer = std::pin::pin!(service(head.request));
+        let Some(response) = connection.respond(answer).await else {
             return Ended::Closed;
         };
         let keep_alive = !head.close && !stopped.fired && !watch.has_stopped();
@@ -165,7 +178,6 @@ impl<'a, F: Future<Output = ()>> Signal<'a, F> {
         }
         self.fired
     }
-
 }
 
 /// One client connection's state between requests.
@@ -268,10 +280,10 @@ impl Connection {
 
     /// Awaits the gateway's response; `None` when the client's stream ended first (the
     /// request is then dropped, as hyper drops it).
-    async fn respond(
+    async fn respond<R>(
         &mut self,
-        mut service: Pin<&mut impl Future<Output = Result<GatewayResponse, Infallible>>>,
-    ) -> Option<GatewayResponse> {
+        mut service: Pin<&mut impl Future<Output = Result<R, Infallible>>>,
+    ) -> Option<R> {
         std::future::poll_fn(|cx| {
             match service.as_mut().poll(cx) {
                 Poll::Ready(Ok(response)) => return Poll::Ready(Some(response)),
@@ -386,7 +398,8 @@ impl Connection {
                 }
             }
             Kind::Chunked(_) => {
-                let _ = std::io::Write::write_fmt(&mut self.out, format_args!("{:X}\r\n", data.len()));
+                let _ =
+                    std::io::Write::write_fmt(&mut self.out, format_args!("{:X}\r\n", data.len()));
                 data
             }
             Kind::Close => data,
@@ -764,7 +777,11 @@ fn encode_head(
     for (name, value) in parts.headers.drain() {
         if let Some(name) = name {
             if open {
-                out.extend_from_slice(if add_chunked { b", chunked\r\n" } else { b"\r\n" });
+                out.extend_from_slice(if add_chunked {
+                    b", chunked\r\n"
+                } else {
+                    b"\r\n"
+                });
                 open = false;
             }
             current = Some(name);
@@ -857,10 +874,11 @@ fn encode_head(
                 }
                 out.extend_from_slice(value.as_bytes());
                 if let Ok(text) = value.to_str() {
-                    declared.get_or_insert_with(Vec::new).extend(
-                        text.split(',')
-                            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok()),
-                    );
+                    declared
+                        .get_or_insert_with(Vec::new)
+                        .extend(text.split(',').filter_map(|name| {
+                            HeaderName::from_bytes(name.trim().as_bytes()).ok()
+                        }));
                 }
                 continue;
             }
@@ -872,7 +890,11 @@ fn encode_head(
         out.extend_from_slice(b"\r\n");
     }
     if open {
-        out.extend_from_slice(if add_chunked { b", chunked\r\n" } else { b"\r\n" });
+        out.extend_from_slice(if add_chunked {
+            b", chunked\r\n"
+        } else {
+            b"\r\n"
+        });
     }
     if !wrote_len {
         kind = match length {
@@ -1014,5 +1036,625 @@ impl AsyncWrite for Replay {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The lean server against hyper's own HTTP/1 server: the same request bytes, the same
+    //! response from the service, the same bytes on the wire (the `date` value aside).
+
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use http_body::{Frame, SizeHint};
+    use hyper_util::rt::TokioIo;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    use crate::server::drain::Drain;
+
+    /// A response body of given frames and a chosen size hint (`None`: unknown).
+    struct Frames {
+        frames: VecDeque<Result<Frame<Bytes>, io::Error>>,
+        exact: Option<u64>,
+    }
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = io::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+            Poll::Ready(self.get_mut().frames.pop_front())
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.frames.is_empty()
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            self.exact
+                .map_or_else(SizeHint::default, SizeHint::with_exact)
+        }
+    }
+
+    /// One response the service gives.
+    #[derive(Clone, Default)]
+    struct Answer {
+        status: u16,
+        http10: bool,
+        reason: Option<&'static str>,
+        fields: Vec<(&'static str, &'static str)>,
+        data: Vec<&'static str>,
+        trailers: Vec<(&'static str, &'static str)>,
+        /// The body fails after its data.
+        fails: bool,
+        /// The size hint; `None`: the data's length when there is one piece, else unknown.
+        exact: Option<Option<u64>>,
+    }
+
+    impl Answer {
+        fn ok(data: &'static str) -> Self {
+            Answer {
+                status: 200,
+                data: vec![data],
+                ..Answer::default()
+            }
+        }
+
+        fn response(&self) -> Response<Frames> {
+            let mut frames: VecDeque<_> = self
+                .data
+                .iter()
+                .filter(|d| !d.is_empty() || self.data.len() > 1)
+                .map(|d| Ok(Frame::data(Bytes::from_static(d.as_bytes()))))
+                .collect();
+            if !self.trailers.is_empty() {
+                let mut map = HeaderMap::new();
+                for (name, value) in &self.trailers {
+                    map.append(
+                        HeaderName::from_static(name),
+                        HeaderValue::from_static(value),
+                    );
+                }
+                frames.push_back(Ok(Frame::trailers(map)));
+            }
+            if self.fails {
+                frames.push_back(Err(io::Error::other("upstream reset")));
+            }
+            let exact = self.exact.unwrap_or(match self.data.as_slice() {
+                [one] => Some(one.len() as u64),
+                _ => None,
+            });
+            let mut response = Response::new(Frames { frames, exact });
+            *response.status_mut() = StatusCode::from_u16(self.status).unwrap();
+            if self.http10 {
+                *response.version_mut() = Version::HTTP_10;
+            }
+            if let Some(reason) = self.reason {
+                response
+                    .extensions_mut()
+                    .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+            }
+            for (name, value) in &self.fields {
+                response.headers_mut().append(
+                    HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                );
+            }
+            response
+        }
+    }
+
+    /// What the service saw of a request: method, target, version, fields in order.
+    type Seen = (String, String, Version, Vec<(String, Vec<u8>)>);
+
+    fn seen<B>(request: &Request<B>) -> Seen {
+        (
+            request.method().to_string(),
+            request.uri().to_string(),
+            request.version(),
+            request
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    const LIMITS: Limits = Limits {
+        max_header_bytes: 8 * 1024,
+        max_headers: 100,
+        header_timeout: Duration::from_secs(5),
+    };
+
+    /// Sends `request` to a server and reads until it closes or goes quiet: the bytes (the
+    /// `date` value masked) and whether it closed.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> (String, bool) {
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(request).await.unwrap();
+        let mut got = Vec::new();
+        let closed = loop {
+            let mut piece = [0u8; 4096];
+            match tokio::time::timeout(Duration::from_millis(300), client.read(&mut piece)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break true,
+                Ok(Ok(n)) => got.extend_from_slice(&piece[..n]),
+                Err(_) => break false,
+            }
+        };
+        let text = String::from_utf8_lossy(&got).into_owned();
+        let masked = text
+            .split("\r\n")
+            .map(|line| match line.strip_prefix("date: ") {
+                Some(_) => "date: <now>",
+                None => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        (masked, closed)
+    }
+
+    /// `request` through hyper's HTTP/1 server answering `answer` to every request.
+    async fn through_hyper(request: &[u8], answer: &Answer) -> (String, bool, Vec<Seen>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (answer, log) = (answer.clone(), requests.clone());
+        let server = tokio::spawn(async move {
+            let (io, _) = listener.accept().await.unwrap();
+            let service = hyper::service::service_fn(move |request: Request<_>| {
+                log.lock().unwrap().push(seen(&request));
+                let response = answer.response();
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(io), service)
+                .await;
+        });
+        let (text, closed) = exchange(addr, request).await;
+        server.abort();
+        let seen = requests.lock().unwrap().clone();
+        (text, closed, seen)
+    }
+
+    /// `request` through the lean server answering `answer` to every request.
+    async fn through_lean(request: &[u8], answer: &Answer) -> (String, bool, Vec<Seen>, bool) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (answer, log) = (answer.clone(), requests.clone());
+        let server = tokio::spawn(async move {
+            let (io, _) = listener.accept().await.unwrap();
+            let drain = Drain::new();
+            let stop = drain.watcher();
+            let ended = serve_with(io, LIMITS, &stop, |request| {
+                log.lock().unwrap().push(seen(&request));
+                let response = answer.response();
+                async move { Ok::<_, Infallible>(response) }
+            })
+            .await;
+            matches!(ended, Ended::HandOver { .. })
+        });
+        let (text, closed) = exchange(addr, request).await;
+        let handed_over = tokio::time::timeout(Duration::from_secs(1), server)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false);
+        let seen = requests.lock().unwrap().clone();
+        (text, closed, seen, handed_over)
+    }
+
+    const GET: &[u8] = b"GET /pets?id=1 HTTP/1.1\r\nHost: example\r\n\r\n";
+
+    /// Every response shape is written byte for byte as hyper writes it, and the connection
+    /// is kept or closed as hyper keeps or closes it.
+    #[tokio::test]
+    async fn responses_are_written_as_hyper_writes_them() {
+        let cases: Vec<(&str, &[u8], Answer)> = vec![
+            ("a known length", GET, Answer::ok("hello")),
+            ("an empty body", GET, Answer::ok("")),
+            (
+                "the response's own Content-Length",
+                GET,
+                Answer {
+                    fields: vec![("content-length", "5"), ("x-a", "1")],
+                    ..Answer::ok("hello")
+                },
+            ),
+            (
+                "repeated fields, an unknown status, no body",
+                GET,
+                Answer {
+                    status: 599,
+                    fields: vec![("x-a", "1"), ("x-b", "2"), ("x-a", "3"), ("set-cookie", "c=1")],
+                    data: vec![],
+                    ..Answer::default()
+                },
+            ),
+            (
+                "a custom reason phrase",
+                GET,
+                Answer {
+                    status: 404,
+                    reason: Some("Nothing Here"),
+                    ..Answer::ok("gone")
+                },
+            ),
+            (
+                "an unknown length: chunked",
+                GET,
+                Answer {
+                    data: vec!["hel", "", "lo"],
+                    ..Answer::ok("")
+                },
+            ),
+            (
+                "a declared length with an unknown size hint",
+                GET,
+                Answer {
+                    data: vec!["hel", "lo"],
+                    fields: vec![("content-length", "5")],
+                    ..Answer::ok("")
+                },
+            ),
+            (
+                "a body longer than its declared length is cut",
+                GET,
+                Answer {
+                    data: vec!["hel", "lo world"],
+                    fields: vec![("content-length", "5")],
+                    ..Answer::ok("")
+                },
+            ),
+            (
+                "a body shorter than its length closes the connection",
+                GET,
+                Answer {
+                    exact: Some(Some(10)),
+                    data: vec!["hel", "lo"],
+                    ..Answer::ok("")
+                },
+            ),
+            (
+                "conflicting lengths: no answer",
+                GET,
+                Answer {
+                    data: vec!["hel", "lo"],
+                    fields: vec![("content-length", "5"), ("content-length", "6")],
+                    ..Answer::ok("")
+                },
+            ),
+            (
+                "a coding before chunked",
+                GET,
+                Answer {
+                    data: vec!["hel", "lo"],
+                    fields: vec![("transfer-encoding", "gzip")],
+                    ..Answer::ok("")
+                },
+            ),
+            (
+                "trailers declared and asked for",
+                b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n",
+                Answer {
+                    data: vec!["hel", "lo"],
+                    fields: vec![("trailer", "x-sum, x-other")],
+                    trailers: vec![("x-sum", "9"), ("x-undeclared", "1"), ("content-type", "no")],
+                    ..Answer::ok("")
+                },
+            ),
+            (
+                "trailers not asked for",
+                GET,
+                Answer {
+                    data: vec!["hel", "lo"],
+                    fields: vec![("trailer", "x-sum")],
+                    trailers: vec![("x-sum", "9")],
+                    ..Answer::ok("")
+                },
+            ),
+            (
+                "trailers not declared",
+                b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n",
+                Answer {
+                    data: vec!["hel", "lo"],
+                    trailers: vec![("x-sum", "9")],
+                    ..Answer::ok("")
+                },
+            ),
+            (
+                "HEAD keeps the length of the body it does not send",
+                b"HEAD /pets HTTP/1.1\r\nHost: x\r\n\r\n",
+                Answer::ok("hello"),
+            ),
+            (
+                "HEAD with a declared length and no body",
+                b"HEAD /pets HTTP/1.1\r\nHost: x\r\n\r\n",
+                Answer {
+                    fields: vec![("content-length", "42")],
+                    data: vec![],
+                    ..Answer::default()
+                },
+            ),
+            (
+                "204",
+                GET,
+                Answer {
+                    status: 204,
+                    fields: vec![("content-length", "0")],
+                    data: vec![],
+                    ..Answer::default()
+                },
+            ),
+            (
+                "304 with a length hint",
+                GET,
+                Answer {
+                    status: 304,
+                    fields: vec![("etag", "\"x\"")],
+                    ..Answer::ok("stale")
+                },
+            ),
+            (
+                "an interim status becomes a 500",
+                GET,
+                Answer {
+                    status: 103,
+                    fields: vec![("link", "</a>")],
+                    ..Answer::ok("x")
+                },
+            ),
+            (
+                "an HTTP/1.0 response of unknown length is close-delimited",
+                GET,
+                Answer {
+                    http10: true,
+                    data: vec!["hel", "lo"],
+                    ..Answer::ok("")
+                },
+            ),
+            (
+                "the response's own date",
+                GET,
+                Answer {
+                    fields: vec![("date", "Sun, 06 Nov 1994 08:49:37 GMT")],
+                    ..Answer::ok("x")
+                },
+            ),
+            (
+                "the response says close",
+                GET,
+                Answer {
+                    fields: vec![("connection", "keep-alive"), ("connection", "close")],
+                    ..Answer::ok("x")
+                },
+            ),
+            (
+                "the request says close",
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\n",
+                Answer {
+                    fields: vec![("connection", "x-private")],
+                    ..Answer::ok("x")
+                },
+            ),
+            (
+                "a body that fails part-way",
+                GET,
+                Answer {
+                    data: vec!["hel", "lo"],
+                    fails: true,
+                    ..Answer::ok("")
+                },
+            ),
+            (
+                "pipelined requests, answered in order",
+                b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /4 HTTP/1.1\r\nHost: x\r\n\r\n",
+                Answer::ok("hello"),
+            ),
+            (
+                "a large body",
+                GET,
+                Answer {
+                    data: vec![LARGE, "end", LARGE],
+                    ..Answer::ok("")
+                },
+            ),
+        ];
+        for (case, request, answer) in &cases {
+            let (hyper_text, hyper_closed, hyper_seen) = through_hyper(request, answer).await;
+            let (lean_text, lean_closed, lean_seen, handed_over) =
+                through_lean(request, answer).await;
+            assert!(!handed_over, "{case}: served, not handed over");
+            assert_eq!(lean_text, hyper_text, "{case}: the bytes differ");
+            assert_eq!(lean_closed, hyper_closed, "{case}: {lean_text}");
+            assert_eq!(
+                lean_seen, hyper_seen,
+                "{case}: the service saw other requests"
+            );
+        }
+    }
+
+    const LARGE: &str = concat!(
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    );
+
+    /// Requests reach the service as hyper gives them: method, target, version and fields.
+    #[tokio::test]
+    async fn requests_are_read_as_hyper_reads_them() {
+        let requests: &[&[u8]] = &[
+            b"GET /a/b%20c?x=1&y=%2F HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\nX-Many: 1\r\nx-many: 2\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET http://example.com/abs?q HTTP/1.1\r\nHost: other\r\n\r\n",
+            b"PURGE /cache HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            b"DELETE /pets/1 HTTP/1.1\r\nHost: x\r\nX-Obs: caf\xc3\xa9\r\nX-Empty:\r\nX-Spaces:   padded   \r\n\r\n",
+            b"GET / HTTP/1.1\nHost: bare-lf\n\n",
+            b"get /lower HTTP/1.1\r\nHost: x\r\n\r\n",
+        ];
+        for request in requests {
+            let answer = Answer::ok("ok");
+            let (hyper_text, _, hyper_seen) = through_hyper(request, &answer).await;
+            let (lean_text, _, lean_seen, handed_over) = through_lean(request, &answer).await;
+            let shown = String::from_utf8_lossy(request);
+            assert!(!handed_over, "{shown}: served, not handed over");
+            assert_eq!(hyper_seen.len(), 1, "{shown}");
+            assert_eq!(lean_seen, hyper_seen, "{shown}");
+            assert_eq!(lean_text, hyper_text, "{shown}");
+        }
+    }
+
+    /// Heads this server does not take are left whole for hyper, and the bytes behind them
+    /// too; requests served before such a head are answered first.
+    #[tokio::test]
+    async fn other_heads_are_left_to_hyper_with_every_byte() {
+        let others: &[&[u8]] = &[
+            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+            b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 00\r\n\r\n",
+            b"POST /p HTTP/1.1\r\nHost: x\r\ncontent-length: +0\r\n\r\n",
+            b"GET /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+            b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        ];
+        for other in others {
+            let mut buf = BytesMut::from(*other);
+            let parsed = parse_request(&mut buf, &mut Vec::new(), &mut HeaderMap::new(), 100, 8192);
+            let shown = String::from_utf8_lossy(other);
+            match parsed {
+                Parsed::Refer(None) => assert_eq!(&buf[..], *other, "{shown}: left whole"),
+                Parsed::Refer(Some(head)) => {
+                    let mut whole = head.to_vec();
+                    whole.extend_from_slice(&buf);
+                    assert_eq!(&whole[..], *other, "{shown}: given back whole");
+                }
+                Parsed::Head(_) | Parsed::Partial => panic!("{shown}: taken"),
+            }
+        }
+        // Served, served, then handed over with every byte from the third request on.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (io, _) = listener.accept().await.unwrap();
+            let drain = Drain::new();
+            let stop = drain.watcher();
+            serve_with(io, LIMITS, &stop, |_| async {
+                Ok::<_, Infallible>(Answer::ok("x").response())
+            })
+            .await
+        });
+        let rest: &[u8] =
+            b"POST /3 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /4 HTTP/1.1\r\n";
+        let mut bytes =
+            b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        bytes.extend_from_slice(rest);
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(&bytes).await.unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
+        let Ended::HandOver { read, first, .. } = ended else {
+            let mut answers = vec![0u8; 1024];
+            let n = client.read(&mut answers).await.unwrap_or(0);
+            panic!(
+                "not handed over: {}",
+                String::from_utf8_lossy(&answers[..n])
+            );
+        };
+        assert!(!first);
+        assert_eq!(&read[..], rest);
+        let mut answers = vec![0u8; 1024];
+        let n = client.read(&mut answers).await.unwrap();
+        let answers = String::from_utf8_lossy(&answers[..n]);
+        assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 2, "{answers}");
+    }
+
+    /// A head that does not come within the header timeout, a client that goes away while
+    /// its request is served, and the stop while idle: the connection closes.
+    #[tokio::test]
+    async fn slow_heads_departed_clients_and_the_stop_close_the_connection() {
+        let limits = Limits {
+            header_timeout: Duration::from_millis(200),
+            ..LIMITS
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let drain = Drain::new();
+        let stop = drain.watcher();
+        let served = Arc::new(Mutex::new(0));
+        let count = served.clone();
+        let server = tokio::spawn(async move {
+            let mut ends = Vec::new();
+            for _ in 0..3 {
+                let (io, _) = listener.accept().await.unwrap();
+                let count = count.clone();
+                let started = std::time::Instant::now();
+                let ended = serve_with(io, limits, &stop, move |request| {
+                    let count = count.clone();
+                    async move {
+                        if request.uri().path() == "/slow" {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                        }
+                        *count.lock().unwrap() += 1;
+                        Ok::<_, Infallible>(Answer::ok("x").response())
+                    }
+                })
+                .await;
+                ends.push((matches!(ended, Ended::Closed), started.elapsed()));
+            }
+            ends
+        });
+        // A head that never ends.
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(3), slow.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "closed without an answer"
+        );
+        // A client that leaves while its request is served: the request is dropped.
+        let mut gone = TcpStream::connect(addr).await.unwrap();
+        gone.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        gone.shutdown().await.unwrap();
+        drop(gone);
+        // An idle keep-alive connection when the stop comes.
+        let (text, _) = exchange(addr, GET).await;
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+        let shutdown = tokio::spawn(drain.shutdown());
+        let ends = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("every connection ended")
+            .unwrap();
+        assert!(ends.iter().all(|(closed, _)| *closed), "{ends:?}");
+        assert!(
+            ends[1].1 < Duration::from_secs(5),
+            "the departed client's request was dropped"
+        );
+        assert_eq!(*served.lock().unwrap(), 1);
+        tokio::time::timeout(Duration::from_secs(5), shutdown)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

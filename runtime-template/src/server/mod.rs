@@ -23,8 +23,8 @@ pub mod worker;
 
 use crate::gateway::{Gateway, Site};
 use crate::proxy::body::ClientBody;
-use drain::{Drain, Stop};
 use crate::telemetry::metrics::{ConnectionGauge, GaugeGuard, LocalGauge, Metrics};
+use drain::{Drain, Stop};
 
 /// A listener that could not be opened. The message names both ways to choose another port:
 /// the setting in `conf/micro-gw.toml`, and the one-run override `--listener.<key>=<port>`
