@@ -76,6 +76,9 @@ impl Stop {
     pub async fn watch<C: GracefulConnection>(mut self, connection: C) -> Result<(), C::Error> {
         let mut connection = std::pin::pin!(connection);
         tokio::select! {
+            // The connection first: bytes handed over with it (a request that arrived as the
+            // stop came) are read before it is told to finish.
+            biased;
             ended = connection.as_mut() => return ended,
             () = self.stopped() => {}
         }

@@ -57,6 +57,9 @@ const READ_ROOM: usize = 8 * 1024;
 const FIELD_ROOM: usize = 100;
 /// hyper's longest request target (`MAX_URI_LEN`); a longer one is hyper's `414`.
 const MAX_URI_LEN: usize = u16::MAX as usize - 1;
+/// The output buffer's room kept between responses; a larger one (a large body was copied
+/// into it) is given back.
+const OUT_KEPT: usize = 8 * 1024;
 /// Body bytes copied behind the head, or into one chunk's write; a larger piece is written
 /// from its own buffer.
 const COALESCE: usize = 16 * 1024;
@@ -114,7 +117,7 @@ where
     let mut connection = Connection {
         io,
         buf: BytesMut::new(),
-        out: Vec::new(),
+        out: Vec::with_capacity(1024),
         spans: Vec::new(),
         fields: HeaderMap::new(),
     };
@@ -150,6 +153,9 @@ where
         let kept = connection
             .write_response(response, &method, keep_alive, head.trailers)
             .await;
+        if connection.out.capacity() > OUT_KEPT {
+            connection.out = Vec::with_capacity(1024);
+        }
         if !kept {
             let _ = connection.io.shutdown().await;
             return Ended::Closed;
@@ -235,10 +241,16 @@ impl Connection {
     ) -> Read {
         let deadline = tokio::time::Instant::now() + limits.header_timeout;
         let mut armed = false;
-        // Bytes already found to be a partial head: parsed again only when more arrive.
-        let mut parsed = 0;
+        // The length of a partial head already parsed: parsed again only once the bytes
+        // after it end a head (hyper's `is_complete_fast`), so a head arriving byte by byte
+        // costs one scan, and errors in it show when hyper would show them.
+        let mut partial: Option<usize> = None;
         std::future::poll_fn(|cx| loop {
-            if self.buf.len() > parsed {
+            let ready = match partial {
+                None => !self.buf.is_empty(),
+                Some(before) => self.buf.len() > before && ends_a_head(&self.buf, before),
+            };
+            if ready {
                 match parse_request(
                     &mut self.buf,
                     &mut self.spans,
@@ -248,7 +260,7 @@ impl Connection {
                 ) {
                     Parsed::Head(head) => return Poll::Ready(Read::Head(head)),
                     Parsed::Refer(head) => return Poll::Ready(Read::Refer(head)),
-                    Parsed::Partial => parsed = self.buf.len(),
+                    Parsed::Partial => partial = Some(self.buf.len()),
                 }
             }
             if self.buf.len() >= limits.max_header_bytes {
@@ -285,25 +297,33 @@ impl Connection {
         mut service: Pin<&mut impl Future<Output = Result<R, Infallible>>>,
     ) -> Option<R> {
         std::future::poll_fn(|cx| {
+            // The socket first, as hyper reads before it polls the service: the client's end
+            // drops the request; a pipelined request is kept for later (and nothing more is
+            // read until then).
+            if self.client_gone(cx) {
+                return Poll::Ready(None);
+            }
             match service.as_mut().poll(cx) {
-                Poll::Ready(Ok(response)) => return Poll::Ready(Some(response)),
+                Poll::Ready(Ok(response)) => Poll::Ready(Some(response)),
                 Poll::Ready(Err(never)) => match never {},
-                Poll::Pending => {}
+                Poll::Pending => Poll::Pending,
             }
-            // Meanwhile the socket is watched for the client's end; a pipelined request is
-            // kept for later (and nothing more read until then).
-            if self.buf.is_empty() {
-                // Into the room the buffer has: the head still points into it.
-                let spare = self.buf.capacity() - self.buf.len();
-                if let Poll::Ready(Ok(0) | Err(_)) =
-                    poll_fill(&mut self.io, &mut self.buf, cx, spare.clamp(1, READ_ROOM))
-                {
-                    return Poll::Ready(None);
-                }
-            }
-            Poll::Pending
         })
         .await
+    }
+
+    /// Whether the client's stream has ended (or failed), read while nothing of the next
+    /// request is buffered; otherwise its bytes are kept.
+    fn client_gone(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        // Into the room the buffer has: the request's head still points into it.
+        let spare = self.buf.capacity() - self.buf.len();
+        matches!(
+            poll_fill(&mut self.io, &mut self.buf, cx, spare.clamp(1, READ_ROOM)),
+            Poll::Ready(Ok(0) | Err(_))
+        )
     }
 
     /// Writes `response` to a request of `method`. `true`: the connection stays open for
@@ -343,11 +363,22 @@ impl Connection {
                 match std::future::poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
                     Poll::Ready(frame) => frame,
                     Poll::Pending => {
-                        // Nothing more yet: what is written so far goes out first.
+                        // Nothing more yet: what is written so far goes out first, then the
+                        // body and the client are awaited (its end drops the response, as
+                        // hyper drops it).
                         if self.flush().await.is_err() {
                             return false;
                         }
-                        std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+                        let next = std::future::poll_fn(|cx| {
+                            if self.client_gone(cx) {
+                                return Poll::Ready(None);
+                            }
+                            body.as_mut().poll_frame(cx).map(Some)
+                        });
+                        match next.await {
+                            Some(frame) => frame,
+                            None => return false,
+                        }
                     }
                 };
             let frame = match frame {
@@ -445,6 +476,14 @@ impl Connection {
     }
 }
 
+/// Whether the bytes of `buf` after its first `before` (less three, for an end split across
+/// reads) hold the end of a head: CRLF CRLF or LF LF (hyper's `is_complete_fast`).
+fn ends_a_head(buf: &[u8], before: usize) -> bool {
+    let from = before.saturating_sub(3);
+    let new = buf.get(from..).unwrap_or_default();
+    new.windows(4).any(|w| w == b"\r\n\r\n") || new.windows(2).any(|w| w == b"\n\n")
+}
+
 /// Reads what the socket has into `buf`, at most `room` bytes. `Ok(0)`: the client's stream
 /// ended.
 fn poll_fill(
@@ -535,6 +574,10 @@ fn parse_request(
         {
             return Parsed::Refer(None);
         }
+        let visible = field
+            .value
+            .iter()
+            .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
         if name.eq_ignore_ascii_case(b"content-length") {
             if length_seen {
                 // Repeated `Content-Length: 0`: hyper keeps one of them.
@@ -542,9 +585,10 @@ fn parse_request(
             }
             length_seen = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
-            close |= list_has(field.value, b"close");
+            // hyper reads only values of visible ASCII here.
+            close |= visible && list_has(field.value, b"close");
         } else if name.eq_ignore_ascii_case(b"te") {
-            trailers |= list_has(field.value, b"trailers");
+            trailers |= visible && list_has(field.value, b"trailers");
         }
         let name_at = at(name);
         let value_at = at(field.value);
@@ -745,6 +789,7 @@ fn encode_head(
     } else if status.is_informational() {
         // hyper cannot answer with an interim status: a 500 without fields.
         status = StatusCode::INTERNAL_SERVER_ERROR;
+        parts.version = Version::HTTP_11;
         parts.headers.clear();
         parts.extensions.clear();
         length = None;
@@ -1443,6 +1488,16 @@ mod tests {
                 },
             ),
             (
+                "a request's close among bytes that are not visible ASCII is not read",
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close, \xff\r\nTE: trailers, \xff\r\n\r\n",
+                Answer {
+                    data: vec!["hel", "lo"],
+                    fields: vec![("trailer", "x-sum")],
+                    trailers: vec![("x-sum", "9")],
+                    ..Answer::ok("")
+                },
+            ),
+            (
                 "a body that fails part-way",
                 GET,
                 Answer {
@@ -1583,6 +1638,134 @@ mod tests {
         let n = client.read(&mut answers).await.unwrap();
         let answers = String::from_utf8_lossy(&answers[..n]);
         assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 2, "{answers}");
+    }
+
+    /// A head is parsed again only once its end has arrived: an error in a head still
+    /// arriving shows when hyper would show it (not before), and a head sent a byte at a time
+    /// is not scanned over and over.
+    #[tokio::test]
+    async fn a_partial_head_is_parsed_again_only_once_it_ends() {
+        assert!(!ends_a_head(b"GET / HTTP/1.1\r\nHost: x\r\n", 0));
+        assert!(ends_a_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 20));
+        assert!(ends_a_head(b"GET / HTTP/1.1\nHost: x\n\n", 24));
+        assert!(!ends_a_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r", 25));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let drain = Drain::new();
+        let stop = drain.watcher();
+        let server = tokio::spawn(async move {
+            let (io, _) = listener.accept().await.unwrap();
+            serve_with(io, LIMITS, &stop, |_| async {
+                Ok::<_, Infallible>(Answer::ok("x").response())
+            })
+            .await
+        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client.write_all(b"Bad Header\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!server.is_finished(), "no verdict before the head ends");
+        client.write_all(b"\r\n").await.unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(ended, Ended::HandOver { .. }),
+            "hyper answers the bad head"
+        );
+    }
+
+    /// A client that sends its request and ends its stream gets no answer (hyper drops the
+    /// request), and one that goes away while a response streams ends the response.
+    #[tokio::test]
+    async fn a_client_that_ends_its_stream_is_not_served() {
+        for half_close in [true, false] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let drain = Drain::new();
+            let stop = drain.watcher();
+            let served = Arc::new(Mutex::new(0));
+            let count = served.clone();
+            let server = tokio::spawn(async move {
+                let (io, _) = listener.accept().await.unwrap();
+                // The request, and the end of the stream, are there before anything is read.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                serve_with(io, LIMITS, &stop, |_| {
+                    let count = count.clone();
+                    // A body that gives one piece, then nothing more, ever.
+                    let body = Frames {
+                        frames: VecDeque::from([Ok(Frame::data(Bytes::from_static(b"tick")))]),
+                        exact: None,
+                    };
+                    let endless = Chain(body, Endless);
+                    async move {
+                        *count.lock().unwrap() += 1;
+                        Ok::<_, Infallible>(Response::new(endless))
+                    }
+                })
+                .await
+            });
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            client.write_all(GET).await.unwrap();
+            if half_close {
+                client.shutdown().await.unwrap();
+            } else {
+                let mut piece = [0u8; 512];
+                let n = client.read(&mut piece).await.unwrap();
+                assert!(piece[..n].ends_with(b"4\r\ntick\r\n"), "{:?}", &piece[..n]);
+                drop(client);
+            }
+            let ended = tokio::time::timeout(Duration::from_secs(3), server)
+                .await
+                .expect("the connection ends with the client's stream")
+                .unwrap();
+            assert!(matches!(ended, Ended::Closed));
+            assert_eq!(
+                *served.lock().unwrap(),
+                usize::from(!half_close),
+                "half close: {half_close}"
+            );
+        }
+    }
+
+    /// One body's frames, then another's.
+    struct Chain<A, B>(A, B);
+
+    impl<A, B> Body for Chain<A, B>
+    where
+        A: Body<Data = Bytes, Error = io::Error> + Unpin,
+        B: Body<Data = Bytes, Error = io::Error> + Unpin,
+    {
+        type Data = Bytes;
+        type Error = io::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+            let this = self.get_mut();
+            match Pin::new(&mut this.0).poll_frame(cx) {
+                Poll::Ready(None) => Pin::new(&mut this.1).poll_frame(cx),
+                other => other,
+            }
+        }
+    }
+
+    /// A body that never gives anything.
+    struct Endless;
+
+    impl Body for Endless {
+        type Data = Bytes;
+        type Error = io::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+            Poll::Pending
+        }
     }
 
     /// A head that does not come within the header timeout, a client that goes away while
