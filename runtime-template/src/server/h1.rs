@@ -4,12 +4,14 @@
 //!
 //! A request this server takes is an HTTP/1.1 request whose head `httparse` (hyper's parser,
 //! with hyper's settings) reads completely within `limits.max_header_bytes` and the field
-//! limit, whose target `http` parses, with no `Transfer-Encoding`, no `Content-Length` but
-//! `0`, no `Expect`, no `Upgrade`, and not `CONNECT`. Anything else, including every head
-//! hyper would refuse, goes to hyper's server unread: the socket and the bytes read from it and
-//! not yet served are handed over ([`Ended::HandOver`], [`Replay`]) and hyper serves the
-//! connection from that request on, answering exactly as it does when it serves a connection
-//! from the start (its `400`, `431`, `414`, `100 Continue`, upgrades, request bodies,
+//! limit, whose target `http` parses, with no `Transfer-Encoding`, no `Expect`, no
+//! `Upgrade`, not `CONNECT`, and either no body or a `Content-Length` body of at most 64 KiB
+//! that is all there once the head is (read with it, it reaches the gateway whole: a buffered
+//! body). Anything else, including every head hyper would refuse and a body still on its way,
+//! goes to hyper's server unread: the socket and the bytes read from it and not yet served are
+//! handed over ([`Ended::HandOver`], [`Replay`]) and hyper serves the connection from that
+//! request on, answering exactly as it does when it serves a connection from the start (its
+//! `400`, `431`, `414`, `100 Continue`, upgrades, streamed request bodies and their timeouts,
 //! HTTP/1.0, an HTTP/2 preface on a connection's first bytes).
 //!
 //! What it does is hyper's (hyper 1.12, `proto/h1/role.rs`, `conn.rs`, `dispatch.rs`), so a
@@ -57,6 +59,9 @@ const READ_ROOM: usize = 8 * 1024;
 const FIELD_ROOM: usize = 100;
 /// hyper's longest request target (`MAX_URI_LEN`); a longer one is hyper's `414`.
 const MAX_URI_LEN: usize = u16::MAX as usize - 1;
+/// The largest request body read whole before the request is served (`Content-Length`); a
+/// larger one, or one not all there when its head is read, is hyper's to stream.
+const MAX_BODY: usize = 64 * 1024;
 /// The output buffer's room kept between responses; a larger one (a large body was copied
 /// into it) is given back.
 const OUT_KEPT: usize = 8 * 1024;
@@ -226,6 +231,8 @@ type Span = (usize, usize, usize, usize);
 #[allow(clippy::large_enum_variant)]
 enum Parsed {
     Partial,
+    /// A head with a body not all read yet: the head's and the body's length together.
+    NeedBody(usize),
     Head(Head),
     Refer(Option<Bytes>),
 }
@@ -261,6 +268,18 @@ impl Connection {
                     Parsed::Head(head) => return Poll::Ready(Read::Head(head)),
                     Parsed::Refer(head) => return Poll::Ready(Read::Refer(head)),
                     Parsed::Partial => partial = Some(self.buf.len()),
+                    Parsed::NeedBody(whole) => {
+                        // The rest of the body, if the socket has it now; a body still on its
+                        // way is hyper's to read (with the body timeouts).
+                        let room = whole.saturating_sub(self.buf.len());
+                        match poll_fill(&mut self.io, &mut self.buf, cx, room) {
+                            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                                return Poll::Ready(Read::Closed)
+                            }
+                            Poll::Ready(Ok(_)) => continue,
+                            Poll::Pending => return Poll::Ready(Read::Refer(None)),
+                        }
+                    }
                 }
             }
             if self.buf.len() >= limits.max_header_bytes {
@@ -564,31 +583,31 @@ fn parse_request(
     let target_at = at(target.as_bytes());
     let target_span = (target_at, target_at.saturating_add(target.len()));
     spans.clear();
+    let mut length = 0;
     for field in request.headers.iter() {
         let name = field.name.as_bytes();
         // Fields that change how the request is read: hyper's.
         if name.eq_ignore_ascii_case(b"transfer-encoding")
             || name.eq_ignore_ascii_case(b"expect")
             || name.eq_ignore_ascii_case(b"upgrade")
-            || (name.eq_ignore_ascii_case(b"content-length") && field.value != b"0")
         {
             return Parsed::Refer(None);
         }
-        let visible = field
-            .value
-            .iter()
-            .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
         if name.eq_ignore_ascii_case(b"content-length") {
-            if length_seen {
-                // Repeated `Content-Length: 0`: hyper keeps one of them.
-                return Parsed::Refer(None);
+            // One length (hyper keeps one of repeated equal ones), of digits only, small
+            // enough to be read whole.
+            match digits(field.value) {
+                Some(declared) if !length_seen && declared <= MAX_BODY as u64 => {
+                    length = declared as usize;
+                    length_seen = true;
+                }
+                _ => return Parsed::Refer(None),
             }
-            length_seen = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
             // hyper reads only values of visible ASCII here.
-            close |= visible && list_has(field.value, b"close");
+            close |= visible(field.value) && list_has(field.value, b"close");
         } else if name.eq_ignore_ascii_case(b"te") {
-            trailers |= visible && list_has(field.value, b"trailers");
+            trailers |= visible(field.value) && list_has(field.value, b"trailers");
         }
         let name_at = at(name);
         let value_at = at(field.value);
@@ -599,12 +618,16 @@ fn parse_request(
             value_at.saturating_add(field.value.len()),
         ));
     }
+    if buf.len() - len < length {
+        return Parsed::NeedBody(len + length);
+    }
     let raw = buf.split_to(len).freeze();
     let Some(head) = build(&raw, target_span, spans, fields) else {
         return Parsed::Refer(Some(raw));
     };
     let (mut uri, headers) = head;
-    let mut request = Request::new(ClientBody::Buffered(None));
+    let body = (length > 0).then(|| buf.split_to(length).freeze());
+    let mut request = Request::new(ClientBody::Buffered(body));
     *request.method_mut() = method;
     std::mem::swap(request.uri_mut(), &mut uri);
     *request.version_mut() = Version::HTTP_11;
@@ -650,6 +673,13 @@ fn build(
         }
     }
     Some((uri, headers))
+}
+
+/// Whether a field value is visible ASCII (hyper's `to_str`).
+fn visible(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
 }
 
 /// Whether a comma-separated list holds `token` (ASCII case ignored), as hyper reads
@@ -1552,6 +1582,8 @@ mod tests {
             b"DELETE /pets/1 HTTP/1.1\r\nHost: x\r\nX-Obs: caf\xc3\xa9\r\nX-Empty:\r\nX-Spaces:   padded   \r\n\r\n",
             b"GET / HTTP/1.1\nHost: bare-lf\n\n",
             b"get /lower HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nabc",
+            b"PATCH /zeros HTTP/1.1\r\nHost: x\r\nContent-Length: 00\r\n\r\n",
         ];
         for request in requests {
             let answer = Answer::ok("ok");
@@ -1570,10 +1602,10 @@ mod tests {
     #[tokio::test]
     async fn other_heads_are_left_to_hyper_with_every_byte() {
         let others: &[&[u8]] = &[
-            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
             b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
-            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 00\r\n\r\n",
+            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello",
+            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\nhello",
             b"POST /p HTTP/1.1\r\nHost: x\r\ncontent-length: +0\r\n\r\n",
             b"GET /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
             b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
@@ -1598,7 +1630,9 @@ mod tests {
                     whole.extend_from_slice(&buf);
                     assert_eq!(&whole[..], *other, "{shown}: given back whole");
                 }
-                Parsed::Head(_) | Parsed::Partial => panic!("{shown}: taken"),
+                Parsed::Head(_) | Parsed::Partial | Parsed::NeedBody(_) => {
+                    panic!("{shown}: taken")
+                }
             }
         }
         // Served, served, then handed over with every byte from the third request on.
@@ -1614,7 +1648,7 @@ mod tests {
             .await
         });
         let rest: &[u8] =
-            b"POST /3 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /4 HTTP/1.1\r\n";
+            b"POST /3 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /4 HTTP/1.1\r\n";
         let mut bytes =
             b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
         bytes.extend_from_slice(rest);
@@ -1638,6 +1672,75 @@ mod tests {
         let n = client.read(&mut answers).await.unwrap();
         let answers = String::from_utf8_lossy(&answers[..n]);
         assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 2, "{answers}");
+    }
+
+    /// A body of known length that is there with its head reaches the service whole; one
+    /// still on its way is left to hyper with every byte read so far.
+    #[tokio::test]
+    async fn bodies_that_are_there_are_read_whole_and_others_left_to_hyper() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let log = bodies.clone();
+        let server = tokio::spawn(async move {
+            let (io, _) = listener.accept().await.unwrap();
+            let drain = Drain::new();
+            let stop = drain.watcher();
+            serve_with(io, LIMITS, &stop, |request: Request<ClientBody>| {
+                let body = match request.body() {
+                    ClientBody::Buffered(body) => body.clone().unwrap_or_default(),
+                    ClientBody::Streaming(_) => Bytes::from_static(b"<streaming>"),
+                };
+                log.lock()
+                    .unwrap()
+                    .push((request.uri().path().to_string(), body));
+                async { Ok::<_, Infallible>(Answer::ok("x").response()) }
+            })
+            .await
+        });
+        let large = "z".repeat(20_000);
+        let whole = format!(
+            "POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+             POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n\
+             PUT /3 HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n{large}"
+        );
+        let later: &[u8] = b"POST /4 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab";
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(whole.as_bytes()).await.unwrap();
+        let mut answers = Vec::new();
+        while answers
+            .windows(15)
+            .filter(|w| w == b"HTTP/1.1 200 OK")
+            .count()
+            < 3
+        {
+            let mut piece = [0u8; 1024];
+            let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut piece))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "answers: {}", String::from_utf8_lossy(&answers));
+            answers.extend_from_slice(&piece[..n]);
+        }
+        client.write_all(later).await.unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
+        let Ended::HandOver { read, first, .. } = ended else {
+            panic!("a body on its way is hyper's");
+        };
+        assert!(!first);
+        assert_eq!(&read[..], later);
+        let bodies = bodies.lock().unwrap().clone();
+        assert_eq!(
+            bodies,
+            vec![
+                ("/1".to_string(), Bytes::from_static(b"hello")),
+                ("/2".to_string(), Bytes::new()),
+                ("/3".to_string(), Bytes::from(large)),
+            ]
+        );
     }
 
     /// A head is parsed again only once its end has arrived: an error in a head still
