@@ -37,6 +37,11 @@ pub enum ClientBody {
     Streaming(Incoming),
     /// The whole body (`None` once sent).
     Buffered(Option<Bytes>),
+    /// The client's whole body as it arrived with its head, read by the lean HTTP/1.1 server
+    /// (`server::h1`; `None` once sent). Sent as a stream is: an attempt that started sending
+    /// it is not repeated, so whether a request is resent never depends on how its bytes were
+    /// split into TCP segments. A step that reads the body makes it [`ClientBody::Buffered`].
+    Received(Option<Bytes>),
 }
 
 impl From<Incoming> for ClientBody {
@@ -55,7 +60,7 @@ impl Body for ClientBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ClientBody::Streaming(body) => Pin::new(body).poll_frame(cx),
-            ClientBody::Buffered(bytes) => Poll::Ready(
+            ClientBody::Buffered(bytes) | ClientBody::Received(bytes) => Poll::Ready(
                 bytes
                     .take()
                     .filter(|b| !b.is_empty())
@@ -67,14 +72,16 @@ impl Body for ClientBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ClientBody::Streaming(body) => body.is_end_stream(),
-            ClientBody::Buffered(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            ClientBody::Buffered(bytes) | ClientBody::Received(bytes) => {
+                bytes.as_ref().is_none_or(Bytes::is_empty)
+            }
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ClientBody::Streaming(body) => body.size_hint(),
-            ClientBody::Buffered(bytes) => {
+            ClientBody::Buffered(bytes) | ClientBody::Received(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
         }

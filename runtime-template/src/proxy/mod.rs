@@ -187,8 +187,9 @@ pub struct Destination<'a> {
 /// - When a URL refuses the connection before any of the body was sent, the next URL is tried
 ///   (failover, and load balancing past a dead node); everything shares one deadline.
 /// - When an idempotent request (RFC 9110 §9.2.2) fails on a *reused* pooled connection that
-///   the upstream closed or reset before answering, and none of its body was sent, it is sent
-///   once more on a new connection (RFC 9112 §9.3.1).
+///   the upstream closed or reset before answering, and none of its body was sent (a body a
+///   step read whole is sent whole again), it is sent once more on a new connection (RFC 9112
+///   §9.3.1).
 /// - A response that has no body by definition (to HEAD, 204, 304) but whose head announces
 ///   one (`Content-Length` other than 0, `Transfer-Encoding`) leaves the connection unfit for
 ///   reuse: it is closed, so late bytes can never be read as the next request's response.

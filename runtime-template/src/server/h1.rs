@@ -1,13 +1,13 @@
-//! The lean HTTP/1.1 server of cleartext API listeners: requests without a body, served on the
-//! connection's own task with one buffer for reading and one for writing, and every other
-//! request handed to hyper.
+//! The lean HTTP/1.1 server of cleartext API listeners: requests without a body or with a
+//! small one already read, served on the connection's own task with one buffer for reading and
+//! one for writing, and every other request handed to hyper.
 //!
 //! A request this server takes is an HTTP/1.1 request whose head `httparse` (hyper's parser,
 //! with hyper's settings) reads completely within `limits.max_header_bytes` and the field
 //! limit, whose target `http` parses, with no `Transfer-Encoding`, no `Expect`, no
 //! `Upgrade`, not `CONNECT`, and either no body or a `Content-Length` body of at most 64 KiB
-//! that is all there once the head is (read with it, it reaches the gateway whole: a buffered
-//! body). Anything else, including every head hyper would refuse and a body still on its way,
+//! that is all there once the head is (read with it, it reaches the gateway whole,
+//! [`ClientBody::Received`], and is sent upstream as a stream is). Anything else, including every head hyper would refuse and a body still on its way,
 //! goes to hyper's server unread: the socket and the bytes read from it and not yet served are
 //! handed over ([`Ended::HandOver`], [`Replay`]) and hyper serves the connection from that
 //! request on, answering exactly as it does when it serves a connection from the start (its
@@ -62,6 +62,8 @@ const MAX_URI_LEN: usize = u16::MAX as usize - 1;
 /// The largest request body read whole before the request is served (`Content-Length`); a
 /// larger one, or one not all there when its head is read, is hyper's to stream.
 const MAX_BODY: usize = 64 * 1024;
+/// The read buffer's room kept between requests (hyper's head buffer stays as small).
+const IN_KEPT: usize = 2 * READ_ROOM + 2;
 /// The output buffer's room kept between responses; a larger one (a large body was copied
 /// into it) is given back.
 const OUT_KEPT: usize = 8 * 1024;
@@ -160,6 +162,10 @@ where
             .await;
         if connection.out.capacity() > OUT_KEPT {
             connection.out = Vec::with_capacity(1024);
+        }
+        if connection.buf.is_empty() && connection.buf.capacity() > IN_KEPT {
+            // A large body was read: its room is not kept for an idle connection.
+            connection.buf = BytesMut::new();
         }
         if !kept {
             let _ = connection.io.shutdown().await;
@@ -273,11 +279,11 @@ impl Connection {
                         // way is hyper's to read (with the body timeouts).
                         let room = whole.saturating_sub(self.buf.len());
                         match poll_fill(&mut self.io, &mut self.buf, cx, room) {
-                            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
-                                return Poll::Ready(Read::Closed)
-                            }
-                            Poll::Ready(Ok(_)) => continue,
-                            Poll::Pending => return Poll::Ready(Read::Refer(None)),
+                            Poll::Ready(Err(_)) => return Poll::Ready(Read::Closed),
+                            Poll::Ready(Ok(n)) if n > 0 => continue,
+                            // On its way, or cut off by the client's end: hyper reads the
+                            // rest (and answers a cut-off body as it does).
+                            _ => return Poll::Ready(Read::Refer(None)),
                         }
                     }
                 }
@@ -337,10 +343,16 @@ impl Connection {
         if !self.buf.is_empty() {
             return false;
         }
-        // Into the room the buffer has: the request's head still points into it.
+        // Into the room the buffer has (the request's head still points into it, so growing
+        // it would allocate): `poll_fill` adds one byte to what it is asked for.
         let spare = self.buf.capacity() - self.buf.len();
         matches!(
-            poll_fill(&mut self.io, &mut self.buf, cx, spare.clamp(1, READ_ROOM)),
+            poll_fill(
+                &mut self.io,
+                &mut self.buf,
+                cx,
+                (spare.max(2) - 1).min(READ_ROOM)
+            ),
             Poll::Ready(Ok(0) | Err(_))
         )
     }
@@ -496,14 +508,14 @@ impl Connection {
 }
 
 /// Whether the bytes of `buf` after its first `before` (less three, for an end split across
-/// reads) hold the end of a head: CRLF CRLF or LF LF (hyper's `is_complete_fast`).
+/// reads) may hold the end of a head: LF LF or LF CRLF (hyper's `is_complete_fast`).
 fn ends_a_head(buf: &[u8], before: usize) -> bool {
     let from = before.saturating_sub(3);
     let new = buf.get(from..).unwrap_or_default();
-    new.windows(4).any(|w| w == b"\r\n\r\n") || new.windows(2).any(|w| w == b"\n\n")
+    new.windows(2).any(|w| w == b"\n\n") || new.windows(3).any(|w| w == b"\n\r\n")
 }
 
-/// Reads what the socket has into `buf`, at most `room` bytes. `Ok(0)`: the client's stream
+/// Reads what the socket has into `buf`, at most `room` bytes and one more. `Ok(0)`: the client's stream
 /// ended.
 fn poll_fill(
     io: &mut TcpStream,
@@ -511,11 +523,11 @@ fn poll_fill(
     cx: &mut Context<'_>,
     room: usize,
 ) -> Poll<io::Result<usize>> {
-    let room = room.max(1);
+    // Room for one byte more: a read that takes what was wanted comes back short, which
+    // clears tokio's readiness, so the next poll costs no system call.
+    let room = room.max(1) + 1;
     if buf.capacity() - buf.len() < room {
-        // One byte more than read: a read that comes back short clears tokio's readiness,
-        // so the next poll costs no system call.
-        buf.reserve(room + 1);
+        buf.reserve(room);
     }
     tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut (&mut *buf).limit(room))
 }
@@ -627,7 +639,10 @@ fn parse_request(
     };
     let (mut uri, headers) = head;
     let body = (length > 0).then(|| buf.split_to(length).freeze());
-    let mut request = Request::new(ClientBody::Buffered(body));
+    let mut request = Request::new(match body {
+        Some(body) => ClientBody::Received(Some(body)),
+        None => ClientBody::Buffered(None),
+    });
     *request.method_mut() = method;
     std::mem::swap(request.uri_mut(), &mut uri);
     *request.version_mut() = Version::HTTP_11;
@@ -1684,11 +1699,15 @@ mod tests {
         let log = bodies.clone();
         let server = tokio::spawn(async move {
             let (io, _) = listener.accept().await.unwrap();
+            // Every byte of the first three requests is there before anything is read.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             let drain = Drain::new();
             let stop = drain.watcher();
             serve_with(io, LIMITS, &stop, |request: Request<ClientBody>| {
                 let body = match request.body() {
-                    ClientBody::Buffered(body) => body.clone().unwrap_or_default(),
+                    ClientBody::Received(body) | ClientBody::Buffered(body) => {
+                        body.clone().unwrap_or_default()
+                    }
                     ClientBody::Streaming(_) => Bytes::from_static(b"<streaming>"),
                 };
                 log.lock()
@@ -1752,6 +1771,8 @@ mod tests {
         assert!(ends_a_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 20));
         assert!(ends_a_head(b"GET / HTTP/1.1\nHost: x\n\n", 24));
         assert!(!ends_a_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r", 25));
+        // A bare LF ending the last field, then CRLF (httparse takes it, so does hyper).
+        assert!(ends_a_head(b"GET / HTTP/1.1\r\nHost: x\n\r\n", 25));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let drain = Drain::new();
