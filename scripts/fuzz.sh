@@ -24,6 +24,8 @@
 #   apim_export        the API Manager export zip: deployments.json and the inner project zips
 #   upstream_response  an upstream's HTTP/1 answer as the lean client reads it (head, framing,
 #                      chunked body, trailers): the same whole or one byte at a time
+#   request_head       a client's bytes as the lean HTTP/1.1 server reads its first request:
+#                      served or handed to hyper the same in any pieces, every byte accounted for
 #
 # The lock: fuzz/ is its own workspace (nightly + libFuzzer) with its own fuzz/Cargo.lock, kept
 # in step with the workspace's Cargo.lock: every package both use is pinned at the same version.
@@ -103,7 +105,8 @@ fi
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
     targets=(definition_loader path_router header_helpers jwt_verify credentials basic_auth
-        jwks_document introspection_answer cache_control apim_export upstream_response)
+        jwks_document introspection_answer cache_control apim_export upstream_response
+        request_head)
 fi
 
 max_len_for() {

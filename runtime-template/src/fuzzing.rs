@@ -169,3 +169,19 @@ pub fn upstream_response(
         .ok()
         .map(|(answer, body, trailers)| (answer.status.as_u16(), body, trailers))
 }
+
+/// Reads the first request of a client's `bytes` as the lean HTTP/1.1 server does
+/// (`server::h1`), fed `piece` bytes at a time, with the default limits (16 KiB head, 100
+/// fields): served (method, target, fields, body, bytes taken), handed to hyper (the bytes it
+/// gets), or incomplete.
+pub fn request_head(bytes: &[u8], piece: usize) -> crate::server::h1::FirstRequest {
+    crate::server::h1::first_request_from_bytes(
+        bytes,
+        piece,
+        crate::server::h1::Limits {
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            header_timeout: std::time::Duration::from_secs(30),
+        },
+    )
+}
