@@ -1296,6 +1296,14 @@ mod tests {
             }
         }
 
+        /// A 200 whose body comes in two pieces (`hel`, `lo`), its length not known.
+        fn split() -> Self {
+            Answer {
+                data: vec!["hel", "lo"],
+                ..Answer::ok("")
+            }
+        }
+
         fn response(&self) -> Response<Frames> {
             let mut frames: VecDeque<_> = self
                 .data
@@ -1487,9 +1495,8 @@ mod tests {
                 "a declared length with an unknown size hint",
                 GET,
                 Answer {
-                    data: vec!["hel", "lo"],
                     fields: vec![("content-length", "5")],
-                    ..Answer::ok("")
+                    ..Answer::split()
                 },
             ),
             (
@@ -1506,55 +1513,49 @@ mod tests {
                 GET,
                 Answer {
                     exact: Some(Some(10)),
-                    data: vec!["hel", "lo"],
-                    ..Answer::ok("")
+                    ..Answer::split()
                 },
             ),
             (
                 "conflicting lengths: no answer",
                 GET,
                 Answer {
-                    data: vec!["hel", "lo"],
                     fields: vec![("content-length", "5"), ("content-length", "6")],
-                    ..Answer::ok("")
+                    ..Answer::split()
                 },
             ),
             (
                 "a coding before chunked",
                 GET,
                 Answer {
-                    data: vec!["hel", "lo"],
                     fields: vec![("transfer-encoding", "gzip")],
-                    ..Answer::ok("")
+                    ..Answer::split()
                 },
             ),
             (
                 "trailers declared and asked for",
                 b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n",
                 Answer {
-                    data: vec!["hel", "lo"],
                     fields: vec![("trailer", "x-sum, x-other")],
                     trailers: vec![("x-sum", "9"), ("x-undeclared", "1"), ("content-type", "no")],
-                    ..Answer::ok("")
+                    ..Answer::split()
                 },
             ),
             (
                 "trailers not asked for",
                 GET,
                 Answer {
-                    data: vec!["hel", "lo"],
                     fields: vec![("trailer", "x-sum")],
                     trailers: vec![("x-sum", "9")],
-                    ..Answer::ok("")
+                    ..Answer::split()
                 },
             ),
             (
                 "trailers not declared",
                 b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n",
                 Answer {
-                    data: vec!["hel", "lo"],
                     trailers: vec![("x-sum", "9")],
-                    ..Answer::ok("")
+                    ..Answer::split()
                 },
             ),
             (
@@ -1604,8 +1605,7 @@ mod tests {
                 GET,
                 Answer {
                     http10: true,
-                    data: vec!["hel", "lo"],
-                    ..Answer::ok("")
+                    ..Answer::split()
                 },
             ),
             (
@@ -1636,19 +1636,17 @@ mod tests {
                 "a request's close among bytes that are not visible ASCII is not read",
                 b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close, \xff\r\nTE: trailers, \xff\r\n\r\n",
                 Answer {
-                    data: vec!["hel", "lo"],
                     fields: vec![("trailer", "x-sum")],
                     trailers: vec![("x-sum", "9")],
-                    ..Answer::ok("")
+                    ..Answer::split()
                 },
             ),
             (
                 "a body that fails part-way",
                 GET,
                 Answer {
-                    data: vec!["hel", "lo"],
                     fails: true,
-                    ..Answer::ok("")
+                    ..Answer::split()
                 },
             ),
             (
