@@ -323,13 +323,7 @@ fn find_credential<'a>(
 /// `("bearer" | "basic" | other, value)` of an `Authorization`-style header, scheme lowercased
 /// only for the two schemes we know (RFC 9110: the scheme is case-insensitive).
 pub(crate) fn scheme_value(value: &HeaderValue) -> Option<(&'static str, &str)> {
-    // `to_str`'s rule (visible ASCII and tab) is `is_ascii` for a header value, whose bytes
-    // are never controls or DEL: one word-at-a-time pass instead of a check per byte.
-    let bytes = value.as_bytes();
-    if !bytes.is_ascii() {
-        return None;
-    }
-    let text = std::str::from_utf8(bytes).ok()?;
+    let text = value.to_str().ok()?;
     let (scheme, rest) = text.trim().split_once(' ')?;
     let rest = rest.trim();
     if rest.is_empty() {
