@@ -558,22 +558,26 @@ fn ends_in_chunked(headers: &HeaderMap) -> bool {
         .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
+/// A `Content-Length` value: a decimal number of digits only, no sign, no spaces (hyper's
+/// rule); `None` when it is not one or does not fit in 64 bits.
+pub(crate) fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |length, &b| {
+        b.is_ascii_digit()
+            .then(|| length.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+            .flatten()
+    })
+}
+
 /// The `Content-Length` of `headers`: `None` when there is none, an error when a value is not
 /// a decimal number or two values differ (lists and repeated fields alike).
 pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         for item in value.as_bytes().split(|b| *b == b',') {
-            let item = item.trim_ascii();
-            if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
-                return Err(());
-            }
-            let parsed = item
-                .iter()
-                .try_fold(0u64, |n, d| {
-                    n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-                })
-                .ok_or(())?;
+            let parsed = digits(item.trim_ascii()).ok_or(())?;
             match length {
                 Some(known) if known != parsed => return Err(()),
                 _ => length = Some(parsed),

@@ -7,8 +7,8 @@
 //! limit, whose target `http` parses, with no `Transfer-Encoding`, no `Expect`, no
 //! `Upgrade`, not `CONNECT`, and either no body or a `Content-Length` body of at most 64 KiB
 //! that is all there once the head is (read with it, it reaches the gateway whole,
-//! [`ClientBody::Received`], and is sent upstream as a stream is). Anything else, including every head hyper would refuse and a body still on its way,
-//! goes to hyper's server unread: the socket and the bytes read from it and not yet served are
+//! [`ClientBody::Received`], and is sent upstream as a stream is). Anything else, including
+//! every head hyper would refuse and a body still on its way, goes to hyper's server unread: the socket and the bytes read from it and not yet served are
 //! handed over ([`Ended::HandOver`], [`Replay`]) and hyper serves the connection from that
 //! request on, answering exactly as it does when it serves a connection from the start (its
 //! `400`, `431`, `414`, `100 Continue`, upgrades, streamed request bodies and their timeouts,
@@ -51,6 +51,7 @@ use tokio::net::TcpStream;
 use super::drain::Stop;
 use crate::gateway::{Gateway, Site};
 use crate::proxy::body::ClientBody;
+use crate::proxy::h1::digits;
 
 /// Room for one read of a head.
 const READ_ROOM: usize = 8 * 1024;
@@ -156,7 +157,7 @@ where
         let Some(response) = connection.respond(answer).await else {
             return Ended::Closed;
         };
-        let keep_alive = !head.close && !stopped.fired && !watch.has_stopped();
+        let keep_alive = !head.close && !watch.has_stopped();
         let kept = connection
             .write_response(response, &method, keep_alive, head.trailers)
             .await;
@@ -243,6 +244,65 @@ enum Parsed {
     Refer(Option<Bytes>),
 }
 
+/// What reading a request needs next ([`HeadReader::next`]).
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    /// A head this server serves (with its body, if any).
+    Head(Head),
+    /// A request for hyper: the head's bytes when they were already taken out of the buffer.
+    Refer(Option<Bytes>),
+    /// More of a head: a read of at most this many bytes.
+    More(usize),
+    /// The rest of a body read with its head: at most this many bytes, if the socket has them
+    /// now (else the request is hyper's).
+    Body(usize),
+}
+
+/// The reading of one request from a connection's buffer: when to parse, what to read next.
+/// One rule for the server ([`Connection::read_head`]) and for [`first_request_from_bytes`].
+#[derive(Default)]
+struct HeadReader {
+    /// The length of a partial head already parsed: parsed again only once the bytes after
+    /// it end a head (hyper's `is_complete_fast`), so a head arriving byte by byte costs one
+    /// scan, and errors in it show when hyper would show them.
+    partial: Option<usize>,
+}
+
+impl HeadReader {
+    /// Parses what `buf` holds when it may be a whole head, and says what comes next.
+    fn next(
+        &mut self,
+        buf: &mut BytesMut,
+        spans: &mut Vec<Span>,
+        fields: &mut HeaderMap,
+        limits: &Limits,
+    ) -> Next {
+        let ready = match self.partial {
+            None => !buf.is_empty(),
+            Some(before) => buf.len() > before && ends_a_head(buf, before),
+        };
+        if ready {
+            match parse_request(
+                buf,
+                spans,
+                fields,
+                limits.max_headers,
+                limits.max_header_bytes,
+            ) {
+                Parsed::Head(head) => return Next::Head(head),
+                Parsed::Refer(head) => return Next::Refer(head),
+                Parsed::NeedBody(whole) => return Next::Body(whole.saturating_sub(buf.len())),
+                Parsed::Partial => self.partial = Some(buf.len()),
+            }
+        }
+        if buf.len() >= limits.max_header_bytes {
+            // hyper answers 431 to this head.
+            return Next::Refer(None);
+        }
+        Next::More((limits.max_header_bytes - buf.len()).min(READ_ROOM))
+    }
+}
+
 impl Connection {
     /// Reads the next request head: at most `limits.max_header_bytes` before it is complete,
     /// within the header timeout.
@@ -254,49 +314,23 @@ impl Connection {
     ) -> Read {
         let deadline = tokio::time::Instant::now() + limits.header_timeout;
         let mut armed = false;
-        // The length of a partial head already parsed: parsed again only once the bytes
-        // after it end a head (hyper's `is_complete_fast`), so a head arriving byte by byte
-        // costs one scan, and errors in it show when hyper would show them.
-        let mut partial: Option<usize> = None;
+        let mut reader = HeadReader::default();
         std::future::poll_fn(|cx| loop {
-            let ready = match partial {
-                None => !self.buf.is_empty(),
-                Some(before) => self.buf.len() > before && ends_a_head(&self.buf, before),
-            };
-            if ready {
-                match parse_request(
-                    &mut self.buf,
-                    &mut self.spans,
-                    &mut self.fields,
-                    limits.max_headers,
-                    limits.max_header_bytes,
-                ) {
-                    Parsed::Head(head) => return Poll::Ready(Read::Head(head)),
-                    Parsed::Refer(head) => return Poll::Ready(Read::Refer(head)),
-                    Parsed::Partial => partial = Some(self.buf.len()),
-                    Parsed::NeedBody(whole) => {
-                        // The rest of the body, if the socket has it now; a body still on its
-                        // way is hyper's to read (with the body timeouts).
-                        let room = whole.saturating_sub(self.buf.len());
-                        match poll_fill(&mut self.io, &mut self.buf, cx, room) {
-                            Poll::Ready(Err(_)) => return Poll::Ready(Read::Closed),
-                            Poll::Ready(Ok(n)) if n > 0 => continue,
-                            // On its way, or cut off by the client's end: hyper reads the
-                            // rest (and answers a cut-off body as it does).
-                            _ => return Poll::Ready(Read::Refer(None)),
-                        }
-                    }
-                }
-            }
-            if self.buf.len() >= limits.max_header_bytes {
-                // hyper answers 431 to this head.
-                return Poll::Ready(Read::Refer(None));
-            }
-            let room = (limits.max_header_bytes - self.buf.len()).min(READ_ROOM);
-            match poll_fill(&mut self.io, &mut self.buf, cx, room) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Read::Closed),
-                Poll::Ready(Ok(_)) => continue,
-                Poll::Pending => {}
+            match reader.next(&mut self.buf, &mut self.spans, &mut self.fields, limits) {
+                Next::Head(head) => return Poll::Ready(Read::Head(head)),
+                Next::Refer(head) => return Poll::Ready(Read::Refer(head)),
+                Next::Body(room) => match poll_fill(&mut self.io, &mut self.buf, cx, room) {
+                    Poll::Ready(Err(_)) => return Poll::Ready(Read::Closed),
+                    Poll::Ready(Ok(n)) if n > 0 => continue,
+                    // On its way, or cut off by the client's end: hyper reads the rest (and
+                    // answers a cut-off body as it does).
+                    _ => return Poll::Ready(Read::Refer(None)),
+                },
+                Next::More(room) => match poll_fill(&mut self.io, &mut self.buf, cx, room) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Read::Closed),
+                    Poll::Ready(Ok(_)) => continue,
+                    Poll::Pending => {}
+                },
             }
             // Waiting. The stop closes a connection between requests; a head under way is
             // read on.
@@ -515,8 +549,8 @@ fn ends_a_head(buf: &[u8], before: usize) -> bool {
     new.windows(2).any(|w| w == b"\n\n") || new.windows(3).any(|w| w == b"\n\r\n")
 }
 
-/// Reads what the socket has into `buf`, at most `room` bytes and one more. `Ok(0)`: the client's stream
-/// ended.
+/// Reads what the socket has into `buf`, at most `room` bytes and one more. `Ok(0)`: the
+/// client's stream ended.
 fn poll_fill(
     io: &mut TcpStream,
     buf: &mut BytesMut,
@@ -705,8 +739,9 @@ fn list_has(value: &[u8], token: &[u8]) -> bool {
         .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
 }
 
+/// Whether a `Connection` value asks to close (hyper's `connection_close`).
 fn connection_close(value: &HeaderValue) -> bool {
-    value.to_str().is_ok() && list_has(value.as_bytes(), b"close")
+    visible(value.as_bytes()) && list_has(value.as_bytes(), b"close")
 }
 
 /// How a response body is framed.
@@ -1024,18 +1059,6 @@ fn encode_head(
     Ok(Encoder { kind, last })
 }
 
-/// A `Content-Length` value: digits only (hyper's rule).
-fn digits(value: &[u8]) -> Option<u64> {
-    if value.is_empty() {
-        return None;
-    }
-    value.iter().try_fold(0u64, |length, &b| {
-        b.is_ascii_digit()
-            .then(|| length.checked_mul(10)?.checked_add(u64::from(b - b'0')))
-            .flatten()
-    })
-}
-
 /// Whether a `Transfer-Encoding` value ends in `chunked`.
 fn is_chunked(value: &HeaderValue) -> bool {
     value.to_str().is_ok_and(|text| {
@@ -1099,73 +1122,51 @@ pub fn first_request_from_bytes(bytes: &[u8], piece: usize, limits: Limits) -> F
     let mut fed = 0;
     let mut spans = Vec::new();
     let mut fields = HeaderMap::new();
-    let mut partial: Option<usize> = None;
-    // One read: at most `room` bytes and `piece`; `false` when nothing is left.
-    let feed = |buf: &mut BytesMut, fed: &mut usize, room: usize| -> bool {
-        let n = piece.min(room).min(bytes.len() - *fed);
-        buf.extend_from_slice(bytes.get(*fed..*fed + n).unwrap_or_default());
-        *fed += n;
-        n > 0
+    let mut reader = HeadReader::default();
+    // What hyper gets: `head` (already out of the buffer), the buffer, and what is not read.
+    let handed = |head: Option<Bytes>, buf: &BytesMut, fed: usize| {
+        let mut handed = head.map(|h| h.to_vec()).unwrap_or_default();
+        handed.extend_from_slice(buf);
+        handed.extend_from_slice(bytes.get(fed..).unwrap_or_default());
+        FirstRequest::HandedOver(handed)
     };
     loop {
-        let ready = match partial {
-            None => !buf.is_empty(),
-            Some(before) => buf.len() > before && ends_a_head(&buf, before),
-        };
-        if ready {
-            match parse_request(
-                &mut buf,
-                &mut spans,
-                &mut fields,
-                limits.max_headers,
-                limits.max_header_bytes,
-            ) {
-                Parsed::Head(head) => {
-                    let (parts, body) = head.request.into_parts();
-                    let body = match body {
-                        ClientBody::Received(body) | ClientBody::Buffered(body) => {
-                            body.map(|b| b.to_vec()).unwrap_or_default()
-                        }
-                        ClientBody::Streaming(_) => Vec::new(),
-                    };
-                    return FirstRequest::Served {
-                        method: parts.method.to_string(),
-                        target: parts.uri.to_string(),
-                        fields: parts
-                            .headers
-                            .iter()
-                            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                            .collect(),
-                        body,
-                        taken: fed - buf.len(),
-                    };
-                }
-                Parsed::Refer(head) => {
-                    let mut handed = head.map(|h| h.to_vec()).unwrap_or_default();
-                    handed.extend_from_slice(&buf);
-                    handed.extend_from_slice(bytes.get(fed..).unwrap_or_default());
-                    return FirstRequest::HandedOver(handed);
-                }
-                Parsed::Partial => partial = Some(buf.len()),
-                Parsed::NeedBody(whole) => {
-                    let room = whole.saturating_sub(buf.len()) + 1;
-                    if feed(&mut buf, &mut fed, room) {
-                        continue;
+        let (room, body) = match reader.next(&mut buf, &mut spans, &mut fields, &limits) {
+            Next::Head(head) => {
+                let (parts, body) = head.request.into_parts();
+                let body = match body {
+                    ClientBody::Received(body) | ClientBody::Buffered(body) => {
+                        body.map(|b| b.to_vec()).unwrap_or_default()
                     }
-                    let mut handed = buf.to_vec();
-                    handed.extend_from_slice(bytes.get(fed..).unwrap_or_default());
-                    return FirstRequest::HandedOver(handed);
-                }
+                    ClientBody::Streaming(_) => Vec::new(),
+                };
+                return FirstRequest::Served {
+                    method: parts.method.to_string(),
+                    target: parts.uri.to_string(),
+                    fields: parts
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                        .collect(),
+                    body,
+                    taken: fed - buf.len(),
+                };
             }
-        }
-        if buf.len() >= limits.max_header_bytes {
-            let mut handed = buf.to_vec();
-            handed.extend_from_slice(bytes.get(fed..).unwrap_or_default());
-            return FirstRequest::HandedOver(handed);
-        }
-        let room = (limits.max_header_bytes - buf.len()).min(READ_ROOM) + 1;
-        if !feed(&mut buf, &mut fed, room) {
-            return FirstRequest::Incomplete;
+            Next::Refer(head) => return handed(head, &buf, fed),
+            Next::More(room) => (room, false),
+            Next::Body(room) => (room, true),
+        };
+        // One read, as `poll_fill` reads: at most one byte more than asked, and `piece`.
+        let n = piece.min(room.max(1) + 1).min(bytes.len() - fed);
+        buf.extend_from_slice(bytes.get(fed..fed + n).unwrap_or_default());
+        fed += n;
+        if n == 0 {
+            // The input's end: a head cut off, or a body not there (hyper's).
+            return if body {
+                handed(None, &buf, fed)
+            } else {
+                FirstRequest::Incomplete
+            };
         }
     }
 }

@@ -244,11 +244,7 @@ pub async fn serve(
     );
 
     let builder = Arc::new(connection_builder(&settings.protocol));
-    let limits = h1::Limits {
-        max_header_bytes: settings.protocol.max_header_bytes,
-        max_headers: settings.protocol.max_headers,
-        header_timeout: settings.protocol.header_timeout,
-    };
+    let limits = h1::Limits::from(&settings.protocol);
     // One limit for the whole gateway, whichever core accepted: a permit is taken once per
     // connection (one atomic operation), never per request.
     let connections = Arc::new(Semaphore::new(settings.protocol.max_connections));
@@ -362,6 +358,16 @@ pub async fn serve(
     Ok(())
 }
 
+impl From<&ProtocolSettings> for h1::Limits {
+    fn from(protocol: &ProtocolSettings) -> Self {
+        h1::Limits {
+            max_header_bytes: protocol.max_header_bytes,
+            max_headers: protocol.max_headers,
+            header_timeout: protocol.header_timeout,
+        }
+    }
+}
+
 /// The connection builder with every protocol limit applied.
 /// hyper's HTTP/1 header count limit when none is set (`hyper::proto::h1::role`).
 const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
@@ -448,11 +454,7 @@ fn spawn_plain(
         } else {
             (stream, bytes::Bytes::new(), true)
         };
-        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            gateway
-                .clone()
-                .handle(request.map(ClientBody::from), peer, site.clone())
-        });
+        let service = hyper_service(gateway, site, peer);
         let io = TokioIo::new(h1::Replay::new(read, stream));
         // An HTTP/2 preface is looked for on a connection's first bytes only.
         let ended = if first {
@@ -467,6 +469,26 @@ fn spawn_plain(
         drop(open);
         drop(permit);
     });
+}
+
+/// The gateway as hyper's service for a connection from `peer` to a listener serving `site`.
+fn hyper_service(
+    gateway: Arc<Gateway>,
+    site: Arc<Site>,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = crate::gateway::GatewayResponse,
+    Error = std::convert::Infallible,
+    Future = impl std::future::Future<
+        Output = Result<crate::gateway::GatewayResponse, std::convert::Infallible>,
+    > + Send,
+> + Clone {
+    service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        gateway
+            .clone()
+            .handle(request.map(ClientBody::from), peer, site.clone())
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -497,11 +519,7 @@ fn spawn_tls(
                 return;
             }
         };
-        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            gateway
-                .clone()
-                .handle(request.map(ClientBody::from), peer, site.clone())
-        });
+        let service = hyper_service(gateway, site, peer);
         // Once ALPN has agreed on a protocol, the connection speaks only that one (RFC 9113
         // §3.3, RFC 7301): an invalid HTTP/2 preface gets a connection error, never an
         // HTTP/1.1 answer. Without ALPN, the preface decides.
