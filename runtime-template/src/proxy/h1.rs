@@ -1426,15 +1426,26 @@ mod tests {
         use crate::proxy::body::{BodyLimits, BodySlot, ClientBody};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         const UPLOAD: usize = 4 << 20;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // Socket buffers of a fixed size (no autotuning): the upload is far more than the
+        // sockets take before the upstream reads, whatever the kernel's `tcp_wmem`, so the
+        // answer comes while it is still being sent.
+        const BUFFER: u32 = 64 << 10;
+        let listening = tokio::net::TcpSocket::new_v4().unwrap();
+        listening.set_recv_buffer_size(BUFFER).unwrap();
+        listening.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = listening.listen(8).unwrap();
         let address = listener.local_addr().unwrap();
-        // The upstream answers at once with a long body, then reads the whole upload.
+        // The upstream answers at once with a long body (longer than the relay holds), then
+        // reads the whole upload. It tells the upload's length as soon as it has read it: the
+        // answer's last bytes may wait until the client reads (how much a socket holds
+        // unread is the kernel's choice), so its writer is awaited only after the client has.
         let upstream = tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
+            let (mut stream, _) = listener.accept().await.expect("accept");
             let mut received = Vec::new();
             let mut chunk = vec![0u8; 64 * 1024];
             while !received.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = stream.read(&mut chunk).await.unwrap();
+                let n = stream.read(&mut chunk).await.expect("the request head");
+                assert!(n > 0, "the request head was cut off");
                 received.extend_from_slice(&chunk[..n]);
             }
             let answer = vec![b'a'; 2 << 20];
@@ -1447,21 +1458,21 @@ mod tests {
                     .as_bytes(),
                 )
                 .await
-                .unwrap();
+                .expect("the answer's head");
             let (mut reader, mut writer) = stream.into_split();
             let writing = tokio::spawn(async move { writer.write_all(&answer).await });
             let head = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
             let mut body = received.len() - head;
             while body < UPLOAD {
-                let n = reader.read(&mut chunk).await.unwrap();
+                let n = reader.read(&mut chunk).await.expect("the upload");
                 assert!(n > 0, "the upload stopped at {body} bytes");
                 body += n;
             }
-            writing.await.unwrap().unwrap();
-            body
+            (body, reader, writing)
         });
-        let mut connection =
-            Connection::new(tokio::net::TcpStream::connect(address).await.unwrap());
+        let client = tokio::net::TcpSocket::new_v4().unwrap();
+        client.set_send_buffer_size(BUFFER).unwrap();
+        let mut connection = Connection::new(client.connect(address).await.unwrap());
         let limits = BodyLimits {
             max_bytes: 0,
             idle: std::time::Duration::from_secs(30),
@@ -1499,16 +1510,21 @@ mod tests {
         assert!(upload.is_some(), "the answer came before the upload ended");
         let body = response_body(connection, &mut head, None, upload);
         // Nobody reads the answer until the upstream has the whole upload.
-        let received = tokio::time::timeout(std::time::Duration::from_secs(20), upstream)
-            .await
-            .expect("the upload goes on while nobody reads the answer")
-            .unwrap();
+        let (received, _open, writing) =
+            tokio::time::timeout(std::time::Duration::from_secs(20), upstream)
+                .await
+                .expect("the upload goes on while nobody reads the answer")
+                .expect("the upstream");
         assert_eq!(received, UPLOAD);
         let read = http_body_util::BodyExt::collect(body)
             .await
-            .unwrap()
+            .expect("the answer")
             .to_bytes();
         assert_eq!(read.len(), 2 << 20);
+        writing
+            .await
+            .expect("the answer's writer")
+            .expect("the answer is written");
     }
 
     #[test]
