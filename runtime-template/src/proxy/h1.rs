@@ -120,6 +120,8 @@ pub struct Upload {
     /// body is then complete, as hyper's client decides; the client's side may tell its end
     /// only later).
     left: u64,
+    /// The body's error met by [`Upload::take_ready`], told by the next [`Upload::poll_send`].
+    failed: Option<Error>,
 }
 
 impl std::fmt::Debug for Upload {
@@ -139,6 +141,40 @@ impl Upload {
             body,
             pending: Bytes::new(),
             left: length,
+            failed: None,
+        }
+    }
+
+    /// Takes what the body has at once into `pending` (nothing when the body is waiting);
+    /// an error is kept for [`Upload::poll_send`] to tell.
+    fn take_ready(&mut self, cx: &mut Context<'_>) {
+        if self.pending.is_empty() && self.left > 0 && self.failed.is_none() {
+            if let Poll::Ready(Err(err)) = self.poll_take(cx) {
+                self.failed = Some(err);
+            }
+        }
+    }
+
+    /// Takes the body's next frame into `pending` (a data frame; others are skipped).
+    fn poll_take(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let length = data.len() as u64;
+                    if length > self.left {
+                        return Poll::Ready(Err(Error::Upload(
+                            "the request body is longer than its Content-Length".into(),
+                        )));
+                    }
+                    self.left -= length;
+                    self.pending = data;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Some(Err(err)) => Poll::Ready(Err(Error::Upload(err))),
+            None => Poll::Ready(Err(Error::Upload(
+                "the request body is shorter than its Content-Length".into(),
+            ))),
         }
     }
 
@@ -161,26 +197,10 @@ impl Upload {
             if self.left == 0 {
                 return Poll::Ready(Ok(()));
             }
-            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        let length = data.len() as u64;
-                        if length > self.left {
-                            return Poll::Ready(Err(Error::Upload(
-                                "the request body is longer than its Content-Length".into(),
-                            )));
-                        }
-                        self.left -= length;
-                        self.pending = data;
-                    }
-                }
-                Some(Err(err)) => return Poll::Ready(Err(Error::Upload(err))),
-                None => {
-                    return Poll::Ready(Err(Error::Upload(
-                        "the request body is shorter than its Content-Length".into(),
-                    )))
-                }
+            if let Some(err) = self.failed.take() {
+                return Poll::Ready(Err(err));
             }
+            ready!(self.poll_take(cx))?;
         }
     }
 }
@@ -281,7 +301,10 @@ impl Connection {
         self.0.io
     }
 
-    /// Writes a request head (see [`encode_head`]); its body, if any, goes as an [`Upload`].
+    /// Writes a request head (see [`encode_head`]); its body, if any, goes as the [`Upload`]
+    /// `upload`. What the body has at once (a body read with its head) is written with the
+    /// head in one vectored write, as hyper's client queues a head and its body; the rest is
+    /// sent by [`Connection::read_head`].
     pub async fn send(
         &mut self,
         method: &Method,
@@ -289,10 +312,41 @@ impl Connection {
         headers: &HeaderMap,
         host: Option<&HeaderValue>,
         length: Option<u64>,
+        upload: Option<&mut Upload>,
     ) -> Result<(), Error> {
+        use bytes::Buf as _;
+        use tokio::io::AsyncWrite as _;
         let socket = &mut *self.0;
         encode_head(&mut socket.out, method, uri, headers, host, length);
-        socket.io.write_all(&socket.out).await.map_err(Error::Io)
+        let Some(upload) = upload else {
+            return socket.io.write_all(&socket.out).await.map_err(Error::Io);
+        };
+        let mut written = 0;
+        let mut primed = false;
+        std::future::poll_fn(|cx| {
+            if !primed {
+                upload.take_ready(cx);
+                primed = true;
+            }
+            loop {
+                let head = socket.out.get(written..).unwrap_or_default();
+                if head.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                let pieces = [io::IoSlice::new(head), io::IoSlice::new(&upload.pending)];
+                let n = ready!(Pin::new(&mut socket.io).poll_write_vectored(cx, &pieces))
+                    .map_err(Error::Io)?;
+                if n == 0 {
+                    return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())));
+                }
+                let of_head = n.min(head.len());
+                written += of_head;
+                upload
+                    .pending
+                    .advance((n - of_head).min(upload.pending.len()));
+            }
+        })
+        .await
     }
 
     /// Reads the answer's head to a request of `method`: at most `limit` bytes (interim
@@ -1492,6 +1546,7 @@ mod tests {
                 &HeaderMap::new(),
                 None,
                 Some(UPLOAD as u64),
+                upload.as_deref_mut(),
             )
             .await
             .unwrap();
@@ -1525,6 +1580,80 @@ mod tests {
             .await
             .expect("the answer's writer")
             .expect("the answer is written");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_there_goes_with_the_head_and_its_error_after_it() {
+        use crate::proxy::body::{BodyLimits, BodySlot, ClientBody};
+        use tokio::io::AsyncReadExt;
+        let limits = |max_bytes| BodyLimits {
+            max_bytes,
+            idle: std::time::Duration::from_secs(30),
+            deadline: None,
+        };
+        let body = Bytes::from(vec![b'b'; 10 * 1024]);
+        let uri: Uri = "/up".parse().unwrap();
+        let head = format!(
+            "POST /up HTTP/1.1\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        for max_bytes in [0, 1024] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let upstream = tokio::spawn(async move {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut sent = Vec::new();
+                stream.read_to_end(&mut sent).await.unwrap();
+                sent
+            });
+            let mut connection =
+                Connection::new(tokio::net::TcpStream::connect(address).await.unwrap());
+            let slot = BodySlot::new(
+                ClientBody::Received(Some(body.clone())),
+                limits(max_bytes),
+                tokio::time::Instant::now(),
+            );
+            let mut upload = Some(Box::new(Upload::new(slot.attempt(), body.len() as u64)));
+            connection
+                .send(
+                    &Method::POST,
+                    &uri,
+                    &HeaderMap::new(),
+                    None,
+                    Some(body.len() as u64),
+                    upload.as_deref_mut(),
+                )
+                .await
+                .expect("the head is written");
+            if max_bytes == 0 {
+                // The body was taken at once and written with the head.
+                let sending = upload.as_ref().unwrap();
+                assert_eq!((sending.left, sending.pending.len()), (0, 0));
+                drop(connection);
+                let sent = upstream.await.unwrap();
+                assert_eq!(sent, [head.as_bytes(), &body[..]].concat());
+            } else {
+                // Too large for the limit: the head went, the error is told next (as hyper's
+                // client fails the exchange once the body fails).
+                let mut broken = None;
+                let failed = connection
+                    .read_head(
+                        &Method::POST,
+                        64 * 1024,
+                        &mut HeaderMap::new(),
+                        &mut upload,
+                        &mut broken,
+                    )
+                    .await
+                    .expect_err("the body's error");
+                assert!(
+                    matches!(&failed, Error::Upload(err) if format!("{err:?}").contains("TooLarge")),
+                    "{failed:?}"
+                );
+                drop(connection);
+                assert_eq!(upstream.await.unwrap(), head.as_bytes());
+            }
+        }
     }
 
     #[test]

@@ -300,7 +300,14 @@ pub async fn forward(
                 let mut broken = None;
                 let exchanged = async {
                     connection
-                        .send(&parts.method, &uri, &parts.headers, host, length_field)
+                        .send(
+                            &parts.method,
+                            &uri,
+                            &parts.headers,
+                            host,
+                            length_field,
+                            upload.as_deref_mut(),
+                        )
                         .await?;
                     connection
                         .read_head(

@@ -53,8 +53,13 @@ use crate::gateway::{Gateway, Site};
 use crate::proxy::body::ClientBody;
 use crate::proxy::h1::digits;
 
-/// Room for one read of a head.
+/// Room for one read of a head (hyper's first read size).
 const READ_ROOM: usize = 8 * 1024;
+/// The most room a connection's reads of a head ask for: a connection whose last request
+/// (head and body) was larger than [`READ_ROOM`] reads the next one with room for as much,
+/// rounded up to 4 KiB, up to this (so that a 10 KiB upload is read in one system call, not
+/// two; hyper's read strategy grows its reads the same way).
+const MAX_READ_ROOM: usize = 2 * READ_ROOM;
 /// Fields `httparse` is given room for: hyper's default limit, used when `limits.max_headers`
 /// is not lower (a higher limit: hyper takes such heads).
 const FIELD_ROOM: usize = 100;
@@ -63,8 +68,9 @@ const MAX_URI_LEN: usize = u16::MAX as usize - 1;
 /// The largest request body read whole before the request is served (`Content-Length`); a
 /// larger one, or one not all there when its head is read, is hyper's to stream.
 const MAX_BODY: usize = 64 * 1024;
-/// The read buffer's room kept between requests (hyper's head buffer stays as small).
-const IN_KEPT: usize = 2 * READ_ROOM + 2;
+/// The read buffer's room kept between requests (room for the largest read of a head and
+/// the byte more `poll_fill` asks for).
+const IN_KEPT: usize = MAX_READ_ROOM + 2;
 /// The output buffer's room kept between responses; a larger one (a large body was copied
 /// into it) is given back.
 const OUT_KEPT: usize = 8 * 1024;
@@ -128,6 +134,7 @@ where
         out: Vec::with_capacity(1024),
         spans: Vec::new(),
         fields: HeaderMap::new(),
+        read_room: READ_ROOM,
     };
     // One timer for the connection's heads, moved to each new deadline (a later deadline is
     // an atomic store for tokio, not a timer-wheel operation).
@@ -150,6 +157,7 @@ where
             Read::Refer(head) => return connection.hand_over(head, first),
         };
         first = false;
+        connection.read_room = read_room_after(head.size);
         let method = head.request.method().clone();
         // Pinned where it is made: the gateway's future is large, and every move of it is a
         // copy.
@@ -173,6 +181,12 @@ where
             return Ended::Closed;
         }
     }
+}
+
+/// The room the reads of a connection's next head ask for after a request of `size` bytes
+/// (head and body): as much, rounded up to 4 KiB, from [`READ_ROOM`] to [`MAX_READ_ROOM`].
+fn read_room_after(size: usize) -> usize {
+    size.next_multiple_of(4096).clamp(READ_ROOM, MAX_READ_ROOM)
 }
 
 /// A stop signal polled where it is needed, once resolved always resolved.
@@ -210,6 +224,9 @@ struct Connection {
     /// The last response's emptied field map, room for the next request's fields (as hyper
     /// keeps it).
     fields: HeaderMap,
+    /// What the reads of the next head ask for, in bytes: from [`READ_ROOM`] to
+    /// [`MAX_READ_ROOM`], after the size of the last request.
+    read_room: usize,
 }
 
 /// What reading a head gave. (The head is the common case: boxed, it would cost an
@@ -229,6 +246,8 @@ struct Head {
     close: bool,
     /// `TE: trailers`: the response may carry trailers.
     trailers: bool,
+    /// The request's bytes on the wire: its head and its body.
+    size: usize,
 }
 
 /// Where one field lies in a head: name start and end, value start and end.
@@ -260,15 +279,30 @@ enum Next {
 
 /// The reading of one request from a connection's buffer: when to parse, what to read next.
 /// One rule for the server ([`Connection::read_head`]) and for [`first_request_from_bytes`].
-#[derive(Default)]
 struct HeadReader {
     /// The length of a partial head already parsed: parsed again only once the bytes after
     /// it end a head (hyper's `is_complete_fast`), so a head arriving byte by byte costs one
     /// scan, and errors in it show when hyper would show them.
     partial: Option<usize>,
+    /// The most a read of the head asks for, in bytes.
+    room: usize,
+}
+
+impl Default for HeadReader {
+    fn default() -> Self {
+        HeadReader::with_room(READ_ROOM)
+    }
 }
 
 impl HeadReader {
+    /// Reads of at most `room` bytes (within the head's limit).
+    fn with_room(room: usize) -> Self {
+        HeadReader {
+            partial: None,
+            room,
+        }
+    }
+
     /// Parses what `buf` holds when it may be a whole head, and says what comes next.
     fn next(
         &mut self,
@@ -299,7 +333,7 @@ impl HeadReader {
             // hyper answers 431 to this head.
             return Next::Refer(None);
         }
-        Next::More((limits.max_header_bytes - buf.len()).min(READ_ROOM))
+        Next::More((limits.max_header_bytes - buf.len()).min(self.room))
     }
 }
 
@@ -314,7 +348,7 @@ impl Connection {
     ) -> Read {
         let deadline = tokio::time::Instant::now() + limits.header_timeout;
         let mut armed = false;
-        let mut reader = HeadReader::default();
+        let mut reader = HeadReader::with_room(self.read_room);
         std::future::poll_fn(|cx| loop {
             match reader.next(&mut self.buf, &mut self.spans, &mut self.fields, limits) {
                 Next::Head(head) => return Poll::Ready(Read::Head(head)),
@@ -685,6 +719,7 @@ fn parse_request(
         request,
         close,
         trailers,
+        size: len + length,
     })
 }
 
@@ -2110,6 +2145,19 @@ mod reading {
             }
             FirstRequest::Incomplete => {}
         }
+    }
+
+    #[test]
+    fn reads_grow_to_the_size_of_the_last_request_within_bounds() {
+        // A bodiless request: hyper's first read size.
+        assert_eq!(read_room_after(0), READ_ROOM);
+        assert_eq!(read_room_after(300), READ_ROOM);
+        assert_eq!(read_room_after(READ_ROOM), READ_ROOM);
+        // A 10 KiB upload and its head: read in one go next time.
+        assert_eq!(read_room_after(10 * 1024 + 180), 12 * 1024);
+        assert_eq!(read_room_after(READ_ROOM + 1), 12 * 1024);
+        // Never more than is kept between requests.
+        assert_eq!(read_room_after(MAX_BODY + 4096), MAX_READ_ROOM);
     }
 
     #[test]
