@@ -485,9 +485,14 @@ fn hyper_service(
     > + Send,
 > + Clone {
     service_fn(move |request: http::Request<hyper::body::Incoming>| {
-        gateway
-            .clone()
-            .handle(request.map(ClientBody::from), peer, site.clone())
+        // Boxed: hyper moves the service's future several times (into each HTTP/2 stream's
+        // task, through tokio's spawn), and the gateway's future is large; a box moves as a
+        // pointer.
+        Box::pin(
+            gateway
+                .clone()
+                .handle(request.map(ClientBody::from), peer, site.clone()),
+        )
     })
 }
 
