@@ -304,7 +304,10 @@ impl Connection {
     /// Writes a request head (see [`encode_head`]); its body, if any, goes as the [`Upload`]
     /// `upload`. What the body has at once (a body read with its head) is written with the
     /// head in one vectored write, as hyper's client queues a head and its body; the rest is
-    /// sent by [`Connection::read_head`].
+    /// sent by [`Connection::read_head`] (and, after an early answer, by the answer's
+    /// [`ResponseBody`]). The body is taken from its slot here, before the head is written:
+    /// as with hyper's client, a request whose connection fails from then on is not resent
+    /// (see `ClientBody::Received`).
     pub async fn send(
         &mut self,
         method: &Method,
@@ -1606,8 +1609,11 @@ mod tests {
                 stream.read_to_end(&mut sent).await.unwrap();
                 sent
             });
-            let mut connection =
-                Connection::new(tokio::net::TcpStream::connect(address).await.unwrap());
+            // A send buffer of a fixed size that takes the head and the body whatever the
+            // kernel's `tcp_wmem`.
+            let client = tokio::net::TcpSocket::new_v4().unwrap();
+            client.set_send_buffer_size(64 << 10).unwrap();
+            let mut connection = Connection::new(client.connect(address).await.unwrap());
             let slot = BodySlot::new(
                 ClientBody::Received(Some(body.clone())),
                 limits(max_bytes),

@@ -58,7 +58,8 @@ const READ_ROOM: usize = 8 * 1024;
 /// The most room a connection's reads of a head ask for: a connection whose last request
 /// (head and body) was larger than [`READ_ROOM`] reads the next one with room for as much,
 /// rounded up to 4 KiB, up to this (so that a 10 KiB upload is read in one system call, not
-/// two; hyper's read strategy grows its reads the same way).
+/// two). hyper's adaptive read strategy also grows its reads on a busy connection (it
+/// doubles them when a read fills its buffer); this one follows the last request's size.
 const MAX_READ_ROOM: usize = 2 * READ_ROOM;
 /// Fields `httparse` is given room for: hyper's default limit, used when `limits.max_headers`
 /// is not lower (a higher limit: hyper takes such heads).
@@ -68,8 +69,8 @@ const MAX_URI_LEN: usize = u16::MAX as usize - 1;
 /// The largest request body read whole before the request is served (`Content-Length`); a
 /// larger one, or one not all there when its head is read, is hyper's to stream.
 const MAX_BODY: usize = 64 * 1024;
-/// The read buffer's room kept between requests (room for the largest read of a head and
-/// the byte more `poll_fill` asks for).
+/// The read buffer's room kept between requests: the largest read of a head and the byte
+/// more `poll_fill` asks for, with one to spare.
 const IN_KEPT: usize = MAX_READ_ROOM + 2;
 /// The output buffer's room kept between responses; a larger one (a large body was copied
 /// into it) is given back.
@@ -2158,6 +2159,25 @@ mod reading {
         assert_eq!(read_room_after(READ_ROOM + 1), 12 * 1024);
         // Never more than is kept between requests.
         assert_eq!(read_room_after(MAX_BODY + 4096), MAX_READ_ROOM);
+        // The reader asks for that room, within the head's limit.
+        let limits = Limits {
+            max_header_bytes: 16 * 1024,
+            ..LIMITS
+        };
+        let (mut buf, mut spans, mut fields) = (BytesMut::new(), Vec::new(), HeaderMap::new());
+        let mut reader = HeadReader::with_room(read_room_after(10 * 1024 + 180));
+        assert!(matches!(
+            reader.next(&mut buf, &mut spans, &mut fields, &limits),
+            Next::More(room) if room == 12 * 1024
+        ));
+        let limits = Limits {
+            max_header_bytes: 8 * 1024,
+            ..limits
+        };
+        assert!(matches!(
+            reader.next(&mut buf, &mut spans, &mut fields, &limits),
+            Next::More(room) if room == 8 * 1024
+        ));
     }
 
     #[test]
