@@ -335,6 +335,63 @@ pub(crate) async fn slow_clients_are_cut_off_while_others_are_served() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+pub(crate) async fn connections_that_never_say_their_protocol_are_cut_off() {
+    // A connection that sends nothing after its TLS handshake, or only part of the HTTP/2
+    // preface, holds a connection slot: it is closed at the header timeout, as a head that
+    // does not come is (hyper's HTTP/2 server and its protocol detection would wait forever).
+    let (_be, gw) = setup(&["--timeouts.request_header_seconds=1"]).await;
+    let cert = &routing_project().cert;
+    let cases: &[(&[&[u8]], &[u8])] = &[
+        (&[b"h2"], b""),
+        (&[b"h2"], b"PRI * HTTP/2.0\r\n"),
+        (&[], b""),
+        (&[], b"PRI * HTTP/2.0\r\n\r\nSM"),
+    ];
+    for (alpn, sent) in cases {
+        let started = std::time::Instant::now();
+        let (mut tls, _) = h2raw::connect_tls(gw.https, cert, alpn).await;
+        let (bytes, closed) = h2raw::send_and_read(&mut tls, sent, Duration::from_secs(5)).await;
+        let what = format!("ALPN {alpn:?}, sent {:?}", String::from_utf8_lossy(sent));
+        assert!(closed, "{what}: still open after 5 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{what}: closed after {:?}",
+            started.elapsed()
+        );
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("HTTP/1"),
+            "{what}: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    // Cleartext: part of an h2c preface, then nothing (the HTTP/1 server hands it over).
+    let reply = raw::exchange(
+        gw.http,
+        &[b"PRI * HTTP/2.0\r\n\r\n"],
+        Duration::ZERO,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        reply.closed && reply.elapsed < Duration::from_secs(4),
+        "{reply:?}"
+    );
+    // A whole preface in pieces is still served as HTTP/2, and HTTP/1.1 as before.
+    use tokio::io::AsyncWriteExt;
+    let mut h2c = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let (first, rest) = h2raw::PREFACE.split_at(10);
+    h2c.write_all(first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (frames, _) = h2raw::send_and_collect(&mut h2c, rest, Duration::from_millis(500)).await;
+    assert!(
+        frames.iter().any(|f| f.0 == 0x4),
+        "the server's SETTINGS: {frames:?}"
+    );
+    let reply = client::get(&format!("http://{}/petstore/v1/pet/1", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 pub(crate) async fn the_connection_cap_holds_and_is_logged() {
     let (_be, gw) = setup(&["--limits.max_connections=2"]).await;
     let first = raw::idle_connection(gw.http).await;

@@ -121,6 +121,14 @@ fn slow_clients_are_cut_off_while_others_are_served() {
 }
 
 #[test]
+fn connections_that_never_say_their_protocol_are_cut_off() {
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        hardening::connections_that_never_say_their_protocol_are_cut_off,
+    );
+}
+
+#[test]
 fn h2_rapid_reset_is_cut_short() {
     harness::with_gateway_args(THREAD_PER_CORE, hardening::h2_rapid_reset_is_cut_short);
 }

@@ -1207,20 +1207,21 @@ pub fn first_request_from_bytes(bytes: &[u8], piece: usize, limits: Limits) -> F
     }
 }
 
-/// A connection handed to hyper: the bytes already read from it, then the socket.
-pub struct Replay {
+/// A connection handed to hyper: the bytes already read from it, then the connection (a
+/// socket, or a TLS stream).
+pub struct Replay<I = TcpStream> {
     read: Bytes,
-    io: TcpStream,
+    io: I,
 }
 
-impl Replay {
+impl<I> Replay<I> {
     /// `read` comes before what `io` has not given yet.
-    pub fn new(read: Bytes, io: TcpStream) -> Self {
+    pub fn new(read: Bytes, io: I) -> Self {
         Replay { read, io }
     }
 }
 
-impl AsyncRead for Replay {
+impl<I: AsyncRead + Unpin> AsyncRead for Replay<I> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -1236,7 +1237,7 @@ impl AsyncRead for Replay {
     }
 }
 
-impl AsyncWrite for Replay {
+impl<I: AsyncWrite + Unpin> AsyncWrite for Replay<I> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

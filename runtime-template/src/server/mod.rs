@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub mod drain;
 pub mod h1;
+pub mod preface;
 pub mod thread_per_core;
 pub mod timer;
 pub mod worker;
@@ -305,7 +306,7 @@ pub async fn serve(
                 let gauges = gauges.get(index).map(ConnectionGauges::local).unwrap_or_default();
                 match &listener.tls {
                     None => spawn_plain(&gateway, &listener.site, &builder, limits, graceful.watcher(), stream, peer, (permit, gauges)),
-                    Some(acceptor) => spawn_tls(&gateway, &listener.site, &builder, graceful.watcher(), acceptor.clone(), settings.handshake_timeout, stream, peer, (permit, gauges)),
+                    Some(acceptor) => spawn_tls(&gateway, &listener.site, &builder, graceful.watcher(), acceptor.clone(), (settings.handshake_timeout, limits.header_timeout), stream, peer, (permit, gauges)),
                 }
             }
             signal = &mut stop => {
@@ -454,15 +455,28 @@ fn spawn_plain(
         } else {
             (stream, bytes::Bytes::new(), true)
         };
+        let mut stream = stream;
+        // An HTTP/2 preface is looked for on a connection's first bytes only, within the
+        // header timeout (hyper would wait for them without one).
+        let (speaks, read) = if first {
+            match preface::read_until_known(&mut stream, read, limits.header_timeout).await {
+                Some(known) => known,
+                None => {
+                    drop(open);
+                    drop(permit);
+                    return;
+                }
+            }
+        } else {
+            (preface::Speaks::Http1, read)
+        };
         let service = hyper_service(gateway, site, peer);
         let io = TokioIo::new(h1::Replay::new(read, stream));
-        // An HTTP/2 preface is looked for on a connection's first bytes only.
-        let ended = if first {
-            stop.watch(builder.serve_connection(io, service)).await
-        } else {
-            let http1 = (*builder).clone().http1_only();
-            stop.watch(http1.serve_connection(io, service)).await
+        let builder = match speaks {
+            preface::Speaks::Http1 => (*builder).clone().http1_only(),
+            preface::Speaks::Http2 => (*builder).clone().http2_only(),
         };
+        let ended = stop.watch(builder.serve_connection(io, service)).await;
         if let Err(err) = ended {
             tracing::debug!(%peer, "connection ended with an error: {err}");
         }
@@ -503,7 +517,7 @@ fn spawn_tls(
     builder: &Arc<auto::Builder<TokioExecutor>>,
     stop: Stop,
     acceptor: TlsAcceptor,
-    handshake_timeout: Duration,
+    (handshake_timeout, header_timeout): (Duration, Duration),
     stream: TcpStream,
     peer: SocketAddr,
     (permit, gauges): (OwnedSemaphorePermit, LocalGauges),
@@ -513,7 +527,7 @@ fn spawn_tls(
     let site = site.clone();
     let builder = builder.clone();
     tokio::spawn(async move {
-        let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+        let mut tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(err)) => {
                 tracing::debug!(%peer, "TLS handshake failed: {err}");
@@ -527,20 +541,37 @@ fn spawn_tls(
         let service = hyper_service(gateway, site, peer);
         // Once ALPN has agreed on a protocol, the connection speaks only that one (RFC 9113
         // §3.3, RFC 7301): an invalid HTTP/2 preface gets a connection error, never an
-        // HTTP/1.1 answer. Without ALPN, the preface decides.
-        let alpn = tls.get_ref().1.alpn_protocol();
-        let open = match alpn {
+        // HTTP/1.1 answer. Without ALPN, the preface decides. Either way the preface is read
+        // within the header timeout (hyper's HTTP/2 server would wait for it without one);
+        // HTTP/1.1's heads have hyper's header timeout.
+        let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        let open = match alpn.as_deref() {
             Some(b"h2") => gauges.h2,
             Some(b"http/1.1") => gauges.http1,
             _ => gauges.cleartext,
         }
         .map(GaugeGuard::open);
-        let builder = match alpn {
-            Some(b"h2") => (*builder).clone().http2_only(),
-            Some(b"http/1.1") => (*builder).clone().http1_only(),
-            _ => (*builder).clone(),
+        let (speaks, read) = match alpn.as_deref() {
+            Some(b"http/1.1") => (preface::Speaks::Http1, bytes::Bytes::new()),
+            _ => {
+                match preface::read_until_known(&mut tls, bytes::Bytes::new(), header_timeout).await
+                {
+                    Some(known) => known,
+                    None => {
+                        tracing::debug!(%peer, "no HTTP/2 preface or request in time");
+                        drop(open);
+                        drop(permit);
+                        return;
+                    }
+                }
+            }
         };
-        let connection = builder.serve_connection(TokioIo::new(tls), service);
+        let builder = match (alpn.as_deref(), speaks) {
+            (Some(b"h2"), _) | (None, preface::Speaks::Http2) => (*builder).clone().http2_only(),
+            _ => (*builder).clone().http1_only(),
+        };
+        let connection =
+            builder.serve_connection(TokioIo::new(h1::Replay::new(read, tls)), service);
         if let Err(err) = stop.watch(connection).await {
             tracing::debug!(%peer, "connection ended with an error: {err}");
         }

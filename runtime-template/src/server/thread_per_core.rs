@@ -307,7 +307,7 @@ async fn work(
                 &shared.builder,
                 graceful.watcher(),
                 acceptor.clone(),
-                shared.handshake_timeout,
+                (shared.handshake_timeout, shared.limits.header_timeout),
                 stream,
                 peer,
                 (permit, gauges),
