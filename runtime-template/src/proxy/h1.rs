@@ -1478,9 +1478,51 @@ mod tests {
         ));
     }
 
+    /// Writes a `POST /up` head announcing `length` bytes of `body` (held to `limits`) on
+    /// `connection`, with what the body has at once; returns the upload.
+    async fn send_post(
+        connection: &mut Connection,
+        body: crate::proxy::body::ClientBody,
+        length: u64,
+        limits: crate::proxy::body::BodyLimits,
+    ) -> Option<Box<Upload>> {
+        let slot = crate::proxy::body::BodySlot::new(body, limits, tokio::time::Instant::now());
+        let mut upload = Some(Box::new(Upload::new(slot.attempt(), length)));
+        let uri: Uri = "/up".parse().unwrap();
+        connection
+            .send(
+                &Method::POST,
+                &uri,
+                &HeaderMap::new(),
+                None,
+                Some(length),
+                upload.as_deref_mut(),
+            )
+            .await
+            .expect("the head is written");
+        upload
+    }
+
+    /// The head of the answer to a POST whose `upload` is sent meanwhile.
+    async fn post_answer_head(
+        connection: &mut Connection,
+        upload: &mut Option<Box<Upload>>,
+    ) -> Result<Head, Error> {
+        let mut broken = None;
+        connection
+            .read_head(
+                &Method::POST,
+                64 * 1024,
+                &mut HeaderMap::new(),
+                upload,
+                &mut broken,
+            )
+            .await
+    }
+
     #[tokio::test]
     async fn an_early_answer_lets_the_upload_finish_before_anyone_reads_it() {
-        use crate::proxy::body::{BodyLimits, BodySlot, ClientBody};
+        use crate::proxy::body::{BodyLimits, ClientBody};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         const UPLOAD: usize = 4 << 20;
         // Socket buffers of a fixed size (no autotuning): the upload is far more than the
@@ -1535,33 +1577,9 @@ mod tests {
             idle: std::time::Duration::from_secs(30),
             deadline: None,
         };
-        let slot = BodySlot::new(
-            ClientBody::Buffered(Some(Bytes::from(vec![b'u'; UPLOAD]))),
-            limits,
-            tokio::time::Instant::now(),
-        );
-        let mut upload = Some(Box::new(Upload::new(slot.attempt(), UPLOAD as u64)));
-        let uri: Uri = "/up".parse().unwrap();
-        connection
-            .send(
-                &Method::POST,
-                &uri,
-                &HeaderMap::new(),
-                None,
-                Some(UPLOAD as u64),
-                upload.as_deref_mut(),
-            )
-            .await
-            .unwrap();
-        let mut broken = None;
-        let mut head = connection
-            .read_head(
-                &Method::POST,
-                64 * 1024,
-                &mut HeaderMap::new(),
-                &mut upload,
-                &mut broken,
-            )
+        let body = ClientBody::Buffered(Some(Bytes::from(vec![b'u'; UPLOAD])));
+        let mut upload = send_post(&mut connection, body, UPLOAD as u64, limits).await;
+        let mut head = post_answer_head(&mut connection, &mut upload)
             .await
             .unwrap();
         assert_eq!(head.status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -1587,7 +1605,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_that_is_there_goes_with_the_head_and_its_error_after_it() {
-        use crate::proxy::body::{BodyLimits, BodySlot, ClientBody};
+        use crate::proxy::body::{BodyLimits, ClientBody};
         use tokio::io::AsyncReadExt;
         let limits = |max_bytes| BodyLimits {
             max_bytes,
@@ -1595,7 +1613,6 @@ mod tests {
             deadline: None,
         };
         let body = Bytes::from(vec![b'b'; 10 * 1024]);
-        let uri: Uri = "/up".parse().unwrap();
         let head = format!(
             "POST /up HTTP/1.1\r\ncontent-length: {}\r\n\r\n",
             body.len()
@@ -1614,23 +1631,9 @@ mod tests {
             let client = tokio::net::TcpSocket::new_v4().unwrap();
             client.set_send_buffer_size(64 << 10).unwrap();
             let mut connection = Connection::new(client.connect(address).await.unwrap());
-            let slot = BodySlot::new(
-                ClientBody::Received(Some(body.clone())),
-                limits(max_bytes),
-                tokio::time::Instant::now(),
-            );
-            let mut upload = Some(Box::new(Upload::new(slot.attempt(), body.len() as u64)));
-            connection
-                .send(
-                    &Method::POST,
-                    &uri,
-                    &HeaderMap::new(),
-                    None,
-                    Some(body.len() as u64),
-                    upload.as_deref_mut(),
-                )
-                .await
-                .expect("the head is written");
+            let received = ClientBody::Received(Some(body.clone()));
+            let length = body.len() as u64;
+            let mut upload = send_post(&mut connection, received, length, limits(max_bytes)).await;
             if max_bytes == 0 {
                 // The body was taken at once and written with the head.
                 let sending = upload.as_ref().unwrap();
@@ -1641,15 +1644,7 @@ mod tests {
             } else {
                 // Too large for the limit: the head went, the error is told next (as hyper's
                 // client fails the exchange once the body fails).
-                let mut broken = None;
-                let failed = connection
-                    .read_head(
-                        &Method::POST,
-                        64 * 1024,
-                        &mut HeaderMap::new(),
-                        &mut upload,
-                        &mut broken,
-                    )
+                let failed = post_answer_head(&mut connection, &mut upload)
                     .await
                     .expect_err("the body's error");
                 assert!(
