@@ -382,13 +382,32 @@ pub(crate) async fn connections_that_never_say_their_protocol_are_cut_off() {
     let (first, rest) = h2raw::PREFACE.split_at(10);
     h2c.write_all(first).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (frames, _) = h2raw::send_and_collect(&mut h2c, rest, Duration::from_millis(500)).await;
+    let (frames, _) = h2raw::send_and_collect(&mut h2c, rest, Duration::from_secs(2)).await;
     assert!(
         frames.iter().any(|f| f.0 == 0x4),
         "the server's SETTINGS: {frames:?}"
     );
     let reply = client::get(&format!("http://{}/petstore/v1/pet/1", gw.http)).await;
     assert_eq!(reply.status, StatusCode::OK);
+
+    // With the default 30 s header timeout, such connections do not hold up a stop: the
+    // gateway exits at once on SIGTERM.
+    let (_be, mut gw) = setup(&[]).await;
+    let (_tls, _) = h2raw::connect_tls(gw.https, cert, &[]).await;
+    let mut partial = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    partial.write_all(b"PRI * HTTP/2.0\r\n\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = std::time::Instant::now();
+    gw.terminate();
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .expect("the gateway exits");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "stopped after {:?}",
+        stopping.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

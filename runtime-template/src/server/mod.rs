@@ -455,11 +455,16 @@ fn spawn_plain(
         } else {
             (stream, bytes::Bytes::new(), true)
         };
-        let mut stream = stream;
+        let (mut stream, mut stop) = (stream, stop);
         // An HTTP/2 preface is looked for on a connection's first bytes only, within the
-        // header timeout (hyper would wait for them without one).
+        // header timeout (hyper would wait for them without one); the stop ends the wait.
         let (speaks, read) = if first {
-            match preface::read_until_known(&mut stream, read, limits.header_timeout).await {
+            let known = tokio::select! {
+                biased;
+                known = preface::read_until_known(&mut stream, read, limits.header_timeout) => known,
+                () = stop.stopped() => None,
+            };
+            match known {
                 Some(known) => known,
                 None => {
                     drop(open);
@@ -526,6 +531,7 @@ fn spawn_tls(
     let gateway = gateway.clone();
     let site = site.clone();
     let builder = builder.clone();
+    let mut stop = stop;
     tokio::spawn(async move {
         let mut tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => tls,
@@ -554,8 +560,12 @@ fn spawn_tls(
         let (speaks, read) = match alpn.as_deref() {
             Some(b"http/1.1") => (preface::Speaks::Http1, bytes::Bytes::new()),
             _ => {
-                match preface::read_until_known(&mut tls, bytes::Bytes::new(), header_timeout).await
-                {
+                let known = tokio::select! {
+                    biased;
+                    known = preface::read_until_known(&mut tls, bytes::Bytes::new(), header_timeout) => known,
+                    () = stop.stopped() => None,
+                };
+                match known {
                     Some(known) => known,
                     None => {
                         tracing::debug!(%peer, "no HTTP/2 preface or request in time");

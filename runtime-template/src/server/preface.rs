@@ -7,8 +7,12 @@
 //! and the `h2` crate waits for the preface, with no deadline. A client that connects (or
 //! completes a TLS handshake offering `h2`) and then sends nothing, or part of the preface,
 //! would hold its connection, and one of `limits.max_connections`, for as long as it likes.
-//! So the server reads those first bytes itself, within `timeouts.header_seconds`, and hands
-//! them to hyper with the connection ([`super::h1::Replay`]).
+//! So the server reads those first bytes itself, within `timeouts.request_header_seconds`
+//! (or until the gateway stops), and hands them to hyper with the connection
+//! ([`super::h1::Replay`]). On a cleartext listener the lean HTTP/1.1 server has read them
+//! first, within its own header timeout; the wait here starts when it hands them over, so a
+//! partial h2c preface is held for at most two header timeouts. Once the whole preface has
+//! come, the connection is hyper's HTTP/2 server's (which has no idle timeout of its own).
 
 use std::time::Duration;
 
