@@ -289,12 +289,6 @@ struct HeadReader {
     room: usize,
 }
 
-impl Default for HeadReader {
-    fn default() -> Self {
-        HeadReader::with_room(READ_ROOM)
-    }
-}
-
 impl HeadReader {
     /// Reads of at most `room` bytes (within the head's limit).
     fn with_room(room: usize) -> Self {
@@ -1158,7 +1152,8 @@ pub fn first_request_from_bytes(bytes: &[u8], piece: usize, limits: Limits) -> F
     let mut fed = 0;
     let mut spans = Vec::new();
     let mut fields = HeaderMap::new();
-    let mut reader = HeadReader::default();
+    // A connection's first request: hyper's first read size.
+    let mut reader = HeadReader::with_room(READ_ROOM);
     // What hyper gets: `head` (already out of the buffer), the buffer, and what is not read.
     let handed = |head: Option<Bytes>, buf: &BytesMut, fed: usize| {
         let mut handed = head.map(|h| h.to_vec()).unwrap_or_default();

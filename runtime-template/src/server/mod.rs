@@ -459,19 +459,12 @@ fn spawn_plain(
         // An HTTP/2 preface is looked for on a connection's first bytes only, within the
         // header timeout (hyper would wait for them without one); the stop ends the wait.
         let (speaks, read) = if first {
-            let known = tokio::select! {
-                biased;
-                known = preface::read_until_known(&mut stream, read, limits.header_timeout) => known,
-                () = stop.stopped() => None,
+            let known =
+                preface::read_until_known(&mut stream, read, limits.header_timeout, &mut stop);
+            let Some(known) = known.await else {
+                return;
             };
-            match known {
-                Some(known) => known,
-                None => {
-                    drop(open);
-                    drop(permit);
-                    return;
-                }
-            }
+            known
         } else {
             (preface::Speaks::Http1, read)
         };
@@ -550,35 +543,32 @@ fn spawn_tls(
         // HTTP/1.1 answer. Without ALPN, the preface decides. Either way the preface is read
         // within the header timeout (hyper's HTTP/2 server would wait for it without one);
         // HTTP/1.1's heads have hyper's header timeout.
-        let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-        let open = match alpn.as_deref() {
-            Some(b"h2") => gauges.h2,
-            Some(b"http/1.1") => gauges.http1,
-            _ => gauges.cleartext,
+        let alpn = match tls.get_ref().1.alpn_protocol() {
+            Some(b"h2") => Some(preface::Speaks::Http2),
+            Some(b"http/1.1") => Some(preface::Speaks::Http1),
+            _ => None,
+        };
+        let open = match alpn {
+            Some(preface::Speaks::Http2) => gauges.h2,
+            Some(preface::Speaks::Http1) => gauges.http1,
+            None => gauges.cleartext,
         }
         .map(GaugeGuard::open);
-        let (speaks, read) = match alpn.as_deref() {
-            Some(b"http/1.1") => (preface::Speaks::Http1, bytes::Bytes::new()),
-            _ => {
-                let known = tokio::select! {
-                    biased;
-                    known = preface::read_until_known(&mut tls, bytes::Bytes::new(), header_timeout) => known,
-                    () = stop.stopped() => None,
-                };
-                match known {
-                    Some(known) => known,
-                    None => {
-                        tracing::debug!(%peer, "no HTTP/2 preface or request in time");
-                        drop(open);
-                        drop(permit);
-                        return;
-                    }
-                }
-            }
+        let (speaks, read) = if alpn == Some(preface::Speaks::Http1) {
+            (preface::Speaks::Http1, bytes::Bytes::new())
+        } else {
+            let known =
+                preface::read_until_known(&mut tls, bytes::Bytes::new(), header_timeout, &mut stop);
+            let Some((speaks, read)) = known.await else {
+                tracing::debug!(%peer, "no HTTP/2 preface or request in time");
+                return;
+            };
+            // After ALPN `h2`, bytes that are not the preface get hyper's HTTP/2 error.
+            (alpn.unwrap_or(speaks), read)
         };
-        let builder = match (alpn.as_deref(), speaks) {
-            (Some(b"h2"), _) | (None, preface::Speaks::Http2) => (*builder).clone().http2_only(),
-            _ => (*builder).clone().http1_only(),
+        let builder = match speaks {
+            preface::Speaks::Http1 => (*builder).clone().http1_only(),
+            preface::Speaks::Http2 => (*builder).clone().http2_only(),
         };
         let connection =
             builder.serve_connection(TokioIo::new(h1::Replay::new(read, tls)), service);

@@ -19,6 +19,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::drain::Stop;
+
 /// The client connection preface every HTTP/2 connection starts with (RFC 9113 §3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -47,12 +49,14 @@ pub fn classify(read: &[u8]) -> Option<Speaks> {
 /// Reads `io` after `read` (bytes already read from it) until the bytes say which protocol
 /// the connection speaks ([`classify`]), within `timeout`, and returns them all (to be
 /// replayed). At most the preface's 24 bytes are waited for; what a read brings beyond them
-/// is kept. `None`: the client closed, failed, or did not say within `timeout` (the
-/// connection is then dropped, as hyper drops one that sends no head in time).
+/// is kept. `None`: the client closed, failed, or did not say within `timeout`, or the
+/// gateway stopped meanwhile (`stop`); the connection is then dropped, as hyper drops one
+/// that sends no head in time.
 pub async fn read_until_known<I: AsyncRead + Unpin>(
     io: &mut I,
     read: Bytes,
     timeout: Duration,
+    stop: &mut Stop,
 ) -> Option<(Speaks, Bytes)> {
     if let Some(speaks) = classify(&read) {
         return Some((speaks, read));
@@ -71,10 +75,11 @@ pub async fn read_until_known<I: AsyncRead + Unpin>(
             }
         }
     };
-    let speaks = tokio::time::timeout(timeout, reading)
-        .await
-        .ok()
-        .flatten()?;
+    let speaks = tokio::select! {
+        biased;
+        speaks = tokio::time::timeout(timeout, reading) => speaks.ok().flatten()?,
+        () = stop.stopped() => return None,
+    };
     Some((speaks, buf.freeze()))
 }
 
@@ -103,6 +108,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_preface_in_pieces_is_read_whole_and_a_silent_client_is_let_go() {
+        let drain = crate::server::drain::Drain::new();
+        let mut stop = drain.watcher();
         let (mut client, mut server) = tokio::io::duplex(64);
         let already = Bytes::from_static(b"PRI * HT");
         let writing = tokio::spawn(async move {
@@ -111,9 +118,10 @@ mod tests {
             client.write_all(b"\r\nSM\r\n\r\n\x00\x00").await.unwrap();
             client
         });
-        let (speaks, read) = read_until_known(&mut server, already, Duration::from_secs(5))
-            .await
-            .expect("the preface");
+        let (speaks, read) =
+            read_until_known(&mut server, already, Duration::from_secs(5), &mut stop)
+                .await
+                .expect("the preface");
         assert_eq!(speaks, Speaks::Http2);
         assert_eq!(&read[..], b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00");
         let _client = writing.await.unwrap();
@@ -121,9 +129,10 @@ mod tests {
         // An HTTP/1 request is told at its first bytes, with no read.
         let (_client, mut server) = tokio::io::duplex(64);
         let head = Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n");
-        let (speaks, read) = read_until_known(&mut server, head.clone(), Duration::from_secs(5))
-            .await
-            .expect("a request");
+        let (speaks, read) =
+            read_until_known(&mut server, head.clone(), Duration::from_secs(5), &mut stop)
+                .await
+                .expect("a request");
         assert_eq!((speaks, read), (Speaks::Http1, head));
 
         // Part of the preface, then nothing: let go at the timeout.
@@ -133,6 +142,7 @@ mod tests {
             &mut server,
             Bytes::from_static(b"PRI * HTTP/2.0\r\n\r\n"),
             Duration::from_millis(100),
+            &mut stop,
         )
         .await;
         assert!(silent.is_none());
@@ -142,9 +152,25 @@ mod tests {
         let (client, mut server) = tokio::io::duplex(64);
         drop(client);
         assert!(
-            read_until_known(&mut server, Bytes::new(), Duration::from_secs(5))
+            read_until_known(&mut server, Bytes::new(), Duration::from_secs(5), &mut stop)
                 .await
                 .is_none()
         );
+
+        // The gateway stopping while a client has said nothing yet: let go at once.
+        let (_client, mut server) = tokio::io::duplex(64);
+        let stopping = tokio::spawn(drain.shutdown());
+        let started = std::time::Instant::now();
+        assert!(read_until_known(
+            &mut server,
+            Bytes::new(),
+            Duration::from_secs(30),
+            &mut stop
+        )
+        .await
+        .is_none());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(stop);
+        stopping.await.unwrap();
     }
 }
