@@ -411,6 +411,81 @@ pub(crate) async fn connections_that_never_say_their_protocol_are_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+pub(crate) async fn idle_http2_connections_are_told_to_go_away() {
+    // An HTTP/2 connection that serves no request and moves no byte for the header timeout
+    // (HTTP/1.1's keep-alive idle timeout) gets a GOAWAY and is closed, as nginx does after its
+    // keepalive_timeout; hyper's HTTP/2 server alone would keep it, and its connection slot,
+    // for ever. One that keeps asking stays open.
+    use mgw_e2e::h2raw::{self, END_HEADERS, END_STREAM, HEADERS};
+    use tokio::io::AsyncWriteExt;
+    let (_be, gw) = setup(&["--timeouts.request_header_seconds=1"]).await;
+    let cert = &routing_project().cert;
+    let block = h2raw::get_block("/petstore/v1/pet/1");
+
+    async fn exercise<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        stream: &mut S,
+        block: &[u8],
+        what: &str,
+    ) {
+        // Busy: a request every 0.5 s for 3 s, three header timeouts.
+        for i in 0..6u32 {
+            let mut request = Vec::new();
+            h2raw::frame(
+                &mut request,
+                HEADERS,
+                END_HEADERS | END_STREAM,
+                2 * i + 1,
+                block,
+            );
+            let (frames, closed) =
+                h2raw::send_and_collect(stream, &request, Duration::from_millis(500)).await;
+            assert!(!closed, "{what}: closed while busy, at request {i}");
+            assert!(
+                frames.iter().any(|f| f.0 == HEADERS && f.2 == 2 * i + 1),
+                "{what}: request {i} answered: {:?}",
+                frames.iter().map(|f| (f.0, f.2)).collect::<Vec<_>>()
+            );
+            assert!(
+                h2raw::goaway_code(&frames).is_none(),
+                "{what}: no GOAWAY while busy"
+            );
+        }
+        // Quiet: told to go away (NO_ERROR) and closed after one to two header timeouts.
+        let quiet = std::time::Instant::now();
+        let (frames, closed) = h2raw::send_and_collect(stream, &[], Duration::from_secs(8)).await;
+        let after = quiet.elapsed();
+        assert!(closed, "{what}: still open after 8 s of quiet");
+        assert_eq!(
+            h2raw::goaway_code(&frames),
+            Some(0),
+            "{what}: GOAWAY NO_ERROR: {:?}",
+            frames.iter().map(|f| f.0).collect::<Vec<_>>()
+        );
+        assert!(
+            frames.iter().all(|f| f.0 != HEADERS),
+            "{what}: nothing else was answered"
+        );
+        assert!(
+            after >= Duration::from_millis(900) && after < Duration::from_secs(4),
+            "{what}: closed after {after:?}"
+        );
+    }
+
+    let mut h2c = h2raw::connect(gw.http).await;
+    exercise(&mut h2c, &block, "h2c").await;
+    let (mut tls, alpn) = h2raw::connect_tls(gw.https, cert, &[b"h2"]).await;
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    let mut hello = h2raw::PREFACE.to_vec();
+    h2raw::frame(&mut hello, h2raw::SETTINGS, 0, 0, &[]);
+    tls.write_all(&hello).await.unwrap();
+    exercise(&mut tls, &block, "h2 over TLS").await;
+
+    // HTTP/1.1 keeps its own idle timeout, and the gateway keeps serving.
+    let reply = client::get(&format!("http://{}/petstore/v1/pet/1", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 pub(crate) async fn the_connection_cap_holds_and_is_logged() {
     let (_be, gw) = setup(&["--limits.max_connections=2"]).await;
     let first = raw::idle_connection(gw.http).await;

@@ -129,6 +129,14 @@ fn connections_that_never_say_their_protocol_are_cut_off() {
 }
 
 #[test]
+fn idle_http2_connections_are_told_to_go_away() {
+    harness::with_gateway_args(
+        THREAD_PER_CORE,
+        hardening::idle_http2_connections_are_told_to_go_away,
+    );
+}
+
+#[test]
 fn h2_rapid_reset_is_cut_short() {
     harness::with_gateway_args(THREAD_PER_CORE, hardening::h2_rapid_reset_is_cut_short);
 }

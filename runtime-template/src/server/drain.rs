@@ -9,6 +9,14 @@
 //!
 //! hyper-util's `GracefulShutdown` does the same for hyper's connections only: its watcher
 //! cannot be asked whether the stop has come, which the lean server needs.
+//!
+//! The same way closes an HTTP/2 connection that has gone quiet ([`Idle`]): hyper's HTTP/2
+//! server has no idle timeout of its own, and such a connection would hold one of
+//! `limits.max_connections` for as long as its client likes.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::sync::watch;
@@ -73,17 +81,165 @@ impl Stop {
 
     /// Serves a hyper connection to its end; when the stop comes first, asks it to finish
     /// what it is doing and close (hyper's `graceful_shutdown`), then waits for that.
-    pub async fn watch<C: GracefulConnection>(mut self, connection: C) -> Result<(), C::Error> {
+    ///
+    /// With `idle`, a connection that serves no request and on which no byte has moved either
+    /// way for a whole [`Idle::after`] is asked the same (for HTTP/2, a `GOAWAY`); if it is
+    /// still quiet a period later (a client that does not read the `GOAWAY`), it is dropped
+    /// (closed). Detection takes one to two periods: the check runs once a period. nginx
+    /// closes an HTTP/2 connection without streams after its `keepalive_timeout` the same way.
+    pub async fn watch<C: GracefulConnection>(
+        mut self,
+        connection: C,
+        idle: Option<Idle>,
+    ) -> Result<(), C::Error> {
         let mut connection = std::pin::pin!(connection);
-        tokio::select! {
-            // The connection first: bytes handed over with it (a request that arrived as the
-            // stop came) are read before it is told to finish.
-            biased;
-            ended = connection.as_mut() => return ended,
-            () = self.stopped() => {}
-        }
+        let mut quiet = Quiet::new(idle);
+        let went_quiet = loop {
+            tokio::select! {
+                // The connection first: bytes handed over with it (a request that arrived as
+                // the stop came) are read before it is told to finish.
+                biased;
+                ended = connection.as_mut() => return ended,
+                () = self.stopped() => break false,
+                went_quiet = quiet.period() => if went_quiet {
+                    break true;
+                },
+            }
+        };
         connection.as_mut().graceful_shutdown();
-        connection.await
+        if !went_quiet {
+            return connection.await;
+        }
+        tracing::debug!("closing a connection on which nothing moved for the idle timeout");
+        loop {
+            tokio::select! {
+                biased;
+                ended = connection.as_mut() => return ended,
+                went_quiet = quiet.period() => if went_quiet {
+                    return Ok(());
+                },
+            }
+        }
+    }
+}
+
+/// An idle timeout for [`Stop::watch`]: the connection's [`Activity`] and how long it may stay
+/// quiet.
+pub struct Idle {
+    /// Told of every read or write that moved bytes (see [`super::h1::Replay::watched`]).
+    pub activity: Activity,
+    /// The quiet period after which the connection is asked to close.
+    pub after: Duration,
+}
+
+/// What a connection did since its idle check last asked: whether bytes moved (set by its
+/// reads and writes) and how many requests it is serving (each held by a [`InFlight`]). One
+/// per connection, on the connection's own cache line: relaxed stores and counts.
+#[derive(Clone, Debug, Default)]
+pub struct Activity(Arc<Counts>);
+
+#[derive(Debug, Default)]
+struct Counts {
+    moved: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    /// Bytes moved.
+    pub fn moved(&self) {
+        self.0.moved.store(true, Ordering::Relaxed);
+    }
+
+    /// A request being served, until the guard is dropped: the connection is not idle
+    /// meanwhile, however long its upstream takes to answer.
+    pub fn in_flight(&self) -> InFlight {
+        self.0.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.0.clone())
+    }
+
+    /// Whether the connection was quiet since the last call: no bytes moved and no request
+    /// being served. Clears the bytes' flag.
+    fn quiet(&self) -> bool {
+        let moved = self.0.moved.swap(false, Ordering::Relaxed);
+        !moved && self.0.in_flight.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// One request of a connection being served ([`Activity::in_flight`]).
+#[derive(Debug)]
+pub struct InFlight(Arc<Counts>);
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request [`InFlight`] until it is dropped (sent, or
+    /// given up when the client resets the stream): an answer streaming from a slow upstream
+    /// (server-sent events, long polls) keeps its connection from being idle.
+    pub struct Held<B> {
+        #[pin]
+        body: B,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<B> Held<B> {
+    /// `body`, holding `in_flight` (`None`: nothing to hold, the body as it is).
+    pub fn new(body: B, in_flight: Option<InFlight>) -> Self {
+        Held { body, in_flight }
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for Held<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // Its end starts the quiet period, as the last byte of its answer would.
+        self.0.moved.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The periods of an [`Idle`] check: [`Quiet::period`] waits for the end of the current one.
+struct Quiet {
+    idle: Option<(Activity, Duration, std::pin::Pin<Box<tokio::time::Sleep>>)>,
+}
+
+impl Quiet {
+    fn new(idle: Option<Idle>) -> Self {
+        Quiet {
+            idle: idle.map(|idle| {
+                let sleep = Box::pin(tokio::time::sleep(idle.after));
+                (idle.activity, idle.after, sleep)
+            }),
+        }
+    }
+
+    /// Waits until the current period ends (forever without an idle timeout), starts the next
+    /// one, and tells whether the one that ended was quiet.
+    async fn period(&mut self) -> bool {
+        let Some((activity, after, sleep)) = self.idle.as_mut() else {
+            return std::future::pending().await;
+        };
+        sleep.as_mut().await;
+        let next = sleep.deadline() + *after;
+        sleep.as_mut().reset(next.max(tokio::time::Instant::now()));
+        activity.quiet()
     }
 }
 
@@ -114,5 +270,142 @@ mod tests {
             .await
             .expect("the drain ends once every watcher is gone")
             .unwrap();
+    }
+
+    type Answer = http::Response<Held<http_body_util::Full<bytes::Bytes>>>;
+
+    /// An HTTP/2 connection served as the gateway serves one (hyper's server over a watched
+    /// [`super::super::h1::Replay`], each request in flight until its body is dropped), with
+    /// an idle period of 10 s; `/slow` answers after 100 s. Returns the client's sender, the
+    /// client connection's task and the server's watch.
+    async fn http2_pair() -> (
+        hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+        tokio::task::JoinHandle<Result<(), hyper::Error>>,
+        tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    ) {
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let activity = Activity::default();
+        let idle = Idle {
+            activity: activity.clone(),
+            after: Duration::from_secs(10),
+        };
+        let service = hyper::service::service_fn(move |request: http::Request<_>| {
+            let in_flight = activity.in_flight();
+            async move {
+                if request.uri().path() == "/slow" {
+                    tokio::time::sleep(Duration::from_secs(100)).await;
+                }
+                Ok::<Answer, std::convert::Infallible>(http::Response::new(Held::new(
+                    http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                    Some(in_flight),
+                )))
+            }
+        });
+        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(
+                TokioIo::new(super::super::h1::Replay::watched(
+                    bytes::Bytes::new(),
+                    server_io,
+                    idle.activity.clone(),
+                )),
+                service,
+            );
+        let drain = Drain::new();
+        let watcher = drain.watcher();
+        let served = tokio::spawn(async move {
+            let _drain = drain;
+            watcher.watch(connection, Some(idle)).await
+        });
+        let (sender, client) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client_io))
+                .await
+                .unwrap();
+        (sender, tokio::spawn(client), served)
+    }
+
+    async fn get(
+        sender: &mut hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+        path: &str,
+    ) -> Result<http::StatusCode, hyper::Error> {
+        let request = http::Request::get(format!("http://localhost{path}"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        Ok(sender.send_request(request).await?.status())
+    }
+
+    /// A connection that keeps sending requests stays; one whose request waits 100 s for its
+    /// answer stays (nothing moves, but a request is in flight); one that goes quiet is told
+    /// to go away within two periods, and the client sees it end.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_quiet_http2_connection_goes_away_and_a_busy_one_stays() {
+        let (mut sender, client, served) = http2_pair().await;
+        for _ in 0..15 {
+            assert_eq!(get(&mut sender, "/").await.unwrap(), http::StatusCode::OK);
+            tokio::time::sleep(Duration::from_secs(4)).await;
+        }
+        assert!(
+            !served.is_finished(),
+            "served for 60 s with a request every 4 s"
+        );
+        let asked = tokio::time::Instant::now();
+        assert_eq!(
+            get(&mut sender, "/slow").await.unwrap(),
+            http::StatusCode::OK
+        );
+        assert!(asked.elapsed() >= Duration::from_secs(100));
+        assert!(!served.is_finished(), "a request in flight is not idle");
+
+        let quiet = tokio::time::Instant::now();
+        // Ok, or the write error of a client that closed on reading the GOAWAY first.
+        let _ended = tokio::time::timeout(Duration::from_secs(25), served)
+            .await
+            .expect("closed within two periods")
+            .unwrap();
+        assert!(
+            quiet.elapsed() >= Duration::from_secs(10),
+            "{:?}",
+            quiet.elapsed()
+        );
+        tokio::time::timeout(Duration::from_secs(5), client)
+            .await
+            .expect("the client sees the end")
+            .unwrap()
+            .unwrap();
+        assert!(get(&mut sender, "/").await.is_err());
+    }
+
+    /// Without an idle timeout nothing changes: a quiet connection stays until its stop.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn without_an_idle_timeout_a_quiet_connection_stays() {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let service = hyper::service::service_fn(|_: http::Request<hyper::body::Incoming>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<
+                bytes::Bytes,
+            >::new()))
+        });
+        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(server_io), service);
+        let drain = Drain::new();
+        let served = tokio::spawn(drain.watcher().watch(connection, None));
+        let (mut sender, client) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client_io))
+                .await
+                .unwrap();
+        let _client = tokio::spawn(client);
+        let request = http::Request::get("http://localhost/")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        assert!(sender.send_request(request).await.is_ok());
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(!served.is_finished());
+        let shutdown = tokio::spawn(drain.shutdown());
+        let _ended = tokio::time::timeout(Duration::from_secs(5), served)
+            .await
+            .expect("the stop still ends it")
+            .unwrap();
+        shutdown.await.unwrap();
     }
 }

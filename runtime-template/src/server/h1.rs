@@ -48,7 +48,7 @@ use http_body::Body;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::drain::Stop;
+use super::drain::{Activity, Stop};
 use crate::gateway::{Gateway, Site};
 use crate::proxy::body::ClientBody;
 use crate::proxy::h1::digits;
@@ -1207,12 +1207,34 @@ pub fn first_request_from_bytes(bytes: &[u8], piece: usize, limits: Limits) -> F
 pub struct Replay<I = TcpStream> {
     read: Bytes,
     io: I,
+    /// Told of reads and writes that move bytes, for an idle timeout ([`Replay::watched`]).
+    activity: Option<Activity>,
 }
 
 impl<I> Replay<I> {
     /// `read` comes before what `io` has not given yet.
     pub fn new(read: Bytes, io: I) -> Self {
-        Replay { read, io }
+        Replay {
+            read,
+            io,
+            activity: None,
+        }
+    }
+
+    /// As [`Replay::new`], telling `activity` of every read or write that moves bytes (the
+    /// idle timeout of [`super::drain::Stop::watch`]).
+    pub fn watched(read: Bytes, io: I, activity: Activity) -> Self {
+        Replay {
+            read,
+            io,
+            activity: Some(activity),
+        }
+    }
+
+    fn moved(&self) {
+        if let Some(activity) = &self.activity {
+            activity.moved();
+        }
     }
 }
 
@@ -1226,9 +1248,15 @@ impl<I: AsyncRead + Unpin> AsyncRead for Replay<I> {
         if !this.read.is_empty() {
             let n = this.read.len().min(buf.remaining());
             buf.put_slice(&this.read.split_to(n));
+            this.moved();
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.moved();
+        }
+        read
     }
 }
 
@@ -1238,7 +1266,12 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Replay<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.moved();
+        }
+        written
     }
 
     fn poll_write_vectored(
@@ -1246,7 +1279,12 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Replay<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.moved();
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -468,13 +468,11 @@ fn spawn_plain(
         } else {
             (preface::Speaks::Http1, read)
         };
-        let service = hyper_service(gateway, site, peer);
-        let io = TokioIo::new(h1::Replay::new(read, stream));
-        let builder = match speaks {
-            preface::Speaks::Http1 => (*builder).clone().http1_only(),
-            preface::Speaks::Http2 => (*builder).clone().http2_only(),
-        };
-        let ended = stop.watch(builder.serve_connection(io, service)).await;
+        let (builder, io, idle) = served_as(&builder, speaks, read, stream, limits.header_timeout);
+        let service = hyper_service(gateway, site, peer, idle.as_ref());
+        let ended = stop
+            .watch(builder.serve_connection(io, service), idle)
+            .await;
         if let Err(err) = ended {
             tracing::debug!(%peer, "connection ended with an error: {err}");
         }
@@ -483,28 +481,75 @@ fn spawn_plain(
     });
 }
 
-/// The gateway as hyper's service for a connection from `peer` to a listener serving `site`.
+/// hyper's builder for a connection that `speaks` one protocol, the connection (`read`, the
+/// bytes already read from it, then `io`) and, for HTTP/2, its idle timeout: no byte moved
+/// either way for `idle_after` (the header timeout, which is HTTP/1.1's keep-alive idle
+/// timeout too). hyper's HTTP/2 server has none of its own; HTTP/1.1's is hyper's header
+/// timeout.
+fn served_as<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    speaks: preface::Speaks,
+    read: bytes::Bytes,
+    io: I,
+    idle_after: Duration,
+) -> (
+    auto::Builder<TokioExecutor>,
+    TokioIo<h1::Replay<I>>,
+    Option<drain::Idle>,
+) {
+    match speaks {
+        preface::Speaks::Http1 => (
+            builder.clone().http1_only(),
+            TokioIo::new(h1::Replay::new(read, io)),
+            None,
+        ),
+        preface::Speaks::Http2 => {
+            let activity = drain::Activity::default();
+            (
+                builder.clone().http2_only(),
+                TokioIo::new(h1::Replay::watched(read, io, activity.clone())),
+                Some(drain::Idle {
+                    activity,
+                    after: idle_after,
+                }),
+            )
+        }
+    }
+}
+
+/// The gateway's answer as hyper serves it: the body holds its request's place in its
+/// connection's [`drain::Activity`] until it is dropped.
+type HeldResponse =
+    http::Response<drain::Held<crate::access_log::LoggedBody<crate::proxy::body::GatewayBody>>>;
+
+/// The gateway as hyper's service for a connection from `peer` to a listener serving `site`;
+/// with `idle` (HTTP/2), each request counts as in flight in its activity until its answer's
+/// body is dropped.
 fn hyper_service(
     gateway: Arc<Gateway>,
     site: Arc<Site>,
     peer: SocketAddr,
+    idle: Option<&drain::Idle>,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
-    Response = crate::gateway::GatewayResponse,
+    Response = HeldResponse,
     Error = std::convert::Infallible,
-    Future = impl std::future::Future<
-        Output = Result<crate::gateway::GatewayResponse, std::convert::Infallible>,
-    > + Send,
+    Future = impl std::future::Future<Output = Result<HeldResponse, std::convert::Infallible>> + Send,
 > + Clone {
+    let activity = idle.map(|idle| idle.activity.clone());
     service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        // A request keeps its connection from being idle until its answer's body is gone.
+        let in_flight = activity.as_ref().map(drain::Activity::in_flight);
+        let handled = gateway
+            .clone()
+            .handle(request.map(ClientBody::from), peer, site.clone());
         // Boxed: hyper moves the service's future several times (into each HTTP/2 stream's
         // task, through tokio's spawn), and the gateway's future is large; a box moves as a
         // pointer.
-        Box::pin(
-            gateway
-                .clone()
-                .handle(request.map(ClientBody::from), peer, site.clone()),
-        )
+        Box::pin(async move {
+            let answer = handled.await;
+            answer.map(|response| response.map(|body| drain::Held::new(body, in_flight)))
+        })
     })
 }
 
@@ -537,7 +582,6 @@ fn spawn_tls(
                 return;
             }
         };
-        let service = hyper_service(gateway, site, peer);
         // Once ALPN has agreed on a protocol, the connection speaks only that one (RFC 9113
         // §3.3, RFC 7301): an invalid HTTP/2 preface gets a connection error, never an
         // HTTP/1.1 answer. Without ALPN, the preface decides. Either way the preface is read
@@ -566,13 +610,12 @@ fn spawn_tls(
             // After ALPN `h2`, bytes that are not the preface get hyper's HTTP/2 error.
             (alpn.unwrap_or(speaks), read)
         };
-        let builder = match speaks {
-            preface::Speaks::Http1 => (*builder).clone().http1_only(),
-            preface::Speaks::Http2 => (*builder).clone().http2_only(),
-        };
-        let connection =
-            builder.serve_connection(TokioIo::new(h1::Replay::new(read, tls)), service);
-        if let Err(err) = stop.watch(connection).await {
+        let (builder, io, idle) = served_as(&builder, speaks, read, tls, header_timeout);
+        let service = hyper_service(gateway, site, peer, idle.as_ref());
+        if let Err(err) = stop
+            .watch(builder.serve_connection(io, service), idle)
+            .await
+        {
             tracing::debug!(%peer, "connection ended with an error: {err}");
         }
         drop(open);
