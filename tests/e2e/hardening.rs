@@ -450,11 +450,12 @@ pub(crate) async fn idle_http2_connections_are_told_to_go_away() {
                 "{what}: no GOAWAY while busy"
             );
         }
-        // Quiet: told to go away (NO_ERROR) and closed after one to two header timeouts.
+        // Quiet: told to go away (NO_ERROR) after one to two header timeouts, and closed a
+        // header timeout later at most (this client does not answer the GOAWAY's PING).
         let quiet = std::time::Instant::now();
-        let (frames, closed) = h2raw::send_and_collect(stream, &[], Duration::from_secs(8)).await;
+        let (frames, closed) = h2raw::send_and_collect(stream, &[], Duration::from_secs(10)).await;
         let after = quiet.elapsed();
-        assert!(closed, "{what}: still open after 8 s of quiet");
+        assert!(closed, "{what}: still open after 10 s of quiet");
         assert_eq!(
             h2raw::goaway_code(&frames),
             Some(0),
@@ -466,7 +467,7 @@ pub(crate) async fn idle_http2_connections_are_told_to_go_away() {
             "{what}: nothing else was answered"
         );
         assert!(
-            after >= Duration::from_millis(900) && after < Duration::from_secs(4),
+            after >= Duration::from_millis(900) && after < Duration::from_secs(6),
             "{what}: closed after {after:?}"
         );
     }

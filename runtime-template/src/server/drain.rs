@@ -83,10 +83,11 @@ impl Stop {
     /// what it is doing and close (hyper's `graceful_shutdown`), then waits for that.
     ///
     /// With `idle`, a connection that serves no request and on which no byte has moved either
-    /// way for a whole [`Idle::after`] is asked the same (for HTTP/2, a `GOAWAY`); if it is
-    /// still quiet a period later (a client that does not read the `GOAWAY`), it is dropped
-    /// (closed). Detection takes one to two periods: the check runs once a period. nginx
-    /// closes an HTTP/2 connection without streams after its `keepalive_timeout` the same way.
+    /// way for a whole [`Idle::after`] is asked the same (for HTTP/2, a `GOAWAY`); if it still
+    /// serves no request at the end of the next period (a client that does not answer the
+    /// `GOAWAY`'s `PING`, whatever else it sends), it is dropped (closed). Detection takes one
+    /// to two periods: the check runs once a period. nginx closes an HTTP/2 connection without
+    /// streams after its `keepalive_timeout` the same way.
     pub async fn watch<C: GracefulConnection>(
         mut self,
         connection: C,
@@ -115,7 +116,7 @@ impl Stop {
             tokio::select! {
                 biased;
                 ended = connection.as_mut() => return ended,
-                went_quiet = quiet.period() => if went_quiet {
+                _ = quiet.period() => if quiet.serves_nothing() {
                     return Ok(());
                 },
             }
@@ -134,7 +135,8 @@ pub struct Idle {
 
 /// What a connection did since its idle check last asked: whether bytes moved (set by its
 /// reads and writes) and how many requests it is serving (each held by a [`InFlight`]). One
-/// per connection, on the connection's own cache line: relaxed stores and counts.
+/// per connection, shared by nothing else: a load (and a store when the flag was clear) per
+/// read or write.
 #[derive(Clone, Debug, Default)]
 pub struct Activity(Arc<Counts>);
 
@@ -147,11 +149,14 @@ struct Counts {
 impl Activity {
     /// Bytes moved.
     pub fn moved(&self) {
-        self.0.moved.store(true, Ordering::Relaxed);
+        if !self.0.moved.load(Ordering::Relaxed) {
+            self.0.moved.store(true, Ordering::Relaxed);
+        }
     }
 
     /// A request being served, until the guard is dropped: the connection is not idle
-    /// meanwhile, however long its upstream takes to answer.
+    /// meanwhile, however long its upstream takes to answer (the upstream's timeouts bound
+    /// that) and however slowly its client reads the answer.
     pub fn in_flight(&self) -> InFlight {
         self.0.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self.0.clone())
@@ -160,8 +165,16 @@ impl Activity {
     /// Whether the connection was quiet since the last call: no bytes moved and no request
     /// being served. Clears the bytes' flag.
     fn quiet(&self) -> bool {
-        let moved = self.0.moved.swap(false, Ordering::Relaxed);
-        !moved && self.0.in_flight.load(Ordering::Relaxed) == 0
+        // The count first: a request that ends between the two reads has set the flag
+        // before it left the count (see `InFlight`'s drop), so it is seen one way or the other.
+        let serving = self.serves_nothing();
+        let moved = self.0.moved.swap(false, Ordering::AcqRel);
+        !moved && serving
+    }
+
+    /// Whether no request is being served.
+    fn serves_nothing(&self) -> bool {
+        self.0.in_flight.load(Ordering::Acquire) == 0
     }
 }
 
@@ -177,6 +190,43 @@ pin_project_lite::pin_project! {
         #[pin]
         body: B,
         in_flight: Option<InFlight>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The gateway's future for one request of a watched connection: its answer's body holds
+    /// the request's [`InFlight`] ([`Held`]). A plain struct, not an async block, so that it
+    /// moves into its box as the size of the gateway's future, once.
+    pub struct Holding<F> {
+        #[pin]
+        answer: F,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<F> Holding<F> {
+    /// `answer`, whose response body will hold `in_flight`.
+    pub fn new(answer: F, in_flight: Option<InFlight>) -> Self {
+        Holding { answer, in_flight }
+    }
+}
+
+impl<F, B, E> std::future::Future for Holding<F>
+where
+    F: std::future::Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<Held<B>>, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let answer = std::task::ready!(this.answer.poll(cx));
+        let in_flight = this.in_flight.take();
+        std::task::Poll::Ready(
+            answer.map(|response| response.map(|body| Held::new(body, in_flight))),
+        )
     }
 }
 
@@ -209,9 +259,10 @@ impl<B: http_body::Body> http_body::Body for Held<B> {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        // Its end starts the quiet period, as the last byte of its answer would.
-        self.0.moved.store(true, Ordering::Relaxed);
+        // Its end starts the quiet period, as the last byte of its answer would; the flag
+        // before the count (see `Activity::quiet`).
+        self.0.moved.store(true, Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -222,6 +273,7 @@ struct Quiet {
 
 impl Quiet {
     fn new(idle: Option<Idle>) -> Self {
+        debug_assert!(idle.as_ref().is_none_or(|idle| !idle.after.is_zero()));
         Quiet {
             idle: idle.map(|idle| {
                 let sleep = Box::pin(tokio::time::sleep(idle.after));
@@ -237,9 +289,21 @@ impl Quiet {
             return std::future::pending().await;
         };
         sleep.as_mut().await;
+        // A whole period from here when the check itself came late (a busy worker), so
+        // that no period is judged on less than its length.
+        let now = tokio::time::Instant::now();
         let next = sleep.deadline() + *after;
-        sleep.as_mut().reset(next.max(tokio::time::Instant::now()));
+        sleep
+            .as_mut()
+            .reset(if next <= now { now + *after } else { next });
         activity.quiet()
+    }
+
+    /// Whether the connection serves no request (true without an idle timeout).
+    fn serves_nothing(&self) -> bool {
+        self.idle
+            .as_ref()
+            .is_none_or(|(activity, _, _)| activity.serves_nothing())
     }
 }
 
@@ -283,8 +347,21 @@ mod tests {
         tokio::task::JoinHandle<Result<(), hyper::Error>>,
         tokio::task::JoinHandle<Result<(), hyper::Error>>,
     ) {
-        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        use hyper_util::rt::{TokioExecutor, TokioIo};
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let served = serve_watched(server_io);
+        let (sender, client) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client_io))
+                .await
+                .unwrap();
+        (sender, tokio::spawn(client), served)
+    }
+
+    /// Serves `server_io` as [`http2_pair`] describes.
+    fn serve_watched(
+        server_io: tokio::io::DuplexStream,
+    ) -> tokio::task::JoinHandle<Result<(), hyper::Error>> {
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
         let activity = Activity::default();
         let idle = Idle {
             activity: activity.clone(),
@@ -314,15 +391,72 @@ mod tests {
             );
         let drain = Drain::new();
         let watcher = drain.watcher();
-        let served = tokio::spawn(async move {
+        tokio::spawn(async move {
             let _drain = drain;
             watcher.watch(connection, Some(idle)).await
-        });
-        let (sender, client) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client_io))
-                .await
-                .unwrap();
-        (sender, tokio::spawn(client), served)
+        })
+    }
+
+    /// After its GOAWAY, a connection that serves no request is dropped a period later even
+    /// when its client keeps sending frames (and never answers the GOAWAY's PING).
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn after_its_goaway_a_chatty_client_is_dropped() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server_io) = tokio::io::duplex(64 * 1024);
+        let served = serve_watched(server_io);
+        // The preface and an empty SETTINGS frame.
+        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        hello.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+        client.write_all(&hello).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let mut read = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Frames from the server until a GOAWAY (type 7) is among them.
+        let goaway = |bytes: &[u8]| {
+            let mut at = 0;
+            while let Some(head) = bytes.get(at..at + 9) {
+                let len =
+                    usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+                if head[3] == 0x7 {
+                    return true;
+                }
+                at += 9 + len;
+            }
+            false
+        };
+        while !goaway(&read) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no GOAWAY in 30 s"
+            );
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_secs(1), client.read(&mut chunk)).await
+            {
+                read.extend_from_slice(&chunk[..n]);
+            }
+        }
+        assert!(
+            started.elapsed() >= Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let told = tokio::time::Instant::now();
+        // A PING every 2 s from now on, the server's answers read and thrown away.
+        let ping = [0, 0, 8, 0x6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        while !served.is_finished() {
+            assert!(
+                told.elapsed() < Duration::from_secs(30),
+                "still served 30 s after the GOAWAY"
+            );
+            let _ = client.write_all(&ping).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.read(&mut chunk)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            told.elapsed() <= Duration::from_secs(12),
+            "dropped {:?} after the GOAWAY",
+            told.elapsed()
+        );
     }
 
     async fn get(
