@@ -427,8 +427,8 @@ pub(crate) async fn idle_http2_connections_are_told_to_go_away() {
         block: &[u8],
         what: &str,
     ) {
-        // Busy: a request every 0.5 s for 3 s, three header timeouts.
-        for i in 0..6u32 {
+        // Busy: a request every 0.3 s for 3 s, three header timeouts.
+        for i in 0..10u32 {
             let mut request = Vec::new();
             h2raw::frame(
                 &mut request,
@@ -438,7 +438,7 @@ pub(crate) async fn idle_http2_connections_are_told_to_go_away() {
                 block,
             );
             let (frames, closed) =
-                h2raw::send_and_collect(stream, &request, Duration::from_millis(500)).await;
+                h2raw::send_and_collect(stream, &request, Duration::from_millis(300)).await;
             assert!(!closed, "{what}: closed while busy, at request {i}");
             assert!(
                 frames.iter().any(|f| f.0 == HEADERS && f.2 == 2 * i + 1),
