@@ -476,9 +476,7 @@ pub(crate) async fn idle_http2_connections_are_told_to_go_away() {
     exercise(&mut h2c, &block, "h2c").await;
     let (mut tls, alpn) = h2raw::connect_tls(gw.https, cert, &[b"h2"]).await;
     assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
-    let mut hello = h2raw::PREFACE.to_vec();
-    h2raw::frame(&mut hello, h2raw::SETTINGS, 0, 0, &[]);
-    tls.write_all(&hello).await.unwrap();
+    tls.write_all(&h2raw::hello()).await.unwrap();
     exercise(&mut tls, &block, "h2 over TLS").await;
 
     // HTTP/1.1 keeps its own idle timeout, and the gateway keeps serving.

@@ -55,12 +55,20 @@ pub fn literal(name: &str, value: &str) -> Vec<u8> {
     out
 }
 
+/// What a client sends first: the preface and an empty SETTINGS frame.
+pub fn hello() -> Vec<u8> {
+    let mut hello = PREFACE.to_vec();
+    frame(&mut hello, SETTINGS, 0, 0, &[]);
+    hello
+}
+
 /// A connection with the preface and an empty SETTINGS frame already sent.
 pub async fn connect(addr: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.expect("connecting");
-    let mut hello = PREFACE.to_vec();
-    frame(&mut hello, SETTINGS, 0, 0, &[]);
-    stream.write_all(&hello).await.expect("sending the preface");
+    stream
+        .write_all(&hello())
+        .await
+        .expect("sending the preface");
     stream
 }
 

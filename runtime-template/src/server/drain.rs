@@ -193,6 +193,13 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl<B> Held<B> {
+    /// `body`, holding `in_flight` (`None`: nothing to hold, the body as it is).
+    pub fn new(body: B, in_flight: Option<InFlight>) -> Self {
+        Held { body, in_flight }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// The gateway's future for one request of a watched connection: its answer's body holds
     /// the request's [`InFlight`] ([`Held`]). A plain struct, not an async block, so that it
@@ -227,13 +234,6 @@ where
         std::task::Poll::Ready(
             answer.map(|response| response.map(|body| Held::new(body, in_flight))),
         )
-    }
-}
-
-impl<B> Held<B> {
-    /// `body`, holding `in_flight` (`None`: nothing to hold, the body as it is).
-    pub fn new(body: B, in_flight: Option<InFlight>) -> Self {
-        Held { body, in_flight }
     }
 }
 
@@ -405,7 +405,7 @@ mod tests {
         let (mut client, server_io) = tokio::io::duplex(64 * 1024);
         let served = serve_watched(server_io);
         // The preface and an empty SETTINGS frame.
-        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        let mut hello = crate::server::preface::PREFACE.to_vec();
         hello.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
         client.write_all(&hello).await.unwrap();
         let started = tokio::time::Instant::now();

@@ -1236,6 +1236,14 @@ impl<I> Replay<I> {
             activity.moved();
         }
     }
+
+    /// `written`, told to the activity when it moved bytes.
+    fn wrote(&self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.moved();
+        }
+        written
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Replay<I> {
@@ -1268,10 +1276,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Replay<I> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let written = Pin::new(&mut this.io).poll_write(cx, buf);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.moved();
-        }
-        written
+        this.wrote(written)
     }
 
     fn poll_write_vectored(
@@ -1281,10 +1286,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Replay<I> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.moved();
-        }
-        written
+        this.wrote(written)
     }
 
     fn is_write_vectored(&self) -> bool {

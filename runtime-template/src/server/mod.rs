@@ -482,10 +482,10 @@ fn spawn_plain(
 }
 
 /// hyper's builder for a connection that `speaks` one protocol, the connection (`read`, the
-/// bytes already read from it, then `io`) and, for HTTP/2, its idle timeout: no byte moved
-/// either way for `idle_after` (the header timeout, which is HTTP/1.1's keep-alive idle
-/// timeout too). hyper's HTTP/2 server has none of its own; HTTP/1.1's is hyper's header
-/// timeout.
+/// bytes already read from it, then `io`) and, for HTTP/2, its idle timeout: no request in
+/// flight and no byte moved either way for `idle_after` (the header timeout, which is
+/// HTTP/1.1's keep-alive idle timeout too). hyper's HTTP/2 server has none of its own;
+/// HTTP/1.1's is hyper's header timeout.
 fn served_as<I>(
     builder: &auto::Builder<TokioExecutor>,
     speaks: preface::Speaks,

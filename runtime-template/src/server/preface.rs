@@ -12,7 +12,8 @@
 //! ([`super::h1::Replay`]). On a cleartext listener the lean HTTP/1.1 server has read them
 //! first, within its own header timeout; the wait here starts when it hands them over, so a
 //! partial h2c preface is held for at most two header timeouts. Once the whole preface has
-//! come, the connection is hyper's HTTP/2 server's (which has no idle timeout of its own).
+//! come, the connection is hyper's HTTP/2 server's, with the idle timeout of
+//! [`super::drain::Stop::watch`] (hyper's has none).
 
 use std::time::Duration;
 
