@@ -38,7 +38,8 @@ pub fn redacted_target(target: &str, secret_params: &[String]) -> String {
 
 /// Removes the credentials `security` accepts from a request head, as before proxying.
 pub fn remove_credentials(security: &Security, parts: &mut http::request::Parts) {
-    crate::policies::authenticate::remove_credentials(security, parts)
+    let auth_header = crate::auth::auth_header_name(security);
+    crate::policies::authenticate::remove_credentials(security, auth_header.as_ref(), parts)
 }
 
 /// Parses a JWKS document as a fetch would, then looks a key up for every `kid` of the set (and

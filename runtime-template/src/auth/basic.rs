@@ -15,7 +15,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
-use super::cache::{digest, CredentialKind, Grant, KeyType, TokenCache};
+use super::cache::{digest, CacheKey, CredentialKind, Grant, KeyType, TokenCache};
 use crate::config::UserConfig;
 
 /// How long a verified basic credential is reused without hashing again.
@@ -190,8 +190,10 @@ impl BasicUsers {
     /// Checks `credentials`, the part of the header after `Basic `.
     pub async fn verify(&self, credentials: &str) -> Result<Grant, BasicError> {
         let now = super::now();
-        let key = digest(CredentialKind::Basic, credentials);
-        if let Some(grant) = self.verified.get(&key, now) {
+        // A digest: the password is not kept.
+        let digest = digest(CredentialKind::Basic, credentials);
+        let key = CacheKey::new(CredentialKind::Basic, &digest);
+        if let Some(grant) = self.verified.get(key, now) {
             return Ok(grant);
         }
         let (name, password) = decode_credentials(credentials)?;

@@ -1,11 +1,13 @@
 //! Verified tokens, remembered until they expire so a signature is checked once, not on every
-//! request. Keyed by a SHA-256 of the token (the token itself is never kept), bounded in size.
-//! One cache type serves both dialects: the WSO2 routes' grants and the Express Gateway `jwt`
-//! step's verified claims (anything [`Expiring`]).
+//! request. Keyed by the token itself (as WSO2's gateway keys its token cache; a password is
+//! kept only as a SHA-256 digest, see [`digest`]), bounded in entries and in bytes. One cache
+//! type serves both dialects: the WSO2 routes' grants and the Express Gateway `jwt` step's
+//! verified claims (anything [`Expiring`]).
 
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
-use hashbrown::HashMap;
+use hashbrown::{Equivalent, HashMap};
 
 /// What a verified credential grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,22 +93,125 @@ impl Expiring for Grant {
     }
 }
 
-/// A bounded map from token digest to grant (or another [`Expiring`] value).
+/// A bounded map from credential to grant (or another [`Expiring`] value).
 #[derive(Debug)]
 pub struct TokenCache<V = Grant> {
-    entries: RwLock<HashMap<[u8; 32], V>>,
+    entries: RwLock<Entries<V>>,
     capacity: usize,
+    max_key_bytes: usize,
 }
 
-/// The cache key of a credential of `kind` (the same bytes presented as another kind of
-/// credential are a different entry).
+#[derive(Debug)]
+struct Entries<V> {
+    map: HashMap<StoredKey, V>,
+    /// The bytes of every key in `map`.
+    key_bytes: usize,
+}
+
+/// Bytes of credentials a cache keeps per entry of its capacity, at most: a cache of 10,000
+/// entries (`security.token_cache_entries`' default) keeps at most 20 MiB of tokens, whatever
+/// their size (a token is at most `security.max_token_bytes`, 16 KiB by default).
+pub const KEY_BYTES_PER_ENTRY: usize = 2048;
+
+/// How many bytes at the end of a credential its hash reads. The equality check reads every
+/// byte, so this only spreads entries over buckets: a JWT's end is its signature, which differs
+/// from token to token, and a digest is short.
+const HASHED_TAIL: usize = 32;
+
+/// What an entry is looked up by: the credential's kind and its bytes (the same bytes presented
+/// as another kind of credential are a different entry).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheKey<'a> {
+    kind: CredentialKind,
+    bytes: &'a [u8],
+}
+
+impl<'a> CacheKey<'a> {
+    /// The key of a credential of `kind`: a bearer token or API key as presented (the cache
+    /// keeps a copy of it), or the [`digest`] of one that must not be kept.
+    pub fn new(kind: CredentialKind, credential: &'a [u8]) -> Self {
+        Self {
+            kind,
+            bytes: credential,
+        }
+    }
+}
+
+impl Hash for CacheKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_key(self.kind, self.bytes, state);
+    }
+}
+
+/// The key as an entry keeps it.
+#[derive(Debug)]
+struct StoredKey {
+    kind: CredentialKind,
+    bytes: Box<[u8]>,
+}
+
+impl Hash for StoredKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_key(self.kind, &self.bytes, state);
+    }
+}
+
+impl PartialEq for StoredKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && same_bytes(&self.bytes, &other.bytes)
+    }
+}
+
+impl Eq for StoredKey {}
+
+impl Equivalent<StoredKey> for CacheKey<'_> {
+    fn equivalent(&self, key: &StoredKey) -> bool {
+        self.kind == key.kind && same_bytes(self.bytes, &key.bytes)
+    }
+}
+
+/// The kind, the length and the last [`HASHED_TAIL`] bytes: the same for a [`CacheKey`] and
+/// the [`StoredKey`] made from it, as hashbrown's lookups need.
+fn hash_key<H: Hasher>(kind: CredentialKind, bytes: &[u8], state: &mut H) {
+    state.write_u8(kind as u8);
+    state.write_usize(bytes.len());
+    state.write(
+        bytes
+            .get(bytes.len().saturating_sub(HASHED_TAIL)..)
+            .unwrap_or(bytes),
+    );
+}
+
+/// True when `a` and `b` are the same bytes, in a time that depends on their lengths only (a
+/// presented token is compared with a verified one: how much of it matched is not told).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut difference = 0u64;
+    let (a_words, a_rest) = a.split_at(a.len() - a.len() % 8);
+    let (b_words, b_rest) = b.split_at(a_words.len());
+    for (x, y) in a_words.chunks_exact(8).zip(b_words.chunks_exact(8)) {
+        let x = u64::from_ne_bytes(x.try_into().unwrap_or_default());
+        let y = u64::from_ne_bytes(y.try_into().unwrap_or_default());
+        difference |= x ^ y;
+    }
+    for (x, y) in a_rest.iter().zip(b_rest) {
+        difference |= u64::from(x ^ y);
+    }
+    std::hint::black_box(difference) == 0
+}
+
+/// The SHA-256 of a credential of `kind`, for a credential that must not be kept as it is (basic
+/// authentication's user and password): the cache keeps the digest instead
+/// (`CacheKey::new(kind, &digest(kind, credential))`).
 ///
 /// ring's SHA-256 (the one rustls and the signatures use): SHA extensions where the CPU has
 /// them, else SSSE3/AVX assembly, fewer instructions than `sha2`'s portable code.
-pub fn digest(kind: CredentialKind, token: &str) -> [u8; 32] {
+pub fn digest(kind: CredentialKind, credential: &str) -> [u8; 32] {
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
     context.update(&[kind as u8]);
-    context.update(token.as_bytes());
+    context.update(credential.as_bytes());
     let mut out = [0u8; 32];
     for (to, from) in out.iter_mut().zip(context.finish().as_ref()) {
         *to = *from;
@@ -115,39 +220,63 @@ pub fn digest(kind: CredentialKind, token: &str) -> [u8; 32] {
 }
 
 impl<V: Expiring + Clone> TokenCache<V> {
-    /// A cache of at most `capacity` tokens (0 disables it).
+    /// A cache of at most `capacity` credentials (0 disables it) and at most `capacity` ×
+    /// [`KEY_BYTES_PER_ENTRY`] bytes of them.
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Entries {
+                map: HashMap::new(),
+                key_bytes: 0,
+            }),
             capacity,
+            max_key_bytes: capacity.saturating_mul(KEY_BYTES_PER_ENTRY),
         }
     }
 
-    /// The grant of a token verified before and not yet expired at `now`.
-    pub fn get(&self, key: &[u8; 32], now: u64) -> Option<V> {
+    /// The grant of a credential verified before and not yet expired at `now`.
+    pub fn get(&self, key: CacheKey<'_>, now: u64) -> Option<V> {
         let entries = self.entries.read().ok()?;
         entries
-            .get(key)
+            .map
+            .get(&key)
             .filter(|grant| grant.valid_until() > now)
             .cloned()
     }
 
-    /// Remembers a verified token. When full, expired entries go first, then everything
-    /// (a simple bound that a flood of distinct valid tokens cannot grow past).
-    pub fn insert(&self, key: [u8; 32], grant: V, now: u64) {
-        if self.capacity == 0 {
+    /// Remembers a verified credential. When full (in entries or in bytes), expired entries go
+    /// first, then everything (a simple bound that a flood of distinct valid tokens cannot grow
+    /// past). A credential longer than the whole byte bound is not kept.
+    pub fn insert(&self, key: CacheKey<'_>, grant: V, now: u64) {
+        let size = key.bytes.len();
+        if self.capacity == 0 || size > self.max_key_bytes {
             return;
         }
         let Ok(mut entries) = self.entries.write() else {
             return;
         };
-        if entries.len() >= self.capacity {
-            entries.retain(|_, g| g.valid_until() > now);
-            if entries.len() >= self.capacity {
-                entries.clear();
+        if let Some(kept) = entries.map.get_mut(&key) {
+            *kept = grant;
+            return;
+        }
+        let full = |entries: &Entries<V>| {
+            entries.map.len() >= self.capacity || entries.key_bytes + size > self.max_key_bytes
+        };
+        if full(&entries) {
+            entries.map.retain(|_, g| g.valid_until() > now);
+            entries.key_bytes = entries.map.keys().map(|k| k.bytes.len()).sum();
+            if full(&entries) {
+                entries.map.clear();
+                entries.key_bytes = 0;
             }
         }
-        entries.insert(key, grant);
+        entries.key_bytes += size;
+        entries.map.insert(
+            StoredKey {
+                kind: key.kind,
+                bytes: Box::from(key.bytes),
+            },
+            grant,
+        );
     }
 }
 
@@ -168,34 +297,105 @@ mod tests {
         }
     }
 
-    fn digest(token: &str) -> [u8; 32] {
-        super::digest(CredentialKind::Oauth2, token)
+    fn key(token: &str) -> CacheKey<'_> {
+        CacheKey::new(CredentialKind::Oauth2, token.as_bytes())
     }
 
     #[test]
     fn expired_entries_are_not_served_and_size_is_bounded() {
         let cache = TokenCache::new(2);
-        cache.insert(digest("t1"), grant(100), 50);
-        assert!(cache.get(&digest("t1"), 99).is_some());
-        assert!(cache.get(&digest("t1"), 100).is_none());
-        cache.insert(digest("t2"), grant(200), 50);
-        cache.insert(digest("t3"), grant(200), 150); // t1 expired: dropped first
-        assert!(cache.get(&digest("t2"), 150).is_some());
-        assert!(cache.get(&digest("t3"), 150).is_some());
-        cache.insert(digest("t4"), grant(300), 150);
-        assert!(cache.entries.read().unwrap().len() <= 2);
-        assert!(TokenCache::<Grant>::new(0).get(&digest("x"), 0).is_none());
+        cache.insert(key("t1"), grant(100), 50);
+        assert!(cache.get(key("t1"), 99).is_some());
+        assert!(cache.get(key("t1"), 100).is_none());
+        cache.insert(key("t2"), grant(200), 50);
+        cache.insert(key("t3"), grant(200), 150); // t1 expired: dropped first
+        assert!(cache.get(key("t2"), 150).is_some());
+        assert!(cache.get(key("t3"), 150).is_some());
+        cache.insert(key("t4"), grant(300), 150);
+        assert!(cache.entries.read().unwrap().map.len() <= 2);
+        assert!(TokenCache::<Grant>::new(0).get(key("x"), 0).is_none());
+        // The same bytes as another kind of credential are another entry.
+        let cache = TokenCache::new(4);
+        cache.insert(key("t"), grant(100), 0);
+        assert!(cache
+            .get(CacheKey::new(CredentialKind::ApiKey, b"t"), 0)
+            .is_none());
+        // Inserting a key again replaces its grant and counts its bytes once.
+        cache.insert(key("t"), grant(300), 0);
+        assert_eq!(cache.get(key("t"), 200).map(|g| g.valid_until), Some(300));
+        assert_eq!(cache.entries.read().unwrap().key_bytes, 1);
+    }
+
+    /// Tokens that differ anywhere (their hashed ends alike, or only in their first byte) are
+    /// different entries: a token is served only the grant of exactly the same token.
+    #[test]
+    fn only_the_same_token_is_served() {
+        let cache = TokenCache::new(16);
+        let signature = "s".repeat(HASHED_TAIL);
+        let verified = format!("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.{signature}");
+        cache.insert(key(&verified), grant(100), 0);
+        assert!(cache.get(key(&verified), 0).is_some());
+        let forged = format!("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiIn0.{signature}");
+        assert!(cache.get(key(&forged), 0).is_none());
+        let mut first = verified.clone().into_bytes();
+        first[0] ^= 1;
+        assert!(cache
+            .get(CacheKey::new(CredentialKind::Oauth2, &first), 0)
+            .is_none());
+        assert!(cache.get(key(&verified[..verified.len() - 1]), 0).is_none());
+        assert!(cache.get(key(&format!("{verified}s")), 0).is_none());
+        for (a, b, same) in [
+            ("", "", true),
+            ("abcdefghij", "abcdefghij", true),
+            ("abcdefghij", "abcdefghiJ", false),
+            ("abcdefghij", "Abcdefghij", false),
+            ("abcdefgh", "abcdefgh", true),
+            ("abcdefgh", "abcdefg", false),
+        ] {
+            assert_eq!(same_bytes(a.as_bytes(), b.as_bytes()), same, "{a} {b}");
+        }
+    }
+
+    /// The credentials kept stay within capacity × KEY_BYTES_PER_ENTRY bytes: large tokens
+    /// make room by dropping expired entries, then everything; one larger than the bound is
+    /// not kept.
+    #[test]
+    fn the_bytes_kept_are_bounded() {
+        let cache = TokenCache::new(4);
+        let budget = 4 * KEY_BYTES_PER_ENTRY;
+        let big = |c: char| c.to_string().repeat(budget / 2);
+        cache.insert(key(&big('a')), grant(100), 0);
+        cache.insert(key(&big('b')), grant(300), 0);
+        assert_eq!(cache.entries.read().unwrap().key_bytes, budget);
+        // Full in bytes, not in entries: the expired one goes.
+        cache.insert(key(&big('c')), grant(300), 200);
+        assert!(cache.get(key(&big('a')), 0).is_none());
+        assert!(cache.get(key(&big('b')), 200).is_some());
+        assert!(cache.get(key(&big('c')), 200).is_some());
+        // Still full with nothing expired: everything goes.
+        cache.insert(key(&big('d')), grant(300), 200);
+        let entries = cache.entries.read().unwrap();
+        assert_eq!((entries.map.len(), entries.key_bytes), (1, budget / 2));
+        drop(entries);
+        cache.insert(key(&"e".repeat(budget + 1)), grant(300), 200);
+        assert!(cache.get(key(&"e".repeat(budget + 1)), 200).is_none());
+        assert_eq!(cache.entries.read().unwrap().key_bytes, budget / 2);
+    }
+
+    /// A digest is SHA-256 of the kind's byte then the credential, as RustCrypto's `sha2`
+    /// computes it.
+    #[test]
+    fn digests_are_sha256_of_the_kind_and_credential() {
         assert_ne!(
-            super::digest(CredentialKind::ApiKey, "t"),
-            super::digest(CredentialKind::Oauth2, "t")
+            digest(CredentialKind::ApiKey, "t"),
+            digest(CredentialKind::Oauth2, "t")
         );
-        // SHA-256 of the kind's byte then the token, as RustCrypto's `sha2` computes it.
         use sha2::Digest;
         let token = "eyJhbGciOiJIUzI1NiJ9.".repeat(9);
         let mut prefixed = vec![CredentialKind::ApiKey as u8];
         prefixed.extend_from_slice(token.as_bytes());
         assert_eq!(
-            super::digest(CredentialKind::ApiKey, &token),
+            digest(CredentialKind::ApiKey, &token),
             <[u8; 32]>::from(sha2::Sha256::digest(&prefixed))
         );
     }

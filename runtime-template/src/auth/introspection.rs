@@ -21,7 +21,7 @@ use base64::Engine;
 use http::{header, HeaderMap, HeaderValue};
 use serde::Deserialize;
 
-use super::cache::{digest, CredentialKind, Grant, KeyType, TokenCache};
+use super::cache::{CacheKey, CredentialKind, Grant, KeyType, TokenCache};
 use super::outbound::OutboundClient;
 use crate::config::KeyManagerConfig;
 
@@ -201,11 +201,11 @@ impl Introspector {
     /// Asks (or remembers) whether `token` is active.
     pub async fn introspect(&self, token: &str) -> Result<Introspected, Unavailable> {
         let now = super::now();
-        let key = digest(CredentialKind::Oauth2, token);
-        if let Some(grant) = self.cache.get(&key, now) {
+        let key = CacheKey::new(CredentialKind::Oauth2, token.as_bytes());
+        if let Some(grant) = self.cache.get(key, now) {
             return Ok(Introspected::Active(grant));
         }
-        if self.negative.get(&key, now).is_some() {
+        if self.negative.get(key, now).is_some() {
             return Ok(Introspected::Inactive);
         }
         let mut headers = HeaderMap::new();

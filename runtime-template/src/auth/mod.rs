@@ -25,13 +25,13 @@ mod test_server;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::fault::{self, Fault};
 use crate::model::{Api, ApiKeyLocation, AuthScheme, Security};
 use apikey_issuer::ApiKeyIssuer;
 use basic::{BasicError, BasicUsers};
-use cache::{digest, CredentialKind, Grant, TokenCache};
+use cache::{CacheKey, CredentialKind, Grant, TokenCache};
 use introspection::{Introspected, Introspector};
 use jwt::{JwtVerifier, TokenError};
 
@@ -117,7 +117,25 @@ impl Authenticator {
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<Option<Grant>, Rejection> {
-        let mut auth_values = headers.get_all(security.auth_header.as_str()).iter();
+        let auth_header = auth_header_name(security);
+        self.authenticate_named(security, auth_header.as_ref(), api, headers, query)
+            .await
+    }
+
+    /// [`Self::authenticate`] with `security.auth_header` parsed once, when the route was made
+    /// ([`auth_header_name`]), rather than on every request.
+    pub async fn authenticate_named(
+        &self,
+        security: &Security,
+        auth_header: Option<&HeaderName>,
+        api: &Api,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Option<Grant>, Rejection> {
+        let mut auth_values = auth_header
+            .map(|name| headers.get_all(name).iter())
+            .into_iter()
+            .flatten();
         let auth_value = auth_values.next();
         if auth_values.next().is_some() {
             // Two credentials: never let one of them win silently.
@@ -183,8 +201,8 @@ impl Authenticator {
         if token.len() > self.max_token_bytes {
             return Err(invalid());
         }
-        // A JWT has three dot-separated parts; anything else is an opaque token.
-        if token.split('.').count() != 3 {
+        // A JWT has three dot-separated parts (two dots); anything else is an opaque token.
+        if memchr::memchr_iter(b'.', token.as_bytes()).take(3).count() != 2 {
             let Some(introspector) = &self.introspector else {
                 return Err(Rejection {
                     fault: fault::OPAQUE_TOKEN_UNSUPPORTED,
@@ -225,8 +243,8 @@ impl Authenticator {
         token: &str,
     ) -> Result<Grant, Rejection> {
         let now = now();
-        let key = digest(kind, token);
-        if let Some(grant) = self.cache.get(&key, now) {
+        let key = CacheKey::new(kind, token.as_bytes());
+        if let Some(grant) = self.cache.get(key, now) {
             return Ok(grant);
         }
         // Boxed: only a cache miss pays for it, and the check (which may fetch keys) is a 2 kB
@@ -277,6 +295,12 @@ fn authorize(grant: &Grant, security: &Security, api: &Api) -> Result<(), Reject
         }
     }
     Ok(())
+}
+
+/// `security.auth_header` as a header name; `None` when it is not one (then no header is
+/// read as the credential, as a lookup by that text would find none).
+pub fn auth_header_name(security: &Security) -> Option<HeaderName> {
+    HeaderName::from_bytes(security.auth_header.as_bytes()).ok()
 }
 
 /// True when the resource reads its auth header at all (OAuth2 or basic); a resource that takes
@@ -424,6 +448,19 @@ mod tests {
         assert_eq!(scheme_value(&value("Digest xyz")), Some(("other", "xyz")));
         assert_eq!(scheme_value(&value("Bearer")), None);
         assert_eq!(scheme_value(&value("Bearer   ")), None);
+        // Tabs are allowed, bytes above ASCII (obs-text) are not: `HeaderValue::to_str`'s rule.
+        assert_eq!(scheme_value(&value("Bearer\tabc ")), None);
+        assert_eq!(
+            scheme_value(&value("Bearer a\tb")),
+            Some(("bearer", "a\tb"))
+        );
+        for text in ["Bearer abc\u{e9}", "Bearer \u{e9}"] {
+            let utf8 = HeaderValue::from_bytes(text.as_bytes()).unwrap();
+            assert!(utf8.to_str().is_err());
+            assert_eq!(scheme_value(&utf8), None, "{text}");
+        }
+        let latin1 = HeaderValue::from_bytes(b"Bearer abc\xe9").unwrap();
+        assert_eq!(scheme_value(&latin1), None);
     }
 
     #[test]

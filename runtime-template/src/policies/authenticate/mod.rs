@@ -3,11 +3,11 @@
 //! success the grant and consumer go into the context and, with
 //! `security.remove_credential_header`, the credentials are removed before forwarding.
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::Response;
 
-use crate::auth::{query_param, split_pair, uses_auth_header, Rejection};
+use crate::auth::{auth_header_name, query_param, split_pair, uses_auth_header, Rejection};
 use crate::model::policy::Authenticate;
 use crate::model::{ApiKeyLocation, AuthScheme, Security};
 use crate::pipeline::step::Flow;
@@ -17,6 +17,8 @@ use crate::proxy::body::GatewayBody;
 /// A ready `authenticate` step.
 pub struct AuthenticateStep {
     security: Security,
+    /// `security.auth_header`, parsed once.
+    auth_header: Option<HeaderName>,
 }
 
 impl AuthenticateStep {
@@ -24,6 +26,7 @@ impl AuthenticateStep {
     pub fn new(spec: &Authenticate) -> Self {
         Self {
             security: spec.security.clone(),
+            auth_header: auth_header_name(&spec.security),
         }
     }
 
@@ -39,7 +42,13 @@ impl AuthenticateStep {
         };
         match services
             .auth
-            .authenticate(&self.security, api, &parts.headers, parts.uri.query())
+            .authenticate_named(
+                &self.security,
+                self.auth_header.as_ref(),
+                api,
+                &parts.headers,
+                parts.uri.query(),
+            )
             .await
         {
             Ok(grant) => {
@@ -47,7 +56,7 @@ impl AuthenticateStep {
                 context.authenticated = grant.is_some();
                 context.grant = grant;
                 if services.remove_credential_header {
-                    remove_credentials(&self.security, parts);
+                    remove_credentials(&self.security, self.auth_header.as_ref(), parts);
                 }
                 Flow::Continue
             }
@@ -69,10 +78,15 @@ pub fn rejection_response(rejection: Rejection) -> Response<GatewayBody> {
 }
 
 /// Removes every credential the resource accepts — its auth header (when it takes OAuth2 or
-/// basic), API-key headers, query parameters and cookies — so the upstream never sees them.
-pub fn remove_credentials(security: &Security, parts: &mut Parts) {
-    if uses_auth_header(security) {
-        parts.headers.remove(security.auth_header.as_str());
+/// basic; `auth_header` is `security.auth_header` parsed, see [`auth_header_name`]), API-key
+/// headers, query parameters and cookies — so the upstream never sees them.
+pub fn remove_credentials(
+    security: &Security,
+    auth_header: Option<&HeaderName>,
+    parts: &mut Parts,
+) {
+    if let Some(name) = auth_header.filter(|_| uses_auth_header(security)) {
+        parts.headers.remove(name);
     }
     for scheme in &security.schemes {
         let AuthScheme::ApiKey { location, name } = scheme else {

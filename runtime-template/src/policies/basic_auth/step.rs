@@ -6,7 +6,7 @@ use http::request::Parts;
 use sha2::{Digest, Sha256};
 
 use super::BasicAuthSpec;
-use crate::auth::cache::{CredentialKind, Grant, KeyType, TokenCache};
+use crate::auth::cache::{CacheKey, CredentialKind, Grant, KeyType, TokenCache};
 use crate::pipeline::step::Flow;
 use crate::pipeline::{Context, Matched, Services};
 use crate::policies::consumer_auth::{conclude, Verdict};
@@ -67,14 +67,16 @@ impl BasicAuthStep {
             return Verdict::Unauthorized;
         };
         let now = crate::auth::now();
-        let key: [u8; 32] = {
+        let digest: [u8; 32] = {
             let mut hasher = Sha256::new();
             hasher.update(found.hash.as_bytes());
             hasher.update([0]);
             hasher.update(password.as_bytes());
             hasher.finalize().into()
         };
-        if self.verified.get(&key, now).is_none() {
+        // A digest: the password is not kept.
+        let key = CacheKey::new(CredentialKind::Basic, &digest);
+        if self.verified.get(key, now).is_none() {
             let Ok(_permit) = self.slow_hashes.acquire().await else {
                 return Verdict::Unauthorized;
             };

@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::{JwtExtractor, JwtSpec};
-use crate::auth::cache::{digest, CredentialKind, Expiring, TokenCache};
+use crate::auth::cache::{CacheKey, CredentialKind, Expiring, TokenCache};
 use crate::auth::jwt::{install_crypto_provider, parse_algorithms, parse_public_keys};
 use crate::expression::form_decode;
 use crate::pipeline::step::Flow;
@@ -26,8 +26,8 @@ pub struct JwtStep {
     extractor: JwtExtractor,
     check_credential_existence: bool,
     pass_through: bool,
-    /// Tokens this step verified, until their `exp`: a repeated token costs a digest and a
-    /// lookup instead of two header decodes, a signature and a claims parse.
+    /// Tokens this step verified, until their `exp`: a repeated token costs a lookup and a
+    /// comparison instead of two header decodes, a signature and a claims parse.
     verified: TokenCache<Verified>,
 }
 
@@ -204,8 +204,8 @@ impl JwtStep {
     /// the token and the clock only, and an entry ends at the `exp` that check uses).
     fn verified(&self, token: &str) -> Option<Verified> {
         let now = crate::auth::now();
-        let key = digest(CredentialKind::Oauth2, token);
-        if let Some(hit) = self.verified.get(&key, now) {
+        let key = CacheKey::new(CredentialKind::Oauth2, token.as_bytes());
+        if let Some(hit) = self.verified.get(key, now) {
             if hit.not_before <= now {
                 return Some(hit);
             }
@@ -378,16 +378,16 @@ mod tests {
         let expired = token(json!({"sub": "k1", "aud": "kargo", "exp": 1}), "s3cret");
         assert!(step.verified(&expired).is_none());
         assert!(step.verified(&expired).is_none());
-        let key = digest(CredentialKind::Oauth2, &expired);
-        assert!(step.verified.get(&key, 0).is_none());
+        let key = CacheKey::new(CredentialKind::Oauth2, expired.as_bytes());
+        assert!(step.verified.get(key, 0).is_none());
         // A token verified once and expired since is verified again (and refused).
         let soon = token(
             json!({"sub": "k1", "aud": "kargo", "exp": crate::auth::now() + 1}),
             "s3cret",
         );
         assert!(step.verified(&soon).is_some());
-        let key = digest(CredentialKind::Oauth2, &soon);
-        assert!(step.verified.get(&key, crate::auth::now() + 1).is_none());
+        let key = CacheKey::new(CredentialKind::Oauth2, soon.as_bytes());
+        assert!(step.verified.get(key, crate::auth::now() + 1).is_none());
         // A missing variable or key is a start-up error naming the key.
         let err = JwtStep::new(&spec(JwtExtractor::AuthBearer), &|_| None).unwrap_err();
         assert!(
@@ -444,20 +444,23 @@ mod tests {
             (verified.not_before, verified.sub.as_deref()),
             (now - 5, Some("k1"))
         );
-        let key = digest(CredentialKind::Oauth2, &good);
-        assert!(step.verified.get(&key, now).is_some());
+        let key = CacheKey::new(CredentialKind::Oauth2, good.as_bytes());
+        assert!(step.verified.get(key, now).is_some());
         // Not yet valid: refused, and not remembered.
         let early = token(json!({"aud": "kargo", "nbf": now + 60}), "s3cret");
         assert!(step.verified(&early).is_none());
         assert!(step
             .verified
-            .get(&digest(CredentialKind::Oauth2, &early), now)
+            .get(CacheKey::new(CredentialKind::Oauth2, early.as_bytes()), now)
             .is_none());
         let fractional = token(json!({"aud": "kargo", "nbf": 1.5}), "s3cret");
         assert!(step.verified(&fractional).is_some());
         assert!(step
             .verified
-            .get(&digest(CredentialKind::Oauth2, &fractional), now)
+            .get(
+                CacheKey::new(CredentialKind::Oauth2, fractional.as_bytes()),
+                now
+            )
             .is_none());
     }
 }
