@@ -1,6 +1,6 @@
 //! Verified tokens, remembered until they expire so a signature is checked once, not on every
-//! request. Keyed by the token itself (as WSO2's gateway keys its token cache; a password is
-//! kept only as a SHA-256 digest, see [`digest`]), bounded in entries and in bytes. One cache
+//! request. Keyed by the token itself (as Express Gateway's introspection cache, `accesstoken.<token>`;
+//! a password is kept only as a SHA-256 digest, see [`digest`]), bounded in entries and in bytes. One cache
 //! type serves both dialects: the WSO2 routes' grants and the Express Gateway `jwt` step's
 //! verified claims (anything [`Expiring`]).
 
@@ -113,11 +113,6 @@ struct Entries<V> {
 /// their size (a token is at most `security.max_token_bytes`, 16 KiB by default).
 pub const KEY_BYTES_PER_ENTRY: usize = 2048;
 
-/// How many bytes at the end of a credential its hash reads. The equality check reads every
-/// byte, so this only spreads entries over buckets: a JWT's end is its signature, which differs
-/// from token to token, and a digest is short.
-const HASHED_TAIL: usize = 32;
-
 /// What an entry is looked up by: the credential's kind and its bytes (the same bytes presented
 /// as another kind of credential are a different entry).
 #[derive(Debug, Clone, Copy)]
@@ -170,16 +165,14 @@ impl Equivalent<StoredKey> for CacheKey<'_> {
     }
 }
 
-/// The kind, the length and the last [`HASHED_TAIL`] bytes: the same for a [`CacheKey`] and
-/// the [`StoredKey`] made from it, as hashbrown's lookups need.
+/// The kind and every byte (the same for a [`CacheKey`] and the [`StoredKey`] made from it, as
+/// hashbrown's lookups need), with the map's randomly seeded foldhash. Every byte: the negative
+/// introspection cache keeps tokens nobody verified, so a hash of part of a key would let a
+/// client choose keys that all share one bucket (and tokens of an issuer with a fixed suffix
+/// would share one anyway).
 fn hash_key<H: Hasher>(kind: CredentialKind, bytes: &[u8], state: &mut H) {
     state.write_u8(kind as u8);
-    state.write_usize(bytes.len());
-    state.write(
-        bytes
-            .get(bytes.len().saturating_sub(HASHED_TAIL)..)
-            .unwrap_or(bytes),
-    );
+    state.write(bytes);
 }
 
 /// True when `a` and `b` are the same bytes, in a time that depends on their lengths only (a
@@ -326,12 +319,12 @@ mod tests {
         assert_eq!(cache.entries.read().unwrap().key_bytes, 1);
     }
 
-    /// Tokens that differ anywhere (their hashed ends alike, or only in their first byte) are
+    /// Tokens that differ anywhere (their ends alike, or only in their first byte) are
     /// different entries: a token is served only the grant of exactly the same token.
     #[test]
     fn only_the_same_token_is_served() {
         let cache = TokenCache::new(16);
-        let signature = "s".repeat(HASHED_TAIL);
+        let signature = "s".repeat(43);
         let verified = format!("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.{signature}");
         cache.insert(key(&verified), grant(100), 0);
         assert!(cache.get(key(&verified), 0).is_some());
@@ -344,6 +337,17 @@ mod tests {
             .is_none());
         assert!(cache.get(key(&verified[..verified.len() - 1]), 0).is_none());
         assert!(cache.get(key(&format!("{verified}s")), 0).is_none());
+        // Equal bytes of another kind are not the same key, whatever their hashes.
+        let stored = |kind| StoredKey {
+            kind,
+            bytes: Box::from(&b"token"[..]),
+        };
+        let presented = CacheKey::new(CredentialKind::Oauth2, b"token");
+        assert!(presented.equivalent(&stored(CredentialKind::Oauth2)));
+        assert!(!presented.equivalent(&stored(CredentialKind::ApiKey)));
+        assert!(stored(CredentialKind::Basic) != stored(CredentialKind::ApiKey));
+        assert!(!CacheKey::new(CredentialKind::Oauth2, b"tokeN")
+            .equivalent(&stored(CredentialKind::Oauth2)));
         for (a, b, same) in [
             ("", "", true),
             ("abcdefghij", "abcdefghij", true),
