@@ -109,7 +109,7 @@ struct Entries<V> {
 }
 
 /// Bytes of credentials a cache keeps per entry of its capacity, at most: a cache of 10,000
-/// entries (`security.token_cache_entries`' default) keeps at most 20 MiB of tokens, whatever
+/// entries (`security.token_cache_entries`' default) keeps at most 19.5 MiB of tokens, whatever
 /// their size (a token is at most `security.max_token_bytes`, 16 KiB by default).
 pub const KEY_BYTES_PER_ENTRY: usize = 2048;
 
