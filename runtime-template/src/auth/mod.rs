@@ -110,21 +110,9 @@ impl Authenticator {
 
     /// Checks the request's credentials against `security` for a call to `api`. Returns what
     /// the credential grants, or `None` for an optional resource called without one.
-    pub async fn authenticate(
-        &self,
-        security: &Security,
-        api: &Api,
-        headers: &HeaderMap,
-        query: Option<&str>,
-    ) -> Result<Option<Grant>, Rejection> {
-        let auth_header = auth_header_name(security);
-        self.authenticate_named(security, auth_header.as_ref(), api, headers, query)
-            .await
-    }
-
-    /// [`Self::authenticate`] with `security.auth_header` parsed once, when the route was made
+    /// `auth_header` is `security.auth_header` parsed once, when the route was made
     /// ([`auth_header_name`]), rather than on every request.
-    pub async fn authenticate_named(
+    pub async fn authenticate(
         &self,
         security: &Security,
         auth_header: Option<&HeaderName>,

@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 
+use super::auth_header_name;
 use super::introspection::{Introspected, Introspector};
 use super::jwt::{JwtVerifier, Sources, TokenError};
 use super::outbound::test_client;
@@ -648,7 +649,13 @@ async fn subscriptions_keytype_and_scopes_decide_access() {
     let t = token(&f.oauth_key, None, subscribed("PetStore", "1.0.0"));
     let grant = f
         .auth
-        .authenticate(&oauth, &api(), &bearer(&t), None)
+        .authenticate(
+            &oauth,
+            auth_header_name(&oauth).as_ref(),
+            &api(),
+            &bearer(&t),
+            None,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -660,7 +667,13 @@ async fn subscriptions_keytype_and_scopes_decide_access() {
     );
     let grant = f
         .auth
-        .authenticate(&oauth, &api(), &bearer(&sandbox), None)
+        .authenticate(
+            &oauth,
+            auth_header_name(&oauth).as_ref(),
+            &api(),
+            &bearer(&sandbox),
+            None,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -673,7 +686,13 @@ async fn subscriptions_keytype_and_scopes_decide_access() {
         let t = token(&f.oauth_key, None, other);
         let rejection = f
             .auth
-            .authenticate(&oauth, &api(), &bearer(&t), None)
+            .authenticate(
+                &oauth,
+                auth_header_name(&oauth).as_ref(),
+                &api(),
+                &bearer(&t),
+                None,
+            )
             .await
             .unwrap_err();
         assert_eq!(rejection.fault.code, 900908);
@@ -682,7 +701,13 @@ async fn subscriptions_keytype_and_scopes_decide_access() {
     let needs_admin = security(vec![AuthScheme::Oauth2], &["admin"]);
     let rejection = f
         .auth
-        .authenticate(&needs_admin, &api(), &bearer(&t), None)
+        .authenticate(
+            &needs_admin,
+            auth_header_name(&needs_admin).as_ref(),
+            &api(),
+            &bearer(&t),
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900910);
@@ -715,14 +740,26 @@ async fn api_keys_are_read_from_their_header_or_query_and_check_allowed_apis() {
     // API keys carry no scopes and are not checked against them (as in WSO2).
     assert!(f
         .auth
-        .authenticate(&in_header, &api(), &headers, None)
+        .authenticate(
+            &in_header,
+            auth_header_name(&in_header).as_ref(),
+            &api(),
+            &headers,
+            None
+        )
         .await
         .is_ok());
     // The same key in the query of a header-scheme resource is not a credential.
     let query = format!("api_key={key}");
     let rejection = f
         .auth
-        .authenticate(&in_header, &api(), &HeaderMap::new(), Some(&query))
+        .authenticate(
+            &in_header,
+            auth_header_name(&in_header).as_ref(),
+            &api(),
+            &HeaderMap::new(),
+            Some(&query),
+        )
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900902);
@@ -736,13 +773,25 @@ async fn api_keys_are_read_from_their_header_or_query_and_check_allowed_apis() {
     let query = format!("x=1&api_key_query={key}");
     assert!(f
         .auth
-        .authenticate(&in_query, &api(), &HeaderMap::new(), Some(&query))
+        .authenticate(
+            &in_query,
+            auth_header_name(&in_query).as_ref(),
+            &api(),
+            &HeaderMap::new(),
+            Some(&query)
+        )
         .await
         .is_ok());
     // An API-key-only resource ignores the Authorization header (it belongs to the upstream).
     let rejection = f
         .auth
-        .authenticate(&in_query, &api(), &bearer("for-the-backend"), None)
+        .authenticate(
+            &in_query,
+            auth_header_name(&in_query).as_ref(),
+            &api(),
+            &bearer("for-the-backend"),
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900902);
@@ -755,7 +804,13 @@ async fn api_keys_are_read_from_their_header_or_query_and_check_allowed_apis() {
         let query = format!("api_key_query={bad}");
         let rejection = f
             .auth
-            .authenticate(&in_query, &api(), &HeaderMap::new(), Some(&query))
+            .authenticate(
+                &in_query,
+                auth_header_name(&in_query).as_ref(),
+                &api(),
+                &HeaderMap::new(),
+                Some(&query),
+            )
             .await
             .unwrap_err();
         assert_eq!(rejection.fault.code, 900901);
@@ -764,7 +819,13 @@ async fn api_keys_are_read_from_their_header_or_query_and_check_allowed_apis() {
     let oauth = security(vec![AuthScheme::Oauth2], &[]);
     assert!(f
         .auth
-        .authenticate(&oauth, &api(), &bearer(&key), None)
+        .authenticate(
+            &oauth,
+            auth_header_name(&oauth).as_ref(),
+            &api(),
+            &bearer(&key),
+            None
+        )
         .await
         .is_err());
     // Without validate_allowed_apis any API accepts the key.
@@ -773,7 +834,13 @@ async fn api_keys_are_read_from_their_header_or_query_and_check_allowed_apis() {
     let query = format!("api_key_query={key}");
     assert!(lenient
         .auth
-        .authenticate(&in_query, &api(), &HeaderMap::new(), Some(&query))
+        .authenticate(
+            &in_query,
+            auth_header_name(&in_query).as_ref(),
+            &api(),
+            &HeaderMap::new(),
+            Some(&query)
+        )
         .await
         .is_ok());
 }
@@ -806,7 +873,13 @@ async fn api_keys_are_read_from_their_cookie() {
     ] {
         assert!(
             f.auth
-                .authenticate(&in_cookie, &api(), &cookies(&values), None)
+                .authenticate(
+                    &in_cookie,
+                    auth_header_name(&in_cookie).as_ref(),
+                    &api(),
+                    &cookies(&values),
+                    None
+                )
                 .await
                 .is_ok(),
             "{values:?}"
@@ -826,7 +899,13 @@ async fn api_keys_are_read_from_their_cookie() {
     ] {
         let rejection = f
             .auth
-            .authenticate(&in_cookie, &api(), &cookies(&values), query.as_deref())
+            .authenticate(
+                &in_cookie,
+                auth_header_name(&in_cookie).as_ref(),
+                &api(),
+                &cookies(&values),
+                query.as_deref(),
+            )
             .await
             .unwrap_err();
         assert_eq!(rejection.fault.code, code, "{values:?} {query:?}");
@@ -836,7 +915,13 @@ async fn api_keys_are_read_from_their_cookie() {
     headers.insert("MGW_KEY", HeaderValue::from_str(&key).unwrap());
     let rejection = f
         .auth
-        .authenticate(&in_cookie, &api(), &headers, None)
+        .authenticate(
+            &in_cookie,
+            auth_header_name(&in_cookie).as_ref(),
+            &api(),
+            &headers,
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900902);
@@ -857,14 +942,26 @@ async fn basic_auth_and_credential_ambiguity() {
     };
     let grant = f
         .auth
-        .authenticate(&both, &api(), &basic("bob", "builder"), None)
+        .authenticate(
+            &both,
+            auth_header_name(&both).as_ref(),
+            &api(),
+            &basic("bob", "builder"),
+            None,
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(grant.consumer.as_deref(), Some("bob"));
     let wrong = f
         .auth
-        .authenticate(&both, &api(), &basic("bob", "wrong"), None)
+        .authenticate(
+            &both,
+            auth_header_name(&both).as_ref(),
+            &api(),
+            &basic("bob", "wrong"),
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(wrong.fault.code, 900911);
@@ -875,7 +972,13 @@ async fn basic_auth_and_credential_ambiguity() {
     );
     let rejection = f
         .auth
-        .authenticate(&both, &api(), &malformed, None)
+        .authenticate(
+            &both,
+            auth_header_name(&both).as_ref(),
+            &api(),
+            &malformed,
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900912);
@@ -883,7 +986,13 @@ async fn basic_auth_and_credential_ambiguity() {
     let oauth_only = security(vec![AuthScheme::Oauth2], &[]);
     let rejection = f
         .auth
-        .authenticate(&oauth_only, &api(), &basic("bob", "builder"), None)
+        .authenticate(
+            &oauth_only,
+            auth_header_name(&oauth_only).as_ref(),
+            &api(),
+            &basic("bob", "builder"),
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900901);
@@ -891,7 +1000,13 @@ async fn basic_auth_and_credential_ambiguity() {
     let jwt = token(&f.oauth_key, None, subscribed("PetStore", "1.0.0"));
     let rejection = f
         .auth
-        .authenticate(&basic_only, &api(), &bearer(&jwt), None)
+        .authenticate(
+            &basic_only,
+            auth_header_name(&basic_only).as_ref(),
+            &api(),
+            &bearer(&jwt),
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900901);
@@ -900,7 +1015,7 @@ async fn basic_auth_and_credential_ambiguity() {
     two.append("authorization", HeaderValue::from_static("Bearer other"));
     let rejection = f
         .auth
-        .authenticate(&both, &api(), &two, None)
+        .authenticate(&both, auth_header_name(&both).as_ref(), &api(), &two, None)
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900901);

@@ -42,7 +42,7 @@ impl AuthenticateStep {
         };
         match services
             .auth
-            .authenticate_named(
+            .authenticate(
                 &self.security,
                 self.auth_header.as_ref(),
                 api,
