@@ -11,7 +11,6 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 
-use super::auth_header_name;
 use super::introspection::{Introspected, Introspector};
 use super::jwt::{JwtVerifier, Sources, TokenError};
 use super::outbound::test_client;
@@ -642,20 +641,30 @@ fn subscribed(name: &str, version: &str) -> serde_json::Value {
     json!({"subscribedAPIs": [{"name": name, "version": version, "context": "/pets"}]})
 }
 
+/// `auth.authenticate` for a call to [`api`], with the auth header's name parsed as a route's
+/// step parses it.
+async fn authenticate(
+    auth: &Authenticator,
+    security: &Security,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<Grant>, Rejection> {
+    auth.authenticate(
+        security,
+        auth_header_name(security).as_ref(),
+        &api(),
+        headers,
+        query,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn subscriptions_keytype_and_scopes_decide_access() {
     let f = fixture(true);
     let oauth = security(vec![AuthScheme::Oauth2], &["read"]);
     let t = token(&f.oauth_key, None, subscribed("PetStore", "1.0.0"));
-    let grant = f
-        .auth
-        .authenticate(
-            &oauth,
-            auth_header_name(&oauth).as_ref(),
-            &api(),
-            &bearer(&t),
-            None,
-        )
+    let grant = authenticate(&f.auth, &oauth, &bearer(&t), None)
         .await
         .unwrap()
         .unwrap();
@@ -665,15 +674,7 @@ async fn subscriptions_keytype_and_scopes_decide_access() {
         None,
         json!({"keytype": "SANDBOX", "subscribedAPIs": [{"name": "PetStore", "version": "1.0.0"}]}),
     );
-    let grant = f
-        .auth
-        .authenticate(
-            &oauth,
-            auth_header_name(&oauth).as_ref(),
-            &api(),
-            &bearer(&sandbox),
-            None,
-        )
+    let grant = authenticate(&f.auth, &oauth, &bearer(&sandbox), None)
         .await
         .unwrap()
         .unwrap();
@@ -684,30 +685,14 @@ async fn subscriptions_keytype_and_scopes_decide_access() {
         json!({}),
     ] {
         let t = token(&f.oauth_key, None, other);
-        let rejection = f
-            .auth
-            .authenticate(
-                &oauth,
-                auth_header_name(&oauth).as_ref(),
-                &api(),
-                &bearer(&t),
-                None,
-            )
+        let rejection = authenticate(&f.auth, &oauth, &bearer(&t), None)
             .await
             .unwrap_err();
         assert_eq!(rejection.fault.code, 900908);
         assert_eq!(rejection.fault.status, StatusCode::FORBIDDEN);
     }
     let needs_admin = security(vec![AuthScheme::Oauth2], &["admin"]);
-    let rejection = f
-        .auth
-        .authenticate(
-            &needs_admin,
-            auth_header_name(&needs_admin).as_ref(),
-            &api(),
-            &bearer(&t),
-            None,
-        )
+    let rejection = authenticate(&f.auth, &needs_admin, &bearer(&t), None)
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900910);
@@ -738,28 +723,12 @@ async fn api_keys_are_read_from_their_header_or_query_and_check_allowed_apis() {
     let mut headers = HeaderMap::new();
     headers.insert("api_key", HeaderValue::from_str(&key).unwrap());
     // API keys carry no scopes and are not checked against them (as in WSO2).
-    assert!(f
-        .auth
-        .authenticate(
-            &in_header,
-            auth_header_name(&in_header).as_ref(),
-            &api(),
-            &headers,
-            None
-        )
+    assert!(authenticate(&f.auth, &in_header, &headers, None)
         .await
         .is_ok());
     // The same key in the query of a header-scheme resource is not a credential.
     let query = format!("api_key={key}");
-    let rejection = f
-        .auth
-        .authenticate(
-            &in_header,
-            auth_header_name(&in_header).as_ref(),
-            &api(),
-            &HeaderMap::new(),
-            Some(&query),
-        )
+    let rejection = authenticate(&f.auth, &in_header, &HeaderMap::new(), Some(&query))
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900902);
@@ -771,27 +740,13 @@ async fn api_keys_are_read_from_their_header_or_query_and_check_allowed_apis() {
         &[],
     );
     let query = format!("x=1&api_key_query={key}");
-    assert!(f
-        .auth
-        .authenticate(
-            &in_query,
-            auth_header_name(&in_query).as_ref(),
-            &api(),
-            &HeaderMap::new(),
-            Some(&query)
-        )
-        .await
-        .is_ok());
+    assert!(
+        authenticate(&f.auth, &in_query, &HeaderMap::new(), Some(&query))
+            .await
+            .is_ok()
+    );
     // An API-key-only resource ignores the Authorization header (it belongs to the upstream).
-    let rejection = f
-        .auth
-        .authenticate(
-            &in_query,
-            auth_header_name(&in_query).as_ref(),
-            &api(),
-            &bearer("for-the-backend"),
-            None,
-        )
+    let rejection = authenticate(&f.auth, &in_query, &bearer("for-the-backend"), None)
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900902);
@@ -802,47 +757,25 @@ async fn api_keys_are_read_from_their_header_or_query_and_check_allowed_apis() {
         token(&f.oauth_key, None, json!({"iss": "https://gw.test/apikey"})),
     ] {
         let query = format!("api_key_query={bad}");
-        let rejection = f
-            .auth
-            .authenticate(
-                &in_query,
-                auth_header_name(&in_query).as_ref(),
-                &api(),
-                &HeaderMap::new(),
-                Some(&query),
-            )
+        let rejection = authenticate(&f.auth, &in_query, &HeaderMap::new(), Some(&query))
             .await
             .unwrap_err();
         assert_eq!(rejection.fault.code, 900901);
     }
     // An API key presented as a bearer token is not an OAuth2 token.
     let oauth = security(vec![AuthScheme::Oauth2], &[]);
-    assert!(f
-        .auth
-        .authenticate(
-            &oauth,
-            auth_header_name(&oauth).as_ref(),
-            &api(),
-            &bearer(&key),
-            None
-        )
+    assert!(authenticate(&f.auth, &oauth, &bearer(&key), None)
         .await
         .is_err());
     // Without validate_allowed_apis any API accepts the key.
     let lenient = fixture(false);
     let key = api_key_token(&lenient, json!([]));
     let query = format!("api_key_query={key}");
-    assert!(lenient
-        .auth
-        .authenticate(
-            &in_query,
-            auth_header_name(&in_query).as_ref(),
-            &api(),
-            &HeaderMap::new(),
-            Some(&query)
-        )
-        .await
-        .is_ok());
+    assert!(
+        authenticate(&lenient.auth, &in_query, &HeaderMap::new(), Some(&query))
+            .await
+            .is_ok()
+    );
 }
 
 /// Issue 10 item 10: an API key in a cookie (`in: cookie`), among other cookies, in any of
@@ -872,14 +805,7 @@ async fn api_keys_are_read_from_their_cookie() {
         vec![format!("MGW_KEY={key}"), format!("MGW_KEY={key}")],
     ] {
         assert!(
-            f.auth
-                .authenticate(
-                    &in_cookie,
-                    auth_header_name(&in_cookie).as_ref(),
-                    &api(),
-                    &cookies(&values),
-                    None
-                )
+            authenticate(&f.auth, &in_cookie, &cookies(&values), None)
                 .await
                 .is_ok(),
             "{values:?}"
@@ -897,15 +823,7 @@ async fn api_keys_are_read_from_their_cookie() {
         ),
         (vec!["MGW_KEY=not.a.key".to_string()], None, 900901),
     ] {
-        let rejection = f
-            .auth
-            .authenticate(
-                &in_cookie,
-                auth_header_name(&in_cookie).as_ref(),
-                &api(),
-                &cookies(&values),
-                query.as_deref(),
-            )
+        let rejection = authenticate(&f.auth, &in_cookie, &cookies(&values), query.as_deref())
             .await
             .unwrap_err();
         assert_eq!(rejection.fault.code, code, "{values:?} {query:?}");
@@ -913,15 +831,7 @@ async fn api_keys_are_read_from_their_cookie() {
     // The header of the same name is not the cookie.
     let mut headers = HeaderMap::new();
     headers.insert("MGW_KEY", HeaderValue::from_str(&key).unwrap());
-    let rejection = f
-        .auth
-        .authenticate(
-            &in_cookie,
-            auth_header_name(&in_cookie).as_ref(),
-            &api(),
-            &headers,
-            None,
-        )
+    let rejection = authenticate(&f.auth, &in_cookie, &headers, None)
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900902);
@@ -940,28 +850,12 @@ async fn basic_auth_and_credential_ambiguity() {
         );
         headers
     };
-    let grant = f
-        .auth
-        .authenticate(
-            &both,
-            auth_header_name(&both).as_ref(),
-            &api(),
-            &basic("bob", "builder"),
-            None,
-        )
+    let grant = authenticate(&f.auth, &both, &basic("bob", "builder"), None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(grant.consumer.as_deref(), Some("bob"));
-    let wrong = f
-        .auth
-        .authenticate(
-            &both,
-            auth_header_name(&both).as_ref(),
-            &api(),
-            &basic("bob", "wrong"),
-            None,
-        )
+    let wrong = authenticate(&f.auth, &both, &basic("bob", "wrong"), None)
         .await
         .unwrap_err();
     assert_eq!(wrong.fault.code, 900911);
@@ -970,54 +864,26 @@ async fn basic_auth_and_credential_ambiguity() {
         "authorization",
         HeaderValue::from_static("Basic bm9jb2xvbg=="),
     );
-    let rejection = f
-        .auth
-        .authenticate(
-            &both,
-            auth_header_name(&both).as_ref(),
-            &api(),
-            &malformed,
-            None,
-        )
+    let rejection = authenticate(&f.auth, &both, &malformed, None)
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900912);
     // Basic on an OAuth2-only resource, and a JWT on a basic-only one: 401 invalid.
     let oauth_only = security(vec![AuthScheme::Oauth2], &[]);
-    let rejection = f
-        .auth
-        .authenticate(
-            &oauth_only,
-            auth_header_name(&oauth_only).as_ref(),
-            &api(),
-            &basic("bob", "builder"),
-            None,
-        )
+    let rejection = authenticate(&f.auth, &oauth_only, &basic("bob", "builder"), None)
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900901);
     let basic_only = security(vec![AuthScheme::Basic], &[]);
     let jwt = token(&f.oauth_key, None, subscribed("PetStore", "1.0.0"));
-    let rejection = f
-        .auth
-        .authenticate(
-            &basic_only,
-            auth_header_name(&basic_only).as_ref(),
-            &api(),
-            &bearer(&jwt),
-            None,
-        )
+    let rejection = authenticate(&f.auth, &basic_only, &bearer(&jwt), None)
         .await
         .unwrap_err();
     assert_eq!(rejection.fault.code, 900901);
     // Two Authorization headers: refused, never "first wins".
     let mut two = bearer(&jwt);
     two.append("authorization", HeaderValue::from_static("Bearer other"));
-    let rejection = f
-        .auth
-        .authenticate(&both, auth_header_name(&both).as_ref(), &api(), &two, None)
-        .await
-        .unwrap_err();
+    let rejection = authenticate(&f.auth, &both, &two, None).await.unwrap_err();
     assert_eq!(rejection.fault.code, 900901);
 }
 
