@@ -99,6 +99,26 @@ use crate::server::{ProtocolSettings, ServerSettings};
 /// Version of this runtime (printed by `version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The optional parts compiled into this binary (the runtime's cargo features `storage`,
+/// `validation`, `otlp`, `redis`), comma-separated, or `none`: what `--version` says, so an
+/// operator can tell whether a binary can, say, keep its consumers in Redis.
+pub fn optional_parts() -> String {
+    let parts: Vec<&str> = [
+        ("storage", cfg!(feature = "storage")),
+        ("validation", cfg!(feature = "validation")),
+        ("otlp", cfg!(feature = "otlp")),
+        ("redis", cfg!(feature = "redis")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
 #[cfg(feature = "server")]
 /// Runs a gateway: the single, non-generic entry point that generated binaries call.
 /// Returns exit code 1 with a one-line message on any start-up error.
@@ -183,7 +203,11 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let args = parse_args(std::env::args().skip(1))?;
     let mut model = GatewayModel::from_json(model_json).map_err(|e| e.to_string())?;
     if args.version {
-        println!("{} (micro-gw runtime {VERSION})", model.project);
+        println!(
+            "{} (micro-gw runtime {VERSION}; optional parts: {})",
+            model.project,
+            optional_parts()
+        );
         return Ok(());
     }
     if args.help {

@@ -283,7 +283,7 @@ async fn kargo_serves_its_consumers_with_jwt_scopes_metrics_and_healthcheck() {
         ],
     );
     assert!(import.status.success(), "{}", harness::text(&import));
-    let build = harness::micro_gw(dir.path(), &["build", "kargo"]);
+    let build = harness::micro_gw(dir.path(), &["build", "kargo", harness::ALL_PARTS]);
     assert!(build.status.success(), "{}", harness::text(&build));
     let (port, admin_port) = (free_port(), free_port());
     let _gw = GatewayProcess::start_with_env(

@@ -71,10 +71,25 @@ fn kargo_imports_unchanged_and_the_build_lists_unsupported_steps() {
         std::fs::read(&system).unwrap()
     );
 
-    let build = harness::micro_gw(dir.path(), &["build", "kargo"]);
+    let build = harness::micro_gw(dir.path(), &["build", "kargo", harness::ALL_PARTS]);
     let out = harness::text(&build);
     assert!(build.status.success(), "{out}");
     assert!(!out.contains("is not supported yet"), "{out}");
+    // --features adds to what the project needs, and the binary has them all.
+    assert!(
+        out.contains("Runtime parts compiled in on request (--features): validation, otlp\n"),
+        "{out}"
+    );
+    let version = std::process::Command::new(dir.path().join("kargo/target/kargo"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&version.stdout)
+            .contains("optional parts: storage, validation, otlp, redis)\n"),
+        "{}",
+        harness::text(&version)
+    );
     // Every plugin of Kargo is built in (the storage route too): none is named as not loaded,
     // and the project's gateway enables the runtime's storage feature, and the Redis client
     // (its db.redis holds the consumers).
@@ -685,7 +700,7 @@ async fn json_schema_condition_chooses_the_step_and_forwards_the_body_intact() {
         ],
     );
     assert!(import.status.success(), "{}", harness::text(&import));
-    let build = harness::micro_gw(dir.path(), &["build", "orders"]);
+    let build = harness::micro_gw(dir.path(), &["build", "orders", harness::ALL_PARTS]);
     assert!(build.status.success(), "{}", harness::text(&build));
     let port = free_port();
     let _gw = GatewayProcess::start(

@@ -45,7 +45,7 @@ fn otlp_project() -> &'static OtlpProject {
         );
         assert!(text.contains("otlp_endpoint = \"http://"), "{text}");
         std::fs::write(&conf, text).expect("conf");
-        let build = harness::micro_gw(dir.path(), &["build", "otlpgw"]);
+        let build = harness::micro_gw(dir.path(), &["build", "otlpgw", harness::ALL_PARTS]);
         assert!(build.status.success(), "{}", harness::text(&build));
         let manifest = std::fs::read_to_string(project.join("target/gen/Cargo.toml")).unwrap();
         assert!(manifest.contains("default = [\"otlp\"]"), "{manifest}");

@@ -100,7 +100,7 @@ pipelines:
         assert!(import.status.success(), "{}", harness::text(&import));
         // The Redis tests below give the URL at start-up; the others run without one.
         harness::name_redis_in_conf(&dir.path().join("rl"));
-        let build = harness::micro_gw(dir.path(), &["build", "rl"]);
+        let build = harness::micro_gw(dir.path(), &["build", "rl", harness::ALL_PARTS]);
         assert!(build.status.success(), "{}", harness::text(&build));
         let text = harness::text(&build);
         assert!(

@@ -232,7 +232,11 @@ fn build_key_auth_project(dir: &Path, backend: &str, redis: bool) -> std::path::
     if redis {
         harness::name_redis_in_conf(&dir.join("shop"));
     }
-    let build = harness::micro_gw(dir, &["build", "shop"]);
+    let build = if redis {
+        harness::micro_gw(dir, &["build", "shop", harness::ALL_PARTS])
+    } else {
+        harness::micro_gw(dir, &["build", "shop"])
+    };
     assert!(build.status.success(), "{}", harness::text(&build));
     dir.join("shop/target/shop")
 }
@@ -442,6 +446,12 @@ async fn a_gateway_built_without_redis_refuses_a_redis_url() {
     let binary = build_key_auth_project(dir.path(), "http://127.0.0.1:9", false);
     let manifest = std::fs::read_to_string(dir.path().join("shop/target/gen/Cargo.toml")).unwrap();
     assert!(manifest.contains("\ndefault = []\n"), "{manifest}");
+    let version = Command::new(&binary).arg("--version").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&version.stdout).ends_with("; optional parts: none)\n"),
+        "{}",
+        harness::text(&version)
+    );
     let child = Command::new(&binary)
         .args([
             format!("--express_gateway.http_port={}", free_port()),

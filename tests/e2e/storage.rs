@@ -203,7 +203,7 @@ fn build_project(dir: &Path) -> PathBuf {
         ],
     );
     assert!(import.status.success(), "{}", harness::text(&import));
-    let build = harness::micro_gw(dir, &["build", "s3kargo"]);
+    let build = harness::micro_gw(dir, &["build", "s3kargo", harness::ALL_PARTS]);
     let out = harness::text(&build);
     assert!(build.status.success(), "{out}");
     let manifest = std::fs::read_to_string(dir.join("s3kargo/target/gen/Cargo.toml")).unwrap();

@@ -225,7 +225,7 @@ async fn two_replicas_on_one_redis_admit_the_tier_once() {
     let definition = OPEN.replace("paths:", "x-wso2-throttling-tier: 20PerMin\npaths:");
     harness::write_file(&project.join("api_definitions"), "open.yaml", &definition);
     harness::name_redis_in_conf(&project);
-    let build = harness::micro_gw(dir.path(), &["build", "shared"]);
+    let build = harness::micro_gw(dir.path(), &["build", "shared", harness::ALL_PARTS]);
     assert!(build.status.success(), "{}", harness::text(&build));
     let be = backend::spawn("shared", SocketAddr::from(([127, 0, 0, 1], 0)))
         .await

@@ -149,7 +149,12 @@ fn upstream(seen: &Seen) -> backend::ScriptedReply {
 async fn requests_and_responses_are_checked_against_the_petstore_schema() {
     let be = backend::spawn_scripted(upstream).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let binary = harness::build_project(dir.path(), "validation", &[("petstore.yaml", PETSTORE)]);
+    let binary = harness::build_project_with(
+        dir.path(),
+        "validation",
+        &[("petstore.yaml", PETSTORE)],
+        &[harness::ALL_PARTS],
+    );
     let manifest =
         std::fs::read_to_string(dir.path().join("validation/target/gen/Cargo.toml")).unwrap();
     assert!(

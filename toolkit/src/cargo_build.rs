@@ -28,6 +28,9 @@ pub struct CargoOptions {
     pub offline: bool,
     /// Show cargo's own output.
     pub verbose: bool,
+    /// Features of the generated crate to enable beyond its defaults (`--features`): optional
+    /// parts of the runtime asked for on the command line.
+    pub features: Vec<&'static str>,
 }
 
 /// Builds the crate in `gen_dir` and returns the path of the binary named `binary`.
@@ -59,6 +62,9 @@ pub fn build(
         });
     if options.offline {
         command.arg("--offline");
+    }
+    if !options.features.is_empty() {
+        command.arg("--features").arg(options.features.join(","));
     }
     if !options.verbose {
         // cargo's own progress line, parsed from the stderr pipe below.
@@ -453,6 +459,7 @@ mod tests {
     fn features_by_package(
         manifest: &Path,
         package: Option<&str>,
+        features: &[&str],
     ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
         let mut command = Command::new(env!("CARGO"));
         command.args([
@@ -470,6 +477,9 @@ mod tests {
         command.arg(manifest);
         if let Some(package) = package {
             command.args(["-p", package]);
+        }
+        if !features.is_empty() {
+            command.arg("--features").arg(features.join(","));
         }
         let out = command.output().expect("cargo runs");
         assert!(
@@ -501,9 +511,10 @@ mod tests {
     /// toolkit/Cargo.toml and templates/gateway/Cargo.toml keep them equal. serde_json is the
     /// one exception: the toolkit keeps the key order of the documents it rewrites
     /// (`preserve_order`), gateways keep serde_json's own (sorted) maps.
-    #[test]
-    fn the_toolkit_and_the_gateway_share_compiled_crates() {
-        let toolkit_manifest = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+    /// The gateway crate's template rendered into a temporary directory with its pinned lock
+    /// file, on the runtime's default features (a project's own are asked for with
+    /// `--features`).
+    fn rendered_template() -> tempfile::TempDir {
         let templates = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/gateway"));
         let runtime = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../runtime-template"));
         let gen = tempfile::tempdir().unwrap();
@@ -515,15 +526,22 @@ mod tests {
                 "{{ runtime_path_literal }}",
                 &format!("{:?}", runtime.canonicalize().unwrap()),
             )
-            // A project on the runtime's default features (the common case; the optional
-            // features' crates are their own).
             .replace("{{ features }}", "[]");
         std::fs::write(gen.path().join("Cargo.toml"), manifest).unwrap();
         std::fs::write(gen.path().join("main.rs"), "fn main() {}\n").unwrap();
         std::fs::copy(templates.join("Cargo.lock"), gen.path().join("Cargo.lock")).unwrap();
+        gen
+    }
 
-        let toolkit = features_by_package(toolkit_manifest, Some("micro-gw"));
-        let gateway = features_by_package(&gen.path().join("Cargo.toml"), None);
+    #[test]
+    fn the_toolkit_and_the_gateway_share_compiled_crates() {
+        let toolkit_manifest = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        // A project on the runtime's default features (the common case; the optional
+        // features' crates are their own, see the next test).
+        let gen = rendered_template();
+
+        let toolkit = features_by_package(toolkit_manifest, Some("micro-gw"), &[]);
+        let gateway = features_by_package(&gen.path().join("Cargo.toml"), None, &[]);
         let mut differ = Vec::new();
         for (package, features) in &gateway {
             if package.starts_with("serde_json ") {
@@ -614,6 +632,58 @@ mod tests {
                 "{heavy}is no longer in both builds"
             );
         }
+    }
+
+    /// Projects that turn on different optional features of the runtime (`storage`,
+    /// `validation`, `otlp`, `redis`, any combination) share one target directory: a crate
+    /// compiled with other features is compiled again, and with it everything above it (a
+    /// feature of `futures-util` or of the host's `syn` recompiles hyper or every derive macro:
+    /// minutes). So every crate any combination compiles has one set of features in all of
+    /// them; the pins in templates/gateway/Cargo.toml keep it so, and a project's first build
+    /// with a feature compiles only that feature's crates and the runtime.
+    #[test]
+    fn optional_features_compile_each_shared_crate_once() {
+        let gen = rendered_template();
+        let manifest: toml::Table =
+            toml::from_str(&std::fs::read_to_string(gen.path().join("Cargo.toml")).unwrap())
+                .unwrap();
+        let optional: Vec<&str> = manifest["features"]
+            .as_table()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|feature| *feature != "default")
+            .collect();
+        assert!(optional.len() >= 4, "{optional:?}");
+        // package -> its feature lists -> the combinations that compile it so.
+        let mut seen = std::collections::BTreeMap::<
+            String,
+            std::collections::BTreeMap<std::collections::BTreeSet<String>, Vec<String>>,
+        >::new();
+        for mask in 0u32..(1 << optional.len()) {
+            let features: Vec<&str> = (0..optional.len())
+                .filter(|bit| mask & (1 << bit) != 0)
+                .map(|bit| optional[bit])
+                .collect();
+            let packages = features_by_package(&gen.path().join("Cargo.toml"), None, &features);
+            for (package, lists) in packages {
+                seen.entry(package)
+                    .or_default()
+                    .entry(lists)
+                    .or_default()
+                    .push(format!("{features:?}"));
+            }
+        }
+        let differ: Vec<String> = seen
+            .iter()
+            .filter(|(_, ways)| ways.len() > 1)
+            .map(|(package, ways)| format!("{package}: {ways:?}"))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "crates compiled with different features depending on a project's optional features (pin the union in templates/gateway/Cargo.toml):\n{}",
+            differ.join("\n")
+        );
     }
 
     #[test]

@@ -96,6 +96,11 @@ enum Command {
         /// Replace conf/deployment-config.toml with this file (checked first) before building.
         #[arg(short = 'd', long, value_name = "FILE")]
         deployment_config: Option<PathBuf>,
+        /// Also compile these optional parts of the runtime in, whether or not the project
+        /// needs them (comma-separated). Projects built with the same parts share one compiled
+        /// runtime; each other combination compiles it again (a minute or two).
+        #[arg(long, value_enum, value_delimiter = ',', value_name = "PART[,PART...]")]
+        features: Vec<crate::codegen::RuntimeFeature>,
         /// Also write target/docker/ (a Dockerfile and its build context), whatever
         /// [docker.dockerConfig] enable says in conf/deployment-config.toml.
         #[arg(long)]
@@ -318,6 +323,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             verbose,
             allow_unsupported,
             deployment_config,
+            features,
             docker,
             docker_image,
             docker_base_image,
@@ -328,6 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             verbose,
             allow_unsupported,
             deployment_config,
+            features,
             deploy: crate::deploy::DeployOptions {
                 docker,
                 kubernetes,
@@ -381,5 +388,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codegen::RuntimeFeature;
+
+    #[test]
+    fn build_takes_optional_parts_as_a_list() {
+        let cli =
+            Cli::try_parse_from(["micro-gw", "build", "shop", "--features", "redis,otlp"]).unwrap();
+        let Command::Build { features, .. } = cli.command else {
+            panic!("not a build: {cli:?}");
+        };
+        assert_eq!(features, [RuntimeFeature::Redis, RuntimeFeature::Otlp]);
+        let cli = Cli::try_parse_from(["micro-gw", "build", "shop", "--features=all"]).unwrap();
+        let Command::Build { features, .. } = cli.command else {
+            panic!("not a build: {cli:?}");
+        };
+        assert_eq!(features, [RuntimeFeature::All]);
+        // An unknown part is refused with the ones there are.
+        let err = Cli::try_parse_from(["micro-gw", "build", "shop", "--features", "kafka"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("kafka") && err.contains("storage, validation, otlp, redis, all"),
+            "{err}"
+        );
     }
 }

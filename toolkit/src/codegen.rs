@@ -17,6 +17,49 @@ use crate::fsutil::write_atomic;
 /// crates into this one lock whichever the project enables.
 pub const PINNED_LOCK: &str = include_str!("../../templates/gateway/Cargo.lock");
 
+/// An optional part of the runtime that `micro-gw build --features` compiles in whether or not
+/// the project needs it (the runtime's cargo features of the same names; `all` is the four).
+/// Projects built with the same parts share one compiled runtime in the shared target
+/// directory, where each other combination compiles the runtime again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeFeature {
+    /// Kargo's S3 storage route (`storage`).
+    Storage,
+    /// `validate` steps and `json-schema` conditions (`validation`).
+    Validation,
+    /// Span export over OTLP (`otlp`).
+    Otlp,
+    /// The Redis store and rate-limit counters (`redis`).
+    Redis,
+    /// All of the above.
+    All,
+}
+
+impl RuntimeFeature {
+    /// The cargo features this stands for.
+    pub fn cargo_features(self) -> &'static [&'static str] {
+        match self {
+            RuntimeFeature::Storage => &["storage"],
+            RuntimeFeature::Validation => &["validation"],
+            RuntimeFeature::Otlp => &["otlp"],
+            RuntimeFeature::Redis => &["redis"],
+            RuntimeFeature::All => &["storage", "validation", "otlp", "redis"],
+        }
+    }
+}
+
+/// The cargo features `asked` adds to what the project needs (`needed`), each once, in the
+/// order asked.
+pub fn extra_features(needed: &[&str], asked: &[RuntimeFeature]) -> Vec<&'static str> {
+    let mut extra: Vec<&'static str> = Vec::new();
+    for feature in asked.iter().flat_map(|f| f.cargo_features()) {
+        if !needed.contains(feature) && !extra.contains(feature) {
+            extra.push(feature);
+        }
+    }
+    extra
+}
+
 /// The runtime's optional features and the crates that only they bring: a project that does not
 /// enable a feature does not compile what is reachable only through these.
 const FEATURE_ROOTS: &[(&str, &[&str])] = &[
@@ -235,6 +278,32 @@ mod tests {
     use mgw_runtime::model::{Api, Resource, MODEL_FORMAT};
 
     #[test]
+    fn asked_for_parts_add_only_what_the_project_does_not_need() {
+        use RuntimeFeature::*;
+        assert_eq!(
+            extra_features(&["storage", "redis"], &[All]),
+            ["validation", "otlp"]
+        );
+        assert_eq!(
+            extra_features(&[], &[Redis, Redis, Otlp]),
+            ["redis", "otlp"]
+        );
+        assert!(extra_features(&["otlp"], &[Otlp]).is_empty());
+        assert!(extra_features(&["validation"], &[]).is_empty());
+        // Each part is one of the runtime's optional features (the next test checks the
+        // converse for `all`).
+        let runtime: toml::Table =
+            toml::from_str(include_str!("../../runtime-template/Cargo.toml")).unwrap();
+        for part in [Storage, Validation, Otlp, Redis] {
+            let [feature] = part.cargo_features() else {
+                panic!("{part:?}")
+            };
+            assert!(runtime["features"].get(*feature).is_some(), "{feature}");
+            assert!(All.cargo_features().contains(feature), "{feature}");
+        }
+    }
+
+    #[test]
     fn untrusted_names_stay_out_of_rust_source() {
         let evil = r#"x"); std::process::exit(1); ("#;
         let model = GatewayModel {
@@ -401,9 +470,16 @@ mod tests {
             if ["default", "server", "store", "mimalloc"].contains(&feature.as_str()) {
                 continue;
             }
+            // (Pins of its own may follow: `storage = ["mgw-runtime/storage", ...]`.)
             assert!(
-                template.contains(&format!("{feature} = [\"mgw-runtime/{feature}\"]")),
+                template.contains(&format!("\n{feature} = [\"mgw-runtime/{feature}\"")),
                 "templates/gateway/Cargo.toml does not forward `{feature}`"
+            );
+            assert!(
+                RuntimeFeature::All
+                    .cargo_features()
+                    .contains(&feature.as_str()),
+                "`micro-gw build --features all` does not name `{feature}`"
             );
             assert!(
                 FEATURE_ROOTS.iter().any(|(name, _)| name == feature),

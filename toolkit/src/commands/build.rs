@@ -1,4 +1,4 @@
-//! `micro-gw build <project> [--offline] [-v]`: project -> validated model -> generated crate
+//! `micro-gw build <project> [--offline] [-v] [--features PART,...]`: project -> validated model -> generated crate
 //! -> cargo build (shared target directory) -> `<project>/target/<project>`, copied atomically.
 
 use std::path::PathBuf;
@@ -29,6 +29,8 @@ pub struct BuildOptions {
     pub deployment_config: Option<PathBuf>,
     /// Docker and Kubernetes artefacts asked for on the command line.
     pub deploy: crate::deploy::DeployOptions,
+    /// `--features`: optional parts of the runtime to compile in beyond what the project needs.
+    pub features: Vec<codegen::RuntimeFeature>,
 }
 
 /// Builds the project's gateway binary.
@@ -149,15 +151,26 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     if !cargo_build::runtime_compiled(&paths::target_dir()) {
         println!("{}", cargo_build::FIRST_BUILD_NOTE);
     }
+    // Asked-for parts go to cargo's --features: the generated Cargo.toml keeps saying what the
+    // project itself needs.
+    let extra = codegen::extra_features(&features, &options.features);
+    if !extra.is_empty() {
+        println!(
+            "Runtime parts compiled in on request (--features): {}",
+            extra.join(", ")
+        );
+    }
     let cargo = CargoOptions {
         target_dir: paths::target_dir(),
         offline: options.offline,
         verbose: options.verbose,
+        features: extra.clone(),
     };
+    let all_features: Vec<&str> = features.iter().copied().chain(extra).collect();
     let built = match cargo_build::build(
         &project.gen_dir(),
         &project.name,
-        codegen::package_estimate(&features),
+        codegen::package_estimate(&all_features),
         &cargo,
     ) {
         Ok(built) => built,
