@@ -208,6 +208,26 @@ fn variant_args() -> Vec<String> {
     args
 }
 
+/// Spawns `command`, waiting out `ETXTBSY` for up to 5 s. A binary this test process has just
+/// written (a test that copies a gateway, as an image would hold it) cannot be executed while
+/// any process still has it open for writing, and a child that another test's thread forks in
+/// that moment inherits the open file until it calls `exec`: a Linux race every
+/// multi-threaded program that writes and then runs a file meets (rust-lang/rust#114554).
+pub fn spawn_executable(command: &mut Command) -> std::io::Result<Child> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match command.spawn() {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result => return result,
+        }
+    }
+}
+
 /// A running gateway process; killed when dropped.
 pub struct GatewayProcess {
     child: Child,
@@ -256,7 +276,7 @@ impl GatewayProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let spawned = Instant::now();
-        let mut child = command.spawn().expect("starting the gateway");
+        let mut child = spawn_executable(&mut command).expect("starting the gateway");
         let logs = Arc::new(Mutex::new(Vec::new()));
         for stream in [
             child

@@ -33,6 +33,49 @@ pub struct CargoOptions {
     pub features: Vec<&'static str>,
 }
 
+/// An exclusive lock on the shared target directory, held from a project's `cargo build` until
+/// its binary is copied out: every project's gateway crate is the same package, so two
+/// projects with the same name leave their binaries at the same path
+/// (`<target>/release/<name>`), and a second build finishing between the first's cargo and its
+/// copy would hand the first project the second's binary (its routes, its upstreams). Cargo's
+/// own lock covers only the compile. Released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct BuildLock {
+    _file: std::fs::File,
+}
+
+/// Takes the [`BuildLock`] of `target_dir` (creating the directory and
+/// `micro-gw-build.lock` in it), saying so when another build holds it. Errors: the file cannot
+/// be made or locked.
+pub fn lock_target_dir(target_dir: &Path) -> anyhow::Result<BuildLock> {
+    std::fs::create_dir_all(target_dir)
+        .with_context(|| format!("creating {}", target_dir.display()))?;
+    let path = target_dir.join("micro-gw-build.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            println!(
+                "micro-gw: waiting for another build in {} to finish...",
+                target_dir.display()
+            );
+            file.lock()
+                .with_context(|| format!("locking {}", path.display()))?;
+        }
+        // A file system without locks (as cargo does there: build unlocked).
+        Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {}
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    Ok(BuildLock { _file: file })
+}
+
 /// Builds the crate in `gen_dir` and returns the path of the binary named `binary`.
 pub fn build(
     gen_dir: &Path,
@@ -388,6 +431,28 @@ mod tests {
         assert_eq!(kept, "error: it broke\n  --> src/main.rs:1:1\n");
         let seen: Vec<u64> = received.iter().map(|p| p.done).collect();
         assert_eq!(seen, vec![1, 2]);
+    }
+
+    #[test]
+    fn one_build_at_a_time_holds_the_target_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let held = lock_target_dir(&target).unwrap();
+        let (sender, taken) = mpsc::channel();
+        let waiter = {
+            let target = target.clone();
+            std::thread::spawn(move || {
+                let lock = lock_target_dir(&target).unwrap();
+                sender.send(()).unwrap();
+                drop(lock);
+            })
+        };
+        // The second build waits while the first holds the lock...
+        assert!(taken.recv_timeout(Duration::from_millis(300)).is_err());
+        drop(held);
+        // ...and goes on once it is released.
+        taken.recv_timeout(Duration::from_secs(10)).unwrap();
+        waiter.join().unwrap();
     }
 
     #[test]

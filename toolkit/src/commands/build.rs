@@ -167,6 +167,8 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         features: extra.clone(),
     };
     let all_features: Vec<&str> = features.iter().copied().chain(extra).collect();
+    // Held until the binary is copied out (another project of the same name would overwrite it).
+    let build_lock = cargo_build::lock_target_dir(&paths::target_dir())?;
     let built = match cargo_build::build(
         &project.gen_dir(),
         &project.name,
@@ -182,6 +184,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let target = project.binary();
     copy_atomic(&built, &target)
         .with_context(|| format!("copying the gateway to {}", target.display()))?;
+    drop(build_lock);
     if let Err(err) = BuiltDefinitions::record(&project, &all_sources) {
         eprintln!("micro-gw: warning: cannot record the built definitions: {err:#}");
     }
