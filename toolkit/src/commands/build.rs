@@ -64,6 +64,10 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     check_deployment(&project)?;
     let seen = BuiltDefinitions::read(&project);
     let changed = |file: &str| seen.changed(file, &all_sources);
+    // Held from generating the crate until the binary is copied out: another build of this
+    // project would rewrite the crate under cargo, and one of another project of the same name
+    // would replace the binary before the copy.
+    let build_lock = cargo_build::lock_target_dir(&paths::target_dir())?;
     print!("Generating sources...");
     let load_options = loader::LoadOptions {
         cors_default: cors_default(&project),
@@ -167,8 +171,6 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         features: extra.clone(),
     };
     let all_features: Vec<&str> = features.iter().copied().chain(extra).collect();
-    // Held until the binary is copied out (another project of the same name would overwrite it).
-    let build_lock = cargo_build::lock_target_dir(&paths::target_dir())?;
     let built = match cargo_build::build(
         &project.gen_dir(),
         &project.name,
