@@ -99,19 +99,26 @@ use crate::server::{ProtocolSettings, ServerSettings};
 /// Version of this runtime (printed by `version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The optional parts compiled into this binary (the runtime's cargo features `storage`,
-/// `validation`, `otlp`, `redis`), comma-separated, or `none`: what `--version` says, so an
-/// operator can tell whether a binary can, say, keep its consumers in Redis.
+/// The runtime's optional parts, its cargo features of these names: what `--version` lists and
+/// `micro-gw build --features all` compiles in.
+pub const OPTIONAL_FEATURES: [&str; 4] = ["storage", "validation", "otlp", "redis"];
+
+/// The [`OPTIONAL_FEATURES`] compiled into this binary, comma-separated, or `none`: what
+/// `--version` says, so an operator can tell whether a binary can, say, keep its consumers in
+/// Redis.
 pub fn optional_parts() -> String {
-    let parts: Vec<&str> = [
-        ("storage", cfg!(feature = "storage")),
-        ("validation", cfg!(feature = "validation")),
-        ("otlp", cfg!(feature = "otlp")),
-        ("redis", cfg!(feature = "redis")),
-    ]
-    .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
-    .collect();
+    // In the order of OPTIONAL_FEATURES.
+    let compiled = [
+        cfg!(feature = "storage"),
+        cfg!(feature = "validation"),
+        cfg!(feature = "otlp"),
+        cfg!(feature = "redis"),
+    ];
+    let parts: Vec<&str> = OPTIONAL_FEATURES
+        .into_iter()
+        .zip(compiled)
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
     if parts.is_empty() {
         "none".to_string()
     } else {

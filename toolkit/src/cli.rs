@@ -98,7 +98,7 @@ enum Command {
         deployment_config: Option<PathBuf>,
         /// Also compile these optional parts of the runtime in, whether or not the project
         /// needs them (comma-separated). Projects built with the same parts share one compiled
-        /// runtime; each other combination compiles it again (a minute or two).
+        /// runtime; each other combination compiles it again (a few minutes).
         #[arg(long, value_enum, value_delimiter = ',', value_name = "PART[,PART...]")]
         features: Vec<crate::codegen::RuntimeFeature>,
         /// Also write target/docker/ (a Dockerfile and its build context), whatever

@@ -43,7 +43,7 @@ impl RuntimeFeature {
             RuntimeFeature::Validation => &["validation"],
             RuntimeFeature::Otlp => &["otlp"],
             RuntimeFeature::Redis => &["redis"],
-            RuntimeFeature::All => &["storage", "validation", "otlp", "redis"],
+            RuntimeFeature::All => &mgw_runtime::OPTIONAL_FEATURES,
         }
     }
 }

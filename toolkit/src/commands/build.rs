@@ -1,5 +1,6 @@
-//! `micro-gw build <project> [--offline] [-v] [--features PART,...]`: project -> validated model -> generated crate
-//! -> cargo build (shared target directory) -> `<project>/target/<project>`, copied atomically.
+//! `micro-gw build <project> [--offline] [-v] [--features PART,...]`: project -> validated
+//! model -> generated crate -> cargo build (shared target directory) ->
+//! `<project>/target/<project>`, copied atomically.
 
 use std::path::PathBuf;
 use std::time::Instant;
