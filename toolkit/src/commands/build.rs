@@ -1,5 +1,5 @@
-//! `micro-gw build <project> [--offline] [-v] [--features PART,...]`: project -> validated
-//! model -> generated crate -> cargo build (shared target directory) ->
+//! `micro-gw build <project> [--offline] [-v] [--features PART,...] [--lto]`: project ->
+//! validated model -> generated crate -> cargo build (shared target directory) ->
 //! `<project>/target/<project>`, copied atomically.
 
 use std::path::PathBuf;
@@ -32,6 +32,8 @@ pub struct BuildOptions {
     pub deploy: crate::deploy::DeployOptions,
     /// `--features`: optional parts of the runtime to compile in beyond what the project needs.
     pub features: Vec<codegen::RuntimeFeature>,
+    /// `--lto`: fat link-time optimisation and one codegen unit ([`CargoOptions::lto`]).
+    pub lto: bool,
 }
 
 /// Builds the project's gateway binary.
@@ -165,11 +167,15 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
             extra.join(", ")
         );
     }
+    if options.lto {
+        println!("{}", cargo_build::LTO_NOTE);
+    }
     let cargo = CargoOptions {
         target_dir: paths::target_dir(),
         offline: options.offline,
         verbose: options.verbose,
         features: extra.clone(),
+        lto: options.lto,
     };
     let all_features: Vec<&str> = features.iter().copied().chain(extra).collect();
     let built = match cargo_build::build(
