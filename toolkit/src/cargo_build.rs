@@ -38,10 +38,10 @@ pub struct CargoOptions {
 
 /// What `--lto` sets, as cargo `--config` values (they take precedence over the generated
 /// `Cargo.toml`'s `[profile.release]`). Measured on the bench project (docs/benchmarks.md,
-/// "Issue 16: mimalloc again, and the --lto build"): binary 17.8 -> 14.7 MB, idle RSS 14.7 ->
-/// 12.7 MB, 6-8 % fewer instructions per request; a rebuild 167 s instead of 0.9 s. Cargo
-/// compiles every dependency again for it (with bitcode), so an `--lto` build and a default
-/// one keep separate copies in the shared target directory.
+/// "Issue 16: mimalloc again, and the `--lto` build"): binary 17.8 -> 14.7 MB, idle RSS
+/// 14.7 -> 12.7 MB, 6-8 % fewer instructions per request; a rebuild 167 s instead of 0.9 s.
+/// Cargo compiles every dependency again for it (with bitcode), so an `--lto` build and a
+/// default one keep separate copies in the shared target directory.
 pub const LTO_PROFILE: [&str; 2] = [
     "profile.release.lto=\"fat\"",
     "profile.release.codegen-units=1",
@@ -510,8 +510,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("main.rs"), "fn main() {}\n").unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let locked = Command::new(&cargo)
+        let locked = Command::new(env!("CARGO"))
             .args(["generate-lockfile", "--offline", "--manifest-path"])
             .arg(dir.path().join("Cargo.toml"))
             .status()
@@ -526,8 +525,13 @@ mod tests {
                 features: Vec::new(),
                 lto,
             };
+            // Nothing but the option under test may set the profile: not the environment, not
+            // a `.cargo/config.toml` above the directory cargo runs in.
             let output = cargo_command(dir.path(), "probe", &options)
                 .arg("-v")
+                .env_remove("CARGO_PROFILE_RELEASE_LTO")
+                .env_remove("CARGO_PROFILE_RELEASE_CODEGEN_UNITS")
+                .current_dir(dir.path())
                 .output()
                 .unwrap();
             let stderr = String::from_utf8_lossy(&output.stderr);

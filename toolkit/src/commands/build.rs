@@ -155,7 +155,8 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
             express_routes
         );
     }
-    if !cargo_build::runtime_compiled(&paths::target_dir()) {
+    // An --lto build has its own note: its first build and every rebuild take minutes.
+    if !options.lto && !cargo_build::runtime_compiled(&paths::target_dir()) {
         println!("{}", cargo_build::FIRST_BUILD_NOTE);
     }
     // Asked-for parts go to cargo's --features: the generated Cargo.toml keeps saying what the
