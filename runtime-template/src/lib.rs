@@ -108,8 +108,9 @@ pub const OPTIONAL_FEATURES: [&str; 4] = ["storage", "validation", "otlp", "redi
 /// `--version` says, so an operator can tell whether a binary can, say, keep its consumers in
 /// Redis.
 pub fn optional_parts() -> String {
-    // In the order of OPTIONAL_FEATURES.
-    let compiled = [
+    // In the order of OPTIONAL_FEATURES; the length is its, so a part added there and not
+    // here does not compile.
+    let compiled: [bool; OPTIONAL_FEATURES.len()] = [
         cfg!(feature = "storage"),
         cfg!(feature = "validation"),
         cfg!(feature = "otlp"),
