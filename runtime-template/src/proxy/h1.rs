@@ -42,6 +42,8 @@ use std::task::{ready, Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
+
+use super::field_names::FieldNames;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
@@ -97,6 +99,8 @@ struct Socket {
     buf: BytesMut,
     /// Room for the places of a head's fields, reused.
     spans: Vec<Span>,
+    /// The field names of the connection's answers so far.
+    names: FieldNames,
     /// Room for a request head as written ([`encode_head`]), reused.
     out: Vec<u8>,
 }
@@ -267,7 +271,22 @@ pub struct Head {
     /// Whether the connection can carry another exchange after this answer's body, as far as
     /// the framing goes (`Connection` is the caller's).
     pub framing_reusable: bool,
+    /// A `Connection` field is among `headers`.
+    has_connection: bool,
     framing: Framing,
+}
+
+impl Head {
+    /// False when the upstream said it closes the connection after this answer
+    /// ([`super::pool::keeps_alive`]); the fields are looked at only when a `Connection` field
+    /// came (without one, the version's default).
+    pub fn keeps_alive(&self) -> bool {
+        if self.has_connection {
+            super::pool::keeps_alive(self.version, &self.headers)
+        } else {
+            self.version != Version::HTTP_10
+        }
+    }
 }
 
 impl Connection {
@@ -277,6 +296,7 @@ impl Connection {
             io,
             buf: BytesMut::new(),
             spans: Vec::new(),
+            names: FieldNames::default(),
             out: Vec::new(),
         }))
     }
@@ -379,9 +399,14 @@ impl Connection {
             let read = loop {
                 let socket = &mut *self.0;
                 if socket.buf.len() > parsed {
-                    if let Some(head) =
-                        parse_head(&mut socket.buf, &mut socket.spans, method, limit, recycle)?
-                    {
+                    if let Some(head) = parse_head(
+                        &mut socket.buf,
+                        &mut socket.spans,
+                        &mut socket.names,
+                        method,
+                        limit,
+                        recycle,
+                    )? {
                         return Poll::Ready(Ok(head));
                     }
                     parsed = socket.buf.len();
@@ -481,10 +506,12 @@ type Span = (usize, usize, usize, usize);
 
 /// Parses one response head from the front of `buf` and takes it out; interim answers are
 /// taken out and skipped. `None`: more bytes are needed. The fields go into `recycle`'s map
-/// (emptied first; its room is reused), `spans` is room for their places.
+/// (emptied first; its room is reused), `spans` is room for their places, `names` holds the
+/// names the connection's earlier heads carried.
 fn parse_head(
     buf: &mut BytesMut,
     spans: &mut Vec<Span>,
+    names: &mut FieldNames,
     method: &Method,
     limit: usize,
     recycle: &mut HeaderMap,
@@ -548,25 +575,31 @@ fn parse_head(
         let mut headers = std::mem::take(recycle);
         headers.clear();
         headers.reserve(spans.len());
-        for &(name_start, name_end, value_start, value_end) in spans.iter() {
+        // What the framing and the connection's reuse read, noted as the fields go in (a
+        // lookup in the map costs a hash and a probe).
+        let mut framing_fields = FramingFields::default();
+        for (i, &(name_start, name_end, value_start, value_end)) in spans.iter().enumerate() {
             let name = raw
                 .get(name_start..name_end)
-                .and_then(|name| HeaderName::from_bytes(name).ok())
+                .and_then(|name| names.name(i, name))
                 .ok_or(Error::Head("invalid header name"))?;
             if value_start > value_end || value_end > raw.len() {
                 return Err(Error::Head("invalid header value"));
             }
             let value = HeaderValue::from_maybe_shared(raw.slice(value_start..value_end))
                 .map_err(|_| Error::Head("invalid header value"))?;
+            framing_fields.note(&name, &value);
             headers.append(name, value);
         }
-        let (framing, framing_reusable) = framing(method, status, version, &mut headers)?;
+        let (framing, framing_reusable) =
+            framing(method, status, version, &mut headers, &framing_fields)?;
         return Ok(Some(Head {
             status,
             version,
             headers,
             reason,
             framing_reusable,
+            has_connection: framing_fields.connection,
             framing,
         }));
     }
@@ -579,6 +612,7 @@ fn framing(
     status: StatusCode,
     version: Version,
     headers: &mut HeaderMap,
+    fields: &FramingFields,
 ) -> Result<(Framing, bool), Error> {
     if *method == Method::HEAD
         || status == StatusCode::NO_CONTENT
@@ -586,7 +620,7 @@ fn framing(
     {
         return Ok((Framing::Empty, true));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    if fields.transfer_encoding {
         if version == Version::HTTP_10 {
             return Err(Error::Head("Transfer-Encoding in an HTTP/1.0 response"));
         }
@@ -598,10 +632,49 @@ fn framing(
         }
         return Ok((Framing::Chunked(Chunked::new()), !both));
     }
-    match content_length(headers) {
+    match fields.content_length {
         Ok(Some(length)) => Ok((Framing::Length(length), true)),
         Ok(None) => Ok((Framing::Close, false)),
         Err(()) => Err(Error::Head("invalid Content-Length")),
+    }
+}
+
+/// What a response head's fields say of its framing and its connection, noted field by
+/// field as the head is read.
+#[derive(Debug)]
+struct FramingFields {
+    /// A `Transfer-Encoding` field is there.
+    transfer_encoding: bool,
+    /// The `Content-Length` of the fields so far, as [`content_length`] reads it.
+    content_length: Result<Option<u64>, ()>,
+    /// A `Connection` field is there.
+    connection: bool,
+}
+
+impl Default for FramingFields {
+    fn default() -> Self {
+        FramingFields {
+            transfer_encoding: false,
+            content_length: Ok(None),
+            connection: false,
+        }
+    }
+}
+
+impl FramingFields {
+    /// Notes the field `name: value`.
+    fn note(&mut self, name: &HeaderName, value: &HeaderValue) {
+        if *name == header::CONTENT_LENGTH {
+            if let Ok(length) = &mut self.content_length {
+                if add_length(length, value).is_err() {
+                    self.content_length = Err(());
+                }
+            }
+        } else if *name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+        } else if *name == header::CONNECTION {
+            self.connection = true;
+        }
     }
 }
 
@@ -633,15 +706,22 @@ pub(crate) fn digits(value: &[u8]) -> Option<u64> {
 pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|b| *b == b',') {
-            let parsed = digits(item.trim_ascii()).ok_or(())?;
-            match length {
-                Some(known) if known != parsed => return Err(()),
-                _ => length = Some(parsed),
-            }
-        }
+        add_length(&mut length, value)?;
     }
     Ok(length)
+}
+
+/// Reads one `Content-Length` field's `value` (a list of lengths) into `length`, the length
+/// of the fields before it: an error when an item is not a decimal number or differs.
+fn add_length(length: &mut Option<u64>, value: &HeaderValue) -> Result<(), ()> {
+    for item in value.as_bytes().split(|b| *b == b',') {
+        let parsed = digits(item.trim_ascii()).ok_or(())?;
+        match *length {
+            Some(known) if known != parsed => return Err(()),
+            _ => *length = Some(parsed),
+        }
+    }
+    Ok(())
 }
 
 /// The body of an answer read on a lean connection: read from the socket as it is asked for,
@@ -1099,7 +1179,14 @@ pub fn read_from_bytes(bytes: &[u8], method: &Method, piece: usize) -> Result<Re
     let mut spans = Vec::new();
     let mut recycle = HeaderMap::new();
     let mut head = loop {
-        if let Some(head) = parse_head(&mut buf, &mut spans, method, LIMIT, &mut recycle)? {
+        if let Some(head) = parse_head(
+            &mut buf,
+            &mut spans,
+            &mut FieldNames::default(),
+            method,
+            LIMIT,
+            &mut recycle,
+        )? {
             break head;
         }
         if buf.len() >= LIMIT {
@@ -1171,18 +1258,101 @@ impl Feed<'_> {
 mod tests {
     use super::*;
 
+    /// The head at the front of `bytes`, read as a connection's first answer. It is read
+    /// again as a later answer (the names of another head already known, in another order
+    /// and spelling), which must come out the same.
     fn head_of(bytes: &[u8], method: &Method) -> Result<Option<Head>, Error> {
-        let mut buf = BytesMut::from(bytes);
-        let mut recycle = HeaderMap::new();
-        recycle.insert("x-old", HeaderValue::from_static("gone"));
-        let head = parse_head(&mut buf, &mut Vec::new(), method, 64 * 1024, &mut recycle)?;
-        if let Some(head) = &head {
-            assert!(
-                !head.headers.contains_key("x-old"),
-                "the recycled map is emptied"
+        let read = |names: &mut FieldNames| {
+            let mut buf = BytesMut::from(bytes);
+            let mut recycle = HeaderMap::new();
+            recycle.insert("x-old", HeaderValue::from_static("gone"));
+            let head = parse_head(
+                &mut buf,
+                &mut Vec::new(),
+                names,
+                method,
+                64 * 1024,
+                &mut recycle,
+            );
+            if let Ok(Some(head)) = &head {
+                assert!(
+                    !head.headers.contains_key("x-old"),
+                    "the recycled map is emptied"
+                );
+            }
+            head
+        };
+        let mut later = FieldNames::default();
+        let mut before = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nx-a: 0\r\ncontent-length: 0\r\nConnection: keep-alive\r\n\
+               X-A: 1\r\ntransfer-encoding: gzip, chunked\r\nCONTENT-LENGTH: 0\r\n\r\n"[..],
+        );
+        parse_head(
+            &mut before,
+            &mut Vec::new(),
+            &mut later,
+            &Method::GET,
+            64 * 1024,
+            &mut HeaderMap::new(),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!later.is_empty());
+        let first = read(&mut FieldNames::default());
+        let again = read(&mut later);
+        match (&first, &again) {
+            (Ok(Some(first)), Ok(Some(again))) => {
+                assert_eq!(first.headers, again.headers);
+                assert_eq!(
+                    (first.status, first.version, &first.reason),
+                    (again.status, again.version, &again.reason)
+                );
+                assert_eq!(
+                    (first.framing_reusable, first.has_connection),
+                    (again.framing_reusable, again.has_connection)
+                );
+                assert_eq!(
+                    format!("{:?}", first.framing),
+                    format!("{:?}", again.framing)
+                );
+            }
+            (Ok(None), Ok(None)) => {}
+            (Err(first), Err(again)) => assert_eq!(first.to_string(), again.to_string()),
+            _ => panic!("read as a later answer: {again:?}, as the first: {first:?}"),
+        }
+        first
+    }
+
+    #[test]
+    fn the_connection_is_kept_unless_the_answer_says_otherwise() {
+        for (head, kept) in [
+            (&b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..], true),
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nconnection: keep-alive, Close\r\n\r\n",
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+                true,
+            ),
+            (b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false),
+            (
+                b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n",
+                true,
+            ),
+        ] {
+            let parsed = head_of(head, &Method::GET).unwrap().unwrap();
+            assert_eq!(
+                parsed.keeps_alive(),
+                kept,
+                "{}",
+                String::from_utf8_lossy(head)
             );
         }
-        Ok(head)
     }
 
     #[test]
@@ -1233,6 +1403,7 @@ mod tests {
             parse_head(
                 &mut buf,
                 &mut Vec::new(),
+                &mut FieldNames::default(),
                 &Method::GET,
                 100,
                 &mut HeaderMap::new()

@@ -1,6 +1,7 @@
 //! Forwarding to upstream endpoints over pooled keep-alive connections.
 
 pub mod body;
+pub mod field_names;
 pub mod h1;
 pub mod headers;
 pub mod pool;
@@ -336,7 +337,7 @@ pub async fn forward(
                         && !fresh
                         && sent_cleanly
                         && response.framing_reusable
-                        && pool::keeps_alive(response.version, &response.headers)
+                        && response.keeps_alive()
                         && !announces_a_body_it_cannot_have(
                             head,
                             response.status,

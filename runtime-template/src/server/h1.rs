@@ -51,6 +51,7 @@ use tokio::net::TcpStream;
 use super::drain::{Activity, Stop};
 use crate::gateway::{Gateway, Site};
 use crate::proxy::body::ClientBody;
+use crate::proxy::field_names::FieldNames;
 use crate::proxy::h1::digits;
 
 /// Room for one read of a head (hyper's first read size).
@@ -134,6 +135,7 @@ where
         buf: BytesMut::new(),
         out: Vec::with_capacity(1024),
         spans: Vec::new(),
+        names: FieldNames::default(),
         fields: HeaderMap::new(),
         read_room: READ_ROOM,
     };
@@ -222,6 +224,8 @@ struct Connection {
     out: Vec<u8>,
     /// Room for the fields' places in a head.
     spans: Vec<Span>,
+    /// The field names of the connection's requests so far.
+    names: FieldNames,
     /// The last response's emptied field map, room for the next request's fields (as hyper
     /// keeps it).
     fields: HeaderMap,
@@ -303,6 +307,7 @@ impl HeadReader {
         &mut self,
         buf: &mut BytesMut,
         spans: &mut Vec<Span>,
+        names: &mut FieldNames,
         fields: &mut HeaderMap,
         limits: &Limits,
     ) -> Next {
@@ -314,6 +319,7 @@ impl HeadReader {
             match parse_request(
                 buf,
                 spans,
+                names,
                 fields,
                 limits.max_headers,
                 limits.max_header_bytes,
@@ -345,7 +351,13 @@ impl Connection {
         let mut armed = false;
         let mut reader = HeadReader::with_room(self.read_room);
         std::future::poll_fn(|cx| loop {
-            match reader.next(&mut self.buf, &mut self.spans, &mut self.fields, limits) {
+            match reader.next(
+                &mut self.buf,
+                &mut self.spans,
+                &mut self.names,
+                &mut self.fields,
+                limits,
+            ) {
                 Next::Head(head) => return Poll::Ready(Read::Head(head)),
                 Next::Refer(head) => return Poll::Ready(Read::Refer(head)),
                 Next::Body(room) => match poll_fill(&mut self.io, &mut self.buf, cx, room) {
@@ -615,6 +627,7 @@ fn ask_to_close(headers: &mut HeaderMap) {
 fn parse_request(
     buf: &mut BytesMut,
     spans: &mut Vec<Span>,
+    names: &mut FieldNames,
     fields: &mut HeaderMap,
     max_headers: usize,
     max_header_bytes: usize,
@@ -697,7 +710,7 @@ fn parse_request(
         return Parsed::NeedBody(len + length);
     }
     let raw = buf.split_to(len).freeze();
-    let Some(head) = build(&raw, target_span, spans, fields) else {
+    let Some(head) = build(&raw, target_span, spans, names, fields) else {
         return Parsed::Refer(Some(raw));
     };
     let (mut uri, headers) = head;
@@ -724,6 +737,7 @@ fn build(
     raw: &Bytes,
     target: (usize, usize),
     spans: &[Span],
+    names: &mut FieldNames,
     fields: &mut HeaderMap,
 ) -> Option<(Uri, HeaderMap)> {
     let (start, end) = target;
@@ -734,10 +748,10 @@ fn build(
     let mut headers = std::mem::take(fields);
     headers.clear();
     headers.reserve(spans.len());
-    for &(name_start, name_end, value_start, value_end) in spans {
+    for (i, &(name_start, name_end, value_start, value_end)) in spans.iter().enumerate() {
         let name = raw
             .get(name_start..name_end)
-            .and_then(|name| HeaderName::from_bytes(name).ok());
+            .and_then(|name| names.name(i, name));
         let value = (value_start <= value_end && value_end <= raw.len())
             .then(|| HeaderValue::from_maybe_shared(raw.slice(value_start..value_end)).ok())
             .flatten();
@@ -1151,6 +1165,7 @@ pub fn first_request_from_bytes(bytes: &[u8], piece: usize, limits: Limits) -> F
     let mut buf = BytesMut::new();
     let mut fed = 0;
     let mut spans = Vec::new();
+    let mut names = FieldNames::default();
     let mut fields = HeaderMap::new();
     // A connection's first request: hyper's first read size.
     let mut reader = HeadReader::with_room(READ_ROOM);
@@ -1162,7 +1177,8 @@ pub fn first_request_from_bytes(bytes: &[u8], piece: usize, limits: Limits) -> F
         FirstRequest::HandedOver(handed)
     };
     loop {
-        let (room, body) = match reader.next(&mut buf, &mut spans, &mut fields, &limits) {
+        let (room, body) = match reader.next(&mut buf, &mut spans, &mut names, &mut fields, &limits)
+        {
             Next::Head(head) => {
                 let (parts, body) = head.request.into_parts();
                 let body = match body {
@@ -1781,6 +1797,17 @@ mod tests {
             assert_eq!(lean_seen, hyper_seen, "{shown}");
             assert_eq!(lean_text, hyper_text, "{shown}");
         }
+        // All of them, one after the other on one connection: the later heads are read with
+        // the names of the earlier ones remembered (`proxy::field_names`), in other orders
+        // and spellings, and read the same.
+        let all = requests.concat();
+        let answer = Answer::ok("ok");
+        let (hyper_text, _, hyper_seen) = through_hyper(&all, &answer).await;
+        let (lean_text, _, lean_seen, handed_over) = through_lean(&all, &answer).await;
+        assert!(!handed_over, "served, not handed over");
+        assert_eq!(hyper_seen.len(), requests.len());
+        assert_eq!(lean_seen, hyper_seen);
+        assert_eq!(lean_text, hyper_text);
     }
 
     /// Heads this server does not take are left whole for hyper, and the bytes behind them
@@ -1807,7 +1834,14 @@ mod tests {
         ];
         for other in others {
             let mut buf = BytesMut::from(*other);
-            let parsed = parse_request(&mut buf, &mut Vec::new(), &mut HeaderMap::new(), 100, 8192);
+            let parsed = parse_request(
+                &mut buf,
+                &mut Vec::new(),
+                &mut FieldNames::default(),
+                &mut HeaderMap::new(),
+                100,
+                8192,
+            );
             let shown = String::from_utf8_lossy(other);
             match parsed {
                 Parsed::Refer(None) => assert_eq!(&buf[..], *other, "{shown}: left whole"),
@@ -2201,9 +2235,10 @@ mod reading {
             ..LIMITS
         };
         let (mut buf, mut spans, mut fields) = (BytesMut::new(), Vec::new(), HeaderMap::new());
+        let mut names = FieldNames::default();
         let mut reader = HeadReader::with_room(read_room_after(10 * 1024 + 180));
         assert!(matches!(
-            reader.next(&mut buf, &mut spans, &mut fields, &limits),
+            reader.next(&mut buf, &mut spans, &mut names, &mut fields, &limits),
             Next::More(room) if room == 12 * 1024
         ));
         let limits = Limits {
@@ -2211,7 +2246,7 @@ mod reading {
             ..limits
         };
         assert!(matches!(
-            reader.next(&mut buf, &mut spans, &mut fields, &limits),
+            reader.next(&mut buf, &mut spans, &mut names, &mut fields, &limits),
             Next::More(room) if room == 8 * 1024
         ));
     }
