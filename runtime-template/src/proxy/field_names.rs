@@ -19,12 +19,15 @@ pub const MAX_NAMES: usize = 16;
 /// Longest name remembered, in bytes; longer ones are made every time.
 pub const MAX_NAME_LEN: usize = 40;
 
-/// Room for the names' bytes asked for with the first one (most heads' names fit).
+/// Room for the names' bytes asked for with the first one (most heads' names fit); when it
+/// is full, room for all [`MAX_NAMES`] names of [`MAX_NAME_LEN`] bytes is asked for at once.
 const FIRST_ROOM: usize = 256;
 
 /// The names a connection's heads have carried, exactly as spelled (`Host` and `host` are
-/// two entries, both `host`), at most [`MAX_NAMES`] of at most [`MAX_NAME_LEN`] bytes: two
-/// allocations per connection that reads a head (none before), of at most 1 KiB together.
+/// two entries, both `host`), at most [`MAX_NAMES`] of at most [`MAX_NAME_LEN`] bytes. None
+/// is allocated before a head is read; then two blocks, of at most 640 bytes each on 64-bit
+/// targets (the names' bytes, and [`MAX_NAMES`] entries), plus, for a name outside the
+/// standard ones, the block that keeps its lower-cased copy alive.
 #[derive(Debug, Default)]
 pub struct FieldNames {
     /// The names' bytes, one after the other.
@@ -53,7 +56,12 @@ impl FieldNames {
         if self.seen.len() < MAX_NAMES && raw.len() <= MAX_NAME_LEN {
             if self.seen.is_empty() {
                 self.seen.reserve_exact(MAX_NAMES);
-                self.bytes.reserve(FIRST_ROOM);
+                self.bytes.reserve_exact(FIRST_ROOM);
+            }
+            if self.bytes.capacity() - self.bytes.len() < raw.len() {
+                // Never more than the bound: not the doubling `extend` would do.
+                self.bytes
+                    .reserve_exact(MAX_NAMES * MAX_NAME_LEN - self.bytes.len());
             }
             self.bytes.extend_from_slice(raw);
             self.seen.push((self.bytes.len(), name.clone()));
@@ -133,7 +141,18 @@ mod tests {
             );
         }
         assert_eq!(names.len(), MAX_NAMES);
-        assert!(names.bytes.len() <= MAX_NAMES * MAX_NAME_LEN);
+        assert_eq!(names.seen.capacity(), MAX_NAMES);
+        assert!(names.bytes.capacity() <= MAX_NAMES * MAX_NAME_LEN);
+        // The longest names there can be, all remembered, within the same room.
+        let mut longest = FieldNames::default();
+        for i in 0..MAX_NAMES {
+            let raw = format!("{i:x<width$}", width = MAX_NAME_LEN);
+            assert!(longest.name(i, raw.as_bytes()).is_some());
+        }
+        assert_eq!(longest.len(), MAX_NAMES);
+        assert_eq!(longest.bytes.len(), MAX_NAMES * MAX_NAME_LEN);
+        assert_eq!(longest.bytes.capacity(), MAX_NAMES * MAX_NAME_LEN);
+        assert_eq!(longest.seen.capacity(), MAX_NAMES);
         // Names past the bound are still made correctly, every time.
         let late = format!("x-field-{}", MAX_NAMES * 2);
         assert_eq!(names.name(0, late.as_bytes()).unwrap().as_str(), late);

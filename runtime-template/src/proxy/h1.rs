@@ -279,7 +279,8 @@ pub struct Head {
 impl Head {
     /// False when the upstream said it closes the connection after this answer
     /// ([`super::pool::keeps_alive`]); the fields are looked at only when a `Connection` field
-    /// came (without one, the version's default).
+    /// came (without one, the version's default). For the head as read: whether a
+    /// `Connection` field came was noted then, so a field added to `headers` since is not seen.
     pub fn keeps_alive(&self) -> bool {
         if self.has_connection {
             super::pool::keeps_alive(self.version, &self.headers)
@@ -1348,6 +1349,11 @@ mod tests {
             let parsed = head_of(head, &Method::GET).unwrap().unwrap();
             assert_eq!(
                 parsed.keeps_alive(),
+                super::super::pool::keeps_alive(parsed.version, &parsed.headers),
+                "as the fields in the map say"
+            );
+            assert_eq!(
+                parsed.keeps_alive(),
                 kept,
                 "{}",
                 String::from_utf8_lossy(head)
@@ -1483,6 +1489,19 @@ mod tests {
         );
         assert!(matches!(f, Framing::Close) && !reusable);
         assert!(!headers.contains_key(header::CONTENT_LENGTH));
+        // A Content-Length that is not one does not count where none would: beside a
+        // Transfer-Encoding (it goes), on a bodiless answer.
+        let (f, reusable, headers) = framing_of(
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &Method::GET,
+        );
+        assert!(matches!(f, Framing::Chunked(_)) && !reusable);
+        assert!(!headers.contains_key(header::CONTENT_LENGTH));
+        let (f, reusable, _) = framing_of(
+            b"HTTP/1.1 204 No Content\r\nContent-Length: x\r\n\r\n",
+            &Method::GET,
+        );
+        assert!(matches!(f, Framing::Empty) && reusable);
         for bad in [
             &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"[..],
             b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
