@@ -24,8 +24,9 @@ pin_project_lite::pin_project! {
         /// The upstream response, streamed.
         Upstream { #[pin] body: UpstreamBody },
         /// An upstream response whose first bytes were already read (a step looked at them
-        /// and left the body as it was): those bytes, then the rest of the stream.
-        Prefixed { prefix: Option<Bytes>, #[pin] body: UpstreamBody },
+        /// and left the body as it was): those bytes, then the rest of the stream. (Boxed,
+        /// as rare as it is: the variants' size is every response's, moved about ten times.)
+        Prefixed { prefix: Option<Bytes>, body: Pin<Box<UpstreamBody>> },
     }
 }
 
@@ -119,7 +120,7 @@ pub async fn read_upstream(
             if out.len() > limit {
                 return Ok(UpstreamRead::TooLong(GatewayBody::Prefixed {
                     prefix: Some(out.freeze()),
-                    body,
+                    body: Box::pin(body),
                 }));
             }
         }
@@ -185,7 +186,7 @@ impl Body for GatewayBody {
             GatewayBodyProj::Upstream { body } => body.poll_frame(cx),
             GatewayBodyProj::Prefixed { prefix, body } => match prefix.take() {
                 Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
-                None => body.poll_frame(cx),
+                None => body.as_mut().poll_frame(cx),
             },
         }
     }
@@ -490,5 +491,22 @@ mod tests {
             fixed.at(started, 1 << 40) - started,
             Duration::from_secs(20)
         );
+    }
+}
+
+#[cfg(test)]
+mod size {
+    use std::mem::size_of;
+
+    /// A response is moved about ten times on its way from the pipeline to the connection,
+    /// each move a `memcpy` of its size, and glibc copies up to 256 bytes without a loop
+    /// (docs/benchmarks.md, "ninth pass": 272 and 304 bytes before the rare and large parts
+    /// were boxed). A body variant that grows past this is to be boxed too.
+    #[test]
+    fn responses_stay_small_to_move() {
+        let gateway = size_of::<http::Response<super::GatewayBody>>();
+        let logged = size_of::<crate::gateway::GatewayResponse>();
+        assert!(gateway <= 256, "Response<GatewayBody> is {gateway} bytes");
+        assert!(logged <= 256, "GatewayResponse is {logged} bytes");
     }
 }
