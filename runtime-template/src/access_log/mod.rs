@@ -306,11 +306,11 @@ pub struct RecordSinks {
 
 pin_project_lite::pin_project! {
     /// A response body that hands the request's record to the access log once it is finished.
-    /// The record is completed where it lies (the end's time, the bytes, how it ended) and
-    /// moved once, from here into the access log's buffer. It is boxed: the response is moved
-    /// about ten times on its way to the connection, each move a copy of its bytes, and the
-    /// record (about 290 bytes) would double them, for every request whether a sink wants the
-    /// record or not (docs/benchmarks.md, "ninth pass").
+    /// The record is completed where it lies (the end's time, the bytes, how it ended), then
+    /// taken out of its box and moved into the access log's buffer. It is boxed: the response
+    /// is moved about ten times on its way to the connection, each move a copy of its bytes,
+    /// and the record (about 290 bytes) would double them, for every request whether a sink
+    /// wants the record or not (docs/benchmarks.md, "ninth pass").
     pub struct LoggedBody<B> {
         #[pin]
         inner: B,

@@ -259,8 +259,8 @@ impl AccessLog {
         self.send_from(&mut Some(record));
     }
 
-    /// [`AccessLog::send`] of the record in `slot`, moved from there into the buffer (the one
-    /// move of a finished record), leaving `None`.
+    /// [`AccessLog::send`] of the record in `slot`, moved from there into the buffer, leaving
+    /// `None`.
     pub fn send_from(&self, slot: &mut Option<AccessRecord>) {
         let Some(buffer) = self.shared.own_buffer() else {
             *slot = None;
