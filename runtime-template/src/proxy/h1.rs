@@ -42,10 +42,10 @@ use std::task::{ready, Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
-
-use super::field_names::FieldNames;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
+
+use super::field_names::FieldNames;
 
 /// Most header fields in an answer's head (hyper's default).
 pub const MAX_HEADERS: usize = 100;
