@@ -212,9 +212,10 @@ impl Gateway {
         context.rest = rest;
         context.trace = trace;
         context.route = route;
-        let (parts, body) = request.into_parts();
+        // The head is lent to the pipeline (a move copies it into each future on the way).
+        let (mut parts, body) = request.into_parts();
         let mut response = pipeline
-            .run(&self.services, &mut context, parts, body)
+            .run(&self.services, &mut context, &mut parts, body)
             .await;
         if context.close_connection {
             response

@@ -195,12 +195,15 @@ impl ReadyPipeline {
         }
     }
 
-    /// Runs the request phase, then the response phase over the steps that ran.
+    /// Runs the request phase, then the response phase over the steps that ran. The request's
+    /// head is lent, not given (a move would copy it into each future on the way); a proxy
+    /// step spends it (`proxy::forward`) unless the response phase reads it, so the caller
+    /// only drops it afterwards.
     pub async fn run(
         &self,
         services: &Services,
         context: &mut Context<'_>,
-        mut parts: Parts,
+        parts: &mut Parts,
         body: ClientBody,
     ) -> Response<GatewayBody> {
         let mut body = Some(body);
@@ -209,7 +212,7 @@ impl ReadyPipeline {
         for (i, step) in self.steps.iter().enumerate() {
             if let Some(condition) = &step.condition {
                 if step.condition_reads_body && context.body_json.is_none() {
-                    match express_body::read(services, self.dialect, context, &parts, &mut body)
+                    match express_body::read(services, self.dialect, context, parts, &mut body)
                         .await
                     {
                         Ok(json) => context.body_json = Some(json),
@@ -219,7 +222,7 @@ impl ReadyPipeline {
                         }
                     }
                 }
-                if !condition.holds(&parts, context) {
+                if !condition.holds(parts, context) {
                     continue;
                 }
             }
@@ -230,7 +233,7 @@ impl ReadyPipeline {
                     services,
                     self.dialect,
                     context,
-                    &mut parts,
+                    parts,
                     &mut body,
                     self.has_response_phase,
                 )
@@ -248,12 +251,12 @@ impl ReadyPipeline {
                 }
             }
         }
-        let mut response = answer.unwrap_or_else(|| self.fell_through(&parts));
+        let mut response = answer.unwrap_or_else(|| self.fell_through(parts));
         if self.has_response_phase {
             for (i, step) in self.steps.iter().enumerate().rev() {
                 if ran & (1u128 << (i % MAX_STEPS)) != 0 {
                     step.policy
-                        .response(services, context, &parts, &mut response)
+                        .response(services, context, parts, &mut response)
                         .await;
                 }
             }

@@ -183,16 +183,14 @@ impl ReadyPolicy {
             ReadyPolicy::IssueApiKey => policies::apikey::issue(services, parts).await,
             ReadyPolicy::Authenticate(step) => step.request(services, context, parts).await,
             ReadyPolicy::Proxy(step) => match body.take() {
-                Some(body) => {
-                    // The response phase may read the request (CORS reads `Origin`): then the
-                    // proxy gets a copy of the head, else the head itself.
-                    let head = if keep_request {
-                        clone_parts(parts)
-                    } else {
-                        std::mem::replace(parts, empty_parts())
-                    };
-                    Flow::Respond(step.forward(services, context, head, body).await)
+                // The response phase may read the request (CORS reads `Origin`): then the
+                // proxy works on a copy of the head, else on the head itself (lent, not moved:
+                // a move copies its 224 bytes at each of the calls it goes through).
+                Some(body) if keep_request => {
+                    let mut head = clone_parts(parts);
+                    Flow::Respond(step.forward(services, context, &mut head, body).await)
                 }
+                Some(body) => Flow::Respond(step.forward(services, context, parts, body).await),
                 None => Flow::Respond(crate::respond::internal_error(dialect)),
             },
             ReadyPolicy::Unsupported(step) => step.request(dialect, context),
@@ -576,10 +574,6 @@ fn apply_request_changes(
             Flow::Respond(crate::respond::internal_error(dialect))
         }
     }
-}
-
-fn empty_parts() -> Parts {
-    http::Request::new(()).into_parts().0
 }
 
 fn clone_parts(parts: &Parts) -> Parts {

@@ -46,6 +46,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
 use super::field_names::FieldNames;
+use super::upstream::{InvalidTarget, Target};
 
 /// Most header fields in an answer's head (hyper's default).
 pub const MAX_HEADERS: usize = 100;
@@ -87,6 +88,9 @@ pub enum Error {
     /// source says which) or a length that does not match its `Content-Length`.
     #[error("the request body could not be sent")]
     Upload(#[source] super::body::BoxError),
+    /// The request target is not one `http` takes as a path and query: no request was made.
+    #[error(transparent)]
+    Target(#[from] InvalidTarget),
 }
 
 /// One upstream HTTP/1.1 connection and what it has read but not yet handed out. Boxed once
@@ -332,7 +336,7 @@ impl Connection {
     pub async fn send(
         &mut self,
         method: &Method,
-        uri: &Uri,
+        target: &(impl RequestTarget + ?Sized),
         headers: &HeaderMap,
         host: Option<&HeaderValue>,
         length: Option<u64>,
@@ -341,7 +345,7 @@ impl Connection {
         use bytes::Buf as _;
         use tokio::io::AsyncWrite as _;
         let socket = &mut *self.0;
-        encode_head(&mut socket.out, method, uri, headers, host, length);
+        encode_head(&mut socket.out, method, target, headers, host, length)?;
         let Some(upload) = upload else {
             return socket.io.write_all(&socket.out).await.map_err(Error::Io);
         };
@@ -471,18 +475,22 @@ impl Connection {
 /// case, as hyper writes them), then `host` as a `Host` field when given (where hyper's client
 /// puts a `Host` inserted into the map), then `Content-Length: length` when given (a body of
 /// known length whose head has none, as hyper's client adds it).
+/// `Err` (and nothing written) when `target` cannot be written.
 pub fn encode_head(
     dst: &mut Vec<u8>,
     method: &Method,
-    uri: &Uri,
+    target: &(impl RequestTarget + ?Sized),
     headers: &HeaderMap,
     host: Option<&HeaderValue>,
     length: Option<u64>,
-) {
+) -> Result<(), InvalidTarget> {
     dst.clear();
     dst.extend_from_slice(method.as_str().as_bytes());
     dst.push(b' ');
-    dst.extend_from_slice(uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
+    if let Err(err) = target.write_target(dst) {
+        dst.clear();
+        return Err(err);
+    }
     dst.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
         dst.extend_from_slice(name.as_str().as_bytes());
@@ -500,6 +508,39 @@ pub fn encode_head(
         let _ = std::io::Write::write_fmt(dst, format_args!("content-length: {length}\r\n"));
     }
     dst.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+/// A request target in origin form (RFC 9112 §3.2.1: path and query), written into a head.
+pub trait RequestTarget {
+    /// Appends the target to `dst`; `Err` leaves `dst` as it was.
+    fn write_target(&self, dst: &mut Vec<u8>) -> Result<(), InvalidTarget>;
+}
+
+/// A `Uri`'s path and query (`/` when it has none): always written.
+impl RequestTarget for Uri {
+    fn write_target(&self, dst: &mut Vec<u8>) -> Result<(), InvalidTarget> {
+        dst.extend_from_slice(self.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
+        Ok(())
+    }
+}
+
+/// The target of a request to an upstream URL, from the path after its base path and the
+/// client's query ([`Target::write_target`]): what [`Target::uri_for`] makes, written without
+/// making a `Uri`.
+pub struct UpstreamTarget<'a> {
+    /// The upstream URL.
+    pub target: &'a Target,
+    /// The raw path after the base path.
+    pub rest: &'a str,
+    /// The raw query, if any.
+    pub query: Option<&'a str>,
+}
+
+impl RequestTarget for UpstreamTarget<'_> {
+    fn write_target(&self, dst: &mut Vec<u8>) -> Result<(), InvalidTarget> {
+        self.target.write_target(dst, self.rest, self.query)
+    }
 }
 
 /// Where one header field lies in the head's bytes: name start and end, value start and end.
@@ -1855,19 +1896,19 @@ mod tests {
         headers.append("x-a", HeaderValue::from_static("2"));
         let uri: Uri = "http://b.test:8080/p/a?q=1".parse().unwrap();
         let mut out = Vec::new();
-        encode_head(&mut out, &Method::GET, &uri, &headers, None, None);
+        encode_head(&mut out, &Method::GET, &uri, &headers, None, None).unwrap();
         assert_eq!(
             out,
             b"GET /p/a?q=1 HTTP/1.1\r\nhost: b.test:8080\r\nx-a: 1\r\nx-a: 2\r\n\r\n"
         );
         headers.remove(header::HOST);
         let host = HeaderValue::from_static("c.test");
-        encode_head(&mut out, &Method::DELETE, &uri, &headers, Some(&host), None);
+        encode_head(&mut out, &Method::DELETE, &uri, &headers, Some(&host), None).unwrap();
         assert_eq!(
             out,
             b"DELETE /p/a?q=1 HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\nhost: c.test\r\n\r\n"
         );
-        encode_head(&mut out, &Method::POST, &uri, &headers, None, Some(12));
+        encode_head(&mut out, &Method::POST, &uri, &headers, None, Some(12)).unwrap();
         assert_eq!(
             out,
             b"POST /p/a?q=1 HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\ncontent-length: 12\r\n\r\n"

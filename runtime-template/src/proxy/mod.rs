@@ -183,7 +183,10 @@ pub struct Destination<'a> {
     pub timeout: Duration,
 }
 
-/// Sends the request to `destination`.
+/// Sends the request to `destination`. The request's head is lent, not given (a move would
+/// copy it into each future on the way), but it is spent all the same: its fields may be gone
+/// (taken for the upstream request, or their map's room reused for the answer's), for the
+/// caller only to drop.
 ///
 /// - When a URL refuses the connection before any of the body was sent, the next URL is tried
 ///   (failover, and load balancing past a dead node); everything shares one deadline.
@@ -201,7 +204,7 @@ pub struct Destination<'a> {
 pub async fn forward(
     client: &UpstreamClient,
     destination: Destination<'_>,
-    mut parts: Parts,
+    parts: &mut Parts,
     body: ClientBody,
     body_limits: BodyLimits,
 ) -> Result<Forwarded, ForwardError> {
@@ -260,9 +263,6 @@ pub async fn forward(
         |target| move || upstream_error(fault::UPSTREAM_TIMEOUT, target, UpstreamFailure::Timeout);
     loop {
         let target = &upstream.targets[(first + attempt) % count];
-        let uri = target.uri_for(rest, query).map_err(|_| {
-            upstream_error(fault::UPSTREAM_UNREACHABLE, target, UpstreamFailure::Other)
-        })?;
         let more = attempt + 1 < count;
         let plain = target.scheme == http::uri::Scheme::HTTP;
         let relay = || {
@@ -284,7 +284,7 @@ pub async fn forward(
             let (pooled, mut spare) = with_spare(lean_idle);
             let reused = pooled.is_some();
             let mut timer = spare.timer(deadline);
-            let parts = &mut parts;
+            let parts = &mut *parts;
             let exchange = async {
                 let mut connection = match pooled {
                     Some(connection) => connection,
@@ -299,11 +299,17 @@ pub async fn forward(
                 let mut upload =
                     upload_length.map(|length| Box::new(h1::Upload::new(slot.attempt(), length)));
                 let mut broken = None;
+                // Written into the head as `uri_for` would make it (refused as it refuses).
+                let request_target = h1::UpstreamTarget {
+                    target,
+                    rest,
+                    query,
+                };
                 let exchanged = async {
                     connection
                         .send(
                             &parts.method,
-                            &uri,
+                            &request_target,
                             &parts.headers,
                             host,
                             length_field,
@@ -362,6 +368,9 @@ pub async fn forward(
                 Err(err) => (err, spare),
             }
         } else {
+            let uri = target.uri_for(rest, query).map_err(|_| {
+                upstream_error(fault::UPSTREAM_UNREACHABLE, target, UpstreamFailure::Other)
+            })?;
             // An idle connection, with what it kept from its last exchange (a resend wants a
             // new one). Taking it does not wait: one turn of the runtime at most.
             let pooled = if fresh {
@@ -381,7 +390,7 @@ pub async fn forward(
             let reused = pooled.is_some();
             let mut timer = spare.timer(deadline);
             let head_copy = &mut spare.head;
-            let parts = &mut parts;
+            let parts = &mut *parts;
             let exchange = async {
                 let mut connection = match pooled {
                     Some(Pooled::Hyper(connection)) => connection,

@@ -84,7 +84,7 @@ impl ProxyStep {
         &self,
         services: &Services,
         context: &mut Context<'_>,
-        mut parts: Parts,
+        parts: &mut Parts,
         body: ClientBody,
     ) -> Response<GatewayBody> {
         let chosen = match self.endpoint {
@@ -158,13 +158,9 @@ impl ProxyStep {
                 }
             }
         };
-        let host = parts.headers.remove(header::HOST).or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        headers::strip_hop_by_hop(&mut parts.headers);
+        let authority = parts.uri.authority();
+        let (host, host_in_place) =
+            headers::client_host(&mut parts.headers, authority, !self.change_origin);
         if self.forwarded_headers {
             let trusted = services.forwarding.trusts(context.client.ip());
             if self.dialect == Dialect::ExpressGateway {
@@ -201,7 +197,7 @@ impl ProxyStep {
                 host.clone(),
             );
         }
-        if !self.change_origin {
+        if !self.change_origin && !host_in_place {
             if let Some(host) = host {
                 parts.headers.insert(header::HOST, host);
             }
