@@ -338,7 +338,7 @@ impl Connection {
         method: &Method,
         target: &(impl RequestTarget + ?Sized),
         headers: &HeaderMap,
-        host: Option<&HeaderValue>,
+        host: HostField<'_>,
         length: Option<u64>,
         upload: Option<&mut Upload>,
     ) -> Result<(), Error> {
@@ -472,16 +472,15 @@ impl Connection {
 
 /// Writes a request head into `dst` (emptied first): the request line in origin form (RFC
 /// 9112 §3.2.1), every field of `headers` in their order, names as `http` spells them (lower
-/// case, as hyper writes them), then `host` as a `Host` field when given (where hyper's client
-/// puts a `Host` inserted into the map), then `Content-Length: length` when given (a body of
-/// known length whose head has none, as hyper's client adds it).
-/// `Err` (and nothing written) when `target` cannot be written.
+/// case, as hyper writes them), with the `Host` field as `host` says (see [`HostField`]), then
+/// `Content-Length: length` when given (a body of known length whose head has none, as hyper's
+/// client adds it). `Err` (and nothing written) when `target` cannot be written.
 pub fn encode_head(
     dst: &mut Vec<u8>,
     method: &Method,
     target: &(impl RequestTarget + ?Sized),
     headers: &HeaderMap,
-    host: Option<&HeaderValue>,
+    host: HostField<'_>,
     length: Option<u64>,
 ) -> Result<(), InvalidTarget> {
     dst.clear();
@@ -492,13 +491,24 @@ pub fn encode_head(
         return Err(err);
     }
     dst.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut host_written = false;
     for (name, value) in headers {
+        let value = if name == header::HOST {
+            match host {
+                HostField::Replace(_) if host_written => continue,
+                HostField::Replace(replacement) => replacement,
+                HostField::AsIs | HostField::Default(_) => value,
+            }
+        } else {
+            value
+        };
+        host_written |= name == header::HOST;
         dst.extend_from_slice(name.as_str().as_bytes());
         dst.extend_from_slice(b": ");
         dst.extend_from_slice(value.as_bytes());
         dst.extend_from_slice(b"\r\n");
     }
-    if let Some(host) = host {
+    if let (HostField::Default(host) | HostField::Replace(host), false) = (host, host_written) {
         dst.extend_from_slice(b"host: ");
         dst.extend_from_slice(host.as_bytes());
         dst.extend_from_slice(b"\r\n");
@@ -509,6 +519,20 @@ pub fn encode_head(
     }
     dst.extend_from_slice(b"\r\n");
     Ok(())
+}
+
+/// The `Host` field of a request head written by [`encode_head`], decided as the head's
+/// fields are written (no lookup in the map).
+#[derive(Debug, Clone, Copy)]
+pub enum HostField<'a> {
+    /// The map's `Host` fields as they are, none when it has none.
+    AsIs,
+    /// The map's `Host` fields as they are; when it has none, this value after the fields
+    /// (where hyper's client puts a `Host` inserted into the map).
+    Default(&'a HeaderValue),
+    /// This value in the place of the map's first `Host` field (any other left out), as an
+    /// insertion into the map would put it; when it has none, after the fields.
+    Replace(&'a HeaderValue),
 }
 
 /// A request target in origin form (RFC 9112 §3.2.1: path and query), written into a head.
@@ -1725,7 +1749,7 @@ mod tests {
                 &Method::POST,
                 &uri,
                 &HeaderMap::new(),
-                None,
+                HostField::AsIs,
                 Some(length),
                 upload.as_deref_mut(),
             )
@@ -1896,22 +1920,96 @@ mod tests {
         headers.append("x-a", HeaderValue::from_static("2"));
         let uri: Uri = "http://b.test:8080/p/a?q=1".parse().unwrap();
         let mut out = Vec::new();
-        encode_head(&mut out, &Method::GET, &uri, &headers, None, None).unwrap();
+        encode_head(
+            &mut out,
+            &Method::GET,
+            &uri,
+            &headers,
+            HostField::AsIs,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             out,
             b"GET /p/a?q=1 HTTP/1.1\r\nhost: b.test:8080\r\nx-a: 1\r\nx-a: 2\r\n\r\n"
         );
         headers.remove(header::HOST);
         let host = HeaderValue::from_static("c.test");
-        encode_head(&mut out, &Method::DELETE, &uri, &headers, Some(&host), None).unwrap();
+        encode_head(
+            &mut out,
+            &Method::DELETE,
+            &uri,
+            &headers,
+            HostField::Default(&host),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             out,
             b"DELETE /p/a?q=1 HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\nhost: c.test\r\n\r\n"
         );
-        encode_head(&mut out, &Method::POST, &uri, &headers, None, Some(12)).unwrap();
+        encode_head(
+            &mut out,
+            &Method::POST,
+            &uri,
+            &headers,
+            HostField::AsIs,
+            Some(12),
+        )
+        .unwrap();
         assert_eq!(
             out,
             b"POST /p/a?q=1 HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\ncontent-length: 12\r\n\r\n"
         );
+        // Replaced: in the place of the head's first `Host` (the others left out), as an
+        // insertion into the map puts it; after the fields when the head has none.
+        encode_head(
+            &mut out,
+            &Method::GET,
+            &uri,
+            &headers,
+            HostField::Replace(&host),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            b"GET /p/a?q=1 HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\nhost: c.test\r\n\r\n"
+        );
+        let mut with_host = HeaderMap::new();
+        with_host.insert("x-b", HeaderValue::from_static("0"));
+        with_host.append(header::HOST, HeaderValue::from_static("client.test"));
+        with_host.append(header::HOST, HeaderValue::from_static("other.test"));
+        with_host.append("x-a", HeaderValue::from_static("1"));
+        for (host_field, expected) in [
+            (HostField::AsIs, "host: client.test\r\nhost: other.test\r\n"),
+            (
+                HostField::Default(&host),
+                "host: client.test\r\nhost: other.test\r\n",
+            ),
+            (HostField::Replace(&host), "host: c.test\r\n"),
+        ] {
+            encode_head(&mut out, &Method::GET, &uri, &with_host, host_field, None).unwrap();
+            let expected = format!("GET /p/a?q=1 HTTP/1.1\r\nx-b: 0\r\n{expected}x-a: 1\r\n\r\n");
+            assert_eq!(String::from_utf8_lossy(&out), expected, "{host_field:?}");
+            let mut inserted = with_host.clone();
+            if let HostField::Replace(host) = host_field {
+                inserted.insert(header::HOST, host.clone());
+                let mut by_map = Vec::new();
+                encode_head(
+                    &mut by_map,
+                    &Method::GET,
+                    &uri,
+                    &inserted,
+                    HostField::AsIs,
+                    None,
+                )
+                .unwrap();
+                assert_eq!(
+                    by_map, out,
+                    "the same as the map's insertion (hyper's client)"
+                );
+            }
+        }
     }
 }

@@ -181,6 +181,9 @@ pub struct Destination<'a> {
     pub query: Option<&'a str>,
     /// Deadline for the response head, all attempts together.
     pub timeout: Duration,
+    /// The URL's host is the upstream request's `Host` (in the place of the head's `Host`
+    /// field, if it has one); else the head's own, and the URL's host only when it has none.
+    pub change_origin: bool,
 }
 
 /// Sends the request to `destination`. The request's head is lent, not given (a move would
@@ -213,6 +216,7 @@ pub async fn forward(
         rest,
         query,
         timeout,
+        change_origin,
     } = destination;
     // One clock read: the latency's start, the deadline's and the request body's.
     let now = tokio::time::Instant::now();
@@ -290,9 +294,14 @@ pub async fn forward(
                     Some(connection) => connection,
                     None => Box::pin(client.connect_lean(target.origin.clone())).await?,
                 };
-                // As for hyper's client below: a `Host` is added when there is none.
-                let host =
-                    (!parts.headers.contains_key(header::HOST)).then_some(&target.host_header);
+                // The URL's host in the place of the head's `Host` (`changeOrigin`), else as
+                // for hyper's client below: added when the head has none. Decided as the head
+                // is written, no lookup.
+                let host = if change_origin {
+                    h1::HostField::Replace(&target.host_header)
+                } else {
+                    h1::HostField::Default(&target.host_header)
+                };
                 // The request's header map (its room fits a head) takes the answer's fields once
                 // the answer's head is complete; a resend before that still has it.
                 // The body, if any, is sent while the answer is awaited (it may come first).
@@ -426,10 +435,11 @@ pub async fn forward(
                             .map(|(name, value)| (name.clone(), value.clone())),
                     );
                 }
-                // The upstream client would make this `Host` itself when there is none (a
-                // proxy step with `changeOrigin`), formatting it for every request: it is
-                // rendered once per URL.
-                if !request.headers().contains_key(header::HOST) {
+                // The upstream client would make this `Host` itself when there is none,
+                // formatting it for every request: it is rendered once per URL. With
+                // `changeOrigin` it replaces the head's `Host` value in its place (an insertion
+                // does).
+                if change_origin || !request.headers().contains_key(header::HOST) {
                     request
                         .headers_mut()
                         .insert(header::HOST, target.host_header.clone());

@@ -159,8 +159,7 @@ impl ProxyStep {
             }
         };
         let authority = parts.uri.authority();
-        let (host, host_in_place) =
-            headers::client_host(&mut parts.headers, authority, !self.change_origin);
+        let (host, host_in_head) = headers::client_host(&mut parts.headers, authority);
         if self.forwarded_headers {
             let trusted = services.forwarding.trusts(context.client.ip());
             if self.dialect == Dialect::ExpressGateway {
@@ -197,7 +196,7 @@ impl ProxyStep {
                 host.clone(),
             );
         }
-        if !self.change_origin && !host_in_place {
+        if !self.change_origin && !host_in_head {
             if let Some(host) = host {
                 parts.headers.insert(header::HOST, host);
             }
@@ -223,6 +222,7 @@ impl ProxyStep {
             rest: &rest,
             query: query.as_deref(),
             timeout: self.timeout.unwrap_or(upstream.timeout),
+            change_origin: self.change_origin,
         };
         match proxy::forward(&services.client, destination, parts, body, limits).await {
             Ok(forwarded) => {
