@@ -323,6 +323,95 @@ async fn a_mixed_project_serves_both_families() {
     assert!(String::from_utf8_lossy(&missing.body).contains("<pre>Cannot GET /pets/x</pre>"));
 }
 
+/// The upstream `Host` as EG 1.16's proxy (http-proxy) makes it, observed in
+/// `tests/fixtures/eg-observed/policies` ("changeOrigin true over a configured Host",
+/// "changeOrigin false, configured Host"): `changeOrigin` replaces even a `host` from
+/// `proxyOptions.headers`; without it that one is sent. The field stays where the client put it
+/// (http-proxy sets `host` in its copy of Node's header object), and `Connection: host` cannot
+/// take it away.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upstream_host_is_chosen_and_placed_as_express_gateway_does() {
+    let be = backend::spawn_scripted(|_| (200, vec![], "ok".to_string()))
+        .await
+        .unwrap();
+    let authority = be.url().trim_start_matches("http://").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), "hosts");
+    let options = "proxyOptions: {headers: {host: configured.test, x-configured: '1'}}";
+    let eg = harness::write_file(
+        dir.path(),
+        "gateway.config.yml",
+        &format!(
+            "http: {{port: 8080}}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy]\n\
+             apiEndpoints: {{t: {{path: '/t/*'}}, f: {{path: '/f/*'}}, p: {{path: '/p/*'}}}}\n\
+             pipelines:\n\
+             \x20 t: {{apiEndpoints: [t], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: true, stripPath: true, {options}}}}}}}]}}\n\
+             \x20 f: {{apiEndpoints: [f], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: false, stripPath: true, {options}}}}}}}]}}\n\
+             \x20 p: {{apiEndpoints: [p], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: true, stripPath: true}}}}}}]}}\n",
+            be.url()
+        ),
+    );
+    let import = harness::micro_gw(
+        dir.path(),
+        &["import", "hosts", "--express-gateway", eg.to_str().unwrap()],
+    );
+    assert!(import.status.success(), "{}", harness::text(&import));
+    let build = harness::micro_gw(dir.path(), &["build", "hosts"]);
+    assert!(build.status.success(), "{}", harness::text(&build));
+    let port = free_port();
+    let _gw = GatewayProcess::start(
+        &dir.path().join("hosts/target/hosts"),
+        &[format!("--express_gateway.http_port={port}")],
+        false,
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let names = |seen: &backend::Seen| {
+        seen.headers
+            .keys()
+            .map(|n| n.as_str().to_string())
+            .collect::<Vec<_>>()
+    };
+    for (path, expected) in [
+        ("/t/a", authority.as_str()),
+        ("/f/a", "configured.test"),
+        ("/p/a", authority.as_str()),
+    ] {
+        let reply = get(
+            &format!("{base}{path}"),
+            &[("host", "client.test"), ("x-first", "1")],
+            Method::GET,
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{path}");
+        let seen = be.seen().last().unwrap().clone();
+        assert_eq!(seen.header("host"), Some(expected), "{path}");
+        assert_eq!(seen.headers.get_all("host").iter().count(), 1, "{path}");
+        assert_eq!(
+            names(&seen).get(..2),
+            Some(&["host".to_string(), "x-first".to_string()][..]),
+            "{path}: the Host field where the client put it"
+        );
+        if path != "/p/a" {
+            assert_eq!(seen.header("x-configured"), Some("1"), "{path}");
+        }
+    }
+    // `Connection: host` names a field that is not hop-by-hop: the upstream gets its `Host`.
+    let reply = get(
+        &format!("{base}/p/a"),
+        &[("host", "client.test"), ("connection", "host")],
+        Method::GET,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let seen = be.seen().last().unwrap().clone();
+    assert_eq!(seen.header("host"), Some(authority.as_str()));
+    assert_eq!(
+        seen.header("x-forwarded-host"),
+        None,
+        "no xfwd on this route"
+    );
+}
+
 /// Issue 12 item 2: `${VAR}` in settings is substituted when the gateway starts; a variable
 /// without value or default stops the start-up with a message naming it.
 #[tokio::test(flavor = "multi_thread")]
