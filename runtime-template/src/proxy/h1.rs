@@ -46,7 +46,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
 use super::field_names::FieldNames;
-use super::upstream::{InvalidTarget, Target};
+use super::upstream::{CheckedTarget, InvalidTarget};
 
 /// Most header fields in an answer's head (hyper's default).
 pub const MAX_HEADERS: usize = 100;
@@ -336,7 +336,7 @@ impl Connection {
     pub async fn send(
         &mut self,
         method: &Method,
-        target: &(impl RequestTarget + ?Sized),
+        target: &(impl OriginForm + ?Sized),
         headers: &HeaderMap,
         host: HostField<'_>,
         length: Option<u64>,
@@ -478,7 +478,7 @@ impl Connection {
 pub fn encode_head(
     dst: &mut Vec<u8>,
     method: &Method,
-    target: &(impl RequestTarget + ?Sized),
+    target: &(impl OriginForm + ?Sized),
     headers: &HeaderMap,
     host: HostField<'_>,
     length: Option<u64>,
@@ -486,7 +486,7 @@ pub fn encode_head(
     dst.clear();
     dst.extend_from_slice(method.as_str().as_bytes());
     dst.push(b' ');
-    if let Err(err) = target.write_target(dst) {
+    if let Err(err) = target.write_origin_form(dst) {
         dst.clear();
         return Err(err);
     }
@@ -536,34 +536,25 @@ pub enum HostField<'a> {
 }
 
 /// A request target in origin form (RFC 9112 §3.2.1: path and query), written into a head.
-pub trait RequestTarget {
+pub trait OriginForm {
     /// Appends the target to `dst`; `Err` leaves `dst` as it was.
-    fn write_target(&self, dst: &mut Vec<u8>) -> Result<(), InvalidTarget>;
+    fn write_origin_form(&self, dst: &mut Vec<u8>) -> Result<(), InvalidTarget>;
 }
 
 /// A `Uri`'s path and query (`/` when it has none): always written.
-impl RequestTarget for Uri {
-    fn write_target(&self, dst: &mut Vec<u8>) -> Result<(), InvalidTarget> {
+impl OriginForm for Uri {
+    fn write_origin_form(&self, dst: &mut Vec<u8>) -> Result<(), InvalidTarget> {
         dst.extend_from_slice(self.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
         Ok(())
     }
 }
 
-/// The target of a request to an upstream URL, from the path after its base path and the
-/// client's query ([`Target::write_target`]): what [`Target::uri_for`] makes, written without
-/// making a `Uri`.
-pub struct UpstreamTarget<'a> {
-    /// The upstream URL.
-    pub target: &'a Target,
-    /// The raw path after the base path.
-    pub rest: &'a str,
-    /// The raw query, if any.
-    pub query: Option<&'a str>,
-}
-
-impl RequestTarget for UpstreamTarget<'_> {
-    fn write_target(&self, dst: &mut Vec<u8>) -> Result<(), InvalidTarget> {
-        self.target.write_target(dst, self.rest, self.query)
+/// A checked upstream target ([`super::upstream::Target::checked`]): what `uri_for` makes,
+/// written without making a `Uri`.
+impl OriginForm for CheckedTarget<'_> {
+    fn write_origin_form(&self, dst: &mut Vec<u8>) -> Result<(), InvalidTarget> {
+        self.write(dst);
+        Ok(())
     }
 }
 

@@ -267,6 +267,11 @@ pub async fn forward(
         |target| move || upstream_error(fault::UPSTREAM_TIMEOUT, target, UpstreamFailure::Timeout);
     loop {
         let target = &upstream.targets[(first + attempt) % count];
+        // A target neither client can send (`http`'s rules) is refused before a connection is
+        // taken or made, on either path.
+        let request_target = target.checked(rest, query).map_err(|_| {
+            upstream_error(fault::UPSTREAM_UNREACHABLE, target, UpstreamFailure::Other)
+        })?;
         let more = attempt + 1 < count;
         let plain = target.scheme == http::uri::Scheme::HTTP;
         let relay = || {
@@ -308,12 +313,6 @@ pub async fn forward(
                 let mut upload =
                     upload_length.map(|length| Box::new(h1::Upload::new(slot.attempt(), length)));
                 let mut broken = None;
-                // Written into the head as `uri_for` would make it (refused as it refuses).
-                let request_target = h1::UpstreamTarget {
-                    target,
-                    rest,
-                    query,
-                };
                 let exchanged = async {
                     connection
                         .send(
@@ -377,7 +376,7 @@ pub async fn forward(
                 Err(err) => (err, spare),
             }
         } else {
-            let uri = target.uri_for(rest, query).map_err(|_| {
+            let uri = request_target.to_uri().map_err(|_| {
                 upstream_error(fault::UPSTREAM_UNREACHABLE, target, UpstreamFailure::Other)
             })?;
             // An idle connection, with what it kept from its last exchange (a resend wants a
@@ -435,10 +434,10 @@ pub async fn forward(
                             .map(|(name, value)| (name.clone(), value.clone())),
                     );
                 }
-                // The upstream client would make this `Host` itself when there is none,
-                // formatting it for every request: it is rendered once per URL. With
-                // `changeOrigin` it replaces the head's `Host` value in its place (an insertion
-                // does).
+                // hyper's connection-level client sends the head as it is: the `Host` the head
+                // has none of is added here (rendered once per URL, not formatted per request),
+                // and with `changeOrigin` it replaces the head's `Host` value in its place (an
+                // insertion does).
                 if change_origin || !request.headers().contains_key(header::HOST) {
                     request
                         .headers_mut()

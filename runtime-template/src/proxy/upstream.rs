@@ -83,9 +83,11 @@ impl Target {
     /// The upstream request target (RFC 9112 §3.2.1 origin form: path and query) for a
     /// request whose path after the base path is `rest` (raw) with the raw `query`, if any.
     pub fn uri_for(&self, rest: &str, query: Option<&str>) -> Result<Uri, http::Error> {
-        let extra = self.query.as_ref().map_or(0, String::len) + query.map_or(0, str::len);
-        let mut path = Vec::with_capacity(self.prefix.len() + rest.len() + extra + 3);
-        self.compose(&mut path, rest, query);
+        let pieces = self.pieces(rest, query);
+        let mut path = Vec::with_capacity(pieces.iter().map(|p| p.len()).sum());
+        for piece in pieces {
+            path.extend_from_slice(piece);
+        }
         // What `Uri::builder().path_and_query(path).build()` makes, without the builder's
         // steps (about 250 instructions a request): the path is checked all the same.
         PathAndQuery::try_from(path)
@@ -93,55 +95,46 @@ impl Target {
             .map_err(Into::into)
     }
 
-    /// Appends to `dst` the bytes of [`Target::uri_for`]'s target, without making a `Uri`
-    /// (an allocation and a check of about 10 instructions a byte): the lean HTTP/1.1 client
-    /// writes it straight into the head it sends. `Err` exactly when `uri_for` fails, with
-    /// `dst` as it was; a fragment (`#` and after) is left out, as `uri_for` leaves it out.
-    pub fn write_target(
-        &self,
-        dst: &mut Vec<u8>,
-        rest: &str,
-        query: Option<&str>,
-    ) -> Result<(), InvalidTarget> {
-        let start = dst.len();
-        self.compose(dst, rest, query);
-        match dst.get(start..).map(origin_form_end) {
-            Some(Ok(end)) => {
-                dst.truncate(start + end);
-                Ok(())
-            }
-            _ => {
-                dst.truncate(start);
-                Err(InvalidTarget)
-            }
-        }
+    /// The target of a request with `rest` and `query`, checked: what [`Target::uri_for`]
+    /// makes, ready to be written without making a `Uri` (an allocation and a check of about
+    /// 10 instructions a byte). `Err` exactly when `uri_for` fails. Checked once, before a
+    /// connection is taken or made, so that a target neither client can send is refused the
+    /// same way on either client's path.
+    pub fn checked<'a>(
+        &'a self,
+        rest: &'a str,
+        query: Option<&'a str>,
+    ) -> Result<CheckedTarget<'a>, InvalidTarget> {
+        let pieces = self.pieces(rest, query);
+        let len = origin_form_end(&pieces)?;
+        Ok(CheckedTarget { pieces, len })
     }
 
-    /// The target's bytes before they are checked: the URL's path, `rest` after a `/` when it
-    /// has none, `/` for nothing at all, then the URL's query and `query` joined by `&`.
-    fn compose(&self, dst: &mut Vec<u8>, rest: &str, query: Option<&str>) {
-        let start = dst.len();
-        dst.extend_from_slice(self.prefix.as_bytes());
-        if !rest.starts_with('/') && (!rest.is_empty() || self.prefix.is_empty()) {
-            dst.push(b'/');
-        }
-        dst.extend_from_slice(rest.as_bytes());
-        if dst.len() == start {
-            dst.push(b'/');
-        }
-        match (self.query.as_deref(), query) {
-            (Some(own), Some(query)) => {
-                dst.push(b'?');
-                dst.extend_from_slice(own.as_bytes());
-                dst.push(b'&');
-                dst.extend_from_slice(query.as_bytes());
-            }
-            (Some(only), None) | (None, Some(only)) => {
-                dst.push(b'?');
-                dst.extend_from_slice(only.as_bytes());
-            }
-            (None, None) => {}
-        }
+    /// The target's bytes before they are checked, in pieces: the URL's path, `rest` after a
+    /// `/` when it has none, `/` for nothing at all, then the URL's query and `query` joined
+    /// by `&`.
+    fn pieces<'a>(&'a self, rest: &'a str, query: Option<&'a str>) -> [&'a [u8]; 7] {
+        let slash: &[u8] = if !rest.starts_with('/') && (!rest.is_empty() || self.prefix.is_empty())
+        {
+            b"/"
+        } else {
+            b""
+        };
+        let (mark, first, and, second): (&[u8], &str, &[u8], &str) =
+            match (self.query.as_deref(), query) {
+                (Some(own), Some(query)) => (b"?", own, b"&", query),
+                (Some(only), None) | (None, Some(only)) => (b"?", only, b"", ""),
+                (None, None) => (b"", "", b"", ""),
+            };
+        [
+            self.prefix.as_bytes(),
+            slash,
+            rest.as_bytes(),
+            mark,
+            first.as_bytes(),
+            and,
+            second.as_bytes(),
+        ]
     }
 }
 
@@ -151,41 +144,105 @@ impl Target {
 #[error("the upstream request target is not a valid path and query")]
 pub struct InvalidTarget;
 
-/// Where the origin-form target `bytes` (made by [`Target::compose`] from `&str`s, so UTF-8,
-/// starting with `/`) ends: at its first `#` (a fragment, left out), else its length. `Err`
-/// for what `http::uri::PathAndQuery` refuses, so that both clients refuse the same targets:
-/// - longer than 65,534 bytes (`http`'s limit, `u16::MAX - 1`);
-/// - in the path: controls, space, DEL, `<`, `>` and `` ` `` (`"`, `{`, `}`, `|`, `\` and
+/// A request target in origin form (RFC 9112 §3.2.1: path and query) that
+/// [`Target::checked`] found valid: its pieces, and its length without a fragment.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckedTarget<'a> {
+    pieces: [&'a [u8]; 7],
+    len: usize,
+}
+
+impl CheckedTarget<'_> {
+    /// Appends the target's bytes to `dst` (a fragment left out, as `uri_for` leaves it out).
+    pub fn write(&self, dst: &mut Vec<u8>) {
+        let start = dst.len();
+        // (Most of the seven pieces are empty: no call to copy nothing.)
+        for piece in self.pieces.iter().filter(|piece| !piece.is_empty()) {
+            dst.extend_from_slice(piece);
+        }
+        dst.truncate(start + self.len);
+    }
+
+    /// The target as a `Uri` (hyper's client takes one): what [`Target::uri_for`] makes.
+    pub fn to_uri(&self) -> Result<Uri, http::Error> {
+        let mut path = Vec::with_capacity(self.len);
+        self.write(&mut path);
+        PathAndQuery::try_from(path)
+            .map(Uri::from)
+            .map_err(Into::into)
+    }
+}
+
+/// Where the origin-form target made of `pieces` (by `Target::pieces` from `&str`s, so
+/// UTF-8, starting with `/`) ends: at its first `#` (a fragment, left out), else its length.
+/// `Err` for what `http::uri::PathAndQuery` refuses, so that both clients refuse the same
+/// targets:
+/// - longer than 65,534 bytes (`http`'s limit, `u16::MAX - 1`), fragment included;
+/// - in the path: controls, space, DEL, `<`, `>` and `` ` `` (`"`, `{`, `}`, `|`, `\\` and
 ///   `^` are taken as they come, as `http` takes them for clients that send them raw);
 /// - in the query (after the first `?`): controls, space, DEL, `"`, `<` and `>`;
 /// - bytes from 0x80 are taken (UTF-8 already).
 ///
-/// Both sets are the WHATWG URL standard's path and query percent-encode sets as `http`
-/// 1.x applies them; the test `written_targets_are_what_uri_for_makes` holds them to it.
-fn origin_form_end(bytes: &[u8]) -> Result<usize, InvalidTarget> {
+/// Both sets are the WHATWG URL standard's path and query percent-encode sets as `http` 1.5
+/// applies them (the version in the lock files); the test
+/// `written_targets_are_what_uri_for_makes` holds them to the `http` compiled in, so an
+/// update of `http` that changes them fails it.
+fn origin_form_end(pieces: &[&[u8]]) -> Result<usize, InvalidTarget> {
     const MAX_LEN: usize = u16::MAX as usize - 1;
-    if bytes.len() > MAX_LEN || bytes.first() != Some(&b'/') {
+    let len: usize = pieces.iter().map(|p| p.len()).sum();
+    let first = pieces.iter().find_map(|p| p.first());
+    if len > MAX_LEN || first != Some(&b'/') {
         return Err(InvalidTarget);
     }
     let mut in_query = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        let refused = match b {
-            b'#' => return Ok(i),
-            b'?' if !in_query => {
-                in_query = true;
-                false
+    let mut at = 0;
+    for piece in pieces {
+        for &b in *piece {
+            // One load and one test for a byte taken anywhere (most of them).
+            match TARGET_BYTES[usize::from(b)] {
+                ANYWHERE => {}
+                FRAGMENT => return Ok(at),
+                QUERY_MARK => in_query = true,
+                PATH_ONLY if !in_query => {}
+                QUERY_ONLY if in_query => {}
+                _ => return Err(InvalidTarget),
             }
-            0x00..=0x20 | 0x7f | b'<' | b'>' => true,
-            b'`' => !in_query,
-            b'"' => in_query,
-            _ => false,
-        };
-        if refused {
-            return Err(InvalidTarget);
+            at += 1;
         }
     }
-    Ok(bytes.len())
+    Ok(len)
 }
+
+/// A byte taken in the path and in the query.
+const ANYWHERE: u8 = 0;
+/// `#`: the fragment starts.
+const FRAGMENT: u8 = 1;
+/// `?`: the query starts (after it, one more `?` is a byte of the query).
+const QUERY_MARK: u8 = 2;
+/// Taken in the path only (`"`).
+const PATH_ONLY: u8 = 3;
+/// Taken in the query only (`` ` ``).
+const QUERY_ONLY: u8 = 4;
+/// Taken nowhere: controls, space, DEL, `<`, `>`.
+const NOWHERE: u8 = 5;
+
+/// Each byte's class for [`origin_form_end`] (see there).
+const TARGET_BYTES: [u8; 256] = {
+    let mut table = [ANYWHERE; 256];
+    let mut b = 0;
+    while b <= 0x20 {
+        table[b] = NOWHERE;
+        b += 1;
+    }
+    table[0x7f] = NOWHERE;
+    table[b'<' as usize] = NOWHERE;
+    table[b'>' as usize] = NOWHERE;
+    table[b'#' as usize] = FRAGMENT;
+    table[b'?' as usize] = QUERY_MARK;
+    table[b'"' as usize] = PATH_ONLY;
+    table[b'`' as usize] = QUERY_ONLY;
+    table
+};
 
 /// The `Host` value hyper-util's client sets on a request to `uri` that has none
 /// (`client::legacy::Client::send_request`): the host, then `:port` unless the port is the
@@ -417,13 +474,15 @@ mod tests {
                     let query = query.as_deref();
                     let made = t.uri_for(rest, query);
                     let mut dst = b"GET ".to_vec();
-                    let written = t.write_target(&mut dst, rest, query);
+                    let checked = t.checked(rest, query);
+                    let written = checked.map(|target| target.write(&mut dst));
                     let shown = || format!("{base} {:?} {query:?}", rest.get(..20));
                     match made {
                         Ok(uri) => {
                             assert_eq!(written, Ok(()), "{}", shown());
                             let expected = format!("GET {}", uri.path_and_query().unwrap());
                             assert_eq!(dst, expected.as_bytes(), "{}", shown());
+                            assert_eq!(checked.unwrap().to_uri().unwrap(), uri, "{}", shown());
                         }
                         Err(_) => {
                             assert_eq!(written, Err(InvalidTarget), "{}", shown());
