@@ -40,13 +40,13 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
 use super::field_names::FieldNames;
-use super::upstream::{CheckedTarget, InvalidTarget};
+use super::upstream::CheckedTarget;
 
 /// Most header fields in an answer's head (hyper's default).
 pub const MAX_HEADERS: usize = 100;
@@ -88,9 +88,6 @@ pub enum Error {
     /// source says which) or a length that does not match its `Content-Length`.
     #[error("the request body could not be sent")]
     Upload(#[source] super::body::BoxError),
-    /// The request target is not one `http` takes as a path and query: no request was made.
-    #[error(transparent)]
-    Target(#[from] InvalidTarget),
 }
 
 /// One upstream HTTP/1.1 connection and what it has read but not yet handed out. Boxed once
@@ -336,7 +333,7 @@ impl Connection {
     pub async fn send(
         &mut self,
         method: &Method,
-        target: &(impl OriginForm + ?Sized),
+        target: &CheckedTarget<'_>,
         headers: &HeaderMap,
         host: HostField<'_>,
         length: Option<u64>,
@@ -345,7 +342,7 @@ impl Connection {
         use bytes::Buf as _;
         use tokio::io::AsyncWrite as _;
         let socket = &mut *self.0;
-        encode_head(&mut socket.out, method, target, headers, host, length)?;
+        encode_head(&mut socket.out, method, target, headers, host, length);
         let Some(upload) = upload else {
             return socket.io.write_all(&socket.out).await.map_err(Error::Io);
         };
@@ -474,22 +471,20 @@ impl Connection {
 /// 9112 §3.2.1), every field of `headers` in their order, names as `http` spells them (lower
 /// case, as hyper writes them), with the `Host` field as `host` says (see [`HostField`]), then
 /// `Content-Length: length` when given (a body of known length whose head has none, as hyper's
-/// client adds it). `Err` (and nothing written) when `target` cannot be written.
+/// client adds it). The target was checked before a connection was taken
+/// ([`super::upstream::Target::checked`]): writing it cannot fail.
 pub fn encode_head(
     dst: &mut Vec<u8>,
     method: &Method,
-    target: &(impl OriginForm + ?Sized),
+    target: &CheckedTarget<'_>,
     headers: &HeaderMap,
     host: HostField<'_>,
     length: Option<u64>,
-) -> Result<(), InvalidTarget> {
+) {
     dst.clear();
     dst.extend_from_slice(method.as_str().as_bytes());
     dst.push(b' ');
-    if let Err(err) = target.write_origin_form(dst) {
-        dst.clear();
-        return Err(err);
-    }
+    target.write(dst);
     dst.extend_from_slice(b" HTTP/1.1\r\n");
     let mut host_written = false;
     for (name, value) in headers {
@@ -518,7 +513,6 @@ pub fn encode_head(
         let _ = std::io::Write::write_fmt(dst, format_args!("content-length: {length}\r\n"));
     }
     dst.extend_from_slice(b"\r\n");
-    Ok(())
 }
 
 /// The `Host` field of a request head written by [`encode_head`], decided as the head's
@@ -533,29 +527,6 @@ pub enum HostField<'a> {
     /// This value in the place of the map's first `Host` field (any other left out), as an
     /// insertion into the map would put it; when it has none, after the fields.
     Replace(&'a HeaderValue),
-}
-
-/// A request target in origin form (RFC 9112 §3.2.1: path and query), written into a head.
-pub trait OriginForm {
-    /// Appends the target to `dst`; `Err` leaves `dst` as it was.
-    fn write_origin_form(&self, dst: &mut Vec<u8>) -> Result<(), InvalidTarget>;
-}
-
-/// A `Uri`'s path and query (`/` when it has none): always written.
-impl OriginForm for Uri {
-    fn write_origin_form(&self, dst: &mut Vec<u8>) -> Result<(), InvalidTarget> {
-        dst.extend_from_slice(self.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
-        Ok(())
-    }
-}
-
-/// A checked upstream target ([`super::upstream::Target::checked`]): what `uri_for` makes,
-/// written without making a `Uri`.
-impl OriginForm for CheckedTarget<'_> {
-    fn write_origin_form(&self, dst: &mut Vec<u8>) -> Result<(), InvalidTarget> {
-        self.write(dst);
-        Ok(())
-    }
 }
 
 /// Where one header field lies in the head's bytes: name start and end, value start and end.
@@ -1734,11 +1705,11 @@ mod tests {
     ) -> Option<Box<Upload>> {
         let slot = crate::proxy::body::BodySlot::new(body, limits, tokio::time::Instant::now());
         let mut upload = Some(Box::new(Upload::new(slot.attempt(), length)));
-        let uri: Uri = "/up".parse().unwrap();
+        let origin = crate::proxy::upstream::Target::parse("http://upstream.test").unwrap();
         connection
             .send(
                 &Method::POST,
-                &uri,
+                &origin.checked("/up", None).unwrap(),
                 &HeaderMap::new(),
                 HostField::AsIs,
                 Some(length),
@@ -1909,7 +1880,8 @@ mod tests {
         headers.insert(header::HOST, HeaderValue::from_static("b.test:8080"));
         headers.append("x-a", HeaderValue::from_static("1"));
         headers.append("x-a", HeaderValue::from_static("2"));
-        let uri: Uri = "http://b.test:8080/p/a?q=1".parse().unwrap();
+        let url = crate::proxy::upstream::Target::parse("http://b.test:8080/p/a?q=1").unwrap();
+        let uri = url.checked("", None).unwrap();
         let mut out = Vec::new();
         encode_head(
             &mut out,
@@ -1918,8 +1890,7 @@ mod tests {
             &headers,
             HostField::AsIs,
             None,
-        )
-        .unwrap();
+        );
         assert_eq!(
             out,
             b"GET /p/a?q=1 HTTP/1.1\r\nhost: b.test:8080\r\nx-a: 1\r\nx-a: 2\r\n\r\n"
@@ -1933,8 +1904,7 @@ mod tests {
             &headers,
             HostField::Default(&host),
             None,
-        )
-        .unwrap();
+        );
         assert_eq!(
             out,
             b"DELETE /p/a?q=1 HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\nhost: c.test\r\n\r\n"
@@ -1946,8 +1916,7 @@ mod tests {
             &headers,
             HostField::AsIs,
             Some(12),
-        )
-        .unwrap();
+        );
         assert_eq!(
             out,
             b"POST /p/a?q=1 HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\ncontent-length: 12\r\n\r\n"
@@ -1961,8 +1930,7 @@ mod tests {
             &headers,
             HostField::Replace(&host),
             None,
-        )
-        .unwrap();
+        );
         assert_eq!(
             out,
             b"GET /p/a?q=1 HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\nhost: c.test\r\n\r\n"
@@ -1980,7 +1948,7 @@ mod tests {
             ),
             (HostField::Replace(&host), "host: c.test\r\n"),
         ] {
-            encode_head(&mut out, &Method::GET, &uri, &with_host, host_field, None).unwrap();
+            encode_head(&mut out, &Method::GET, &uri, &with_host, host_field, None);
             let expected = format!("GET /p/a?q=1 HTTP/1.1\r\nx-b: 0\r\n{expected}x-a: 1\r\n\r\n");
             assert_eq!(String::from_utf8_lossy(&out), expected, "{host_field:?}");
             let mut inserted = with_host.clone();
@@ -1994,8 +1962,7 @@ mod tests {
                     &inserted,
                     HostField::AsIs,
                     None,
-                )
-                .unwrap();
+                );
                 assert_eq!(
                     by_map, out,
                     "the same as the map's insertion (hyper's client)"

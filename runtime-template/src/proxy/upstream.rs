@@ -81,7 +81,9 @@ impl Target {
     }
 
     /// The upstream request target (RFC 9112 §3.2.1 origin form: path and query) for a
-    /// request whose path after the base path is `rest` (raw) with the raw `query`, if any.
+    /// request whose path after the base path is `rest` (raw) with the raw `query`, if any,
+    /// made and checked by `http` alone: the tests' reference for [`Target::checked`].
+    #[cfg(test)]
     pub fn uri_for(&self, rest: &str, query: Option<&str>) -> Result<Uri, http::Error> {
         let pieces = self.pieces(rest, query);
         let mut path = Vec::with_capacity(pieces.iter().map(|p| p.len()).sum());
@@ -95,9 +97,11 @@ impl Target {
             .map_err(Into::into)
     }
 
-    /// The target of a request with `rest` and `query`, checked: what [`Target::uri_for`]
-    /// makes, ready to be written without making a `Uri` (an allocation and a check of about
-    /// 10 instructions a byte). `Err` exactly when `uri_for` fails. Checked once, before a
+    /// The upstream request target (RFC 9112 §3.2.1 origin form: path and query) for a
+    /// request whose path after the base path is `rest` (raw) with the raw `query`, if any,
+    /// checked: ready to be written without making a `Uri` (an allocation and a check of about
+    /// 10 instructions a byte). `Err` exactly when `http`'s `PathAndQuery` refuses the target
+    /// (see `origin_form_end`). Checked once, before a
     /// connection is taken or made, so that a target neither client can send is refused the
     /// same way on either client's path.
     pub fn checked<'a>(
@@ -153,7 +157,7 @@ pub struct CheckedTarget<'a> {
 }
 
 impl CheckedTarget<'_> {
-    /// Appends the target's bytes to `dst` (a fragment left out, as `uri_for` leaves it out).
+    /// Appends the target's bytes to `dst` (a fragment left out, as `http` leaves it out).
     pub fn write(&self, dst: &mut Vec<u8>) {
         let start = dst.len();
         // (Most of the seven pieces are empty: no call to copy nothing.)
@@ -163,7 +167,7 @@ impl CheckedTarget<'_> {
         dst.truncate(start + self.len);
     }
 
-    /// The target as a `Uri` (hyper's client takes one): what [`Target::uri_for`] makes.
+    /// The target as a `Uri` (hyper's client takes one).
     pub fn to_uri(&self) -> Result<Uri, http::Error> {
         let mut path = Vec::with_capacity(self.len);
         self.write(&mut path);
