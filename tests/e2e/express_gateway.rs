@@ -4,7 +4,7 @@
 //! what EG 1.16.11 answered live, recorded in `tests/fixtures/eg-observed/` (see its README).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use http::Method;
@@ -20,6 +20,19 @@ fn kargo_text() -> String {
 fn init(dir: &Path, name: &str) {
     let init = harness::micro_gw(dir, &["init", name]);
     assert!(init.status.success(), "{}", harness::text(&init));
+}
+
+/// Imports the Express Gateway configuration `eg` into the project `name` in `dir` and builds
+/// it (`build_args` added to `micro-gw build`), both asserted to succeed; the gateway binary.
+fn import_and_build(dir: &Path, name: &str, eg: &Path, build_args: &[&str]) -> PathBuf {
+    let import = harness::micro_gw(
+        dir,
+        &["import", name, "--express-gateway", eg.to_str().unwrap()],
+    );
+    assert!(import.status.success(), "{}", harness::text(&import));
+    let build = harness::micro_gw(dir, &[&["build", name][..], build_args].concat());
+    assert!(build.status.success(), "{}", harness::text(&build));
+    dir.join(name).join("target").join(name)
 }
 
 /// Issue 12 items 2 and 5, issue 13 item 6: Kargo's configuration imports unchanged (byte for
@@ -301,16 +314,10 @@ async fn a_mixed_project_serves_both_families() {
         "gateway.config.yml",
         &format!("http: {{port: 8080}}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy]\napiEndpoints: {{e: {{path: '/eg/*'}}}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies: [{{proxy: {{action: {{serviceEndpoint: b, stripPath: true}}}}}}]\n", be.url()),
     );
-    let import = harness::micro_gw(
-        dir.path(),
-        &["import", "mixed", "--express-gateway", eg.to_str().unwrap()],
-    );
-    assert!(import.status.success(), "{}", harness::text(&import));
-    let build = harness::micro_gw(dir.path(), &["build", "mixed"]);
-    assert!(build.status.success(), "{}", harness::text(&build));
+    let binary = import_and_build(dir.path(), "mixed", &eg, &[]);
     let port = free_port();
     let gw = GatewayProcess::start(
-        &dir.path().join("mixed/target/mixed"),
+        &binary,
         &[format!("--express_gateway.http_port={port}")],
         false,
     );
@@ -351,16 +358,10 @@ async fn the_upstream_host_is_chosen_and_placed_as_express_gateway_does() {
             be.url()
         ),
     );
-    let import = harness::micro_gw(
-        dir.path(),
-        &["import", "hosts", "--express-gateway", eg.to_str().unwrap()],
-    );
-    assert!(import.status.success(), "{}", harness::text(&import));
-    let build = harness::micro_gw(dir.path(), &["build", "hosts"]);
-    assert!(build.status.success(), "{}", harness::text(&build));
+    let binary = import_and_build(dir.path(), "hosts", &eg, &[]);
     let port = free_port();
     let _gw = GatewayProcess::start(
-        &dir.path().join("hosts/target/hosts"),
+        &binary,
         &[format!("--express_gateway.http_port={port}")],
         false,
     );
@@ -428,14 +429,7 @@ async fn variables_are_substituted_at_start_up_and_a_missing_one_is_named() {
         "gateway.config.yml",
         "http: {port: '${EG_HTTP_PORT:-8080}'}\nserviceEndpoints: {b: {url: 'http://${BACKEND_HOST:-127.0.0.1}:${BACKEND_PORT}'}}\npolicies: [proxy]\napiEndpoints: {e: {path: '/*'}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies: [{proxy: {action: {serviceEndpoint: b}}}]\n",
     );
-    let import = harness::micro_gw(
-        dir.path(),
-        &["import", "vars", "--express-gateway", eg.to_str().unwrap()],
-    );
-    assert!(import.status.success(), "{}", harness::text(&import));
-    let build = harness::micro_gw(dir.path(), &["build", "vars"]);
-    assert!(build.status.success(), "{}", harness::text(&build));
-    let binary = dir.path().join("vars/target/vars");
+    let binary = import_and_build(dir.path(), "vars", &eg, &[]);
     // The secret-free binary does not contain the value.
     let eg_port = free_port();
     let gw = GatewayProcess::start_with_env(
@@ -495,21 +489,10 @@ async fn transformers_rewrite_json_and_form_bodies() {
             be.url()
         ),
     );
-    let import = harness::micro_gw(
-        dir.path(),
-        &[
-            "import",
-            "bodies",
-            "--express-gateway",
-            eg.to_str().unwrap(),
-        ],
-    );
-    assert!(import.status.success(), "{}", harness::text(&import));
-    let build = harness::micro_gw(dir.path(), &["build", "bodies"]);
-    assert!(build.status.success(), "{}", harness::text(&build));
+    let binary = import_and_build(dir.path(), "bodies", &eg, &[]);
     let port = free_port();
     let _gw = GatewayProcess::start(
-        &dir.path().join("bodies/target/bodies"),
+        &binary,
         &[format!("--express_gateway.http_port={port}")],
         false,
     );
@@ -685,16 +668,10 @@ async fn https_listener_chooses_certificates_by_sni_and_proxies() {
             be.url()
         ),
     );
-    let import = harness::micro_gw(
-        dir.path(),
-        &["import", "tls", "--express-gateway", eg.to_str().unwrap()],
-    );
-    assert!(import.status.success(), "{}", harness::text(&import));
-    let build = harness::micro_gw(dir.path(), &["build", "tls"]);
-    assert!(build.status.success(), "{}", harness::text(&build));
+    let binary = import_and_build(dir.path(), "tls", &eg, &[]);
     let (http_port, https_port) = (free_port(), free_port());
     let _gw = GatewayProcess::start(
-        &dir.path().join("tls/target/tls"),
+        &binary,
         &[
             format!("--express_gateway.http_port={http_port}"),
             format!("--express_gateway.https_port={https_port}"),
@@ -779,21 +756,10 @@ async fn json_schema_condition_chooses_the_step_and_forwards_the_body_intact() {
             be.url()
         ),
     );
-    let import = harness::micro_gw(
-        dir.path(),
-        &[
-            "import",
-            "orders",
-            "--express-gateway",
-            eg.to_str().unwrap(),
-        ],
-    );
-    assert!(import.status.success(), "{}", harness::text(&import));
-    let build = harness::micro_gw(dir.path(), &["build", "orders", harness::ALL_PARTS]);
-    assert!(build.status.success(), "{}", harness::text(&build));
+    let binary = import_and_build(dir.path(), "orders", &eg, &[harness::ALL_PARTS]);
     let port = free_port();
     let _gw = GatewayProcess::start(
-        &dir.path().join("orders/target/orders"),
+        &binary,
         &[format!("--express_gateway.http_port={port}")],
         false,
     );
