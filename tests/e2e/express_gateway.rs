@@ -35,6 +35,18 @@ fn import_and_build(dir: &Path, name: &str, eg: &Path, build_args: &[&str]) -> P
     dir.join(name).join("target").join(name)
 }
 
+/// Starts the gateway `binary` with its Express Gateway listener on a free loopback port; the
+/// process and that port.
+fn start_express(binary: &Path) -> (GatewayProcess, u16) {
+    let port = free_port();
+    let gw = GatewayProcess::start(
+        binary,
+        &[format!("--express_gateway.http_port={port}")],
+        false,
+    );
+    (gw, port)
+}
+
 /// Issue 12 items 2 and 5, issue 13 item 6: Kargo's configuration imports unchanged (byte for
 /// byte) and builds as it is: every policy of its pipelines is built in.
 #[test]
@@ -315,12 +327,7 @@ async fn a_mixed_project_serves_both_families() {
         &format!("http: {{port: 8080}}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy]\napiEndpoints: {{e: {{path: '/eg/*'}}}}\npipelines:\n  p:\n    apiEndpoints: [e]\n    policies: [{{proxy: {{action: {{serviceEndpoint: b, stripPath: true}}}}}}]\n", be.url()),
     );
     let binary = import_and_build(dir.path(), "mixed", &eg, &[]);
-    let port = free_port();
-    let gw = GatewayProcess::start(
-        &binary,
-        &[format!("--express_gateway.http_port={port}")],
-        false,
-    );
+    let (gw, port) = start_express(&binary);
     let wso2 = get(&format!("http://{}/pets/x", gw.http), &[], Method::GET).await;
     assert_eq!(wso2.status, 200);
     let express = get(&format!("http://127.0.0.1:{port}/eg/a/b"), &[], Method::GET).await;
@@ -359,12 +366,7 @@ async fn the_upstream_host_is_chosen_and_placed_as_express_gateway_does() {
         ),
     );
     let binary = import_and_build(dir.path(), "hosts", &eg, &[]);
-    let port = free_port();
-    let _gw = GatewayProcess::start(
-        &binary,
-        &[format!("--express_gateway.http_port={port}")],
-        false,
-    );
+    let (_gw, port) = start_express(&binary);
     let base = format!("http://127.0.0.1:{port}");
     let names = |seen: &backend::Seen| {
         seen.headers
@@ -490,12 +492,7 @@ async fn transformers_rewrite_json_and_form_bodies() {
         ),
     );
     let binary = import_and_build(dir.path(), "bodies", &eg, &[]);
-    let port = free_port();
-    let _gw = GatewayProcess::start(
-        &binary,
-        &[format!("--express_gateway.http_port={port}")],
-        false,
-    );
+    let (_gw, port) = start_express(&binary);
     let base = format!("http://127.0.0.1:{port}");
     // Wait until it listens.
     let _ = get(&format!("{base}/text"), &[], Method::GET).await;
@@ -757,12 +754,7 @@ async fn json_schema_condition_chooses_the_step_and_forwards_the_body_intact() {
         ),
     );
     let binary = import_and_build(dir.path(), "orders", &eg, &[harness::ALL_PARTS]);
-    let port = free_port();
-    let _gw = GatewayProcess::start(
-        &binary,
-        &[format!("--express_gateway.http_port={port}")],
-        false,
-    );
+    let (_gw, port) = start_express(&binary);
     let base = format!("http://127.0.0.1:{port}");
     let _ = get(&format!("{base}/ready"), &[], Method::GET).await;
     let post = |content_type: &'static str, body: String| {
