@@ -46,6 +46,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
 use super::field_names::FieldNames;
+use super::fields::ProxyFields;
 use super::upstream::CheckedTarget;
 
 /// Most header fields in an answer's head (hyper's default).
@@ -335,14 +336,14 @@ impl Connection {
         method: &Method,
         target: &CheckedTarget<'_>,
         headers: &HeaderMap,
-        host: HostField<'_>,
+        fields: &ProxyFields<'_>,
         length: Option<u64>,
         upload: Option<&mut Upload>,
     ) -> Result<(), Error> {
         use bytes::Buf as _;
         use tokio::io::AsyncWrite as _;
         let socket = &mut *self.0;
-        encode_head(&mut socket.out, method, target, headers, host, length);
+        encode_head(&mut socket.out, method, target, headers, fields, length);
         let Some(upload) = upload else {
             return socket.io.write_all(&socket.out).await.map_err(Error::Io);
         };
@@ -469,16 +470,16 @@ impl Connection {
 
 /// Writes a request head into `dst` (emptied first): the request line in origin form (RFC
 /// 9112 §3.2.1), every field of `headers` in their order, names as `http` spells them (lower
-/// case, as hyper writes them), with the `Host` field as `host` says (see [`HostField`]), then
-/// `Content-Length: length` when given (a body of known length whose head has none, as hyper's
-/// client adds it). The target was checked before a connection was taken
-/// ([`super::upstream::Target::checked`]): writing it cannot fail.
+/// case, as hyper writes them), with `Host` and the proxy's own fields as `fields` says (see
+/// [`ProxyFields::write_fields`]), then `Content-Length: length` when given (a body of known
+/// length whose head has none, as hyper's client adds it). The target was checked before a
+/// connection was taken ([`super::upstream::Target::checked`]): writing it cannot fail.
 pub fn encode_head(
     dst: &mut Vec<u8>,
     method: &Method,
     target: &CheckedTarget<'_>,
     headers: &HeaderMap,
-    host: HostField<'_>,
+    fields: &ProxyFields<'_>,
     length: Option<u64>,
 ) {
     dst.clear();
@@ -486,47 +487,12 @@ pub fn encode_head(
     dst.push(b' ');
     target.write(dst);
     dst.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut host_written = false;
-    for (name, value) in headers {
-        let value = if name == header::HOST {
-            match host {
-                HostField::Replace(_) if host_written => continue,
-                HostField::Replace(replacement) => replacement,
-                HostField::AsIs | HostField::Default(_) => value,
-            }
-        } else {
-            value
-        };
-        host_written |= name == header::HOST;
-        dst.extend_from_slice(name.as_str().as_bytes());
-        dst.extend_from_slice(b": ");
-        dst.extend_from_slice(value.as_bytes());
-        dst.extend_from_slice(b"\r\n");
-    }
-    if let (HostField::Default(host) | HostField::Replace(host), false) = (host, host_written) {
-        dst.extend_from_slice(b"host: ");
-        dst.extend_from_slice(host.as_bytes());
-        dst.extend_from_slice(b"\r\n");
-    }
+    fields.write_fields(dst, headers);
     if let Some(length) = length {
         // Into `dst` directly (writing to a vector cannot fail).
         let _ = std::io::Write::write_fmt(dst, format_args!("content-length: {length}\r\n"));
     }
     dst.extend_from_slice(b"\r\n");
-}
-
-/// The `Host` field of a request head written by [`encode_head`], decided as the head's
-/// fields are written (no lookup in the map).
-#[derive(Debug, Clone, Copy)]
-pub enum HostField<'a> {
-    /// The map's `Host` fields as they are, none when it has none.
-    AsIs,
-    /// The map's `Host` fields as they are; when it has none, this value after the fields
-    /// (where hyper's client puts a `Host` inserted into the map).
-    Default(&'a HeaderValue),
-    /// This value in the place of the map's first `Host` field (any other left out), as an
-    /// insertion into the map would put it; when it has none, after the fields.
-    Replace(&'a HeaderValue),
 }
 
 /// Where one header field lies in the head's bytes: name start and end, value start and end.
@@ -1285,6 +1251,7 @@ impl Feed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::fields::HostField;
 
     /// The head at the front of `bytes`, read as a connection's first answer. It is read
     /// again as a later answer (the names of another head already known, in another order
@@ -1711,7 +1678,7 @@ mod tests {
                 &Method::POST,
                 &origin.checked("/up", None).unwrap(),
                 &HeaderMap::new(),
-                HostField::AsIs,
+                &with_host_field(HostField::AsIs),
                 Some(length),
                 upload.as_deref_mut(),
             )
@@ -1874,6 +1841,13 @@ mod tests {
         }
     }
 
+    /// The proxy's fields that set only `Host`, as `host` says.
+    fn with_host_field(host: HostField<'_>) -> ProxyFields<'_> {
+        let mut fields = ProxyFields::new();
+        fields.host = host;
+        fields
+    }
+
     #[test]
     fn a_request_head_is_written_in_origin_form() {
         let mut headers = HeaderMap::new();
@@ -1888,7 +1862,7 @@ mod tests {
             &Method::GET,
             &uri,
             &headers,
-            HostField::AsIs,
+            &with_host_field(HostField::AsIs),
             None,
         );
         assert_eq!(
@@ -1902,7 +1876,7 @@ mod tests {
             &Method::DELETE,
             &uri,
             &headers,
-            HostField::Default(&host),
+            &with_host_field(HostField::Default(&host)),
             None,
         );
         assert_eq!(
@@ -1914,7 +1888,7 @@ mod tests {
             &Method::POST,
             &uri,
             &headers,
-            HostField::AsIs,
+            &with_host_field(HostField::AsIs),
             Some(12),
         );
         assert_eq!(
@@ -1928,7 +1902,7 @@ mod tests {
             &Method::GET,
             &uri,
             &headers,
-            HostField::Replace(&host),
+            &with_host_field(HostField::Replace(&host)),
             None,
         );
         assert_eq!(
@@ -1948,7 +1922,14 @@ mod tests {
             ),
             (HostField::Replace(&host), "host: c.test\r\n"),
         ] {
-            encode_head(&mut out, &Method::GET, &uri, &with_host, host_field, None);
+            encode_head(
+                &mut out,
+                &Method::GET,
+                &uri,
+                &with_host,
+                &with_host_field(host_field),
+                None,
+            );
             let expected = format!("GET /p/a?q=1 HTTP/1.1\r\nx-b: 0\r\n{expected}x-a: 1\r\n\r\n");
             assert_eq!(String::from_utf8_lossy(&out), expected, "{host_field:?}");
             let mut inserted = with_host.clone();
@@ -1960,7 +1941,7 @@ mod tests {
                     &Method::GET,
                     &uri,
                     &inserted,
-                    HostField::AsIs,
+                    &with_host_field(HostField::AsIs),
                     None,
                 );
                 assert_eq!(

@@ -1,9 +1,9 @@
 //! Header rewriting between client and upstream: hop-by-hop headers never cross the proxy,
-//! and the upstream learns who the client was through `X-Forwarded-*`.
+//! and the upstream learns who the client was through `X-Forwarded-*` (written by
+//! [`super::fields`]).
 
 use std::net::IpAddr;
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, never the message (RFC 9110 §7.6.1), plus the
@@ -114,82 +114,9 @@ pub fn client_host(
     (host, in_head)
 }
 
-/// Sets `X-Forwarded-For`, `-Proto` and `-Host`. From a trusted proxy the client's
-/// `X-Forwarded-For` is appended to and its `-Proto`/`-Host` kept; from anyone else all three
-/// are replaced, so a client cannot make the upstream believe it is someone else.
-pub fn add_forwarded(
-    headers: &mut HeaderMap,
-    client: IpAddr,
-    trusted: bool,
-    proto: &'static str,
-    host: Option<HeaderValue>,
-) {
-    let mut buf = [0u8; 48];
-    let len = format_ip(client, &mut buf).len();
-    let existing: Vec<&str> = if trusted {
-        headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let value = if existing.is_empty() {
-        shared_value(buf, len)
-    } else {
-        let client = std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default();
-        HeaderValue::from_str(&format!("{}, {client}", existing.join(", "))).ok()
-    };
-    if let Some(value) = value {
-        headers.insert(X_FORWARDED_FOR, value);
-    }
-    // A TLS-terminating proxy in front knows the original scheme and host.
-    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    }
-    if trusted && headers.contains_key(&X_FORWARDED_HOST) {
-        return;
-    }
-    match host {
-        Some(host) => {
-            headers.insert(X_FORWARDED_HOST, host);
-        }
-        None => {
-            headers.remove(X_FORWARDED_HOST);
-        }
-    }
-}
-
-/// The first `len` bytes of `buf` as a header value (`None` when they are not one) that
-/// clones by a reference count. `HeaderValue::from_bytes` copies the bytes into a vector, and
-/// the first clone of such a value allocates a second block to share it (`bytes` promotes it),
-/// which the last drop frees with the vector: the proxy clones the upstream request's headers
-/// when it may have to send them again (the copy for a resend), so a short value made per
-/// request (`X-Forwarded-For`) is made shared from the start: one allocation, as before, and a
-/// clone is a count. (The bytes are checked in a loop here, about 4 instructions a byte, where
-/// `from_bytes` of a fixed-size array checks them in a few: not worth it for long values.)
-pub fn shared_value<const N: usize>(buf: [u8; N], len: usize) -> Option<HeaderValue> {
-    HeaderValue::from_maybe_shared(Bytes::from_owner(Inline { buf, len })).ok()
-}
-
-/// Bytes held inline, the first `len` of `buf` used.
-struct Inline<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> AsRef<[u8]> for Inline<N> {
-    fn as_ref(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or_default()
-    }
-}
-
 /// `ip` as its `Display` writes it, into `buf` (an IPv6 address takes at most 45 bytes): IPv4
 /// digit by digit, since `core::fmt` costs about 1,300 instructions per address.
-fn format_ip(ip: IpAddr, buf: &mut [u8; 48]) -> &[u8] {
+pub(crate) fn format_ip(ip: IpAddr, buf: &mut [u8; 48]) -> &[u8] {
     let mut len = 0;
     match ip {
         IpAddr::V4(v4) => {
@@ -360,39 +287,5 @@ mod tests {
         h.insert("x-third", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h);
         assert!(h.is_empty(), "{h:?}");
-    }
-
-    #[test]
-    fn untrusted_clients_cannot_spoof_forwarding_headers() {
-        let mut h = HeaderMap::new();
-        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
-        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-        h.insert(X_FORWARDED_HOST, HeaderValue::from_static("evil"));
-        add_forwarded(
-            &mut h,
-            "127.0.0.1".parse().unwrap(),
-            false,
-            "http",
-            Some(HeaderValue::from_static("real")),
-        );
-        assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1");
-        assert_eq!(h[&X_FORWARDED_PROTO], "http");
-        assert_eq!(h[&X_FORWARDED_HOST], "real");
-    }
-
-    #[test]
-    fn trusted_proxies_are_appended_to() {
-        let mut h = HeaderMap::new();
-        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        add_forwarded(
-            &mut h,
-            "127.0.0.1".parse().unwrap(),
-            true,
-            "https",
-            Some(HeaderValue::from_static("example.com")),
-        );
-        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
-        assert_eq!(h[&X_FORWARDED_PROTO], "https");
-        assert_eq!(h[&X_FORWARDED_HOST], "example.com");
     }
 }

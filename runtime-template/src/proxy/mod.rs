@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod field_names;
+pub mod fields;
 pub mod h1;
 pub mod headers;
 pub mod pool;
@@ -24,6 +25,7 @@ use crate::config::{LimitsConfig, UpstreamConfig};
 use crate::fault::{self, Fault};
 use crate::telemetry::metrics::UpstreamFailure;
 use body::{BodyLimits, BodySlot, BoxError, ClientBody, ClientBodyError};
+use fields::{HostField, ProxyFields};
 use pool::{ConnectError, LeanLease, Lease, PoolLimits, Spare, UpstreamBody};
 use upstream::Upstream;
 
@@ -184,6 +186,9 @@ pub struct Destination<'a> {
     /// The URL's host is the upstream request's `Host` (in the place of the head's `Host`
     /// field, if it has one); else the head's own, and the URL's host only when it has none.
     pub change_origin: bool,
+    /// The proxy's own fields (`X-Forwarded-*`, trace context), written with the head; their
+    /// `host` is chosen here, per URL, from `change_origin`.
+    pub fields: ProxyFields<'a>,
 }
 
 /// Sends the request to `destination`. The request's head is lent, not given (a move would
@@ -217,6 +222,7 @@ pub async fn forward(
         query,
         timeout,
         change_origin,
+        mut fields,
     } = destination;
     // One clock read: the latency's start, the deadline's and the request body's.
     let now = tokio::time::Instant::now();
@@ -294,18 +300,19 @@ pub async fn forward(
             let reused = pooled.is_some();
             let mut timer = spare.timer(deadline);
             let parts = &mut *parts;
+            // The URL's host in the place of the head's `Host` (`changeOrigin`), else as for
+            // hyper's client below: added when the head has none. Decided as the head is
+            // written, no lookup.
+            fields.host = if change_origin {
+                HostField::Replace(&target.host_header)
+            } else {
+                HostField::Default(&target.host_header)
+            };
+            let fields = &fields;
             let exchange = async {
                 let mut connection = match pooled {
                     Some(connection) => connection,
                     None => Box::pin(client.connect_lean(target.origin.clone())).await?,
-                };
-                // The URL's host in the place of the head's `Host` (`changeOrigin`), else as
-                // for hyper's client below: added when the head has none. Decided as the head
-                // is written, no lookup.
-                let host = if change_origin {
-                    h1::HostField::Replace(&target.host_header)
-                } else {
-                    h1::HostField::Default(&target.host_header)
                 };
                 // The request's header map (its room fits a head) takes the answer's fields once
                 // the answer's head is complete; a resend before that still has it.
@@ -319,7 +326,7 @@ pub async fn forward(
                             &parts.method,
                             &request_target,
                             &parts.headers,
-                            host,
+                            fields,
                             length_field,
                             upload.as_deref_mut(),
                         )
@@ -426,6 +433,9 @@ pub async fn forward(
                 *request.uri_mut() = uri;
                 *request.headers_mut() = std::mem::take(&mut parts.headers);
                 *request.extensions_mut() = std::mem::take(&mut parts.extensions);
+                // hyper's client sends a map: the proxy's fields go into it (again after a
+                // resend: applying them twice is applying them once).
+                fields.apply(request.headers_mut());
                 if may_resend && reused {
                     head_copy.extend(
                         request

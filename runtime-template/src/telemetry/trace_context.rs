@@ -9,7 +9,7 @@
 //!   non-hex digits, all-zero ids, version `ff`, several headers), starts a new trace: a random
 //!   trace id, sampled with probability `[tracing] sample_ratio`. It is never an error.
 //! - Either way the gateway is one hop: it has a span id of its own, and a proxied request
-//!   carries `traceparent: 00-<trace id>-<gateway span id>-<flags>` ([`TraceContext::forward`]).
+//!   carries `traceparent: 00-<trace id>-<gateway span id>-<flags>` (`proxy::fields`).
 //!   The client's `tracestate` goes on as it came when it is well-formed and the trace is the
 //!   client's; otherwise it is dropped (spec §3.3: no `tracestate` without a valid
 //!   `traceparent`; a header that cannot be parsed may be discarded).
@@ -32,7 +32,7 @@ pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Length of a version-00 `traceparent` value: `00-` + 32 + `-` + 16 + `-` + 2.
-const TRACEPARENT_LEN: usize = 55;
+pub const TRACEPARENT_LEN: usize = 55;
 /// Most list members a `tracestate` may have (spec §3.3.1.1).
 pub const MAX_TRACESTATE_MEMBERS: usize = 32;
 /// Longest `tracestate` (all its headers together) forwarded; longer ones are dropped. The
@@ -160,6 +160,14 @@ impl TraceContext {
     /// The `traceparent` the upstream gets: version 00, this trace, the gateway's span as
     /// the parent, the sampled flag.
     pub fn traceparent(&self) -> HeaderValue {
+        // Only hex digits and dashes: always a valid value.
+        HeaderValue::from_bytes(&self.traceparent_bytes())
+            .unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+
+    /// The text of [`Self::traceparent`] (55 bytes), for a head writer that needs no
+    /// `HeaderValue` (`proxy::fields`).
+    pub fn traceparent_bytes(&self) -> [u8; TRACEPARENT_LEN] {
         let mut buf = [0u8; TRACEPARENT_LEN];
         buf[..3].copy_from_slice(b"00-");
         write_hex(&mut buf[3..35], &self.trace_id.0.to_be_bytes());
@@ -168,21 +176,7 @@ impl TraceContext {
         buf[52] = b'-';
         buf[53] = b'0';
         buf[54] = if self.sampled { b'1' } else { b'0' };
-        // Only hex digits and dashes: always a valid value. (Not made shared as
-        // `proxy::headers::shared_value` makes `X-Forwarded-For`: checking 55 bytes in a
-        // `Bytes` costs about what sharing saves the proxy's copy for a resend, where the
-        // check of this fixed-size array is a few instructions.)
-        HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static(""))
-    }
-
-    /// Writes the trace headers of the upstream request: `traceparent` replaced by the
-    /// gateway's, the client's `tracestate` kept only when the trace is the client's and the
-    /// header is well-formed and within bounds.
-    pub fn forward(&self, headers: &mut HeaderMap) {
-        headers.insert(TRACEPARENT, self.traceparent());
-        if self.parent_id.is_none() || !tracestate_is_valid(headers) {
-            headers.remove(TRACESTATE);
-        }
+        buf
     }
 }
 
@@ -523,21 +517,26 @@ mod tests {
     #[test]
     fn tracestate_is_kept_only_for_the_clients_trace_and_when_well_formed() {
         let state = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+        let forward = |context: &TraceContext, headers: &mut HeaderMap| {
+            let mut fields = crate::proxy::fields::ProxyFields::new();
+            fields.trace(context, headers);
+            fields.apply(headers);
+        };
         let mut forwarded = headers(&[(&TRACEPARENT, EXAMPLE), (&TRACESTATE, state)]);
         let context = propagation(1.0).start(&forwarded).unwrap();
-        context.forward(&mut forwarded);
+        forward(&context, &mut forwarded);
         assert_eq!(forwarded[&TRACESTATE], state);
         assert_eq!(forwarded[&TRACEPARENT], context.traceparent());
 
         let mut new_trace = headers(&[(&TRACEPARENT, "bad"), (&TRACESTATE, state)]);
         let context = propagation(1.0).start(&new_trace).unwrap();
-        context.forward(&mut new_trace);
+        forward(&context, &mut new_trace);
         assert!(!new_trace.contains_key(&TRACESTATE));
         assert_eq!(new_trace.get_all(&TRACEPARENT).iter().count(), 1);
 
         let mut bad = headers(&[(&TRACEPARENT, EXAMPLE), (&TRACESTATE, "Upper=1")]);
         let context = propagation(1.0).start(&bad).unwrap();
-        context.forward(&mut bad);
+        forward(&context, &mut bad);
         assert!(!bad.contains_key(&TRACESTATE));
     }
 

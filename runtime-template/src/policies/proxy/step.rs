@@ -13,6 +13,7 @@ use crate::fault;
 use crate::model::{Dialect, GatewayModel};
 use crate::pipeline::{Context, Matched, Services};
 use crate::proxy::body::{BodyLimits, ClientBody, GatewayBody};
+use crate::proxy::fields::{Field, ProxyFields, Slot};
 use crate::proxy::{self, headers, Blame};
 use crate::router::express::{join_is_identity, join_upstream, stripped_target};
 
@@ -30,7 +31,10 @@ pub struct ProxyStep {
     forwarded_headers: bool,
     request_id_header: bool,
     timeout: Option<Duration>,
+    /// `proxyOptions.headers` the proxy does not set itself: inserted into the head.
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// `proxyOptions.headers` naming one of the proxy's own fields: they win over its value.
+    field_headers: Vec<(Slot, HeaderValue)>,
     dialect: Dialect,
 }
 
@@ -55,7 +59,7 @@ impl ProxyStep {
             EndpointChoice::Service { endpoint } => exists(endpoint)?,
             EndpointChoice::Missing => {}
         }
-        let headers = spec
+        let all: Vec<(HeaderName, HeaderValue)> = spec
             .headers
             .iter()
             .map(|(name, value)| {
@@ -67,6 +71,13 @@ impl ProxyStep {
                 Ok((name, value))
             })
             .collect::<Result<_, String>>()?;
+        let (mut headers, mut field_headers) = (Vec::new(), Vec::new());
+        for (name, value) in all {
+            match Slot::of(&name) {
+                Some(slot) => field_headers.push((slot, value)),
+                None => headers.push((name, value)),
+            }
+        }
         Ok(Self {
             endpoint: spec.endpoint,
             path: spec.path,
@@ -75,6 +86,7 @@ impl ProxyStep {
             request_id_header: spec.request_id_header,
             timeout: spec.timeout_ms.map(Duration::from_millis),
             headers,
+            field_headers,
             dialect,
         })
     }
@@ -160,6 +172,8 @@ impl ProxyStep {
         };
         let authority = parts.uri.authority();
         let (host, host_in_head) = headers::client_host(&mut parts.headers, authority);
+        // `X-Forwarded-*` and the trace context are written with the head, not inserted here.
+        let mut fields = ProxyFields::new();
         if self.forwarded_headers {
             let trusted = services.forwarding.trusts(context.client.ip());
             if self.dialect == Dialect::ExpressGateway {
@@ -188,8 +202,8 @@ impl ProxyStep {
                     parts.headers.insert(X_FORWARDED_PORT, value);
                 }
             }
-            headers::add_forwarded(
-                &mut parts.headers,
+            fields.forwarded(
+                &parts.headers,
                 context.client.ip(),
                 trusted,
                 context.proto,
@@ -207,10 +221,13 @@ impl ProxyStep {
             }
         }
         if let Some(trace) = &context.trace {
-            trace.forward(&mut parts.headers);
+            fields.trace(trace, &parts.headers);
         }
         for (name, value) in &self.headers {
             parts.headers.insert(name.clone(), value.clone());
+        }
+        for (slot, value) in &self.field_headers {
+            fields.set(*slot, Field::Value(value.clone()));
         }
         let limits = BodyLimits {
             max_bytes: services.limits.max_body_bytes,
@@ -223,6 +240,7 @@ impl ProxyStep {
             query: query.as_deref(),
             timeout: self.timeout.unwrap_or(upstream.timeout),
             change_origin: self.change_origin,
+            fields,
         };
         match proxy::forward(&services.client, destination, parts, body, limits).await {
             Ok(forwarded) => {
