@@ -102,14 +102,15 @@ impl Slot {
         }
     }
 
-    /// The name as written on the wire (lower case, as `http` spells it).
-    fn text(self) -> &'static str {
+    /// The start of the field's line: its name as written on the wire (lower case, as `http`
+    /// spells it) and `": "`.
+    fn line_start(self) -> &'static [u8] {
         match self {
-            Slot::XForwardedFor => "x-forwarded-for",
-            Slot::XForwardedProto => "x-forwarded-proto",
-            Slot::XForwardedHost => "x-forwarded-host",
-            Slot::Traceparent => "traceparent",
-            Slot::Tracestate => "tracestate",
+            Slot::XForwardedFor => b"x-forwarded-for: ",
+            Slot::XForwardedProto => b"x-forwarded-proto: ",
+            Slot::XForwardedHost => b"x-forwarded-host: ",
+            Slot::Traceparent => b"traceparent: ",
+            Slot::Tracestate => b"tracestate: ",
         }
     }
 }
@@ -280,7 +281,8 @@ impl<'a> ProxyFields<'a> {
         }
         if self.active {
             for (slot, field) in SLOTS.iter().zip(&self.slots) {
-                if written & (1 << *slot as u8) == 0 {
+                let set = !matches!(field, Field::Keep | Field::Drop);
+                if set && written & (1 << *slot as u8) == 0 {
                     put_field(dst, *slot, field);
                 }
             }
@@ -309,8 +311,9 @@ fn put_field(dst: &mut Vec<u8>, slot: Slot, field: &Field<'_>) {
         }
         Field::Value(value) => value.as_bytes(),
     };
-    dst.extend_from_slice(slot.text().as_bytes());
-    dst.extend_from_slice(b": ");
+    let start = slot.line_start();
+    dst.reserve(start.len() + value.len() + 2);
+    dst.extend_from_slice(start);
     dst.extend_from_slice(value);
     dst.extend_from_slice(b"\r\n");
 }
@@ -543,7 +546,10 @@ mod tests {
     fn slots_know_their_names() {
         for slot in SLOTS {
             assert_eq!(Slot::of(&slot.name()), Some(slot));
-            assert_eq!(slot.name().as_str(), slot.text());
+            assert_eq!(
+                format!("{}: ", slot.name().as_str()).as_bytes(),
+                slot.line_start()
+            );
         }
         assert_eq!(Slot::of(&header::USER_AGENT), None);
         assert_eq!(Slot::of(&header::HOST), None);
