@@ -79,7 +79,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
 /// into the hole and fixes its index) and no insertion at the end. It stays where the client
 /// put it unless hop-by-hop fields are removed (the same move: a field after them may take
 /// their place). Several `Host` fields become the first (as Node keeps the first). Without a
-/// `Host` field (HTTP/2, HTTP/1.0) the value is made from `authority`, and the head has none.
+/// `Host` field (HTTP/2, HTTP/1.0) the value is made from `authority` (its host and port, not
+/// its userinfo), and the head has none.
 /// Hop-by-hop fields are removed too ([`strip_hop_by_hop`]), except a `Host` that
 /// `Connection` names (put back, at the end).
 pub fn client_host(
@@ -100,8 +101,14 @@ pub fn client_host(
             }
             (Some(first), true)
         }
+        // The authority's host and port: a userinfo (`user:pass@`, which RFC 9110 §4.2.4
+        // deprecates) never becomes a `Host`.
         None => (
-            authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+            authority.and_then(|a| {
+                let text = a.as_str();
+                let host = text.rsplit_once('@').map_or(text, |(_, host)| host);
+                HeaderValue::from_str(host).ok()
+            }),
             false,
         ),
     };
@@ -214,6 +221,16 @@ mod tests {
             (HeaderValue::from_static("c.example:8080"), false)
         );
         assert!(h.is_empty());
+        // An absolute-form target's userinfo (HTTP/1.0 without `Host`) is not part of it.
+        for (authority, host) in [
+            ("user:secret@c.example:8080", "c.example:8080"),
+            ("u@[::1]:81", "[::1]:81"),
+            ("@c.example", "c.example"),
+        ] {
+            let authority = http::uri::Authority::try_from(authority).unwrap();
+            let (found, _) = client_host(&mut HeaderMap::new(), Some(&authority));
+            assert_eq!(found.unwrap(), host);
+        }
     }
 
     #[test]
