@@ -342,7 +342,8 @@ async fn a_mixed_project_serves_both_families() {
 /// "changeOrigin false, configured Host"): `changeOrigin` replaces even a `host` from
 /// `proxyOptions.headers`; without it that one is sent. The field stays where the client put it
 /// (http-proxy sets `host` in its copy of Node's header object), and `Connection: host` cannot
-/// take it away.
+/// take it away. Of two `Host` fields the first is sent, and `xfwd` takes `X-Forwarded-Host` and
+/// `-Port` from it ("two Host fields, ...").
 #[tokio::test(flavor = "multi_thread")]
 async fn the_upstream_host_is_chosen_and_placed_as_express_gateway_does() {
     let be = backend::spawn_scripted(|_| (200, vec![], "ok".to_string()))
@@ -357,11 +358,12 @@ async fn the_upstream_host_is_chosen_and_placed_as_express_gateway_does() {
         "gateway.config.yml",
         &format!(
             "http: {{port: 8080}}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy]\n\
-             apiEndpoints: {{t: {{path: '/t/*'}}, f: {{path: '/f/*'}}, p: {{path: '/p/*'}}}}\n\
+             apiEndpoints: {{t: {{path: '/t/*'}}, f: {{path: '/f/*'}}, p: {{path: '/p/*'}}, x: {{path: '/x/*'}}}}\n\
              pipelines:\n\
              \x20 t: {{apiEndpoints: [t], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: true, stripPath: true, {options}}}}}}}]}}\n\
              \x20 f: {{apiEndpoints: [f], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: false, stripPath: true, {options}}}}}}}]}}\n\
-             \x20 p: {{apiEndpoints: [p], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: true, stripPath: true}}}}}}]}}\n",
+             \x20 p: {{apiEndpoints: [p], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: true, stripPath: true}}}}}}]}}\n\
+             \x20 x: {{apiEndpoints: [x], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: false, xfwd: true, stripPath: true}}}}}}]}}\n",
             be.url()
         ),
     );
@@ -413,6 +415,21 @@ async fn the_upstream_host_is_chosen_and_placed_as_express_gateway_does() {
         None,
         "no xfwd on this route"
     );
+    // Two `Host` fields: the first one counts.
+    let reply = get(
+        &format!("{base}/x/a"),
+        &[("host", "a.test:81"), ("host", "b.test:82")],
+        Method::GET,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let seen = be.seen().last().unwrap().clone();
+    assert_eq!(seen.headers.get_all("host").iter().count(), 1);
+    assert_eq!(seen.header("host"), Some("a.test:81"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("a.test:81"));
+    assert_eq!(seen.header("x-forwarded-port"), Some("81"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
 }
 
 /// Issue 12 item 2: `${VAR}` in settings is substituted when the gateway starts; a variable

@@ -577,7 +577,10 @@ mod tests {
         }
         let id = TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);
         assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(SpanId(0x00f0_67aa_0ba9_02b7).to_string(), "00f067aa0ba902b7");
+        assert_eq!(
+            SpanId(0x00f0_67aa_0ba9_02b7).to_string(),
+            "00f067aa0ba902b7"
+        );
     }
 
     #[test]
