@@ -315,7 +315,7 @@ impl Gateway {
                 .headers()
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .or_else(|| request.uri().authority().map(|a| a.as_str()));
+                .or_else(|| request.uri().authority().map(crate::router::authority_host));
             match routes.resolve(method.as_str(), host, path) {
                 Lookup::Route(found) => {
                     let config = site.express.and_then(|i| self.model.express.get(i));

@@ -342,8 +342,9 @@ async fn a_mixed_project_serves_both_families() {
 /// "changeOrigin false, configured Host"): `changeOrigin` replaces even a `host` from
 /// `proxyOptions.headers`; without it that one is sent. The field stays where the client put it
 /// (http-proxy sets `host` in its copy of Node's header object), and `Connection: host` cannot
-/// take it away. Of two `Host` fields the first is sent, and `xfwd` takes `X-Forwarded-Host` and
-/// `-Port` from it ("two Host fields, ...").
+/// take it away. Of two `Host` fields the first is sent without `changeOrigin`, and `xfwd` takes
+/// `X-Forwarded-Host` and `-Port` from it ("two Host fields, ..."). `proxyOptions.headers` win
+/// over the proxy's own `X-Forwarded-For` and trace context (http-proxy merges them last).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_upstream_host_is_chosen_and_placed_as_express_gateway_does() {
     let be = backend::spawn_scripted(|_| (200, vec![], "ok".to_string()))
@@ -358,12 +359,14 @@ async fn the_upstream_host_is_chosen_and_placed_as_express_gateway_does() {
         "gateway.config.yml",
         &format!(
             "http: {{port: 8080}}\nserviceEndpoints: {{b: {{url: '{}'}}}}\npolicies: [proxy]\n\
-             apiEndpoints: {{t: {{path: '/t/*'}}, f: {{path: '/f/*'}}, p: {{path: '/p/*'}}, x: {{path: '/x/*'}}}}\n\
+             apiEndpoints: {{t: {{path: '/t/*'}}, f: {{path: '/f/*'}}, p: {{path: '/p/*'}}, x: {{path: '/x/*'}}, n: {{path: '/n/*'}}, o: {{path: '/o/*'}}}}\n\
              pipelines:\n\
              \x20 t: {{apiEndpoints: [t], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: true, stripPath: true, {options}}}}}}}]}}\n\
              \x20 f: {{apiEndpoints: [f], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: false, stripPath: true, {options}}}}}}}]}}\n\
              \x20 p: {{apiEndpoints: [p], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: true, stripPath: true}}}}}}]}}\n\
-             \x20 x: {{apiEndpoints: [x], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: false, xfwd: true, stripPath: true}}}}}}]}}\n",
+             \x20 x: {{apiEndpoints: [x], policies: [{{proxy: {{action: {{serviceEndpoint: b, xfwd: true, stripPath: true}}}}}}]}}\n\
+             \x20 n: {{apiEndpoints: [n], policies: [{{proxy: {{action: {{serviceEndpoint: b, changeOrigin: false, stripPath: true}}}}}}]}}\n\
+             \x20 o: {{apiEndpoints: [o], policies: [{{proxy: {{action: {{serviceEndpoint: b, xfwd: true, stripPath: true, proxyOptions: {{headers: {{x-forwarded-for: cfg, tracestate: 'x=1'}}}}}}}}}}]}}\n",
             be.url()
         ),
     );
@@ -415,21 +418,55 @@ async fn the_upstream_host_is_chosen_and_placed_as_express_gateway_does() {
         None,
         "no xfwd on this route"
     );
-    // Two `Host` fields: the first one counts.
+    // Two `Host` fields: the first one counts, for the upstream `Host` without `changeOrigin`
+    // and for `xfwd`'s fields.
+    let two_hosts = [("host", "a.test:81"), ("host", "b.test:82")];
+    let reply = get(&format!("{base}/n/a"), &two_hosts, Method::GET).await;
+    assert_eq!(reply.status, 200);
+    let seen = be.seen().last().unwrap().clone();
+    assert_eq!(seen.headers.get_all("host").iter().count(), 1);
+    assert_eq!(seen.header("host"), Some("a.test:81"));
+    let reply = get(&format!("{base}/x/a"), &two_hosts, Method::GET).await;
+    assert_eq!(reply.status, 200);
+    let seen = be.seen().last().unwrap().clone();
+    assert_eq!(seen.headers.get_all("host").iter().count(), 1);
+    assert_eq!(seen.header("host"), Some(authority.as_str()));
+    assert_eq!(seen.header("x-forwarded-host"), Some("a.test:81"));
+    assert_eq!(seen.header("x-forwarded-port"), Some("81"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    // Configured values of the proxy's own fields win, once each.
     let reply = get(
-        &format!("{base}/x/a"),
-        &[("host", "a.test:81"), ("host", "b.test:82")],
+        &format!("{base}/o/a"),
+        &[
+            ("x-forwarded-for", "10.9.9.9"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+            ("tracestate", "client=1"),
+        ],
         Method::GET,
     )
     .await;
     assert_eq!(reply.status, 200);
     let seen = be.seen().last().unwrap().clone();
-    assert_eq!(seen.headers.get_all("host").iter().count(), 1);
-    assert_eq!(seen.header("host"), Some("a.test:81"));
-    assert_eq!(seen.header("x-forwarded-host"), Some("a.test:81"));
-    assert_eq!(seen.header("x-forwarded-port"), Some("81"));
-    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
-    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    let all = |name: &str| {
+        seen.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(all("x-forwarded-for"), ["cfg"]);
+    assert_eq!(all("tracestate"), ["x=1"]);
+    let traceparent = all("traceparent");
+    assert_eq!(traceparent.len(), 1);
+    assert!(
+        traceparent[0].starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "the client's trace goes on: {traceparent:?}"
+    );
+    assert_eq!(all("x-forwarded-proto"), ["http"]);
 }
 
 /// Issue 12 item 2: `${VAR}` in settings is substituted when the gateway starts; a variable

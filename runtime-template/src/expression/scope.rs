@@ -192,7 +192,7 @@ impl<'a> RequestScope<'a> {
             // HTTP/2 carries the host in the URI authority, which Node exposes as `host`.
             if name == http::header::HOST {
                 if let Some(authority) = self.parts.uri.authority() {
-                    return Value::Str(Cow::Borrowed(authority.as_str()));
+                    return Value::Str(Cow::Borrowed(crate::router::authority_host(authority)));
                 }
             }
             return Value::Undefined;

@@ -139,7 +139,7 @@ impl ReadyCondition {
                 .headers
                 .get(http::header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+                .or_else(|| parts.uri.authority().map(crate::router::authority_host))
                 .is_some_and(|host| glob.matches(host)),
             ReadyCondition::Authenticated => context.authenticated,
             ReadyCondition::Anonymous => !context.authenticated,

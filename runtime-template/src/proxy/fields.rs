@@ -12,9 +12,9 @@
 //! `HeaderMap::insert` (a set field) and `HeaderMap::remove` (a dropped one) would leave, but
 //! for the order of unrelated fields: a set field takes the place of the head's first field of
 //! that name (the others are left out), or, when the head has none, comes after the head's
-//! fields (in the order `X-Forwarded-For`, `-Proto`, `-Host`, `traceparent`); a dropped field
-//! leaves the others where they are (a removal from the map moves its last field into the
-//! hole).
+//! fields (in the order `X-Forwarded-For`, `-Proto`, `-Host`, `traceparent`, `tracestate`, then
+//! a `Host` the head has none of); a dropped field leaves the others where they are (a removal
+//! from the map moves its last field into the hole).
 
 use std::net::IpAddr;
 
@@ -118,7 +118,8 @@ impl Slot {
 /// The proxy's own fields of one upstream request (see the module's documentation).
 #[derive(Debug, Clone)]
 pub struct ProxyFields<'a> {
-    /// The `Host` field, chosen per URL tried.
+    /// The `Host` field for the lean client's head writer, chosen per URL tried (hyper's
+    /// client gets its `Host` inserted by the caller; [`Self::apply`] leaves it).
     pub host: HostField<'a>,
     slots: [Field<'a>; 5],
     /// Some slot is not [`Field::Keep`]: the writer looks at the head's names.
@@ -412,6 +413,166 @@ mod tests {
                                 by_name(&lines(&applied)),
                                 "{what}"
                             );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the proxy step did before its fields were written with the head (bba6b3e's
+    /// `add_forwarded`, `TraceContext::forward`, the insertion of `proxyOptions.headers` and of
+    /// `Host`), as operations on the map: the reference the writer must match, value for value.
+    fn by_map_operations(
+        headers: &mut HeaderMap,
+        client: IpAddr,
+        trusted: bool,
+        host: Option<HeaderValue>,
+        trace: Option<&TraceContext>,
+        configured: &[(HeaderName, HeaderValue)],
+        host_field: HostField<'_>,
+    ) {
+        let existing: Vec<String> = if trusted {
+            headers
+                .get_all(&X_FORWARDED_FOR)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let value = if existing.is_empty() {
+            client.to_string()
+        } else {
+            format!("{}, {client}", existing.join(", "))
+        };
+        headers.insert(X_FORWARDED_FOR, HeaderValue::from_str(&value).unwrap());
+        if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        }
+        if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+            match host {
+                Some(host) => {
+                    headers.insert(X_FORWARDED_HOST, host);
+                }
+                None => {
+                    headers.remove(X_FORWARDED_HOST);
+                }
+            }
+        }
+        if let Some(trace) = trace {
+            headers.insert(TRACEPARENT, trace.traceparent());
+            if trace.parent_id.is_none() || !tracestate_is_valid(headers) {
+                headers.remove(TRACESTATE);
+            }
+        }
+        for (name, value) in configured {
+            headers.insert(name.clone(), value.clone());
+        }
+        match host_field {
+            HostField::AsIs => {}
+            HostField::Default(value) if headers.contains_key(header::HOST) => {
+                let _ = value;
+            }
+            HostField::Default(value) | HostField::Replace(value) => {
+                headers.insert(header::HOST, value.clone());
+            }
+        }
+    }
+
+    /// The writer against the map operations it replaced (above), for every mix of client
+    /// heads, trust, host, trace state, configured values of the proxy's own names (which win)
+    /// and `Host` choices: the same values for each name, in the same order.
+    #[test]
+    fn written_fields_are_what_the_map_operations_made_before() {
+        let client_fields: [&[(&str, &str)]; 5] = [
+            &[("accept", "*/*")],
+            &[
+                ("x-forwarded-for", "6.6.6.6"),
+                ("x-forwarded-for", " "),
+                ("x-forwarded-for", "7.7.7.7"),
+                ("host", "client.test"),
+            ],
+            &[
+                ("tracestate", "a=1"),
+                ("tracestate", "b=2"),
+                ("x-forwarded-host", "evil"),
+                ("traceparent", "00-bad"),
+                ("x-forwarded-proto", "gopher"),
+            ],
+            &[
+                ("tracestate", "Bad=1"),
+                ("host", "a.test"),
+                ("host", "b.test"),
+            ],
+            &[("x-forwarded-proto", "a"), ("x-forwarded-proto", "b")],
+        ];
+        let configured_sets: [&[(&str, &str)]; 4] = [
+            &[],
+            &[("x-forwarded-for", "cfg"), ("x-other", "1")],
+            &[("tracestate", "cfg=1"), ("traceparent", "cfg")],
+            &[("x-forwarded-host", "cfg"), ("x-forwarded-proto", "cfg")],
+        ];
+        let trace_new = TraceContext {
+            parent_id: None,
+            ..TRACE
+        };
+        let upstream = HeaderValue::from_static("upstream.test");
+        let client: IpAddr = "10.1.2.3".parse().unwrap();
+        for fields_in in client_fields {
+            for configured in configured_sets {
+                let configured: Vec<(HeaderName, HeaderValue)> = configured
+                    .iter()
+                    .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
+                    .collect();
+                for trusted in [false, true] {
+                    for host in [None, Some(HeaderValue::from_static("gw.test"))] {
+                        for trace in [None, Some(&TRACE), Some(&trace_new)] {
+                            for host_field in [
+                                HostField::AsIs,
+                                HostField::Default(&upstream),
+                                HostField::Replace(&upstream),
+                            ] {
+                                let headers = map(fields_in);
+                                // The step: configured names of other fields go into the map,
+                                // the proxy's own into its fields.
+                                let mut head = headers.clone();
+                                let mut fields = ProxyFields::new();
+                                fields.forwarded(&head, client, trusted, "https", host.clone());
+                                if let Some(trace) = trace {
+                                    fields.trace(trace, &head);
+                                }
+                                for (name, value) in &configured {
+                                    match Slot::of(name) {
+                                        Some(slot) => fields.set(slot, Field::Value(value.clone())),
+                                        None => {
+                                            head.insert(name.clone(), value.clone());
+                                        }
+                                    }
+                                }
+                                fields.host = host_field;
+                                let mut reference = headers.clone();
+                                by_map_operations(
+                                    &mut reference,
+                                    client,
+                                    trusted,
+                                    host.clone(),
+                                    trace,
+                                    &configured,
+                                    host_field,
+                                );
+                                let what = format!(
+                                    "{fields_in:?} {configured:?} {trusted} {host:?} {trace:?} {host_field:?}"
+                                );
+                                assert_eq!(
+                                    by_name(&written(&fields, &head)),
+                                    by_name(&lines(&reference)),
+                                    "{what}"
+                                );
+                            }
                         }
                     }
                 }

@@ -101,14 +101,9 @@ pub fn client_host(
             }
             (Some(first), true)
         }
-        // The authority's host and port: a userinfo (`user:pass@`, which RFC 9110 §4.2.4
-        // deprecates) never becomes a `Host`.
+        // The authority's host and port: a userinfo never becomes a `Host`.
         None => (
-            authority.and_then(|a| {
-                let text = a.as_str();
-                let host = text.rsplit_once('@').map_or(text, |(_, host)| host);
-                HeaderValue::from_str(host).ok()
-            }),
+            authority.and_then(|a| HeaderValue::from_str(crate::router::authority_host(a)).ok()),
             false,
         ),
     };

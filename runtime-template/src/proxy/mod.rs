@@ -186,8 +186,9 @@ pub struct Destination<'a> {
     /// The URL's host is the upstream request's `Host` (in the place of the head's `Host`
     /// field, if it has one); else the head's own, and the URL's host only when it has none.
     pub change_origin: bool,
-    /// The proxy's own fields (`X-Forwarded-*`, trace context), written with the head; their
-    /// `host` is chosen here, per URL, from `change_origin`.
+    /// The proxy's own fields (`X-Forwarded-*`, trace context), written with the head (lean
+    /// client) or inserted into its map (hyper's); for the lean client their `host` is chosen
+    /// here, per URL, from `change_origin` (hyper's path inserts the `Host` itself).
     pub fields: ProxyFields<'a>,
 }
 

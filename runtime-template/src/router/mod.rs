@@ -54,6 +54,16 @@ use http::{HeaderValue, Method};
 use crate::model::{join_path, GatewayModel};
 use crate::path::canonical_literal;
 
+/// The host and port of a request's authority (an HTTP/2 `:authority`, an HTTP/1.0
+/// absolute-form target), as a `Host` field would carry them: without the userinfo
+/// (`user:pass@`, which RFC 9110 §4.2.4 deprecates and `http`'s `Authority::host` also skips).
+/// Host routing, `hostMatch`, rate-limit keys by host name, expressions' `host` and the
+/// upstream `Host` all read it so.
+pub fn authority_host(authority: &http::uri::Authority) -> &str {
+    let text = authority.as_str();
+    text.rsplit_once('@').map_or(text, |(_, host)| host)
+}
+
 /// Index of a resource in the flattened route table.
 pub type RouteId = usize;
 
@@ -662,6 +672,19 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_authoritys_host_leaves_out_its_userinfo() {
+        for (authority, host) in [
+            ("c.example:8080", "c.example:8080"),
+            ("user:secret@c.example:8080", "c.example:8080"),
+            ("u@[::1]:81", "[::1]:81"),
+            ("@c.example", "c.example"),
+        ] {
+            let authority = http::uri::Authority::try_from(authority).unwrap();
+            assert_eq!(authority_host(&authority), host);
+        }
+    }
     use crate::model::{Api, Resource, MODEL_FORMAT};
 
     fn api(name: &str, base: &str, resources: &[(&str, &str)]) -> Api {

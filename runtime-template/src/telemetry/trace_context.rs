@@ -283,8 +283,8 @@ fn hex_lower(value: u64) -> [u8; 16] {
         u128::from_ne_bytes([byte; 16])
     }
     let mut v = u128::from(value);
-    // 64-bit halves into 64-bit lanes, then 16 into 32, 8 into 16: each byte of `value` in
-    // the low half of a 16-bit lane, in order.
+    // 32-bit halves into 64-bit lanes, then 16-bit quarters into 32-bit lanes, bytes into
+    // 16-bit lanes: each byte of `value` in the low half of a 16-bit lane, in order.
     v = (v & 0xffff_ffff_0000_0000) << 32 | (v & 0xffff_ffff);
     v = (v & 0x0000_0000_ffff_0000_0000_0000_ffff_0000) << 16
         | (v & 0x0000_0000_0000_ffff_0000_0000_0000_ffff);

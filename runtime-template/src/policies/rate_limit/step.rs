@@ -284,7 +284,7 @@ fn hostname(parts: &Parts) -> Option<&str> {
         .headers
         .get(HOST)
         .and_then(|v| v.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))?;
+        .or_else(|| parts.uri.authority().map(crate::router::authority_host))?;
     if host.starts_with('[') {
         return host.find(']').map(|end| &host[..=end]);
     }
