@@ -118,8 +118,7 @@ impl Slot {
 /// The proxy's own fields of one upstream request (see the module's documentation).
 #[derive(Debug, Clone)]
 pub struct ProxyFields<'a> {
-    /// The `Host` field for the lean client's head writer, chosen per URL tried (hyper's
-    /// client gets its `Host` inserted by the caller; [`Self::apply`] leaves it).
+    /// The `Host` field, chosen per URL tried.
     pub host: HostField<'a>,
     slots: [Field<'a>; 5],
     /// Some slot is not [`Field::Keep`]: the writer looks at the head's names.
@@ -215,10 +214,22 @@ impl<'a> ProxyFields<'a> {
         }
     }
 
-    /// The fields inserted into (and removed from) `headers` in slot order, for a client that
-    /// sends a map (hyper's). Applying them twice leaves what applying them once did. `Host`
-    /// is left to the caller.
+    /// The fields inserted into (and removed from) `headers` in slot order, then `Host` as
+    /// [`Self::host`] says, for a client that sends a map (hyper's). Applying them twice leaves
+    /// what applying them once did.
     pub fn apply(&self, headers: &mut HeaderMap) {
+        self.apply_slots(headers);
+        match self.host {
+            HostField::AsIs => {}
+            HostField::Default(_) if headers.contains_key(header::HOST) => {}
+            HostField::Default(host) | HostField::Replace(host) => {
+                headers.insert(header::HOST, host.clone());
+            }
+        }
+    }
+
+    /// [`Self::apply`]'s slots.
+    fn apply_slots(&self, headers: &mut HeaderMap) {
         if !self.active {
             return;
         }
@@ -383,24 +394,38 @@ mod tests {
             parent_id: None,
             ..TRACE
         };
-        let ips: [IpAddr; 2] = ["10.1.2.3".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+        let ips: [IpAddr; 3] = [
+            "10.1.2.3".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+            "10.9.8.7".parse().unwrap(),
+        ];
+        // `Host` as each choice says, the address families beside them.
+        let upstream = HeaderValue::from_static("upstream.test");
+        let host_fields = [
+            HostField::AsIs,
+            HostField::Default(&upstream),
+            HostField::Replace(&upstream),
+        ];
         for client in client_fields {
             let headers = map(client);
             for trusted in [false, true] {
                 for host in [None, Some(HeaderValue::from_static("gw.test:8080"))] {
                     for trace in [None, Some(&TRACE), Some(&trace_new)] {
-                        for ip in ips {
+                        for (ip, host_field) in ips.into_iter().zip(host_fields) {
                             let mut fields = ProxyFields::new();
                             fields.forwarded(&headers, ip, trusted, "https", host.clone());
                             if let Some(trace) = trace {
                                 fields.trace(trace, &headers);
                             }
+                            fields.host = host_field;
                             let mut applied = headers.clone();
                             fields.apply(&mut applied);
                             let mut twice = applied.clone();
                             fields.apply(&mut twice);
                             assert_eq!(twice, applied, "apply is idempotent");
-                            let what = format!("{client:?} {trusted} {host:?} {trace:?} {ip}");
+                            let what = format!(
+                                "{client:?} {trusted} {host:?} {trace:?} {ip} {host_field:?}"
+                            );
                             assert_eq!(
                                 by_name(&written(&fields, &headers)),
                                 by_name(&lines(&applied)),

@@ -187,8 +187,8 @@ pub struct Destination<'a> {
     /// field, if it has one); else the head's own, and the URL's host only when it has none.
     pub change_origin: bool,
     /// The proxy's own fields (`X-Forwarded-*`, trace context), written with the head (lean
-    /// client) or inserted into its map (hyper's); for the lean client their `host` is chosen
-    /// here, per URL, from `change_origin` (hyper's path inserts the `Host` itself).
+    /// client) or inserted into its map (hyper's); their `host` is chosen here, per URL, from
+    /// `change_origin`.
     pub fields: ProxyFields<'a>,
 }
 
@@ -279,6 +279,13 @@ pub async fn forward(
         let request_target = target.checked(rest, query).map_err(|_| {
             upstream_error(fault::UPSTREAM_UNREACHABLE, target, UpstreamFailure::Other)
         })?;
+        // The URL's host in the place of the head's `Host` (`changeOrigin`), else added when
+        // the head has none (as hyper-util's client would make it, but rendered once per URL).
+        fields.host = if change_origin {
+            HostField::Replace(&target.host_header)
+        } else {
+            HostField::Default(&target.host_header)
+        };
         let more = attempt + 1 < count;
         let plain = target.scheme == http::uri::Scheme::HTTP;
         let relay = || {
@@ -301,14 +308,6 @@ pub async fn forward(
             let reused = pooled.is_some();
             let mut timer = spare.timer(deadline);
             let parts = &mut *parts;
-            // The URL's host in the place of the head's `Host` (`changeOrigin`), else as for
-            // hyper's client below: added when the head has none. Decided as the head is
-            // written, no lookup.
-            fields.host = if change_origin {
-                HostField::Replace(&target.host_header)
-            } else {
-                HostField::Default(&target.host_header)
-            };
             let fields = &fields;
             let exchange = async {
                 let mut connection = match pooled {
@@ -434,8 +433,9 @@ pub async fn forward(
                 *request.uri_mut() = uri;
                 *request.headers_mut() = std::mem::take(&mut parts.headers);
                 *request.extensions_mut() = std::mem::take(&mut parts.extensions);
-                // hyper's client sends a map: the proxy's fields go into it (again after a
-                // resend: applying them twice is applying them once).
+                // hyper's client sends a map: the proxy's fields and `Host` go into it (again
+                // after a resend: applying them twice is applying them once). hyper's
+                // connection-level client sends the head as it is.
                 fields.apply(request.headers_mut());
                 if may_resend && reused {
                     head_copy.extend(
@@ -444,15 +444,6 @@ pub async fn forward(
                             .iter()
                             .map(|(name, value)| (name.clone(), value.clone())),
                     );
-                }
-                // hyper's connection-level client sends the head as it is: the `Host` the head
-                // has none of is added here (rendered once per URL, not formatted per request),
-                // and with `changeOrigin` it replaces the head's `Host` value in its place (an
-                // insertion does).
-                if change_origin || !request.headers().contains_key(header::HOST) {
-                    request
-                        .headers_mut()
-                        .insert(header::HOST, target.host_header.clone());
                 }
                 match connection.sender.send_request(request).await {
                     Ok(response) => Ok((connection, response)),
