@@ -245,7 +245,7 @@ impl<'a> ProxyFields<'a> {
                     HeaderValue::from_bytes(format_ip(*ip, &mut buf)).ok()
                 }
                 Field::Static(text) => Some(HeaderValue::from_static(text)),
-                Field::Trace(trace) => HeaderValue::from_bytes(&trace.traceparent_bytes()).ok(),
+                Field::Trace(trace) => Some(trace.traceparent()),
                 Field::Value(value) => Some(value.clone()),
             };
             if let Some(value) = value {
