@@ -349,7 +349,7 @@ pub async fn forward(
                     }),
                 }
             };
-            match within(timer.as_mut(), exchange)
+            match within(timer.as_mut(), deadline, exchange)
                 .await
                 .ok_or_else(timed_out(target))?
             {
@@ -453,7 +453,7 @@ pub async fn forward(
                     }),
                 }
             };
-            match within(timer.as_mut(), exchange)
+            match within(timer.as_mut(), deadline, exchange)
                 .await
                 .ok_or_else(timed_out(target))?
             {
@@ -645,14 +645,19 @@ pin_project_lite::pin_project! {
     /// does): `None` when the timer fires first.
     struct Within<'t, F> {
         timer: Pin<&'t mut tokio::time::Sleep>,
+        due: tokio::time::Instant,
         #[pin]
         future: F,
     }
 }
 
-/// `future` bounded by `timer` (see [`Within`]).
-fn within<F: Future>(timer: Pin<&mut tokio::time::Sleep>, future: F) -> Within<'_, F> {
-    Within { timer, future }
+/// `future` bounded by `timer`, set for `due` (see [`Within`]).
+fn within<F: Future>(
+    timer: Pin<&mut tokio::time::Sleep>,
+    due: tokio::time::Instant,
+    future: F,
+) -> Within<'_, F> {
+    Within { timer, due, future }
 }
 
 impl<F: Future> Future for Within<'_, F> {
@@ -663,7 +668,7 @@ impl<F: Future> Future for Within<'_, F> {
         if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Some(output));
         }
-        this.timer.as_mut().poll(cx).map(|()| None)
+        crate::server::due::poll_due(this.timer.as_mut(), *this.due, cx).map(|()| None)
     }
 }
 

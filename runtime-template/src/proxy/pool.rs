@@ -96,10 +96,10 @@ struct Idle<C> {
 #[derive(Debug, Default)]
 pub struct Spare {
     /// The timer of the upstream deadline, still armed for the last exchange's deadline (an
-    /// exchange's timer outlives it: it is moved to the next deadline, which only moves a
-    /// timer that has not fired later, an atomic store, where a new timer takes the timer
-    /// driver's lock twice, to register and to cancel). When it fires between exchanges it
-    /// wakes the last client connection that waited on it, once, for nothing.
+    /// exchange's timer outlives it: it serves the next deadline, [`crate::server::due`],
+    /// where a new timer takes the timer driver's lock twice, to register and to cancel).
+    /// When it fires between exchanges it wakes the last client connection that waited on
+    /// it, once, for nothing.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Room for the copy of a request head that a resend may need (the proxy's), empty
     /// between exchanges: its capacity is kept.
@@ -107,12 +107,13 @@ pub struct Spare {
 }
 
 impl Spare {
-    /// The timer of an exchange due by `deadline`: the connection's own, moved to `deadline`,
-    /// or a new one for a new connection.
+    /// The timer of an exchange due by `deadline`: the connection's own, set for `deadline`
+    /// with [`crate::server::due::set_due`] (poll it with `poll_due`), or a new one for a new
+    /// connection.
     pub fn timer(&mut self, deadline: tokio::time::Instant) -> Pin<Box<tokio::time::Sleep>> {
         match self.timer.take() {
             Some(mut timer) => {
-                timer.as_mut().reset(deadline);
+                crate::server::due::set_due(timer.as_mut(), deadline);
                 timer
             }
             None => Box::pin(tokio::time::sleep_until(deadline)),
@@ -557,37 +558,45 @@ pub fn with_lease(response: Response<Incoming>, lease: Option<Lease>) -> Respons
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::future::Future as _;
 
-    /// Polls `timer` once: true when it has fired.
-    fn fired(timer: &mut Pin<Box<tokio::time::Sleep>>) -> bool {
+    /// Polls `timer` once for a wait due at `due`: true when the wait has ended.
+    fn fired(timer: &mut Pin<Box<tokio::time::Sleep>>, due: tokio::time::Instant) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        timer.as_mut().poll(&mut cx).is_ready()
+        crate::server::due::poll_due(timer.as_mut(), due, &mut cx).is_ready()
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_kept_timer_serves_the_next_deadline_later_or_earlier() {
         let start = tokio::time::Instant::now();
         let mut spare = Spare::default();
-        let mut timer = spare.timer(start + Duration::from_secs(10));
-        assert!(!fired(&mut timer));
+        let first = start + Duration::from_secs(10);
+        let mut timer = spare.timer(first);
+        assert!(!fired(&mut timer, first));
         spare.keep(timer);
-        // Moved later (the usual case: the same timeout, a later request).
-        let mut timer = spare.timer(start + Duration::from_secs(20));
+        // A later deadline (the usual case: the same timeout, a later request).
+        let second = start + Duration::from_secs(20);
+        let mut timer = spare.timer(second);
         tokio::time::advance(Duration::from_secs(15)).await;
-        assert!(!fired(&mut timer), "the first deadline no longer counts");
+        assert!(
+            !fired(&mut timer, second),
+            "the first deadline no longer counts"
+        );
         tokio::time::advance(Duration::from_secs(6)).await;
-        assert!(fired(&mut timer));
+        assert!(fired(&mut timer, second));
         // A fired timer kept, then set again.
         spare.keep(timer);
         let now = tokio::time::Instant::now();
-        let mut timer = spare.timer(now + Duration::from_secs(30));
-        assert!(!fired(&mut timer));
+        let third = now + Duration::from_secs(30);
+        let mut timer = spare.timer(third);
+        assert!(!fired(&mut timer, third));
         spare.keep(timer);
-        // Moved earlier (a route with a shorter timeout).
-        let mut timer = spare.timer(now + Duration::from_secs(5));
-        tokio::time::advance(Duration::from_secs(6)).await;
-        assert!(fired(&mut timer));
+        // An earlier deadline (a route with a shorter timeout).
+        let fourth = now + Duration::from_secs(5);
+        let mut timer = spare.timer(fourth);
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(!fired(&mut timer, fourth));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(fired(&mut timer, fourth));
     }
 
     #[test]

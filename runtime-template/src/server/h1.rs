@@ -139,8 +139,8 @@ where
         fields: HeaderMap::new(),
         read_room: READ_ROOM,
     };
-    // One timer for the connection's heads, moved to each new deadline (a later deadline is
-    // an atomic store for tokio, not a timer-wheel operation).
+    // One timer for the connection's heads, kept set for an earlier head's deadline until it
+    // fires (`super::due`).
     let timer = tokio::time::sleep(super::timer::FAR_FUTURE);
     let mut timer = std::pin::pin!(timer);
     // The stop is awaited on a copy of the signal (while waiting for a head) and read on
@@ -347,7 +347,7 @@ impl Connection {
         mut timer: Pin<&mut tokio::time::Sleep>,
         stopped: &mut Signal<'_, F>,
     ) -> Read {
-        let deadline = tokio::time::Instant::now() + limits.header_timeout;
+        let due = tokio::time::Instant::now() + limits.header_timeout;
         let mut armed = false;
         let mut reader = HeadReader::with_room(self.read_room);
         std::future::poll_fn(|cx| loop {
@@ -379,10 +379,10 @@ impl Connection {
                 return Poll::Ready(Read::Closed);
             }
             if !armed {
-                timer.as_mut().reset(deadline);
+                super::due::set_due(timer.as_mut(), due);
                 armed = true;
             }
-            if timer.as_mut().poll(cx).is_ready() {
+            if super::due::poll_due(timer.as_mut(), due, cx).is_ready() {
                 return Poll::Ready(Read::Closed);
             }
             return Poll::Pending;

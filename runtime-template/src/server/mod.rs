@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 pub mod drain;
+pub(crate) mod due;
 pub mod h1;
 pub mod preface;
 pub mod thread_per_core;
