@@ -38,8 +38,9 @@ pub(crate) fn poll_due(mut timer: Pin<&mut Sleep>, due: Instant, cx: &mut Contex
     if Instant::now() >= due {
         return Poll::Ready(());
     }
-    // Fired for an earlier deadline. Ready again at once only when `due` falls within the
-    // tick the wheel has reached (less than 1 ms away): due, as tokio would have it.
+    // Fired for an earlier deadline: moved to `due` and polled again, which registers the
+    // waker (tokio rounds a deadline up to its next millisecond tick: it does not fire
+    // before `due`).
     timer.as_mut().reset(due);
     timer.as_mut().poll(cx)
 }
