@@ -1939,18 +1939,22 @@ mod tests {
         assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 2, "{answers}");
     }
 
-    /// A body of known length that is there with its head reaches the service whole; one
-    /// still on its way is left to hyper with every byte read so far.
-    #[tokio::test]
-    async fn bodies_that_are_there_are_read_whole_and_others_left_to_hyper() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+    /// Serves the first connection to `listener`, `wait` after accepting it, answering every
+    /// request `200`; the requests' paths and bodies as the service saw them (a body hyper
+    /// streams: `<streaming>`).
+    #[allow(clippy::type_complexity)]
+    fn recording_server(
+        listener: TcpListener,
+        wait: Duration,
+    ) -> (
+        tokio::task::JoinHandle<Ended>,
+        Arc<Mutex<Vec<(String, Bytes)>>>,
+    ) {
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let log = bodies.clone();
         let server = tokio::spawn(async move {
             let (io, _) = listener.accept().await.unwrap();
-            // Every byte of the first three requests is there before anything is read.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(wait).await;
             let drain = Drain::new();
             let stop = drain.watcher();
             serve_with(io, LIMITS, &stop, |request: Request<ClientBody>| {
@@ -1967,6 +1971,17 @@ mod tests {
             })
             .await
         });
+        (server, bodies)
+    }
+
+    /// A body of known length that is there with its head reaches the service whole; one
+    /// still on its way is left to hyper with every byte read so far.
+    #[tokio::test]
+    async fn bodies_that_are_there_are_read_whole_and_others_left_to_hyper() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Every byte of the first three requests is there before anything is read.
+        let (server, bodies) = recording_server(listener, Duration::from_millis(100));
         let large = "z".repeat(20_000);
         let whole = format!(
             "POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
@@ -2019,29 +2034,14 @@ mod tests {
     /// be served here: without the wait none is.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_body_written_apart_from_its_head_is_waited_for_a_moment() {
-        /// Serves one connection; its requests' bodies as the service saw them.
+        /// Serves one connection; its requests' paths and bodies as the service saw them.
         async fn one(
             head: &[u8],
             body: Option<&[u8]>,
-        ) -> (Ended, Vec<Bytes>, Vec<u8>, std::time::Duration) {
+        ) -> (Ended, Vec<(String, Bytes)>, Vec<u8>, std::time::Duration) {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
-            let bodies = Arc::new(Mutex::new(Vec::new()));
-            let log = bodies.clone();
-            let server = tokio::spawn(async move {
-                let (io, _) = listener.accept().await.unwrap();
-                let drain = Drain::new();
-                let stop = drain.watcher();
-                serve_with(io, LIMITS, &stop, |request: Request<ClientBody>| {
-                    let body = match request.body() {
-                        ClientBody::Received(body) => body.clone().unwrap_or_default(),
-                        _ => Bytes::from_static(b"<not received whole>"),
-                    };
-                    log.lock().unwrap().push(body);
-                    async { Ok::<_, Infallible>(Answer::ok("x").response()) }
-                })
-                .await
-            });
+            let (server, bodies) = recording_server(listener, Duration::ZERO);
             let mut client = TcpStream::connect(addr).await.unwrap();
             client.set_nodelay(true).unwrap();
             let started = std::time::Instant::now();
@@ -2085,7 +2085,10 @@ mod tests {
             let (ended, bodies, answer, _) = one(head, Some(b"hello")).await;
             match ended {
                 Ended::Closed => {
-                    assert_eq!(bodies, vec![Bytes::from_static(b"hello")]);
+                    assert_eq!(
+                        bodies,
+                        vec![("/apart".to_string(), Bytes::from_static(b"hello"))]
+                    );
                     assert!(answer.starts_with(b"HTTP/1.1 200 OK"));
                     served_here += 1;
                 }
