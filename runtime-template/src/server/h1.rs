@@ -383,19 +383,20 @@ impl Connection {
                 &mut self.fields,
                 limits,
             ) {
-                Next::Head(head) => {
-                    if body_due.is_some() {
-                        // The timer was moved to the body's moment: back to a head's deadline
-                        // (a later one: no wheel operation), so that it does not fire for
-                        // nothing while the request is served.
-                        timer.as_mut().reset(due);
-                    }
-                    return Poll::Ready(Read::Head(head));
-                }
+                Next::Head(head) => return Poll::Ready(Read::Head(head)),
                 Next::Refer(head) => return Poll::Ready(Read::Refer(head)),
                 Next::Body(room) => match poll_fill(&mut self.io, &mut self.buf, cx, room) {
                     Poll::Ready(Err(_)) => return Poll::Ready(Read::Closed),
-                    Poll::Ready(Ok(n)) if n > 0 => continue,
+                    Poll::Ready(Ok(n)) if n > 0 => {
+                        if n >= room && body_due.is_some() {
+                            // The body waited for came: the timer, moved to the body's
+                            // moment, goes back to a head's deadline (a later one: no wheel
+                            // operation), so that it does not fire for nothing while the
+                            // request is served.
+                            timer.as_mut().reset(due);
+                        }
+                        continue;
+                    }
                     // On its way: waited for a moment, then left to hyper with what came.
                     Poll::Pending => {
                         let body_due = *body_due.get_or_insert_with(|| {
