@@ -208,6 +208,14 @@ impl Introspector {
         if self.negative.get(key, now).is_some() {
             return Ok(Introspected::Inactive);
         }
+        // Boxed: the exchange with the authorization server is a future of about 1.7 KB, and
+        // every request's future is as large as the largest future it may await; a cached
+        // answer (above) should not carry it (docs/benchmarks.md, "thirteenth pass").
+        Box::pin(self.ask(token, key)).await
+    }
+
+    /// Asks the authorization server about `token` (cached under `key`) and caches the answer.
+    async fn ask(&self, token: &str, key: CacheKey<'_>) -> Result<Introspected, Unavailable> {
         let mut headers = HeaderMap::new();
         if let Some(authorization) = self.authorization().await? {
             headers.insert(header::AUTHORIZATION, authorization);
