@@ -209,13 +209,15 @@ impl Introspector {
             return Ok(Introspected::Inactive);
         }
         // Boxed: the exchange with the authorization server is a future of about 1.7 KB, and
-        // every request's future is as large as the largest future it may await; a cached
-        // answer (above) should not carry it (docs/benchmarks.md, "thirteenth pass").
-        Box::pin(self.ask(token, key)).await
+        // a future is at least as large as the largest future it may await; a cached answer
+        // (above) should not carry it (docs/benchmarks.md, "thirteenth pass").
+        Box::pin(self.ask(token)).await
     }
 
-    /// Asks the authorization server about `token` (cached under `key`) and caches the answer.
-    async fn ask(&self, token: &str, key: CacheKey<'_>) -> Result<Introspected, Unavailable> {
+    /// Asks the authorization server about `token` and caches the answer (a grant, or the
+    /// token's inactivity for `negative_cache_seconds`).
+    pub(super) async fn ask(&self, token: &str) -> Result<Introspected, Unavailable> {
+        let key = CacheKey::new(CredentialKind::Oauth2, token.as_bytes());
         let mut headers = HeaderMap::new();
         if let Some(authorization) = self.authorization().await? {
             headers.insert(header::AUTHORIZATION, authorization);

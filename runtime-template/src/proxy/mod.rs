@@ -453,10 +453,11 @@ pub async fn forward(
                     }),
                 }
             };
-            // Boxed: hyper's exchange is a future of about 1 KB, and every request's future is
-            // as large as the largest it may await (the lean exchange's is a third of it); the
+            // Boxed: hyper's exchange is a future of about 1 KB, and a future is at least as
+            // large as the largest it may await (the lean exchange's is a third of it); the
             // gateway's future is copied whole on its way into its task (docs/benchmarks.md,
-            // "thirteenth pass"). This path allocates per request anyway.
+            // "thirteenth pass"). This path (HTTPS upstreams, uploads of unknown length)
+            // allocates per request anyway.
             match Box::pin(within(timer.as_mut(), deadline, exchange))
                 .await
                 .ok_or_else(timed_out(target))?
