@@ -14,8 +14,10 @@
 //! server has no idle timeout of its own, and such a connection would hold one of
 //! `limits.max_connections` for as long as its client likes.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use hyper_util::server::graceful::GracefulConnection;
@@ -95,16 +97,39 @@ impl Stop {
     ) -> Result<(), C::Error> {
         let mut connection = std::pin::pin!(connection);
         let mut quiet = Quiet::new(idle);
-        let went_quiet = loop {
-            tokio::select! {
+        let went_quiet = {
+            let mut stopped = std::pin::pin!(self.stopped());
+            let mut watchers = Watchers::new();
+            // `Err`: the connection ended first, with this result; `Ok`: whether it went quiet
+            // (else the stop came).
+            let ended = std::future::poll_fn(|cx| {
                 // The connection first: bytes handed over with it (a request that arrived as
                 // the stop came) are read before it is told to finish.
-                biased;
-                ended = connection.as_mut() => return ended,
-                () = self.stopped() => break false,
-                went_quiet = quiet.period() => if went_quiet {
-                    break true;
-                },
+                if let Poll::Ready(ended) = connection.as_mut().poll(cx) {
+                    return Poll::Ready(Err(ended));
+                }
+                // The stop and the idle timer are polled only when one of them woke the task,
+                // not on each of its other wake-ups (hyper's reads and writes, several a
+                // request): polling them costs a lock and a timer registration each time.
+                let Some(mut watched) = watchers.woken(cx) else {
+                    return Poll::Pending;
+                };
+                if stopped.as_mut().poll(&mut watched).is_ready() {
+                    return Poll::Ready(Ok(false));
+                }
+                loop {
+                    match quiet.poll_period(&mut watched) {
+                        Poll::Ready(true) => return Poll::Ready(Ok(true)),
+                        // The next period has started: its timer is polled to be woken.
+                        Poll::Ready(false) => continue,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+            })
+            .await;
+            match ended {
+                Ok(went_quiet) => went_quiet,
+                Err(ended) => return ended,
             }
         };
         connection.as_mut().graceful_shutdown();
@@ -116,11 +141,85 @@ impl Stop {
             tokio::select! {
                 biased;
                 ended = connection.as_mut() => return ended,
-                _ = quiet.period() => if quiet.serves_nothing() {
+                _ = std::future::poll_fn(|cx| quiet.poll_period(cx)) => if quiet.serves_nothing() {
                     return Ok(());
                 },
             }
         }
+    }
+}
+
+/// The wake-ups of a watched connection's task that came from its watchers (its [`Stop`] and
+/// its idle timer): they are polled with a waker of their own, which notes that they woke
+/// the task before it wakes it.
+struct Watchers {
+    signal: Arc<WatcherSignal>,
+    /// The waker given to the watchers.
+    waker: Waker,
+    /// The task's waker last handed to `signal` (compared without a lock).
+    task: Option<Waker>,
+}
+
+#[derive(Default)]
+struct WatcherSignal {
+    /// A watcher woke the task since it last polled them (set at first: they were never
+    /// polled).
+    woken: AtomicBool,
+    /// The task to wake.
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for WatcherSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(task) = task.as_ref() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+impl Watchers {
+    fn new() -> Self {
+        let signal = Arc::new(WatcherSignal {
+            woken: AtomicBool::new(true),
+            task: Mutex::new(None),
+        });
+        Watchers {
+            waker: Waker::from(signal.clone()),
+            signal,
+            task: None,
+        }
+    }
+
+    /// The context to poll the watchers with when one of them woke the task (or they were
+    /// never polled); `None` otherwise. Keeps the task's waker for the watchers' wake-ups
+    /// first, so that one coming while they are polled is not lost.
+    fn woken(&mut self, cx: &Context<'_>) -> Option<Context<'_>> {
+        if !self
+            .task
+            .as_ref()
+            .is_some_and(|task| task.will_wake(cx.waker()))
+        {
+            let task = cx.waker().clone();
+            *self
+                .signal
+                .task
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(task.clone());
+            self.task = Some(task);
+        }
+        self.signal
+            .woken
+            .swap(false, Ordering::AcqRel)
+            .then(|| Context::from_waker(&self.waker))
     }
 }
 
@@ -282,13 +381,14 @@ impl Quiet {
         }
     }
 
-    /// Waits until the current period ends (forever without an idle timeout), starts the next
-    /// one, and tells whether the one that ended was quiet.
-    async fn period(&mut self) -> bool {
+    /// Ready when the current period has ended (never without an idle timeout): starts the
+    /// next one (whose timer must be polled to wake the task) and tells whether the one that
+    /// ended was quiet.
+    fn poll_period(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let Some((activity, after, sleep)) = self.idle.as_mut() else {
-            return std::future::pending().await;
+            return Poll::Pending;
         };
-        sleep.as_mut().await;
+        std::task::ready!(sleep.as_mut().poll(cx));
         // A whole period from here when the check itself came late (a busy worker), so
         // that no period is judged on less than its length.
         let now = tokio::time::Instant::now();
@@ -296,7 +396,7 @@ impl Quiet {
         sleep
             .as_mut()
             .reset(if next <= now { now + *after } else { next });
-        activity.quiet()
+        Poll::Ready(activity.quiet())
     }
 
     /// Whether the connection serves no request (true without an idle timeout).
