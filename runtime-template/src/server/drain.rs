@@ -160,7 +160,6 @@ struct Watchers {
     task: Option<Waker>,
 }
 
-#[derive(Default)]
 struct WatcherSignal {
     /// A watcher woke the task since it last polled them (set at first: they were never
     /// polled).
@@ -365,7 +364,7 @@ impl Drop for InFlight {
     }
 }
 
-/// The periods of an [`Idle`] check: [`Quiet::period`] waits for the end of the current one.
+/// The periods of an [`Idle`] check: [`Quiet::poll_period`] waits for the end of the current one.
 struct Quiet {
     idle: Option<(Activity, Duration, std::pin::Pin<Box<tokio::time::Sleep>>)>,
 }
@@ -461,6 +460,19 @@ mod tests {
     fn serve_watched(
         server_io: tokio::io::DuplexStream,
     ) -> tokio::task::JoinHandle<Result<(), hyper::Error>> {
+        let drain = Drain::new();
+        let watched = watched(server_io, drain.watcher());
+        tokio::spawn(async move {
+            let _drain = drain;
+            watched.await
+        })
+    }
+
+    /// The watched HTTP/2 connection of [`serve_watched`] (idle timeout 10 s), with `stop`.
+    fn watched(
+        server_io: tokio::io::DuplexStream,
+        stop: Stop,
+    ) -> impl Future<Output = Result<(), hyper::Error>> + Send {
         use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
         let activity = Activity::default();
         let idle = Idle {
@@ -489,12 +501,80 @@ mod tests {
                 )),
                 service,
             );
-        let drain = Drain::new();
-        let watcher = drain.watcher();
-        tokio::spawn(async move {
-            let _drain = drain;
-            watcher.watch(connection, Some(idle)).await
-        })
+        stop.watch(connection, Some(idle))
+    }
+
+    /// Polls its future with a new waker each time; the previous one no longer wakes anything
+    /// (as when a task's waker changes between polls).
+    struct FreshWakers<F> {
+        inner: std::pin::Pin<Box<F>>,
+        last: Option<Arc<Relay>>,
+    }
+
+    struct Relay(Mutex<Option<Waker>>);
+
+    impl Wake for Relay {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            if let Some(waker) = self.0.lock().unwrap().as_ref() {
+                waker.wake_by_ref();
+            }
+        }
+    }
+
+    impl<F: Future> Future for FreshWakers<F> {
+        type Output = F::Output;
+
+        fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            if let Some(old) = self.last.take() {
+                *old.0.lock().unwrap() = None;
+            }
+            let relay = Arc::new(Relay(Mutex::new(Some(cx.waker().clone()))));
+            self.last = Some(relay.clone());
+            let waker = Waker::from(relay);
+            self.inner.as_mut().poll(&mut Context::from_waker(&waker))
+        }
+    }
+
+    /// The stop reaches a connection watched with an idle timer at once, not at the timer's
+    /// next tick (the watchers' own waker), also when its task's waker changes from poll to
+    /// poll.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn the_stop_reaches_a_connection_with_an_idle_timer_at_once() {
+        for fresh_wakers in [false, true] {
+            use hyper_util::rt::{TokioExecutor, TokioIo};
+            let drain = Drain::new();
+            let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let watched = watched(server_io, drain.watcher());
+            let served = if fresh_wakers {
+                tokio::spawn(FreshWakers {
+                    inner: Box::pin(watched),
+                    last: None,
+                })
+            } else {
+                tokio::spawn(watched)
+            };
+            let (mut sender, client) = hyper::client::conn::http2::handshake(
+                TokioExecutor::new(),
+                TokioIo::new(client_io),
+            )
+            .await
+            .unwrap();
+            let _client = tokio::spawn(client);
+            assert_eq!(get(&mut sender, "/").await.unwrap(), http::StatusCode::OK);
+            // Parked, its idle timer set 10 s ahead.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            assert!(!served.is_finished());
+            let shutdown = tokio::spawn(drain.shutdown());
+            let _ended = tokio::time::timeout(Duration::from_secs(1), served)
+                .await
+                .expect("the stop ended it before the idle timer's tick")
+                .unwrap();
+            shutdown.await.unwrap();
+        }
     }
 
     /// After its GOAWAY, a connection that serves no request is dropped a period later even
