@@ -364,7 +364,7 @@ impl Drop for InFlight {
     }
 }
 
-/// The periods of an [`Idle`] check: [`Quiet::poll_period`] waits for the end of the current one.
+/// The periods of an [`Idle`] check: [`Quiet::poll_period`] is ready at the end of each.
 struct Quiet {
     idle: Option<(Activity, Duration, std::pin::Pin<Box<tokio::time::Sleep>>)>,
 }
@@ -446,14 +446,41 @@ mod tests {
         tokio::task::JoinHandle<Result<(), hyper::Error>>,
         tokio::task::JoinHandle<Result<(), hyper::Error>>,
     ) {
-        use hyper_util::rt::{TokioExecutor, TokioIo};
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
         let served = serve_watched(server_io);
+        let (sender, client) = http2_client(client_io).await;
+        (sender, client, served)
+    }
+
+    /// An HTTP/2 client over `client_io`: its sender and its connection's task.
+    async fn http2_client(
+        client_io: tokio::io::DuplexStream,
+    ) -> (
+        hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+        tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    ) {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
         let (sender, client) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client_io))
                 .await
                 .unwrap();
-        (sender, tokio::spawn(client), served)
+        (sender, tokio::spawn(client))
+    }
+
+    /// Sends the stop and waits for `served` to end, at most `within` (`expect` says what
+    /// failed), and for the drain to end with it.
+    async fn stop_and_wait(
+        drain: Drain,
+        served: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+        within: Duration,
+        expect: &str,
+    ) {
+        let shutdown = tokio::spawn(drain.shutdown());
+        let _ended = tokio::time::timeout(within, served)
+            .await
+            .expect(expect)
+            .unwrap();
+        shutdown.await.unwrap();
     }
 
     /// Serves `server_io` as [`http2_pair`] describes.
@@ -545,7 +572,6 @@ mod tests {
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn the_stop_reaches_a_connection_with_an_idle_timer_at_once() {
         for fresh_wakers in [false, true] {
-            use hyper_util::rt::{TokioExecutor, TokioIo};
             let drain = Drain::new();
             let (client_io, server_io) = tokio::io::duplex(64 * 1024);
             let watched = watched(server_io, drain.watcher());
@@ -557,23 +583,18 @@ mod tests {
             } else {
                 tokio::spawn(watched)
             };
-            let (mut sender, client) = hyper::client::conn::http2::handshake(
-                TokioExecutor::new(),
-                TokioIo::new(client_io),
-            )
-            .await
-            .unwrap();
-            let _client = tokio::spawn(client);
+            let (mut sender, _client) = http2_client(client_io).await;
             assert_eq!(get(&mut sender, "/").await.unwrap(), http::StatusCode::OK);
             // Parked, its idle timer set 10 s ahead.
             tokio::time::sleep(Duration::from_secs(3)).await;
             assert!(!served.is_finished());
-            let shutdown = tokio::spawn(drain.shutdown());
-            let _ended = tokio::time::timeout(Duration::from_secs(1), served)
-                .await
-                .expect("the stop ended it before the idle timer's tick")
-                .unwrap();
-            shutdown.await.unwrap();
+            stop_and_wait(
+                drain,
+                served,
+                Duration::from_secs(1),
+                "the stop ended it before the idle timer's tick",
+            )
+            .await;
         }
     }
 
@@ -704,22 +725,19 @@ mod tests {
             .serve_connection(TokioIo::new(server_io), service);
         let drain = Drain::new();
         let served = tokio::spawn(drain.watcher().watch(connection, None));
-        let (mut sender, client) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client_io))
-                .await
-                .unwrap();
-        let _client = tokio::spawn(client);
+        let (mut sender, _client) = http2_client(client_io).await;
         let request = http::Request::get("http://localhost/")
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .unwrap();
         assert!(sender.send_request(request).await.is_ok());
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert!(!served.is_finished());
-        let shutdown = tokio::spawn(drain.shutdown());
-        let _ended = tokio::time::timeout(Duration::from_secs(5), served)
-            .await
-            .expect("the stop still ends it")
-            .unwrap();
-        shutdown.await.unwrap();
+        stop_and_wait(
+            drain,
+            served,
+            Duration::from_secs(5),
+            "the stop still ends it",
+        )
+        .await;
     }
 }
