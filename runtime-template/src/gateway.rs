@@ -155,7 +155,7 @@ impl Gateway {
         client: SocketAddr,
         site: Arc<Site>,
     ) -> Result<GatewayResponse, Infallible> {
-        let started = Instant::now();
+        let started = crate::server::clock::now().into_std();
         let _in_flight = self.telemetry().map(|m| m.in_flight());
         let trace = self.services.tracing.start(request.headers());
         // Only sampled requests have a span, and only when it is exported.
@@ -421,7 +421,7 @@ impl Gateway {
                 route: context.map_or(RouteKey::Unrouted, |c| c.route),
                 method,
                 status: response.status(),
-                elapsed: started.elapsed(),
+                elapsed: crate::server::clock::since(started),
                 upstream_latency: context.and_then(|c| c.upstream_latency),
                 upstream_failure: context.and_then(|c| c.upstream_failure),
             });

@@ -355,7 +355,7 @@ fn finish(
         return;
     };
     // The one clock read of the end: the writer derives the wall-clock time from it.
-    record.finished = Instant::now();
+    record.finished = crate::server::clock::now().into_std();
     record.bytes_out = bytes;
     record.complete = complete;
     // The span ends at the same moment as the record (and with the same duration).

@@ -226,7 +226,7 @@ pub async fn forward(
         mut fields,
     } = destination;
     // One clock read: the latency's start, the deadline's and the request body's.
-    let now = tokio::time::Instant::now();
+    let now = crate::server::clock::now();
     let started = now.into_std();
     // A timeout too large for the clock (from a definition or conf) means about 30 years, not
     // an overflow panic.
@@ -377,7 +377,7 @@ pub async fn forward(
                     return Ok(Forwarded {
                         response: forwarded,
                         target: target.display.clone(),
-                        latency: started.elapsed(),
+                        latency: crate::server::clock::since(started),
                     });
                 }
                 Err(err) => (err, spare),
@@ -492,7 +492,7 @@ pub async fn forward(
                     return Ok(Forwarded {
                         response: pool::with_lease(response, lease),
                         target: target.display.clone(),
-                        latency: started.elapsed(),
+                        latency: crate::server::clock::since(started),
                     });
                 }
                 Err(err) => (err, spare),

@@ -202,7 +202,7 @@ impl HostPool {
             idle.push(Idle {
                 connection,
                 spare,
-                since: Instant::now(),
+                since: crate::server::clock::now().into_std(),
             });
         }
     }

@@ -370,7 +370,7 @@ impl Connection {
         mut timer: Pin<&mut tokio::time::Sleep>,
         stopped: &mut Signal<'_, F>,
     ) -> Read {
-        let due = tokio::time::Instant::now() + limits.header_timeout;
+        let due = super::clock::now() + limits.header_timeout;
         let mut armed = false;
         // When the rest of a small body is waited for until (`BODY_GRACE`).
         let mut body_due = None;
@@ -400,7 +400,7 @@ impl Connection {
                     // On its way: waited for a moment, then left to hyper with what came.
                     Poll::Pending => {
                         let body_due = *body_due.get_or_insert_with(|| {
-                            let body_due = tokio::time::Instant::now() + BODY_GRACE;
+                            let body_due = super::clock::now() + BODY_GRACE;
                             super::due::set_due(timer.as_mut(), body_due);
                             body_due
                         });
@@ -1164,22 +1164,62 @@ mod date {
     use std::cell::RefCell;
 
     thread_local! {
-        static NOW: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+        /// The formatted date, and the moment of the monotonic clock when its second ends.
+        static NOW: RefCell<(Option<tokio::time::Instant>, String)> =
+            const { RefCell::new((None, String::new())) };
     }
 
-    /// Appends the current time as an HTTP date.
+    /// Appends the current time as an HTTP date. The wall clock is read once a second (when
+    /// the monotonic clock, [`super::super::clock`], says the second written last has
+    /// ended): a step of the wall clock shows within a second, as a formatted date would.
     pub(super) fn put(out: &mut Vec<u8>) {
-        let now = SystemTime::now();
-        let second = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs());
+        let now = super::super::clock::now();
         NOW.with(|cached| {
             let mut cached = cached.borrow_mut();
-            if cached.0 != second {
-                *cached = (second, httpdate::fmt_http_date(now));
+            if cached.0.is_none_or(|ends| now >= ends) {
+                let wall = SystemTime::now();
+                let into_second = wall
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(Duration::ZERO, |since| {
+                        Duration::from_nanos(u64::from(since.subsec_nanos()))
+                    });
+                cached.0 = Some(now + (Duration::from_secs(1) - into_second));
+                cached.1 = httpdate::fmt_http_date(wall);
             }
             out.extend_from_slice(cached.1.as_bytes());
         });
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// The `date` written now, read back.
+        fn date_now() -> SystemTime {
+            let mut out = Vec::new();
+            put(&mut out);
+            httpdate::parse_http_date(std::str::from_utf8(&out).unwrap()).unwrap()
+        }
+
+        #[test]
+        fn the_date_is_the_wall_clocks_second_and_moves_with_it() {
+            // Read once a second: it must still be the wall clock's second, never one behind.
+            for _ in 0..3 {
+                let before = SystemTime::now();
+                let written = date_now();
+                let after = SystemTime::now();
+                let second =
+                    |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+                let written = second(written);
+                assert!(
+                    (second(before)..=second(after)).contains(&written),
+                    "{written} outside {}..={}",
+                    second(before),
+                    second(after)
+                );
+                std::thread::sleep(Duration::from_millis(600));
+            }
+        }
     }
 }
 

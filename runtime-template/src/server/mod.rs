@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+pub mod clock;
 pub mod drain;
 pub(crate) mod due;
 pub mod h1;
@@ -443,7 +444,8 @@ fn spawn_plain(
     let gateway = gateway.clone();
     let site = site.clone();
     let builder = builder.clone();
-    tokio::spawn(async move {
+    // The connection's every poll reads the clock once at most (`clock`).
+    tokio::spawn(clock::PollClock::new(async move {
         let (stream, read, first) = if site.admin.is_none() {
             match h1::serve(stream, peer, &gateway, &site, limits, &stop).await {
                 h1::Ended::Closed => {
@@ -479,7 +481,7 @@ fn spawn_plain(
         }
         drop(open);
         drop(permit);
-    });
+    }));
 }
 
 /// hyper's builder for a connection that `speaks` one protocol, the connection (`read`, the
@@ -548,7 +550,9 @@ fn hyper_service(
         // task, through tokio's spawn), and the gateway's future is large; a box moves as a
         // pointer. (An async block around it here would be copied whole, about 3.5 KB, into
         // the box and again at its first poll.)
-        Box::pin(drain::Holding::new(answer, in_flight))
+        Box::pin(clock::PollClock::new(drain::Holding::new(
+            answer, in_flight,
+        )))
     })
 }
 
