@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -148,20 +149,49 @@ impl Gateway {
         self.services.telemetry.as_ref()
     }
 
-    /// Serves one request from `client` on a listener serving `site`.
-    pub async fn handle(
+    /// Serves one request from `client` on a listener serving `site`: a future that owns the
+    /// gateway and the site (hyper's services want `'static` futures).
+    pub fn handle(
         self: Arc<Self>,
         request: Request<ClientBody>,
         client: SocketAddr,
         site: Arc<Site>,
-    ) -> Result<GatewayResponse, Infallible> {
+    ) -> impl Future<Output = Result<GatewayResponse, Infallible>> + Send + 'static {
+        Self::answer(self, request, client, site)
+    }
+
+    /// [`Gateway::handle`] for a caller that holds the gateway and the site for as long as
+    /// the request takes (the lean HTTP/1.1 server's connection task): the same future
+    /// without the two reference counts taken and given back per request (four locking
+    /// instructions, `scripts/bench --instructions`).
+    pub fn handle_borrowed<'a>(
+        &'a self,
+        request: Request<ClientBody>,
+        client: SocketAddr,
+        site: &'a Site,
+    ) -> impl Future<Output = Result<GatewayResponse, Infallible>> + Send + 'a {
+        Self::answer(self, request, client, site)
+    }
+
+    /// What [`Gateway::handle`] and [`Gateway::handle_borrowed`] serve the request with,
+    /// whichever way the gateway and the site are held.
+    async fn answer<G, S>(
+        gateway: G,
+        request: Request<ClientBody>,
+        client: SocketAddr,
+        site: S,
+    ) -> Result<GatewayResponse, Infallible>
+    where
+        G: std::ops::Deref<Target = Gateway>,
+        S: std::ops::Deref<Target = Site>,
+    {
         let started = crate::server::clock::now().into_std();
-        let _in_flight = self.telemetry().map(|m| m.in_flight());
-        let trace = self.services.tracing.start(request.headers());
+        let _in_flight = gateway.telemetry().map(|m| m.in_flight());
+        let trace = gateway.services.tracing.start(request.headers());
         // Only sampled requests have a span, and only when it is exported.
-        let export_span = trace.is_some_and(|t| t.sampled) && self.sinks.spans.is_some();
+        let export_span = trace.is_some_and(|t| t.sampled) && gateway.sinks.spans.is_some();
         let access_path =
-            (self.sinks.log.is_some() || export_span).then(|| self.request_target(&request));
+            (gateway.sinks.log.is_some() || export_span).then(|| gateway.request_target(&request));
         let arrival = Arrival {
             client,
             server_port: site.port,
@@ -175,10 +205,10 @@ impl Gateway {
         let log = |response: Response<GatewayBody>,
                    context: Option<&Context<'_>>,
                    path: Option<RequestTarget>| {
-            self.record_metrics(&response, &arrival.method, started, context);
-            self.log_phase(response, &arrival, path, context)
+            gateway.record_metrics(&response, &arrival.method, started, context);
+            gateway.log_phase(response, &arrival, path, context)
         };
-        if let Some(fault) = self.framing_fault(&request) {
+        if let Some(fault) = gateway.framing_fault(&request) {
             let mut response = match site.dialect {
                 // Node's HTTP server answers a bare 400 to what it cannot take (Express
                 // Gateway users see no JSON fault there).
@@ -195,11 +225,11 @@ impl Gateway {
         if let Some(admin) = &site.admin {
             // The admin API is not API traffic: the access log shows it, the metrics do not.
             let response = admin.handle(request).await;
-            return Ok(self.log_phase(response, &arrival, access_path, None));
+            return Ok(gateway.log_phase(response, &arrival, access_path, None));
         }
         let routed = match crate::path::normalise(request.uri().path()) {
             Ok(normalised) => {
-                self.route(&site, &request, &normalised.path, normalised.encoded_slash)
+                gateway.route(&site, &request, &normalised.path, normalised.encoded_slash)
             }
             Err(_) => Routed::Answer(fault::INVALID_PATH.response()),
         };
@@ -215,7 +245,7 @@ impl Gateway {
         // The head is lent to the pipeline (a move copies it into each future on the way).
         let (mut parts, body) = request.into_parts();
         let mut response = pipeline
-            .run(&self.services, &mut context, &mut parts, body)
+            .run(&gateway.services, &mut context, &mut parts, body)
             .await;
         if context.close_connection {
             response

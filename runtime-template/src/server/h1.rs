@@ -128,7 +128,7 @@ pub async fn serve(
     stop: &Stop,
 ) -> Ended {
     serve_with(io, limits, stop, |request| {
-        gateway.clone().handle(request, peer, site.clone())
+        gateway.handle_borrowed(request, peer, site)
     })
     .await
 }
@@ -158,7 +158,7 @@ where
     let (mut waiter, watch) = (stop.clone(), stop);
     let stopped = waiter.stopped();
     let stopped = std::pin::pin!(stopped);
-    let mut stopped = Signal::new(stopped);
+    let mut stopped = Signal::new(stopped, watch);
     let mut first = true;
     loop {
         let head = match connection
@@ -203,23 +203,45 @@ fn read_room_after(size: usize) -> usize {
 }
 
 /// A stop signal polled where it is needed, once resolved always resolved.
+///
+/// Polling the stop's future takes its channel's lock (two locking instructions) to look at
+/// the waker it holds. Once it holds the task's waker it wakes the task when the stop comes,
+/// so it is polled again only when `stop` says the stop has come (an atomic load) or the task's
+/// waker has changed: a connection waiting for its next head takes no lock for it.
 struct Signal<'a, F> {
     future: Pin<&'a mut F>,
     fired: bool,
+    /// The waker the future was last polled with (it holds it while pending).
+    registered: Option<std::task::Waker>,
+    stop: &'a Stop,
 }
 
 impl<'a, F: Future<Output = ()>> Signal<'a, F> {
-    fn new(future: Pin<&'a mut F>) -> Self {
+    fn new(future: Pin<&'a mut F>, stop: &'a Stop) -> Self {
         Signal {
             future,
             fired: false,
+            registered: None,
+            stop,
         }
     }
 
     /// Whether the stop has come (the task is woken when it comes).
     fn poll(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.fired && self.future.as_mut().poll(cx).is_ready() {
+        if self.fired {
+            return true;
+        }
+        let held = self
+            .registered
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()));
+        if held && !self.stop.has_stopped() {
+            return false;
+        }
+        if self.future.as_mut().poll(cx).is_ready() {
             self.fired = true;
+        } else if !held {
+            self.registered = Some(cx.waker().clone());
         }
         self.fired
     }
@@ -2197,6 +2219,61 @@ mod tests {
     /// While a body comes in pieces its head is not parsed again: a piece only says how much
     /// more is needed (a head spoilt after its first parse still reads as a body being
     /// waited for), and the head is parsed once the whole request is there.
+    #[test]
+    fn the_stop_is_polled_again_only_once_it_came_or_for_another_waker() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::{Wake, Waker};
+
+        #[derive(Default)]
+        struct Counted(AtomicUsize);
+        impl Wake for Counted {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+
+        let drain = super::super::drain::Drain::new();
+        let stop = drain.watcher();
+        let mut waiter = stop.clone();
+        let stopped = waiter.stopped();
+        let mut stopped = std::pin::pin!(stopped);
+        let polls = std::cell::Cell::new(0);
+        let counted = std::future::poll_fn(|cx| {
+            polls.set(polls.get() + 1);
+            stopped.as_mut().poll(cx)
+        });
+        let counted = std::pin::pin!(counted);
+        let mut signal = Signal::new(counted, &stop);
+        let (first, second) = (Arc::new(Counted::default()), Arc::new(Counted::default()));
+        let first_waker = Waker::from(first.clone());
+        let second_waker = Waker::from(second.clone());
+        let mut first_cx = Context::from_waker(&first_waker);
+        let mut second_cx = Context::from_waker(&second_waker);
+
+        assert!(!signal.poll(&mut first_cx));
+        assert!(!signal.poll(&mut first_cx));
+        assert!(!signal.poll(&mut first_cx));
+        assert_eq!(
+            polls.get(),
+            1,
+            "the future holds the waker: not polled again"
+        );
+        // Another waker: the future must hold that one.
+        assert!(!signal.poll(&mut second_cx));
+        assert_eq!(polls.get(), 2);
+        // The stop wakes the waker held, and the next poll sees it.
+        let shutdown = drain.shutdown();
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut noop = Context::from_waker(Waker::noop());
+        assert!(shutdown.as_mut().poll(&mut noop).is_pending());
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert!(signal.poll(&mut second_cx));
+        assert_eq!(polls.get(), 3);
+        // Once fired, always fired, without polling.
+        assert!(signal.poll(&mut first_cx));
+        assert_eq!(polls.get(), 3);
+    }
+
     #[test]
     fn a_head_is_parsed_once_however_many_pieces_its_body_comes_in() {
         let (mut spans, mut names, mut fields) =
