@@ -11,8 +11,9 @@
 //!
 //! Within one poll of a task nothing waits: the moments one poll takes are microseconds
 //! apart. [`now`] reads the clock once per poll of a task wrapped in [`PollClock`] and gives
-//! that reading to every later call of the same poll; outside such a poll (another task, a
-//! thread of its own) it reads the clock every time. This is nginx's model, one read per turn
+//! that reading to every later call of the same poll (a [`PollClock`] polled inside another
+//! shares the outer one's reading); outside such a poll (another task, a thread of its own)
+//! it reads the clock every time. This is nginx's model, one read per turn
 //! of its event loop (`ngx_time_update`, the cached `ngx_current_msec`), per poll instead of
 //! per turn.
 //!
@@ -90,19 +91,32 @@ impl<F: Future> Future for PollClock<F> {
     }
 }
 
-/// One poll's scope: the state before it is put back when the poll ends, by return or by
-/// panic (tokio catches a task's panic and goes on with other tasks on the same thread).
-struct Scope(State);
+/// One poll's scope. The outermost one starts unread and puts [`State::Outside`] back when the
+/// poll ends, by return or by panic (tokio catches a task's panic and goes on with other tasks
+/// on the same thread); one inside it (the gateway's service future within a connection's task
+/// that hyper serves) shares its reading.
+struct Scope {
+    outermost: bool,
+}
 
 impl Scope {
     fn enter() -> Self {
-        Scope(POLL.with(|poll| poll.replace(State::Unread)))
+        let outermost = POLL.with(|poll| {
+            let outside = matches!(poll.get(), State::Outside);
+            if outside {
+                poll.set(State::Unread);
+            }
+            outside
+        });
+        Scope { outermost }
     }
 }
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        POLL.with(|poll| poll.set(self.0));
+        if self.outermost {
+            POLL.with(|poll| poll.set(State::Outside));
+        }
     }
 }
 
@@ -153,6 +167,25 @@ mod tests {
         };
         std::thread::sleep(Duration::from_millis(2));
         assert!(now() >= inside + Duration::from_millis(2));
+    }
+
+    #[test]
+    fn a_poll_inside_another_shares_its_reading() {
+        let mut future = std::pin::pin!(PollClock::new(async {
+            let outer = now();
+            std::thread::sleep(Duration::from_millis(2));
+            let inner = PollClock::new(async { now() }).await;
+            std::thread::sleep(Duration::from_millis(2));
+            (outer, inner, now())
+        }));
+        let Poll::Ready((outer, inner, after)) = poll_once(future.as_mut()) else {
+            panic!("nothing waits");
+        };
+        assert_eq!(inner, outer);
+        assert_eq!(after, outer);
+        // The outer scope's end ends the sharing.
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(now() >= outer + Duration::from_millis(6));
     }
 
     #[test]

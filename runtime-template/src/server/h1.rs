@@ -156,7 +156,7 @@ where
     // The stop is awaited on a copy of the signal (while waiting for a head) and read on
     // the original (an atomic load) before each response.
     let (mut waiter, watch) = (stop.clone(), stop);
-    let stopped = waiter.stopped();
+    let stopped = stop_signal(&mut waiter);
     let stopped = std::pin::pin!(stopped);
     let mut stopped = Signal::new(stopped, watch);
     let mut first = true;
@@ -200,6 +200,15 @@ where
 /// (head and body): as much, rounded up to 4 KiB, from [`READ_ROOM`] to [`MAX_READ_ROOM`].
 fn read_room_after(size: usize) -> usize {
     size.next_multiple_of(4096).clamp(READ_ROOM, MAX_READ_ROOM)
+}
+
+/// The future a connection waits on for the stop between heads, out of tokio's cooperative
+/// budget: a poll of it with the budget spent would only reschedule the task without giving
+/// the stop the task's waker, and [`Signal`] polls it again only when the stop may have come.
+fn stop_signal(
+    waiter: &mut Stop,
+) -> tokio::task::coop::Unconstrained<impl Future<Output = ()> + '_> {
+    tokio::task::coop::unconstrained(waiter.stopped())
 }
 
 /// A stop signal polled where it is needed, once resolved always resolved.
@@ -2216,9 +2225,6 @@ mod tests {
         );
     }
 
-    /// While a body comes in pieces its head is not parsed again: a piece only says how much
-    /// more is needed (a head spoilt after its first parse still reads as a body being
-    /// waited for), and the head is parsed once the whole request is there.
     #[test]
     fn the_stop_is_polled_again_only_once_it_came_or_for_another_waker() {
         use std::sync::atomic::{AtomicUsize, Ordering};
@@ -2235,7 +2241,7 @@ mod tests {
         let drain = super::super::drain::Drain::new();
         let stop = drain.watcher();
         let mut waiter = stop.clone();
-        let stopped = waiter.stopped();
+        let stopped = stop_signal(&mut waiter);
         let mut stopped = std::pin::pin!(stopped);
         let polls = std::cell::Cell::new(0);
         let counted = std::future::poll_fn(|cx| {
@@ -2274,6 +2280,58 @@ mod tests {
         assert_eq!(polls.get(), 3);
     }
 
+    /// tokio's cooperative budget may be spent when a connection starts waiting for a head:
+    /// the stop's future must still take the task's waker then, since [`Signal`] polls it
+    /// again only when the stop may have come.
+    #[tokio::test]
+    async fn the_stop_reaches_a_connection_that_began_waiting_with_its_budget_spent() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::{Wake, Waker};
+
+        #[derive(Default)]
+        struct Counted(AtomicUsize);
+        impl Wake for Counted {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+
+        let drain = super::super::drain::Drain::new();
+        let stop = drain.watcher();
+        let mut waiter = stop.clone();
+        let stopped = stop_signal(&mut waiter);
+        let stopped = std::pin::pin!(stopped);
+        let mut signal = Signal::new(stopped, &stop);
+        let counted = Arc::new(Counted::default());
+        let waker = Waker::from(counted.clone());
+        std::future::poll_fn(|cx| {
+            while tokio::task::coop::has_budget_remaining() {
+                let spend = std::pin::pin!(tokio::task::coop::consume_budget());
+                let _ = spend.poll(cx);
+            }
+            let mut counted_cx = Context::from_waker(&waker);
+            assert!(!signal.poll(&mut counted_cx));
+            assert!(!signal.poll(&mut counted_cx));
+            Poll::Ready(())
+        })
+        .await;
+        let before = counted.0.load(Ordering::SeqCst);
+        let shutdown = drain.shutdown();
+        let mut shutdown = std::pin::pin!(shutdown);
+        assert!(shutdown
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending());
+        assert!(
+            counted.0.load(Ordering::SeqCst) > before,
+            "the stop woke the waiting connection"
+        );
+        assert!(signal.poll(&mut Context::from_waker(&waker)));
+    }
+
+    /// While a body comes in pieces its head is not parsed again: a piece only says how much
+    /// more is needed (a head spoilt after its first parse still reads as a body being
+    /// waited for), and the head is parsed once the whole request is there.
     #[test]
     fn a_head_is_parsed_once_however_many_pieces_its_body_comes_in() {
         let (mut spans, mut names, mut fields) =
