@@ -2225,18 +2225,20 @@ mod tests {
         );
     }
 
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Counted(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     #[test]
     fn the_stop_is_polled_again_only_once_it_came_or_for_another_waker() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::task::{Wake, Waker};
-
-        #[derive(Default)]
-        struct Counted(AtomicUsize);
-        impl Wake for Counted {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
+        use std::sync::atomic::Ordering;
+        use std::task::Waker;
 
         let drain = super::super::drain::Drain::new();
         let stop = drain.watcher();
@@ -2285,16 +2287,8 @@ mod tests {
     /// again only when the stop may have come.
     #[tokio::test]
     async fn the_stop_reaches_a_connection_that_began_waiting_with_its_budget_spent() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::task::{Wake, Waker};
-
-        #[derive(Default)]
-        struct Counted(AtomicUsize);
-        impl Wake for Counted {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
+        use std::sync::atomic::Ordering;
+        use std::task::Waker;
 
         let drain = super::super::drain::Drain::new();
         let stop = drain.watcher();
