@@ -94,10 +94,10 @@ impl<F: Future> Future for PollClock<F> {
 /// One poll's scope: it starts unread, and the state before it is put back when the poll
 /// ends, by return or by panic (tokio catches a task's panic and goes on with other tasks on
 /// the same thread). A [`PollClock`] polled inside another reads the clock again for each of
-/// its own polls: hyper's connection polls the gateway's service future several times within
-/// one poll of the connection's task, and the upstream may answer in between (a reading shared
-/// with the task's poll gave such an answer an upstream latency of 0 ms and ended its logged
-/// body early).
+/// its own polls: hyper's connection may poll the gateway's service future several times
+/// within one poll of the connection's task, and the upstream may answer in between. A reading
+/// shared with the task's poll logged the quickstart's `POST` with an upstream latency of 0 ms
+/// and as aborted (docs/benchmarks.md, "fourteenth pass"; the path is not pinned down).
 struct Scope(State);
 
 impl Scope {
