@@ -21,7 +21,9 @@
 //! wait (a wait ends the poll). The longest on the request path is a signature check (a JWT's
 //! RSA signature: about 0.1 ms); password hashes run on blocking threads (a wait). A deadline
 //! taken from [`now`] may therefore count from up to that much before the moment it is set,
-//! and a latency may leave out the work of the poll that ends it.
+//! and a latency may leave out the work of the poll that ends it. Other processes go on
+//! meanwhile: an upstream's answer that comes during a long poll, and is read in it, gets a
+//! latency short by that poll's length, which is why a poll inside another reads anew.
 
 use std::cell::Cell;
 use std::future::Future;

@@ -444,7 +444,8 @@ fn spawn_plain(
     let gateway = gateway.clone();
     let site = site.clone();
     let builder = builder.clone();
-    // The connection's every poll reads the clock once at most (`clock`).
+    // The connection's code reads the clock once per poll of its task (`clock`; the service
+    // future hyper polls within it reads once per poll of its own).
     tokio::spawn(clock::PollClock::new(async move {
         let (stream, read, first) = if site.admin.is_none() {
             match h1::serve(stream, peer, &gateway, &site, limits, &stop).await {
