@@ -171,6 +171,36 @@ pub fn upstream_response(
         .map(|(answer, body, trailers)| (answer.status.as_u16(), body, trailers))
 }
 
+/// An upstream's answer head (to a `GET`) read both ways the lean client reads it, each
+/// written as the lean server writes its fields: kept as received ([`FieldLines`]) and
+/// written from there, and parsed into a header map and written from that (`name: value`
+/// lines in order, then the `Content-Length` each way found on a line of its own). `None`
+/// unless the fields were kept; then the two must be equal.
+///
+/// [`FieldLines`]: crate::proxy::field_lines::FieldLines
+pub fn upstream_fields_both_ways(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let method = http::Method::GET;
+    let kept = crate::proxy::h1::head_from_bytes(bytes, &method, true).ok()??;
+    let fields = kept.as_received.as_ref()?;
+    let mapped = crate::proxy::h1::head_from_bytes(bytes, &method, false).ok()??;
+    let mut from_lines = Vec::new();
+    fields.write(&mut from_lines, true);
+    from_lines.extend_from_slice(format!("{}\n", fields.content_length()).as_bytes());
+    let mut from_map = Vec::new();
+    for (name, value) in &mapped.headers {
+        from_map.extend_from_slice(name.as_str().as_bytes());
+        from_map.extend_from_slice(b": ");
+        from_map.extend_from_slice(value.as_bytes());
+        from_map.extend_from_slice(b"\r\n");
+    }
+    let length = crate::proxy::h1::content_length(&mapped.headers)
+        .ok()
+        .flatten()
+        .map_or_else(|| "none".to_string(), |length| length.to_string());
+    from_map.extend_from_slice(format!("{length}\n").as_bytes());
+    Some((from_lines, from_map))
+}
+
 /// Reads the first request of a client's `bytes` as the lean HTTP/1.1 server does
 /// (`server::h1`), fed `piece` bytes at a time, with the default limits (16 KiB head, 100
 /// fields): served (method, target, fields, body, bytes taken), handed to hyper (the bytes it

@@ -157,29 +157,33 @@ impl Gateway {
         client: SocketAddr,
         site: Arc<Site>,
     ) -> impl Future<Output = Result<GatewayResponse, Infallible>> + Send + 'static {
-        Self::answer(self, request, client, site)
+        Self::answer(self, request, client, site, false)
     }
 
     /// [`Gateway::handle`] for a caller that holds the gateway and the site for as long as
     /// the request takes (the lean HTTP/1.1 server's connection task): the same future
     /// without the two reference counts taken and given back per request (four locking
-    /// instructions, `scripts/bench --instructions`).
+    /// instructions, `scripts/bench --instructions`). The lean server writes the answer
+    /// itself: an upstream's answer that nothing on the way reads or changes keeps its fields
+    /// as received ([`crate::proxy::field_lines`]), which only that server writes.
     pub fn handle_borrowed<'a>(
         &'a self,
         request: Request<ClientBody>,
         client: SocketAddr,
         site: &'a Site,
     ) -> impl Future<Output = Result<GatewayResponse, Infallible>> + Send + 'a {
-        Self::answer(self, request, client, site)
+        Self::answer(self, request, client, site, true)
     }
 
     /// What [`Gateway::handle`] and [`Gateway::handle_borrowed`] serve the request with,
-    /// whichever way the gateway and the site are held.
+    /// whichever way the gateway and the site are held; `lean`: the lean HTTP/1.1 server
+    /// writes the answer.
     async fn answer<G, S>(
         gateway: G,
         request: Request<ClientBody>,
         client: SocketAddr,
         site: S,
+        lean: bool,
     ) -> Result<GatewayResponse, Infallible>
     where
         G: std::ops::Deref<Target = Gateway>,
@@ -242,6 +246,7 @@ impl Gateway {
         context.rest = rest;
         context.trace = trace;
         context.route = route;
+        context.fields_as_received = lean;
         // The head is lent to the pipeline (a move copies it into each future on the way).
         let (mut parts, body) = request.into_parts();
         let mut response = pipeline

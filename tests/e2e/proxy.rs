@@ -1122,6 +1122,109 @@ pub(crate) async fn uploads_stream_with_100_continue_and_survive_an_early_answer
 
 /// Reads `stream` into `received` until `needle` appears in it, waiting at most `seconds` for
 /// each read; panics naming what had arrived if the stream closes first.
+/// An upstream answer's fields reach an HTTP/1.1 client in the bytes hyper writes from a
+/// header map (names in lower case, values without the whitespace around them, a name's
+/// values together at its first place), whether the lean server writes them as received
+/// (issue 16, `proxy::field_lines`: one `Content-Length`, no hop-by-hop field, no name twice)
+/// or from the map.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstreams_fields_reach_the_client_as_hyper_writes_them() {
+    let upstream = spawn_raw(|_, seen| match seen.target() {
+        "/delay/lower" => {
+            RawAnswer::keep("HTTP/1.1 200 OK\r\nx-backend: raw\r\ncontent-length: 2\r\n\r\nok")
+        }
+        "/delay/mixed" => RawAnswer::keep(
+            "HTTP/1.1 200 OK\r\nX-Mixed-Case:  v1 \t\r\nContent-Type: text/plain\r\n\
+             Content-Length: 2\r\nx-empty:\r\nDate: Thu, 03 Dec 2026 10:00:00 GMT\r\n\r\nok",
+        ),
+        "/delay/twice" => RawAnswer::keep(
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-B: 2\r\nx-a: 3\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        "/delay/hop" => RawAnswer::keep(
+            "HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\n\
+             X-Kept: 2\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        _ => RawAnswer::keep(OK),
+    })
+    .await
+    .unwrap();
+    // An unsecured WSO2 route: its `Unauthenticated` tier's step adds `RateLimit` fields in the
+    // response phase, after the upstream's, and reads none of them (the lean server may write
+    // the upstream's as received).
+    let gw = GatewayProcess::start(
+        &routing_project().binary,
+        &[override_arg("waitBackend", 0, &upstream.url())],
+        false,
+    );
+    // The head's field lines as the client received them, but the gateway's `date`, and the
+    // names alone of its `RateLimit` fields (their counts move).
+    let fields = |path: &'static str| {
+        let addr = gw.http;
+        async move {
+            use tokio::io::AsyncWriteExt;
+            let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!("GET /wait{path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            client.write_all(request.as_bytes()).await.unwrap();
+            let mut received = Vec::new();
+            read_until(&mut client, &mut received, b"\r\n\r\nok", 10).await;
+            let text = String::from_utf8_lossy(&received).into_owned();
+            let head = text.split("\r\n\r\n").next().unwrap_or_default();
+            let mut lines = head.split("\r\n");
+            assert_eq!(lines.next(), Some("HTTP/1.1 200 OK"), "{text}");
+            lines
+                .filter(|line| !line.starts_with("date: ") || line.contains("2026 10:00"))
+                .map(|line| match line.split_once(':') {
+                    Some((name, _)) if name.starts_with("ratelimit") => name.to_string(),
+                    _ => line.to_string(),
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        fields("/delay/lower").await,
+        [
+            "x-backend: raw",
+            "content-length: 2",
+            "ratelimit",
+            "ratelimit-policy"
+        ]
+    );
+    assert_eq!(
+        fields("/delay/mixed").await,
+        [
+            "x-mixed-case: v1",
+            "content-type: text/plain",
+            "content-length: 2",
+            "x-empty: ",
+            "date: Thu, 03 Dec 2026 10:00:00 GMT",
+            "ratelimit",
+            "ratelimit-policy",
+        ]
+    );
+    // Through the map: a name's values together, hop-by-hop fields and those `Connection`
+    // names removed.
+    assert_eq!(
+        fields("/delay/twice").await,
+        [
+            "x-a: 1",
+            "x-a: 3",
+            "x-b: 2",
+            "content-length: 2",
+            "ratelimit",
+            "ratelimit-policy"
+        ]
+    );
+    assert_eq!(
+        fields("/delay/hop").await,
+        [
+            "x-kept: 2",
+            "content-length: 2",
+            "ratelimit",
+            "ratelimit-policy"
+        ]
+    );
+}
+
 async fn read_until<R>(stream: &mut R, received: &mut Vec<u8>, needle: &[u8], seconds: u64)
 where
     R: tokio::io::AsyncRead + Unpin,

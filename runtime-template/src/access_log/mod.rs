@@ -329,6 +329,14 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl<B: crate::proxy::field_lines::CarriesFields> crate::proxy::field_lines::CarriesFields
+    for LoggedBody<B>
+{
+    fn fields_as_received(&self) -> Option<&crate::proxy::field_lines::FieldLines> {
+        self.inner.fields_as_received()
+    }
+}
+
 impl<B: Body> LoggedBody<B> {
     /// Wraps `inner`; `record` is `None` when no sink wants it (`sinks` is then not used).
     pub fn new(inner: B, record: Option<AccessRecord>, sinks: &Arc<RecordSinks>) -> Self {

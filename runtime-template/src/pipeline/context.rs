@@ -66,6 +66,11 @@ pub struct Context<'a> {
     pub route: crate::telemetry::metrics::RouteKey,
     /// The client's HTTP/1 connection cannot carry another request (an unread body).
     pub close_connection: bool,
+    /// The upstream's answer may keep its header fields as received
+    /// ([`crate::proxy::field_lines`]): the lean HTTP/1.1 server writes this request's
+    /// answer (set by the gateway) and no step of the pipeline has a response phase (cleared
+    /// by the pipeline otherwise), so nothing on the way reads or changes them.
+    pub fields_as_received: bool,
     /// What the rate-limit steps decided, for their response phase.
     pub rate_limits: Vec<crate::policies::rate_limit::step::RateNote>,
     /// What the WSO2 `throttle` step counted, for its response phase.
@@ -106,6 +111,7 @@ impl<'a> Context<'a> {
             upstream_failure: None,
             route: crate::telemetry::metrics::RouteKey::Unrouted,
             close_connection: false,
+            fields_as_received: false,
             rate_limits: Vec::new(),
             throttle: None,
             trace: None,

@@ -83,6 +83,9 @@ pub struct ReadyPipeline {
     steps: Vec<ReadyStep>,
     /// Some step acts in the response phase (skip the phase entirely when none does).
     has_response_phase: bool,
+    /// Every step leaves an upstream answer's fields to be passed on as received
+    /// ([`ReadyPolicy::keeps_answer_fields`]).
+    keeps_answer_fields: bool,
 }
 
 struct ReadyStep {
@@ -167,6 +170,7 @@ impl ReadyPipeline {
             name: pipeline.name.clone(),
             dialect: pipeline.dialect,
             has_response_phase: steps.iter().any(|s| s.policy.has_response_phase()),
+            keeps_answer_fields: steps.iter().all(|s| s.policy.keeps_answer_fields()),
             steps,
         })
     }
@@ -186,6 +190,7 @@ impl ReadyPipeline {
             name: name.to_string(),
             dialect: Dialect::Wso2,
             has_response_phase: policy.has_response_phase(),
+            keeps_answer_fields: policy.keeps_answer_fields(),
             steps: vec![ReadyStep {
                 condition: None,
                 condition_reads_body: false,
@@ -206,6 +211,8 @@ impl ReadyPipeline {
         parts: &mut Parts,
         body: ClientBody,
     ) -> Response<GatewayBody> {
+        // A response phase may read or change the answer's fields: they go into its map.
+        context.fields_as_received &= self.keeps_answer_fields;
         let mut body = Some(body);
         let mut ran: u128 = 0;
         let mut answer = None;

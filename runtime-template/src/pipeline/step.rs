@@ -168,6 +168,28 @@ impl ReadyPolicy {
         }
     }
 
+    /// Whether this policy leaves an upstream answer's fields to be passed on as received
+    /// ([`crate::proxy::field_lines`]): its response phase, if it has one, reads no field of
+    /// the answer and only sets fields of the gateway's own
+    /// ([`crate::proxy::field_lines::GATEWAY_FIELDS`], which an answer kept so never has):
+    /// WSO2's `throttle` (`RateLimit`, `RateLimit-Policy`), Express Gateway's `metrics` (it
+    /// counts the status), and the authentication steps that mark an anonymous consumer
+    /// (`eg-consumer-id`). Every other response phase reads or changes the answer's fields.
+    pub fn keeps_answer_fields(&self) -> bool {
+        if !self.has_response_phase() {
+            return true;
+        }
+        matches!(
+            self,
+            ReadyPolicy::Throttle(_)
+                | ReadyPolicy::Metrics(_)
+                | ReadyPolicy::KeyAuth(_)
+                | ReadyPolicy::BasicAuth(_)
+                | ReadyPolicy::Jwt(_)
+                | ReadyPolicy::Introspect(_)
+        )
+    }
+
     /// The request phase.
     pub async fn request(
         &self,

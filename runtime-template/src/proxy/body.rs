@@ -153,6 +153,15 @@ pub async fn collect(body: ClientBody, limits: BodyLimits) -> Result<Bytes, Clie
     Ok(out.freeze())
 }
 
+impl super::field_lines::CarriesFields for GatewayBody {
+    fn fields_as_received(&self) -> Option<&super::field_lines::FieldLines> {
+        match self {
+            GatewayBody::Upstream { body } => body.fields_as_received(),
+            GatewayBody::Full { .. } | GatewayBody::Prefixed { .. } => None,
+        }
+    }
+}
+
 impl From<Bytes> for GatewayBody {
     fn from(bytes: Bytes) -> Self {
         GatewayBody::Full {

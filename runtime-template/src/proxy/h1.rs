@@ -29,6 +29,10 @@
 //! - **Chunked bodies**: hexadecimal sizes of at most 16 digits, optional whitespace and
 //!   extensions (ignored) within [`MAX_CHUNK_LINE`] bytes per size line, CRLF after each
 //!   chunk's data; trailer fields (at most [`MAX_TRAILER_BYTES`]) become a trailers frame.
+//! - **Fields passed on as received**: when the caller asks for it (the lean server writes the
+//!   answer and no step has a response phase) and the answer qualifies (one `Content-Length`,
+//!   no hop-by-hop field, no name twice: [`FieldLines::check`]), its fields stay in the head's
+//!   bytes and the head's map stays empty ([`super::field_lines`]).
 //! - A connection goes back to its pool only when its body ended exactly at the end of what
 //!   was read (no stray bytes after the answer) and the answer kept it alive.
 //!
@@ -45,6 +49,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
+use super::field_lines::{FieldLines, Span};
 use super::field_names::FieldNames;
 use super::fields::ProxyFields;
 use super::upstream::CheckedTarget;
@@ -229,11 +234,12 @@ enum Framing {
 struct Chunked {
     state: Chunk,
     /// Bytes of chunk extensions so far, all chunks together (at most
-    /// [`MAX_CHUNK_EXTENSIONS`], hyper's bound).
-    extensions: usize,
+    /// [`MAX_CHUNK_EXTENSIONS`], hyper's bound; 32 bits, as the decoder's state is part of
+    /// every response's size: `proxy::body`'s size test).
+    extensions: u32,
     /// Bytes of the trailer section already scanned for its end (each byte is looked at
     /// once, however slowly the section arrives).
-    scanned: usize,
+    scanned: u32,
 }
 
 impl Chunked {
@@ -276,6 +282,9 @@ pub struct Head {
     /// A `Connection` field is among `headers`.
     has_connection: bool,
     framing: Framing,
+    /// The fields as received, when they were kept so ([`FieldLines`]; `headers` is then
+    /// empty). Taken by the body ([`ResponseBody::fields_as_received`]).
+    pub as_received: Option<FieldLines>,
 }
 
 impl Head {
@@ -390,6 +399,7 @@ impl Connection {
         method: &Method,
         limit: usize,
         recycle: &mut HeaderMap,
+        as_received: bool,
         upload: &mut Option<Box<Upload>>,
         broken: &mut Option<io::Error>,
     ) -> Result<Head, Error> {
@@ -402,6 +412,8 @@ impl Connection {
             let read = loop {
                 let socket = &mut *self.0;
                 if socket.buf.len() > parsed {
+                    // Not while the upload goes on: its answer's body is relayed by a task of
+                    // its own, and its fields go into the map.
                     if let Some(head) = parse_head(
                         &mut socket.buf,
                         &mut socket.spans,
@@ -409,6 +421,7 @@ impl Connection {
                         method,
                         limit,
                         recycle,
+                        as_received && upload.is_none(),
                     )? {
                         return Poll::Ready(Ok(head));
                     }
@@ -495,13 +508,11 @@ pub fn encode_head(
     dst.extend_from_slice(b"\r\n");
 }
 
-/// Where one header field lies in the head's bytes: name start and end, value start and end.
-type Span = (usize, usize, usize, usize);
-
 /// Parses one response head from the front of `buf` and takes it out; interim answers are
 /// taken out and skipped. `None`: more bytes are needed. The fields go into `recycle`'s map
 /// (emptied first; its room is reused), `spans` is room for their places, `names` holds the
-/// names the connection's earlier heads carried.
+/// names the connection's earlier heads carried. With `as_received`, fields that can be
+/// passed on unchanged stay in the head's bytes instead ([`FieldLines`]).
 fn parse_head(
     buf: &mut BytesMut,
     spans: &mut Vec<Span>,
@@ -509,6 +520,7 @@ fn parse_head(
     method: &Method,
     limit: usize,
     recycle: &mut HeaderMap,
+    as_received: bool,
 ) -> Result<Option<Head>, Error> {
     let parser = httparse::ParserConfig::default();
     loop {
@@ -565,9 +577,31 @@ fn parse_head(
                 value_at.saturating_add(field.value.len()),
             )
         }));
+        // An answer without a body by definition keeps the map's framing rules.
+        let kept = (as_received
+            && *method != Method::HEAD
+            && status != StatusCode::NO_CONTENT
+            && status != StatusCode::NOT_MODIFIED)
+            .then(|| {
+                buf.get(..len)
+                    .and_then(|head| FieldLines::check(head, spans))
+            })
+            .flatten();
         let raw = buf.split_to(len).freeze();
         let mut headers = std::mem::take(recycle);
         headers.clear();
+        if let Some(checked) = kept {
+            return Ok(Some(Head {
+                status,
+                version,
+                headers,
+                reason,
+                framing_reusable: true,
+                has_connection: false,
+                framing: Framing::Length(checked.length),
+                as_received: Some(FieldLines::new(raw, checked)),
+            }));
+        }
         headers.reserve(spans.len());
         // What the framing and the connection's reuse read, noted as the fields go in (a
         // lookup in the map costs a hash and a probe).
@@ -595,6 +629,7 @@ fn parse_head(
             framing_reusable,
             has_connection: framing_fields.connection,
             framing,
+            as_received: None,
         }));
     }
 }
@@ -728,6 +763,8 @@ pub struct ResponseBody {
     /// The rest of the request's body, when the answer came before all of it was sent
     /// (boxed: a response body stays small to move).
     upload: Option<Box<Upload>>,
+    /// The answer's fields, when they were kept as received (the head's map is then empty).
+    as_received: Option<FieldLines>,
 }
 
 /// The body of the answer `head`, read from `connection`: read on the task that polls it
@@ -741,6 +778,13 @@ pub fn response_body(
     release: Option<super::pool::LeanLease>,
     upload: Option<Box<Upload>>,
 ) -> super::pool::UpstreamBody {
+    if upload.is_some() {
+        // The relayed body carries no fields: they go into the map (`read_head` keeps none
+        // while an upload goes on).
+        if let Some(fields) = head.as_received.take() {
+            fields.append_to(&mut head.headers);
+        }
+    }
     let Some(upload) = upload else {
         return super::pool::UpstreamBody::Lean {
             body: ResponseBody::new(connection, head, release, None),
@@ -773,11 +817,18 @@ impl ResponseBody {
             framing,
             release,
             upload,
+            as_received: head.as_received.take(),
         };
         if matches!(body.framing, Framing::Empty | Framing::Length(0)) {
             body.finish();
         }
         body
+    }
+
+    /// The answer's header fields, when they were kept as received ([`FieldLines`]): the
+    /// head's map has none of them.
+    pub fn fields_as_received(&self) -> Option<&FieldLines> {
+        self.as_received.as_ref()
     }
 
     /// The body ended cleanly: the connection goes back when nothing stray follows it (once
@@ -1022,8 +1073,10 @@ fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunked) -> Result<Decoded, Erro
                 return Err(Error::Chunked("chunk-size line too long"));
             }
             let (size, extensions) = chunk_size(buf.get(..line_end).unwrap_or_default())?;
-            chunk.extensions = chunk.extensions.saturating_add(extensions);
-            if chunk.extensions > MAX_CHUNK_EXTENSIONS {
+            chunk.extensions = chunk
+                .extensions
+                .saturating_add(u32::try_from(extensions).unwrap_or(u32::MAX));
+            if chunk.extensions as usize > MAX_CHUNK_EXTENSIONS {
                 return Err(Error::Chunked("chunk extensions too long"));
             }
             let _ = buf.split_to(line_end + 1);
@@ -1067,7 +1120,8 @@ fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunked) -> Result<Decoded, Erro
                 }
                 _ => {}
             }
-            let from = chunk.scanned.saturating_sub(3);
+            let scanned = chunk.scanned as usize;
+            let from = scanned.saturating_sub(3);
             let end = buf
                 .get(from..)
                 .and_then(|tail| memchr::memmem::find(tail, b"\r\n\r\n"))
@@ -1077,7 +1131,7 @@ fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunked) -> Result<Decoded, Erro
             let section_end = end.unwrap_or(buf.len());
             let bare_lf = buf.first() == Some(&b'\n')
                 || buf
-                    .get(chunk.scanned.saturating_sub(1)..section_end)
+                    .get(scanned.saturating_sub(1)..section_end)
                     .unwrap_or_default()
                     .windows(2)
                     .any(|pair| matches!(pair, [before, b'\n'] if *before != b'\r'));
@@ -1088,7 +1142,8 @@ fn decode_chunk(buf: &mut BytesMut, chunk: &mut Chunked) -> Result<Decoded, Erro
                 if buf.len() > MAX_TRAILER_BYTES {
                     return Err(Error::Chunked("trailer section too large"));
                 }
-                chunk.scanned = buf.len();
+                // At most `MAX_TRAILER_BYTES`, checked above.
+                chunk.scanned = u32::try_from(buf.len()).unwrap_or(u32::MAX);
                 return Ok(Decoded::NeedMore);
             };
             if end > MAX_TRAILER_BYTES {
@@ -1155,6 +1210,25 @@ fn chunk_size(line: &[u8]) -> Result<(u64, usize), Error> {
     Ok((size, line.len() - digits))
 }
 
+/// Parses the answer head at the front of `bytes` (to a request of `method`, 64 KiB head
+/// limit) as the lean client does, its fields kept as received when `as_received` and they
+/// can be ([`FieldLines`]): for the fuzz target and tests. `None`: the head is incomplete.
+pub fn head_from_bytes(
+    bytes: &[u8],
+    method: &Method,
+    as_received: bool,
+) -> Result<Option<Head>, Error> {
+    parse_head(
+        &mut BytesMut::from(bytes),
+        &mut Vec::new(),
+        &mut FieldNames::default(),
+        method,
+        64 * 1024,
+        &mut HeaderMap::new(),
+        as_received,
+    )
+}
+
 /// What [`read_from_bytes`] read: the head, the body's bytes and its trailers.
 pub type ReadAnswer = (Head, Vec<u8>, Option<HeaderMap>);
 
@@ -1180,6 +1254,7 @@ pub fn read_from_bytes(bytes: &[u8], method: &Method, piece: usize) -> Result<Re
             method,
             LIMIT,
             &mut recycle,
+            false,
         )? {
             break head;
         }
@@ -1268,6 +1343,7 @@ mod tests {
                 method,
                 64 * 1024,
                 &mut recycle,
+                false,
             );
             if let Ok(Some(head)) = &head {
                 assert!(
@@ -1289,6 +1365,7 @@ mod tests {
             &Method::GET,
             64 * 1024,
             &mut HeaderMap::new(),
+            false,
         )
         .unwrap()
         .unwrap();
@@ -1406,7 +1483,8 @@ mod tests {
                 &mut FieldNames::default(),
                 &Method::GET,
                 100,
-                &mut HeaderMap::new()
+                &mut HeaderMap::new(),
+                false,
             ),
             Err(Error::HeadTooLarge)
         ));
@@ -1698,6 +1776,7 @@ mod tests {
                 &Method::POST,
                 64 * 1024,
                 &mut HeaderMap::new(),
+                false,
                 upload,
                 &mut broken,
             )

@@ -45,6 +45,21 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
+/// [`is_hop_by_hop`] for a name as received, in any case.
+pub(crate) fn is_hop_by_hop_name(name: &[u8]) -> bool {
+    let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+    match name.len() {
+        2 => is("te"),
+        7 => is("trailer") || is("upgrade"),
+        10 => is("connection") || is("keep-alive"),
+        16 => is("proxy-connection"),
+        17 => is("transfer-encoding"),
+        18 => is("proxy-authenticate"),
+        19 => is("proxy-authorization"),
+        _ => false,
+    }
+}
+
 /// Removes hop-by-hop headers, including every header the `Connection` header names. True
 /// when the head had any (something may have been removed), false when it was left untouched.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
@@ -232,6 +247,10 @@ mod tests {
     fn hop_by_hop_names_are_the_listed_ones() {
         for name in HOP_BY_HOP.iter().chain([&PROXY_CONNECTION]) {
             assert!(is_hop_by_hop(name), "{name}");
+            // As received, in any case.
+            assert!(is_hop_by_hop_name(name.as_str().as_bytes()), "{name}");
+            let upper = name.as_str().to_ascii_uppercase();
+            assert!(is_hop_by_hop_name(upper.as_bytes()), "{upper}");
         }
         for name in [
             header::HOST,
@@ -241,8 +260,12 @@ mod tests {
             HeaderName::from_static("t"),
             HeaderName::from_static("connections"),
             HeaderName::from_static("proxy-auth"),
+            HeaderName::from_static("upgrades"),
+            HeaderName::from_static("trailers"),
+            HeaderName::from_static("keep-alive2"),
         ] {
             assert!(!is_hop_by_hop(&name), "{name}");
+            assert!(!is_hop_by_hop_name(name.as_str().as_bytes()), "{name}");
         }
     }
 

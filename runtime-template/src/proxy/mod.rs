@@ -1,6 +1,7 @@
 //! Forwarding to upstream endpoints over pooled keep-alive connections.
 
 pub mod body;
+pub mod field_lines;
 pub mod field_names;
 pub mod fields;
 pub mod h1;
@@ -190,6 +191,11 @@ pub struct Destination<'a> {
     /// client) or inserted into its map (hyper's); their `host` is chosen here, per URL, from
     /// `change_origin`.
     pub fields: ProxyFields<'a>,
+    /// The answer's fields may stay as received ([`field_lines`]): the lean HTTP/1.1 server
+    /// writes the answer, and nothing on the way reads or changes its fields. Kept only for
+    /// an answer the lean client reads, and only when the proxy passes its fields on
+    /// unchanged ([`field_lines::FieldLines::check`]).
+    pub fields_as_received: bool,
 }
 
 /// Sends the request to `destination`. The request's head is lent, not given (a move would
@@ -224,6 +230,7 @@ pub async fn forward(
         timeout,
         change_origin,
         mut fields,
+        fields_as_received,
     } = destination;
     // One clock read: the latency's start, the deadline's and the request body's.
     let now = crate::server::clock::now();
@@ -336,6 +343,7 @@ pub async fn forward(
                             &parts.method,
                             client.max_head,
                             &mut parts.headers,
+                            fields_as_received,
                             &mut upload,
                             &mut broken,
                         )

@@ -407,6 +407,15 @@ impl UpstreamBody {
     }
 }
 
+impl super::field_lines::CarriesFields for UpstreamBody {
+    fn fields_as_received(&self) -> Option<&super::field_lines::FieldLines> {
+        match self {
+            UpstreamBody::Lean { body } => body.fields_as_received(),
+            UpstreamBody::Hyper { .. } | UpstreamBody::Relayed { .. } => None,
+        }
+    }
+}
+
 impl From<Incoming> for UpstreamBody {
     fn from(body: Incoming) -> Self {
         UpstreamBody::new(body, None)

@@ -24,7 +24,10 @@
 //! - The response head: `HTTP/1.1` (`HTTP/1.0` when the response says so), the reason phrase
 //!   of `hyper::ext::ReasonPhrase` or the canonical one, fields in their map order with names
 //!   in lower case, `Content-Length`, `Transfer-Encoding`, `Connection` and `Trailer` values
-//!   joined on one line, a `date` field unless the response has one.
+//!   joined on one line, a `date` field unless the response has one. An upstream's answer
+//!   whose fields nothing on the way reads carries them as received instead of in its map
+//!   ([`CarriesFields`], `proxy::field_lines`): they are written first, as the map would have
+//!   them first, in the bytes hyper writes from a map.
 //! - The body's framing: no body for `HEAD`, `204`, `304`; the response's `Content-Length`, or
 //!   chunked when the response says `Transfer-Encoding` (`, chunked` added when it is not
 //!   the last coding) or when the length is unknown; trailers only when the request said
@@ -52,6 +55,7 @@ use tokio::net::TcpStream;
 use super::drain::{Activity, Stop};
 use crate::gateway::{Gateway, Site};
 use crate::proxy::body::ClientBody;
+use crate::proxy::field_lines::{CarriesFields, FieldLines};
 use crate::proxy::field_names::FieldNames;
 use crate::proxy::h1::digits;
 
@@ -138,7 +142,7 @@ async fn serve_with<S, F, B>(io: TcpStream, limits: Limits, stop: &Stop, mut ser
 where
     S: FnMut(Request<ClientBody>) -> F,
     F: Future<Output = Result<Response<B>, Infallible>>,
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + CarriesFields,
 {
     let mut connection = Connection {
         io,
@@ -519,7 +523,7 @@ impl Connection {
         trailers: bool,
     ) -> bool
     where
-        B: Body<Data = Bytes>,
+        B: Body<Data = Bytes> + CarriesFields,
     {
         let (mut parts, body) = response.into_parts();
         let mut body = std::pin::pin!(body);
@@ -532,8 +536,13 @@ impl Connection {
             ask_to_close(&mut parts.headers);
         }
         self.out.clear();
-        let Ok(mut encoder) = encode_head(&mut self.out, &mut parts, method, length, keep_alive)
-        else {
+        let head = ResponseHead {
+            method,
+            length,
+            keep_alive,
+            as_received: body.fields_as_received(),
+        };
+        let Ok(mut encoder) = encode_head(&mut self.out, &mut parts, head) else {
             return false;
         };
         // The emptied map keeps its room for the next request's fields.
@@ -973,16 +982,32 @@ fn can_have_content_length(status: StatusCode) -> bool {
 #[derive(Debug)]
 struct BadHead;
 
-/// Writes the response head into `out` and gives the body's framing. `length`: `None` for
-/// a response without a body, `Some(None)` for a body of unknown length. The fields are
-/// drained from `parts` (its map is kept for reuse).
+/// What a response head is written for, beside its parts.
+struct ResponseHead<'a> {
+    /// The request's method.
+    method: &'a Method,
+    /// `None` for a response without a body, `Some(None)` for a body of unknown length.
+    length: Option<Option<u64>>,
+    /// The connection may serve another request after this one.
+    keep_alive: bool,
+    /// The upstream answer's fields, kept as received ([`FieldLines`]): written first, as a
+    /// map holding them would have them first.
+    as_received: Option<&'a FieldLines>,
+}
+
+/// Writes the response head into `out` and gives the body's framing. The fields are drained
+/// from `parts` (its map is kept for reuse).
 fn encode_head(
     out: &mut Vec<u8>,
     parts: &mut http::response::Parts,
-    method: &Method,
-    mut length: Option<Option<u64>>,
-    keep_alive: bool,
+    head: ResponseHead<'_>,
 ) -> Result<Encoder, BadHead> {
+    let ResponseHead {
+        method,
+        mut length,
+        keep_alive,
+        mut as_received,
+    } = head;
     let mut status = parts.status;
     let mut last = !keep_alive;
     if status == StatusCode::SWITCHING_PROTOCOLS {
@@ -993,6 +1018,7 @@ fn encode_head(
         parts.version = Version::HTTP_11;
         parts.headers.clear();
         parts.extensions.clear();
+        as_received = None;
         length = None;
         last = true;
     }
@@ -1020,6 +1046,18 @@ fn encode_head(
     let mut open = false;
     let mut add_chunked = false;
     let mut current: Option<HeaderName> = None;
+    if let Some(fields) = as_received {
+        // What the loop below does with a map's `Content-Length` and `Date` (the fields
+        // have no other field it treats apart: `FieldLines::check`).
+        let with_length = length.is_some() || *method == Method::HEAD;
+        wrote_date = fields.write(out, with_length);
+        wrote_len = with_length;
+        match length {
+            Some(Some(known)) => kind = Kind::Length(known),
+            Some(None) => kind = Kind::Length(fields.content_length()),
+            None => {}
+        }
+    }
     for (name, value) in parts.headers.drain() {
         if let Some(name) = name {
             if open {
@@ -1455,6 +1493,14 @@ mod tests {
     struct Frames {
         frames: VecDeque<Result<Frame<Bytes>, io::Error>>,
         exact: Option<u64>,
+        /// An upstream's fields kept as received, as a proxied answer's body carries them.
+        as_received: Option<FieldLines>,
+    }
+
+    impl CarriesFields for Frames {
+        fn fields_as_received(&self) -> Option<&FieldLines> {
+            self.as_received.as_ref()
+        }
     }
 
     impl Body for Frames {
@@ -1491,6 +1537,9 @@ mod tests {
         fails: bool,
         /// The size hint; `None`: the data's length when there is one piece, else unknown.
         exact: Option<Option<u64>>,
+        /// An upstream's answer head whose fields come before `fields`: kept as received
+        /// for the lean server ([`FieldLines`]), in the map for hyper's.
+        upstream: Option<&'static [u8]>,
     }
 
     impl Answer {
@@ -1511,6 +1560,11 @@ mod tests {
         }
 
         fn response(&self) -> Response<Frames> {
+            self.response_for(false)
+        }
+
+        /// The response for the lean server (`lean`) or for hyper's.
+        fn response_for(&self, lean: bool) -> Response<Frames> {
             let mut frames: VecDeque<_> = self
                 .data
                 .iter()
@@ -1534,7 +1588,19 @@ mod tests {
                 [one] => Some(one.len() as u64),
                 _ => None,
             });
-            let mut response = Response::new(Frames { frames, exact });
+            let mut response = Response::new(Frames {
+                frames,
+                exact,
+                as_received: None,
+            });
+            if let Some(head) = self.upstream {
+                let kept = crate::proxy::h1::head_from_bytes(head, &Method::GET, lean)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(kept.as_received.is_some(), lean, "kept as received");
+                *response.headers_mut() = kept.headers;
+                response.body_mut().as_received = kept.as_received;
+            }
             *response.status_mut() = StatusCode::from_u16(self.status).unwrap();
             if self.http10 {
                 *response.version_mut() = Version::HTTP_10;
@@ -1637,7 +1703,7 @@ mod tests {
             let stop = drain.watcher();
             let ended = serve_with(io, LIMITS, &stop, |request| {
                 log.lock().unwrap().push(seen(&request));
-                let response = answer.response();
+                let response = answer.response_for(true);
                 async move { Ok::<_, Infallible>(response) }
             })
             .await;
@@ -1859,6 +1925,46 @@ mod tests {
                 "pipelined requests, answered in order",
                 b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /4 HTTP/1.1\r\nHost: x\r\n\r\n",
                 Answer::ok("hello"),
+            ),
+            (
+                "an upstream's fields kept as received",
+                GET,
+                Answer {
+                    upstream: Some(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nX-Mixed-Case:  spaced value \t\r\nSet-Cookie: a=1\r\n\r\n",
+                    ),
+                    ..Answer::ok("hello")
+                },
+            ),
+            (
+                "an upstream's fields kept as received, its own date, the gateway's field after them",
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                Answer {
+                    upstream: Some(
+                        b"HTTP/1.1 404 Not Found\nDate: Thu, 03 Dec 2026 10:00:00 GMT\nContent-Length: 4\nx-a: 1\n\n",
+                    ),
+                    status: 404,
+                    fields: vec![("x-gateway", "1")],
+                    ..Answer::ok("gone")
+                },
+            ),
+            (
+                "an upstream's fields kept as received, as the server writes them",
+                GET,
+                Answer {
+                    upstream: Some(
+                        b"HTTP/1.1 200 OK\r\nx-backend: bench\r\ncontent-length: 5\r\ndate: Thu, 03 Dec 2026 15:07:52 GMT\r\n\r\n",
+                    ),
+                    ..Answer::ok("hello")
+                },
+            ),
+            (
+                "an upstream's fields kept as received, an empty body",
+                GET,
+                Answer {
+                    upstream: Some(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n"),
+                    ..Answer::ok("")
+                },
             ),
             (
                 "a large body",
@@ -2384,6 +2490,7 @@ mod tests {
                     let body = Frames {
                         frames: VecDeque::from([Ok(Frame::data(Bytes::from_static(b"tick")))]),
                         exact: None,
+                        as_received: None,
                     };
                     let endless = Chain(body, Endless);
                     async move {
@@ -2419,6 +2526,8 @@ mod tests {
     /// One body's frames, then another's.
     struct Chain<A, B>(A, B);
 
+    impl<A, B> CarriesFields for Chain<A, B> {}
+
     impl<A, B> Body for Chain<A, B>
     where
         A: Body<Data = Bytes, Error = io::Error> + Unpin,
@@ -2441,6 +2550,8 @@ mod tests {
 
     /// A body that never gives anything.
     struct Endless;
+
+    impl CarriesFields for Endless {}
 
     impl Body for Endless {
         type Data = Bytes;

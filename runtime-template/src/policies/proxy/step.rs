@@ -241,6 +241,7 @@ impl ProxyStep {
             timeout: self.timeout.unwrap_or(upstream.timeout),
             change_origin: self.change_origin,
             fields,
+            fields_as_received: context.fields_as_received,
         };
         match proxy::forward(&services.client, destination, parts, body, limits).await {
             Ok(forwarded) => {
