@@ -46,7 +46,7 @@ pub(super) type Span = (usize, usize, usize, usize);
 /// as a response is moved about ten times on its way to the client (`proxy::body`'s size
 /// test), in one of two shapes:
 /// - **as written**: every line is already what the server writes (a lower-case name, `: `,
-///   the value, CRLF, as hyper-based and Node upstreams send them): the lines alone, ending
+///   the value, CRLF, as hyper-based upstreams send them): the lines alone, ending
 ///   in the last line's CRLF, written with one copy;
 /// - **to rewrite**: the lines and the empty line that ends the section (so the bytes end in
 ///   an empty line, which tells the shapes apart), each line rewritten as it is written.
