@@ -1120,8 +1120,6 @@ pub(crate) async fn uploads_stream_with_100_continue_and_survive_an_early_answer
     );
 }
 
-/// Reads `stream` into `received` until `needle` appears in it, waiting at most `seconds` for
-/// each read; panics naming what had arrived if the stream closes first.
 /// An upstream answer's fields reach an HTTP/1.1 client in the bytes hyper writes from a
 /// header map (names in lower case, values without the whitespace around them, a name's
 /// values together at its first place), whether the lean server writes them as received
@@ -1225,6 +1223,8 @@ async fn an_upstreams_fields_reach_the_client_as_hyper_writes_them() {
     );
 }
 
+/// Reads `stream` into `received` until `needle` appears in it, waiting at most `seconds` for
+/// each read; panics naming what had arrived if the stream closes first.
 async fn read_until<R>(stream: &mut R, received: &mut Vec<u8>, needle: &[u8], seconds: u64)
 where
     R: tokio::io::AsyncRead + Unpin,

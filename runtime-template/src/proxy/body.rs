@@ -156,8 +156,10 @@ pub async fn collect(body: ClientBody, limits: BodyLimits) -> Result<Bytes, Clie
 impl super::field_lines::CarriesFields for GatewayBody {
     fn fields_as_received(&self) -> Option<&super::field_lines::FieldLines> {
         match self {
+            // A step that read the first bytes of the body left the answer's fields alone.
             GatewayBody::Upstream { body } => body.fields_as_received(),
-            GatewayBody::Full { .. } | GatewayBody::Prefixed { .. } => None,
+            GatewayBody::Prefixed { body, .. } => body.fields_as_received(),
+            GatewayBody::Full { .. } => None,
         }
     }
 }
