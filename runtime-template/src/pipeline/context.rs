@@ -68,8 +68,9 @@ pub struct Context<'a> {
     pub close_connection: bool,
     /// The upstream's answer may keep its header fields as received
     /// ([`crate::proxy::field_lines`]): the lean HTTP/1.1 server writes this request's
-    /// answer (set by the gateway) and no step of the pipeline has a response phase (cleared
-    /// by the pipeline otherwise), so nothing on the way reads or changes them.
+    /// answer (set by the gateway) and every step of the pipeline leaves them alone (cleared by
+    /// the pipeline otherwise: `ReadyPolicy::keeps_answer_fields`), so nothing on the way
+    /// reads or changes them.
     pub fields_as_received: bool,
     /// What the rate-limit steps decided, for their response phase.
     pub rate_limits: Vec<crate::policies::rate_limit::step::RateNote>,

@@ -6,8 +6,8 @@
 //! down again when the value is dropped: two locking instructions a field), appended to the
 //! map, and drained from it again as the server writes the head. When nothing between the
 //! upstream and the client reads or changes the answer's fields (the lean server serves the
-//! request, and no step of the route's pipeline has a response phase:
-//! `pipeline::Context::fields_as_received`), the fields stay in the head's bytes
+//! request, and no step of the route's pipeline has a response phase that reads or changes
+//! them: `pipeline::step::ReadyPolicy::keeps_answer_fields`), the fields stay in the head's bytes
 //! ([`FieldLines`]) and the server writes them from there: each as `name: value` with the
 //! name in lower case and the value without the whitespace around it, which are the bytes
 //! hyper writes from the map (the map's names are lower case, and httparse gives a value
@@ -68,9 +68,9 @@ pub(super) struct Checked {
 impl FieldLines {
     /// Whether the fields of a head (`spans` into `head`, httparse's, in order) can be passed
     /// on as received: at most [`MOST_FIELDS`], no name twice (in any case), exactly one
-    /// `Content-Length`, of digits only, and no hop-by-hop field ([`super::headers`]'s list,
-    /// `Proxy-Connection` among them). The caller rules out the answers without a body (to
-    /// `HEAD`, `204`, `304`).
+    /// `Content-Length`, of digits only, no hop-by-hop field ([`super::headers`]'s list,
+    /// `Proxy-Connection` among them) and none of [`GATEWAY_FIELDS`]. The caller rules out the
+    /// answers without a body (to `HEAD`, `204`, `304`).
     pub(super) fn check(head: &[u8], spans: &[Span]) -> Option<Checked> {
         if spans.len() > MOST_FIELDS {
             return None;
@@ -91,7 +91,7 @@ impl FieldLines {
                     name.eq_ignore_ascii_case(known)
                 }
             };
-            if super::headers::is_hop_by_hop_name(name)
+            if super::headers::among_hop_by_hop(name, |_, known| is(known))
                 || GATEWAY_FIELDS
                     .iter()
                     .any(|own| own.len() == name.len() && is(own.as_bytes()))
@@ -171,7 +171,8 @@ impl FieldLines {
             let colon = memchr::memchr(b':', line)?;
             let (name, value) = line.split_at(colon);
             let value = value.get(1..).unwrap_or_default();
-            Some((name, trim_whitespace(value), line))
+            // Without the spaces and tabs around it (a value has no other whitespace byte).
+            Some((name, value.trim_ascii(), line))
         })
     }
 
@@ -182,9 +183,12 @@ impl FieldLines {
     pub fn write(&self, out: &mut Vec<u8>, with_length: bool) -> bool {
         if with_length && self.as_written() {
             out.extend_from_slice(&self.0);
-            // Lines begin at the start or after a CRLF (a value has neither CR nor LF).
-            return self.0.starts_with(b"date: ")
-                || memchr::memmem::find(&self.0, b"\r\ndate: ").is_some();
+            // Lines begin at the start or after a LF (a value has neither CR nor LF). Not
+            // `memmem::find`: it prepares a searcher per call, about 600 instructions here.
+            let starts_date =
+                |at: usize| self.0.get(at..).is_some_and(|l| l.starts_with(b"date: "));
+            return starts_date(0)
+                || memchr::memchr_iter(b'\n', &self.0).any(|at| starts_date(at + 1));
         }
         let mut date = false;
         for (name, value, line) in self.lines() {
@@ -215,11 +219,10 @@ impl FieldLines {
     /// share the head's bytes.
     pub fn append_to(&self, map: &mut HeaderMap) {
         for (name, value) in self.iter() {
-            let value = Some(self.0.slice_ref(value));
             // httparse checked both by the same rules: neither fails.
-            if let (Ok(name), Some(Ok(value))) = (
+            if let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(name),
-                value.map(HeaderValue::from_maybe_shared),
+                HeaderValue::from_maybe_shared(self.0.slice_ref(value)),
             ) {
                 map.append(name, value);
             }
@@ -254,20 +257,6 @@ fn has_upper(name: &[u8]) -> bool {
         room.copy_from_slice(rest);
     }
     upper_in_word(u64::from_ne_bytes(bytes))
-}
-
-/// `value` without the spaces and tabs at either end.
-fn trim_whitespace(value: &[u8]) -> &[u8] {
-    let is_space = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = value
-        .iter()
-        .position(|b| !is_space(b))
-        .unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|b| !is_space(b))
-        .map_or(start, |last| last + 1);
-    value.get(start..end).unwrap_or_default()
 }
 
 /// A response body that may carry its answer's header fields as received, for the lean
