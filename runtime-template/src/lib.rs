@@ -305,6 +305,12 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     }
     // This thread too runs the runtime (a current-thread one), until `block_on` returns.
     server::timer::reuse_here();
+    if !thread_per_core && loaded.config.listener.worker_threads == 1 {
+        // One worker and no work stealing: this thread serves every request, as a
+        // thread-per-core worker does, and no other thread is marked: it is the only writer
+        // of worker 0's per-worker state (counters without locking instructions).
+        server::worker::set_index(0);
+    }
     let served = runtime.block_on(async move {
         let (settings, (http, https)) = server_settings(&loaded)?;
         let tls = tls::client_config(&loaded.config.upstream.truststore, &|p| loaded.resolve(p))

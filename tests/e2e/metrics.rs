@@ -253,6 +253,61 @@ pub(crate) async fn requests_errors_and_auth_are_counted_by_route() {
     assert_eq!(other.status, 404);
 }
 
+/// A gateway whose requests all run on one thread (the default runtime with one worker, and
+/// the thread-per-core runtime's one worker) counts them in cells only that thread writes,
+/// with plain loads and stores instead of atomic additions (`server::worker::add_relaxed`):
+/// many requests at once are still every one counted, and none is left in flight.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_worker_counts_every_one_of_many_concurrent_requests() {
+    let be = backend::spawn("b", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("a backend");
+    for runtime in [
+        &["--listener.worker_threads=1"][..],
+        &[
+            "--listener.runtime=thread-per-core",
+            "--listener.worker_threads=1",
+        ][..],
+    ] {
+        let mut args: Vec<String> = runtime.iter().map(|a| a.to_string()).collect();
+        args.push(format!("--openBackend_prod_endpoint_0={}", be.url()));
+        let gw = GatewayProcess::start(&project().binary, &args, false);
+        let base = format!("http://{}", gw.http);
+        let tasks: Vec<_> = (0..8)
+            .map(|task| {
+                let base = base.clone();
+                tokio::spawn(async move {
+                    for i in 0..50 {
+                        let reply = client::get(&format!("{base}/open/items/{task}-{i}")).await;
+                        assert_eq!(reply.status, 200);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("a client task");
+        }
+        let text = scrape(metrics_addr(&gw)).await;
+        let open = r#"api="Open",template="/open/items/{id}""#;
+        for series in [
+            format!(r#"mgw_requests_total{{{open},method="GET",class="2xx"}}"#),
+            format!("mgw_request_duration_seconds_count{{{open}}}"),
+            format!("mgw_upstream_duration_seconds_count{{{open}}}"),
+        ] {
+            assert_eq!(
+                value(&text, &series),
+                Some(400.0),
+                "{runtime:?}: {series}\n{text}"
+            );
+        }
+        assert_eq!(
+            value(&text, "mgw_requests_in_flight"),
+            Some(0.0),
+            "{runtime:?}\n{text}"
+        );
+    }
+}
+
 /// 10,000 distinct paths (and odd methods) add no series: counted under the unrouted route.
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_thousand_distinct_paths_keep_the_series_bounded() {

@@ -29,7 +29,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::access_log::{RouteRef, RouteTable};
 use crate::model::{GatewayModel, PolicySpec, MODEL_FORMAT};
-use crate::server::worker::PerCore;
+use crate::server::worker::{self, PerCore};
 
 mod cells;
 
@@ -412,8 +412,8 @@ impl Metrics {
     }
 
     /// The calling worker's cells of `key`'s series (the unrouted series for an index the
-    /// model does not have).
-    fn route(&self, key: RouteKey) -> Option<&RouteCounts> {
+    /// model does not have), and whether the calling thread is their only writer.
+    fn route(&self, key: RouteKey) -> Option<(&RouteCounts, bool)> {
         let found = match key {
             RouteKey::Unrouted => None,
             RouteKey::Health => Some(self.health),
@@ -437,35 +437,37 @@ impl Metrics {
             .local()
     }
 
-    /// Counts one answered request (the log phase): a few relaxed atomic additions on the
-    /// calling worker's own cache lines.
+    /// Counts one answered request (the log phase): a few relaxed additions on the calling
+    /// worker's own cache lines (plain loads and stores on a marked worker's cells, which only
+    /// it writes: [`worker::add_relaxed`]).
     pub fn record(&self, outcome: Outcome<'_>) {
-        let Some(route) = self.route(outcome.route) else {
+        let Some((route, sole)) = self.route(outcome.route) else {
             return;
         };
         let method = method_index(outcome.method);
         let class = status_class(outcome.status);
         if let Some(cell) = route.requests.get(method).and_then(|m| m.get(class)) {
-            cell.fetch_add(1, Ordering::Relaxed);
+            worker::add_relaxed(cell, 1, sole);
         }
-        route.duration.observe(outcome.elapsed);
+        route.duration.observe(outcome.elapsed, sole);
         if let Some(latency) = outcome.upstream_latency {
-            route.upstream_duration.observe(latency);
+            route.upstream_duration.observe(latency, sole);
         } else if let Some(kind) = outcome.upstream_failure {
             let index = UpstreamFailure::ALL
                 .iter()
                 .position(|k| *k == kind)
                 .unwrap_or(UpstreamFailure::ALL.len() - 1);
             if let Some(cell) = route.upstream_errors.get(index) {
-                cell.fetch_add(1, Ordering::Relaxed);
+                worker::add_relaxed(cell, 1, sole);
             }
         } else if let Some(index) = CLIENT_ERROR_STATUSES
             .iter()
             .position(|s| *s == outcome.status.as_u16())
         {
             // The gateway's own answer (no upstream answered): the client's error.
-            if let Some(cell) = self.cells.gateway.local().client_errors.get(index) {
-                cell.fetch_add(1, Ordering::Relaxed);
+            let (counts, sole) = self.cells.gateway.local_sole();
+            if let Some(cell) = counts.client_errors.get(index) {
+                worker::add_relaxed(cell, 1, sole);
             }
         }
     }
@@ -476,9 +478,9 @@ impl Metrics {
             .iter()
             .position(|x| *x == outcome)
             .unwrap_or(0);
-        let counts = self.cells.gateway.local();
+        let (counts, sole) = self.cells.gateway.local_sole();
         if let Some(cell) = counts.auth.get(scheme.index()).and_then(|c| c.get(o)) {
-            cell.fetch_add(1, Ordering::Relaxed);
+            worker::add_relaxed(cell, 1, sole);
         }
     }
 
@@ -489,18 +491,20 @@ impl Metrics {
             LimitPolicy::Throttle => 1,
         };
         let d = usize::from(!admitted);
-        let counts = self.cells.gateway.local();
+        let (counts, sole) = self.cells.gateway.local_sole();
         if let Some(cell) = counts.limits.get(p).and_then(|c| c.get(d)) {
-            cell.fetch_add(1, Ordering::Relaxed);
+            worker::add_relaxed(cell, 1, sole);
         }
     }
 
     /// Counts a request as in flight until the returned guard is dropped (in the calling
-    /// worker's slot: [`PerCore`]).
+    /// worker's slot: [`PerCore`]; with plain loads and stores on a marked worker's own slot,
+    /// which only it writes).
     pub fn in_flight(&self) -> InFlight<'_> {
-        let slot = self.in_flight_cores.local();
-        slot.fetch_add(1, Ordering::Relaxed);
-        InFlight(slot)
+        let (slot, sole) = self.in_flight_cores.local_sole();
+        let owner = if sole { worker::marked() } else { None };
+        add_signed(slot, 1, owner.is_some());
+        InFlight { slot, owner }
     }
 
     /// The open-connections gauge of one listener and protocol (resolved once per listener
@@ -550,11 +554,32 @@ fn index_pair(outer: usize, inner: usize) -> Option<(u32, u32)> {
 
 /// A request in flight: decrements the slot it was counted in when dropped.
 #[derive(Debug)]
-pub struct InFlight<'a>(&'a AtomicI64);
+pub struct InFlight<'a> {
+    slot: &'a AtomicI64,
+    /// The marked worker ([`worker::set_index`]) whose own slot this is, when it counted the
+    /// request there.
+    owner: Option<usize>,
+}
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        // A worker's requests end on its own thread; the check keeps the count whole if one
+        // did not (an atomic subtraction then, as on a shared slot).
+        let sole = self.owner.is_some() && worker::marked() == self.owner;
+        add_signed(self.slot, -1, sole);
+    }
+}
+
+/// Adds `n` to a signed gauge's cell: a relaxed load and store when the calling thread is its
+/// only writer (`sole`), else an atomic addition ([`worker::add_relaxed`]'s rule).
+fn add_signed(cell: &AtomicI64, n: i64, sole: bool) {
+    if sole {
+        cell.store(
+            cell.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    } else {
+        cell.fetch_add(n, Ordering::Relaxed);
     }
 }
 

@@ -5,9 +5,12 @@
 //! writes (issue 16, target 5): a route's cells for worker `i` are one heap block of their
 //! own, allocated by worker `i` on its first request of that route and aligned to 128 bytes;
 //! the gateway-wide counters (client errors, authentication and rate-limit decisions) are one
-//! [`PerCore`] slot per worker. The increments stay atomic (`fetch_add`, relaxed): in the
-//! work-stealing runtime more threads than slots may share one, and a sum must never lose
-//! a count.
+//! [`PerCore`] slot per worker. A marked worker ([`worker::set_index`]: a thread-per-core
+//! worker, or the one thread of the default runtime with one worker) is the only writer of
+//! its own cells and adds with a relaxed load and store ([`worker::add_relaxed`]: no locking
+//! instruction); every other thread (the work-stealing runtime's, which may outnumber the
+//! slots) writes a second, shared set of cells with atomic additions, so a sum never loses a
+//! count.
 //!
 //! The [`View`]s are what the registry encodes: each walks the cells of one family, adds the
 //! workers' values of each label set, and writes the label sets that were used (a counter
@@ -63,17 +66,18 @@ pub(super) struct Latency {
 
 impl Latency {
     /// Counts one observation in the first bucket whose bound is at least `elapsed` (the
-    /// `le` semantics of Prometheus and of `prometheus-client`'s histogram).
-    pub(super) fn observe(&self, elapsed: Duration) {
+    /// `le` semantics of Prometheus and of `prometheus-client`'s histogram); `sole`: the
+    /// calling thread is these cells' only writer ([`worker::add_relaxed`]).
+    pub(super) fn observe(&self, elapsed: Duration, sole: bool) {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         let bucket = LATENCY_BUCKET_NANOS
             .iter()
             .position(|bound| nanos <= *bound)
             .unwrap_or(LATENCY_BUCKET_NANOS.len());
         if let Some(count) = self.buckets.get(bucket) {
-            count.fetch_add(1, Ordering::Relaxed);
+            worker::add_relaxed(count, 1, sole);
         }
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        worker::add_relaxed(&self.sum_nanos, nanos, sole);
     }
 }
 
@@ -136,9 +140,12 @@ pub(super) struct RouteCounts {
 pub(super) struct RouteSeries {
     api: String,
     template: String,
-    /// Indexed by worker ([`worker::index`] modulo the length, never 0); each made by its
-    /// worker on first use, so a route no one calls costs one empty slot per worker.
+    /// Laid out as a [`PerCore`]'s slots ([`worker::slot`]): the marked workers' own, then
+    /// shared ones for other threads (twice the worker count, never 0). Each is made by its
+    /// worker on first use, so a route no one calls costs two empty slots per worker.
     workers: Box<[OnceLock<Box<RouteCounts>>]>,
+    /// The worker count the slots were made for.
+    owned: usize,
 }
 
 impl RouteSeries {
@@ -147,14 +154,17 @@ impl RouteSeries {
         Self {
             api,
             template,
-            workers: (0..workers.max(1)).map(|_| OnceLock::new()).collect(),
+            workers: (0..2 * workers.max(1)).map(|_| OnceLock::new()).collect(),
+            owned: workers.max(1),
         }
     }
 
-    /// The calling worker's counts, made on its first call.
-    pub(super) fn local(&self) -> Option<&RouteCounts> {
-        let slot = self.workers.get(worker::index() % self.workers.len())?;
-        Some(&**slot.get_or_init(Box::default))
+    /// The calling worker's counts, made on its first call, and whether the calling thread
+    /// is their only writer ([`worker::slot`]).
+    pub(super) fn local(&self) -> Option<(&RouteCounts, bool)> {
+        let (index, sole) = worker::slot(self.owned);
+        let slot = self.workers.get(index)?;
+        Some((&**slot.get_or_init(Box::default), sole))
     }
 
     /// The counts of every worker that has some.
