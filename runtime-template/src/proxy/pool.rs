@@ -72,8 +72,14 @@ pub struct Relay<T> {
     pub into_tcp: fn(T) -> Option<tokio::net::TcpStream>,
 }
 
-/// The idle connections of one upstream origin: one pair of stacks, or one per
-/// thread-per-core worker.
+/// The idle connections of one upstream origin, in a [`PerCore`]: a pair of stacks for each
+/// marked worker (a thread-per-core worker, or the one thread of the default runtime with one
+/// worker) and as many shared by the other threads (the work-stealing runtime's). A
+/// connection is given back to the stacks of the thread that gives it back, and checked out
+/// from the calling thread's: in the modes with marked workers every exchange, and every task
+/// that gives a connection back (hyper's connection tasks, the lean client's relay), runs on
+/// the worker's own thread. A connection given back from another thread would wait in a
+/// shared stack, unseen by the worker, until the idle timeout closed it.
 #[derive(Debug, Default)]
 pub struct HostPool {
     stacks: PerCore<Mutex<Stacks>>,
@@ -143,9 +149,10 @@ pub struct PoolLimits {
     pub max_idle: usize,
     /// Idle time after which a connection is not used again (`pool_idle_timeout_seconds`).
     pub idle_timeout: Duration,
-    /// Idle stacks per origin: 1 for the work-stealing runtime (one stack shared by its
-    /// workers), the number of workers for the thread-per-core runtime (one each; then
-    /// `max_idle` bounds each worker's stack). 0 counts as 1.
+    /// Idle stacks per origin, besides as many shared ones ([`HostPool`]): 1 for the
+    /// work-stealing runtime (its workers share one shared stack; with one worker, that
+    /// thread has its own), the number of workers for the thread-per-core runtime (one each;
+    /// then `max_idle` bounds each worker's stack). 0 counts as 1.
     pub cores: usize,
 }
 

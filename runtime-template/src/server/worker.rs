@@ -98,7 +98,7 @@ impl<T> PerCore<T> {
     /// `count` slots (at least one) for marked workers and as many shared ones, each made by
     /// `make`.
     pub fn new(count: usize, mut make: impl FnMut() -> T) -> Self {
-        let owned = count.max(1);
+        let owned = owned_slots(count);
         PerCore {
             slots: (0..2 * owned).map(|_| Padded(make())).collect(),
             owned,
@@ -140,6 +140,12 @@ impl<T> PerCore<T> {
     }
 }
 
+/// How many slots each half of a [`PerCore`] laid out for `count` workers has: at least one,
+/// and few enough that both halves can be counted.
+pub fn owned_slots(count: usize) -> usize {
+    count.clamp(1, usize::MAX / 2)
+}
+
 /// Where a thread's slot is among `2 * owned` ([`PerCore`]'s layout), and whether the thread
 /// is its only writer.
 fn slot_index(number: Number, owned: usize) -> (usize, bool) {
@@ -155,10 +161,10 @@ fn slot_index(number: Number, owned: usize) -> (usize, bool) {
 /// thread is its only writer. For per-worker state kept outside a [`PerCore`] (a route's
 /// series, allocated by each worker on first use).
 pub fn slot(count: usize) -> (usize, bool) {
-    slot_index(number(), count.max(1))
+    slot_index(number(), owned_slots(count))
 }
 
-/// Adds `n` to `cell` (wrapping), for a counter written by one thread at a time when `sole`
+/// Adds `n` to `cell` (wrapping), for a counter written by one thread only when `sole`
 /// says so: then with a relaxed load and store, not a `lock`-prefixed add (about 20 cycles
 /// that wait for the stores before it). With `sole` false (threads may share the cell) the
 /// add is an atomic read-modify-write, so no count is lost.

@@ -314,8 +314,9 @@ impl Metrics {
     }
 
     /// Registers every series and makes a slot for each route of `model`, with `workers`
-    /// sets of cells: the thread-per-core workers' count, or the work-stealing runtime's
-    /// threads (more threads than slots share slots, which stays correct, only slower).
+    /// sets of cells for marked workers and as many shared ones ([`PerCore`]): `workers` is
+    /// the thread-per-core workers' count, or the work-stealing runtime's threads (more
+    /// threads than shared slots share them, which stays correct, only slower).
     pub fn with_workers(model: &GatewayModel, workers: usize) -> Self {
         // One series per distinct (API, template), the unrouted one first.
         let mut series: Vec<RouteSeries> = Vec::new();
@@ -498,13 +499,12 @@ impl Metrics {
     }
 
     /// Counts a request as in flight until the returned guard is dropped (in the calling
-    /// worker's slot: [`PerCore`]; with plain loads and stores on a marked worker's own slot,
+    /// worker's slot: [`PerCore`]; with a plain load and store on a marked worker's own slot,
     /// which only it writes).
     pub fn in_flight(&self) -> InFlight<'_> {
         let (slot, sole) = self.in_flight_cores.local_sole();
-        let owner = if sole { worker::marked() } else { None };
-        add_signed(slot, 1, owner.is_some());
-        InFlight { slot, owner }
+        add_signed(slot, 1, sole);
+        InFlight(&self.in_flight_cores)
     }
 
     /// The open-connections gauge of one listener and protocol (resolved once per listener
@@ -552,21 +552,17 @@ fn index_pair(outer: usize, inner: usize) -> Option<(u32, u32)> {
     Some((u32::try_from(outer).ok()?, u32::try_from(inner).ok()?))
 }
 
-/// A request in flight: decrements the slot it was counted in when dropped.
+/// A request in flight: when dropped, takes one off the slot of the thread that drops it
+/// (the one that counted it, as a worker's requests end on its own thread; were it another,
+/// the sum of the slots would still balance, and each slot would keep only the writers it
+/// allows: its marked worker's plain stores, or atomic additions).
 #[derive(Debug)]
-pub struct InFlight<'a> {
-    slot: &'a AtomicI64,
-    /// The marked worker ([`worker::set_index`]) whose own slot this is, when it counted the
-    /// request there.
-    owner: Option<usize>,
-}
+pub struct InFlight<'a>(&'a PerCore<AtomicI64>);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        // A worker's requests end on its own thread; the check keeps the count whole if one
-        // did not (an atomic subtraction then, as on a shared slot).
-        let sole = self.owner.is_some() && worker::marked() == self.owner;
-        add_signed(self.slot, -1, sole);
+        let (slot, sole) = self.0.local_sole();
+        add_signed(slot, -1, sole);
     }
 }
 

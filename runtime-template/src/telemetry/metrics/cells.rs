@@ -149,13 +149,16 @@ pub(super) struct RouteSeries {
 }
 
 impl RouteSeries {
-    /// The series of `api` and `template`, with `workers` slots (at least one).
+    /// The series of `api` and `template`, with `workers` slots (at least one) for marked
+    /// workers and as many shared ones.
     pub(super) fn new(api: String, template: String, workers: usize) -> Self {
         Self {
             api,
             template,
-            workers: (0..2 * workers.max(1)).map(|_| OnceLock::new()).collect(),
-            owned: workers.max(1),
+            workers: (0..2 * worker::owned_slots(workers))
+                .map(|_| OnceLock::new())
+                .collect(),
+            owned: worker::owned_slots(workers),
         }
     }
 
@@ -194,7 +197,7 @@ pub(super) struct Cells {
     /// One per distinct (API, template): routes that share both share a series, as the label
     /// sets they would write are the same.
     pub(super) routes: Box<[RouteSeries]>,
-    /// The gateway-wide counters, one slot per worker.
+    /// The gateway-wide counters, one slot per marked worker and as many shared ones.
     pub(super) gateway: PerCore<GatewayCounts>,
 }
 
