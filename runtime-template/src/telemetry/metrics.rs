@@ -16,7 +16,7 @@
 //! when the crate's own `Family` kept these series.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -287,8 +287,10 @@ pub struct Metrics {
     /// The registered `mgw_requests_in_flight`: the sum of `in_flight_cores`, set at encoding.
     in_flight: Gauge,
     /// Requests in flight, counted by each worker in its own slot (no cache line shared by
-    /// cores on the request path), summed when the metrics are encoded.
-    in_flight_cores: PerCore<AtomicI64>,
+    /// cores on the request path), summed when the metrics are encoded. A slot holds a
+    /// two's-complement count (a slot may go below zero when a request ends on another
+    /// thread than the one that counted it), added to with [`worker::add_relaxed`].
+    in_flight_cores: PerCore<AtomicU64>,
     /// The `mgw_connections_open` series made so far (at start-up, one per listener and
     /// protocol).
     connections: Arc<std::sync::Mutex<Vec<(Labels, ConnectionGauge)>>>,
@@ -403,7 +405,7 @@ impl Metrics {
             registry,
             cells,
             in_flight,
-            in_flight_cores: PerCore::new(workers, AtomicI64::default),
+            in_flight_cores: PerCore::new(workers, AtomicU64::default),
             connections,
             workers,
             routes,
@@ -503,7 +505,7 @@ impl Metrics {
     /// which only it writes).
     pub fn in_flight(&self) -> InFlight<'_> {
         let (slot, sole) = self.in_flight_cores.local_sole();
-        add_signed(slot, 1, sole);
+        worker::add_relaxed(slot, 1, sole);
         InFlight(&self.in_flight_cores)
     }
 
@@ -534,12 +536,13 @@ impl Metrics {
 
     /// Every series in the OpenMetrics text format (ends with `# EOF`).
     pub fn encode(&self) -> String {
-        self.in_flight.set(
-            self.in_flight_cores
-                .iter()
-                .map(|slot| slot.load(Ordering::Relaxed))
-                .sum(),
-        );
+        // The slots' two's-complement counts, added with wrapping: the sum of the requests
+        // in flight, whatever each slot holds.
+        let in_flight = self.in_flight_cores.iter().fold(0u64, |sum, slot| {
+            sum.wrapping_add(slot.load(Ordering::Relaxed))
+        });
+        self.in_flight
+            .set(i64::from_ne_bytes(in_flight.to_ne_bytes()));
         let mut text = String::with_capacity(16 * 1024);
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -557,25 +560,13 @@ fn index_pair(outer: usize, inner: usize) -> Option<(u32, u32)> {
 /// the sum of the slots would still balance, and each slot would keep only the writers it
 /// allows: its marked worker's plain stores, or atomic additions).
 #[derive(Debug)]
-pub struct InFlight<'a>(&'a PerCore<AtomicI64>);
+pub struct InFlight<'a>(&'a PerCore<AtomicU64>);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let (slot, sole) = self.0.local_sole();
-        add_signed(slot, -1, sole);
-    }
-}
-
-/// Adds `n` to a signed gauge's cell: a relaxed load and store when the calling thread is its
-/// only writer (`sole`), else an atomic addition ([`worker::add_relaxed`]'s rule).
-fn add_signed(cell: &AtomicI64, n: i64, sole: bool) {
-    if sole {
-        cell.store(
-            cell.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
-    } else {
-        cell.fetch_add(n, Ordering::Relaxed);
+        // Adding 2^64 - 1 wraps to one less.
+        worker::add_relaxed(slot, u64::MAX, sole);
     }
 }
 

@@ -130,6 +130,25 @@ fn auth_and_limit_decisions_have_fixed_labels() {
 }
 
 #[test]
+fn a_request_ending_on_another_thread_leaves_the_in_flight_sum_whole() {
+    let metrics = Metrics::with_workers(&model(), 2);
+    std::thread::scope(|scope| {
+        // Counted on a marked worker's own slot, with a plain store...
+        let guard = scope
+            .spawn(|| {
+                crate::server::worker::set_index(1);
+                metrics.in_flight()
+            })
+            .join()
+            .unwrap();
+        assert!(lines(&metrics).contains(&"mgw_requests_in_flight 1".to_string()));
+        // ...and ended on this unmarked thread: its shared slot goes below zero.
+        drop(guard);
+    });
+    assert!(lines(&metrics).contains(&"mgw_requests_in_flight 0".to_string()));
+}
+
+#[test]
 fn in_flight_and_connection_gauges_fall_when_released() {
     let metrics = Metrics::new(&model());
     let gauge = metrics.connections("listener.http", false, "auto");
