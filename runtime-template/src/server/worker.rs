@@ -63,8 +63,10 @@ pub fn index() -> usize {
     number().index
 }
 
-/// The number [`set_index`] gave the calling thread, `None` on a thread it did not mark.
-pub fn marked() -> Option<usize> {
+/// The number [`set_index`] gave the calling thread, `None` on a thread it did not mark (the
+/// request path asks [`PerCore::local_sole`] or [`slot`] instead, which read it once).
+#[cfg(test)]
+fn marked() -> Option<usize> {
     let number = number();
     number.marked.then_some(number.index)
 }
