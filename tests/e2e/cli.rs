@@ -564,6 +564,82 @@ fn build_errors_name_file_and_line_and_keep_the_previous_binary() {
     assert!(!empty.path().join("nothing/target/nothing").exists());
 }
 
+/// `--profile-use` without what it needs stops before generating or compiling anything, says
+/// which step is missing, and leaves the project as it was. (The loop with a real profile and
+/// the toolchain's llvm-profdata: `toolkit/src/cargo_build.rs`,
+/// `a_profile_generated_by_the_instrumented_binary_reaches_rustc`.)
+#[test]
+fn a_profile_guided_build_without_its_profile_or_tool_stops_before_compiling() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(micro_gw(dir.path(), &["init", "tuned"]).status.success());
+    write_file(
+        &dir.path().join("tuned/api_definitions"),
+        "mini.yaml",
+        MINIMAL,
+    );
+    let stopped_early = |out: &std::process::Output| {
+        assert_eq!(out.status.code(), Some(1), "{}", text(out));
+        assert!(stdout(out).contains("BUILD FAILED"), "{}", text(out));
+        assert!(
+            !dir.path().join("tuned/target/gen").exists(),
+            "{}",
+            text(out)
+        );
+        assert!(!dir.path().join("tuned/target/tuned").exists());
+    };
+
+    // No instrumented gateway has run: the steps to take.
+    let out = micro_gw(dir.path(), &["build", "tuned", "--profile-use"]);
+    stopped_early(&out);
+    let err = stderr(&out);
+    assert!(err.contains("no profile in "), "{err}");
+    assert!(err.contains("tuned/target/pgo"), "{err}");
+    assert!(
+        err.contains("micro-gw build tuned --profile-generate"),
+        "{err}"
+    );
+
+    // A path that is no profile is named.
+    let out = micro_gw(
+        dir.path(),
+        &["build", "tuned", "--profile-use", "notes.txt"],
+    );
+    stopped_early(&out);
+    assert!(
+        stderr(&out)
+            .contains("notes.txt is neither a directory of .profraw files nor a .profdata file"),
+        "{}",
+        text(&out)
+    );
+
+    // A profile but no llvm-profdata: how to get it.
+    std::fs::write(
+        dir.path().join("tuned/target/pgo/default_1_0.profraw"),
+        b"counts",
+    )
+    .unwrap();
+    let out = std::process::Command::new(harness::toolkit_bin("micro-gw"))
+        .args(["build", "tuned", "--profile-use"])
+        .current_dir(dir.path())
+        .env("MGW_CACHE_DIR", harness::cache_dir())
+        .env(
+            "MGW_LLVM_PROFDATA",
+            dir.path().join("no-such-llvm-profdata"),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    stopped_early(&out);
+    let err = stderr(&out);
+    assert!(err.contains("no-such-llvm-profdata"), "{err}");
+    assert!(err.contains("rustup component add llvm-tools"), "{err}");
+    // The user's profile is left as it was.
+    assert_eq!(
+        std::fs::read(dir.path().join("tuned/target/pgo/default_1_0.profraw")).unwrap(),
+        b"counts"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_launcher_checks_binary_and_settings() {
     let project = crate::routing_project();

@@ -34,6 +34,10 @@ pub struct CargoOptions {
     /// `micro-gw build --lto`: the release profile with fat link-time optimisation and one
     /// codegen unit ([`LTO_PROFILE`]), over the generated crate's own profile.
     pub lto: bool,
+    /// `micro-gw build --profile-generate` or `--profile-use`: rustc's profile flag added to
+    /// the user's own flags ([`crate::pgo::encoded_rustflags`]). `target_dir` should then be
+    /// the mode's own ([`crate::pgo::Pgo::target_subdir`]).
+    pub pgo: Option<crate::pgo::Pgo>,
 }
 
 /// What `--lto` sets, as cargo `--config` values (they take precedence over the generated
@@ -130,6 +134,28 @@ fn cargo_command(gen_dir: &Path, binary: &str, options: &CargoOptions) -> Comman
     if options.lto {
         for setting in LTO_PROFILE {
             command.arg("--config").arg(setting);
+        }
+    }
+    if let Some(pgo) = &options.pgo {
+        let encoded = std::env::var("CARGO_ENCODED_RUSTFLAGS").ok();
+        let plain = std::env::var("RUSTFLAGS").ok();
+        command
+            .env(
+                "CARGO_ENCODED_RUSTFLAGS",
+                crate::pgo::encoded_rustflags(
+                    encoded.as_deref(),
+                    plain.as_deref(),
+                    &[pgo.rustc_flag()],
+                ),
+            )
+            .env_remove("RUSTFLAGS");
+        if let crate::pgo::Pgo::Generate(_) = pgo {
+            // The build scripts are instrumented too and write their counts when cargo runs
+            // them: into the target directory, not among the gateway's.
+            command.env(
+                "LLVM_PROFILE_FILE",
+                options.target_dir.join("build-scripts-%m.profraw"),
+            );
         }
     }
     if !options.verbose {
@@ -524,6 +550,7 @@ mod tests {
                 verbose: false,
                 features: Vec::new(),
                 lto,
+                pgo: None,
             };
             // Nothing but the option under test may set the profile: not the environment, not
             // a `.cargo/config.toml` above the directory cargo runs in.
@@ -546,6 +573,107 @@ mod tests {
             assert_eq!(codegen("codegen-units=1"), lto, "{rustc}");
             assert_eq!(codegen("codegen-units=16"), !lto, "{rustc}");
         }
+    }
+
+    /// The whole profile-guided loop on a crate with no dependencies, with the toolchain's
+    /// real `llvm-profdata`: the instrumented build writes nothing among the profiles (its
+    /// build scripts' counts go to the target directory), its binary writes its counts on exit,
+    /// they merge into a content-named profile, and the second build hands that profile to
+    /// rustc and runs. A file that is not a profile gets the tool's own complaint. Without
+    /// rustup's `llvm-tools` the test says so and stops, except under CI=true (`.ci/run`
+    /// installs it), where that fails it.
+    #[test]
+    fn a_profile_generated_by_the_instrumented_binary_reaches_rustc() {
+        let tool = match crate::pgo::llvm_profdata() {
+            Ok(tool) => tool,
+            Err(err) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("skipped: {err}");
+                return;
+            }
+            Err(err) => panic!("{err}"),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[package]\nname = \"pgo-probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [[bin]]\nname = \"probe\"\npath = \"main.rs\"\n\n[workspace]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("build.rs"), "fn main() {}\n").unwrap();
+        std::fs::write(
+            dir.path().join("main.rs"),
+            "fn main() {\n    let n = std::env::args().count() as u64;\n    \
+             let mut sum = 0u64;\n    for i in 0..10_000 * n {\n        \
+             if i % 3 == 0 { sum += i } else { sum ^= i }\n    }\n    println!(\"{sum}\");\n}\n",
+        )
+        .unwrap();
+        let locked = Command::new(env!("CARGO"))
+            .args(["generate-lockfile", "--offline", "--manifest-path"])
+            .arg(dir.path().join("Cargo.toml"))
+            .status()
+            .unwrap();
+        assert!(locked.success());
+        let profiles = dir.path().join("pgo");
+        std::fs::create_dir(&profiles).unwrap();
+        let build = |pgo: crate::pgo::Pgo| {
+            let options = CargoOptions {
+                target_dir: dir.path().join("target").join(pgo.target_subdir()),
+                offline: true,
+                verbose: false,
+                features: Vec::new(),
+                lto: false,
+                pgo: Some(pgo),
+            };
+            let output = cargo_command(dir.path(), "probe", &options)
+                .arg("-v")
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert!(output.status.success(), "{stderr}");
+            let rustc = stderr
+                .lines()
+                .find(|line| line.contains("--crate-name probe"))
+                .unwrap_or_else(|| panic!("no rustc line for the binary in:\n{stderr}"))
+                .to_string();
+            (options.target_dir.join("release/probe"), rustc)
+        };
+        let (instrumented, rustc) = build(crate::pgo::Pgo::Generate(profiles.clone()));
+        assert!(
+            rustc.contains(&format!("-Cprofile-generate={}", profiles.display())),
+            "{rustc}"
+        );
+        assert!(
+            crate::pgo::raw_profiles(&profiles).unwrap().is_empty(),
+            "the build script's counts went among the profiles"
+        );
+        let ran = Command::new(&instrumented).arg("x").output().unwrap();
+        assert!(ran.status.success());
+        let raws = crate::pgo::raw_profiles(&profiles).unwrap();
+        assert_eq!(raws.len(), 1, "{raws:?}");
+        let merged = crate::pgo::merge(&tool, &raws, &profiles).unwrap();
+        assert_eq!(crate::pgo::merge(&tool, &raws, &profiles).unwrap(), merged);
+        assert!(merged.is_file());
+        let (optimised, rustc) = build(crate::pgo::Pgo::Use(merged.clone()));
+        assert!(
+            rustc.contains(&format!("-Cprofile-use={}", merged.display())),
+            "{rustc}"
+        );
+        let ran = Command::new(&optimised).arg("x").output().unwrap();
+        assert!(ran.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&ran.stdout).trim(),
+            (0..20_000u64)
+                .fold(0, |sum, i| if i % 3 == 0 { sum + i } else { sum ^ i })
+                .to_string()
+        );
+        let bad = profiles.join("bad.profraw");
+        std::fs::write(&bad, b"not a profile").unwrap();
+        let err = crate::pgo::merge(&tool, &[bad], &profiles)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad.profraw"), "{err}");
+        assert!(merged.is_file(), "a failed merge removed the good profile");
     }
 
     #[test]

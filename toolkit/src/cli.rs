@@ -107,6 +107,17 @@ enum Command {
         /// every crate again.
         #[arg(long)]
         lto: bool,
+        /// Build a gateway instrumented for profile-guided optimisation: run it under
+        /// representative traffic and stop it (Ctrl-C or SIGTERM) to write its profile to
+        /// <project>/target/pgo/, then build with --profile-use. It runs slower: not for
+        /// production. Its first build compiles every crate again.
+        #[arg(long, conflicts_with = "profile_use")]
+        profile_generate: bool,
+        /// Build with the profile written by a --profile-generate gateway (default: the
+        /// .profraw files in <project>/target/pgo/; or a directory of them, or a merged
+        /// .profdata file). Needs rustup's llvm-tools component.
+        #[arg(long, value_name = "DIR|FILE", num_args = 0..=1)]
+        profile_use: Option<Option<PathBuf>>,
         /// Also write target/docker/ (a Dockerfile and its build context), whatever
         /// [docker.dockerConfig] enable says in conf/deployment-config.toml.
         #[arg(long)]
@@ -331,6 +342,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             deployment_config,
             features,
             lto,
+            profile_generate,
+            profile_use,
             docker,
             docker_image,
             docker_base_image,
@@ -343,6 +356,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             deployment_config,
             features,
             lto,
+            profile: match (profile_generate, profile_use) {
+                (true, _) => Some(build::ProfileRequest::Generate),
+                (false, Some(from)) => Some(build::ProfileRequest::Use(from)),
+                (false, None) => None,
+            },
             deploy: crate::deploy::DeployOptions {
                 docker,
                 kubernetes,
@@ -445,5 +463,48 @@ mod tests {
             "shop",
             "--features=all"
         ]));
+    }
+
+    #[test]
+    fn build_takes_a_profile_to_generate_or_to_use_not_both() {
+        let profile_of = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Build {
+                profile_generate,
+                profile_use,
+                ..
+            } = cli.command
+            else {
+                panic!("not a build: {cli:?}");
+            };
+            (profile_generate, profile_use)
+        };
+        assert_eq!(profile_of(&["micro-gw", "build", "shop"]), (false, None));
+        assert_eq!(
+            profile_of(&["micro-gw", "build", "shop", "--profile-generate"]),
+            (true, None)
+        );
+        assert_eq!(
+            profile_of(&["micro-gw", "build", "--profile-use", "--", "shop"]),
+            (false, Some(None))
+        );
+        assert_eq!(
+            profile_of(&["micro-gw", "build", "shop", "--profile-use"]),
+            (false, Some(None))
+        );
+        assert_eq!(
+            profile_of(&["micro-gw", "build", "shop", "--profile-use", "prof/"]),
+            (false, Some(Some(PathBuf::from("prof/"))))
+        );
+        let both = Cli::try_parse_from([
+            "micro-gw",
+            "build",
+            "shop",
+            "--profile-generate",
+            "--profile-use",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(both.contains("cannot be used with"), "{both}");
     }
 }

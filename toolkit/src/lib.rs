@@ -23,5 +23,6 @@ pub mod http_client;
 pub mod launcher;
 pub mod loader;
 pub mod paths;
+pub mod pgo;
 pub mod project;
 pub mod runtime_sources;

@@ -1,4 +1,5 @@
-//! `micro-gw build <project> [--offline] [-v] [--features PART,...] [--lto]`: project ->
+//! `micro-gw build <project> [--offline] [-v] [--features PART,...] [--lto]
+//! [--profile-generate | --profile-use [DIR|FILE]]`: project ->
 //! validated model -> generated crate -> cargo build (shared target directory) ->
 //! `<project>/target/<project>`, copied atomically.
 
@@ -12,6 +13,7 @@ use crate::codegen;
 use crate::fsutil::copy_atomic;
 use crate::loader;
 use crate::paths;
+use crate::pgo;
 use crate::project::Project;
 use crate::runtime_sources;
 
@@ -34,6 +36,71 @@ pub struct BuildOptions {
     pub features: Vec<codegen::RuntimeFeature>,
     /// `--lto`: fat link-time optimisation and one codegen unit ([`CargoOptions::lto`]).
     pub lto: bool,
+    /// `--profile-generate` or `--profile-use`: profile-guided optimisation ([`crate::pgo`]).
+    pub profile: Option<ProfileRequest>,
+}
+
+/// A profile-guided build asked for on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileRequest {
+    /// `--profile-generate`: an instrumented gateway writing into `<project>/target/pgo/`.
+    Generate,
+    /// `--profile-use [DIR|FILE]`: the `.profraw` files of a directory (default
+    /// `<project>/target/pgo/`), or a merged `.profdata` file.
+    Use(Option<PathBuf>),
+}
+
+/// The project's profile directory, `<project>/target/pgo/`, absolute (an instrumented
+/// binary keeps the path it was built with).
+fn profile_dir(project: &Project) -> PathBuf {
+    let dir = project.target_dir().join("pgo");
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// What `request` compiles with: for `--profile-use`, the profile merged (or the given
+/// `.profdata` copied) into the project's profile directory under a name of its content.
+/// Errors before anything is compiled: no `llvm-profdata`, no profile, a merge that fails.
+fn resolve_profile(project: &Project, request: &ProfileRequest) -> anyhow::Result<pgo::Pgo> {
+    let dir = profile_dir(project);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let from = match request {
+        ProfileRequest::Generate => return Ok(pgo::Pgo::Generate(dir)),
+        ProfileRequest::Use(from) => from.clone().unwrap_or_else(|| dir.clone()),
+    };
+    if from.is_file() && from.extension().is_some_and(|e| e == "profdata") {
+        let bytes = std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+        let installed = pgo::install(&bytes, &dir)
+            .with_context(|| format!("writing the profile into {}", dir.display()))?;
+        return Ok(pgo::Pgo::Use(installed));
+    }
+    let raws = if from.is_dir() {
+        pgo::raw_profiles(&from)?
+    } else if from.is_file() && from.extension().is_some_and(|e| e == "profraw") {
+        vec![from.clone()]
+    } else if from == dir {
+        Vec::new()
+    } else {
+        return Err(pgo::PgoError::NotAProfile {
+            path: from.display().to_string(),
+        }
+        .into());
+    };
+    if raws.is_empty() {
+        return Err(pgo::PgoError::NoProfile {
+            dir: from.display().to_string(),
+            project: project.root.display().to_string(),
+        }
+        .into());
+    }
+    let tool = pgo::llvm_profdata()?;
+    print!(
+        "Merging {} profile file(s) from {}...",
+        raws.len(),
+        from.display()
+    );
+    let merged = pgo::merge(&tool, &raws, &dir);
+    println!("{}", if merged.is_ok() { "[DONE]" } else { "[ERROR]" });
+    Ok(pgo::Pgo::Use(merged?))
 }
 
 /// Builds the project's gateway binary.
@@ -65,6 +132,17 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let settings = check_settings(&project);
     // A deployment configuration that cannot be used fails before the long compile.
     check_deployment(&project)?;
+    // A profile that cannot be used fails before the long compile, too.
+    let profile = match &options.profile {
+        Some(request) => match resolve_profile(&project, request) {
+            Ok(profile) => Some(profile),
+            Err(err) => {
+                println!("BUILD FAILED");
+                return Err(err);
+            }
+        },
+        None => None,
+    };
     let seen = BuiltDefinitions::read(&project);
     let changed = |file: &str| seen.changed(file, &all_sources);
     // Held from generating the crate until the binary is copied out: another build of this
@@ -156,7 +234,10 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         );
     }
     // An --lto build has its own note: its first build and every rebuild take minutes.
-    if !options.lto && !cargo_build::runtime_compiled(&paths::target_dir()) {
+    if !options.lto
+        && options.profile.is_none()
+        && !cargo_build::runtime_compiled(&paths::target_dir())
+    {
         println!("{}", cargo_build::FIRST_BUILD_NOTE);
     }
     // Asked-for parts go to cargo's --features: the generated Cargo.toml keeps saying what the
@@ -171,12 +252,25 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     if options.lto {
         println!("{}", cargo_build::LTO_NOTE);
     }
+    match &profile {
+        Some(pgo::Pgo::Generate(_)) => println!("{PROFILE_GENERATE_NOTE}"),
+        Some(pgo::Pgo::Use(file)) => println!(
+            "Profile-guided optimisation (--profile-use) with {}: every crate is compiled again with the profile (minutes).",
+            file.display()
+        ),
+        None => {}
+    }
+    let target_dir = match &profile {
+        Some(profile) => paths::target_dir().join(profile.target_subdir()),
+        None => paths::target_dir(),
+    };
     let cargo = CargoOptions {
-        target_dir: paths::target_dir(),
+        target_dir,
         offline: options.offline,
         verbose: options.verbose,
         features: extra.clone(),
         lto: options.lto,
+        pgo: profile.clone(),
     };
     let all_features: Vec<&str> = features.iter().copied().chain(extra).collect();
     let built = match cargo_build::build(
@@ -217,6 +311,13 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     );
     println!("Target: {}", target.display());
     println!("(Use \"gateway {}\" to start it)", target.display());
+    if let Some(pgo::Pgo::Generate(dir)) = &profile {
+        println!(
+            "This gateway is instrumented (--profile-generate): run it under representative traffic, stop it (Ctrl-C or SIGTERM) so it writes its profile to {}, then run \"micro-gw build {} --profile-use\". Do not deploy it: it is slower than a default build.",
+            dir.display(),
+            project.root.display()
+        );
+    }
     for dir in &deploy.written {
         let dir = std::path::absolute(dir).unwrap_or(dir.clone());
         println!("Deployment artefacts: {}", dir.display());
@@ -226,6 +327,9 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Printed by `micro-gw build --profile-generate` before cargo starts.
+const PROFILE_GENERATE_NOTE: &str = "Profile-guided optimisation, step 1 (--profile-generate): an instrumented gateway; its first build compiles every crate again.";
 
 /// Parses `conf/deployment-config.toml` (when present) so a wrong key or value stops the
 /// build with its file and line before anything is compiled.
