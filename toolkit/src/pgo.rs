@@ -195,9 +195,10 @@ pub fn merge(tool: &Path, raws: &[PathBuf], dir: &Path) -> Result<PathBuf, PgoEr
 }
 
 /// Writes a merged profile as `<dir>/profile-<first 16 hex digits of its SHA-256>.profdata`
-/// and removes the other `profile-*.profdata` files there (earlier merges). The name changes
-/// with the content, so cargo, which compares rustc's flags and not the file they name,
-/// compiles again for a new profile and not for the same one. Returns the file.
+/// (unless it is already there) and removes the other `profile-*.profdata` files there
+/// (earlier merges). The name changes with the content, so cargo, which compares rustc's
+/// flags and not the file they name, compiles again for a new profile and not for the same
+/// one. Returns the file.
 pub fn install(profile: &[u8], dir: &Path) -> std::io::Result<PathBuf> {
     let digest: String = {
         use sha2::{Digest, Sha256};
@@ -209,7 +210,11 @@ pub fn install(profile: &[u8], dir: &Path) -> std::io::Result<PathBuf> {
     };
     let name = format!("profile-{digest}.profdata");
     let file = dir.join(&name);
-    crate::fsutil::write_atomic(&file, profile, None)?;
+    // The same content is left untouched: rustc may list the profile among a crate's inputs,
+    // and a new modification time would compile every crate again for nothing.
+    if !file.is_file() {
+        crate::fsutil::write_atomic(&file, profile, None)?;
+    }
     for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
         let other = entry.file_name();
         let other = other.to_string_lossy();
@@ -297,7 +302,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("gw.profraw"), b"counts").unwrap();
         let first = install(b"one", dir.path()).unwrap();
+        let written = std::fs::metadata(&first).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(install(b"one", dir.path()).unwrap(), first);
+        assert_eq!(
+            std::fs::metadata(&first).unwrap().modified().unwrap(),
+            written,
+            "the same profile was written again"
+        );
         let second = install(b"two", dir.path()).unwrap();
         assert_ne!(first, second);
         assert!(!first.exists());

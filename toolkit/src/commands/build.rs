@@ -63,6 +63,27 @@ fn profile_dir(project: &Project) -> PathBuf {
 fn resolve_profile(project: &Project, request: &ProfileRequest) -> anyhow::Result<pgo::Pgo> {
     let dir = profile_dir(project);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    resolve_profile_in(project, request, dir)
+}
+
+/// Whether `profile` is a `--profile-use` profile that was already in the project's profile
+/// directory before this build (the same content as the last build's): cargo then finds every
+/// crate compiled with it.
+fn profile_was_there(profile: &pgo::Pgo, before: &[std::ffi::OsString]) -> bool {
+    match profile {
+        pgo::Pgo::Use(file) => file
+            .file_name()
+            .is_some_and(|name| before.iter().any(|b| b == name)),
+        pgo::Pgo::Generate(_) => false,
+    }
+}
+
+/// [`resolve_profile`] in the (existing) profile directory `dir`.
+fn resolve_profile_in(
+    project: &Project,
+    request: &ProfileRequest,
+    dir: PathBuf,
+) -> anyhow::Result<pgo::Pgo> {
     let from = match request {
         ProfileRequest::Generate => return Ok(pgo::Pgo::Generate(dir)),
         ProfileRequest::Use(from) => from.clone().unwrap_or_else(|| dir.clone()),
@@ -133,6 +154,13 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     // A deployment configuration that cannot be used fails before the long compile.
     check_deployment(&project)?;
     // A profile that cannot be used fails before the long compile, too.
+    let merged_before: Vec<std::ffi::OsString> = std::fs::read_dir(profile_dir(&project))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect()
+        })
+        .unwrap_or_default();
     let profile = match &options.profile {
         Some(request) => match resolve_profile(&project, request) {
             Ok(profile) => Some(profile),
@@ -254,10 +282,19 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     }
     match &profile {
         Some(pgo::Pgo::Generate(_)) => println!("{PROFILE_GENERATE_NOTE}"),
-        Some(pgo::Pgo::Use(file)) => println!(
-            "Profile-guided optimisation (--profile-use) with {}: every crate is compiled again with the profile (minutes).",
-            file.display()
-        ),
+        Some(used @ pgo::Pgo::Use(file)) => {
+            if profile_was_there(used, &merged_before) {
+                println!(
+                    "Profile-guided optimisation (--profile-use) with {}, the profile of the last such build: the crates compiled with it are reused.",
+                    file.display()
+                );
+            } else {
+                println!(
+                    "Profile-guided optimisation (--profile-use) with {}, a new profile: every crate is compiled again with it (minutes).",
+                    file.display()
+                );
+            }
+        }
         None => {}
     }
     let target_dir = match &profile {
@@ -539,6 +576,28 @@ pub fn unreachable_resources(
 mod tests {
     use super::*;
     use crate::loader::{self, SourceFile};
+
+    /// `--profile-use` says whether cargo will compile every crate again: a profile of a new
+    /// content (a new name) is new, the last build's profile merged again is not, and an
+    /// instrumented build never reuses one.
+    #[test]
+    fn a_profile_merged_again_to_the_same_content_is_known_as_the_last_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = pgo::install(b"counts", dir.path()).unwrap();
+        let before: Vec<std::ffi::OsString> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let again = pgo::install(b"counts", dir.path()).unwrap();
+        assert!(profile_was_there(&pgo::Pgo::Use(again), &before));
+        let other = pgo::install(b"other counts", dir.path()).unwrap();
+        assert_ne!(other, first);
+        assert!(!profile_was_there(&pgo::Pgo::Use(other), &before));
+        assert!(!profile_was_there(
+            &pgo::Pgo::Generate(dir.path().to_path_buf()),
+            &before
+        ));
+    }
 
     /// issue 11 #8: "changed" for build means new or different since the last successful
     /// build (hashes recorded in target/), and the rest of the warnings are one count line.
