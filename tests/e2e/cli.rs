@@ -565,7 +565,8 @@ fn build_errors_name_file_and_line_and_keep_the_previous_binary() {
 }
 
 /// `--profile-use` without what it needs stops before generating or compiling anything, says
-/// which step is missing, and leaves the project as it was. (The loop with a real profile and
+/// which step is missing, and leaves the project's files as they were (it may create the empty
+/// `target/pgo/` it would have merged into). (The loop with a real profile and
 /// the toolchain's llvm-profdata: `toolkit/src/cargo_build.rs`,
 /// `a_profile_generated_by_the_instrumented_binary_reaches_rustc`.)
 #[test]
@@ -600,14 +601,11 @@ fn a_profile_guided_build_without_its_profile_or_tool_stops_before_compiling() {
     );
 
     // A path that is no profile is named.
-    let out = micro_gw(
-        dir.path(),
-        &["build", "tuned", "--profile-use", "notes.txt"],
-    );
+    let out = micro_gw(dir.path(), &["build", "tuned", "--profile-use=notes.txt"]);
     stopped_early(&out);
     assert!(
         stderr(&out)
-            .contains("notes.txt is neither a directory of .profraw files nor a .profdata file"),
+            .contains("notes.txt is neither a directory of .profraw files, nor a .profraw file, nor a merged .profdata file (it does not exist)"),
         "{}",
         text(&out)
     );

@@ -35,7 +35,7 @@ pub struct CargoOptions {
     /// codegen unit ([`LTO_PROFILE`]), over the generated crate's own profile.
     pub lto: bool,
     /// `micro-gw build --profile-generate` or `--profile-use`: rustc's profile flag added to
-    /// the user's own flags ([`crate::pgo::encoded_rustflags`]). `target_dir` should then be
+    /// the user's own flags ([`crate::pgo::flag_route`]). `target_dir` should then be
     /// the mode's own ([`crate::pgo::Pgo::target_subdir`]).
     pub pgo: Option<crate::pgo::Pgo>,
 }
@@ -139,16 +139,26 @@ fn cargo_command(gen_dir: &Path, binary: &str, options: &CargoOptions) -> Comman
     if let Some(pgo) = &options.pgo {
         let encoded = std::env::var("CARGO_ENCODED_RUSTFLAGS").ok();
         let plain = std::env::var("RUSTFLAGS").ok();
-        command
-            .env(
-                "CARGO_ENCODED_RUSTFLAGS",
-                crate::pgo::encoded_rustflags(
-                    encoded.as_deref(),
-                    plain.as_deref(),
-                    &[pgo.rustc_flag()],
-                ),
-            )
-            .env_remove("RUSTFLAGS");
+        let host = if encoded.is_none() && plain.is_none() {
+            crate::pgo::rustc_host(gen_dir)
+        } else {
+            None
+        };
+        match crate::pgo::flag_route(
+            encoded.as_deref(),
+            plain.as_deref(),
+            &pgo.rustc_flag(),
+            host.as_deref(),
+        ) {
+            crate::pgo::FlagRoute::Environment(flags) => {
+                command
+                    .env("CARGO_ENCODED_RUSTFLAGS", flags)
+                    .env_remove("RUSTFLAGS");
+            }
+            crate::pgo::FlagRoute::Config(setting) => {
+                command.arg("--config").arg(setting);
+            }
+        }
         if let crate::pgo::Pgo::Generate(_) = pgo {
             // The build scripts are instrumented too and write their counts when cargo runs
             // them: into the target directory, not among the gateway's.
@@ -584,7 +594,7 @@ mod tests {
     /// installs it), where that fails it.
     #[test]
     fn a_profile_generated_by_the_instrumented_binary_reaches_rustc() {
-        let tool = match crate::pgo::llvm_profdata() {
+        let tool = match crate::pgo::llvm_profdata(Path::new(".")) {
             Ok(tool) => tool,
             Err(err) if std::env::var("CI").as_deref() != Ok("true") => {
                 eprintln!("skipped: {err}");

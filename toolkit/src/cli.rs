@@ -113,10 +113,10 @@ enum Command {
         /// production. Its first build compiles every crate again.
         #[arg(long, conflicts_with = "profile_use")]
         profile_generate: bool,
-        /// Build with the profile written by a --profile-generate gateway (default: the
-        /// .profraw files in <project>/target/pgo/; or a directory of them, or a merged
-        /// .profdata file). Needs rustup's llvm-tools component.
-        #[arg(long, value_name = "DIR|FILE", num_args = 0..=1)]
+        /// Build with the profile written by a --profile-generate gateway: the .profraw files
+        /// in <project>/target/pgo/, or with `--profile-use=PATH` those of a directory, one
+        /// .profraw file or a merged .profdata file. Needs rustup's llvm-tools component.
+        #[arg(long, value_name = "DIR|FILE", num_args = 0..=1, require_equals = true)]
         profile_use: Option<Option<PathBuf>>,
         /// Also write target/docker/ (a Dockerfile and its build context), whatever
         /// [docker.dockerConfig] enable says in conf/deployment-config.toml.
@@ -484,8 +484,9 @@ mod tests {
             profile_of(&["micro-gw", "build", "shop", "--profile-generate"]),
             (true, None)
         );
+        // The project after the option is the project, not a profile path.
         assert_eq!(
-            profile_of(&["micro-gw", "build", "--profile-use", "--", "shop"]),
+            profile_of(&["micro-gw", "build", "--profile-use", "shop"]),
             (false, Some(None))
         );
         assert_eq!(
@@ -493,7 +494,7 @@ mod tests {
             (false, Some(None))
         );
         assert_eq!(
-            profile_of(&["micro-gw", "build", "shop", "--profile-use", "prof/"]),
+            profile_of(&["micro-gw", "build", "shop", "--profile-use=prof/"]),
             (false, Some(Some(PathBuf::from("prof/"))))
         );
         let both = Cli::try_parse_from([

@@ -67,10 +67,12 @@ pub enum PgoError {
         project: String,
     },
     /// The given profile path is neither a `.profdata` file nor a directory.
-    #[error("{path} is neither a directory of .profraw files nor a .profdata file")]
+    #[error("{path} is neither a directory of .profraw files, nor a .profraw file, nor a merged .profdata file{missing}")]
     NotAProfile {
         /// The path given.
         path: String,
+        /// `" (it does not exist)"` when it does not.
+        missing: &'static str,
     },
     /// Reading the profile directory failed.
     #[error("reading {path}: {source}")]
@@ -113,18 +115,47 @@ pub fn raw_profiles(dir: &Path) -> Result<Vec<PathBuf>, PgoError> {
 
 /// The `llvm-profdata` to merge with: `$MGW_LLVM_PROFDATA` when set, else the toolchain's
 /// (`rustc --print sysroot` + `lib/rustlib/<host>/bin/llvm-profdata`, rustup's `llvm-tools`).
-/// `rustc` is `$RUSTC` or `rustc` on the path, as cargo runs it.
-pub fn llvm_profdata() -> Result<PathBuf, PgoError> {
-    llvm_profdata_from(
-        std::env::var_os(LLVM_PROFDATA_ENV),
-        std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()),
-    )
+/// `rustc` is `$RUSTC` or `rustc` on the path, run in `dir` (the project: a rustup override or
+/// `rust-toolchain.toml` there chooses the toolchain that will compile the gateway).
+pub fn llvm_profdata(dir: &Path) -> Result<PathBuf, PgoError> {
+    llvm_profdata_from(std::env::var_os(LLVM_PROFDATA_ENV), &rustc(), dir)
+}
+
+/// `$RUSTC`, else `rustc`, as cargo runs it.
+fn rustc() -> std::ffi::OsString {
+    std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into())
+}
+
+/// What `rustc <args>` prints in `dir`, when it succeeds.
+fn rustc_output(rustc: &std::ffi::OsStr, dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new(rustc)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The host triple of the toolchain that compiles in `dir` (`rustc -vV`'s `host:` line).
+pub fn rustc_host(dir: &Path) -> Option<String> {
+    host_of(&rustc(), dir)
+}
+
+fn host_of(rustc: &std::ffi::OsStr, dir: &Path) -> Option<String> {
+    rustc_output(rustc, dir, &["-vV"]).and_then(|text| {
+        text.lines()
+            .find_map(|line| line.strip_prefix("host: "))
+            .map(|h| h.trim().to_string())
+    })
 }
 
 /// [`llvm_profdata`] with the variable's value and the compiler given.
 fn llvm_profdata_from(
     named: Option<std::ffi::OsString>,
-    rustc: std::ffi::OsString,
+    rustc: &std::ffi::OsStr,
+    dir: &Path,
 ) -> Result<PathBuf, PgoError> {
     if let Some(tool) = named.filter(|t| !t.is_empty()) {
         let tool = PathBuf::from(tool);
@@ -136,42 +167,34 @@ fn llvm_profdata_from(
             })
         };
     }
-    let output = |args: &[&str]| -> Option<String> {
-        let out = Command::new(&rustc).args(args).output().ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    };
-    let sysroot = output(&["--print", "sysroot"]);
-    let host = output(&["-vV"]).and_then(|text| {
-        text.lines()
-            .find_map(|line| line.strip_prefix("host: "))
-            .map(|h| h.trim().to_string())
-    });
-    match (sysroot, host) {
-        (Some(sysroot), Some(host)) => {
-            let tool = Path::new(sysroot.trim())
-                .join("lib/rustlib")
-                .join(host)
-                .join("bin/llvm-profdata");
-            if tool.is_file() {
-                Ok(tool)
-            } else {
-                Err(PgoError::NoProfdataTool {
-                    looked: tool.display().to_string(),
-                })
-            }
-        }
-        _ => Err(PgoError::NoProfdataTool {
+    let Some(sysroot) = rustc_output(rustc, dir, &["--print", "sysroot"]) else {
+        return Err(PgoError::NoProfdataTool {
             looked: format!("\"{} --print sysroot\" failed", rustc.to_string_lossy()),
-        }),
+        });
+    };
+    let Some(host) = host_of(rustc, dir) else {
+        return Err(PgoError::NoProfdataTool {
+            looked: format!("\"{} -vV\" failed", rustc.to_string_lossy()),
+        });
+    };
+    let tool = Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin/llvm-profdata");
+    if tool.is_file() {
+        Ok(tool)
+    } else {
+        Err(PgoError::NoProfdataTool {
+            looked: tool.display().to_string(),
+        })
     }
 }
 
 /// Merges `raws` with `tool` (`llvm-profdata merge`) into [`install`]'s file in `dir`.
-/// Errors: the tool cannot start or rejects a file (its message).
+/// Errors: the tool cannot start or rejects a file (its message; a `.profraw` of another
+/// toolchain's binary makes the whole merge fail).
 pub fn merge(tool: &Path, raws: &[PathBuf], dir: &Path) -> Result<PathBuf, PgoError> {
-    let merging = dir.join("profile.profdata.partial");
+    let merging = dir.join(format!("profile.profdata.partial-{}", std::process::id()));
     let failed = |detail: String| PgoError::Merge {
         tool: tool.display().to_string(),
         detail,
@@ -195,10 +218,10 @@ pub fn merge(tool: &Path, raws: &[PathBuf], dir: &Path) -> Result<PathBuf, PgoEr
 }
 
 /// Writes a merged profile as `<dir>/profile-<first 16 hex digits of its SHA-256>.profdata`
-/// (unless it is already there) and removes the other `profile-*.profdata` files there
-/// (earlier merges). The name changes with the content, so cargo, which compares rustc's
-/// flags and not the file they name, compiles again for a new profile and not for the same
-/// one. Returns the file.
+/// unless it is already there, and returns the file. The same content is not written again:
+/// rustc lists the profile among each crate's inputs, so a new modification time would make
+/// cargo compile every crate again for nothing; a new profile has a new name and is compiled
+/// with. Earlier merges stay until [`remove_other_profiles`], after a successful build.
 pub fn install(profile: &[u8], dir: &Path) -> std::io::Result<PathBuf> {
     let digest: String = {
         use sha2::{Digest, Sha256};
@@ -208,37 +231,81 @@ pub fn install(profile: &[u8], dir: &Path) -> std::io::Result<PathBuf> {
             .map(|b| format!("{b:02x}"))
             .collect()
     };
-    let name = format!("profile-{digest}.profdata");
-    let file = dir.join(&name);
-    // The same content is left untouched: rustc may list the profile among a crate's inputs,
-    // and a new modification time would compile every crate again for nothing.
+    let file = dir.join(format!("profile-{digest}.profdata"));
     if !file.is_file() {
         crate::fsutil::write_atomic(&file, profile, None)?;
-    }
-    for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
-        let other = entry.file_name();
-        let other = other.to_string_lossy();
-        if other != name && other.starts_with("profile-") && other.ends_with(".profdata") {
-            let _ = std::fs::remove_file(entry.path());
-        }
     }
     Ok(file)
 }
 
-/// rustc's flags for cargo as `CARGO_ENCODED_RUSTFLAGS` (flags joined by 0x1F): the user's
-/// own, from `CARGO_ENCODED_RUSTFLAGS` when set, else `RUSTFLAGS` split at whitespace (cargo's
-/// order of precedence), then `extra`. Setting the encoded form replaces both for cargo, so
-/// adding ours keeps theirs.
-pub fn encoded_rustflags(encoded: Option<&str>, plain: Option<&str>, extra: &[String]) -> String {
-    let mut flags: Vec<String> = match (encoded, plain) {
-        (Some(encoded), _) if !encoded.is_empty() => {
-            encoded.split('\u{1f}').map(str::to_string).collect()
-        }
-        (_, Some(plain)) => plain.split_whitespace().map(str::to_string).collect(),
-        _ => Vec::new(),
+/// Whether `name` is one of [`install`]'s file names: `profile-` and 16 lowercase hex digits,
+/// then `.profdata`.
+pub fn is_merged_profile(name: &str) -> bool {
+    name.strip_prefix("profile-")
+        .and_then(|rest| rest.strip_suffix(".profdata"))
+        .is_some_and(|hex| {
+            hex.len() == 16
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// Removes [`install`]'s files in `dir` other than `keep` (earlier merges), and never a file
+/// of another name; called once the gateway built with `keep` is in place.
+pub fn remove_other_profiles(dir: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
     };
-    flags.extend(extra.iter().cloned());
-    flags.join("\u{1f}")
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path != keep && is_merged_profile(&name.to_string_lossy()) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// How rustc's profile flag reaches cargo without losing the user's own flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlagRoute {
+    /// Flags are set in the environment, which hides cargo's configuration files from it: set
+    /// `CARGO_ENCODED_RUSTFLAGS` (flags joined by 0x1F) to them and ours, and remove
+    /// `RUSTFLAGS`.
+    Environment(String),
+    /// No flags in the environment: this `--config` value, `target.<host>.rustflags = [ours]`,
+    /// which cargo joins with the `target.<host>` and `target.'cfg(..)'` flags of the user's
+    /// configuration files (not with `build.rustflags`, which any target flags replace).
+    Config(String),
+}
+
+/// The [`FlagRoute`] for `flag`, given `CARGO_ENCODED_RUSTFLAGS` and `RUSTFLAGS` as set (set
+/// but empty counts as set, as for cargo, which then reads no other source) and the host
+/// triple (`None`: unknown, then the environment route with ours alone).
+pub fn flag_route(
+    encoded: Option<&str>,
+    plain: Option<&str>,
+    flag: &str,
+    host: Option<&str>,
+) -> FlagRoute {
+    let theirs: Vec<String> = match (encoded, plain) {
+        (Some(""), _) => Vec::new(),
+        (Some(encoded), _) => encoded.split('\u{1f}').map(str::to_string).collect(),
+        (None, Some(plain)) => plain.split_whitespace().map(str::to_string).collect(),
+        (None, None) => match host {
+            Some(host) => {
+                return FlagRoute::Config(format!(
+                    "target.{}.rustflags=[{}]",
+                    toml::Value::String(host.to_string()),
+                    toml::Value::String(flag.to_string())
+                ))
+            }
+            None => Vec::new(),
+        },
+    };
+    let mut flags = theirs;
+    flags.push(flag.to_string());
+    FlagRoute::Environment(flags.join("\u{1f}"))
 }
 
 #[cfg(test)]
@@ -246,25 +313,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_users_own_flags_come_first_in_cargos_order_of_precedence() {
-        let ours = vec!["-Cprofile-use=/p/x.profdata".to_string()];
+    fn the_users_own_flags_are_kept_whichever_way_they_come() {
+        let ours = "-Cprofile-use=/p/x.profdata";
+        let host = Some("x86_64-unknown-linux-gnu");
+        // None in the environment: ours joins the configuration files' target flags.
         assert_eq!(
-            encoded_rustflags(None, None, &ours),
-            "-Cprofile-use=/p/x.profdata"
+            flag_route(None, None, ours, host),
+            FlagRoute::Config(
+                "target.\"x86_64-unknown-linux-gnu\".rustflags=[\"-Cprofile-use=/p/x.profdata\"]"
+                    .into()
+            )
+        );
+        // A path with quotes and a backslash stays one TOML string, as cargo reads it.
+        let odd = r#"-Cprofile-use=/p/a"b'c\d.profdata"#;
+        let FlagRoute::Config(setting) = flag_route(None, None, odd, host) else {
+            panic!("not a --config value");
+        };
+        let parsed: toml::Table = setting.parse().unwrap();
+        assert_eq!(
+            parsed["target"]["x86_64-unknown-linux-gnu"]["rustflags"],
+            toml::Value::Array(vec![toml::Value::String(odd.into())])
         );
         assert_eq!(
-            encoded_rustflags(None, Some(" -Ctarget-cpu=native  -Dwarnings "), &ours),
-            "-Ctarget-cpu=native\u{1f}-Dwarnings\u{1f}-Cprofile-use=/p/x.profdata"
+            flag_route(None, Some(" -Ctarget-cpu=native  -Dwarnings "), ours, host),
+            FlagRoute::Environment(
+                "-Ctarget-cpu=native\u{1f}-Dwarnings\u{1f}-Cprofile-use=/p/x.profdata".into()
+            )
         );
         // The encoded form wins over RUSTFLAGS, and keeps a flag with a space whole.
         assert_eq!(
-            encoded_rustflags(Some("-Clink-arg=a b"), Some("-Dwarnings"), &ours),
-            "-Clink-arg=a b\u{1f}-Cprofile-use=/p/x.profdata"
+            flag_route(Some("-Clink-arg=a b"), Some("-Dwarnings"), ours, host),
+            FlagRoute::Environment("-Clink-arg=a b\u{1f}-Cprofile-use=/p/x.profdata".into())
         );
-        // Set but empty: as if unset.
+        // Set but empty is set, for cargo too: no flags of theirs, not RUSTFLAGS'.
         assert_eq!(
-            encoded_rustflags(Some(""), Some("-Dwarnings"), &ours),
-            "-Dwarnings\u{1f}-Cprofile-use=/p/x.profdata"
+            flag_route(Some(""), Some("-Dwarnings"), ours, host),
+            FlagRoute::Environment(ours.into())
+        );
+        assert_eq!(
+            flag_route(None, Some(""), ours, host),
+            FlagRoute::Environment(ours.into())
+        );
+        // No host known: ours alone, through the environment.
+        assert_eq!(
+            flag_route(None, None, ours, None),
+            FlagRoute::Environment(ours.into())
         );
     }
 
@@ -298,9 +391,10 @@ mod tests {
     }
 
     #[test]
-    fn a_profile_is_named_by_its_content_and_replaces_the_earlier_merges_only() {
+    fn a_profile_is_named_by_its_content_and_only_merges_are_removed_after() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("gw.profraw"), b"counts").unwrap();
+        std::fs::write(dir.path().join("profile-prod.profdata"), b"theirs").unwrap();
         let first = install(b"one", dir.path()).unwrap();
         let written = std::fs::metadata(&first).unwrap().modified().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -312,22 +406,33 @@ mod tests {
         );
         let second = install(b"two", dir.path()).unwrap();
         assert_ne!(first, second);
+        // Both stay until the build with the second one succeeded.
+        assert!(first.is_file());
+        remove_other_profiles(dir.path(), &second);
         assert!(!first.exists());
         assert_eq!(std::fs::read(&second).unwrap(), b"two");
         let name = second.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.starts_with("profile-") && name.ends_with(".profdata") && name.len() == 33);
-        // The raw counts it was merged from stay.
+        assert!(is_merged_profile(&name), "{name}");
+        // Files micro-gw did not merge stay.
         assert!(dir.path().join("gw.profraw").is_file());
+        assert!(dir.path().join("profile-prod.profdata").is_file());
+        assert!(!is_merged_profile("profile-0123456789ABCDEF.profdata"));
+        assert!(!is_merged_profile("profile-0123456789abcde.profdata"));
     }
 
     #[test]
     fn a_missing_tool_is_reported_with_where_it_was_looked_for_and_the_fix() {
-        let named = llvm_profdata_from(Some("/nonexistent/llvm-profdata".into()), "rustc".into())
-            .unwrap_err()
-            .to_string();
+        let here = Path::new(".");
+        let named = llvm_profdata_from(
+            Some("/nonexistent/llvm-profdata".into()),
+            std::ffi::OsStr::new("rustc"),
+            here,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(named.contains("/nonexistent/llvm-profdata"), "{named}");
         assert!(named.contains("rustup component add llvm-tools"), "{named}");
-        let no_rustc = llvm_profdata_from(None, "/nonexistent/rustc".into())
+        let no_rustc = llvm_profdata_from(None, std::ffi::OsStr::new("/nonexistent/rustc"), here)
             .unwrap_err()
             .to_string();
         assert!(no_rustc.contains("/nonexistent/rustc"), "{no_rustc}");

@@ -103,6 +103,11 @@ fn resolve_profile_in(
     } else {
         return Err(pgo::PgoError::NotAProfile {
             path: from.display().to_string(),
+            missing: if from.exists() {
+                ""
+            } else {
+                " (it does not exist)"
+            },
         }
         .into());
     };
@@ -113,7 +118,7 @@ fn resolve_profile_in(
         }
         .into());
     }
-    let tool = pgo::llvm_profdata()?;
+    let tool = pgo::llvm_profdata(&project.root)?;
     print!(
         "Merging {} profile file(s) from {}...",
         raws.len(),
@@ -154,6 +159,10 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     // A deployment configuration that cannot be used fails before the long compile.
     check_deployment(&project)?;
     // A profile that cannot be used fails before the long compile, too.
+    // Held from resolving the profile and generating the crate until the binary is copied
+    // out: another build of this project would rewrite the crate (or its profile) under cargo,
+    // and one of another project of the same name would replace the binary before the copy.
+    let build_lock = cargo_build::lock_target_dir(&paths::target_dir())?;
     let merged_before: Vec<std::ffi::OsString> = std::fs::read_dir(profile_dir(&project))
         .map(|entries| {
             entries
@@ -173,10 +182,6 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     };
     let seen = BuiltDefinitions::read(&project);
     let changed = |file: &str| seen.changed(file, &all_sources);
-    // Held from generating the crate until the binary is copied out: another build of this
-    // project would rewrite the crate under cargo, and one of another project of the same name
-    // would replace the binary before the copy.
-    let build_lock = cargo_build::lock_target_dir(&paths::target_dir())?;
     print!("Generating sources...");
     let load_options = loader::LoadOptions {
         cors_default: cors_default(&project),
@@ -325,6 +330,10 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let target = project.binary();
     copy_atomic(&built, &target)
         .with_context(|| format!("copying the gateway to {}", target.display()))?;
+    // The gateway built with this profile is in place: earlier merges can go.
+    if let Some(pgo::Pgo::Use(file)) = &profile {
+        pgo::remove_other_profiles(&profile_dir(&project), file);
+    }
     drop(build_lock);
     if let Err(err) = BuiltDefinitions::record(&project, &all_sources) {
         eprintln!("micro-gw: warning: cannot record the built definitions: {err:#}");
@@ -340,6 +349,9 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     };
     for warning in &deploy.warnings {
         eprintln!("micro-gw: warning: {warning}");
+    }
+    if matches!(profile, Some(pgo::Pgo::Generate(_))) && !deploy.written.is_empty() {
+        eprintln!("micro-gw: warning: the deployment artefacts hold the instrumented gateway (--profile-generate): build again without it before deploying");
     }
     let target = std::path::absolute(&target).unwrap_or(target);
     println!(
@@ -576,6 +588,39 @@ pub fn unreachable_resources(
 mod tests {
     use super::*;
     use crate::loader::{self, SourceFile};
+
+    /// `--profile-use=FILE.profdata` copies the merged profile in under its content's name
+    /// (no tool needed) and leaves the user's file; a directory without `.profraw` files is
+    /// no profile, and says how to make one.
+    #[test]
+    fn a_given_profdata_is_copied_in_and_an_empty_directory_is_no_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = Project::from_arg(&dir.path().join("shop")).unwrap();
+        let given = dir.path().join("prod.profdata");
+        std::fs::write(&given, b"merged counts").unwrap();
+        let resolved =
+            resolve_profile(&project, &ProfileRequest::Use(Some(given.clone()))).unwrap();
+        let pgo::Pgo::Use(file) = resolved else {
+            panic!("not a profile to use: {resolved:?}");
+        };
+        assert_eq!(file.parent().unwrap(), profile_dir(&project));
+        assert!(pgo::is_merged_profile(
+            &file.file_name().unwrap().to_string_lossy()
+        ));
+        assert_eq!(std::fs::read(&file).unwrap(), b"merged counts");
+        assert_eq!(std::fs::read(&given).unwrap(), b"merged counts");
+
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let err = resolve_profile(&project, &ProfileRequest::Use(Some(empty.clone())))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("no profile in {}", empty.display())),
+            "{err}"
+        );
+        assert!(err.contains("--profile-generate"), "{err}");
+    }
 
     /// `--profile-use` says whether cargo will compile every crate again: a profile of a new
     /// content (a new name) is new, the last build's profile merged again is not, and an
