@@ -532,6 +532,16 @@ mod tests {
         other.try_lock().unwrap();
     }
 
+    /// Writes the lock file of the probe crate in `dir` (no dependencies: offline).
+    fn generate_lockfile(dir: &Path) {
+        let locked = Command::new(env!("CARGO"))
+            .args(["generate-lockfile", "--offline", "--manifest-path"])
+            .arg(dir.join("Cargo.toml"))
+            .status()
+            .unwrap();
+        assert!(locked.success());
+    }
+
     /// `--lto` reaches rustc over the crate's own release profile, which says what the
     /// generated one says (`lto = false`, 16 codegen units): cargo's `--config` wins. Builds a
     /// crate with no dependencies both ways and reads the binary's rustc line (`cargo -v`).
@@ -546,12 +556,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("main.rs"), "fn main() {}\n").unwrap();
-        let locked = Command::new(env!("CARGO"))
-            .args(["generate-lockfile", "--offline", "--manifest-path"])
-            .arg(dir.path().join("Cargo.toml"))
-            .status()
-            .unwrap();
-        assert!(locked.success());
+        generate_lockfile(dir.path());
         for lto in [false, true] {
             let options = CargoOptions {
                 // One each: a build the other left fresh prints no rustc line.
@@ -617,12 +622,7 @@ mod tests {
              if i % 3 == 0 { sum += i } else { sum ^= i }\n    }\n    println!(\"{sum}\");\n}\n",
         )
         .unwrap();
-        let locked = Command::new(env!("CARGO"))
-            .args(["generate-lockfile", "--offline", "--manifest-path"])
-            .arg(dir.path().join("Cargo.toml"))
-            .status()
-            .unwrap();
-        assert!(locked.success());
+        generate_lockfile(dir.path());
         let profiles = dir.path().join("pgo");
         std::fs::create_dir(&profiles).unwrap();
         let build = |pgo: crate::pgo::Pgo| {

@@ -83,7 +83,7 @@ pub enum PgoError {
         source: std::io::Error,
     },
     /// `llvm-profdata merge` could not run or failed.
-    #[error("llvm-profdata merge failed ({tool}): {detail}")]
+    #[error("llvm-profdata merge failed ({tool}): {detail}; a .profraw written by a gateway built with another Rust version cannot be merged: delete it from the profile directory and run the gateway again")]
     Merge {
         /// The tool run.
         tool: String,
@@ -288,7 +288,7 @@ pub fn flag_route(
     flag: &str,
     host: Option<&str>,
 ) -> FlagRoute {
-    let theirs: Vec<String> = match (encoded, plain) {
+    let mut flags: Vec<String> = match (encoded, plain) {
         (Some(""), _) => Vec::new(),
         (Some(encoded), _) => encoded.split('\u{1f}').map(str::to_string).collect(),
         (None, Some(plain)) => plain.split_whitespace().map(str::to_string).collect(),
@@ -303,7 +303,6 @@ pub fn flag_route(
             None => Vec::new(),
         },
     };
-    let mut flags = theirs;
     flags.push(flag.to_string());
     FlagRoute::Environment(flags.join("\u{1f}"))
 }

@@ -1,5 +1,5 @@
 //! `micro-gw build <project> [--offline] [-v] [--features PART,...] [--lto]
-//! [--profile-generate | --profile-use [DIR|FILE]]`: project ->
+//! [--profile-generate | --profile-use[=DIR|FILE]]`: project ->
 //! validated model -> generated crate -> cargo build (shared target directory) ->
 //! `<project>/target/<project>`, copied atomically.
 
@@ -45,8 +45,8 @@ pub struct BuildOptions {
 pub enum ProfileRequest {
     /// `--profile-generate`: an instrumented gateway writing into `<project>/target/pgo/`.
     Generate,
-    /// `--profile-use [DIR|FILE]`: the `.profraw` files of a directory (default
-    /// `<project>/target/pgo/`), or a merged `.profdata` file.
+    /// `--profile-use[=DIR|FILE]`: the `.profraw` files of a directory (default
+    /// `<project>/target/pgo/`), one `.profraw` file, or a merged `.profdata` file.
     Use(Option<PathBuf>),
 }
 
@@ -158,18 +158,22 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     let settings = check_settings(&project);
     // A deployment configuration that cannot be used fails before the long compile.
     check_deployment(&project)?;
-    // A profile that cannot be used fails before the long compile, too.
     // Held from resolving the profile and generating the crate until the binary is copied
     // out: another build of this project would rewrite the crate (or its profile) under cargo,
     // and one of another project of the same name would replace the binary before the copy.
     let build_lock = cargo_build::lock_target_dir(&paths::target_dir())?;
-    let merged_before: Vec<std::ffi::OsString> = std::fs::read_dir(profile_dir(&project))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.file_name()))
-                .collect()
-        })
-        .unwrap_or_default();
+    // The merges already there, to tell a new profile from the last build's.
+    let merged_before: Vec<std::ffi::OsString> = match &options.profile {
+        Some(ProfileRequest::Use(_)) => std::fs::read_dir(profile_dir(&project))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.file_name()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    // A profile that cannot be used fails before the long compile, too.
     let profile = match &options.profile {
         Some(request) => match resolve_profile(&project, request) {
             Ok(profile) => Some(profile),
