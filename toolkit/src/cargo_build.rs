@@ -246,7 +246,9 @@ pub fn build(
         .unwrap_or_default();
     let _ = reporter.join();
     if !status.success() {
-        let mut message = String::from("cargo build failed");
+        // `exit status: 101` for a compile error; a signal's name when cargo was stopped (an
+        // out-of-memory kill, a Ctrl-C), which leaves no output of cargo's to show.
+        let mut message = format!("cargo build failed ({status})");
         if !stderr.trim().is_empty() {
             message.push_str(":\n");
             message.push_str(stderr.trim_end());
@@ -542,6 +544,40 @@ mod tests {
         assert!(locked.success());
     }
 
+    /// A failed build says how cargo ended and shows the compiler's own error.
+    #[test]
+    fn a_failed_build_says_how_cargo_ended_and_what_the_compiler_said() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [[bin]]\nname = \"broken\"\npath = \"main.rs\"\n\n[workspace]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("main.rs"),
+            "fn main() { let x: u8 = \"no\"; }\n",
+        )
+        .unwrap();
+        generate_lockfile(dir.path());
+        let options = CargoOptions {
+            target_dir: dir.path().join("target"),
+            offline: true,
+            verbose: false,
+            features: Vec::new(),
+            lto: false,
+            pgo: None,
+        };
+        let err = build(dir.path(), "broken", 1, &options)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cargo build failed (exit status: 101):"),
+            "{err}"
+        );
+        assert!(err.contains("mismatched types"), "{err}");
+    }
+
     /// `--lto` reaches rustc over the crate's own release profile, which says what the
     /// generated one says (`lto = false`, 16 codegen units): cargo's `--config` wins. Builds a
     /// crate with no dependencies both ways and reads the binary's rustc line (`cargo -v`).
@@ -821,6 +857,7 @@ mod tests {
             .replace("{{ features }}", "[]");
         std::fs::write(gen.path().join("Cargo.toml"), manifest).unwrap();
         std::fs::write(gen.path().join("main.rs"), "fn main() {}\n").unwrap();
+        std::fs::copy(templates.join("build.rs"), gen.path().join("build.rs")).unwrap();
         std::fs::copy(templates.join("Cargo.lock"), gen.path().join("Cargo.lock")).unwrap();
         gen
     }
