@@ -22,6 +22,45 @@ fn override_arg(endpoint: &str, index: usize, url: &str) -> String {
     format!("--{endpoint}_prod_endpoint_{index}={url}")
 }
 
+/// The gateway binary is linked with packed relative relocations (`DT_RELR`, the generated
+/// crate's build.rs) where the machine's linker and C library take them, and without where they
+/// do not: decided here from the tools themselves (glibc defines `GLIBC_ABI_DT_RELR` from 2.36,
+/// GNU ld knows the option from 2.38), not from the build script's own probe.
+#[test]
+fn the_gateway_binary_packs_its_relative_relocations_where_the_toolchain_can() {
+    if !cfg!(all(
+        target_os = "linux",
+        target_env = "gnu",
+        target_arch = "x86_64"
+    )) {
+        return;
+    }
+    let libc_has_relr = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6"]
+        .iter()
+        .filter_map(|path| std::fs::read(path).ok())
+        .any(|bytes| bytes.windows(17).any(|w| w == b"GLIBC_ABI_DT_RELR"));
+    let ld_knows_it = std::process::Command::new("ld")
+        .arg("--help")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("pack-relative-relocs"));
+    // readelf comes with ld (binutils), which links every gateway on such a machine.
+    let dynamic = std::process::Command::new("readelf")
+        .args(["--dynamic", "--wide"])
+        .arg(&routing_project().binary)
+        .output()
+        .expect("running readelf (binutils)");
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(
+        dynamic.contains("(NEEDED)"),
+        "readelf -d read nothing:\n{dynamic}"
+    );
+    assert_eq!(
+        dynamic.contains("(RELR)"),
+        libc_has_relr && ld_knows_it,
+        "DT_RELR in the gateway binary (glibc defines GLIBC_ABI_DT_RELR: {libc_has_relr}, ld knows -z pack-relative-relocs: {ld_knows_it}):\n{dynamic}"
+    );
+}
+
 /// Starts the routing gateway with petstoreBackend pointing at `backend`.
 fn gateway_for(backend: &Backend, extra: &[String]) -> GatewayProcess {
     let mut args = vec![override_arg("petstoreBackend", 0, &backend.url())];

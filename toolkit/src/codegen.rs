@@ -146,6 +146,10 @@ struct Manifest<'a> {
 #[template(path = "gateway/main.rs", escape = "none")]
 struct Main;
 
+/// The generated crate's build script, the same for every project: packed relative
+/// relocations for the gateway binary where the machine's linker and C library take them.
+const BUILD_SCRIPT: &str = include_str!("../../templates/gateway/build.rs");
+
 /// The generated files, by name, for a project whose settings need no optional feature.
 pub fn render(
     model: &GatewayModel,
@@ -181,6 +185,7 @@ pub fn render_with_features(
         ("Cargo.toml", manifest.into_bytes()),
         ("Cargo.lock", PINNED_LOCK.as_bytes().to_vec()),
         ("main.rs", main.into_bytes()),
+        ("build.rs", BUILD_SCRIPT.as_bytes().to_vec()),
         ("model.json", model_json),
     ])
 }
@@ -270,6 +275,47 @@ pub fn write(gen_dir: &Path, files: &[(&'static str, Vec<u8>)]) -> anyhow::Resul
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The generated crate's build script, compiled here for its unit tests.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../templates/gateway/build.rs"]
+mod build_script;
+
+#[cfg(test)]
+mod build_script_tests {
+    use super::build_script::link_flags;
+
+    #[test]
+    fn only_the_link_settings_of_the_users_flags_reach_the_probe() {
+        let encoded = [
+            "-C",
+            "opt-level=3",
+            "-Clinker=clang",
+            "-C",
+            "link-arg=-fuse-ld=mold",
+            "--codegen=link-args=-Wl,-O1",
+            "--codegen",
+            "linker-flavor=gcc",
+            "-Cprofile-use=/p/x.profdata",
+            "--cfg",
+            "linker_check",
+            "",
+            "-C",
+        ]
+        .join("\u{1f}");
+        assert_eq!(
+            link_flags(&encoded),
+            [
+                "-Clinker=clang",
+                "-Clink-arg=-fuse-ld=mold",
+                "-Clink-args=-Wl,-O1",
+                "-Clinker-flavor=gcc"
+            ]
+        );
+        assert!(link_flags("").is_empty());
+    }
 }
 
 #[cfg(test)]
