@@ -22,10 +22,22 @@ fn override_arg(endpoint: &str, index: usize, url: &str) -> String {
     format!("--{endpoint}_prod_endpoint_{index}={url}")
 }
 
+/// `readelf` (binutils) on `binary` with `args`, its standard output.
+fn readelf(args: &[&str], binary: &std::path::Path) -> String {
+    let out = std::process::Command::new("readelf")
+        .args(args)
+        .arg(binary)
+        .output()
+        .expect("running readelf (binutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The gateway binary is linked with packed relative relocations (`DT_RELR`, the generated
 /// crate's build.rs) where the machine's linker and C library take them, and without where they
-/// do not: decided here from the tools themselves (glibc defines `GLIBC_ABI_DT_RELR` from 2.36,
-/// GNU ld knows the option from 2.38), not from the build script's own probe.
+/// do not or when `MGW_PACK_RELATIVE_RELOCS=0` says so. Decided here from the tools themselves,
+/// not from the build script's probe: glibc's version (`ldd --version`; `DT_RELR` from 2.36) and
+/// the linker the binary names in its `.comment` (rust-lld, the default on x86_64 Linux, knows
+/// the option from LLD 15; GNU ld, which writes no such line, from 2.38: its `--help`).
 #[test]
 fn the_gateway_binary_packs_its_relative_relocations_where_the_toolchain_can() {
     if !cfg!(all(
@@ -35,30 +47,97 @@ fn the_gateway_binary_packs_its_relative_relocations_where_the_toolchain_can() {
     )) {
         return;
     }
-    let libc_has_relr = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6"]
+    let flags_set = ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"]
         .iter()
-        .filter_map(|path| std::fs::read(path).ok())
-        .any(|bytes| bytes.windows(17).any(|w| w == b"GLIBC_ABI_DT_RELR"));
-    let ld_knows_it = std::process::Command::new("ld")
-        .arg("--help")
+        .any(|name| std::env::var(name).is_ok_and(|v| !v.is_empty()));
+    if flags_set {
+        eprintln!("skipped: RUSTFLAGS may choose another linker than the toolchain's default");
+        return;
+    }
+    let switched_off = std::env::var("MGW_PACK_RELATIVE_RELOCS").is_ok_and(|v| {
+        ["0", "false", "no", "off"].contains(&v.trim().to_ascii_lowercase().as_str())
+    });
+    let ldd = std::process::Command::new("ldd")
+        .arg("--version")
         .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("pack-relative-relocs"));
-    // readelf comes with ld (binutils), which links every gateway on such a machine.
-    let dynamic = std::process::Command::new("readelf")
-        .args(["--dynamic", "--wide"])
-        .arg(&routing_project().binary)
-        .output()
-        .expect("running readelf (binutils)");
-    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+        .expect("running ldd --version (glibc)");
+    let ldd = String::from_utf8_lossy(&ldd.stdout);
+    let glibc: Vec<u32> = ldd
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().last())
+        .map(|version| version.split('.').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default();
+    assert!(
+        glibc.len() >= 2,
+        "no glibc version in ldd --version:\n{ldd}"
+    );
+    let glibc_has_relr = (glibc[0], glibc[1]) >= (2, 36);
+
+    let binary = &routing_project().binary;
+    let comment = readelf(&["-p", ".comment"], binary);
+    let linker_knows_it = match comment.split("Linker: LLD ").nth(1) {
+        Some(rest) => rest
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|major| major.parse::<u32>().ok())
+            .is_some_and(|major| major >= 15),
+        None => std::process::Command::new("ld")
+            .arg("--help")
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("pack-relative-relocs")),
+    };
+    let dynamic = readelf(&["--dynamic", "--wide"], binary);
     assert!(
         dynamic.contains("(NEEDED)"),
         "readelf -d read nothing:\n{dynamic}"
     );
+    let expected = glibc_has_relr && linker_knows_it && !switched_off;
     assert_eq!(
         dynamic.contains("(RELR)"),
-        libc_has_relr && ld_knows_it,
-        "DT_RELR in the gateway binary (glibc defines GLIBC_ABI_DT_RELR: {libc_has_relr}, ld knows -z pack-relative-relocs: {ld_knows_it}):\n{dynamic}"
+        expected,
+        "DT_RELR in the gateway binary (glibc {glibc:?}, linker knows the option: {linker_knows_it}, \
+         MGW_PACK_RELATIVE_RELOCS off: {switched_off}):\n{comment}\n{dynamic}"
     );
+    if expected {
+        // The loader of an older glibc would skip the table and crash: the binary must say it
+        // needs a glibc that applies it.
+        let versions = readelf(&["--version-info", "--wide"], binary);
+        assert!(
+            versions.contains("GLIBC_ABI_DT_RELR"),
+            "DT_RELR without a need of GLIBC_ABI_DT_RELR:\n{versions}"
+        );
+
+        // The variable turns it off, for a deployment image with an older glibc.
+        let dir = tempfile::tempdir().unwrap();
+        let init = harness::micro_gw(dir.path(), &["init", "plain"]);
+        assert!(init.status.success(), "{}", harness::text(&init));
+        harness::write_file(
+            &dir.path().join("plain/api_definitions"),
+            "plain.yaml",
+            "openapi: 3.0.0\ninfo: {title: Plain, version: v1}\n\
+             x-wso2-basePath: /plain\n\
+             x-wso2-production-endpoints: {urls: ['http://127.0.0.1:1']}\n\
+             paths:\n  /x: {get: {}}\n",
+        );
+        let build = std::process::Command::new(harness::toolkit_bin("micro-gw"))
+            .args(["build", "plain"])
+            .current_dir(dir.path())
+            .env("MGW_CACHE_DIR", harness::cache_dir())
+            .env("MGW_PACK_RELATIVE_RELOCS", "0")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("running micro-gw build");
+        assert!(build.status.success(), "{}", harness::text(&build));
+        let plain = readelf(
+            &["--dynamic", "--wide"],
+            &dir.path().join("plain/target/plain"),
+        );
+        assert!(
+            plain.contains("(NEEDED)") && !plain.contains("(RELR)"),
+            "{plain}"
+        );
+    }
 }
 
 /// Starts the routing gateway with petstoreBackend pointing at `backend`.

@@ -247,7 +247,7 @@ pub fn build(
     let _ = reporter.join();
     if !status.success() {
         // `exit status: 101` for a compile error; a signal's name when cargo was stopped (an
-        // out-of-memory kill, a Ctrl-C), which leaves no output of cargo's to show.
+        // out-of-memory kill, a Ctrl-C), which may leave little of cargo's output to show.
         let mut message = format!("cargo build failed ({status})");
         if !stderr.trim().is_empty() {
             message.push_str(":\n");
@@ -544,7 +544,9 @@ mod tests {
         assert!(locked.success());
     }
 
-    /// A failed build says how cargo ended and shows the compiler's own error.
+    /// A failed build says how cargo ended and shows the compiler's own error (the status's
+    /// wording is Unix's).
+    #[cfg(unix)]
     #[test]
     fn a_failed_build_says_how_cargo_ended_and_what_the_compiler_said() {
         let dir = tempfile::tempdir().unwrap();

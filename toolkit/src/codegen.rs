@@ -316,6 +316,17 @@ mod build_script_tests {
         );
         assert!(link_flags("").is_empty());
     }
+
+    #[test]
+    fn the_switch_turns_packed_relocations_off_only_when_it_says_so() {
+        use super::build_script::switched_off;
+        for off in ["0", "false", "No", " OFF "] {
+            assert!(switched_off(off), "{off:?}");
+        }
+        for on in ["1", "true", "yes", "", "auto"] {
+            assert!(!switched_off(on), "{on:?}");
+        }
+    }
 }
 
 #[cfg(test)]

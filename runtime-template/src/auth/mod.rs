@@ -335,7 +335,8 @@ fn find_credential<'a>(
 /// `("bearer" | "basic" | other, value)` of an `Authorization`-style header, scheme lowercased
 /// only for the two schemes we know (RFC 9110: the scheme is case-insensitive). `None` when the
 /// value is not visible ASCII and tabs (`HeaderValue::to_str`'s rule), has no space after the
-/// scheme, or nothing after it; spaces and tabs around the scheme and the value are dropped.
+/// scheme, or nothing after it; spaces and tabs before the scheme and around the value are
+/// dropped (the scheme ends at the first space: a tab there stays part of it).
 ///
 /// Runs on every secured request over a value that is often a 200-byte token: after `to_str`'s
 /// check, the trims and the search for the scheme's end work on bytes (`trim_ascii`, a scan from
