@@ -22,6 +22,11 @@ fn override_arg(endpoint: &str, index: usize, url: &str) -> String {
     format!("--{endpoint}_prod_endpoint_{index}={url}")
 }
 
+/// The generated crate's build script, for its reading of `MGW_PACK_RELATIVE_RELOCS`.
+#[allow(dead_code)]
+#[path = "../../templates/gateway/build.rs"]
+mod build_script;
+
 /// `readelf` (binutils) on `binary` with `args`, its standard output.
 fn readelf(args: &[&str], binary: &std::path::Path) -> String {
     let out = std::process::Command::new("readelf")
@@ -54,9 +59,8 @@ fn the_gateway_binary_packs_its_relative_relocations_where_the_toolchain_can() {
         eprintln!("skipped: RUSTFLAGS may choose another linker than the toolchain's default");
         return;
     }
-    let switched_off = std::env::var("MGW_PACK_RELATIVE_RELOCS").is_ok_and(|v| {
-        ["0", "false", "no", "off"].contains(&v.trim().to_ascii_lowercase().as_str())
-    });
+    let switched_off = std::env::var("MGW_PACK_RELATIVE_RELOCS")
+        .is_ok_and(|value| build_script::switched_off(&value));
     let ldd = std::process::Command::new("ldd")
         .arg("--version")
         .output()
@@ -110,29 +114,20 @@ fn the_gateway_binary_packs_its_relative_relocations_where_the_toolchain_can() {
 
         // The variable turns it off, for a deployment image with an older glibc.
         let dir = tempfile::tempdir().unwrap();
-        let init = harness::micro_gw(dir.path(), &["init", "plain"]);
-        assert!(init.status.success(), "{}", harness::text(&init));
-        harness::write_file(
-            &dir.path().join("plain/api_definitions"),
-            "plain.yaml",
-            "openapi: 3.0.0\ninfo: {title: Plain, version: v1}\n\
-             x-wso2-basePath: /plain\n\
-             x-wso2-production-endpoints: {urls: ['http://127.0.0.1:1']}\n\
-             paths:\n  /x: {get: {}}\n",
+        let plain = harness::build_project_with_env(
+            dir.path(),
+            "plain",
+            &[(
+                "plain.yaml",
+                "openapi: 3.0.0\ninfo: {title: Plain, version: v1}\n\
+                 x-wso2-basePath: /plain\n\
+                 x-wso2-production-endpoints: {urls: ['http://127.0.0.1:1']}\n\
+                 paths:\n  /x: {get: {}}\n",
+            )],
+            &[],
+            &[("MGW_PACK_RELATIVE_RELOCS", "0")],
         );
-        let build = std::process::Command::new(harness::toolkit_bin("micro-gw"))
-            .args(["build", "plain"])
-            .current_dir(dir.path())
-            .env("MGW_CACHE_DIR", harness::cache_dir())
-            .env("MGW_PACK_RELATIVE_RELOCS", "0")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("running micro-gw build");
-        assert!(build.status.success(), "{}", harness::text(&build));
-        let plain = readelf(
-            &["--dynamic", "--wide"],
-            &dir.path().join("plain/target/plain"),
-        );
+        let plain = readelf(&["--dynamic", "--wide"], &plain);
         assert!(
             plain.contains("(NEEDED)") && !plain.contains("(RELR)"),
             "{plain}"

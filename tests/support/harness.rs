@@ -60,10 +60,16 @@ pub fn toolkit_bin(name: &str) -> PathBuf {
 
 /// Runs `micro-gw` with `args` in `dir`, with the shared cache.
 pub fn micro_gw(dir: &Path, args: &[&str]) -> Output {
+    micro_gw_with_env(dir, args, &[])
+}
+
+/// [`micro_gw`] with more environment variables (name, value).
+pub fn micro_gw_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(toolkit_bin("micro-gw"))
         .args(args)
         .current_dir(dir)
         .env("MGW_CACHE_DIR", cache_dir())
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("running micro-gw")
@@ -135,6 +141,17 @@ pub fn build_project_with(
     definitions: &[(&str, &str)],
     build_args: &[&str],
 ) -> PathBuf {
+    build_project_with_env(dir, name, definitions, build_args, &[])
+}
+
+/// [`build_project_with`], the build run with more environment variables (name, value).
+pub fn build_project_with_env(
+    dir: &Path,
+    name: &str,
+    definitions: &[(&str, &str)],
+    build_args: &[&str],
+    env: &[(&str, &str)],
+) -> PathBuf {
     let init = micro_gw(dir, &["init", name]);
     assert!(init.status.success(), "init failed\n{}", text(&init));
     for (file, content) in definitions {
@@ -142,7 +159,7 @@ pub fn build_project_with(
     }
     let mut args = vec!["build", name];
     args.extend_from_slice(build_args);
-    let build = micro_gw(dir, &args);
+    let build = micro_gw_with_env(dir, &args, env);
     assert!(build.status.success(), "build failed\n{}", text(&build));
     let binary = dir.join(name).join("target").join(name);
     assert!(

@@ -3,8 +3,9 @@
 //! for the consumer store and the admin token of Express Gateway projects.
 //!
 //! The binary is linked dynamically against glibc (`libc`, `libm`, `libgcc_s`; glibc 2.36 or
-//! newer when built on Debian 12), so the default base is distroless's `cc` image of Debian 12:
-//! glibc and libgcc, no shell, and a `nonroot` user (uid 65532).
+//! newer when built on Debian 12, 2.34 with `MGW_PACK_RELATIVE_RELOCS=0`), so the default base
+//! is distroless's `cc` image of Debian 12: glibc and libgcc, no shell, and a `nonroot` user
+//! (uid 65532).
 
 use std::path::{Path, PathBuf};
 
@@ -46,7 +47,8 @@ pub fn dockerfile(inputs: &Inputs<'_>) -> String {
     out.push_str(&format!(
         "# Written by `micro-gw build` from conf/deployment-config.toml: build the project again to change it.\n\
          # Build from this folder:  docker build -t {image} .\n\
-         # The gateway binary needs glibc 2.36+ and libgcc_s (the default base image has both).\n\
+         # The gateway binary needs glibc 2.36+ and libgcc_s (the default base image has both;\n\
+         # for a base with glibc 2.34 or 2.35, build with MGW_PACK_RELATIVE_RELOCS=0).\n\
          FROM {base}\n",
         image = image_reference(inputs),
     ));
