@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
     for value in headers.get_all(AUTHORIZATION) {
         if let Some((scheme, credential)) = scheme_value(value) {
             assert!(["bearer", "basic", "other"].contains(&scheme));
-            assert!(!credential.is_empty() && credential.trim() == credential);
+            assert!(!credential.is_empty() && credential.trim_ascii() == credential);
+            assert!(credential
+                .iter()
+                .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)));
         }
     }
     let query = target.split_once('?').map(|(_, q)| q);

@@ -26,8 +26,9 @@ pub const PUBLIC_KEY_ALGORITHMS: [Algorithm; 9] = [
     Algorithm::EdDSA,
 ];
 
-/// `("bearer" | "basic" | "other", value)` of an `Authorization`-style header.
-pub fn scheme_value(value: &HeaderValue) -> Option<(&'static str, &str)> {
+/// `("bearer" | "basic" | "other", value)` of an `Authorization`-style header; the value's
+/// bytes are visible ASCII or tabs.
+pub fn scheme_value(value: &HeaderValue) -> Option<(&'static str, &[u8])> {
     crate::auth::scheme_value(value)
 }
 

@@ -187,8 +187,16 @@ impl BasicUsers {
         self.users.is_empty()
     }
 
+    /// The grant of `credentials` (the part of the header after `Basic `) verified before and
+    /// not yet expired at `now`, without hashing a password: the cache's answer only.
+    pub fn cached(&self, credentials: &str, now: u64) -> Option<Arc<Grant>> {
+        let digest = digest(CredentialKind::Basic, credentials);
+        self.verified
+            .get(CacheKey::new(CredentialKind::Basic, &digest), now)
+    }
+
     /// Checks `credentials`, the part of the header after `Basic `.
-    pub async fn verify(&self, credentials: &str) -> Result<Grant, BasicError> {
+    pub async fn verify(&self, credentials: &str) -> Result<Arc<Grant>, BasicError> {
         let now = super::now();
         // A digest: the password is not kept.
         let digest = digest(CredentialKind::Basic, credentials);
@@ -219,7 +227,7 @@ impl BasicUsers {
         if !ok {
             return Err(BasicError::Credentials);
         }
-        let grant = Grant {
+        let grant = Arc::new(Grant {
             valid_until: now + VERIFIED_CACHE_SECONDS,
             kind: CredentialKind::Basic,
             scopes: user.scopes.clone(),
@@ -228,7 +236,7 @@ impl BasicUsers {
             consumer: Some(user.name.clone()),
             claims: None,
             throttling: None,
-        };
+        });
         self.verified.insert(key, grant.clone(), now);
         Ok(grant)
     }

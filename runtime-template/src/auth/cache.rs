@@ -5,9 +5,11 @@
 //! verified claims (anything [`Expiring`]).
 
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use hashbrown::{Equivalent, HashMap};
+
+use crate::server::worker::PerCore;
 
 /// What a verified credential grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +87,16 @@ impl ApiRef {
 pub trait Expiring {
     /// Seconds since the epoch until which the entry may be served (exclusive).
     fn valid_until(&self) -> u64;
+
+    /// The copy a worker's own map keeps of a value found in the shared map. A clone by
+    /// default; an `Arc` is given an allocation of its own, so the requests of one worker
+    /// count their references on a line no other core writes.
+    fn worker_copy(&self) -> Self
+    where
+        Self: Clone,
+    {
+        self.clone()
+    }
 }
 
 impl Expiring for Grant {
@@ -93,10 +105,36 @@ impl Expiring for Grant {
     }
 }
 
-/// A bounded map from credential to grant (or another [`Expiring`] value).
+impl<T: Expiring + Clone> Expiring for Arc<T> {
+    fn valid_until(&self) -> u64 {
+        T::valid_until(self)
+    }
+
+    fn worker_copy(&self) -> Self {
+        Arc::new(T::clone(self))
+    }
+}
+
+/// A bounded map from credential to grant (or another [`Expiring`] value), in two levels.
+///
+/// - Each worker thread has a map of its own ([`PerCore`]), where a request looks first: a
+///   request served from it writes no cache line another core writes (not a lock's word, as
+///   every read of a shared `RwLock` does, not a grant's reference count: a worker keeps its
+///   own copy, [`Expiring::worker_copy`]).
+/// - A map all workers share, where a worker looks when its own map misses, before it
+///   verifies anything, and which it copies what it finds from into its own: a credential
+///   is verified (a signature, a key manager's answer, a password hash) once per gateway,
+///   not once per worker.
+///
+/// Every entry is in the shared map; the bounds below hold for each map.
+///
+/// A grant is kept behind an `Arc`: a request served from the cache takes one reference
+/// (one atomic increment, one decrement when it ends), where a `Grant`'s clone takes one per
+/// shared field and copies the struct.
 #[derive(Debug)]
-pub struct TokenCache<V = Grant> {
-    entries: RwLock<Entries<V>>,
+pub struct TokenCache<V = Arc<Grant>> {
+    slots: PerCore<Mutex<Entries<V>>>,
+    shared: RwLock<Entries<V>>,
     capacity: usize,
     max_key_bytes: usize,
 }
@@ -216,56 +254,94 @@ pub fn digest(kind: CredentialKind, credential: &str) -> [u8; 32] {
 
 impl<V: Expiring + Clone> TokenCache<V> {
     /// A cache of at most `capacity` credentials (0 disables it) and at most `capacity` ×
-    /// [`KEY_BYTES_PER_ENTRY`] bytes of them.
+    /// [`KEY_BYTES_PER_ENTRY`] bytes of them in each map, with a worker's map for each CPU
+    /// (as [`crate::telemetry::metrics::Metrics::new`] lays out its cells; a worker past
+    /// that count shares one, which stays correct). An empty map allocates nothing.
     pub fn new(capacity: usize) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        Self::with_workers(capacity, cpus)
+    }
+
+    /// [`TokenCache::new`] with maps for `workers` marked workers (and as many shared ones).
+    pub fn with_workers(capacity: usize, workers: usize) -> Self {
         Self {
-            entries: RwLock::new(Entries {
-                map: HashMap::new(),
-                key_bytes: 0,
-            }),
+            slots: PerCore::new(workers, || Mutex::new(Entries::default())),
+            shared: RwLock::new(Entries::default()),
             capacity,
             max_key_bytes: capacity.saturating_mul(KEY_BYTES_PER_ENTRY),
         }
     }
 
-    /// The grant of a credential verified before and not yet expired at `now`.
+    /// The grant of a credential verified before, not yet expired at `now`: from this worker's
+    /// map, else from the shared one (and then kept in this worker's map too).
     pub fn get(&self, key: CacheKey<'_>, now: u64) -> Option<V> {
-        let entries = self.entries.read().ok()?;
-        entries
+        let mut local = self.slots.local().lock().ok()?;
+        if let Some(grant) = local.map.get(&key) {
+            if grant.valid_until() > now {
+                return Some(grant.clone());
+            }
+            // Expired here: another worker may have verified it again since.
+        }
+        let found = self
+            .shared
+            .read()
+            .ok()?
             .map
             .get(&key)
-            .filter(|grant| grant.valid_until() > now)
-            .cloned()
+            .filter(|grant| grant.valid_until() > now)?
+            .worker_copy();
+        local.put(key, found.clone(), now, self);
+        Some(found)
     }
 
-    /// Remembers a verified credential. When full (in entries or in bytes), expired entries go
-    /// first, then everything (a simple bound that a flood of distinct valid tokens cannot grow
-    /// past). A credential longer than the whole byte bound is not kept.
+    /// Remembers a verified credential, in the shared map and this worker's. When a map is
+    /// full (in entries or in bytes), its expired entries go first, then everything (a simple
+    /// bound that a flood of distinct valid tokens cannot grow past). A credential longer than
+    /// the whole byte bound is not kept.
     pub fn insert(&self, key: CacheKey<'_>, grant: V, now: u64) {
-        let size = key.bytes.len();
-        if self.capacity == 0 || size > self.max_key_bytes {
+        if self.capacity == 0 || key.bytes.len() > self.max_key_bytes {
             return;
         }
-        let Ok(mut entries) = self.entries.write() else {
-            return;
-        };
-        if let Some(kept) = entries.map.get_mut(&key) {
+        let copy = grant.worker_copy();
+        if let Ok(mut shared) = self.shared.write() {
+            shared.put(key, grant, now, self);
+        }
+        if let Ok(mut local) = self.slots.local().lock() {
+            local.put(key, copy, now, self);
+        }
+    }
+}
+
+impl<V> Default for Entries<V> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            key_bytes: 0,
+        }
+    }
+}
+
+impl<V: Expiring> Entries<V> {
+    /// Keeps `grant` for `key` within `bounds`' limits (see [`TokenCache::insert`]).
+    fn put(&mut self, key: CacheKey<'_>, grant: V, now: u64, bounds: &TokenCache<V>) {
+        let size = key.bytes.len();
+        if let Some(kept) = self.map.get_mut(&key) {
             *kept = grant;
             return;
         }
-        let full = |entries: &Entries<V>| {
-            entries.map.len() >= self.capacity || entries.key_bytes + size > self.max_key_bytes
+        let full = |entries: &Self| {
+            entries.map.len() >= bounds.capacity || entries.key_bytes + size > bounds.max_key_bytes
         };
-        if full(&entries) {
-            entries.map.retain(|_, g| g.valid_until() > now);
-            entries.key_bytes = entries.map.keys().map(|k| k.bytes.len()).sum();
-            if full(&entries) {
-                entries.map.clear();
-                entries.key_bytes = 0;
+        if full(self) {
+            self.map.retain(|_, g| g.valid_until() > now);
+            self.key_bytes = self.map.keys().map(|k| k.bytes.len()).sum();
+            if full(self) {
+                self.map.clear();
+                self.key_bytes = 0;
             }
         }
-        entries.key_bytes += size;
-        entries.map.insert(
+        self.key_bytes += size;
+        self.map.insert(
             StoredKey {
                 kind: key.kind,
                 bytes: Box::from(key.bytes),
@@ -292,6 +368,14 @@ mod tests {
         }
     }
 
+    /// The bytes of credentials kept, the same in this thread's map and the shared one when
+    /// one thread made every insert.
+    fn kept_bytes<V: Expiring + Clone>(cache: &TokenCache<V>) -> usize {
+        let local = cache.slots.local().lock().unwrap().key_bytes;
+        assert_eq!(local, cache.shared.read().unwrap().key_bytes);
+        local
+    }
+
     fn key(token: &str) -> CacheKey<'_> {
         CacheKey::new(CredentialKind::Oauth2, token.as_bytes())
     }
@@ -307,7 +391,8 @@ mod tests {
         assert!(cache.get(key("t2"), 150).is_some());
         assert!(cache.get(key("t3"), 150).is_some());
         cache.insert(key("t4"), grant(300), 150);
-        assert!(cache.entries.read().unwrap().map.len() <= 2);
+        assert!(cache.slots.local().lock().unwrap().map.len() <= 2);
+        assert!(cache.shared.read().unwrap().map.len() <= 2);
         assert!(TokenCache::<Grant>::new(0).get(key("x"), 0).is_none());
         // The same bytes as another kind of credential are another entry.
         let cache = TokenCache::new(4);
@@ -318,7 +403,57 @@ mod tests {
         // Inserting a key again replaces its grant and counts its bytes once.
         cache.insert(key("t"), grant(300), 0);
         assert_eq!(cache.get(key("t"), 200).map(|g| g.valid_until), Some(300));
-        assert_eq!(cache.entries.read().unwrap().key_bytes, 1);
+        assert_eq!(kept_bytes(&cache), 1);
+    }
+
+    /// A worker looks in its own map first, then in the shared one: a credential verified on
+    /// one worker is found on another without being verified again, and each worker then
+    /// serves it from a copy of its own (its own `Arc`, whose count no other core writes).
+    #[test]
+    fn each_worker_serves_from_its_own_copy() {
+        let cache = Arc::new(TokenCache::with_workers(4, 2));
+        let on_worker = |index: usize, insert: bool| {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                crate::server::worker::set_index(index);
+                if insert {
+                    cache.insert(key("t"), Arc::new(grant(100)), 0);
+                }
+                let first = cache.get(key("t"), 0).unwrap();
+                let again = cache.get(key("t"), 0).unwrap();
+                assert!(
+                    Arc::ptr_eq(&first, &again),
+                    "served from the worker's own map"
+                );
+                let kept = cache.slots.local().lock().unwrap().map.len();
+                (first, kept)
+            })
+            .join()
+            .unwrap()
+        };
+        let (zero, kept) = on_worker(0, true);
+        assert_eq!(kept, 1);
+        let (one, kept) = on_worker(1, false);
+        assert_eq!(kept, 1, "worker 1 copied the shared entry into its map");
+        assert_eq!(*one, *zero);
+        assert!(
+            !Arc::ptr_eq(&one, &zero),
+            "each worker has its own allocation"
+        );
+        let shared = cache.shared.read().unwrap().map.len();
+        assert_eq!(shared, 1);
+        // Expired everywhere: found nowhere, whichever map is asked.
+        assert!(on_worker_get(&cache, 0, 100).is_none());
+    }
+
+    fn on_worker_get(cache: &Arc<TokenCache>, index: usize, now: u64) -> Option<Arc<Grant>> {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            crate::server::worker::set_index(index);
+            cache.get(key("t"), now)
+        })
+        .join()
+        .unwrap()
     }
 
     /// Tokens that differ anywhere (their ends alike, or only in their first byte) are
@@ -372,7 +507,7 @@ mod tests {
         let big = |c: char| c.to_string().repeat(budget / 2);
         cache.insert(key(&big('a')), grant(100), 0);
         cache.insert(key(&big('b')), grant(300), 0);
-        assert_eq!(cache.entries.read().unwrap().key_bytes, budget);
+        assert_eq!(kept_bytes(&cache), budget);
         // Full in bytes, not in entries: the expired one goes.
         cache.insert(key(&big('c')), grant(300), 200);
         assert!(cache.get(key(&big('a')), 0).is_none());
@@ -380,12 +515,12 @@ mod tests {
         assert!(cache.get(key(&big('c')), 200).is_some());
         // Still full with nothing expired: everything goes.
         cache.insert(key(&big('d')), grant(300), 200);
-        let entries = cache.entries.read().unwrap();
+        let entries = cache.slots.local().lock().unwrap();
         assert_eq!((entries.map.len(), entries.key_bytes), (1, budget / 2));
         drop(entries);
         cache.insert(key(&"e".repeat(budget + 1)), grant(300), 200);
         assert!(cache.get(key(&"e".repeat(budget + 1)), 200).is_none());
-        assert_eq!(cache.entries.read().unwrap().key_bytes, budget / 2);
+        assert_eq!(kept_bytes(&cache), budget / 2);
     }
 
     /// A digest is SHA-256 of the kind's byte then the credential, as RustCrypto's `sha2`

@@ -34,7 +34,7 @@ const TOKEN_RENEW_MARGIN: u64 = 30;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Introspected {
     /// Active: what it grants.
-    Active(Grant),
+    Active(Arc<Grant>),
     /// Not active (revoked, expired, unknown).
     Inactive,
 }
@@ -240,11 +240,12 @@ impl Introspector {
         .map_err(|reason| self.unavailable(reason))?;
         let Some(grant) = grant else {
             if self.negative_cache_seconds > 0 {
-                self.negative
-                    .insert(key, inactive_marker(now + self.negative_cache_seconds), now);
+                let marker = inactive_marker(now + self.negative_cache_seconds);
+                self.negative.insert(key, Arc::new(marker), now);
             }
             return Ok(Introspected::Inactive);
         };
+        let grant = Arc::new(grant);
         self.cache.insert(key, grant.clone(), now);
         Ok(Introspected::Active(grant))
     }

@@ -673,7 +673,7 @@ async fn authenticate(
     security: &Security,
     headers: &HeaderMap,
     query: Option<&str>,
-) -> Result<Option<Grant>, Rejection> {
+) -> Result<Option<Arc<Grant>>, Rejection> {
     auth.authenticate(
         security,
         auth_header_name(security).as_ref(),

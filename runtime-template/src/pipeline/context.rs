@@ -46,7 +46,7 @@ pub struct Context<'a> {
     /// The raw path after the API's base path (WSO2 routes).
     pub rest: String,
     /// A verified WSO2 credential.
-    pub grant: Option<Grant>,
+    pub grant: Option<Arc<Grant>>,
     /// The consumer an authentication step identified (access log, `authenticated`).
     pub consumer: Option<Arc<str>>,
     /// An authentication step accepted the request (EG `req.isAuthenticated()`).

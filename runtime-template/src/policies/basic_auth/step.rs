@@ -91,7 +91,7 @@ impl BasicAuthStep {
             }
             self.verified.insert(
                 key,
-                Grant {
+                std::sync::Arc::new(Grant {
                     valid_until: now + VERIFIED_SECONDS,
                     kind: CredentialKind::Basic,
                     scopes: std::sync::Arc::from(Vec::<String>::new()),
@@ -100,7 +100,7 @@ impl BasicAuthStep {
                     consumer: Some(found.consumer.id.clone()),
                     claims: None,
                     throttling: None,
-                },
+                }),
                 now,
             );
         }
