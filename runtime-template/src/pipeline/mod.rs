@@ -24,7 +24,7 @@ use crate::proxy::upstream::Upstream;
 use crate::proxy::UpstreamClient;
 use condition::ReadyCondition;
 pub use context::{Context, Matched};
-use step::{Flow, ReadyPolicy};
+use step::{Decided, ReadyPolicy};
 
 use crate::telemetry::metrics::{AuthOutcome, AuthScheme, Metrics, StepTelemetry};
 
@@ -234,7 +234,7 @@ impl ReadyPipeline {
                 }
             }
             ran |= 1u128 << (i % MAX_STEPS);
-            let flow = step
+            let decided = step
                 .policy
                 .request(
                     services,
@@ -243,19 +243,16 @@ impl ReadyPipeline {
                     parts,
                     &mut body,
                     self.has_response_phase,
+                    &mut answer,
                 )
                 .await;
             if step.telemetry != StepTelemetry::None {
                 if let Some(metrics) = &services.telemetry {
-                    count_step(metrics, step.telemetry, &flow, context);
+                    count_step(metrics, step.telemetry, decided, context);
                 }
             }
-            match flow {
-                Flow::Continue => {}
-                Flow::Respond(response) => {
-                    answer = Some(response);
-                    break;
-                }
+            if decided == Decided::Answered {
+                break;
             }
         }
         let mut response = answer.unwrap_or_else(|| self.fell_through(parts));
@@ -290,8 +287,13 @@ impl ReadyPipeline {
 /// Counts an authentication or rate-limit step's decision: a step that answered refused the
 /// request; one that let it go on admitted it (authenticated, or anonymous when it passed it
 /// on without a credential).
-fn count_step(metrics: &Metrics, telemetry: StepTelemetry, flow: &Flow, context: &Context<'_>) {
-    let went_on = matches!(flow, Flow::Continue);
+fn count_step(
+    metrics: &Metrics,
+    telemetry: StepTelemetry,
+    decided: Decided,
+    context: &Context<'_>,
+) {
+    let went_on = decided == Decided::Continue;
     match telemetry {
         StepTelemetry::None => {}
         StepTelemetry::Limit(policy) => metrics.limit(policy, went_on),
