@@ -79,7 +79,8 @@ pub struct Validators {
 
 /// A credential found in a request, by the scheme that accepts it.
 enum Credential<'a> {
-    /// The token after `Bearer ` ([`scheme_value`]'s bytes: visible ASCII).
+    /// The token after `Bearer ` ([`split_scheme`]'s bytes; visible ASCII by the time it is
+    /// verified, see [`Authenticator::check_cached`]).
     Bearer(&'a [u8]),
     /// The part after `Basic ` (the same).
     Basic(&'a [u8]),
@@ -147,6 +148,24 @@ impl Authenticator {
         }
     }
 
+    /// [`Authenticator::authenticate`]'s answer when it needs no `await`: a refusal that
+    /// verifies nothing, an optional resource called without a credential, or a credential
+    /// found in a cache. `None` when the credential must be verified: then `authenticate`
+    /// (which looks it up again, a miss being rare) gives the answer.
+    pub fn authenticate_cached(
+        &self,
+        security: &Security,
+        auth_header: Option<&HeaderName>,
+        api: &Api,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Option<Result<Option<Arc<Grant>>, Rejection>> {
+        match self.check_cached(security, auth_header, api, headers, query) {
+            Checked::Done(outcome) => Some(outcome),
+            Checked::Verify(_) => None,
+        }
+    }
+
     /// The part of [`Authenticator::authenticate`] that needs no `await`: finds the credential,
     /// refuses what is refused without verifying anything (two credentials, a missing or
     /// oversized one, a kind this gateway does not take) and answers a credential found in the
@@ -168,7 +187,26 @@ impl Authenticator {
             // Two credentials: never let one of them win silently.
             return Checked::Done(Err(invalid()));
         }
-        let Some(credential) = find_credential(security, auth_value, headers, query) else {
+        // The auth header's value is split without `scheme_value`'s check of its bytes: a
+        // credential found in the cache is one verified before, whose bytes passed that check,
+        // and this value differs from the one verified at most in its scheme's case and the
+        // spaces and tabs around (so it passes too: the check of a 200-byte token is saved on
+        // every cached request). Anything else is checked as `scheme_value` checks it.
+        let unchecked = auth_value.and_then(|v| split_scheme(v.as_bytes()));
+        let credential = find_credential(security, unchecked, headers, query);
+        if let Some(grant) = credential
+            .as_ref()
+            .and_then(|c| self.cached_from_auth_header(c))
+        {
+            return Checked::Done(authorize(&grant, security, api).map(|()| Some(grant)));
+        }
+        let credential = match auth_value {
+            Some(value) if unchecked.is_some() && !visible_ascii(value.as_bytes()) => {
+                find_credential(security, None, headers, query)
+            }
+            _ => credential,
+        };
+        let Some(credential) = credential else {
             if auth_value.is_some() && uses_auth_header(security) {
                 // A credential of a kind this resource does not accept.
                 return Checked::Done(Err(invalid()));
@@ -182,14 +220,12 @@ impl Authenticator {
             }));
         };
         let cached = match &credential {
+            // Looked up above ([`Authenticator::cached_from_auth_header`]).
             Credential::Bearer(token) => {
                 if token.len() > self.max_token_bytes {
                     return Checked::Done(Err(invalid()));
                 }
-                // Only a JWT (two dots) is ever kept under `Oauth2` here: an opaque token's
-                // answer is the introspector's own cache's, so a hit needs no dot count.
-                self.cache
-                    .get(CacheKey::new(CredentialKind::Oauth2, token), now())
+                None
             }
             Credential::ApiKey(key) => {
                 if key.len() > self.max_token_bytes {
@@ -202,16 +238,31 @@ impl Authenticator {
                 if encoded.len() > self.max_token_bytes {
                     return Checked::Done(Err(basic_rejection(BasicError::Format)));
                 }
-                let Ok(encoded) = std::str::from_utf8(encoded) else {
-                    return Checked::Done(Err(basic_rejection(BasicError::Format)));
-                };
-                self.users.cached(encoded, now())
+                None
             }
             Credential::Conflicting => return Checked::Done(Err(invalid())),
         };
         match cached {
             Some(grant) => Checked::Done(authorize(&grant, security, api).map(|()| Some(grant))),
             None => Checked::Verify(credential),
+        }
+    }
+
+    /// The grant of a bearer token or basic credentials from the auth header, found in the
+    /// cache; `None` for another credential, one longer than `security.max_token_bytes` (not
+    /// looked up) or one not found.
+    ///
+    /// Only a JWT (two dots) is ever kept under `Oauth2` in this cache: an opaque token's
+    /// answer is in the introspector's own cache, so a hit needs no dot count.
+    fn cached_from_auth_header(&self, credential: &Credential<'_>) -> Option<Arc<Grant>> {
+        match credential {
+            Credential::Bearer(token) if token.len() <= self.max_token_bytes => self
+                .cache
+                .get(CacheKey::new(CredentialKind::Oauth2, token), now()),
+            Credential::Basic(encoded) if encoded.len() <= self.max_token_bytes => {
+                self.users.cached(std::str::from_utf8(encoded).ok()?, now())
+            }
+            _ => None,
         }
     }
 
@@ -383,13 +434,13 @@ pub fn uses_auth_header(security: &Security) -> bool {
 }
 
 /// The first credential, in the order of the resource's schemes, that the request carries.
+/// `scheme` is the auth header's value split by [`split_scheme`].
 fn find_credential<'a>(
     security: &Security,
-    auth_value: Option<&'a HeaderValue>,
+    scheme: Option<(&'static str, &'a [u8])>,
     headers: &'a HeaderMap,
     query: Option<&'a str>,
 ) -> Option<Credential<'a>> {
-    let scheme = auth_value.and_then(scheme_value);
     security.schemes.iter().find_map(|accepted| match accepted {
         AuthScheme::Oauth2 => match scheme {
             Some(("bearer", token)) => Some(Credential::Bearer(token)),
@@ -421,31 +472,62 @@ fn find_credential<'a>(
 /// value are dropped (the scheme ends at the first space: a tab there stays part of it). The
 /// value is bytes, all visible ASCII or tabs: `str::from_utf8` of it cannot fail.
 ///
-/// Runs on every secured request over a value that is often a 200-byte token, so it works on
-/// bytes: the check is [`visible_ascii`]'s, 32 bytes a step, instead of `to_str`'s byte a step,
-/// the trims are `trim_ascii`, the scheme's end is found by a scan from the front (the scheme is
-/// a few bytes), and the value stays bytes, since a cached token is looked up by its bytes and
-/// only a token verified for the first time needs a `&str` (callgrind, bench JWT route,
-/// 2026-12-04: 402 → 269 instructions a request in this function).
+/// Its value is often a 200-byte token, so it works on bytes: the check is [`visible_ascii`]'s,
+/// 32 bytes a step, instead of `to_str`'s byte a step, the scheme's end is found by a scan from
+/// the front (the scheme is a few bytes), and the value stays bytes, since a cached token is
+/// looked up by its bytes and only a token verified for the first time needs a `&str`
+/// (callgrind, bench JWT route, 2026-12-04: 402 → 269 instructions a request). A request's
+/// credential is found with [`split_scheme`] and checked only when the cache does not have it
+/// ([`Authenticator::check_cached`]).
 pub(crate) fn scheme_value(value: &HeaderValue) -> Option<(&'static str, &[u8])> {
     let bytes = value.as_bytes();
     if !visible_ascii(bytes) {
         return None;
     }
-    let text = bytes.trim_ascii();
-    let space = text.iter().position(|&b| b == b' ')?;
-    let scheme = text.get(..space)?;
-    let rest = text.get(space + 1..)?.trim_ascii();
-    if rest.is_empty() {
+    split_scheme(bytes)
+}
+
+/// [`scheme_value`] without the check of the bytes: the scheme, and the value with the spaces
+/// and tabs around it removed (only those: of visible ASCII and tabs, `trim_ascii` removes
+/// no other byte, so on bytes that pass the check this is `scheme_value`).
+fn split_scheme(bytes: &[u8]) -> Option<(&'static str, &[u8])> {
+    let text = trim_blanks(bytes);
+    let (scheme, rest) = if let Some(rest) = after_scheme(text, b"bearer") {
+        ("bearer", rest)
+    } else if let Some(rest) = after_scheme(text, b"basic") {
+        ("basic", rest)
+    } else {
+        let space = text.iter().position(|&b| b == b' ')?;
+        ("other", text.get(space + 1..)?)
+    };
+    let rest = trim_blanks(rest);
+    (!rest.is_empty()).then_some((scheme, rest))
+}
+
+/// What follows `text`'s scheme and its space when the scheme is `name` (lowercase letters)
+/// in any case. A byte with bit 0x20 set equals a lowercase letter only when it is that
+/// letter, upper or lower case: one OR and one XOR a byte, with no early exit, where
+/// `eq_ignore_ascii_case` lowercases each byte with a range check and a branch.
+fn after_scheme<'a>(text: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let scheme = text.get(..name.len())?;
+    let differs = scheme.iter().zip(name).fold(0u8, |differs, (&b, &letter)| {
+        differs | ((b | 0x20) ^ letter)
+    });
+    if differs != 0 || text.get(name.len()) != Some(&b' ') {
         return None;
     }
-    if scheme.eq_ignore_ascii_case(b"bearer") {
-        Some(("bearer", rest))
-    } else if scheme.eq_ignore_ascii_case(b"basic") {
-        Some(("basic", rest))
-    } else {
-        Some(("other", rest))
-    }
+    text.get(name.len() + 1..)
+}
+
+/// `bytes` without the spaces and tabs at either end.
+fn trim_blanks(bytes: &[u8]) -> &[u8] {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |last| last + 1);
+    bytes.get(start..end).unwrap_or_default()
 }
 
 /// Bytes checked a chunk at a time by [`visible_ascii`]: two SSE2 registers.
@@ -617,7 +699,24 @@ mod tests {
                 .collect();
             values.extend(last.iter().cloned());
         }
-        for prefix in ["Bearer", "basic", "Digest", " bearer", "\tBasic"] {
+        for prefix in [
+            "Bearer",
+            "basic",
+            "Digest",
+            " bearer",
+            "\tBasic",
+            "BEARER",
+            "bAsIc",
+            "Bearerx",
+            "Beare",
+            "Basics",
+            "Basi",
+            "bearer\t",
+            "Bearer\tx",
+            "@EARER",
+            "Rearer",
+            "bearep",
+        ] {
             for tail in [
                 &b""[..],
                 b" ",

@@ -723,6 +723,89 @@ async fn subscriptions_keytype_and_scopes_decide_access() {
     assert_eq!(rejection.fault.code, 900910);
 }
 
+/// A credential the cache has is served without checking its bytes again, however its scheme
+/// is cased and whatever spaces and tabs surround it; a value with a byte `scheme_value`
+/// refuses is never served from the cache, and is decided exactly as `scheme_value` decides it
+/// (no credential in the auth header: another scheme's credential, or 401).
+#[tokio::test]
+async fn a_cached_credential_is_served_and_anything_else_checked_first() {
+    let f = fixture(true);
+    let oauth = security(vec![AuthScheme::Oauth2], &["read"]);
+    let t = token(&f.oauth_key, None, subscribed("PetStore", "1.0.0"));
+    let cached = |headers: &HeaderMap, security: &Security| {
+        f.auth.authenticate_cached(
+            security,
+            auth_header_name(security).as_ref(),
+            &api(),
+            headers,
+            None,
+        )
+    };
+    // Not yet verified: the cached path has no answer.
+    assert!(cached(&bearer(&t), &oauth).is_none());
+    let verified = authenticate(&f.auth, &oauth, &bearer(&t), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let value = |bytes: &[u8]| {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_bytes(bytes).unwrap());
+        headers
+    };
+    for presented in [
+        format!("Bearer {t}"),
+        format!("bEaReR {t}"),
+        format!(" \tBearer  \t{t}\t "),
+    ] {
+        let served = cached(&value(presented.as_bytes()), &oauth)
+            .unwrap_or_else(|| panic!("{presented:?} not served from the cache"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(*served, *verified);
+    }
+    // Obs-text after the token (a HeaderValue may hold it; `to_str` refuses it): not served,
+    // and refused as a value without a credential is, before and after the change.
+    let mut tainted = format!("Bearer {t}").into_bytes();
+    tainted.push(0xff);
+    let headers = value(&tainted);
+    assert_eq!(scheme_value(headers.get("authorization").unwrap()), None);
+    let rejection = cached(&headers, &oauth).unwrap().unwrap_err();
+    assert_eq!(rejection.fault.code, 900901);
+    // With an API key also accepted, that key is the credential, as when the value is refused.
+    let either = security(
+        vec![
+            AuthScheme::Oauth2,
+            AuthScheme::ApiKey {
+                location: ApiKeyLocation::Header,
+                name: "api_key".into(),
+            },
+        ],
+        &[],
+    );
+    let key = api_key_token(&f, json!([{"name": "PetStore", "version": "1.0.0"}]));
+    let mut headers = value(&tainted);
+    headers.insert("api_key", HeaderValue::from_str(&key).unwrap());
+    let grant = authenticate(&f.auth, &either, &headers, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grant.kind, cache::CredentialKind::ApiKey);
+    // Basic credentials verified once are served the same way.
+    let encoded = base64::engine::general_purpose::STANDARD.encode("bob:builder");
+    let basic = security(vec![AuthScheme::Basic], &[]);
+    let presented = value(format!("Basic {encoded}").as_bytes());
+    assert!(cached(&presented, &basic).is_none());
+    authenticate(&f.auth, &basic, &presented, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let served = cached(&value(format!("basic \t{encoded} ").as_bytes()), &basic)
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(served.consumer.as_deref(), Some("bob"));
+}
+
 fn api_key_token(f: &Fixture, allowed: serde_json::Value) -> String {
     let claims = json!({
         "iss": "https://gw.test/apikey", "sub": "carol", "iat": now(),

@@ -221,7 +221,12 @@ impl ReadyPolicy {
         let flow = match self {
             ReadyPolicy::Health => Flow::Respond(policies::health::answer()),
             ReadyPolicy::IssueApiKey => policies::apikey::issue(services, parts).await,
-            ReadyPolicy::Authenticate(step) => step.request(services, context, parts).await,
+            ReadyPolicy::Authenticate(step) => {
+                match step.request_cached(services, context, parts) {
+                    Some(flow) => flow,
+                    None => step.request(services, context, parts).await,
+                }
+            }
             ReadyPolicy::Proxy(step) => match body.take() {
                 // The response phase may read the request (CORS reads `Origin`): then the
                 // proxy works on a copy of the head, else on the head itself (lent, not moved:

@@ -30,6 +30,29 @@ impl AuthenticateStep {
         }
     }
 
+    /// The step's decision when it needs no `await` ([`crate::auth::Authenticator::authenticate_cached`]:
+    /// a refusal, or a credential found in the cache), `None` when the credential must be
+    /// verified ([`AuthenticateStep::request`]). A plain call: a cached request makes no
+    /// future and copies no answer out of one.
+    pub fn request_cached(
+        &self,
+        services: &Services,
+        context: &mut Context<'_>,
+        parts: &mut Parts,
+    ) -> Option<Flow> {
+        let Matched::Wso2 { api, .. } = context.matched else {
+            return Some(Flow::Respond(crate::fault::INTERNAL_ERROR.response()));
+        };
+        let outcome = services.auth.authenticate_cached(
+            &self.security,
+            self.auth_header.as_ref(),
+            api,
+            &parts.headers,
+            parts.uri.query(),
+        )?;
+        Some(self.conclude(outcome, services, context, parts))
+    }
+
     /// Validates the request's credentials against the resource's security.
     pub async fn request(
         &self,
@@ -40,7 +63,7 @@ impl AuthenticateStep {
         let Matched::Wso2 { api, .. } = context.matched else {
             return Flow::Respond(crate::fault::INTERNAL_ERROR.response());
         };
-        match services
+        let outcome = services
             .auth
             .authenticate(
                 &self.security,
@@ -49,8 +72,19 @@ impl AuthenticateStep {
                 &parts.headers,
                 parts.uri.query(),
             )
-            .await
-        {
+            .await;
+        self.conclude(outcome, services, context, parts)
+    }
+
+    /// Puts a grant into the context (and removes the credentials) or answers a refusal.
+    fn conclude(
+        &self,
+        outcome: Result<Option<std::sync::Arc<crate::auth::cache::Grant>>, Rejection>,
+        services: &Services,
+        context: &mut Context<'_>,
+        parts: &mut Parts,
+    ) -> Flow {
+        match outcome {
             Ok(grant) => {
                 context.consumer = grant.as_ref().and_then(|g| g.consumer.clone());
                 context.authenticated = grant.is_some();
