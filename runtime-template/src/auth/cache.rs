@@ -126,7 +126,11 @@ impl<T: Expiring + Clone> Expiring for Arc<T> {
 ///   is verified (a signature, a key manager's answer, a password hash) once per gateway,
 ///   not once per worker.
 ///
-/// Every entry is in the shared map; the bounds below hold for each map.
+/// Every entry is in the shared map, which holds to the bounds given ([`TokenCache::new`]);
+/// the workers' maps share the same bounds between them (each gets its part of the entries
+/// and bytes, at least one entry), so all the maps together keep at most about twice the
+/// bound. A worker's map that fills is emptied and filled again from the shared one: a
+/// lookup and a copy, never a credential verified again.
 ///
 /// A grant is kept behind an `Arc`: a request served from the cache takes one reference
 /// (one atomic increment, one decrement when it ends), where a `Grant`'s clone takes one per
@@ -135,8 +139,26 @@ impl<T: Expiring + Clone> Expiring for Arc<T> {
 pub struct TokenCache<V = Arc<Grant>> {
     slots: PerCore<Mutex<Entries<V>>>,
     shared: RwLock<Entries<V>>,
-    capacity: usize,
-    max_key_bytes: usize,
+    /// The shared map's bounds (the cache's).
+    bounds: Bounds,
+    /// Each worker's map's bounds.
+    worker_bounds: Bounds,
+}
+
+/// How much one map keeps at most.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    entries: usize,
+    key_bytes: usize,
+}
+
+impl Bounds {
+    fn of(entries: usize) -> Self {
+        Self {
+            entries,
+            key_bytes: entries.saturating_mul(KEY_BYTES_PER_ENTRY),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -254,9 +276,10 @@ pub fn digest(kind: CredentialKind, credential: &str) -> [u8; 32] {
 
 impl<V: Expiring + Clone> TokenCache<V> {
     /// A cache of at most `capacity` credentials (0 disables it) and at most `capacity` ×
-    /// [`KEY_BYTES_PER_ENTRY`] bytes of them in each map, with a worker's map for each CPU
-    /// (as [`crate::telemetry::metrics::Metrics::new`] lays out its cells; a worker past
-    /// that count shares one, which stays correct). An empty map allocates nothing.
+    /// [`KEY_BYTES_PER_ENTRY`] bytes of them, with a worker's map for each CPU (as
+    /// [`crate::telemetry::metrics::Metrics::new`] lays out its cells; a worker past that
+    /// count shares one, which stays correct), each keeping its part of those bounds. An
+    /// empty map allocates nothing.
     pub fn new(capacity: usize) -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         Self::with_workers(capacity, cpus)
@@ -267,8 +290,8 @@ impl<V: Expiring + Clone> TokenCache<V> {
         Self {
             slots: PerCore::new(workers, || Mutex::new(Entries::default())),
             shared: RwLock::new(Entries::default()),
-            capacity,
-            max_key_bytes: capacity.saturating_mul(KEY_BYTES_PER_ENTRY),
+            bounds: Bounds::of(capacity),
+            worker_bounds: Bounds::of(capacity.div_ceil(workers.max(1))),
         }
     }
 
@@ -290,24 +313,24 @@ impl<V: Expiring + Clone> TokenCache<V> {
             .get(&key)
             .filter(|grant| grant.valid_until() > now)?
             .worker_copy();
-        local.put(key, found.clone(), now, self);
+        local.put(key, found.clone(), now, self.worker_bounds);
         Some(found)
     }
 
     /// Remembers a verified credential, in the shared map and this worker's. When a map is
     /// full (in entries or in bytes), its expired entries go first, then everything (a simple
     /// bound that a flood of distinct valid tokens cannot grow past). A credential longer than
-    /// the whole byte bound is not kept.
+    /// the whole byte bound is not kept (nor, in a worker's map, one longer than its part).
     pub fn insert(&self, key: CacheKey<'_>, grant: V, now: u64) {
-        if self.capacity == 0 || key.bytes.len() > self.max_key_bytes {
+        if self.bounds.entries == 0 || key.bytes.len() > self.bounds.key_bytes {
             return;
         }
         let copy = grant.worker_copy();
         if let Ok(mut shared) = self.shared.write() {
-            shared.put(key, grant, now, self);
+            shared.put(key, grant, now, self.bounds);
         }
         if let Ok(mut local) = self.slots.local().lock() {
-            local.put(key, copy, now, self);
+            local.put(key, copy, now, self.worker_bounds);
         }
     }
 }
@@ -322,15 +345,19 @@ impl<V> Default for Entries<V> {
 }
 
 impl<V: Expiring> Entries<V> {
-    /// Keeps `grant` for `key` within `bounds`' limits (see [`TokenCache::insert`]).
-    fn put(&mut self, key: CacheKey<'_>, grant: V, now: u64, bounds: &TokenCache<V>) {
+    /// Keeps `grant` for `key` within `bounds` (see [`TokenCache::insert`]); a key longer
+    /// than the whole byte bound is not kept.
+    fn put(&mut self, key: CacheKey<'_>, grant: V, now: u64, bounds: Bounds) {
         let size = key.bytes.len();
+        if bounds.entries == 0 || size > bounds.key_bytes {
+            return;
+        }
         if let Some(kept) = self.map.get_mut(&key) {
             *kept = grant;
             return;
         }
         let full = |entries: &Self| {
-            entries.map.len() >= bounds.capacity || entries.key_bytes + size > bounds.max_key_bytes
+            entries.map.len() >= bounds.entries || entries.key_bytes + size > bounds.key_bytes
         };
         if full(self) {
             self.map.retain(|_, g| g.valid_until() > now);
@@ -382,7 +409,8 @@ mod tests {
 
     #[test]
     fn expired_entries_are_not_served_and_size_is_bounded() {
-        let cache = TokenCache::new(2);
+        // One worker: its map has the whole bound, as the shared one (one thread inserts).
+        let cache = TokenCache::with_workers(2, 1);
         cache.insert(key("t1"), grant(100), 50);
         assert!(cache.get(key("t1"), 99).is_some());
         assert!(cache.get(key("t1"), 100).is_none());
@@ -395,7 +423,7 @@ mod tests {
         assert!(cache.shared.read().unwrap().map.len() <= 2);
         assert!(TokenCache::<Grant>::new(0).get(key("x"), 0).is_none());
         // The same bytes as another kind of credential are another entry.
-        let cache = TokenCache::new(4);
+        let cache = TokenCache::with_workers(4, 1);
         cache.insert(key("t"), grant(100), 0);
         assert!(cache
             .get(CacheKey::new(CredentialKind::ApiKey, b"t"), 0)
@@ -444,6 +472,38 @@ mod tests {
         assert_eq!(shared, 1);
         // Expired everywhere: found nowhere, whichever map is asked.
         assert!(on_worker_get(&cache, 0, 100).is_none());
+    }
+
+    /// The workers' maps share the cache's bounds: with two workers each keeps half of the
+    /// entries; what falls out of a worker's map is still served, from the shared one, and
+    /// nothing is verified again for it.
+    #[test]
+    fn a_workers_map_keeps_its_part_and_the_shared_map_the_rest() {
+        let cache = Arc::new(TokenCache::with_workers(4, 2));
+        let worker = {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                crate::server::worker::set_index(0);
+                for token in ["a", "b", "c", "d"] {
+                    cache.insert(key(token), Arc::new(grant(100)), 0);
+                }
+                let local = cache.slots.local().lock().unwrap().map.len();
+                let served = ["a", "b", "c", "d"]
+                    .iter()
+                    .filter(|token| cache.get(key(token), 0).is_some())
+                    .count();
+                (local, served)
+            })
+        };
+        let (local, served) = worker.join().unwrap();
+        assert!(local <= 2, "{local} entries in a worker's map of 2");
+        assert_eq!(served, 4);
+        assert_eq!(cache.shared.read().unwrap().map.len(), 4);
+        // A token longer than a worker's part of the bytes is served from the shared map.
+        let long = "x".repeat(3 * KEY_BYTES_PER_ENTRY);
+        cache.insert(key(&long), Arc::new(grant(100)), 0);
+        assert!(cache.get(key(&long), 0).is_some());
+        assert_eq!(cache.slots.local().lock().unwrap().key_bytes, 0);
     }
 
     fn on_worker_get(cache: &Arc<TokenCache>, index: usize, now: u64) -> Option<Arc<Grant>> {
@@ -502,7 +562,7 @@ mod tests {
     /// not kept.
     #[test]
     fn the_bytes_kept_are_bounded() {
-        let cache = TokenCache::new(4);
+        let cache = TokenCache::with_workers(4, 1);
         let budget = 4 * KEY_BYTES_PER_ENTRY;
         let big = |c: char| c.to_string().repeat(budget / 2);
         cache.insert(key(&big('a')), grant(100), 0);
