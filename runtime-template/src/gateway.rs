@@ -249,9 +249,18 @@ impl Gateway {
         context.fields_as_received = lean;
         // The head is lent to the pipeline (a move copies it into each future on the way).
         let (mut parts, body) = request.into_parts();
-        let mut response = pipeline
-            .run(&gateway.services, &mut context, &mut parts, body)
+        let mut answer = None;
+        pipeline
+            .run(
+                &gateway.services,
+                &mut context,
+                &mut parts,
+                body,
+                &mut answer,
+            )
             .await;
+        // `run` always leaves an answer; the fallback is never taken.
+        let mut response = answer.unwrap_or_else(|| fault::INTERNAL_ERROR.response());
         if context.close_connection {
             response
                 .headers_mut()

@@ -200,22 +200,26 @@ impl ReadyPipeline {
         }
     }
 
-    /// Runs the request phase, then the response phase over the steps that ran. The request's
-    /// head is lent, not given (a move would copy it into each future on the way); a proxy
-    /// step spends it (`proxy::forward`) unless the response phase reads it, so the caller
-    /// only drops it afterwards.
+    /// Runs the request phase, then the response phase over the steps that ran, and leaves
+    /// the response in `answer` (always `Some` when it returns). The request's head is lent,
+    /// not given (a move would copy it into each future on the way); a proxy step spends it
+    /// (`proxy::forward`) unless the response phase reads it, so the caller only drops it
+    /// afterwards. The response is written to the caller's slot, not returned: a future's
+    /// output is copied into its `Poll` and again into the caller (224 bytes each time), and
+    /// the response phase works on it where it is.
     pub async fn run(
         &self,
         services: &Services,
         context: &mut Context<'_>,
         parts: &mut Parts,
         body: ClientBody,
-    ) -> Response<GatewayBody> {
+        answer: &mut Option<Response<GatewayBody>>,
+    ) {
         // A response phase may read or change the answer's fields: they go into its map.
         context.fields_as_received &= self.keeps_answer_fields;
         let mut body = Some(body);
         let mut ran: u128 = 0;
-        let mut answer = None;
+        *answer = None;
         for (i, step) in self.steps.iter().enumerate() {
             if let Some(condition) = &step.condition {
                 if step.condition_reads_body && context.body_json.is_none() {
@@ -224,7 +228,7 @@ impl ReadyPipeline {
                     {
                         Ok(json) => context.body_json = Some(json),
                         Err(response) => {
-                            answer = Some(response);
+                            *answer = Some(response);
                             break;
                         }
                     }
@@ -243,7 +247,7 @@ impl ReadyPipeline {
                     parts,
                     &mut body,
                     self.has_response_phase,
-                    &mut answer,
+                    answer,
                 )
                 .await;
             if step.telemetry != StepTelemetry::None {
@@ -255,17 +259,16 @@ impl ReadyPipeline {
                 break;
             }
         }
-        let mut response = answer.unwrap_or_else(|| self.fell_through(parts));
+        let response = answer.get_or_insert_with(|| self.fell_through(parts));
         if self.has_response_phase {
             for (i, step) in self.steps.iter().enumerate().rev() {
                 if ran & (1u128 << (i % MAX_STEPS)) != 0 {
                     step.policy
-                        .response(services, context, parts, &mut response)
+                        .response(services, context, parts, response)
                         .await;
                 }
             }
         }
-        response
     }
 
     /// No step answered. Express would pass the request on to its final handler: a 404
