@@ -232,6 +232,8 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     expand_express_settings(&mut model, &lookup)?;
     let thread_per_core = loaded.config.listener.runtime == config::ServerRuntime::ThreadPerCore;
+    // Per-worker state built from here on (the token caches' maps) is laid out for this count.
+    server::worker::set_count(worker_count(loaded.config.listener.worker_threads));
     // Thread-per-core: each worker keeps its own idle upstream connections.
     let idle_stacks = if thread_per_core {
         worker_count(loaded.config.listener.worker_threads)

@@ -5,7 +5,7 @@
 //! verified claims (anything [`Expiring`]).
 
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use hashbrown::{Equivalent, HashMap};
 
@@ -103,6 +103,19 @@ impl Expiring for Grant {
     fn valid_until(&self) -> u64 {
         self.valid_until
     }
+
+    /// A copy whose shared parts a request clones (the consumer into the context, the
+    /// throttling claims into the throttling step, the claims for Express Gateway's
+    /// `req.user`) are allocations of its own: their reference counts are then written by one
+    /// worker only. The scopes and APIs are only read.
+    fn worker_copy(&self) -> Self {
+        Grant {
+            consumer: self.consumer.as_deref().map(Arc::from),
+            claims: self.claims.as_deref().map(|c| Arc::new(c.clone())),
+            throttling: self.throttling.as_deref().map(|t| Arc::new(t.clone())),
+            ..self.clone()
+        }
+    }
 }
 
 impl<T: Expiring + Clone> Expiring for Arc<T> {
@@ -111,7 +124,7 @@ impl<T: Expiring + Clone> Expiring for Arc<T> {
     }
 
     fn worker_copy(&self) -> Self {
-        Arc::new(T::clone(self))
+        Arc::new(T::worker_copy(self))
     }
 }
 
@@ -128,9 +141,11 @@ impl<T: Expiring + Clone> Expiring for Arc<T> {
 ///
 /// Every entry is in the shared map, which holds to the bounds given ([`TokenCache::new`]);
 /// the workers' maps share the same bounds between them (each gets its part of the entries
-/// and bytes, at least one entry), so all the maps together keep at most about twice the
-/// bound. A worker's map that fills is emptied and filled again from the shared one: a
-/// lookup and a copy, never a credential verified again.
+/// and bytes, at least one entry), so all the maps together keep about twice the bound (at
+/// most three times: [`PerCore`] has a second set of maps for threads that are not marked
+/// workers, used when such threads authenticate too). A worker's map that fills is emptied
+/// and filled again from the shared one: a lookup and a copy, never a credential verified
+/// again.
 ///
 /// A grant is kept behind an `Arc`: a request served from the cache takes one reference
 /// (one atomic increment, one decrement when it ends), where a `Grant`'s clone takes one per
@@ -276,13 +291,11 @@ pub fn digest(kind: CredentialKind, credential: &str) -> [u8; 32] {
 
 impl<V: Expiring + Clone> TokenCache<V> {
     /// A cache of at most `capacity` credentials (0 disables it) and at most `capacity` ×
-    /// [`KEY_BYTES_PER_ENTRY`] bytes of them, with a worker's map for each CPU (as
-    /// [`crate::telemetry::metrics::Metrics::new`] lays out its cells; a worker past that
-    /// count shares one, which stays correct), each keeping its part of those bounds. An
-    /// empty map allocates nothing.
+    /// [`KEY_BYTES_PER_ENTRY`] bytes of them, with a map for each of the gateway's workers
+    /// ([`crate::server::worker::count`]: `listener.worker_threads`, else the CPUs), each
+    /// keeping its part of those bounds. An empty map allocates nothing.
     pub fn new(capacity: usize) -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-        Self::with_workers(capacity, cpus)
+        Self::with_workers(capacity, crate::server::worker::count())
     }
 
     /// [`TokenCache::new`] with maps for `workers` marked workers (and as many shared ones).
@@ -298,7 +311,12 @@ impl<V: Expiring + Clone> TokenCache<V> {
     /// The grant of a credential verified before, not yet expired at `now`: from this worker's
     /// map, else from the shared one (and then kept in this worker's map too).
     pub fn get(&self, key: CacheKey<'_>, now: u64) -> Option<V> {
-        let mut local = self.slots.local().lock().ok()?;
+        // A map holds plain data, whole after any panic: a poisoned lock is used as it is.
+        let mut local = self
+            .slots
+            .local()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(grant) = local.map.get(&key) {
             if grant.valid_until() > now {
                 return Some(grant.clone());
@@ -308,7 +326,7 @@ impl<V: Expiring + Clone> TokenCache<V> {
         let found = self
             .shared
             .read()
-            .ok()?
+            .unwrap_or_else(PoisonError::into_inner)
             .map
             .get(&key)
             .filter(|grant| grant.valid_until() > now)?
@@ -326,12 +344,15 @@ impl<V: Expiring + Clone> TokenCache<V> {
             return;
         }
         let copy = grant.worker_copy();
-        if let Ok(mut shared) = self.shared.write() {
-            shared.put(key, grant, now, self.bounds);
-        }
-        if let Ok(mut local) = self.slots.local().lock() {
-            local.put(key, copy, now, self.worker_bounds);
-        }
+        self.shared
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(key, grant, now, self.bounds);
+        self.slots
+            .local()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(key, copy, now, self.worker_bounds);
     }
 }
 
@@ -445,7 +466,11 @@ mod tests {
             std::thread::spawn(move || {
                 crate::server::worker::set_index(index);
                 if insert {
-                    cache.insert(key("t"), Arc::new(grant(100)), 0);
+                    let with_consumer = Grant {
+                        consumer: Some(Arc::from("app")),
+                        ..grant(100)
+                    };
+                    cache.insert(key("t"), Arc::new(with_consumer), 0);
                 }
                 let first = cache.get(key("t"), 0).unwrap();
                 let again = cache.get(key("t"), 0).unwrap();
@@ -468,6 +493,9 @@ mod tests {
             !Arc::ptr_eq(&one, &zero),
             "each worker has its own allocation"
         );
+        // ... and its own consumer, which every request clones into its context.
+        let consumer = |g: &Arc<Grant>| g.consumer.clone().unwrap();
+        assert!(!Arc::ptr_eq(&consumer(&one), &consumer(&zero)));
         let shared = cache.shared.read().unwrap().map.len();
         assert_eq!(shared, 1);
         // Expired everywhere: found nowhere, whichever map is asked.

@@ -25,6 +25,24 @@ struct Number {
 /// The next number for a thread that was not given one.
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// The gateway's worker count ([`set_count`]); 0 until it is set.
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Records how many worker threads the gateway runs (`listener.worker_threads`, 0 read as one
+/// per CPU), once at start-up before its state is built: per-worker state made where the count
+/// is not passed down (the token caches) is laid out for it ([`count`]).
+pub fn set_count(workers: usize) {
+    COUNT.store(workers, Ordering::Relaxed);
+}
+
+/// The count [`set_count`] recorded, else the CPUs the process may use (tests, tools).
+pub fn count() -> usize {
+    match COUNT.load(Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        workers => workers,
+    }
+}
+
 /// Marks the calling thread as worker `index` (a thread-per-core worker as it starts, or the
 /// one thread of the default runtime with one worker).
 ///
