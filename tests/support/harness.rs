@@ -429,7 +429,8 @@ fn find_addr(lines: &[String], scheme: &str) -> Option<SocketAddr> {
 /// process may take it before that one binds; servers started by the harness itself bind
 /// port 0 instead.
 pub fn free_port() -> u16 {
-    closed_port()
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    listener.local_addr().expect("address").port()
 }
 
 /// Waits (at most `within`) for a gateway that must refuse to start, started with its stderr
@@ -457,10 +458,22 @@ pub fn wait_for_refusal(mut child: Child, within: Duration) -> (ExitStatus, Stri
     (status, stderr)
 }
 
-/// A loopback port that refuses connections (bound, then closed).
+/// Sockets bound by [`closed_port`], held until the test process ends.
+static HELD_PORTS: std::sync::Mutex<Vec<tokio::net::TcpSocket>> = std::sync::Mutex::new(Vec::new());
+
+/// A loopback port that refuses connections: bound without listening (a connection to it is
+/// reset: "connection refused"), and held so until the test process ends. A port bound and
+/// closed again could be handed to another test's server binding port 0, which would then
+/// answer where the test expects a refusal (a collector that is down, a dead upstream).
 pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
-    let port = listener.local_addr().expect("address").port();
-    drop(listener);
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("binding a port");
+    let port = socket.local_addr().expect("address").port();
+    HELD_PORTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(socket);
     port
 }
