@@ -253,7 +253,9 @@ fn hash_key<H: Hasher>(kind: CredentialKind, bytes: &[u8], state: &mut H) {
 /// True when `a` and `b` are the same bytes, in a time that depends on their lengths only (a
 /// presented token is compared with a verified one: how much of it matched is not told).
 /// Eight bytes a step, on every cached request: `subtle`'s slice `ct_eq` (used for basic-auth
-/// hashes) passes each byte through an optimisation barrier of its own.
+/// hashes) passes each byte through an optimisation barrier of its own. (A version gathering
+/// 32 bytes a step in SSE2 lanes measured 111 instructions for a 200-byte token against this
+/// one's 88: its set-up and the lanes' fold outweigh the shorter loop at that length.)
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -582,6 +584,17 @@ mod tests {
             ("abcdefgh", "abcdefg", false),
         ] {
             assert_eq!(same_bytes(a.as_bytes(), b.as_bytes()), same, "{a} {b}");
+        }
+        // Around and past the words: a difference at any place is seen, in the whole words
+        // and in the bytes after them.
+        for len in [31, 32, 33, 63, 64, 65, 200, 1000] {
+            let a: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()), "{len}");
+            for place in 0..len {
+                let mut b = a.clone();
+                b[place] ^= 0x01;
+                assert!(!same_bytes(&a, &b), "{len} bytes, differing at {place}");
+            }
         }
     }
 

@@ -53,6 +53,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::drain::{Activity, Stop};
+use super::field_values::FieldValues;
 use crate::gateway::{Gateway, Site};
 use crate::proxy::body::ClientBody;
 use crate::proxy::field_lines::{CarriesFields, FieldLines};
@@ -149,7 +150,7 @@ where
         buf: BytesMut::new(),
         out: Vec::with_capacity(1024),
         spans: Vec::new(),
-        names: FieldNames::default(),
+        remembered: Remembered::default(),
         fields: HeaderMap::new(),
         read_room: READ_ROOM,
     };
@@ -269,14 +270,22 @@ struct Connection {
     out: Vec<u8>,
     /// Room for the fields' places in a head.
     spans: Vec<Span>,
-    /// The field names of the connection's requests so far.
-    names: FieldNames,
+    /// The field names and long values of the connection's requests so far.
+    remembered: Remembered,
     /// The last response's emptied field map, room for the next request's fields (as hyper
     /// keeps it).
     fields: HeaderMap,
     /// What the reads of the next head ask for, in bytes: from [`READ_ROOM`] to
     /// [`MAX_READ_ROOM`], after the size of the last request.
     read_room: usize,
+}
+
+/// What a connection remembers of its requests' fields, to make the next head's fields
+/// cheaply: the names as spelled ([`FieldNames`]) and the long values ([`FieldValues`]).
+#[derive(Debug, Default)]
+struct Remembered {
+    names: FieldNames,
+    values: FieldValues,
 }
 
 /// What reading a head gave. (The head is the common case: boxed, it would cost an
@@ -357,7 +366,7 @@ impl HeadReader {
         &mut self,
         buf: &mut BytesMut,
         spans: &mut Vec<Span>,
-        names: &mut FieldNames,
+        remembered: &mut Remembered,
         fields: &mut HeaderMap,
         limits: &Limits,
     ) -> Next {
@@ -374,7 +383,7 @@ impl HeadReader {
             match parse_request(
                 buf,
                 spans,
-                names,
+                remembered,
                 fields,
                 limits.max_headers,
                 limits.max_header_bytes,
@@ -414,7 +423,7 @@ impl Connection {
             match reader.next(
                 &mut self.buf,
                 &mut self.spans,
-                &mut self.names,
+                &mut self.remembered,
                 &mut self.fields,
                 limits,
             ) {
@@ -713,7 +722,7 @@ fn ask_to_close(headers: &mut HeaderMap) {
 fn parse_request(
     buf: &mut BytesMut,
     spans: &mut Vec<Span>,
-    names: &mut FieldNames,
+    remembered: &mut Remembered,
     fields: &mut HeaderMap,
     max_headers: usize,
     max_header_bytes: usize,
@@ -796,7 +805,7 @@ fn parse_request(
         return Parsed::NeedBody(len + length);
     }
     let raw = buf.split_to(len).freeze();
-    let Some(head) = build(&raw, target_span, spans, names, fields) else {
+    let Some(head) = build(&raw, target_span, spans, remembered, fields) else {
         return Parsed::Refer(Some(raw));
     };
     let (mut uri, headers) = head;
@@ -823,7 +832,7 @@ fn build(
     raw: &Bytes,
     target: (usize, usize),
     spans: &[Span],
-    names: &mut FieldNames,
+    remembered: &mut Remembered,
     fields: &mut HeaderMap,
 ) -> Option<(Uri, HeaderMap)> {
     let (start, end) = target;
@@ -837,10 +846,8 @@ fn build(
     for (i, &(name_start, name_end, value_start, value_end)) in spans.iter().enumerate() {
         let name = raw
             .get(name_start..name_end)
-            .and_then(|name| names.name(i, name));
-        let value = (value_start <= value_end && value_end <= raw.len())
-            .then(|| HeaderValue::from_maybe_shared(raw.slice(value_start..value_end)).ok())
-            .flatten();
+            .and_then(|name| remembered.names.name(i, name));
+        let value = remembered.values.value(i, raw, value_start, value_end);
         match (name, value) {
             (Some(name), Some(value)) => {
                 headers.append(name, value);
@@ -1320,7 +1327,7 @@ pub fn first_request_from_bytes(bytes: &[u8], piece: usize, limits: Limits) -> F
     let mut buf = BytesMut::new();
     let mut fed = 0;
     let mut spans = Vec::new();
-    let mut names = FieldNames::default();
+    let mut names = Remembered::default();
     let mut fields = HeaderMap::new();
     // A connection's first request: hyper's first read size.
     let mut reader = HeadReader::with_room(READ_ROOM);
@@ -2009,6 +2016,13 @@ mod tests {
             b"get /lower HTTP/1.1\r\nHost: x\r\n\r\n",
             b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nabc",
             b"PATCH /zeros HTTP/1.1\r\nHost: x\r\nContent-Length: 00\r\n\r\n",
+            // Long values, repeated, changed, moved and with obs-text on one connection
+            // (`field_values` remembers them).
+            b"GET /t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aaaaaaaaaa.bbbbbbbbbbbbbbbbbbbb.cccccccccccccccc\r\nUser-Agent: a client of more than thirty-two bytes\r\n\r\n",
+            b"GET /t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aaaaaaaaaa.bbbbbbbbbbbbbbbbbbbb.cccccccccccccccc\r\nUser-Agent: a client of more than thirty-two bytes\r\n\r\n",
+            b"GET /t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aaaaaaaaaa.bbbbbbbbbbbbbbbbbbbb.dddddddddddddddd\r\nUser-Agent: a client of more than thirty-two bytes\r\n\r\n",
+            b"GET /t HTTP/1.1\r\nUser-Agent: a client of more than thirty-two bytes\r\nHost: x\r\nAuthorization: Bearer aaaaaaaaaa.bbbbbbbbbbbbbbbbbbbb.dddddddddddddddd\r\n\r\n",
+            b"GET /t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aaaaaaaaaa.bbbbbbbbbbbbbbbbbbbb.dddddddddddddddd\r\nUser-Agent: caf\xc3\xa9, a client of more than thirty-two bytes\r\n\r\n",
         ];
         for request in requests {
             let answer = Answer::ok("ok");
@@ -2021,8 +2035,8 @@ mod tests {
             assert_eq!(lean_text, hyper_text, "{shown}");
         }
         // All of them, one after the other on one connection: the later heads are read with
-        // the names of the earlier ones remembered (`proxy::field_names`), in other orders
-        // and spellings, and read the same.
+        // the names and long values of the earlier ones remembered (`proxy::field_names`,
+        // `field_values`), in other orders and spellings, and read the same.
         let all = requests.concat();
         let answer = Answer::ok("ok");
         let (hyper_text, _, hyper_seen) = through_hyper(&all, &answer).await;
@@ -2060,7 +2074,7 @@ mod tests {
             let parsed = parse_request(
                 &mut buf,
                 &mut Vec::new(),
-                &mut FieldNames::default(),
+                &mut Remembered::default(),
                 &mut HeaderMap::new(),
                 100,
                 8192,
@@ -2435,7 +2449,7 @@ mod tests {
     #[test]
     fn a_head_is_parsed_once_however_many_pieces_its_body_comes_in() {
         let (mut spans, mut names, mut fields) =
-            (Vec::new(), FieldNames::default(), HeaderMap::new());
+            (Vec::new(), Remembered::default(), HeaderMap::new());
         let head = b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n";
         let mut next = |reader: &mut HeadReader, buf: &mut BytesMut| {
             reader.next(buf, &mut spans, &mut names, &mut fields, &LIMITS)
@@ -2703,7 +2717,7 @@ mod reading {
             ..LIMITS
         };
         let (mut buf, mut spans, mut fields) = (BytesMut::new(), Vec::new(), HeaderMap::new());
-        let mut names = FieldNames::default();
+        let mut names = Remembered::default();
         let mut reader = HeadReader::with_room(read_room_after(10 * 1024 + 180));
         assert!(matches!(
             reader.next(&mut buf, &mut spans, &mut names, &mut fields, &limits),

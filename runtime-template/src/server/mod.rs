@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 pub mod clock;
 pub mod drain;
 pub(crate) mod due;
+pub mod field_values;
 pub mod h1;
 pub mod preface;
 pub mod thread_per_core;

@@ -1,0 +1,266 @@
+//! The long field values of the HTTP/1.1 request heads read on one connection, remembered as
+//! `http`'s [`HeaderValue`]s.
+//!
+//! A client sends many fields with the same value on every request of a connection:
+//! `Authorization` (a JWT is 200 bytes to a few KiB), `Cookie`, `User-Agent`, `Accept`.
+//! [`HeaderValue::from_maybe_shared`] checks each byte of a value against the field-value rule
+//! (RFC 9110, section 5.5: visible ASCII, obs-text, spaces and tabs), about 1.5 instructions a
+//! byte, although `httparse` has already checked the same rule while reading the head. When a
+//! field carries the value it carried on the connection's previous request, comparing the bytes
+//! (`memcmp`, 32 bytes a step) and cloning the value remembered then (a reference count) costs
+//! less: 253 instructions fewer a request for the bench's `Authorization` value of about 190
+//! bytes, and the unsecured route's short fields made as before (`scripts/bench
+//! --instructions`, docs/benchmarks.md, "twentieth pass").
+//!
+//! Values shorter than [`MIN_LEN`] are made as before (their check costs no more than the
+//! comparison). A field whose value keeps changing (a `traceparent`, a request id) stops being
+//! remembered after [`MAX_MISSES`] changes in a row, and the values remembered take at most
+//! [`MAX_BYTES`]: a connection never keeps more than that, and nothing before its first long
+//! value.
+
+use bytes::Bytes;
+use http::HeaderValue;
+
+/// Shortest value remembered, in bytes.
+pub const MIN_LEN: usize = 32;
+
+/// Fields of a head whose values are remembered: the first this many (heads repeat their
+/// order, as [`crate::proxy::field_names::FieldNames`] also assumes).
+pub const MAX_FIELDS: usize = 16;
+
+/// Most bytes of values one connection keeps (a copy of each: a remembered value must not hold
+/// the connection's read buffer, which the next head reuses).
+pub const MAX_BYTES: usize = 4096;
+
+/// Changes in a row after which a field's value is no longer remembered on this connection.
+pub const MAX_MISSES: u8 = 3;
+
+/// The values the fields of a connection's last heads carried, by the field's place in its
+/// head. Empty (and without an allocation) until a head carries a value of [`MIN_LEN`] bytes.
+#[derive(Debug, Default)]
+pub struct FieldValues {
+    places: Vec<Place>,
+    /// The bytes of every value in `places`.
+    bytes: usize,
+}
+
+/// What is remembered of the field at one place in the heads.
+#[derive(Debug, Default)]
+struct Place {
+    value: Option<HeaderValue>,
+    /// Changes of the value in a row (0 after a request that repeated it).
+    misses: u8,
+}
+
+impl FieldValues {
+    /// The value `raw[start..end]` of the `index`th field of a head: the value remembered at
+    /// that place when it is the same bytes, else `HeaderValue::from_maybe_shared` of that part
+    /// of `raw` (then remembered when long enough, and when room and the place's changes allow).
+    /// `None` when the range is outside `raw` or the bytes are not a field value (`http`'s
+    /// `InvalidHeaderValue`: the same answer as before, never a remembered one).
+    ///
+    /// A short value is made here, inline, as it was before values were remembered.
+    #[inline(always)]
+    pub fn value(
+        &mut self,
+        index: usize,
+        raw: &Bytes,
+        start: usize,
+        end: usize,
+    ) -> Option<HeaderValue> {
+        if start <= end && end - start < MIN_LEN && end <= raw.len() {
+            return HeaderValue::from_maybe_shared(raw.slice(start..end)).ok();
+        }
+        self.long_value(index, raw, start, end)
+    }
+
+    /// [`FieldValues::value`] of a value of at least [`MIN_LEN`] bytes (or a range outside
+    /// `raw`).
+    #[inline(never)]
+    fn long_value(
+        &mut self,
+        index: usize,
+        raw: &Bytes,
+        start: usize,
+        end: usize,
+    ) -> Option<HeaderValue> {
+        let bytes = raw.get(start..end)?;
+        if let Some(Place {
+            value: Some(value),
+            misses,
+        }) = self.places.get_mut(index)
+        {
+            if value.as_bytes() == bytes {
+                *misses = 0;
+                return Some(value.clone());
+            }
+        }
+        let value = HeaderValue::from_maybe_shared(raw.slice(start..end)).ok()?;
+        self.remember(index, bytes);
+        Some(value)
+    }
+
+    /// Remembers `bytes` (a valid field value) as the `index`th field's value, in place of the
+    /// one remembered there.
+    fn remember(&mut self, index: usize, bytes: &[u8]) {
+        if index >= MAX_FIELDS {
+            return;
+        }
+        if self.places.len() <= index {
+            if self.places.is_empty() {
+                self.places.reserve_exact(MAX_FIELDS);
+            }
+            self.places.resize_with(index + 1, Place::default);
+        }
+        let Some(place) = self.places.get_mut(index) else {
+            return;
+        };
+        if let Some(before) = place.value.take() {
+            self.bytes -= before.len();
+            place.misses = place.misses.saturating_add(1);
+        }
+        if place.misses >= MAX_MISSES || self.bytes + bytes.len() > MAX_BYTES {
+            return;
+        }
+        // Its own copy, checked again (once per change of the value, not per request).
+        if let Ok(copy) = HeaderValue::from_bytes(bytes) {
+            self.bytes += bytes.len();
+            place.value = Some(copy);
+        }
+    }
+
+    /// The bytes of the values remembered.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(values: &[&[u8]]) -> (Bytes, Vec<(usize, usize)>) {
+        let mut raw = Vec::new();
+        let mut spans = Vec::new();
+        for value in values {
+            raw.extend_from_slice(b"x: ");
+            spans.push((raw.len(), raw.len() + value.len()));
+            raw.extend_from_slice(value);
+            raw.extend_from_slice(b"\r\n");
+        }
+        (Bytes::from(raw), spans)
+    }
+
+    fn read(values: &mut FieldValues, fields: &[&[u8]]) -> Vec<Option<HeaderValue>> {
+        let (raw, spans) = head(fields);
+        spans
+            .iter()
+            .enumerate()
+            .map(|(i, &(start, end))| values.value(i, &raw, start, end))
+            .collect()
+    }
+
+    const TOKEN: &[u8] = b"Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmF0dXJlLWJ5dGVz";
+
+    #[test]
+    fn every_value_is_what_http_makes_of_its_bytes() {
+        let mut values = FieldValues::default();
+        let heads: [&[&[u8]]; 5] = [
+            &[
+                b"short",
+                TOKEN,
+                b"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko",
+            ],
+            &[
+                b"short",
+                TOKEN,
+                b"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko",
+            ],
+            // The token changed, and the fields moved.
+            &[
+                b"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko",
+                b"Bearer another.token.of-more-than-32-bytes",
+                b"short",
+            ],
+            // Obs-text and tabs are field values; a control byte is not.
+            &[
+                b"caf\xc3\xa9 and more than thirty-two bytes\tof text",
+                b"bad \x01 byte and more than thirty-two bytes",
+                TOKEN,
+            ],
+            &[TOKEN, TOKEN, TOKEN],
+        ];
+        for fields in heads {
+            let got = read(&mut values, fields);
+            for (value, raw) in got.iter().zip(fields) {
+                assert_eq!(
+                    value.as_ref(),
+                    HeaderValue::from_bytes(raw).ok().as_ref(),
+                    "{raw:?}"
+                );
+            }
+        }
+        assert!(values.bytes() <= MAX_BYTES);
+    }
+
+    #[test]
+    fn a_repeated_value_is_the_one_remembered() {
+        let mut values = FieldValues::default();
+        read(&mut values, &[b"short", TOKEN]);
+        assert_eq!(values.bytes(), TOKEN.len(), "the short value is not kept");
+        let (raw, spans) = head(&[b"short", TOKEN]);
+        let (start, end) = spans[1];
+        let value = values.value(1, &raw, start, end).unwrap();
+        // Not a part of this head's bytes: the copy made on the first request.
+        let inside = raw.as_ptr_range();
+        assert!(!inside.contains(&value.as_bytes().as_ptr()));
+        assert_eq!(value.as_bytes(), TOKEN);
+        assert!(!value.is_sensitive());
+    }
+
+    #[test]
+    fn a_value_that_keeps_changing_is_no_longer_remembered() {
+        let mut values = FieldValues::default();
+        for i in 0..10 {
+            let traceparent = format!("00-{i:032x}-00f067aa0ba902b7-01");
+            let got = read(&mut values, &[traceparent.as_bytes()]);
+            assert_eq!(got[0].as_ref().unwrap().as_bytes(), traceparent.as_bytes());
+            let kept = if i < usize::from(MAX_MISSES) {
+                traceparent.len()
+            } else {
+                0
+            };
+            assert_eq!(values.bytes(), kept, "request {i}");
+        }
+        // A token that changes now and then stays remembered between its changes.
+        let mut values = FieldValues::default();
+        for i in 0..20 {
+            let token = format!("Bearer token-of-the-hour-{}-and-its-signature", i / 4);
+            read(&mut values, &[token.as_bytes()]);
+            assert_eq!(values.bytes(), token.len(), "request {i}");
+        }
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let mut values = FieldValues::default();
+        let long = vec![b'a'; 1500];
+        let fields: Vec<&[u8]> = vec![&long; MAX_FIELDS + 4];
+        for _ in 0..3 {
+            let got = read(&mut values, &fields);
+            assert!(got
+                .iter()
+                .all(|v| v.as_ref().unwrap().as_bytes() == long.as_slice()));
+            assert_eq!(
+                values.bytes(),
+                2 * long.len(),
+                "two of 1,500 bytes fit in {MAX_BYTES}"
+            );
+        }
+        assert!(values.places.capacity() <= MAX_FIELDS);
+        // A range outside the head is refused, not remembered.
+        let (raw, _) = head(&[TOKEN]);
+        assert_eq!(values.value(0, &raw, 4, raw.len() + 1), None);
+        assert_eq!(values.value(0, &raw, 9, 4), None);
+    }
+}
