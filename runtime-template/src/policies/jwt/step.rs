@@ -49,6 +49,21 @@ impl Expiring for Verified {
     fn valid_until(&self) -> u64 {
         self.valid_until
     }
+
+    /// A copy with allocations of its own for what a request clones (the consumer's id,
+    /// `req.user`, the `eg-consumer-id` value, the `sub`): their reference counts are then
+    /// written by one worker only, as a WSO2 grant's are ([`crate::auth::cache::Grant`]).
+    fn worker_copy(&self) -> Self {
+        Self {
+            valid_until: self.valid_until,
+            not_before: self.not_before,
+            view: ConsumerView::new(
+                Arc::from(&*self.view.id),
+                Arc::new((*self.view.user).clone()),
+            ),
+            sub: self.sub.as_deref().map(Arc::from),
+        }
+    }
 }
 
 /// Tokens remembered per step (as the WSO2 routes' `security.token_cache_entries` default).
@@ -462,5 +477,35 @@ mod tests {
                 now
             )
             .is_none());
+    }
+
+    /// A worker's copy of a verified token says the same and shares no reference count with
+    /// the shared map's: no line another core writes on a cached request.
+    #[test]
+    fn a_workers_copy_shares_nothing_a_request_clones() {
+        install_crypto_provider();
+        let step = JwtStep::new(&spec(JwtExtractor::AuthBearer), &env).unwrap();
+        let good = token(
+            json!({"sub": "k1", "id": "consumer-1", "aud": "kargo", "role": "reader"}),
+            "s3cret",
+        );
+        let verified = step.verified(&good).unwrap();
+        let copy = verified.worker_copy();
+        assert_eq!(
+            (copy.valid_until, copy.not_before, copy.sub.as_deref()),
+            (verified.valid_until, verified.not_before, Some("k1"))
+        );
+        assert_eq!(copy.view.id, verified.view.id);
+        assert_eq!(copy.view.user, verified.view.user);
+        assert_eq!(copy.view.header, verified.view.header);
+        assert!(copy.view.header.is_some());
+        assert!(!Arc::ptr_eq(&copy.view.id, &verified.view.id));
+        assert!(!Arc::ptr_eq(&copy.view.user, &verified.view.user));
+        assert!(!Arc::ptr_eq(
+            copy.sub.as_ref().unwrap(),
+            verified.sub.as_ref().unwrap()
+        ));
+        let bytes = |v: &Verified| v.view.header.as_ref().unwrap().as_bytes().as_ptr();
+        assert_ne!(bytes(&copy), bytes(&verified));
     }
 }
