@@ -537,7 +537,7 @@ const VISIBLE_CHUNK: usize = 32;
 /// crate's `HeaderValue::to_str`. A value of at least [`VISIBLE_CHUNK`] bytes is checked a
 /// chunk at a time, without an early exit inside a chunk (which the compiler turns into a few
 /// vector instructions for the chunk), its last bytes in a chunk that overlaps the one before.
-fn visible_ascii(bytes: &[u8]) -> bool {
+pub(crate) fn visible_ascii(bytes: &[u8]) -> bool {
     let Some(last_chunk) = bytes.len().checked_sub(VISIBLE_CHUNK) else {
         return bytes.iter().all(|&b| visible_byte(b));
     };

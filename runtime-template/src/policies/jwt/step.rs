@@ -1,6 +1,7 @@
 //! The `jwt` step at run time, on the runtime's JWT primitives (`crate::auth::jwt`: algorithm
 //! names, PEM keys, the usable-key check) and the `jsonwebtoken` crate.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -24,6 +25,9 @@ pub struct JwtStep {
     /// PEM key, RS, PS and ES together, must never be passed as one).
     validations: Vec<(Algorithm, Validation)>,
     extractor: JwtExtractor,
+    /// The `header` extractor's field name, made once (`None` for another extractor, or a
+    /// name no field can have: then no token is found, as a lookup by that text finds none).
+    header_name: Option<http::HeaderName>,
     check_credential_existence: bool,
     pass_through: bool,
     /// Tokens this step verified, until their `exp`: a repeated token costs a lookup and a
@@ -155,6 +159,10 @@ impl JwtStep {
             keys,
             validations,
             extractor: spec.extractor.clone(),
+            header_name: match &spec.extractor {
+                JwtExtractor::Header(name) => http::HeaderName::from_bytes(name.as_bytes()).ok(),
+                _ => None,
+            },
             check_credential_existence: spec.check_credential_existence,
             pass_through: spec.pass_through,
             verified: TokenCache::new(CACHE_ENTRIES),
@@ -166,33 +174,35 @@ impl JwtStep {
         self.pass_through
     }
 
-    /// passport-jwt's extractors.
-    fn token<'p>(&self, parts: &'p Parts) -> Option<std::borrow::Cow<'p, str>> {
+    /// passport-jwt's extractors: the token's bytes. A header's value must be visible ASCII
+    /// and tabs (`HeaderValue::to_str`'s rule, checked 32 bytes a step by
+    /// [`crate::auth::visible_ascii`]), else no token is found, as before; such bytes are UTF-8.
+    fn token<'p>(&self, parts: &'p Parts) -> Option<Cow<'p, [u8]>> {
+        let visible = |value: &'p http::HeaderValue| {
+            let bytes = value.as_bytes();
+            crate::auth::visible_ascii(bytes).then_some(bytes)
+        };
         let auth_scheme = |scheme: &str| {
-            let value = parts
-                .headers
-                .get(http::header::AUTHORIZATION)?
-                .to_str()
-                .ok()?;
+            let value = visible(parts.headers.get(http::header::AUTHORIZATION)?)?;
             // passport-jwt's `(\S+)\s+(\S+)`, the scheme compared in lower case.
             let (first, second) = two_words(value)?;
             first
-                .eq_ignore_ascii_case(scheme)
-                .then_some(std::borrow::Cow::Borrowed(second))
+                .eq_ignore_ascii_case(scheme.as_bytes())
+                .then_some(Cow::Borrowed(second))
         };
         match &self.extractor {
             JwtExtractor::AuthBearer => auth_scheme("bearer"),
             JwtExtractor::AuthScheme(scheme) => auth_scheme(scheme),
-            JwtExtractor::Header(name) => parts
-                .headers
-                .get(name.to_ascii_lowercase().as_str())?
-                .to_str()
-                .ok()
-                .map(std::borrow::Cow::Borrowed),
+            JwtExtractor::Header(_) => self
+                .header_name
+                .as_ref()
+                .and_then(|name| parts.headers.get(name))
+                .and_then(visible)
+                .map(Cow::Borrowed),
             JwtExtractor::Query(field) => parts.uri.query()?.split('&').find_map(|pair| {
                 let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
                 (form_decode(name) == field.as_str())
-                    .then(|| std::borrow::Cow::Owned(form_decode(value).into_owned()))
+                    .then(|| Cow::Owned(form_decode(value).into_owned().into_bytes()))
             }),
         }
     }
@@ -217,15 +227,17 @@ impl JwtStep {
     /// The token's verified claims, from the cache when this step verified it before and it
     /// has not expired since (the same answer [`Self::verify`] would give: its checks depend on
     /// the token and the clock only, and an entry ends at the `exp` that check uses).
-    fn verified(&self, token: &str) -> Option<Verified> {
+    /// A token is looked up by its bytes; one not in the cache is verified as text (a header's
+    /// token is visible ASCII, a query's decoded into a `String`: never refused here).
+    fn verified(&self, token: &[u8]) -> Option<Verified> {
         let now = crate::auth::now();
-        let key = CacheKey::new(CredentialKind::Oauth2, token.as_bytes());
+        let key = CacheKey::new(CredentialKind::Oauth2, token);
         if let Some(hit) = self.verified.get(key, now) {
             if hit.not_before <= now {
                 return Some(hit);
             }
         }
-        let claims = self.verify(token)?;
+        let claims = self.verify(std::str::from_utf8(token).ok()?)?;
         let valid_until = match claims.get("exp") {
             None => Some(u64::MAX),
             Some(exp) => exp.as_u64(),
@@ -279,20 +291,19 @@ impl JwtStep {
     }
 }
 
-/// The first two words of a header value that `to_str` accepted (visible ASCII, space and
-/// tab: its only whitespace), as passport-jwt's `(\S+)\s+(\S+)` finds them; `None` without
-/// two. The token's end is found with `memchr` (a token is a few hundred bytes).
-fn two_words(value: &str) -> Option<(&str, &str)> {
+/// The first two words of a header value of visible ASCII and tabs (`to_str`'s rule: space
+/// and tab are its only whitespace), as passport-jwt's `(\S+)\s+(\S+)` finds them; `None`
+/// without two. The token's end is found with `memchr` (a token is a few hundred bytes).
+fn two_words(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let blank = |b: &u8| *b == b' ' || *b == b'\t';
-    let bytes = value.as_bytes();
     let start = bytes.iter().position(|b| !blank(b))?;
     let first_len = memchr::memchr2(b' ', b'\t', bytes.get(start..)?)?;
-    let first = value.get(start..start + first_len)?;
+    let first = bytes.get(start..start + first_len)?;
     let rest = bytes.get(start + first_len..)?;
     let second_start = start + first_len + rest.iter().position(|b| !blank(b))?;
     let tail = bytes.get(second_start..)?;
     let second_len = memchr::memchr2(b' ', b'\t', tail).unwrap_or(tail.len());
-    Some((first, value.get(second_start..second_start + second_len)?))
+    Some((first, bytes.get(second_start..second_start + second_len)?))
 }
 
 #[cfg(test)]
@@ -350,9 +361,9 @@ mod tests {
             "Bearer a.b.c",
             "x y z",
         ] {
-            let mut words = value.split_whitespace();
+            let mut words = value.split_whitespace().map(str::as_bytes);
             let expected = words.next().zip(words.next());
-            assert_eq!(two_words(value), expected, "{value:?}");
+            assert_eq!(two_words(value.as_bytes()), expected, "{value:?}");
         }
     }
 
@@ -367,7 +378,10 @@ mod tests {
         for auth in [format!("Bearer {good}"), format!("bearer {good}")] {
             let p = parts("/", Some(&auth));
             let t = step.token(&p).unwrap();
-            assert_eq!(step.verify(&t).unwrap()["sub"], json!("k1"));
+            assert_eq!(
+                step.verify(std::str::from_utf8(&t).unwrap()).unwrap()["sub"],
+                json!("k1")
+            );
         }
         // Wrong secret, wrong audience, expired: refused. No exp at all: accepted (not required).
         for bad in [
@@ -382,17 +396,21 @@ mod tests {
             .is_some());
         let query = JwtStep::new(&spec(JwtExtractor::Query("jwt".into())), &env).unwrap();
         let p = parts(&format!("/wms?SERVICE=WMS&jwt={good}"), None);
-        assert!(query.verify(&query.token(&p).unwrap()).is_some());
+        let t = query.token(&p).unwrap();
+        assert!(query.verify(std::str::from_utf8(&t).unwrap()).is_some());
         // Verified tokens are remembered until their exp, and only valid ones.
-        let cached = step.verified(&good).unwrap();
+        let cached = step.verified(good.as_bytes()).unwrap();
         assert_eq!(cached.valid_until, 4_000_000_000);
-        assert_eq!(step.verified(&good).unwrap().view.user["sub"], json!("k1"));
+        assert_eq!(
+            step.verified(good.as_bytes()).unwrap().view.user["sub"],
+            json!("k1")
+        );
         let no_exp = token(json!({"aud": "kargo", "id": "c1"}), "s3cret");
-        let forever = step.verified(&no_exp).unwrap();
+        let forever = step.verified(no_exp.as_bytes()).unwrap();
         assert_eq!((forever.valid_until, &*forever.view.id), (u64::MAX, "c1"));
         let expired = token(json!({"sub": "k1", "aud": "kargo", "exp": 1}), "s3cret");
-        assert!(step.verified(&expired).is_none());
-        assert!(step.verified(&expired).is_none());
+        assert!(step.verified(expired.as_bytes()).is_none());
+        assert!(step.verified(expired.as_bytes()).is_none());
         let key = CacheKey::new(CredentialKind::Oauth2, expired.as_bytes());
         assert!(step.verified.get(key, 0).is_none());
         // A token verified once and expired since is verified again (and refused).
@@ -400,7 +418,7 @@ mod tests {
             json!({"sub": "k1", "aud": "kargo", "exp": crate::auth::now() + 1}),
             "s3cret",
         );
-        assert!(step.verified(&soon).is_some());
+        assert!(step.verified(soon.as_bytes()).is_some());
         let key = CacheKey::new(CredentialKind::Oauth2, soon.as_bytes());
         assert!(step.verified.get(key, crate::auth::now() + 1).is_none());
         // A missing variable or key is a start-up error naming the key.
@@ -454,7 +472,7 @@ mod tests {
             json!({"sub": "k1", "aud": "kargo", "nbf": now - 5}),
             "s3cret",
         );
-        let verified = step.verified(&good).unwrap();
+        let verified = step.verified(good.as_bytes()).unwrap();
         assert_eq!(
             (verified.not_before, verified.sub.as_deref()),
             (now - 5, Some("k1"))
@@ -463,13 +481,13 @@ mod tests {
         assert!(step.verified.get(key, now).is_some());
         // Not yet valid: refused, and not remembered.
         let early = token(json!({"aud": "kargo", "nbf": now + 60}), "s3cret");
-        assert!(step.verified(&early).is_none());
+        assert!(step.verified(early.as_bytes()).is_none());
         assert!(step
             .verified
             .get(CacheKey::new(CredentialKind::Oauth2, early.as_bytes()), now)
             .is_none());
         let fractional = token(json!({"aud": "kargo", "nbf": 1.5}), "s3cret");
-        assert!(step.verified(&fractional).is_some());
+        assert!(step.verified(fractional.as_bytes()).is_some());
         assert!(step
             .verified
             .get(
@@ -477,6 +495,46 @@ mod tests {
                 now
             )
             .is_none());
+    }
+
+    /// A header's token is found only in a value of visible ASCII and tabs (`to_str`'s rule),
+    /// by the `header` extractor's field name in any case.
+    #[test]
+    fn a_token_is_found_only_in_a_visible_value() {
+        install_crypto_provider();
+        let bearer = JwtStep::new(&spec(JwtExtractor::AuthBearer), &env).unwrap();
+        let header = JwtStep::new(&spec(JwtExtractor::Header("X-JWT".into())), &env).unwrap();
+        let with = |name: &str, value: &[u8]| {
+            let mut p = parts("/", None);
+            p.headers.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(value).unwrap(),
+            );
+            p
+        };
+        let found = |step: &JwtStep, p: &Parts| step.token(p).map(|t| t.into_owned());
+        let p = with("authorization", b"BEARER\ta.b.c\tmore");
+        assert_eq!(found(&bearer, &p), Some(b"a.b.c".to_vec()));
+        for value in [
+            &b"Bearer a.b.c \x80"[..],
+            b"Bearer \xc3\xa9.b.c",
+            b"Basic a.b.c",
+        ] {
+            assert_eq!(
+                found(&bearer, &with("authorization", value)),
+                None,
+                "{value:?}"
+            );
+        }
+        // The whole value, as passport-jwt's `fromHeader` takes it.
+        assert_eq!(
+            found(&header, &with("x-jwt", b" a.b.c ")),
+            Some(b" a.b.c ".to_vec())
+        );
+        assert_eq!(found(&header, &with("x-jwt", b"a.b.\xffc")), None);
+        assert_eq!(found(&header, &with("x-other", b"a.b.c")), None);
+        let unusable = JwtStep::new(&spec(JwtExtractor::Header("bad name".into())), &env).unwrap();
+        assert_eq!(found(&unusable, &with("x-jwt", b"a.b.c")), None);
     }
 
     /// A worker's copy of a verified token says the same and shares no reference count with
@@ -489,7 +547,7 @@ mod tests {
             json!({"sub": "k1", "id": "consumer-1", "aud": "kargo", "role": "reader"}),
             "s3cret",
         );
-        let verified = step.verified(&good).unwrap();
+        let verified = step.verified(good.as_bytes()).unwrap();
         let copy = verified.worker_copy();
         assert_eq!(
             (copy.valid_until, copy.not_before, copy.sub.as_deref()),
