@@ -28,6 +28,9 @@ pub struct JwtStep {
     /// The `header` extractor's field name, made once (`None` for another extractor, or a
     /// name no field can have: then no token is found, as a lookup by that text finds none).
     header_name: Option<http::HeaderName>,
+    /// The `authBearer` or `authScheme` extractor's scheme in lower case (`None` for another
+    /// extractor, or a scheme no first word can be: empty, or with a space or tab in it).
+    scheme: Option<Scheme>,
     check_credential_existence: bool,
     pass_through: bool,
     /// Tokens this step verified, until their `exp`: a repeated token costs a lookup and a
@@ -163,6 +166,11 @@ impl JwtStep {
                 JwtExtractor::Header(name) => http::HeaderName::from_bytes(name.as_bytes()).ok(),
                 _ => None,
             },
+            scheme: match &spec.extractor {
+                JwtExtractor::AuthBearer => Scheme::new("bearer"),
+                JwtExtractor::AuthScheme(scheme) => Scheme::new(scheme),
+                _ => None,
+            },
             check_credential_existence: spec.check_credential_existence,
             pass_through: spec.pass_through,
             verified: TokenCache::new(CACHE_ENTRIES),
@@ -182,17 +190,12 @@ impl JwtStep {
             let bytes = value.as_bytes();
             crate::auth::visible_ascii(bytes).then_some(bytes)
         };
-        let auth_scheme = |scheme: &str| {
+        let auth_scheme = || {
             let value = visible(parts.headers.get(http::header::AUTHORIZATION)?)?;
-            // passport-jwt's `(\S+)\s+(\S+)`, the scheme compared in lower case.
-            let (first, second) = two_words(value)?;
-            first
-                .eq_ignore_ascii_case(scheme.as_bytes())
-                .then_some(Cow::Borrowed(second))
+            self.scheme.as_ref()?.token(value).map(Cow::Borrowed)
         };
         match &self.extractor {
-            JwtExtractor::AuthBearer => auth_scheme("bearer"),
-            JwtExtractor::AuthScheme(scheme) => auth_scheme(scheme),
+            JwtExtractor::AuthBearer | JwtExtractor::AuthScheme(_) => auth_scheme(),
             JwtExtractor::Header(_) => self
                 .header_name
                 .as_ref()
@@ -291,19 +294,59 @@ impl JwtStep {
     }
 }
 
-/// The first two words of a header value of visible ASCII and tabs (`to_str`'s rule: space
-/// and tab are its only whitespace), as passport-jwt's `(\S+)\s+(\S+)` finds them; `None`
-/// without two. The token's end is found with `memchr` (a token is a few hundred bytes).
-fn two_words(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let blank = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = bytes.iter().position(|b| !blank(b))?;
-    let first_len = memchr::memchr2(b' ', b'\t', bytes.get(start..)?)?;
-    let first = bytes.get(start..start + first_len)?;
-    let rest = bytes.get(start + first_len..)?;
-    let second_start = start + first_len + rest.iter().position(|b| !blank(b))?;
-    let tail = bytes.get(second_start..)?;
-    let second_len = memchr::memchr2(b' ', b'\t', tail).unwrap_or(tail.len());
-    Some((first, bytes.get(second_start..second_start + second_len)?))
+/// An `Authorization` scheme that passport-jwt's `authBearer` or `authScheme` extractor takes:
+/// the header's value matches `(\S+)\s+(\S+)` (its first two words; space and tab are the only
+/// whitespace of a visible value), the first word is the scheme in any case, and the token is
+/// the second word.
+#[derive(Debug)]
+struct Scheme {
+    /// The scheme in lower case.
+    lower: Box<[u8]>,
+    /// Whether it is all ASCII letters (compared by one OR and one XOR a byte).
+    letters: bool,
+}
+
+impl Scheme {
+    /// `None` for a scheme no first word can be (empty, or with a space or tab).
+    fn new(scheme: &str) -> Option<Self> {
+        let lower = scheme.to_ascii_lowercase().into_bytes();
+        if lower.is_empty() || lower.iter().any(|&b| b == b' ' || b == b'\t') {
+            return None;
+        }
+        Some(Self {
+            letters: lower.iter().all(u8::is_ascii_lowercase),
+            lower: lower.into_boxed_slice(),
+        })
+    }
+
+    /// The token in `value` (visible ASCII and tabs) when its first word is this scheme. The
+    /// scheme is compared where the first word starts, and must be followed by a blank: the
+    /// first word is then exactly the scheme (it has no blank), without searching for its end.
+    fn token<'v>(&self, value: &'v [u8]) -> Option<&'v [u8]> {
+        let blank = |b: &u8| *b == b' ' || *b == b'\t';
+        let start = value.iter().position(|b| !blank(b))?;
+        let word = value.get(start..start.checked_add(self.lower.len())?)?;
+        let after = value.get(start + self.lower.len()..)?;
+        let same = if self.letters {
+            // A byte with bit 0x20 set equals a lowercase letter only when it is that letter.
+            word.iter()
+                .zip(self.lower.iter())
+                .fold(0u8, |differs, (&b, &letter)| {
+                    differs | ((b | 0x20) ^ letter)
+                })
+                == 0
+        } else {
+            word.iter()
+                .zip(self.lower.iter())
+                .all(|(b, letter)| b.to_ascii_lowercase() == *letter)
+        };
+        if !same || !after.first().is_some_and(blank) {
+            return None;
+        }
+        let tail = after.get(after.iter().position(|b| !blank(b))?..)?;
+        let len = memchr::memchr2(b' ', b'\t', tail).unwrap_or(tail.len());
+        tail.get(..len)
+    }
 }
 
 #[cfg(test)]
@@ -347,24 +390,47 @@ mod tests {
         request.body(()).unwrap().into_parts().0
     }
 
+    /// passport-jwt's `(\S+)\s+(\S+)` on a value of visible ASCII: the first two words.
+    fn two_words(value: &str) -> Option<(&str, &str)> {
+        let mut words = value.split([' ', '\t']).filter(|w| !w.is_empty());
+        words.next().zip(words.next())
+    }
+
+    /// The token is the second word when the first is the scheme in any case, for every
+    /// value made of words, blanks and scheme-like prefixes, and every kind of scheme.
     #[test]
     fn the_scheme_and_token_are_the_first_two_words() {
-        for value in [
-            "Bearer abc",
-            "bearer  abc",
-            " Bearer\tabc def",
-            "Bearer",
-            "Bearer ",
-            "",
-            "   ",
-            "\tBearer abc\t",
-            "Bearer a.b.c",
-            "x y z",
-        ] {
-            let mut words = value.split_whitespace().map(str::as_bytes);
-            let expected = words.next().zip(words.next());
-            assert_eq!(two_words(value.as_bytes()), expected, "{value:?}");
+        let parts = [
+            "", " ", "\t", "  \t ", "Bearer", "bearer", "BEARER", "BeArEr", "Bearerx", "Beare",
+            "@EARER", "bearer\t", "jwt", "JWT", "Token-1", "token-1", "a.b.c", "x", "-",
+        ];
+        let schemes = ["bearer", "JWT", "Token-1", "x"];
+        let mut values = Vec::new();
+        for a in parts {
+            for b in parts {
+                for c in ["", " ", "\t", " a.b.c", "\ta.b.c d"] {
+                    values.push(format!("{a}{b}{c}"));
+                    values.push(format!("{a} {b}{c}"));
+                    values.push(format!(" {a}\t{b} {c}"));
+                }
+            }
         }
+        for scheme in schemes {
+            let parsed = Scheme::new(scheme).unwrap();
+            for value in &values {
+                let expected = two_words(value)
+                    .filter(|(first, _)| first.eq_ignore_ascii_case(scheme))
+                    .map(|(_, second)| second.as_bytes());
+                assert_eq!(
+                    parsed.token(value.as_bytes()),
+                    expected,
+                    "{scheme:?} in {value:?}"
+                );
+            }
+        }
+        assert!(Scheme::new("").is_none());
+        assert!(Scheme::new("two words").is_none());
+        assert!(Scheme::new("tab\there").is_none());
     }
 
     #[test]
