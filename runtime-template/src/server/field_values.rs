@@ -241,6 +241,62 @@ mod tests {
         }
     }
 
+    /// Heads of up to 20 fields drawn at random (a fixed seed) from repeated long values,
+    /// fresh values of any length, and bytes a value may not hold, half of them repeating the
+    /// head before: every value is what `http` makes of its bytes (remembered or not), and the
+    /// bounds hold after every head.
+    #[test]
+    fn random_heads_read_as_http_reads_them() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |below: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below as u64) as usize
+        };
+        let alphabet: &[u8] = b"ab.-_ \t=Z9\x80\xff\x7f\x01";
+        let repeated: Vec<Vec<u8>> = [
+            TOKEN,
+            b"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+            b"session=0123456789abcdef0123456789abcdef; theme=dark",
+            b"caf\xc3\xa9 caf\xc3\xa9 caf\xc3\xa9 caf\xc3\xa9 caf\xc3\xa9 caf\xc3\xa9",
+            b"an invalid \x01 value of more than thirty-two bytes",
+        ]
+        .iter()
+        .map(|v| v.to_vec())
+        .collect();
+        let mut values = FieldValues::default();
+        let mut fields: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..2000 {
+            if next(2) == 0 {
+                // Half the heads repeat the one before (their values found remembered), a
+                // field changed in some.
+                if let Some(field) = fields.get_mut(next(4)) {
+                    *field = repeated[next(repeated.len())].clone();
+                }
+            } else {
+                fields = (0..next(21))
+                    .map(|_| match next(3) {
+                        0 => repeated[next(repeated.len())].clone(),
+                        _ => (0..next(80))
+                            .map(|_| alphabet[next(alphabet.len())])
+                            .collect(),
+                    })
+                    .collect();
+            }
+            let refs: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+            for (value, raw) in read(&mut values, &refs).iter().zip(&refs) {
+                assert_eq!(
+                    value.as_ref(),
+                    HeaderValue::from_bytes(raw).ok().as_ref(),
+                    "{raw:?}"
+                );
+            }
+            assert!(values.bytes() <= MAX_BYTES);
+            assert!(values.places.len() <= MAX_FIELDS);
+        }
+    }
+
     #[test]
     fn memory_is_bounded() {
         let mut values = FieldValues::default();
