@@ -7,16 +7,21 @@
 //! (RFC 9110, section 5.5: visible ASCII, obs-text, spaces and tabs), about 1.5 instructions a
 //! byte, although `httparse` has already checked the same rule while reading the head. When a
 //! field carries the value it carried on the connection's previous request, comparing the bytes
-//! (`memcmp`, 32 bytes a step) and cloning the value remembered then (a reference count) costs
-//! less: 253 instructions fewer a request for the bench's `Authorization` value of about 190
-//! bytes, and the unsecured route's short fields made as before (`scripts/bench
+//! and cloning the value remembered then (a reference count) costs less: the bench's JWT
+//! route, whose `Authorization` value is about 190 bytes, 21,916 → 21,669 instructions a
+//! request, with the unsecured route's short fields made as before (`scripts/bench
 //! --instructions`, docs/benchmarks.md, "twentieth pass").
+//!
+//! The comparison takes a time that depends on the lengths only
+//! ([`crate::auth::cache::same_bytes`]): behind a proxy that pools its connections to the
+//! gateway, the request before may be another user's, and how much of a guessed
+//! `Authorization` value matched theirs must not be told.
 //!
 //! Values shorter than [`MIN_LEN`] are made as before (their check costs no more than the
 //! comparison). A field whose value keeps changing (a `traceparent`, a request id) stops being
 //! remembered after [`MAX_MISSES`] changes in a row, and the values remembered take at most
-//! [`MAX_BYTES`]: a connection never keeps more than that, and nothing before its first long
-//! value.
+//! [`MAX_BYTES`] of copies (besides [`MAX_FIELDS`] slots of 48 bytes): nothing is kept before
+//! the first valid value of [`MIN_LEN`] bytes among a head's first [`MAX_FIELDS`] fields.
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -28,8 +33,8 @@ pub const MIN_LEN: usize = 32;
 /// order, as [`crate::proxy::field_names::FieldNames`] also assumes).
 pub const MAX_FIELDS: usize = 16;
 
-/// Most bytes of values one connection keeps (a copy of each: a remembered value must not hold
-/// the connection's read buffer, which the next head reuses).
+/// Most bytes of values one connection keeps copies of (a copy of each: a remembered value
+/// must not hold the connection's read buffer, which the next head reuses).
 pub const MAX_BYTES: usize = 4096;
 
 /// Changes in a row after which a field's value is no longer remembered on this connection.
@@ -37,15 +42,25 @@ pub const MAX_MISSES: u8 = 3;
 
 /// The values the fields of a connection's last heads carried, by the field's place in its
 /// head. Empty (and without an allocation) until a head carries a value of [`MIN_LEN`] bytes.
-#[derive(Debug, Default)]
+/// Its `Debug` shows how much it keeps, never the values (credentials among them).
+#[derive(Default)]
 pub struct FieldValues {
     places: Vec<Place>,
     /// The bytes of every value in `places`.
     bytes: usize,
 }
 
+impl std::fmt::Debug for FieldValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FieldValues")
+            .field("places", &self.places.len())
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What is remembered of the field at one place in the heads.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Place {
     value: Option<HeaderValue>,
     /// Changes of the value in a row (0 after a request that repeated it).
@@ -90,7 +105,7 @@ impl FieldValues {
             misses,
         }) = self.places.get_mut(index)
         {
-            if value.as_bytes() == bytes {
+            if crate::auth::cache::same_bytes(value.as_bytes(), bytes) {
                 *misses = 0;
                 return Some(value.clone());
             }
@@ -295,6 +310,31 @@ mod tests {
             assert!(values.bytes() <= MAX_BYTES);
             assert!(values.places.len() <= MAX_FIELDS);
         }
+    }
+
+    /// A value of [`MIN_LEN`] bytes is kept, a shorter one is not; copies fill [`MAX_BYTES`]
+    /// exactly, and a byte more does not fit; `Debug` tells no value.
+    #[test]
+    fn the_bounds_are_the_documented_ones() {
+        let mut values = FieldValues::default();
+        let at_min = vec![b'm'; MIN_LEN];
+        let short = vec![b's'; MIN_LEN - 1];
+        read(&mut values, &[&short, &at_min]);
+        assert_eq!(values.bytes(), MIN_LEN);
+        let mut values = FieldValues::default();
+        let half = vec![b'h'; MAX_BYTES / 2];
+        read(&mut values, &[&half, &half]);
+        assert_eq!(values.bytes(), MAX_BYTES, "two halves fill it");
+        let mut values = FieldValues::default();
+        let over = vec![b'o'; MAX_BYTES / 2 + 1];
+        read(&mut values, &[&half, &over]);
+        assert_eq!(values.bytes(), MAX_BYTES / 2, "a byte more does not fit");
+        read(&mut values, &[TOKEN]);
+        let shown = format!("{values:?}");
+        assert!(
+            !shown.contains("Bearer") && shown.contains("bytes"),
+            "{shown}"
+        );
     }
 
     #[test]

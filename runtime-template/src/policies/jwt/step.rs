@@ -29,7 +29,7 @@ pub struct JwtStep {
     /// name no field can have: then no token is found, as a lookup by that text finds none).
     header_name: Option<http::HeaderName>,
     /// The `authBearer` or `authScheme` extractor's scheme in lower case (`None` for another
-    /// extractor, or a scheme no first word can be: empty, or with a space or tab in it).
+    /// extractor, or a scheme that is empty or has a space or tab in it: no first word is).
     scheme: Option<Scheme>,
     check_credential_existence: bool,
     pass_through: bool,
@@ -307,7 +307,7 @@ struct Scheme {
 }
 
 impl Scheme {
-    /// `None` for a scheme no first word can be (empty, or with a space or tab).
+    /// `None` when the scheme is empty or has a space or tab (no first word is such a scheme).
     fn new(scheme: &str) -> Option<Self> {
         let lower = scheme.to_ascii_lowercase().into_bytes();
         if lower.is_empty() || lower.iter().any(|&b| b == b' ' || b == b'\t') {
@@ -402,9 +402,13 @@ mod tests {
     fn the_scheme_and_token_are_the_first_two_words() {
         let parts = [
             "", " ", "\t", "  \t ", "Bearer", "bearer", "BEARER", "BeArEr", "Bearerx", "Beare",
-            "@EARER", "bearer\t", "jwt", "JWT", "Token-1", "token-1", "a.b.c", "x", "-",
+            "@EARER", "bearer\t", "jwt", "JWT", "Token-1", "token-1", "a.b.c", "x", "-", "A@B",
+            "a`b", "@X", "@x", "`X", "[X]", "{x}",
         ];
-        let schemes = ["bearer", "JWT", "Token-1", "x"];
+        // Bytes that differ from a letter in bit 0x20 only (@, [, backslash, ], ^, backtick,
+        // {, |, }, ~): a scheme with one of them is compared byte by byte, not by the letters'
+        // OR and XOR.
+        let schemes = ["bearer", "JWT", "Token-1", "x", "a`b", "@x", "{x}"];
         let mut values = Vec::new();
         for a in parts {
             for b in parts {
