@@ -505,18 +505,29 @@ fn split_scheme(bytes: &[u8]) -> Option<(&'static str, &[u8])> {
 }
 
 /// What follows `text`'s scheme and its space when the scheme is `name` (lowercase letters)
-/// in any case. A byte with bit 0x20 set equals a lowercase letter only when it is that
-/// letter, upper or lower case: one OR and one XOR a byte, with no early exit, where
-/// `eq_ignore_ascii_case` lowercases each byte with a range check and a branch.
+/// in any case ([`letters_in_any_case`]).
 fn after_scheme<'a>(text: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let scheme = text.get(..name.len())?;
-    let differs = scheme.iter().zip(name).fold(0u8, |differs, (&b, &letter)| {
-        differs | ((b | 0x20) ^ letter)
-    });
-    if differs != 0 || text.get(name.len()) != Some(&b' ') {
+    if !letters_in_any_case(scheme, name) || text.get(name.len()) != Some(&b' ') {
         return None;
     }
     text.get(name.len() + 1..)
+}
+
+/// True when `bytes` are `letters` (ASCII lowercase letters only) in any case. A byte with bit
+/// 0x20 set equals a lowercase letter only when it is that letter, upper or lower case: one
+/// OR and one XOR a byte, with no early exit, where `eq_ignore_ascii_case` lowercases each
+/// byte with a range check and a branch. (For a byte that is not a letter in `letters` the
+/// rule does not hold: `@` would equal `` ` ``.)
+pub(crate) fn letters_in_any_case(bytes: &[u8], letters: &[u8]) -> bool {
+    bytes.len() == letters.len()
+        && bytes
+            .iter()
+            .zip(letters)
+            .fold(0u8, |differs, (&b, &letter)| {
+                differs | ((b | 0x20) ^ letter)
+            })
+            == 0
 }
 
 /// `bytes` without the spaces and tabs at either end.

@@ -24,13 +24,7 @@ pub struct JwtStep {
     /// refuses a key when any listed algorithm is of another family, so the default list of a
     /// PEM key, RS, PS and ES together, must never be passed as one).
     validations: Vec<(Algorithm, Validation)>,
-    extractor: JwtExtractor,
-    /// The `header` extractor's field name, made once (`None` for another extractor, or a
-    /// name no field can have: then no token is found, as a lookup by that text finds none).
-    header_name: Option<http::HeaderName>,
-    /// The `authBearer` or `authScheme` extractor's scheme in lower case (`None` for another
-    /// extractor, or a scheme that is empty or has a space or tab in it: no first word is).
-    scheme: Option<Scheme>,
+    source: TokenSource,
     check_credential_existence: bool,
     pass_through: bool,
     /// Tokens this step verified, until their `exp`: a repeated token costs a lookup and a
@@ -79,7 +73,7 @@ const CACHE_ENTRIES: usize = 10_000;
 impl std::fmt::Debug for JwtStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtStep")
-            .field("extractor", &self.extractor)
+            .field("source", &self.source)
             .field("keys", &self.keys.len())
             .finish()
     }
@@ -161,16 +155,7 @@ impl JwtStep {
         Ok(Self {
             keys,
             validations,
-            extractor: spec.extractor.clone(),
-            header_name: match &spec.extractor {
-                JwtExtractor::Header(name) => http::HeaderName::from_bytes(name.as_bytes()).ok(),
-                _ => None,
-            },
-            scheme: match &spec.extractor {
-                JwtExtractor::AuthBearer => Scheme::new("bearer"),
-                JwtExtractor::AuthScheme(scheme) => Scheme::new(scheme),
-                _ => None,
-            },
+            source: TokenSource::of(&spec.extractor),
             check_credential_existence: spec.check_credential_existence,
             pass_through: spec.pass_through,
             verified: TokenCache::new(CACHE_ENTRIES),
@@ -190,19 +175,15 @@ impl JwtStep {
             let bytes = value.as_bytes();
             crate::auth::visible_ascii(bytes).then_some(bytes)
         };
-        let auth_scheme = || {
-            let value = visible(parts.headers.get(http::header::AUTHORIZATION)?)?;
-            self.scheme.as_ref()?.token(value).map(Cow::Borrowed)
-        };
-        match &self.extractor {
-            JwtExtractor::AuthBearer | JwtExtractor::AuthScheme(_) => auth_scheme(),
-            JwtExtractor::Header(_) => self
-                .header_name
-                .as_ref()
-                .and_then(|name| parts.headers.get(name))
-                .and_then(visible)
-                .map(Cow::Borrowed),
-            JwtExtractor::Query(field) => parts.uri.query()?.split('&').find_map(|pair| {
+        match &self.source {
+            TokenSource::Scheme(scheme) => {
+                let value = visible(parts.headers.get(http::header::AUTHORIZATION)?)?;
+                scheme.as_ref()?.token(value).map(Cow::Borrowed)
+            }
+            TokenSource::Header(name) => {
+                visible(parts.headers.get(name.as_ref()?)?).map(Cow::Borrowed)
+            }
+            TokenSource::Query(field) => parts.uri.query()?.split('&').find_map(|pair| {
                 let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
                 (form_decode(name) == field.as_str())
                     .then(|| Cow::Owned(form_decode(value).into_owned().into_bytes()))
@@ -294,6 +275,32 @@ impl JwtStep {
     }
 }
 
+/// passport-jwt's extractor, made ready at start-up.
+#[derive(Debug)]
+enum TokenSource {
+    /// `authBearer` or `authScheme`: the `Authorization` scheme (`None` when it is empty or
+    /// has a space or tab: no first word is such a scheme).
+    Scheme(Option<Scheme>),
+    /// `header`: the field's name (`None` for a name no field can have: then no token is
+    /// found, as a lookup by that text finds none).
+    Header(Option<http::HeaderName>),
+    /// `query`: the parameter's name.
+    Query(String),
+}
+
+impl TokenSource {
+    fn of(extractor: &JwtExtractor) -> Self {
+        match extractor {
+            JwtExtractor::AuthBearer => Self::Scheme(Scheme::new("bearer")),
+            JwtExtractor::AuthScheme(scheme) => Self::Scheme(Scheme::new(scheme)),
+            JwtExtractor::Header(name) => {
+                Self::Header(http::HeaderName::from_bytes(name.as_bytes()).ok())
+            }
+            JwtExtractor::Query(field) => Self::Query(field.clone()),
+        }
+    }
+}
+
 /// An `Authorization` scheme that passport-jwt's `authBearer` or `authScheme` extractor takes:
 /// the header's value matches `(\S+)\s+(\S+)` (its first two words; space and tab are the only
 /// whitespace of a visible value), the first word is the scheme in any case, and the token is
@@ -302,7 +309,7 @@ impl JwtStep {
 struct Scheme {
     /// The scheme in lower case.
     lower: Box<[u8]>,
-    /// Whether it is all ASCII letters (compared by one OR and one XOR a byte).
+    /// Whether it is all ASCII letters (then compared by [`crate::auth::letters_in_any_case`]).
     letters: bool,
 }
 
@@ -328,13 +335,7 @@ impl Scheme {
         let word = value.get(start..start.checked_add(self.lower.len())?)?;
         let after = value.get(start + self.lower.len()..)?;
         let same = if self.letters {
-            // A byte with bit 0x20 set equals a lowercase letter only when it is that letter.
-            word.iter()
-                .zip(self.lower.iter())
-                .fold(0u8, |differs, (&b, &letter)| {
-                    differs | ((b | 0x20) ^ letter)
-                })
-                == 0
+            crate::auth::letters_in_any_case(word, &self.lower)
         } else {
             word.iter()
                 .zip(self.lower.iter())
