@@ -232,14 +232,11 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     expand_express_settings(&mut model, &lookup)?;
     let thread_per_core = loaded.config.listener.runtime == config::ServerRuntime::ThreadPerCore;
+    let workers = worker_count(loaded.config.listener.worker_threads);
     // Per-worker state built from here on (the token caches' maps) is laid out for this count.
-    server::worker::set_count(worker_count(loaded.config.listener.worker_threads));
+    server::worker::set_count(workers);
     // Thread-per-core: each worker keeps its own idle upstream connections.
-    let idle_stacks = if thread_per_core {
-        worker_count(loaded.config.listener.worker_threads)
-    } else {
-        1
-    };
+    let idle_stacks = if thread_per_core { workers } else { 1 };
     let upstreams = proxy::upstream::resolve(
         &model,
         &args.endpoints,
@@ -291,7 +288,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
         let (log, writer) = access_log::AccessLog::start(
             loaded.config.log.access_log_format,
             loaded.config.log.access_log_queue,
-            worker_count(loaded.config.listener.worker_threads) + 1,
+            workers + 1,
             &model,
         )
         .map_err(|e| format!("cannot start the access-log writer thread: {e}"))?;
@@ -360,10 +357,7 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
         let metrics = Arc::new(policies::metrics::EgCounter::default());
         let telemetry = loaded.config.metrics.enabled.then(|| {
             // One set of metric cells per worker thread (`telemetry::metrics`).
-            Arc::new(telemetry::metrics::Metrics::with_workers(
-                &model,
-                worker_count(loaded.config.listener.worker_threads),
-            ))
+            Arc::new(telemetry::metrics::Metrics::with_workers(&model, workers))
         });
         let counters = open_counters(&model, &loaded, &read_env).await?;
         let mut listeners = listeners(&model, &loaded, &read_env, http, https)?;
