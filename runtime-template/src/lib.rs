@@ -18,12 +18,19 @@
 //! - `store` (implied by `server`): the consumer store ([`store`]) and the admin API's route
 //!   table (`admin::routes`) without the server, for the toolkit's consumer commands on a
 //!   stopped gateway's store file.
-//! - `mimalloc` (off by default): mimalloc is the global allocator of whatever links the runtime
-//!   with it: 1.6-3.2 % fewer instructions per request, the same idle memory once built without
-//!   transparent huge pages (docs/benchmarks.md, "Issue 16: mimalloc again").
+//! - `mimalloc` (off in the crate's defaults; every gateway `micro-gw build` compiles has it
+//!   unless built with `--allocator system`): mimalloc is the global allocator of whatever links
+//!   the runtime with it. It is built without transparent huge pages (`no_thp`), which would put
+//!   10 MB more in idle memory (docs/benchmarks.md, "Issue 16: mimalloc again"). The fuzz
+//!   targets never take it (AddressSanitizer needs the system allocator).
 
-/// The global allocator (feature `mimalloc`): mimalloc allocates in fewer instructions than
-/// glibc's malloc (a proxied `GET` allocates about six times: callgrind, 2,000 requests).
+/// The global allocator (feature `mimalloc`). glibc's malloc, in a process with more than one
+/// thread, takes locking instructions on its paths beyond the per-thread cache: about 40 a
+/// request of the bench's HTTPS h2 scenario, most in `malloc_consolidate` (run by each
+/// allocation of 1 KiB or more while freed small blocks wait in its fast bins) and the frees
+/// around it; mimalloc's thread-local pages take none. With it, under load on two cores: 8 % less
+/// CPU per HTTPS h2 request, 3 % per 10 KiB `POST`, 1 % per 1 KiB `GET` (docs/benchmarks.md,
+/// "Issue 16: twenty-first pass").
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -107,6 +107,12 @@ enum Command {
         /// every crate again.
         #[arg(long)]
         lto: bool,
+        /// The gateway's memory allocator: mimalloc (the default: fewer instructions and no
+        /// locking instructions on its fast paths; 8 % less CPU per HTTPS h2 request) or the
+        /// C library's malloc (`system`: for heap profilers that replace malloc, such as
+        /// valgrind's dhat and massif, or heaptrack). Each compiles the runtime once.
+        #[arg(long, value_enum, default_value_t = crate::codegen::Allocator::Mimalloc)]
+        allocator: crate::codegen::Allocator,
         /// Build a gateway instrumented for profile-guided optimisation: run it under
         /// representative traffic and stop it (Ctrl-C or SIGTERM) to write its profile to
         /// <project>/target/pgo/, then build with --profile-use. It runs slower: not for
@@ -342,6 +348,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             deployment_config,
             features,
             lto,
+            allocator,
             profile_generate,
             profile_use,
             docker,
@@ -356,6 +363,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             deployment_config,
             features,
             lto,
+            allocator,
             profile: match (profile_generate, profile_use) {
                 (true, _) => Some(build::ProfileRequest::Generate),
                 (false, Some(from)) => Some(build::ProfileRequest::Use(from)),
@@ -507,5 +515,33 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(both.contains("cannot be used with"), "{both}");
+    }
+
+    #[test]
+    fn build_compiles_mimalloc_in_unless_asked_for_the_system_allocator() {
+        use crate::codegen::Allocator;
+        let allocator_of = |args: &[&str]| match Cli::try_parse_from(args).map(|cli| cli.command) {
+            Ok(Command::Build { allocator, .. }) => Ok(allocator),
+            Ok(other) => panic!("not a build: {other:?}"),
+            Err(error) => Err(error.to_string()),
+        };
+        assert_eq!(
+            allocator_of(&["micro-gw", "build", "shop"]),
+            Ok(Allocator::Mimalloc)
+        );
+        assert_eq!(
+            allocator_of(&["micro-gw", "build", "shop", "--allocator", "system"]),
+            Ok(Allocator::System)
+        );
+        assert_eq!(
+            allocator_of(&["micro-gw", "build", "--allocator=mimalloc", "shop"]),
+            Ok(Allocator::Mimalloc)
+        );
+        let unknown =
+            allocator_of(&["micro-gw", "build", "shop", "--allocator", "jemalloc"]).unwrap_err();
+        assert!(
+            unknown.contains("possible values: mimalloc, system"),
+            "{unknown}"
+        );
     }
 }

@@ -36,6 +36,8 @@ pub struct BuildOptions {
     pub features: Vec<codegen::RuntimeFeature>,
     /// `--lto`: fat link-time optimisation and one codegen unit ([`CargoOptions::lto`]).
     pub lto: bool,
+    /// `--allocator`: the gateway's global allocator.
+    pub allocator: codegen::Allocator,
     /// `--profile-generate` or `--profile-use`: profile-guided optimisation ([`crate::pgo`]).
     pub profile: Option<ProfileRequest>,
 }
@@ -220,6 +222,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
             features.push(feature);
         }
     }
+    features.extend(options.allocator.cargo_feature());
     let files =
         codegen::render_with_features(&loaded.model, &features, &project.name, &runtime_dir)?;
     codegen::write(&project.gen_dir(), &files)?;
