@@ -121,7 +121,7 @@ fn kargo_imports_unchanged_and_the_build_lists_unsupported_steps() {
     assert!(!out.contains("plugins are not loaded"), "{out}");
     let manifest = std::fs::read_to_string(dir.path().join("kargo/target/gen/Cargo.toml")).unwrap();
     assert!(
-        manifest.contains("default = [\"storage\", \"redis\"]"),
+        manifest.contains("default = [\"storage\", \"redis\", \"mimalloc\"]"),
         "{manifest}"
     );
     assert!(dir.path().join("kargo/target/kargo").exists());

@@ -48,7 +48,10 @@ fn otlp_project() -> &'static OtlpProject {
         let build = harness::micro_gw(dir.path(), &["build", "otlpgw", harness::ALL_PARTS]);
         assert!(build.status.success(), "{}", harness::text(&build));
         let manifest = std::fs::read_to_string(project.join("target/gen/Cargo.toml")).unwrap();
-        assert!(manifest.contains("default = [\"otlp\"]"), "{manifest}");
+        assert!(
+            manifest.contains("default = [\"otlp\", \"mimalloc\"]"),
+            "{manifest}"
+        );
         OtlpProject {
             binary: project.join("target/otlpgw"),
             _dir: dir,

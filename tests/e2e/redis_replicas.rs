@@ -445,7 +445,10 @@ async fn a_gateway_built_without_redis_refuses_a_redis_url() {
     let dir = tempfile::tempdir().unwrap();
     let binary = build_key_auth_project(dir.path(), "http://127.0.0.1:9", false);
     let manifest = std::fs::read_to_string(dir.path().join("shop/target/gen/Cargo.toml")).unwrap();
-    assert!(manifest.contains("\ndefault = []\n"), "{manifest}");
+    assert!(
+        manifest.contains("\ndefault = [\"mimalloc\"]\n"),
+        "{manifest}"
+    );
     let version = Command::new(&binary).arg("--version").output().unwrap();
     assert!(
         String::from_utf8_lossy(&version.stdout).ends_with("; optional parts: none)\n"),

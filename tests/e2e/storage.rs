@@ -207,7 +207,10 @@ fn build_project(dir: &Path) -> PathBuf {
     let out = harness::text(&build);
     assert!(build.status.success(), "{out}");
     let manifest = std::fs::read_to_string(dir.join("s3kargo/target/gen/Cargo.toml")).unwrap();
-    assert!(manifest.contains("default = [\"storage\"]"), "{manifest}");
+    assert!(
+        manifest.contains("default = [\"storage\", \"mimalloc\"]"),
+        "{manifest}"
+    );
     dir.join("s3kargo/target/s3kargo")
 }
 

@@ -158,7 +158,7 @@ async fn requests_and_responses_are_checked_against_the_petstore_schema() {
     let manifest =
         std::fs::read_to_string(dir.path().join("validation/target/gen/Cargo.toml")).unwrap();
     assert!(
-        manifest.contains("default = [\"validation\"]"),
+        manifest.contains("default = [\"validation\", \"mimalloc\"]"),
         "{manifest}"
     );
     let gw = GatewayProcess::start(
@@ -317,7 +317,7 @@ fn a_project_without_validation_is_built_without_the_feature() {
     harness::build_project(dir.path(), "novalidation", &[("petstore.yaml", &plain)]);
     let manifest =
         std::fs::read_to_string(dir.path().join("novalidation/target/gen/Cargo.toml")).unwrap();
-    assert!(manifest.contains("default = []"), "{manifest}");
+    assert!(manifest.contains("default = [\"mimalloc\"]"), "{manifest}");
     let model =
         std::fs::read_to_string(dir.path().join("novalidation/target/gen/model.json")).unwrap();
     assert!(!model.contains("\"validate\""), "no validate step");

@@ -562,6 +562,8 @@ mod tests {
                 // Not a part `--features` names: `--allocator` chooses it.
                 assert!(template.contains("\nmimalloc = [\"mgw-runtime/mimalloc\"]"));
                 assert_eq!(Allocator::Mimalloc.cargo_feature(), Some("mimalloc"));
+                assert_eq!(Allocator::System.cargo_feature(), None);
+                assert_eq!(Allocator::default(), Allocator::Mimalloc);
                 assert!(!RuntimeFeature::All.cargo_features().contains(&"mimalloc"));
                 assert!(FEATURE_ROOTS.iter().any(|(name, _)| name == feature));
                 continue;
