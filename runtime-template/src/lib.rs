@@ -28,9 +28,9 @@
 /// thread, takes locking instructions on its paths beyond the per-thread cache: about 40 a
 /// request of the bench's HTTPS h2 scenario, most in `malloc_consolidate` (run by each
 /// allocation of 1 KiB or more while freed small blocks wait in its fast bins) and the frees
-/// around it; mimalloc's thread-local pages take none. With it, under load on two cores: 8 % less
-/// CPU per HTTPS h2 request, 3 % per 10 KiB `POST`, 1 % per 1 KiB `GET` (docs/benchmarks.md,
-/// "Issue 16: twenty-first pass").
+/// around it; mimalloc's thread-local pages take none. With it, under load on two cores: 6-8 %
+/// less CPU per HTTPS h2 request, 1-6 % per 1 KiB `GET`, 0-3 % per 10 KiB `POST`
+/// (docs/benchmarks.md, "Issue 16: twenty-first pass").
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

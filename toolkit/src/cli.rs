@@ -108,7 +108,7 @@ enum Command {
         #[arg(long)]
         lto: bool,
         /// The gateway's memory allocator: mimalloc (the default: fewer instructions and no
-        /// locking instructions on its fast paths; 8 % less CPU per HTTPS h2 request) or the
+        /// locking instructions on its fast paths; 6-8 % less CPU per HTTPS h2 request) or the
         /// C library's malloc (`system`: for heap profilers that replace malloc, such as
         /// valgrind's dhat and massif, or heaptrack). Each compiles the runtime once.
         #[arg(long, value_enum, default_value_t = crate::codegen::Allocator::Mimalloc)]

@@ -55,9 +55,9 @@ impl RuntimeFeature {
 /// in a process with more than one thread takes locking instructions on its paths beyond the
 /// per-thread cache (about 40 a request of the bench's HTTPS h2 scenario, each about 20 cycles,
 /// many of them in `malloc_consolidate`, which each allocation of 1 KiB or more runs), where
-/// mimalloc's thread-local pages take none. Measured on two cores under load: 8 % less CPU per
-/// `h2tls` request, 3 % per `post10k`, 1 % per `get1k`, for 0.2 MB more idle memory and a C
-/// compile of a few seconds on the first build.
+/// mimalloc's thread-local pages take none. Measured on two cores under load (two invocations):
+/// 6-8 % less CPU per `h2tls` request, 1-6 % per `get1k`, 0-3 % per `post10k`, for about
+/// 0.5 MB more idle memory and a C compile of a few seconds on the first build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Allocator {
     /// mimalloc (the runtime's `mimalloc` feature).
