@@ -135,6 +135,61 @@ fn the_gateway_binary_packs_its_relative_relocations_where_the_toolchain_can() {
     }
 }
 
+/// `micro-gw build --allocator system` keeps the C library's `malloc`: the build says so, the
+/// generated crate does not ask for the runtime's `mimalloc` feature, the binary holds none of
+/// mimalloc's code (its messages name it), and the gateway proxies as the default build does,
+/// which has mimalloc in it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_built_with_the_system_allocator_has_no_mimalloc_and_proxies() {
+    let mentions_mimalloc = |binary: &std::path::Path| {
+        let bytes = std::fs::read(binary).expect("the gateway binary");
+        bytes.windows(8).any(|window| window == b"mimalloc")
+    };
+    assert!(
+        mentions_mimalloc(&routing_project().binary),
+        "the default build has mimalloc"
+    );
+    let be = backend("sys").await;
+    let dir = tempfile::tempdir().unwrap();
+    let init = harness::micro_gw(dir.path(), &["init", "sysalloc"]);
+    assert!(init.status.success(), "{}", harness::text(&init));
+    harness::write_file(
+        &dir.path().join("sysalloc/api_definitions"),
+        "sys.yaml",
+        &format!(
+            "openapi: 3.0.0\ninfo: {{title: Sys, version: v1}}\n\
+             x-wso2-basePath: /sys\n\
+             x-wso2-disable-security: true\n\
+             x-wso2-production-endpoints: {{urls: ['{}']}}\n\
+             paths:\n  /echo: {{get: {{}}}}\n",
+            be.url()
+        ),
+    );
+    let build = harness::micro_gw(dir.path(), &["build", "sysalloc", "--allocator", "system"]);
+    let out = harness::text(&build);
+    assert!(build.status.success(), "{out}");
+    assert!(
+        out.contains("Allocator: the C library's malloc (--allocator system)"),
+        "{out}"
+    );
+    let manifest =
+        std::fs::read_to_string(dir.path().join("sysalloc/target/gen/Cargo.toml")).unwrap();
+    assert!(manifest.contains("\ndefault = []\n"), "{manifest}");
+    let binary = dir.path().join("sysalloc/target/sysalloc");
+    assert!(
+        !mentions_mimalloc(&binary),
+        "mimalloc in {}",
+        binary.display()
+    );
+    let gw = GatewayProcess::start(&binary, &[], true);
+    let reply = client::get(&format!("http://{}/sys/echo?q=1", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", gw.logs());
+    let echo = reply.json();
+    assert_eq!(echo["path"], "/echo");
+    assert_eq!(echo["query"], "q=1");
+    assert_eq!(be.request_count(), 1);
+}
+
 /// Starts the routing gateway with petstoreBackend pointing at `backend`.
 fn gateway_for(backend: &Backend, extra: &[String]) -> GatewayProcess {
     let mut args = vec![override_arg("petstoreBackend", 0, &backend.url())];

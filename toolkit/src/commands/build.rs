@@ -289,6 +289,9 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
             extra.join(", ")
         );
     }
+    if options.allocator == codegen::Allocator::System {
+        println!("{}", codegen::SYSTEM_ALLOCATOR_NOTE);
+    }
     if options.lto {
         println!("{}", cargo_build::LTO_NOTE);
     }
