@@ -51,13 +51,10 @@ impl RuntimeFeature {
 /// The gateway's global allocator (`micro-gw build --allocator`), compiled in: the runtime's
 /// `mimalloc` feature or the C library's `malloc`.
 ///
-/// mimalloc is the default (docs/benchmarks.md, "Issue 16: twenty-first pass"): glibc's malloc
-/// in a process with more than one thread takes locking instructions on its paths beyond the
-/// per-thread cache (about 40 a request of the bench's HTTPS h2 scenario, each about 20 cycles,
-/// many of them in `malloc_consolidate`, which each allocation of 1 KiB or more runs), where
-/// mimalloc's thread-local pages take none. Measured on two cores under load (two invocations):
-/// 6-8 % less CPU per `h2tls` request, 1-6 % per `get1k`, 0-3 % per `post10k`, for about
-/// 0.5 MB more idle memory and a C compile of a few seconds on the first build.
+/// mimalloc is the default: 6-8 % less CPU per HTTPS h2 request and 1-6 % per 1 KiB `GET` than
+/// glibc's malloc, for about 0.5 MB more idle memory and a C compile of a few seconds on the
+/// first build (why: the runtime's `ALLOCATOR`; figures: docs/benchmarks.md, "Issue 16:
+/// twenty-first pass").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Allocator {
     /// mimalloc (the runtime's `mimalloc` feature).
