@@ -270,15 +270,6 @@ pub async fn forward(
     let mut may_resend = idempotent;
     let mut fresh = false;
     let mut attempt = 0;
-    let upstream_error = |fault, target: &upstream::Target, failure| ForwardError {
-        fault,
-        target: Some(target.display.clone()),
-        blame: Blame::Upstream,
-        failure,
-    };
-    // The upstream deadline passed before the answer's head: 504.
-    let timed_out =
-        |target| move || upstream_error(fault::UPSTREAM_TIMEOUT, target, UpstreamFailure::Timeout);
     loop {
         let target = &upstream.targets[(first + attempt) % count];
         // A target neither client can send (`http`'s rules) is refused before a connection is
@@ -295,12 +286,6 @@ pub async fn forward(
         };
         let more = attempt + 1 < count;
         let plain = target.scheme == http::uri::Scheme::HTTP;
-        let relay = || {
-            plain.then(|| pool::Relay {
-                pool: target.pool.clone(),
-                into_tcp: plain_tcp,
-            })
-        };
         // The lean client takes a request it can make when it has an idle connection, or when
         // hyper's client has none either (so that mixed traffic keeps one set of connections);
         // a resend (`fresh`) wants a new connection.
@@ -359,7 +344,7 @@ pub async fn forward(
             };
             match within(timer.as_mut(), deadline, exchange)
                 .await
-                .ok_or_else(timed_out(target))?
+                .ok_or_else(|| timed_out(target))?
             {
                 Ok((connection, mut response, upload, sent_cleanly)) => {
                     let reusable = !head
@@ -391,173 +376,314 @@ pub async fn forward(
                 Err(err) => (err, spare),
             }
         } else {
-            let uri = request_target.to_uri().map_err(|_| {
-                upstream_error(fault::UPSTREAM_UNREACHABLE, target, UpstreamFailure::Other)
-            })?;
-            // An idle connection, with what it kept from its last exchange (a resend wants a
-            // new one). Taking it does not wait: one turn of the runtime at most.
-            let pooled = if fresh {
-                None
-            } else {
-                match target.pool.checkout(started).await {
-                    Some((sender, spare)) => Some((Pooled::Hyper(sender), spare)),
-                    // None of its own: an idle connection of the lean client, if any.
-                    None if plain => target
-                        .pool
-                        .checkout_lean(started)
-                        .map(|(connection, spare)| (Pooled::Lean(connection), spare)),
-                    None => None,
-                }
-            };
-            let (pooled, mut spare) = with_spare(pooled);
-            let reused = pooled.is_some();
-            let mut timer = spare.timer(deadline);
-            let head_copy = &mut spare.head;
-            let parts = &mut *parts;
-            let exchange = async {
-                let mut connection = match pooled {
-                    Some(Pooled::Hyper(connection)) => connection,
-                    // Boxed too: hyper's handshake over an idle lean connection is a 2.4 KB
-                    // future, rarely needed, and it made every request's future that much
-                    // larger (the gateway's is copied once per request).
-                    Some(Pooled::Lean(connection)) => {
-                        Box::pin(client.adopt(connection, relay())).await?
-                    }
-                    // Boxed: opening a connection (TCP, TLS) is a large future that the
-                    // request path, which finds an idle connection, would otherwise move
-                    // around.
-                    None => {
-                        Box::pin(client.connector.connect(target.origin.clone(), relay())).await?
-                    }
-                };
-                // The head is built once a connection is at hand: a failed connect leaves it
-                // untouched for the next URL. Its headers go; a copy of them stays only when
-                // a resend may need it: an idempotent request on a reused connection, which
-                // the upstream may have closed meanwhile (hyper gives a request back only
-                // when it was not written, and the upstream may close after reading it).
-                let mut request = Request::new(slot.attempt());
-                *request.method_mut() = parts.method.clone();
-                *request.version_mut() = parts.version;
-                *request.uri_mut() = uri;
-                *request.headers_mut() = std::mem::take(&mut parts.headers);
-                *request.extensions_mut() = std::mem::take(&mut parts.extensions);
-                // hyper's client sends a map: the proxy's fields and `Host` go into it (again
-                // after a resend: applying them twice is applying them once). hyper's
-                // connection-level client sends the head as it is.
-                fields.apply(request.headers_mut());
-                if may_resend && reused {
-                    head_copy.extend(
-                        request
-                            .headers()
-                            .iter()
-                            .map(|(name, value)| (name.clone(), value.clone())),
-                    );
-                }
-                match connection.sender.send_request(request).await {
-                    Ok(response) => Ok((connection, response)),
-                    Err(source) => Err(AttemptError::Exchange {
-                        source: source.into(),
-                        reused,
-                    }),
-                }
-            };
-            // Boxed: hyper's exchange is a future of about 1 KB, and a future is at least as
-            // large as the largest it may await (the lean exchange's is a third of it); the
-            // gateway's future is copied whole on its way into its task (docs/benchmarks.md,
-            // "thirteenth pass"). This path (HTTPS upstreams, uploads of unknown length)
-            // allocates per request anyway.
-            match Box::pin(within(timer.as_mut(), deadline, exchange))
-                .await
-                .ok_or_else(timed_out(target))?
-            {
-                Ok((connection, mut response)) => {
-                    // Not kept: a HEAD's connection (sent with `Connection: close`), the one
-                    // connection of a resend (as before), one the upstream closes, and one
-                    // whose framing cannot be trusted any more.
-                    let reusable = !head
-                        && !fresh
-                        && pool::keeps_alive(response.version(), response.headers())
-                        && !announces_a_body_it_cannot_have(
-                            head,
-                            response.status(),
-                            response.headers(),
-                        );
-                    spare.keep(timer);
-                    let mut lease = Some(Lease::new(
-                        connection,
-                        spare,
-                        target.pool.clone(),
-                        reusable,
-                        lean_kind,
-                    ));
-                    if response.body().is_end_stream() {
-                        if let Some(lease) = lease.take() {
-                            lease.release();
-                        }
-                    }
-                    headers::strip_hop_by_hop(response.headers_mut());
-                    *response.version_mut() = Version::HTTP_11;
-                    return Ok(Forwarded {
-                        response: pool::with_lease(response, lease),
-                        target: target.display.clone(),
-                        latency: crate::server::clock::since(started),
-                    });
-                }
-                Err(err) => (err, spare),
+            // hyper's client (HTTPS, uploads of unknown length), boxed: its code and its state
+            // stay out of the lean path's.
+            let attempt = hyper_attempt(HyperAttempt {
+                client,
+                target,
+                request_target: &request_target,
+                parts: &mut *parts,
+                fields: &fields,
+                slot: &slot,
+                deadline,
+                started,
+                head,
+                fresh,
+                lean_kind,
+                may_resend,
+            });
+            match attempt.await {
+                Ok(forwarded) => return Ok(forwarded),
+                Err(Failure::Final(error)) => return Err(error),
+                Err(Failure::Attempt(err, spare)) => (err, spare),
             }
         };
-        if let Some(client_error) = cause::<ClientBodyError>(&err) {
-            tracing::debug!(
-                endpoint = %upstream.name,
-                url = %target.display,
-                "client error, upstream request aborted: {}",
-                error_chain(client_error)
-            );
-            return Err(ForwardError {
-                fault: match client_error {
-                    ClientBodyError::TooLarge => fault::PAYLOAD_TOO_LARGE,
-                    ClientBodyError::Idle => fault::REQUEST_TIMEOUT,
-                    ClientBodyError::TooSlow => fault::REQUEST_BODY_TOO_SLOW,
-                    ClientBodyError::Broken(_) => fault::MALFORMED_BODY,
-                },
-                target: Some(target.display.clone()),
-                blame: Blame::Client,
-                failure: UpstreamFailure::Other,
-            });
+        let untouched = slot.is_untouched();
+        match after_failure(
+            &err,
+            upstream,
+            target,
+            may_resend && untouched,
+            more && untouched,
+        ) {
+            Retry::Resend => {
+                if !lean {
+                    parts.headers = copied_headers(&mut spare.head);
+                }
+                may_resend = false;
+                fresh = true;
+            }
+            Retry::Next => {
+                attempt += 1;
+                fresh = false;
+            }
+            Retry::Fail(error) => return Err(error),
         }
-        let reused = matches!(err, AttemptError::Exchange { reused: true, .. });
-        let resend = may_resend && slot.is_untouched() && reused && connection_lost(&err);
-        let next =
-            !resend && matches!(err, AttemptError::Connect(_)) && more && slot.is_untouched();
-        tracing::warn!(
+    }
+}
+
+/// A failed forward blamed on the upstream, for `target`.
+fn upstream_error(
+    fault: Fault,
+    target: &upstream::Target,
+    failure: UpstreamFailure,
+) -> ForwardError {
+    ForwardError {
+        fault,
+        target: Some(target.display.clone()),
+        blame: Blame::Upstream,
+        failure,
+    }
+}
+
+/// The upstream deadline passed before the answer's head: 504.
+fn timed_out(target: &upstream::Target) -> ForwardError {
+    upstream_error(fault::UPSTREAM_TIMEOUT, target, UpstreamFailure::Timeout)
+}
+
+/// What one attempt over hyper's client needs from [`forward`].
+struct HyperAttempt<'a> {
+    client: &'a UpstreamClient,
+    target: &'a upstream::Target,
+    request_target: &'a upstream::CheckedTarget<'a>,
+    parts: &'a mut Parts,
+    fields: &'a ProxyFields<'a>,
+    slot: &'a BodySlot,
+    deadline: tokio::time::Instant,
+    started: std::time::Instant,
+    /// The request is a HEAD.
+    head: bool,
+    /// A resend: a new connection, not an idle one.
+    fresh: bool,
+    /// The lean client could make this request (an idle lean connection may serve it).
+    lean_kind: bool,
+    /// The request may be sent again if a reused connection fails.
+    may_resend: bool,
+}
+
+/// How an attempt over hyper's client ended when it did not answer.
+enum Failure {
+    /// `forward` ends with this error (no other attempt).
+    Final(ForwardError),
+    /// The attempt failed; the next may reuse what the connection kept.
+    Attempt(AttemptError, Spare),
+}
+
+impl From<ForwardError> for Failure {
+    fn from(error: ForwardError) -> Self {
+        Self::Final(error)
+    }
+}
+
+/// One attempt of [`forward`] over hyper's client: an HTTPS URL, or an upload of unknown
+/// length. Boxed, and behind a `dyn` so that its poll is not inlined into the caller's: the
+/// lean path, which most requests take, keeps a smaller future and fewer lines of code in
+/// the instruction cache (docs/benchmarks.md, "twenty-second pass"). This path allocates per
+/// request anyway (the box replaced the exchange's own).
+fn hyper_attempt<'a>(
+    attempt: HyperAttempt<'a>,
+) -> Pin<Box<dyn Future<Output = Result<Forwarded, Failure>> + Send + 'a>> {
+    Box::pin(async move {
+        let HyperAttempt {
+            client,
+            target,
+            request_target,
+            parts,
+            fields,
+            slot,
+            deadline,
+            started,
+            head,
+            fresh,
+            lean_kind,
+            may_resend,
+        } = attempt;
+        let plain = target.scheme == http::uri::Scheme::HTTP;
+        let relay = || {
+            plain.then(|| pool::Relay {
+                pool: target.pool.clone(),
+                into_tcp: plain_tcp,
+            })
+        };
+        let uri = request_target.to_uri().map_err(|_| {
+            upstream_error(fault::UPSTREAM_UNREACHABLE, target, UpstreamFailure::Other)
+        })?;
+        // An idle connection, with what it kept from its last exchange (a resend wants a
+        // new one). Taking it does not wait: one turn of the runtime at most.
+        let pooled = if fresh {
+            None
+        } else {
+            match target.pool.checkout(started).await {
+                Some((sender, spare)) => Some((Pooled::Hyper(sender), spare)),
+                // None of its own: an idle connection of the lean client, if any.
+                None if plain => target
+                    .pool
+                    .checkout_lean(started)
+                    .map(|(connection, spare)| (Pooled::Lean(connection), spare)),
+                None => None,
+            }
+        };
+        let (pooled, mut spare) = with_spare(pooled);
+        let reused = pooled.is_some();
+        let mut timer = spare.timer(deadline);
+        let head_copy = &mut spare.head;
+        let parts = &mut *parts;
+        let exchange = async {
+            let mut connection = match pooled {
+                Some(Pooled::Hyper(connection)) => connection,
+                // Boxed too: hyper's handshake over an idle lean connection is a 2.4 KB
+                // future, rarely needed, and it made every request's future that much
+                // larger (the gateway's is copied once per request).
+                Some(Pooled::Lean(connection)) => {
+                    Box::pin(client.adopt(connection, relay())).await?
+                }
+                // Boxed: opening a connection (TCP, TLS) is a large future that the
+                // request path, which finds an idle connection, would otherwise move
+                // around.
+                None => Box::pin(client.connector.connect(target.origin.clone(), relay())).await?,
+            };
+            // The head is built once a connection is at hand: a failed connect leaves it
+            // untouched for the next URL. Its headers go; a copy of them stays only when
+            // a resend may need it: an idempotent request on a reused connection, which
+            // the upstream may have closed meanwhile (hyper gives a request back only
+            // when it was not written, and the upstream may close after reading it).
+            let mut request = Request::new(slot.attempt());
+            *request.method_mut() = parts.method.clone();
+            *request.version_mut() = parts.version;
+            *request.uri_mut() = uri;
+            *request.headers_mut() = std::mem::take(&mut parts.headers);
+            *request.extensions_mut() = std::mem::take(&mut parts.extensions);
+            // hyper's client sends a map: the proxy's fields and `Host` go into it (again
+            // after a resend: applying them twice is applying them once). hyper's
+            // connection-level client sends the head as it is.
+            fields.apply(request.headers_mut());
+            if may_resend && reused {
+                head_copy.extend(
+                    request
+                        .headers()
+                        .iter()
+                        .map(|(name, value)| (name.clone(), value.clone())),
+                );
+            }
+            match connection.sender.send_request(request).await {
+                Ok(response) => Ok((connection, response)),
+                Err(source) => Err(AttemptError::Exchange {
+                    source: source.into(),
+                    reused,
+                }),
+            }
+        };
+        match within(timer.as_mut(), deadline, exchange)
+            .await
+            .ok_or_else(|| timed_out(target))?
+        {
+            Ok((connection, mut response)) => {
+                // Not kept: a HEAD's connection (sent with `Connection: close`), the one
+                // connection of a resend (as before), one the upstream closes, and one
+                // whose framing cannot be trusted any more.
+                let reusable = !head
+                    && !fresh
+                    && pool::keeps_alive(response.version(), response.headers())
+                    && !announces_a_body_it_cannot_have(
+                        head,
+                        response.status(),
+                        response.headers(),
+                    );
+                spare.keep(timer);
+                let mut lease = Some(Lease::new(
+                    connection,
+                    spare,
+                    target.pool.clone(),
+                    reusable,
+                    lean_kind,
+                ));
+                if response.body().is_end_stream() {
+                    if let Some(lease) = lease.take() {
+                        lease.release();
+                    }
+                }
+                headers::strip_hop_by_hop(response.headers_mut());
+                *response.version_mut() = Version::HTTP_11;
+                Ok(Forwarded {
+                    response: pool::with_lease(response, lease),
+                    target: target.display.clone(),
+                    latency: crate::server::clock::since(started),
+                })
+            }
+            Err(err) => Err(Failure::Attempt(err, spare)),
+        }
+    })
+}
+
+/// What follows a failed attempt.
+enum Retry {
+    /// Send the request again, on a new connection.
+    Resend,
+    /// Try the next URL.
+    Next,
+    /// Answer with this error.
+    Fail(ForwardError),
+}
+
+/// Decides and logs what follows a failed attempt on `target`: the client's error when its
+/// body broke a limit (the rest of it is unread), a resend when `may_resend` (an idempotent
+/// request whose body was not touched) and a reused connection was lost, the next URL when
+/// `more` URLs are left and this one could not be reached, else the upstream's error. Kept
+/// out of the request path's code (`#[cold]`): it runs only when an attempt fails.
+#[cold]
+#[inline(never)]
+fn after_failure(
+    err: &AttemptError,
+    upstream: &Upstream,
+    target: &upstream::Target,
+    may_resend: bool,
+    more: bool,
+) -> Retry {
+    if let Some(client_error) = cause::<ClientBodyError>(err) {
+        tracing::debug!(
             endpoint = %upstream.name,
             url = %target.display,
-            "upstream request failed: {}{}",
-            error_chain(&err),
-            if resend {
-                "; the kept-alive connection was closed by the upstream, sending it again on a new connection"
-            } else if next {
-                "; trying the next URL"
-            } else {
-                ""
-            }
+            "client error, upstream request aborted: {}",
+            error_chain(client_error)
         );
+        return Retry::Fail(ForwardError {
+            fault: match client_error {
+                ClientBodyError::TooLarge => fault::PAYLOAD_TOO_LARGE,
+                ClientBodyError::Idle => fault::REQUEST_TIMEOUT,
+                ClientBodyError::TooSlow => fault::REQUEST_BODY_TOO_SLOW,
+                ClientBodyError::Broken(_) => fault::MALFORMED_BODY,
+            },
+            target: Some(target.display.clone()),
+            blame: Blame::Client,
+            failure: UpstreamFailure::Other,
+        });
+    }
+    let reused = matches!(err, AttemptError::Exchange { reused: true, .. });
+    let resend = may_resend && reused && connection_lost(err);
+    let next = !resend && matches!(err, AttemptError::Connect(_)) && more;
+    tracing::warn!(
+        endpoint = %upstream.name,
+        url = %target.display,
+        "upstream request failed: {}{}",
+        error_chain(err),
         if resend {
-            if !lean {
-                parts.headers = copied_headers(&mut spare.head);
-            }
-            may_resend = false;
-            fresh = true;
+            "; the kept-alive connection was closed by the upstream, sending it again on a new connection"
         } else if next {
-            attempt += 1;
-            fresh = false;
+            "; trying the next URL"
         } else {
-            return Err(upstream_error(
-                fault::UPSTREAM_UNREACHABLE,
-                target,
-                failure_kind(&err),
-            ));
+            ""
         }
+    );
+    if resend {
+        Retry::Resend
+    } else if next {
+        Retry::Next
+    } else {
+        Retry::Fail(upstream_error(
+            fault::UPSTREAM_UNREACHABLE,
+            target,
+            failure_kind(err),
+        ))
     }
 }
 
