@@ -191,7 +191,11 @@ impl Gateway {
     {
         let started = crate::server::clock::now().into_std();
         let _in_flight = gateway.telemetry().map(|m| m.in_flight());
-        let trace = gateway.services.tracing.start(request.headers());
+        let fields = FieldScan::of(request.headers());
+        let trace = gateway
+            .services
+            .tracing
+            .start_with(fields.traceparent, fields.traceparents);
         // Only sampled requests have a span, and only when it is exported.
         let export_span = trace.is_some_and(|t| t.sampled) && gateway.sinks.spans.is_some();
         let access_path =
@@ -212,7 +216,7 @@ impl Gateway {
             gateway.record_metrics(&response, &arrival.method, started, context);
             gateway.log_phase(response, &arrival, path, context)
         };
-        if let Some(fault) = gateway.framing_fault(&request) {
+        if let Some(fault) = gateway.framing_fault(&request, &fields) {
             let mut response = match site.dialect {
                 // Node's HTTP server answers a bare 400 to what it cannot take (Express
                 // Gateway users see no JSON fault there).
@@ -520,8 +524,13 @@ impl Gateway {
     }
 
     /// Rejections decided by the request head alone, before routing: an over-long target,
-    /// a Transfer-Encoding other than one plain `chunked`, a declared body over the limit.
-    fn framing_fault(&self, request: &Request<ClientBody>) -> Option<Fault> {
+    /// no `Host` in HTTP/1.1, a Transfer-Encoding other than one plain `chunked`, a declared
+    /// body over the limit (`fields`: what the head's fields say).
+    fn framing_fault(
+        &self,
+        request: &Request<ClientBody>,
+        fields: &FieldScan<'_>,
+    ) -> Option<Fault> {
         let limits = &self.services.limits;
         let target_len = request
             .uri()
@@ -530,37 +539,17 @@ impl Gateway {
         if target_len > limits.max_uri_bytes {
             return Some(fault::URI_TOO_LONG);
         }
-        // One pass over the fields for the three this looks at (a lookup each costs about a
-        // hash and a probe, more than comparing the few names a request has).
-        let mut host = false;
-        let mut codings = 0;
-        let mut first_coding_chunked = false;
-        let mut length = None;
-        for (name, value) in request.headers() {
-            if name == header::HOST {
-                host = true;
-            } else if name == header::TRANSFER_ENCODING {
-                if codings == 0 {
-                    first_coding_chunked = value
-                        .as_bytes()
-                        .trim_ascii()
-                        .eq_ignore_ascii_case(b"chunked");
-                }
-                codings += 1;
-            } else if name == header::CONTENT_LENGTH && length.is_none() {
-                length = Some(value);
-            }
-        }
         // RFC 9112 §3.2 (Node, and so Express Gateway, answers 400 too). HTTP/2 carries
         // `:authority` instead, and HTTP/1.0 has no such rule.
-        if request.version() == http::Version::HTTP_11 && !host {
+        if request.version() == http::Version::HTTP_11 && !fields.host {
             return Some(fault::MISSING_HOST);
         }
-        if codings > 0 && !(codings == 1 && first_coding_chunked) {
+        if fields.codings > 0 && !(fields.codings == 1 && fields.first_coding_chunked) {
             return Some(fault::BAD_FRAMING);
         }
         if limits.max_body_bytes > 0 {
-            let declared = length
+            let declared = fields
+                .length
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
             if declared.is_some_and(|len| len > limits.max_body_bytes) {
@@ -568,6 +557,52 @@ impl Gateway {
             }
         }
         None
+    }
+}
+
+/// What the gateway reads from a request's fields before routing, found in one pass over
+/// them: a lookup each costs about a hash and a probe (and `traceparent`'s name, not one of
+/// `http`'s standard names, is hashed byte by byte), more than comparing the few names a
+/// request has.
+#[derive(Debug, Default)]
+struct FieldScan<'r> {
+    /// A `Host` field.
+    host: bool,
+    /// How many `Transfer-Encoding` fields.
+    codings: u32,
+    /// The first `Transfer-Encoding` field says `chunked` (only).
+    first_coding_chunked: bool,
+    /// The first `Content-Length` field.
+    length: Option<&'r HeaderValue>,
+    /// The first `traceparent` field
+    /// ([`crate::telemetry::trace_context::Propagation::start_with`]).
+    traceparent: Option<&'r HeaderValue>,
+    /// More than one `traceparent` field.
+    traceparents: bool,
+}
+
+impl<'r> FieldScan<'r> {
+    fn of(headers: &'r http::HeaderMap) -> Self {
+        let mut scan = Self::default();
+        for (name, value) in headers {
+            if name == header::HOST {
+                scan.host = true;
+            } else if name == header::TRANSFER_ENCODING {
+                if scan.codings == 0 {
+                    scan.first_coding_chunked = value
+                        .as_bytes()
+                        .trim_ascii()
+                        .eq_ignore_ascii_case(b"chunked");
+                }
+                scan.codings += 1;
+            } else if name == header::CONTENT_LENGTH {
+                scan.length = scan.length.or(Some(value));
+            } else if name == crate::telemetry::trace_context::TRACEPARENT {
+                scan.traceparents = scan.traceparent.is_some();
+                scan.traceparent = scan.traceparent.or(Some(value));
+            }
+        }
+        scan
     }
 }
 
@@ -620,6 +655,42 @@ pub(crate) fn redacted_target<'t>(target: &'t str, secret_params: &[String]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_over_the_fields_finds_what_a_lookup_of_each_would() {
+        use crate::telemetry::trace_context::TRACEPARENT;
+        let mut headers = http::HeaderMap::new();
+        headers.append(header::ACCEPT, HeaderValue::from_static("*/*"));
+        headers.append(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        headers.append(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static(" Chunked "),
+        );
+        headers.append(&TRACEPARENT, HeaderValue::from_static("first"));
+        headers.append(header::CONTENT_LENGTH, HeaderValue::from_static("6"));
+        let scan = FieldScan::of(&headers);
+        assert!(!scan.host);
+        assert_eq!(scan.codings, 1);
+        assert!(scan.first_coding_chunked);
+        assert_eq!(scan.length, headers.get(header::CONTENT_LENGTH));
+        assert_eq!(scan.traceparent, headers.get(&TRACEPARENT));
+        assert!(!scan.traceparents);
+
+        headers.append(header::HOST, HeaderValue::from_static("a"));
+        headers.append(header::TRANSFER_ENCODING, HeaderValue::from_static("gzip"));
+        // A second `traceparent`, after other fields: the first stays the first.
+        headers.append(&TRACEPARENT, HeaderValue::from_static("second"));
+        let scan = FieldScan::of(&headers);
+        assert!(scan.host);
+        assert_eq!(scan.codings, 2);
+        assert!(scan.first_coding_chunked);
+        assert_eq!(
+            scan.traceparent.map(HeaderValue::as_bytes),
+            Some(&b"first"[..])
+        );
+        assert!(scan.traceparents);
+        assert!(FieldScan::of(&http::HeaderMap::new()).traceparent.is_none());
+    }
 
     #[test]
     fn api_key_query_values_are_redacted_for_the_log() {

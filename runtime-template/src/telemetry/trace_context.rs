@@ -125,14 +125,25 @@ impl Propagation {
 
     /// The trace context of a request with these headers, or `None` when propagation is off.
     pub fn start(&self, headers: &HeaderMap) -> Option<TraceContext> {
+        let mut values = headers.get_all(&TRACEPARENT).iter();
+        let first = values.next();
+        self.start_with(first, values.next().is_some())
+    }
+
+    /// [`Self::start`] for a caller that has looked for the `traceparent` field already:
+    /// the first, and whether there are `several`.
+    pub fn start_with(
+        &self,
+        traceparent: Option<&HeaderValue>,
+        several: bool,
+    ) -> Option<TraceContext> {
         if !self.enabled {
             return None;
         }
         let span_id = SpanId(random_nonzero_u64());
-        let mut values = headers.get_all(TRACEPARENT).iter();
-        let parent = match (values.next(), values.next()) {
+        let parent = match traceparent {
             // Several `traceparent` headers cannot be told apart: a new trace.
-            (Some(value), None) => parse_traceparent(value.as_bytes()),
+            Some(value) if !several => parse_traceparent(value.as_bytes()),
             _ => None,
         };
         Some(match parent {
@@ -506,6 +517,12 @@ mod tests {
             assert!(context.sampled);
             assert!(parse_traceparent(context.traceparent().as_bytes()).is_some());
         }
+        // A caller that found the field itself says whether there were several.
+        let example = HeaderValue::from_static(EXAMPLE);
+        let several = p.start_with(Some(&example), true).unwrap();
+        assert_eq!(several.parent_id, None);
+        let one = p.start_with(Some(&example), false).unwrap();
+        assert_eq!(one.parent_id, Some(SpanId(0x00f0_67aa_0ba9_02b7)));
         let a = p.start(&HeaderMap::new()).unwrap();
         let b = p.start(&HeaderMap::new()).unwrap();
         assert_ne!(a.trace_id, b.trace_id);
