@@ -233,9 +233,14 @@ impl ReadyPolicy {
                 // a move copies its 224 bytes at each of the calls it goes through).
                 Some(body) if keep_request => {
                     let mut head = clone_parts(parts);
-                    Flow::Respond(step.forward(services, context, &mut head, body).await)
+                    step.forward(services, context, &mut head, body, answer)
+                        .await;
+                    return Decided::Answered;
                 }
-                Some(body) => Flow::Respond(step.forward(services, context, parts, body).await),
+                Some(body) => {
+                    step.forward(services, context, parts, body, answer).await;
+                    return Decided::Answered;
+                }
                 None => Flow::Respond(crate::respond::internal_error(dialect)),
             },
             ReadyPolicy::Unsupported(step) => step.request(dialect, context),

@@ -98,7 +98,8 @@ impl ProxyStep {
         context: &mut Context<'_>,
         parts: &mut Parts,
         body: ClientBody,
-    ) -> Response<GatewayBody> {
+        answer: &mut Option<Response<GatewayBody>>,
+    ) {
         let chosen = match self.endpoint {
             EndpointChoice::ByKeyType {
                 production,
@@ -118,13 +119,19 @@ impl ProxyStep {
             EndpointChoice::Missing => {
                 // EG's proxy policy without a service endpoint: `res.sendStatus(502)`
                 // (observed: tests/fixtures/eg-observed/policies).
-                return crate::respond::express_send_status(http::StatusCode::BAD_GATEWAY);
+                *answer = Some(crate::respond::express_send_status(
+                    http::StatusCode::BAD_GATEWAY,
+                ));
+                return;
             }
         };
         let upstream =
             match chosen.and_then(|i| services.upstreams.get(i).ok_or(fault::INTERNAL_ERROR)) {
                 Ok(upstream) => upstream,
-                Err(fault) => return fault.response(),
+                Err(fault) => {
+                    *answer = Some(fault.response());
+                    return;
+                }
             };
         let (rest, query) = match self.path {
             PathRewrite::Remainder => (
@@ -145,9 +152,10 @@ impl ProxyStep {
                         } => stripped_target(&target, strip).into_owned(),
                         // EG's stripPath on a `pathRegex` route throws: Express's 500 page.
                         _ => {
-                            return crate::respond::answer(
+                            *answer = Some(crate::respond::answer(
                                 crate::policies::terminate::express::express_internal_error(),
-                            )
+                            ));
+                            return;
                         }
                     }
                 } else {
@@ -243,28 +251,33 @@ impl ProxyStep {
             fields,
             fields_as_received: context.fields_as_received,
         };
-        match proxy::forward(&services.client, destination, parts, body, limits).await {
-            Ok(forwarded) => {
-                context.upstream = Some(forwarded.target);
-                context.upstream_latency = Some(forwarded.latency);
-                forwarded.response.map(GatewayBody::upstream)
-            }
-            Err(err) => {
-                context.upstream = err.target;
-                if err.blame == Blame::Upstream {
-                    context.upstream_failure = Some(err.failure);
+        // The answer is written into the caller's slot (a returned response is moved through
+        // each future on the way).
+        *answer = Some(
+            match proxy::forward(&services.client, destination, parts, body, limits).await {
+                Ok(forwarded) => {
+                    context.upstream = Some(forwarded.target);
+                    context.upstream_latency = Some(forwarded.latency);
+                    forwarded.response.map(GatewayBody::upstream)
                 }
-                if err.blame == Blame::Client {
-                    // The rest of the body is unread: the connection cannot carry another
-                    // request.
-                    context.close_connection = context.http1;
-                    return err.fault.response();
+                Err(err) => {
+                    context.upstream = err.target;
+                    if err.blame == Blame::Upstream {
+                        context.upstream_failure = Some(err.failure);
+                    }
+                    if err.blame == Blame::Client {
+                        // The rest of the body is unread: the connection cannot carry another
+                        // request.
+                        context.close_connection = context.http1;
+                        err.fault.response()
+                    } else {
+                        match self.dialect {
+                            Dialect::ExpressGateway => crate::respond::express_bad_gateway(),
+                            Dialect::Wso2 => err.fault.response(),
+                        }
+                    }
                 }
-                match self.dialect {
-                    Dialect::ExpressGateway => crate::respond::express_bad_gateway(),
-                    Dialect::Wso2 => err.fault.response(),
-                }
-            }
-        }
+            },
+        );
     }
 }
