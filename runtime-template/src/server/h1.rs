@@ -486,16 +486,22 @@ impl Connection {
         &mut self,
         mut service: Pin<&mut impl Future<Output = Result<R, Infallible>>>,
     ) -> Option<R> {
+        let mut first = true;
         std::future::poll_fn(|cx| {
             // The socket first, as hyper reads before it polls the service: the client's end
             // drops the request; a pipelined request is kept for later (and nothing more is
-            // read until then).
-            if self.client_gone(cx) {
+            // read until then). Once the service waits, the socket is looked at while it
+            // waits: a poll that finds the answer ready sends it (the watcher's waker is
+            // registered already, and the client's end is read before the next request).
+            // That saves a look at the socket on most requests, whose answer wakes the task.
+            let looked = std::mem::take(&mut first);
+            if looked && self.client_gone(cx) {
                 return Poll::Ready(None);
             }
             match service.as_mut().poll(cx) {
                 Poll::Ready(Ok(response)) => Poll::Ready(Some(response)),
                 Poll::Ready(Err(never)) => match never {},
+                Poll::Pending if !looked && self.client_gone(cx) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             }
         })
@@ -2541,6 +2547,51 @@ mod tests {
                 "half close: {half_close}"
             );
         }
+    }
+
+    /// A client that ends its stream while the service waits for its answer is not served
+    /// either: the socket is looked at while the service waits, not only before it starts.
+    #[tokio::test]
+    async fn a_client_that_ends_its_stream_while_the_answer_is_awaited_is_not_served() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let drain = Drain::new();
+        let stop = drain.watcher();
+        let answered = Arc::new(Mutex::new(false));
+        let flag = answered.clone();
+        let server = tokio::spawn(async move {
+            let (io, _) = listener.accept().await.unwrap();
+            serve_with(io, LIMITS, &stop, |_| {
+                let flag = flag.clone();
+                async move {
+                    // Longer than the client takes to end its stream.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    *flag.lock().unwrap() = true;
+                    Ok::<_, Infallible>(Response::new(Frames {
+                        frames: VecDeque::from([Ok(Frame::data(Bytes::from_static(b"late")))]),
+                        exact: Some(4),
+                        as_received: None,
+                    }))
+                }
+            })
+            .await
+        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(GET).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client.shutdown().await.unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(3), server)
+            .await
+            .expect("the connection ends with the client's stream")
+            .unwrap();
+        assert!(matches!(ended, Ended::Closed));
+        assert!(
+            !*answered.lock().unwrap(),
+            "the service's future was dropped"
+        );
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
     }
 
     /// One body's frames, then another's.
