@@ -419,6 +419,7 @@ impl Connection {
         // When the rest of a small body is waited for until (`BODY_GRACE`).
         let mut body_due = None;
         let mut reader = HeadReader::with_room(self.read_room);
+        let mut first = true;
         std::future::poll_fn(|cx| loop {
             match reader.next(
                 &mut self.buf,
@@ -457,6 +458,12 @@ impl Connection {
                     // cut-off body as it does).
                     Poll::Ready(Ok(_)) => return Poll::Ready(Read::Refer(None)),
                 },
+                // The first look for a head, as the last answer has just been written, asks
+                // for readiness only (as the client-gone watcher does).
+                Next::More(_)
+                    if std::mem::take(&mut first)
+                        && self.buf.is_empty()
+                        && self.io.poll_read_ready(cx).is_pending() => {}
                 Next::More(room) => match poll_fill(&mut self.io, &mut self.buf, cx, room) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Read::Closed),
                     Poll::Ready(Ok(_)) => continue,
