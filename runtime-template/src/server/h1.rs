@@ -20,7 +20,11 @@
 //! - The header timeout counts from the moment the server waits for a head (an idle
 //!   keep-alive connection included); when it passes, the connection is closed without an
 //!   answer. An end of the client's stream while its request is served drops the request
-//!   (hyper's server does not allow half-closed connections by default).
+//!   (hyper's server does not allow half-closed connections by default). The socket is
+//!   looked at before the gateway's future is first polled and at each wake-up while it
+//!   waits, not on the wake-up that finds the answer ready: an end that arrives in the same
+//!   wake-up as the answer lets the answer go out, where hyper would drop it (a race of
+//!   microseconds either way).
 //! - The response head: `HTTP/1.1` (`HTTP/1.0` when the response says so), the reason phrase
 //!   of `hyper::ext::ReasonPhrase` or the canonical one, fields in their map order with names
 //!   in lower case, `Content-Length`, `Transfer-Encoding`, `Connection` and `Trailer` values
