@@ -378,7 +378,7 @@ pub async fn forward(
         } else {
             // hyper's client (HTTPS, uploads of unknown length), boxed: its code and its state
             // stay out of the lean path's.
-            let attempt = hyper_attempt(HyperAttempt {
+            let exchange = hyper_attempt(HyperAttempt {
                 client,
                 target,
                 request_target: &request_target,
@@ -392,7 +392,7 @@ pub async fn forward(
                 lean_kind,
                 may_resend,
             });
-            match attempt.await {
+            match exchange.await {
                 Ok(forwarded) => return Ok(forwarded),
                 Err(Failure::Final(error)) => return Err(error),
                 Err(Failure::Attempt(err, spare)) => (err, spare),
