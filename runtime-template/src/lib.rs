@@ -135,6 +135,16 @@ pub fn optional_parts() -> String {
     }
 }
 
+/// The global allocator compiled into this binary: `mimalloc` (the default of `micro-gw
+/// build`) or `system` (`--allocator system`), for `--version`.
+pub fn allocator() -> &'static str {
+    if cfg!(feature = "mimalloc") {
+        "mimalloc"
+    } else {
+        "system"
+    }
+}
+
 #[cfg(feature = "server")]
 /// Runs a gateway: the single, non-generic entry point that generated binaries call.
 /// Returns exit code 1 with a one-line message on any start-up error.
@@ -220,8 +230,9 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let mut model = GatewayModel::from_json(model_json).map_err(|e| e.to_string())?;
     if args.version {
         println!(
-            "{} (micro-gw runtime {VERSION}; optional parts: {})",
+            "{} (micro-gw runtime {VERSION}; allocator: {}; optional parts: {})",
             model.project,
+            allocator(),
             optional_parts()
         );
         return Ok(());

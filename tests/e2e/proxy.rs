@@ -181,6 +181,18 @@ async fn a_gateway_built_with_the_system_allocator_has_no_mimalloc_and_proxies()
         "mimalloc in {}",
         binary.display()
     );
+    // `--version` says which allocator a binary has.
+    let version_of = |binary: &std::path::Path| {
+        let out = std::process::Command::new(binary)
+            .arg("--version")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let version = version_of(&binary);
+    assert!(version.contains("; allocator: system; "), "{version}");
+    let version = version_of(&routing_project().binary);
+    assert!(version.contains("; allocator: mimalloc; "), "{version}");
     let gw = GatewayProcess::start(&binary, &[], true);
     let reply = client::get(&format!("http://{}/sys/echo?q=1", gw.http)).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", gw.logs());
