@@ -545,16 +545,21 @@ fn hyper_service(
     service_fn(move |request: http::Request<hyper::body::Incoming>| {
         // A request keeps its connection from being idle until its answer's body is gone.
         let in_flight = activity.as_ref().map(drain::Activity::in_flight);
-        let answer = gateway
-            .clone()
-            .handle(request.map(ClientBody::from), peer, site.clone());
         // Boxed: hyper moves the service's future several times (into each HTTP/2 stream's
         // task, through tokio's spawn), and the gateway's future is large; a box moves as a
         // pointer. (An async block around it here would be copied whole, about 3.5 KB, into
-        // the box and again at its first poll.)
-        Box::pin(clock::PollClock::new(drain::Holding::new(
-            answer, in_flight,
-        )))
+        // the box and again at its first poll.) The box is allocated first and the future
+        // made in it: made first, it was copied on its way in (memcpy).
+        let slot = Box::new_uninit();
+        Box::into_pin(Box::write(
+            slot,
+            clock::PollClock::new(drain::Holding::new(
+                gateway
+                    .clone()
+                    .handle(request.map(ClientBody::from), peer, site.clone()),
+                in_flight,
+            )),
+        ))
     })
 }
 
