@@ -157,7 +157,7 @@ impl Gateway {
         client: SocketAddr,
         site: Arc<Site>,
     ) -> impl Future<Output = Result<GatewayResponse, Infallible>> + Send + 'static {
-        Self::answer(self, request, client, site, false)
+        Self::answer::<_, _, false>(self, request, client, site)
     }
 
     /// [`Gateway::handle`] for a caller that holds the gateway and the site for as long as
@@ -172,18 +172,17 @@ impl Gateway {
         client: SocketAddr,
         site: &'a Site,
     ) -> impl Future<Output = Result<GatewayResponse, Infallible>> + Send + 'a {
-        Self::answer(self, request, client, site, true)
+        Self::answer::<_, _, true>(self, request, client, site)
     }
 
     /// What [`Gateway::handle`] and [`Gateway::handle_borrowed`] serve the request with,
-    /// whichever way the gateway and the site are held; `lean`: the lean HTTP/1.1 server
-    /// writes the answer.
-    async fn answer<G, S>(
+    /// whichever way the gateway and the site are held; `LEAN`: the lean HTTP/1.1 server
+    /// writes the answer (a constant: each server's future has only its own code).
+    async fn answer<G, S, const LEAN: bool>(
         gateway: G,
         request: Request<ClientBody>,
         client: SocketAddr,
         site: S,
-        lean: bool,
     ) -> Result<GatewayResponse, Infallible>
     where
         G: std::ops::Deref<Target = Gateway>,
@@ -192,6 +191,7 @@ impl Gateway {
         let started = crate::server::clock::now().into_std();
         let _in_flight = gateway.telemetry().map(|m| m.in_flight());
         let fields = FieldScan::of(request.headers());
+        let announced = fields.length.is_some();
         let trace = gateway
             .services
             .tracing
@@ -250,9 +250,15 @@ impl Gateway {
         context.rest = rest;
         context.trace = trace;
         context.route = route;
-        context.fields_as_received = lean;
+        context.fields_as_received = LEAN;
         // The head is lent to the pipeline (a move copies it into each future on the way).
         let (mut parts, body) = request.into_parts();
+        // A body hyper's server read that has ended already is no body (no lock of an HTTP/2
+        // stream each time it is asked on the way). The lean server's bodies are its own.
+        let body = match body {
+            ClientBody::Streaming(body) if !LEAN => ClientBody::from_hyper(body, announced),
+            body => body,
+        };
         let mut answer = None;
         pipeline
             .run(
