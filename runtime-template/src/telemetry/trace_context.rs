@@ -123,15 +123,18 @@ impl Propagation {
         }
     }
 
-    /// The trace context of a request with these headers, or `None` when propagation is off.
+    /// [`Self::start_with`] for a request with these headers, the field looked up here: the
+    /// tests' way in (the gateway finds `traceparent` in its one pass over the fields).
+    #[cfg(test)]
     pub fn start(&self, headers: &HeaderMap) -> Option<TraceContext> {
         let mut values = headers.get_all(&TRACEPARENT).iter();
         let first = values.next();
         self.start_with(first, values.next().is_some())
     }
 
-    /// [`Self::start`] for a caller that has looked for the `traceparent` field already:
-    /// the first, and whether there are `several`.
+    /// The trace context of a request whose first `traceparent` field is `traceparent`
+    /// (`several`: it has more than one, which cannot be told apart: a new trace), or `None`
+    /// when propagation is off.
     pub fn start_with(
         &self,
         traceparent: Option<&HeaderValue>,
