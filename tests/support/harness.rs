@@ -245,6 +245,15 @@ pub fn spawn_executable(command: &mut Command) -> std::io::Result<Child> {
     }
 }
 
+/// Waits (bounded by `timeout`) until every reader thread has reached its stream's end, as
+/// each does once the process that wrote it has exited.
+fn read_to_the_end(readers: &[std::thread::JoinHandle<()>], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while readers.iter().any(|reader| !reader.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A running gateway process; killed when dropped.
 pub struct GatewayProcess {
     child: Child,
@@ -253,6 +262,9 @@ pub struct GatewayProcess {
     /// The HTTPS listener.
     pub https: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
+    /// The threads that read its standard output and error into `logs`; each ends at its
+    /// stream's end.
+    readers: Vec<std::thread::JoinHandle<()>>,
     /// When the process was spawned.
     pub spawned: Instant,
 }
@@ -295,6 +307,7 @@ impl GatewayProcess {
         let spawned = Instant::now();
         let mut child = spawn_executable(&mut command).expect("starting the gateway");
         let logs = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             child
                 .stdout
@@ -309,12 +322,12 @@ impl GatewayProcess {
         .flatten()
         {
             let logs = logs.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
                     logs.lock().expect("log lock").push(line);
                 }
-            });
+            }));
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -333,11 +346,12 @@ impl GatewayProcess {
                     http,
                     https,
                     logs,
+                    readers,
                     spawned,
                 };
             }
             if let Ok(Some(status)) = child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
+                read_to_the_end(&readers, Duration::from_secs(2));
                 panic!(
                     "the gateway exited with {status} before listening:\n{}",
                     logs.lock().expect("log lock").join("\n")
@@ -386,11 +400,15 @@ impl GatewayProcess {
         assert!(status.success(), "kill -TERM failed");
     }
 
-    /// Waits up to `timeout` for the process to exit.
+    /// Waits up to `timeout` for the process to exit, then (up to 2 s more) until everything
+    /// it printed is in [`GatewayProcess::logs`].
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
+                // Its last lines may still be in the pipes when it has exited: `logs` holds
+                // them once the readers have reached the streams' end.
+                read_to_the_end(&self.readers, Duration::from_secs(2));
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));

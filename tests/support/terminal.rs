@@ -14,6 +14,9 @@ pub struct Terminal {
     child: Box<dyn Child + Send + Sync>,
     writer: Box<dyn Write + Send>,
     screen: Arc<Mutex<String>>,
+    /// The thread that copies the terminal's output into `screen`; it ends when the process
+    /// (the terminal's last user) has gone and everything it wrote has been read.
+    reader: std::thread::JoinHandle<()>,
     seen: usize,
 }
 
@@ -54,7 +57,7 @@ impl Terminal {
         let writer = pty.master.take_writer().expect("terminal writer");
         let screen = Arc::new(Mutex::new(String::new()));
         let sink = screen.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let _master = pty.master;
             let mut buf = [0u8; 4096];
             while let Ok(n) = reader.read(&mut buf) {
@@ -70,6 +73,7 @@ impl Terminal {
             child,
             writer,
             screen,
+            reader,
             seen: 0,
         }
     }
@@ -106,11 +110,16 @@ impl Terminal {
         self.writer.flush().expect("typing");
     }
 
-    /// Waits up to `timeout` for the process to exit; true when it succeeded.
+    /// Waits up to `timeout` for the process to exit, then (up to 2 s more) until all it
+    /// wrote is on [`Terminal::screen`]; true when it succeeded.
     pub fn wait(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("waiting") {
+                let read = Instant::now() + Duration::from_secs(2);
+                while !self.reader.is_finished() && Instant::now() < read {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return status.success();
             }
             assert!(
