@@ -247,7 +247,7 @@ pub fn spawn_executable(command: &mut Command) -> std::io::Result<Child> {
 
 /// Waits (bounded by `timeout`) until every reader thread has reached its stream's end, as
 /// each does once the process that wrote it has exited.
-fn read_to_the_end(readers: &[std::thread::JoinHandle<()>], timeout: Duration) {
+pub(crate) fn read_to_the_end(readers: &[std::thread::JoinHandle<()>], timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while readers.iter().any(|reader| !reader.is_finished()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));

@@ -116,10 +116,10 @@ impl Terminal {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("waiting") {
-                let read = Instant::now() + Duration::from_secs(2);
-                while !self.reader.is_finished() && Instant::now() < read {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+                crate::harness::read_to_the_end(
+                    std::slice::from_ref(&self.reader),
+                    Duration::from_secs(2),
+                );
                 return status.success();
             }
             assert!(
