@@ -705,6 +705,70 @@ async fn a_second_signal_ends_the_drain_delay() {
         .any(|l| l.contains("received again: ending the drain delay")));
 }
 
+/// The names of a process's threads (`/proc/<pid>/task/*/comm`), sorted.
+fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("reading /proc/<pid>/task")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// With one worker and no access log the gateway serves from a single thread, as an nginx
+/// worker does (glibc then skips the cancellation bookkeeping around each system call): its
+/// log's writer thread starts with the first line logged after start-up, which it writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_worker_without_an_access_log_serves_from_a_single_thread() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        eprintln!("skipped: no /proc/<pid>/task on this system");
+        return;
+    }
+    let be = backend("b1").await;
+    let dead = format!("http://127.0.0.1:{}", harness::closed_port());
+    let gw = gateway_for(
+        &be,
+        &[
+            "--listener.worker_threads=1".to_string(),
+            "--log.access_log=false".to_string(),
+            override_arg("downBackend", 0, &dead),
+        ],
+    );
+    for protocol in [Protocol::Http1, Protocol::H2c] {
+        let reply = client::send(
+            protocol,
+            Method::GET,
+            &format!("http://{}/petstore/v1/pet/1", gw.http),
+            &[],
+            client::empty(),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{protocol:?}");
+    }
+    let before = thread_names(gw.pid());
+    assert_eq!(
+        before.len(),
+        1,
+        "one thread while nothing is logged: {before:?}"
+    );
+    assert!(
+        gw.logs().iter().any(|l| l.contains("ready in")),
+        "the start-up lines are written without the writer thread"
+    );
+
+    // A refused upstream is logged: the first line since start-up starts the writer thread.
+    let reply = client::get(&format!("http://{}/down/x", gw.http)).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    gw.wait_for_log("upstream request failed", Duration::from_secs(5))
+        .expect("the warning is written by the started writer thread");
+    let after = thread_names(gw.pid());
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().any(|name| name == "log-writer"), "{after:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn starts_quickly_and_idles_small() {
     let be = backend("b1").await;

@@ -246,6 +246,9 @@ pub async fn serve(
         },
         started.elapsed().as_millis()
     );
+    // The start-up lines are out: later lines go to the log's writer thread, started by the
+    // first of them (`logging::Output`).
+    crate::logging::ready();
 
     let builder = Arc::new(connection_builder(&settings.protocol));
     let limits = h1::Limits::from(&settings.protocol);
