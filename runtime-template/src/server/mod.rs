@@ -21,6 +21,7 @@ pub(crate) mod due;
 pub mod field_values;
 pub mod h1;
 pub mod preface;
+pub mod send;
 pub mod thread_per_core;
 pub mod timer;
 pub mod worker;
@@ -584,7 +585,12 @@ fn spawn_tls(
     let builder = builder.clone();
     let mut stop = stop;
     tokio::spawn(async move {
-        let mut tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+        let mut tls = match tokio::time::timeout(
+            handshake_timeout,
+            acceptor.accept(send::SendStream(stream)),
+        )
+        .await
+        {
             Ok(Ok(tls)) => tls,
             Ok(Err(err)) => {
                 tracing::debug!(%peer, "TLS handshake failed: {err}");
