@@ -66,8 +66,7 @@ const ENDED: u8 = 2;
 ///   access log, no warning) keeps a single thread, as an nginx worker does, and glibc then
 ///   skips the bookkeeping of its cancellation points, two locking instructions around each
 ///   system call (glibc 2.36 `SYSCALL_CANCEL`; 8 of 64 locking instructions and 200 of 18,260
-///   instructions a proxied `get1k` request, about 1 % of its CPU: docs/benchmarks.md,
-///   "twenty-fifth pass"). If the thread cannot be started, lines are written directly.
+///   instructions a proxied `get1k` request: docs/benchmarks.md, "twenty-fifth pass"). If the thread cannot be started, lines are written directly.
 /// - **ended**, after [`Output::end`]: the queue is flushed (for up to about a second,
 ///   `tracing-appender`'s bound) and later lines are written directly again.
 ///
