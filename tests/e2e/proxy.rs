@@ -705,15 +705,12 @@ async fn a_second_signal_ends_the_drain_delay() {
         .any(|l| l.contains("received again: ending the drain delay")));
 }
 
-/// The names of a process's threads (`/proc/<pid>/task/*/comm`), sorted.
+/// The names of a process's threads, sorted.
 fn thread_names(pid: u32) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .expect("reading /proc/<pid>/task")
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .map(|name| name.trim().to_string())
-        .collect();
-    names.sort();
-    names
+    harness::threads(pid)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// With one worker and no access log the gateway serves from a single thread, as an nginx

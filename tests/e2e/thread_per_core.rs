@@ -167,20 +167,10 @@ fn cpu_ns(task: &std::path::Path) -> u64 {
 
 /// The gateway's worker threads (named `mgw-worker-<i>`), by name.
 fn workers(pid: u32) -> Vec<(String, std::path::PathBuf)> {
-    let mut found: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .flatten()
-                .filter_map(|task| {
-                    let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
-                    let name = name.trim().to_string();
-                    name.starts_with("mgw-worker-").then(|| (name, task.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
+    harness::threads(pid)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("mgw-worker-"))
+        .collect()
 }
 
 /// Both workers listen on the one port and both serve: the kernel spreads new connections

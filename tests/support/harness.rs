@@ -442,6 +442,24 @@ fn find_addr(lines: &[String], scheme: &str) -> Option<SocketAddr> {
     })
 }
 
+/// The threads of process `pid`: each one's name (`/proc/<pid>/task/<tid>/comm`) and its
+/// `/proc/<pid>/task/<tid>` folder, sorted by name; empty where there is no `/proc`.
+pub fn threads(pid: u32) -> Vec<(String, PathBuf)> {
+    let mut found: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|task| {
+                    let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                    Some((name.trim().to_string(), task.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
 /// A loopback port that is free now, for a process that must be given its port before it
 /// starts (a gateway's `--express_gateway.http_port=…`, a `redis-server --port`). Another
 /// process may take it before that one binds; servers started by the harness itself bind
