@@ -6,7 +6,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
@@ -66,7 +66,8 @@ const ENDED: u8 = 2;
 ///   access log, no warning) keeps a single thread, as an nginx worker does, and glibc then
 ///   skips the bookkeeping of its cancellation points, two locking instructions around each
 ///   system call (glibc 2.36 `SYSCALL_CANCEL`; 8 of 64 locking instructions and 200 of 18,260
-///   instructions a proxied `get1k` request: docs/benchmarks.md, "twenty-fifth pass"). If the thread cannot be started, lines are written directly.
+///   instructions a proxied `get1k` request: docs/benchmarks.md, "twenty-fifth pass"). If
+///   the thread cannot be started, lines are written directly.
 /// - **ended**, after [`Output::end`]: the queue is flushed (for up to about a second,
 ///   `tracing-appender`'s bound) and later lines are written directly again.
 ///
@@ -203,7 +204,7 @@ impl Write for Stdout {
 }
 
 /// The subscriber's writer: the output [`init`] installed.
-struct Installed(Arc<Output<Stdout>>);
+struct Installed(&'static Output<Stdout>);
 
 impl<'a> MakeWriter<'a> for Installed {
     type Writer = Line<Stdout>;
@@ -214,7 +215,7 @@ impl<'a> MakeWriter<'a> for Installed {
 }
 
 /// The output [`init`] installed, for [`ready`].
-static OUTPUT: OnceLock<Arc<Output<Stdout>>> = OnceLock::new();
+static OUTPUT: OnceLock<Output<Stdout>> = OnceLock::new();
 
 /// Ends the log's starting phase ([`Output`]): called once the gateway's start-up lines are
 /// written. No effect when [`init`] was not called.
@@ -226,11 +227,11 @@ pub fn ready() {
 
 /// Ends the log's serving phase when dropped: the queued lines are written (bounded).
 #[must_use = "dropping the guard ends the log's serving phase"]
-pub struct LogGuard(Option<Arc<Output<Stdout>>>);
+pub struct LogGuard(Option<&'static Output<Stdout>>);
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        if let Some(output) = &self.0 {
+        if let Some(output) = self.0 {
             output.end();
         }
     }
@@ -241,14 +242,16 @@ impl Drop for LogGuard {
 pub fn init(filter: Targets) -> LogGuard {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let output = Arc::new(Output::new(Stdout));
-    if OUTPUT.set(output.clone()).is_err() {
+    if OUTPUT.set(Output::new(Stdout)).is_err() {
         return LogGuard(None);
     }
+    let Some(output) = OUTPUT.get() else {
+        return LogGuard(None);
+    };
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(Installed(output.clone()))
+                .with_writer(Installed(output))
                 .with_ansi(false),
         )
         .with(filter)
@@ -259,6 +262,7 @@ pub fn init(filter: Targets) -> LogGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use tracing::Level;
 
     /// A write: its text and the name of the thread that made it.
