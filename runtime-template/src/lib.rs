@@ -39,6 +39,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod access_log;
 #[cfg(feature = "store")]
 pub mod admin;
+pub mod attached_model;
 #[cfg(feature = "server")]
 pub mod auth;
 pub mod config;
@@ -142,6 +143,22 @@ pub fn allocator() -> &'static str {
         "mimalloc"
     } else {
         "system"
+    }
+}
+
+#[cfg(feature = "server")]
+/// Runs the gateway whose model is attached to its own executable file ([`attached_model`]):
+/// the entry point of the base gateway that `micro-gw build --lto` compiles once per set of
+/// runtime features. Returns exit code 1 with a one-line message when no model can be read,
+/// else what [`launch`] returns.
+pub fn launch_attached() -> ExitCode {
+    match attached_model::read_own() {
+        Ok(model) => launch(&model),
+        Err(err) => {
+            let program = std::env::args().next().unwrap_or_else(|| "gateway".into());
+            eprintln!("{program}: {err}");
+            ExitCode::from(1)
+        }
     }
 }
 
