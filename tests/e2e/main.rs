@@ -14,6 +14,7 @@ mod express_gateway;
 mod fixtures;
 mod hardening;
 mod introspect;
+mod lto_build;
 mod metrics;
 mod otlp;
 mod proxy;

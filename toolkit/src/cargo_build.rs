@@ -52,7 +52,16 @@ pub const LTO_PROFILE: [&str; 2] = [
 ];
 
 /// Printed by `micro-gw build --lto` before cargo starts.
-pub const LTO_NOTE: &str = "Link-time optimisation (--lto): the whole gateway is optimised as one unit, which takes longer than a default build; the first --lto build on this machine compiles every crate again.";
+pub const LTO_NOTE: &str =
+    "Link-time optimisation (--lto): the whole gateway is optimised as one unit.";
+
+/// Printed by `micro-gw build --lto` (without a profile) when no base gateway for the
+/// project's runtime features was built yet.
+pub const LTO_BASE_NEW_NOTE: &str = "First --lto build with these runtime features: the base gateway is compiled and optimised once (minutes; the first --lto build on this machine also compiles every crate again). Later --lto builds of any project that needs the same features reuse it and take seconds.";
+
+/// Printed by `micro-gw build --lto` (without a profile) when the base gateway for the
+/// project's runtime features is already built.
+pub const LTO_BASE_BUILT_NOTE: &str = "The optimised base gateway for these runtime features is already built: the project's model is attached to a copy of it.";
 
 /// An exclusive lock on the shared target directory, held from a project's `cargo build` until
 /// its binary is copied out: every project's gateway crate is the same package, so two

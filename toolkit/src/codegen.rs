@@ -177,6 +177,9 @@ struct Manifest<'a> {
 #[template(path = "gateway/main.rs", escape = "none")]
 struct Main;
 
+/// The base gateway's `main.rs`: the model is read from the binary's own file.
+const BASE_MAIN: &str = include_str!("../../templates/gateway/base_main.rs");
+
 /// The generated crate's build script, the same for every project: packed relative
 /// relocations for the gateway binary where the machine's linker and C library take them.
 const BUILD_SCRIPT: &str = include_str!("../../templates/gateway/build.rs");
@@ -198,18 +201,7 @@ pub fn render_with_features(
     binary: &str,
     runtime_dir: &Path,
 ) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
-    let runtime_path = runtime_dir
-        .to_str()
-        .context("the cache directory path is not valid UTF-8")?;
-    let manifest = Manifest {
-        toolkit_version: env!("CARGO_PKG_VERSION"),
-        binary,
-        // A TOML string literal, escaped by the TOML serializer.
-        runtime_path_literal: toml::Value::String(runtime_path.to_string()).to_string(),
-        features: features_literal(features),
-    }
-    .render()
-    .context("rendering Cargo.toml")?;
+    let manifest = render_manifest(features, binary, runtime_dir)?;
     let main = Main.render().context("rendering main.rs")?;
     let model_json = serde_json::to_vec_pretty(model).context("serializing the gateway model")?;
     Ok(vec![
@@ -219,6 +211,64 @@ pub fn render_with_features(
         ("build.rs", BUILD_SCRIPT.as_bytes().to_vec()),
         ("model.json", model_json),
     ])
+}
+
+/// Generated files: each one's name in the crate's directory and its content.
+pub type GeneratedFiles = Vec<(&'static str, Vec<u8>)>;
+
+/// The generated crate's `Cargo.toml`.
+fn render_manifest(features: &[&str], binary: &str, runtime_dir: &Path) -> anyhow::Result<String> {
+    let runtime_path = runtime_dir
+        .to_str()
+        .context("the cache directory path is not valid UTF-8")?;
+    Manifest {
+        toolkit_version: env!("CARGO_PKG_VERSION"),
+        binary,
+        // A TOML string literal, escaped by the TOML serializer.
+        runtime_path_literal: toml::Value::String(runtime_path.to_string()).to_string(),
+        features: features_literal(features),
+    }
+    .render()
+    .context("rendering Cargo.toml")
+}
+
+/// The base gateway of `micro-gw build --lto` for the runtime's optional `features` (every
+/// one the project needs or asked for): the name of its crate's directory under the cache
+/// directory's `lto-base/` and of its binary, then its files. The name is `mgw-base-` and the
+/// first 16 hexadecimal digits of the SHA-256 of the runtime's directory (which names the
+/// runtime's version and sources) and the sorted features: projects that need the same
+/// features share one base, compiled and optimised once (`mgw_runtime::attached_model`).
+pub fn render_base(
+    features: &[&str],
+    runtime_dir: &Path,
+) -> anyhow::Result<(String, GeneratedFiles)> {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&str> = features.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut hasher = Sha256::new();
+    hasher.update(runtime_dir.as_os_str().as_encoded_bytes());
+    for feature in &sorted {
+        hasher.update(b"\0");
+        hasher.update(feature.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest
+        .iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let name = format!("mgw-base-{hex}");
+    let manifest = render_manifest(&sorted, &name, runtime_dir)?;
+    Ok((
+        name,
+        vec![
+            ("Cargo.toml", manifest.into_bytes()),
+            ("Cargo.lock", PINNED_LOCK.as_bytes().to_vec()),
+            ("main.rs", BASE_MAIN.as_bytes().to_vec()),
+            ("build.rs", BUILD_SCRIPT.as_bytes().to_vec()),
+        ],
+    ))
 }
 
 /// The optional features of `mgw-runtime` the model needs: `storage` when an Express Gateway
@@ -389,6 +439,41 @@ mod tests {
             assert!(runtime["features"].get(*feature).is_some(), "{feature}");
             assert!(All.cargo_features().contains(feature), "{feature}");
         }
+    }
+
+    #[test]
+    fn projects_needing_the_same_features_share_one_base_gateway() {
+        let runtime = Path::new("/cache/runtime/0.1.0-abc");
+        let (name, files) = render_base(&["redis", "mimalloc"], runtime).unwrap();
+        assert!(name.starts_with("mgw-base-") && name.len() == "mgw-base-".len() + 16);
+        // The order in which the features were gathered, and repeats, do not matter.
+        let (same, _) = render_base(&["mimalloc", "redis", "mimalloc"], runtime).unwrap();
+        assert_eq!(name, same);
+        // Other features, or another runtime, are another base.
+        let (other, _) = render_base(&["mimalloc"], runtime).unwrap();
+        assert_ne!(name, other);
+        let (newer, _) = render_base(
+            &["redis", "mimalloc"],
+            Path::new("/cache/runtime/0.2.0-def"),
+        )
+        .unwrap();
+        assert_ne!(name, newer);
+        let text = |name: &str| {
+            String::from_utf8(files.iter().find(|(n, _)| *n == name).unwrap().1.clone()).unwrap()
+        };
+        // No project in it: a main that reads the attached model, no model.json.
+        assert!(text("main.rs").contains("mgw_runtime::launch_attached()"));
+        assert!(!text("main.rs").contains("include_bytes"));
+        assert!(!files.iter().any(|(n, _)| *n == "model.json"));
+        let manifest: toml::Value = toml::from_str(&text("Cargo.toml")).unwrap();
+        assert_eq!(manifest["bin"][0]["name"].as_str(), Some(name.as_str()));
+        let features = manifest["features"]["default"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(features, ["mimalloc", "redis"]);
     }
 
     #[test]

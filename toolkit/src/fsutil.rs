@@ -60,6 +60,37 @@ pub fn copy_atomic(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Copies `from` to `to` with `tail`'s parts appended, executable (0755 on Unix), through a
+/// flushed temporary file beside `to` renamed over it: `to` is either as it was or complete.
+pub fn copy_with_tail_atomic(from: &Path, tail: &[&[u8]], to: &Path) -> std::io::Result<()> {
+    let dir = to
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".mgw-tmp-")
+        .tempfile_in(dir)?;
+    {
+        let mut source = std::fs::File::open(from)?;
+        let mut out = std::io::BufWriter::new(temp.as_file_mut());
+        std::io::copy(&mut source, &mut out)?;
+        for part in tail {
+            std::io::Write::write_all(&mut out, part)?;
+        }
+        std::io::Write::flush(&mut out)?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o755))?;
+    }
+    temp.as_file().sync_all()?;
+    temp.persist(to).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Writes several files so that either all of them change or none does: every content is
 /// written and flushed to a temporary file first, then each is renamed into place; if a rename
 /// fails, the files already replaced get their previous content back (new ones are removed).
@@ -160,6 +191,33 @@ mod tests {
         }
         let leftovers = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
         assert_eq!(leftovers, 1);
+    }
+
+    #[test]
+    fn a_copy_with_a_tail_is_the_source_then_the_parts_executable() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base");
+        std::fs::write(&base, b"\x7fELF base").unwrap();
+        let to = dir.path().join("target").join("gateway");
+        copy_with_tail_atomic(&base, &[b"{model}", b"trailer"], &to).unwrap();
+        assert_eq!(std::fs::read(&to).unwrap(), b"\x7fELF base{model}trailer");
+        // Again, over the first: replaced whole, nothing left beside it.
+        copy_with_tail_atomic(&base, &[b"{m2}"], &to).unwrap();
+        assert_eq!(std::fs::read(&to).unwrap(), b"\x7fELF base{m2}");
+        assert_eq!(std::fs::read_dir(to.parent().unwrap()).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&to).unwrap().permissions().mode() & 0o777,
+                0o755
+            );
+        }
+        // A source that cannot be read leaves the target as it was.
+        let err = copy_with_tail_atomic(&dir.path().join("missing"), &[b"x"], &to);
+        assert!(err.is_err());
+        assert_eq!(std::fs::read(&to).unwrap(), b"\x7fELF base{m2}");
+        assert_eq!(std::fs::read_dir(to.parent().unwrap()).unwrap().count(), 1);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 
 use crate::cargo_build::{self, CargoOptions};
 use crate::codegen;
-use crate::fsutil::copy_atomic;
+use crate::fsutil::{copy_atomic, copy_with_tail_atomic};
 use crate::loader;
 use crate::paths;
 use crate::pgo;
@@ -292,8 +292,26 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     if options.allocator == codegen::Allocator::System {
         println!("{}", codegen::SYSTEM_ALLOCATOR_NOTE);
     }
+    // An --lto build without a profile compiles the base gateway for its runtime features (once,
+    // shared by every project that needs them) and attaches the model to a copy of it.
+    let all_features: Vec<&str> = features.iter().copied().chain(extra.clone()).collect();
+    let base = if options.lto && profile.is_none() {
+        let (name, files) = codegen::render_base(&all_features, &runtime_dir)?;
+        let dir = cache.join("lto-base").join(&name);
+        codegen::write(&dir, &files)?;
+        Some((name, dir))
+    } else {
+        None
+    };
     if options.lto {
         println!("{}", cargo_build::LTO_NOTE);
+    }
+    if let Some((name, _)) = &base {
+        if paths::target_dir().join("release").join(name).is_file() {
+            println!("{}", cargo_build::LTO_BASE_BUILT_NOTE);
+        } else {
+            println!("{}", cargo_build::LTO_BASE_NEW_NOTE);
+        }
     }
     match &profile {
         Some(pgo::Pgo::Generate(_)) => println!("{PROFILE_GENERATE_NOTE}"),
@@ -320,14 +338,18 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         target_dir,
         offline: options.offline,
         verbose: options.verbose,
-        features: extra.clone(),
+        // The base's manifest names all of them.
+        features: if base.is_some() { Vec::new() } else { extra },
         lto: options.lto,
         pgo: profile.clone(),
     };
-    let all_features: Vec<&str> = features.iter().copied().chain(extra).collect();
+    let (crate_dir, binary) = match &base {
+        Some((name, dir)) => (dir.clone(), name.as_str()),
+        None => (project.gen_dir(), project.name.as_str()),
+    };
     let built = match cargo_build::build(
-        &project.gen_dir(),
-        &project.name,
+        &crate_dir,
+        binary,
         codegen::package_estimate(&all_features),
         &cargo,
     ) {
@@ -338,8 +360,19 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         }
     };
     let target = project.binary();
-    copy_atomic(&built, &target)
-        .with_context(|| format!("copying the gateway to {}", target.display()))?;
+    if base.is_some() {
+        let model = files
+            .iter()
+            .find(|(name, _)| *name == "model.json")
+            .map(|(_, model)| model.as_slice())
+            .unwrap_or_default();
+        let trailer = mgw_runtime::attached_model::trailer(model.len() as u64);
+        copy_with_tail_atomic(&built, &[model, &trailer], &target)
+            .with_context(|| format!("writing the gateway to {}", target.display()))?;
+    } else {
+        copy_atomic(&built, &target)
+            .with_context(|| format!("copying the gateway to {}", target.display()))?;
+    }
     // The gateway built with this profile is in place: earlier merges can go.
     if let Some(pgo::Pgo::Use(file)) = &profile {
         pgo::remove_other_profiles(&profile_dir(&project), file);
