@@ -3,7 +3,9 @@
 //! The shared runtime behind every gateway that `micro-gw build` produces. A generated gateway
 //! crate holds only its validated [`model::GatewayModel`] as embedded JSON and a `main` that
 //! calls [`launch`]; all behaviour (listeners, routing, proxying, logging) lives here, compiled
-//! once into the shared target directory and linked into each project binary.
+//! once into the shared target directory and linked into each project binary. A `--lto` build
+//! instead compiles a base gateway whose `main` calls [`launch_attached`], once per set of
+//! features, and appends each project's model to a copy of it ([`attached_model`]).
 //!
 //! What an API *is* comes from the model and cannot change without a rebuild; where it *runs*
 //! comes from `conf/micro-gw.toml`, environment variables and arguments ([`config`]).

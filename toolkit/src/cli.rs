@@ -102,7 +102,7 @@ enum Command {
         #[arg(long, value_enum, value_delimiter = ',', value_name = "PART[,PART...]")]
         features: Vec<crate::codegen::RuntimeFeature>,
         /// Optimise the whole gateway as one unit (fat link-time optimisation, one codegen
-        /// unit): a smaller binary, about 2 MB less memory, 7 % fewer instructions and 5-12 %
+        /// unit): a smaller binary, about 2 MB less memory, 7 % fewer instructions and 2-12 %
         /// less CPU per request. The first such build with a set of runtime parts takes
         /// minutes (the first on a machine compiles every crate again); later ones of any
         /// project with the same parts attach the project's model to that optimised gateway
