@@ -41,23 +41,7 @@ fn stage(
 
 /// Atomically copies `from` to `to` (a binary: mode 0755).
 pub fn copy_atomic(from: &Path, to: &Path) -> std::io::Result<()> {
-    let dir = to
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let temp = tempfile::Builder::new()
-        .prefix(".mgw-tmp-")
-        .tempfile_in(dir)?;
-    std::fs::copy(from, temp.path())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o755))?;
-    }
-    temp.as_file().sync_all()?;
-    temp.persist(to).map_err(|e| e.error)?;
-    Ok(())
+    copy_with_tail_atomic(from, &[], to)
 }
 
 /// Copies `from` to `to` with `tail`'s parts appended, executable (0755 on Unix), through a
@@ -71,14 +55,10 @@ pub fn copy_with_tail_atomic(from: &Path, tail: &[&[u8]], to: &Path) -> std::io:
     let mut temp = tempfile::Builder::new()
         .prefix(".mgw-tmp-")
         .tempfile_in(dir)?;
-    {
-        let mut source = std::fs::File::open(from)?;
-        let mut out = std::io::BufWriter::new(temp.as_file_mut());
-        std::io::copy(&mut source, &mut out)?;
-        for part in tail {
-            std::io::Write::write_all(&mut out, part)?;
-        }
-        std::io::Write::flush(&mut out)?;
+    // File to file: the kernel copies (copy_file_range on Linux).
+    std::io::copy(&mut std::fs::File::open(from)?, temp.as_file_mut())?;
+    for part in tail {
+        std::io::Write::write_all(temp.as_file_mut(), part)?;
     }
     #[cfg(unix)]
     {
