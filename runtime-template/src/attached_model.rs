@@ -34,6 +34,14 @@ pub enum AttachedError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The running gateway's own file could not be opened or read ([`read_own`]).
+    #[error("cannot read {path}, this gateway's own executable file, which holds its model: {source}; the user the gateway runs as must be able to read the file (not only execute it), and /proc must be mounted")]
+    OwnFile {
+        /// The executable's path.
+        path: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// The file does not end in a trailer: a base gateway never given a model, or a binary
     /// rewritten since its build.
     #[error("{path} has no model attached: it is micro-gw's base gateway rather than a project's, or it was rewritten after `micro-gw build` (strip and objcopy drop the model); build the project again with `micro-gw build <project> --lto`")]
@@ -115,22 +123,30 @@ fn read_shown(path: &Path, shown: &Path) -> Result<Vec<u8>, AttachedError> {
 /// The model attached to the running executable: `/proc/self/exe` on Linux (the file the
 /// process runs, even if its path was since replaced by a newer build), else
 /// [`std::env::current_exe`].
-/// Errors name the executable's path.
+/// Errors name the executable's path; one that cannot be opened or read is
+/// [`AttachedError::OwnFile`].
 pub fn read_own() -> Result<Vec<u8>, AttachedError> {
     let exe = std::env::current_exe();
     let shown = match &exe {
         Ok(exe) => exe.clone(),
-        Err(_) => std::path::PathBuf::from("the running executable"),
+        Err(_) => std::path::PathBuf::from(std::env::args().next().unwrap_or_default()),
     };
     let own = Path::new("/proc/self/exe");
-    if own.exists() {
-        return read_shown(own, &shown);
-    }
-    let exe = exe.map_err(|source| AttachedError::Io {
-        path: shown.display().to_string(),
-        source,
-    })?;
-    read(&exe)
+    let read = if own.exists() {
+        read_shown(own, &shown)
+    } else {
+        match exe {
+            Ok(exe) => read(&exe),
+            Err(source) => Err(AttachedError::Io {
+                path: shown.display().to_string(),
+                source,
+            }),
+        }
+    };
+    read.map_err(|err| match err {
+        AttachedError::Io { path, source } => AttachedError::OwnFile { path, source },
+        other => other,
+    })
 }
 
 #[cfg(test)]

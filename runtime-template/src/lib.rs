@@ -157,11 +157,21 @@ pub fn launch_attached() -> ExitCode {
     match attached_model::read_own() {
         Ok(model) => launch(&model),
         Err(err) => {
-            let program = std::env::args().next().unwrap_or_else(|| "gateway".into());
-            eprintln!("{program}: {err}");
+            eprintln!("{}: {err}", program_name());
             ExitCode::from(1)
         }
     }
+}
+
+#[cfg(feature = "server")]
+/// The name start-up errors begin with: the file name the gateway was started as, else
+/// `gateway`.
+fn program_name() -> String {
+    let program = std::env::args().next().unwrap_or_default();
+    std::path::Path::new(&program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gateway".into())
 }
 
 #[cfg(feature = "server")]
@@ -169,11 +179,7 @@ pub fn launch_attached() -> ExitCode {
 /// Returns exit code 1 with a one-line message on any start-up error.
 pub fn launch(model_json: &[u8]) -> ExitCode {
     let started = Instant::now();
-    let program = std::env::args().next().unwrap_or_else(|| "gateway".into());
-    let name = std::path::Path::new(&program)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "gateway".into());
+    let name = program_name();
     match run(model_json, started) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -62,9 +62,9 @@ async fn an_lto_build_optimises_one_base_and_attaches_each_projects_model() {
 
     let (one, _) = build("one", "/one");
     let (two, out) = build("two", "/two");
-    // The second project needs the same runtime features: the base was not built again.
+    // The second project needs the same runtime features: cargo found the base up to date.
     assert!(
-        stdout(&out).contains("already built: the project's model is attached to a copy of it"),
+        stdout(&out).contains("base gateway for these runtime features was up to date"),
         "{}",
         text(&out)
     );
@@ -90,7 +90,8 @@ async fn an_lto_build_optimises_one_base_and_attaches_each_projects_model() {
     }
 
     // A rebuild after a definition changed attaches the new model to the same code.
-    let (again, _) = build("one", "/uno");
+    let (again, out) = build("one", "/uno");
+    assert!(stdout(&out).contains("was up to date"), "{}", text(&out));
     let (again_code, _) = split(&again);
     assert!(again_code == one_code, "the rebuild's code differs");
     let gw = GatewayProcess::start(&again, &[], false);
@@ -118,6 +119,7 @@ async fn an_lto_build_optimises_one_base_and_attaches_each_projects_model() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("cut: "), "{err}");
     assert!(
         err.contains(&format!("{} has no model attached", cut.display())),
         "{err}"

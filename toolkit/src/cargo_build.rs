@@ -55,13 +55,17 @@ pub const LTO_PROFILE: [&str; 2] = [
 pub const LTO_NOTE: &str =
     "Link-time optimisation (--lto): the whole gateway is optimised as one unit.";
 
-/// Printed by `micro-gw build --lto` (without a profile) when no base gateway for the
-/// project's runtime features was built yet.
+/// Printed by `micro-gw build --lto` (without a profile) before cargo starts when no base
+/// gateway for the project's runtime features was built yet.
 pub const LTO_BASE_NEW_NOTE: &str = "First --lto build with these runtime features: the base gateway is compiled and optimised once (minutes; the first --lto build on this machine also compiles every crate again). Later --lto builds of any project that needs the same features reuse it and take seconds.";
 
-/// Printed by `micro-gw build --lto` (without a profile) when the base gateway for the
-/// project's runtime features is already built.
-pub const LTO_BASE_BUILT_NOTE: &str = "The optimised base gateway for these runtime features is already built: the project's model is attached to a copy of it.";
+/// Printed by `micro-gw build --lto` (without a profile) after cargo when it found the base
+/// gateway up to date.
+pub const LTO_BASE_REUSED_NOTE: &str = "The optimised base gateway for these runtime features was up to date: the project's model is attached to a copy of it.";
+
+/// Printed by `micro-gw build --lto` (without a profile) after cargo when it compiled the base
+/// gateway.
+pub const LTO_BASE_COMPILED_NOTE: &str = "The optimised base gateway for these runtime features was compiled: later --lto builds with the same features reuse it. The project's model is attached to a copy of it.";
 
 /// An exclusive lock on the shared target directory, held from a project's `cargo build` until
 /// its binary is copied out: every project's gateway crate is the same package, so two
@@ -188,12 +192,22 @@ fn cargo_command(gen_dir: &Path, binary: &str, options: &CargoOptions) -> Comman
 }
 
 /// Builds the crate in `gen_dir` and returns the path of the binary named `binary`.
+/// What [`build`] made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The binary.
+    pub executable: PathBuf,
+    /// Whether cargo found the binary up to date and compiled nothing for it (its
+    /// `compiler-artifact` message's `fresh`).
+    pub fresh: bool,
+}
+
 pub fn build(
     gen_dir: &Path,
     binary: &str,
     package_estimate: u64,
     options: &CargoOptions,
-) -> anyhow::Result<PathBuf> {
+) -> anyhow::Result<Built> {
     let mut command = cargo_command(gen_dir, binary, options);
     let mut child = command.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -224,6 +238,7 @@ pub fn build(
         std::thread::spawn(move || report(&received, mode, package_estimate))
     };
     let mut executable: Option<PathBuf> = None;
+    let mut fresh = false;
     let mut compiled = 0;
     let stdout = child.stdout.take().context("reading cargo's output")?;
     for line in BufReader::new(stdout).lines() {
@@ -244,6 +259,7 @@ pub fn build(
             if name == binary {
                 if let Some(path) = message.get("executable").and_then(|e| e.as_str()) {
                     executable = Some(PathBuf::from(path));
+                    fresh = message.get("fresh").and_then(|f| f.as_bool()) == Some(true);
                 }
             }
         }
@@ -278,7 +294,10 @@ pub fn build(
             built.display()
         );
     }
-    Ok(built)
+    Ok(Built {
+        executable: built,
+        fresh,
+    })
 }
 
 /// One progress report of cargo's.

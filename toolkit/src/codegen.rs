@@ -235,9 +235,11 @@ fn render_manifest(features: &[&str], binary: &str, runtime_dir: &Path) -> anyho
 /// The base gateway of `micro-gw build --lto` for the runtime's optional `features` (every
 /// one the project needs or asked for): the name of its crate's directory under the cache
 /// directory's `lto-base/` and of its binary, then its files. The name is `mgw-base-` and the
-/// first 16 hexadecimal digits of the SHA-256 of the runtime's directory (which names the
-/// runtime's version and sources) and the sorted features: projects that need the same
-/// features share one base, compiled and optimised once (`mgw_runtime::attached_model`).
+/// first 16 hexadecimal digits of the SHA-256 of what the base is built from: its manifest
+/// (the toolkit's version, the runtime's directory, which names the runtime's version and
+/// sources, and the sorted features), the pinned lock file, its `main.rs` and build script.
+/// Projects that need the same features share one base, compiled and optimised once
+/// (`mgw_runtime::attached_model`); another toolkit writes another base.
 pub fn render_base(
     features: &[&str],
     runtime_dir: &Path,
@@ -246,11 +248,17 @@ pub fn render_base(
     let mut sorted: Vec<&str> = features.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
+    // Everything the base is built from: its files as they would be under a placeholder name
+    // (the manifest names the toolkit's version, the runtime's directory and the features).
     let mut hasher = Sha256::new();
-    hasher.update(runtime_dir.as_os_str().as_encoded_bytes());
-    for feature in &sorted {
-        hasher.update(b"\0");
-        hasher.update(feature.as_bytes());
+    for part in [
+        render_manifest(&sorted, "mgw-base", runtime_dir)?.as_bytes(),
+        PINNED_LOCK.as_bytes(),
+        BASE_MAIN.as_bytes(),
+        BUILD_SCRIPT.as_bytes(),
+    ] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
     }
     let digest = hasher.finalize();
     let hex: String = digest

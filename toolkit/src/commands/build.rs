@@ -296,20 +296,36 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     // shared by every project that needs them) and attaches the model to a copy of it.
     let all_features: Vec<&str> = features.iter().copied().chain(extra.clone()).collect();
     let base = if options.lto && profile.is_none() {
-        let (name, files) = codegen::render_base(&all_features, &runtime_dir)?;
-        let dir = cache.join("lto-base").join(&name);
-        codegen::write(&dir, &files)?;
-        Some((name, dir))
+        let written =
+            codegen::render_base(&all_features, &runtime_dir).and_then(|(name, files)| {
+                let dir = cache.join("lto-base").join(&name);
+                codegen::write(&dir, &files)?;
+                Ok((name, dir))
+            });
+        match written {
+            Ok(base) => Some(base),
+            Err(err) => {
+                println!("BUILD FAILED");
+                return Err(err.context("writing the --lto base gateway's crate"));
+            }
+        }
     } else {
         None
     };
+    if options.verbose {
+        if let Some((_, dir)) = &base {
+            println!(
+                "micro-gw: [verbose] --lto base gateway's crate (built instead of the generated one, the model attached to it): {}",
+                dir.display()
+            );
+        }
+    }
     if options.lto {
         println!("{}", cargo_build::LTO_NOTE);
     }
     if let Some((name, _)) = &base {
-        if paths::target_dir().join("release").join(name).is_file() {
-            println!("{}", cargo_build::LTO_BASE_BUILT_NOTE);
-        } else {
+        // Whether cargo finds it up to date is said after cargo.
+        if !paths::target_dir().join("release").join(name).is_file() {
             println!("{}", cargo_build::LTO_BASE_NEW_NOTE);
         }
     }
@@ -360,18 +376,32 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         }
     };
     let target = project.binary();
-    if base.is_some() {
-        let model = files
+    let written = if base.is_some() {
+        println!(
+            "{}",
+            if built.fresh {
+                cargo_build::LTO_BASE_REUSED_NOTE
+            } else {
+                cargo_build::LTO_BASE_COMPILED_NOTE
+            }
+        );
+        files
             .iter()
             .find(|(name, _)| *name == "model.json")
             .map(|(_, model)| model.as_slice())
-            .unwrap_or_default();
-        let trailer = mgw_runtime::attached_model::trailer(model.len() as u64);
-        copy_with_tail_atomic(&built, &[model, &trailer], &target)
-            .with_context(|| format!("writing the gateway to {}", target.display()))?;
+            .context("the generated files hold no model.json")
+            .and_then(|model| {
+                let trailer = mgw_runtime::attached_model::trailer(model.len() as u64);
+                copy_with_tail_atomic(&built.executable, &[model, &trailer], &target)
+                    .with_context(|| format!("writing the gateway to {}", target.display()))
+            })
     } else {
-        copy_atomic(&built, &target)
-            .with_context(|| format!("copying the gateway to {}", target.display()))?;
+        copy_atomic(&built.executable, &target)
+            .with_context(|| format!("copying the gateway to {}", target.display()))
+    };
+    if let Err(err) = written {
+        println!("BUILD FAILED");
+        return Err(err);
     }
     // The gateway built with this profile is in place: earlier merges can go.
     if let Some(pgo::Pgo::Use(file)) = &profile {
