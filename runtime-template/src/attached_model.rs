@@ -123,6 +123,7 @@ fn read_shown(path: &Path, shown: &Path) -> Result<Vec<u8>, AttachedError> {
 /// The model attached to the running executable: `/proc/self/exe` on Linux (the file the
 /// process runs, even if its path was since replaced by a newer build), else
 /// [`std::env::current_exe`].
+///
 /// Errors name the executable's path; one that cannot be opened or read is
 /// [`AttachedError::OwnFile`].
 pub fn read_own() -> Result<Vec<u8>, AttachedError> {

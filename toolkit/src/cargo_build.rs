@@ -191,7 +191,6 @@ fn cargo_command(gen_dir: &Path, binary: &str, options: &CargoOptions) -> Comman
     command
 }
 
-/// Builds the crate in `gen_dir` and returns the path of the binary named `binary`.
 /// What [`build`] made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Built {
@@ -202,6 +201,8 @@ pub struct Built {
     pub fresh: bool,
 }
 
+/// Builds the crate in `gen_dir` and returns the binary named `binary`, and whether cargo found
+/// it up to date.
 pub fn build(
     gen_dir: &Path,
     binary: &str,

@@ -189,7 +189,7 @@ pub fn render(
     model: &GatewayModel,
     binary: &str,
     runtime_dir: &Path,
-) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+) -> anyhow::Result<GeneratedFiles> {
     render_with_features(model, &runtime_features(model), binary, runtime_dir)
 }
 
@@ -200,7 +200,7 @@ pub fn render_with_features(
     features: &[&str],
     binary: &str,
     runtime_dir: &Path,
-) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+) -> anyhow::Result<GeneratedFiles> {
     let manifest = render_manifest(features, binary, runtime_dir)?;
     let main = Main.render().context("rendering main.rs")?;
     let model_json = serde_json::to_vec_pretty(model).context("serializing the gateway model")?;
@@ -244,29 +244,26 @@ pub fn render_base(
     features: &[&str],
     runtime_dir: &Path,
 ) -> anyhow::Result<(String, GeneratedFiles)> {
-    use sha2::{Digest, Sha256};
     let mut sorted: Vec<&str> = features.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
     // Everything the base is built from: its files as they would be under a placeholder name
-    // (the manifest names the toolkit's version, the runtime's directory and the features).
-    let mut hasher = Sha256::new();
-    for part in [
-        render_manifest(&sorted, "mgw-base", runtime_dir)?.as_bytes(),
+    // (the manifest names the toolkit's version, the runtime's directory and the features),
+    // each after its length.
+    let placeholder = render_manifest(&sorted, "mgw-base", runtime_dir)?;
+    let files = [
+        placeholder.as_bytes(),
         PINNED_LOCK.as_bytes(),
         BASE_MAIN.as_bytes(),
         BUILD_SCRIPT.as_bytes(),
-    ] {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part);
-    }
-    let digest = hasher.finalize();
-    let hex: String = digest
+    ];
+    let lengths = files.map(|file| (file.len() as u64).to_le_bytes());
+    let framed: Vec<&[u8]> = lengths
         .iter()
-        .take(8)
-        .map(|byte| format!("{byte:02x}"))
+        .zip(files)
+        .flat_map(|(length, file)| [length.as_slice(), file])
         .collect();
-    let name = format!("mgw-base-{hex}");
+    let name = format!("mgw-base-{}", crate::fsutil::content_name(&framed));
     let manifest = render_manifest(&sorted, &name, runtime_dir)?;
     Ok((
         name,

@@ -39,6 +39,22 @@ fn stage(
     Ok(temp)
 }
 
+/// A name for content: 16 lowercase hexadecimal digits, the first 8 bytes of the SHA-256 of
+/// `parts` one after the other.
+pub fn content_name(parts: &[&[u8]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 /// Atomically copies `from` to `to` (a binary: mode 0755).
 pub fn copy_atomic(from: &Path, to: &Path) -> std::io::Result<()> {
     copy_with_tail_atomic(from, &[], to)

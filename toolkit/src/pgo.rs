@@ -223,14 +223,7 @@ pub fn merge(tool: &Path, raws: &[PathBuf], dir: &Path) -> Result<PathBuf, PgoEr
 /// cargo compile every crate again for nothing; a new profile has a new name and is compiled
 /// with. Earlier merges stay until [`remove_other_profiles`], after a successful build.
 pub fn install(profile: &[u8], dir: &Path) -> std::io::Result<PathBuf> {
-    let digest: String = {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(profile)
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+    let digest = crate::fsutil::content_name(&[profile]);
     let file = dir.join(format!("profile-{digest}.profdata"));
     if !file.is_file() {
         crate::fsutil::write_atomic(&file, profile, None)?;
