@@ -51,10 +51,10 @@ pub const LTO_PROFILE: [&str; 2] = [
     "profile.release.codegen-units=1",
 ];
 
-/// Printed by a link-time optimised build with a profile (`--profile-generate` or
-/// `--profile-use`) before cargo starts: the project's own crate is optimised whole, every
-/// time.
-pub const LTO_NOTE: &str = "Link-time optimisation: the whole gateway is optimised as one unit with its profile (minutes at every build; --no-lto to skip it).";
+/// Printed by a profile-guided build asked to optimise at link time (`--lto` with
+/// `--profile-generate` or `--profile-use`) before cargo starts: the project's own crate is
+/// optimised whole, at every build.
+pub const LTO_NOTE: &str = "Link-time optimisation (--lto): the whole gateway is optimised as one unit with its profile, at every build (minutes).";
 
 /// Printed by `micro-gw build` (link-time optimised, without a profile) before cargo starts
 /// when no base gateway for the project's runtime features was built yet.

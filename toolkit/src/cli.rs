@@ -105,8 +105,8 @@ enum Command {
         /// unit): the default. The first build with a set of runtime parts compiles and
         /// optimises a base gateway once (minutes; the first on a machine compiles every crate
         /// too); later builds of any project with the same parts attach the project's model to
-        /// a copy of it and take well under a second. Kept for scripts written when it was not
-        /// the default.
+        /// a copy of it and take well under a second. Needed only with --profile-generate or
+        /// --profile-use, which otherwise compile the project's own crate without it.
         #[arg(long, conflicts_with = "no_lto")]
         lto: bool,
         /// Compile the project's own crate against the runtime without link-time optimisation:
@@ -355,7 +355,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             allow_unsupported,
             deployment_config,
             features,
-            lto: _,
+            lto,
             no_lto,
             allocator,
             profile_generate,
@@ -364,27 +364,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             docker_image,
             docker_base_image,
             kubernetes,
-        } => build::run(&build::BuildOptions {
-            project,
-            offline,
-            verbose,
-            allow_unsupported,
-            deployment_config,
-            features,
-            lto: !no_lto,
-            allocator,
-            profile: match (profile_generate, profile_use) {
+        } => {
+            let profile = match (profile_generate, profile_use) {
                 (true, _) => Some(build::ProfileRequest::Generate),
                 (false, Some(from)) => Some(build::ProfileRequest::Use(from)),
                 (false, None) => None,
-            },
-            deploy: crate::deploy::DeployOptions {
-                docker,
-                kubernetes,
-                image: docker_image,
-                base_image: docker_base_image,
-            },
-        }),
+            };
+            build::run(&build::BuildOptions {
+                project,
+                offline,
+                verbose,
+                allow_unsupported,
+                deployment_config,
+                features,
+                lto: link_time_optimised(lto, no_lto, profile.is_some()),
+                allocator,
+                profile,
+                deploy: crate::deploy::DeployOptions {
+                    docker,
+                    kubernetes,
+                    image: docker_image,
+                    base_image: docker_base_image,
+                },
+            })
+        }
         Command::Users { command, common } => consumers_cli::users(command, &common),
         Command::Apps { command, common } => consumers_cli::apps(command, &common),
         Command::Credentials { command, common } => consumers_cli::credentials(command, &common),
@@ -434,6 +437,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Whether `micro-gw build` optimises at link time: by default, unless `--no-lto`; a
+/// profile-guided build (`--profile-generate`, `--profile-use`) only with `--lto`, since it
+/// compiles the project's own crate and would optimise the whole gateway again at every build.
+fn link_time_optimised(lto: bool, no_lto: bool, profile: bool) -> bool {
+    if profile {
+        lto
+    } else {
+        !no_lto
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,20 +480,48 @@ mod tests {
     fn build_optimises_at_link_time_unless_told_not_to() {
         let lto_of = |args: &[&str]| {
             let cli = Cli::try_parse_from(args).unwrap();
-            let Command::Build { lto, no_lto, .. } = cli.command else {
+            let Command::Build {
+                lto,
+                no_lto,
+                profile_generate,
+                profile_use,
+                ..
+            } = cli.command
+            else {
                 panic!("not a build: {cli:?}");
             };
-            (lto, no_lto)
+            link_time_optimised(lto, no_lto, profile_generate || profile_use.is_some())
         };
-        assert_eq!(lto_of(&["micro-gw", "build", "shop"]), (false, false));
-        assert_eq!(
-            lto_of(&["micro-gw", "build", "shop", "--lto"]),
-            (true, false)
-        );
-        assert_eq!(
-            lto_of(&["micro-gw", "build", "--no-lto", "shop", "--features=all"]),
-            (false, true)
-        );
+        assert!(lto_of(&["micro-gw", "build", "shop"]));
+        assert!(lto_of(&["micro-gw", "build", "shop", "--lto"]));
+        assert!(!lto_of(&[
+            "micro-gw",
+            "build",
+            "--no-lto",
+            "shop",
+            "--features=all"
+        ]));
+        // A profile-guided build compiles the project's own crate: optimised whole on request.
+        assert!(!lto_of(&[
+            "micro-gw",
+            "build",
+            "shop",
+            "--profile-generate"
+        ]));
+        assert!(!lto_of(&[
+            "micro-gw",
+            "build",
+            "shop",
+            "--profile-use",
+            "--no-lto"
+        ]));
+        assert!(lto_of(&[
+            "micro-gw",
+            "build",
+            "shop",
+            "--profile-use",
+            "--lto"
+        ]));
         let err = Cli::try_parse_from(["micro-gw", "build", "shop", "--lto", "--no-lto"])
             .unwrap_err()
             .to_string();
