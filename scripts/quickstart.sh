@@ -45,9 +45,8 @@ with_progress() {
 
 # The toolkit is installed into the target directory that `micro-gw build` uses for every
 # gateway (its shared cache, ~/.cache/micro-gw/target unless MGW_CACHE_DIR or MGW_TARGET_DIR
-# say otherwise): the TLS, HTTP, SQLite and serde crates it compiles are the ones a first
-# `--no-lto` gateway build needs, with the same features and settings, so such a build finds
-# them compiled. The default build optimises at link time and compiles them again with bitcode.
+# say otherwise): the TLS, HTTP, SQLite and serde crates it compiles are the ones the first
+# gateway build needs, with the same features and settings, so that build finds them compiled.
 # The bundled backend is a subcommand of the toolkit (micro-gw echo-backend): nothing else to build.
 # For scripts/bench --build-times: MGW_INSTALL_TARGET_DIR (another target directory), extra
 # cargo install flags (MGW_QUICKSTART_CARGO_FLAGS, e.g. --timings) and the CPU used after each
@@ -79,7 +78,7 @@ cd "$work"
 step "micro-gw init petstore -a docs/examples/petstore.yaml"
 micro-gw init petstore --force -a "$root/docs/examples/petstore.yaml"
 
-step "micro-gw build petstore (the first build on a machine compiles and optimises the base gateway once: minutes)"
+step "micro-gw build petstore (the first build on a machine compiles the shared runtime once)"
 micro-gw build petstore
 report_cpu build
 

@@ -1,6 +1,6 @@
 //! A gateway's model attached to the end of its executable file.
 //!
-//! `micro-gw build` (link-time optimised, the default) compiles one optimised *base* gateway per set of runtime features
+//! `micro-gw build --lto` compiles one optimised *base* gateway per set of runtime features
 //! and reuses it for every project: the project's binary is the base's bytes, then the model
 //! (the JSON of [`crate::model::GatewayModel`], as `target/gen/model.json` holds it), then a
 //! [`TRAILER_LEN`]-byte trailer. The trailer is the model's length in bytes (u64,
@@ -44,7 +44,7 @@ pub enum AttachedError {
     },
     /// The file does not end in a trailer: a base gateway never given a model, or a binary
     /// rewritten since its build.
-    #[error("{path} has no model attached: it is micro-gw's base gateway rather than a project's, or it was rewritten after `micro-gw build` (strip and objcopy drop the model); build the project again with `micro-gw build <project>`")]
+    #[error("{path} has no model attached: it is micro-gw's base gateway rather than a project's, or it was rewritten after `micro-gw build` (strip and objcopy drop the model); build the project again with `micro-gw build <project> --lto`")]
     Missing {
         /// The file, as given.
         path: String,

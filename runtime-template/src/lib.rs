@@ -3,8 +3,8 @@
 //! The shared runtime behind every gateway that `micro-gw build` produces. A generated gateway
 //! crate holds only its validated [`model::GatewayModel`] as embedded JSON and a `main` that
 //! calls [`launch`]; all behaviour (listeners, routing, proxying, logging) lives here, compiled
-//! once into the shared target directory and linked into each project binary (`--no-lto`). A
-//! default, link-time optimised build instead compiles a base gateway whose `main` calls [`launch_attached`], once per set of
+//! once into the shared target directory and linked into each project binary. A `--lto` build
+//! instead compiles a base gateway whose `main` calls [`launch_attached`], once per set of
 //! features, and appends each project's model to a copy of it ([`attached_model`]).
 //!
 //! What an API *is* comes from the model and cannot change without a rebuild; where it *runs*
@@ -150,8 +150,8 @@ pub fn allocator() -> &'static str {
 
 #[cfg(feature = "server")]
 /// Runs the gateway whose model is attached to its own executable file ([`attached_model`]):
-/// the entry point of the base gateway that `micro-gw build` (link-time optimised) compiles
-/// once per set of runtime features. Returns exit code 1 with a one-line message when no model can be read,
+/// the entry point of the base gateway that `micro-gw build --lto` compiles once per set of
+/// runtime features. Returns exit code 1 with a one-line message when no model can be read,
 /// else what [`launch`] returns.
 pub fn launch_attached() -> ExitCode {
     match attached_model::read_own() {

@@ -1,7 +1,6 @@
-//! `micro-gw build` optimises at link time by default: the base gateway for a set of runtime
-//! features is compiled and optimised once, and each project's binary is a copy of it with the
-//! project's model attached (`mgw_runtime::attached_model`). `--no-lto` compiles the
-//! project's own crate instead.
+//! `micro-gw build --lto`: the base gateway for a set of runtime features is compiled and
+//! optimised once, and each project's binary is a copy of it with the project's model attached
+//! (`mgw_runtime::attached_model`).
 
 use mgw_e2e::backend;
 use mgw_e2e::client;
@@ -40,12 +39,12 @@ fn stdout(output: &std::process::Output) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_default_build_optimises_one_base_and_attaches_each_projects_model() {
+async fn an_lto_build_optimises_one_base_and_attaches_each_projects_model() {
     let be = backend::spawn("lto", "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let build = |name: &str, base: &str, args: &[&str]| {
+    let build = |name: &str, base: &str| {
         let project = dir.path().join(name);
         if !project.exists() {
             let init = micro_gw(dir.path(), &["init", name]);
@@ -56,14 +55,13 @@ async fn a_default_build_optimises_one_base_and_attaches_each_projects_model() {
             "api.yaml",
             &definition(base, &be.url()),
         );
-        let out = micro_gw(dir.path(), &[&["build", name][..], args].concat());
+        let out = micro_gw(dir.path(), &["build", name, "--lto"]);
         assert!(out.status.success(), "{}", text(&out));
         (project.join("target").join(name), out)
     };
 
-    let (one, _) = build("one", "/one", &[]);
-    // `--lto`, the default's name from when it was not, builds the same way.
-    let (two, out) = build("two", "/two", &["--lto"]);
+    let (one, _) = build("one", "/one");
+    let (two, out) = build("two", "/two");
     // The second project needs the same runtime features: cargo found the base up to date.
     assert!(
         stdout(&out).contains("base gateway for these runtime features was up to date"),
@@ -92,7 +90,7 @@ async fn a_default_build_optimises_one_base_and_attaches_each_projects_model() {
     }
 
     // A rebuild after a definition changed attaches the new model to the same code.
-    let (again, out) = build("one", "/uno", &[]);
+    let (again, out) = build("one", "/uno");
     assert!(stdout(&out).contains("was up to date"), "{}", text(&out));
     let (again_code, _) = split(&again);
     assert!(again_code == one_code, "the rebuild's code differs");
@@ -126,40 +124,5 @@ async fn a_default_build_optimises_one_base_and_attaches_each_projects_model() {
         err.contains(&format!("{} has no model attached", cut.display())),
         "{err}"
     );
-    assert!(
-        err.contains("build the project again with `micro-gw build <project>`"),
-        "{err}"
-    );
-}
-
-/// `--no-lto`: the project's own generated crate is compiled and linked against the runtime;
-/// its binary carries its model inside, nothing is attached, and it serves.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_build_without_lto_compiles_the_projects_own_crate() {
-    let be = backend::spawn("plain", "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let binary = harness::build_project_with(
-        dir.path(),
-        "plain",
-        &[("api.yaml", &definition("/plain", &be.url()))],
-        &["--no-lto"],
-    );
-    let bytes = std::fs::read(&binary).unwrap();
-    assert!(bytes.starts_with(b"\x7fELF"));
-    assert!(
-        !bytes.ends_with(b"micro-gw model\x00\x01"),
-        "a --no-lto binary has a model attached"
-    );
-    // The generated crate's model is compiled in (`include_bytes!`).
-    let model = std::fs::read(dir.path().join("plain/target/gen/model.json")).unwrap();
-    assert!(
-        bytes.windows(model.len()).any(|w| w == model.as_slice()),
-        "the model is not inside the binary"
-    );
-    let gw = GatewayProcess::start(&binary, &[], false);
-    let reply = client::get(&format!("http://{}/plain/ping", gw.http)).await;
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("x-backend"), Some("plain"));
+    assert!(err.contains("micro-gw build <project> --lto"), "{err}");
 }

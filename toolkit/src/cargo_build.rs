@@ -51,22 +51,21 @@ pub const LTO_PROFILE: [&str; 2] = [
     "profile.release.codegen-units=1",
 ];
 
-/// Printed by a profile-guided build asked to optimise at link time (`--lto` with
-/// `--profile-generate` or `--profile-use`) before cargo starts: the project's own crate is
-/// optimised whole, at every build.
-pub const LTO_NOTE: &str = "Link-time optimisation (--lto): the whole gateway is optimised as one unit with its profile, at every build (minutes).";
+/// Printed by `micro-gw build --lto` before cargo starts.
+pub const LTO_NOTE: &str =
+    "Link-time optimisation (--lto): the whole gateway is optimised as one unit.";
 
-/// Printed by `micro-gw build` (link-time optimised, without a profile) before cargo starts
-/// when no base gateway for the project's runtime features was built yet.
-pub const LTO_BASE_NEW_NOTE: &str = "First build with these runtime features: the base gateway is compiled and optimised as one unit (link-time optimisation), once: minutes, and the first build on this machine compiles every crate too. Later builds of any project that needs the same features reuse it and take well under a second. (--no-lto: a quicker first build of a gateway using more CPU per request.)";
+/// Printed by `micro-gw build --lto` (without a profile) before cargo starts when no base
+/// gateway for the project's runtime features was built yet.
+pub const LTO_BASE_NEW_NOTE: &str = "First --lto build with these runtime features: the base gateway is compiled and optimised once (minutes; the first --lto build on this machine also compiles every crate again). Later --lto builds of any project that needs the same features reuse it and take seconds.";
 
-/// Printed by `micro-gw build` (link-time optimised, without a profile) after cargo when it
-/// found the base gateway up to date.
+/// Printed by `micro-gw build --lto` (without a profile) after cargo when it found the base
+/// gateway up to date.
 pub const LTO_BASE_REUSED_NOTE: &str = "The optimised base gateway for these runtime features was up to date: the project's model is attached to a copy of it.";
 
-/// Printed by `micro-gw build` (link-time optimised, without a profile) after cargo when it
-/// compiled the base gateway.
-pub const LTO_BASE_COMPILED_NOTE: &str = "The optimised base gateway for these runtime features was compiled: later builds with the same features reuse it. The project's model is attached to a copy of it.";
+/// Printed by `micro-gw build --lto` (without a profile) after cargo when it compiled the base
+/// gateway.
+pub const LTO_BASE_COMPILED_NOTE: &str = "The optimised base gateway for these runtime features was compiled: later --lto builds with the same features reuse it. The project's model is attached to a copy of it.";
 
 /// An exclusive lock on the shared target directory, held from a project's `cargo build` until
 /// its binary is copied out: every project's gateway crate is the same package, so two
@@ -472,7 +471,7 @@ fn console_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Said before the first `--no-lto` gateway build in a target directory.
+/// Said before the first gateway build in a target directory.
 pub const FIRST_BUILD_NOTE: &str = "The first build on this machine compiles the shared runtime (one to three minutes on two cores when micro-gw was installed through this target directory, as scripts/quickstart.sh does; longer otherwise, as it then compiles the TLS, HTTP and SQLite crates too); later builds of any project reuse it and take about a second.";
 
 /// Whether a gateway was built in `target_dir` before (any project, any runtime version): then

@@ -102,19 +102,13 @@ enum Command {
         #[arg(long, value_enum, value_delimiter = ',', value_name = "PART[,PART...]")]
         features: Vec<crate::codegen::RuntimeFeature>,
         /// Optimise the whole gateway as one unit (fat link-time optimisation, one codegen
-        /// unit): the default. The first build with a set of runtime parts compiles and
-        /// optimises a base gateway once (minutes; the first on a machine compiles every crate
-        /// too); later builds of any project with the same parts attach the project's model to
-        /// a copy of it and take well under a second. Needed only with --profile-generate or
-        /// --profile-use, which otherwise compile the project's own crate without it.
-        #[arg(long, conflicts_with = "no_lto")]
-        lto: bool,
-        /// Compile the project's own crate against the runtime without link-time optimisation:
-        /// a quicker first build (no second copy of every crate), a gateway using 2-14 % more
-        /// CPU per request, 8 % more instructions and about 2 MB more memory
-        /// (docs/benchmarks.md).
+        /// unit): a smaller binary, about 2 MB less memory, 7 % fewer instructions and 2-12 %
+        /// less CPU per request. The first such build with a set of runtime parts takes
+        /// minutes (the first on a machine compiles every crate again); later ones of any
+        /// project with the same parts attach the project's model to that optimised gateway
+        /// and take seconds.
         #[arg(long)]
-        no_lto: bool,
+        lto: bool,
         /// The gateway's memory allocator: mimalloc (the default: fewer instructions and no
         /// locking instructions on its fast paths; 6-8 % less CPU per HTTPS h2 request) or the
         /// C library's malloc (`system`: for heap profilers that replace malloc, such as
@@ -356,7 +350,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             deployment_config,
             features,
             lto,
-            no_lto,
             allocator,
             profile_generate,
             profile_use,
@@ -364,30 +357,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             docker_image,
             docker_base_image,
             kubernetes,
-        } => {
-            let profile = match (profile_generate, profile_use) {
+        } => build::run(&build::BuildOptions {
+            project,
+            offline,
+            verbose,
+            allow_unsupported,
+            deployment_config,
+            features,
+            lto,
+            allocator,
+            profile: match (profile_generate, profile_use) {
                 (true, _) => Some(build::ProfileRequest::Generate),
                 (false, Some(from)) => Some(build::ProfileRequest::Use(from)),
                 (false, None) => None,
-            };
-            build::run(&build::BuildOptions {
-                project,
-                offline,
-                verbose,
-                allow_unsupported,
-                deployment_config,
-                features,
-                lto: link_time_optimised(lto, no_lto, profile.is_some()),
-                allocator,
-                profile,
-                deploy: crate::deploy::DeployOptions {
-                    docker,
-                    kubernetes,
-                    image: docker_image,
-                    base_image: docker_base_image,
-                },
-            })
-        }
+            },
+            deploy: crate::deploy::DeployOptions {
+                docker,
+                kubernetes,
+                image: docker_image,
+                base_image: docker_base_image,
+            },
+        }),
         Command::Users { command, common } => consumers_cli::users(command, &common),
         Command::Apps { command, common } => consumers_cli::apps(command, &common),
         Command::Credentials { command, common } => consumers_cli::credentials(command, &common),
@@ -437,17 +427,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Whether `micro-gw build` optimises at link time: by default, unless `--no-lto`; a
-/// profile-guided build (`--profile-generate`, `--profile-use`) only with `--lto`, since it
-/// compiles the project's own crate and would optimise the whole gateway again at every build.
-fn link_time_optimised(lto: bool, no_lto: bool, profile: bool) -> bool {
-    if profile {
-        lto
-    } else {
-        !no_lto
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,55 +456,23 @@ mod tests {
     }
 
     #[test]
-    fn build_optimises_at_link_time_unless_told_not_to() {
+    fn build_takes_lto_as_a_switch() {
         let lto_of = |args: &[&str]| {
             let cli = Cli::try_parse_from(args).unwrap();
-            let Command::Build {
-                lto,
-                no_lto,
-                profile_generate,
-                profile_use,
-                ..
-            } = cli.command
-            else {
+            let Command::Build { lto, .. } = cli.command else {
                 panic!("not a build: {cli:?}");
             };
-            link_time_optimised(lto, no_lto, profile_generate || profile_use.is_some())
+            lto
         };
-        assert!(lto_of(&["micro-gw", "build", "shop"]));
+        assert!(!lto_of(&["micro-gw", "build", "shop"]));
         assert!(lto_of(&["micro-gw", "build", "shop", "--lto"]));
-        assert!(!lto_of(&[
-            "micro-gw",
-            "build",
-            "--no-lto",
-            "shop",
-            "--features=all"
-        ]));
-        // A profile-guided build compiles the project's own crate: optimised whole on request.
-        assert!(!lto_of(&[
-            "micro-gw",
-            "build",
-            "shop",
-            "--profile-generate"
-        ]));
-        assert!(!lto_of(&[
-            "micro-gw",
-            "build",
-            "shop",
-            "--profile-use",
-            "--no-lto"
-        ]));
         assert!(lto_of(&[
             "micro-gw",
             "build",
+            "--lto",
             "shop",
-            "--profile-use",
-            "--lto"
+            "--features=all"
         ]));
-        let err = Cli::try_parse_from(["micro-gw", "build", "shop", "--lto", "--no-lto"])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("--no-lto") && err.contains("--lto"), "{err}");
     }
 
     #[test]

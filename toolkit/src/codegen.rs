@@ -232,7 +232,7 @@ fn render_manifest(features: &[&str], binary: &str, runtime_dir: &Path) -> anyho
     .context("rendering Cargo.toml")
 }
 
-/// The base gateway of a link-time optimised `micro-gw build` (the default) for the runtime's optional `features` (every
+/// The base gateway of `micro-gw build --lto` for the runtime's optional `features` (every
 /// one the project needs or asked for): the name of its crate's directory under the cache
 /// directory's `lto-base/` and of its binary, then its files. The name is `mgw-base-` and the
 /// first 16 hexadecimal digits of the SHA-256 of what the base is built from: its manifest

@@ -1,10 +1,7 @@
-//! `micro-gw build <project> [--offline] [-v] [--features PART,...] [--no-lto]
-//! [--profile-generate | --profile-use[=DIR|FILE]]`: project -> validated model -> generated
-//! crate -> cargo build (shared target directory) -> `<project>/target/<project>`, written
-//! atomically. By default (link-time optimised, no profile) cargo builds the base gateway for
-//! the project's runtime features instead of the generated crate, and the binary is a copy of
-//! that base with the generated model attached (`mgw_runtime::attached_model`); with
-//! `--no-lto` or a profile, the generated crate itself is compiled and its binary copied.
+//! `micro-gw build <project> [--offline] [-v] [--features PART,...] [--lto]
+//! [--profile-generate | --profile-use[=DIR|FILE]]`: project ->
+//! validated model -> generated crate -> cargo build (shared target directory) ->
+//! `<project>/target/<project>`, copied atomically.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -37,8 +34,7 @@ pub struct BuildOptions {
     pub deploy: crate::deploy::DeployOptions,
     /// `--features`: optional parts of the runtime to compile in beyond what the project needs.
     pub features: Vec<codegen::RuntimeFeature>,
-    /// Fat link-time optimisation and one codegen unit ([`CargoOptions::lto`]): true unless
-    /// `--no-lto`.
+    /// `--lto`: fat link-time optimisation and one codegen unit ([`CargoOptions::lto`]).
     pub lto: bool,
     /// `--allocator`: the gateway's global allocator.
     pub allocator: codegen::Allocator,
@@ -277,7 +273,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
             express_routes
         );
     }
-    // A link-time optimised build has its own notes (below).
+    // An --lto build has its own note: its first build and every rebuild take minutes.
     if !options.lto
         && options.profile.is_none()
         && !cargo_build::runtime_compiled(&paths::target_dir())
@@ -296,7 +292,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     if options.allocator == codegen::Allocator::System {
         println!("{}", codegen::SYSTEM_ALLOCATOR_NOTE);
     }
-    // A link-time optimised build without a profile compiles the base gateway for its runtime features (once,
+    // An --lto build without a profile compiles the base gateway for its runtime features (once,
     // shared by every project that needs them) and attaches the model to a copy of it.
     let all_features: Vec<&str> = features.iter().copied().chain(extra.clone()).collect();
     let base = if options.lto && profile.is_none() {
@@ -310,7 +306,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
             Ok(base) => Some(base),
             Err(err) => {
                 println!("BUILD FAILED");
-                return Err(err.context("writing the base gateway's crate"));
+                return Err(err.context("writing the --lto base gateway's crate"));
             }
         }
     } else {
@@ -319,12 +315,12 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     if options.verbose {
         if let Some((_, dir)) = &base {
             println!(
-                "micro-gw: [verbose] base gateway's crate (built instead of the generated one, the model attached to it): {}",
+                "micro-gw: [verbose] --lto base gateway's crate (built instead of the generated one, the model attached to it): {}",
                 dir.display()
             );
         }
     }
-    if options.lto && profile.is_some() {
+    if options.lto {
         println!("{}", cargo_build::LTO_NOTE);
     }
     if let Some((name, _)) = &base {
