@@ -97,7 +97,7 @@ impl Workspace {
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(harness::toolkit_bin("micro-gw"));
         command
-            .args(args)
+            .args(harness::with_build_variant(args))
             .current_dir(self.root())
             .env("MGW_CACHE_DIR", harness::cache_dir())
             .env("MGW_CONFIG_DIR", self.config_dir())

@@ -66,13 +66,31 @@ pub fn micro_gw(dir: &Path, args: &[&str]) -> Output {
 /// [`micro_gw`] with more environment variables (name, value).
 pub fn micro_gw_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(toolkit_bin("micro-gw"))
-        .args(args)
+        .args(with_build_variant(args))
         .current_dir(dir)
         .env("MGW_CACHE_DIR", cache_dir())
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("running micro-gw")
+}
+
+/// Environment variable with more `micro-gw build` arguments for every build the tests run
+/// through [`micro_gw`] (after each test's own): runs any suite against gateways built
+/// another way, e.g. `MGW_E2E_BUILD_ARGS=--lto` (link-time optimised, each project's model
+/// attached to a base gateway). Not the builds that `tests/e2e/docs.rs` runs as the docs
+/// write them.
+pub const BUILD_ARGS_ENV: &str = "MGW_E2E_BUILD_ARGS";
+
+/// `args`, followed by [`BUILD_ARGS_ENV`]'s when they are a `build`.
+pub fn with_build_variant(args: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    if args.first() == Some(&"build") {
+        if let Ok(extra) = std::env::var(BUILD_ARGS_ENV) {
+            all.extend(extra.split_whitespace().map(str::to_string));
+        }
+    }
+    all
 }
 
 /// stdout and stderr of a command, for assertion messages.
