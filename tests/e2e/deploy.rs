@@ -57,6 +57,15 @@ async fn build_writes_an_image_context_that_runs_and_manifests() {
     ] {
         assert!(output.contains(needle), "{needle}: {output}");
     }
+    // Artefacts of a gateway built without --lto point at the build for production.
+    let lto = harness::with_build_variant(&["build"])
+        .iter()
+        .any(|a| a == "--lto");
+    assert_eq!(
+        output.contains("Tip: the gateway in these artefacts is not link-time optimised. For production, build with --lto"),
+        !lto,
+        "{output}"
+    );
     let project = dir.path().join("shop");
     assert_eq!(
         std::fs::read_to_string(project.join("conf/deployment-config.toml")).unwrap(),
