@@ -5,6 +5,7 @@
 use mgw_e2e::backend;
 use mgw_e2e::client;
 use mgw_e2e::harness::{self, micro_gw, text, write_file, GatewayProcess};
+use mgw_runtime::attached_model;
 use std::path::Path;
 
 /// A definition serving `GET <base>/ping` from `upstream`.
@@ -21,17 +22,13 @@ paths:
     )
 }
 
-/// Bytes of the trailer `micro-gw build` attaches after the model (its length, then the magic).
-const TRAILER: usize = 24;
-
-/// The binary's bytes before its model, and its model.
+/// The binary's bytes before its model, and its model, as the gateway reads them
+/// (`mgw_runtime::attached_model`).
 fn split(binary: &Path) -> (Vec<u8>, Vec<u8>) {
-    let bytes = std::fs::read(binary).unwrap();
-    let (rest, trailer) = bytes.split_at(bytes.len() - TRAILER);
-    assert_eq!(&trailer[8..], b"micro-gw model\x00\x01", "no trailer");
-    let len = u64::from_le_bytes(trailer[..8].try_into().unwrap()) as usize;
-    let (code, model) = rest.split_at(rest.len() - len);
-    (code.to_vec(), model.to_vec())
+    let model = attached_model::read(binary).expect("no model attached");
+    let mut bytes = std::fs::read(binary).unwrap();
+    bytes.truncate(bytes.len() - attached_model::TRAILER_LEN - model.len());
+    (bytes, model)
 }
 
 fn stdout(output: &std::process::Output) -> String {
