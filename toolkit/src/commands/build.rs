@@ -3,7 +3,7 @@
 //! validated model -> generated crate -> cargo build (shared target directory) ->
 //! `<project>/target/<project>`, copied atomically.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -296,17 +296,11 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     // shared by every project that needs them) and attaches the model to a copy of it.
     let all_features: Vec<&str> = features.iter().copied().chain(extra.clone()).collect();
     let base = if options.lto && profile.is_none() {
-        let written =
-            codegen::render_base(&all_features, &runtime_dir).and_then(|(name, files)| {
-                let dir = cache.join("lto-base").join(&name);
-                codegen::write(&dir, &files)?;
-                Ok((name, dir))
-            });
-        match written {
+        match write_lto_base(&all_features, &runtime_dir, &cache) {
             Ok(base) => Some(base),
             Err(err) => {
                 println!("BUILD FAILED");
-                return Err(err.context("writing the --lto base gateway's crate"));
+                return Err(err);
             }
         }
     } else {
@@ -385,16 +379,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
                 cargo_build::LTO_BASE_COMPILED_NOTE
             }
         );
-        files
-            .iter()
-            .find(|(name, _)| *name == "model.json")
-            .map(|(_, model)| model.as_slice())
-            .context("the generated files hold no model.json")
-            .and_then(|model| {
-                let trailer = mgw_runtime::attached_model::trailer(model.len() as u64);
-                copy_with_tail_atomic(&built.executable, &[model, &trailer], &target)
-                    .with_context(|| format!("writing the gateway to {}", target.display()))
-            })
+        attach_model(&built.executable, &files, &target)
     } else {
         copy_atomic(&built.executable, &target)
             .with_context(|| format!("copying the gateway to {}", target.display()))
@@ -451,6 +436,39 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         println!("{LTO_DEPLOY_TIP}");
     }
     Ok(())
+}
+
+/// Writes the crate of the `--lto` base gateway for `features` (every runtime part the
+/// project compiles in, its own and those asked for) under `<cache>/lto-base/<name>/`, and
+/// returns its binary's name and its directory. Every project with the same features, runtime
+/// and toolkit shares it (`codegen::render_base` names it by what it is built from), so cargo
+/// compiles and optimises it once and finds it fresh afterwards. Errors: rendering or writing
+/// the crate's files.
+fn write_lto_base(
+    features: &[&str],
+    runtime_dir: &Path,
+    cache: &Path,
+) -> anyhow::Result<(String, PathBuf)> {
+    let (name, files) = codegen::render_base(features, runtime_dir)
+        .context("writing the --lto base gateway's crate")?;
+    let dir = cache.join("lto-base").join(&name);
+    codegen::write(&dir, &files).context("writing the --lto base gateway's crate")?;
+    Ok((name, dir))
+}
+
+/// Writes the project's gateway to `target` as the `--lto` base binary at `base` followed by
+/// the project's model (the generated `model.json` among `files`) and its trailer
+/// (`mgw_runtime::attached_model`, which the gateway reads at start-up), through a temporary
+/// file renamed into place. Errors: no `model.json` among `files`, or the copy failing.
+fn attach_model(base: &Path, files: &[(&str, Vec<u8>)], target: &Path) -> anyhow::Result<()> {
+    let model = files
+        .iter()
+        .find(|(name, _)| *name == "model.json")
+        .map(|(_, model)| model.as_slice())
+        .context("the generated files hold no model.json")?;
+    let trailer = mgw_runtime::attached_model::trailer(model.len() as u64);
+    copy_with_tail_atomic(base, &[model, &trailer], target)
+        .with_context(|| format!("writing the gateway to {}", target.display()))
 }
 
 /// Printed after deployment artefacts that hold a gateway built without `--lto`: the build
