@@ -154,36 +154,14 @@ pub fn read_own() -> Result<Vec<u8>, AttachedError> {
 mod tests {
     use super::*;
 
-    /// A file of `parts` in a directory of its own under the system's temporary directory,
-    /// removed when dropped.
-    struct TestFile(std::path::PathBuf);
-
-    impl TestFile {
-        fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TestFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-            if let Some(dir) = self.0.parent() {
-                let _ = std::fs::remove_dir(dir);
-            }
-        }
-    }
-
-    fn file_of(parts: &[&[u8]]) -> TestFile {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "mgw-attached-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("gateway");
-        std::fs::write(&path, parts.concat()).unwrap();
-        TestFile(path)
+    /// A file of `parts` under the system's temporary directory, removed when dropped.
+    fn file_of(parts: &[&[u8]]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new()
+            .prefix("mgw-attached-")
+            .tempfile()
+            .unwrap();
+        std::io::Write::write_all(&mut file, &parts.concat()).unwrap();
+        file
     }
 
     #[test]

@@ -1636,7 +1636,8 @@ mod tests {
 
     #[test]
     fn locate_prefers_explicit_then_env_then_project() {
-        let dir = std::env::temp_dir().join(format!("mgw-locate-{}", std::process::id()));
+        let temp = crate::temp_dir("locate");
+        let dir = temp.path();
         let conf = dir.join("conf");
         std::fs::create_dir_all(&conf).unwrap();
         std::fs::create_dir_all(dir.join("target")).unwrap();
@@ -1652,7 +1653,6 @@ mod tests {
         );
         assert!(locate(Some(&dir.join("missing.toml")), None, &binary).is_err());
         assert!(locate(None, Some("/definitely/not/here"), &binary).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

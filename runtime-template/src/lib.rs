@@ -1152,6 +1152,16 @@ fn metrics_address(loaded: &LoadedConfig) -> Result<Option<SocketAddr>, String> 
     Ok(Some(SocketAddr::new(host, metrics.port)))
 }
 
+/// A directory of a test's own under the system's temporary directory, named
+/// `mgw-<tag>-<random>`, removed with what it holds when dropped.
+#[cfg(test)]
+pub(crate) fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("mgw-{tag}-"))
+        .tempdir()
+        .expect("a temporary directory")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -474,23 +474,6 @@ mod tests {
     use rustls::pki_types::PrivatePkcs8KeyDer;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A temporary directory removed on drop.
-    struct Dir(PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    fn temp_dir(tag: &str) -> Dir {
-        let n = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!("mgw-tls-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-
     /// A certificate and its key, as PEM.
     struct Made {
         cert_pem: String,
@@ -521,10 +504,10 @@ mod tests {
     /// no match: no certificate (the handshake fails).
     #[test]
     fn sni_chooses_by_glob_then_default() {
-        let dir = temp_dir("sni");
+        let dir = crate::temp_dir("tls-sni");
         let write = |name: &str, made: &Made| {
-            let cert = dir.0.join(format!("{name}.crt"));
-            let key = dir.0.join(format!("{name}.key"));
+            let cert = dir.path().join(format!("{name}.crt"));
+            let key = dir.path().join(format!("{name}.key"));
             std::fs::write(&cert, &made.cert_pem).unwrap();
             std::fs::write(&key, &made.key_pem).unwrap();
             (cert, key)
@@ -634,8 +617,8 @@ mod tests {
         result
     }
 
-    fn write(dir: &Dir, name: &str, text: &str) -> PathBuf {
-        let path = dir.0.join(name);
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -644,7 +627,7 @@ mod tests {
     /// refused with `CaUsedAsEndEntity`; presented by the server as it is, it is accepted.
     #[tokio::test]
     async fn a_self_signed_ca_certificate_of_the_trust_store_is_accepted_as_the_server() {
-        let dir = temp_dir("pinned");
+        let dir = crate::temp_dir("tls-pinned");
         let made = self_signed_ca("localhost", &[], false);
         let store = write(&dir, "trust.pem", &made.cert_pem);
         let server = (made.cert_pem.as_str(), made.key_pem.as_str());
@@ -669,7 +652,7 @@ mod tests {
 
     #[tokio::test]
     async fn pinned_certificates_still_need_their_dates_their_name_and_their_bytes() {
-        let dir = temp_dir("negatives");
+        let dir = crate::temp_dir("tls-negatives");
         // Expired.
         let expired = self_signed_ca("localhost", &[], true);
         let store = write(&dir, "expired.pem", &expired.cert_pem);
@@ -731,7 +714,7 @@ mod tests {
     /// `CA:TRUE`, no subjectAltName), when `openssl` is installed.
     #[tokio::test]
     async fn a_certificate_made_by_openssl_req_x509_is_accepted() {
-        let dir = temp_dir("openssl");
+        let dir = crate::temp_dir("tls-openssl");
         let made = std::process::Command::new("openssl")
             .args([
                 "req",
@@ -743,7 +726,7 @@ mod tests {
                 "/CN=localhost",
             ])
             .args(["-days", "2", "-keyout", "key.pem", "-out", "cert.pem"])
-            .current_dir(&dir.0)
+            .current_dir(dir.path())
             .output();
         match made {
             Ok(output) if output.status.success() => {}
@@ -754,9 +737,9 @@ mod tests {
                 return;
             }
         }
-        let cert = std::fs::read_to_string(dir.0.join("cert.pem")).unwrap();
-        let key = std::fs::read_to_string(dir.0.join("key.pem")).unwrap();
-        let store = dir.0.join("cert.pem");
+        let cert = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap();
+        let key = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
+        let store = dir.path().join("cert.pem");
         handshake((cert.as_str(), key.as_str()), &store, "localhost")
             .await
             .unwrap();

@@ -8,15 +8,10 @@ use crate::store::Consumers;
 use http::StatusCode;
 use serde_json::Value;
 
-fn store() -> (Consumers, std::path::PathBuf) {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "mgw-admin-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let backend = SqliteBackend::open(&dir.join("c.db")).unwrap();
+/// A consumer store in a temporary directory of its own (removed when the directory is dropped).
+fn store() -> (Consumers, tempfile::TempDir) {
+    let dir = crate::temp_dir("admin");
+    let backend = SqliteBackend::open(&dir.path().join("c.db")).unwrap();
     (Consumers::open(Box::new(backend), 4).unwrap(), dir)
 }
 
@@ -34,7 +29,7 @@ fn json_of(answer: Answer) -> (StatusCode, Value) {
 
 #[test]
 fn users_apps_credentials_and_scopes_answer_as_express_gateway() {
-    let (c, dir) = store();
+    let (c, _dir) = store();
     let (status, user) = json_of(call(&c, Method::POST, "/users", json!({"username": "ann"})));
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -184,14 +179,13 @@ fn users_apps_credentials_and_scopes_answer_as_express_gateway() {
     // Unknown routes are Express's 404.
     assert!(dispatch(&c, &Method::PATCH, "/users/x", "", json!({})).is_none());
     assert!(dispatch(&c, &Method::GET, "/users//x", "", json!({})).is_none());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// micro-gw's additions for `micro-gw consumers`: remove a credential, check a secret without
 /// reading it, and import a bcrypt hash as it is.
 #[test]
 fn credential_removal_secret_check_and_hash_import() {
-    let (c, dir) = store();
+    let (c, _dir) = store();
     json_of(call(&c, Method::POST, "/users", json!({"username": "ann"})));
     let (status, _) = json_of(call(
         &c,
@@ -236,5 +230,4 @@ fn credential_removal_secret_check_and_hash_import() {
         let (_, reply) = json_of(call(&c, Method::POST, &path, json!({ "secret": secret })));
         assert_eq!(reply, json!({ "matches": matches }), "{secret}");
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -656,28 +656,8 @@ mod tests {
     }
 
     struct Keys {
-        _dir: tempfile_dir::Dir,
+        _dir: tempfile::TempDir,
         verifier: JwtVerifier,
-    }
-
-    mod tempfile_dir {
-        /// A temporary directory removed on drop (no extra crate for it).
-        pub struct Dir(pub std::path::PathBuf);
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
-        pub fn new(tag: &str) -> Dir {
-            let n = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos();
-            let dir =
-                std::env::temp_dir().join(format!("mgw-jwt-{tag}-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            Dir(dir)
-        }
     }
 
     fn issuer(
@@ -744,8 +724,11 @@ mod tests {
     }
 
     fn hmac_keys() -> Keys {
-        let dir = tempfile_dir::new("hs");
-        let verifier = verifier(vec![issuer(&["HS256"], None, Some("JWT_SECRET"))], &dir.0);
+        let dir = crate::temp_dir("jwt-hs");
+        let verifier = verifier(
+            vec![issuer(&["HS256"], None, Some("JWT_SECRET"))],
+            dir.path(),
+        );
         Keys {
             _dir: dir,
             verifier,
@@ -808,13 +791,13 @@ mod tests {
                 "{alg}"
             );
         }
-        let dir = tempfile_dir::new("none");
+        let dir = crate::temp_dir("jwt-none");
         let config = SecurityConfig {
             jwt_issuers: vec![issuer(&["none"], None, None)],
             ..SecurityConfig::default()
         };
         assert!(
-            build(&config, &dir.0, &|_| None).is_err(),
+            build(&config, dir.path(), &|_| None).is_err(),
             "none cannot be configured"
         );
     }
@@ -857,10 +840,10 @@ mod tests {
 
     #[test]
     fn issuer_audience_and_malformed_tokens_are_refused() {
-        let dir = tempfile_dir::new("aud");
+        let dir = crate::temp_dir("jwt-aud");
         let mut entry = issuer(&["HS256"], None, Some("JWT_SECRET"));
         entry.audience = Some("gateway".into());
-        let v = verifier(vec![entry], &dir.0);
+        let v = verifier(vec![entry], dir.path());
         assert!(v.check(&hs256(&claims(json!({"aud": "gateway"})))).is_ok());
         assert!(v
             .check(&hs256(&claims(json!({"aud": ["other", "gateway"]}))))
@@ -1018,10 +1001,10 @@ mod tests {
             (&rcgen::PKCS_ECDSA_P384_SHA384, "ES384"),
             (&rcgen::PKCS_ED25519, "EdDSA"),
         ] {
-            let dir = tempfile_dir::new(name);
+            let dir = crate::temp_dir(&format!("jwt-{name}"));
             let (private_pem, cert_pem) = rcgen_pair(alg);
-            std::fs::write(dir.0.join("issuer.pem"), &cert_pem).unwrap();
-            let v = verifier(vec![issuer(&[name], Some("issuer.pem"), None)], &dir.0);
+            std::fs::write(dir.path().join("issuer.pem"), &cert_pem).unwrap();
+            let v = verifier(vec![issuer(&[name], Some("issuer.pem"), None)], dir.path());
             let algorithm = Algorithm::from_str(name).unwrap();
             let key = match algorithm {
                 Algorithm::EdDSA => EncodingKey::from_ed_pem(private_pem.as_bytes()).unwrap(),
@@ -1057,11 +1040,11 @@ mod tests {
             .to_public_key_pem(LineEnding::LF)
             .unwrap();
         let private_pem = private.to_pkcs8_pem(LineEnding::LF).unwrap();
-        let dir = tempfile_dir::new("rsa");
-        std::fs::write(dir.0.join("issuer.pem"), &public_pem).unwrap();
+        let dir = crate::temp_dir("jwt-rsa");
+        std::fs::write(dir.path().join("issuer.pem"), &public_pem).unwrap();
         let mut entry = issuer(&["RS256", "PS256"], Some("issuer.pem"), None);
         entry.kid = Some("key-1".into());
-        let v = verifier(vec![entry], &dir.0);
+        let v = verifier(vec![entry], dir.path());
         let key = EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap();
         for alg in [Algorithm::RS256, Algorithm::PS256] {
             let mut header = Header::new(alg);
@@ -1117,7 +1100,7 @@ mod tests {
     /// one key. A PEM file holding one key per family now verifies each family's tokens.
     #[test]
     fn every_family_of_a_mixed_allow_list_verifies_against_its_own_pem_key() {
-        let dir = tempfile_dir::new("mixed");
+        let dir = crate::temp_dir("jwt-mixed");
         let (rsa_key, rsa_public) = rsa_pair();
         let (p256_private, p256_cert) = rcgen_pair(&rcgen::PKCS_ECDSA_P256_SHA256);
         let (p384_private, p384_cert) = rcgen_pair(&rcgen::PKCS_ECDSA_P384_SHA384);
@@ -1127,9 +1110,9 @@ mod tests {
             "issuer keys\r\n{rsa_public}\n  {p256_cert}\nrotated 2026:\n{p384_cert}{}",
             ed_cert.replace('\n', "\r\n")
         );
-        std::fs::write(dir.0.join("issuer.pem"), bundle).unwrap();
+        std::fs::write(dir.path().join("issuer.pem"), bundle).unwrap();
         let allowed = ["RS256", "PS256", "ES256", "ES384", "EdDSA"];
-        let v = verifier(vec![issuer(&allowed, Some("issuer.pem"), None)], &dir.0);
+        let v = verifier(vec![issuer(&allowed, Some("issuer.pem"), None)], dir.path());
         let signers = [
             (Algorithm::RS256, rsa_key.clone()),
             (Algorithm::PS256, rsa_key.clone()),
@@ -1211,12 +1194,12 @@ mod tests {
 
     #[test]
     fn an_allowed_algorithm_without_a_key_of_its_family_is_a_configuration_error() {
-        let dir = tempfile_dir::new("nofamily");
+        let dir = crate::temp_dir("jwt-nofamily");
         let (_, rsa_public) = rsa_pair();
-        std::fs::write(dir.0.join("rsa.pem"), &rsa_public).unwrap();
-        std::fs::write(dir.0.join("empty.pem"), "no PEM here\n").unwrap();
+        std::fs::write(dir.path().join("rsa.pem"), &rsa_public).unwrap();
+        std::fs::write(dir.path().join("empty.pem"), "no PEM here\n").unwrap();
         std::fs::write(
-            dir.0.join("broken.pem"),
+            dir.path().join("broken.pem"),
             "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
         )
         .unwrap();
@@ -1225,7 +1208,7 @@ mod tests {
                 jwt_issuers: vec![entry],
                 ..SecurityConfig::default()
             };
-            build(&config, &dir.0, &|_| None)
+            build(&config, dir.path(), &|_| None)
                 .map(|_| ())
                 .unwrap_err()
                 .to_string()
@@ -1245,13 +1228,13 @@ mod tests {
 
     #[test]
     fn bad_issuer_configurations_are_refused() {
-        let dir = tempfile_dir::new("bad");
+        let dir = crate::temp_dir("jwt-bad");
         let make = |entry: JwtIssuerConfig| {
             let config = SecurityConfig {
                 jwt_issuers: vec![entry],
                 ..SecurityConfig::default()
             };
-            build(&config, &dir.0, &|_| Some("short".into()))
+            build(&config, dir.path(), &|_| Some("short".into()))
                 .map(|_| ())
                 .unwrap_err()
                 .to_string()

@@ -574,33 +574,15 @@ struct Fixture {
     auth: Authenticator,
     oauth_key: EcKey,
     api_key: EcKey,
-    _dir: tempdir::Dir,
-}
-
-mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    pub fn new() -> Dir {
-        let n = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!("mgw-auth-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
+    _dir: tempfile::TempDir,
 }
 
 fn fixture(validate_allowed_apis: bool) -> Fixture {
-    let dir = tempdir::new();
+    let dir = crate::temp_dir("auth");
     let oauth_key = ec_key();
     let api_key = ec_key();
-    std::fs::write(dir.0.join("oauth.pem"), &oauth_key.cert_pem).unwrap();
-    std::fs::write(dir.0.join("apikey.pem"), &api_key.cert_pem).unwrap();
+    std::fs::write(dir.path().join("oauth.pem"), &oauth_key.cert_pem).unwrap();
+    std::fs::write(dir.path().join("apikey.pem"), &api_key.cert_pem).unwrap();
     let mut issuer = jwks_issuer(String::new());
     issuer.jwks_url = None;
     issuer.certificate = Some("oauth.pem".into());
@@ -623,7 +605,7 @@ fn fixture(validate_allowed_apis: bool) -> Fixture {
         ..SecurityConfig::default()
     };
     let client = test_client();
-    let base = dir.0.clone();
+    let base = dir.path().to_path_buf();
     let resolve = move |p: &Path| base.join(p);
     let sources = Sources {
         resolve: &resolve,

@@ -567,7 +567,6 @@ pub(crate) mod test_server {
     //! A real `redis-server` for tests, on a free port in a temporary folder.
 
     use std::net::TcpListener;
-    use std::path::PathBuf;
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -576,7 +575,8 @@ pub(crate) mod test_server {
         child: Option<Child>,
         /// Its port.
         pub port: u16,
-        dir: PathBuf,
+        /// Its working directory (removed after the server is stopped, when dropped).
+        dir: tempfile::TempDir,
         extra: Vec<String>,
         cluster: bool,
     }
@@ -610,8 +610,7 @@ pub(crate) mod test_server {
                 .and_then(|l| l.local_addr())
                 .map(|a| a.port())
                 .expect("a free port");
-            let dir = std::env::temp_dir().join(format!("mgw-redis-{}-{port}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("temp dir");
+            let dir = crate::temp_dir(&format!("redis-{port}"));
             let mut server = Self {
                 child: None,
                 port,
@@ -637,7 +636,7 @@ pub(crate) mod test_server {
                 .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
                 .arg("--dir")
-                .arg(&self.dir)
+                .arg(self.dir.path())
                 .args(&self.extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -744,7 +743,6 @@ pub(crate) mod test_server {
                 let _ = child.kill();
                 let _ = child.wait();
             }
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
@@ -1088,8 +1086,8 @@ mod tests {
             return;
         };
         drop(server);
-        let dir = std::env::temp_dir().join(format!("mgw-rediss-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = crate::temp_dir("rediss");
+        let dir = temp.path();
         let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
         params
             .subject_alt_names
@@ -1125,7 +1123,7 @@ mod tests {
             .arg("--tls-key-file")
             .arg(dir.join("key.pem"))
             .arg("--dir")
-            .arg(&dir)
+            .arg(dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -1138,15 +1136,15 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        struct Stop(std::process::Child, std::path::PathBuf);
+        // Stopped before `temp` (declared earlier) is removed.
+        struct Stop(std::process::Child);
         impl Drop for Stop {
             fn drop(&mut self) {
                 let _ = self.0.kill();
                 let _ = self.0.wait();
-                let _ = std::fs::remove_dir_all(&self.1);
             }
         }
-        let _stop = Stop(child, dir);
+        let _stop = Stop(child);
         let url = format!("rediss://127.0.0.1:{port}/0");
         // The system's roots do not know this certificate.
         let refused = RedisBackend::open(&url, "mgw").unwrap_err();

@@ -178,8 +178,8 @@ mod tests {
 
     #[test]
     fn batches_persist_and_reopen() {
-        let dir = tempfile_dir();
-        let path = dir.join("c.db");
+        let dir = crate::temp_dir("sqlite");
+        let path = dir.path().join("c.db");
         let backend = SqliteBackend::open(&path).unwrap();
         backend
             .apply(&[
@@ -208,7 +208,6 @@ mod tests {
             docs,
             vec![(Kind::User, "u1".into(), "{\"username\":\"ann\"}".into())]
         );
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// Gateways of one project started together open the same new file at once: every one of
@@ -216,9 +215,9 @@ mod tests {
     /// locked" before opening retried).
     #[test]
     fn processes_opening_one_new_file_together_all_get_it() {
-        let dir = tempfile_dir();
+        let dir = crate::temp_dir("sqlite");
         for round in 0..20 {
-            let path = dir.join(format!("c{round}.db"));
+            let path = dir.path().join(format!("c{round}.db"));
             let start = std::sync::Arc::new(std::sync::Barrier::new(6));
             let openers: Vec<_> = (0..6)
                 .map(|i| {
@@ -244,18 +243,5 @@ mod tests {
             }
             assert_eq!(SqliteBackend::open(&path).unwrap().load().unwrap().len(), 6);
         }
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "mgw-sqlite-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
     }
 }

@@ -3,29 +3,19 @@ use crate::store::backend::{Kind, Write};
 use crate::store::sqlite::SqliteBackend;
 use serde_json::json;
 
+/// A temporary directory for a test's consumer store, removed when dropped.
 struct Fixture {
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    dir: tempfile::TempDir,
 }
 
 fn fixture() -> Fixture {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "mgw-consumers-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    Fixture { dir }
+    Fixture {
+        dir: crate::temp_dir("consumers"),
+    }
 }
 
 fn open(f: &Fixture) -> Consumers {
-    let backend = SqliteBackend::open(&f.dir.join("consumers.db")).unwrap();
+    let backend = SqliteBackend::open(&f.dir.path().join("consumers.db")).unwrap();
     Consumers::open(Box::new(backend), 4).unwrap()
 }
 
@@ -215,7 +205,7 @@ fn scopes_are_created_once_and_leave_credentials_when_deleted() {
 #[ignore]
 fn restart_with_100k_consumers() {
     let f = fixture();
-    let path = f.dir.join("consumers.db");
+    let path = f.dir.path().join("consumers.db");
     let backend = SqliteBackend::open(&path).unwrap();
     let store = Consumers::open(Box::new(backend), 4).unwrap();
     drop(store);
@@ -311,7 +301,7 @@ fn jwt_credentials_are_looked_up_by_key_id_with_their_consumer() {
 #[test]
 fn stored_key_auth_digests_are_standard_hmac_sha256() {
     let f = fixture();
-    let path = f.dir.join("consumers.db");
+    let path = f.dir.path().join("consumers.db");
     let backend = SqliteBackend::open(&path).unwrap();
     let key: String = (0u8..32).map(|b| format!("{b:02x}")).collect();
     let id = "00000000-0000-4000-8000-000000000001";
