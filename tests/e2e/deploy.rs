@@ -62,7 +62,7 @@ async fn build_writes_an_image_context_that_runs_and_manifests() {
         .iter()
         .any(|a| a == "--lto");
     assert_eq!(
-        output.contains("Tip: the gateway in these artefacts is not link-time optimised. For production, build with --lto"),
+        output.contains(micro_gw::commands::build::LTO_DEPLOY_TIP),
         !lto,
         "{output}"
     );

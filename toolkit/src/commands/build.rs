@@ -474,7 +474,7 @@ fn attach_model(base: &Path, files: &[(&str, Vec<u8>)], target: &Path) -> anyhow
 /// Printed after deployment artefacts that hold a gateway built without `--lto`: the build
 /// for production is the link-time optimised one (figures: docs/benchmarks.md, "twenty-seventh"
 /// and "twenty-eighth pass"), not the default only because of its first build's time.
-const LTO_DEPLOY_TIP: &str = "Tip: the gateway in these artefacts is not link-time optimised. For production, build with --lto: 2-12 % less CPU per request and about 2 MB less memory; its first build with these runtime parts takes minutes, later ones under a second.";
+pub const LTO_DEPLOY_TIP: &str = "Tip: the gateway in these artefacts is not link-time optimised. For production, build with --lto: 2-12 % less CPU per request and about 2 MB less memory; its first build with these runtime parts takes minutes, later ones under a second.";
 
 /// Printed by `micro-gw build --profile-generate` before cargo starts.
 const PROFILE_GENERATE_NOTE: &str = "Profile-guided optimisation, step 1 (--profile-generate): an instrumented gateway; its first build compiles every crate again.";
