@@ -372,8 +372,10 @@ scopes = ["read"]
         "a header is not the cookie"
     );
 
-    // Key manager down: 503 that says so, quickly, never a hang.
-    drop(key_manager);
+    // Key manager down: 503 that says so, quickly, never a hang. Down before the request:
+    // its listener closed and the gateway's kept-alive connection to it too (a key manager
+    // only told to stop may still answer one request from another thread).
+    key_manager.stop().await;
     let started = Instant::now();
     let reply = get(
         &http("/oauth"),

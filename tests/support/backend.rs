@@ -26,13 +26,15 @@ use tokio::sync::oneshot;
 #[path = "../../toolkit/src/echo/respond.rs"]
 mod echo;
 
-/// A running backend; stops when dropped.
+/// A running backend; stops when dropped (without waiting: use [`Backend::stop`] for a server
+/// that is known to be down).
 pub struct Backend {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Requests it has received.
     pub requests: Arc<AtomicU64>,
     stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Backend {
@@ -49,6 +51,19 @@ impl Backend {
     /// Requests received so far.
     pub fn request_count(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Stops it and returns once its listener and every connection it had open are closed: a
+    /// connection made afterwards is refused, and one kept alive by a client is gone. Dropping
+    /// only asks the server's task to stop, which it does on another worker thread, a moment
+    /// later.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
     }
 }
 
@@ -143,44 +158,40 @@ where
     let addr = listener.local_addr()?;
     let requests = Arc::new(AtomicU64::new(0));
     let (stop_tx, mut stop_rx) = oneshot::channel();
-    // Open connections end with the backend too, like a server that went down.
-    let (closed_tx, closed_rx) = tokio::sync::watch::channel(false);
     let counter = requests.clone();
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
+        // Open connections end with the backend too, like a server that went down: the stop
+        // aborts their tasks and waits for them (their sockets closed), then the listener goes.
+        let mut connections = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
                 _ = &mut stop_rx => {
-                    let _ = closed_tx.send(true);
+                    connections.shutdown().await;
+                    drop(listener);
                     break;
                 }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
                     let respond = respond.clone();
                     let counter = counter.clone();
                     let tls = tls.clone();
-                    let mut closed = closed_rx.clone();
-                    tokio::spawn(async move {
+                    connections.spawn(async move {
                         let service = service_fn(move |req| {
                             counter.fetch_add(1, Ordering::SeqCst);
                             respond(req)
                         });
                         let builder = auto::Builder::new(TokioExecutor::new());
-                        let connection = async {
-                            match tls {
-                                Some(acceptor) => {
-                                    if let Ok(stream) = acceptor.accept(stream).await {
-                                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
-                                    }
-                                }
-                                None => {
+                        match tls {
+                            Some(acceptor) => {
+                                if let Ok(stream) = acceptor.accept(stream).await {
                                     let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                                 }
                             }
-                        };
-                        tokio::select! {
-                            _ = connection => {}
-                            _ = closed.wait_for(|closed| *closed) => {}
+                            None => {
+                                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                            }
                         }
                     });
                 }
@@ -191,6 +202,7 @@ where
         addr,
         requests,
         stop: Some(stop_tx),
+        server: Some(server),
     })
 }
 
@@ -268,6 +280,11 @@ impl Scripted {
     /// Every request so far, in order.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("request log").clone()
+    }
+
+    /// Stops it and returns once it is down ([`Backend::stop`]).
+    pub async fn stop(self) {
+        self.backend.stop().await;
     }
 }
 
