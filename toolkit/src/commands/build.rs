@@ -449,11 +449,13 @@ fn write_lto_base(
     runtime_dir: &Path,
     cache: &Path,
 ) -> anyhow::Result<(String, PathBuf)> {
-    let (name, files) = codegen::render_base(features, runtime_dir)
-        .context("writing the --lto base gateway's crate")?;
-    let dir = cache.join("lto-base").join(&name);
-    codegen::write(&dir, &files).context("writing the --lto base gateway's crate")?;
-    Ok((name, dir))
+    codegen::render_base(features, runtime_dir)
+        .and_then(|(name, files)| {
+            let dir = cache.join("lto-base").join(&name);
+            codegen::write(&dir, &files)?;
+            Ok((name, dir))
+        })
+        .context("writing the --lto base gateway's crate")
 }
 
 /// Writes the project's gateway to `target` as the `--lto` base binary at `base` followed by

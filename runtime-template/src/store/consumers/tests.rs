@@ -4,18 +4,12 @@ use crate::store::sqlite::SqliteBackend;
 use serde_json::json;
 
 /// A temporary directory for a test's consumer store, removed when dropped.
-struct Fixture {
-    dir: tempfile::TempDir,
+fn fixture() -> tempfile::TempDir {
+    crate::temp_dir("consumers")
 }
 
-fn fixture() -> Fixture {
-    Fixture {
-        dir: crate::temp_dir("consumers"),
-    }
-}
-
-fn open(f: &Fixture) -> Consumers {
-    let backend = SqliteBackend::open(&f.dir.path().join("consumers.db")).unwrap();
+fn open(f: &tempfile::TempDir) -> Consumers {
+    let backend = SqliteBackend::open(&f.path().join("consumers.db")).unwrap();
     Consumers::open(Box::new(backend), 4).unwrap()
 }
 
@@ -205,7 +199,7 @@ fn scopes_are_created_once_and_leave_credentials_when_deleted() {
 #[ignore]
 fn restart_with_100k_consumers() {
     let f = fixture();
-    let path = f.dir.path().join("consumers.db");
+    let path = f.path().join("consumers.db");
     let backend = SqliteBackend::open(&path).unwrap();
     let store = Consumers::open(Box::new(backend), 4).unwrap();
     drop(store);
@@ -301,7 +295,7 @@ fn jwt_credentials_are_looked_up_by_key_id_with_their_consumer() {
 #[test]
 fn stored_key_auth_digests_are_standard_hmac_sha256() {
     let f = fixture();
-    let path = f.dir.path().join("consumers.db");
+    let path = f.path().join("consumers.db");
     let backend = SqliteBackend::open(&path).unwrap();
     let key: String = (0u8..32).map(|b| format!("{b:02x}")).collect();
     let id = "00000000-0000-4000-8000-000000000001";
