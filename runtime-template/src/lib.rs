@@ -138,6 +138,25 @@ pub fn optional_parts() -> String {
     }
 }
 
+/// The rustc profile flag this runtime was compiled with by `micro-gw build --profile-generate`
+/// (`-Cprofile-generate=<dir>`: an instrumented gateway) or `--profile-use`
+/// (`-Cprofile-use=<file>`), for `--version`; `None` for every other build. With the
+/// `profile-guided` feature, the toolkit's rustc wrapper adds the flag to this crate's compile
+/// and sets `MGW_RUNTIME_PGO` to the same flag. Reading the variable here puts it among the
+/// crate's inputs (rustc's dep-info), so cargo compiles the runtime again when the flag
+/// changes: the instrumented runtime and the profiled one are one cargo unit, since the profile
+/// names functions by the crate's identity (docs/benchmarks.md, "Issue 16: thirtieth pass").
+pub fn profile_guided() -> Option<&'static str> {
+    #[cfg(feature = "profile-guided")]
+    {
+        option_env!("MGW_RUNTIME_PGO")
+    }
+    #[cfg(not(feature = "profile-guided"))]
+    {
+        None
+    }
+}
+
 /// The global allocator compiled into this binary: `mimalloc` (the default of `micro-gw
 /// build`) or `system` (`--allocator system`), for `--version`.
 pub fn allocator() -> &'static str {
@@ -254,8 +273,11 @@ fn run(model_json: &[u8], started: Instant) -> Result<(), String> {
     let args = parse_args(std::env::args().skip(1))?;
     let mut model = GatewayModel::from_json(model_json).map_err(|e| e.to_string())?;
     if args.version {
+        let profile = profile_guided()
+            .map(|flag| format!("; compiled with {flag}"))
+            .unwrap_or_default();
         println!(
-            "{} (micro-gw runtime {VERSION}; allocator: {}; optional parts: {})",
+            "{} (micro-gw runtime {VERSION}; allocator: {}; optional parts: {}{profile})",
             model.project,
             allocator(),
             optional_parts()

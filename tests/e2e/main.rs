@@ -17,6 +17,7 @@ mod introspect;
 mod lto_build;
 mod metrics;
 mod otlp;
+mod profile_guided;
 mod proxy;
 mod rate_limit;
 mod redis_replicas;

@@ -34,10 +34,12 @@ pub struct CargoOptions {
     /// `micro-gw build --lto`: the release profile with fat link-time optimisation and one
     /// codegen unit ([`LTO_PROFILE`]), over the generated crate's own profile.
     pub lto: bool,
-    /// `micro-gw build --profile-generate` or `--profile-use`: rustc's profile flag added to
-    /// the user's own flags ([`crate::pgo::flag_route`]). `target_dir` should then be
-    /// the mode's own ([`crate::pgo::Pgo::target_subdir`]).
-    pub pgo: Option<crate::pgo::Pgo>,
+    /// `micro-gw build --profile-generate` or `--profile-use`: rustc's profile flag for the
+    /// runtime and the gateway's crate (through `micro-gw` as rustc wrapper, with their
+    /// `profile-guided` feature) or for every crate (added to the user's own flags,
+    /// [`crate::pgo::flag_route`]; `target_dir` should then be the mode's own,
+    /// [`crate::pgo::Pgo::target_subdir`]).
+    pub pgo: Option<crate::pgo::ProfileGuided>,
 }
 
 /// What `--lto` sets, as cargo `--config` values (they take precedence over the generated
@@ -141,15 +143,28 @@ fn cargo_command(gen_dir: &Path, binary: &str, options: &CargoOptions) -> Comman
     if options.offline {
         command.arg("--offline");
     }
-    if !options.features.is_empty() {
-        command.arg("--features").arg(options.features.join(","));
+    let mut features = options.features.clone();
+    if let Some(crate::pgo::ProfileGuided {
+        mode,
+        scope: crate::pgo::Scope::Runtime(wrapper),
+    }) = &options.pgo
+    {
+        features.push(crate::rustc_wrapper::FEATURE);
+        crate::rustc_wrapper::configure(&mut command, wrapper, &mode.rustc_flag());
+    }
+    if !features.is_empty() {
+        command.arg("--features").arg(features.join(","));
     }
     if options.lto {
         for setting in LTO_PROFILE {
             command.arg("--config").arg(setting);
         }
     }
-    if let Some(pgo) = &options.pgo {
+    if let Some(crate::pgo::ProfileGuided {
+        mode: pgo,
+        scope: crate::pgo::Scope::Whole,
+    }) = &options.pgo
+    {
         let encoded = std::env::var("CARGO_ENCODED_RUSTFLAGS").ok();
         let plain = std::env::var("RUSTFLAGS").ok();
         let host = if encoded.is_none() && plain.is_none() {
@@ -699,7 +714,10 @@ mod tests {
                 verbose: false,
                 features: Vec::new(),
                 lto: false,
-                pgo: Some(pgo),
+                pgo: Some(crate::pgo::ProfileGuided {
+                    mode: pgo,
+                    scope: crate::pgo::Scope::Whole,
+                }),
             };
             let output = cargo_command(dir.path(), "probe", &options)
                 .arg("-v")

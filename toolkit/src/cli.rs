@@ -118,12 +118,15 @@ enum Command {
         /// Build a gateway instrumented for profile-guided optimisation: run it under
         /// representative traffic and stop it (Ctrl-C or SIGTERM) to write its profile to
         /// <project>/target/pgo/, then build with --profile-use. It runs slower: not for
-        /// production. Its first build compiles every crate again.
+        /// production. The runtime (most of the request path) is instrumented and compiled
+        /// again; with --lto, every crate.
         #[arg(long, conflicts_with = "profile_use")]
         profile_generate: bool,
         /// Build with the profile written by a --profile-generate gateway: the .profraw files
         /// in <project>/target/pgo/, or with `--profile-use=PATH` those of a directory, one
         /// .profraw file or a merged .profdata file. Needs rustup's llvm-tools component.
+        /// The runtime is compiled with it (about a minute; other crates are the default
+        /// build's); with --lto, every crate (minutes).
         #[arg(long, value_name = "DIR|FILE", num_args = 0..=1, require_equals = true)]
         profile_use: Option<Option<PathBuf>>,
         /// Also write target/docker/ (a Dockerfile and its build context), whatever
@@ -258,6 +261,10 @@ impl ConsumersAdmin {
 
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> ExitCode {
+    // Run by cargo as `micro-gw build`'s rustc wrapper: the compile, not the CLI.
+    if let Some(code) = crate::rustc_wrapper::wrapper_main() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

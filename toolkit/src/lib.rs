@@ -26,3 +26,4 @@ pub mod paths;
 pub mod pgo;
 pub mod project;
 pub mod runtime_sources;
+pub mod rustc_wrapper;

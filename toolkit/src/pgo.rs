@@ -5,14 +5,18 @@
 //! `-Cprofile-generate=<dir>` makes a binary that counts its branches and calls and writes
 //! them to `<dir>/default_<signature>_0.profraw` when it exits normally (the gateway does on
 //! SIGTERM and Ctrl-C); `llvm-profdata merge` turns those files into one `.profdata`;
-//! `-Cprofile-use=<file>` compiles every crate again with the counts, which lays out each
-//! function's hot paths together and inlines by measured frequency. The `llvm-profdata` must
+//! `-Cprofile-use=<file>` compiles with the counts, which lays out each function's hot paths
+//! together and inlines by measured frequency. Both flags go to the runtime and the gateway's
+//! own crate only ([`Scope::Runtime`], through [`crate::rustc_wrapper`]), or with `--lto` to
+//! every crate ([`Scope::Whole`]). The `llvm-profdata` must
 //! be the one of the compiler's own LLVM: rustup's `llvm-tools` component
 //! (`<sysroot>/lib/rustlib/<host>/bin/llvm-profdata`); another version may not read the files.
 //!
-//! Measured on the bench project (docs/benchmarks.md, "Issue 16: seventeenth pass"): trained
-//! on the bench's own scenarios, a `get1k` request executes 21 % fewer instructions and misses
-//! the instruction cache about a third as often.
+//! Measured on the bench project (docs/benchmarks.md, "Issue 16: seventeenth pass", every
+//! crate compiled with a profile of the bench's own scenarios): a `get1k` request executes 21 %
+//! fewer instructions and misses the instruction cache about a third as often; "thirty-first
+//! pass" (the runtime alone, with a profile of other traffic): 7 % less CPU per `get1k` request
+//! than the default build, 0.94-0.95x nginx's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,15 +42,41 @@ impl Pgo {
         }
     }
 
-    /// The sub-directory of the shared target directory this mode compiles in: changing
-    /// rustc's flags compiles every crate again, so each mode keeps its own copies and a
-    /// default build after a profile-guided one still finds its crates compiled.
+    /// The sub-directory of the shared target directory this mode compiles in with
+    /// [`Scope::Whole`]: changing rustc's flags compiles every crate again, so each mode keeps
+    /// its own copies and a default build after a profile-guided one still finds its crates
+    /// compiled.
     pub fn target_subdir(&self) -> &'static str {
         match self {
             Pgo::Generate(_) => "profile-generate",
             Pgo::Use(_) => "profile-use",
         }
     }
+}
+
+/// Which crates a profile-guided build compiles with [`Pgo::rustc_flag`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The runtime and the gateway's own crate only (their `profile-guided` feature), in the
+    /// shared target directory: `micro-gw` itself (this path) runs as cargo's rustc wrapper and
+    /// adds the flag to those compiles ([`crate::rustc_wrapper`]); every other crate is the
+    /// default build's. What `--profile-generate` and `--profile-use` build without `--lto`:
+    /// the runtime holds most of the request path's code (docs/benchmarks.md, "Issue 16:
+    /// thirty-first pass").
+    Runtime(PathBuf),
+    /// Every crate: the flag among rustc's own ([`flag_route`]), in the mode's own target
+    /// subdirectory ([`Pgo::target_subdir`]). What `--lto` builds with a profile, which compiles
+    /// every crate again anyway.
+    Whole,
+}
+
+/// A profile-guided build: what it does and to which crates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileGuided {
+    /// Instrumented, or with a profile.
+    pub mode: Pgo,
+    /// The crates compiled so.
+    pub scope: Scope,
 }
 
 /// Why a profile-guided build cannot start.

@@ -274,10 +274,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         );
     }
     // An --lto build has its own note: its first build and every rebuild take minutes.
-    if !options.lto
-        && options.profile.is_none()
-        && !cargo_build::runtime_compiled(&paths::target_dir())
-    {
+    if !options.lto && !cargo_build::runtime_compiled(&paths::target_dir()) {
         println!("{}", cargo_build::FIRST_BUILD_NOTE);
     }
     // Asked-for parts go to cargo's --features: the generated Cargo.toml keeps saying what the
@@ -323,26 +320,27 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
             println!("{}", cargo_build::LTO_BASE_NEW_NOTE);
         }
     }
-    match &profile {
-        Some(pgo::Pgo::Generate(_)) => println!("{PROFILE_GENERATE_NOTE}"),
-        Some(used @ pgo::Pgo::Use(file)) => {
-            if profile_was_there(used, &merged_before) {
-                println!(
-                    "Profile-guided optimisation (--profile-use) with {}, the profile of the last such build: the crates compiled with it are reused.",
-                    file.display()
-                );
-            } else {
-                println!(
-                    "Profile-guided optimisation (--profile-use) with {}, a new profile: every crate is compiled again with it (minutes).",
-                    file.display()
-                );
+    // With --lto every crate is compiled with the profile (it compiles every crate again
+    // anyway); without, the runtime and the gateway's crate, through micro-gw as rustc wrapper.
+    let profile = match profile {
+        Some(mode) => match profile_scope(options.lto) {
+            Ok(scope) => Some(pgo::ProfileGuided { mode, scope }),
+            Err(err) => {
+                println!("BUILD FAILED");
+                return Err(err);
             }
-        }
-        None => {}
+        },
+        None => None,
+    };
+    if let Some(profile) = &profile {
+        println!("{}", profile_note(profile, &merged_before));
     }
     let target_dir = match &profile {
-        Some(profile) => paths::target_dir().join(profile.target_subdir()),
-        None => paths::target_dir(),
+        Some(pgo::ProfileGuided {
+            mode,
+            scope: pgo::Scope::Whole,
+        }) => paths::target_dir().join(mode.target_subdir()),
+        _ => paths::target_dir(),
     };
     let cargo = CargoOptions {
         target_dir,
@@ -389,7 +387,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
         return Err(err);
     }
     // The gateway built with this profile is in place: earlier merges can go.
-    if let Some(pgo::Pgo::Use(file)) = &profile {
+    if let Some(pgo::Pgo::Use(file)) = profile.as_ref().map(|p| &p.mode) {
         pgo::remove_other_profiles(&profile_dir(&project), file);
     }
     drop(build_lock);
@@ -408,7 +406,11 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     for warning in &deploy.warnings {
         eprintln!("micro-gw: warning: {warning}");
     }
-    if matches!(profile, Some(pgo::Pgo::Generate(_))) && !deploy.written.is_empty() {
+    let instrumented = match profile.as_ref().map(|p| &p.mode) {
+        Some(pgo::Pgo::Generate(dir)) => Some(dir),
+        _ => None,
+    };
+    if instrumented.is_some() && !deploy.written.is_empty() {
         eprintln!("micro-gw: warning: the deployment artefacts hold the instrumented gateway (--profile-generate): build again without it before deploying");
     }
     let target = std::path::absolute(&target).unwrap_or(target);
@@ -418,7 +420,7 @@ pub fn run(options: &BuildOptions) -> anyhow::Result<()> {
     );
     println!("Target: {}", target.display());
     println!("(Use \"gateway {}\" to start it)", target.display());
-    if let Some(pgo::Pgo::Generate(dir)) = &profile {
+    if let Some(dir) = instrumented {
         println!(
             "This gateway is instrumented (--profile-generate): run it under representative traffic, stop it (Ctrl-C or SIGTERM) so it writes its profile to {}, then run \"micro-gw build {} --profile-use\". Do not deploy it: it is slower than a default build.",
             dir.display(),
@@ -478,8 +480,41 @@ fn attach_model(base: &Path, files: &[(&str, Vec<u8>)], target: &Path) -> anyhow
 /// and "twenty-eighth pass"), not the default only because of its first build's time.
 pub const LTO_DEPLOY_TIP: &str = "Tip: the gateway in these artefacts is not link-time optimised. For production, build with --lto: 2-12 % less CPU per request and about 2 MB less memory; its first build with these runtime parts takes minutes, later ones under a second.";
 
-/// Printed by `micro-gw build --profile-generate` before cargo starts.
-const PROFILE_GENERATE_NOTE: &str = "Profile-guided optimisation, step 1 (--profile-generate): an instrumented gateway; its first build compiles every crate again.";
+/// Which crates a profile-guided build compiles with the profile: every one with `--lto`,
+/// else the runtime and the gateway's crate, with this `micro-gw` as cargo's rustc wrapper.
+/// Errors: this executable's path is unknown (`std::env::current_exe`).
+fn profile_scope(lto: bool) -> anyhow::Result<pgo::Scope> {
+    if lto {
+        return Ok(pgo::Scope::Whole);
+    }
+    let exe = std::env::current_exe().context(
+        "finding micro-gw's own executable, which a profile-guided build runs as rustc wrapper to compile the runtime with the profile (or build with --lto, which compiles every crate with it)",
+    )?;
+    Ok(pgo::Scope::Runtime(exe))
+}
+
+/// The line printed before cargo starts for a profile-guided build: what is compiled with the
+/// profile and what that costs. `merged_before`: the file names in the project's profile
+/// directory before this build merged into it.
+fn profile_note(profile: &pgo::ProfileGuided, merged_before: &[std::ffi::OsString]) -> String {
+    let whole = profile.scope == pgo::Scope::Whole;
+    match &profile.mode {
+        pgo::Pgo::Generate(_) if whole => "Profile-guided optimisation, step 1 (--profile-generate --lto): an instrumented gateway; its first build compiles every crate again.".to_string(),
+        pgo::Pgo::Generate(_) => "Profile-guided optimisation, step 1 (--profile-generate): an instrumented gateway; the runtime is compiled again, instrumented (about a minute), every other crate is the default build's.".to_string(),
+        pgo::Pgo::Use(file) if profile_was_there(&profile.mode, merged_before) => format!(
+            "Profile-guided optimisation (--profile-use) with {}, the profile merged for an earlier build.",
+            file.display()
+        ),
+        pgo::Pgo::Use(file) if whole => format!(
+            "Profile-guided optimisation (--profile-use --lto) with {}, a new profile: every crate is compiled again with it (minutes).",
+            file.display()
+        ),
+        pgo::Pgo::Use(file) => format!(
+            "Profile-guided optimisation (--profile-use) with {}, a new profile: the runtime is compiled again with it (about a minute), every other crate is the default build's.",
+            file.display()
+        ),
+    }
+}
 
 /// Parses `conf/deployment-config.toml` (when present) so a wrong key or value stops the
 /// build with its file and line before anything is compiled.
