@@ -658,6 +658,19 @@ mod tests {
                 assert!(FEATURE_ROOTS.iter().any(|(name, _)| name == feature));
                 continue;
             }
+            if feature == crate::rustc_wrapper::FEATURE {
+                // Not a part either: `--profile-generate` and `--profile-use` turn it on for
+                // cargo, with the rustc wrapper. It compiles no crate of its own.
+                assert!(template.contains("\nprofile-guided = [\"mgw-runtime/profile-guided\"]"));
+                assert_eq!(
+                    runtime["features"][feature.as_str()],
+                    toml::Value::Array(Vec::new())
+                );
+                assert!(!RuntimeFeature::All
+                    .cargo_features()
+                    .contains(&feature.as_str()));
+                continue;
+            }
             // (Pins of its own may follow: `storage = ["mgw-runtime/storage", ...]`.)
             assert!(
                 template.contains(&format!("\n{feature} = [\"mgw-runtime/{feature}\"")),
