@@ -16,7 +16,7 @@
 //! crate compiled with a profile of the bench's own scenarios): a `get1k` request executes 21 %
 //! fewer instructions and misses the instruction cache about a third as often; "thirty-first
 //! pass" (the runtime alone, with a profile of other traffic): 7 % less CPU per `get1k` request
-//! than the default build, 0.94-0.95x nginx's.
+//! than the default build, 0.91-0.95x nginx's in three invocations.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
